@@ -1,0 +1,121 @@
+//! The dense layer `y = x·Wᵀ + b`, forward and backward side by side; the bias is added by the activation pass.
+
+use super::Real;
+use super::gemm::{matmul, n, t};
+use super::params::Params;
+
+/// A dense layer's shape and where its weight (`[out, in]`) and bias (`[out]`) live in [`Params`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Linear {
+    /// Inputs per row.
+    pub fan_in: usize,
+    /// Outputs per row.
+    pub fan_out: usize,
+    /// Offset of the weight.
+    pub w: usize,
+    /// Offset of the bias.
+    pub b: usize,
+}
+
+impl Linear {
+    /// Registers `name.weight` and `name.bias`.
+    pub fn new<T: Real>(params: &mut Params<T>, name: &str, fan_in: usize, fan_out: usize) -> Self {
+        let w = params.add(&format!("{name}.weight"), &[fan_out, fan_in]);
+        let b = params.add(&format!("{name}.bias"), &[fan_out]);
+        Linear {
+            fan_in,
+            fan_out,
+            w,
+            b,
+        }
+    }
+
+    /// The weight in `p`.
+    pub fn weight<'a, T>(&self, p: &'a [T]) -> &'a [T] {
+        &p[self.w..self.w + self.fan_in * self.fan_out]
+    }
+
+    /// The bias in `p`.
+    pub fn bias<'a, T>(&self, p: &'a [T]) -> &'a [T] {
+        &p[self.b..self.b + self.fan_out]
+    }
+
+    /// `y = x·Wᵀ` for `rows` rows (the bias comes with the activation, fused).
+    pub fn forward<T: Real>(&self, p: &[T], x: &[T], y: &mut [T], rows: usize) {
+        matmul(
+            y,
+            n(x),
+            t(self.weight(p)),
+            rows,
+            self.fan_out,
+            self.fan_in,
+            false,
+        );
+    }
+
+    /// Accumulates `dW += dyᵀ·x` and `db += Σ dy` into `g`, and sets `dx = dy·W` when asked.
+    pub fn backward<T: Real>(
+        &self,
+        p: &[T],
+        g: &mut [T],
+        x: &[T],
+        dy: &[T],
+        dx: Option<&mut [T]>,
+        rows: usize,
+    ) {
+        let (fi, fo) = (self.fan_in, self.fan_out);
+        if let Some(dx) = dx {
+            matmul(dx, n(dy), n(self.weight(p)), rows, fi, fo, false);
+        }
+        matmul(
+            &mut g[self.w..self.w + fi * fo],
+            t(dy),
+            n(x),
+            fo,
+            fi,
+            rows,
+            true,
+        );
+        let gb = &mut g[self.b..self.b + fo];
+        for row in dy[..rows * fo].chunks_exact(fo) {
+            for (acc, &d) in gb.iter_mut().zip(row) {
+                *acc += d;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::gradcheck::check_gradients;
+    use crate::core::init::linear_default;
+    use rand::SeedableRng;
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(7);
+        let mut params = Params::<f64>::default();
+        let layer = Linear::new(&mut params, "fc", 5, 3);
+        let (w, rest) = params.data.split_at_mut(layer.b);
+        linear_default(&mut w[layer.w..], rest, 5, &mut rng);
+        let rows = 4;
+        let x: Vec<f64> = (0..rows * 5).map(|i| (i as f64 * 0.37).sin()).collect();
+        let r: Vec<f64> = (0..rows * 3).map(|i| (i as f64 * 0.91).cos()).collect();
+        // Loss L = Σ r ⊙ (x·Wᵀ + b), whose gradient w.r.t. the output is r.
+        let loss = |p: &[f64], x: &[f64]| {
+            let mut y = vec![0.0; rows * 3];
+            layer.forward(p, x, &mut y, rows);
+            y.iter()
+                .zip(&r)
+                .enumerate()
+                .map(|(i, (y, r))| (y + p[layer.b + i % 3]) * r)
+                .sum::<f64>()
+        };
+        let mut dx = vec![0.0; rows * 5];
+        params.zero_grad();
+        layer.backward(&params.data, &mut params.grad, &x, &r, Some(&mut dx), rows);
+        check_gradients(&params.data, &params.grad, |p| loss(p, &x), "linear params");
+        check_gradients(&x, &dx, |x| loss(&params.data, x), "linear input");
+    }
+}

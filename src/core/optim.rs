@@ -1,0 +1,149 @@
+//! Optimisers over the flat parameter buffer, with PyTorch's update formulas.
+
+use super::Real;
+use super::params::Params;
+
+/// Updates parameters from their gradients.
+pub trait Optimizer<T: Real> {
+    /// Applies one update with learning rate `lr`.
+    fn step(&mut self, params: &mut Params<T>, lr: f64);
+}
+
+/// Adam (Kingma & Ba), as `torch.optim.Adam` without weight decay.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Adam<T> {
+    /// β₁.
+    pub beta1: f64,
+    /// β₂.
+    pub beta2: f64,
+    /// ε added to the denominator.
+    pub eps: f64,
+    /// Steps taken.
+    pub t: u64,
+    /// First moments.
+    #[serde(skip)]
+    pub m: Vec<T>,
+    /// Second moments.
+    #[serde(skip)]
+    pub v: Vec<T>,
+}
+
+impl<T: Real> Adam<T> {
+    /// PyTorch's defaults with the given ε.
+    pub fn new(len: usize, eps: f64) -> Self {
+        Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps,
+            t: 0,
+            m: vec![T::zero(); len],
+            v: vec![T::zero(); len],
+        }
+    }
+}
+
+impl<T: Real> Optimizer<T> for Adam<T> {
+    fn step(&mut self, params: &mut Params<T>, lr: f64) {
+        self.t += 1;
+        let bc1 = 1.0 - self.beta1.powi(self.t as i32);
+        let bc2 = 1.0 - self.beta2.powi(self.t as i32);
+        let (b1, b2) = (T::c(self.beta1), T::c(self.beta2));
+        let (one_b1, one_b2) = (T::c(1.0 - self.beta1), T::c(1.0 - self.beta2));
+        let step = T::c(lr / bc1);
+        let inv_sqrt_bc2 = T::c(1.0 / bc2.sqrt());
+        let eps = T::c(self.eps);
+        let iter = params
+            .data
+            .iter_mut()
+            .zip(&params.grad)
+            .zip(self.m.iter_mut().zip(self.v.iter_mut()));
+        for ((p, &g), (m, v)) in iter {
+            *m = b1 * *m + one_b1 * g;
+            *v = b2 * *v + one_b2 * g * g;
+            *p -= step * *m / (v.sqrt() * inv_sqrt_bc2 + eps);
+        }
+    }
+}
+
+/// Plain stochastic gradient descent with optional momentum, as `torch.optim.SGD`.
+#[derive(Debug, Clone)]
+pub struct Sgd<T> {
+    /// Momentum factor (0 for none).
+    pub momentum: f64,
+    /// Velocity buffer.
+    pub velocity: Vec<T>,
+}
+
+impl<T: Real> Sgd<T> {
+    /// SGD over `len` parameters.
+    pub fn new(len: usize, momentum: f64) -> Self {
+        Sgd {
+            momentum,
+            velocity: vec![T::zero(); len],
+        }
+    }
+}
+
+impl<T: Real> Optimizer<T> for Sgd<T> {
+    fn step(&mut self, params: &mut Params<T>, lr: f64) {
+        let lr = T::c(lr);
+        if self.momentum == 0.0 {
+            params
+                .data
+                .iter_mut()
+                .zip(&params.grad)
+                .for_each(|(p, &g)| *p -= lr * g);
+            return;
+        }
+        let mu = T::c(self.momentum);
+        for ((p, &g), b) in params
+            .data
+            .iter_mut()
+            .zip(&params.grad)
+            .zip(self.velocity.iter_mut())
+        {
+            *b = mu * *b + g;
+            *p -= lr * *b;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adam_first_steps_match_pytorch_formula() {
+        let mut p = Params::<f64>::default();
+        p.add("x", &[2]);
+        p.data.copy_from_slice(&[1.0, -2.0]);
+        let mut adam = Adam::new(2, 1e-8);
+        p.grad.copy_from_slice(&[0.5, -0.25]);
+        adam.step(&mut p, 0.1);
+        // The first step moves each parameter by lr·sign(g) (up to ε).
+        assert!(
+            (p.data[0] - 0.9).abs() < 1e-6 && (p.data[1] + 1.9).abs() < 1e-6,
+            "{:?}",
+            p.data
+        );
+        p.grad.copy_from_slice(&[0.5, -0.25]);
+        adam.step(&mut p, 0.1);
+        assert!(
+            (p.data[0] - 0.8).abs() < 1e-6,
+            "constant gradients keep unit steps"
+        );
+    }
+
+    #[test]
+    fn sgd_minimises_a_quadratic() {
+        let mut p = Params::<f64>::default();
+        p.add("x", &[1]);
+        p.data[0] = 3.0;
+        let mut sgd = Sgd::new(1, 0.9);
+        for _ in 0..200 {
+            p.grad[0] = 2.0 * p.data[0];
+            sgd.step(&mut p, 0.05);
+        }
+        assert!(p.data[0].abs() < 1e-3);
+    }
+}

@@ -1,0 +1,134 @@
+//! Minibatches: seeded shuffling, and pixels as f32 with optional binarisation.
+
+use super::dataset::Dataset;
+use rand::RngExt;
+use rand::seq::SliceRandom;
+
+/// How pixel intensities become targets.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Binarize {
+    /// Continuous intensities in [0, 1], as the PyTorch example.
+    None,
+    /// A fresh Bernoulli sample every time an image is seen, as in the IWAE paper.
+    Dynamic,
+    /// One fixed Bernoulli sample per image, drawn once from the seed.
+    Static,
+}
+
+impl std::fmt::Display for Binarize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Binarize::None => "none",
+            Binarize::Dynamic => "dynamic",
+            Binarize::Static => "static",
+        })
+    }
+}
+
+/// Replaces every pixel by a Bernoulli sample of its intensity (0 or 255), once.
+pub fn binarize_static(ds: &mut Dataset, rng: &mut impl rand::Rng) {
+    for p in ds.images.iter_mut() {
+        let u: f32 = rng.random();
+        *p = if u < *p as f32 / 255.0 { 255 } else { 0 };
+    }
+}
+
+/// Cuts a dataset into minibatches of f32 pixels.
+#[derive(Debug, Clone, Copy)]
+pub struct Batcher {
+    /// Images per batch; the last batch of an epoch may be smaller.
+    pub batch_size: usize,
+    /// Dynamic binarisation draws targets per batch; other modes copy intensities.
+    pub binarize: Binarize,
+}
+
+impl Batcher {
+    /// A shuffled order of `0..n` for one epoch.
+    pub fn epoch_order(&self, n: usize, rng: &mut impl rand::Rng) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(rng);
+        order
+    }
+
+    /// Writes the images `idx` of `ds` into `out` (`idx.len() * dim` values).
+    pub fn fill(&self, ds: &Dataset, idx: &[usize], rng: &mut impl rand::Rng, out: &mut [f32]) {
+        let d = ds.dim();
+        for (row, &i) in out.chunks_exact_mut(d).zip(idx) {
+            let src = ds.image(i);
+            match self.binarize {
+                Binarize::Dynamic => {
+                    for (o, &p) in row.iter_mut().zip(src) {
+                        let u: f32 = rng.random();
+                        *o = if u < p as f32 * (1.0 / 255.0) {
+                            1.0
+                        } else {
+                            0.0
+                        };
+                    }
+                }
+                Binarize::None | Binarize::Static => {
+                    for (o, &p) in row.iter_mut().zip(src) {
+                        *o = p as f32 / 255.0;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn toy() -> Dataset {
+        Dataset {
+            images: (0..40).map(|i| (i * 6) as u8).collect(),
+            labels: (0..10).collect(),
+            rows: 2,
+            cols: 2,
+        }
+    }
+
+    #[test]
+    fn shuffling_is_seeded_and_a_permutation() {
+        let b = Batcher {
+            batch_size: 3,
+            binarize: Binarize::None,
+        };
+        let o1 = b.epoch_order(10, &mut rand_pcg::Pcg64Mcg::seed_from_u64(3));
+        let o2 = b.epoch_order(10, &mut rand_pcg::Pcg64Mcg::seed_from_u64(3));
+        assert_eq!(o1, o2);
+        let mut s = o1.clone();
+        s.sort();
+        assert_eq!(s, (0..10).collect::<Vec<_>>());
+        assert_ne!(o1, (0..10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn binarisation_modes() {
+        let ds = toy();
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(1);
+        let mut out = vec![0.0; 8];
+        let b = Batcher {
+            batch_size: 2,
+            binarize: Binarize::None,
+        };
+        b.fill(&ds, &[0, 9], &mut rng, &mut out);
+        assert_eq!(out[1], 6.0 / 255.0);
+        assert_eq!(out[7], 234.0 / 255.0);
+        let b = Batcher {
+            batch_size: 2,
+            binarize: Binarize::Dynamic,
+        };
+        b.fill(&ds, &[0, 9], &mut rng, &mut out);
+        assert!(out.iter().all(|&v| v == 0.0 || v == 1.0));
+        assert_eq!(out[0], 0.0, "a black pixel never turns on");
+        let mut ds2 = toy();
+        binarize_static(&mut ds2, &mut rng);
+        assert!(ds2.images.iter().all(|&p| p == 0 || p == 255));
+    }
+}

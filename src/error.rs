@@ -1,0 +1,71 @@
+//! Typed errors for everything a user can get wrong: files, flags, shapes, runs.
+
+use std::path::PathBuf;
+
+/// Every failure elbo reports to a user, each with what went wrong and where.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file involved.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// An IDX file is malformed.
+    #[error("{path}: not a valid IDX file: {reason}")]
+    Idx {
+        /// The file involved.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A dataset name is unknown.
+    #[error("unknown dataset '{0}': choose one of mnist, fashion-mnist, kmnist")]
+    UnknownDataset(String),
+    /// A download failed or did not match its checksum.
+    #[error("download of {url} failed: {reason}")]
+    Download {
+        /// The address tried.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A checkpoint or run directory is unusable.
+    #[error("{path}: {reason}")]
+    Checkpoint {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A user-supplied setting is impossible.
+    #[error("{0}")]
+    Config(String),
+    /// Training produced a non-finite loss or gradient.
+    #[error(
+        "training diverged at epoch {epoch}, step {step}: the loss became {value} (learning rate too high? try a smaller --lr); the last good checkpoint is kept"
+    )]
+    Diverged {
+        /// The epoch (1-based) in which it happened.
+        epoch: usize,
+        /// The step within the epoch.
+        step: usize,
+        /// The offending value.
+        value: f64,
+    },
+}
+
+/// Result with elbo's error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! elbo: variational autoencoders on MNIST-like data, with a small numeric core built for exactly what VAEs need.
+//!
+//! Data flows one way: [`data`] → batches → [`model`] → objective → optimiser ([`core`]); [`train`] drives it and
+//! writes checkpoints that [`eval`] and [`figures`] only read.
+
+pub mod core;
+pub mod data;
+pub mod error;
+pub mod model;
+
+pub use error::{Error, Result};
