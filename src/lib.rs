@@ -3,9 +3,14 @@
 //! Data flows one way: [`data`] → batches → [`model`] → objective → optimiser ([`core`]); [`train`] drives it and
 //! writes checkpoints that [`eval`] and [`figures`] only read.
 
+pub mod cli;
 pub mod core;
 pub mod data;
 pub mod error;
+pub mod eval;
+pub mod figures;
+pub mod fsutil;
 pub mod model;
+pub mod train;
 
 pub use error::{Error, Result};

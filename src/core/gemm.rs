@@ -111,7 +111,7 @@ pub fn matmul<T: Real>(
         }
     };
     let parts = threads::count();
-    if parts <= 1 || m * n * k < PARALLEL_MIN_MACS {
+    if parts <= 1 || m * n * k < PARALLEL_MIN_MACS || threads::is_serial() {
         call(0, m, 0, n);
         return;
     }

@@ -26,3 +26,20 @@ pub fn init(n: usize) -> usize {
 pub fn count() -> usize {
     *THREADS.get().unwrap_or(&1)
 }
+
+thread_local! {
+    static SERIAL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with products kept on this thread: for callers that already spread work over the pool.
+pub fn serial<R>(f: impl FnOnce() -> R) -> R {
+    let before = SERIAL.with(|s| s.replace(true));
+    let r = f();
+    SERIAL.with(|s| s.set(before));
+    r
+}
+
+/// Whether this thread is inside [`serial`].
+pub fn is_serial() -> bool {
+    SERIAL.with(|s| s.get())
+}

@@ -62,6 +62,7 @@ pub struct Vae<T> {
 pub struct Workspace<T> {
     rows: usize,
     samples: usize,
+    max_samples: usize,
     enc: Vec<Vec<T>>,
     /// `[rows, 2·latent]`: μ then log σ² per row.
     pub head: Vec<T>,
@@ -90,6 +91,16 @@ impl<T: Real> Workspace<T> {
     /// Latent draws per image.
     pub fn samples(&self) -> usize {
         self.samples
+    }
+
+    /// Uses `s` draws per image from now on; at most the number the workspace was made for.
+    pub fn set_samples(&mut self, s: usize) {
+        assert!(
+            s >= 1 && s <= self.max_samples,
+            "{s} samples exceed the workspace's {}",
+            self.max_samples
+        );
+        self.samples = s;
     }
 }
 
@@ -163,6 +174,7 @@ impl<T: Real> Vae<T> {
         Workspace {
             rows,
             samples,
+            max_samples: samples,
             enc: self
                 .config
                 .hidden
@@ -273,16 +285,25 @@ impl<T: Real> Vae<T> {
         }
     }
 
-    /// The negative ELBO of `rows` images with the draws already in `ws.eps`; with `backward`, accumulates its
-    /// gradient (of Σ recon + β·KL) into `params.grad`.
-    pub fn forward_backward(
+    /// The negative ELBO of `rows` images with the draws already in `ws.eps`, without gradients.
+    pub fn loss(&self, x: &[T], rows: usize, ws: &mut Workspace<T>) -> BatchStats {
+        self.forward(x, rows, ws, false)
+    }
+
+    /// The negative ELBO as [`Vae::loss`], accumulating the gradient of Σ recon + β·KL into `params.grad`.
+    pub fn loss_and_grad(
         &mut self,
         x: &[T],
         rows: usize,
         beta: f64,
         ws: &mut Workspace<T>,
-        backward: bool,
     ) -> BatchStats {
+        let stats = self.forward(x, rows, ws, true);
+        self.backward(x, rows, beta, ws);
+        stats
+    }
+
+    fn forward(&self, x: &[T], rows: usize, ws: &mut Workspace<T>, grad: bool) -> BatchStats {
         let (zd, s) = (self.config.latent, ws.samples);
         let n = rows * s;
         self.encode(x, rows, ws);
@@ -296,12 +317,9 @@ impl<T: Real> Vae<T> {
         );
         self.decode(n, ws);
         let inv_s = T::one() / T::c(s as f64);
-        self.likelihood(x, rows, ws, backward.then_some(inv_s));
+        self.likelihood(x, rows, ws, grad.then_some(inv_s));
         let recon: f64 = ws.nll[..n].iter().map(|v| v.f64()).sum::<f64>() / s as f64;
         let kl: f64 = ws.kl[..rows].iter().map(|v| v.f64()).sum();
-        if backward {
-            self.backward(x, rows, beta, ws);
-        }
         BatchStats { recon, kl, n: rows }
     }
 
@@ -475,7 +493,7 @@ mod tests {
             vae.draw_eps(rows, &mut ws, &mut rand_pcg::Pcg64Mcg::seed_from_u64(9));
             let eps = ws.eps.clone();
             vae.params.zero_grad();
-            vae.forward_backward(&x, rows, beta, &mut ws, true);
+            vae.loss_and_grad(&x, rows, beta, &mut ws);
             let grad = vae.params.grad.clone();
             let data = vae.params.data.clone();
             let loss = |p: &[f64]| {
@@ -483,7 +501,7 @@ mod tests {
                 m.params.data.copy_from_slice(p);
                 let mut ws = m.workspace(4, samples);
                 ws.eps.copy_from_slice(&eps);
-                let st = m.forward_backward(&x, rows, beta, &mut ws, false);
+                let st = m.loss(&x, rows, &mut ws);
                 st.recon + beta * st.kl
             };
             check_gradients(
@@ -547,7 +565,7 @@ mod tests {
         let mut elbo = 0.0;
         for _ in 0..4000 {
             vae.draw_eps(1, &mut ws, &mut rng);
-            let st = vae.forward_backward(&x, 1, 1.0, &mut ws, false);
+            let st = vae.loss(&x, 1, &mut ws);
             elbo -= st.recon + st.kl;
         }
         elbo /= 4000.0;

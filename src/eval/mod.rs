@@ -1,0 +1,139 @@
+//! Evaluation from checkpoints: the ELBO, and log p(x) by importance sampling as papers report it.
+
+use crate::core::ops::log_sum_exp;
+use crate::data::{Batcher, Binarize, Dataset};
+use crate::model::{BatchStats, Vae, Workspace};
+use rand::SeedableRng;
+use rayon::prelude::*;
+
+/// Images per batch when evaluating the ELBO.
+const EVAL_BATCH: usize = 500;
+/// Decoder rows per importance-sampling chunk: large enough for efficient products, small enough for cache.
+const CHUNK_ROWS: usize = 2048;
+
+/// Reusable buffers for ELBO evaluation.
+pub struct EvalBuffers {
+    ws: Workspace<f32>,
+    x: Vec<f32>,
+}
+
+fn pixels(ds: &Dataset, idx: &[usize], out: &mut [f32]) {
+    let copy = Batcher {
+        batch_size: idx.len(),
+        binarize: Binarize::None,
+    };
+    // Binarize::None copies intensities, so the RNG is never used.
+    copy.fill(ds, idx, &mut rand_pcg::Pcg64Mcg::seed_from_u64(0), out);
+}
+
+impl EvalBuffers {
+    /// Buffers sized for `vae`.
+    pub fn new(vae: &Vae<f32>) -> Self {
+        EvalBuffers {
+            ws: vae.workspace(EVAL_BATCH, 1),
+            x: vec![0.0; EVAL_BATCH * vae.config.input_dim()],
+        }
+    }
+
+    /// One-sample Monte-Carlo −ELBO of the whole dataset, with draws from `seed`.
+    pub fn elbo(&mut self, vae: &Vae<f32>, ds: &Dataset, seed: u64) -> BatchStats {
+        let d = ds.dim();
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
+        let mut total = BatchStats::default();
+        let all: Vec<usize> = (0..ds.len()).collect();
+        for idx in all.chunks(EVAL_BATCH) {
+            let rows = idx.len();
+            pixels(ds, idx, &mut self.x[..rows * d]);
+            vae.draw_eps(rows, &mut self.ws, &mut rng);
+            total.add(vae.loss(&self.x[..rows * d], rows, &mut self.ws));
+        }
+        total
+    }
+}
+
+/// Result of an importance-sampled evaluation, per image in nats.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct LikelihoodEstimate {
+    /// The ELBO (mean log importance weight over all draws).
+    pub elbo: f64,
+    /// −ELBO.
+    pub neg_elbo: f64,
+    /// Estimated −log p(x): −log (1/K) Σ_k p(x, z_k)/q(z_k|x), averaged over images.
+    pub nll: f64,
+    /// Importance samples per image.
+    pub k: usize,
+    /// Images evaluated.
+    pub n: usize,
+}
+
+/// Estimates log p(x) with `k` importance samples per image, streaming over chunks of samples so memory
+/// does not grow with `k`, and spreading image groups over the worker pool. Deterministic for a seed.
+pub fn estimate_log_likelihood(
+    vae: &Vae<f32>,
+    ds: &Dataset,
+    k: usize,
+    seed: u64,
+    on_progress: &(dyn Fn(usize) + Sync),
+) -> LikelihoodEstimate {
+    let d = ds.dim();
+    let per_chunk = k.clamp(1, CHUNK_ROWS);
+    let images = (CHUNK_ROWS / per_chunk).max(1);
+    let groups: Vec<Vec<usize>> = (0..ds.len())
+        .collect::<Vec<_>>()
+        .chunks(images)
+        .map(|c| c.to_vec())
+        .collect();
+    let results: Vec<(f64, f64)> = groups
+        .par_iter()
+        .enumerate()
+        .map(|(g, idx)| {
+            crate::core::threads::serial(|| {
+                let rows = idx.len();
+                let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(
+                    seed ^ (g as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                );
+                let mut ws = vae.workspace(rows, per_chunk);
+                let mut x = vec![0.0; rows * d];
+                pixels(ds, idx, &mut x);
+                let mut lw = vec![0.0; rows * per_chunk];
+                // Running log-sum-exp per image: (max, Σ exp(w − max)), and Σ w for the ELBO.
+                let mut acc = vec![(f64::NEG_INFINITY, 0.0f64, 0.0f64); rows];
+                let mut done = 0;
+                while done < k {
+                    let s = per_chunk.min(k - done);
+                    ws.set_samples(s);
+                    vae.draw_eps(rows, &mut ws, &mut rng);
+                    vae.log_weights(&x, rows, &mut ws, &mut lw);
+                    for (b, a) in acc.iter_mut().enumerate() {
+                        let w = &lw[b * s..(b + 1) * s];
+                        let m = w.iter().cloned().fold(a.0, f64::max);
+                        let rescale = if a.0.is_finite() {
+                            (a.0 - m).exp()
+                        } else {
+                            0.0
+                        };
+                        a.1 = a.1 * rescale + w.iter().map(|v| (v - m).exp()).sum::<f64>();
+                        a.0 = m;
+                        a.2 += w.iter().sum::<f64>();
+                    }
+                    done += s;
+                }
+                on_progress(rows);
+                let ll: f64 = acc.iter().map(|a| a.0 + a.1.ln() - (k as f64).ln()).sum();
+                let elbo: f64 = acc.iter().map(|a| a.2 / k as f64).sum();
+                (ll, elbo)
+            })
+        })
+        .collect();
+    let n = ds.len().max(1) as f64;
+    let ll: f64 = results.iter().map(|r| r.0).sum::<f64>() / n;
+    let elbo: f64 = results.iter().map(|r| r.1).sum::<f64>() / n;
+    let _ = log_sum_exp;
+    LikelihoodEstimate {
+        elbo,
+        neg_elbo: -elbo,
+        nll: -ll,
+        k,
+        n: ds.len(),
+    }
+}

@@ -1,0 +1,58 @@
+//! Writing files so that a crash never leaves a half-written one: temp file, fsync, rename.
+
+use crate::error::{Error, Result};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Writes `bytes` to `path` atomically: readers see the old file or the new one, never a mix.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        return Err(Error::Config(format!(
+            "cannot write {}: folder {} does not exist",
+            path.display(),
+            dir.display()
+        )));
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        // Make the rename itself durable.
+        if let Ok(d) = std::fs::File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}
+
+/// Refuses to replace an existing output file unless `force` is set.
+pub fn check_output(path: &Path, force: bool) -> Result<()> {
+    if path.exists() && !force {
+        return Err(Error::Config(format!(
+            "{} already exists; pass --force to overwrite it",
+            path.display()
+        )));
+    }
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() && !p.is_dir() => Err(Error::Config(format!(
+            "cannot write {}: folder {} does not exist",
+            path.display(),
+            p.display()
+        ))),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,249 @@
+//! Checkpoints: weights, optimiser moments, RNG states, epoch and metric history in one safetensors file.
+//!
+//! One file per checkpoint so that a single atomic rename publishes all of it. The previous checkpoint is
+//! kept beside the newest as a fallback.
+
+use super::config::RunConfig;
+use super::metrics::EpochMetrics;
+use crate::core::{Adam, Params};
+use crate::error::{Error, Result};
+use crate::fsutil::write_atomic;
+use crate::model::Vae;
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// File name of the newest checkpoint in a run directory.
+pub const CHECKPOINT: &str = "checkpoint.safetensors";
+/// File name of the one before it.
+pub const PREVIOUS: &str = "checkpoint.prev.safetensors";
+const FORMAT: &str = "elbo-checkpoint-1";
+
+/// Everything besides the tensors needed to continue a run exactly.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct TrainState {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Adam steps taken.
+    pub adam_t: u64,
+    /// RNG for shuffling and dynamic binarisation.
+    pub data_rng: rand_pcg::Pcg64Mcg,
+    /// RNG for the reparameterisation noise.
+    pub noise_rng: rand_pcg::Pcg64Mcg,
+    /// Metrics of every completed epoch.
+    pub history: Vec<EpochMetrics>,
+}
+
+/// A loaded checkpoint.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    /// The run's configuration.
+    pub config: RunConfig,
+    /// The model with its weights.
+    pub vae: Vae<f32>,
+    /// Adam's moments.
+    pub adam: Adam<f32>,
+    /// Counters and RNGs.
+    pub state: TrainState,
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Serialises a checkpoint to bytes.
+pub fn to_bytes(
+    config: &RunConfig,
+    params: &Params<f32>,
+    adam: &Adam<f32>,
+    state: &TrainState,
+) -> Result<Vec<u8>> {
+    let mut buffers: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for spec in &params.specs {
+        let r = spec.range();
+        buffers.push((
+            spec.name.clone(),
+            spec.shape.clone(),
+            f32_bytes(&params.data[r.clone()]),
+        ));
+        if !adam.m.is_empty() {
+            buffers.push((
+                format!("optimizer.m.{}", spec.name),
+                spec.shape.clone(),
+                f32_bytes(&adam.m[r.clone()]),
+            ));
+            buffers.push((
+                format!("optimizer.v.{}", spec.name),
+                spec.shape.clone(),
+                f32_bytes(&adam.v[r]),
+            ));
+        }
+    }
+    let views: Vec<(String, TensorView<'_>)> = buffers
+        .iter()
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                TensorView::new(Dtype::F32, s.clone(), b).expect("shape matches bytes"),
+            )
+        })
+        .collect();
+    let json = |v: &dyn erased::Json| v.to_json();
+    let mut meta = HashMap::new();
+    meta.insert("format".to_string(), FORMAT.to_string());
+    meta.insert("config".to_string(), json(config)?);
+    meta.insert("state".to_string(), json(state)?);
+    safetensors::serialize(views, Some(meta))
+        .map_err(|e| Error::Config(format!("cannot serialise checkpoint: {e}")))
+}
+
+mod erased {
+    /// Serialises any config or state to a JSON string.
+    pub trait Json {
+        fn to_json(&self) -> crate::Result<String>;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn to_json(&self) -> crate::Result<String> {
+            serde_json::to_string(self).map_err(|e| crate::Error::Config(e.to_string()))
+        }
+    }
+}
+
+/// Writes a checkpoint into `dir` atomically, keeping the previous one as [`PREVIOUS`].
+pub fn save(
+    dir: &Path,
+    config: &RunConfig,
+    params: &Params<f32>,
+    adam: &Adam<f32>,
+    state: &TrainState,
+) -> Result<()> {
+    let bytes = to_bytes(config, params, adam, state)?;
+    let path = dir.join(CHECKPOINT);
+    if path.exists() {
+        std::fs::rename(&path, dir.join(PREVIOUS)).map_err(|e| Error::io(&path, e))?;
+    }
+    write_atomic(&path, &bytes)
+}
+
+/// Parses checkpoint bytes; `path` names the file in errors.
+pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
+    let bad = |reason: String| Error::Checkpoint {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let (_, metadata) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| bad(format!("not a safetensors file ({e})")))?;
+    let meta = metadata.metadata().clone().unwrap_or_default();
+    if meta.get("format").map(String::as_str) != Some(FORMAT) {
+        return Err(bad(format!(
+            "not an elbo checkpoint (expected format {FORMAT})"
+        )));
+    }
+    let get = |k: &str| {
+        meta.get(k)
+            .ok_or_else(|| bad(format!("metadata has no '{k}'")))
+    };
+    let config: RunConfig = serde_json::from_str(get("config")?)
+        .map_err(|e| bad(format!("bad config in metadata: {e}")))?;
+    config
+        .validate()
+        .map_err(|e| bad(format!("impossible config in metadata: {e}")))?;
+    let state: TrainState = serde_json::from_str(get("state")?)
+        .map_err(|e| bad(format!("bad training state in metadata: {e}")))?;
+    let tensors =
+        SafeTensors::deserialize(bytes).map_err(|e| bad(format!("corrupted tensors ({e})")))?;
+    let mut vae = Vae::<f32>::uninit(config.model.clone());
+    let mut adam = Adam::new(vae.params.len(), config.train.adam_eps);
+    adam.t = state.adam_t;
+    let specs = vae.params.specs.clone();
+    let read = |name: &str, shape: &[usize], out: &mut [f32]| -> Result<()> {
+        let t = tensors.tensor(name).map_err(|_| {
+            bad(format!(
+                "tensor '{name}' is missing: the checkpoint is from another architecture or damaged"
+            ))
+        })?;
+        if t.dtype() != Dtype::F32 || t.shape() != shape {
+            return Err(bad(format!(
+                "tensor '{name}' is {:?} {:?}, the config needs F32 {shape:?}: the checkpoint is from another architecture",
+                t.dtype(),
+                t.shape()
+            )));
+        }
+        for (o, c) in out.iter_mut().zip(t.data().chunks_exact(4)) {
+            *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        }
+        if out.iter().any(|v| !v.is_finite()) {
+            return Err(bad(format!("tensor '{name}' holds NaN or infinite values")));
+        }
+        Ok(())
+    };
+    for spec in &specs {
+        let r = spec.range();
+        read(&spec.name, &spec.shape, &mut vae.params.data[r.clone()])?;
+        if state.adam_t > 0 {
+            read(
+                &format!("optimizer.m.{}", spec.name),
+                &spec.shape,
+                &mut adam.m[r.clone()],
+            )?;
+            read(
+                &format!("optimizer.v.{}", spec.name),
+                &spec.shape,
+                &mut adam.v[r],
+            )?;
+        }
+    }
+    if tensors.len() > specs.len() * 3 {
+        return Err(bad(
+            "holds tensors the config does not describe: another architecture?".into(),
+        ));
+    }
+    Ok(Checkpoint {
+        config,
+        vae,
+        adam,
+        state,
+    })
+}
+
+/// Loads the newest readable checkpoint of a run, falling back to the previous one with a message.
+pub fn load_run(dir: &Path) -> Result<Checkpoint> {
+    if !dir.is_dir() {
+        return Err(Error::Checkpoint {
+            path: dir.to_path_buf(),
+            reason: "no such run directory".into(),
+        });
+    }
+    let newest = dir.join(CHECKPOINT);
+    let previous = dir.join(PREVIOUS);
+    let first = load_file(&newest);
+    match first {
+        Ok(c) => Ok(c),
+        Err(e) if previous.exists() => {
+            let c = load_file(&previous).map_err(|_| e.clone_msg())?;
+            eprintln!(
+                "elbo: warning: {e}; using the previous checkpoint {}",
+                previous.display()
+            );
+            Ok(c)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn load_file(path: &PathBuf) -> Result<Checkpoint> {
+    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::Checkpoint {
+            path: path.clone(),
+            reason: "no checkpoint here: is this a run directory written by 'elbo train'?".into(),
+        },
+        _ => Error::io(path, e),
+    })?;
+    from_bytes(&bytes, path)
+}
+
+impl Error {
+    fn clone_msg(&self) -> Error {
+        Error::Config(self.to_string())
+    }
+}

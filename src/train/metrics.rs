@@ -1,0 +1,67 @@
+//! Per-epoch metrics and `metrics.csv`.
+
+use crate::error::Result;
+use crate::fsutil::write_atomic;
+use crate::model::BatchStats;
+use std::path::Path;
+
+/// Per-image −ELBO, reconstruction and KL of one split.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SplitMetrics {
+    /// −ELBO in nats per image.
+    pub neg_elbo: f64,
+    /// Reconstruction term in nats per image.
+    pub recon: f64,
+    /// KL in nats per image.
+    pub kl: f64,
+}
+
+impl From<BatchStats> for SplitMetrics {
+    fn from(s: BatchStats) -> Self {
+        SplitMetrics {
+            neg_elbo: s.neg_elbo(),
+            recon: s.recon_per_image(),
+            kl: s.kl_per_image(),
+        }
+    }
+}
+
+/// One row of `metrics.csv`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EpochMetrics {
+    /// Epoch number, from 1.
+    pub epoch: usize,
+    /// Averages over the epoch's training batches.
+    pub train: SplitMetrics,
+    /// On the test set after the epoch.
+    pub test: SplitMetrics,
+    /// On the validation split, when there is one.
+    pub validation: Option<SplitMetrics>,
+    /// Training time of the epoch in seconds (evaluation excluded).
+    pub seconds: f64,
+}
+
+/// Writes all rows as `metrics.csv`, atomically.
+pub fn write_csv(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
+    let mut s = String::from(
+        "epoch,train_neg_elbo,train_recon,train_kl,test_neg_elbo,test_recon,test_kl,seconds,val_neg_elbo,val_recon,val_kl\n",
+    );
+    for r in rows {
+        let v = r.validation.map_or(",,".to_string(), |v| {
+            format!("{:.6},{:.6},{:.6}", v.neg_elbo, v.recon, v.kl)
+        });
+        s.push_str(&format!(
+            "{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.4},{}\n",
+            r.epoch,
+            r.train.neg_elbo,
+            r.train.recon,
+            r.train.kl,
+            r.test.neg_elbo,
+            r.test.recon,
+            r.test.kl,
+            r.seconds,
+            v
+        ));
+    }
+    write_atomic(path, s.as_bytes())
+}

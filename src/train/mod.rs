@@ -1,0 +1,245 @@
+//! Training: the epoch loop, per-epoch evaluation, checkpoints and metrics.
+
+pub mod checkpoint;
+pub mod config;
+pub mod metrics;
+
+pub use checkpoint::{Checkpoint, TrainState, load_run};
+pub use config::{RunConfig, TrainConfig};
+pub use metrics::{EpochMetrics, SplitMetrics};
+
+use crate::core::{Adam, Optimizer, threads};
+use crate::data::batch::binarize_static;
+use crate::data::{Batcher, Binarize, Dataset, load_dataset, resolve_data_dir};
+use crate::error::{Error, Result};
+use crate::eval;
+use crate::model::{BatchStats, Vae};
+use rand::SeedableRng;
+use std::path::Path;
+use std::time::Instant;
+
+/// Salts that derive independent RNG streams from the run's one seed.
+const DATA_SALT: u64 = 0x0da7_a000;
+const NOISE_SALT: u64 = 0x0015_e000;
+const STATIC_SALT: u64 = 0x57a7_1c00;
+const TEST_SALT: u64 = 0x7e57_0000;
+
+/// The data a run sees, prepared as its config says.
+#[derive(Debug, Clone)]
+pub struct Splits {
+    /// Training images (limited, binarised if static).
+    pub train: Dataset,
+    /// Held-out training images, if any.
+    pub validation: Option<Dataset>,
+    /// Test images (binarised once, with a fixed seed, when training binarises).
+    pub test: Dataset,
+}
+
+/// Loads a run's data: dataset, `--limit`, validation split, and binarisation.
+pub fn load_splits(cfg: &RunConfig, data_dir: Option<&Path>) -> Result<Splits> {
+    let t = &cfg.train;
+    let dir = resolve_data_dir(t.dataset, data_dir);
+    let (mut train, mut test) = load_dataset(t.dataset, &dir)?;
+    if (train.rows, train.cols) != (cfg.model.rows, cfg.model.cols) {
+        return Err(Error::Config(format!(
+            "{} images are {}x{}, the model expects {}x{}",
+            t.dataset, train.rows, train.cols, cfg.model.rows, cfg.model.cols
+        )));
+    }
+    if let Some(n) = t.limit {
+        train = train.truncated(n);
+    }
+    let validation = if t.validation > 0 {
+        if t.validation >= train.len() {
+            return Err(Error::Config(format!(
+                "--validation {} leaves no training images out of {}",
+                t.validation,
+                train.len()
+            )));
+        }
+        Some(train.split_off(t.validation))
+    } else {
+        None
+    };
+    let mut validation = validation;
+    if t.binarize != Binarize::None {
+        // Evaluation data is binarised once, so every epoch and every command scores the same targets.
+        binarize_static(
+            &mut test,
+            &mut rand_pcg::Pcg64Mcg::seed_from_u64(t.seed ^ TEST_SALT),
+        );
+        if let Some(v) = validation.as_mut() {
+            binarize_static(
+                v,
+                &mut rand_pcg::Pcg64Mcg::seed_from_u64(t.seed ^ TEST_SALT ^ 1),
+            );
+        }
+    }
+    if t.binarize == Binarize::Static {
+        binarize_static(
+            &mut train,
+            &mut rand_pcg::Pcg64Mcg::seed_from_u64(t.seed ^ STATIC_SALT),
+        );
+    }
+    Ok(Splits {
+        train,
+        validation,
+        test,
+    })
+}
+
+/// How a training run starts.
+pub enum Start {
+    /// A new run from a config.
+    New(RunConfig),
+    /// Continuing from a checkpoint, optionally to a new total of epochs.
+    Resume(Box<Checkpoint>, Option<usize>),
+}
+
+/// Runtime options that do not change results.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainOptions {
+    /// Show a progress bar.
+    pub progress: bool,
+    /// Print a line per epoch.
+    pub verbose: bool,
+}
+
+/// Trains, writing a checkpoint and `metrics.csv` after every epoch; returns the metric history.
+pub fn train(
+    run_dir: &Path,
+    data_dir: Option<&Path>,
+    start: Start,
+    opts: TrainOptions,
+) -> Result<Vec<EpochMetrics>> {
+    let (cfg, mut vae, mut adam, mut state) = match start {
+        Start::New(cfg) => {
+            cfg.validate()?;
+            let seed = cfg.train.seed;
+            let vae = Vae::<f32>::new(
+                cfg.model.clone(),
+                &mut rand_pcg::Pcg64Mcg::seed_from_u64(seed),
+            );
+            let adam = Adam::new(vae.params.len(), cfg.train.adam_eps);
+            let state = TrainState {
+                epoch: 0,
+                adam_t: 0,
+                data_rng: rand_pcg::Pcg64Mcg::seed_from_u64(seed ^ DATA_SALT),
+                noise_rng: rand_pcg::Pcg64Mcg::seed_from_u64(seed ^ NOISE_SALT),
+                history: Vec::new(),
+            };
+            (cfg, vae, adam, state)
+        }
+        Start::Resume(ck, epochs) => {
+            let mut cfg = ck.config;
+            if let Some(e) = epochs {
+                cfg.train.epochs = e;
+            }
+            (cfg, ck.vae, ck.adam, ck.state)
+        }
+    };
+    let splits = load_splits(&cfg, data_dir)?;
+    let t = cfg.train.clone();
+    let d = cfg.model.input_dim();
+    let batcher = Batcher {
+        batch_size: t.batch_size,
+        binarize: t.binarize,
+    };
+    let n = splits.train.len();
+    let batch = t.batch_size.min(n);
+    let mut ws = vae.workspace(batch, t.samples);
+    let mut x = vec![0f32; batch * d];
+    let mut eval_ws = eval::EvalBuffers::new(&vae);
+    if state.epoch >= t.epochs && opts.verbose {
+        eprintln!(
+            "elbo: the run has already completed {} of {} epochs",
+            state.epoch, t.epochs
+        );
+    }
+    for epoch in state.epoch + 1..=t.epochs {
+        let bar = progress_bar(opts.progress, n as u64, epoch, t.epochs);
+        let started = Instant::now();
+        let order = batcher.epoch_order(n, &mut state.data_rng);
+        let mut stats = BatchStats::default();
+        for (step, idx) in order.chunks(batch).enumerate() {
+            let rows = idx.len();
+            batcher.fill(&splits.train, idx, &mut state.data_rng, &mut x[..rows * d]);
+            vae.draw_eps(rows, &mut ws, &mut state.noise_rng);
+            vae.params.zero_grad();
+            let st = vae.loss_and_grad(&x[..rows * d], rows, t.beta, &mut ws);
+            let loss = st.recon + t.beta * st.kl;
+            if !loss.is_finite() {
+                bar.abandon();
+                return Err(Error::Diverged {
+                    epoch,
+                    step: step + 1,
+                    value: loss / rows as f64,
+                });
+            }
+            adam.step(&mut vae.params, t.lr);
+            stats.add(st);
+            bar.inc(rows as u64);
+            if step % 16 == 0 {
+                let secs = started.elapsed().as_secs_f64().max(1e-9);
+                bar.set_message(format!(
+                    "loss {:.2}  {:.0} img/s",
+                    loss / rows as f64,
+                    stats.n as f64 / secs
+                ));
+            }
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+        let eval_seed = t.seed ^ TEST_SALT ^ (epoch as u64);
+        let test: SplitMetrics = eval_ws.elbo(&vae, &splits.test, eval_seed).into();
+        let validation = splits
+            .validation
+            .as_ref()
+            .map(|v| eval_ws.elbo(&vae, v, eval_seed ^ 1).into());
+        let row = EpochMetrics {
+            epoch,
+            train: stats.into(),
+            test,
+            validation,
+            seconds,
+        };
+        state.epoch = epoch;
+        state.adam_t = adam.t;
+        state.history.push(row);
+        checkpoint::save(run_dir, &cfg, &vae.params, &adam, &state)?;
+        metrics::write_csv(&run_dir.join("metrics.csv"), &state.history)?;
+        if opts.verbose {
+            let v = validation.map_or(String::new(), |v: SplitMetrics| {
+                format!(" | val -ELBO {:.2}", v.neg_elbo)
+            });
+            println!(
+                "epoch {epoch:>3}/{} | train -ELBO {:.2} (recon {:.2}, KL {:.2}) | test -ELBO {:.2} (recon {:.2}, KL {:.2}){v} | {seconds:.2}s",
+                t.epochs,
+                row.train.neg_elbo,
+                row.train.recon,
+                row.train.kl,
+                test.neg_elbo,
+                test.recon,
+                test.kl,
+            );
+        }
+    }
+    let _ = threads::count();
+    Ok(state.history)
+}
+
+fn progress_bar(show: bool, len: u64, epoch: usize, epochs: usize) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{epoch}/{epochs}"));
+    bar
+}
