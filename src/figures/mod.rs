@@ -60,7 +60,7 @@ mod tests {
         );
         assert_eq!(
             m.get_pixel(2, 4).0[0],
-            (11.0f32 / 11.0 * 255.0).round() as u8
+            (9.0f32 / 11.0 * 255.0).round() as u8
         );
         assert_eq!(m.get_pixel(0, 0).0[0], 255, "padding is white");
     }

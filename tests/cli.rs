@@ -1,0 +1,353 @@
+//! The commands end to end on real MNIST, and every bad-input case giving one clear error line.
+
+mod common;
+use common::*;
+use std::path::Path;
+
+fn last_test_neg_elbo(run: &Path) -> f64 {
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "test_neg_elbo").unwrap();
+    csv.lines()
+        .last()
+        .unwrap()
+        .split(',')
+        .nth(col)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn training_learns_far_beyond_an_untrained_model() {
+    let run = fixture_run();
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert!(csv.starts_with(
+        "epoch,train_neg_elbo,train_recon,train_kl,test_neg_elbo,test_recon,test_kl,seconds"
+    ));
+    assert_eq!(csv.lines().count(), 6, "header and 5 epochs");
+    // An untrained decoder scores about 784·ln 2 ≈ 543 nats; the mean image alone about 206.
+    let last = last_test_neg_elbo(&run);
+    assert!(
+        last < 165.0,
+        "test -ELBO {last} after 5 epochs on 6000 images"
+    );
+    for f in [
+        "checkpoint.safetensors",
+        "config.json",
+        "samples.png",
+        "reconstructions.png",
+    ] {
+        assert!(run.join(f).is_file(), "{f}");
+    }
+}
+
+#[test]
+fn eval_reports_json_with_a_tighter_bound() {
+    let o = run(elbo()
+        .arg("eval")
+        .arg(fixture_run())
+        .args(["--k", "64", "--limit", "200", "--json", "--data-dir"])
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (elbo, nll) = (v["elbo"].as_f64().unwrap(), v["nll"].as_f64().unwrap());
+    assert_eq!((v["k"].as_u64(), v["n"].as_u64()), (Some(64), Some(200)));
+    assert!(
+        nll > 50.0 && nll < -elbo,
+        "importance sampling must tighten the bound: nll {nll}, elbo {elbo}"
+    );
+}
+
+#[test]
+fn sample_and_reconstruct_write_grids() {
+    let tmp = tempfile::tempdir().unwrap();
+    let png = tmp.path().join("s.png");
+    let o = run(elbo()
+        .arg("sample")
+        .arg(fixture_run())
+        .args(["--n", "16", "--out"])
+        .arg(&png));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        image::image_dimensions(&png).unwrap(),
+        (4 * 28 + 5 * 2, 4 * 28 + 5 * 2)
+    );
+    let again = tmp.path().join("s2.png");
+    run(elbo()
+        .arg("sample")
+        .arg(fixture_run())
+        .args(["--n", "16", "--out"])
+        .arg(&again));
+    assert_eq!(
+        std::fs::read(&png).unwrap(),
+        std::fs::read(&again).unwrap(),
+        "same seed, same bytes"
+    );
+    let rec = tmp.path().join("r.png");
+    let o = run(elbo()
+        .arg("reconstruct")
+        .arg(fixture_run())
+        .args(["--n", "8", "--out"])
+        .arg(&rec)
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        image::image_dimensions(&rec).unwrap(),
+        (8 * 28 + 9 * 2, 2 * 28 + 3 * 2)
+    );
+}
+
+#[test]
+fn encode_writes_means_and_log_variances_with_labels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("z.csv");
+    let o = run(elbo()
+        .arg("encode")
+        .arg(fixture_run())
+        .arg("--out")
+        .arg(&out)
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(&out).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header.len(), 2 + 2 * 20);
+    assert_eq!(
+        (header[0], header[1], header[2], header[22]),
+        ("index", "label", "mu_0", "logvar_0")
+    );
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 10000);
+    assert!(
+        rows[0].starts_with("0,7,"),
+        "first MNIST test image is a 7: {}",
+        &rows[0][..10]
+    );
+}
+
+#[test]
+fn resume_continues_to_identical_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let common = [
+        "--limit",
+        "1000",
+        "--hidden",
+        "64",
+        "--latent",
+        "4",
+        "--threads",
+        "2",
+    ];
+    let o = run(elbo()
+        .args(["train", "--epochs", "1"])
+        .args(common)
+        .arg("--out")
+        .arg(&a)
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(elbo()
+        .args(["train", "--epochs", "2", "--resume"])
+        .arg(&a)
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("resuming"));
+    let o = run(elbo()
+        .args(["train", "--epochs", "2"])
+        .args(common)
+        .arg("--out")
+        .arg(&b)
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let load = |d: &Path| elbo::train::load_run(d).unwrap();
+    let (ca, cb) = (load(&a), load(&b));
+    assert_eq!(ca.state.epoch, 2);
+    assert_eq!(
+        ca.vae.params.data, cb.vae.params.data,
+        "resumed weights equal uninterrupted ones"
+    );
+    assert_eq!(ca.adam.m, cb.adam.m);
+    assert_eq!(
+        std::fs::read_to_string(a.join("metrics.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        3
+    );
+}
+
+#[test]
+fn bad_flags_and_settings_are_refused_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let o = run(elbo()
+        .args(["train", "--dataset", "cifar"])
+        .arg("--out")
+        .arg(&out));
+    assert_user_error(&o, "unknown dataset 'cifar'");
+    let o = run(elbo()
+        .args(["train", "--hidden", "0"])
+        .arg("--out")
+        .arg(&out));
+    assert_user_error(&o, "--hidden width 0");
+    let o = run(elbo()
+        .args(["train", "--batch-size", "0"])
+        .arg("--out")
+        .arg(&out));
+    assert_user_error(&o, "--batch-size 0");
+    let o = run(elbo().args(["train", "--epochs", "x"]));
+    assert_eq!(o.status.code(), Some(2), "clap rejects malformed flags");
+    assert!(!stderr(&o).contains("panicked"));
+    let o = run(elbo()
+        .args(["train", "--resume"])
+        .arg(fixture_run())
+        .args(["--latent", "3"]));
+    assert_user_error(&o, "--latent cannot be changed when resuming");
+    let o = run(elbo().arg("eval").arg(tmp.path().join("nowhere")));
+    assert_user_error(&o, "no such run directory");
+    let o = run(elbo().arg("eval").arg(tmp.path()));
+    assert_user_error(&o, "no checkpoint here");
+    let o = run(elbo()
+        .arg("sample")
+        .arg(fixture_run())
+        .args(["--n", "0", "--out"])
+        .arg(tmp.path().join("x.png")));
+    assert_user_error(&o, "--n 0");
+    let o = run(elbo()
+        .arg("sample")
+        .arg(fixture_run())
+        .arg("--out")
+        .arg(tmp.path().join("no/such/dir/x.png")));
+    assert_user_error(&o, "does not exist");
+}
+
+#[test]
+fn existing_outputs_need_force() {
+    let tmp = tempfile::tempdir().unwrap();
+    let png = tmp.path().join("s.png");
+    std::fs::write(&png, b"keep me").unwrap();
+    let o = run(elbo()
+        .arg("sample")
+        .arg(fixture_run())
+        .arg("--out")
+        .arg(&png));
+    assert_user_error(&o, "already exists; pass --force");
+    assert_eq!(std::fs::read(&png).unwrap(), b"keep me");
+    let o = run(elbo()
+        .arg("sample")
+        .arg(fixture_run())
+        .arg("--out")
+        .arg(&png)
+        .arg("--force"));
+    assert!(o.status.success());
+    let o = run(elbo().arg("train").arg("--out").arg(fixture_run()));
+    assert_user_error(&o, "already holds a run; pass --force");
+}
+
+#[test]
+fn unwritable_run_directory_is_refused_before_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("file");
+    std::fs::write(&file, b"").unwrap();
+    let o = run(elbo()
+        .arg("train")
+        .arg("--out")
+        .arg(file.join("run"))
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert_user_error(&o, "file/run");
+}
+
+#[test]
+fn missing_and_corrupted_data_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Missing: one file gone, and the only mirror is a closed local port.
+    let data = tmp.path().join("missing");
+    copy_mnist(&data);
+    std::fs::remove_file(data.join("t10k-labels-idx1-ubyte.gz")).unwrap();
+    let o = run(elbo()
+        .env("ELBO_MIRROR", "http://127.0.0.1:9/")
+        .args(["train", "--out"])
+        .arg(tmp.path().join("r1"))
+        .arg("--data-dir")
+        .arg(&data));
+    assert_user_error(&o, "t10k-labels-idx1-ubyte.gz");
+    // Corrupted: a truncated gzip stream.
+    let data = tmp.path().join("corrupt");
+    copy_mnist(&data);
+    let p = data.join("train-images-idx3-ubyte.gz");
+    let bytes = std::fs::read(&p).unwrap();
+    std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+    let o = run(elbo()
+        .args(["train", "--out"])
+        .arg(tmp.path().join("r2"))
+        .arg("--data-dir")
+        .arg(&data));
+    assert_user_error(&o, "train-images-idx3-ubyte.gz: not a valid IDX file");
+}
+
+#[test]
+fn diverging_run_stops_with_a_hint_and_keeps_its_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let base = ["--limit", "512", "--hidden", "32", "--threads", "1"];
+    let o = run(elbo()
+        .args(["train", "--epochs", "1"])
+        .args(base)
+        .arg("--out")
+        .arg(&out)
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let before = std::fs::read(out.join("checkpoint.safetensors")).unwrap();
+    // Same run continued with a learning rate that blows up, through a config edit of the checkpoint.
+    let mut ck = elbo::train::load_run(&out).unwrap();
+    ck.config.train.lr = 1e4;
+    let bytes =
+        elbo::train::checkpoint::to_bytes(&ck.config, &ck.vae.params, &ck.adam, &ck.state).unwrap();
+    std::fs::write(out.join("checkpoint.safetensors"), &bytes).unwrap();
+    let o = run(elbo()
+        .args(["train", "--epochs", "3", "--resume"])
+        .arg(&out)
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert_user_error(&o, "learning rate too high");
+    assert_eq!(
+        std::fs::read(out.join("checkpoint.safetensors")).unwrap(),
+        bytes,
+        "last good checkpoint kept"
+    );
+    assert_ne!(before.len(), 0);
+}
+
+#[test]
+fn checkpoint_from_another_architecture_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ck = elbo::train::load_run(&fixture_run()).unwrap();
+    let mut other = ck.config.clone();
+    other.model.latent = 10;
+    let bytes =
+        elbo::train::checkpoint::to_bytes(&other, &ck.vae.params, &ck.adam, &ck.state).unwrap();
+    let dir = tmp.path().join("mixed");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("checkpoint.safetensors"), bytes).unwrap();
+    let o = run(elbo()
+        .arg("sample")
+        .arg(&dir)
+        .arg("--out")
+        .arg(tmp.path().join("x.png")));
+    assert_user_error(&o, "from another architecture");
+    std::fs::write(dir.join("checkpoint.safetensors"), b"garbage").unwrap();
+    let o = run(elbo()
+        .arg("sample")
+        .arg(&dir)
+        .arg("--out")
+        .arg(tmp.path().join("x.png")));
+    assert_user_error(&o, "not a safetensors file");
+}

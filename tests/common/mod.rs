@@ -1,0 +1,156 @@
+//! Shared helpers for the integration tests: the binary, a trained fixture run, and a loopback HTTP server.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, OnceLock};
+
+/// The `elbo` binary, with no mirror override so real-data tests use the user's path.
+pub fn elbo() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_elbo"));
+    c.env_remove("ELBO_MIRROR");
+    c
+}
+
+/// Runs a command and returns its output.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("elbo runs")
+}
+
+/// Standard error as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts a user error: exit code 1, no panic, and an `elbo: error:` line containing `needle`.
+pub fn assert_user_error(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "expected exit 1, stderr: {err}");
+    assert!(
+        !err.contains("panicked"),
+        "panic instead of an error: {err}"
+    );
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("elbo: error:"))
+        .unwrap_or_else(|| panic!("no error line: {err}"));
+    assert!(
+        line.contains(needle),
+        "error line {line:?} lacks {needle:?}"
+    );
+}
+
+/// The folder holding the real MNIST files, downloading them into the cache once if needed.
+pub fn mnist_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = elbo::data::resolve_data_dir(elbo::data::DatasetName::Mnist, None);
+        elbo::data::load_dataset(elbo::data::DatasetName::Mnist, &dir).expect("MNIST is available");
+        dir
+    })
+    .clone()
+}
+
+/// A run trained once per test binary: default architecture, 6000 images, 5 epochs.
+pub fn fixture_run() -> PathBuf {
+    static RUN: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("run");
+        let o = run(elbo()
+            .args([
+                "train",
+                "--epochs",
+                "5",
+                "--limit",
+                "6000",
+                "--threads",
+                "2",
+                "--out",
+            ])
+            .arg(&dir)
+            .arg("--data-dir")
+            .arg(mnist_dir()));
+        assert!(
+            o.status.success(),
+            "fixture training failed: {}",
+            stderr(&o)
+        );
+        (tmp, dir)
+    })
+    .1
+    .clone()
+}
+
+/// Serves `files` (path → bytes) over HTTP on 127.0.0.1 until the process ends; returns the base URL.
+pub fn serve(files: HashMap<String, Vec<u8>>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let files = Arc::new(files);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let files = files.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request = String::new();
+                if reader.read_line(&mut request).is_err() {
+                    return;
+                }
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                }
+                let path = request
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or("/")
+                    .trim_start_matches('/');
+                let response = match files.get(path) {
+                    Some(body) => {
+                        let mut r = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            body.len()
+                        )
+                        .into_bytes();
+                        r.extend_from_slice(body);
+                        r
+                    }
+                    None => {
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            .to_vec()
+                    }
+                };
+                let _ = stream.write_all(&response);
+            });
+        }
+    });
+    format!("http://{addr}/")
+}
+
+/// The four real MNIST files by name.
+pub fn mnist_files() -> HashMap<String, Vec<u8>> {
+    let dir = mnist_dir();
+    elbo::data::dataset::FILE_NAMES
+        .iter()
+        .map(|n| {
+            (
+                n.to_string(),
+                std::fs::read(dir.join(n)).expect("real MNIST .gz files"),
+            )
+        })
+        .collect()
+}
+
+/// Copies the real MNIST files into `dir`.
+pub fn copy_mnist(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for (name, bytes) in mnist_files() {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}
