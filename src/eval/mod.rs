@@ -1,5 +1,7 @@
 //! Evaluation from checkpoints: the ELBO, and log p(x) by importance sampling as papers report it.
 
+pub mod reference;
+
 use crate::core::ops::log_sum_exp;
 use crate::data::{Batcher, Binarize, Dataset};
 use crate::model::{BatchStats, Vae, Workspace};
