@@ -53,7 +53,8 @@ impl Linear {
         );
     }
 
-    /// Accumulates `dW += dyᵀ·x` and `db += Σ dy` into `g`, and sets `dx = dy·W` when asked.
+    /// Writes `dW = dyᵀ·x` and `db = Σ dy` into `g` (adds them when `accumulate`), and sets `dx = dy·W` when asked.
+    #[allow(clippy::too_many_arguments)]
     pub fn backward<T: Real>(
         &self,
         p: &[T],
@@ -62,6 +63,7 @@ impl Linear {
         dy: &[T],
         dx: Option<&mut [T]>,
         rows: usize,
+        accumulate: bool,
     ) {
         let (fi, fo) = (self.fan_in, self.fan_out);
         if let Some(dx) = dx {
@@ -74,9 +76,12 @@ impl Linear {
             fo,
             fi,
             rows,
-            true,
+            accumulate,
         );
         let gb = &mut g[self.b..self.b + fo];
+        if !accumulate {
+            gb.fill(T::zero());
+        }
         for row in dy[..rows * fo].chunks_exact(fo) {
             for (acc, &d) in gb.iter_mut().zip(row) {
                 *acc += d;
@@ -114,7 +119,15 @@ mod tests {
         };
         let mut dx = vec![0.0; rows * 5];
         params.zero_grad();
-        layer.backward(&params.data, &mut params.grad, &x, &r, Some(&mut dx), rows);
+        layer.backward(
+            &params.data,
+            &mut params.grad,
+            &x,
+            &r,
+            Some(&mut dx),
+            rows,
+            false,
+        );
         check_gradients(&params.data, &params.grad, |p| loss(p, &x), "linear params");
         check_gradients(&x, &dx, |x| loss(&params.data, x), "linear input");
     }

@@ -10,6 +10,7 @@ pub mod linear;
 pub mod ops;
 pub mod optim;
 pub mod params;
+pub(crate) mod simd;
 pub mod threads;
 
 #[cfg(test)]
@@ -43,7 +44,64 @@ pub trait Real:
     fn f64(self) -> f64 {
         self.to_f64().unwrap_or(f64::NAN)
     }
+
+    /// Hook for [`ops::bernoulli_nll`]: f32 overrides it with a vectorised, multi-threaded kernel.
+    fn bernoulli_nll(
+        logits: &mut [Self],
+        x: &[Self],
+        d: usize,
+        repeat: usize,
+        nll: &mut [Self],
+        grad_scale: Option<Self>,
+    ) {
+        ops::bernoulli_nll_generic(logits, x, d, repeat, nll, grad_scale)
+    }
+
+    /// Hook for Adam's update: f32 overrides it with a vectorised, multi-threaded kernel.
+    #[allow(clippy::too_many_arguments)]
+    fn adam_update(p: &mut [Self], g: &[Self], m: &mut [Self], v: &mut [Self], c: [f64; 7]) {
+        let [b1, b2, one_b1, one_b2, step, inv_sqrt_bc2, eps] = c.map(Self::c);
+        for i in 0..p.len() {
+            m[i] = b1 * m[i] + one_b1 * g[i];
+            v[i] = b2 * v[i] + one_b2 * g[i] * g[i];
+            p[i] -= step * m[i] / (v[i].sqrt() * inv_sqrt_bc2 + eps);
+        }
+    }
 }
 
-impl Real for f32 {}
 impl Real for f64 {}
+
+impl Real for f32 {
+    fn bernoulli_nll(
+        logits: &mut [f32],
+        x: &[f32],
+        d: usize,
+        repeat: usize,
+        nll: &mut [f32],
+        grad_scale: Option<f32>,
+    ) {
+        let rows = nll.len().min(logits.len() / d);
+        let (grad, scale) = (grad_scale.is_some(), grad_scale.unwrap_or(0.0));
+        let (logits, nll) = (threads::Disjoint::new(logits), threads::Disjoint::new(nll));
+        threads::for_rows(rows, 64, |r0, r1| {
+            // SAFETY: for_rows hands out disjoint row ranges.
+            let (l, n) = unsafe { (logits.range(r0 * d, r1 * d), nll.range(r0, r1)) };
+            simd::bernoulli_rows(l, x, d, repeat, r0, n, grad, scale);
+        });
+    }
+
+    fn adam_update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: [f64; 7]) {
+        let c = c.map(|v| v as f32);
+        let n = p.len();
+        let (p, m, v) = (
+            threads::Disjoint::new(p),
+            threads::Disjoint::new(m),
+            threads::Disjoint::new(v),
+        );
+        threads::for_rows(n, 4096, |a, b| {
+            // SAFETY: for_rows hands out disjoint ranges.
+            let (p, m, v) = unsafe { (p.range(a, b), m.range(a, b), v.range(a, b)) };
+            simd::adam(p, &g[a..b], m, v, &c);
+        });
+    }
+}

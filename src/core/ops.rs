@@ -16,6 +16,18 @@ pub fn bernoulli_nll<T: Real>(
     nll: &mut [T],
     grad_scale: Option<T>,
 ) {
+    T::bernoulli_nll(logits, x, d, repeat, nll, grad_scale)
+}
+
+/// The portable version of [`bernoulli_nll`], used for f64 and as the reference of the f32 fast path.
+pub fn bernoulli_nll_generic<T: Real>(
+    logits: &mut [T],
+    x: &[T],
+    d: usize,
+    repeat: usize,
+    nll: &mut [T],
+    grad_scale: Option<T>,
+) {
     for (r, (row, out)) in logits.chunks_exact_mut(d).zip(nll.iter_mut()).enumerate() {
         let target = &x[(r / repeat) * d..(r / repeat + 1) * d];
         let mut sum = T::zero();

@@ -47,21 +47,16 @@ impl<T: Real> Optimizer<T> for Adam<T> {
         self.t += 1;
         let bc1 = 1.0 - self.beta1.powi(self.t as i32);
         let bc2 = 1.0 - self.beta2.powi(self.t as i32);
-        let (b1, b2) = (T::c(self.beta1), T::c(self.beta2));
-        let (one_b1, one_b2) = (T::c(1.0 - self.beta1), T::c(1.0 - self.beta2));
-        let step = T::c(lr / bc1);
-        let inv_sqrt_bc2 = T::c(1.0 / bc2.sqrt());
-        let eps = T::c(self.eps);
-        let iter = params
-            .data
-            .iter_mut()
-            .zip(&params.grad)
-            .zip(self.m.iter_mut().zip(self.v.iter_mut()));
-        for ((p, &g), (m, v)) in iter {
-            *m = b1 * *m + one_b1 * g;
-            *v = b2 * *v + one_b2 * g * g;
-            *p -= step * *m / (v.sqrt() * inv_sqrt_bc2 + eps);
-        }
+        let c = [
+            self.beta1,
+            self.beta2,
+            1.0 - self.beta1,
+            1.0 - self.beta2,
+            lr / bc1,
+            1.0 / bc2.sqrt(),
+            self.eps,
+        ];
+        T::adam_update(&mut params.data, &params.grad, &mut self.m, &mut self.v, c);
     }
 }
 

@@ -43,3 +43,70 @@ pub fn serial<R>(f: impl FnOnce() -> R) -> R {
 pub fn is_serial() -> bool {
     SERIAL.with(|s| s.get())
 }
+
+/// Splits `0..n` into one contiguous range per thread (none shorter than `min` unless `n` is) and runs `f` on each
+/// in parallel, the last on the calling thread.
+pub fn for_rows(n: usize, min: usize, f: impl Fn(usize, usize) + Sync) {
+    let parts = count().min(n / min.max(1)).max(1);
+    if parts == 1 || is_serial() {
+        f(0, n);
+        return;
+    }
+    let step = n.div_ceil(parts);
+    rayon::scope(|s| {
+        let f = &f;
+        let mut start = 0;
+        while start + step < n {
+            let end = start + step;
+            s.spawn(move |_| f(start, end));
+            start = end;
+        }
+        f(start, n);
+    });
+}
+
+/// A mutable slice that threads may carve into disjoint ranges (see [`for_rows`]).
+pub struct Disjoint<'a, T> {
+    ptr: *mut T,
+    len: usize,
+    _borrow: std::marker::PhantomData<&'a mut [T]>,
+}
+
+// SAFETY: it is only a `&mut [T]` split across threads; `range`'s contract keeps the parts disjoint.
+unsafe impl<T: Send> Send for Disjoint<'_, T> {}
+unsafe impl<T: Send> Sync for Disjoint<'_, T> {}
+
+impl<'a, T> Disjoint<'a, T> {
+    /// Takes the exclusive borrow for as long as the parts live.
+    pub fn new(data: &'a mut [T]) -> Self {
+        Disjoint {
+            ptr: data.as_mut_ptr(),
+            len: data.len(),
+            _borrow: std::marker::PhantomData,
+        }
+    }
+
+    /// The elements `a..b`.
+    ///
+    /// # Safety
+    /// Ranges taken by different threads, or alive at the same time, must not overlap.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn range(&self, a: usize, b: usize) -> &'a mut [T] {
+        assert!(
+            a <= b && b <= self.len,
+            "range {a}..{b} outside 0..{}",
+            self.len
+        );
+        // SAFETY: in bounds; exclusivity is the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(a), b - a) }
+    }
+}
+
+/// Runs `f` on a worker of the pool, so that the products it splits hand work to a spinning peer instead of
+/// waking a sleeping one.
+pub fn run<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if count() <= 1 {
+        return f();
+    }
+    rayon::scope(|_| f())
+}

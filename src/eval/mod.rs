@@ -85,48 +85,50 @@ pub fn estimate_log_likelihood(
         .chunks(images)
         .map(|c| c.to_vec())
         .collect();
-    let results: Vec<(f64, f64)> = groups
-        .par_iter()
-        .enumerate()
-        .map(|(g, idx)| {
-            crate::core::threads::serial(|| {
-                let rows = idx.len();
-                let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(
-                    seed ^ (g as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
-                );
-                let mut ws = vae.workspace(rows, per_chunk);
-                let mut x = vec![0.0; rows * d];
-                pixels(ds, idx, &mut x);
-                let mut lw = vec![0.0; rows * per_chunk];
-                // Running log-sum-exp per image: (max, Σ exp(w − max)), and Σ w for the ELBO.
-                let mut acc = vec![(f64::NEG_INFINITY, 0.0f64, 0.0f64); rows];
-                let mut done = 0;
-                while done < k {
-                    let s = per_chunk.min(k - done);
-                    ws.set_samples(s);
-                    vae.draw_eps(rows, &mut ws, &mut rng);
-                    vae.log_weights(&x, rows, &mut ws, &mut lw);
-                    for (b, a) in acc.iter_mut().enumerate() {
-                        let w = &lw[b * s..(b + 1) * s];
-                        let m = w.iter().cloned().fold(a.0, f64::max);
-                        let rescale = if a.0.is_finite() {
-                            (a.0 - m).exp()
-                        } else {
-                            0.0
-                        };
-                        a.1 = a.1 * rescale + w.iter().map(|v| (v - m).exp()).sum::<f64>();
-                        a.0 = m;
-                        a.2 += w.iter().sum::<f64>();
+    let results: Vec<(f64, f64)> = crate::core::threads::run(|| {
+        groups
+            .par_iter()
+            .enumerate()
+            .map(|(g, idx)| {
+                crate::core::threads::serial(|| {
+                    let rows = idx.len();
+                    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(
+                        seed ^ (g as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                    );
+                    let mut ws = vae.workspace(rows, per_chunk);
+                    let mut x = vec![0.0; rows * d];
+                    pixels(ds, idx, &mut x);
+                    let mut lw = vec![0.0; rows * per_chunk];
+                    // Running log-sum-exp per image: (max, Σ exp(w − max)), and Σ w for the ELBO.
+                    let mut acc = vec![(f64::NEG_INFINITY, 0.0f64, 0.0f64); rows];
+                    let mut done = 0;
+                    while done < k {
+                        let s = per_chunk.min(k - done);
+                        ws.set_samples(s);
+                        vae.draw_eps(rows, &mut ws, &mut rng);
+                        vae.log_weights(&x, rows, &mut ws, &mut lw);
+                        for (b, a) in acc.iter_mut().enumerate() {
+                            let w = &lw[b * s..(b + 1) * s];
+                            let m = w.iter().cloned().fold(a.0, f64::max);
+                            let rescale = if a.0.is_finite() {
+                                (a.0 - m).exp()
+                            } else {
+                                0.0
+                            };
+                            a.1 = a.1 * rescale + w.iter().map(|v| (v - m).exp()).sum::<f64>();
+                            a.0 = m;
+                            a.2 += w.iter().sum::<f64>();
+                        }
+                        done += s;
                     }
-                    done += s;
-                }
-                on_progress(rows);
-                let ll: f64 = acc.iter().map(|a| a.0 + a.1.ln() - (k as f64).ln()).sum();
-                let elbo: f64 = acc.iter().map(|a| a.2 / k as f64).sum();
-                (ll, elbo)
+                    on_progress(rows);
+                    let ll: f64 = acc.iter().map(|a| a.0 + a.1.ln() - (k as f64).ln()).sum();
+                    let elbo: f64 = acc.iter().map(|a| a.2 / k as f64).sum();
+                    (ll, elbo)
+                })
             })
-        })
-        .collect();
+            .collect()
+    });
     let n = ds.len().max(1) as f64;
     let ll: f64 = results.iter().map(|r| r.0).sum::<f64>() / n;
     let elbo: f64 = results.iter().map(|r| r.1).sum::<f64>() / n;

@@ -290,7 +290,7 @@ impl<T: Real> Vae<T> {
         self.forward(x, rows, ws, false)
     }
 
-    /// The negative ELBO as [`Vae::loss`], accumulating the gradient of Σ recon + β·KL into `params.grad`.
+    /// The negative ELBO as [`Vae::loss`], writing the gradient of Σ recon + β·KL into `params.grad`.
     pub fn loss_and_grad(
         &mut self,
         x: &[T],
@@ -371,6 +371,7 @@ impl<T: Real> Vae<T> {
             &ws.logits[..n * self.out.fan_out],
             Some(&mut ws.grad_a[..n * fi]),
             n,
+            false,
         );
         let mut in_a = true;
         for i in (0..top).rev() {
@@ -394,6 +395,7 @@ impl<T: Real> Vae<T> {
                 dy,
                 Some(&mut next[..n * layer.fan_in]),
                 n,
+                false,
             );
             in_a = !in_a;
         }
@@ -422,7 +424,7 @@ impl<T: Real> Vae<T> {
         };
         let dx = (bottom > 0).then(|| &mut ws.grad_a[..rows * fi]);
         self.head
-            .backward(p, g, &head_in[..rows * fi], dhead, dx, rows);
+            .backward(p, g, &head_in[..rows * fi], dhead, dx, rows, false);
         let mut in_a = true;
         for i in (0..bottom).rev() {
             let layer = &self.encoder[i];
@@ -435,7 +437,7 @@ impl<T: Real> Vae<T> {
             act.backward(&ws.enc[i][..rows * layer.fan_out], dy);
             let input = if i == 0 { x } else { &ws.enc[i - 1][..] };
             let dx = (i > 0).then(|| &mut next[..rows * layer.fan_in]);
-            layer.backward(p, g, &input[..rows * layer.fan_in], dy, dx, rows);
+            layer.backward(p, g, &input[..rows * layer.fan_in], dy, dx, rows, false);
             in_a = !in_a;
         }
     }

@@ -156,75 +156,76 @@ pub fn train(
             state.epoch, t.epochs
         );
     }
-    for epoch in state.epoch + 1..=t.epochs {
-        let bar = progress_bar(opts.progress, n as u64, epoch, t.epochs);
-        let started = Instant::now();
-        let order = batcher.epoch_order(n, &mut state.data_rng);
-        let mut stats = BatchStats::default();
-        for (step, idx) in order.chunks(batch).enumerate() {
-            let rows = idx.len();
-            batcher.fill(&splits.train, idx, &mut state.data_rng, &mut x[..rows * d]);
-            vae.draw_eps(rows, &mut ws, &mut state.noise_rng);
-            vae.params.zero_grad();
-            let st = vae.loss_and_grad(&x[..rows * d], rows, t.beta, &mut ws);
-            let loss = st.recon + t.beta * st.kl;
-            if !loss.is_finite() {
-                bar.abandon();
-                return Err(Error::Diverged {
-                    epoch,
-                    step: step + 1,
-                    value: loss / rows as f64,
+    threads::run(|| -> Result<()> {
+        for epoch in state.epoch + 1..=t.epochs {
+            let bar = progress_bar(opts.progress, n as u64, epoch, t.epochs);
+            let started = Instant::now();
+            let order = batcher.epoch_order(n, &mut state.data_rng);
+            let mut stats = BatchStats::default();
+            for (step, idx) in order.chunks(batch).enumerate() {
+                let rows = idx.len();
+                batcher.fill(&splits.train, idx, &mut state.data_rng, &mut x[..rows * d]);
+                vae.draw_eps(rows, &mut ws, &mut state.noise_rng);
+                let st = vae.loss_and_grad(&x[..rows * d], rows, t.beta, &mut ws);
+                let loss = st.recon + t.beta * st.kl;
+                if !loss.is_finite() {
+                    bar.abandon();
+                    return Err(Error::Diverged {
+                        epoch,
+                        step: step + 1,
+                        value: loss / rows as f64,
+                    });
+                }
+                adam.step(&mut vae.params, t.lr);
+                stats.add(st);
+                bar.inc(rows as u64);
+                if step % 16 == 0 {
+                    let secs = started.elapsed().as_secs_f64().max(1e-9);
+                    bar.set_message(format!(
+                        "loss {:.2}  {:.0} img/s",
+                        loss / rows as f64,
+                        stats.n as f64 / secs
+                    ));
+                }
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            bar.finish_and_clear();
+            let eval_seed = t.seed ^ TEST_SALT ^ (epoch as u64);
+            let test: SplitMetrics = eval_ws.elbo(&vae, &splits.test, eval_seed).into();
+            let validation = splits
+                .validation
+                .as_ref()
+                .map(|v| eval_ws.elbo(&vae, v, eval_seed ^ 1).into());
+            let row = EpochMetrics {
+                epoch,
+                train: stats.into(),
+                test,
+                validation,
+                seconds,
+            };
+            state.epoch = epoch;
+            state.adam_t = adam.t;
+            state.history.push(row);
+            checkpoint::save(run_dir, &cfg, &vae.params, &adam, &state)?;
+            metrics::write_csv(&run_dir.join("metrics.csv"), &state.history)?;
+            if opts.verbose {
+                let v = validation.map_or(String::new(), |v: SplitMetrics| {
+                    format!(" | val -ELBO {:.2}", v.neg_elbo)
                 });
-            }
-            adam.step(&mut vae.params, t.lr);
-            stats.add(st);
-            bar.inc(rows as u64);
-            if step % 16 == 0 {
-                let secs = started.elapsed().as_secs_f64().max(1e-9);
-                bar.set_message(format!(
-                    "loss {:.2}  {:.0} img/s",
-                    loss / rows as f64,
-                    stats.n as f64 / secs
-                ));
+                println!(
+                    "epoch {epoch:>3}/{} | train -ELBO {:.2} (recon {:.2}, KL {:.2}) | test -ELBO {:.2} (recon {:.2}, KL {:.2}){v} | {seconds:.2}s",
+                    t.epochs,
+                    row.train.neg_elbo,
+                    row.train.recon,
+                    row.train.kl,
+                    test.neg_elbo,
+                    test.recon,
+                    test.kl,
+                );
             }
         }
-        let seconds = started.elapsed().as_secs_f64();
-        bar.finish_and_clear();
-        let eval_seed = t.seed ^ TEST_SALT ^ (epoch as u64);
-        let test: SplitMetrics = eval_ws.elbo(&vae, &splits.test, eval_seed).into();
-        let validation = splits
-            .validation
-            .as_ref()
-            .map(|v| eval_ws.elbo(&vae, v, eval_seed ^ 1).into());
-        let row = EpochMetrics {
-            epoch,
-            train: stats.into(),
-            test,
-            validation,
-            seconds,
-        };
-        state.epoch = epoch;
-        state.adam_t = adam.t;
-        state.history.push(row);
-        checkpoint::save(run_dir, &cfg, &vae.params, &adam, &state)?;
-        metrics::write_csv(&run_dir.join("metrics.csv"), &state.history)?;
-        if opts.verbose {
-            let v = validation.map_or(String::new(), |v: SplitMetrics| {
-                format!(" | val -ELBO {:.2}", v.neg_elbo)
-            });
-            println!(
-                "epoch {epoch:>3}/{} | train -ELBO {:.2} (recon {:.2}, KL {:.2}) | test -ELBO {:.2} (recon {:.2}, KL {:.2}){v} | {seconds:.2}s",
-                t.epochs,
-                row.train.neg_elbo,
-                row.train.recon,
-                row.train.kl,
-                test.neg_elbo,
-                test.recon,
-                test.kl,
-            );
-        }
-    }
-    let _ = threads::count();
+        Ok(())
+    })?;
     Ok(state.history)
 }
 

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Benchmark elbo against PyTorch on this machine: sets up a virtual environment with torch (from PyPI) once,
+# then runs bench/bench.py. Run it on an otherwise idle machine. Extra arguments go to bench.py.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${ELBO_BENCH_PYTHON:-bench/.venv/bin/python}"
+if [ ! -x "$PY" ]; then
+  python3 -m venv bench/.venv
+  bench/.venv/bin/pip install -q -r bench/requirements.txt
+  PY=bench/.venv/bin/python
+fi
+export ELBO_DATA_DIR="${ELBO_DATA_DIR:-$(cd .. && pwd)/shared/data/mnist}"
+exec "$PY" bench/bench.py "$@"

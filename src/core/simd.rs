@@ -1,0 +1,209 @@
+//! f32 fast paths for the element-wise hot spots, compiled for AVX-512 and AVX2 and picked at run time, so one
+//! binary runs on any x86-64 and uses the widest vectors the CPU has.
+//!
+//! The maths is plain Rust that LLVM vectorises once the target features are enabled; exp and ln are
+//! polynomial approximations (relative error ~1e-7) because libm's scalar calls cannot be vectorised.
+
+/// Calls `$body` (an `#[inline(always)]` function call) compiled for the best available instruction set.
+macro_rules! dispatch {
+    ($name:ident($($arg:ident: $ty:ty),*) => $body:ident) => {
+        #[allow(clippy::too_many_arguments)]
+        pub(crate) fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn v4($($arg: $ty),*) { $body($($arg),*) }
+                #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn v3($($arg: $ty),*) { $body($($arg),*) }
+                if std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512dq")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
+                {
+                    // SAFETY: the CPU has every feature v4 was compiled for.
+                    return unsafe { v4($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                    // SAFETY: as above, for v3.
+                    return unsafe { v3($($arg),*) };
+                }
+            }
+            $body($($arg),*)
+        }
+    };
+}
+
+/// e^x for x ≤ 0 (the only range the loss needs), branch-free.
+#[inline(always)]
+fn exp_neg(x: f32) -> f32 {
+    let x = x.max(-87.0);
+    let n = (x * std::f32::consts::LOG2_E).round_ties_even();
+    let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6;
+    // Taylor-like minimax polynomial of e^r on [−ln2/2, ln2/2].
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (0.166_666_67
+                    + r * (0.041_666_41
+                        + r * (0.008_333_452 + r * (0.001_394_317 + r * 0.000_198_527))))));
+    f32::from_bits(((n as i32 + 127) << 23) as u32) * p
+}
+
+/// ln(u) for u in [1, 2], branch-free.
+#[inline(always)]
+fn ln_1_to_2(u: f32) -> f32 {
+    // Map u to m·2^k with m in [√½, √2) so the series in f = m − 1 converges fast.
+    let big = u > std::f32::consts::SQRT_2;
+    let m = if big { u * 0.5 } else { u };
+    let k = if big { std::f32::consts::LN_2 } else { 0.0 };
+    let f = m - 1.0;
+    let s = f / (2.0 + f);
+    let s2 = s * s;
+    // ln((1+s)/(1−s)) = 2s(1 + s²/3 + s⁴/5 + …).
+    let p = 2.0
+        * s
+        * (1.0
+            + s2 * (0.333_333_34
+                + s2 * (0.2 + s2 * (0.142_857_15 + s2 * (0.111_111_11 + s2 * 0.090_909_09)))));
+    p + k
+}
+
+/// Bernoulli NLL of one row (logits against targets), optionally replacing logits by `scale·(σ(l) − x)`.
+#[inline(always)]
+fn bernoulli_row(logits: &mut [f32], target: &[f32], grad: bool, scale: f32) -> f32 {
+    let mut acc = [0.0f32; 16];
+    let n = logits.len();
+    let mut i = 0;
+    // 16 independent partial sums keep the loop vectorised and the sum accurate.
+    while i + 16 <= n {
+        for j in 0..16 {
+            let l = logits[i + j];
+            let t = target[i + j];
+            let e = exp_neg(-l.abs());
+            let w = 1.0 + e;
+            // log1p(e) = ln(w)·e/(w − 1), exact even where 1 + e rounds to 1.
+            let log1p = if w == 1.0 {
+                e
+            } else {
+                ln_1_to_2(w) * e / (w - 1.0)
+            };
+            acc[j] += l.max(0.0) - t * l + log1p;
+            if grad {
+                let s = if l >= 0.0 { 1.0 } else { e } / w;
+                logits[i + j] = scale * (s - t);
+            }
+        }
+        i += 16;
+    }
+    let mut sum: f32 = acc.iter().sum();
+    while i < n {
+        let (l, t) = (logits[i], target[i]);
+        let e = exp_neg(-l.abs());
+        let w = 1.0 + e;
+        let log1p = if w == 1.0 {
+            e
+        } else {
+            ln_1_to_2(w) * e / (w - 1.0)
+        };
+        sum += l.max(0.0) - t * l + log1p;
+        if grad {
+            logits[i] = scale * ((if l >= 0.0 { 1.0 } else { e }) / w - t);
+        }
+        i += 1;
+    }
+    sum
+}
+
+#[inline(always)]
+fn bernoulli_rows_body(
+    logits: &mut [f32],
+    x: &[f32],
+    d: usize,
+    repeat: usize,
+    first_row: usize,
+    nll: &mut [f32],
+    grad: bool,
+    scale: f32,
+) {
+    for (r, (row, out)) in logits.chunks_exact_mut(d).zip(nll.iter_mut()).enumerate() {
+        let t = (first_row + r) / repeat;
+        *out = bernoulli_row(row, &x[t * d..(t + 1) * d], grad, scale);
+    }
+}
+
+dispatch!(bernoulli_rows(logits: &mut [f32], x: &[f32], d: usize, repeat: usize, first_row: usize, nll: &mut [f32], grad: bool, scale: f32) => bernoulli_rows_body);
+
+/// Adam's coefficients for one step: β₁, β₂, 1−β₁, 1−β₂, lr/(1−β₁ᵗ), 1/√(1−β₂ᵗ), ε.
+pub(crate) type AdamCoeffs = [f32; 7];
+
+/// Adam's update of a slice, PyTorch's formula.
+#[inline(always)]
+fn adam_body(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: &AdamCoeffs) {
+    let [b1, b2, one_b1, one_b2, step, inv_sqrt_bc2, eps] = *c;
+    let n = p.len().min(g.len()).min(m.len()).min(v.len());
+    let (p, g, m, v) = (&mut p[..n], &g[..n], &mut m[..n], &mut v[..n]);
+    for i in 0..n {
+        let gi = g[i];
+        let mi = b1 * m[i] + one_b1 * gi;
+        let vi = b2 * v[i] + one_b2 * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] -= step * mi / (vi.sqrt() * inv_sqrt_bc2 + eps);
+    }
+}
+
+dispatch!(adam(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: &AdamCoeffs) => adam_body);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_and_ln_are_accurate() {
+        for i in 0..=2000 {
+            let x = -(i as f32) * 0.04;
+            let (got, want) = (exp_neg(x) as f64, (x as f64).exp());
+            assert!(
+                (got - want).abs() <= 3e-7 * want + 1e-38,
+                "exp({x}) = {got} vs {want}"
+            );
+        }
+        for i in 0..=1000 {
+            let u = 1.0 + i as f32 / 1000.0;
+            let (got, want) = (ln_1_to_2(u) as f64, (u as f64).ln());
+            assert!(
+                (got - want).abs() <= 2e-7 * want.max(1e-3),
+                "ln({u}) = {got} vs {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn fast_bernoulli_matches_f64_reference() {
+        let d = 37;
+        let logits: Vec<f32> = (0..3 * d)
+            .map(|i| ((i * 7919 % 601) as f32 - 300.0) / 9.0)
+            .collect();
+        let x: Vec<f32> = (0..d).map(|i| (i % 5) as f32 / 4.0).collect();
+        let mut fast = logits.clone();
+        let mut nll = vec![0.0f32; 3];
+        bernoulli_rows(&mut fast, &x, d, 3, 0, &mut nll, true, 0.5);
+        let mut slow: Vec<f64> = logits.iter().map(|&v| v as f64).collect();
+        let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+        let mut nll64 = vec![0.0f64; 3];
+        crate::core::ops::bernoulli_nll_generic(&mut slow, &x64, d, 3, &mut nll64, Some(0.5));
+        for r in 0..3 {
+            assert!(
+                (nll[r] as f64 - nll64[r]).abs() < 1e-5 * nll64[r].abs(),
+                "{} vs {}",
+                nll[r],
+                nll64[r]
+            );
+        }
+        for (a, b) in fast.iter().zip(&slow) {
+            assert!((*a as f64 - b).abs() < 1e-6, "gradient {a} vs {b}");
+        }
+    }
+}
