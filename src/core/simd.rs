@@ -51,72 +51,59 @@ fn exp_neg(x: f32) -> f32 {
     f32::from_bits(((n as i32 + 127) << 23) as u32) * p
 }
 
-/// ln(u) for u in [1, 2], branch-free.
+/// ln(1 + e) for e in [0, 1], branch-free: 2·atanh(s) with s = e/(2 + e) ≤ 1/3, whose odd series converges
+/// by a factor 9 per term; relative error below 1e-7 everywhere, including tiny e.
 #[inline(always)]
-fn ln_1_to_2(u: f32) -> f32 {
-    // Map u to m·2^k with m in [√½, √2) so the series in f = m − 1 converges fast.
-    let big = u > std::f32::consts::SQRT_2;
-    let m = if big { u * 0.5 } else { u };
-    let k = if big { std::f32::consts::LN_2 } else { 0.0 };
-    let f = m - 1.0;
-    let s = f / (2.0 + f);
+fn log1p_unit(e: f32) -> f32 {
+    let s = e / (2.0 + e);
     let s2 = s * s;
-    // ln((1+s)/(1−s)) = 2s(1 + s²/3 + s⁴/5 + …).
-    let p = 2.0
-        * s
+    2.0 * s
         * (1.0
-            + s2 * (0.333_333_34
-                + s2 * (0.2 + s2 * (0.142_857_15 + s2 * (0.111_111_11 + s2 * 0.090_909_09)))));
-    p + k
+            + s2 * (1.0 / 3.0
+                + s2 * (1.0 / 5.0
+                    + s2 * (1.0 / 7.0 + s2 * (1.0 / 9.0 + s2 * (1.0 / 11.0 + s2 * (1.0 / 13.0)))))))
 }
 
-/// Bernoulli NLL of one row (logits against targets), optionally replacing logits by `scale·(σ(l) − x)`.
+/// One pixel: its NLL term, and its gradient `scale·(σ(l) − t)`.
 #[inline(always)]
-fn bernoulli_row(logits: &mut [f32], target: &[f32], grad: bool, scale: f32) -> f32 {
-    let mut acc = [0.0f32; 16];
-    let n = logits.len();
-    let mut i = 0;
-    // 16 independent partial sums keep the loop vectorised and the sum accurate.
-    while i + 16 <= n {
-        for j in 0..16 {
-            let l = logits[i + j];
-            let t = target[i + j];
-            let e = exp_neg(-l.abs());
-            let w = 1.0 + e;
-            // log1p(e) = ln(w)·e/(w − 1), exact even where 1 + e rounds to 1.
-            let log1p = if w == 1.0 {
-                e
-            } else {
-                ln_1_to_2(w) * e / (w - 1.0)
-            };
-            acc[j] += l.max(0.0) - t * l + log1p;
-            if grad {
-                let s = if l >= 0.0 { 1.0 } else { e } / w;
-                logits[i + j] = scale * (s - t);
+fn bernoulli_pixel(l: f32, t: f32, scale: f32) -> (f32, f32) {
+    let e = exp_neg(-l.abs());
+    let nll = l.max(0.0) - t * l + log1p_unit(e);
+    let num = if l >= 0.0 { 1.0 } else { e };
+    (nll, scale * (num / (1.0 + e) - t))
+}
+
+/// Lanes processed together; independent partial sums also keep the row sum accurate.
+const LANES: usize = 16;
+
+/// Bernoulli NLL of one row (logits against targets); with `GRAD`, logits are replaced by their gradient.
+#[inline(always)]
+fn bernoulli_row<const GRAD: bool>(logits: &mut [f32], target: &[f32], scale: f32) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let mut lc = logits.chunks_exact_mut(LANES);
+    let mut tc = target.chunks_exact(LANES);
+    for (l, t) in (&mut lc).zip(&mut tc) {
+        for j in 0..LANES {
+            let (nll, g) = bernoulli_pixel(l[j], t[j], scale);
+            acc[j] += nll;
+            if GRAD {
+                l[j] = g;
             }
         }
-        i += 16;
     }
     let mut sum: f32 = acc.iter().sum();
-    while i < n {
-        let (l, t) = (logits[i], target[i]);
-        let e = exp_neg(-l.abs());
-        let w = 1.0 + e;
-        let log1p = if w == 1.0 {
-            e
-        } else {
-            ln_1_to_2(w) * e / (w - 1.0)
-        };
-        sum += l.max(0.0) - t * l + log1p;
-        if grad {
-            logits[i] = scale * ((if l >= 0.0 { 1.0 } else { e }) / w - t);
+    for (l, &t) in lc.into_remainder().iter_mut().zip(tc.remainder()) {
+        let (nll, g) = bernoulli_pixel(*l, t, scale);
+        sum += nll;
+        if GRAD {
+            *l = g;
         }
-        i += 1;
     }
     sum
 }
 
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn bernoulli_rows_body(
     logits: &mut [f32],
     x: &[f32],
@@ -129,7 +116,12 @@ fn bernoulli_rows_body(
 ) {
     for (r, (row, out)) in logits.chunks_exact_mut(d).zip(nll.iter_mut()).enumerate() {
         let t = (first_row + r) / repeat;
-        *out = bernoulli_row(row, &x[t * d..(t + 1) * d], grad, scale);
+        let target = &x[t * d..(t + 1) * d];
+        *out = if grad {
+            bernoulli_row::<true>(row, target, scale)
+        } else {
+            bernoulli_row::<false>(row, target, scale)
+        };
     }
 }
 
@@ -171,11 +163,11 @@ mod tests {
             );
         }
         for i in 0..=1000 {
-            let u = 1.0 + i as f32 / 1000.0;
-            let (got, want) = (ln_1_to_2(u) as f64, (u as f64).ln());
+            let e = if i == 0 { 1e-30 } else { i as f32 / 1000.0 };
+            let (got, want) = (log1p_unit(e) as f64, (e as f64).ln_1p());
             assert!(
-                (got - want).abs() <= 2e-7 * want.max(1e-3),
-                "ln({u}) = {got} vs {want}"
+                (got - want).abs() <= 2e-7 * want,
+                "log1p({e}) = {got} vs {want}"
             );
         }
     }
