@@ -45,14 +45,14 @@ def main():
         with tempfile.TemporaryDirectory() as tmp:
             run_dir = os.path.join(tmp, "run")
             _, rss = peak_rss_mb([elbo_bin, "train", "--epochs", str(args.epochs), "--threads", str(args.threads),
-                                  "--out", run_dir], env)
+                                  "--seed", str(r + 1), "--out", run_dir], env)
             with open(os.path.join(run_dir, "metrics.csv")) as f:
                 rows = list(csv.DictReader(f))
             res["elbo"] += [float(row["seconds"]) for row in rows]
             res["elbo_test"].append(float(rows[-1]["test_neg_elbo"]))
             res["elbo_rss"].append(rss)
         out, rss = peak_rss_mb([sys.executable, os.path.join(ROOT, "bench", "pytorch_vae.py"), "--epochs", str(args.epochs),
-                                "--threads", str(args.threads), "--data-dir", data_dir], env)
+                                "--threads", str(args.threads), "--seed", str(r + 1), "--data-dir", data_dir], env)
         lines = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
         res["pytorch"] += [l["seconds"] for l in lines]
         res["pytorch_test"].append(lines[-1]["test_neg_elbo"])
@@ -64,13 +64,15 @@ def main():
     import torch
     print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; threads {args.threads}; "
           f"PyTorch {torch.__version__}; {time.strftime('%Y-%m-%d')}")
-    print(f"Rounds: {args.rounds} x {args.epochs} epochs each, medians over all epochs of all rounds.\n")
+    print(f"Rounds: {args.rounds} x {args.epochs} epochs each (round r uses seed r for both), medians over all epochs of all rounds.\n")
     print("| | s/epoch (median) | ratio to PyTorch | test -ELBO after last epoch (per round) | peak RSS MB (max) |")
     print("| --- | --- | --- | --- | --- |")
     print(f"| PyTorch | {med['pytorch']:.3f} | 1.00 | {', '.join(f'{v:.2f}' for v in res['pytorch_test'])} | {max(res['pytorch_rss']):.0f} |")
     print(f"| elbo | {med['elbo']:.3f} | {med['elbo'] / med['pytorch']:.2f} | {', '.join(f'{v:.2f}' for v in res['elbo_test'])} | {max(res['elbo_rss']):.0f} |")
     print(f"| GEMM floor (elbo's products only) | {med['floor']:.3f} | {med['floor'] / med['pytorch']:.2f} | | |")
     print(f"\nelbo is {med['pytorch'] / med['elbo']:.2f}x PyTorch's speed; elbo / GEMM floor = {med['elbo'] / med['floor']:.2f}.")
+    me, mp = statistics.mean(res["elbo_test"]), statistics.mean(res["pytorch_test"])
+    print(f"Mean test -ELBO after epoch {args.epochs}: elbo {me:.2f}, PyTorch {mp:.2f} (difference {me - mp:+.2f} nats).")
 
 
 if __name__ == "__main__":

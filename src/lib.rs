@@ -3,6 +3,8 @@
 //! Data flows one way: [`data`] → batches → [`model`] → objective → optimiser ([`core`]); [`train`] drives it and
 //! writes checkpoints that [`eval`] and [`figures`] only read.
 
+#![warn(missing_docs)]
+
 pub mod cli;
 pub mod core;
 pub mod data;

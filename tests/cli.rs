@@ -351,3 +351,71 @@ fn checkpoint_from_another_architecture_is_refused() {
         .arg(tmp.path().join("x.png")));
     assert_user_error(&o, "not a safetensors file");
 }
+
+#[test]
+fn gaussian_likelihood_and_dynamic_binarisation_train() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = tmp.path().join("gauss");
+    let o = run(elbo()
+        .args([
+            "train",
+            "--epochs",
+            "2",
+            "--limit",
+            "2000",
+            "--likelihood",
+            "gaussian",
+            "--sigma",
+            "0.1",
+            "--out",
+        ])
+        .arg(&g)
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ck = elbo::train::load_run(&g).unwrap();
+    assert_eq!(
+        ck.config.model.likelihood,
+        elbo::model::Likelihood::Gaussian { sigma: 0.1 }
+    );
+    let h = &ck.state.history;
+    assert!(
+        h[1].test.neg_elbo < h[0].test.neg_elbo,
+        "Gaussian run improves: {h:?}"
+    );
+    let b = tmp.path().join("binary");
+    let o = run(elbo()
+        .args([
+            "train",
+            "--epochs",
+            "1",
+            "--limit",
+            "2000",
+            "--binarize",
+            "dynamic",
+            "--validation",
+            "500",
+            "--out",
+        ])
+        .arg(&b)
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(b.join("metrics.csv")).unwrap();
+    let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!(row.len(), 11, "validation columns filled: {row:?}");
+    assert!(row[8].parse::<f64>().unwrap() > 0.0);
+    let splits = elbo::train::load_splits(
+        &elbo::train::load_run(&b).unwrap().config,
+        Some(&mnist_dir()),
+    )
+    .unwrap();
+    assert!(
+        splits.test.images.iter().all(|&p| p == 0 || p == 255),
+        "binarised test set"
+    );
+    assert_eq!(
+        (splits.train.len(), splits.validation.unwrap().len()),
+        (1500, 500)
+    );
+}

@@ -73,7 +73,7 @@ fn falls_back_to_the_next_mirror() {
     )
     .unwrap();
     assert!(tmp.path().join(FILE_NAMES[3]).is_file());
-    let err = fetch_all(&[file], &tmp.path().join("x"), &[empty.clone()])
+    let err = fetch_all(&[file], &tmp.path().join("x"), std::slice::from_ref(&empty))
         .unwrap_err()
         .to_string();
     assert!(err.contains("404") && err.contains(&empty), "{err}");

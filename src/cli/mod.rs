@@ -24,7 +24,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Train a VAE (defaults: the PyTorch example, 784-400-20 on MNIST, 10 epochs).
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Test -ELBO and importance-sampled log-likelihood of a trained run.
     Eval(EvalArgs),
     /// Decode draws from the prior into an image grid.
@@ -197,7 +197,7 @@ pub fn main() -> i32 {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Train(a) => cmd_train(a),
+        Command::Train(a) => cmd_train(*a),
         Command::Eval(a) => cmd_eval(a),
         Command::Sample(a) => cmd_sample(a),
         Command::Reconstruct(a) => cmd_reconstruct(a),

@@ -193,8 +193,8 @@ mod tests {
         let direct: f64 = logits
             .iter()
             .zip(&x)
-            .map(|(&l, &t)| {
-                let m: f64 = 1.0 / (1.0 + (-l as f64).exp());
+            .map(|(&l, &t): (&f64, &f64)| {
+                let m: f64 = 1.0 / (1.0 + (-l).exp());
                 0.5 * ((t - m) / sigma).powi(2)
                     + sigma.ln()
                     + 0.5 * (2.0 * std::f64::consts::PI).ln()
