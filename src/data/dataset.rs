@@ -247,3 +247,56 @@ pub fn load_dataset(name: DatasetName, dir: &Path) -> Result<(Dataset, Dataset)>
     }
     Ok((train, test))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::idx::encode_idx;
+
+    fn write(dir: &Path, name: &str, dims: &[usize], data: &[u8]) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, encode_idx(dims, data)).unwrap();
+        p
+    }
+
+    #[test]
+    fn images_and_labels_must_agree() {
+        let tmp = tempfile::tempdir().unwrap();
+        let im = write(tmp.path(), "im", &[3, 2, 2], &[0; 12]);
+        let lb = write(tmp.path(), "lb", &[2], &[1, 2]);
+        let err = Dataset::from_idx_files(&im, &lb).unwrap_err().to_string();
+        assert!(err.contains("2 labels for 3 images"), "{err}");
+        let err = Dataset::from_idx_files(&lb, &lb).unwrap_err().to_string();
+        assert!(err.contains("expected 3 dimensions"), "{err}");
+        let lb3 = write(tmp.path(), "lb3", &[3], &[1, 2, 3]);
+        let ds = Dataset::from_idx_files(&im, &lb3).unwrap();
+        assert_eq!((ds.len(), ds.dim()), (3, 4));
+    }
+
+    #[test]
+    fn names_parse_and_unknown_ones_are_refused() {
+        assert_eq!(
+            "Fashion-MNIST".parse::<DatasetName>().unwrap(),
+            DatasetName::FashionMnist
+        );
+        assert_eq!(
+            "kmnist".parse::<DatasetName>().unwrap(),
+            DatasetName::Kmnist
+        );
+        assert!(
+            "cifar"
+                .parse::<DatasetName>()
+                .unwrap_err()
+                .to_string()
+                .contains("unknown dataset 'cifar'")
+        );
+        for name in [
+            DatasetName::Mnist,
+            DatasetName::FashionMnist,
+            DatasetName::Kmnist,
+        ] {
+            assert!(name.mirrors().iter().all(|m| m.starts_with("https://")));
+            assert_eq!(name.remote_files().len(), 4);
+        }
+    }
+}
