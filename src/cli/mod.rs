@@ -4,7 +4,8 @@ use crate::core::{Activation, threads};
 use crate::data::{Binarize, DatasetName};
 use crate::error::{Error, Result};
 use crate::eval;
-use crate::figures::{mosaic, save_png};
+use crate::figures::latent::{self as lat, GridRange};
+use crate::figures::{MosaicStyle, mosaic, plot, save_png};
 use crate::fsutil::{check_output, write_atomic};
 use crate::model::{Likelihood, ModelConfig, Vae};
 use crate::train::{self, Checkpoint, RunConfig, Start, TrainConfig, TrainOptions, load_run};
@@ -33,6 +34,135 @@ enum Command {
     Reconstruct(ReconstructArgs),
     /// Write latent means and log-variances of a split, with labels, as CSV.
     Encode(EncodeArgs),
+    /// Decode a grid over two latent dimensions into one mosaic (the 2-D latent manifold).
+    Manifold(ManifoldArgs),
+    /// Scatter the encoder means of a split, coloured by class (PCA beyond two dimensions).
+    LatentPlot(LatentPlotArgs),
+    /// Decode the path between the encodings of two test images.
+    Interpolate(InterpolateArgs),
+    /// Plot train and test -ELBO, reconstruction and KL against epoch.
+    PlotMetrics(PlotMetricsArgs),
+}
+
+#[derive(Debug, Clone, Copy, Args)]
+struct MosaicArgs {
+    /// Nearest-neighbour upscaling factor.
+    #[arg(long, default_value_t = 1)]
+    scale: u32,
+    /// White pixels around and between tiles.
+    #[arg(long, default_value_t = 2)]
+    pad: usize,
+    /// Draw a light line between rows.
+    #[arg(long)]
+    separators: bool,
+}
+
+impl MosaicArgs {
+    fn style(self) -> Result<MosaicStyle> {
+        if self.scale == 0 || self.scale > 16 {
+            return Err(Error::Config(format!(
+                "--scale {} must be between 1 and 16",
+                self.scale
+            )));
+        }
+        if self.pad > 64 {
+            return Err(Error::Config(format!(
+                "--pad {} must be at most 64",
+                self.pad
+            )));
+        }
+        Ok(MosaicStyle {
+            scale: self.scale,
+            pad: self.pad,
+            separators: self.separators,
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+struct ManifoldArgs {
+    /// A run directory written by `elbo train`.
+    run_dir: PathBuf,
+    /// Tiles per side.
+    #[arg(long, default_value_t = 20)]
+    grid: usize,
+    /// The two latent dimensions to vary (0-based); the others are held at 0.
+    #[arg(long, value_delimiter = ',', num_args = 1, default_value = "0,1")]
+    dims: Vec<usize>,
+    /// Grid spacing: quantile:P,Q places points at the standard normal's quantiles; linear:A,B evenly.
+    #[arg(long, default_value = "quantile:0.05,0.95", allow_hyphen_values = true)]
+    range: String,
+    #[command(flatten)]
+    mosaic: MosaicArgs,
+    /// Output PNG.
+    #[arg(long)]
+    out: PathBuf,
+    /// Overwrite an existing output file.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Args)]
+struct LatentPlotArgs {
+    /// A run directory written by `elbo train`.
+    run_dir: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Which split to encode.
+    #[arg(long, default_value = "test", value_parser = ["test", "train"])]
+    split: String,
+    /// Projection for latents of more than two dimensions.
+    #[arg(long, default_value = "pca", value_parser = ["pca"])]
+    method: String,
+    /// Plot the first N images of the split only.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Output file: .png or .svg.
+    #[arg(long)]
+    out: PathBuf,
+    /// Overwrite an existing output file.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Args)]
+struct InterpolateArgs {
+    /// A run directory written by `elbo train`.
+    run_dir: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Index of the first test image.
+    #[arg(long)]
+    from: usize,
+    /// Index of the last test image.
+    #[arg(long)]
+    to: usize,
+    /// Decoded points along the path, both ends included.
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// Follow the great circle between the codes (slerp) instead of the straight line.
+    #[arg(long)]
+    spherical: bool,
+    #[command(flatten)]
+    mosaic: MosaicArgs,
+    /// Output PNG.
+    #[arg(long)]
+    out: PathBuf,
+    /// Overwrite an existing output file.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Args)]
+struct PlotMetricsArgs {
+    /// A run directory written by `elbo train`.
+    run_dir: PathBuf,
+    /// Output file: .png or .svg.
+    #[arg(long)]
+    out: PathBuf,
+    /// Overwrite an existing output file.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -138,6 +268,17 @@ struct SampleArgs {
     /// Seed of the prior draws.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Scale of the prior's standard deviation (below 1: more typical samples).
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f64,
+    /// Show the decoder means (the default).
+    #[arg(long, conflicts_with = "bernoulli")]
+    mean: bool,
+    /// Show pixels sampled from the Bernoulli decoder instead of its means.
+    #[arg(long)]
+    bernoulli: bool,
+    #[command(flatten)]
+    mosaic: MosaicArgs,
     /// Output PNG.
     #[arg(long)]
     out: PathBuf,
@@ -155,6 +296,8 @@ struct ReconstructArgs {
     /// Number of test images.
     #[arg(long, default_value_t = 8)]
     n: usize,
+    #[command(flatten)]
+    mosaic: MosaicArgs,
     /// Output PNG.
     #[arg(long)]
     out: PathBuf,
@@ -202,6 +345,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Sample(a) => cmd_sample(a),
         Command::Reconstruct(a) => cmd_reconstruct(a),
         Command::Encode(a) => cmd_encode(a),
+        Command::Manifold(a) => cmd_manifold(a),
+        Command::LatentPlot(a) => cmd_latent_plot(a),
+        Command::Interpolate(a) => cmd_interpolate(a),
+        Command::PlotMetrics(a) => cmd_plot_metrics(a),
     }
 }
 
@@ -274,13 +421,16 @@ impl TrainArgs {
 }
 
 /// Files `elbo train` writes into a run directory; `--force` removes exactly these.
-const RUN_FILES: [&str; 6] = [
+const RUN_FILES: [&str; 9] = [
     train::checkpoint::CHECKPOINT,
     train::checkpoint::PREVIOUS,
     "metrics.csv",
     "config.json",
     "samples.png",
     "reconstructions.png",
+    "curves.png",
+    "latent.png",
+    "manifold.png",
 ];
 
 fn cmd_train(a: TrainArgs) -> Result<()> {
@@ -319,24 +469,56 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
     };
     train::train(&run_dir, data_dir.as_deref(), start, opts)?;
     let ck = load_run(&run_dir)?;
-    write_samples(
-        &ck.vae,
-        64,
-        ck.config.train.seed,
-        &run_dir.join("samples.png"),
-    )?;
     let splits = train::load_splits(&ck.config, data_dir.as_deref())?;
+    let style = MosaicStyle::default();
+    let spec = SampleSpec {
+        n: 64,
+        seed: ck.config.train.seed,
+        temperature: 1.0,
+        bernoulli: false,
+    };
+    write_samples(&ck.vae, &spec, style, &run_dir.join("samples.png"))?;
     write_reconstructions(
         &ck.vae,
         &splits.test,
         8,
+        style,
         &run_dir.join("reconstructions.png"),
     )?;
-    eprintln!(
-        "elbo: wrote {0}/samples.png and {0}/reconstructions.png",
-        run_dir.display()
-    );
+    plot::training_curves(
+        &ck.state.history,
+        &run_title("Training curves", &run_dir),
+        &run_dir.join("curves.png"),
+    )?;
+    write_latent_plot(
+        &ck,
+        &run_dir,
+        &splits.test,
+        "test",
+        &run_dir.join("latent.png"),
+    )?;
+    let mut written = "samples.png, reconstructions.png, curves.png, latent.png".to_string();
+    if ck.vae.latent() == 2 {
+        let codes = lat::manifold_codes(2, 20, (0, 1), GridRange::default())?;
+        let px = lat::decode_means(&ck.vae, &codes, 400);
+        let (h, w) = (ck.config.model.rows, ck.config.model.cols);
+        save_png(
+            &mosaic(&px, 400, h, w, 20, style),
+            &run_dir.join("manifold.png"),
+        )?;
+        written.push_str(", manifold.png");
+    }
+    eprintln!("elbo: wrote {written} into {}", run_dir.display());
     Ok(())
+}
+
+/// A figure title naming the run.
+fn run_title(what: &str, run_dir: &Path) -> String {
+    let name = std::fs::canonicalize(run_dir)
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| run_dir.display().to_string());
+    format!("{what} — run {name}")
 }
 
 fn prepare_run_dir(dir: &Path, force: bool) -> Result<()> {
@@ -433,18 +615,34 @@ fn check_count(n: usize, what: &str) -> Result<()> {
     Ok(())
 }
 
-fn write_samples(vae: &Vae<f32>, n: usize, seed: u64, out: &Path) -> Result<()> {
-    let (zd, d) = (vae.latent(), vae.config.input_dim());
+/// What `sample` draws.
+struct SampleSpec {
+    n: usize,
+    seed: u64,
+    temperature: f64,
+    bernoulli: bool,
+}
+
+fn write_samples(vae: &Vae<f32>, spec: &SampleSpec, style: MosaicStyle, out: &Path) -> Result<()> {
+    let (n, zd) = (spec.n, vae.latent());
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(spec.seed);
     let mut ws = vae.workspace(n, 1);
-    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
     vae.draw_eps(n, &mut ws, &mut rng);
-    ws.z[..n * zd].copy_from_slice(&ws.eps[..n * zd]);
-    vae.decode(n, &mut ws);
-    let mut px = vec![0.0; n * d];
-    vae.means(n, &ws, &mut px);
+    let codes: Vec<f32> = ws.eps[..n * zd]
+        .iter()
+        .map(|e| e * spec.temperature as f32)
+        .collect();
+    let mut px = lat::decode_means(vae, &codes, n);
+    if spec.bernoulli {
+        use rand::RngExt;
+        for p in px.iter_mut() {
+            let u: f32 = rng.random();
+            *p = if u < *p { 1.0 } else { 0.0 };
+        }
+    }
     let cols = (n as f64).sqrt().ceil() as usize;
     save_png(
-        &mosaic(&px, n, vae.config.rows, vae.config.cols, cols, 2),
+        &mosaic(&px, n, vae.config.rows, vae.config.cols, cols, style),
         out,
     )
 }
@@ -453,31 +651,20 @@ fn write_reconstructions(
     vae: &Vae<f32>,
     test: &crate::data::Dataset,
     n: usize,
+    style: MosaicStyle,
     out: &Path,
 ) -> Result<()> {
     let n = n.min(test.len());
     let (zd, d) = (vae.latent(), vae.config.input_dim());
     let idx: Vec<usize> = (0..n).collect();
-    let mut x = vec![0.0; n * d];
-    crate::data::Batcher {
-        batch_size: n,
-        binarize: Binarize::None,
-    }
-    .fill(
-        test,
-        &idx,
-        &mut rand_pcg::Pcg64Mcg::seed_from_u64(0),
-        &mut x,
-    );
-    let mut ws = vae.workspace(n, 1);
-    vae.encode(&x, n, &mut ws);
+    let x = lat::pixels(test, &idx);
+    let head = lat::encode(vae, test, &idx);
     // Reconstruct from the posterior mean: a deterministic figure.
-    for b in 0..n {
-        ws.z[b * zd..(b + 1) * zd].copy_from_slice(&ws.head[b * 2 * zd..b * 2 * zd + zd]);
-    }
-    vae.decode(n, &mut ws);
-    let mut rec = vec![0.0; n * d];
-    vae.means(n, &ws, &mut rec);
+    let codes: Vec<f32> = head
+        .chunks_exact(2 * zd)
+        .flat_map(|h| h[..zd].to_vec())
+        .collect();
+    let rec = lat::decode_means(vae, &codes, n);
     // Pairs of rows: originals over reconstructions, at most 16 per row.
     let per_row = n.min(16);
     let mut tiles = Vec::with_capacity(2 * n.div_ceil(per_row) * per_row * d);
@@ -494,7 +681,14 @@ fn write_reconstructions(
     }
     let count = tiles.len() / d;
     save_png(
-        &mosaic(&tiles, count, vae.config.rows, vae.config.cols, per_row, 2),
+        &mosaic(
+            &tiles,
+            count,
+            vae.config.rows,
+            vae.config.cols,
+            per_row,
+            style,
+        ),
         out,
     )
 }
@@ -502,8 +696,26 @@ fn write_reconstructions(
 fn cmd_sample(a: SampleArgs) -> Result<()> {
     check_count(a.n, "sample")?;
     check_output(&a.out, a.force)?;
+    let style = a.mosaic.style()?;
+    if !(a.temperature.is_finite() && a.temperature > 0.0) {
+        return Err(Error::Config(format!(
+            "--temperature {} must be a positive number",
+            a.temperature
+        )));
+    }
     let ck = load_run(&a.run_dir)?;
-    write_samples(&ck.vae, a.n, a.seed, &a.out)?;
+    if a.bernoulli && ck.config.model.likelihood != Likelihood::Bernoulli {
+        return Err(Error::Config(
+            "--bernoulli samples pixels from a Bernoulli decoder; this model's is Gaussian".into(),
+        ));
+    }
+    let spec = SampleSpec {
+        n: a.n,
+        seed: a.seed,
+        temperature: a.temperature,
+        bernoulli: a.bernoulli,
+    };
+    write_samples(&ck.vae, &spec, style, &a.out)?;
     eprintln!("elbo: wrote {}", a.out.display());
     Ok(())
 }
@@ -511,10 +723,11 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
 fn cmd_reconstruct(a: ReconstructArgs) -> Result<()> {
     check_count(a.n, "reconstruct")?;
     check_output(&a.out, a.force)?;
+    let style = a.mosaic.style()?;
     let ck = load_run(&a.run_dir)?;
     let data_dir = a.data.data_dir.clone().or_else(|| recorded_dir(&ck));
     let splits = train::load_splits(&ck.config, data_dir.as_deref())?;
-    write_reconstructions(&ck.vae, &splits.test, a.n, &a.out)?;
+    write_reconstructions(&ck.vae, &splits.test, a.n, style, &a.out)?;
     eprintln!("elbo: wrote {}", a.out.display());
     Ok(())
 }
@@ -566,5 +779,178 @@ fn cmd_encode(a: EncodeArgs) -> Result<()> {
         a.out.display(),
         ds.len()
     );
+    Ok(())
+}
+
+fn cmd_manifold(a: ManifoldArgs) -> Result<()> {
+    check_output(&a.out, a.force)?;
+    let style = a.mosaic.style()?;
+    let range: GridRange = a.range.parse()?;
+    if a.dims.len() != 2 {
+        return Err(Error::Config(format!(
+            "--dims takes two dimensions, like 0,1; got {:?}",
+            a.dims
+        )));
+    }
+    let ck = load_run(&a.run_dir)?;
+    let codes = lat::manifold_codes(ck.vae.latent(), a.grid, (a.dims[0], a.dims[1]), range)?;
+    let n = a.grid * a.grid;
+    let px = lat::decode_means(&ck.vae, &codes, n);
+    save_png(
+        &mosaic(
+            &px,
+            n,
+            ck.config.model.rows,
+            ck.config.model.cols,
+            a.grid,
+            style,
+        ),
+        &a.out,
+    )?;
+    eprintln!("elbo: wrote {}", a.out.display());
+    Ok(())
+}
+
+/// Class names for the legend of a dataset's scatter plot.
+fn class_names(ds: crate::data::DatasetName) -> [&'static str; 10] {
+    match ds {
+        crate::data::DatasetName::Mnist => ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
+        crate::data::DatasetName::FashionMnist => [
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ],
+        crate::data::DatasetName::Kmnist => {
+            ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"]
+        }
+    }
+}
+
+fn write_latent_plot(
+    ck: &Checkpoint,
+    run_dir: &Path,
+    ds: &crate::data::Dataset,
+    split: &str,
+    out: &Path,
+) -> Result<()> {
+    let zd = ck.vae.latent();
+    let idx: Vec<usize> = (0..ds.len()).collect();
+    let head = lat::encode(&ck.vae, ds, &idx);
+    let means: Vec<f32> = head
+        .chunks_exact(2 * zd)
+        .flat_map(|h| h[..zd].to_vec())
+        .collect();
+    let n = idx.len();
+    let (points, x_label, y_label) = match zd {
+        1 => (
+            means
+                .iter()
+                .zip(&ds.labels)
+                .map(|(&m, &l)| [m as f64, l as f64])
+                .collect(),
+            "z₀ (encoder mean)".to_string(),
+            "class".to_string(),
+        ),
+        2 => (
+            means
+                .chunks_exact(2)
+                .map(|m| [m[0] as f64, m[1] as f64])
+                .collect(),
+            "z₀ (encoder mean)".to_string(),
+            "z₁ (encoder mean)".to_string(),
+        ),
+        _ => {
+            let (p, frac) = lat::pca2(&means, n, zd);
+            (
+                p,
+                format!(
+                    "PC 1 of the {zd}-D encoder means ({:.1}% of variance)",
+                    100.0 * frac[0]
+                ),
+                format!("PC 2 ({:.1}% of variance)", 100.0 * frac[1]),
+            )
+        }
+    };
+    let names = class_names(ck.config.train.dataset);
+    let title = run_title(&format!("Latent means of {n} {split} images"), run_dir);
+    let scatter = plot::Scatter {
+        points: &points,
+        labels: &ds.labels,
+        class_names: &names,
+        title,
+        x_label,
+        y_label,
+    };
+    plot::scatter(&scatter, out)
+}
+
+fn cmd_latent_plot(a: LatentPlotArgs) -> Result<()> {
+    check_output(&a.out, a.force)?;
+    let ck = load_run(&a.run_dir)?;
+    let data_dir = a.data.data_dir.clone().or_else(|| recorded_dir(&ck));
+    let splits = train::load_splits(&ck.config, data_dir.as_deref())?;
+    let ds = if a.split == "train" {
+        splits.train
+    } else {
+        splits.test
+    };
+    let ds = match a.limit {
+        Some(0) => return Err(Error::Config("--limit 0 leaves nothing to plot".into())),
+        Some(n) => ds.truncated(n),
+        None => ds,
+    };
+    debug_assert_eq!(a.method, "pca");
+    write_latent_plot(&ck, &a.run_dir, &ds, &a.split, &a.out)?;
+    eprintln!("elbo: wrote {}", a.out.display());
+    Ok(())
+}
+
+fn cmd_interpolate(a: InterpolateArgs) -> Result<()> {
+    check_output(&a.out, a.force)?;
+    let style = a.mosaic.style()?;
+    if a.steps < 2 || a.steps > 1000 {
+        return Err(Error::Config(format!(
+            "--steps {} must be between 2 and 1000",
+            a.steps
+        )));
+    }
+    let ck = load_run(&a.run_dir)?;
+    let data_dir = a.data.data_dir.clone().or_else(|| recorded_dir(&ck));
+    let test = train::load_splits(&ck.config, data_dir.as_deref())?.test;
+    for (flag, i) in [("--from", a.from), ("--to", a.to)] {
+        if i >= test.len() {
+            return Err(Error::Config(format!(
+                "{flag} {i} is out of range: the test set has {} images (indices 0 to {})",
+                test.len(),
+                test.len() - 1
+            )));
+        }
+    }
+    let zd = ck.vae.latent();
+    let head = lat::encode(&ck.vae, &test, &[a.from, a.to]);
+    let path = lat::interpolate(&head[..zd], &head[2 * zd..3 * zd], a.steps, a.spherical);
+    let px = lat::decode_means(&ck.vae, &path, a.steps);
+    let (h, w) = (ck.config.model.rows, ck.config.model.cols);
+    save_png(&mosaic(&px, a.steps, h, w, a.steps, style), &a.out)?;
+    eprintln!("elbo: wrote {}", a.out.display());
+    Ok(())
+}
+
+fn cmd_plot_metrics(a: PlotMetricsArgs) -> Result<()> {
+    check_output(&a.out, a.force)?;
+    let ck = load_run(&a.run_dir)?;
+    plot::training_curves(
+        &ck.state.history,
+        &run_title("Training curves", &a.run_dir),
+        &a.out,
+    )?;
+    eprintln!("elbo: wrote {}", a.out.display());
     Ok(())
 }

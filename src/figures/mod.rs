@@ -1,18 +1,47 @@
-//! Figures: image mosaics of samples and reconstructions, written as PNG.
+//! Figures: image mosaics (samples, reconstructions, manifold, interpolations) and charts (latent scatter,
+//! training curves). Every figure is a pure function of its inputs, so the same seed gives the same bytes.
+
+pub mod latent;
+pub mod plot;
 
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use std::path::Path;
 
-/// Lays out `n` images of `h`×`w` intensities in [0, 1] on a grid of `cols` columns with `pad` pixels between.
+/// How tiles are laid out in a mosaic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MosaicStyle {
+    /// Nearest-neighbour upscaling factor of the whole mosaic.
+    pub scale: u32,
+    /// White pixels around and between tiles (before scaling).
+    pub pad: usize,
+    /// Draw a light line between rows, in the padding.
+    pub separators: bool,
+}
+
+impl Default for MosaicStyle {
+    fn default() -> Self {
+        MosaicStyle {
+            scale: 1,
+            pad: 2,
+            separators: false,
+        }
+    }
+}
+
+/// Grey level of the separator lines: light enough not to compete with the digits.
+const SEPARATOR: u8 = 200;
+
+/// Lays out `n` images of `h`×`w` intensities in [0, 1] on a grid of `cols` columns.
 pub fn mosaic(
     images: &[f32],
     n: usize,
     h: usize,
     w: usize,
     cols: usize,
-    pad: usize,
+    style: MosaicStyle,
 ) -> image::GrayImage {
+    let pad = style.pad;
     let cols = cols.clamp(1, n.max(1));
     let rows = n.div_ceil(cols).max(1);
     let width = cols * w + (cols + 1) * pad;
@@ -32,26 +61,62 @@ pub fn mosaic(
             }
         }
     }
+    if style.separators && pad > 0 {
+        for r in 1..rows {
+            let y = r * (h + pad) + pad / 2;
+            for x in 0..width {
+                img.put_pixel(x as u32, y as u32, image::Luma([SEPARATOR]));
+            }
+        }
+    }
+    if style.scale > 1 {
+        let (sw, sh) = (img.width() * style.scale, img.height() * style.scale);
+        img = image::imageops::resize(&img, sw, sh, image::imageops::FilterType::Nearest);
+    }
     img
 }
 
-/// Saves a grayscale image as PNG, atomically.
-pub fn save_png(img: &image::GrayImage, path: &Path) -> Result<()> {
+/// Encodes an image as PNG in memory.
+pub fn png_bytes<P: image::PixelWithColorType, C: std::ops::Deref<Target = [P::Subpixel]>>(
+    img: &image::ImageBuffer<P, C>,
+    path: &Path,
+) -> Result<Vec<u8>>
+where
+    [P::Subpixel]: image::EncodableLayout,
+{
     let mut bytes = Vec::new();
     img.write_to(
         &mut std::io::Cursor::new(&mut bytes),
         image::ImageFormat::Png,
     )
     .map_err(|e| Error::Config(format!("cannot encode {}: {e}", path.display())))?;
-    write_atomic(path, &bytes)
+    Ok(bytes)
+}
+
+/// Saves a grayscale image as PNG, atomically.
+pub fn save_png(img: &image::GrayImage, path: &Path) -> Result<()> {
+    write_atomic(path, &png_bytes(img, path)?)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn tiles_land_where_expected() {
         let imgs: Vec<f32> = (0..3 * 4).map(|i| i as f32 / 11.0).collect();
-        let m = super::mosaic(&imgs, 3, 2, 2, 2, 1);
+        let m = mosaic(
+            &imgs,
+            3,
+            2,
+            2,
+            2,
+            MosaicStyle {
+                scale: 1,
+                pad: 1,
+                separators: false,
+            },
+        );
         assert_eq!(m.dimensions(), (2 * 2 + 3, 2 * 2 + 3));
         assert_eq!(m.get_pixel(1, 1).0[0], 0);
         assert_eq!(
@@ -63,5 +128,24 @@ mod tests {
             (9.0f32 / 11.0 * 255.0).round() as u8
         );
         assert_eq!(m.get_pixel(0, 0).0[0], 255, "padding is white");
+    }
+
+    #[test]
+    fn scaling_and_separators() {
+        let imgs = vec![0.0f32; 4 * 4];
+        let style = MosaicStyle {
+            scale: 3,
+            pad: 2,
+            separators: true,
+        };
+        let m = mosaic(&imgs, 4, 2, 2, 2, style);
+        assert_eq!(m.dimensions(), (3 * (2 * 2 + 3 * 2), 3 * (2 * 2 + 3 * 2)));
+        // The separator sits in the middle of the padding between the two rows: unscaled y = 1·(2+2)+1 = 5.
+        assert_eq!(m.get_pixel(0, 5 * 3).0[0], SEPARATOR);
+        assert_eq!(
+            m.get_pixel(2 * 3, 2 * 3).0[0],
+            0,
+            "tile pixels are scaled up"
+        );
     }
 }

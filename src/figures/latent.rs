@@ -1,0 +1,304 @@
+//! The latent space: grids for the manifold, interpolation paths, PCA, and batched encoding and decoding.
+
+use crate::data::{Batcher, Binarize, Dataset};
+use crate::error::{Error, Result};
+use crate::model::Vae;
+use rand::SeedableRng;
+use statrs::distribution::{ContinuousCDF, Normal};
+
+/// How the manifold's grid values are spaced along each axis.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum GridRange {
+    /// Evenly from `a` to `b` in latent units.
+    Linear(f64, f64),
+    /// At the standard normal's quantiles, evenly from probability `p` to `q`: covers the prior's mass.
+    Quantile(f64, f64),
+}
+
+impl Default for GridRange {
+    fn default() -> Self {
+        GridRange::Quantile(0.05, 0.95)
+    }
+}
+
+impl std::str::FromStr for GridRange {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || {
+            Error::Config(format!(
+                "--range '{s}' must look like linear:-3,3 or quantile:0.05,0.95"
+            ))
+        };
+        let (kind, rest) = s.split_once(':').ok_or_else(bad)?;
+        let (a, b) = rest.split_once(',').ok_or_else(bad)?;
+        let (a, b): (f64, f64) = (
+            a.trim().parse().map_err(|_| bad())?,
+            b.trim().parse().map_err(|_| bad())?,
+        );
+        match kind {
+            "linear" if a.is_finite() && b.is_finite() && a != b => Ok(GridRange::Linear(a, b)),
+            "quantile" if 0.0 < a && a < 1.0 && 0.0 < b && b < 1.0 && a != b => {
+                Ok(GridRange::Quantile(a, b))
+            }
+            "quantile" => Err(Error::Config(format!(
+                "--range {s}: quantiles must lie strictly between 0 and 1"
+            ))),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl GridRange {
+    /// `n` values along one axis, ascending when the range is.
+    pub fn values(self, n: usize) -> Vec<f64> {
+        let frac = |k: usize| {
+            if n == 1 {
+                0.5
+            } else {
+                k as f64 / (n - 1) as f64
+            }
+        };
+        let normal = Normal::standard();
+        (0..n)
+            .map(|k| match self {
+                GridRange::Linear(a, b) => a + (b - a) * frac(k),
+                GridRange::Quantile(p, q) => normal.inverse_cdf(p + (q - p) * frac(k)),
+            })
+            .collect()
+    }
+}
+
+/// Largest manifold grid side: 100×100 tiles of 28×28 is already a 3-megapixel image.
+pub const MAX_GRID: usize = 100;
+
+/// Latent codes of a `grid`×`grid` manifold varying dimensions `dims` (others 0): tile (r, c) holds dimension
+/// `dims.0` at value c and `dims.1` at value `grid − 1 − r`, so the vertical axis grows upwards as in a plot.
+pub fn manifold_codes(
+    latent: usize,
+    grid: usize,
+    dims: (usize, usize),
+    range: GridRange,
+) -> Result<Vec<f32>> {
+    if latent < 2 {
+        return Err(Error::Config(format!(
+            "the manifold varies two latent dimensions, but this model's latent has {latent}; \
+             use 'elbo latent-plot' or 'elbo interpolate' for a 1-D latent"
+        )));
+    }
+    if grid == 0 || grid > MAX_GRID {
+        return Err(Error::Config(format!(
+            "--grid {grid} must be between 1 and {MAX_GRID}"
+        )));
+    }
+    let (i, j) = dims;
+    if i >= latent || j >= latent || i == j {
+        return Err(Error::Config(format!(
+            "--dims {i},{j} must be two different dimensions below the latent size {latent} (0-based)"
+        )));
+    }
+    let v = range.values(grid);
+    let mut codes = vec![0f32; grid * grid * latent];
+    for r in 0..grid {
+        for c in 0..grid {
+            let z = &mut codes[(r * grid + c) * latent..(r * grid + c + 1) * latent];
+            z[i] = v[c] as f32;
+            z[j] = v[grid - 1 - r] as f32;
+        }
+    }
+    Ok(codes)
+}
+
+/// Decoder means for `n` latent codes, in batches.
+pub fn decode_means(vae: &Vae<f32>, codes: &[f32], n: usize) -> Vec<f32> {
+    let (zd, d) = (vae.latent(), vae.config.input_dim());
+    let batch = n.clamp(1, 512);
+    let mut ws = vae.workspace(batch, 1);
+    let mut out = vec![0f32; n * d];
+    for start in (0..n).step_by(batch) {
+        let rows = batch.min(n - start);
+        ws.z[..rows * zd].copy_from_slice(&codes[start * zd..(start + rows) * zd]);
+        vae.decode(rows, &mut ws);
+        vae.means(rows, &ws, &mut out[start * d..(start + rows) * d]);
+    }
+    out
+}
+
+/// Pixels in [0, 1] of the images `idx` of `ds`.
+pub fn pixels(ds: &Dataset, idx: &[usize]) -> Vec<f32> {
+    let mut x = vec![0f32; idx.len() * ds.dim()];
+    let copy = Batcher {
+        batch_size: idx.len(),
+        binarize: Binarize::None,
+    };
+    // Copying intensities never draws from the RNG.
+    copy.fill(ds, idx, &mut rand_pcg::Pcg64Mcg::seed_from_u64(0), &mut x);
+    x
+}
+
+/// Encoder means and log-variances of the images `idx`, as `[μ (Z), log σ² (Z)]` rows.
+pub fn encode(vae: &Vae<f32>, ds: &Dataset, idx: &[usize]) -> Vec<f32> {
+    let zd = vae.latent();
+    let batch = idx.len().clamp(1, 500);
+    let mut ws = vae.workspace(batch, 1);
+    let mut out = Vec::with_capacity(idx.len() * 2 * zd);
+    for chunk in idx.chunks(batch) {
+        let x = pixels(ds, chunk);
+        vae.encode(&x, chunk.len(), &mut ws);
+        out.extend_from_slice(&ws.head[..chunk.len() * 2 * zd]);
+    }
+    out
+}
+
+/// `steps` codes from `a` to `b` (both included): straight, or along the great circle (slerp).
+pub fn interpolate(a: &[f32], b: &[f32], steps: usize, spherical: bool) -> Vec<f32> {
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (*x as f64) * (*y as f64))
+        .sum();
+    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let omega = if na > 0.0 && nb > 0.0 {
+        (dot / (na * nb)).clamp(-1.0, 1.0).acos()
+    } else {
+        0.0
+    };
+    let mut out = Vec::with_capacity(steps * a.len());
+    for s in 0..steps {
+        let t = if steps == 1 {
+            0.0
+        } else {
+            s as f64 / (steps - 1) as f64
+        };
+        // Slerp degenerates to a straight line for (anti)parallel codes, where sin Ω vanishes.
+        let (wa, wb) = if spherical && omega.sin().abs() > 1e-6 {
+            (
+                ((1.0 - t) * omega).sin() / omega.sin(),
+                (t * omega).sin() / omega.sin(),
+            )
+        } else {
+            (1.0 - t, t)
+        };
+        out.extend(
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| (wa * *x as f64 + wb * *y as f64) as f32),
+        );
+    }
+    out
+}
+
+/// Projects `n` points of dimension `dim` onto their first two principal components; also returns the
+/// fraction of variance each explains.
+pub fn pca2(points: &[f32], n: usize, dim: usize) -> (Vec<[f64; 2]>, [f64; 2]) {
+    let mean: Vec<f64> = (0..dim)
+        .map(|j| (0..n).map(|i| points[i * dim + j] as f64).sum::<f64>() / n.max(1) as f64)
+        .collect();
+    let mut cov = nalgebra::DMatrix::<f64>::zeros(dim, dim);
+    for i in 0..n {
+        let row: Vec<f64> = (0..dim)
+            .map(|j| points[i * dim + j] as f64 - mean[j])
+            .collect();
+        for a in 0..dim {
+            for b in 0..dim {
+                cov[(a, b)] += row[a] * row[b];
+            }
+        }
+    }
+    cov /= (n.max(2) - 1) as f64;
+    let eig = cov.symmetric_eigen();
+    let mut order: Vec<usize> = (0..dim).collect();
+    order.sort_by(|&a, &b| eig.eigenvalues[b].total_cmp(&eig.eigenvalues[a]));
+    let total: f64 = eig.eigenvalues.iter().sum::<f64>().max(f64::MIN_POSITIVE);
+    let (c0, c1) = (order[0], order[1.min(dim - 1)]);
+    // Fix each component's sign (largest entry positive) so figures do not flip between runs or machines.
+    let sign = |c: usize| {
+        let v = eig.eigenvectors.column(c);
+        let k = (0..dim)
+            .max_by(|&a, &b| v[a].abs().total_cmp(&v[b].abs()))
+            .unwrap_or(0);
+        if v[k] < 0.0 { -1.0 } else { 1.0 }
+    };
+    let (s0, s1) = (sign(c0), sign(c1));
+    let proj = (0..n)
+        .map(|i| {
+            let (mut p0, mut p1) = (0.0, 0.0);
+            for j in 0..dim {
+                let x = points[i * dim + j] as f64 - mean[j];
+                p0 += x * eig.eigenvectors[(j, c0)] * s0;
+                p1 += x * eig.eigenvectors[(j, c1)] * s1;
+            }
+            [p0, p1]
+        })
+        .collect();
+    (
+        proj,
+        [eig.eigenvalues[c0] / total, eig.eigenvalues[c1] / total],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_parse_and_space() {
+        let q: GridRange = "quantile:0.05,0.95".parse().unwrap();
+        let v = q.values(3);
+        assert!(
+            (v[0] + 1.6449).abs() < 1e-3 && v[1].abs() < 1e-12 && (v[2] - 1.6449).abs() < 1e-3,
+            "{v:?}"
+        );
+        assert_eq!(
+            "linear:-3,3".parse::<GridRange>().unwrap().values(3),
+            vec![-3.0, 0.0, 3.0]
+        );
+        for bad in ["quantile:0,1", "linear:3", "cubic:1,2", "linear:1,1"] {
+            assert!(bad.parse::<GridRange>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn manifold_codes_vary_the_chosen_dims() {
+        let c = manifold_codes(3, 2, (0, 2), GridRange::Linear(-1.0, 1.0)).unwrap();
+        // Tile (0,0): dim 0 at its lowest, dim 2 at its highest (top row); dim 1 held at 0.
+        assert_eq!(&c[0..3], &[-1.0, 0.0, 1.0]);
+        assert_eq!(&c[9..12], &[1.0, 0.0, -1.0]);
+        assert!(
+            manifold_codes(1, 2, (0, 1), GridRange::default())
+                .unwrap_err()
+                .to_string()
+                .contains("latent has 1")
+        );
+        assert!(
+            manifold_codes(3, 2, (0, 3), GridRange::default())
+                .unwrap_err()
+                .to_string()
+                .contains("--dims 0,3")
+        );
+        assert!(manifold_codes(3, 0, (0, 1), GridRange::default()).is_err());
+        assert!(manifold_codes(3, 10_000, (0, 1), GridRange::default()).is_err());
+    }
+
+    #[test]
+    fn interpolation_ends_at_both_codes_and_slerp_keeps_the_norm() {
+        let (a, b) = ([1.0f32, 0.0], [0.0f32, 1.0]);
+        let p = interpolate(&a, &b, 3, false);
+        assert_eq!(p, vec![1.0, 0.0, 0.5, 0.5, 0.0, 1.0]);
+        let s = interpolate(&a, &b, 3, true);
+        assert!((s[2].hypot(s[3]) - 1.0).abs() < 1e-6, "{s:?}");
+    }
+
+    #[test]
+    fn pca_finds_the_main_direction() {
+        let pts: Vec<f32> = (0..100)
+            .flat_map(|i| {
+                let t = i as f32 - 50.0;
+                [t, 2.0 * t, 0.01 * (i % 3) as f32]
+            })
+            .collect();
+        let (proj, frac) = pca2(&pts, 100, 3);
+        assert!(frac[0] > 0.999, "{frac:?}");
+        assert!((proj[99][0] - proj[0][0]).abs() > 100.0);
+    }
+}

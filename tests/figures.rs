@@ -1,0 +1,332 @@
+//! The figure commands: sizes, tiles that hold the decoded pixels, determinism, and bad input.
+
+mod common;
+use common::*;
+use elbo::figures::latent::decode_means;
+use std::path::{Path, PathBuf};
+
+fn png(path: &Path) -> image::GrayImage {
+    image::open(path).unwrap().to_luma8()
+}
+
+/// Tile (r, c) of a mosaic with 28×28 tiles, padding 2 and no scaling, as intensities in 0..=255.
+fn tile(img: &image::GrayImage, r: u32, c: u32) -> Vec<u8> {
+    let (y0, x0) = (2 + r * 30, 2 + c * 30);
+    (0..28)
+        .flat_map(|y| (0..28).map(move |x| (x, y)))
+        .map(|(x, y)| img.get_pixel(x0 + x, y0 + y).0[0])
+        .collect()
+}
+
+fn expected_tile(run: &Path, z: &[f32]) -> Vec<u8> {
+    let ck = elbo::train::load_run(run).unwrap();
+    decode_means(&ck.vae, z, 1)
+        .iter()
+        .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+        .collect()
+}
+
+fn out(tmp: &tempfile::TempDir, name: &str) -> PathBuf {
+    tmp.path().join(name)
+}
+
+#[test]
+fn manifold_tiles_hold_direct_decodes_at_normal_quantiles() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = fixture_run();
+    let p = out(&tmp, "m.png");
+    let o = run_cmd(&[
+        "manifold",
+        run.to_str().unwrap(),
+        "--grid",
+        "3",
+        "--dims",
+        "4,7",
+        "--out",
+        p.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let img = png(&p);
+    assert_eq!(img.dimensions(), (3 * 28 + 4 * 2, 3 * 28 + 4 * 2));
+    // Quantiles 0.05, 0.5, 0.95 of N(0, 1); the top-left tile has dim 4 lowest and dim 7 highest.
+    let q = 1.644_853_6f32;
+    let mut z = vec![0f32; 20];
+    (z[4], z[7]) = (-q, q);
+    assert_eq!(tile(&img, 0, 0), expected_tile(&run, &z));
+    (z[4], z[7]) = (q, -q);
+    assert_eq!(tile(&img, 2, 2), expected_tile(&run, &z));
+    let p2 = out(&tmp, "m2.png");
+    run_cmd(&[
+        "manifold",
+        run.to_str().unwrap(),
+        "--grid",
+        "3",
+        "--dims",
+        "4,7",
+        "--out",
+        p2.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read(&p).unwrap(),
+        std::fs::read(&p2).unwrap(),
+        "deterministic"
+    );
+    let p3 = out(&tmp, "m3.png");
+    let o = run_cmd(&[
+        "manifold",
+        run.to_str().unwrap(),
+        "--grid",
+        "2",
+        "--range",
+        "linear:-3,3",
+        "--scale",
+        "2",
+        "--separators",
+        "--out",
+        p3.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        png(&p3).dimensions(),
+        (2 * (2 * 28 + 3 * 2), 2 * (2 * 28 + 3 * 2))
+    );
+}
+
+#[test]
+fn interpolation_starts_and_ends_at_the_encodings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = fixture_run();
+    let p = out(&tmp, "i.png");
+    let o = run_data_cmd(&[
+        "interpolate",
+        run.to_str().unwrap(),
+        "--from",
+        "0",
+        "--to",
+        "1",
+        "--steps",
+        "5",
+        "--out",
+        p.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let img = png(&p);
+    assert_eq!(img.dimensions(), (5 * 28 + 6 * 2, 28 + 2 * 2));
+    let ck = elbo::train::load_run(&run).unwrap();
+    let test = elbo::data::load_dataset(elbo::data::DatasetName::Mnist, &mnist_dir())
+        .unwrap()
+        .1;
+    let head = elbo::figures::latent::encode(&ck.vae, &test, &[0, 1]);
+    assert_eq!(tile(&img, 0, 0), expected_tile(&run, &head[..20]));
+    assert_eq!(tile(&img, 0, 4), expected_tile(&run, &head[40..60]));
+    let o = run_data_cmd(&[
+        "interpolate",
+        run.to_str().unwrap(),
+        "--from",
+        "0",
+        "--to",
+        "1",
+        "--spherical",
+        "--out",
+        out(&tmp, "s.png").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn latent_plot_and_curves_are_deterministic_charts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = fixture_run();
+    let (a, b, svg) = (out(&tmp, "a.png"), out(&tmp, "b.png"), out(&tmp, "c.svg"));
+    for p in [&a, &b, &svg] {
+        let o = run_data_cmd(&[
+            "latent-plot",
+            run.to_str().unwrap(),
+            "--limit",
+            "2000",
+            "--out",
+            p.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    assert_eq!(image::image_dimensions(&a).unwrap(), (900, 700));
+    assert_eq!(
+        std::fs::read(&a).unwrap(),
+        std::fs::read(&b).unwrap(),
+        "deterministic"
+    );
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        text.starts_with("<svg") && text.contains("PC 1 of the 20-D encoder means"),
+        "PCA axis label in the SVG"
+    );
+    let (c1, c2) = (out(&tmp, "c1.png"), out(&tmp, "c2.png"));
+    for p in [&c1, &c2] {
+        let o = run_cmd(&[
+            "plot-metrics",
+            run.to_str().unwrap(),
+            "--out",
+            p.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    assert_eq!(image::image_dimensions(&c1).unwrap(), (1500, 480));
+    assert_eq!(std::fs::read(&c1).unwrap(), std::fs::read(&c2).unwrap());
+    for f in ["curves.png", "latent.png"] {
+        assert!(run.join(f).is_file(), "train writes {f}");
+    }
+    assert!(
+        !run.join("manifold.png").exists(),
+        "no manifold.png for a 20-D latent"
+    );
+}
+
+#[test]
+fn sample_temperature_and_bernoulli_pixels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = fixture_run();
+    let (cold, hot, bern) = (out(&tmp, "c.png"), out(&tmp, "h.png"), out(&tmp, "b.png"));
+    run_cmd(&[
+        "sample",
+        run.to_str().unwrap(),
+        "--n",
+        "4",
+        "--temperature",
+        "0.01",
+        "--out",
+        cold.to_str().unwrap(),
+    ]);
+    run_cmd(&[
+        "sample",
+        run.to_str().unwrap(),
+        "--n",
+        "4",
+        "--temperature",
+        "1",
+        "--out",
+        hot.to_str().unwrap(),
+    ]);
+    // At temperature ~0 every sample is the decoding of z = 0.
+    let img = png(&cold);
+    let close = |a: Vec<u8>, b: Vec<u8>| a.iter().zip(&b).all(|(x, y)| x.abs_diff(*y) <= 4);
+    assert!(close(tile(&img, 0, 0), tile(&img, 1, 1)));
+    assert!(close(tile(&img, 0, 0), expected_tile(&run, &[0.0; 20])));
+    assert_ne!(tile(&png(&hot), 0, 0), tile(&png(&hot), 1, 1));
+    let o = run_cmd(&[
+        "sample",
+        run.to_str().unwrap(),
+        "--n",
+        "4",
+        "--bernoulli",
+        "--out",
+        bern.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        tile(&png(&bern), 0, 0).iter().all(|&p| p == 0 || p == 255),
+        "sampled pixels are binary"
+    );
+    let o = run_cmd(&[
+        "sample",
+        run.to_str().unwrap(),
+        "--temperature",
+        "0",
+        "--out",
+        out(&tmp, "x.png").to_str().unwrap(),
+    ]);
+    assert_user_error(&o, "--temperature 0");
+}
+
+#[test]
+fn bad_figure_requests_are_refused_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = fixture_run();
+    let r = run.to_str().unwrap();
+    let x = out(&tmp, "x.png");
+    let x = x.to_str().unwrap();
+    assert_user_error(
+        &run_cmd(&["manifold", r, "--dims", "0,20", "--out", x]),
+        "--dims 0,20",
+    );
+    assert_user_error(
+        &run_cmd(&["manifold", r, "--dims", "3,3", "--out", x]),
+        "two different dimensions",
+    );
+    assert_user_error(
+        &run_cmd(&["manifold", r, "--grid", "0", "--out", x]),
+        "--grid 0",
+    );
+    assert_user_error(
+        &run_cmd(&["manifold", r, "--grid", "10000", "--out", x]),
+        "--grid 10000",
+    );
+    assert_user_error(
+        &run_cmd(&["manifold", r, "--range", "quantile:0,1", "--out", x]),
+        "strictly between 0 and 1",
+    );
+    let missing = out(&tmp, "no/such/folder/m.png");
+    assert_user_error(
+        &run_cmd(&["manifold", r, "--out", missing.to_str().unwrap()]),
+        "does not exist",
+    );
+    assert_user_error(
+        &run_data_cmd(&["interpolate", r, "--from", "10000", "--to", "1", "--out", x]),
+        "--from 10000 is out of range",
+    );
+    assert_user_error(
+        &run_data_cmd(&["interpolate", r, "--from", "0", "--to", "99999", "--out", x]),
+        "--to 99999",
+    );
+    assert_user_error(
+        &run_cmd(&["sample", r, "--scale", "0", "--out", x]),
+        "--scale 0",
+    );
+}
+
+#[test]
+fn manifold_on_a_one_dimensional_latent_explains_itself() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = out(&tmp, "one");
+    let o = run(elbo()
+        .args([
+            "train", "--latent", "1", "--hidden", "32", "--limit", "500", "--epochs", "1", "--out",
+        ])
+        .arg(&dir)
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(dir.join("latent.png").is_file());
+    let o = run_cmd(&[
+        "manifold",
+        dir.to_str().unwrap(),
+        "--out",
+        out(&tmp, "m.png").to_str().unwrap(),
+    ]);
+    assert_user_error(&o, "this model's latent has 1");
+}
+
+#[test]
+fn a_two_dimensional_run_writes_its_manifold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = out(&tmp, "two");
+    let o = run(elbo()
+        .args([
+            "train", "--latent", "2", "--hidden", "64", "--limit", "1000", "--epochs", "1", "--out",
+        ])
+        .arg(&dir)
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        image::image_dimensions(dir.join("manifold.png")).unwrap(),
+        (20 * 28 + 21 * 2, 20 * 28 + 21 * 2)
+    );
+}
+
+fn run_cmd(args: &[&str]) -> std::process::Output {
+    run(elbo().args(args))
+}
+
+fn run_data_cmd(args: &[&str]) -> std::process::Output {
+    run(elbo().args(args).arg("--data-dir").arg(mnist_dir()))
+}
