@@ -328,17 +328,7 @@ impl<T: Real> Vae<T> {
     pub fn log_weights(&self, x: &[T], rows: usize, ws: &mut Workspace<T>, out: &mut [f64]) {
         let (zd, s) = (self.config.latent, ws.samples);
         let n = rows * s;
-        self.encode(x, rows, ws);
-        ops::reparameterize(
-            &ws.head[..rows * 2 * zd],
-            &ws.eps[..n * zd],
-            &mut ws.z[..n * zd],
-            &mut ws.kl[..rows],
-            zd,
-            s,
-        );
-        self.decode(n, ws);
-        self.likelihood(x, rows, ws, None);
+        self.forward(x, rows, ws, false);
         // ln p(z) − ln q(z|x) = −½Σz² + ½Σ(ε² + log σ²); the ln 2π terms cancel.
         for (r, o) in out[..n].iter_mut().enumerate() {
             let lv = &ws.head[(r / s) * 2 * zd + zd..(r / s + 1) * 2 * zd];
