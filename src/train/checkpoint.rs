@@ -47,6 +47,29 @@ pub struct Checkpoint {
     pub state: TrainState,
 }
 
+/// md5 over the metadata and every tensor (by name order), so that a flipped bit anywhere is caught on load.
+fn checksum<'a>(
+    tensors: impl Iterator<Item = (&'a str, &'a [u8])>,
+    config: &str,
+    state: &str,
+) -> String {
+    use md5::Digest;
+    let mut all: Vec<(&str, &[u8])> = tensors.collect();
+    all.sort_by_key(|t| t.0);
+    let mut h = md5::Md5::new();
+    for part in [config.as_bytes(), state.as_bytes()] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    for (name, data) in all {
+        h.update((name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        h.update((data.len() as u64).to_le_bytes());
+        h.update(data);
+    }
+    format!("{:x}", h.finalize())
+}
+
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
@@ -93,6 +116,11 @@ pub fn to_bytes(
     meta.insert("format".to_string(), FORMAT.to_string());
     meta.insert("config".to_string(), json(config)?);
     meta.insert("state".to_string(), json(state)?);
+    let tensors = buffers.iter().map(|(n, _, b)| (n.as_str(), b.as_slice()));
+    meta.insert(
+        "checksum".to_string(),
+        checksum(tensors, &meta["config"], &meta["state"]),
+    );
     safetensors::serialize(views, Some(meta))
         .map_err(|e| Error::Config(format!("cannot serialise checkpoint: {e}")))
 }
@@ -152,6 +180,15 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
         .map_err(|e| bad(format!("bad training state in metadata: {e}")))?;
     let tensors =
         SafeTensors::deserialize(bytes).map_err(|e| bad(format!("corrupted tensors ({e})")))?;
+    let stored = get("checksum")?;
+    let names = tensors.names();
+    let views: Vec<(&str, &[u8])> = names
+        .iter()
+        .filter_map(|n| tensors.tensor(n).ok().map(|t| (&n[..], t.data())))
+        .collect();
+    if checksum(views.into_iter(), get("config")?, get("state")?) != *stored {
+        return Err(bad("checksum mismatch: the checkpoint is damaged".into()));
+    }
     let mut vae = Vae::<f32>::uninit(config.model.clone());
     let mut adam = Adam::new(vae.params.len(), config.train.adam_eps);
     adam.t = state.adam_t;
@@ -245,5 +282,71 @@ fn load_file(path: &PathBuf) -> Result<Checkpoint> {
 impl Error {
     fn clone_msg(&self) -> Error {
         Error::Config(self.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ModelConfig;
+    use crate::train::TrainConfig;
+    use rand::SeedableRng;
+
+    fn sample_bytes() -> (Vec<u8>, RunConfig) {
+        let mut model = ModelConfig::pytorch_example();
+        model.hidden = vec![8];
+        model.latent = 2;
+        let config = RunConfig {
+            model: model.clone(),
+            train: TrainConfig::default(),
+        };
+        let vae = Vae::<f32>::new(model, &mut rand_pcg::Pcg64Mcg::seed_from_u64(1));
+        let adam = Adam::new(vae.params.len(), 1e-8);
+        let state = TrainState {
+            epoch: 1,
+            adam_t: 0,
+            data_rng: rand_pcg::Pcg64Mcg::seed_from_u64(2),
+            noise_rng: rand_pcg::Pcg64Mcg::seed_from_u64(3),
+            history: vec![],
+        };
+        (
+            to_bytes(&config, &vae.params, &adam, &state).unwrap(),
+            config,
+        )
+    }
+
+    #[test]
+    fn round_trip_and_damage_detection() {
+        let (bytes, config) = sample_bytes();
+        let ck = from_bytes(&bytes, Path::new("c")).unwrap();
+        assert_eq!(ck.config, config);
+        // Flip one bit in the last tensor's data: the file still parses, only the checksum can tell.
+        let mut damaged = bytes.clone();
+        let last = damaged.len() - 3;
+        damaged[last] ^= 0x01;
+        let err = from_bytes(&damaged, Path::new("c"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("checksum mismatch"), "{err}");
+    }
+
+    #[test]
+    fn falls_back_to_the_previous_checkpoint() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (bytes, _) = sample_bytes();
+        std::fs::write(tmp.path().join(PREVIOUS), &bytes).unwrap();
+        let mut damaged = bytes.clone();
+        let last = damaged.len() - 3;
+        damaged[last] ^= 0x80;
+        std::fs::write(tmp.path().join(CHECKPOINT), &damaged).unwrap();
+        let ck = load_run(tmp.path()).unwrap();
+        assert_eq!(ck.state.epoch, 1);
+        std::fs::write(tmp.path().join(PREVIOUS), &damaged).unwrap();
+        assert!(
+            load_run(tmp.path())
+                .unwrap_err()
+                .to_string()
+                .contains("checksum mismatch")
+        );
     }
 }
