@@ -419,3 +419,39 @@ fn gaussian_likelihood_and_dynamic_binarisation_train() {
         (1500, 500)
     );
 }
+
+#[test]
+fn gradient_clipping_is_validated_and_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("clip");
+    let o = run(elbo()
+        .args(["train", "--clip-grad-norm", "0"])
+        .arg("--out")
+        .arg(&out));
+    assert_user_error(&o, "--clip-grad-norm 0 must be a positive number");
+    let o = run(elbo()
+        .args([
+            "train",
+            "--clip-grad-norm",
+            "50",
+            "--limit",
+            "500",
+            "--hidden",
+            "32",
+            "--epochs",
+            "1",
+            "--out",
+        ])
+        .arg(&out)
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        elbo::train::load_run(&out)
+            .unwrap()
+            .config
+            .train
+            .clip_grad_norm,
+        Some(50.0)
+    );
+}

@@ -227,6 +227,9 @@ struct TrainArgs {
     /// Hold out the last N training images for validation.
     #[arg(long)]
     validation: Option<usize>,
+    /// Scale gradients down to this global L2 norm when they exceed it.
+    #[arg(long, value_name = "MAX")]
+    clip_grad_norm: Option<f64>,
     /// Worker threads (0: all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -371,6 +374,7 @@ impl TrainArgs {
             ("--seed", self.seed.is_some()),
             ("--limit", self.limit.is_some()),
             ("--validation", self.validation.is_some()),
+            ("--clip-grad-norm", self.clip_grad_norm.is_some()),
             ("--force", self.force),
         ];
         given.iter().filter(|g| g.1).map(|g| g.0).collect()
@@ -412,6 +416,7 @@ impl TrainArgs {
             binarize: self.binarize.unwrap_or(d.binarize),
             limit: self.limit,
             validation: self.validation.unwrap_or(0),
+            clip_grad_norm: self.clip_grad_norm,
             data_dir: self.data.data_dir.clone(),
         };
         let cfg = RunConfig { model, train };

@@ -60,6 +60,22 @@ impl<T: Real> Optimizer<T> for Adam<T> {
     }
 }
 
+/// Scales the gradients so their global L2 norm is at most `max`; returns the norm before scaling
+/// (non-finite when a gradient is NaN or infinite, in which case nothing is scaled).
+pub fn clip_grad_norm<T: Real>(params: &mut Params<T>, max: f64) -> f64 {
+    let norm = params
+        .grad
+        .iter()
+        .map(|g| g.f64() * g.f64())
+        .sum::<f64>()
+        .sqrt();
+    if norm.is_finite() && norm > max {
+        let s = T::c(max / norm);
+        params.grad.iter_mut().for_each(|g| *g *= s);
+    }
+    norm
+}
+
 /// Plain stochastic gradient descent with optional momentum, as `torch.optim.SGD`.
 #[derive(Debug, Clone)]
 pub struct Sgd<T> {
@@ -127,6 +143,19 @@ mod tests {
             (p.data[0] - 0.8).abs() < 1e-6,
             "constant gradients keep unit steps"
         );
+    }
+
+    #[test]
+    fn clipping_caps_the_global_norm() {
+        let mut p = Params::<f64>::default();
+        p.add("x", &[2]);
+        p.grad.copy_from_slice(&[3.0, 4.0]);
+        assert_eq!(clip_grad_norm(&mut p, 10.0), 5.0);
+        assert_eq!(p.grad, vec![3.0, 4.0], "under the cap nothing changes");
+        assert_eq!(clip_grad_norm(&mut p, 1.0), 5.0);
+        assert!((p.grad[0] - 0.6).abs() < 1e-12 && (p.grad[1] - 0.8).abs() < 1e-12);
+        p.grad[0] = f64::NAN;
+        assert!(clip_grad_norm(&mut p, 1.0).is_nan());
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub struct TrainConfig {
     pub limit: Option<usize>,
     /// Hold out the last N training images for validation.
     pub validation: usize,
+    /// Scale gradients down to this global L2 norm when they exceed it.
+    #[serde(default)]
+    pub clip_grad_norm: Option<f64>,
     /// Where the data was read from at training time (a hint for later commands).
     #[serde(default)]
     pub data_dir: Option<std::path::PathBuf>,
@@ -49,6 +52,7 @@ impl Default for TrainConfig {
             binarize: Binarize::None,
             limit: None,
             validation: 0,
+            clip_grad_norm: None,
             data_dir: None,
         }
     }
@@ -94,6 +98,13 @@ impl RunConfig {
             return Err(Error::Config(format!(
                 "--beta {} must be a non-negative number",
                 t.beta
+            )));
+        }
+        if let Some(c) = t.clip_grad_norm
+            && !(c.is_finite() && c > 0.0)
+        {
+            return Err(Error::Config(format!(
+                "--clip-grad-norm {c} must be a positive number"
             )));
         }
         if t.limit == Some(0) {

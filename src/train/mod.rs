@@ -176,6 +176,17 @@ pub fn train(
                         value: loss / rows as f64,
                     });
                 }
+                if let Some(max) = t.clip_grad_norm {
+                    let norm = crate::core::optim::clip_grad_norm(&mut vae.params, max);
+                    if !norm.is_finite() {
+                        bar.abandon();
+                        return Err(Error::Diverged {
+                            epoch,
+                            step: step + 1,
+                            value: norm,
+                        });
+                    }
+                }
                 adam.step(&mut vae.params, t.lr);
                 stats.add(st);
                 bar.inc(rows as u64);
@@ -203,6 +214,14 @@ pub fn train(
                 validation,
                 seconds,
             };
+            // A NaN gradient in the last step would only show in the next loss: never save such weights.
+            if vae.params.data.iter().any(|v| !v.is_finite()) {
+                return Err(Error::Diverged {
+                    epoch,
+                    step: n.div_ceil(batch),
+                    value: f64::NAN,
+                });
+            }
             state.epoch = epoch;
             state.adam_t = adam.t;
             state.history.push(row);
