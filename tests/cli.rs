@@ -455,3 +455,39 @@ fn gradient_clipping_is_validated_and_recorded() {
         Some(50.0)
     );
 }
+
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut runs = Vec::new();
+    for threads in ["1", "2"] {
+        let dir = tmp.path().join(format!("t{threads}"));
+        let o = run(elbo()
+            .args([
+                "train",
+                "--limit",
+                "3000",
+                "--epochs",
+                "2",
+                "--threads",
+                threads,
+                "--out",
+            ])
+            .arg(&dir)
+            .arg("--data-dir")
+            .arg(mnist_dir()));
+        assert!(o.status.success(), "{}", stderr(&o));
+        runs.push(elbo::train::load_run(&dir).unwrap());
+    }
+    assert_eq!(
+        runs[0].vae.params.data, runs[1].vae.params.data,
+        "weights bit-identical at 1 and 2 threads"
+    );
+    assert_eq!(
+        (&runs[0].adam.m, &runs[0].adam.v),
+        (&runs[1].adam.m, &runs[1].adam.v)
+    );
+    let test =
+        |r: &elbo::train::Checkpoint| r.state.history.iter().map(|h| h.test).collect::<Vec<_>>();
+    assert_eq!(test(&runs[0]), test(&runs[1]));
+}
