@@ -453,6 +453,7 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
             )));
         }
         let ck = load_run(dir)?;
+        remove_stale_temp_files(dir);
         let data_dir = a.data.data_dir.clone().or_else(|| recorded_dir(&ck));
         eprintln!(
             "elbo: resuming {} after epoch {}",
@@ -548,6 +549,19 @@ fn prepare_run_dir(dir: &Path, force: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Deletes temporary files a killed process left behind mid-write (`.NAME.PID.tmp`, see `write_atomic`).
+fn remove_stale_temp_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// The data folder recorded at training time, when no other is given and it still exists.
