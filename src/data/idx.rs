@@ -72,6 +72,9 @@ pub fn parse_idx(mut r: impl Read, path: &Path) -> Result<IdxArray> {
         reason,
     };
     let io_reason = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => {
+            format!("compressed data ends early ({e}): the file is truncated")
+        }
         std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => {
             format!("corrupted compressed data ({e})")
         }
@@ -124,8 +127,10 @@ pub fn parse_idx(mut r: impl Read, path: &Path) -> Result<IdxArray> {
     let total = match total {
         Some(t) if t <= MAX_BYTES => t as usize,
         _ => {
+            let shape: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
             return Err(bad(format!(
-                "header claims {dims:?} bytes of data, too large"
+                "header claims {} bytes of data, more than the 2 GiB accepted",
+                shape.join("x")
             )));
         }
     };
@@ -202,6 +207,6 @@ mod tests {
         let bytes = encode_idx(&[4_000_000_000, 4096, 4096], &[]);
         assert!(reason(&bytes).contains("more than the 10000000 accepted"));
         let bytes = encode_idx(&[9_000_000, 4096, 4096], &[]);
-        assert!(reason(&bytes).contains("too large"));
+        assert!(reason(&bytes).contains("more than the 2 GiB accepted"));
     }
 }
