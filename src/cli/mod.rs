@@ -94,12 +94,8 @@ struct ManifoldArgs {
     range: String,
     #[command(flatten)]
     mosaic: MosaicArgs,
-    /// Output PNG.
-    #[arg(long)]
-    out: PathBuf,
-    /// Overwrite an existing output file.
-    #[arg(long)]
-    force: bool,
+    #[command(flatten)]
+    output: OutArgs,
 }
 
 #[derive(Debug, Args)]
@@ -117,12 +113,8 @@ struct LatentPlotArgs {
     /// Plot the first N images of the split only.
     #[arg(long)]
     limit: Option<usize>,
-    /// Output file: .png or .svg.
-    #[arg(long)]
-    out: PathBuf,
-    /// Overwrite an existing output file.
-    #[arg(long)]
-    force: bool,
+    #[command(flatten)]
+    output: OutArgs,
 }
 
 #[derive(Debug, Args)]
@@ -145,24 +137,16 @@ struct InterpolateArgs {
     spherical: bool,
     #[command(flatten)]
     mosaic: MosaicArgs,
-    /// Output PNG.
-    #[arg(long)]
-    out: PathBuf,
-    /// Overwrite an existing output file.
-    #[arg(long)]
-    force: bool,
+    #[command(flatten)]
+    output: OutArgs,
 }
 
 #[derive(Debug, Args)]
 struct PlotMetricsArgs {
     /// A run directory written by `elbo train`.
     run_dir: PathBuf,
-    /// Output file: .png or .svg.
-    #[arg(long)]
-    out: PathBuf,
-    /// Overwrite an existing output file.
-    #[arg(long)]
-    force: bool,
+    #[command(flatten)]
+    output: OutArgs,
 }
 
 #[derive(Debug, Args)]
@@ -170,6 +154,33 @@ struct DataArgs {
     /// Folder with the dataset's IDX files (default: $ELBO_DATA_DIR, else the user cache; missing files are downloaded).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+}
+
+impl DataArgs {
+    /// The run's data: this `--data-dir`, else `$ELBO_DATA_DIR`, else the folder recorded at training time.
+    fn splits(&self, ck: &Checkpoint) -> Result<train::Splits> {
+        let dir = self.data_dir.clone().or_else(|| recorded_dir(ck));
+        train::load_splits(&ck.config, dir.as_deref())
+    }
+}
+
+/// An output file, replaced only with `--force`.
+#[derive(Debug, Args)]
+struct OutArgs {
+    /// Output file: PNG for images, .png or .svg for charts, CSV for `encode`.
+    #[arg(long)]
+    out: PathBuf,
+    /// Overwrite an existing output file.
+    #[arg(long)]
+    force: bool,
+}
+
+impl OutArgs {
+    /// Refuses an existing file without `--force`, or a missing folder, before any work is done.
+    fn check(&self) -> Result<&Path> {
+        check_output(&self.out, self.force)?;
+        Ok(&self.out)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -282,12 +293,8 @@ struct SampleArgs {
     bernoulli: bool,
     #[command(flatten)]
     mosaic: MosaicArgs,
-    /// Output PNG.
-    #[arg(long)]
-    out: PathBuf,
-    /// Overwrite an existing output file.
-    #[arg(long)]
-    force: bool,
+    #[command(flatten)]
+    output: OutArgs,
 }
 
 #[derive(Debug, Args)]
@@ -301,12 +308,8 @@ struct ReconstructArgs {
     n: usize,
     #[command(flatten)]
     mosaic: MosaicArgs,
-    /// Output PNG.
-    #[arg(long)]
-    out: PathBuf,
-    /// Overwrite an existing output file.
-    #[arg(long)]
-    force: bool,
+    #[command(flatten)]
+    output: OutArgs,
 }
 
 #[derive(Debug, Args)]
@@ -318,12 +321,8 @@ struct EncodeArgs {
     /// Which split to encode.
     #[arg(long, default_value = "test", value_parser = ["test", "train"])]
     split: String,
-    /// Output CSV.
-    #[arg(long)]
-    out: PathBuf,
-    /// Overwrite an existing output file.
-    #[arg(long)]
-    force: bool,
+    #[command(flatten)]
+    output: OutArgs,
 }
 
 /// Largest image grid `sample` and `reconstruct` draw.
@@ -578,8 +577,7 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
         return Err(Error::Config("--k must be at least 1".into()));
     }
     let ck = load_run(&a.run_dir)?;
-    let data_dir = a.data.data_dir.clone().or_else(|| recorded_dir(&ck));
-    let splits = train::load_splits(&ck.config, data_dir.as_deref())?;
+    let splits = a.data.splits(&ck)?;
     let test = match a.limit {
         Some(0) => return Err(Error::Config("--limit 0 leaves nothing to evaluate".into())),
         Some(n) => splits.test.truncated(n),
@@ -714,7 +712,7 @@ fn write_reconstructions(
 
 fn cmd_sample(a: SampleArgs) -> Result<()> {
     check_count(a.n, "sample")?;
-    check_output(&a.out, a.force)?;
+    let out = a.output.check()?;
     let style = a.mosaic.style()?;
     if !(a.temperature.is_finite() && a.temperature > 0.0) {
         return Err(Error::Config(format!(
@@ -734,28 +732,26 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
         temperature: a.temperature,
         bernoulli: a.bernoulli,
     };
-    write_samples(&ck.vae, &spec, style, &a.out)?;
-    eprintln!("elbo: wrote {}", a.out.display());
+    write_samples(&ck.vae, &spec, style, out)?;
+    eprintln!("elbo: wrote {}", out.display());
     Ok(())
 }
 
 fn cmd_reconstruct(a: ReconstructArgs) -> Result<()> {
     check_count(a.n, "reconstruct")?;
-    check_output(&a.out, a.force)?;
+    let out = a.output.check()?;
     let style = a.mosaic.style()?;
     let ck = load_run(&a.run_dir)?;
-    let data_dir = a.data.data_dir.clone().or_else(|| recorded_dir(&ck));
-    let splits = train::load_splits(&ck.config, data_dir.as_deref())?;
-    write_reconstructions(&ck.vae, &splits.test, a.n, style, &a.out)?;
-    eprintln!("elbo: wrote {}", a.out.display());
+    let splits = a.data.splits(&ck)?;
+    write_reconstructions(&ck.vae, &splits.test, a.n, style, out)?;
+    eprintln!("elbo: wrote {}", out.display());
     Ok(())
 }
 
 fn cmd_encode(a: EncodeArgs) -> Result<()> {
-    check_output(&a.out, a.force)?;
+    let out = a.output.check()?;
     let ck = load_run(&a.run_dir)?;
-    let data_dir = a.data.data_dir.clone().or_else(|| recorded_dir(&ck));
-    let splits = train::load_splits(&ck.config, data_dir.as_deref())?;
+    let splits = a.data.splits(&ck)?;
     let ds = if a.split == "train" {
         &splits.train
     } else {
@@ -792,17 +788,17 @@ fn cmd_encode(a: EncodeArgs) -> Result<()> {
             csv.push('\n');
         }
     }
-    write_atomic(&a.out, csv.as_bytes())?;
+    write_atomic(out, csv.as_bytes())?;
     eprintln!(
         "elbo: wrote {} ({} rows, {zd} latent dimensions)",
-        a.out.display(),
+        out.display(),
         ds.len()
     );
     Ok(())
 }
 
 fn cmd_manifold(a: ManifoldArgs) -> Result<()> {
-    check_output(&a.out, a.force)?;
+    let out = a.output.check()?;
     let style = a.mosaic.style()?;
     let range: GridRange = a.range.parse()?;
     if a.dims.len() != 2 {
@@ -824,9 +820,9 @@ fn cmd_manifold(a: ManifoldArgs) -> Result<()> {
             a.grid,
             style,
         ),
-        &a.out,
+        out,
     )?;
-    eprintln!("elbo: wrote {}", a.out.display());
+    eprintln!("elbo: wrote {}", out.display());
     Ok(())
 }
 
@@ -911,10 +907,9 @@ fn write_latent_plot(
 }
 
 fn cmd_latent_plot(a: LatentPlotArgs) -> Result<()> {
-    check_output(&a.out, a.force)?;
+    let out = a.output.check()?;
     let ck = load_run(&a.run_dir)?;
-    let data_dir = a.data.data_dir.clone().or_else(|| recorded_dir(&ck));
-    let splits = train::load_splits(&ck.config, data_dir.as_deref())?;
+    let splits = a.data.splits(&ck)?;
     let ds = if a.split == "train" {
         splits.train
     } else {
@@ -926,13 +921,13 @@ fn cmd_latent_plot(a: LatentPlotArgs) -> Result<()> {
         None => ds,
     };
     debug_assert_eq!(a.method, "pca");
-    write_latent_plot(&ck, &a.run_dir, &ds, &a.split, &a.out)?;
-    eprintln!("elbo: wrote {}", a.out.display());
+    write_latent_plot(&ck, &a.run_dir, &ds, &a.split, out)?;
+    eprintln!("elbo: wrote {}", out.display());
     Ok(())
 }
 
 fn cmd_interpolate(a: InterpolateArgs) -> Result<()> {
-    check_output(&a.out, a.force)?;
+    let out = a.output.check()?;
     let style = a.mosaic.style()?;
     if a.steps < 2 || a.steps > 1000 {
         return Err(Error::Config(format!(
@@ -941,8 +936,7 @@ fn cmd_interpolate(a: InterpolateArgs) -> Result<()> {
         )));
     }
     let ck = load_run(&a.run_dir)?;
-    let data_dir = a.data.data_dir.clone().or_else(|| recorded_dir(&ck));
-    let test = train::load_splits(&ck.config, data_dir.as_deref())?.test;
+    let test = a.data.splits(&ck)?.test;
     for (flag, i) in [("--from", a.from), ("--to", a.to)] {
         if i >= test.len() {
             return Err(Error::Config(format!(
@@ -957,19 +951,19 @@ fn cmd_interpolate(a: InterpolateArgs) -> Result<()> {
     let path = lat::interpolate(&head[..zd], &head[2 * zd..3 * zd], a.steps, a.spherical);
     let px = lat::decode_means(&ck.vae, &path, a.steps);
     let (h, w) = (ck.config.model.rows, ck.config.model.cols);
-    save_png(&mosaic(&px, a.steps, h, w, a.steps, style), &a.out)?;
-    eprintln!("elbo: wrote {}", a.out.display());
+    save_png(&mosaic(&px, a.steps, h, w, a.steps, style), out)?;
+    eprintln!("elbo: wrote {}", out.display());
     Ok(())
 }
 
 fn cmd_plot_metrics(a: PlotMetricsArgs) -> Result<()> {
-    check_output(&a.out, a.force)?;
+    let out = a.output.check()?;
     let ck = load_run(&a.run_dir)?;
     plot::training_curves(
         &ck.state.history,
         &run_title("Training curves", &a.run_dir),
-        &a.out,
+        out,
     )?;
-    eprintln!("elbo: wrote {}", a.out.display());
+    eprintln!("elbo: wrote {}", out.display());
     Ok(())
 }
