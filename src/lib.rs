@@ -12,6 +12,7 @@ pub mod error;
 pub mod eval;
 pub mod figures;
 pub mod fsutil;
+pub mod fuzzing;
 pub mod model;
 pub mod train;
 

@@ -41,12 +41,14 @@ impl IdxArray {
 /// Reads an IDX file, decompressing it when it starts with the gzip magic bytes.
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut reader = std::io::BufReader::new(file);
+    parse_idx_any(std::io::BufReader::new(file), path)
+}
+
+/// Parses raw or gzip-compressed IDX bytes (told apart by the gzip magic); `path` only names the source in errors.
+pub fn parse_idx_any(mut reader: impl Read, path: &Path) -> Result<IdxArray> {
     let mut magic = [0u8; 2];
-    let mut head = Vec::with_capacity(2);
     let n = read_up_to(&mut reader, &mut magic).map_err(|e| Error::io(path, e))?;
-    head.extend_from_slice(&magic[..n]);
-    let chained = std::io::Cursor::new(head).chain(reader);
+    let chained = std::io::Cursor::new(magic[..n].to_vec()).chain(reader);
     if n == 2 && magic == [0x1f, 0x8b] {
         parse_idx(GzDecoder::new(chained), path)
     } else {
@@ -134,8 +136,12 @@ pub fn parse_idx(mut r: impl Read, path: &Path) -> Result<IdxArray> {
             )));
         }
     };
-    let mut data = vec![0u8; total];
-    let got = read_up_to(&mut r, &mut data).map_err(|e| bad(io_reason(e)))?;
+    // Grow with the bytes that actually arrive: a 20-byte file claiming 2 GiB must not reserve 2 GiB.
+    let mut data = Vec::with_capacity(total.min(1 << 24));
+    let got = (&mut r)
+        .take(total as u64)
+        .read_to_end(&mut data)
+        .map_err(|e| bad(io_reason(e)))?;
     if got < total {
         return Err(bad(format!(
             "truncated: header promises {total} data bytes, file has {got}"

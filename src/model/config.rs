@@ -34,7 +34,28 @@ pub struct ModelConfig {
     pub likelihood: Likelihood,
 }
 
+/// Most weights a model may have (1 GiB of f32), so that a config or checkpoint cannot ask for unbounded memory.
+pub const MAX_PARAMS: u128 = 1 << 28;
+
 impl ModelConfig {
+    /// Number of weights and biases, computed without overflow from the config alone.
+    pub fn param_count(&self) -> u128 {
+        let dense = |i: usize, o: usize| (i as u128 + 1) * o as u128;
+        let mut total = 0;
+        let mut width = self.input_dim();
+        for &h in &self.hidden {
+            total += dense(width, h);
+            width = h;
+        }
+        total += dense(width, 2 * self.latent);
+        let mut width = self.latent;
+        for &h in self.hidden.iter().rev() {
+            total += dense(width, h);
+            width = h;
+        }
+        total + dense(width, self.input_dim())
+    }
+
     /// The PyTorch example: 784-400-20, ReLU, Bernoulli.
     pub fn pytorch_example() -> Self {
         ModelConfig {
@@ -65,8 +86,17 @@ impl ModelConfig {
                 "--hidden width {h} must be between 1 and 65536"
             )));
         }
-        if self.input_dim() == 0 {
-            return Err(Error::Config("images have no pixels".into()));
+        if self.rows == 0 || self.cols == 0 || self.rows > 4096 || self.cols > 4096 {
+            return Err(Error::Config(format!(
+                "images of {}x{} pixels: each side must be between 1 and 4096",
+                self.rows, self.cols
+            )));
+        }
+        let params = self.param_count();
+        if params > MAX_PARAMS {
+            return Err(Error::Config(format!(
+                "the model would have {params} weights, more than the {MAX_PARAMS} accepted: use fewer or narrower layers"
+            )));
         }
         if let Likelihood::Gaussian { sigma } = self.likelihood
             && !(sigma.is_finite() && sigma > 0.0)

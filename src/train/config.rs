@@ -72,6 +72,14 @@ pub struct RunConfig {
 pub const MAX_ROWS: usize = 1 << 20;
 
 impl RunConfig {
+    /// Parses and validates a run config saved as JSON (`config.json`, checkpoint metadata).
+    pub fn from_json(text: &str) -> Result<RunConfig> {
+        let cfg: RunConfig = serde_json::from_str(text)
+            .map_err(|e| Error::Config(format!("bad run config: {e}")))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
     /// Refuses impossible settings before anything is allocated.
     pub fn validate(&self) -> Result<()> {
         self.model.validate()?;

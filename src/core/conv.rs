@@ -1,0 +1,526 @@
+//! 2-D convolution and transposed convolution on NHWC images, forward and backward side by side.
+//!
+//! Both are one GEMM over the whole batch plus an im2col gather or col2im scatter: with channels last, the
+//! GEMM's output rows are already the output pixels, so no transposition is needed. A transposed convolution is
+//! the adjoint of a convolution with the same geometry, so the two share [`Geometry`].
+
+use super::Real;
+use super::gemm::{matmul, n, t};
+use super::params::Params;
+use super::threads::{self, Disjoint};
+
+/// Height, width and channels of one image in NHWC layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Shape {
+    /// Rows.
+    pub h: usize,
+    /// Columns.
+    pub w: usize,
+    /// Channels.
+    pub c: usize,
+}
+
+impl Shape {
+    /// Values per image.
+    pub fn len(&self) -> usize {
+        self.h * self.w * self.c
+    }
+
+    /// Whether the image holds no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Output side of a convolution: `⌊(n + 2p − k)/s⌋ + 1`, or `None` when the kernel does not fit.
+pub fn conv_out(n: usize, k: usize, s: usize, p: usize) -> Option<usize> {
+    (n + 2 * p).checked_sub(k).map(|v| v / s + 1)
+}
+
+/// The window geometry shared by a convolution and its transpose: a `big` image (with its channels) seen
+/// through `k×k` windows at stride `s` and padding `p`, one window per pixel of a `small_h×small_w` grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    /// The image the windows read from (convolution input, transposed-convolution output).
+    pub big: Shape,
+    /// Window rows.
+    pub small_h: usize,
+    /// Window columns.
+    pub small_w: usize,
+    /// Kernel side.
+    pub k: usize,
+    /// Stride.
+    pub s: usize,
+    /// Zero padding on each side.
+    pub p: usize,
+}
+
+impl Geometry {
+    /// Windows per image.
+    fn windows(&self) -> usize {
+        self.small_h * self.small_w
+    }
+
+    /// Values per window: `k·k·channels`, ordered (row, column, channel).
+    fn patch(&self) -> usize {
+        self.k * self.k * self.big.c
+    }
+
+    /// For each window and kernel row/column, the big-image pixel it reads, if inside the image.
+    fn pixel(&self, oi: usize, oj: usize, di: usize, dj: usize) -> Option<usize> {
+        let i = (oi * self.s + di).checked_sub(self.p)?;
+        let j = (oj * self.s + dj).checked_sub(self.p)?;
+        (i < self.big.h && j < self.big.w).then_some(i * self.big.w + j)
+    }
+
+    /// Gathers the windows of `rows` images into `col[rows·windows, patch]`, zero outside the image.
+    pub fn im2col<T: Real>(&self, img: &[T], col: &mut [T], rows: usize) {
+        let (il, win, pl, c) = (self.big.len(), self.windows(), self.patch(), self.big.c);
+        let out = Disjoint::new(&mut col[..rows * win * pl]);
+        threads::for_rows(rows, 1, |a, b| {
+            // SAFETY: image ranges a..b are disjoint between threads.
+            let col = unsafe { out.range(a * win * pl, b * win * pl) };
+            for (r, col) in (a..b).zip(col.chunks_exact_mut(win * pl)) {
+                let img = &img[r * il..(r + 1) * il];
+                for oi in 0..self.small_h {
+                    for oj in 0..self.small_w {
+                        let dst = &mut col[(oi * self.small_w + oj) * pl..][..pl];
+                        for di in 0..self.k {
+                            for dj in 0..self.k {
+                                let d = &mut dst[(di * self.k + dj) * c..][..c];
+                                match self.pixel(oi, oj, di, dj) {
+                                    Some(px) => d.copy_from_slice(&img[px * c..(px + 1) * c]),
+                                    None => d.fill(T::zero()),
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /// The adjoint of [`Geometry::im2col`]: sets `img` to the sum of each window's values at the pixels it covers.
+    pub fn col2im<T: Real>(&self, col: &[T], img: &mut [T], rows: usize) {
+        let (il, win, pl, c) = (self.big.len(), self.windows(), self.patch(), self.big.c);
+        let out = Disjoint::new(&mut img[..rows * il]);
+        threads::for_rows(rows, 1, |a, b| {
+            // SAFETY: image ranges a..b are disjoint between threads.
+            let img = unsafe { out.range(a * il, b * il) };
+            img.fill(T::zero());
+            for (r, img) in (a..b).zip(img.chunks_exact_mut(il)) {
+                let col = &col[r * win * pl..(r + 1) * win * pl];
+                for oi in 0..self.small_h {
+                    for oj in 0..self.small_w {
+                        let src = &col[(oi * self.small_w + oj) * pl..][..pl];
+                        for di in 0..self.k {
+                            for dj in 0..self.k {
+                                if let Some(px) = self.pixel(oi, oj, di, dj) {
+                                    let s = &src[(di * self.k + dj) * c..][..c];
+                                    for (o, &v) in img[px * c..(px + 1) * c].iter_mut().zip(s) {
+                                        *o += v;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /// Values of the im2col buffer for `rows` images.
+    pub fn col_len(&self, rows: usize) -> usize {
+        rows * self.windows() * self.patch()
+    }
+}
+
+/// Sums `dy` (rows of `c` channels) per channel into `gb`, or adds to it when `accumulate`.
+fn bias_grad<T: Real>(gb: &mut [T], dy: &[T], accumulate: bool) {
+    if !accumulate {
+        gb.fill(T::zero());
+    }
+    for row in dy.chunks_exact(gb.len()) {
+        for (acc, &d) in gb.iter_mut().zip(row) {
+            *acc += d;
+        }
+    }
+}
+
+/// A convolution with `out.c` filters of `k×k×input.c`; weight `[out.c, k, k, input.c]`, bias `[out.c]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conv2d {
+    /// The window geometry (big = input).
+    pub geo: Geometry,
+    /// Output image shape.
+    pub out: Shape,
+    /// Offset of the weight.
+    pub w: usize,
+    /// Offset of the bias.
+    pub b: usize,
+}
+
+impl Conv2d {
+    /// Registers `name.weight` and `name.bias` for `input` → `channels` filters; `None` when the kernel does not
+    /// fit the image.
+    pub fn new<T: Real>(
+        params: &mut Params<T>,
+        name: &str,
+        input: Shape,
+        channels: usize,
+        (k, s, p): (usize, usize, usize),
+    ) -> Option<Self> {
+        let out = Shape {
+            h: conv_out(input.h, k, s, p)?,
+            w: conv_out(input.w, k, s, p)?,
+            c: channels,
+        };
+        let w = params.add(&format!("{name}.weight"), &[channels, k, k, input.c]);
+        let b = params.add(&format!("{name}.bias"), &[channels]);
+        let geo = Geometry {
+            big: input,
+            small_h: out.h,
+            small_w: out.w,
+            k,
+            s,
+            p,
+        };
+        Some(Conv2d { geo, out, w, b })
+    }
+
+    /// Inputs per weight row, for PyTorch's default initialisation bound.
+    pub fn fan_in(&self) -> usize {
+        self.geo.patch()
+    }
+
+    /// Weight length.
+    pub fn weight_len(&self) -> usize {
+        self.out.c * self.geo.patch()
+    }
+
+    /// The bias in `p`.
+    pub fn bias<'a, T>(&self, p: &'a [T]) -> &'a [T] {
+        &p[self.b..self.b + self.out.c]
+    }
+
+    /// `y = conv(x)` without the bias (added with the activation) for `rows` images; `col` is scratch.
+    pub fn forward<T: Real>(&self, p: &[T], x: &[T], y: &mut [T], rows: usize, col: &mut [T]) {
+        let (m, kk, co) = (rows * self.geo.windows(), self.geo.patch(), self.out.c);
+        self.geo.im2col(x, col, rows);
+        let wt = &p[self.w..self.w + self.weight_len()];
+        matmul(&mut y[..m * co], n(&col[..m * kk]), t(wt), m, co, kk, false);
+    }
+
+    /// Writes the weight and bias gradients (adds them when `accumulate`) and, when asked, `dx`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward<T: Real>(
+        &self,
+        p: &[T],
+        g: &mut [T],
+        x: &[T],
+        dy: &[T],
+        dx: Option<&mut [T]>,
+        rows: usize,
+        col: &mut [T],
+        accumulate: bool,
+    ) {
+        let (m, kk, co) = (rows * self.geo.windows(), self.geo.patch(), self.out.c);
+        let wl = self.weight_len();
+        let dy = &dy[..m * co];
+        if let Some(dx) = dx {
+            matmul(
+                &mut col[..m * kk],
+                n(dy),
+                n(&p[self.w..self.w + wl]),
+                m,
+                kk,
+                co,
+                false,
+            );
+            self.geo.col2im(col, dx, rows);
+        }
+        self.geo.im2col(x, col, rows);
+        matmul(
+            &mut g[self.w..self.w + wl],
+            t(dy),
+            n(&col[..m * kk]),
+            co,
+            kk,
+            m,
+            accumulate,
+        );
+        bias_grad(&mut g[self.b..self.b + co], dy, accumulate);
+    }
+}
+
+/// A transposed convolution (the adjoint of [`Conv2d`]'s input→output map) from `input.c` to `out.c` channels;
+/// weight `[input.c, k, k, out.c]`, bias `[out.c]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvTranspose2d {
+    /// The window geometry (big = output).
+    pub geo: Geometry,
+    /// Input image shape.
+    pub input: Shape,
+    /// Offset of the weight.
+    pub w: usize,
+    /// Offset of the bias.
+    pub b: usize,
+}
+
+impl ConvTranspose2d {
+    /// Registers `name.weight` and `name.bias` mapping `input` onto the image `out`; `None` unless a convolution
+    /// with this kernel, stride and padding maps `out` back onto `input` (any output padding is implied by `out`).
+    pub fn new<T: Real>(
+        params: &mut Params<T>,
+        name: &str,
+        input: Shape,
+        out: Shape,
+        (k, s, p): (usize, usize, usize),
+    ) -> Option<Self> {
+        if conv_out(out.h, k, s, p)? != input.h || conv_out(out.w, k, s, p)? != input.w {
+            return None;
+        }
+        let w = params.add(&format!("{name}.weight"), &[input.c, k, k, out.c]);
+        let b = params.add(&format!("{name}.bias"), &[out.c]);
+        let geo = Geometry {
+            big: out,
+            small_h: input.h,
+            small_w: input.w,
+            k,
+            s,
+            p,
+        };
+        Some(ConvTranspose2d { geo, input, w, b })
+    }
+
+    /// PyTorch's fan-in for `ConvTranspose2d` (its weight's dimension 1 times the kernel area).
+    pub fn fan_in(&self) -> usize {
+        self.geo.patch()
+    }
+
+    /// Weight length.
+    pub fn weight_len(&self) -> usize {
+        self.input.c * self.geo.patch()
+    }
+
+    /// The bias in `p`.
+    pub fn bias<'a, T>(&self, p: &'a [T]) -> &'a [T] {
+        &p[self.b..self.b + self.geo.big.c]
+    }
+
+    /// `y = convᵀ(x)` without the bias for `rows` images; `col` is scratch.
+    pub fn forward<T: Real>(&self, p: &[T], x: &[T], y: &mut [T], rows: usize, col: &mut [T]) {
+        let (m, kk, ci) = (rows * self.geo.windows(), self.geo.patch(), self.input.c);
+        let wt = &p[self.w..self.w + self.weight_len()];
+        matmul(&mut col[..m * kk], n(&x[..m * ci]), n(wt), m, kk, ci, false);
+        self.geo.col2im(col, y, rows);
+    }
+
+    /// Writes the weight and bias gradients (adds them when `accumulate`) and, when asked, `dx`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward<T: Real>(
+        &self,
+        p: &[T],
+        g: &mut [T],
+        x: &[T],
+        dy: &[T],
+        dx: Option<&mut [T]>,
+        rows: usize,
+        col: &mut [T],
+        accumulate: bool,
+    ) {
+        let (m, kk, ci) = (rows * self.geo.windows(), self.geo.patch(), self.input.c);
+        let wl = self.weight_len();
+        self.geo.im2col(dy, col, rows);
+        if let Some(dx) = dx {
+            matmul(
+                &mut dx[..m * ci],
+                n(&col[..m * kk]),
+                t(&p[self.w..self.w + wl]),
+                m,
+                ci,
+                kk,
+                false,
+            );
+        }
+        matmul(
+            &mut g[self.w..self.w + wl],
+            t(&x[..m * ci]),
+            n(&col[..m * kk]),
+            ci,
+            kk,
+            m,
+            accumulate,
+        );
+        let co = self.geo.big.c;
+        bias_grad(
+            &mut g[self.b..self.b + co],
+            &dy[..rows * self.geo.big.len()],
+            accumulate,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::gradcheck::check_gradients;
+    use rand::{RngExt, SeedableRng};
+
+    fn fill(v: &mut [f64], rng: &mut impl rand::Rng) {
+        for x in v {
+            *x = rng.random::<f64>() - 0.5;
+        }
+    }
+
+    /// Direct (loop) convolution, the definition the im2col version must agree with.
+    fn direct(x: &[f64], wt: &[f64], c: &Conv2d, rows: usize) -> Vec<f64> {
+        let (g, o) = (c.geo, c.out);
+        let mut y = vec![0.0; rows * o.len()];
+        for r in 0..rows {
+            for oi in 0..o.h {
+                for oj in 0..o.w {
+                    for f in 0..o.c {
+                        let mut acc = 0.0;
+                        for di in 0..g.k {
+                            for dj in 0..g.k {
+                                let (i, j) = (oi * g.s + di, oj * g.s + dj);
+                                if i < g.p || j < g.p || i - g.p >= g.big.h || j - g.p >= g.big.w {
+                                    continue;
+                                }
+                                for ch in 0..g.big.c {
+                                    let xv = x[r * g.big.len()
+                                        + ((i - g.p) * g.big.w + (j - g.p)) * g.big.c
+                                        + ch];
+                                    acc += xv * wt[((f * g.k + di) * g.k + dj) * g.big.c + ch];
+                                }
+                            }
+                        }
+                        y[r * o.len() + (oi * o.w + oj) * o.c + f] = acc;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn conv_matches_the_direct_definition() {
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(3);
+        let mut params = Params::<f64>::default();
+        let input = Shape { h: 7, w: 6, c: 2 };
+        let conv = Conv2d::new(&mut params, "c", input, 3, (3, 2, 1)).unwrap();
+        assert_eq!((conv.out.h, conv.out.w), (4, 3));
+        fill(&mut params.data, &mut rng);
+        let rows = 2;
+        let mut x = vec![0.0; rows * input.len()];
+        fill(&mut x, &mut rng);
+        let mut y = vec![0.0; rows * conv.out.len()];
+        let mut col = vec![0.0; conv.geo.col_len(rows)];
+        conv.forward(&params.data, &x, &mut y, rows, &mut col);
+        let want = direct(&x, &params.data[conv.w..], &conv, rows);
+        for (a, b) in y.iter().zip(&want) {
+            assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn conv_gradients_match_finite_differences() {
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(4);
+        let mut params = Params::<f64>::default();
+        let input = Shape { h: 6, w: 5, c: 2 };
+        let conv = Conv2d::new(&mut params, "c", input, 3, (3, 2, 1)).unwrap();
+        fill(&mut params.data, &mut rng);
+        let rows = 2;
+        let mut x = vec![0.0; rows * input.len()];
+        fill(&mut x, &mut rng);
+        let mut r = vec![0.0; rows * conv.out.len()];
+        fill(&mut r, &mut rng);
+        let loss = |p: &[f64], x: &[f64]| {
+            let mut y = vec![0.0; rows * conv.out.len()];
+            let mut col = vec![0.0; conv.geo.col_len(rows)];
+            conv.forward(p, x, &mut y, rows, &mut col);
+            let b = conv.bias(p);
+            y.iter()
+                .enumerate()
+                .map(|(i, v)| (v + b[i % 3]) * r[i])
+                .sum::<f64>()
+        };
+        let mut dx = vec![0.0; x.len()];
+        let mut col = vec![0.0; conv.geo.col_len(rows)];
+        conv.backward(
+            &params.data,
+            &mut params.grad,
+            &x,
+            &r,
+            Some(&mut dx),
+            rows,
+            &mut col,
+            false,
+        );
+        check_gradients(&params.data, &params.grad, |p| loss(p, &x), "conv params");
+        check_gradients(&x, &dx, |x| loss(&params.data, x), "conv input");
+    }
+
+    #[test]
+    fn transposed_conv_is_the_adjoint_and_its_gradients_check() {
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(5);
+        let mut params = Params::<f64>::default();
+        let small = Shape { h: 3, w: 3, c: 2 };
+        let big = Shape { h: 6, w: 6, c: 3 };
+        let ct = ConvTranspose2d::new(&mut params, "t", small, big, (3, 2, 1)).unwrap();
+        fill(&mut params.data, &mut rng);
+        let rows = 2;
+        let mut x = vec![0.0; rows * small.len()];
+        fill(&mut x, &mut rng);
+        let mut r = vec![0.0; rows * big.len()];
+        fill(&mut r, &mut rng);
+        // ⟨convᵀ(x), r⟩ = ⟨x, conv(r)⟩ with the same weights read as a convolution from big to small.
+        let mut y = vec![0.0; rows * big.len()];
+        let mut col = vec![0.0; ct.geo.col_len(rows)];
+        ct.forward(&params.data, &x, &mut y, rows, &mut col);
+        let mut cp = Params::<f64>::default();
+        let conv = Conv2d::new(&mut cp, "c", big, small.c, (3, 2, 1)).unwrap();
+        cp.data[..ct.weight_len()].copy_from_slice(&params.data[ct.w..ct.w + ct.weight_len()]);
+        let mut cy = vec![0.0; rows * small.len()];
+        conv.forward(&cp.data, &r, &mut cy, rows, &mut col);
+        let lhs: f64 = y.iter().zip(&r).map(|(a, b)| a * b).sum();
+        let rhs: f64 = x.iter().zip(&cy).map(|(a, b)| a * b).sum();
+        assert!((lhs - rhs).abs() < 1e-10, "{lhs} vs {rhs}");
+
+        let loss = |p: &[f64], x: &[f64]| {
+            let mut y = vec![0.0; rows * big.len()];
+            let mut col = vec![0.0; ct.geo.col_len(rows)];
+            ct.forward(p, x, &mut y, rows, &mut col);
+            let b = ct.bias(p);
+            y.iter()
+                .enumerate()
+                .map(|(i, v)| (v + b[i % 3]) * r[i])
+                .sum::<f64>()
+        };
+        let mut dx = vec![0.0; x.len()];
+        ct.backward(
+            &params.data,
+            &mut params.grad,
+            &x,
+            &r,
+            Some(&mut dx),
+            rows,
+            &mut col,
+            false,
+        );
+        check_gradients(&params.data, &params.grad, |p| loss(p, &x), "convT params");
+        check_gradients(&x, &dx, |x| loss(&params.data, x), "convT input");
+    }
+
+    #[test]
+    fn output_sizes_follow_pytorch() {
+        assert_eq!(conv_out(28, 3, 2, 1), Some(14));
+        assert_eq!(conv_out(14, 3, 2, 1), Some(7));
+        assert_eq!(conv_out(2, 5, 1, 0), None);
+        let mut p = Params::<f32>::default();
+        let s = |h, c| Shape { h, w: h, c };
+        assert!(ConvTranspose2d::new(&mut p, "a", s(7, 64), s(14, 32), (3, 2, 1)).is_some());
+        assert!(ConvTranspose2d::new(&mut p, "b", s(7, 64), s(20, 32), (3, 2, 1)).is_none());
+    }
+}
