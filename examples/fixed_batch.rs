@@ -33,7 +33,7 @@ fn main() -> anyhow::Result<()> {
     let mut ws = vae.workspace(rows, 1);
     ws.eps.copy_from_slice(&eps);
     vae.params.zero_grad();
-    let st = vae.loss_and_grad(&x, rows, 1.0, &mut ws);
+    let st = vae.loss_and_grad(&x, rows, &elbo::model::Objective::elbo(1.0), &mut ws);
     let bytes = |v: &[f32]| v.iter().flat_map(|f| f.to_le_bytes()).collect::<Vec<u8>>();
     let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = vec![
         ("x".into(), vec![rows, vae.config.input_dim()], bytes(&x)),

@@ -376,7 +376,10 @@ fn gaussian_likelihood_and_dynamic_binarisation_train() {
     let ck = elbo::train::load_run(&g).unwrap();
     assert_eq!(
         ck.config.model.likelihood,
-        elbo::model::Likelihood::Gaussian { sigma: 0.1 }
+        elbo::model::Likelihood::Gaussian {
+            sigma: 0.1,
+            learn: elbo::model::SigmaMode::Fixed
+        }
     );
     let h = &ck.state.history;
     assert!(
@@ -403,7 +406,7 @@ fn gaussian_likelihood_and_dynamic_binarisation_train() {
     assert!(o.status.success(), "{}", stderr(&o));
     let csv = std::fs::read_to_string(b.join("metrics.csv")).unwrap();
     let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
-    assert_eq!(row.len(), 11, "validation columns filled: {row:?}");
+    assert_eq!(row.len(), 13, "validation columns filled: {row:?}");
     assert!(row[8].parse::<f64>().unwrap() > 0.0);
     let splits = elbo::train::load_splits(
         &elbo::train::load_run(&b).unwrap().config,

@@ -21,7 +21,7 @@ fn fixed_batch_loss_matches_pytorch() {
     let (x, eps, rows) = elbo::eval::reference::fixed_batch(&vae, &test);
     let mut ws = vae.workspace(rows, 1);
     ws.eps.copy_from_slice(&eps);
-    let st = vae.loss_and_grad(&x, rows, 1.0, &mut ws);
+    let st = vae.loss_and_grad(&x, rows, &elbo::model::Objective::elbo(1.0), &mut ws);
     for (name, ours) in [
         ("recon", st.recon),
         ("kl", st.kl),

@@ -1,14 +1,18 @@
 //! The `elbo` command line: argument parsing and one function per command over the library.
 
-use crate::core::{Activation, threads};
-use crate::data::{Binarize, DatasetName};
+pub mod flags;
+
+use flags::RunFlags;
+
+use crate::core::threads;
+
 use crate::error::{Error, Result};
 use crate::eval;
 use crate::figures::latent::{self as lat, GridRange};
 use crate::figures::{MosaicStyle, mosaic, plot, save_png};
 use crate::fsutil::{check_output, write_atomic};
-use crate::model::{Likelihood, ModelConfig, Vae};
-use crate::train::{self, Checkpoint, RunConfig, Start, TrainConfig, TrainOptions, load_run};
+use crate::model::{Likelihood, Vae};
+use crate::train::{self, Checkpoint, Start, TrainOptions, load_run};
 use clap::{Args, Parser, Subcommand};
 use rand::SeedableRng;
 use std::io::IsTerminal;
@@ -92,6 +96,9 @@ struct ManifoldArgs {
     /// Grid spacing: quantile:P,Q places points at the standard normal's quantiles; linear:A,B evenly.
     #[arg(long, default_value = "quantile:0.05,0.95", allow_hyphen_values = true)]
     range: String,
+    /// Class the decoder is conditioned on (a conditional model).
+    #[arg(long)]
+    class: Option<u32>,
     #[command(flatten)]
     mosaic: MosaicArgs,
     #[command(flatten)]
@@ -185,65 +192,14 @@ impl OutArgs {
 
 #[derive(Debug, Args)]
 struct TrainArgs {
-    #[command(flatten)]
-    data: DataArgs,
+    /// TOML file of settings, keyed by flag name (`latent = 2`, `batch-size = 20`); flags override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Continue the run in RUN_DIR from its last checkpoint, with its saved config.
-    #[arg(long, value_name = "RUN_DIR")]
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "config")]
     resume: Option<PathBuf>,
-    /// mnist, fashion-mnist or kmnist [default: mnist].
-    #[arg(long)]
-    dataset: Option<String>,
-    /// Total epochs [default: 10].
-    #[arg(long)]
-    epochs: Option<usize>,
-    /// Run directory for checkpoints, metrics and figures [default: runs/DATASET].
-    #[arg(long, value_name = "RUN_DIR")]
-    out: Option<PathBuf>,
-    /// Latent dimension [default: 20].
-    #[arg(long)]
-    latent: Option<usize>,
-    /// Hidden widths, comma-separated; the decoder mirrors them [default: 400].
-    #[arg(long, value_delimiter = ',', num_args = 1..)]
-    hidden: Option<Vec<usize>>,
-    /// Hidden activation [default: relu].
-    #[arg(long, value_enum)]
-    activation: Option<Activation>,
-    /// Pixel likelihood: bernoulli or gaussian [default: bernoulli].
-    #[arg(long, value_parser = ["bernoulli", "gaussian"])]
-    likelihood: Option<String>,
-    /// Standard deviation of the Gaussian likelihood [default: 0.1].
-    #[arg(long)]
-    sigma: Option<f64>,
-    /// Latent samples per image in the ELBO estimate [default: 1].
-    #[arg(long)]
-    samples: Option<usize>,
-    /// Weight of the KL term (beta-VAE) [default: 1].
-    #[arg(long)]
-    beta: Option<f64>,
-    /// Pixel binarisation [default: none].
-    #[arg(long, value_enum)]
-    binarize: Option<Binarize>,
-    /// Images per minibatch [default: 128].
-    #[arg(long)]
-    batch_size: Option<usize>,
-    /// Adam learning rate [default: 0.001].
-    #[arg(long)]
-    lr: Option<f64>,
-    /// Seed of every random draw [default: 1].
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Train on the first N training images.
-    #[arg(long)]
-    limit: Option<usize>,
-    /// Hold out the last N training images for validation.
-    #[arg(long)]
-    validation: Option<usize>,
-    /// Scale gradients down to this global L2 norm when they exceed it.
-    #[arg(long, value_name = "MAX")]
-    clip_grad_norm: Option<f64>,
-    /// Worker threads (0: all cores).
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
+    #[command(flatten)]
+    flags: RunFlags,
     /// Replace an existing run directory's checkpoint, metrics and figures.
     #[arg(long)]
     force: bool,
@@ -291,6 +247,9 @@ struct SampleArgs {
     /// Show pixels sampled from the Bernoulli decoder instead of its means.
     #[arg(long)]
     bernoulli: bool,
+    /// Generate this class only (a conditional model); without it a conditional model shows every class.
+    #[arg(long)]
+    class: Option<u32>,
     #[command(flatten)]
     mosaic: MosaicArgs,
     #[command(flatten)]
@@ -355,72 +314,14 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 impl TrainArgs {
-    /// Flags that describe a new run, by name, when given.
-    fn run_flags(&self) -> Vec<&'static str> {
-        let given = [
-            ("--dataset", self.dataset.is_some()),
-            ("--out", self.out.is_some()),
-            ("--latent", self.latent.is_some()),
-            ("--hidden", self.hidden.is_some()),
-            ("--activation", self.activation.is_some()),
-            ("--likelihood", self.likelihood.is_some()),
-            ("--sigma", self.sigma.is_some()),
-            ("--samples", self.samples.is_some()),
-            ("--beta", self.beta.is_some()),
-            ("--binarize", self.binarize.is_some()),
-            ("--batch-size", self.batch_size.is_some()),
-            ("--lr", self.lr.is_some()),
-            ("--seed", self.seed.is_some()),
-            ("--limit", self.limit.is_some()),
-            ("--validation", self.validation.is_some()),
-            ("--clip-grad-norm", self.clip_grad_norm.is_some()),
-            ("--force", self.force),
-        ];
-        given.iter().filter(|g| g.1).map(|g| g.0).collect()
-    }
-
-    fn config(&self) -> Result<RunConfig> {
-        let d = TrainConfig::default();
-        let dataset: DatasetName = self.dataset.as_deref().unwrap_or("mnist").parse()?;
-        let mut model = ModelConfig::pytorch_example();
-        if let Some(l) = self.latent {
-            model.latent = l;
-        }
-        if let Some(h) = &self.hidden {
-            model.hidden = h.clone();
-        }
-        if let Some(a) = self.activation {
-            model.activation = a;
-        }
-        model.likelihood = match self.likelihood.as_deref() {
-            Some("gaussian") => Likelihood::Gaussian {
-                sigma: self.sigma.unwrap_or(0.1),
-            },
-            _ if self.sigma.is_some() => {
-                return Err(Error::Config(
-                    "--sigma applies to --likelihood gaussian only".into(),
-                ));
-            }
-            _ => Likelihood::Bernoulli,
+    /// The settings: the flags, then the `--config` file for what they leave out.
+    fn settings(&self) -> Result<RunFlags> {
+        let Some(path) = &self.config else {
+            return Ok(self.flags.clone());
         };
-        let train = TrainConfig {
-            dataset,
-            epochs: self.epochs.unwrap_or(d.epochs),
-            batch_size: self.batch_size.unwrap_or(d.batch_size),
-            lr: self.lr.unwrap_or(d.lr),
-            adam_eps: d.adam_eps,
-            seed: self.seed.unwrap_or(d.seed),
-            samples: self.samples.unwrap_or(d.samples),
-            beta: self.beta.unwrap_or(d.beta),
-            binarize: self.binarize.unwrap_or(d.binarize),
-            limit: self.limit,
-            validation: self.validation.unwrap_or(0),
-            clip_grad_norm: self.clip_grad_norm,
-            data_dir: self.data.data_dir.clone(),
-        };
-        let cfg = RunConfig { model, train };
-        cfg.validate()?;
-        Ok(cfg)
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let file = RunFlags::from_toml(&text, &path.display().to_string())?;
+        Ok(self.flags.clone().or(file))
     }
 }
 
@@ -438,13 +339,17 @@ const RUN_FILES: [&str; 9] = [
 ];
 
 fn cmd_train(a: TrainArgs) -> Result<()> {
-    threads::init(a.threads);
     let opts = TrainOptions {
         progress: std::io::stderr().is_terminal(),
         verbose: true,
     };
     let (run_dir, start, data_dir) = if let Some(dir) = &a.resume {
-        let flags = a.run_flags();
+        threads::init(a.flags.threads.unwrap_or(0));
+        let mut flags = a.flags.given();
+        flags.retain(|f| !["--epochs", "--threads", "--data-dir"].contains(&f.as_str()));
+        if a.force {
+            flags.push("--force".into());
+        }
         if !flags.is_empty() {
             return Err(Error::Config(format!(
                 "{} cannot be changed when resuming: the run keeps its saved config (only --epochs, --threads and --data-dir apply)",
@@ -453,16 +358,22 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
         }
         let ck = load_run(dir)?;
         remove_stale_temp_files(dir);
-        let data_dir = a.data.data_dir.clone().or_else(|| recorded_dir(&ck));
+        let data_dir = a.flags.data_dir.clone().or_else(|| recorded_dir(&ck));
         eprintln!(
             "elbo: resuming {} after epoch {}",
             dir.display(),
             ck.state.epoch
         );
-        (dir.clone(), Start::Resume(Box::new(ck), a.epochs), data_dir)
+        (
+            dir.clone(),
+            Start::Resume(Box::new(ck), a.flags.epochs),
+            data_dir,
+        )
     } else {
-        let cfg = a.config()?;
-        let dir = a
+        let settings = a.settings()?;
+        threads::init(settings.threads.unwrap_or(0));
+        let cfg = settings.resolve()?;
+        let dir = settings
             .out
             .clone()
             .unwrap_or_else(|| PathBuf::from("runs").join(cfg.train.dataset.as_str()));
@@ -470,19 +381,31 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
         let json = serde_json::to_string_pretty(&cfg).map_err(|e| Error::Config(e.to_string()))?;
         write_atomic(&dir.join("config.json"), json.as_bytes())?;
         eprintln!("elbo: training into {}", dir.display());
-        (dir, Start::New(cfg), a.data.data_dir.clone())
+        (dir, Start::New(Box::new(cfg)), settings.data_dir.clone())
     };
     train::train(&run_dir, data_dir.as_deref(), start, opts)?;
     let ck = load_run(&run_dir)?;
     let splits = train::load_splits(&ck.config, data_dir.as_deref())?;
     let style = MosaicStyle::default();
-    let spec = SampleSpec {
-        n: 64,
-        seed: ck.config.train.seed,
-        temperature: 1.0,
-        bernoulli: false,
-    };
-    write_samples(&ck.vae, &spec, style, &run_dir.join("samples.png"))?;
+    let mut written = Vec::new();
+    if ck.config.model.is_variational() {
+        // A conditional model shows one row per class.
+        let (n, labels) = if ck.config.model.is_conditional() {
+            let k = ck.config.model.classes as u32;
+            ((k * 8) as usize, (0..k * 8).map(|i| i / 8).collect())
+        } else {
+            (64, Vec::new())
+        };
+        let spec = SampleSpec {
+            n,
+            seed: ck.config.train.seed,
+            temperature: 1.0,
+            bernoulli: false,
+            labels,
+        };
+        write_samples(&ck.vae, &spec, style, &run_dir.join("samples.png"))?;
+        written.push("samples.png");
+    }
     write_reconstructions(
         &ck.vae,
         &splits.test,
@@ -502,18 +425,22 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
         "test",
         &run_dir.join("latent.png"),
     )?;
-    let mut written = "samples.png, reconstructions.png, curves.png, latent.png".to_string();
-    if ck.vae.latent() == 2 {
+    written.extend(["reconstructions.png", "curves.png", "latent.png"]);
+    if ck.vae.latent() == 2 && ck.config.model.is_variational() {
         let codes = lat::manifold_codes(2, 20, (0, 1), GridRange::default())?;
-        let px = lat::decode_means(&ck.vae, &codes, 400);
+        let px = lat::decode_means(&ck.vae, &codes, 400, &[]);
         let (h, w) = (ck.config.model.rows, ck.config.model.cols);
         save_png(
             &mosaic(&px, 400, h, w, 20, style),
             &run_dir.join("manifold.png"),
         )?;
-        written.push_str(", manifold.png");
+        written.push("manifold.png");
     }
-    eprintln!("elbo: wrote {written} into {}", run_dir.display());
+    eprintln!(
+        "elbo: wrote {} into {}",
+        written.join(", "),
+        run_dir.display()
+    );
     Ok(())
 }
 
@@ -577,6 +504,11 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
         return Err(Error::Config("--k must be at least 1".into()));
     }
     let ck = load_run(&a.run_dir)?;
+    if !ck.config.model.is_variational() {
+        return Err(Error::Config(
+            "this run is a deterministic autoencoder: it defines no likelihood p(x) to estimate (compare reconstructions instead)".into(),
+        ));
+    }
     let splits = a.data.splits(&ck)?;
     let test = match a.limit {
         Some(0) => return Err(Error::Config("--limit 0 leaves nothing to evaluate".into())),
@@ -623,6 +555,24 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
     Ok(())
 }
 
+/// The labels `n` generated images are conditioned on: `class` for all, or (no class given) the classes in turn.
+fn class_labels(ck: &Checkpoint, class: Option<u32>, n: usize) -> Result<Vec<u32>> {
+    let k = ck.config.model.classes as u32;
+    match class {
+        Some(_) if k == 0 => Err(Error::Config(
+            "--class needs a conditional model (trained with --conditional); this one is not"
+                .into(),
+        )),
+        Some(c) if c >= k => Err(Error::Config(format!(
+            "--class {c} is out of range: this model knows classes 0 to {}",
+            k - 1
+        ))),
+        Some(c) => Ok(vec![c; n]),
+        None if k > 0 => Ok((0..n).map(|i| (i * k as usize / n) as u32).collect()),
+        None => Ok(Vec::new()),
+    }
+}
+
 fn check_count(n: usize, what: &str) -> Result<()> {
     if n == 0 || n > MAX_IMAGES {
         return Err(Error::Config(format!(
@@ -638,18 +588,20 @@ struct SampleSpec {
     seed: u64,
     temperature: f64,
     bernoulli: bool,
+    /// Class of each sample, for a conditional model (empty otherwise).
+    labels: Vec<u32>,
 }
 
 fn write_samples(vae: &Vae<f32>, spec: &SampleSpec, style: MosaicStyle, out: &Path) -> Result<()> {
     let (n, zd) = (spec.n, vae.latent());
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(spec.seed);
-    let mut ws = vae.workspace(n, 1);
-    vae.draw_eps(n, &mut ws, &mut rng);
-    let codes: Vec<f32> = ws.eps[..n * zd]
-        .iter()
-        .map(|e| e * spec.temperature as f32)
+    let codes: Vec<f32> = (0..n * zd)
+        .map(|_| {
+            let e: f32 = rand_distr::Distribution::sample(&rand_distr::StandardNormal, &mut rng);
+            e * spec.temperature as f32
+        })
         .collect();
-    let mut px = lat::decode_means(vae, &codes, n);
+    let mut px = lat::decode_means(vae, &codes, n, &spec.labels);
     if spec.bernoulli {
         use rand::RngExt;
         for p in px.iter_mut() {
@@ -672,16 +624,12 @@ fn write_reconstructions(
     out: &Path,
 ) -> Result<()> {
     let n = n.min(test.len());
-    let (zd, d) = (vae.latent(), vae.config.input_dim());
+    let (_, d) = (vae.latent(), vae.config.input_dim());
     let idx: Vec<usize> = (0..n).collect();
     let x = lat::pixels(test, &idx);
-    let head = lat::encode(vae, test, &idx);
     // Reconstruct from the posterior mean: a deterministic figure.
-    let codes: Vec<f32> = head
-        .chunks_exact(2 * zd)
-        .flat_map(|h| h[..zd].to_vec())
-        .collect();
-    let rec = lat::decode_means(vae, &codes, n);
+    let codes = lat::encode(vae, test, &idx);
+    let rec = lat::decode_means(vae, &codes, n, &lat::labels(test, &idx));
     // Pairs of rows: originals over reconstructions, at most 16 per row.
     let per_row = n.min(16);
     let mut tiles = Vec::with_capacity(2 * n.div_ceil(per_row) * per_row * d);
@@ -721,6 +669,12 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
         )));
     }
     let ck = load_run(&a.run_dir)?;
+    if !ck.config.model.is_variational() {
+        return Err(Error::Config(
+            "this run is a deterministic autoencoder: it has no prior to sample from (use reconstruct, encode or interpolate)".into(),
+        ));
+    }
+    let labels = class_labels(&ck, a.class, a.n)?;
     if a.bernoulli && ck.config.model.likelihood != Likelihood::Bernoulli {
         return Err(Error::Config(
             "--bernoulli samples pixels from a Bernoulli decoder; this model's is Gaussian".into(),
@@ -731,6 +685,7 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
         seed: a.seed,
         temperature: a.temperature,
         bernoulli: a.bernoulli,
+        labels,
     };
     write_samples(&ck.vae, &spec, style, out)?;
     eprintln!("elbo: wrote {}", out.display());
@@ -758,31 +713,22 @@ fn cmd_encode(a: EncodeArgs) -> Result<()> {
         &splits.test
     };
     let vae = &ck.vae;
-    let (zd, d) = (vae.latent(), vae.config.input_dim());
+    let zd = vae.latent();
     let mut csv = String::from("index,label");
-    (0..zd).for_each(|j| csv.push_str(&format!(",mu_{j}")));
-    (0..zd).for_each(|j| csv.push_str(&format!(",logvar_{j}")));
+    if ck.config.model.is_variational() {
+        (0..zd).for_each(|j| csv.push_str(&format!(",mu_{j}")));
+        (0..zd).for_each(|j| csv.push_str(&format!(",logvar_{j}")));
+    } else {
+        (0..zd).for_each(|j| csv.push_str(&format!(",z_{j}")));
+    }
     csv.push('\n');
-    let batch = 500;
-    let mut ws = vae.workspace(batch, 1);
-    let mut x = vec![0.0; batch * d];
     let all: Vec<usize> = (0..ds.len()).collect();
-    let copy = crate::data::Batcher {
-        batch_size: batch,
-        binarize: Binarize::None,
-    };
-    for idx in all.chunks(batch) {
-        let rows = idx.len();
-        copy.fill(
-            ds,
-            idx,
-            &mut rand_pcg::Pcg64Mcg::seed_from_u64(0),
-            &mut x[..rows * d],
-        );
-        vae.encode(&x[..rows * d], rows, &mut ws);
-        for (b, &i) in idx.iter().enumerate() {
+    let hl = vae.head_len();
+    for idx in all.chunks(500) {
+        let head = lat::encode_head(vae, ds, idx);
+        for (h, &i) in head.chunks_exact(hl).zip(idx) {
             csv.push_str(&format!("{i},{}", ds.labels[i]));
-            for v in &ws.head[b * 2 * zd..(b + 1) * 2 * zd] {
+            for v in h {
                 csv.push_str(&format!(",{v}"));
             }
             csv.push('\n');
@@ -810,7 +756,16 @@ fn cmd_manifold(a: ManifoldArgs) -> Result<()> {
     let ck = load_run(&a.run_dir)?;
     let codes = lat::manifold_codes(ck.vae.latent(), a.grid, (a.dims[0], a.dims[1]), range)?;
     let n = a.grid * a.grid;
-    let px = lat::decode_means(&ck.vae, &codes, n);
+    let labels = class_labels(&ck, a.class, n)?;
+    let labels = if a.class.is_none() && !labels.is_empty() {
+        return Err(Error::Config(format!(
+            "this model is conditional: choose the class of the manifold with --class (0 to {})",
+            ck.config.model.classes - 1
+        )));
+    } else {
+        labels
+    };
+    let px = lat::decode_means(&ck.vae, &codes, n, &labels);
     save_png(
         &mosaic(
             &px,
@@ -857,11 +812,7 @@ fn write_latent_plot(
 ) -> Result<()> {
     let zd = ck.vae.latent();
     let idx: Vec<usize> = (0..ds.len()).collect();
-    let head = lat::encode(&ck.vae, ds, &idx);
-    let means: Vec<f32> = head
-        .chunks_exact(2 * zd)
-        .flat_map(|h| h[..zd].to_vec())
-        .collect();
+    let means = lat::encode(&ck.vae, ds, &idx);
     let n = idx.len();
     let (points, x_label, y_label) = match zd {
         1 => (
@@ -947,9 +898,11 @@ fn cmd_interpolate(a: InterpolateArgs) -> Result<()> {
         }
     }
     let zd = ck.vae.latent();
-    let head = lat::encode(&ck.vae, &test, &[a.from, a.to]);
-    let path = lat::interpolate(&head[..zd], &head[2 * zd..3 * zd], a.steps, a.spherical);
-    let px = lat::decode_means(&ck.vae, &path, a.steps);
+    let codes = lat::encode(&ck.vae, &test, &[a.from, a.to]);
+    let path = lat::interpolate(&codes[..zd], &codes[zd..], a.steps, a.spherical);
+    // A conditional model keeps the class of the first image along the path.
+    let labels = vec![test.labels[a.from] as u32; a.steps];
+    let px = lat::decode_means(&ck.vae, &path, a.steps, &labels);
     let (h, w) = (ck.config.model.rows, ck.config.model.cols);
     save_png(&mosaic(&px, a.steps, h, w, a.steps, style), out)?;
     eprintln!("elbo: wrote {}", out.display());

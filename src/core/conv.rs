@@ -6,7 +6,7 @@
 
 use super::Real;
 use super::gemm::{matmul, n, t};
-use super::params::Params;
+use super::params::Registry;
 use super::threads::{self, Disjoint};
 
 /// Height, width and channels of one image in NHWC layout.
@@ -163,8 +163,8 @@ pub struct Conv2d {
 impl Conv2d {
     /// Registers `name.weight` and `name.bias` for `input` → `channels` filters; `None` when the kernel does not
     /// fit the image.
-    pub fn new<T: Real>(
-        params: &mut Params<T>,
+    pub fn new(
+        params: &mut impl Registry,
         name: &str,
         input: Shape,
         channels: usize,
@@ -175,8 +175,8 @@ impl Conv2d {
             w: conv_out(input.w, k, s, p)?,
             c: channels,
         };
-        let w = params.add(&format!("{name}.weight"), &[channels, k, k, input.c]);
-        let b = params.add(&format!("{name}.bias"), &[channels]);
+        let w = params.register(&format!("{name}.weight"), &[channels, k, k, input.c]);
+        let b = params.register(&format!("{name}.bias"), &[channels]);
         let geo = Geometry {
             big: input,
             small_h: out.h,
@@ -270,8 +270,8 @@ pub struct ConvTranspose2d {
 impl ConvTranspose2d {
     /// Registers `name.weight` and `name.bias` mapping `input` onto the image `out`; `None` unless a convolution
     /// with this kernel, stride and padding maps `out` back onto `input` (any output padding is implied by `out`).
-    pub fn new<T: Real>(
-        params: &mut Params<T>,
+    pub fn new(
+        params: &mut impl Registry,
         name: &str,
         input: Shape,
         out: Shape,
@@ -280,8 +280,8 @@ impl ConvTranspose2d {
         if conv_out(out.h, k, s, p)? != input.h || conv_out(out.w, k, s, p)? != input.w {
             return None;
         }
-        let w = params.add(&format!("{name}.weight"), &[input.c, k, k, out.c]);
-        let b = params.add(&format!("{name}.bias"), &[out.c]);
+        let w = params.register(&format!("{name}.weight"), &[input.c, k, k, out.c]);
+        let b = params.register(&format!("{name}.bias"), &[out.c]);
         let geo = Geometry {
             big: out,
             small_h: input.h,
@@ -365,6 +365,7 @@ impl ConvTranspose2d {
 mod tests {
     use super::*;
     use crate::core::gradcheck::check_gradients;
+    use crate::core::params::Params;
     use rand::{RngExt, SeedableRng};
 
     fn fill(v: &mut [f64], rng: &mut impl rand::Rng) {

@@ -2,7 +2,7 @@
 
 use super::Real;
 use super::gemm::{matmul, n, t};
-use super::params::Params;
+use super::params::Registry;
 
 /// A dense layer's shape and where its weight (`[out, in]`) and bias (`[out]`) live in [`Params`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,9 +19,9 @@ pub struct Linear {
 
 impl Linear {
     /// Registers `name.weight` and `name.bias`.
-    pub fn new<T: Real>(params: &mut Params<T>, name: &str, fan_in: usize, fan_out: usize) -> Self {
-        let w = params.add(&format!("{name}.weight"), &[fan_out, fan_in]);
-        let b = params.add(&format!("{name}.bias"), &[fan_out]);
+    pub fn new(params: &mut impl Registry, name: &str, fan_in: usize, fan_out: usize) -> Self {
+        let w = params.register(&format!("{name}.weight"), &[fan_out, fan_in]);
+        let b = params.register(&format!("{name}.bias"), &[fan_out]);
         Linear {
             fan_in,
             fan_out,
@@ -95,6 +95,7 @@ mod tests {
     use super::*;
     use crate::core::gradcheck::check_gradients;
     use crate::core::init::linear_default;
+    use crate::core::params::Params;
     use rand::SeedableRng;
 
     #[test]

@@ -110,7 +110,8 @@ pub fn reparameterize<T: Real>(
     }
 }
 
-/// Gradient w.r.t. `head` of `Σ_b β·kl[b]` plus whatever reached `z` (`dz`), through the reparameterisation.
+/// Gradient w.r.t. `head` of `Σ_b Σ_j w_j·kl[b, j]` plus whatever reached `z` (`dz`), through the
+/// reparameterisation; `kl_weight[j]` is β, or 0 for a dimension held at its free-bits floor.
 pub fn reparameterize_backward<T: Real>(
     head: &[T],
     eps: &[T],
@@ -118,7 +119,7 @@ pub fn reparameterize_backward<T: Real>(
     dhead: &mut [T],
     latent: usize,
     samples: usize,
-    beta: T,
+    kl_weight: &[T],
 ) {
     let half = T::c(0.5);
     for (b, (h, dh)) in head
@@ -130,6 +131,7 @@ pub fn reparameterize_backward<T: Real>(
         let (dmu, dlv) = dh.split_at_mut(latent);
         for j in 0..latent {
             let sd = (half * lv[j]).exp();
+            let beta = kl_weight[j];
             let mut gm = beta * mu[j];
             let mut gl = beta * half * (lv[j].exp() - T::one());
             for l in 0..samples {
@@ -140,6 +142,86 @@ pub fn reparameterize_backward<T: Real>(
             dmu[j] = gm;
             dlv[j] = gl;
         }
+    }
+}
+
+/// Gradient w.r.t. `head` of the negative IWAE bound's latent terms: Σ_l w̃_l (ln q(z_l|x) − ln p(z_l)) with the
+/// normalised weights `wt` held fixed, plus `dz` (already weighted by w̃ through the decoder).
+#[allow(clippy::too_many_arguments)]
+pub fn iwae_latent_backward<T: Real>(
+    head: &[T],
+    eps: &[T],
+    z: &[T],
+    wt: &[T],
+    dz: &[T],
+    dhead: &mut [T],
+    latent: usize,
+    samples: usize,
+) {
+    let half = T::c(0.5);
+    for (b, (h, dh)) in head
+        .chunks_exact(2 * latent)
+        .zip(dhead.chunks_exact_mut(2 * latent))
+        .enumerate()
+    {
+        let lv = &h[latent..];
+        let (dmu, dlv) = dh.split_at_mut(latent);
+        let wsum: T = (0..samples).fold(T::zero(), |a, l| a + wt[b * samples + l]);
+        for j in 0..latent {
+            let sd = (half * lv[j]).exp();
+            // ln q = −½ε² − ½ log σ² + c at fixed ε; −ln p = ½z² + c; z = μ + σε.
+            let (mut gm, mut gl) = (T::zero(), -half * wsum);
+            for l in 0..samples {
+                let i = (b * samples + l) * latent + j;
+                let g = dz[i] + wt[b * samples + l] * z[i];
+                gm += g;
+                gl += g * eps[i] * half * sd;
+            }
+            dmu[j] = gm;
+            dlv[j] = gl;
+        }
+    }
+}
+
+/// Gaussian negative log-likelihood with mean σ(logit) and a learned standard deviation `exp(log_sigma)`
+/// (one value, or one per pixel), floored at [`crate::model::config::MIN_SIGMA`]. With `grad`, each logit is
+/// replaced by `row_weight[r]·∂nll/∂logit` and `row_weight[r]·∂nll/∂log σ` is added to `dlog_sigma`.
+pub fn gaussian_learned_nll<T: Real>(
+    logits: &mut [T],
+    x: &[T],
+    d: usize,
+    repeat: usize,
+    log_sigma: &[T],
+    nll: &mut [T],
+    grad: Option<(&[T], &mut [T])>,
+) {
+    let floor = T::c(crate::model::config::MIN_SIGMA);
+    let sig = |j: usize| {
+        let s = log_sigma[j % log_sigma.len()].exp();
+        if s > floor { (s, true) } else { (floor, false) }
+    };
+    let half = T::c(0.5);
+    let c = T::c(HALF_LN_2PI);
+    let mut grad = grad;
+    for (r, (row, out)) in logits.chunks_exact_mut(d).zip(nll.iter_mut()).enumerate() {
+        let target = &x[(r / repeat) * d..(r / repeat + 1) * d];
+        let mut sum = T::zero();
+        for (j, (l, &t)) in row.iter_mut().zip(target).enumerate() {
+            let (s, free) = sig(j);
+            let m = sigmoid(*l);
+            let diff = m - t;
+            let inv_var = T::one() / (s * s);
+            sum += s.ln() + c + half * diff * diff * inv_var;
+            if let Some((w, dls)) = grad.as_mut() {
+                let w = w[r];
+                *l = w * diff * inv_var * m * (T::one() - m);
+                if free {
+                    let k = j % dls.len();
+                    dls[k] += w * (T::one() - diff * diff * inv_var);
+                }
+            }
+        }
+        *out = sum;
     }
 }
 
@@ -229,8 +311,45 @@ mod tests {
             beta * kl.iter().sum::<f64>() + z.iter().zip(&r).map(|(a, b)| a * b).sum::<f64>()
         };
         let mut dh = vec![0.0; head.len()];
-        reparameterize_backward(&head, &eps, &r, &mut dh, latent, samples, beta);
+        reparameterize_backward(&head, &eps, &r, &mut dh, latent, samples, &[beta; 3]);
         check_gradients(&head, &dh, loss, "reparameterisation");
+    }
+
+    #[test]
+    fn learned_gaussian_is_true_density_with_gradients() {
+        let x = vec![0.2, 0.9, 0.0, 0.5];
+        let logits = vec![0.1, 1.5, -0.3, 2.0];
+        for ls in [vec![-0.7], vec![-0.3, 0.2]] {
+            let w = [0.6, 1.3];
+            let loss = |l: &[f64], ls: &[f64]| {
+                let mut n = vec![0.0; 2];
+                gaussian_learned_nll(&mut l.to_vec(), &x, 2, 1, ls, &mut n, None);
+                w[0] * n[0] + w[1] * n[1]
+            };
+            let mut n = vec![0.0; 2];
+            let mut fixed = vec![0.0; 2];
+            gaussian_learned_nll(&mut logits.clone(), &x, 2, 1, &[-0.7f64], &mut n, None);
+            gaussian_nll(
+                &mut logits.clone(),
+                &x,
+                2,
+                1,
+                (-0.7f64).exp(),
+                &mut fixed,
+                None,
+            );
+            assert!((n[0] - fixed[0]).abs() < 1e-12 && (n[1] - fixed[1]).abs() < 1e-12);
+            let mut g = logits.clone();
+            let mut dls = vec![0.0; ls.len()];
+            gaussian_learned_nll(&mut g, &x, 2, 1, &ls, &mut n, Some((&w, &mut dls)));
+            check_gradients(&logits, &g, |l| loss(l, &ls), "learned gaussian logits");
+            check_gradients(
+                &ls,
+                &dls,
+                |s| loss(&logits, s),
+                "learned gaussian log sigma",
+            );
+        }
     }
 
     #[test]

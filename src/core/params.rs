@@ -30,6 +30,33 @@ impl TensorSpec {
     }
 }
 
+/// Something tensors can be registered with: [`Params`] allocates them, [`Counter`] only counts.
+pub trait Registry {
+    /// Registers a tensor and returns its offset.
+    fn register(&mut self, name: &str, shape: &[usize]) -> usize;
+}
+
+impl<T: Real> Registry for Params<T> {
+    fn register(&mut self, name: &str, shape: &[usize]) -> usize {
+        self.add(name, shape)
+    }
+}
+
+/// Counts the scalars a model would have, without allocating, so absurd configs are refused first.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counter {
+    /// Scalars so far (no overflow for any config).
+    pub total: u128,
+}
+
+impl Registry for Counter {
+    fn register(&mut self, _name: &str, shape: &[usize]) -> usize {
+        let offset = self.total.min(usize::MAX as u128) as usize;
+        self.total += shape.iter().map(|&d| d as u128).product::<u128>();
+        offset
+    }
+}
+
 /// Flat parameter and gradient buffers; one optimiser loop covers every tensor.
 #[derive(Debug, Clone)]
 pub struct Params<T> {

@@ -19,6 +19,13 @@ pub struct EvalBuffers {
     x: Vec<f32>,
 }
 
+/// Gives a conditional model the images' labels.
+fn set_labels(ws: &mut Workspace<f32>, ds: &Dataset, idx: &[usize]) {
+    for (l, &i) in ws.labels.iter_mut().zip(idx) {
+        *l = ds.labels[i] as u32;
+    }
+}
+
 fn pixels(ds: &Dataset, idx: &[usize], out: &mut [f32]) {
     let copy = Batcher {
         batch_size: idx.len(),
@@ -46,6 +53,7 @@ impl EvalBuffers {
         for idx in all.chunks(EVAL_BATCH) {
             let rows = idx.len();
             pixels(ds, idx, &mut self.x[..rows * d]);
+            set_labels(&mut self.ws, ds, idx);
             vae.draw_eps(rows, &mut self.ws, &mut rng);
             total.add(vae.loss(&self.x[..rows * d], rows, &mut self.ws));
         }
@@ -98,6 +106,7 @@ pub fn estimate_log_likelihood(
                     let mut ws = vae.workspace(rows, per_chunk);
                     let mut x = vec![0.0; rows * d];
                     pixels(ds, idx, &mut x);
+                    set_labels(&mut ws, ds, idx);
                     let mut lw = vec![0.0; rows * per_chunk];
                     // Running log-sum-exp per image: (max, Σ exp(w − max)), and Σ w for the ELBO.
                     let mut acc = vec![(f64::NEG_INFINITY, 0.0f64, 0.0f64); rows];

@@ -108,8 +108,9 @@ pub fn manifold_codes(
     Ok(codes)
 }
 
-/// Decoder means for `n` latent codes, in batches.
-pub fn decode_means(vae: &Vae<f32>, codes: &[f32], n: usize) -> Vec<f32> {
+/// Decoder means for `n` latent codes, in batches; `labels` gives each code's class for a conditional model
+/// (empty: class 0, ignored by unconditional models).
+pub fn decode_means(vae: &Vae<f32>, codes: &[f32], n: usize, labels: &[u32]) -> Vec<f32> {
     let (zd, d) = (vae.latent(), vae.config.input_dim());
     let batch = n.clamp(1, 512);
     let mut ws = vae.workspace(batch, 1);
@@ -117,10 +118,18 @@ pub fn decode_means(vae: &Vae<f32>, codes: &[f32], n: usize) -> Vec<f32> {
     for start in (0..n).step_by(batch) {
         let rows = batch.min(n - start);
         ws.z[..rows * zd].copy_from_slice(&codes[start * zd..(start + rows) * zd]);
+        if !labels.is_empty() {
+            ws.labels[..rows].copy_from_slice(&labels[start..start + rows]);
+        }
         vae.decode(rows, &mut ws);
         vae.means(rows, &ws, &mut out[start * d..(start + rows) * d]);
     }
     out
+}
+
+/// The labels of the images `idx` of `ds`.
+pub fn labels(ds: &Dataset, idx: &[usize]) -> Vec<u32> {
+    idx.iter().map(|&i| ds.labels[i] as u32).collect()
 }
 
 /// Pixels in [0, 1] of the images `idx` of `ds`.
@@ -135,18 +144,29 @@ pub fn pixels(ds: &Dataset, idx: &[usize]) -> Vec<f32> {
     x
 }
 
-/// Encoder means and log-variances of the images `idx`, as `[μ (Z), log σ² (Z)]` rows.
-pub fn encode(vae: &Vae<f32>, ds: &Dataset, idx: &[usize]) -> Vec<f32> {
-    let zd = vae.latent();
+/// The encoder's output rows for the images `idx` (with their labels, for a conditional model): `[μ (Z),
+/// log σ² (Z)]` for a VAE, `[z (Z)]` for an autoencoder.
+pub fn encode_head(vae: &Vae<f32>, ds: &Dataset, idx: &[usize]) -> Vec<f32> {
+    let hl = vae.head_len();
     let batch = idx.len().clamp(1, 500);
     let mut ws = vae.workspace(batch, 1);
-    let mut out = Vec::with_capacity(idx.len() * 2 * zd);
+    let mut out = Vec::with_capacity(idx.len() * hl);
     for chunk in idx.chunks(batch) {
         let x = pixels(ds, chunk);
+        ws.labels[..chunk.len()].copy_from_slice(&labels(ds, chunk));
         vae.encode(&x, chunk.len(), &mut ws);
-        out.extend_from_slice(&ws.head[..chunk.len() * 2 * zd]);
+        out.extend_from_slice(&ws.head()[..chunk.len() * hl]);
     }
     out
+}
+
+/// The codes of the images `idx`: the posterior means μ (a VAE) or z (an autoencoder), `[n, Z]`.
+pub fn encode(vae: &Vae<f32>, ds: &Dataset, idx: &[usize]) -> Vec<f32> {
+    let (zd, hl) = (vae.latent(), vae.head_len());
+    encode_head(vae, ds, idx)
+        .chunks_exact(hl)
+        .flat_map(|h| h[..zd].to_vec())
+        .collect()
 }
 
 /// `steps` codes from `a` to `b` (both included): straight, or along the great circle (slerp).

@@ -1,7 +1,27 @@
 //! The serde description of a model: saved with its weights so every command can rebuild it.
 
-use crate::core::Activation;
+use super::net::{Cond, Layer, Net};
+use crate::core::conv::{Conv2d, ConvTranspose2d, Shape, conv_out};
+use crate::core::params::{Counter, Registry};
+use crate::core::{Activation, Linear};
 use crate::error::{Error, Result};
+
+/// How the Gaussian decoder's standard deviation is set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SigmaMode {
+    /// Fixed at `sigma`.
+    #[default]
+    Fixed,
+    /// One learned σ shared by all pixels, starting at `sigma`.
+    Global,
+    /// One learned σ per pixel, starting at `sigma`.
+    Pixel,
+}
+
+/// Smallest standard deviation a learned σ may reach: MNIST's border pixels are always 0, so without a floor
+/// their σ would shrink without bound and the likelihood diverge.
+pub const MIN_SIGMA: f64 = 1e-3;
 
 /// The decoder's distribution over pixels.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -9,68 +29,361 @@ use crate::error::{Error, Result};
 pub enum Likelihood {
     /// Independent Bernoulli pixels with logits from the decoder.
     Bernoulli,
-    /// Independent Gaussian pixels with mean σ(decoder output) and a fixed standard deviation.
+    /// Independent Gaussian pixels with mean σ(decoder output) and standard deviation `sigma`.
     Gaussian {
-        /// The fixed standard deviation.
+        /// The standard deviation (the starting value when learned).
         sigma: f64,
+        /// Fixed, or learned globally or per pixel.
+        #[serde(default)]
+        learn: SigmaMode,
     },
 }
 
-/// Architecture of a dense VAE.
+/// Whether the model is variational.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelKind {
+    /// A VAE: Gaussian q(z|x), N(0, I) prior.
+    #[default]
+    Vae,
+    /// A deterministic autoencoder: z = encoder(x), no prior, reconstruction loss only.
+    Autoencoder,
+}
+
+/// One convolution: output channels, square kernel, stride and zero padding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConvSpec {
+    /// Output channels.
+    pub channels: usize,
+    /// Kernel side.
+    #[serde(default = "three")]
+    pub kernel: usize,
+    /// Stride.
+    #[serde(default = "two")]
+    pub stride: usize,
+    /// Zero padding per side.
+    #[serde(default = "one")]
+    pub padding: usize,
+}
+
+fn one() -> usize {
+    1
+}
+fn two() -> usize {
+    2
+}
+fn three() -> usize {
+    3
+}
+
+impl ConvSpec {
+    /// A 3×3, stride-2, padding-1 convolution (halves the image side).
+    pub fn halving(channels: usize) -> Self {
+        ConvSpec {
+            channels,
+            kernel: 3,
+            stride: 2,
+            padding: 1,
+        }
+    }
+
+    fn geometry(&self) -> (usize, usize, usize) {
+        (self.kernel, self.stride, self.padding)
+    }
+}
+
+/// A decoder that does not mirror the encoder.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecoderSpec {
+    /// Dense widths after the latent code.
+    #[serde(default)]
+    pub hidden: Vec<usize>,
+    /// Transposed convolutions after them (the last must have one channel).
+    #[serde(default)]
+    pub deconv: Vec<ConvSpec>,
+}
+
+/// Architecture of a VAE or autoencoder.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
+    /// VAE or deterministic autoencoder.
+    #[serde(default)]
+    pub kind: ModelKind,
     /// Image height.
     pub rows: usize,
     /// Image width.
     pub cols: usize,
-    /// Encoder hidden widths; the decoder mirrors them.
+    /// Encoder convolutions applied to the image first.
+    #[serde(default)]
+    pub conv: Vec<ConvSpec>,
+    /// Encoder dense widths after the convolutions.
     pub hidden: Vec<usize>,
     /// Latent dimension.
     pub latent: usize,
+    /// The decoder; `None` mirrors the encoder.
+    #[serde(default)]
+    pub decoder: Option<DecoderSpec>,
     /// Hidden-layer nonlinearity.
     pub activation: Activation,
     /// Pixel distribution.
     pub likelihood: Likelihood,
+    /// Classes of the one-hot label both networks are conditioned on (0: unconditional).
+    #[serde(default)]
+    pub classes: usize,
 }
 
 /// Most weights a model may have (1 GiB of f32), so that a config or checkpoint cannot ask for unbounded memory.
 pub const MAX_PARAMS: u128 = 1 << 28;
 
-impl ModelConfig {
-    /// Number of weights and biases, computed without overflow from the config alone.
-    pub fn param_count(&self) -> u128 {
-        let dense = |i: usize, o: usize| (i as u128 + 1) * o as u128;
-        let mut total = 0;
-        let mut width = self.input_dim();
-        for &h in &self.hidden {
-            total += dense(width, h);
-            width = h;
-        }
-        total += dense(width, 2 * self.latent);
-        let mut width = self.latent;
-        for &h in self.hidden.iter().rev() {
-            total += dense(width, h);
-            width = h;
-        }
-        total + dense(width, self.input_dim())
-    }
+/// The encoder, decoder and learned log σ of a model, with their tensors registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Architecture {
+    /// Image (plus nothing) to (μ, log σ²), or to z for an autoencoder.
+    pub encoder: Net,
+    /// z to pixel parameters.
+    pub decoder: Net,
+    /// Offset and length of the learned log σ, if any.
+    pub log_sigma: Option<(usize, usize)>,
+}
 
+impl ModelConfig {
     /// The PyTorch example: 784-400-20, ReLU, Bernoulli.
     pub fn pytorch_example() -> Self {
         ModelConfig {
+            kind: ModelKind::Vae,
             rows: 28,
             cols: 28,
+            conv: Vec::new(),
             hidden: vec![400],
             latent: 20,
+            decoder: None,
             activation: Activation::Relu,
             likelihood: Likelihood::Bernoulli,
+            classes: 0,
+        }
+    }
+
+    /// The Keras example's convolutional VAE: Conv 32 and 64 (3×3, stride 2), Dense 16, a 2-D latent; the
+    /// decoder is Dense 7·7·64, ConvTranspose 64 and 32 (stride 2), and a 1-channel ConvTranspose (stride 1).
+    pub fn keras_conv() -> Self {
+        ModelConfig {
+            conv: vec![ConvSpec::halving(32), ConvSpec::halving(64)],
+            hidden: vec![16],
+            latent: 2,
+            decoder: Some(DecoderSpec {
+                hidden: Vec::new(),
+                deconv: vec![
+                    ConvSpec::halving(64),
+                    ConvSpec::halving(32),
+                    ConvSpec {
+                        stride: 1,
+                        ..ConvSpec::halving(1)
+                    },
+                ],
+            }),
+            ..Self::pytorch_example()
         }
     }
 
     /// Pixels per image.
     pub fn input_dim(&self) -> usize {
         self.rows * self.cols
+    }
+
+    /// Whether the model is a VAE (has a prior to sample from and a KL term).
+    pub fn is_variational(&self) -> bool {
+        self.kind == ModelKind::Vae
+    }
+
+    /// Whether the networks take a class label.
+    pub fn is_conditional(&self) -> bool {
+        self.classes > 0
+    }
+
+    /// The decoder: as configured, or the encoder mirrored.
+    pub fn decoder_spec(&self) -> DecoderSpec {
+        if let Some(d) = &self.decoder {
+            return d.clone();
+        }
+        let n = self.conv.len();
+        let deconv = (0..n)
+            .rev()
+            .map(|i| ConvSpec {
+                channels: if i == 0 { 1 } else { self.conv[i - 1].channels },
+                ..self.conv[i]
+            })
+            .collect();
+        DecoderSpec {
+            hidden: self.hidden.iter().rev().copied().collect(),
+            deconv,
+        }
+    }
+
+    /// Registers every tensor with `reg` and returns the networks; refuses shapes that do not fit.
+    pub fn build(&self, reg: &mut impl Registry) -> Result<Architecture> {
+        let bad = |m: String| Error::Config(m);
+        let act = self.activation;
+        // Encoder: convolutions, then dense layers, then the head.
+        let mut layers = Vec::new();
+        let mut shape = Shape {
+            h: self.rows,
+            w: self.cols,
+            c: 1,
+        };
+        for (i, c) in self.conv.iter().enumerate() {
+            let conv = Conv2d::new(reg, &format!("encoder.conv{i}"), shape, c.channels, c.geometry())
+                .ok_or_else(|| {
+                    bad(format!(
+                        "convolution {} (kernel {}, stride {}, padding {}) does not fit a {}x{} input: use smaller or fewer convolutions",
+                        i + 1,
+                        c.kernel,
+                        c.stride,
+                        c.padding,
+                        shape.h,
+                        shape.w
+                    ))
+                })?;
+            shape = conv.out;
+            layers.push(Layer::Conv(conv));
+        }
+        let first_dense = layers.len();
+        let mut width = shape.len();
+        for (i, &h) in self.hidden.iter().enumerate() {
+            layers.push(Layer::Dense(Linear::new(
+                reg,
+                &format!("encoder.{i}"),
+                width,
+                h,
+            )));
+            width = h;
+        }
+        let head = if self.is_variational() {
+            2 * self.latent
+        } else {
+            self.latent
+        };
+        layers.push(Layer::Dense(Linear::new(reg, "encoder.head", width, head)));
+        let cond = self.is_conditional().then(|| {
+            let w = layers[first_dense].out_len();
+            Cond::new(reg, "encoder.cond", first_dense, self.classes, w)
+        });
+        let encoder = Net { layers, act, cond };
+
+        // Decoder: dense layers, then a projection onto the first transposed convolution's input, then those.
+        let spec = self.decoder_spec();
+        let mut shapes = vec![Shape {
+            h: self.rows,
+            w: self.cols,
+            c: 1,
+        }];
+        if let Some(last) = spec.deconv.last()
+            && last.channels != 1
+        {
+            return Err(bad(format!(
+                "the last transposed convolution has {} channels; it must have 1 (the image)",
+                last.channels
+            )));
+        }
+        for (i, c) in spec.deconv.iter().enumerate().rev() {
+            let out = shapes[0];
+            let into = |n: usize| conv_out(n, c.kernel, c.stride, c.padding).filter(|&v| v > 0);
+            let channels = if i == 0 {
+                self.conv.last().map(|c| c.channels).ok_or_else(|| {
+                    bad("a transposed-convolution decoder needs a convolutional encoder (its last channel count starts the decoder)".into())
+                })?
+            } else {
+                spec.deconv[i - 1].channels
+            };
+            let (Some(h), Some(w)) = (into(out.h), into(out.w)) else {
+                return Err(bad(format!(
+                    "transposed convolution {} cannot produce a {}x{} image",
+                    i + 1,
+                    out.h,
+                    out.w
+                )));
+            };
+            shapes.insert(0, Shape { h, w, c: channels });
+        }
+        let mut layers = Vec::new();
+        let mut width = self.latent;
+        for (i, &h) in spec.hidden.iter().enumerate() {
+            layers.push(Layer::Dense(Linear::new(
+                reg,
+                &format!("decoder.{i}"),
+                width,
+                h,
+            )));
+            width = h;
+        }
+        if spec.deconv.is_empty() {
+            layers.push(Layer::Dense(Linear::new(
+                reg,
+                "decoder.out",
+                width,
+                self.input_dim(),
+            )));
+        } else {
+            layers.push(Layer::Dense(Linear::new(
+                reg,
+                "decoder.project",
+                width,
+                shapes[0].len(),
+            )));
+            for (i, c) in spec.deconv.iter().enumerate() {
+                let t = ConvTranspose2d::new(
+                    reg,
+                    &format!("decoder.deconv{i}"),
+                    shapes[i],
+                    shapes[i + 1],
+                    c.geometry(),
+                )
+                .ok_or_else(|| {
+                    bad(format!(
+                        "transposed convolution {} cannot map {}x{} onto {}x{}",
+                        i + 1,
+                        shapes[i].h,
+                        shapes[i].w,
+                        shapes[i + 1].h,
+                        shapes[i + 1].w
+                    ))
+                })?;
+                layers.push(Layer::Deconv(t));
+            }
+        }
+        let cond = self.is_conditional().then(|| {
+            let w = layers[0].out_len();
+            Cond::new(reg, "decoder.cond", 0, self.classes, w)
+        });
+        let decoder = Net { layers, act, cond };
+        let log_sigma = match self.likelihood {
+            Likelihood::Gaussian {
+                learn: SigmaMode::Global,
+                ..
+            } => Some((reg.register("decoder.log_sigma", &[1]), 1)),
+            Likelihood::Gaussian {
+                learn: SigmaMode::Pixel,
+                ..
+            } => {
+                let d = self.input_dim();
+                Some((reg.register("decoder.log_sigma", &[d]), d))
+            }
+            _ => None,
+        };
+        Ok(Architecture {
+            encoder,
+            decoder,
+            log_sigma,
+        })
+    }
+
+    /// Number of weights and biases, computed without allocating.
+    pub fn param_count(&self) -> Result<u128> {
+        let mut c = Counter::default();
+        self.build(&mut c)?;
+        Ok(c.total)
     }
 
     /// Refuses impossible shapes with a message naming the setting.
@@ -81,9 +394,38 @@ impl ModelConfig {
                 self.latent
             )));
         }
-        if let Some(h) = self.hidden.iter().find(|&&h| h == 0 || h > 65536) {
+        let dec = self.decoder.as_ref();
+        let widths = self
+            .hidden
+            .iter()
+            .chain(dec.map_or(&[][..], |d| &d.hidden[..]));
+        if let Some(h) = widths.copied().find(|&h| h == 0 || h > 65536) {
             return Err(Error::Config(format!(
                 "--hidden width {h} must be between 1 and 65536"
+            )));
+        }
+        let convs = self
+            .conv
+            .iter()
+            .chain(dec.map_or(&[][..], |d| &d.deconv[..]));
+        for c in convs {
+            if c.channels == 0 || c.channels > 4096 {
+                return Err(Error::Config(format!(
+                    "convolution channels {} must be between 1 and 4096",
+                    c.channels
+                )));
+            }
+            if c.kernel == 0 || c.kernel > 64 || c.stride == 0 || c.stride > 64 || c.padding > 64 {
+                return Err(Error::Config(format!(
+                    "convolution kernel {}, stride {}, padding {}: kernel and stride must be 1 to 64, padding at most 64",
+                    c.kernel, c.stride, c.padding
+                )));
+            }
+        }
+        if self.classes > 65536 {
+            return Err(Error::Config(format!(
+                "{} classes is more than the 65536 accepted",
+                self.classes
             )));
         }
         if self.rows == 0 || self.cols == 0 || self.rows > 4096 || self.cols > 4096 {
@@ -92,19 +434,68 @@ impl ModelConfig {
                 self.rows, self.cols
             )));
         }
-        let params = self.param_count();
+        if let Likelihood::Gaussian { sigma, .. } = self.likelihood
+            && !(MIN_SIGMA..=1e3).contains(&sigma)
+        {
+            return Err(Error::Config(format!(
+                "--sigma {sigma} must be a number between {MIN_SIGMA} and 1000"
+            )));
+        }
+        let params = self.param_count()?;
         if params > MAX_PARAMS {
             return Err(Error::Config(format!(
                 "the model would have {params} weights, more than the {MAX_PARAMS} accepted: use fewer or narrower layers"
             )));
         }
-        if let Likelihood::Gaussian { sigma } = self.likelihood
-            && !(sigma.is_finite() && sigma > 0.0)
-        {
-            return Err(Error::Config(format!(
-                "--sigma {sigma} must be a positive number"
-            )));
-        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keras_conv_shapes() {
+        let cfg = ModelConfig::keras_conv();
+        let arch = cfg.build(&mut Counter::default()).unwrap();
+        let outs: Vec<usize> = arch.encoder.layers.iter().map(|l| l.out_len()).collect();
+        assert_eq!(outs, vec![14 * 14 * 32, 7 * 7 * 64, 16, 4]);
+        let outs: Vec<usize> = arch.decoder.layers.iter().map(|l| l.out_len()).collect();
+        assert_eq!(outs, vec![7 * 7 * 64, 14 * 14 * 64, 28 * 28 * 32, 784]);
+        // The Keras example's summary: encoder 69,076 weights, decoder 65,089.
+        let mut enc = Counter::default();
+        let mut cfg_enc = cfg.clone();
+        cfg_enc.decoder = Some(DecoderSpec {
+            hidden: vec![],
+            deconv: vec![],
+        });
+        cfg_enc.build(&mut enc).unwrap();
+        let dec_dense_only = (2 + 1) * 784;
+        assert_eq!(enc.total - dec_dense_only, 69_076);
+        assert_eq!(cfg.param_count().unwrap() - 69_076, 65_089);
+    }
+
+    #[test]
+    fn mirrored_conv_decoder_reaches_the_image() {
+        let cfg = ModelConfig {
+            conv: vec![ConvSpec::halving(8), ConvSpec::halving(16)],
+            ..ModelConfig::pytorch_example()
+        };
+        let arch = cfg.build(&mut Counter::default()).unwrap();
+        assert_eq!(arch.decoder.out_len(), 784);
+        let bad = ModelConfig {
+            conv: vec![ConvSpec {
+                kernel: 40,
+                ..ConvSpec::halving(4)
+            }],
+            ..ModelConfig::pytorch_example()
+        };
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("does not fit")
+        );
     }
 }

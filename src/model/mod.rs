@@ -1,7 +1,8 @@
 //! Models: the VAE, its configuration, likelihoods and objective.
 
 pub mod config;
+pub mod net;
 pub mod vae;
 
-pub use config::{Likelihood, ModelConfig};
-pub use vae::{BatchStats, Vae, Workspace};
+pub use config::{ConvSpec, DecoderSpec, Likelihood, ModelConfig, ModelKind, SigmaMode};
+pub use vae::{BatchStats, Estimator, Objective, Vae, Workspace};

@@ -2,7 +2,96 @@
 
 use crate::data::{Binarize, DatasetName};
 use crate::error::{Error, Result};
-use crate::model::ModelConfig;
+use crate::model::{Estimator, ModelConfig};
+
+/// How the learning rate changes over epochs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum LrSchedule {
+    /// The base rate throughout.
+    #[default]
+    Constant,
+    /// The IWAE paper's: stage i = 0..stages runs round(growth^i) epochs at lr·10^(−i/7) (8 stages of growth 3:
+    /// 3280 epochs). Epochs past the last stage keep its rate.
+    Staged {
+        /// Number of stages.
+        stages: usize,
+        /// Growth of the stage lengths.
+        growth: f64,
+    },
+    /// Cosine decay from lr to `min_lr` over the run's epochs.
+    Cosine {
+        /// Final learning rate.
+        min_lr: f64,
+    },
+    /// Multiply by `gamma` every `every` epochs.
+    Step {
+        /// Epochs between decays.
+        every: usize,
+        /// Decay factor.
+        gamma: f64,
+    },
+}
+
+impl LrSchedule {
+    /// The IWAE paper's staged schedule: 8 stages, 3^i epochs each.
+    pub const IWAE_PAPER: LrSchedule = LrSchedule::Staged {
+        stages: 8,
+        growth: 3.0,
+    };
+
+    /// Epochs in stage `i` of a staged schedule.
+    fn stage_len(growth: f64, i: usize) -> usize {
+        (growth.powi(i as i32).round() as usize).max(1)
+    }
+
+    /// Epochs the schedule defines, when it has a natural length (the staged one).
+    pub fn natural_epochs(&self) -> Option<usize> {
+        match *self {
+            LrSchedule::Staged { stages, growth } => {
+                Some((0..stages).map(|i| Self::stage_len(growth, i)).sum())
+            }
+            _ => None,
+        }
+    }
+
+    /// The learning rate of epoch `epoch` (from 1) out of `epochs`, for base rate `lr`.
+    pub fn lr(&self, lr: f64, epoch: usize, epochs: usize) -> f64 {
+        match *self {
+            LrSchedule::Constant => lr,
+            LrSchedule::Staged { stages, growth } => {
+                let mut end = 0;
+                for i in 0..stages {
+                    end += Self::stage_len(growth, i);
+                    if epoch <= end {
+                        return lr * 10f64.powf(-(i as f64) / 7.0);
+                    }
+                }
+                lr * 10f64.powf(-((stages.max(1) - 1) as f64) / 7.0)
+            }
+            LrSchedule::Cosine { min_lr } => {
+                let t = (epoch.saturating_sub(1)) as f64 / (epochs.max(2) - 1) as f64;
+                min_lr + 0.5 * (lr - min_lr) * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos())
+            }
+            LrSchedule::Step { every, gamma } => {
+                lr * gamma.powi((epoch.saturating_sub(1) / every.max(1)) as i32)
+            }
+        }
+    }
+}
+
+/// Capacity annealing (Burgess et al. 2018): minimise recon + γ·|KL − C| with C rising linearly from 0 to
+/// `max` nats over `steps` steps.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Capacity {
+    /// Final capacity C_max in nats.
+    pub max: f64,
+    /// Steps over which C grows.
+    pub steps: u64,
+    /// Weight γ of |KL − C|.
+    pub gamma: f64,
+}
 
 /// How a model is trained.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -33,6 +122,21 @@ pub struct TrainConfig {
     /// Scale gradients down to this global L2 norm when they exceed it.
     #[serde(default)]
     pub clip_grad_norm: Option<f64>,
+    /// ELBO or IWAE bound (with `samples` as K).
+    #[serde(default)]
+    pub objective: Estimator,
+    /// KL warm-up: β rises linearly from 0 over this many epochs.
+    #[serde(default)]
+    pub warmup_epochs: usize,
+    /// Capacity annealing instead of a fixed β.
+    #[serde(default)]
+    pub capacity: Option<Capacity>,
+    /// Free bits λ per latent dimension (nats); 0 disables.
+    #[serde(default)]
+    pub free_bits: f64,
+    /// Learning-rate schedule.
+    #[serde(default)]
+    pub lr_schedule: LrSchedule,
     /// Where the data was read from at training time (a hint for later commands).
     #[serde(default)]
     pub data_dir: Option<std::path::PathBuf>,
@@ -53,6 +157,11 @@ impl Default for TrainConfig {
             limit: None,
             validation: 0,
             clip_grad_norm: None,
+            objective: Estimator::Elbo,
+            warmup_epochs: 0,
+            capacity: None,
+            free_bits: 0.0,
+            lr_schedule: LrSchedule::Constant,
             data_dir: None,
         }
     }
@@ -113,6 +222,80 @@ impl RunConfig {
         {
             return Err(Error::Config(format!(
                 "--clip-grad-norm {c} must be a positive number"
+            )));
+        }
+        let m = &self.model;
+        if !m.is_variational() {
+            if t.samples != 1 || t.objective != Estimator::Elbo {
+                return Err(Error::Config(
+                    "an autoencoder is deterministic: --samples, --k-train and --objective iwae need --model vae".into(),
+                ));
+            }
+            if t.capacity.is_some() || t.free_bits != 0.0 || t.warmup_epochs != 0 || t.beta != 1.0 {
+                return Err(Error::Config(
+                    "an autoencoder has no KL term: --beta, --capacity, --free-bits and --warmup-epochs need --model vae".into(),
+                ));
+            }
+        }
+        if t.objective == Estimator::Iwae && (t.capacity.is_some() || t.free_bits != 0.0) {
+            return Err(Error::Config(
+                "--capacity and --free-bits shape the ELBO's KL term; the IWAE bound has none"
+                    .into(),
+            ));
+        }
+        if let Some(c) = t.capacity
+            && !(c.max.is_finite()
+                && c.max >= 0.0
+                && c.gamma.is_finite()
+                && c.gamma > 0.0
+                && c.steps > 0)
+        {
+            return Err(Error::Config(format!(
+                "--capacity {} needs a non-negative C_max, --gamma > 0 (got {}) and --capacity-steps > 0 (got {})",
+                c.max, c.gamma, c.steps
+            )));
+        }
+        if !(t.free_bits.is_finite() && t.free_bits >= 0.0) {
+            return Err(Error::Config(format!(
+                "--free-bits {} must be a non-negative number",
+                t.free_bits
+            )));
+        }
+        if !(t.adam_eps.is_finite() && t.adam_eps > 0.0) {
+            return Err(Error::Config(format!(
+                "--adam-eps {} must be a positive number",
+                t.adam_eps
+            )));
+        }
+        match t.lr_schedule {
+            LrSchedule::Staged { stages, growth }
+                if stages == 0 || stages > 64 || !(1.0..=10.0).contains(&growth) =>
+            {
+                return Err(Error::Config(format!(
+                    "staged schedule: --stages {stages} must be 1 to 64 and --stage-growth {growth} between 1 and 10"
+                )));
+            }
+            LrSchedule::Cosine { min_lr }
+                if !(min_lr.is_finite() && min_lr >= 0.0 && min_lr <= t.lr) =>
+            {
+                return Err(Error::Config(format!(
+                    "--lr-min {min_lr} must be between 0 and --lr {}",
+                    t.lr
+                )));
+            }
+            LrSchedule::Step { every, gamma }
+                if every == 0 || !(gamma.is_finite() && gamma > 0.0 && gamma <= 1.0) =>
+            {
+                return Err(Error::Config(format!(
+                    "step schedule: --lr-step-every {every} must be at least 1 and --lr-step-gamma {gamma} in (0, 1]"
+                )));
+            }
+            _ => {}
+        }
+        if t.epochs == 0 || t.epochs > 1_000_000 {
+            return Err(Error::Config(format!(
+                "--epochs {} must be between 1 and 1000000",
+                t.epochs
             )));
         }
         if t.limit == Some(0) {

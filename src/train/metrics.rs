@@ -39,19 +39,25 @@ pub struct EpochMetrics {
     pub validation: Option<SplitMetrics>,
     /// Training time of the epoch in seconds (evaluation excluded).
     pub seconds: f64,
+    /// Learning rate of the epoch.
+    #[serde(default)]
+    pub lr: f64,
+    /// Negative IWAE bound per image over the epoch's training batches, when that is the objective.
+    #[serde(default)]
+    pub train_neg_iwae: Option<f64>,
 }
 
 /// Writes all rows as `metrics.csv`, atomically.
 pub fn write_csv(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
     let mut s = String::from(
-        "epoch,train_neg_elbo,train_recon,train_kl,test_neg_elbo,test_recon,test_kl,seconds,val_neg_elbo,val_recon,val_kl\n",
+        "epoch,train_neg_elbo,train_recon,train_kl,test_neg_elbo,test_recon,test_kl,seconds,val_neg_elbo,val_recon,val_kl,lr,train_neg_iwae\n",
     );
     for r in rows {
         let v = r.validation.map_or(",,".to_string(), |v| {
             format!("{:.6},{:.6},{:.6}", v.neg_elbo, v.recon, v.kl)
         });
         s.push_str(&format!(
-            "{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.4},{}\n",
+            "{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.4},{},{:e},{}\n",
             r.epoch,
             r.train.neg_elbo,
             r.train.recon,
@@ -60,7 +66,10 @@ pub fn write_csv(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
             r.test.recon,
             r.test.kl,
             r.seconds,
-            v
+            v,
+            r.lr,
+            r.train_neg_iwae
+                .map_or(String::new(), |b| format!("{b:.6}"))
         ));
     }
     write_atomic(path, s.as_bytes())

@@ -13,7 +13,7 @@ use crate::data::batch::binarize_static;
 use crate::data::{Batcher, Binarize, Dataset, load_dataset, resolve_data_dir};
 use crate::error::{Error, Result};
 use crate::eval;
-use crate::model::{BatchStats, Vae};
+use crate::model::{BatchStats, Estimator, Objective, Vae};
 use rand::SeedableRng;
 use std::path::Path;
 use std::time::Instant;
@@ -91,7 +91,7 @@ pub fn load_splits(cfg: &RunConfig, data_dir: Option<&Path>) -> Result<Splits> {
 /// How a training run starts.
 pub enum Start {
     /// A new run from a config.
-    New(RunConfig),
+    New(Box<RunConfig>),
     /// Continuing from a checkpoint, optionally to a new total of epochs.
     Resume(Box<Checkpoint>, Option<usize>),
 }
@@ -114,6 +114,7 @@ pub fn train(
 ) -> Result<Vec<EpochMetrics>> {
     let (cfg, mut vae, mut adam, mut state) = match start {
         Start::New(cfg) => {
+            let cfg = *cfg;
             cfg.validate()?;
             let seed = cfg.train.seed;
             let vae = Vae::<f32>::new(
@@ -147,6 +148,10 @@ pub fn train(
     };
     let n = splits.train.len();
     let batch = t.batch_size.min(n);
+    check_memory(
+        vae.workspace_len(batch, t.samples),
+        "--batch-size x --samples",
+    )?;
     let mut ws = vae.workspace(batch, t.samples);
     let mut x = vec![0f32; batch * d];
     let mut eval_ws = eval::EvalBuffers::new(&vae);
@@ -160,14 +165,24 @@ pub fn train(
         for epoch in state.epoch + 1..=t.epochs {
             let bar = progress_bar(opts.progress, n as u64, epoch, t.epochs);
             let started = Instant::now();
+            let lr = t.lr_schedule.lr(t.lr, epoch, t.epochs);
+            let steps = n.div_ceil(batch);
             let order = batcher.epoch_order(n, &mut state.data_rng);
             let mut stats = BatchStats::default();
             for (step, idx) in order.chunks(batch).enumerate() {
                 let rows = idx.len();
                 batcher.fill(&splits.train, idx, &mut state.data_rng, &mut x[..rows * d]);
+                for (l, &i) in ws.labels.iter_mut().zip(idx) {
+                    *l = splits.train.labels[i] as u32;
+                }
                 vae.draw_eps(rows, &mut ws, &mut state.noise_rng);
-                let st = vae.loss_and_grad(&x[..rows * d], rows, t.beta, &mut ws);
-                let loss = st.recon + t.beta * st.kl;
+                let progress = (epoch - 1) as f64 + step as f64 / steps as f64;
+                let objective = step_objective(&t, progress, adam.t);
+                let st = vae.loss_and_grad(&x[..rows * d], rows, &objective, &mut ws);
+                let loss = match t.objective {
+                    Estimator::Iwae => st.iwae,
+                    Estimator::Elbo => st.recon + objective.beta * st.kl,
+                };
                 if !loss.is_finite() {
                     bar.abandon();
                     return Err(Error::Diverged {
@@ -187,7 +202,7 @@ pub fn train(
                         });
                     }
                 }
-                adam.step(&mut vae.params, t.lr);
+                adam.step(&mut vae.params, lr);
                 stats.add(st);
                 bar.inc(rows as u64);
                 if step % 16 == 0 {
@@ -213,6 +228,9 @@ pub fn train(
                 test,
                 validation,
                 seconds,
+                lr,
+                train_neg_iwae: (t.objective == Estimator::Iwae)
+                    .then(|| stats.iwae / stats.n.max(1) as f64),
             };
             // A NaN gradient in the last step would only show in the next loss: never save such weights.
             if vae.params.data.iter().any(|v| !v.is_finite()) {
@@ -228,9 +246,12 @@ pub fn train(
             checkpoint::save(run_dir, &cfg, &vae.params, &adam, &state)?;
             metrics::write_csv(&run_dir.join("metrics.csv"), &state.history)?;
             if opts.verbose {
-                let v = validation.map_or(String::new(), |v: SplitMetrics| {
+                let mut v = validation.map_or(String::new(), |v: SplitMetrics| {
                     format!(" | val -ELBO {:.2}", v.neg_elbo)
                 });
+                if let Some(b) = row.train_neg_iwae {
+                    v.push_str(&format!(" | train -IWAE(k={}) {b:.2}", t.samples));
+                }
                 println!(
                     "epoch {epoch:>3}/{} | train -ELBO {:.2} (recon {:.2}, KL {:.2}) | test -ELBO {:.2} (recon {:.2}, KL {:.2}){v} | {seconds:.2}s",
                     t.epochs,
@@ -246,6 +267,60 @@ pub fn train(
         Ok(())
     })?;
     Ok(state.history)
+}
+
+/// The objective of one step: KL warm-up scales β by the fraction of warm-up epochs done (`progress` counts
+/// epochs, fractional within one); capacity grows with the optimiser steps taken.
+pub fn step_objective(t: &TrainConfig, progress: f64, steps_done: u64) -> Objective {
+    let warm = if t.warmup_epochs > 0 {
+        (progress / t.warmup_epochs as f64).min(1.0)
+    } else {
+        1.0
+    };
+    Objective {
+        estimator: t.objective,
+        beta: t.beta * warm,
+        capacity: t.capacity.map(|c| {
+            let frac = (steps_done as f64 / c.steps as f64).min(1.0);
+            (c.gamma, c.max * frac)
+        }),
+        free_bits: t.free_bits,
+    }
+}
+
+/// Refuses buffers of `scalars` f32 values that would not fit in the memory this machine has available,
+/// before allocating them; `what` names the settings to lower.
+pub fn check_memory(scalars: u128, what: &str) -> Result<()> {
+    let bytes = scalars.saturating_mul(4);
+    let available = available_memory();
+    if bytes > available as u128 {
+        return Err(Error::Config(format!(
+            "{what} need {:.1} GiB of buffers, more than the {:.1} GiB this machine has available: lower them",
+            bytes as f64 / (1u64 << 30) as f64,
+            available as f64 / (1u64 << 30) as f64
+        )));
+    }
+    Ok(())
+}
+
+/// Bytes of memory available to new allocations (`MemAvailable` on Linux; 8 GiB assumed elsewhere).
+/// `ELBO_MEMORY_LIMIT` (bytes) overrides it, so tests can check the refusal on any machine.
+pub fn available_memory() -> u64 {
+    if let Some(v) = std::env::var("ELBO_MEMORY_LIMIT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return v;
+    }
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemAvailable:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(8 << 30, |kb| kb * 1024)
 }
 
 fn progress_bar(show: bool, len: u64, epoch: usize, epochs: usize) -> indicatif::ProgressBar {

@@ -1,0 +1,335 @@
+//! The settings of `elbo train`: each one a flag and a key of a `--config` TOML file (same name, kebab-case).
+//! Flags override the file; the resolved [`RunConfig`] is what the run directory stores.
+
+use crate::core::Activation;
+use crate::data::{Binarize, DatasetName};
+use crate::error::{Error, Result};
+use crate::model::{ConvSpec, Estimator, Likelihood, ModelConfig, ModelKind, SigmaMode};
+use crate::train::config::{Capacity, LrSchedule};
+use crate::train::{RunConfig, TrainConfig};
+use std::path::PathBuf;
+
+/// Declares [`RunFlags`] once, for clap and for serde, with the helpers that must list every field.
+macro_rules! run_flags {
+    ($( $(#[doc = $doc:expr])* [$($arg:tt)*] $name:ident : $ty:ty, )*) => {
+        /// Every setting of a training run, as optional flags or config-file keys.
+        #[derive(Debug, Default, Clone, clap::Args, serde::Deserialize)]
+        #[serde(rename_all = "kebab-case", deny_unknown_fields)]
+        pub struct RunFlags {
+            $( $(#[doc = $doc])* #[arg(long, $($arg)*)] pub $name: Option<$ty>, )*
+        }
+
+        impl RunFlags {
+            /// The config-file keys, in flag order.
+            pub fn keys() -> Vec<String> {
+                vec![$( stringify!($name).replace('_', "-") ),*]
+            }
+
+            /// Each setting from `self` when given, else from `file`.
+            pub fn or(self, file: RunFlags) -> RunFlags {
+                RunFlags { $( $name: self.$name.or(file.$name), )* }
+            }
+
+            /// The settings given, as `--flag` names.
+            pub fn given(&self) -> Vec<String> {
+                let mut v = Vec::new();
+                $( if self.$name.is_some() {
+                    v.push(format!("--{}", stringify!($name).replace('_', "-")));
+                } )*
+                v
+            }
+        }
+    };
+}
+
+run_flags! {
+    /// mnist, fashion-mnist or kmnist [default: mnist].
+    [] dataset: String,
+    /// Total epochs [default: 10, or the staged schedule's length].
+    [] epochs: usize,
+    /// Run directory for checkpoints, metrics and figures [default: runs/DATASET].
+    [value_name = "RUN_DIR"] out: PathBuf,
+    /// Folder with the dataset files (downloaded there if missing).
+    [value_name = "DIR"] data_dir: PathBuf,
+    /// Worker threads (0: all cores); does not change results.
+    [] threads: usize,
+    /// vae or ae (a deterministic autoencoder) [default: vae].
+    [value_parser = ["vae", "ae"]] model: String,
+    /// Architecture preset: mlp (the PyTorch example) or keras-conv [default: mlp].
+    [value_parser = ["mlp", "keras-conv"]] arch: String,
+    /// Encoder convolution channels, comma-separated (3x3, stride 2, padding 1); the decoder mirrors them.
+    [value_delimiter = ',', num_args = 1..] conv: Vec<usize>,
+    /// Latent dimension [default: 20].
+    [] latent: usize,
+    /// Dense hidden widths, comma-separated; the decoder mirrors them [default: 400].
+    [value_delimiter = ',', num_args = 1..] hidden: Vec<usize>,
+    /// Hidden activation [default: relu].
+    [value_enum] activation: Activation,
+    /// Condition encoder and decoder on the class label (a conditional VAE).
+    [num_args = 0..=1, default_missing_value = "true"] conditional: bool,
+    /// Pixel likelihood: bernoulli or gaussian [default: bernoulli].
+    [value_parser = ["bernoulli", "gaussian"]] likelihood: String,
+    /// Standard deviation of the Gaussian likelihood (the start value when learned) [default: 0.1].
+    [] sigma: f64,
+    /// Learn the Gaussian's σ: fixed, global or pixel [default: fixed].
+    [value_parser = ["fixed", "global", "pixel"]] learn_sigma: String,
+    /// elbo or iwae [default: elbo].
+    [value_parser = ["elbo", "iwae"]] objective: String,
+    /// Latent samples per image: L of the ELBO, K of the IWAE bound [default: 1].
+    [] samples: usize,
+    /// Samples K of the IWAE bound (the same setting as --samples).
+    [] k_train: usize,
+    /// Weight of the KL term (beta-VAE) [default: 1].
+    [] beta: f64,
+    /// KL warm-up: beta rises linearly from 0 over this many epochs.
+    [] warmup_epochs: usize,
+    /// Capacity annealing: minimise recon + gamma*|KL - C|, C rising to this many nats.
+    [value_name = "C_MAX"] capacity: f64,
+    /// Steps over which the capacity rises [default: 100000].
+    [] capacity_steps: u64,
+    /// Weight gamma of |KL - C| [default: 1000].
+    [] gamma: f64,
+    /// Free bits: minimum KL (nats) per latent dimension below which it is not pushed down.
+    [] free_bits: f64,
+    /// Pixel binarisation [default: none].
+    [value_enum] binarize: Binarize,
+    /// Images per minibatch [default: 128].
+    [] batch_size: usize,
+    /// Adam learning rate [default: 0.001].
+    [] lr: f64,
+    /// Adam epsilon [default: 1e-8].
+    [] adam_eps: f64,
+    /// constant, iwae (the IWAE paper's staged schedule), cosine or step [default: constant].
+    [value_parser = ["constant", "iwae", "cosine", "step"]] lr_schedule: String,
+    /// Stages of the iwae schedule [default: 8].
+    [] stages: usize,
+    /// Growth of the iwae schedule's stage lengths: stage i runs round(growth^i) epochs [default: 3].
+    [] stage_growth: f64,
+    /// Final learning rate of the cosine schedule [default: 0].
+    [] lr_min: f64,
+    /// Epochs between decays of the step schedule [default: 10].
+    [] lr_step_every: usize,
+    /// Decay factor of the step schedule [default: 0.1].
+    [] lr_step_gamma: f64,
+    /// Seed of every random draw [default: 1].
+    [] seed: u64,
+    /// Train on the first N training images.
+    [] limit: usize,
+    /// Hold out the last N training images for validation.
+    [] validation: usize,
+    /// Scale gradients down to this global L2 norm when they exceed it.
+    [value_name = "MAX"] clip_grad_norm: f64,
+}
+
+/// Settings that belong to one schedule or likelihood only, named for the error when used with another.
+fn only_with(given: bool, flag: &str, needs: &str) -> Result<()> {
+    if given {
+        return Err(Error::Config(format!("{flag} applies to {needs} only")));
+    }
+    Ok(())
+}
+
+impl RunFlags {
+    /// Parses a `--config` TOML file's text; `name` labels errors. Unknown keys are refused with the nearest
+    /// valid key.
+    pub fn from_toml(text: &str, name: &str) -> Result<RunFlags> {
+        let table: toml::Table = toml::from_str(text)
+            .map_err(|e| Error::Config(format!("{name}: {}", e.message().trim())))?;
+        let keys = Self::keys();
+        let mut normal = toml::Table::new();
+        for (k, v) in table {
+            let key = k.replace('_', "-");
+            if !keys.contains(&key) {
+                let nearest = keys
+                    .iter()
+                    .min_by_key(|c| strsim::levenshtein(c, &key))
+                    .expect("keys");
+                return Err(Error::Config(format!(
+                    "{name}: unknown key '{k}'; did you mean '{nearest}'?"
+                )));
+            }
+            normal.insert(key, v);
+        }
+        <RunFlags as serde::Deserialize>::deserialize(toml::Value::Table(normal))
+            .map_err(|e| Error::Config(format!("{name}: {}", e.to_string().trim())))
+    }
+
+    /// The run these settings describe, validated.
+    pub fn resolve(&self) -> Result<RunConfig> {
+        let d = TrainConfig::default();
+        let dataset: DatasetName = self.dataset.as_deref().unwrap_or("mnist").parse()?;
+        let mut model = match self.arch.as_deref() {
+            Some("keras-conv") => ModelConfig::keras_conv(),
+            Some("mlp") | None => ModelConfig::pytorch_example(),
+            Some(other) => {
+                return Err(Error::Config(format!(
+                    "unknown --arch '{other}': use mlp or keras-conv"
+                )));
+            }
+        };
+        model.kind = match self.model.as_deref() {
+            Some("ae") | Some("autoencoder") => ModelKind::Autoencoder,
+            Some("vae") | None => ModelKind::Vae,
+            Some(other) => {
+                return Err(Error::Config(format!(
+                    "unknown --model '{other}': use vae or ae"
+                )));
+            }
+        };
+        if let Some(c) = &self.conv {
+            model.conv = c.iter().map(|&ch| ConvSpec::halving(ch)).collect();
+            // A custom encoder gets the mirrored decoder, not the preset's.
+            model.decoder = None;
+        }
+        if let Some(l) = self.latent {
+            model.latent = l;
+        }
+        if let Some(h) = &self.hidden {
+            model.hidden = h.clone();
+        }
+        if let Some(a) = self.activation {
+            model.activation = a;
+        }
+        let gaussian = match self.likelihood.as_deref() {
+            Some("gaussian") => true,
+            Some("bernoulli") | None => false,
+            Some(other) => {
+                return Err(Error::Config(format!(
+                    "unknown --likelihood '{other}': use bernoulli or gaussian"
+                )));
+            }
+        };
+        model.likelihood = if gaussian {
+            let learn = match self.learn_sigma.as_deref() {
+                Some("global") => SigmaMode::Global,
+                Some("pixel") => SigmaMode::Pixel,
+                Some("fixed") | None => SigmaMode::Fixed,
+                Some(other) => {
+                    return Err(Error::Config(format!(
+                        "unknown --learn-sigma '{other}': use fixed, global or pixel"
+                    )));
+                }
+            };
+            Likelihood::Gaussian {
+                sigma: self.sigma.unwrap_or(0.1),
+                learn,
+            }
+        } else {
+            only_with(self.sigma.is_some(), "--sigma", "--likelihood gaussian")?;
+            only_with(
+                self.learn_sigma.is_some(),
+                "--learn-sigma",
+                "--likelihood gaussian",
+            )?;
+            Likelihood::Bernoulli
+        };
+        if self.conditional == Some(true) {
+            model.classes = 10;
+        }
+        let objective = match self.objective.as_deref() {
+            Some("iwae") => Estimator::Iwae,
+            Some("elbo") | None => Estimator::Elbo,
+            Some(other) => {
+                return Err(Error::Config(format!(
+                    "unknown --objective '{other}': use elbo or iwae"
+                )));
+            }
+        };
+        let samples = match (self.samples, self.k_train) {
+            (Some(s), Some(k)) if s != k => {
+                return Err(Error::Config(format!(
+                    "--samples {s} and --k-train {k} set the same thing; give one"
+                )));
+            }
+            (s, k) => s.or(k).unwrap_or(d.samples),
+        };
+        let schedule = self.schedule()?;
+        let capacity = match self.capacity {
+            Some(max) => Some(Capacity {
+                max,
+                steps: self.capacity_steps.unwrap_or(100_000),
+                gamma: self.gamma.unwrap_or(1000.0),
+            }),
+            None => {
+                only_with(
+                    self.capacity_steps.is_some(),
+                    "--capacity-steps",
+                    "--capacity",
+                )?;
+                only_with(self.gamma.is_some(), "--gamma", "--capacity")?;
+                None
+            }
+        };
+        let epochs = self
+            .epochs
+            .or(schedule.natural_epochs())
+            .unwrap_or(d.epochs);
+        let train = TrainConfig {
+            dataset,
+            epochs,
+            batch_size: self.batch_size.unwrap_or(d.batch_size),
+            lr: self.lr.unwrap_or(d.lr),
+            adam_eps: self.adam_eps.unwrap_or(d.adam_eps),
+            seed: self.seed.unwrap_or(d.seed),
+            samples,
+            beta: self.beta.unwrap_or(d.beta),
+            binarize: self.binarize.unwrap_or(d.binarize),
+            limit: self.limit,
+            validation: self.validation.unwrap_or(0),
+            clip_grad_norm: self.clip_grad_norm,
+            objective,
+            warmup_epochs: self.warmup_epochs.unwrap_or(0),
+            capacity,
+            free_bits: self.free_bits.unwrap_or(0.0),
+            lr_schedule: schedule,
+            data_dir: self.data_dir.clone(),
+        };
+        let cfg = RunConfig { model, train };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn schedule(&self) -> Result<LrSchedule> {
+        let kind = self.lr_schedule.as_deref().unwrap_or("constant");
+        let staged = kind == "iwae";
+        only_with(
+            !staged && self.stages.is_some(),
+            "--stages",
+            "--lr-schedule iwae",
+        )?;
+        only_with(
+            !staged && self.stage_growth.is_some(),
+            "--stage-growth",
+            "--lr-schedule iwae",
+        )?;
+        only_with(
+            kind != "cosine" && self.lr_min.is_some(),
+            "--lr-min",
+            "--lr-schedule cosine",
+        )?;
+        only_with(
+            kind != "step" && (self.lr_step_every.is_some() || self.lr_step_gamma.is_some()),
+            "--lr-step-every/--lr-step-gamma",
+            "--lr-schedule step",
+        )?;
+        Ok(match kind {
+            "constant" => LrSchedule::Constant,
+            "iwae" => LrSchedule::Staged {
+                stages: self.stages.unwrap_or(8),
+                growth: self.stage_growth.unwrap_or(3.0),
+            },
+            "cosine" => LrSchedule::Cosine {
+                min_lr: self.lr_min.unwrap_or(0.0),
+            },
+            "step" => LrSchedule::Step {
+                every: self.lr_step_every.unwrap_or(10),
+                gamma: self.lr_step_gamma.unwrap_or(0.1),
+            },
+            other => {
+                return Err(Error::Config(format!(
+                    "unknown --lr-schedule '{other}': use constant, iwae, cosine or step"
+                )));
+            }
+        })
+    }
+}
