@@ -57,8 +57,9 @@ run_flags! {
     [value_parser = ["vae", "ae"]] model: String,
     /// Architecture preset: mlp (the PyTorch example) or keras-conv [default: mlp].
     [value_parser = ["mlp", "keras-conv"]] arch: String,
-    /// Encoder convolution channels, comma-separated (3x3, stride 2, padding 1); the decoder mirrors them.
-    [value_delimiter = ',', num_args = 1..] conv: Vec<usize>,
+    /// Encoder convolutions, comma-separated: CHANNELS (3x3, stride 2, padding 1) or CHANNELS:KERNEL:STRIDE:PADDING;
+    /// the decoder mirrors them.
+    [value_delimiter = ',', num_args = 1..] conv: Vec<ConvArg>,
     /// Latent dimension [default: 20].
     [] latent: usize,
     /// Dense hidden widths, comma-separated; the decoder mirrors them [default: 400].
@@ -121,6 +122,50 @@ run_flags! {
     [value_name = "MAX"] clip_grad_norm: f64,
 }
 
+/// One convolution as a flag (`32` or `32:5:2:2`) or a config value (`32` or a table with `channels`, `kernel`,
+/// `stride`, `padding`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(untagged)]
+pub enum ConvArg {
+    /// Channels of a 3x3, stride-2, padding-1 convolution.
+    Channels(usize),
+    /// A full specification.
+    Spec(ConvSpec),
+}
+
+impl ConvArg {
+    fn spec(self) -> ConvSpec {
+        match self {
+            ConvArg::Channels(c) => ConvSpec::halving(c),
+            ConvArg::Spec(s) => s,
+        }
+    }
+}
+
+impl std::str::FromStr for ConvArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let parts: Vec<usize> = s
+            .split(':')
+            .map(|p| p.trim().parse::<usize>())
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| format!("'{s}' is not CHANNELS or CHANNELS:KERNEL:STRIDE:PADDING"))?;
+        match parts[..] {
+            [c] => Ok(ConvArg::Channels(c)),
+            [channels, kernel, stride, padding] => Ok(ConvArg::Spec(ConvSpec {
+                channels,
+                kernel,
+                stride,
+                padding,
+            })),
+            _ => Err(format!(
+                "'{s}' is not CHANNELS or CHANNELS:KERNEL:STRIDE:PADDING"
+            )),
+        }
+    }
+}
+
 /// Settings that belong to one schedule or likelihood only, named for the error when used with another.
 fn only_with(given: bool, flag: &str, needs: &str) -> Result<()> {
     if given {
@@ -150,6 +195,14 @@ impl RunFlags {
             }
             normal.insert(key, v);
         }
+        // One key at a time first, so a bad value is reported with its key.
+        for (k, v) in &normal {
+            let mut one = toml::Table::new();
+            one.insert(k.clone(), v.clone());
+            <RunFlags as serde::Deserialize>::deserialize(toml::Value::Table(one)).map_err(
+                |e| Error::Config(format!("{name}: key '{k}': {}", e.to_string().trim())),
+            )?;
+        }
         <RunFlags as serde::Deserialize>::deserialize(toml::Value::Table(normal))
             .map_err(|e| Error::Config(format!("{name}: {}", e.to_string().trim())))
     }
@@ -177,7 +230,7 @@ impl RunFlags {
             }
         };
         if let Some(c) = &self.conv {
-            model.conv = c.iter().map(|&ch| ConvSpec::halving(ch)).collect();
+            model.conv = c.iter().map(|a| a.spec()).collect();
             // A custom encoder gets the mirrored decoder, not the preset's.
             model.decoder = None;
         }

@@ -343,7 +343,7 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
         progress: std::io::stderr().is_terminal(),
         verbose: true,
     };
-    let (run_dir, start, data_dir) = if let Some(dir) = &a.resume {
+    let (run_dir, start, splits) = if let Some(dir) = &a.resume {
         threads::init(a.flags.threads.unwrap_or(0));
         let mut flags = a.flags.given();
         flags.retain(|f| !["--epochs", "--threads", "--data-dir"].contains(&f.as_str()));
@@ -359,6 +359,7 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
         let ck = load_run(dir)?;
         remove_stale_temp_files(dir);
         let data_dir = a.flags.data_dir.clone().or_else(|| recorded_dir(&ck));
+        let splits = train::load_splits(&ck.config, data_dir.as_deref())?;
         eprintln!(
             "elbo: resuming {} after epoch {}",
             dir.display(),
@@ -367,12 +368,15 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
         (
             dir.clone(),
             Start::Resume(Box::new(ck), a.flags.epochs),
-            data_dir,
+            splits,
         )
     } else {
         let settings = a.settings()?;
         threads::init(settings.threads.unwrap_or(0));
         let cfg = settings.resolve()?;
+        // Data and memory are checked before the run directory is touched, so a refusal leaves nothing behind.
+        let splits = train::load_splits(&cfg, settings.data_dir.as_deref())?;
+        train::preflight(&cfg, &splits)?;
         let dir = settings
             .out
             .clone()
@@ -381,11 +385,10 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
         let json = serde_json::to_string_pretty(&cfg).map_err(|e| Error::Config(e.to_string()))?;
         write_atomic(&dir.join("config.json"), json.as_bytes())?;
         eprintln!("elbo: training into {}", dir.display());
-        (dir, Start::New(Box::new(cfg)), settings.data_dir.clone())
+        (dir, Start::New(Box::new(cfg)), splits)
     };
-    train::train(&run_dir, data_dir.as_deref(), start, opts)?;
+    train::train_on(&run_dir, &splits, start, opts)?;
     let ck = load_run(&run_dir)?;
-    let splits = train::load_splits(&ck.config, data_dir.as_deref())?;
     let style = MosaicStyle::default();
     let mut written = Vec::new();
     if ck.config.model.is_variational() {

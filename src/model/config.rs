@@ -149,7 +149,25 @@ pub struct Architecture {
     pub log_sigma: Option<(usize, usize)>,
 }
 
+impl Architecture {
+    /// Scalars a model workspace for `rows` images and `samples` draws of a `latent`-dimensional code holds.
+    pub fn workspace_len(&self, latent: usize, rows: usize, samples: usize) -> u128 {
+        let (r, rs, z) = (rows as u128, rows as u128 * samples as u128, latent as u128);
+        self.encoder.buffer_len(rows)
+            + self.decoder.buffer_len(rows.saturating_mul(samples))
+            + rs * (3 * z + 2)
+            + r * (1 + 2 * z)
+    }
+}
+
 impl ModelConfig {
+    /// Scalars of the training workspace for batches of `rows` images with `samples` draws, without allocating.
+    pub fn workspace_len(&self, rows: usize, samples: usize) -> Result<u128> {
+        Ok(self
+            .build(&mut Counter::default())?
+            .workspace_len(self.latent, rows, samples))
+    }
+
     /// The PyTorch example: 784-400-20, ReLU, Bernoulli.
     pub fn pytorch_example() -> Self {
         ModelConfig {

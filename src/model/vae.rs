@@ -201,15 +201,7 @@ impl<T: Real> Vae<T> {
 
     /// Scalars a workspace for `rows` images and `samples` draws holds, computed without allocating.
     pub fn workspace_len(&self, rows: usize, samples: usize) -> u128 {
-        let (r, rs, z) = (
-            rows as u128,
-            (rows * samples) as u128,
-            self.latent() as u128,
-        );
-        self.arch.encoder.buffer_len(rows)
-            + self.arch.decoder.buffer_len(rows * samples)
-            + rs * (3 * z + 2)
-            + r * (1 + 2 * z)
+        self.arch.workspace_len(self.latent(), rows, samples)
     }
 
     /// Allocates the buffers for batches of up to `rows` images and `samples` draws each.

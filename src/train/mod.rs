@@ -40,11 +40,32 @@ pub fn load_splits(cfg: &RunConfig, data_dir: Option<&Path>) -> Result<Splits> {
     let t = &cfg.train;
     let dir = resolve_data_dir(t.dataset, data_dir);
     let (mut train, mut test) = load_dataset(t.dataset, &dir)?;
+    if !cfg.model.conv.is_empty() && train.rows != train.cols {
+        return Err(Error::Config(format!(
+            "{} images are {}x{}: the convolutional architecture is built for square images",
+            t.dataset, train.rows, train.cols
+        )));
+    }
     if (train.rows, train.cols) != (cfg.model.rows, cfg.model.cols) {
         return Err(Error::Config(format!(
             "{} images are {}x{}, the model expects {}x{}",
             t.dataset, train.rows, train.cols, cfg.model.rows, cfg.model.cols
         )));
+    }
+    if cfg.model.is_conditional() {
+        let k = cfg.model.classes;
+        if let Some(&l) = train
+            .labels
+            .iter()
+            .chain(&test.labels)
+            .find(|&&l| l as usize >= k)
+        {
+            return Err(Error::Config(format!(
+                "{} has a label {l} outside the {k} classes a conditional model is built for: it needs a labelled dataset with classes 0 to {}",
+                t.dataset,
+                k - 1
+            )));
+        }
     }
     if let Some(n) = t.limit {
         train = train.truncated(n);
@@ -112,6 +133,30 @@ pub fn train(
     start: Start,
     opts: TrainOptions,
 ) -> Result<Vec<EpochMetrics>> {
+    let cfg = match &start {
+        Start::New(cfg) => cfg.as_ref(),
+        Start::Resume(ck, _) => &ck.config,
+    };
+    let splits = load_splits(cfg, data_dir)?;
+    train_on(run_dir, &splits, start, opts)
+}
+
+/// Checks, before anything is written, that a new run's data fits its model and its buffers fit in memory.
+pub fn preflight(cfg: &RunConfig, splits: &Splits) -> Result<()> {
+    let batch = cfg.train.batch_size.min(splits.train.len());
+    check_memory(
+        cfg.model.workspace_len(batch, cfg.train.samples)?,
+        "--batch-size x --samples",
+    )
+}
+
+/// [`train`] on data already loaded with [`load_splits`].
+pub fn train_on(
+    run_dir: &Path,
+    splits: &Splits,
+    start: Start,
+    opts: TrainOptions,
+) -> Result<Vec<EpochMetrics>> {
     let (cfg, mut vae, mut adam, mut state) = match start {
         Start::New(cfg) => {
             let cfg = *cfg;
@@ -139,7 +184,6 @@ pub fn train(
             (cfg, ck.vae, ck.adam, ck.state)
         }
     };
-    let splits = load_splits(&cfg, data_dir)?;
     let t = cfg.train.clone();
     let d = cfg.model.input_dim();
     let batcher = Batcher {

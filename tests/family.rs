@@ -1,0 +1,380 @@
+//! The VAE family end to end: every example config trains, config files and flags combine, the conditional
+//! VAE generates the class asked for, the autoencoder refuses what it cannot do, and bad settings are refused.
+
+mod common;
+
+use common::{assert_user_error, elbo, mnist_dir, run, stderr};
+use std::path::{Path, PathBuf};
+
+fn configs() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("configs")
+}
+
+fn train(args: &[&str], out: &Path) -> std::process::Output {
+    run(elbo()
+        .arg("train")
+        .args(args)
+        .args(["--threads", "2", "--out"])
+        .arg(out)
+        .arg("--data-dir")
+        .arg(mnist_dir()))
+}
+
+fn saved_config(run_dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(run_dir.join("config.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn every_example_config_trains_briefly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(configs())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".toml"))
+        .collect();
+    names.sort();
+    for want in [
+        "ae",
+        "beta-vae",
+        "cvae",
+        "iwae-paper-iwae50",
+        "iwae-paper-vae",
+        "keras-conv",
+        "pytorch-example",
+        "tutorial-2d",
+    ] {
+        assert!(
+            names.contains(&format!("{want}.toml")),
+            "configs/{want}.toml"
+        );
+    }
+    for name in &names {
+        let out = tmp.path().join(name.trim_end_matches(".toml"));
+        let cfg = configs().join(name);
+        let o = train(
+            &[
+                "--config",
+                cfg.to_str().unwrap(),
+                "--limit",
+                "400",
+                "--epochs",
+                "1",
+            ],
+            &out,
+        );
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+        let row: Vec<&str> = metrics.lines().nth(1).unwrap().split(',').collect();
+        let test_loss: f64 = row[4].parse().unwrap();
+        assert!(test_loss.is_finite(), "{name}: test loss {test_loss}");
+        assert!(out.join("reconstructions.png").exists(), "{name}");
+        // The stored config is the resolved one: the file's settings with the flags on top.
+        let saved = saved_config(&out);
+        assert_eq!(saved["train"]["epochs"], 1, "{name}");
+        assert_eq!(saved["train"]["limit"], 400, "{name}");
+    }
+    let iwae = saved_config(&tmp.path().join("iwae-paper-iwae50"));
+    assert_eq!(iwae["train"]["objective"], "iwae");
+    assert_eq!(iwae["train"]["samples"], 50);
+    assert_eq!(iwae["train"]["adam_eps"], 1e-4);
+    assert_eq!(iwae["model"]["hidden"], serde_json::json!([200, 200]));
+    let keras = saved_config(&tmp.path().join("keras-conv"));
+    assert_eq!(keras["model"]["conv"][1]["channels"], 64);
+    assert_eq!(keras["model"]["latent"], 2);
+    assert!(!tmp.path().join("ae").join("samples.png").exists());
+}
+
+#[test]
+fn flags_override_the_config_file_and_the_staged_schedule_sets_the_epochs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("c.toml");
+    std::fs::write(
+        &file,
+        "latent = 3\nhidden = [32]\nlr-schedule = \"iwae\"\nstage_growth = 1.0\nstages = 3\nlimit = 300\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("run");
+    let o = train(&["--config", file.to_str().unwrap(), "--latent", "4"], &out);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let saved = saved_config(&out);
+    assert_eq!(saved["model"]["latent"], 4, "the flag wins");
+    assert_eq!(
+        saved["model"]["hidden"],
+        serde_json::json!([32]),
+        "the file fills the rest"
+    );
+    assert_eq!(saved["train"]["epochs"], 3, "three one-epoch stages");
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let lrs: Vec<f64> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(11).unwrap().parse().unwrap())
+        .collect();
+    let want = [
+        1e-3,
+        1e-3 * 10f64.powf(-1.0 / 7.0),
+        1e-3 * 10f64.powf(-2.0 / 7.0),
+    ];
+    for (got, want) in lrs.iter().zip(want) {
+        assert!((got - want).abs() < 1e-9, "lr {lrs:?}");
+    }
+}
+
+#[test]
+fn bad_config_files_and_settings_are_refused_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("typo.toml");
+    std::fs::write(&file, "ltent = 2\n").unwrap();
+    let out = tmp.path().join("run");
+    let o = train(&["--config", file.to_str().unwrap()], &out);
+    assert_user_error(&o, "unknown key 'ltent'; did you mean 'latent'?");
+    std::fs::write(&file, "batch_sise = 20\n").unwrap();
+    assert_user_error(
+        &train(&["--config", file.to_str().unwrap()], &out),
+        "did you mean 'batch-size'?",
+    );
+    std::fs::write(&file, "latent = \"two\"\n").unwrap();
+    assert_user_error(
+        &train(&["--config", file.to_str().unwrap()], &out),
+        "key 'latent': invalid type: string \"two\", expected usize",
+    );
+    std::fs::write(&file, "latent = [\n").unwrap();
+    assert_user_error(
+        &train(&["--config", file.to_str().unwrap()], &out),
+        "typo.toml",
+    );
+    assert_user_error(
+        &train(&["--config", "/nonexistent/c.toml"], &out),
+        "/nonexistent/c.toml",
+    );
+    let cases: [(&[&str], &str); 7] = [
+        (
+            &["--model", "ae", "--samples", "5"],
+            "autoencoder is deterministic",
+        ),
+        (&["--model", "ae", "--beta", "4"], "autoencoder has no KL"),
+        (
+            &["--objective", "iwae", "--free-bits", "0.5"],
+            "IWAE bound has none",
+        ),
+        (&["--samples", "5", "--k-train", "50"], "set the same thing"),
+        (&["--gamma", "10"], "--gamma applies to --capacity only"),
+        (&["--stage-growth", "2"], "--lr-schedule iwae only"),
+        (&["--likelihood", "gaussian", "--sigma", "0"], "--sigma 0"),
+    ];
+    for (args, needle) in cases {
+        assert_user_error(&train(args, &out), needle);
+    }
+    std::fs::write(&file, "[[conv]]\nchannels = 8\nkernel = 40\n").unwrap();
+    assert_user_error(
+        &train(&["--conv", "8:40:1:0"], &out),
+        "does not fit a 28x28 input",
+    );
+    assert_user_error(
+        &train(&["--config", file.to_str().unwrap()], &out),
+        "does not fit a 28x28 input",
+    );
+    assert!(!out.exists(), "a refused run leaves no directory behind");
+}
+
+#[test]
+fn huge_buffers_are_refused_before_allocating() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    // 60000 images x 65536 hidden units: tens of GiB per layer's activations, beyond this machine's memory.
+    let o = train(&["--batch-size", "60000", "--hidden", "65536"], &out);
+    assert_user_error(&o, "this machine has available: lower them");
+    // The same check against a stated budget, so the refusal does not depend on the machine.
+    let o = run(elbo()
+        .env("ELBO_MEMORY_LIMIT", "1000000")
+        .args(["train", "--limit", "100", "--threads", "1", "--out"])
+        .arg(&out)
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert_user_error(&o, "--batch-size x --samples need");
+}
+
+/// Nearest-class-mean classifier fit on the training images.
+fn class_means(train: &elbo::data::Dataset) -> Vec<Vec<f32>> {
+    let d = train.dim();
+    let mut sums = vec![vec![0f64; d]; 10];
+    let mut counts = [0usize; 10];
+    for i in 0..train.len() {
+        let l = train.labels[i] as usize;
+        counts[l] += 1;
+        for (s, &p) in sums[l].iter_mut().zip(&train.images[i * d..(i + 1) * d]) {
+            *s += p as f64 / 255.0;
+        }
+    }
+    sums.iter()
+        .zip(counts)
+        .map(|(s, c)| s.iter().map(|v| (v / c.max(1) as f64) as f32).collect())
+        .collect()
+}
+
+fn nearest(means: &[Vec<f32>], img: &[f32]) -> usize {
+    let dist = |m: &Vec<f32>| -> f32 { m.iter().zip(img).map(|(a, b)| (a - b) * (a - b)).sum() };
+    (0..means.len())
+        .min_by(|&a, &b| dist(&means[a]).total_cmp(&dist(&means[b])))
+        .unwrap()
+}
+
+#[test]
+fn conditional_vae_generates_the_class_asked_for() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("cvae");
+    let o = train(
+        &[
+            "--conditional",
+            "--hidden",
+            "256",
+            "--latent",
+            "2",
+            "--limit",
+            "10000",
+            "--epochs",
+            "3",
+        ],
+        &out,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (train_set, _) =
+        elbo::data::load_dataset(elbo::data::DatasetName::Mnist, &mnist_dir()).unwrap();
+    let means = class_means(&train_set);
+    let ck = elbo::train::load_run(&out).unwrap();
+    let mut rng = <rand_pcg::Pcg64Mcg as rand::SeedableRng>::seed_from_u64(11);
+    let per_class = 30;
+    let mut hits = 0;
+    for c in 0..10u32 {
+        let codes: Vec<f32> = (0..per_class * 2)
+            .map(|_| rand_distr::Distribution::sample(&rand_distr::StandardNormal, &mut rng))
+            .collect();
+        let labels = vec![c; per_class];
+        let px = elbo::figures::latent::decode_means(&ck.vae, &codes, per_class, &labels);
+        hits += px
+            .chunks_exact(784)
+            .filter(|img| nearest(&means, img) == c as usize)
+            .count();
+    }
+    let accuracy = hits as f64 / (10 * per_class) as f64;
+    assert!(
+        accuracy > 0.5,
+        "samples classified as their class {accuracy} (chance 0.1)"
+    );
+
+    // The command line: --class draws that class, and a bad class is refused.
+    let png = tmp.path().join("seven.png");
+    let o = run(elbo()
+        .args(["sample"])
+        .arg(&out)
+        .args(["--class", "7", "--n", "16", "--out"])
+        .arg(&png));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(elbo()
+        .args(["sample"])
+        .arg(&out)
+        .args(["--class", "10", "--out"])
+        .arg(tmp.path().join("x.png")));
+    assert_user_error(
+        &o,
+        "--class 10 is out of range: this model knows classes 0 to 9",
+    );
+    let o = run(elbo()
+        .args(["manifold"])
+        .arg(&out)
+        .args(["--out"])
+        .arg(tmp.path().join("m.png")));
+    assert_user_error(&o, "choose the class of the manifold with --class");
+    let o = run(elbo()
+        .args(["manifold"])
+        .arg(&out)
+        .args(["--class", "3", "--grid", "5", "--out"])
+        .arg(tmp.path().join("m.png")));
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn autoencoder_encodes_and_reconstructs_but_does_not_sample() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("ae");
+    let o = train(
+        &[
+            "--model", "ae", "--latent", "2", "--limit", "2000", "--epochs", "2",
+        ],
+        &out,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    for cmd in ["reconstruct", "latent-plot"] {
+        let o = run(elbo()
+            .arg(cmd)
+            .arg(&out)
+            .arg("--out")
+            .arg(tmp.path().join(format!("{cmd}.png"))));
+        assert!(o.status.success(), "{cmd}: {}", stderr(&o));
+    }
+    let csv = tmp.path().join("z.csv");
+    let o = run(elbo().arg("encode").arg(&out).arg("--out").arg(&csv));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(text.starts_with("index,label,z_0,z_1\n"), "{}", &text[..40]);
+    let o = run(elbo()
+        .args(["interpolate"])
+        .arg(&out)
+        .args(["--from", "0", "--to", "1", "--out"])
+        .arg(tmp.path().join("i.png")));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(elbo()
+        .arg("sample")
+        .arg(&out)
+        .arg("--out")
+        .arg(tmp.path().join("s.png")));
+    assert_user_error(&o, "no prior to sample from");
+    let o = run(elbo().arg("eval").arg(&out));
+    assert_user_error(&o, "deterministic autoencoder");
+    let fixture = common::fixture_run();
+    let o = run(elbo()
+        .arg("sample")
+        .arg(&fixture)
+        .args(["--class", "3", "--out"])
+        .arg(tmp.path().join("c.png")));
+    assert_user_error(&o, "--class needs a conditional model");
+}
+
+/// Writes a fake dataset in MNIST's file names: `n` images of `rows`x`cols`, labels from `label`.
+fn fake_dataset(dir: &Path, rows: usize, cols: usize, label: impl Fn(usize) -> u8) {
+    std::fs::create_dir_all(dir).unwrap();
+    let names = elbo::data::dataset::FILE_NAMES;
+    for (split, n) in [(0, 60), (2, 20)] {
+        let pixels: Vec<u8> = (0..n * rows * cols).map(|i| (i * 7 % 256) as u8).collect();
+        let labels: Vec<u8> = (0..n).map(&label).collect();
+        let im = elbo::data::idx::encode_idx(&[n, rows, cols], &pixels);
+        let lb = elbo::data::idx::encode_idx(&[n], &labels);
+        std::fs::write(dir.join(names[split]), im).unwrap();
+        std::fs::write(dir.join(names[split + 1]), lb).unwrap();
+    }
+}
+
+#[test]
+fn architectures_that_do_not_fit_the_data_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("wide");
+    fake_dataset(&data, 28, 20, |i| (i % 10) as u8);
+    let out = tmp.path().join("run");
+    let o = run(elbo()
+        .args(["train", "--arch", "keras-conv", "--epochs", "1", "--out"])
+        .arg(&out)
+        .arg("--data-dir")
+        .arg(&data));
+    assert_user_error(
+        &o,
+        "28x20: the convolutional architecture is built for square images",
+    );
+    let data = tmp.path().join("unlabelled");
+    fake_dataset(&data, 28, 28, |_| 255);
+    let o = run(elbo()
+        .args(["train", "--conditional", "--epochs", "1", "--out"])
+        .arg(&out)
+        .arg("--data-dir")
+        .arg(&data));
+    assert_user_error(&o, "it needs a labelled dataset with classes 0 to 9");
+}
