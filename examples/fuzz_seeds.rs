@@ -49,6 +49,25 @@ fn main() {
         history: Vec::new(),
     };
     let ck = root.join("checkpoint");
+    let conv = RunConfig {
+        model: ModelConfig {
+            rows: 4,
+            cols: 4,
+            conv: vec![elbo::model::ConvSpec::halving(2)],
+            hidden: vec![],
+            latent: 1,
+            classes: 2,
+            ..ModelConfig::pytorch_example()
+        },
+        train: TrainConfig::default(),
+    };
+    let cvae = Vae::<f32>::new(conv.model.clone(), &mut rng);
+    let fresh = elbo::core::Adam::new(cvae.params.len(), 1e-8);
+    write(
+        &ck,
+        "conv-cvae.safetensors",
+        &to_bytes(&conv, &cvae.params, &fresh, &state).unwrap(),
+    );
     write(
         &ck,
         "fresh.safetensors",

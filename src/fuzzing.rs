@@ -18,10 +18,22 @@ pub fn checkpoint(data: &[u8]) {
     }
 }
 
-/// Parses bytes as a `train --config` TOML file and as a saved JSON run config.
+/// Parses bytes as a `train --config` TOML file (and resolves it into a run) and as a saved JSON run config;
+/// whatever parses must also size its model and buffers without allocating them.
 pub fn config(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let _ = crate::train::config::RunConfig::from_json(text);
+    if let Ok(cfg) = crate::train::config::RunConfig::from_json(text) {
+        let _ = cfg
+            .model
+            .workspace_len(cfg.train.batch_size, cfg.train.samples);
+    }
+    if let Ok(flags) = crate::cli::flags::RunFlags::from_toml(text, "fuzz.toml")
+        && let Ok(cfg) = flags.resolve()
+    {
+        let _ = cfg
+            .model
+            .workspace_len(cfg.train.batch_size, cfg.train.samples);
+    }
 }

@@ -494,3 +494,38 @@ fn results_do_not_depend_on_the_thread_count() {
         |r: &elbo::train::Checkpoint| r.state.history.iter().map(|h| h.test).collect::<Vec<_>>();
     assert_eq!(test(&runs[0]), test(&runs[1]));
 }
+
+#[test]
+fn threads_flag_sets_the_worker_count() {
+    let fixture = fixture_run();
+    for n in [1usize, 3] {
+        let mut child = elbo()
+            .arg("eval")
+            .arg(&fixture)
+            .args([
+                "--k",
+                "1000000",
+                "--limit",
+                "4",
+                "--threads",
+                &n.to_string(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let threads: usize = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // The main thread waits while the N pool workers compute.
+        assert_eq!(threads, n + 1, "--threads {n}");
+    }
+}
