@@ -378,3 +378,63 @@ fn architectures_that_do_not_fit_the_data_are_refused() {
         .arg(&data));
     assert_user_error(&o, "it needs a labelled dataset with classes 0 to 9");
 }
+
+#[test]
+fn every_new_setting_refuses_impossible_values() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let cases: [(&[&str], &str); 7] = [
+        (
+            &["--capacity=-1"],
+            "--capacity -1 needs a non-negative C_max",
+        ),
+        (
+            &["--free-bits=-1"],
+            "--free-bits -1 must be a non-negative number",
+        ),
+        (
+            &["--adam-eps", "0"],
+            "--adam-eps 0 must be a positive number",
+        ),
+        (
+            &["--lr-schedule", "iwae", "--stages", "0"],
+            "--stages 0 must be 1 to 64",
+        ),
+        (
+            &["--lr-schedule", "cosine", "--lr-min", "1"],
+            "--lr-min 1 must be between 0 and --lr",
+        ),
+        (
+            &["--lr-schedule", "step", "--lr-step-gamma", "2"],
+            "--lr-step-gamma 2 in (0, 1]",
+        ),
+        (
+            &["--learn-sigma", "pixel"],
+            "--learn-sigma applies to --likelihood gaussian only",
+        ),
+    ];
+    for (args, needle) in cases {
+        assert_user_error(&train(args, &out), needle);
+    }
+    // Values that only a config file can spell, since the flags' own parser limits them.
+    let file = tmp.path().join("c.toml");
+    for (text, needle) in [
+        ("model = \"vea\"\n", "unknown --model 'vea': use vae or ae"),
+        (
+            "lr-schedule = \"linear\"\n",
+            "unknown --lr-schedule 'linear'",
+        ),
+        ("arch = \"resnet\"\n", "unknown --arch 'resnet'"),
+        ("conv = [\"wide\"]\n", "key 'conv'"),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        assert_user_error(&train(&["--config", file.to_str().unwrap()], &out), needle);
+    }
+    assert!(!out.exists(), "a refused run leaves no directory behind");
+    // A saved run keeps its model: resuming refuses a new one.
+    let o = run(elbo()
+        .args(["train", "--resume"])
+        .arg(common::fixture_run())
+        .args(["--model", "ae"]));
+    assert_user_error(&o, "--model cannot be changed when resuming");
+}

@@ -360,6 +360,7 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
         remove_stale_temp_files(dir);
         let data_dir = a.flags.data_dir.clone().or_else(|| recorded_dir(&ck));
         let splits = train::load_splits(&ck.config, data_dir.as_deref())?;
+        train::preflight(&ck.config, &splits)?;
         eprintln!(
             "elbo: resuming {} after epoch {}",
             dir.display(),
@@ -726,16 +727,13 @@ fn cmd_encode(a: EncodeArgs) -> Result<()> {
     }
     csv.push('\n');
     let all: Vec<usize> = (0..ds.len()).collect();
-    let hl = vae.head_len();
-    for idx in all.chunks(500) {
-        let head = lat::encode_head(vae, ds, idx);
-        for (h, &i) in head.chunks_exact(hl).zip(idx) {
-            csv.push_str(&format!("{i},{}", ds.labels[i]));
-            for v in h {
-                csv.push_str(&format!(",{v}"));
-            }
-            csv.push('\n');
+    let head = lat::encode_head(vae, ds, &all);
+    for (h, &i) in head.chunks_exact(vae.head_len()).zip(&all) {
+        csv.push_str(&format!("{i},{}", ds.labels[i]));
+        for v in h {
+            csv.push_str(&format!(",{v}"));
         }
+        csv.push('\n');
     }
     write_atomic(out, csv.as_bytes())?;
     eprintln!(
@@ -759,15 +757,13 @@ fn cmd_manifold(a: ManifoldArgs) -> Result<()> {
     let ck = load_run(&a.run_dir)?;
     let codes = lat::manifold_codes(ck.vae.latent(), a.grid, (a.dims[0], a.dims[1]), range)?;
     let n = a.grid * a.grid;
-    let labels = class_labels(&ck, a.class, n)?;
-    let labels = if a.class.is_none() && !labels.is_empty() {
+    if a.class.is_none() && ck.config.model.is_conditional() {
         return Err(Error::Config(format!(
             "this model is conditional: choose the class of the manifold with --class (0 to {})",
             ck.config.model.classes - 1
         )));
-    } else {
-        labels
-    };
+    }
+    let labels = class_labels(&ck, a.class, n)?;
     let px = lat::decode_means(&ck.vae, &codes, n, &labels);
     save_png(
         &mosaic(

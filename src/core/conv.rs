@@ -6,6 +6,7 @@
 
 use super::Real;
 use super::gemm::{matmul, n, t};
+use super::linear::bias_grad;
 use super::params::Registry;
 use super::threads::{self, Disjoint};
 
@@ -132,18 +133,6 @@ impl Geometry {
     /// Values of the im2col buffer for `rows` images.
     pub fn col_len(&self, rows: usize) -> usize {
         rows * self.windows() * self.patch()
-    }
-}
-
-/// Sums `dy` (rows of `c` channels) per channel into `gb`, or adds to it when `accumulate`.
-fn bias_grad<T: Real>(gb: &mut [T], dy: &[T], accumulate: bool) {
-    if !accumulate {
-        gb.fill(T::zero());
-    }
-    for row in dy.chunks_exact(gb.len()) {
-        for (acc, &d) in gb.iter_mut().zip(row) {
-            *acc += d;
-        }
     }
 }
 

@@ -11,7 +11,13 @@ pub fn linear_default<T: Real>(
     rng: &mut impl rand::Rng,
 ) {
     let bound = 1.0 / (fan_in as f64).sqrt();
-    for v in weight.iter_mut().chain(bias.iter_mut()) {
+    uniform(weight, bound, rng);
+    uniform(bias, bound, rng);
+}
+
+/// Fills `v` with U(−bound, bound).
+pub fn uniform<T: Real>(v: &mut [T], bound: f64, rng: &mut impl rand::Rng) {
+    for v in v {
         let u: f64 = rng.random();
         *v = T::c((2.0 * u - 1.0) * bound);
     }

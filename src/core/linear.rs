@@ -78,14 +78,19 @@ impl Linear {
             rows,
             accumulate,
         );
-        let gb = &mut g[self.b..self.b + fo];
-        if !accumulate {
-            gb.fill(T::zero());
-        }
-        for row in dy[..rows * fo].chunks_exact(fo) {
-            for (acc, &d) in gb.iter_mut().zip(row) {
-                *acc += d;
-            }
+        bias_grad(&mut g[self.b..self.b + fo], &dy[..rows * fo], accumulate);
+    }
+}
+
+/// Sums `dy` (rows of `gb.len()` values: features, or channels of NHWC pixels) per column into `gb`, or adds
+/// to it when `accumulate`.
+pub fn bias_grad<T: Real>(gb: &mut [T], dy: &[T], accumulate: bool) {
+    if !accumulate {
+        gb.fill(T::zero());
+    }
+    for row in dy.chunks_exact(gb.len()) {
+        for (acc, &d) in gb.iter_mut().zip(row) {
+            *acc += d;
         }
     }
 }

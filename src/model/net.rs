@@ -7,8 +7,7 @@
 
 use crate::core::conv::{Conv2d, ConvTranspose2d};
 use crate::core::params::Registry;
-use crate::core::{Activation, Linear, Real};
-use rand::RngExt;
+use crate::core::{Activation, Linear, Real, init};
 
 /// One layer of a [`Net`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,15 +209,14 @@ impl Net {
                 fan_in += c.classes;
             }
             let bound = 1.0 / (fan_in as f64).sqrt();
-            let mut fill = |range: std::ops::Range<usize>| {
-                for v in &mut p[range] {
-                    *v = T::c((2.0 * rng.random::<f64>() - 1.0) * bound);
-                }
-            };
-            fill(w..w + wl);
-            fill(b..b + bl);
+            init::uniform(&mut p[w..w + wl], bound, rng);
+            init::uniform(&mut p[b..b + bl], bound, rng);
             if let Some(c) = cond {
-                fill(c.table..c.table + c.classes * layer.out_len());
+                init::uniform(
+                    &mut p[c.table..c.table + c.classes * layer.out_len()],
+                    bound,
+                    rng,
+                );
             }
         }
     }

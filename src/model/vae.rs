@@ -276,16 +276,10 @@ impl<T: Real> Vae<T> {
         }
     }
 
-    /// The learned log σ of a Gaussian decoder.
-    pub fn log_sigma(&self) -> Option<&[T]> {
-        self.arch
-            .log_sigma
-            .map(|(o, l)| &self.params.data[o..o + l])
-    }
-
     /// Scores the `n` decoded rows against `x` (each image repeated `samples` times) into `ws.nll`. With
-    /// `grad`, the logits are replaced by `ws.weights[r]`·∂nll/∂logits (uniform weights pass `uniform`, which
-    /// lets the fused kernels scale in the same pass) and the log σ gradient is written.
+    /// `grad`, the logits are replaced by their gradient weighted by `uniform` for every row; the learned-σ kernel
+    /// alone also accepts `uniform = None`, meaning the per-row weights in `ws.weights`, and writes the log σ
+    /// gradient.
     fn likelihood(&self, x: &[T], n: usize, ws: &mut Workspace<T>, grad: bool, uniform: Option<T>) {
         let d = self.config.input_dim();
         let s = ws.samples;
@@ -321,16 +315,9 @@ impl<T: Real> Vae<T> {
                     }
                     let w = &ws.weights[..n];
                     ops::gaussian_learned_nll(logits, x, d, s, p, nll, Some((w, g)));
-                    return;
+                } else {
+                    ops::gaussian_learned_nll(logits, x, d, s, p, nll, None);
                 }
-                ops::gaussian_learned_nll(logits, x, d, s, p, nll, None);
-                return;
-            }
-        }
-        if grad && uniform.is_none() {
-            // The fused kernels took weight 1; apply the per-row weights now.
-            for (row, &w) in logits.chunks_exact_mut(d).zip(&ws.weights[..n]) {
-                row.iter_mut().for_each(|v| *v *= w);
             }
         }
     }
@@ -412,6 +399,7 @@ impl<T: Real> Vae<T> {
                 } else {
                     let d = self.config.input_dim();
                     let logits = &mut ws.dec.output_mut()[..n * d];
+                    // The fused kernels took weight 1; apply the per-row weights now.
                     for (row, &w) in logits.chunks_exact_mut(d).zip(&ws.weights[..n]) {
                         row.iter_mut().for_each(|v| *v *= w);
                     }

@@ -138,10 +138,11 @@ pub fn train(
         Start::Resume(ck, _) => &ck.config,
     };
     let splits = load_splits(cfg, data_dir)?;
+    preflight(cfg, &splits)?;
     train_on(run_dir, &splits, start, opts)
 }
 
-/// Checks, before anything is written, that a new run's data fits its model and its buffers fit in memory.
+/// Checks, before anything is written or allocated, that a run's training buffers fit in memory.
 pub fn preflight(cfg: &RunConfig, splits: &Splits) -> Result<()> {
     let batch = cfg.train.batch_size.min(splits.train.len());
     check_memory(
@@ -150,7 +151,7 @@ pub fn preflight(cfg: &RunConfig, splits: &Splits) -> Result<()> {
     )
 }
 
-/// [`train`] on data already loaded with [`load_splits`].
+/// [`train`] on data already loaded with [`load_splits`] and checked with [`preflight`].
 pub fn train_on(
     run_dir: &Path,
     splits: &Splits,
@@ -192,10 +193,6 @@ pub fn train_on(
     };
     let n = splits.train.len();
     let batch = t.batch_size.min(n);
-    check_memory(
-        vae.workspace_len(batch, t.samples),
-        "--batch-size x --samples",
-    )?;
     let mut ws = vae.workspace(batch, t.samples);
     let mut x = vec![0f32; batch * d];
     let mut eval_ws = eval::EvalBuffers::new(&vae);
