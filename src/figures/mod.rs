@@ -3,6 +3,10 @@
 
 pub mod latent;
 pub mod plot;
+mod run;
+pub mod samples;
+
+pub use run::{run_figures, run_title};
 
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;

@@ -2,9 +2,12 @@
 //!
 //! Text uses DejaVu Sans, bundled in the binary, so charts look the same on machines without fonts.
 
+use super::latent as lat;
+use super::run_title;
+use crate::data::{Dataset, DatasetName};
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
-use crate::train::EpochMetrics;
+use crate::train::{Checkpoint, EpochMetrics};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;
@@ -268,4 +271,79 @@ pub fn training_curves(history: &[EpochMetrics], title: &str, path: &Path) -> Re
         |r| curves_on(r, history, title, path),
         |r| curves_on(r, history, title, path),
     )
+}
+
+/// Class names for the legend of a dataset's scatter plot: the digits alone would mislabel Fashion-MNIST and KMNIST.
+pub fn class_names(ds: DatasetName) -> [&'static str; 10] {
+    match ds {
+        DatasetName::Mnist => ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
+        DatasetName::FashionMnist => [
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ],
+        DatasetName::Kmnist => ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"],
+    }
+}
+
+/// Scatters the encoder means of `ds` by class into `out`, as the raw axes up to two dimensions, PCA beyond.
+pub fn write_latent_plot(
+    ck: &Checkpoint,
+    run_dir: &Path,
+    ds: &Dataset,
+    split: &str,
+    out: &Path,
+) -> Result<()> {
+    let zd = ck.vae.latent();
+    let idx: Vec<usize> = (0..ds.len()).collect();
+    let means = lat::encode(&ck.vae, ds, &idx);
+    let n = idx.len();
+    let (points, x_label, y_label) = match zd {
+        1 => (
+            means
+                .iter()
+                .zip(&ds.labels)
+                .map(|(&m, &l)| [m as f64, l as f64])
+                .collect(),
+            "z₀ (encoder mean)".to_string(),
+            "class".to_string(),
+        ),
+        2 => (
+            means
+                .chunks_exact(2)
+                .map(|m| [m[0] as f64, m[1] as f64])
+                .collect(),
+            "z₀ (encoder mean)".to_string(),
+            "z₁ (encoder mean)".to_string(),
+        ),
+        _ => {
+            let (p, frac) = lat::pca2(&means, n, zd);
+            (
+                p,
+                format!(
+                    "PC 1 of the {zd}-D encoder means ({:.1}% of variance)",
+                    100.0 * frac[0]
+                ),
+                format!("PC 2 ({:.1}% of variance)", 100.0 * frac[1]),
+            )
+        }
+    };
+    let names = class_names(ck.config.train.dataset);
+    let title = run_title(&format!("Latent means of {n} {split} images"), run_dir);
+    let chart = Scatter {
+        points: &points,
+        labels: &ds.labels,
+        class_names: &names,
+        title,
+        x_label,
+        y_label,
+    };
+    scatter(&chart, out)
 }

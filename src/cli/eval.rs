@@ -1,0 +1,91 @@
+//! `elbo eval`: the test -ELBO and the importance-sampled log-likelihood of a trained run.
+
+use super::common::DataArgs;
+use crate::core::threads;
+use crate::error::{Error, Result};
+use crate::eval;
+use crate::train::load_run;
+use clap::Args;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub(crate) struct EvalArgs {
+    /// A run directory written by `elbo train`.
+    run_dir: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Importance samples per test image.
+    #[arg(long, default_value_t = 5000)]
+    k: usize,
+    /// Evaluate the first N test images only.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Seed of the importance draws.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Worker threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+/// Evaluates, with a progress bar only on a terminal so piped output stays clean.
+pub(crate) fn run(a: EvalArgs) -> Result<()> {
+    threads::init(a.threads);
+    if a.k == 0 {
+        return Err(Error::Config("--k must be at least 1".into()));
+    }
+    let ck = load_run(&a.run_dir)?;
+    if !ck.config.model.is_variational() {
+        return Err(Error::Config(
+            "this run is a deterministic autoencoder: it defines no likelihood p(x) to estimate (compare reconstructions instead)".into(),
+        ));
+    }
+    let splits = a.data.splits(&ck)?;
+    let test = match a.limit {
+        Some(0) => return Err(Error::Config("--limit 0 leaves nothing to evaluate".into())),
+        Some(n) => splits.test.truncated(n),
+        None => splits.test,
+    };
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(test.len() as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "log p(x), K={msg} [{bar:30}] {pos}/{len} images ({eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(a.k.to_string());
+    let started = std::time::Instant::now();
+    let est = eval::estimate_log_likelihood(&ck.vae, &test, a.k, a.seed, &|n| bar.inc(n as u64));
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    if a.json {
+        let mut v = serde_json::to_value(est).map_err(|e| Error::Config(e.to_string()))?;
+        v["log_likelihood"] = serde_json::json!(-est.nll);
+        v["seconds"] = serde_json::json!(secs);
+        v["epoch"] = serde_json::json!(ck.state.epoch);
+        println!("{v}");
+    } else {
+        println!(
+            "run        {} (epoch {})",
+            a.run_dir.display(),
+            ck.state.epoch
+        );
+        println!("images     {}", est.n);
+        println!("-ELBO      {:.3} nats", est.neg_elbo);
+        println!(
+            "-log p(x)  {:.3} nats (importance sampling, K = {})",
+            est.nll, est.k
+        );
+        println!("time       {secs:.1} s");
+    }
+    Ok(())
+}

@@ -1,0 +1,66 @@
+//! `elbo interpolate`: the decoded path between the encodings of two test images.
+
+use super::common::{DataArgs, MosaicArgs, OutArgs};
+use crate::error::{Error, Result};
+use crate::figures::latent as lat;
+use crate::figures::{mosaic, save_png};
+use crate::train::load_run;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub(crate) struct InterpolateArgs {
+    /// A run directory written by `elbo train`.
+    run_dir: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Index of the first test image.
+    #[arg(long)]
+    from: usize,
+    /// Index of the last test image.
+    #[arg(long)]
+    to: usize,
+    /// Decoded points along the path, both ends included.
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// Follow the great circle between the codes (slerp) instead of the straight line.
+    #[arg(long)]
+    spherical: bool,
+    #[command(flatten)]
+    mosaic: MosaicArgs,
+    #[command(flatten)]
+    output: OutArgs,
+}
+
+/// Interpolates, naming the valid index range when `--from` or `--to` falls outside the test set.
+pub(crate) fn run(a: InterpolateArgs) -> Result<()> {
+    let out = a.output.check()?;
+    let style = a.mosaic.style()?;
+    if a.steps < 2 || a.steps > 1000 {
+        return Err(Error::Config(format!(
+            "--steps {} must be between 2 and 1000",
+            a.steps
+        )));
+    }
+    let ck = load_run(&a.run_dir)?;
+    let test = a.data.splits(&ck)?.test;
+    for (flag, i) in [("--from", a.from), ("--to", a.to)] {
+        if i >= test.len() {
+            return Err(Error::Config(format!(
+                "{flag} {i} is out of range: the test set has {} images (indices 0 to {})",
+                test.len(),
+                test.len() - 1
+            )));
+        }
+    }
+    let zd = ck.vae.latent();
+    let codes = lat::encode(&ck.vae, &test, &[a.from, a.to]);
+    let path = lat::interpolate(&codes[..zd], &codes[zd..], a.steps, a.spherical);
+    // A conditional model keeps the class of the first image along the path.
+    let labels = vec![test.labels[a.from] as u32; a.steps];
+    let px = lat::decode_means(&ck.vae, &path, a.steps, &labels);
+    let (h, w) = (ck.config.model.rows, ck.config.model.cols);
+    save_png(&mosaic(&px, a.steps, h, w, a.steps, style), out)?;
+    eprintln!("elbo: wrote {}", out.display());
+    Ok(())
+}

@@ -1,0 +1,72 @@
+//! `elbo sample`: draws from the prior, decoded into an image grid.
+
+use super::common::{MosaicArgs, OutArgs, check_count, class_labels};
+use crate::error::{Error, Result};
+use crate::figures::samples::{SampleSpec, write_samples};
+use crate::model::Likelihood;
+use crate::train::load_run;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub(crate) struct SampleArgs {
+    /// A run directory written by `elbo train`.
+    run_dir: PathBuf,
+    /// Number of samples.
+    #[arg(long, default_value_t = 64)]
+    n: usize,
+    /// Seed of the prior draws.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Scale of the prior's standard deviation (below 1: more typical samples).
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f64,
+    /// Show the decoder means (the default).
+    #[arg(long, conflicts_with = "bernoulli")]
+    mean: bool,
+    /// Show pixels sampled from the Bernoulli decoder instead of its means.
+    #[arg(long)]
+    bernoulli: bool,
+    /// Generate this class only (a conditional model); without it a conditional model shows every class.
+    #[arg(long)]
+    class: Option<u32>,
+    #[command(flatten)]
+    mosaic: MosaicArgs,
+    #[command(flatten)]
+    output: OutArgs,
+}
+
+/// Samples, refusing models without a prior or without Bernoulli pixels before anything is drawn.
+pub(crate) fn run(a: SampleArgs) -> Result<()> {
+    check_count(a.n, "sample")?;
+    let out = a.output.check()?;
+    let style = a.mosaic.style()?;
+    if !(a.temperature.is_finite() && a.temperature > 0.0) {
+        return Err(Error::Config(format!(
+            "--temperature {} must be a positive number",
+            a.temperature
+        )));
+    }
+    let ck = load_run(&a.run_dir)?;
+    if !ck.config.model.is_variational() {
+        return Err(Error::Config(
+            "this run is a deterministic autoencoder: it has no prior to sample from (use reconstruct, encode or interpolate)".into(),
+        ));
+    }
+    let labels = class_labels(&ck, a.class, a.n)?;
+    if a.bernoulli && ck.config.model.likelihood != Likelihood::Bernoulli {
+        return Err(Error::Config(
+            "--bernoulli samples pixels from a Bernoulli decoder; this model's is Gaussian".into(),
+        ));
+    }
+    let spec = SampleSpec {
+        n: a.n,
+        seed: a.seed,
+        temperature: a.temperature,
+        bernoulli: a.bernoulli,
+        labels,
+    };
+    write_samples(&ck.vae, &spec, style, out)?;
+    eprintln!("elbo: wrote {}", out.display());
+    Ok(())
+}

@@ -1,0 +1,68 @@
+//! The figures `elbo train` leaves in a run directory, and the titles that name the run on every chart.
+
+use super::latent::{self as lat, GridRange};
+use super::plot::{self, write_latent_plot};
+use super::samples::{SampleSpec, write_reconstructions, write_samples};
+use super::{MosaicStyle, mosaic, save_png};
+use crate::data::Dataset;
+use crate::error::Result;
+use crate::train::Checkpoint;
+use std::path::Path;
+
+/// A figure title naming the run, so charts copied out of their folder still say where they came from.
+pub fn run_title(what: &str, run_dir: &Path) -> String {
+    let name = std::fs::canonicalize(run_dir)
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| run_dir.display().to_string());
+    format!("{what} — run {name}")
+}
+
+/// Draws a finished run's figures into `run_dir` and returns the file names written, in order, for the report.
+pub fn run_figures(run_dir: &Path, ck: &Checkpoint, test: &Dataset) -> Result<Vec<&'static str>> {
+    let style = MosaicStyle::default();
+    let mut written = Vec::new();
+    if ck.config.model.is_variational() {
+        // A conditional model shows one row per class.
+        let (n, labels) = if ck.config.model.is_conditional() {
+            let k = ck.config.model.classes as u32;
+            ((k * 8) as usize, (0..k * 8).map(|i| i / 8).collect())
+        } else {
+            (64, Vec::new())
+        };
+        let spec = SampleSpec {
+            n,
+            seed: ck.config.train.seed,
+            temperature: 1.0,
+            bernoulli: false,
+            labels,
+        };
+        write_samples(&ck.vae, &spec, style, &run_dir.join("samples.png"))?;
+        written.push("samples.png");
+    }
+    write_reconstructions(
+        &ck.vae,
+        test,
+        8,
+        style,
+        &run_dir.join("reconstructions.png"),
+    )?;
+    plot::training_curves(
+        &ck.state.history,
+        &run_title("Training curves", run_dir),
+        &run_dir.join("curves.png"),
+    )?;
+    write_latent_plot(ck, run_dir, test, "test", &run_dir.join("latent.png"))?;
+    written.extend(["reconstructions.png", "curves.png", "latent.png"]);
+    if ck.vae.latent() == 2 && ck.config.model.is_variational() {
+        let codes = lat::manifold_codes(2, 20, (0, 1), GridRange::default())?;
+        let px = lat::decode_means(&ck.vae, &codes, 400, &[]);
+        let (h, w) = (ck.config.model.rows, ck.config.model.cols);
+        save_png(
+            &mosaic(&px, 400, h, w, 20, style),
+            &run_dir.join("manifold.png"),
+        )?;
+        written.push("manifold.png");
+    }
+    Ok(written)
+}
