@@ -37,6 +37,7 @@ fn main() {
     let cfg = RunConfig {
         model: model.clone(),
         train: TrainConfig::default(),
+        data: Default::default(),
     };
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(1);
     let vae = Vae::<f32>::new(model, &mut rng);
@@ -60,6 +61,7 @@ fn main() {
             ..ModelConfig::pytorch_example()
         },
         train: TrainConfig::default(),
+        data: Default::default(),
     };
     let cvae = Vae::<f32>::new(conv.model.clone(), &mut rng);
     let fresh = elbo::core::Adam::new(cvae.params.len(), 1e-8);

@@ -56,3 +56,42 @@ pub fn check_output(path: &Path, force: bool) -> Result<()> {
         _ => Ok(()),
     }
 }
+
+/// Opens `path` for reading after checking that it is a regular file (not a folder, FIFO or device, whose
+/// reads could block or never end) of at most `max` bytes; `what` names it in errors.
+pub fn open_regular(path: &Path, max: u64, what: &str) -> Result<std::fs::File> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(Error::Config(format!(
+            "{}: not a regular file; {what} must be a file",
+            path.display()
+        )));
+    }
+    if meta.len() > max {
+        return Err(Error::Config(format!(
+            "{}: {} bytes is larger than the {} bytes accepted for {what}",
+            path.display(),
+            meta.len(),
+            max
+        )));
+    }
+    std::fs::File::open(path).map_err(|e| Error::io(path, e))
+}
+
+/// Reads a whole regular file of at most `max` bytes (see [`open_regular`]); a file that grows past `max`
+/// while being read is refused too.
+pub fn read_regular(path: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let f = open_regular(path, max, what)?;
+    let mut bytes = Vec::new();
+    f.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > max {
+        return Err(Error::Config(format!(
+            "{}: larger than the {max} bytes accepted for {what}",
+            path.display()
+        )));
+    }
+    Ok(bytes)
+}

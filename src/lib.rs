@@ -14,6 +14,7 @@ pub mod figures;
 pub mod fsutil;
 pub mod fuzzing;
 pub mod model;
+pub mod resources;
 pub mod train;
 
 pub use error::{Error, Result};

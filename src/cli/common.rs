@@ -75,6 +75,27 @@ impl OutArgs {
         check_output(&self.out, self.force)?;
         Ok(&self.out)
     }
+
+    /// As [`OutArgs::check`], and refuses an ending other than `exts`, so a file's name never lies about its
+    /// format.
+    pub(crate) fn check_ext(&self, exts: &[&str]) -> Result<&Path> {
+        let ext = self
+            .out
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        if !exts.contains(&ext.as_str()) {
+            return Err(Error::Config(format!(
+                "--out {}: this command writes {}; give the file that ending",
+                self.out.display(),
+                exts.iter()
+                    .map(|e| format!(".{e}"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            )));
+        }
+        self.check()
+    }
 }
 
 /// Largest image grid `sample` and `reconstruct` draw.

@@ -1,11 +1,13 @@
-//! `elbo encode`: the latent codes of a split, with labels, as CSV for analysis outside elbo.
+//! `elbo encode`: the latent codes of a split, or of the user's own items, as CSV for analysis outside elbo.
 
 use super::common::{DataArgs, OutArgs};
+use crate::data::Dataset;
 use crate::error::Result;
 use crate::figures::latent as lat;
 use crate::fsutil::write_atomic;
-use crate::train::load_run;
+use crate::train::{self, load_run};
 use clap::Args;
+use std::fmt::Write;
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
@@ -17,23 +19,31 @@ pub(crate) struct EncodeArgs {
     /// Which split to encode.
     #[arg(long, default_value = "test", value_parser = ["test", "train"])]
     split: String,
+    /// Encode these items instead of a split: an image, a folder or archive of images, a .npy/.npz, or a table.
+    #[arg(long, value_name = "PATH", conflicts_with = "split")]
+    input: Option<PathBuf>,
     #[command(flatten)]
     output: OutArgs,
 }
 
 /// Encodes; the columns name μ and log σ² for a VAE but only z for an autoencoder, which has no variance.
 pub(crate) fn run(a: EncodeArgs) -> Result<()> {
-    let out = a.output.check()?;
+    let out = a.output.check_ext(&["csv"])?;
     let ck = load_run(&a.run_dir)?;
-    let splits = a.data.splits(&ck)?;
-    let ds = if a.split == "train" {
-        &splits.train
-    } else {
-        &splits.test
+    let ds = match &a.input {
+        Some(path) => train::load_items(&ck.config, path)?,
+        None => {
+            let splits = a.data.splits(&ck)?;
+            if a.split == "train" {
+                splits.train
+            } else {
+                splits.test
+            }
+        }
     };
     let vae = &ck.vae;
     let zd = vae.latent();
-    let mut csv = String::from("index,label");
+    let mut csv = item_columns(&ds);
     if ck.config.model.is_variational() {
         (0..zd).for_each(|j| csv.push_str(&format!(",mu_{j}")));
         (0..zd).for_each(|j| csv.push_str(&format!(",logvar_{j}")));
@@ -42,11 +52,11 @@ pub(crate) fn run(a: EncodeArgs) -> Result<()> {
     }
     csv.push('\n');
     let all: Vec<usize> = (0..ds.len()).collect();
-    let head = lat::encode_head(vae, ds, &all);
+    let head = lat::encode_head(vae, &ds, &all);
     for (h, &i) in head.chunks_exact(vae.head_len()).zip(&all) {
-        csv.push_str(&format!("{i},{}", ds.labels[i]));
+        csv.push_str(&item_cells(&ds, i));
         for v in h {
-            csv.push_str(&format!(",{v}"));
+            let _ = write!(csv, ",{v}");
         }
         csv.push('\n');
     }
@@ -57,4 +67,40 @@ pub(crate) fn run(a: EncodeArgs) -> Result<()> {
         ds.len()
     );
     Ok(())
+}
+
+/// The leading CSV columns that identify an item: its index, its file name when it has one, its class.
+pub(crate) fn item_columns(ds: &Dataset) -> String {
+    let mut s = String::from("index");
+    if !ds.names.is_empty() {
+        s.push_str(",item");
+    }
+    if ds.is_labelled() {
+        s.push_str(",label,class");
+    }
+    s
+}
+
+/// The cells of [`item_columns`] for item `i`.
+pub(crate) fn item_cells(ds: &Dataset, i: usize) -> String {
+    let mut s = i.to_string();
+    if !ds.names.is_empty() {
+        s.push(',');
+        s.push_str(&csv_cell(&ds.names[i]));
+    }
+    if ds.is_labelled() {
+        let l = ds.label(i);
+        let name = ds.classes.get(l as usize).map_or("", String::as_str);
+        let _ = write!(s, ",{l},{}", csv_cell(name));
+    }
+    s
+}
+
+/// A CSV cell, quoted when it holds a separator, quote or line break.
+fn csv_cell(v: &str) -> String {
+    if v.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v.to_string()
+    }
 }

@@ -2,11 +2,13 @@
 //! Flags override the file; the resolved [`RunConfig`] is what the run directory stores.
 
 use crate::core::Activation;
-use crate::data::{Binarize, DatasetName};
+use crate::data::images::ImageOptions;
+use crate::data::{Binarize, DataSpec, DatasetName, Kind};
 use crate::error::{Error, Result};
+use crate::model::GaussianMean;
 use crate::model::{ConvSpec, Estimator, Likelihood, ModelConfig, ModelKind, SigmaMode};
 use crate::train::config::{Capacity, LrSchedule};
-use crate::train::{RunConfig, TrainConfig};
+use crate::train::{DataFacts, RunConfig, TrainConfig};
 use std::path::PathBuf;
 
 /// Declares [`RunFlags`] once, for clap and for serde, with the helpers that must list every field.
@@ -43,11 +45,27 @@ macro_rules! run_flags {
 }
 
 run_flags! {
-    /// mnist, fashion-mnist or kmnist [default: mnist].
+    /// mnist, fashion-mnist, kmnist or cifar10 [default: mnist].
     [] dataset: String,
+    /// Your own data: a folder of images, a .zip/.tar/.tar.gz of one, a .npy/.npz, or a .csv/.tsv (or cifar10).
+    [value_name = "PATH", conflicts_with = "dataset"] data: PathBuf,
+    /// Resize images: SIZE (the shorter side, then a centre crop to SIZExSIZE) or HEIGHTxWIDTH.
+    [value_name = "SIZE|HxW"] image_size: String,
+    /// Cut a centre square of this side from each image before resizing (CelebA's recipe: --crop 148).
+    [] crop: usize,
+    /// Colour channels: 1 (grey) or 3 (RGB) [default: 3 if any image has colour, else 1].
+    [] channels: usize,
+    /// Axis order of 4-D arrays: nhwc or nchw [default: nhwc when the last axis has 1 or 3 entries].
+    [value_parser = ["nhwc", "nchw"]] layout: String,
+    /// The column of a table holding class labels.
+    [value_name = "NAME"] label_column: String,
+    /// Fraction held out for testing when the data has no test split of its own [default: 0.1].
+    [] test_fraction: f64,
+    /// Leave out images that do not decode (and say how many) instead of stopping.
+    [num_args = 0..=1, default_missing_value = "true"] skip_bad: bool,
     /// Total epochs [default: 10, or the staged schedule's length].
     [] epochs: usize,
-    /// Run directory for checkpoints, metrics and figures [default: runs/DATASET].
+    /// Run directory for checkpoints, metrics and figures [default: runs/DATASET or runs/NAME of --data].
     [value_name = "RUN_DIR"] out: PathBuf,
     /// Folder with the dataset files (downloaded there if missing).
     [value_name = "DIR"] data_dir: PathBuf,
@@ -166,6 +184,25 @@ impl std::str::FromStr for ConvArg {
     }
 }
 
+/// Parses `--image-size`: `64` (square) or `HEIGHTxWIDTH`.
+fn parse_size(s: &str) -> Result<(usize, usize)> {
+    let bad = || {
+        Error::Config(format!(
+            "--image-size '{s}' is not SIZE or HEIGHTxWIDTH (e.g. 64 or 64x48)"
+        ))
+    };
+    let parts: Vec<&str> = s.split(['x', 'X']).collect();
+    let num = |p: &str| p.trim().parse::<usize>().map_err(|_| bad());
+    match parts[..] {
+        [n] => {
+            let n = num(n)?;
+            Ok((n, n))
+        }
+        [h, w] => Ok((num(h)?, num(w)?)),
+        _ => Err(bad()),
+    }
+}
+
 /// Settings that belong to one schedule or likelihood only, named for the error when used with another.
 fn only_with(given: bool, flag: &str, needs: &str) -> Result<()> {
     if given {
@@ -207,10 +244,71 @@ impl RunFlags {
             .map_err(|e| Error::Config(format!("{name}: {}", e.to_string().trim())))
     }
 
-    /// The run these settings describe, validated.
+    /// Where the data comes from: a named dataset, or the user's own (`--data`) and how to read it.
+    pub fn source(&self) -> Result<(DatasetName, Option<DataSpec>)> {
+        let image_flags = self.image_size.is_some()
+            || self.crop.is_some()
+            || self.channels.is_some()
+            || self.skip_bad.is_some();
+        let own = self.layout.is_some()
+            || self.label_column.is_some()
+            || self.test_fraction.is_some()
+            || image_flags;
+        let Some(path) = &self.data else {
+            only_with(
+                own,
+                "--image-size, --crop, --channels, --layout, --label-column, --test-fraction and --skip-bad",
+                "--data",
+            )?;
+            let name = self.dataset.as_deref().unwrap_or("mnist").parse()?;
+            return Ok((name, None));
+        };
+        if !path.exists()
+            && let Ok(name) = path.to_string_lossy().parse::<DatasetName>()
+        {
+            only_with(
+                own,
+                "--image-size, --crop, --channels, --layout, --label-column, --test-fraction and --skip-bad",
+                "your own data (--data PATH)",
+            )?;
+            return Ok((name, None));
+        }
+        let abs = std::path::absolute(path).map_err(|e| Error::io(path, e))?;
+        if !abs.exists() {
+            return Err(Error::Config(format!(
+                "--data {}: no such file or folder (give a folder of images, an archive, a .npy/.npz, a .csv, or a dataset name)",
+                path.display()
+            )));
+        }
+        let images = ImageOptions {
+            size: self.image_size.as_deref().map(parse_size).transpose()?,
+            crop: self.crop,
+            channels: self.channels,
+            skip_bad: self.skip_bad.unwrap_or(false),
+        };
+        let layout = self.layout.as_deref().map(str::parse).transpose()?;
+        Ok((
+            DatasetName::Mnist,
+            Some(DataSpec {
+                path: abs,
+                images,
+                layout,
+                label_column: self.label_column.clone(),
+                test_fraction: self.test_fraction.unwrap_or(0.1),
+            }),
+        ))
+    }
+
+    /// The run these settings describe for MNIST-shaped data, validated (configs checked without data).
     pub fn resolve(&self) -> Result<RunConfig> {
+        self.resolve_for(&DataFacts::mnist())
+    }
+
+    /// The run these settings describe for data with `facts`, validated: the model takes the items' shape, and
+    /// standardised tables get a Gaussian decoder with a learned per-feature σ unless told otherwise.
+    pub fn resolve_for(&self, facts: &DataFacts) -> Result<RunConfig> {
         let d = TrainConfig::default();
-        let dataset: DatasetName = self.dataset.as_deref().unwrap_or("mnist").parse()?;
+        let (dataset, data) = self.source()?;
         let mut model = match self.arch.as_deref() {
             Some("keras-conv") => ModelConfig::keras_conv(),
             Some("mlp") | None => ModelConfig::pytorch_example(),
@@ -243,9 +341,25 @@ impl RunFlags {
         if let Some(a) = self.activation {
             model.activation = a;
         }
+        model.rows = facts.shape.height;
+        model.cols = facts.shape.width;
+        model.channels = facts.shape.channels;
+        let table = facts.kind == Kind::Table;
+        if table && !model.conv.is_empty() {
+            return Err(Error::Config(format!(
+                "convolutions need images; this data is a table of {} features: use dense layers (--hidden)",
+                facts.shape.len()
+            )));
+        }
         let gaussian = match self.likelihood.as_deref() {
             Some("gaussian") => true,
-            Some("bernoulli") | None => false,
+            None => table,
+            Some("bernoulli") if table => {
+                return Err(Error::Config(
+                    "--likelihood bernoulli models values in [0, 1]; standardised table features need gaussian".into(),
+                ));
+            }
+            Some("bernoulli") => false,
             Some(other) => {
                 return Err(Error::Config(format!(
                     "unknown --likelihood '{other}': use bernoulli or gaussian"
@@ -256,6 +370,7 @@ impl RunFlags {
             let learn = match self.learn_sigma.as_deref() {
                 Some("global") => SigmaMode::Global,
                 Some("pixel") => SigmaMode::Pixel,
+                None if table => SigmaMode::Pixel,
                 Some("fixed") | None => SigmaMode::Fixed,
                 Some(other) => {
                     return Err(Error::Config(format!(
@@ -264,8 +379,13 @@ impl RunFlags {
                 }
             };
             Likelihood::Gaussian {
-                sigma: self.sigma.unwrap_or(0.1),
+                sigma: self.sigma.unwrap_or(if table { 1.0 } else { 0.1 }),
                 learn,
+                mean: if table {
+                    GaussianMean::Identity
+                } else {
+                    GaussianMean::Sigmoid
+                },
             }
         } else {
             only_with(self.sigma.is_some(), "--sigma", "--likelihood gaussian")?;
@@ -277,7 +397,12 @@ impl RunFlags {
             Likelihood::Bernoulli
         };
         if self.conditional == Some(true) {
-            model.classes = 10;
+            if facts.classes == 0 {
+                return Err(Error::Config(
+                    "--conditional needs labelled data: class subfolders, a y array, or --label-column".into(),
+                ));
+            }
+            model.classes = facts.classes;
         }
         let objective = match self.objective.as_deref() {
             Some("iwae") => Estimator::Iwae,
@@ -336,8 +461,13 @@ impl RunFlags {
             free_bits: self.free_bits.unwrap_or(0.0),
             lr_schedule: schedule,
             data_dir: self.data_dir.clone(),
+            data,
         };
-        let cfg = RunConfig { model, train };
+        let cfg = RunConfig {
+            model,
+            train,
+            data: Default::default(),
+        };
         cfg.validate()?;
         Ok(cfg)
     }

@@ -3,7 +3,7 @@
 use super::common::{DataArgs, MosaicArgs, OutArgs};
 use crate::error::{Error, Result};
 use crate::figures::latent as lat;
-use crate::figures::{mosaic, save_png};
+use crate::figures::{mosaic, save_image};
 use crate::train::load_run;
 use clap::Args;
 use std::path::PathBuf;
@@ -57,10 +57,12 @@ pub(crate) fn run(a: InterpolateArgs) -> Result<()> {
     let codes = lat::encode(&ck.vae, &test, &[a.from, a.to]);
     let path = lat::interpolate(&codes[..zd], &codes[zd..], a.steps, a.spherical);
     // A conditional model keeps the class of the first image along the path.
-    let labels = vec![test.labels[a.from] as u32; a.steps];
+    let labels = vec![test.label(a.from); a.steps];
     let px = lat::decode_means(&ck.vae, &path, a.steps, &labels);
-    let (h, w) = (ck.config.model.rows, ck.config.model.cols);
-    save_png(&mosaic(&px, a.steps, h, w, a.steps, style), out)?;
+    save_image(
+        &mosaic(&px, a.steps, ck.config.model.item_shape(), a.steps, style),
+        out,
+    )?;
     eprintln!("elbo: wrote {}", out.display());
     Ok(())
 }

@@ -3,7 +3,7 @@
 use super::common::{MosaicArgs, OutArgs, class_labels};
 use crate::error::{Error, Result};
 use crate::figures::latent::{self as lat, GridRange};
-use crate::figures::{mosaic, save_png};
+use crate::figures::{mosaic, save_image};
 use crate::train::load_run;
 use clap::Args;
 use std::path::PathBuf;
@@ -52,15 +52,8 @@ pub(crate) fn run(a: ManifoldArgs) -> Result<()> {
     }
     let labels = class_labels(&ck, a.class, n)?;
     let px = lat::decode_means(&ck.vae, &codes, n, &labels);
-    save_png(
-        &mosaic(
-            &px,
-            n,
-            ck.config.model.rows,
-            ck.config.model.cols,
-            a.grid,
-            style,
-        ),
+    save_image(
+        &mosaic(&px, n, ck.config.model.item_shape(), a.grid, style),
         out,
     )?;
     eprintln!("elbo: wrote {}", out.display());

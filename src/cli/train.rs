@@ -88,14 +88,25 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
     } else {
         let settings = a.settings()?;
         threads::init(settings.threads.unwrap_or(0));
-        let cfg = settings.resolve()?;
         // Data and memory are checked before the run directory is touched, so a refusal leaves nothing behind.
-        let splits = train::load_splits(&cfg, settings.data_dir.as_deref())?;
+        let (dataset, data) = settings.source()?;
+        let mut source = train::TrainConfig {
+            dataset,
+            data,
+            ..Default::default()
+        };
+        source.seed = settings.seed.unwrap_or(source.seed);
+        let loaded = train::open_data(&source, settings.data_dir.as_deref())?;
+        let mut cfg = settings.resolve_for(&train::DataFacts::of(&loaded))?;
+        let splits = train::prepare(&mut cfg, loaded)?;
+        cfg.validate()?;
         train::preflight(&cfg, &splits)?;
-        let dir = settings
-            .out
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("runs").join(cfg.train.dataset.as_str()));
+        eprint!("{}", crate::model::summary::table(&cfg.model)?);
+        let dir = settings.out.clone().unwrap_or_else(|| {
+            let name = cfg.data_name();
+            let stem = name.split('.').next().unwrap_or(&name).to_string();
+            PathBuf::from("runs").join(stem)
+        });
         prepare_run_dir(&dir, a.force)?;
         let json = serde_json::to_string_pretty(&cfg).map_err(|e| Error::Config(e.to_string()))?;
         write_atomic(&dir.join("config.json"), json.as_bytes())?;

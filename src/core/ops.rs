@@ -6,6 +6,22 @@ use super::activation::sigmoid;
 /// ln √(2π).
 pub const HALF_LN_2PI: f64 = 0.918_938_533_204_672_7;
 
+/// Smallest standard deviation a learned σ may reach: MNIST's border pixels are always 0, so without a floor
+/// their σ would shrink without bound and the likelihood diverge.
+pub const MIN_SIGMA: f64 = 1e-3;
+
+/// The Gaussian's mean and its derivative for one decoder output: σ(l) for intensities in [0, 1], or l itself
+/// for unbounded (standardised) features.
+#[inline(always)]
+fn gaussian_mean<T: Real>(l: T, squash: bool) -> (T, T) {
+    if squash {
+        let m = sigmoid(l);
+        (m, m * (T::one() - m))
+    } else {
+        (l, T::one())
+    }
+}
+
 /// Bernoulli negative log-likelihood of targets `x` under logits, one sum per row; row `r` is scored
 /// against target row `r / repeat`. With `grad_scale`, each logit is replaced by `scale·(σ(l) − x)`, its gradient.
 pub fn bernoulli_nll<T: Real>(
@@ -54,14 +70,16 @@ pub fn bernoulli_nll_generic<T: Real>(
     }
 }
 
-/// Gaussian negative log-likelihood with mean σ(logit) and fixed standard deviation `sigma`, in true nats
-/// (the log-normaliser included). Rows and `grad_scale` as in [`bernoulli_nll`].
+/// Gaussian negative log-likelihood with mean σ(logit) (`squash`) or the output itself, and fixed standard
+/// deviation `sigma`, in true nats (the log-normaliser included). Rows and `grad_scale` as in [`bernoulli_nll`].
+#[allow(clippy::too_many_arguments)]
 pub fn gaussian_nll<T: Real>(
     logits: &mut [T],
     x: &[T],
     d: usize,
     repeat: usize,
     sigma: f64,
+    squash: bool,
     nll: &mut [T],
     grad_scale: Option<T>,
 ) {
@@ -72,11 +90,11 @@ pub fn gaussian_nll<T: Real>(
         let target = &x[(r / repeat) * d..(r / repeat + 1) * d];
         let mut sum = T::zero();
         for (l, &t) in row.iter_mut().zip(target) {
-            let m = sigmoid(*l);
+            let (m, dm) = gaussian_mean(*l, squash);
             let diff = m - t;
             sum += half * diff * diff * inv_var;
             if let Some(scale) = grad_scale {
-                *l = scale * diff * inv_var * m * (T::one() - m);
+                *l = scale * diff * inv_var * dm;
             }
         }
         *out = sum + norm;
@@ -183,19 +201,21 @@ pub fn iwae_latent_backward<T: Real>(
     }
 }
 
-/// Gaussian negative log-likelihood with mean σ(logit) and a learned standard deviation `exp(log_sigma)`
-/// (one value, or one per pixel), floored at [`crate::model::config::MIN_SIGMA`]. With `grad`, each logit is
+/// Gaussian negative log-likelihood with mean σ(logit) (`squash`) or the output itself, and a learned standard
+/// deviation `exp(log_sigma)` (one value, or one per pixel), floored at [`MIN_SIGMA`]. With `grad`, each logit is
 /// replaced by `row_weight[r]·∂nll/∂logit` and `row_weight[r]·∂nll/∂log σ` is added to `dlog_sigma`.
+#[allow(clippy::too_many_arguments)]
 pub fn gaussian_learned_nll<T: Real>(
     logits: &mut [T],
     x: &[T],
     d: usize,
     repeat: usize,
     log_sigma: &[T],
+    squash: bool,
     nll: &mut [T],
     grad: Option<(&[T], &mut [T])>,
 ) {
-    let floor = T::c(crate::model::config::MIN_SIGMA);
+    let floor = T::c(MIN_SIGMA);
     let sig = |j: usize| {
         let s = log_sigma[j % log_sigma.len()].exp();
         if s > floor { (s, true) } else { (floor, false) }
@@ -208,13 +228,13 @@ pub fn gaussian_learned_nll<T: Real>(
         let mut sum = T::zero();
         for (j, (l, &t)) in row.iter_mut().zip(target).enumerate() {
             let (s, free) = sig(j);
-            let m = sigmoid(*l);
+            let (m, dm) = gaussian_mean(*l, squash);
             let diff = m - t;
             let inv_var = T::one() / (s * s);
             sum += s.ln() + c + half * diff * diff * inv_var;
             if let Some((w, dls)) = grad.as_mut() {
                 let w = w[r];
-                *l = w * diff * inv_var * m * (T::one() - m);
+                *l = w * diff * inv_var * dm;
                 if free {
                     let k = j % dls.len();
                     dls[k] += w * (T::one() - diff * diff * inv_var);
@@ -271,7 +291,7 @@ mod tests {
         let logits = vec![0.1, 1.5];
         let mut nll = vec![0.0];
         let sigma = 0.3;
-        gaussian_nll(&mut logits.clone(), &x, 2, 1, sigma, &mut nll, None);
+        gaussian_nll(&mut logits.clone(), &x, 2, 1, sigma, true, &mut nll, None);
         let direct: f64 = logits
             .iter()
             .zip(&x)
@@ -284,10 +304,10 @@ mod tests {
             .sum();
         assert!((nll[0] - direct).abs() < 1e-12);
         let mut g = logits.clone();
-        gaussian_nll(&mut g, &x, 2, 1, sigma, &mut nll, Some(1.0));
+        gaussian_nll(&mut g, &x, 2, 1, sigma, true, &mut nll, Some(1.0));
         let loss = |l: &[f64]| {
             let mut n = vec![0.0];
-            gaussian_nll(&mut l.to_vec(), &x, 2, 1, sigma, &mut n, None);
+            gaussian_nll(&mut l.to_vec(), &x, 2, 1, sigma, true, &mut n, None);
             n[0]
         };
         check_gradients(&logits, &g, loss, "gaussian");
@@ -323,25 +343,35 @@ mod tests {
             let w = [0.6, 1.3];
             let loss = |l: &[f64], ls: &[f64]| {
                 let mut n = vec![0.0; 2];
-                gaussian_learned_nll(&mut l.to_vec(), &x, 2, 1, ls, &mut n, None);
+                gaussian_learned_nll(&mut l.to_vec(), &x, 2, 1, ls, true, &mut n, None);
                 w[0] * n[0] + w[1] * n[1]
             };
             let mut n = vec![0.0; 2];
             let mut fixed = vec![0.0; 2];
-            gaussian_learned_nll(&mut logits.clone(), &x, 2, 1, &[-0.7f64], &mut n, None);
+            gaussian_learned_nll(
+                &mut logits.clone(),
+                &x,
+                2,
+                1,
+                &[-0.7f64],
+                true,
+                &mut n,
+                None,
+            );
             gaussian_nll(
                 &mut logits.clone(),
                 &x,
                 2,
                 1,
                 (-0.7f64).exp(),
+                true,
                 &mut fixed,
                 None,
             );
             assert!((n[0] - fixed[0]).abs() < 1e-12 && (n[1] - fixed[1]).abs() < 1e-12);
             let mut g = logits.clone();
             let mut dls = vec![0.0; ls.len()];
-            gaussian_learned_nll(&mut g, &x, 2, 1, &ls, &mut n, Some((&w, &mut dls)));
+            gaussian_learned_nll(&mut g, &x, 2, 1, &ls, true, &mut n, Some((&w, &mut dls)));
             check_gradients(&logits, &g, |l| loss(l, &ls), "learned gaussian logits");
             check_gradients(
                 &ls,
@@ -350,6 +380,44 @@ mod tests {
                 "learned gaussian log sigma",
             );
         }
+    }
+
+    #[test]
+    fn identity_mean_gaussians_have_checked_gradients() {
+        let x = vec![-1.2, 0.9, 2.5, 0.0];
+        let logits = vec![0.1, 1.5, -0.3, 2.0];
+        let mut g = logits.clone();
+        let mut n = vec![0.0; 2];
+        gaussian_nll(&mut g, &x, 2, 1, 0.7, false, &mut n, Some(1.0));
+        // With the identity mean the density is the textbook one of x around the output itself.
+        let direct = 0.5 * ((x[0] - logits[0]) / 0.7f64).powi(2) + 0.7f64.ln() + HALF_LN_2PI;
+        let mut one = vec![0.0; 2];
+        gaussian_nll(&mut logits.clone(), &x, 2, 1, 0.7, false, &mut one, None);
+        let second = 0.5 * ((x[1] - logits[1]) / 0.7f64).powi(2) + 0.7f64.ln() + HALF_LN_2PI;
+        assert!((one[0] - direct - second).abs() < 1e-12);
+        let loss = |l: &[f64]| {
+            let mut n = vec![0.0; 2];
+            gaussian_nll(&mut l.to_vec(), &x, 2, 1, 0.7, false, &mut n, None);
+            n.iter().sum()
+        };
+        check_gradients(&logits, &g, loss, "identity gaussian");
+        let ls = vec![-0.3, 0.4];
+        let w = [0.6, 1.3];
+        let loss = |l: &[f64], ls: &[f64]| {
+            let mut n = vec![0.0; 2];
+            gaussian_learned_nll(&mut l.to_vec(), &x, 2, 1, ls, false, &mut n, None);
+            w[0] * n[0] + w[1] * n[1]
+        };
+        let mut g = logits.clone();
+        let mut dls = vec![0.0; 2];
+        gaussian_learned_nll(&mut g, &x, 2, 1, &ls, false, &mut n, Some((&w, &mut dls)));
+        check_gradients(&logits, &g, |l| loss(l, &ls), "identity learned gaussian");
+        check_gradients(
+            &ls,
+            &dls,
+            |s| loss(&logits, s),
+            "identity learned log sigma",
+        );
     }
 
     #[test]

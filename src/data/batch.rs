@@ -1,6 +1,6 @@
 //! Minibatches: seeded shuffling, and pixels as f32 with optional binarisation.
 
-use super::dataset::Dataset;
+use super::dataset::{Dataset, Values};
 use rand::RngExt;
 use rand::seq::SliceRandom;
 
@@ -28,11 +28,21 @@ impl std::fmt::Display for Binarize {
     }
 }
 
-/// Replaces every pixel by a Bernoulli sample of its intensity (0 or 255), once.
+/// Replaces every pixel by a Bernoulli sample of its intensity (0 or full), once.
 pub fn binarize_static(ds: &mut Dataset, rng: &mut impl rand::Rng) {
-    for p in ds.images.iter_mut() {
-        let u: f32 = rng.random();
-        *p = if u < *p as f32 / 255.0 { 255 } else { 0 };
+    match &mut ds.values {
+        Values::U8(v) => {
+            for p in v.iter_mut() {
+                let u: f32 = rng.random();
+                *p = if u < *p as f32 / 255.0 { 255 } else { 0 };
+            }
+        }
+        Values::F32(v) => {
+            for p in v.iter_mut() {
+                let u: f32 = rng.random();
+                *p = if u < *p { 1.0 } else { 0.0 };
+            }
+        }
     }
 }
 
@@ -57,10 +67,9 @@ impl Batcher {
     pub fn fill(&self, ds: &Dataset, idx: &[usize], rng: &mut impl rand::Rng, out: &mut [f32]) {
         let d = ds.dim();
         for (row, &i) in out.chunks_exact_mut(d).zip(idx) {
-            let src = ds.image(i);
-            match self.binarize {
-                Binarize::Dynamic => {
-                    for (o, &p) in row.iter_mut().zip(src) {
+            match (self.binarize, &ds.values) {
+                (Binarize::Dynamic, Values::U8(v)) => {
+                    for (o, &p) in row.iter_mut().zip(&v[i * d..(i + 1) * d]) {
                         let u: f32 = rng.random();
                         *o = if u < p as f32 * (1.0 / 255.0) {
                             1.0
@@ -69,11 +78,13 @@ impl Batcher {
                         };
                     }
                 }
-                Binarize::None | Binarize::Static => {
-                    for (o, &p) in row.iter_mut().zip(src) {
-                        *o = p as f32 / 255.0;
+                (Binarize::Dynamic, Values::F32(v)) => {
+                    for (o, &p) in row.iter_mut().zip(&v[i * d..(i + 1) * d]) {
+                        let u: f32 = rng.random();
+                        *o = if u < p { 1.0 } else { 0.0 };
                     }
                 }
+                (Binarize::None | Binarize::Static, _) => ds.fill_row(i, row),
             }
         }
     }
@@ -85,12 +96,12 @@ mod tests {
     use rand::SeedableRng;
 
     fn toy() -> Dataset {
-        Dataset {
-            images: (0..40).map(|i| (i * 6) as u8).collect(),
-            labels: (0..10).collect(),
-            rows: 2,
-            cols: 2,
-        }
+        Dataset::from_bytes(
+            crate::data::ItemShape::grey(2, 2),
+            (0..40).map(|i| (i * 6) as u8).collect(),
+            Some((0..10).collect()),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -129,6 +140,7 @@ mod tests {
         assert_eq!(out[0], 0.0, "a black pixel never turns on");
         let mut ds2 = toy();
         binarize_static(&mut ds2, &mut rng);
-        assert!(ds2.images.iter().all(|&p| p == 0 || p == 255));
+        let Values::U8(v) = &ds2.values else { panic!() };
+        assert!(v.iter().all(|&p| p == 0 || p == 255));
     }
 }

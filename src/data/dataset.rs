@@ -1,302 +1,368 @@
-//! Named MNIST-like datasets: where their files are, and loading them into memory.
+//! A dataset: items of one shape (images H×W×C, or table rows of D features), stored as bytes or floats, with
+//! optional class labels and their names. Every source produces one; everything downstream reads only this.
 
-use super::download::{self, RemoteFile};
-use super::idx::read_idx;
 use crate::error::{Error, Result};
-use std::path::{Path, PathBuf};
 
-/// The datasets elbo knows by name.
+/// The shape of one item. Images are `height × width × channels`, stored NHWC; a row of `D` features is
+/// `1 × D × 1`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DatasetName {
-    /// LeCun et al.'s handwritten digits.
-    Mnist,
-    /// Zalando's clothing images.
-    FashionMnist,
-    /// Kuzushiji (cursive Japanese) characters.
-    Kmnist,
+pub struct ItemShape {
+    /// Rows of pixels (1 for a table).
+    pub height: usize,
+    /// Columns of pixels, or features.
+    pub width: usize,
+    /// Colour channels (1 grey, 3 RGB).
+    pub channels: usize,
 }
 
-impl std::str::FromStr for DatasetName {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "mnist" => Ok(DatasetName::Mnist),
-            "fashion-mnist" | "fashion_mnist" | "fashionmnist" => Ok(DatasetName::FashionMnist),
-            "kmnist" => Ok(DatasetName::Kmnist),
-            _ => Err(Error::UnknownDataset(s.to_string())),
+impl ItemShape {
+    /// A grey image.
+    pub fn grey(height: usize, width: usize) -> Self {
+        ItemShape {
+            height,
+            width,
+            channels: 1,
         }
+    }
+
+    /// Values per item.
+    pub fn len(&self) -> usize {
+        self.height * self.width * self.channels
+    }
+
+    /// Whether an item holds no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
-impl std::fmt::Display for DatasetName {
+impl std::fmt::Display for ItemShape {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        write!(f, "{}x{}x{}", self.height, self.width, self.channels)
     }
 }
 
-/// The four files of an MNIST-like dataset, in the order train images, train labels, test images, test labels.
-pub const FILE_NAMES: [&str; 4] = [
-    "train-images-idx3-ubyte.gz",
-    "train-labels-idx1-ubyte.gz",
-    "t10k-images-idx3-ubyte.gz",
-    "t10k-labels-idx1-ubyte.gz",
-];
+/// What the values of a dataset are, which decides how they are modelled and drawn.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// Pixel intensities in [0, 1]: drawn as pictures, modelled by a Bernoulli decoder by default.
+    #[default]
+    Image,
+    /// Feature vectors in [0, 1], not pictures.
+    Vector,
+    /// Standardised features (zero mean, unit variance on the training split), modelled by a Gaussian.
+    Table,
+}
 
-impl DatasetName {
-    /// The name used on the command line and in folder names.
-    pub fn as_str(self) -> &'static str {
+/// The stored values: bytes 0–255 (intensity v/255) or floats used as they are.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Values {
+    /// Bytes; the value seen by models is `v / 255`.
+    U8(Vec<u8>),
+    /// Floats, already in the units models see.
+    F32(Vec<f32>),
+}
+
+impl Values {
+    /// Number of scalars.
+    pub fn len(&self) -> usize {
         match self {
-            DatasetName::Mnist => "mnist",
-            DatasetName::FashionMnist => "fashion-mnist",
-            DatasetName::Kmnist => "kmnist",
+            Values::U8(v) => v.len(),
+            Values::F32(v) => v.len(),
         }
     }
 
-    /// The public mirrors, tried in order; all HTTPS.
-    pub fn mirrors(self) -> &'static [&'static str] {
+    /// Whether there are no scalars.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn truncate(&mut self, n: usize) {
         match self {
-            DatasetName::Mnist => &[
-                "https://ossci-datasets.s3.amazonaws.com/mnist/",
-                "https://storage.googleapis.com/cvdf-datasets/mnist/",
-            ],
-            DatasetName::FashionMnist => &[
-                "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
-                "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
-            ],
-            DatasetName::Kmnist => &["https://codh.rois.ac.jp/kmnist/dataset/kmnist/"],
+            Values::U8(v) => v.truncate(n),
+            Values::F32(v) => v.truncate(n),
         }
     }
 
-    /// The published md5 sums of the four `.gz` files, in [`FILE_NAMES`] order.
-    pub fn md5s(self) -> [&'static str; 4] {
+    fn split_off(&mut self, at: usize) -> Values {
         match self {
-            DatasetName::Mnist => [
-                "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-                "d53e105ee54ea40749a09fcbcd1e9432",
-                "9fb629c4189551a2d022fa330f9573f3",
-                "ec29112dd5afa0611ce80d1b7f02629c",
-            ],
-            DatasetName::FashionMnist => [
-                "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-                "25c81989df183df01b3e8a0aad5dffbe",
-                "bef4ecab320f06d8554ea6380940ec79",
-                "bb300cfdad3c16e7a12a480ee83cd310",
-            ],
-            DatasetName::Kmnist => [
-                "bdb82020997e1d708af4cf47b453dcf7",
-                "e144d726b3acfaa3e44228e80efcd344",
-                "5c965bf0a639b31b8f53240b1b52f4d7",
-                "7320c461ea6c1c855c0b718fb2a4b134",
-            ],
+            Values::U8(v) => Values::U8(v.split_off(at)),
+            Values::F32(v) => Values::F32(v.split_off(at)),
         }
     }
 
-    /// The files to fetch, with their checksums.
-    pub fn remote_files(self) -> Vec<RemoteFile> {
-        FILE_NAMES
-            .iter()
-            .zip(self.md5s())
-            .map(|(name, md5)| RemoteFile {
-                name: name.to_string(),
-                md5: md5.to_string(),
-            })
-            .collect()
+    fn gather(&self, idx: &[usize], d: usize) -> Values {
+        match self {
+            Values::U8(v) => Values::U8(
+                idx.iter()
+                    .flat_map(|&i| &v[i * d..(i + 1) * d])
+                    .copied()
+                    .collect(),
+            ),
+            Values::F32(v) => Values::F32(
+                idx.iter()
+                    .flat_map(|&i| &v[i * d..(i + 1) * d])
+                    .copied()
+                    .collect(),
+            ),
+        }
+    }
+
+    fn extend(&mut self, other: Values) -> Result<()> {
+        match (self, other) {
+            (Values::U8(a), Values::U8(b)) => a.extend(b),
+            (Values::F32(a), Values::F32(b)) => a.extend(b),
+            (Values::F32(a), Values::U8(b)) => a.extend(b.iter().map(|&v| v as f32 / 255.0)),
+            (a @ Values::U8(_), Values::F32(b)) => {
+                let Values::U8(bytes) = a else { unreachable!() };
+                let mut f: Vec<f32> = bytes.iter().map(|&v| v as f32 / 255.0).collect();
+                f.extend(b);
+                *a = Values::F32(f);
+            }
+        }
+        Ok(())
     }
 }
 
-/// Images (bytes, row-major) and labels of one split.
-#[derive(Debug, Clone)]
+/// Items of one shape with optional labels: one split of a dataset.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
-    /// Pixels as stored, 0..=255, `len * rows * cols` of them.
-    pub images: Vec<u8>,
-    /// One class label per image.
-    pub labels: Vec<u8>,
-    /// Image height.
-    pub rows: usize,
-    /// Image width.
-    pub cols: usize,
+    /// Shape of every item.
+    pub shape: ItemShape,
+    /// What the values are.
+    pub kind: Kind,
+    /// `len × shape.len()` values, item after item (NHWC for images).
+    pub values: Values,
+    /// A class index per item, when the source has labels.
+    pub labels: Option<Vec<u32>>,
+    /// Names of the classes, indexed by label (empty when unlabelled).
+    pub classes: Vec<String>,
+    /// A name per item (file or archive entry), when the source has them; used to label output rows.
+    pub names: Vec<String>,
 }
 
 impl Dataset {
-    /// Number of images.
+    /// A dataset of bytes, checking that the sizes agree.
+    pub fn from_bytes(
+        shape: ItemShape,
+        values: Vec<u8>,
+        labels: Option<Vec<u32>>,
+    ) -> Result<Dataset> {
+        Self::new(shape, Kind::Image, Values::U8(values), labels)
+    }
+
+    /// A dataset, checking that values and labels agree with the shape.
+    pub fn new(
+        shape: ItemShape,
+        kind: Kind,
+        values: Values,
+        labels: Option<Vec<u32>>,
+    ) -> Result<Dataset> {
+        let d = shape.len();
+        if d == 0 || values.len() % d != 0 {
+            return Err(Error::Config(format!(
+                "{} values do not make whole items of shape {shape}",
+                values.len()
+            )));
+        }
+        if let Some(l) = &labels
+            && l.len() != values.len() / d
+        {
+            return Err(Error::Config(format!(
+                "{} labels for {} items",
+                l.len(),
+                values.len() / d
+            )));
+        }
+        let classes = labels
+            .as_ref()
+            .and_then(|l| l.iter().max())
+            .map_or(Vec::new(), |&m| (0..=m).map(|c| c.to_string()).collect());
+        Ok(Dataset {
+            shape,
+            kind,
+            values,
+            labels,
+            classes,
+            names: Vec::new(),
+        })
+    }
+
+    /// Number of items.
     pub fn len(&self) -> usize {
-        self.labels.len()
+        self.values.len() / self.dim().max(1)
     }
 
-    /// Whether there are no images.
+    /// Whether there are no items.
     pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
+        self.len() == 0
     }
 
-    /// Pixels per image.
+    /// Values per item.
     pub fn dim(&self) -> usize {
-        self.rows * self.cols
+        self.shape.len()
     }
 
-    /// The pixels of image `i`.
-    pub fn image(&self, i: usize) -> &[u8] {
+    /// Whether items carry class labels.
+    pub fn is_labelled(&self) -> bool {
+        self.labels.is_some()
+    }
+
+    /// The label of item `i` (0 for unlabelled data, which no conditional model accepts).
+    pub fn label(&self, i: usize) -> u32 {
+        self.labels.as_ref().map_or(0, |l| l[i])
+    }
+
+    /// Writes item `i` as the floats a model sees (bytes become v/255).
+    pub fn fill_row(&self, i: usize, out: &mut [f32]) {
         let d = self.dim();
-        &self.images[i * d..(i + 1) * d]
+        match &self.values {
+            Values::U8(v) => {
+                for (o, &p) in out.iter_mut().zip(&v[i * d..(i + 1) * d]) {
+                    *o = p as f32 / 255.0;
+                }
+            }
+            Values::F32(v) => out.copy_from_slice(&v[i * d..(i + 1) * d]),
+        }
     }
 
-    /// The first `n` images (all if there are fewer).
+    /// The first `n` items (all if there are fewer).
     pub fn truncated(mut self, n: usize) -> Self {
         let n = n.min(self.len());
-        self.images.truncate(n * self.dim());
-        self.labels.truncate(n);
+        self.values.truncate(n * self.dim());
+        if let Some(l) = self.labels.as_mut() {
+            l.truncate(n);
+        }
+        self.names.truncate(n);
         self
     }
 
-    /// Splits off the last `n` images as a second dataset.
+    /// Splits off the last `n` items as a second dataset.
     pub fn split_off(&mut self, n: usize) -> Dataset {
         let keep = self.len().saturating_sub(n);
+        let names = if self.names.len() > keep {
+            self.names.split_off(keep)
+        } else {
+            Vec::new()
+        };
         Dataset {
-            images: self.images.split_off(keep * self.dim()),
-            labels: self.labels.split_off(keep),
-            rows: self.rows,
-            cols: self.cols,
+            shape: self.shape,
+            kind: self.kind,
+            values: self.values.split_off(keep * self.dim()),
+            labels: self.labels.as_mut().map(|l| l.split_off(keep)),
+            classes: self.classes.clone(),
+            names,
         }
     }
 
-    /// Loads images and labels from two IDX files, checking that they agree.
-    pub fn from_idx_files(images: &Path, labels: &Path) -> Result<Dataset> {
-        let im = read_idx(images)?;
-        let lb = read_idx(labels)?;
-        if im.dims.len() != 3 {
-            return Err(Error::Idx {
-                path: images.to_path_buf(),
-                reason: format!(
-                    "expected 3 dimensions (items, rows, cols), found {:?}",
-                    im.dims
-                ),
-            });
+    /// The items `idx`, in that order.
+    pub fn select(&self, idx: &[usize]) -> Dataset {
+        Dataset {
+            shape: self.shape,
+            kind: self.kind,
+            values: self.values.gather(idx, self.dim()),
+            labels: self
+                .labels
+                .as_ref()
+                .map(|l| idx.iter().map(|&i| l[i]).collect()),
+            classes: self.classes.clone(),
+            names: if self.names.is_empty() {
+                Vec::new()
+            } else {
+                idx.iter().map(|&i| self.names[i].clone()).collect()
+            },
         }
-        if lb.dims.len() != 1 {
-            return Err(Error::Idx {
-                path: labels.to_path_buf(),
-                reason: format!("expected 1 dimension for labels, found {:?}", lb.dims),
-            });
+    }
+
+    /// Appends the items of `other`, which must have the same shape.
+    pub fn append(&mut self, other: Dataset) -> Result<()> {
+        if other.shape != self.shape {
+            return Err(Error::Config(format!(
+                "items of shape {} cannot join items of shape {}",
+                other.shape, self.shape
+            )));
         }
-        if im.len() != lb.len() {
-            return Err(Error::Idx {
-                path: labels.to_path_buf(),
-                reason: format!(
-                    "{} labels for {} images in {}",
-                    lb.len(),
-                    im.len(),
-                    images.display()
-                ),
-            });
+        let (n, m) = (self.len(), other.len());
+        self.labels = match (self.labels.take(), other.labels) {
+            (Some(mut a), Some(b)) => {
+                a.extend(b);
+                Some(a)
+            }
+            _ => None,
+        };
+        if self.names.len() == n && other.names.len() == m {
+            self.names.extend(other.names);
+        } else {
+            self.names.clear();
         }
-        Ok(Dataset {
-            rows: im.dims[1],
-            cols: im.dims[2],
-            images: im.data,
-            labels: lb.data,
-        })
+        self.values.extend(other.values)
     }
-}
 
-/// Where a dataset's files live: `--data-dir`, else `$ELBO_DATA_DIR`, else the user's cache folder.
-pub fn resolve_data_dir(name: DatasetName, explicit: Option<&Path>) -> PathBuf {
-    if let Some(d) = explicit {
-        return d.to_path_buf();
+    /// Splits into a training and a test part, holding out `fraction` of the items chosen with `seed`; both
+    /// keep the source order.
+    pub fn split_fraction(self, fraction: f64, seed: u64) -> (Dataset, Dataset) {
+        use rand::SeedableRng;
+        use rand::seq::SliceRandom;
+        let n = self.len();
+        let held = ((n as f64) * fraction).round() as usize;
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut rand_pcg::Pcg64Mcg::seed_from_u64(seed));
+        let mut test: Vec<usize> = order[..held].to_vec();
+        let mut train: Vec<usize> = order[held..].to_vec();
+        test.sort_unstable();
+        train.sort_unstable();
+        (self.select(&train), self.select(&test))
     }
-    if let Some(d) = std::env::var_os("ELBO_DATA_DIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d);
-    }
-    dirs::cache_dir()
-        .unwrap_or_else(|| PathBuf::from(".cache"))
-        .join("elbo")
-        .join(name.as_str())
-}
-
-/// Finds `name` (or its uncompressed form) in `dir`.
-fn existing(dir: &Path, name: &str) -> Option<PathBuf> {
-    let gz = dir.join(name);
-    if gz.is_file() {
-        return Some(gz);
-    }
-    let raw = dir.join(name.trim_end_matches(".gz"));
-    raw.is_file().then_some(raw)
-}
-
-/// Loads the train and test splits of a dataset from `dir`, downloading missing files first.
-pub fn load_dataset(name: DatasetName, dir: &Path) -> Result<(Dataset, Dataset)> {
-    let missing: Vec<RemoteFile> = name
-        .remote_files()
-        .into_iter()
-        .filter(|f| existing(dir, &f.name).is_none())
-        .collect();
-    if !missing.is_empty() {
-        let mirrors = download::mirrors_for(name);
-        download::fetch_all(&missing, dir, &mirrors)?;
-    }
-    let path = |i: usize| existing(dir, FILE_NAMES[i]).expect("file present after download");
-    let train = Dataset::from_idx_files(&path(0), &path(1))?;
-    let test = Dataset::from_idx_files(&path(2), &path(3))?;
-    if (train.rows, train.cols) != (test.rows, test.cols) {
-        return Err(Error::Idx {
-            path: path(2),
-            reason: format!(
-                "test images are {}x{} but training images are {}x{}",
-                test.rows, test.cols, train.rows, train.cols
-            ),
-        });
-    }
-    Ok((train, test))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::idx::encode_idx;
 
-    fn write(dir: &Path, name: &str, dims: &[usize], data: &[u8]) -> PathBuf {
-        let p = dir.join(name);
-        std::fs::write(&p, encode_idx(dims, data)).unwrap();
-        p
+    fn toy(n: usize) -> Dataset {
+        Dataset::from_bytes(
+            ItemShape::grey(1, 2),
+            (0..2 * n as u32).map(|v| v as u8).collect(),
+            Some((0..n as u32).collect()),
+        )
+        .unwrap()
     }
 
     #[test]
-    fn images_and_labels_must_agree() {
-        let tmp = tempfile::tempdir().unwrap();
-        let im = write(tmp.path(), "im", &[3, 2, 2], &[0; 12]);
-        let lb = write(tmp.path(), "lb", &[2], &[1, 2]);
-        let err = Dataset::from_idx_files(&im, &lb).unwrap_err().to_string();
-        assert!(err.contains("2 labels for 3 images"), "{err}");
-        let err = Dataset::from_idx_files(&lb, &lb).unwrap_err().to_string();
-        assert!(err.contains("expected 3 dimensions"), "{err}");
-        let lb3 = write(tmp.path(), "lb3", &[3], &[1, 2, 3]);
-        let ds = Dataset::from_idx_files(&im, &lb3).unwrap();
-        assert_eq!((ds.len(), ds.dim()), (3, 4));
+    fn sizes_must_agree() {
+        let e = Dataset::from_bytes(ItemShape::grey(2, 2), vec![0; 6], None).unwrap_err();
+        assert!(e.to_string().contains("do not make whole items"), "{e}");
+        let e =
+            Dataset::from_bytes(ItemShape::grey(1, 2), vec![0; 6], Some(vec![0, 1])).unwrap_err();
+        assert!(e.to_string().contains("2 labels for 3 items"), "{e}");
+        let ds = toy(3);
+        assert_eq!((ds.len(), ds.dim(), ds.classes.len()), (3, 2, 3));
     }
 
     #[test]
-    fn names_parse_and_unknown_ones_are_refused() {
+    fn split_select_append() {
+        let mut ds = toy(10);
+        let tail = ds.split_off(3);
+        assert_eq!((ds.len(), tail.len()), (7, 3));
+        assert_eq!(tail.labels.as_deref(), Some(&[7, 8, 9][..]));
+        let (tr, te) = toy(10).split_fraction(0.2, 5);
+        assert_eq!((tr.len(), te.len()), (8, 2));
+        let mut all: Vec<u32> = tr.labels.clone().unwrap();
+        all.extend(te.labels.clone().unwrap());
+        all.sort();
+        assert_eq!(all, (0..10).collect::<Vec<_>>());
         assert_eq!(
-            "Fashion-MNIST".parse::<DatasetName>().unwrap(),
-            DatasetName::FashionMnist
+            toy(10).split_fraction(0.2, 5),
+            (tr.clone(), te.clone()),
+            "seeded"
         );
-        assert_eq!(
-            "kmnist".parse::<DatasetName>().unwrap(),
-            DatasetName::Kmnist
-        );
-        assert!(
-            "cifar"
-                .parse::<DatasetName>()
-                .unwrap_err()
-                .to_string()
-                .contains("unknown dataset 'cifar'")
-        );
-        for name in [
-            DatasetName::Mnist,
-            DatasetName::FashionMnist,
-            DatasetName::Kmnist,
-        ] {
-            assert!(name.mirrors().iter().all(|m| m.starts_with("https://")));
-            assert_eq!(name.remote_files().len(), 4);
-        }
+        let mut a = tr.clone();
+        a.append(te).unwrap();
+        assert_eq!(a.len(), 10);
+        let mut row = [0f32; 2];
+        let bytes = Dataset::from_bytes(ItemShape::grey(1, 2), vec![0, 255], None).unwrap();
+        bytes.fill_row(0, &mut row);
+        assert_eq!(row, [0.0, 1.0]);
     }
 }

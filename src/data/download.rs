@@ -1,6 +1,5 @@
 //! Fetching dataset files from public mirrors, verified against published md5 sums.
 
-use super::dataset::DatasetName;
 use crate::error::{Error, Result};
 use md5::{Digest, Md5};
 use std::io::{Read, Write};
@@ -20,10 +19,10 @@ pub struct RemoteFile {
 }
 
 /// The mirrors for a dataset: `$ELBO_MIRROR` (one base address) if set, else the dataset's public ones.
-pub fn mirrors_for(name: DatasetName) -> Vec<String> {
+pub fn mirrors_for(public: &[&str]) -> Vec<String> {
     match std::env::var("ELBO_MIRROR") {
         Ok(m) if !m.is_empty() => vec![m],
-        _ => name.mirrors().iter().map(|s| s.to_string()).collect(),
+        _ => public.iter().map(|s| s.to_string()).collect(),
     }
 }
 

@@ -22,7 +22,7 @@ pub struct EvalBuffers {
 /// Gives a conditional model the images' labels.
 fn set_labels(ws: &mut Workspace<f32>, ds: &Dataset, idx: &[usize]) {
     for (l, &i) in ws.labels.iter_mut().zip(idx) {
-        *l = ds.labels[i] as u32;
+        *l = ds.label(i);
     }
 }
 

@@ -129,7 +129,7 @@ pub fn decode_means(vae: &Vae<f32>, codes: &[f32], n: usize, labels: &[u32]) -> 
 
 /// The labels of the images `idx` of `ds`.
 pub fn labels(ds: &Dataset, idx: &[usize]) -> Vec<u32> {
-    idx.iter().map(|&i| ds.labels[i] as u32).collect()
+    idx.iter().map(|&i| ds.label(i)).collect()
 }
 
 /// Pixels in [0, 1] of the images `idx` of `ds`.

@@ -8,6 +8,7 @@ pub mod samples;
 
 pub use run::{run_figures, run_title};
 
+use crate::data::ItemShape;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use std::path::Path;
@@ -36,46 +37,55 @@ impl Default for MosaicStyle {
 /// Grey level of the separator lines: light enough not to compete with the digits.
 const SEPARATOR: u8 = 200;
 
-/// Lays out `n` images of `h`×`w` intensities in [0, 1] on a grid of `cols` columns.
+/// Lays out `n` images of `shape` (values in [0, 1], NHWC) on a grid of `cols` columns: a grey image for one
+/// channel, RGB for three.
 pub fn mosaic(
     images: &[f32],
     n: usize,
-    h: usize,
-    w: usize,
+    shape: ItemShape,
     cols: usize,
     style: MosaicStyle,
-) -> image::GrayImage {
+) -> image::DynamicImage {
+    let (h, w, c) = (shape.height, shape.width, shape.channels);
     let pad = style.pad;
     let cols = cols.clamp(1, n.max(1));
     let rows = n.div_ceil(cols).max(1);
     let width = cols * w + (cols + 1) * pad;
     let height = rows * h + (rows + 1) * pad;
-    let mut img = image::GrayImage::from_pixel(width as u32, height as u32, image::Luma([255]));
+    let mut raw = vec![255u8; width * height * c];
     for i in 0..n {
-        let (r, c) = (i / cols, i % cols);
-        let (y0, x0) = (pad + r * (h + pad), pad + c * (w + pad));
+        let (r, col) = (i / cols, i % cols);
+        let (y0, x0) = (pad + r * (h + pad), pad + col * (w + pad));
         for y in 0..h {
-            for x in 0..w {
-                let v = images[i * h * w + y * w + x].clamp(0.0, 1.0);
-                img.put_pixel(
-                    (x0 + x) as u32,
-                    (y0 + y) as u32,
-                    image::Luma([(v * 255.0).round() as u8]),
-                );
+            let src = &images[(i * h + y) * w * c..(i * h + y + 1) * w * c];
+            let dst = &mut raw[((y0 + y) * width + x0) * c..((y0 + y) * width + x0 + w) * c];
+            for (d, &v) in dst.iter_mut().zip(src) {
+                *d = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
             }
         }
     }
     if style.separators && pad > 0 {
         for r in 1..rows {
             let y = r * (h + pad) + pad / 2;
-            for x in 0..width {
-                img.put_pixel(x as u32, y as u32, image::Luma([SEPARATOR]));
-            }
+            raw[y * width * c..(y + 1) * width * c].fill(SEPARATOR);
         }
     }
+    let (wu, hu) = (width as u32, height as u32);
+    let mut img = if c == 3 {
+        image::DynamicImage::ImageRgb8(
+            image::RgbImage::from_raw(wu, hu, raw).expect("sized buffer"),
+        )
+    } else {
+        image::DynamicImage::ImageLuma8(
+            image::GrayImage::from_raw(wu, hu, raw).expect("sized buffer"),
+        )
+    };
     if style.scale > 1 {
-        let (sw, sh) = (img.width() * style.scale, img.height() * style.scale);
-        img = image::imageops::resize(&img, sw, sh, image::imageops::FilterType::Nearest);
+        img = img.resize_exact(
+            wu * style.scale,
+            hu * style.scale,
+            image::imageops::FilterType::Nearest,
+        );
     }
     img
 }
@@ -97,9 +107,31 @@ where
     Ok(bytes)
 }
 
-/// Saves a grayscale image as PNG, atomically.
-pub fn save_png(img: &image::GrayImage, path: &Path) -> Result<()> {
-    write_atomic(path, &png_bytes(img, path)?)
+/// The image format an output path names by its ending, or an error listing the ones elbo writes.
+pub fn image_format(path: &Path) -> Result<image::ImageFormat> {
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "png" => Ok(image::ImageFormat::Png),
+        "jpg" | "jpeg" => Ok(image::ImageFormat::Jpeg),
+        "bmp" => Ok(image::ImageFormat::Bmp),
+        "tif" | "tiff" => Ok(image::ImageFormat::Tiff),
+        _ => Err(Error::Config(format!(
+            "{}: cannot tell the image format from the ending '{ext}': use .png, .jpg, .bmp or .tiff",
+            path.display()
+        ))),
+    }
+}
+
+/// Saves an image atomically, in the format its path's ending names.
+pub fn save_image(img: &image::DynamicImage, path: &Path) -> Result<()> {
+    let format = image_format(path)?;
+    let mut bytes = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut bytes), format)
+        .map_err(|e| Error::Config(format!("cannot encode {}: {e}", path.display())))?;
+    write_atomic(path, &bytes)
 }
 
 #[cfg(test)]
@@ -112,8 +144,7 @@ mod tests {
         let m = mosaic(
             &imgs,
             3,
-            2,
-            2,
+            ItemShape::grey(2, 2),
             2,
             MosaicStyle {
                 scale: 1,
@@ -121,6 +152,7 @@ mod tests {
                 separators: false,
             },
         );
+        let m = m.as_luma8().expect("grey images give a grey mosaic");
         assert_eq!(m.dimensions(), (2 * 2 + 3, 2 * 2 + 3));
         assert_eq!(m.get_pixel(1, 1).0[0], 0);
         assert_eq!(
@@ -135,6 +167,46 @@ mod tests {
     }
 
     #[test]
+    fn colour_tiles_keep_their_channels() {
+        // One 1x2 RGB image: a red pixel, then a blue one.
+        let img = [1.0, 0.0, 0.0, 0.0, 0.0, 1.0];
+        let shape = ItemShape {
+            height: 1,
+            width: 2,
+            channels: 3,
+        };
+        let m = mosaic(
+            &img,
+            1,
+            shape,
+            1,
+            MosaicStyle {
+                scale: 1,
+                pad: 1,
+                separators: false,
+            },
+        );
+        let m = m.as_rgb8().expect("colour images give a colour mosaic");
+        assert_eq!(m.get_pixel(1, 1).0, [255, 0, 0]);
+        assert_eq!(m.get_pixel(2, 1).0, [0, 0, 255]);
+        assert_eq!(m.get_pixel(0, 0).0, [255, 255, 255]);
+    }
+
+    #[test]
+    fn output_format_follows_the_ending() {
+        assert_eq!(
+            image_format(Path::new("a.JPG")).unwrap(),
+            image::ImageFormat::Jpeg
+        );
+        assert!(
+            image_format(Path::new("a.xyz"))
+                .unwrap_err()
+                .to_string()
+                .contains(".png")
+        );
+    }
+
+    #[test]
     fn scaling_and_separators() {
         let imgs = vec![0.0f32; 4 * 4];
         let style = MosaicStyle {
@@ -142,7 +214,8 @@ mod tests {
             pad: 2,
             separators: true,
         };
-        let m = mosaic(&imgs, 4, 2, 2, 2, style);
+        let m = mosaic(&imgs, 4, ItemShape::grey(2, 2), 2, style);
+        let m = m.as_luma8().expect("grey");
         assert_eq!(m.dimensions(), (3 * (2 * 2 + 3 * 2), 3 * (2 * 2 + 3 * 2)));
         // The separator sits in the middle of the padding between the two rows: unscaled y = 1·(2+2)+1 = 5.
         assert_eq!(m.get_pixel(0, 5 * 3).0[0], SEPARATOR);

@@ -4,7 +4,7 @@
 
 use super::latent as lat;
 use super::run_title;
-use crate::data::{Dataset, DatasetName};
+use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use crate::train::{Checkpoint, EpochMetrics};
@@ -77,10 +77,10 @@ fn render(
 pub struct Scatter<'a> {
     /// Point coordinates.
     pub points: &'a [[f64; 2]],
-    /// Class of each point.
-    pub labels: &'a [u8],
+    /// Class of each point (empty: unlabelled, drawn in one colour without a legend).
+    pub labels: &'a [u32],
     /// Name of each class, for the legend.
-    pub class_names: &'a [&'a str],
+    pub class_names: &'a [String],
     /// Title above the plot.
     pub title: String,
     /// Horizontal axis label.
@@ -128,6 +128,18 @@ fn scatter_on<DB: DrawingBackend>(
         .light_line_style(TRANSPARENT)
         .draw()
         .map_err(&e)?;
+    if s.labels.is_empty() {
+        let colour = PALETTE[0];
+        chart
+            .draw_series(
+                s.points
+                    .iter()
+                    .map(|p| Circle::new((p[0], p[1]), 2, colour.mix(0.7).filled())),
+            )
+            .map_err(&e)?;
+        legend.fill(&WHITE).map_err(&e)?;
+        return Ok(());
+    }
     let classes = s.labels.iter().copied().max().map_or(0, |m| m as usize + 1);
     for c in 0..classes {
         let colour = PALETTE[c % PALETTE.len()];
@@ -140,24 +152,37 @@ fn scatter_on<DB: DrawingBackend>(
             .draw_series(pts.map(|(p, _)| Circle::new((p[0], p[1]), 2, colour.mix(0.7).filled())))
             .map_err(&e)?;
     }
-    // The legend has its own column beside the plot, so it never hides points or gets clipped.
+    // The legend has its own column beside the plot, so it never hides points or gets clipped; past what fits,
+    // it says how many classes it leaves out.
     legend.fill(&WHITE).map_err(&e)?;
     legend
         .draw(&Text::new("class", (10, 60), (FAMILY, 17).into_font()))
         .map_err(&e)?;
-    for c in 0..classes {
+    let (_, h) = legend.dim_in_pixel();
+    let fits = ((h as usize).saturating_sub(120) / 24).max(1);
+    if classes > fits {
+        legend
+            .draw(&Text::new(
+                format!("… and {} more", classes - fits + 1),
+                (10, 90 + 24 * (fits as i32 - 1)),
+                (FAMILY, 15).into_font(),
+            ))
+            .map_err(&e)?;
+    }
+    for c in 0..classes.min(if classes > fits { fits - 1 } else { fits }) {
         let y = 90 + 24 * c as i32;
         let colour = PALETTE[c % PALETTE.len()];
         legend
             .draw(&Circle::new((18, y + 7), 6, colour.filled()))
             .map_err(&e)?;
-        let name = s.class_names.get(c).copied().unwrap_or("?");
+        let name = s.class_names.get(c).map_or("?", String::as_str);
+        let name: String = if name.chars().count() > 18 {
+            name.chars().take(17).chain(['…']).collect()
+        } else {
+            name.to_string()
+        };
         legend
-            .draw(&Text::new(
-                name.to_string(),
-                (32, y),
-                (FAMILY, 15).into_font(),
-            ))
+            .draw(&Text::new(name, (32, y), (FAMILY, 15).into_font()))
             .map_err(&e)?;
     }
     Ok(())
@@ -273,26 +298,6 @@ pub fn training_curves(history: &[EpochMetrics], title: &str, path: &Path) -> Re
     )
 }
 
-/// Class names for the legend of a dataset's scatter plot: the digits alone would mislabel Fashion-MNIST and KMNIST.
-pub fn class_names(ds: DatasetName) -> [&'static str; 10] {
-    match ds {
-        DatasetName::Mnist => ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
-        DatasetName::FashionMnist => [
-            "T-shirt/top",
-            "Trouser",
-            "Pullover",
-            "Dress",
-            "Coat",
-            "Sandal",
-            "Shirt",
-            "Sneaker",
-            "Bag",
-            "Ankle boot",
-        ],
-        DatasetName::Kmnist => ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"],
-    }
-}
-
 /// Scatters the encoder means of `ds` by class into `out`, as the raw axes up to two dimensions, PCA beyond.
 pub fn write_latent_plot(
     ck: &Checkpoint,
@@ -309,11 +314,20 @@ pub fn write_latent_plot(
         1 => (
             means
                 .iter()
-                .zip(&ds.labels)
-                .map(|(&m, &l)| [m as f64, l as f64])
+                .enumerate()
+                .map(|(i, &m)| {
+                    [
+                        m as f64,
+                        if ds.is_labelled() {
+                            ds.label(i) as f64
+                        } else {
+                            0.0
+                        },
+                    ]
+                })
                 .collect(),
             "z₀ (encoder mean)".to_string(),
-            "class".to_string(),
+            if ds.is_labelled() { "class" } else { "" }.to_string(),
         ),
         2 => (
             means
@@ -335,11 +349,20 @@ pub fn write_latent_plot(
             )
         }
     };
-    let names = class_names(ck.config.train.dataset);
-    let title = run_title(&format!("Latent means of {n} {split} images"), run_dir);
+    let names = if ck.config.data.classes.is_empty() {
+        ds.classes.clone()
+    } else {
+        ck.config.data.classes.clone()
+    };
+    let what = if ds.kind == crate::data::Kind::Image {
+        "images"
+    } else {
+        "items"
+    };
+    let title = run_title(&format!("Latent means of {n} {split} {what}"), run_dir);
     let chart = Scatter {
         points: &points,
-        labels: &ds.labels,
+        labels: ds.labels.as_deref().unwrap_or(&[]),
         class_names: &names,
         title,
         x_label,

@@ -3,7 +3,7 @@
 use super::latent::{self as lat, GridRange};
 use super::plot::{self, write_latent_plot};
 use super::samples::{SampleSpec, write_reconstructions, write_samples};
-use super::{MosaicStyle, mosaic, save_png};
+use super::{MosaicStyle, mosaic, save_image};
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::train::Checkpoint;
@@ -57,9 +57,8 @@ pub fn run_figures(run_dir: &Path, ck: &Checkpoint, test: &Dataset) -> Result<Ve
     if ck.vae.latent() == 2 && ck.config.model.is_variational() {
         let codes = lat::manifold_codes(2, 20, (0, 1), GridRange::default())?;
         let px = lat::decode_means(&ck.vae, &codes, 400, &[]);
-        let (h, w) = (ck.config.model.rows, ck.config.model.cols);
-        save_png(
-            &mosaic(&px, 400, h, w, 20, style),
+        save_image(
+            &mosaic(&px, 400, ck.config.model.item_shape(), 20, style),
             &run_dir.join("manifold.png"),
         )?;
         written.push("manifold.png");

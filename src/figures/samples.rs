@@ -1,7 +1,7 @@
 //! Image grids of what a model generates: draws from the prior, and test images over their reconstructions.
 
 use super::latent as lat;
-use super::{MosaicStyle, mosaic, save_png};
+use super::{MosaicStyle, mosaic, save_image};
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::model::Vae;
@@ -46,10 +46,7 @@ pub fn write_samples(
         }
     }
     let cols = (n as f64).sqrt().ceil() as usize;
-    save_png(
-        &mosaic(&px, n, vae.config.rows, vae.config.cols, cols, style),
-        out,
-    )
+    save_image(&mosaic(&px, n, vae.config.item_shape(), cols, style), out)
 }
 
 /// Saves the first `n` test images over their reconstructions as a PNG mosaic at `out`.
@@ -82,15 +79,8 @@ pub fn write_reconstructions(
         }
     }
     let count = tiles.len() / d;
-    save_png(
-        &mosaic(
-            &tiles,
-            count,
-            vae.config.rows,
-            vae.config.cols,
-            per_row,
-            style,
-        ),
+    save_image(
+        &mosaic(&tiles, count, vae.config.item_shape(), per_row, style),
         out,
     )
 }

@@ -19,9 +19,18 @@ pub enum SigmaMode {
     Pixel,
 }
 
-/// Smallest standard deviation a learned σ may reach: MNIST's border pixels are always 0, so without a floor
-/// their σ would shrink without bound and the likelihood diverge.
-pub const MIN_SIGMA: f64 = 1e-3;
+pub use crate::core::ops::MIN_SIGMA;
+
+/// The mean of the Gaussian decoder as a function of the network's output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GaussianMean {
+    /// σ(output): intensities in [0, 1].
+    #[default]
+    Sigmoid,
+    /// The output itself: standardised features on the whole real line.
+    Identity,
+}
 
 /// The decoder's distribution over pixels.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -36,6 +45,9 @@ pub enum Likelihood {
         /// Fixed, or learned globally or per pixel.
         #[serde(default)]
         learn: SigmaMode,
+        /// σ(output) for images, the output itself for standardised features.
+        #[serde(default)]
+        mean: GaussianMean,
     },
 }
 
@@ -112,10 +124,13 @@ pub struct ModelConfig {
     /// VAE or deterministic autoencoder.
     #[serde(default)]
     pub kind: ModelKind,
-    /// Image height.
+    /// Image height (1 for feature vectors).
     pub rows: usize,
-    /// Image width.
+    /// Image width (the number of features for vectors).
     pub cols: usize,
+    /// Colour channels of the image (NHWC).
+    #[serde(default = "one")]
+    pub channels: usize,
     /// Encoder convolutions applied to the image first.
     #[serde(default)]
     pub conv: Vec<ConvSpec>,
@@ -174,6 +189,7 @@ impl ModelConfig {
             kind: ModelKind::Vae,
             rows: 28,
             cols: 28,
+            channels: 1,
             conv: Vec::new(),
             hidden: vec![400],
             latent: 20,
@@ -206,9 +222,18 @@ impl ModelConfig {
         }
     }
 
-    /// Pixels per image.
+    /// The shape of the items the model reads and writes.
+    pub fn item_shape(&self) -> crate::data::ItemShape {
+        crate::data::ItemShape {
+            height: self.rows,
+            width: self.cols,
+            channels: self.channels,
+        }
+    }
+
+    /// Values per item (pixels times channels).
     pub fn input_dim(&self) -> usize {
-        self.rows * self.cols
+        self.rows * self.cols * self.channels
     }
 
     /// Whether the model is a VAE (has a prior to sample from and a KL term).
@@ -230,7 +255,11 @@ impl ModelConfig {
         let deconv = (0..n)
             .rev()
             .map(|i| ConvSpec {
-                channels: if i == 0 { 1 } else { self.conv[i - 1].channels },
+                channels: if i == 0 {
+                    self.channels
+                } else {
+                    self.conv[i - 1].channels
+                },
                 ..self.conv[i]
             })
             .collect();
@@ -249,7 +278,7 @@ impl ModelConfig {
         let mut shape = Shape {
             h: self.rows,
             w: self.cols,
-            c: 1,
+            c: self.channels,
         };
         for (i, c) in self.conv.iter().enumerate() {
             let conv = Conv2d::new(reg, &format!("encoder.conv{i}"), shape, c.channels, c.geometry())
@@ -295,14 +324,14 @@ impl ModelConfig {
         let mut shapes = vec![Shape {
             h: self.rows,
             w: self.cols,
-            c: 1,
+            c: self.channels,
         }];
         if let Some(last) = spec.deconv.last()
-            && last.channels != 1
+            && last.channels != self.channels
         {
             return Err(bad(format!(
-                "the last transposed convolution has {} channels; it must have 1 (the image)",
-                last.channels
+                "the last transposed convolution has {} channels; it must have {} (the image's)",
+                last.channels, self.channels
             )));
         }
         for (i, c) in spec.deconv.iter().enumerate().rev() {
@@ -446,10 +475,16 @@ impl ModelConfig {
                 self.classes
             )));
         }
-        if self.rows == 0 || self.cols == 0 || self.rows > 4096 || self.cols > 4096 {
+        if self.rows == 0 || self.cols == 0 || self.rows > 4096 || self.cols > 1 << 20 {
             return Err(Error::Config(format!(
-                "images of {}x{} pixels: each side must be between 1 and 4096",
+                "items of {}x{}: the height must be between 1 and 4096, the width between 1 and 1048576",
                 self.rows, self.cols
+            )));
+        }
+        if self.channels != 1 && self.channels != 3 {
+            return Err(Error::Config(format!(
+                "{} channels: images have 1 (grey) or 3 (RGB)",
+                self.channels
             )));
         }
         if let Likelihood::Gaussian { sigma, .. } = self.likelihood

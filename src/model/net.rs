@@ -39,6 +39,24 @@ impl Layer {
         }
     }
 
+    /// Weights and biases of the layer.
+    pub fn param_count(&self) -> usize {
+        let (_, w, _, b, _) = self.init_spec();
+        w + b
+    }
+
+    /// The layer's kind and output shape, for a model summary.
+    pub fn describe(&self) -> (&'static str, String) {
+        match self {
+            Layer::Dense(l) => ("Dense", format!("{}", l.fan_out)),
+            Layer::Conv(c) => ("Conv2d", format!("{}x{}x{}", c.out.h, c.out.w, c.out.c)),
+            Layer::Deconv(c) => (
+                "ConvTranspose2d",
+                format!("{}x{}x{}", c.geo.big.h, c.geo.big.w, c.geo.big.c),
+            ),
+        }
+    }
+
     fn col_len(&self, rows: usize) -> usize {
         match self {
             Layer::Dense(_) => 0,

@@ -3,7 +3,7 @@
 //!
 //! All buffers live in a [`Workspace`] allocated once per batch shape, so a training step allocates nothing.
 
-use super::config::{Architecture, Likelihood, ModelConfig, ModelKind};
+use super::config::{Architecture, GaussianMean, Likelihood, ModelConfig, ModelKind};
 use super::net::NetBuffers;
 use crate::core::activation::sigmoid;
 use crate::core::ops;
@@ -252,13 +252,21 @@ impl<T: Real> Vae<T> {
         net.forward(&self.params.data, &ws.z, &ws.dec_labels, n, &mut ws.dec);
     }
 
-    /// Pixel means σ(logits) for the `n` codes decoded last.
+    /// The decoder's means for the `n` codes decoded last: σ(logits), or the outputs themselves for a Gaussian
+    /// over standardised features.
     pub fn means(&self, n: usize, ws: &Workspace<T>, out: &mut [T]) {
+        let identity = matches!(
+            self.config.likelihood,
+            Likelihood::Gaussian {
+                mean: GaussianMean::Identity,
+                ..
+            }
+        );
         for (o, &l) in out
             .iter_mut()
             .zip(&ws.logits()[..n * self.config.input_dim()])
         {
-            *o = sigmoid(l);
+            *o = if identity { l } else { sigmoid(l) };
         }
     }
 
@@ -294,18 +302,20 @@ impl<T: Real> Vae<T> {
                 nll,
                 grad.then_some(uniform.unwrap_or(T::one())),
             ),
-            Likelihood::Gaussian { sigma, .. } if self.arch.log_sigma.is_none() => {
+            Likelihood::Gaussian { sigma, mean, .. } if self.arch.log_sigma.is_none() => {
                 ops::gaussian_nll(
                     logits,
                     x,
                     d,
                     s,
                     sigma,
+                    mean == GaussianMean::Sigmoid,
                     nll,
                     grad.then_some(uniform.unwrap_or(T::one())),
                 )
             }
-            Likelihood::Gaussian { .. } => {
+            Likelihood::Gaussian { mean, .. } => {
+                let squash = mean == GaussianMean::Sigmoid;
                 let (o, l) = self.arch.log_sigma.expect("learned sigma");
                 let (p, g) = (&self.params.data[o..o + l], &mut ws.dls[..]);
                 if grad {
@@ -314,9 +324,9 @@ impl<T: Real> Vae<T> {
                         ws.weights[..n].fill(u);
                     }
                     let w = &ws.weights[..n];
-                    ops::gaussian_learned_nll(logits, x, d, s, p, nll, Some((w, g)));
+                    ops::gaussian_learned_nll(logits, x, d, s, p, squash, nll, Some((w, g)));
                 } else {
-                    ops::gaussian_learned_nll(logits, x, d, s, p, nll, None);
+                    ops::gaussian_learned_nll(logits, x, d, s, p, squash, nll, None);
                 }
             }
         }
@@ -611,6 +621,7 @@ mod tests {
                 Likelihood::Gaussian {
                     sigma: 0.4,
                     learn: SigmaMode::Fixed,
+                    mean: GaussianMean::Sigmoid,
                 },
                 1,
                 1.0,
@@ -646,6 +657,7 @@ mod tests {
         let lik = Likelihood::Gaussian {
             sigma: 0.5,
             learn: SigmaMode::Pixel,
+            mean: GaussianMean::Sigmoid,
         };
         check(
             config(vec![3], Activation::Tanh, lik),
@@ -661,13 +673,19 @@ mod tests {
         cfg.classes = 3;
         check(cfg.clone(), 2, Objective::elbo(1.0), "conditional");
         for learn in [SigmaMode::Global, SigmaMode::Pixel] {
-            cfg.likelihood = Likelihood::Gaussian { sigma: 0.3, learn };
-            check(
-                cfg.clone(),
-                1,
-                Objective::elbo(1.0),
-                &format!("learned σ {learn:?}"),
-            );
+            for mean in [GaussianMean::Sigmoid, GaussianMean::Identity] {
+                cfg.likelihood = Likelihood::Gaussian {
+                    sigma: 0.3,
+                    learn,
+                    mean,
+                };
+                check(
+                    cfg.clone(),
+                    1,
+                    Objective::elbo(1.0),
+                    &format!("learned σ {learn:?} {mean:?}"),
+                );
+            }
         }
     }
 
@@ -676,6 +694,19 @@ mod tests {
         let mut cfg = config(vec![3], Activation::Tanh, Likelihood::Bernoulli);
         cfg.conv = vec![ConvSpec::halving(2), ConvSpec::halving(3)];
         check(cfg.clone(), 2, Objective::elbo(1.0), "conv mirrored");
+        // Three channels on a smaller image, so the loss (and the differences' rounding) stays as small as the
+        // grey case's.
+        let mut colour = cfg.clone();
+        colour.channels = 3;
+        (colour.rows, colour.cols) = (2, 4);
+        check(
+            colour.clone(),
+            1,
+            Objective::elbo(1.0),
+            "colour conv mirrored",
+        );
+        colour.conv.clear();
+        check(colour, 1, Objective::elbo(1.0), "colour mlp");
         cfg.decoder = Some(DecoderSpec {
             hidden: vec![],
             deconv: vec![

@@ -299,6 +299,7 @@ mod tests {
         let config = RunConfig {
             model: model.clone(),
             train: TrainConfig::default(),
+            data: Default::default(),
         };
         let vae = Vae::<f32>::new(model, &mut rand_pcg::Pcg64Mcg::seed_from_u64(1));
         let adam = Adam::new(vae.params.len(), 1e-8);

@@ -1,6 +1,6 @@
 //! What a run is: the model plus how it is trained, saved as `config.json` in the run directory.
 
-use crate::data::{Binarize, DatasetName};
+use crate::data::{Binarize, DataSpec, DatasetName, Kind, Standardizer};
 use crate::error::{Error, Result};
 use crate::model::{Estimator, ModelConfig};
 
@@ -140,6 +140,9 @@ pub struct TrainConfig {
     /// Where the data was read from at training time (a hint for later commands).
     #[serde(default)]
     pub data_dir: Option<std::path::PathBuf>,
+    /// The user's own data (instead of the named `dataset`), and how it is read.
+    #[serde(default)]
+    pub data: Option<DataSpec>,
 }
 
 impl Default for TrainConfig {
@@ -163,8 +166,28 @@ impl Default for TrainConfig {
             free_bits: 0.0,
             lr_schedule: LrSchedule::Constant,
             data_dir: None,
+            data: None,
         }
     }
+}
+
+/// What a run learned about its data at training time, kept so every later command reads, shows and inverts
+/// it the same way without the training data at hand.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataInfo {
+    /// Images, vectors in [0, 1], or standardised table features.
+    #[serde(default)]
+    pub kind: Kind,
+    /// Class names by label (empty: unlabelled, or a run from before names were kept).
+    #[serde(default)]
+    pub classes: Vec<String>,
+    /// A table's feature columns.
+    #[serde(default)]
+    pub columns: Vec<String>,
+    /// The training split's per-feature mean and standard deviation, for standardised features.
+    #[serde(default)]
+    pub standardizer: Option<Standardizer>,
 }
 
 /// A run's full description.
@@ -175,6 +198,9 @@ pub struct RunConfig {
     pub model: ModelConfig,
     /// The training procedure.
     pub train: TrainConfig,
+    /// What the data is.
+    #[serde(default)]
+    pub data: DataInfo,
 }
 
 /// Largest batch or sample count accepted: beyond this the buffers would not fit a normal machine.
@@ -189,9 +215,30 @@ impl RunConfig {
         Ok(cfg)
     }
 
+    /// A short name of the data: the named dataset, or the file or folder's name.
+    pub fn data_name(&self) -> String {
+        match &self.train.data {
+            Some(spec) => spec
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| spec.path.display().to_string()),
+            None => self.train.dataset.to_string(),
+        }
+    }
+
     /// Refuses impossible settings before anything is allocated.
     pub fn validate(&self) -> Result<()> {
         self.model.validate()?;
+        if let Some(s) = &self.data.standardizer
+            && (s.mean.len() != self.model.input_dim() || s.std.len() != self.model.input_dim())
+        {
+            return Err(Error::Config(format!(
+                "the saved standardisation has {} features, the model {}",
+                s.mean.len(),
+                self.model.input_dim()
+            )));
+        }
         let t = &self.train;
         if t.batch_size == 0 || t.batch_size > 65536 {
             return Err(Error::Config(format!(

@@ -5,15 +5,18 @@ pub mod config;
 pub mod metrics;
 
 pub use checkpoint::{Checkpoint, TrainState, load_run};
-pub use config::{RunConfig, TrainConfig};
+pub use config::{DataInfo, RunConfig, TrainConfig};
 pub use metrics::{EpochMetrics, SplitMetrics};
 
 use crate::core::{Adam, Optimizer, threads};
 use crate::data::batch::binarize_static;
-use crate::data::{Batcher, Binarize, Dataset, load_dataset, resolve_data_dir};
+use crate::data::{
+    self, Batcher, Binarize, Dataset, ItemShape, Kind, Loaded, load_dataset, resolve_data_dir,
+};
 use crate::error::{Error, Result};
 use crate::eval;
 use crate::model::{BatchStats, Estimator, Objective, Vae};
+pub use crate::resources::{available_memory, check_memory};
 use rand::SeedableRng;
 use std::path::Path;
 use std::time::Instant;
@@ -35,34 +38,110 @@ pub struct Splits {
     pub test: Dataset,
 }
 
-/// Loads a run's data: dataset, `--limit`, validation split, and binarisation.
+/// The facts about a dataset that settle a model's shape and defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataFacts {
+    /// Shape of one item.
+    pub shape: ItemShape,
+    /// What the values are.
+    pub kind: Kind,
+    /// Number of classes (0: unlabelled).
+    pub classes: usize,
+}
+
+impl DataFacts {
+    /// The facts of a loaded dataset.
+    pub fn of(loaded: &Loaded) -> Self {
+        DataFacts {
+            shape: loaded.train.shape,
+            kind: loaded.train.kind,
+            classes: if loaded.train.is_labelled() {
+                loaded.train.classes.len()
+            } else {
+                0
+            },
+        }
+    }
+
+    /// MNIST's: 28×28 grey images in 10 classes.
+    pub fn mnist() -> Self {
+        DataFacts {
+            shape: ItemShape::grey(28, 28),
+            kind: Kind::Image,
+            classes: 10,
+        }
+    }
+}
+
+/// Reads a run's data as stored (a named dataset from `data_dir`, or the user's own), unsplit by `--limit`
+/// and `--validation` and not yet standardised.
+pub fn open_data(t: &TrainConfig, data_dir: Option<&Path>) -> Result<Loaded> {
+    match &t.data {
+        Some(spec) => data::source::load(spec, t.seed),
+        None => {
+            let dir = resolve_data_dir(t.dataset, data_dir);
+            let (train, test) = load_dataset(t.dataset, &dir)?;
+            Ok(Loaded {
+                train,
+                test,
+                columns: Vec::new(),
+            })
+        }
+    }
+}
+
+/// Loads a run's data: dataset, `--limit`, validation split, standardisation and binarisation.
 pub fn load_splits(cfg: &RunConfig, data_dir: Option<&Path>) -> Result<Splits> {
-    let t = &cfg.train;
-    let dir = resolve_data_dir(t.dataset, data_dir);
-    let (mut train, mut test) = load_dataset(t.dataset, &dir)?;
-    if !cfg.model.conv.is_empty() && train.rows != train.cols {
+    let loaded = open_data(&cfg.train, data_dir)?;
+    let mut cfg = cfg.clone();
+    prepare(&mut cfg, loaded)
+}
+
+/// Turns loaded data into a run's splits, checking it against the model. A new run (no saved data facts)
+/// records the class names, columns and, for tables, the training split's standardisation in `cfg.data`.
+pub fn prepare(cfg: &mut RunConfig, loaded: Loaded) -> Result<Splits> {
+    let t = cfg.train.clone();
+    let name = cfg.data_name();
+    let Loaded {
+        mut train,
+        mut test,
+        columns,
+    } = loaded;
+    if train.is_empty() || test.is_empty() {
         return Err(Error::Config(format!(
-            "{} images are {}x{}: the convolutional architecture is built for square images",
-            t.dataset, train.rows, train.cols
+            "{name} has {} training and {} test items; both splits need at least one",
+            train.len(),
+            test.len()
         )));
     }
-    if (train.rows, train.cols) != (cfg.model.rows, cfg.model.cols) {
+    let m = &cfg.model;
+    let want = ItemShape {
+        height: m.rows,
+        width: m.cols,
+        channels: m.channels,
+    };
+    if train.shape != want || test.shape != want {
         return Err(Error::Config(format!(
-            "{} images are {}x{}, the model expects {}x{}",
-            t.dataset, train.rows, train.cols, cfg.model.rows, cfg.model.cols
+            "{name} items are {} (height x width x channels), the model expects {want}",
+            train.shape
         )));
     }
-    if cfg.model.is_conditional() {
-        let k = cfg.model.classes;
-        if let Some(&l) = train
+    if m.is_conditional() {
+        let k = m.classes;
+        let found = train
             .labels
             .iter()
             .chain(&test.labels)
-            .find(|&&l| l as usize >= k)
-        {
+            .flatten()
+            .find(|&&l| l as usize >= k);
+        if !train.is_labelled() || !test.is_labelled() {
             return Err(Error::Config(format!(
-                "{} has a label {l} outside the {k} classes a conditional model is built for: it needs a labelled dataset with classes 0 to {}",
-                t.dataset,
+                "{name} is unlabelled: a conditional model needs class labels (class folders, a y array or --label-column)"
+            )));
+        }
+        if let Some(&l) = found {
+            return Err(Error::Config(format!(
+                "{name} has a label {l} outside the {k} classes a conditional model is built for: it needs a labelled dataset with classes 0 to {}",
                 k - 1
             )));
         }
@@ -70,7 +149,7 @@ pub fn load_splits(cfg: &RunConfig, data_dir: Option<&Path>) -> Result<Splits> {
     if let Some(n) = t.limit {
         train = train.truncated(n);
     }
-    let validation = if t.validation > 0 {
+    let mut validation = if t.validation > 0 {
         if t.validation >= train.len() {
             return Err(Error::Config(format!(
                 "--validation {} leaves no training images out of {}",
@@ -82,8 +161,34 @@ pub fn load_splits(cfg: &RunConfig, data_dir: Option<&Path>) -> Result<Splits> {
     } else {
         None
     };
-    let mut validation = validation;
+    if cfg.data == DataInfo::default() || cfg.data.classes.is_empty() && !train.classes.is_empty() {
+        cfg.data.kind = train.kind;
+        cfg.data.classes = if train.is_labelled() {
+            train.classes.clone()
+        } else {
+            Vec::new()
+        };
+        cfg.data.columns = columns;
+    }
+    if train.kind == Kind::Table {
+        let st = cfg
+            .data
+            .standardizer
+            .get_or_insert_with(|| data::Standardizer::fit(&train))
+            .clone();
+        for ds in [Some(&mut train), Some(&mut test), validation.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            st.apply(ds);
+        }
+    }
     if t.binarize != Binarize::None {
+        if train.kind == Kind::Table {
+            return Err(Error::Config(
+                "--binarize draws pixels from intensities in [0, 1]; standardised table features have none".into(),
+            ));
+        }
         // Evaluation data is binarised once, so every epoch and every command scores the same targets.
         binarize_static(
             &mut test,
@@ -107,6 +212,73 @@ pub fn load_splits(cfg: &RunConfig, data_dir: Option<&Path>) -> Result<Splits> {
         validation,
         test,
     })
+}
+
+/// Reads the user's items at `path` (an image, folder, archive, array or table) as a trained run sees its data:
+/// images resized to the model's size and channels, a table's saved columns standardised with the saved
+/// statistics. The order is the source's.
+pub fn load_items(cfg: &RunConfig, path: &Path) -> Result<Dataset> {
+    let m = &cfg.model;
+    let mut spec = cfg.train.data.clone().unwrap_or_else(|| data::DataSpec {
+        path: path.to_path_buf(),
+        images: Default::default(),
+        layout: None,
+        label_column: None,
+        test_fraction: 0.1,
+    });
+    if cfg.data.kind == Kind::Image {
+        spec.images.size = Some((m.rows, m.cols));
+        spec.images.channels = Some(m.channels);
+    }
+    let columns = (cfg.data.kind == Kind::Table).then_some(&cfg.data.columns[..]);
+    let mut ds = data::source::load_items(&spec, path, columns)?;
+    if ds.shape != m.item_shape() {
+        return Err(Error::Config(format!(
+            "{}: items of {} (height x width x channels), but this run's model reads {}",
+            path.display(),
+            ds.shape,
+            m.item_shape()
+        )));
+    }
+    if ds.kind != cfg.data.kind {
+        return Err(Error::Config(format!(
+            "{}: these are {:?} data, the run was trained on {:?} data",
+            path.display(),
+            ds.kind,
+            cfg.data.kind
+        )));
+    }
+    if let Some(st) = &cfg.data.standardizer {
+        st.apply(&mut ds);
+    }
+    if m.is_conditional() && !ds.is_labelled() {
+        return Err(Error::Config(format!(
+            "{}: this run's model is conditional and needs each item's class, but these items have no labels",
+            path.display()
+        )));
+    }
+    if ds.is_labelled() && !cfg.data.classes.is_empty() {
+        // Labels index the run's classes, not the new source's own sorted names.
+        let own = ds.classes.clone();
+        let labels = ds.labels.as_mut().expect("labelled");
+        for l in labels.iter_mut() {
+            let name = &own[*l as usize];
+            *l = cfg
+                .data
+                .classes
+                .iter()
+                .position(|c| c == name)
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "{}: class '{name}' is not one of the run's classes ({})",
+                        path.display(),
+                        cfg.data.classes.join(", ")
+                    ))
+                })? as u32;
+        }
+        ds.classes = cfg.data.classes.clone();
+    }
+    Ok(ds)
 }
 
 /// How a training run starts.
@@ -133,11 +305,21 @@ pub fn train(
     start: Start,
     opts: TrainOptions,
 ) -> Result<Vec<EpochMetrics>> {
+    let (start, splits) = match start {
+        Start::New(mut cfg) => {
+            let loaded = open_data(&cfg.train, data_dir)?;
+            let splits = prepare(&mut cfg, loaded)?;
+            (Start::New(cfg), splits)
+        }
+        Start::Resume(ck, epochs) => {
+            let splits = load_splits(&ck.config, data_dir)?;
+            (Start::Resume(ck, epochs), splits)
+        }
+    };
     let cfg = match &start {
         Start::New(cfg) => cfg.as_ref(),
         Start::Resume(ck, _) => &ck.config,
     };
-    let splits = load_splits(cfg, data_dir)?;
     preflight(cfg, &splits)?;
     train_on(run_dir, &splits, start, opts)
 }
@@ -214,7 +396,7 @@ pub fn train_on(
                 let rows = idx.len();
                 batcher.fill(&splits.train, idx, &mut state.data_rng, &mut x[..rows * d]);
                 for (l, &i) in ws.labels.iter_mut().zip(idx) {
-                    *l = splits.train.labels[i] as u32;
+                    *l = splits.train.label(i);
                 }
                 vae.draw_eps(rows, &mut ws, &mut state.noise_rng);
                 let progress = (epoch - 1) as f64 + step as f64 / steps as f64;
@@ -327,41 +509,6 @@ pub fn step_objective(t: &TrainConfig, progress: f64, steps_done: u64) -> Object
         }),
         free_bits: t.free_bits,
     }
-}
-
-/// Refuses buffers of `scalars` f32 values that would not fit in the memory this machine has available,
-/// before allocating them; `what` names the settings to lower.
-pub fn check_memory(scalars: u128, what: &str) -> Result<()> {
-    let bytes = scalars.saturating_mul(4);
-    let available = available_memory();
-    if bytes > available as u128 {
-        return Err(Error::Config(format!(
-            "{what} need {:.1} GiB of buffers, more than the {:.1} GiB this machine has available: lower them",
-            bytes as f64 / (1u64 << 30) as f64,
-            available as f64 / (1u64 << 30) as f64
-        )));
-    }
-    Ok(())
-}
-
-/// Bytes of memory available to new allocations (`MemAvailable` on Linux; 8 GiB assumed elsewhere).
-/// `ELBO_MEMORY_LIMIT` (bytes) overrides it, so tests can check the refusal on any machine.
-pub fn available_memory() -> u64 {
-    if let Some(v) = std::env::var("ELBO_MEMORY_LIMIT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        return v;
-    }
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemAvailable:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(8 << 30, |kb| kb * 1024)
 }
 
 fn progress_bar(show: bool, len: u64, epoch: usize, epochs: usize) -> indicatif::ProgressBar {

@@ -1,0 +1,789 @@
+//! Folders of images, and zip or tar(.gz) archives of such folders, as datasets: the conventions of
+//! torchvision's `ImageFolder` and Keras's `image_dataset_from_directory`.
+//!
+//! - Files are found recursively and read in sorted order of their paths, so a dataset is stable.
+//! - `train/` beside `test/` (or `val/`) are the splits; otherwise the caller holds out a fraction.
+//! - The subfolders below a split are the classes (sorted names); a split without subfolders is unlabelled.
+//! - One folder wrapping everything (`img_align_celeba/…` inside `img_align_celeba.zip`) is looked through.
+//!
+//! Decoding, cropping and resizing run on all cores; archives are read entry by entry, never unpacked to disk.
+
+use super::dataset::{Dataset, ItemShape};
+use crate::error::{Error, Result};
+use rayon::prelude::*;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// File endings read as images (case-insensitive), as `ImageFolder`'s list.
+const EXTENSIONS: [&str; 8] = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"];
+/// Largest image side decoded: a larger one is refused before its pixels are allocated (decompression bombs).
+pub const MAX_SIDE: u32 = 16_384;
+/// Largest decoded image in bytes.
+const MAX_DECODED: u64 = 512 << 20;
+/// Largest encoded image file read.
+const MAX_FILE: u64 = 256 << 20;
+/// Entries decoded per parallel round when reading an archive sequentially.
+const ROUND: usize = 256;
+
+/// How images become items.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ImageOptions {
+    /// Output height and width: the shorter side is resized to fit, then the centre cropped (torchvision's
+    /// `Resize` + `CenterCrop`). `None` keeps the images' own size, which must then be the same for all.
+    pub size: Option<(usize, usize)>,
+    /// A centre square of this side is cut from each image first (the CelebA recipe's 148).
+    pub crop: Option<usize>,
+    /// 1 (grey) or 3 (RGB); `None`: 3 if any image has colour, else 1.
+    pub channels: Option<usize>,
+    /// Skip files that do not decode (and say how many) instead of failing.
+    pub skip_bad: bool,
+}
+
+/// The images found: one set to split, or given train and test splits.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Found {
+    /// No `train/` and `test/` folders: the caller holds out a test fraction.
+    One(Dataset),
+    /// The `train/` and `test/` (or `val/`) folders.
+    Split(Dataset, Dataset),
+}
+
+/// Whether `path` names an archive elbo reads as an image folder.
+pub fn is_archive(path: &Path) -> bool {
+    let name = path.to_string_lossy().to_ascii_lowercase();
+    [".zip", ".tar", ".tar.gz", ".tgz"]
+        .iter()
+        .any(|e| name.ends_with(e))
+}
+
+/// Whether `path` names one image file.
+pub fn is_image_file(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| is_image_name(&n.to_string_lossy()))
+}
+
+fn is_image_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower
+        .rsplit_once('.')
+        .is_some_and(|(_, ext)| EXTENSIONS.contains(&ext))
+}
+
+/// Where the bytes of an entry come from.
+#[derive(Debug, Clone)]
+enum Origin {
+    File(PathBuf),
+    /// Index into the archive's entries (zip) or its position in the stream (tar).
+    Entry(usize),
+}
+
+/// An image file found, by its path below the root (components).
+#[derive(Debug, Clone)]
+struct Entry {
+    parts: Vec<String>,
+    origin: Origin,
+}
+
+impl Entry {
+    fn name(&self) -> String {
+        self.parts.join("/")
+    }
+}
+
+/// Lists image files below `root`, following symbolic links but refusing loops.
+fn walk(root: &Path) -> Result<Vec<Entry>> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    let canon = std::fs::canonicalize(root).map_err(|e| Error::io(root, e))?;
+    seen.insert(canon);
+    walk_into(root, &mut Vec::new(), &mut seen, &mut out)?;
+    Ok(out)
+}
+
+fn walk_into(
+    dir: &Path,
+    prefix: &mut Vec<String>,
+    seen: &mut HashSet<PathBuf>,
+    out: &mut Vec<Entry>,
+) -> Result<()> {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| Error::io(dir, e))?;
+    names.sort();
+    for name in names {
+        let name_s = name.to_string_lossy().into_owned();
+        if name_s.starts_with('.') || name_s == "__MACOSX" {
+            continue;
+        }
+        let path = dir.join(&name);
+        let meta = match std::fs::metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.raw_os_error() == Some(40) => {
+                return Err(Error::Config(format!(
+                    "{}: a symbolic link loop (the link never reaches a file): remove or fix it",
+                    path.display()
+                )));
+            }
+            // A dangling link that is not an image is no concern; one that is, is a bad image.
+            Err(e) if !is_image_name(&name_s) => {
+                let _ = e;
+                continue;
+            }
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        if meta.is_dir() {
+            let canon = std::fs::canonicalize(&path).map_err(|e| Error::io(&path, e))?;
+            if !seen.insert(canon.clone()) {
+                return Err(Error::Config(format!(
+                    "{}: a symbolic link loop (it leads back to {}): remove the link",
+                    path.display(),
+                    canon.display()
+                )));
+            }
+            prefix.push(name_s);
+            walk_into(&path, prefix, seen, out)?;
+            prefix.pop();
+            seen.remove(&canon);
+        } else if meta.is_file() && is_image_name(&name_s) {
+            let mut parts = prefix.clone();
+            parts.push(name_s);
+            out.push(Entry {
+                parts,
+                origin: Origin::File(path),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks an archive entry's path: relative, without `..`, and returns its components.
+fn safe_parts(archive: &Path, name: &str) -> Result<Vec<String>> {
+    let parts: Vec<String> = name
+        .split(['/', '\\'])
+        .filter(|p| !p.is_empty() && *p != ".")
+        .map(str::to_string)
+        .collect();
+    if name.starts_with('/')
+        || name.starts_with('\\')
+        || parts.iter().any(|p| p == "..")
+        || name.contains(':')
+    {
+        return Err(Error::Config(format!(
+            "{}: entry '{name}' has an unsafe path (absolute, or with '..'); refusing the archive",
+            archive.display()
+        )));
+    }
+    Ok(parts)
+}
+
+fn keep_entry(parts: &[String]) -> bool {
+    parts.last().is_some_and(|n| is_image_name(n))
+        && !parts.iter().any(|p| p.starts_with('.') || p == "__MACOSX")
+}
+
+/// The image entries of a zip archive, in their central directory's order.
+fn zip_entries(path: &Path, zip: &mut zip::ZipArchive<std::fs::File>) -> Result<Vec<Entry>> {
+    let mut out = Vec::new();
+    for i in 0..zip.len() {
+        let f = zip.by_index_raw(i).map_err(|e| bad_archive(path, e))?;
+        if f.is_dir() {
+            continue;
+        }
+        let name = f.name().map_err(|e| bad_archive(path, e))?.into_owned();
+        let parts = safe_parts(path, &name)?;
+        if keep_entry(&parts) {
+            out.push(Entry {
+                parts,
+                origin: Origin::Entry(i),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn bad_archive(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Config(format!("{}: not a readable archive: {e}", path.display()))
+}
+
+/// Splits and classes from the entries' paths; the result's entries are sorted.
+struct Layout {
+    /// (split name or "", class per entry, entries)
+    splits: Vec<(String, Vec<Option<u32>>, Vec<Entry>)>,
+    classes: Vec<String>,
+}
+
+fn layout(mut entries: Vec<Entry>, root: &Path) -> Result<Layout> {
+    if entries.is_empty() {
+        return Err(Error::Config(format!(
+            "{}: no images found (looked for {} files, recursively)",
+            root.display(),
+            EXTENSIONS.join(", ")
+        )));
+    }
+    // Look through single wrapping folders.
+    while entries.iter().all(|e| e.parts.len() > 1)
+        && entries.iter().all(|e| e.parts[0] == entries[0].parts[0])
+    {
+        for e in entries.iter_mut() {
+            e.parts.remove(0);
+        }
+    }
+    entries.sort_by(|a, b| a.parts.cmp(&b.parts));
+    let tops: BTreeSet<&str> = entries
+        .iter()
+        .filter(|e| e.parts.len() > 1)
+        .map(|e| e.parts[0].as_str())
+        .collect();
+    let test_name = ["test", "val"].into_iter().find(|t| tops.contains(t));
+    let mut groups: Vec<(String, Vec<Entry>)> =
+        if let (true, Some(t)) = (tops.contains("train"), test_name) {
+            let take = |name: &str| -> Vec<Entry> {
+                entries
+                    .iter()
+                    .filter(|e| e.parts.len() > 1 && e.parts[0] == name)
+                    .map(|e| Entry {
+                        parts: e.parts[1..].to_vec(),
+                        origin: e.origin.clone(),
+                    })
+                    .collect()
+            };
+            let ignored = entries
+                .iter()
+                .filter(|e| e.parts.len() == 1 || (e.parts[0] != "train" && e.parts[0] != t))
+                .count();
+            if ignored > 0 {
+                eprintln!(
+                    "elbo: {}: {ignored} images outside train/ and {t}/ are not used",
+                    root.display()
+                );
+            }
+            vec![("train".into(), take("train")), (t.to_string(), take(t))]
+        } else {
+            vec![(String::new(), entries)]
+        };
+    let labelled = groups[0].1.iter().any(|e| e.parts.len() > 1);
+    let classes: Vec<String> = if labelled {
+        groups[0]
+            .1
+            .iter()
+            .filter(|e| e.parts.len() > 1)
+            .map(|e| e.parts[0].clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let index: BTreeMap<&str, u32> = classes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.as_str(), i as u32))
+        .collect();
+    let mut splits = Vec::new();
+    for (name, list) in groups.drain(..) {
+        let mut labels = Vec::new();
+        let mut kept = Vec::new();
+        let mut loose = 0;
+        for e in list {
+            if !labelled {
+                labels.push(None);
+                kept.push(e);
+            } else if e.parts.len() == 1 {
+                loose += 1;
+            } else {
+                let Some(&c) = index.get(e.parts[0].as_str()) else {
+                    return Err(Error::Config(format!(
+                        "{}: class folder {name}/{} has no counterpart in train/ (classes: {})",
+                        root.display(),
+                        e.parts[0],
+                        classes.join(", ")
+                    )));
+                };
+                labels.push(Some(c));
+                kept.push(e);
+            }
+        }
+        if loose > 0 {
+            eprintln!(
+                "elbo: {}: {loose} images lie beside the class folders{} and are not used",
+                root.display(),
+                if name.is_empty() {
+                    String::new()
+                } else {
+                    format!(" of {name}/")
+                }
+            );
+        }
+        if kept.is_empty() {
+            return Err(Error::Config(format!(
+                "{}: no images in {}",
+                root.display(),
+                if name.is_empty() {
+                    "the class folders".to_string()
+                } else {
+                    format!("{name}/")
+                }
+            )));
+        }
+        splits.push((name, labels, kept));
+    }
+    Ok(Layout { splits, classes })
+}
+
+/// One decoded image, at its final size, always as RGB bytes until the channel count is known.
+struct Decoded {
+    rgb: Vec<u8>,
+    h: usize,
+    w: usize,
+    colour: bool,
+}
+
+/// Decodes, crops and resizes one image; `name` labels errors.
+fn decode(bytes: &[u8], opts: &ImageOptions) -> std::result::Result<Decoded, String> {
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODED);
+    reader.limits(limits);
+    let img = reader.decode().map_err(|e| match e {
+        image::ImageError::Limits(_) => format!(
+            "the image is larger than {MAX_SIDE}x{MAX_SIDE} pixels or {} MiB decoded (a decompression bomb?)",
+            MAX_DECODED >> 20
+        ),
+        e => format!("cannot decode: {e}"),
+    })?;
+    let mut img = img.to_rgb8();
+    if let Some(c) = opts.crop {
+        let (w0, h0) = img.dimensions();
+        if (c as u32) > w0 || (c as u32) > h0 {
+            return Err(format!("is {h0}x{w0}, smaller than --crop {c}"));
+        }
+        let (x, y) = ((w0 - c as u32) / 2, (h0 - c as u32) / 2);
+        img = image::imageops::crop_imm(&img, x, y, c as u32, c as u32).to_image();
+    }
+    if let Some((h, w)) = opts.size {
+        img = resize_center_crop(&img, h as u32, w as u32);
+    }
+    let (w, h) = img.dimensions();
+    let rgb = img.into_raw();
+    let colour = rgb.chunks_exact(3).any(|p| p[0] != p[1] || p[1] != p[2]);
+    Ok(Decoded {
+        rgb,
+        h: h as usize,
+        w: w as usize,
+        colour,
+    })
+}
+
+/// torchvision's `Resize(min side)` then `CenterCrop((h, w))`: scale so the image covers h×w (antialiased
+/// bilinear), then cut the centre.
+fn resize_center_crop(img: &image::RgbImage, h: u32, w: u32) -> image::RgbImage {
+    let (w0, h0) = img.dimensions();
+    if (w0, h0) == (w, h) {
+        return img.clone();
+    }
+    let scale = (h as f64 / h0 as f64).max(w as f64 / w0 as f64);
+    let nw = ((w0 as f64 * scale) as u32).max(w);
+    let nh = ((h0 as f64 * scale) as u32).max(h);
+    let resized = image::imageops::resize(img, nw, nh, image::imageops::FilterType::Triangle);
+    let x = ((nw - w) as f64 / 2.0).round() as u32;
+    let y = ((nh - h) as f64 / 2.0).round() as u32;
+    image::imageops::crop_imm(&resized, x, y, w, h).to_image()
+}
+
+/// Reads and decodes `entries` (bytes from `read`), in parallel, keeping their order; failures are errors or,
+/// with `skip_bad`, dropped and named in the returned list.
+fn decode_all(
+    entries: &[Entry],
+    read: &(dyn Fn(usize, &Entry) -> Result<Vec<u8>> + Sync),
+    opts: &ImageOptions,
+    root: &Path,
+) -> Result<(Vec<Option<Decoded>>, Vec<String>)> {
+    let results: Vec<std::result::Result<Decoded, String>> = entries
+        .par_iter()
+        .enumerate()
+        .map(|(k, e)| {
+            let bytes = read(k, e).map_err(|err| err.to_string())?;
+            decode(&bytes, opts).map_err(|m| format!("{}: {m}", describe(root, e)))
+        })
+        .collect();
+    let mut skipped = Vec::new();
+    let mut out = Vec::with_capacity(results.len());
+    for r in results {
+        match r {
+            Ok(d) => out.push(Some(d)),
+            Err(m) if opts.skip_bad => {
+                skipped.push(m);
+                out.push(None);
+            }
+            Err(m) => {
+                return Err(Error::Config(format!(
+                    "{m} (pass --skip-bad to leave out images that do not decode)"
+                )));
+            }
+        }
+    }
+    Ok((out, skipped))
+}
+
+fn describe(root: &Path, e: &Entry) -> String {
+    match &e.origin {
+        Origin::File(p) => p.display().to_string(),
+        Origin::Entry(_) => format!("{} (entry {})", root.display(), e.name()),
+    }
+}
+
+/// Loads the images of a folder or archive.
+pub fn load(path: &Path, opts: &ImageOptions) -> Result<Found> {
+    check_options(opts)?;
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        let lay = layout(walk(path)?, path)?;
+        let read = |_: usize, e: &Entry| -> Result<Vec<u8>> {
+            match &e.origin {
+                Origin::File(p) => crate::fsutil::read_regular(p, MAX_FILE, "an image"),
+                Origin::Entry(_) => unreachable!("folders have files"),
+            }
+        };
+        return assemble(path, lay, opts, &|list| decode_all(list, &read, opts, path));
+    }
+    if !meta.is_file() {
+        return Err(Error::Config(format!(
+            "{}: not a folder, archive or regular file",
+            path.display()
+        )));
+    }
+    if is_image_file(path) {
+        let entry = Entry {
+            parts: vec![
+                path.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+            ],
+            origin: Origin::File(path.to_path_buf()),
+        };
+        let lay = layout(vec![entry], path)?;
+        let read = |_: usize, e: &Entry| -> Result<Vec<u8>> {
+            match &e.origin {
+                Origin::File(p) => crate::fsutil::read_regular(p, MAX_FILE, "an image"),
+                Origin::Entry(_) => unreachable!("one file"),
+            }
+        };
+        return assemble(path, lay, opts, &|list| decode_all(list, &read, opts, path));
+    }
+    let lower = path.to_string_lossy().to_ascii_lowercase();
+    if lower.ends_with(".zip") {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut zip = zip::ZipArchive::new(file).map_err(|e| bad_archive(path, e))?;
+        let lay = layout(zip_entries(path, &mut zip)?, path)?;
+        let zip = std::sync::Mutex::new(zip);
+        // Entries are inflated one at a time (the archive is one file); decoding runs in parallel in rounds.
+        let decode_list = |list: &[Entry]| -> Result<(Vec<Option<Decoded>>, Vec<String>)> {
+            let mut out = Vec::with_capacity(list.len());
+            let mut skipped = Vec::new();
+            for chunk in list.chunks(ROUND) {
+                let mut bytes = Vec::with_capacity(chunk.len());
+                for e in chunk {
+                    let Origin::Entry(i) = e.origin else {
+                        unreachable!()
+                    };
+                    let mut z = zip.lock().expect("zip lock");
+                    let f = z.by_index(i).map_err(|err| bad_archive(path, err))?;
+                    let mut b = Vec::new();
+                    f.take(MAX_FILE + 1)
+                        .read_to_end(&mut b)
+                        .map_err(|err| bad_archive(path, format!("entry {}: {err}", e.name())))?;
+                    if b.len() as u64 > MAX_FILE {
+                        return Err(Error::Config(format!(
+                            "{}: entry {} is larger than {} MiB",
+                            path.display(),
+                            e.name(),
+                            MAX_FILE >> 20
+                        )));
+                    }
+                    bytes.push(b);
+                }
+                let read = |k: usize, _: &Entry| -> Result<Vec<u8>> { Ok(bytes[k].clone()) };
+                let (d, s) = decode_all(chunk, &read, opts, path)?;
+                out.extend(d);
+                skipped.extend(s);
+            }
+            Ok((out, skipped))
+        };
+        return assemble(path, lay, opts, &decode_list);
+    }
+    // A tar stream cannot be revisited cheaply, so its image bytes are held while the layout is worked out.
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let reader: Box<dyn Read> = if lower.ends_with(".gz") || lower.ends_with(".tgz") {
+        Box::new(flate2::read::GzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let mut archive = tar::Archive::new(reader);
+    let mut entries = Vec::new();
+    let mut blobs: Vec<Vec<u8>> = Vec::new();
+    let budget = crate::resources::available_memory() / 2;
+    let mut held = 0u64;
+    for e in archive.entries().map_err(|e| bad_archive(path, e))? {
+        let mut e = e.map_err(|err| bad_archive(path, err))?;
+        if !e.header().entry_type().is_file() {
+            continue;
+        }
+        let name = e
+            .path()
+            .map_err(|err| bad_archive(path, err))?
+            .to_string_lossy()
+            .into_owned();
+        let parts = safe_parts(path, &name)?;
+        if !keep_entry(&parts) {
+            continue;
+        }
+        if e.size() > MAX_FILE {
+            return Err(Error::Config(format!(
+                "{}: entry {name} is larger than {} MiB",
+                path.display(),
+                MAX_FILE >> 20
+            )));
+        }
+        held += e.size();
+        if held > budget {
+            return Err(Error::Config(format!(
+                "{}: its images hold more than the {} MiB of memory available to read them: unpack it and pass the folder",
+                path.display(),
+                budget >> 20
+            )));
+        }
+        let mut b = Vec::with_capacity(e.size() as usize);
+        e.read_to_end(&mut b)
+            .map_err(|err| bad_archive(path, format!("entry {name}: {err}")))?;
+        entries.push(Entry {
+            parts,
+            origin: Origin::Entry(blobs.len()),
+        });
+        blobs.push(b);
+    }
+    let lay = layout(entries, path)?;
+    let read = |_: usize, e: &Entry| -> Result<Vec<u8>> {
+        let Origin::Entry(i) = e.origin else {
+            unreachable!()
+        };
+        Ok(blobs[i].clone())
+    };
+    assemble(path, lay, opts, &|list| decode_all(list, &read, opts, path))
+}
+
+fn check_options(opts: &ImageOptions) -> Result<()> {
+    if let Some((h, w)) = opts.size
+        && (h == 0 || w == 0 || h > 4096 || w > 4096)
+    {
+        return Err(Error::Config(format!(
+            "--image-size {h}x{w}: each side must be between 1 and 4096"
+        )));
+    }
+    if let Some(c) = opts.crop
+        && (c == 0 || c > MAX_SIDE as usize)
+    {
+        return Err(Error::Config(format!(
+            "--crop {c} must be between 1 and {MAX_SIDE}"
+        )));
+    }
+    if let Some(c) = opts.channels
+        && c != 1
+        && c != 3
+    {
+        return Err(Error::Config(format!(
+            "--channels {c} must be 1 (grey) or 3 (RGB)"
+        )));
+    }
+    Ok(())
+}
+
+type DecodeList<'a> = dyn Fn(&[Entry]) -> Result<(Vec<Option<Decoded>>, Vec<String>)> + 'a;
+
+/// Decodes every split, checks that all images share one size, and builds the datasets.
+fn assemble(
+    root: &Path,
+    lay: Layout,
+    opts: &ImageOptions,
+    decode_list: &DecodeList,
+) -> Result<Found> {
+    // Memory: the decoded items of every split, before anything is decoded (when the size is known).
+    let total: usize = lay.splits.iter().map(|s| s.2.len()).sum();
+    if let Some((h, w)) = opts.size {
+        let bytes = total as u128 * h as u128 * w as u128 * 3;
+        let available = crate::resources::available_memory() as u128;
+        if bytes > available {
+            return Err(Error::Config(format!(
+                "{}: {total} images of {h}x{w} need {:.1} GiB, more than the {:.1} GiB available: use a smaller --image-size or fewer images",
+                root.display(),
+                bytes as f64 / (1u64 << 30) as f64,
+                available as f64 / (1u64 << 30) as f64
+            )));
+        }
+    }
+    let mut sets = Vec::new();
+    let mut size: Option<(usize, usize, String)> = None;
+    let mut any_colour = false;
+    let mut skipped_all = Vec::new();
+    for (split, labels, entries) in &lay.splits {
+        let (decoded, skipped) = decode_list(entries)?;
+        skipped_all.extend(skipped);
+        let mut items = Vec::new();
+        for ((d, l), e) in decoded.into_iter().zip(labels).zip(entries) {
+            let Some(d) = d else { continue };
+            match &size {
+                None => size = Some((d.h, d.w, describe(root, e))),
+                Some((h, w, first)) if (*h, *w) != (d.h, d.w) => {
+                    return Err(Error::Config(format!(
+                        "{} is {}x{} but {first} is {h}x{w}: pass --image-size to resize them all (e.g. --image-size 64)",
+                        describe(root, e),
+                        d.h,
+                        d.w
+                    )));
+                }
+                _ => {}
+            }
+            any_colour |= d.colour;
+            items.push((d, *l, e.name()));
+        }
+        sets.push((split.clone(), items));
+    }
+    if !skipped_all.is_empty() {
+        eprintln!(
+            "elbo: skipped {} images that do not decode (--skip-bad); the first: {}",
+            skipped_all.len(),
+            skipped_all[0]
+        );
+    }
+    let Some((h, w, _)) = size else {
+        return Err(Error::Config(format!(
+            "{}: none of its images could be decoded",
+            root.display()
+        )));
+    };
+    let channels = opts.channels.unwrap_or(if any_colour { 3 } else { 1 });
+    let shape = ItemShape {
+        height: h,
+        width: w,
+        channels,
+    };
+    let mut out = Vec::new();
+    for (split, items) in sets {
+        if items.is_empty() {
+            return Err(Error::Config(format!(
+                "{}: no decodable images in {split}/",
+                root.display()
+            )));
+        }
+        let mut values = Vec::with_capacity(items.len() * shape.len());
+        let mut labels = Vec::with_capacity(items.len());
+        let mut names = Vec::with_capacity(items.len());
+        for (d, l, name) in items {
+            if channels == 3 {
+                values.extend_from_slice(&d.rgb);
+            } else {
+                // ITU-R 601 luma, as PIL's convert("L") and torchvision's Grayscale.
+                values.extend(d.rgb.chunks_exact(3).map(|p| {
+                    ((299 * p[0] as u32 + 587 * p[1] as u32 + 114 * p[2] as u32 + 500) / 1000) as u8
+                }));
+            }
+            labels.push(l.unwrap_or(0));
+            names.push(name);
+        }
+        let labelled = !lay.classes.is_empty();
+        let mut ds = Dataset::from_bytes(shape, values, labelled.then_some(labels))?;
+        ds.classes = lay.classes.clone();
+        ds.names = names;
+        out.push(ds);
+    }
+    let mut it = out.into_iter();
+    let first = it.next().expect("one split at least");
+    Ok(match it.next() {
+        Some(test) => Found::Split(first, test),
+        None => Found::One(first),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(w: u32, h: u32, colour: bool, seed: u8) -> Vec<u8> {
+        let img = image::RgbImage::from_fn(w, h, |x, y| {
+            let v = (x as u8)
+                .wrapping_mul(7)
+                .wrapping_add(y as u8 * 3)
+                .wrapping_add(seed);
+            if colour {
+                image::Rgb([v, 255 - v, seed])
+            } else {
+                image::Rgb([v, v, v])
+            }
+        });
+        let mut b = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut b), image::ImageFormat::Png)
+            .unwrap();
+        b
+    }
+
+    #[test]
+    fn folder_with_classes_and_splits() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("wrap");
+        for (split, class, n) in [("train", "cat", 3), ("train", "dog", 2), ("test", "dog", 1)] {
+            let d = root.join(split).join(class);
+            std::fs::create_dir_all(&d).unwrap();
+            for i in 0..n {
+                std::fs::write(d.join(format!("{i}.png")), png(5, 4, false, i)).unwrap();
+            }
+        }
+        std::fs::write(root.join("train/notes.txt"), "not an image").unwrap();
+        let Found::Split(train, test) = load(tmp.path(), &ImageOptions::default()).unwrap() else {
+            panic!("splits expected")
+        };
+        assert_eq!(train.classes, ["cat", "dog"]);
+        assert_eq!(train.labels.as_deref(), Some(&[0, 0, 0, 1, 1][..]));
+        assert_eq!(test.labels.as_deref(), Some(&[1][..]));
+        assert_eq!(train.shape, ItemShape::grey(4, 5));
+        assert_eq!(train.names[3], "dog/0.png");
+        let opts = ImageOptions {
+            size: Some((2, 3)),
+            channels: Some(3),
+            ..Default::default()
+        };
+        let Found::Split(train, _) = load(tmp.path(), &opts).unwrap() else {
+            panic!()
+        };
+        assert_eq!(train.shape.len(), 2 * 3 * 3);
+    }
+
+    #[test]
+    fn resize_covers_then_crops_the_centre() {
+        let img = image::RgbImage::from_fn(40, 20, |x, _| {
+            image::Rgb([if x < 10 || x >= 30 { 0 } else { 255 }; 3])
+        });
+        let out = resize_center_crop(&img, 10, 10);
+        assert_eq!(out.dimensions(), (10, 10));
+        // The centre 20x20 of the original is all white.
+        assert!(
+            out.pixels().all(|p| p.0[0] > 200),
+            "{:?}",
+            out.pixels().map(|p| p.0[0]).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn unsafe_archive_paths_are_refused() {
+        let p = Path::new("x.zip");
+        assert!(safe_parts(p, "../evil.png").is_err());
+        assert!(safe_parts(p, "/etc/evil.png").is_err());
+        assert_eq!(safe_parts(p, "./a/b.png").unwrap(), ["a", "b.png"]);
+    }
+}

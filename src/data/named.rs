@@ -1,0 +1,457 @@
+//! The datasets elbo knows by name: where their files are, downloading them, and loading them.
+
+use super::dataset::{Dataset, ItemShape};
+use super::download::{self, RemoteFile};
+use super::idx::read_idx;
+use crate::error::{Error, Result};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// The datasets elbo knows by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetName {
+    /// LeCun et al.'s handwritten digits.
+    Mnist,
+    /// Zalando's clothing images.
+    FashionMnist,
+    /// Kuzushiji (cursive Japanese) characters.
+    Kmnist,
+    /// Krizhevsky's 32×32 colour images in 10 classes (the binary version).
+    Cifar10,
+}
+
+impl std::str::FromStr for DatasetName {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "mnist" => Ok(DatasetName::Mnist),
+            "fashion-mnist" | "fashion_mnist" | "fashionmnist" => Ok(DatasetName::FashionMnist),
+            "kmnist" => Ok(DatasetName::Kmnist),
+            "cifar10" | "cifar-10" => Ok(DatasetName::Cifar10),
+            _ => Err(Error::UnknownDataset(s.to_string())),
+        }
+    }
+}
+
+impl std::fmt::Display for DatasetName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The four files of an MNIST-like dataset, in the order train images, train labels, test images, test labels.
+pub const FILE_NAMES: [&str; 4] = [
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+];
+
+/// The one file of CIFAR-10's binary version.
+pub const CIFAR10_FILE: &str = "cifar-10-binary.tar.gz";
+/// Its published md5.
+pub const CIFAR10_MD5: &str = "c32a1d4ab5d03f1284b67883e8d87530";
+
+impl DatasetName {
+    /// The name used on the command line and in folder names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatasetName::Mnist => "mnist",
+            DatasetName::FashionMnist => "fashion-mnist",
+            DatasetName::Kmnist => "kmnist",
+            DatasetName::Cifar10 => "cifar10",
+        }
+    }
+
+    /// The public mirrors, tried in order; all HTTPS.
+    pub fn mirrors(self) -> &'static [&'static str] {
+        match self {
+            DatasetName::Mnist => &[
+                "https://ossci-datasets.s3.amazonaws.com/mnist/",
+                "https://storage.googleapis.com/cvdf-datasets/mnist/",
+            ],
+            DatasetName::FashionMnist => &[
+                "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+                "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+            ],
+            DatasetName::Kmnist => &["https://codh.rois.ac.jp/kmnist/dataset/kmnist/"],
+            DatasetName::Cifar10 => &["https://www.cs.toronto.edu/~kriz/"],
+        }
+    }
+
+    /// The files to fetch, with their published md5 sums.
+    pub fn remote_files(self) -> Vec<RemoteFile> {
+        let md5s = match self {
+            DatasetName::Mnist => [
+                "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+                "d53e105ee54ea40749a09fcbcd1e9432",
+                "9fb629c4189551a2d022fa330f9573f3",
+                "ec29112dd5afa0611ce80d1b7f02629c",
+            ],
+            DatasetName::FashionMnist => [
+                "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+                "25c81989df183df01b3e8a0aad5dffbe",
+                "bef4ecab320f06d8554ea6380940ec79",
+                "bb300cfdad3c16e7a12a480ee83cd310",
+            ],
+            DatasetName::Kmnist => [
+                "bdb82020997e1d708af4cf47b453dcf7",
+                "e144d726b3acfaa3e44228e80efcd344",
+                "5c965bf0a639b31b8f53240b1b52f4d7",
+                "7320c461ea6c1c855c0b718fb2a4b134",
+            ],
+            DatasetName::Cifar10 => {
+                return vec![RemoteFile {
+                    name: CIFAR10_FILE.into(),
+                    md5: CIFAR10_MD5.into(),
+                }];
+            }
+        };
+        FILE_NAMES
+            .iter()
+            .zip(md5s)
+            .map(|(name, md5)| RemoteFile {
+                name: name.to_string(),
+                md5: md5.to_string(),
+            })
+            .collect()
+    }
+
+    /// The names of the ten classes, indexed by label.
+    pub fn class_names(self) -> [&'static str; 10] {
+        match self {
+            DatasetName::Mnist => ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
+            DatasetName::FashionMnist => [
+                "T-shirt/top",
+                "Trouser",
+                "Pullover",
+                "Dress",
+                "Coat",
+                "Sandal",
+                "Shirt",
+                "Sneaker",
+                "Bag",
+                "Ankle boot",
+            ],
+            DatasetName::Kmnist => ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"],
+            DatasetName::Cifar10 => [
+                "airplane",
+                "automobile",
+                "bird",
+                "cat",
+                "deer",
+                "dog",
+                "frog",
+                "horse",
+                "ship",
+                "truck",
+            ],
+        }
+    }
+}
+
+/// Loads images and labels from two IDX files, checking that they agree.
+pub fn from_idx_files(images: &Path, labels: &Path) -> Result<Dataset> {
+    let im = read_idx(images)?;
+    let lb = read_idx(labels)?;
+    let bad = |path: &Path, reason: String| Error::Idx {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if im.dims.len() != 3 {
+        return Err(bad(
+            images,
+            format!(
+                "expected 3 dimensions (items, rows, cols), found {:?}",
+                im.dims
+            ),
+        ));
+    }
+    if lb.dims.len() != 1 {
+        return Err(bad(
+            labels,
+            format!("expected 1 dimension for labels, found {:?}", lb.dims),
+        ));
+    }
+    if im.len() != lb.len() {
+        return Err(bad(
+            labels,
+            format!(
+                "{} labels for {} images in {}",
+                lb.len(),
+                im.len(),
+                images.display()
+            ),
+        ));
+    }
+    Dataset::from_bytes(
+        ItemShape::grey(im.dims[1], im.dims[2]),
+        im.data,
+        Some(lb.data.iter().map(|&l| l as u32).collect()),
+    )
+}
+
+/// Where a dataset's files live: `--data-dir`, else `$ELBO_DATA_DIR`, else the user's cache folder.
+pub fn resolve_data_dir(name: DatasetName, explicit: Option<&Path>) -> PathBuf {
+    if let Some(d) = explicit {
+        return d.to_path_buf();
+    }
+    if let Some(d) = std::env::var_os("ELBO_DATA_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    dirs::cache_dir()
+        .unwrap_or_else(|| PathBuf::from(".cache"))
+        .join("elbo")
+        .join(name.as_str())
+}
+
+/// Finds `name` (or its uncompressed form, for IDX files) in `dir`.
+fn existing(dir: &Path, name: &str) -> Option<PathBuf> {
+    let gz = dir.join(name);
+    if gz.is_file() {
+        return Some(gz);
+    }
+    let raw = dir.join(name.trim_end_matches(".gz"));
+    (name.ends_with("ubyte.gz") && raw.is_file()).then_some(raw)
+}
+
+/// Loads the train and test splits of a dataset from `dir`, downloading missing files first.
+pub fn load_dataset(name: DatasetName, dir: &Path) -> Result<(Dataset, Dataset)> {
+    let missing: Vec<RemoteFile> = name
+        .remote_files()
+        .into_iter()
+        .filter(|f| existing(dir, &f.name).is_none())
+        .collect();
+    if !missing.is_empty() {
+        let mirrors = download::mirrors_for(name.mirrors());
+        download::fetch_all(&missing, dir, &mirrors)?;
+    }
+    let path = |n: &str| existing(dir, n).expect("file present after download");
+    let (mut train, mut test) = if name == DatasetName::Cifar10 {
+        read_cifar10(&path(CIFAR10_FILE))?
+    } else {
+        let train = from_idx_files(&path(FILE_NAMES[0]), &path(FILE_NAMES[1]))?;
+        let test = from_idx_files(&path(FILE_NAMES[2]), &path(FILE_NAMES[3]))?;
+        if train.shape != test.shape {
+            return Err(Error::Idx {
+                path: path(FILE_NAMES[2]),
+                reason: format!(
+                    "test images are {} but training images are {}",
+                    test.shape, train.shape
+                ),
+            });
+        }
+        (train, test)
+    };
+    let names: Vec<String> = name.class_names().iter().map(|s| s.to_string()).collect();
+    for ds in [&mut train, &mut test] {
+        if ds.classes.len() <= names.len() {
+            ds.classes = names.clone();
+        }
+    }
+    Ok((train, test))
+}
+
+/// Bytes of one CIFAR-10 record: the label, then 32×32 red, green and blue planes.
+const CIFAR_RECORD: usize = 1 + 3 * 32 * 32;
+
+/// Reads the training batches (`data_batch_1.bin` … `data_batch_5.bin`) and `test_batch.bin` from the binary
+/// CIFAR-10 archive, without unpacking it to disk.
+pub fn read_cifar10(path: &Path) -> Result<(Dataset, Dataset)> {
+    let bad = |reason: String| Error::Checkpoint {
+        path: path.to_path_buf(),
+        reason: format!("not a CIFAR-10 binary archive: {reason}"),
+    };
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    let mut batches: Vec<(String, Vec<u8>)> = Vec::new();
+    let entries = archive.entries().map_err(|e| bad(e.to_string()))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| bad(e.to_string()))?;
+        let name = entry
+            .path()
+            .map_err(|e| bad(e.to_string()))?
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !(name.starts_with("data_batch_") || name == "test_batch.bin") || !name.ends_with(".bin")
+        {
+            continue;
+        }
+        // Each batch holds 10000 records; nothing larger is read.
+        let mut bytes = Vec::new();
+        (&mut entry)
+            .take((10_000 * CIFAR_RECORD + 1) as u64)
+            .read_to_end(&mut bytes)
+            .map_err(|e| bad(format!("{name}: {e}")))?;
+        if bytes.len() % CIFAR_RECORD != 0
+            || bytes.is_empty()
+            || bytes.len() > 10_000 * CIFAR_RECORD
+        {
+            return Err(bad(format!(
+                "{name} holds {} bytes, not whole records of {CIFAR_RECORD}",
+                bytes.len()
+            )));
+        }
+        batches.push((name, bytes));
+    }
+    batches.sort();
+    let decode = |bytes: &[&[u8]]| -> Result<Dataset> {
+        let n: usize = bytes.iter().map(|b| b.len() / CIFAR_RECORD).sum();
+        let mut px = Vec::with_capacity(n * 3072);
+        let mut labels = Vec::with_capacity(n);
+        for rec in bytes.iter().flat_map(|b| b.chunks_exact(CIFAR_RECORD)) {
+            if rec[0] > 9 {
+                return Err(bad(format!(
+                    "label {} is not one of the 10 classes",
+                    rec[0]
+                )));
+            }
+            labels.push(rec[0] as u32);
+            let planes = &rec[1..];
+            // Planes (CHW) to pixels (HWC).
+            for p in 0..1024 {
+                px.extend_from_slice(&[planes[p], planes[1024 + p], planes[2048 + p]]);
+            }
+        }
+        Dataset::from_bytes(
+            ItemShape {
+                height: 32,
+                width: 32,
+                channels: 3,
+            },
+            px,
+            Some(labels),
+        )
+    };
+    let train: Vec<&[u8]> = batches
+        .iter()
+        .filter(|(n, _)| n.starts_with("data_batch_"))
+        .map(|(_, b)| &b[..])
+        .collect();
+    let test: Vec<&[u8]> = batches
+        .iter()
+        .filter(|(n, _)| n == "test_batch.bin")
+        .map(|(_, b)| &b[..])
+        .collect();
+    if train.is_empty() || test.is_empty() {
+        return Err(bad("it has no data_batch_N.bin or no test_batch.bin".into()));
+    }
+    Ok((decode(&train)?, decode(&test)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::idx::encode_idx;
+
+    fn write(dir: &Path, name: &str, dims: &[usize], data: &[u8]) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, encode_idx(dims, data)).unwrap();
+        p
+    }
+
+    #[test]
+    fn images_and_labels_must_agree() {
+        let tmp = tempfile::tempdir().unwrap();
+        let im = write(tmp.path(), "im", &[3, 2, 2], &[0; 12]);
+        let lb = write(tmp.path(), "lb", &[2], &[1, 2]);
+        let err = from_idx_files(&im, &lb).unwrap_err().to_string();
+        assert!(err.contains("2 labels for 3 images"), "{err}");
+        let err = from_idx_files(&lb, &lb).unwrap_err().to_string();
+        assert!(err.contains("expected 3 dimensions"), "{err}");
+        let lb3 = write(tmp.path(), "lb3", &[3], &[1, 2, 3]);
+        let ds = from_idx_files(&im, &lb3).unwrap();
+        assert_eq!((ds.len(), ds.dim()), (3, 4));
+    }
+
+    #[test]
+    fn names_parse_and_unknown_ones_are_refused() {
+        assert_eq!(
+            "Fashion-MNIST".parse::<DatasetName>().unwrap(),
+            DatasetName::FashionMnist
+        );
+        assert_eq!(
+            "kmnist".parse::<DatasetName>().unwrap(),
+            DatasetName::Kmnist
+        );
+        assert_eq!(
+            "CIFAR-10".parse::<DatasetName>().unwrap(),
+            DatasetName::Cifar10
+        );
+        assert!(
+            "cifar"
+                .parse::<DatasetName>()
+                .unwrap_err()
+                .to_string()
+                .contains("unknown dataset 'cifar'")
+        );
+        for name in [
+            DatasetName::Mnist,
+            DatasetName::FashionMnist,
+            DatasetName::Kmnist,
+            DatasetName::Cifar10,
+        ] {
+            assert!(name.mirrors().iter().all(|m| m.starts_with("https://")));
+            assert!(!name.remote_files().is_empty());
+        }
+    }
+
+    /// A CIFAR-10 archive in the published layout, with `n` records per batch; record i has label i % 10 and
+    /// pixel values from i.
+    pub(crate) fn tiny_cifar(n: usize) -> Vec<u8> {
+        let mut tar = tar::Builder::new(Vec::new());
+        for name in [
+            "data_batch_1.bin",
+            "data_batch_2.bin",
+            "test_batch.bin",
+            "batches.meta.txt",
+        ] {
+            let mut bytes = Vec::new();
+            if name.ends_with(".bin") {
+                for i in 0..n {
+                    bytes.push((i % 10) as u8);
+                    for c in 0..3 {
+                        bytes.extend(std::iter::repeat_n((i * 3 + c) as u8, 1024));
+                    }
+                }
+            } else {
+                bytes.extend_from_slice(b"airplane\n");
+            }
+            let mut h = tar::Header::new_gnu();
+            h.set_size(bytes.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            tar.append_data(&mut h, format!("cifar-10-batches-bin/{name}"), &bytes[..])
+                .unwrap();
+        }
+        let raw = tar.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &raw).unwrap();
+        gz.finish().unwrap()
+    }
+
+    #[test]
+    fn cifar_records_become_hwc_images() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join(CIFAR10_FILE);
+        std::fs::write(&p, tiny_cifar(12)).unwrap();
+        let (train, test) = read_cifar10(&p).unwrap();
+        assert_eq!((train.len(), test.len()), (24, 12));
+        assert_eq!(train.shape.channels, 3);
+        assert_eq!(train.label(11), 1);
+        let crate::data::Values::U8(v) = &test.values else {
+            panic!()
+        };
+        // Item 5: red 15, green 16, blue 17 at every pixel.
+        assert_eq!(&v[5 * 3072..5 * 3072 + 6], &[15, 16, 17, 15, 16, 17]);
+        std::fs::write(&p, b"not an archive").unwrap();
+        assert!(
+            read_cifar10(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("not a CIFAR-10")
+        );
+    }
+}

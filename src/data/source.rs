@@ -1,0 +1,173 @@
+//! The user's own data, recognised by what the path is: an image folder or archive, a NumPy file, or a table.
+//! Each source yields train and test [`Dataset`]s; decoded image sets are cached (see [`super::cache`]).
+
+use super::cache;
+use super::dataset::{Dataset, Kind};
+use super::images::{self, Found, ImageOptions};
+use super::numpy::{self, Layout};
+use super::table;
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// A dataset of the user's, as a run records it so every later command reads it the same way.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSpec {
+    /// The folder, archive or file (absolute, as given at training time).
+    pub path: PathBuf,
+    /// How images are decoded, cropped, resized and coloured.
+    #[serde(default)]
+    pub images: ImageOptions,
+    /// Axis order of four-dimensional arrays (`None`: inferred).
+    #[serde(default)]
+    pub layout: Option<Layout>,
+    /// The table column holding class labels.
+    #[serde(default)]
+    pub label_column: Option<String>,
+    /// Fraction held out as the test split when the source has none.
+    pub test_fraction: f64,
+}
+
+/// The kinds of file and folder elbo reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// A folder of images, an archive of one, or one image file.
+    Images,
+    /// `.npy` or `.npz`.
+    Numpy,
+    /// `.csv`, `.tsv` or `.tab` with a header.
+    Table,
+}
+
+/// What `path` is, from its type and name.
+pub fn format_of(path: &Path) -> Result<Format> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.raw_os_error() {
+        Some(40) => Error::Config(format!("{}: a symbolic link loop", path.display())),
+        _ => Error::Config(format!("{}: {e}", path.display())),
+    })?;
+    if meta.is_dir() {
+        return Ok(Format::Images);
+    }
+    if !meta.is_file() {
+        return Err(Error::Config(format!(
+            "{}: not a folder or a regular file (a device or FIFO?)",
+            path.display()
+        )));
+    }
+    let lower = path.to_string_lossy().to_ascii_lowercase();
+    if images::is_archive(path) || images::is_image_file(path) {
+        Ok(Format::Images)
+    } else if lower.ends_with(".npy") || lower.ends_with(".npz") {
+        Ok(Format::Numpy)
+    } else if [".csv", ".tsv", ".tab"].iter().any(|e| lower.ends_with(e)) {
+        Ok(Format::Table)
+    } else {
+        Err(Error::Config(format!(
+            "{}: not a format elbo reads: give a folder of images, a .zip/.tar/.tar.gz of one, an image, a .npy/.npz or a .csv/.tsv",
+            path.display()
+        )))
+    }
+}
+
+/// The data of a run: splits, and what later commands need to read more of it.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The training split.
+    pub train: Dataset,
+    /// The test split.
+    pub test: Dataset,
+    /// A table's feature columns.
+    pub columns: Vec<String>,
+}
+
+/// Salt of the seed that chooses a held-out test split, so it does not follow the other draws of a run.
+const SPLIT_SALT: u64 = 0x5b11_7000;
+
+/// Loads a source and splits it: its own `train/`+`test/`, or `test_fraction` held out with `seed`.
+pub fn load(spec: &DataSpec, seed: u64) -> Result<Loaded> {
+    let (found, columns) = read(spec, &spec.path, None)?;
+    let (train, test) = match found {
+        Found::Split(a, b) => (a, b),
+        Found::One(ds) => {
+            let f = spec.test_fraction;
+            if !(f > 0.0 && f < 1.0) {
+                return Err(Error::Config(format!(
+                    "--test-fraction {f} must be between 0 and 1 (exclusive): {} has no test split of its own",
+                    spec.path.display()
+                )));
+            }
+            let n = ds.len();
+            let (train, test) = ds.split_fraction(f, seed ^ SPLIT_SALT);
+            if train.is_empty() || test.is_empty() {
+                return Err(Error::Config(format!(
+                    "{}: {n} items with --test-fraction {f} leave {} for training and {} for testing; both need at least one",
+                    spec.path.display(),
+                    train.len(),
+                    test.len()
+                )));
+            }
+            (train, test)
+        }
+    };
+    Ok(Loaded {
+        train,
+        test,
+        columns,
+    })
+}
+
+/// Reads every item of `path` with a run's settings, in the source's order, unsplit (for `encode --input`,
+/// `score`); `columns` are a table run's feature columns.
+pub fn load_items(spec: &DataSpec, path: &Path, columns: Option<&[String]>) -> Result<Dataset> {
+    // A test label column in a scored table is optional.
+    let (found, _) = read(spec, path, columns)?;
+    Ok(match found {
+        Found::One(ds) => ds,
+        Found::Split(mut a, b) => {
+            a.append(b)?;
+            a
+        }
+    })
+}
+
+fn read(spec: &DataSpec, path: &Path, columns: Option<&[String]>) -> Result<(Found, Vec<String>)> {
+    match format_of(path)? {
+        Format::Images => {
+            let key = cache::key(path, &spec.images)?;
+            if let Some(found) = key.as_deref().and_then(cache::load) {
+                return Ok((found, Vec::new()));
+            }
+            let found = images::load(path, &spec.images)?;
+            if let Some(k) = key
+                && let Err(e) = cache::store(&k, &found)
+            {
+                eprintln!(
+                    "elbo: could not cache the decoded images ({e}); the next run decodes them again"
+                );
+            }
+            Ok((found, Vec::new()))
+        }
+        Format::Numpy => Ok((numpy::load(path, spec.layout)?, Vec::new())),
+        Format::Table => {
+            let label = if columns.is_some() {
+                // Scoring: use the label column when the table has it.
+                spec.label_column
+                    .as_deref()
+                    .filter(|c| table_has_column(path, c))
+            } else {
+                spec.label_column.as_deref()
+            };
+            let t = table::load(path, label, columns)?;
+            Ok((Found::One(t.dataset), t.columns))
+        }
+    }
+}
+
+fn table_has_column(path: &Path, col: &str) -> bool {
+    table::load_header(path).is_ok_and(|h| h.iter().any(|c| c == col))
+}
+
+/// Whether a dataset's values need standardising before a model sees them.
+pub fn needs_standardizing(ds: &Dataset) -> bool {
+    ds.kind == Kind::Table
+}

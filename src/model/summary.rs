@@ -1,0 +1,95 @@
+//! A model's shape summary, printed when training starts, as Keras's `model.summary()`: each layer with its
+//! output shape and number of weights, then the totals.
+
+use super::config::{Likelihood, ModelConfig, SigmaMode};
+use super::net::Net;
+use crate::core::params::Counter;
+use crate::error::Result;
+use std::fmt::Write;
+
+/// The summary of `cfg` as a text table (one layer a line), computed without allocating the weights.
+pub fn table(cfg: &ModelConfig) -> Result<String> {
+    let arch = cfg.build(&mut Counter::default())?;
+    let mut rows: Vec<(String, String, usize)> = Vec::new();
+    let input = cfg.item_shape();
+    rows.push(("input".into(), input.to_string(), 0));
+    let add = |prefix: &str, net: &Net, rows: &mut Vec<(String, String, usize)>| {
+        for (i, layer) in net.layers.iter().enumerate() {
+            let (kind, out) = layer.describe();
+            let mut params = layer.param_count();
+            if let Some(c) = net.cond
+                && c.at == i
+            {
+                params += c.classes * layer.out_len();
+            }
+            rows.push((format!("{prefix}.{i} {kind}"), out, params));
+        }
+    };
+    add("encoder", &arch.encoder, &mut rows);
+    let head = if cfg.is_variational() {
+        format!("μ, log σ² ({} each)", cfg.latent)
+    } else {
+        format!("z ({})", cfg.latent)
+    };
+    rows.push(("latent".into(), head, 0));
+    add("decoder", &arch.decoder, &mut rows);
+    if let Some((_, n)) = arch.log_sigma {
+        let what = match cfg.likelihood {
+            Likelihood::Gaussian {
+                learn: SigmaMode::Global,
+                ..
+            } => "one",
+            _ => "per value",
+        };
+        rows.push((format!("log σ ({what})"), format!("{n}"), n));
+    }
+    let total: usize = rows.iter().map(|r| r.2).sum();
+    let w0 = rows
+        .iter()
+        .map(|r| r.0.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(5);
+    let w1 = rows
+        .iter()
+        .map(|r| r.1.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(12);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<w0$}  {:<w1$}  {:>10}",
+        "layer", "output shape", "params"
+    );
+    for (name, shape, p) in &rows {
+        let p = if *p == 0 {
+            String::new()
+        } else {
+            p.to_string()
+        };
+        let _ = writeln!(s, "{name:<w0$}  {shape:<w1$}  {p:>10}");
+    }
+    let _ = writeln!(
+        s,
+        "total: {total} weights ({:.1} MB as f32)",
+        total as f64 * 4e-6
+    );
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_agree_with_the_parameter_count() {
+        for cfg in [ModelConfig::pytorch_example(), ModelConfig::keras_conv()] {
+            let t = table(&cfg).unwrap();
+            let total = format!("total: {} weights", cfg.param_count().unwrap());
+            assert!(t.contains(&total), "{t}");
+        }
+        let t = table(&ModelConfig::pytorch_example()).unwrap();
+        assert!(t.contains("encoder.0 Dense") && t.contains("314000"), "{t}");
+    }
+}
