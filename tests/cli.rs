@@ -114,15 +114,15 @@ fn encode_writes_means_and_log_variances_with_labels() {
     let csv = std::fs::read_to_string(&out).unwrap();
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    assert_eq!(header.len(), 2 + 2 * 20);
+    assert_eq!(header.len(), 3 + 2 * 20);
     assert_eq!(
-        (header[0], header[1], header[2], header[22]),
-        ("index", "label", "mu_0", "logvar_0")
+        (header[0], header[1], header[2], header[3], header[23]),
+        ("index", "label", "class", "mu_0", "logvar_0")
     );
     let rows: Vec<&str> = lines.collect();
     assert_eq!(rows.len(), 10000);
     assert!(
-        rows[0].starts_with("0,7,"),
+        rows[0].starts_with("0,7,7,"),
         "first MNIST test image is a 7: {}",
         &rows[0][..10]
     );
@@ -378,7 +378,8 @@ fn gaussian_likelihood_and_dynamic_binarisation_train() {
         ck.config.model.likelihood,
         elbo::model::Likelihood::Gaussian {
             sigma: 0.1,
-            learn: elbo::model::SigmaMode::Fixed
+            learn: elbo::model::SigmaMode::Fixed,
+            mean: elbo::model::GaussianMean::Sigmoid,
         }
     );
     let h = &ck.state.history;
@@ -414,7 +415,7 @@ fn gaussian_likelihood_and_dynamic_binarisation_train() {
     )
     .unwrap();
     assert!(
-        splits.test.images.iter().all(|&p| p == 0 || p == 255),
+        matches!(&splits.test.values, elbo::data::Values::U8(v) if v.iter().all(|&p| p == 0 || p == 255)),
         "binarised test set"
     );
     assert_eq!(

@@ -2,8 +2,8 @@
 
 mod common;
 use common::*;
-use elbo::data::dataset::FILE_NAMES;
 use elbo::data::download::{RemoteFile, fetch_all};
+use elbo::data::named::FILE_NAMES;
 use elbo::data::{DatasetName, load_dataset};
 
 #[test]
@@ -26,8 +26,8 @@ fn downloads_verify_published_checksums_through_the_cli() {
     }
     let (train, test) = load_dataset(DatasetName::Mnist, &data).unwrap();
     assert_eq!(
-        (train.len(), test.len(), train.rows, train.cols),
-        (60000, 10000, 28, 28)
+        (train.len(), test.len(), train.shape),
+        (60000, 10000, elbo::data::ItemShape::grey(28, 28))
     );
 }
 
@@ -64,7 +64,7 @@ fn falls_back_to_the_next_mirror() {
     let tmp = tempfile::tempdir().unwrap();
     let file = RemoteFile {
         name: FILE_NAMES[3].into(),
-        md5: DatasetName::Mnist.md5s()[3].into(),
+        md5: DatasetName::Mnist.remote_files()[3].md5.clone(),
     };
     fetch_all(
         std::slice::from_ref(&file),

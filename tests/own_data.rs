@@ -309,7 +309,7 @@ fn numpy_arrays_in_every_layout() {
 /// An .npy header with the given dictionary text, padded as NumPy pads it.
 fn raw_npy(dict: &str, payload: &[u8]) -> Vec<u8> {
     let mut header = dict.to_string();
-    while (10 + header.len() + 1) % 64 != 0 {
+    while !(10 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');

@@ -109,9 +109,27 @@ pub(crate) fn recorded_dir(ck: &Checkpoint) -> Option<PathBuf> {
     ck.config.train.data_dir.clone().filter(|d| d.is_dir())
 }
 
-/// The labels `n` generated images are conditioned on: `class` for all, or (no class given) the classes in turn.
-pub(crate) fn class_labels(ck: &Checkpoint, class: Option<u32>, n: usize) -> Result<Vec<u32>> {
+/// The labels `n` generated images are conditioned on: `class` (a name the run knows, or an index) for all, or
+/// (no class given) the classes in turn.
+pub(crate) fn class_labels(ck: &Checkpoint, class: Option<&str>, n: usize) -> Result<Vec<u32>> {
     let k = ck.config.model.classes as u32;
+    let names = &ck.config.data.classes;
+    let class = match class {
+        None => None,
+        Some(c) => match names.iter().position(|n| n == c) {
+            Some(i) => Some(i as u32),
+            None => Some(c.parse::<u32>().map_err(|_| {
+                Error::Config(format!(
+                    "--class '{c}' is neither a class of this run ({}) nor an index",
+                    if names.is_empty() {
+                        "none named".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                ))
+            })?),
+        },
+    };
     match class {
         Some(_) if k == 0 => Err(Error::Config(
             "--class needs a conditional model (trained with --conditional); this one is not"
@@ -132,6 +150,16 @@ pub(crate) fn check_count(n: usize, what: &str) -> Result<()> {
     if n == 0 || n > MAX_IMAGES {
         return Err(Error::Config(format!(
             "--n {n} for {what} must be between 1 and {MAX_IMAGES}"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses an image figure for a run whose data are feature rows, pointing to the CSV alternative.
+pub(crate) fn require_images(ck: &Checkpoint, what: &str) -> Result<()> {
+    if ck.config.data.kind != crate::data::Kind::Image {
+        return Err(Error::Config(format!(
+            "{what} draws images, but this run's data are feature rows: use `elbo sample RUN --out rows.csv`, `elbo decode` or `elbo encode` instead"
         )));
     }
     Ok(())

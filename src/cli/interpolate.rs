@@ -43,6 +43,7 @@ pub(crate) fn run(a: InterpolateArgs) -> Result<()> {
         )));
     }
     let ck = load_run(&a.run_dir)?;
+    super::common::require_images(&ck, "interpolate")?;
     let test = a.data.splits(&ck)?.test;
     for (flag, i) in [("--from", a.from), ("--to", a.to)] {
         if i >= test.len() {

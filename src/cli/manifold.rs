@@ -21,9 +21,9 @@ pub(crate) struct ManifoldArgs {
     /// Grid spacing: quantile:P,Q places points at the standard normal's quantiles; linear:A,B evenly.
     #[arg(long, default_value = "quantile:0.05,0.95", allow_hyphen_values = true)]
     range: String,
-    /// Class the decoder is conditioned on (a conditional model).
+    /// Class the decoder is conditioned on, by name or index (a conditional model).
     #[arg(long)]
-    class: Option<u32>,
+    class: Option<String>,
     #[command(flatten)]
     mosaic: MosaicArgs,
     #[command(flatten)]
@@ -42,6 +42,7 @@ pub(crate) fn run(a: ManifoldArgs) -> Result<()> {
         )));
     }
     let ck = load_run(&a.run_dir)?;
+    super::common::require_images(&ck, "manifold")?;
     let codes = lat::manifold_codes(ck.vae.latent(), a.grid, (a.dims[0], a.dims[1]), range)?;
     let n = a.grid * a.grid;
     if a.class.is_none() && ck.config.model.is_conditional() {
@@ -50,7 +51,7 @@ pub(crate) fn run(a: ManifoldArgs) -> Result<()> {
             ck.config.model.classes - 1
         )));
     }
-    let labels = class_labels(&ck, a.class, n)?;
+    let labels = class_labels(&ck, a.class.as_deref(), n)?;
     let px = lat::decode_means(&ck.vae, &codes, n, &labels);
     save_image(
         &mosaic(&px, n, ck.config.model.item_shape(), a.grid, style),

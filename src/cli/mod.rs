@@ -1,6 +1,7 @@
 //! The `elbo` command line: argument parsing and dispatch; each command lives in its own module over the library.
 
 mod common;
+mod decode;
 mod encode;
 mod eval;
 pub mod flags;
@@ -10,6 +11,7 @@ mod manifold;
 mod plot_metrics;
 mod reconstruct;
 mod sample;
+mod score;
 mod train;
 
 use crate::error::Result;
@@ -33,8 +35,12 @@ enum Command {
     Sample(sample::SampleArgs),
     /// Test images in one row over their reconstructions in the row below.
     Reconstruct(reconstruct::ReconstructArgs),
-    /// Write latent means and log-variances of a split, with labels, as CSV.
+    /// Write latent means and log-variances of a split or of your own items (--input), as CSV.
     Encode(encode::EncodeArgs),
+    /// Decode given latent codes (--z or --z-file) into images or CSV rows.
+    Decode(decode::DecodeArgs),
+    /// Score your own items: one CSV row each with its -ELBO and, with --k, its -log p(x) (anomaly detection).
+    Score(score::ScoreArgs),
     /// Decode a grid over two latent dimensions into one mosaic (the 2-D latent manifold).
     Manifold(manifold::ManifoldArgs),
     /// Scatter the encoder means of a split, coloured by class (PCA beyond two dimensions).
@@ -64,6 +70,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Sample(a) => sample::run(a),
         Command::Reconstruct(a) => reconstruct::run(a),
         Command::Encode(a) => encode::run(a),
+        Command::Decode(a) => decode::run(a),
+        Command::Score(a) => score::run(a),
         Command::Manifold(a) => manifold::run(a),
         Command::LatentPlot(a) => latent_plot::run(a),
         Command::Interpolate(a) => interpolate::run(a),

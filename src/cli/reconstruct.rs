@@ -28,6 +28,7 @@ pub(crate) fn run(a: ReconstructArgs) -> Result<()> {
     let out = a.output.check()?;
     let style = a.mosaic.style()?;
     let ck = load_run(&a.run_dir)?;
+    super::common::require_images(&ck, "reconstruct")?;
     let splits = a.data.splits(&ck)?;
     write_reconstructions(&ck.vae, &splits.test, a.n, style, out)?;
     eprintln!("elbo: wrote {}", out.display());

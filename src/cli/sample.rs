@@ -1,8 +1,8 @@
 //! `elbo sample`: draws from the prior, decoded into an image grid.
 
-use super::common::{MosaicArgs, OutArgs, check_count, class_labels};
+use super::common::{MosaicArgs, OutArgs, check_count, class_labels, require_images};
 use crate::error::{Error, Result};
-use crate::figures::samples::{SampleSpec, write_samples};
+use crate::figures::samples::{SampleSpec, sample_values, write_samples};
 use crate::model::Likelihood;
 use crate::train::load_run;
 use clap::Args;
@@ -24,12 +24,13 @@ pub(crate) struct SampleArgs {
     /// Show the decoder means (the default).
     #[arg(long, conflicts_with = "bernoulli")]
     mean: bool,
-    /// Show pixels sampled from the Bernoulli decoder instead of its means.
+    /// Show pixels sampled from the Bernoulli decoder instead of its means. (--out rows.csv writes the values.)
     #[arg(long)]
     bernoulli: bool,
-    /// Generate this class only (a conditional model); without it a conditional model shows every class.
+    /// Generate this class only, by name or index (a conditional model); without it a conditional model shows
+    /// every class.
     #[arg(long)]
-    class: Option<u32>,
+    class: Option<String>,
     #[command(flatten)]
     mosaic: MosaicArgs,
     #[command(flatten)]
@@ -53,7 +54,7 @@ pub(crate) fn run(a: SampleArgs) -> Result<()> {
             "this run is a deterministic autoencoder: it has no prior to sample from (use reconstruct, encode or interpolate)".into(),
         ));
     }
-    let labels = class_labels(&ck, a.class, a.n)?;
+    let labels = class_labels(&ck, a.class.as_deref(), a.n)?;
     if a.bernoulli && ck.config.model.likelihood != Likelihood::Bernoulli {
         return Err(Error::Config(
             "--bernoulli samples pixels from a Bernoulli decoder; this model's is Gaussian".into(),
@@ -66,7 +67,17 @@ pub(crate) fn run(a: SampleArgs) -> Result<()> {
         bernoulli: a.bernoulli,
         labels,
     };
-    write_samples(&ck.vae, &spec, style, out)?;
+    if out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+    {
+        let mut rows = sample_values(&ck.vae, &spec);
+        super::decode::write_rows(&ck, &mut rows, a.n, out)?;
+    } else {
+        require_images(&ck, "sample --out with an image file")?;
+        crate::figures::image_format(out)?;
+        write_samples(&ck.vae, &spec, style, out)?;
+    }
     eprintln!("elbo: wrote {}", out.display());
     Ok(())
 }

@@ -160,7 +160,7 @@ impl Dataset {
         labels: Option<Vec<u32>>,
     ) -> Result<Dataset> {
         let d = shape.len();
-        if d == 0 || values.len() % d != 0 {
+        if d == 0 || !values.len().is_multiple_of(d) {
             return Err(Error::Config(format!(
                 "{} values do not make whole items of shape {shape}",
                 values.len()

@@ -767,7 +767,7 @@ mod tests {
     #[test]
     fn resize_covers_then_crops_the_centre() {
         let img = image::RgbImage::from_fn(40, 20, |x, _| {
-            image::Rgb([if x < 10 || x >= 30 { 0 } else { 255 }; 3])
+            image::Rgb([if (10..30).contains(&x) { 255 } else { 0 }; 3])
         });
         let out = resize_center_crop(&img, 10, 10);
         assert_eq!(out.dimensions(), (10, 10));

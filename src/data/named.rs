@@ -245,10 +245,26 @@ pub fn load_dataset(name: DatasetName, dir: &Path) -> Result<(Dataset, Dataset)>
         (train, test)
     };
     let names: Vec<String> = name.class_names().iter().map(|s| s.to_string()).collect();
-    for ds in [&mut train, &mut test] {
-        if ds.classes.len() <= names.len() {
-            ds.classes = names.clone();
+    for (ds, file) in [(&mut train, 1), (&mut test, 3)] {
+        if let Some(&l) = ds
+            .labels
+            .iter()
+            .flatten()
+            .find(|&&l| l as usize >= names.len())
+        {
+            let file = if name == DatasetName::Cifar10 {
+                CIFAR10_FILE
+            } else {
+                FILE_NAMES[file]
+            };
+            return Err(Error::Config(format!(
+                "{}: label {l} is outside {name}'s {} classes (0 to {}): the file is damaged or not {name}'s",
+                dir.join(file).display(),
+                names.len(),
+                names.len() - 1
+            )));
         }
+        ds.classes = names.clone();
     }
     Ok((train, test))
 }

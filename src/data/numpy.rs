@@ -87,6 +87,19 @@ fn read_array(r: impl Read, limit: u64, path: &Path, what: &str) -> Result<Array
             format!("its header claims {count} values of {size} bytes, more than the file holds"),
         ));
     }
+    // Every array is held as 4-byte floats at most once more while it is converted.
+    let available = crate::resources::available_memory() as u128;
+    if count * 8 > available {
+        return Err(bad(
+            path,
+            what,
+            format!(
+                "{count} values need {:.1} GiB, more than the {:.1} GiB of memory available",
+                (count * 8) as f64 / (1u64 << 30) as f64,
+                available as f64 / (1u64 << 30) as f64
+            ),
+        ));
+    }
     let count = count as usize;
     let short = |e: std::io::Error| bad(path, what, format!("truncated or unreadable data ({e})"));
     let (tc, size) = (ts.type_char(), ts.size_field());

@@ -2,7 +2,6 @@
 
 pub mod reference;
 
-use crate::core::ops::log_sum_exp;
 use crate::data::{Batcher, Binarize, Dataset};
 use crate::model::{BatchStats, Vae, Workspace};
 use rand::SeedableRng;
@@ -85,6 +84,36 @@ pub fn estimate_log_likelihood(
     seed: u64,
     on_progress: &(dyn Fn(usize) + Sync),
 ) -> LikelihoodEstimate {
+    let items = item_log_likelihoods(vae, ds, k, seed, on_progress);
+    let n = ds.len().max(1) as f64;
+    let ll: f64 = items.iter().map(|r| r.log_px).sum::<f64>() / n;
+    let elbo: f64 = items.iter().map(|r| r.elbo).sum::<f64>() / n;
+    LikelihoodEstimate {
+        elbo,
+        neg_elbo: -elbo,
+        nll: -ll,
+        k,
+        n: ds.len(),
+    }
+}
+
+/// One item's importance-sampled estimates, in nats.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ItemEstimate {
+    /// log (1/K) Σ_k p(x, z_k)/q(z_k|x): a lower bound on log p(x) that tightens as K grows.
+    pub log_px: f64,
+    /// The mean log importance weight: a K-sample Monte-Carlo ELBO.
+    pub elbo: f64,
+}
+
+/// [`estimate_log_likelihood`] per item, in the dataset's order: what `elbo score` writes.
+pub fn item_log_likelihoods(
+    vae: &Vae<f32>,
+    ds: &Dataset,
+    k: usize,
+    seed: u64,
+    on_progress: &(dyn Fn(usize) + Sync),
+) -> Vec<ItemEstimate> {
     let d = ds.dim();
     let per_chunk = k.clamp(1, CHUNK_ROWS);
     let images = (CHUNK_ROWS / per_chunk).max(1);
@@ -93,7 +122,7 @@ pub fn estimate_log_likelihood(
         .chunks(images)
         .map(|c| c.to_vec())
         .collect();
-    let results: Vec<(f64, f64)> = crate::core::threads::run(|| {
+    let results: Vec<Vec<ItemEstimate>> = crate::core::threads::run(|| {
         groups
             .par_iter()
             .enumerate()
@@ -131,22 +160,15 @@ pub fn estimate_log_likelihood(
                         done += s;
                     }
                     on_progress(rows);
-                    let ll: f64 = acc.iter().map(|a| a.0 + a.1.ln() - (k as f64).ln()).sum();
-                    let elbo: f64 = acc.iter().map(|a| a.2 / k as f64).sum();
-                    (ll, elbo)
+                    acc.iter()
+                        .map(|a| ItemEstimate {
+                            log_px: a.0 + a.1.ln() - (k as f64).ln(),
+                            elbo: a.2 / k as f64,
+                        })
+                        .collect()
                 })
             })
             .collect()
     });
-    let n = ds.len().max(1) as f64;
-    let ll: f64 = results.iter().map(|r| r.0).sum::<f64>() / n;
-    let elbo: f64 = results.iter().map(|r| r.1).sum::<f64>() / n;
-    let _ = log_sum_exp;
-    LikelihoodEstimate {
-        elbo,
-        neg_elbo: -elbo,
-        nll: -ll,
-        k,
-        n: ds.len(),
-    }
+    results.into_iter().flatten().collect()
 }

@@ -22,7 +22,8 @@ pub fn run_title(what: &str, run_dir: &Path) -> String {
 pub fn run_figures(run_dir: &Path, ck: &Checkpoint, test: &Dataset) -> Result<Vec<&'static str>> {
     let style = MosaicStyle::default();
     let mut written = Vec::new();
-    if ck.config.model.is_variational() {
+    let images = ck.config.data.kind == crate::data::Kind::Image;
+    if ck.config.model.is_variational() && images {
         // A conditional model shows one row per class.
         let (n, labels) = if ck.config.model.is_conditional() {
             let k = ck.config.model.classes as u32;
@@ -40,21 +41,24 @@ pub fn run_figures(run_dir: &Path, ck: &Checkpoint, test: &Dataset) -> Result<Ve
         write_samples(&ck.vae, &spec, style, &run_dir.join("samples.png"))?;
         written.push("samples.png");
     }
-    write_reconstructions(
-        &ck.vae,
-        test,
-        8,
-        style,
-        &run_dir.join("reconstructions.png"),
-    )?;
+    if images {
+        write_reconstructions(
+            &ck.vae,
+            test,
+            8,
+            style,
+            &run_dir.join("reconstructions.png"),
+        )?;
+        written.push("reconstructions.png");
+    }
     plot::training_curves(
         &ck.state.history,
         &run_title("Training curves", run_dir),
         &run_dir.join("curves.png"),
     )?;
     write_latent_plot(ck, run_dir, test, "test", &run_dir.join("latent.png"))?;
-    written.extend(["reconstructions.png", "curves.png", "latent.png"]);
-    if ck.vae.latent() == 2 && ck.config.model.is_variational() {
+    written.extend(["curves.png", "latent.png"]);
+    if ck.vae.latent() == 2 && ck.config.model.is_variational() && images {
         let codes = lat::manifold_codes(2, 20, (0, 1), GridRange::default())?;
         let px = lat::decode_means(&ck.vae, &codes, 400, &[]);
         save_image(

@@ -22,13 +22,23 @@ pub struct SampleSpec {
     pub labels: Vec<u32>,
 }
 
-/// Decodes draws from the prior into a square-ish mosaic saved as PNG at `out`.
+/// Decodes draws from the prior into a square-ish mosaic saved at `out` (in the format its ending names).
 pub fn write_samples(
     vae: &Vae<f32>,
     spec: &SampleSpec,
     style: MosaicStyle,
     out: &Path,
 ) -> Result<()> {
+    let px = sample_values(vae, spec);
+    let cols = (spec.n as f64).sqrt().ceil() as usize;
+    save_image(
+        &mosaic(&px, spec.n, vae.config.item_shape(), cols, style),
+        out,
+    )
+}
+
+/// The decoded values (means, or Bernoulli draws) of `spec.n` draws from the prior, item after item.
+pub fn sample_values(vae: &Vae<f32>, spec: &SampleSpec) -> Vec<f32> {
     let (n, zd) = (spec.n, vae.latent());
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(spec.seed);
     let codes: Vec<f32> = (0..n * zd)
@@ -45,8 +55,7 @@ pub fn write_samples(
             *p = if u < *p { 1.0 } else { 0.0 };
         }
     }
-    let cols = (n as f64).sqrt().ceil() as usize;
-    save_image(&mosaic(&px, n, vae.config.item_shape(), cols, style), out)
+    px
 }
 
 /// Saves the first `n` test images over their reconstructions as a PNG mosaic at `out`.

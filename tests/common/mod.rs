@@ -136,7 +136,7 @@ pub fn serve(files: HashMap<String, Vec<u8>>) -> String {
 /// The four real MNIST files by name.
 pub fn mnist_files() -> HashMap<String, Vec<u8>> {
     let dir = mnist_dir();
-    elbo::data::dataset::FILE_NAMES
+    elbo::data::named::FILE_NAMES
         .iter()
         .map(|n| {
             (
