@@ -488,3 +488,34 @@ fn symlink_loops_and_unsafe_archives_are_refused() {
     let e = images::load(&zip, &opts(4)).unwrap_err().to_string();
     assert!(e.contains("evil.zip") && e.contains("unsafe path"), "{e}");
 }
+
+#[test]
+fn the_cache_key_follows_the_files_and_the_settings() {
+    use elbo::data::cache;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("imgs");
+    std::fs::create_dir_all(root.join("a")).unwrap();
+    std::fs::write(root.join("a/0.png"), image_bytes(4, 4, false, 0, "png")).unwrap();
+    std::fs::write(root.join("a/1.png"), image_bytes(4, 4, false, 1, "png")).unwrap();
+    let k = |o: &ImageOptions| cache::key(&root, o).unwrap().unwrap();
+    let base = k(&opts(4));
+    assert_eq!(base, k(&opts(4)), "stable");
+    assert_ne!(base, k(&opts(3)), "settings are part of the key");
+    std::fs::write(root.join("a/1.png"), image_bytes(5, 4, false, 1, "png")).unwrap();
+    let changed = k(&opts(4));
+    assert_ne!(base, changed, "a changed image makes a new key");
+    std::fs::write(root.join("a/2.png"), image_bytes(4, 4, false, 2, "png")).unwrap();
+    assert_ne!(changed, k(&opts(4)), "an added image makes a new key");
+    // An entry round-trips, and a damaged entry is ignored rather than trusted.
+    let found = images::load(&root, &opts(4)).unwrap();
+    let key = k(&opts(4));
+    let dir = tmp.path().join("cache");
+    // SAFETY of the environment: this test binary's other tests do not read ELBO_CACHE_DIR.
+    unsafe { std::env::set_var("ELBO_CACHE_DIR", &dir) };
+    cache::store(&key, &found).unwrap();
+    assert_eq!(cache::load(&key), Some(found));
+    let entry = dir.join(format!("{key}.safetensors"));
+    let bytes = std::fs::read(&entry).unwrap();
+    std::fs::write(&entry, &bytes[..bytes.len() / 2]).unwrap();
+    assert_eq!(cache::load(&key), None);
+}

@@ -364,21 +364,19 @@ fn a_table_trains_and_scores_its_anomalies_highest() {
     let table = tmp.path().join("sensors.csv");
     sensor_table(&table, 600, 0);
     let run_dir = tmp.path().join("run");
+    // The data and its settings as config-file keys, like every other flag.
+    let config = tmp.path().join("sensors.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data = {:?}\nlabel-column = \"kind\"\nepochs = 20\nhidden = [32]\nlatent = 2\nbatch-size = 32\n",
+            table.to_str().unwrap()
+        ),
+    )
+    .unwrap();
     let o = run(elbo()
-        .args(["train", "--data"])
-        .arg(&table)
-        .args([
-            "--label-column",
-            "kind",
-            "--epochs",
-            "20",
-            "--hidden",
-            "32",
-            "--latent",
-            "2",
-            "--batch-size",
-            "32",
-        ])
+        .args(["train", "--config"])
+        .arg(&config)
         .arg("--out")
         .arg(&run_dir));
     let err = ok(&o);

@@ -25,6 +25,8 @@ const MAX_DECODED: u64 = 512 << 20;
 const MAX_FILE: u64 = 256 << 20;
 /// Entries decoded per parallel round when reading an archive sequentially.
 const ROUND: usize = 256;
+/// Compressed bytes held per round, so a few huge entries cannot fill memory.
+const ROUND_BYTES: u64 = 256 << 20;
 
 /// How images become items.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -500,9 +502,14 @@ pub fn load(path: &Path, opts: &ImageOptions) -> Result<Found> {
         let decode_list = |list: &[Entry]| -> Result<(Vec<Option<Decoded>>, Vec<String>)> {
             let mut out = Vec::with_capacity(list.len());
             let mut skipped = Vec::new();
-            for chunk in list.chunks(ROUND) {
-                let mut bytes = Vec::with_capacity(chunk.len());
-                for e in chunk {
+            let mut start = 0;
+            while start < list.len() {
+                // A round holds at most ROUND entries and ROUND_BYTES of compressed images.
+                let mut bytes = Vec::new();
+                let mut held = 0u64;
+                let mut end = start;
+                while end < list.len() && end - start < ROUND && held < ROUND_BYTES {
+                    let e = &list[end];
                     let Origin::Entry(i) = e.origin else {
                         unreachable!()
                     };
@@ -520,12 +527,16 @@ pub fn load(path: &Path, opts: &ImageOptions) -> Result<Found> {
                             MAX_FILE >> 20
                         )));
                     }
+                    held += b.len() as u64;
                     bytes.push(b);
+                    end += 1;
                 }
+                let chunk = &list[start..end];
                 let read = |k: usize, _: &Entry| -> Result<Vec<u8>> { Ok(bytes[k].clone()) };
                 let (d, s) = decode_all(chunk, &read, opts, path)?;
                 out.extend(d);
                 skipped.extend(s);
+                start = end;
             }
             Ok((out, skipped))
         };
