@@ -91,3 +91,56 @@ fn refuses_plain_http_to_other_hosts() {
         .to_string();
     assert!(err.contains("only https://"), "{err}");
 }
+
+#[test]
+fn local_files_of_another_dataset_are_named_not_used() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("looks-like-fashion");
+    common::copy_mnist(&data);
+    for dataset in ["fashion-mnist", "kmnist"] {
+        let out = tmp.path().join("run");
+        let o = run(elbo()
+            .args(["train", "--dataset", dataset, "--epochs", "1", "--data-dir"])
+            .arg(&data)
+            .arg("--out")
+            .arg(&out));
+        assert_user_error(&o, &format!("this is not {dataset}'s train-images-idx3-ubyte.gz"));
+        assert!(stderr(&o).contains("it is mnist's train-images-idx3-ubyte.gz"), "{}", stderr(&o));
+        assert!(!out.exists());
+    }
+    // A damaged file matches nothing known.
+    let mut bytes = std::fs::read(data.join(FILE_NAMES[1])).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(data.join(FILE_NAMES[1]), bytes).unwrap();
+    let o = run(elbo()
+        .args(["train", "--epochs", "1", "--data-dir"])
+        .arg(&data)
+        .arg("--out")
+        .arg(tmp.path().join("run")));
+    assert_user_error(&o, "matches no file elbo knows");
+}
+
+#[test]
+fn an_offline_failure_names_every_missing_file_and_the_ways_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("fresh");
+    let o = run(elbo()
+        .env("ELBO_MIRROR", "http://127.0.0.1:9/")
+        .args(["train", "--epochs", "1", "--data-dir"])
+        .arg(&data)
+        .arg("--out")
+        .arg(tmp.path().join("run")));
+    for needle in FILE_NAMES.iter().copied().chain(["--data-dir", "ELBO_DATA_DIR", "ELBO_MIRROR"]) {
+        assert!(stderr(&o).contains(needle), "{needle}: {}", stderr(&o));
+    }
+    assert_user_error(&o, "download failed");
+    assert!(!data.exists(), "no empty folder is left behind");
+    // Something that is not a regular file where a dataset file belongs is named, never downloaded over.
+    std::fs::create_dir_all(data.join(FILE_NAMES[0])).unwrap();
+    let o = run(elbo()
+        .env("ELBO_MIRROR", "http://127.0.0.1:9/")
+        .args(["train", "--epochs", "1", "--data-dir"])
+        .arg(&data));
+    assert_user_error(&o, "not a regular file");
+    assert!(data.join(FILE_NAMES[0]).is_dir());
+}

@@ -19,7 +19,7 @@ const VERSION: &str = "elbo-image-cache-1";
 
 /// The folder holding cache entries.
 pub fn dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("ELBO_CACHE_DIR").filter(|d| !d.is_empty()) {
+    if let Some(d) = std::env::var_os("ELBO_CACHE_DIR").filter(|d| !d.is_empty() && d != "off") {
         return PathBuf::from(d);
     }
     dirs::cache_dir()

@@ -206,28 +206,124 @@ pub fn resolve_data_dir(name: DatasetName, explicit: Option<&Path>) -> PathBuf {
         .join(name.as_str())
 }
 
-/// Finds `name` (or its uncompressed form, for IDX files) in `dir`.
-fn existing(dir: &Path, name: &str) -> Option<PathBuf> {
-    let gz = dir.join(name);
-    if gz.is_file() {
-        return Some(gz);
+/// Finds `name` (or its uncompressed form, for IDX files) in `dir`; something there that is not a regular file
+/// is an error, never a reason to download over it.
+fn existing(dir: &Path, name: &str) -> Result<Option<PathBuf>> {
+    let mut candidates = vec![dir.join(name)];
+    if name.ends_with("ubyte.gz") {
+        candidates.push(dir.join(name.trim_end_matches(".gz")));
     }
-    let raw = dir.join(name.trim_end_matches(".gz"));
-    (name.ends_with("ubyte.gz") && raw.is_file()).then_some(raw)
+    for p in candidates {
+        match std::fs::metadata(&p) {
+            Ok(m) if m.is_file() => return Ok(Some(p)),
+            Ok(_) => {
+                return Err(Error::Config(format!(
+                    "{}: not a regular file (a folder, FIFO or device?); move it away so the dataset file can be read or downloaded",
+                    p.display()
+                )));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // A dangling symbolic link is as good as missing, but a loop is named.
+                if std::fs::symlink_metadata(&p).is_ok() {
+                    return Err(Error::Config(format!(
+                        "{}: a symbolic link that leads nowhere; fix or remove it",
+                        p.display()
+                    )));
+                }
+            }
+            Err(e) => return Err(Error::io(&p, e)),
+        }
+    }
+    Ok(None)
+}
+
+/// The dataset and file a published md5 belongs to, to say what a wrong file is.
+fn known_as(md5: &str) -> Option<(DatasetName, String)> {
+    [
+        DatasetName::Mnist,
+        DatasetName::FashionMnist,
+        DatasetName::Kmnist,
+        DatasetName::Cifar10,
+    ]
+    .into_iter()
+    .flat_map(|d| d.remote_files().into_iter().map(move |f| (d, f)))
+    .find(|(_, f)| f.md5 == md5)
+    .map(|(d, f)| (d, f.name))
+}
+
+/// Checks a local compressed file against its published md5, once: a stamp of its size, modification time and
+/// md5 in the user cache remembers files already checked. Uncompressed IDX files have no published checksum.
+fn verify(name: DatasetName, file: &RemoteFile, path: &Path) -> Result<()> {
+    if !path.to_string_lossy().ends_with(&file.name) {
+        return Ok(());
+    }
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    let abs = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
+    let stamp_dir = super::cache::dir().join("verified");
+    let stamp = stamp_dir.join(format!(
+        "{:x}",
+        <md5::Md5 as md5::Digest>::digest(abs.to_string_lossy().as_bytes())
+    ));
+    let want = format!("{} {mtime} {}", meta.len(), file.md5);
+    if std::fs::read_to_string(&stamp).is_ok_and(|s| s == want) {
+        return Ok(());
+    }
+    let got = download::md5_file(path)?;
+    if got != file.md5 {
+        let what = match known_as(&got) {
+            Some((d, f)) => format!("it is {d}'s {f}"),
+            None => "it matches no file elbo knows (damaged, or another dataset's)".to_string(),
+        };
+        return Err(Error::Config(format!(
+            "{}: this is not {name}'s {}: its md5 is {got}, not {}; {what}. Point --data-dir or ELBO_DATA_DIR at {name}'s files, or remove the file to download it",
+            path.display(),
+            file.name,
+            file.md5
+        )));
+    }
+    // Remembering is an optimisation: a cache that cannot be written only means checking again next time.
+    if std::fs::create_dir_all(&stamp_dir).is_ok() {
+        let _ = crate::fsutil::write_atomic(&stamp, want.as_bytes());
+    }
+    Ok(())
 }
 
 /// Loads the train and test splits of a dataset from `dir`, downloading missing files first.
 pub fn load_dataset(name: DatasetName, dir: &Path) -> Result<(Dataset, Dataset)> {
-    let missing: Vec<RemoteFile> = name
-        .remote_files()
-        .into_iter()
-        .filter(|f| existing(dir, &f.name).is_none())
-        .collect();
-    if !missing.is_empty() {
-        let mirrors = download::mirrors_for(name.mirrors());
-        download::fetch_all(&missing, dir, &mirrors)?;
+    let mut missing = Vec::new();
+    for f in name.remote_files() {
+        match existing(dir, &f.name)? {
+            Some(p) => verify(name, &f, &p)?,
+            None => missing.push(f),
+        }
     }
-    let path = |n: &str| existing(dir, n).expect("file present after download");
+    if !missing.is_empty() {
+        let created = !dir.exists();
+        let mirrors = download::mirrors_for(name.mirrors());
+        if let Err(e) = download::fetch_all(&missing, dir, &mirrors) {
+            // Leave no empty folder behind for a download that never happened.
+            if created {
+                let _ = std::fs::remove_dir(dir);
+            }
+            let names: Vec<&str> = missing.iter().map(|f| f.name.as_str()).collect();
+            return Err(Error::Config(format!(
+                "{name}: {} missing in {} and the download failed ({e}); put the files there, point --data-dir or ELBO_DATA_DIR at a folder that has them, or ELBO_MIRROR at a mirror",
+                names.join(", "),
+                dir.display()
+            )));
+        }
+    }
+    let path = |n: &str| {
+        existing(dir, n)
+            .ok()
+            .flatten()
+            .expect("file present after download")
+    };
     let (mut train, mut test) = if name == DatasetName::Cifar10 {
         read_cifar10(&path(CIFAR10_FILE))?
     } else {
