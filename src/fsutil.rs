@@ -41,6 +41,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Refuses to replace an existing output file unless `force` is set.
 pub fn check_output(path: &Path, force: bool) -> Result<()> {
+    // Only regular files are ever replaced: a device, FIFO, folder or link is refused even with --force, so an
+    // output path can never destroy something elbo did not create.
+    if let Ok(meta) = std::fs::symlink_metadata(path)
+        && !meta.file_type().is_file()
+    {
+        return Err(Error::Config(format!(
+            "{} exists and is not a regular file (a folder, link, device or FIFO); elbo replaces only regular files: choose another --out",
+            path.display()
+        )));
+    }
     if path.exists() && !force {
         return Err(Error::Config(format!(
             "{} already exists; pass --force to overwrite it",

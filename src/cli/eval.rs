@@ -34,7 +34,7 @@ pub(crate) struct EvalArgs {
 
 /// Evaluates, with a progress bar only on a terminal so piped output stays clean.
 pub(crate) fn run(a: EvalArgs) -> Result<()> {
-    threads::init(a.threads);
+    threads::init(threads::check(a.threads)?);
     if a.k == 0 {
         return Err(Error::Config("--k must be at least 1".into()));
     }

@@ -37,7 +37,7 @@ pub(crate) struct ScoreArgs {
 
 /// Scores in input order; values are nats per item (for a table, of its standardised features).
 pub(crate) fn run(a: ScoreArgs) -> Result<()> {
-    threads::init(a.threads);
+    threads::init(threads::check(a.threads)?);
     let out = a.output.check_ext(&["csv"])?;
     if a.k == Some(0) || a.k.is_some_and(|k| k > 1_000_000) {
         return Err(Error::Config("--k must be between 1 and 1000000".into()));

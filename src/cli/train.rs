@@ -32,11 +32,16 @@ impl TrainArgs {
         let Some(path) = &self.config else {
             return Ok(self.flags.clone());
         };
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::fsutil::read_regular(path, MAX_CONFIG, "a config file")?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::Config(format!("{}: not UTF-8 text", path.display())))?;
         let file = RunFlags::from_toml(&text, &path.display().to_string())?;
         Ok(self.flags.clone().or(file))
     }
 }
+
+/// Largest config file read: real ones are a few hundred bytes, and a cap bounds what a hostile one can ask for.
+const MAX_CONFIG: u64 = 1 << 20;
 
 /// Files `elbo train` writes into a run directory; `--force` removes exactly these.
 const RUN_FILES: [&str; 9] = [
@@ -58,7 +63,7 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
         verbose: true,
     };
     let (run_dir, start, splits) = if let Some(dir) = &a.resume {
-        threads::init(a.flags.threads.unwrap_or(0));
+        threads::init(threads::check(a.flags.threads.unwrap_or(0))?);
         let mut flags = a.flags.given();
         flags.retain(|f| !["--epochs", "--threads", "--data-dir"].contains(&f.as_str()));
         if a.force {
@@ -87,7 +92,7 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
         )
     } else {
         let settings = a.settings()?;
-        threads::init(settings.threads.unwrap_or(0));
+        threads::init(threads::check(settings.threads.unwrap_or(0))?);
         // Data and memory are checked before the run directory is touched, so a refusal leaves nothing behind.
         let (dataset, data) = settings.source()?;
         let mut source = train::TrainConfig {
@@ -126,6 +131,14 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
 
 /// Refuses to overwrite another run without `--force`, and checks the folder is writable before training starts.
 fn prepare_run_dir(dir: &Path, force: bool) -> Result<()> {
+    if let Ok(meta) = std::fs::metadata(dir)
+        && !meta.is_dir()
+    {
+        return Err(Error::Config(format!(
+            "--out {} is a file, not a folder: a run needs a folder of its own",
+            dir.display()
+        )));
+    }
     let used = RUN_FILES.iter().any(|f| dir.join(f).exists());
     if used && !force {
         return Err(Error::Config(format!(

@@ -22,6 +22,21 @@ pub fn init(n: usize) -> usize {
     })
 }
 
+/// Most threads accepted per available core: more only adds contention (and thousands hang a machine).
+pub const MAX_PER_CORE: usize = 4;
+
+/// Checks a `--threads` value against this machine's cores before any pool is built.
+pub fn check(n: usize) -> crate::error::Result<usize> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if n > MAX_PER_CORE * cores {
+        return Err(crate::error::Error::Config(format!(
+            "--threads {n} is more than {MAX_PER_CORE} per core on this machine's {cores} cores: use at most {} (0 uses all cores)",
+            MAX_PER_CORE * cores
+        )));
+    }
+    Ok(n)
+}
+
 /// Number of threads products and element-wise kernels are split over.
 pub fn count() -> usize {
     *THREADS.get().unwrap_or(&1)

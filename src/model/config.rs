@@ -150,6 +150,9 @@ pub struct ModelConfig {
     pub classes: usize,
 }
 
+/// Most layers a model may have: far beyond any useful VAE, and a bound on what a config can make elbo build.
+pub const MAX_LAYERS: usize = 64;
+
 /// Most weights a model may have (1 GiB of f32), so that a config or checkpoint cannot ask for unbounded memory.
 pub const MAX_PARAMS: u128 = 1 << 28;
 
@@ -435,13 +438,21 @@ impl ModelConfig {
 
     /// Refuses impossible shapes with a message naming the setting.
     pub fn validate(&self) -> Result<()> {
+        let dec = self.decoder.as_ref();
+        let layers = self.hidden.len()
+            + self.conv.len()
+            + dec.map_or(0, |d| d.hidden.len() + d.deconv.len());
+        if layers > MAX_LAYERS {
+            return Err(Error::Config(format!(
+                "{layers} layers is more than the {MAX_LAYERS} accepted"
+            )));
+        }
         if self.latent == 0 || self.latent > 4096 {
             return Err(Error::Config(format!(
                 "--latent {} must be between 1 and 4096",
                 self.latent
             )));
         }
-        let dec = self.decoder.as_ref();
         let widths = self
             .hidden
             .iter()

@@ -268,14 +268,19 @@ pub fn load_run(dir: &Path) -> Result<Checkpoint> {
     }
 }
 
+/// Largest checkpoint read: the largest model's weights and two Adam moments, plus room for the metadata.
+const MAX_CHECKPOINT: u64 = 3 * 4 * (crate::model::config::MAX_PARAMS as u64) + (64 << 20);
+
 fn load_file(path: &PathBuf) -> Result<Checkpoint> {
-    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::Checkpoint {
+    if std::fs::symlink_metadata(path).is_err() {
+        return Err(Error::Checkpoint {
             path: path.clone(),
             reason: "no checkpoint here: is this a run directory written by 'elbo train'?".into(),
-        },
-        _ => Error::io(path, e),
-    })?;
+        });
+    }
+    // A FIFO or device would block or never end: only regular files of a checkpoint's size are read.
+    let limit = MAX_CHECKPOINT.min(crate::resources::available_memory());
+    let bytes = crate::fsutil::read_regular(path, limit, "a checkpoint")?;
     from_bytes(&bytes, path)
 }
 

@@ -475,16 +475,24 @@ pub fn train_on(
                 if let Some(b) = row.train_neg_iwae {
                     v.push_str(&format!(" | train -IWAE(k={}) {b:.2}", t.samples));
                 }
-                println!(
-                    "epoch {epoch:>3}/{} | train -ELBO {:.2} (recon {:.2}, KL {:.2}) | test -ELBO {:.2} (recon {:.2}, KL {:.2}){v} | {seconds:.2}s",
-                    t.epochs,
-                    row.train.neg_elbo,
-                    row.train.recon,
-                    row.train.kl,
-                    test.neg_elbo,
-                    test.recon,
-                    test.kl,
-                );
+                if cfg.model.is_variational() {
+                    println!(
+                        "epoch {epoch:>3}/{} | train -ELBO {:.2} (recon {:.2}, KL {:.2}) | test -ELBO {:.2} (recon {:.2}, KL {:.2}){v} | {seconds:.2}s",
+                        t.epochs,
+                        row.train.neg_elbo,
+                        row.train.recon,
+                        row.train.kl,
+                        test.neg_elbo,
+                        test.recon,
+                        test.kl,
+                    );
+                } else {
+                    // An autoencoder has no KL term and no ELBO: its loss is the reconstruction term alone.
+                    println!(
+                        "epoch {epoch:>3}/{} | train recon {:.2} | test recon {:.2}{v} | {seconds:.2}s",
+                        t.epochs, row.train.recon, test.recon,
+                    );
+                }
             }
         }
         Ok(())
