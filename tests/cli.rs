@@ -289,7 +289,11 @@ fn missing_and_corrupted_data_files() {
         .arg(tmp.path().join("r2"))
         .arg("--data-dir")
         .arg(&data));
-    assert_user_error(&o, "train-images-idx3-ubyte.gz: not a valid IDX file");
+    // The published md5 catches it before the parser sees it.
+    assert_user_error(
+        &o,
+        "train-images-idx3-ubyte.gz: this is not mnist's train-images-idx3-ubyte.gz",
+    );
 }
 
 #[test]

@@ -104,8 +104,15 @@ fn local_files_of_another_dataset_are_named_not_used() {
             .arg(&data)
             .arg("--out")
             .arg(&out));
-        assert_user_error(&o, &format!("this is not {dataset}'s train-images-idx3-ubyte.gz"));
-        assert!(stderr(&o).contains("it is mnist's train-images-idx3-ubyte.gz"), "{}", stderr(&o));
+        assert_user_error(
+            &o,
+            &format!("this is not {dataset}'s train-images-idx3-ubyte.gz"),
+        );
+        assert!(
+            stderr(&o).contains("it is mnist's train-images-idx3-ubyte.gz"),
+            "{}",
+            stderr(&o)
+        );
         assert!(!out.exists());
     }
     // A damaged file matches nothing known.
@@ -130,7 +137,11 @@ fn an_offline_failure_names_every_missing_file_and_the_ways_out() {
         .arg(&data)
         .arg("--out")
         .arg(tmp.path().join("run")));
-    for needle in FILE_NAMES.iter().copied().chain(["--data-dir", "ELBO_DATA_DIR", "ELBO_MIRROR"]) {
+    for needle in FILE_NAMES
+        .iter()
+        .copied()
+        .chain(["--data-dir", "ELBO_DATA_DIR", "ELBO_MIRROR"])
+    {
         assert!(stderr(&o).contains(needle), "{needle}: {}", stderr(&o));
     }
     assert_user_error(&o, "download failed");

@@ -355,8 +355,9 @@ fn fake_dataset(dir: &Path, rows: usize, cols: usize, label: impl Fn(usize) -> u
         let labels: Vec<u8> = (0..n).map(&label).collect();
         let im = elbo::data::idx::encode_idx(&[n, rows, cols], &pixels);
         let lb = elbo::data::idx::encode_idx(&[n], &labels);
-        std::fs::write(dir.join(names[split]), im).unwrap();
-        std::fs::write(dir.join(names[split + 1]), lb).unwrap();
+        // Uncompressed names: these are not the published files, so no md5 applies to them.
+        std::fs::write(dir.join(names[split].trim_end_matches(".gz")), im).unwrap();
+        std::fs::write(dir.join(names[split + 1].trim_end_matches(".gz")), lb).unwrap();
     }
 }
 

@@ -516,6 +516,15 @@ fn the_cache_key_follows_the_files_and_the_settings() {
     assert_eq!(cache::load(&key), Some(found));
     let entry = dir.join(format!("{key}.safetensors"));
     let bytes = std::fs::read(&entry).unwrap();
+    let mut flipped = bytes.clone();
+    let at = flipped.len() - 10;
+    flipped[at] ^= 0x55;
+    std::fs::write(&entry, &flipped).unwrap();
+    assert_eq!(
+        cache::load(&key),
+        None,
+        "a pixel changed inside the entry is caught by its md5"
+    );
     std::fs::write(&entry, &bytes[..bytes.len() / 2]).unwrap();
     assert_eq!(cache::load(&key), None);
 }

@@ -410,11 +410,8 @@ fn a_table_trains_and_scores_its_anomalies_highest() {
         .arg(&scores)));
     let rows = csv_rows(&scores);
     assert_eq!(rows.len(), 44, "one row per input row, plus the header");
-    assert_eq!(
-        rows[0],
-        ["index", "label", "class", "neg_elbo", "neg_log_px"]
-    );
-    let s: Vec<f64> = rows[1..].iter().map(|r| r[4].parse().unwrap()).collect();
+    assert_eq!(rows[0], ["index", "neg_elbo", "neg_log_px"]);
+    let s: Vec<f64> = rows[1..].iter().map(|r| r[2].parse().unwrap()).collect();
     let worst_normal = s[..40].iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     assert!(
         s[40..].iter().all(|&v| v > worst_normal),
@@ -586,7 +583,14 @@ fn bad_data_is_refused_with_one_line_naming_the_file() {
             .env("ELBO_CACHE_DIR", "off")
             .args(["train", "--data"])
             .arg(path)
-            .args(["--image-size", "6", "--epochs", "1", "--out"])
+            .args(
+                if path.is_dir() || path.extension().is_some_and(|e| e == "zip") {
+                    &["--image-size", "6"][..]
+                } else {
+                    &[][..]
+                },
+            )
+            .args(["--epochs", "1", "--out"])
             .arg(&out));
         assert_user_error(&o, needle);
         let err = stderr(&o);
@@ -621,4 +625,79 @@ fn bad_data_is_refused_with_one_line_naming_the_file() {
         err.contains("skipped 1") && err.contains("cut.png"),
         "{err}"
     );
+}
+
+#[test]
+fn a_run_notices_its_data_changing_and_settings_that_do_not_apply() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("shapes");
+    colour_folder(&data);
+    let run_dir = tmp.path().join("run");
+    let base = [
+        "--image-size",
+        "8",
+        "--epochs",
+        "1",
+        "--hidden",
+        "8",
+        "--latent",
+        "2",
+    ];
+    ok(&run(elbo()
+        .env("ELBO_CACHE_DIR", "off")
+        .args(["train", "--data"])
+        .arg(&data)
+        .args(base)
+        .arg("--out")
+        .arg(&run_dir)));
+    // Scoring a folder scores every image in it, named by its path below the folder.
+    let scores = tmp.path().join("s.csv");
+    ok(&run(elbo()
+        .arg("score")
+        .arg(&run_dir)
+        .arg("--input")
+        .arg(&data)
+        .arg("--out")
+        .arg(&scores)));
+    let rows = csv_rows(&scores);
+    assert_eq!(rows.len(), 1 + 96);
+    assert_eq!(rows[0], ["index", "item", "neg_elbo"]);
+    assert_eq!(rows[1][1], "test/blues/000.png");
+    // An image removed from the data after training: every command refuses rather than mixing up splits.
+    std::fs::remove_file(data.join("train/reds/000.png")).unwrap();
+    let o = run(elbo()
+        .env("ELBO_CACHE_DIR", "off")
+        .args(["eval", "--k", "2"])
+        .arg(&run_dir));
+    assert_user_error(&o, "has changed since this run was trained");
+    // A loose image beside class folders is an error, not silently left out.
+    std::fs::write(
+        data.join("train/loose.png"),
+        std::fs::read(data.join("train/reds/001.png")).unwrap(),
+    )
+    .unwrap();
+    let o = run(elbo()
+        .env("ELBO_CACHE_DIR", "off")
+        .args(["train", "--data"])
+        .arg(&data)
+        .args(base)
+        .arg("--out")
+        .arg(tmp.path().join("r2")));
+    assert_user_error(&o, "1 images lie beside the class folders of train/");
+    // Settings for another kind of source are refused, not recorded as if used.
+    let table = tmp.path().join("t.csv");
+    sensor_table(&table, 20, 0);
+    let o = run(elbo()
+        .args(["train", "--data"])
+        .arg(&table)
+        .args(["--image-size", "8", "--out"])
+        .arg(tmp.path().join("r3")));
+    assert_user_error(&o, "--image-size do not apply to");
+    // The run directory never goes inside the data folder.
+    std::fs::remove_file(data.join("train/loose.png")).unwrap();
+    let o = run(elbo()
+        .current_dir(&data)
+        .env("ELBO_CACHE_DIR", "off")
+        .args(["train", "--data", ".", "--image-size", "8", "--epochs", "1"]));
+    assert_user_error(&o, "would lie inside the data folder");
 }

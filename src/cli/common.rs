@@ -61,7 +61,7 @@ impl DataArgs {
 /// An output file, replaced only with `--force`.
 #[derive(Debug, Args)]
 pub(crate) struct OutArgs {
-    /// Output file: PNG for images, .png or .svg for charts, CSV for `encode`.
+    /// Output file; its ending sets the format (.png, .jpg, .bmp, .tiff for images, .png or .svg for charts, .csv for rows).
     #[arg(long)]
     out: PathBuf,
     /// Overwrite an existing output file.

@@ -159,13 +159,22 @@ fn read_codes(path: &Path, zd: usize) -> Result<Vec<f32>> {
         if line == 1 && rec.iter().any(|c| c.parse::<f64>().is_err()) {
             // A header: take the code columns `elbo encode` writes.
             for prefix in ["mu_", "z_"] {
+                let named = rec.iter().filter(|c| c.starts_with(prefix)).count();
+                if named == 0 {
+                    continue;
+                }
                 let cols: Vec<usize> = (0..zd)
                     .filter_map(|j| rec.iter().position(|c| c == format!("{prefix}{j}")))
                     .collect();
-                if cols.len() == zd {
-                    picks = Some(cols);
-                    break;
+                if cols.len() != zd || named != zd {
+                    return Err(Error::Config(format!(
+                        "{}: the header has {named} {prefix}J columns, but this model's codes have {zd} dimensions ({prefix}0 to {prefix}{}): codes from another run?",
+                        path.display(),
+                        zd - 1
+                    )));
                 }
+                picks = Some(cols);
+                break;
             }
             if picks.is_none() && rec.len() != zd {
                 return Err(Error::Config(format!(

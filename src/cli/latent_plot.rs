@@ -28,7 +28,7 @@ pub(crate) struct LatentPlotArgs {
 
 /// Plots; `--method` accepts only `pca` for now, so clap has already checked it.
 pub(crate) fn run(a: LatentPlotArgs) -> Result<()> {
-    let out = a.output.check()?;
+    let out = a.output.check_ext(&["png", "svg"])?;
     let ck = load_run(&a.run_dir)?;
     let splits = a.data.splits(&ck)?;
     let ds = if a.split == "train" {

@@ -17,7 +17,7 @@ pub(crate) struct PlotMetricsArgs {
 
 /// Plots from the checkpoint's history, the same numbers as `metrics.csv`.
 pub(crate) fn run(a: PlotMetricsArgs) -> Result<()> {
-    let out = a.output.check()?;
+    let out = a.output.check_ext(&["png", "svg"])?;
     let ck = load_run(&a.run_dir)?;
     plot::training_curves(
         &ck.state.history,

@@ -112,6 +112,16 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
             let stem = name.split('.').next().unwrap_or(&name).to_string();
             PathBuf::from("runs").join(stem)
         });
+        if let Some(spec) = &cfg.train.data
+            && spec.path.is_dir()
+            && std::path::absolute(&dir).is_ok_and(|d| d.starts_with(&spec.path))
+        {
+            return Err(Error::Config(format!(
+                "the run directory {} would lie inside the data folder {}, where its figures would become data: choose an --out outside it",
+                dir.display(),
+                spec.path.display()
+            )));
+        }
         prepare_run_dir(&dir, a.force)?;
         let json = serde_json::to_string_pretty(&cfg).map_err(|e| Error::Config(e.to_string()))?;
         write_atomic(&dir.join("config.json"), json.as_bytes())?;

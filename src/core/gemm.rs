@@ -8,6 +8,8 @@ use super::threads;
 
 /// Products smaller than this many multiply-adds run on the calling thread: handing off costs more.
 const PARALLEL_MIN_MACS: usize = 1 << 16;
+/// Parts a larger product is split into, whatever the number of threads.
+const PARTS: usize = 4;
 
 /// A row-major matrix operand: its data and whether it is used transposed.
 #[derive(Clone, Copy)]
@@ -110,30 +112,41 @@ pub fn matmul<T: Real>(
             )
         }
     };
-    let parts = threads::count();
-    if parts <= 1 || m * n * k < PARALLEL_MIN_MACS || threads::is_serial() {
+    if m * n * k < PARALLEL_MIN_MACS || threads::is_serial() {
         call(0, m, 0, n);
         return;
     }
-    // Split the longer side into aligned blocks so each part keeps whole SIMD panels.
+    // Split the longer side into PARTS aligned blocks so each part keeps whole SIMD panels. The split depends on
+    // the shape only, never on the pool's size: `gemm` blocks each call by its own sizes, so a split that followed
+    // the thread count would change the order of the sums, and the results with it.
     let split_rows = m >= n;
     let len = if split_rows { m } else { n };
-    let step = len.div_ceil(parts).next_multiple_of(16).min(len);
+    let step = len.div_ceil(PARTS).next_multiple_of(16).min(len);
+    let run = |start: usize, end: usize| {
+        if split_rows {
+            call(start, end, 0, n)
+        } else {
+            call(0, m, start, end)
+        }
+    };
+    if threads::count() <= 1 {
+        let mut start = 0;
+        while start < len {
+            let end = (start + step).min(len);
+            run(start, end);
+            start = end;
+        }
+        return;
+    }
     rayon::scope(|s| {
         let mut start = 0;
         while start < len {
             let end = (start + step).min(len);
             if end == len {
                 // The last part runs here rather than idling while the others work.
-                if split_rows {
-                    call(start, end, 0, n)
-                } else {
-                    call(0, m, start, end)
-                }
-            } else if split_rows {
-                s.spawn(move |_| call(start, end, 0, n));
+                run(start, end);
             } else {
-                s.spawn(move |_| call(0, m, start, end));
+                s.spawn(move |_| run(start, end));
             }
             start = end;
         }

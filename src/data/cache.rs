@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// Bumped whenever decoding changes, so old entries are not reused.
-const VERSION: &str = "elbo-image-cache-1";
+const VERSION: &str = "elbo-image-cache-2";
 
 /// The folder holding cache entries.
 pub fn dir() -> PathBuf {
@@ -105,6 +105,22 @@ pub fn load(key: &str) -> Option<Found> {
     let classes: Vec<String> = serde_json::from_str(meta.get("classes")?).ok()?;
     let shape: ItemShape = serde_json::from_str(meta.get("shape")?).ok()?;
     let splits: Vec<String> = serde_json::from_str(meta.get("splits")?).ok()?;
+    // A damaged entry (a bad disk, an edit) must not train a model silently: its tensors carry an md5.
+    let mut h = Md5::new();
+    for s in &splits {
+        for t in ["values", "labels"] {
+            if let Ok(v) = st.tensor(&format!("{s}.{t}")) {
+                h.update(v.data());
+            }
+        }
+    }
+    if meta.get("md5")? != &format!("{:x}", h.finalize()) {
+        eprintln!(
+            "elbo: the cached images in {} are damaged; decoding again",
+            path.display()
+        );
+        return None;
+    }
     let mut sets = Vec::new();
     for s in &splits {
         let v = st.tensor(&format!("{s}.values")).ok()?;
@@ -182,6 +198,16 @@ pub fn store(key: &str, found: &Found) -> Result<()> {
                 .map(|l| l.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()),
         );
     }
+    let mut h = Md5::new();
+    for ((_, d), lb) in sets.iter().zip(&label_bytes) {
+        if let Values::U8(v) = &d.values {
+            h.update(v);
+        }
+        if let Some(b) = lb {
+            h.update(b);
+        }
+    }
+    meta.insert("md5".to_string(), format!("{:x}", h.finalize()));
     let mut views = Vec::new();
     for ((s, d), lb) in sets.iter().zip(&label_bytes) {
         let Values::U8(v) = &d.values else {

@@ -217,13 +217,22 @@ struct Layout {
     classes: Vec<String>,
 }
 
-fn layout(mut entries: Vec<Entry>, root: &Path) -> Result<Layout> {
+fn layout(mut entries: Vec<Entry>, root: &Path, flat: bool) -> Result<Layout> {
     if entries.is_empty() {
         return Err(Error::Config(format!(
             "{}: no images found (looked for {} files, recursively)",
             root.display(),
             EXTENSIONS.join(", ")
         )));
+    }
+    if flat {
+        // Every image, named by its whole path below the root: no splits, no classes.
+        entries.sort_by(|a, b| a.parts.cmp(&b.parts));
+        let n = entries.len();
+        return Ok(Layout {
+            splits: vec![(String::new(), vec![None; n], entries)],
+            classes: Vec::new(),
+        });
     }
     // Look through single wrapping folders.
     while entries.iter().all(|e| e.parts.len() > 1)
@@ -309,15 +318,16 @@ fn layout(mut entries: Vec<Entry>, root: &Path) -> Result<Layout> {
             }
         }
         if loose > 0 {
-            eprintln!(
-                "elbo: {}: {loose} images lie beside the class folders{} and are not used",
+            return Err(Error::Config(format!(
+                "{}: {loose} images lie beside the class folders{} ({}): put every image in a class folder, or move the folders out",
                 root.display(),
                 if name.is_empty() {
                     String::new()
                 } else {
                     format!(" of {name}/")
-                }
-            );
+                },
+                classes.join(", ")
+            )));
         }
         if kept.is_empty() {
             return Err(Error::Config(format!(
@@ -344,27 +354,66 @@ struct Decoded {
 }
 
 /// Decodes, crops and resizes one image; `name` labels errors.
-fn decode(bytes: &[u8], opts: &ImageOptions) -> std::result::Result<Decoded, String> {
-    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+/// Why an image could not be used: unreadable (skippable with `--skip-bad`), or of another size than the
+/// others (never skipped: the set needs `--image-size`).
+enum Unusable {
+    Bad(String),
+    Size(String),
+}
+
+fn decode(
+    bytes: &[u8],
+    opts: &ImageOptions,
+    expect: Option<(u32, u32)>,
+) -> std::result::Result<Decoded, Unusable> {
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Unusable::Bad(e.to_string()))?;
+    // Without --image-size every image must have the first one's size: checked from the header, before
+    // anything is decoded, so a set of huge images cannot fill memory first.
+    if let Some((eh, ew)) = expect {
+        let (w0, h0) = image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| Unusable::Bad(e.to_string()))?
+            .into_dimensions()
+            .map_err(|e| Unusable::Bad(format!("cannot decode: {e}")))?;
+        let (h, w) = match opts.crop {
+            Some(c) => (c as u32, c as u32),
+            None => (h0, w0),
+        };
+        if (h, w) != (eh, ew) || opts.crop.is_some_and(|c| c as u32 > h0.min(w0)) {
+            return Err(Unusable::Size(format!(
+                "is {h0}x{w0}, but the first image is {eh}x{ew}{}: pass --image-size to resize them all (e.g. --image-size 64)",
+                if opts.crop.is_some() {
+                    " after the crop"
+                } else {
+                    ""
+                }
+            )));
+        }
+    }
+    let mut reader = reader;
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(MAX_DECODED);
     reader.limits(limits);
-    let img = reader.decode().map_err(|e| match e {
-        image::ImageError::Limits(_) => format!(
-            "the image is larger than {MAX_SIDE}x{MAX_SIDE} pixels or {} MiB decoded (a decompression bomb?)",
-            MAX_DECODED >> 20
-        ),
-        e => format!("cannot decode: {e}"),
+    let img = reader.decode().map_err(|e| {
+        Unusable::Bad(match e {
+            image::ImageError::Limits(_) => format!(
+                "the image is larger than {MAX_SIDE}x{MAX_SIDE} pixels or {} MiB decoded (a decompression bomb?)",
+                MAX_DECODED >> 20
+            ),
+            e => format!("cannot decode: {e}"),
+        })
     })?;
     let mut img = img.into_rgb8();
     if let Some(c) = opts.crop {
         let (w0, h0) = img.dimensions();
         if (c as u32) > w0 || (c as u32) > h0 {
-            return Err(format!("is {h0}x{w0}, smaller than --crop {c}"));
+            return Err(Unusable::Size(format!(
+                "is {h0}x{w0}, smaller than --crop {c}"
+            )));
         }
         let (x, y) = ((w0 - c as u32) / 2, (h0 - c as u32) / 2);
         img = image::imageops::crop_imm(&img, x, y, c as u32, c as u32).to_image();
@@ -418,13 +467,17 @@ fn decode_all(
     read: &(dyn Fn(usize, &Entry) -> Result<Vec<u8>> + Sync),
     opts: &ImageOptions,
     root: &Path,
+    expect: Option<(u32, u32)>,
 ) -> Result<(Vec<Option<Decoded>>, Vec<String>)> {
-    let results: Vec<std::result::Result<Decoded, String>> = entries
+    let results: Vec<std::result::Result<Decoded, Unusable>> = entries
         .par_iter()
         .enumerate()
         .map(|(k, e)| {
-            let bytes = read(k, e).map_err(|err| err.to_string())?;
-            decode(&bytes, opts).map_err(|m| format!("{}: {m}", describe(root, e)))
+            let bytes = read(k, e).map_err(|err| Unusable::Bad(err.to_string()))?;
+            decode(&bytes, opts, expect).map_err(|u| match u {
+                Unusable::Bad(m) => Unusable::Bad(format!("{}: {m}", describe(root, e))),
+                Unusable::Size(m) => Unusable::Size(format!("{}: {m}", describe(root, e))),
+            })
         })
         .collect();
     let mut skipped = Vec::new();
@@ -432,15 +485,16 @@ fn decode_all(
     for r in results {
         match r {
             Ok(d) => out.push(Some(d)),
-            Err(m) if opts.skip_bad => {
+            Err(Unusable::Bad(m)) if opts.skip_bad => {
                 skipped.push(m);
                 out.push(None);
             }
-            Err(m) => {
+            Err(Unusable::Bad(m)) => {
                 return Err(Error::Config(format!(
-                    "{m} (pass --skip-bad to leave out images that do not decode)"
+                    "{m} (train --skip-bad leaves out images that do not decode)"
                 )));
             }
+            Err(Unusable::Size(m)) => return Err(Error::Config(m)),
         }
     }
     Ok((out, skipped))
@@ -455,17 +509,32 @@ fn describe(root: &Path, e: &Entry) -> String {
 
 /// Loads the images of a folder or archive.
 pub fn load(path: &Path, opts: &ImageOptions) -> Result<Found> {
+    load_with(path, opts, false)
+}
+
+/// Every image of a folder, archive or file, in sorted order of their paths below it, named by those paths,
+/// without splits or classes: the items `encode --input` and `score` read.
+pub fn load_flat(path: &Path, opts: &ImageOptions) -> Result<Dataset> {
+    match load_with(path, opts, true)? {
+        Found::One(ds) => Ok(ds),
+        Found::Split(..) => unreachable!("a flat layout has one split"),
+    }
+}
+
+fn load_with(path: &Path, opts: &ImageOptions, flat: bool) -> Result<Found> {
     check_options(opts)?;
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if meta.is_dir() {
-        let lay = layout(walk(path)?, path)?;
+        let lay = layout(walk(path)?, path, flat)?;
         let read = |_: usize, e: &Entry| -> Result<Vec<u8>> {
             match &e.origin {
                 Origin::File(p) => crate::fsutil::read_regular(p, MAX_FILE, "an image"),
                 Origin::Entry(_) => unreachable!("folders have files"),
             }
         };
-        return assemble(path, lay, opts, &|list| decode_all(list, &read, opts, path));
+        return assemble(path, lay, opts, &|list, expect| {
+            decode_all(list, &read, opts, path, expect)
+        });
     }
     if !meta.is_file() {
         return Err(Error::Config(format!(
@@ -483,23 +552,27 @@ pub fn load(path: &Path, opts: &ImageOptions) -> Result<Found> {
             ],
             origin: Origin::File(path.to_path_buf()),
         };
-        let lay = layout(vec![entry], path)?;
+        let lay = layout(vec![entry], path, flat)?;
         let read = |_: usize, e: &Entry| -> Result<Vec<u8>> {
             match &e.origin {
                 Origin::File(p) => crate::fsutil::read_regular(p, MAX_FILE, "an image"),
                 Origin::Entry(_) => unreachable!("one file"),
             }
         };
-        return assemble(path, lay, opts, &|list| decode_all(list, &read, opts, path));
+        return assemble(path, lay, opts, &|list, expect| {
+            decode_all(list, &read, opts, path, expect)
+        });
     }
     let lower = path.to_string_lossy().to_ascii_lowercase();
     if lower.ends_with(".zip") {
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let mut zip = zip::ZipArchive::new(file).map_err(|e| bad_archive(path, e))?;
-        let lay = layout(zip_entries(path, &mut zip)?, path)?;
+        let lay = layout(zip_entries(path, &mut zip)?, path, flat)?;
         let zip = std::sync::Mutex::new(zip);
         // Entries are inflated one at a time (the archive is one file); decoding runs in parallel in rounds.
-        let decode_list = |list: &[Entry]| -> Result<(Vec<Option<Decoded>>, Vec<String>)> {
+        let decode_list = |list: &[Entry],
+                           expect: Option<(u32, u32)>|
+         -> Result<(Vec<Option<Decoded>>, Vec<String>)> {
             let mut out = Vec::with_capacity(list.len());
             let mut skipped = Vec::new();
             let mut start = 0;
@@ -533,7 +606,7 @@ pub fn load(path: &Path, opts: &ImageOptions) -> Result<Found> {
                 }
                 let chunk = &list[start..end];
                 let read = |k: usize, _: &Entry| -> Result<Vec<u8>> { Ok(bytes[k].clone()) };
-                let (d, s) = decode_all(chunk, &read, opts, path)?;
+                let (d, s) = decode_all(chunk, &read, opts, path, expect)?;
                 out.extend(d);
                 skipped.extend(s);
                 start = end;
@@ -592,14 +665,16 @@ pub fn load(path: &Path, opts: &ImageOptions) -> Result<Found> {
         });
         blobs.push(b);
     }
-    let lay = layout(entries, path)?;
+    let lay = layout(entries, path, flat)?;
     let read = |_: usize, e: &Entry| -> Result<Vec<u8>> {
         let Origin::Entry(i) = e.origin else {
             unreachable!()
         };
         Ok(blobs[i].clone())
     };
-    assemble(path, lay, opts, &|list| decode_all(list, &read, opts, path))
+    assemble(path, lay, opts, &|list, expect| {
+        decode_all(list, &read, opts, path, expect)
+    })
 }
 
 fn check_options(opts: &ImageOptions) -> Result<()> {
@@ -628,7 +703,8 @@ fn check_options(opts: &ImageOptions) -> Result<()> {
     Ok(())
 }
 
-type DecodeList<'a> = dyn Fn(&[Entry]) -> Result<(Vec<Option<Decoded>>, Vec<String>)> + 'a;
+type DecodeList<'a> =
+    dyn Fn(&[Entry], Option<(u32, u32)>) -> Result<(Vec<Option<Decoded>>, Vec<String>)> + 'a;
 
 /// Decodes every split, checks that all images share one size, and builds the datasets.
 fn assemble(
@@ -651,12 +727,42 @@ fn assemble(
             )));
         }
     }
+    // Without --image-size the first decodable image sets the size: known before the rest are decoded, so the
+    // memory they need and the size a model accepts are checked first.
+    let mut expect = None;
+    if opts.size.is_none() {
+        let first = lay.splits[0].2.iter().find_map(|e| {
+            decode_list(std::slice::from_ref(e), None)
+                .ok()
+                .and_then(|(d, _)| d.into_iter().next().flatten())
+        });
+        if let Some(d) = first {
+            let (h, w) = (d.h, d.w);
+            if h > 4096 || w > 4096 {
+                return Err(Error::Config(format!(
+                    "{}: images are {h}x{w}, more than the 4096 pixels a side a model takes: pass --image-size (e.g. --image-size 64)",
+                    root.display()
+                )));
+            }
+            let bytes = total as u128 * h as u128 * w as u128 * 3;
+            let available = crate::resources::available_memory() as u128;
+            if bytes > available {
+                return Err(Error::Config(format!(
+                    "{}: {total} images of {h}x{w} need {:.1} GiB, more than the {:.1} GiB available: pass --image-size (e.g. --image-size 64)",
+                    root.display(),
+                    bytes as f64 / (1u64 << 30) as f64,
+                    available as f64 / (1u64 << 30) as f64
+                )));
+            }
+            expect = Some((h as u32, w as u32));
+        }
+    }
     let mut sets = Vec::new();
     let mut size: Option<(usize, usize, String)> = None;
     let mut any_colour = false;
     let mut skipped_all = Vec::new();
     for (split, labels, entries) in &lay.splits {
-        let (decoded, skipped) = decode_list(entries)?;
+        let (decoded, skipped) = decode_list(entries, expect)?;
         skipped_all.extend(skipped);
         let mut items = Vec::new();
         for ((d, l), e) in decoded.into_iter().zip(labels).zip(entries) {

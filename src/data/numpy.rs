@@ -395,6 +395,26 @@ fn dataset(
     Dataset::new(shape, kind, values, labels)
 }
 
+/// Numbers the label values that occur, in increasing order, as classes 0, 1, …, named by their values: labels
+/// such as {0, 60000} make two classes, not 60001.
+fn densify(sets: &mut [&mut Dataset]) {
+    let values: std::collections::BTreeSet<u32> = sets
+        .iter()
+        .filter_map(|d| d.labels.as_ref())
+        .flatten()
+        .copied()
+        .collect();
+    let values: Vec<u32> = values.into_iter().collect();
+    for d in sets.iter_mut() {
+        if let Some(l) = d.labels.as_mut() {
+            for v in l.iter_mut() {
+                *v = values.binary_search(v).expect("a value of the set") as u32;
+            }
+            d.classes = values.iter().map(u32::to_string).collect();
+        }
+    }
+}
+
 /// What a NumPy file held: one set of items to split, or given train and test splits.
 pub use super::images::Found;
 
@@ -423,8 +443,9 @@ pub fn load(path: &Path, layout: Option<Layout>) -> Result<Found> {
                 "give both y_train and y_test, or neither",
             ));
         }
-        let train = dataset(xtr, ytr, layout, path, "x_train", "y_train")?;
-        let test = dataset(xte, yte, layout, path, "x_test", "y_test")?;
+        let mut train = dataset(xtr, ytr, layout, path, "x_train", "y_train")?;
+        let mut test = dataset(xte, yte, layout, path, "x_test", "y_test")?;
+        densify(&mut [&mut train, &mut test]);
         if train.shape != test.shape || train.kind != test.kind {
             return Err(bad(
                 path,
@@ -438,7 +459,9 @@ pub fn load(path: &Path, layout: Option<Layout>) -> Result<Found> {
         return Ok(Found::Split(train, test));
     }
     if let Some(x) = take("x") {
-        return Ok(Found::One(dataset(x, take("y"), layout, path, "x", "y")?));
+        let mut ds = dataset(x, take("y"), layout, path, "x", "y")?;
+        densify(&mut [&mut ds]);
+        return Ok(Found::One(ds));
     }
     Err(Error::Config(format!(
         "{}: no arrays named x_train and x_test, or x: save them as np.savez(path, x_train=…, y_train=…, x_test=…, y_test=…) or np.savez(path, x=…, y=…)",

@@ -85,6 +85,7 @@ const SPLIT_SALT: u64 = 0x5b11_7000;
 
 /// Loads a source and splits it: its own `train/`+`test/`, or `test_fraction` held out with `seed`.
 pub fn load(spec: &DataSpec, seed: u64) -> Result<Loaded> {
+    check_settings(spec)?;
     let (found, columns) = read(spec, &spec.path, None)?;
     let (train, test) = match found {
         Found::Split(a, b) => (a, b),
@@ -116,10 +117,47 @@ pub fn load(spec: &DataSpec, seed: u64) -> Result<Loaded> {
     })
 }
 
+/// Refuses settings that do not apply to the source, instead of recording them as if they had been used.
+fn check_settings(spec: &DataSpec) -> Result<()> {
+    let format = format_of(&spec.path)?;
+    let i = &spec.images;
+    let mut wrong = Vec::new();
+    if format != Format::Images {
+        let given = [
+            (i.size.is_some(), "--image-size"),
+            (i.crop.is_some(), "--crop"),
+            (i.channels.is_some(), "--channels"),
+            (i.skip_bad, "--skip-bad"),
+        ];
+        wrong.extend(given.iter().filter(|g| g.0).map(|g| g.1));
+    }
+    if format != Format::Numpy && spec.layout.is_some() {
+        wrong.push("--layout");
+    }
+    if format != Format::Table && spec.label_column.is_some() {
+        wrong.push("--label-column");
+    }
+    if wrong.is_empty() {
+        return Ok(());
+    }
+    let what = match format {
+        Format::Images => "images (labels come from class folders)",
+        Format::Numpy => "a NumPy file (labels come from its y arrays)",
+        Format::Table => "a table",
+    };
+    Err(Error::Config(format!(
+        "{} do not apply to {}, which is {what}",
+        wrong.join(", "),
+        spec.path.display()
+    )))
+}
+
 /// Reads every item of `path` with a run's settings, in the source's order, unsplit (for `encode --input`,
 /// `score`); `columns` are a table run's feature columns.
 pub fn load_items(spec: &DataSpec, path: &Path, columns: Option<&[String]>) -> Result<Dataset> {
-    // A test label column in a scored table is optional.
+    if format_of(path)? == Format::Images {
+        return images::load_flat(path, &spec.images);
+    }
     let (found, _) = read(spec, path, columns)?;
     Ok(match found {
         Found::One(ds) => ds,

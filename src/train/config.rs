@@ -188,6 +188,10 @@ pub struct DataInfo {
     /// The training split's per-feature mean and standard deviation, for standardised features.
     #[serde(default)]
     pub standardizer: Option<Standardizer>,
+    /// md5 of the data as loaded (values, labels, classes of both splits), so a later command notices data that
+    /// changed under the run.
+    #[serde(default)]
+    pub fingerprint: Option<String>,
 }
 
 /// A run's full description.

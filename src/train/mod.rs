@@ -97,6 +97,28 @@ pub fn load_splits(cfg: &RunConfig, data_dir: Option<&Path>) -> Result<Splits> {
     prepare(&mut cfg, loaded)
 }
 
+/// md5 over both splits' shape, values, labels and class names.
+fn fingerprint(train: &Dataset, test: &Dataset) -> String {
+    use md5::Digest;
+    let mut h = md5::Md5::new();
+    for ds in [train, test] {
+        h.update(ds.shape.to_string());
+        match &ds.values {
+            data::Values::U8(v) => h.update(v),
+            data::Values::F32(v) => v.chunks(1 << 14).for_each(|c| {
+                h.update(c.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())
+            }),
+        }
+        if let Some(l) = &ds.labels {
+            l.chunks(1 << 14).for_each(|c| {
+                h.update(c.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())
+            });
+        }
+        h.update(ds.classes.join("\n"));
+    }
+    format!("{:x}", h.finalize())
+}
+
 /// Turns loaded data into a run's splits, checking it against the model. A new run (no saved data facts)
 /// records the class names, columns and, for tables, the training split's standardisation in `cfg.data`.
 pub fn prepare(cfg: &mut RunConfig, loaded: Loaded) -> Result<Splits> {
@@ -112,6 +134,14 @@ pub fn prepare(cfg: &mut RunConfig, loaded: Loaded) -> Result<Splits> {
             "{name} has {} training and {} test items; both splits need at least one",
             train.len(),
             test.len()
+        )));
+    }
+    let fingerprint = fingerprint(&train, &test);
+    if let Some(saved) = &cfg.data.fingerprint
+        && *saved != fingerprint
+    {
+        return Err(Error::Config(format!(
+            "{name} has changed since this run was trained (items added, removed or edited, or classes renamed): its splits and statistics would no longer match the model's; train a new run on the data as it is now"
         )));
     }
     let m = &cfg.model;
@@ -161,7 +191,15 @@ pub fn prepare(cfg: &mut RunConfig, loaded: Loaded) -> Result<Splits> {
     } else {
         None
     };
-    if cfg.data == DataInfo::default() || cfg.data.classes.is_empty() && !train.classes.is_empty() {
+    let new_run = cfg.data == DataInfo::default();
+    cfg.data.fingerprint = Some(fingerprint);
+    if new_run && train.is_labelled() && train.classes.len() > 100 {
+        eprintln!(
+            "elbo: note: {name} has {} classes; if its labels are not classes (a measured value?), train without them",
+            train.classes.len()
+        );
+    }
+    if new_run || cfg.data.classes.is_empty() && !train.classes.is_empty() {
         cfg.data.kind = train.kind;
         cfg.data.classes = if train.is_labelled() {
             train.classes.clone()
@@ -251,13 +289,39 @@ pub fn load_items(cfg: &RunConfig, path: &Path) -> Result<Dataset> {
     if let Some(st) = &cfg.data.standardizer {
         st.apply(&mut ds);
     }
-    if m.is_conditional() && !ds.is_labelled() {
+    if !m.is_conditional() {
+        // Classes matter only to a conditional model; anything else scores and encodes items as they are.
+        ds.labels = None;
+        ds.classes.clear();
+        return Ok(ds);
+    }
+    if ds.kind == Kind::Image && !ds.names.is_empty() {
+        // An image's class is the folder it lies in.
+        let parents: Vec<String> = ds
+            .names
+            .iter()
+            .map(|n| n.rsplit('/').nth(1).unwrap_or("").to_string())
+            .collect();
+        ds.classes = parents
+            .iter()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        ds.labels = Some(
+            parents
+                .iter()
+                .map(|p| ds.classes.binary_search(p).expect("a class of the set") as u32)
+                .collect(),
+        );
+    }
+    if !ds.is_labelled() {
         return Err(Error::Config(format!(
-            "{}: this run's model is conditional and needs each item's class, but these items have no labels",
+            "{}: this run's model is conditional and needs each item's class (its folder, a y array or the label column), but these items have none",
             path.display()
         )));
     }
-    if ds.is_labelled() && !cfg.data.classes.is_empty() {
+    if !cfg.data.classes.is_empty() {
         // Labels index the run's classes, not the new source's own sorted names.
         let own = ds.classes.clone();
         let labels = ds.labels.as_mut().expect("labelled");
