@@ -521,19 +521,21 @@ pub fn load_flat(path: &Path, opts: &ImageOptions) -> Result<Dataset> {
     }
 }
 
+/// The bytes of an entry found on disk.
+fn read_file(_: usize, e: &Entry) -> Result<Vec<u8>> {
+    match &e.origin {
+        Origin::File(p) => crate::fsutil::read_regular(p, MAX_FILE, "an image"),
+        Origin::Entry(_) => unreachable!("entries of folders and single files are files"),
+    }
+}
+
 fn load_with(path: &Path, opts: &ImageOptions, flat: bool) -> Result<Found> {
     check_options(opts)?;
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if meta.is_dir() {
         let lay = layout(walk(path)?, path, flat)?;
-        let read = |_: usize, e: &Entry| -> Result<Vec<u8>> {
-            match &e.origin {
-                Origin::File(p) => crate::fsutil::read_regular(p, MAX_FILE, "an image"),
-                Origin::Entry(_) => unreachable!("folders have files"),
-            }
-        };
         return assemble(path, lay, opts, &|list, expect| {
-            decode_all(list, &read, opts, path, expect)
+            decode_all(list, &read_file, opts, path, expect)
         });
     }
     if !meta.is_file() {
@@ -553,14 +555,8 @@ fn load_with(path: &Path, opts: &ImageOptions, flat: bool) -> Result<Found> {
             origin: Origin::File(path.to_path_buf()),
         };
         let lay = layout(vec![entry], path, flat)?;
-        let read = |_: usize, e: &Entry| -> Result<Vec<u8>> {
-            match &e.origin {
-                Origin::File(p) => crate::fsutil::read_regular(p, MAX_FILE, "an image"),
-                Origin::Entry(_) => unreachable!("one file"),
-            }
-        };
         return assemble(path, lay, opts, &|list, expect| {
-            decode_all(list, &read, opts, path, expect)
+            decode_all(list, &read_file, opts, path, expect)
         });
     }
     let lower = path.to_string_lossy().to_ascii_lowercase();

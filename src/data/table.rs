@@ -29,11 +29,21 @@ fn delimiter(path: &Path) -> u8 {
 
 /// The header row of a table.
 pub fn load_header(path: &Path) -> Result<Vec<String>> {
+    header_of(&mut reader(path)?, path)
+}
+
+/// A strict reader of `path`: a header row, every row as long as it.
+fn reader(path: &Path) -> Result<csv::Reader<std::fs::File>> {
     let file = crate::fsutil::open_regular(path, MAX_TABLE, "a table")?;
-    let mut rdr = csv::ReaderBuilder::new()
+    Ok(csv::ReaderBuilder::new()
         .delimiter(delimiter(path))
+        .has_headers(true)
+        .flexible(false)
         .trim(csv::Trim::All)
-        .from_reader(file);
+        .from_reader(file))
+}
+
+fn header_of(rdr: &mut csv::Reader<std::fs::File>, path: &Path) -> Result<Vec<String>> {
     Ok(rdr
         .headers()
         .map_err(|e| {
@@ -51,31 +61,14 @@ pub fn load_header(path: &Path) -> Result<Vec<String>> {
 /// are the classes (sorted, as folder names are). Without `columns`, every column whose first value is a number
 /// is a feature; with it (a run's saved columns), exactly those are read.
 pub fn load(path: &Path, label_column: Option<&str>, columns: Option<&[String]>) -> Result<Table> {
-    let file = crate::fsutil::open_regular(path, MAX_TABLE, "a table")?;
-    let delim = delimiter(path);
-    let mut rdr = csv::ReaderBuilder::new()
-        .delimiter(delim)
-        .has_headers(true)
-        .flexible(false)
-        .trim(csv::Trim::All)
-        .from_reader(file);
+    let mut rdr = reader(path)?;
     let at = |line: u64, col: &str, what: String| {
         Error::Config(format!(
             "{}: line {line}, column '{col}': {what}",
             path.display()
         ))
     };
-    let header: Vec<String> = rdr
-        .headers()
-        .map_err(|e| {
-            Error::Config(format!(
-                "{}: cannot read the header row: {e}",
-                path.display()
-            ))
-        })?
-        .iter()
-        .map(str::to_string)
-        .collect();
+    let header = header_of(&mut rdr, path)?;
     let dup = header
         .iter()
         .enumerate()
