@@ -50,7 +50,7 @@ run_flags! {
     /// Your own data: a folder of images, a .zip/.tar/.tar.gz of one, a .npy/.npz, or a .csv/.tsv (or cifar10).
     [value_name = "PATH", conflicts_with = "dataset"] data: PathBuf,
     /// Resize images: SIZE (the shorter side, then a centre crop to SIZExSIZE) or HEIGHTxWIDTH.
-    [value_name = "SIZE|HxW"] image_size: String,
+    [value_name = "SIZE|HxW"] image_size: SizeArg,
     /// Cut a centre square of this side from each image before resizing (CelebA's recipe: --crop 148).
     [] crop: usize,
     /// Colour channels: 1 (grey) or 3 (RGB) [default: 3 if any image has colour, else 1].
@@ -184,6 +184,34 @@ impl std::str::FromStr for ConvArg {
     }
 }
 
+/// `--image-size` as a flag (`64`, `64x48`) or a config value (`64` or `"64x48"`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(untagged)]
+pub enum SizeArg {
+    /// A square side.
+    Side(usize),
+    /// `SIZE` or `HEIGHTxWIDTH`.
+    Text(String),
+}
+
+impl std::str::FromStr for SizeArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        parse_size(s).map_err(|e| e.to_string())?;
+        Ok(SizeArg::Text(s.to_string()))
+    }
+}
+
+impl SizeArg {
+    fn hw(&self) -> Result<(usize, usize)> {
+        match self {
+            SizeArg::Side(n) => Ok((*n, *n)),
+            SizeArg::Text(t) => parse_size(t),
+        }
+    }
+}
+
 /// Parses `--image-size`: `64` (square) or `HEIGHTxWIDTH`.
 fn parse_size(s: &str) -> Result<(usize, usize)> {
     let bad = || {
@@ -281,7 +309,7 @@ impl RunFlags {
             )));
         }
         let images = ImageOptions {
-            size: self.image_size.as_deref().map(parse_size).transpose()?,
+            size: self.image_size.as_ref().map(SizeArg::hw).transpose()?,
             crop: self.crop,
             channels: self.channels,
             skip_bad: self.skip_bad.unwrap_or(false),
