@@ -704,6 +704,18 @@ fn a_run_notices_its_data_changing_and_settings_that_do_not_apply() {
     assert_user_error(&o, "--image-size do not apply to");
     // The run directory never goes inside the data folder.
     std::fs::remove_file(data.join("train/loose.png")).unwrap();
+    // The decoded images' memory is checked before decoding, with and without a requested size.
+    for size in [&["--image-size", "8"][..], &[][..]] {
+        let o = run(elbo()
+            .env("ELBO_CACHE_DIR", "off")
+            .env("ELBO_MEMORY_LIMIT", "10000")
+            .args(["train", "--data"])
+            .arg(&data)
+            .args(size)
+            .arg("--out")
+            .arg(tmp.path().join("r4")));
+        assert_user_error(&o, "GiB available");
+    }
     let o = run(elbo()
         .current_dir(&data)
         .env("ELBO_CACHE_DIR", "off")

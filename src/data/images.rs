@@ -699,6 +699,21 @@ fn check_options(opts: &ImageOptions) -> Result<()> {
     Ok(())
 }
 
+/// Refuses `total` decoded RGB images of `h`×`w` that would not fit in the memory available; `hint` says what to do.
+fn check_memory(root: &Path, total: usize, h: usize, w: usize, hint: &str) -> Result<()> {
+    let bytes = total as u128 * h as u128 * w as u128 * 3;
+    let available = crate::resources::available_memory() as u128;
+    if bytes > available {
+        return Err(Error::Config(format!(
+            "{}: {total} images of {h}x{w} need {:.1} GiB, more than the {:.1} GiB available: {hint}",
+            root.display(),
+            bytes as f64 / (1u64 << 30) as f64,
+            available as f64 / (1u64 << 30) as f64
+        )));
+    }
+    Ok(())
+}
+
 type DecodeList<'a> =
     dyn Fn(&[Entry], Option<(u32, u32)>) -> Result<(Vec<Option<Decoded>>, Vec<String>)> + 'a;
 
@@ -712,16 +727,13 @@ fn assemble(
     // Memory: the decoded items of every split, before anything is decoded (when the size is known).
     let total: usize = lay.splits.iter().map(|s| s.2.len()).sum();
     if let Some((h, w)) = opts.size {
-        let bytes = total as u128 * h as u128 * w as u128 * 3;
-        let available = crate::resources::available_memory() as u128;
-        if bytes > available {
-            return Err(Error::Config(format!(
-                "{}: {total} images of {h}x{w} need {:.1} GiB, more than the {:.1} GiB available: use a smaller --image-size or fewer images",
-                root.display(),
-                bytes as f64 / (1u64 << 30) as f64,
-                available as f64 / (1u64 << 30) as f64
-            )));
-        }
+        check_memory(
+            root,
+            total,
+            h,
+            w,
+            "use a smaller --image-size or fewer images",
+        )?;
     }
     // Without --image-size the first decodable image sets the size: known before the rest are decoded, so the
     // memory they need and the size a model accepts are checked first.
@@ -740,16 +752,13 @@ fn assemble(
                     root.display()
                 )));
             }
-            let bytes = total as u128 * h as u128 * w as u128 * 3;
-            let available = crate::resources::available_memory() as u128;
-            if bytes > available {
-                return Err(Error::Config(format!(
-                    "{}: {total} images of {h}x{w} need {:.1} GiB, more than the {:.1} GiB available: pass --image-size (e.g. --image-size 64)",
-                    root.display(),
-                    bytes as f64 / (1u64 << 30) as f64,
-                    available as f64 / (1u64 << 30) as f64
-                )));
-            }
+            check_memory(
+                root,
+                total,
+                h,
+                w,
+                "pass --image-size (e.g. --image-size 64)",
+            )?;
             expect = Some((h as u32, w as u32));
         }
     }
