@@ -45,7 +45,9 @@ pub enum Error {
     Config(String),
     /// Training produced a non-finite loss or gradient.
     #[error(
-        "training diverged at epoch {epoch}, step {step}: the loss became {value} (learning rate too high? try a smaller --lr); the last good checkpoint is kept"
+        "training diverged at epoch {epoch}, step {step}: the loss became {value}. The run keeps its checkpoint of epoch {} ({}), but resuming would diverge again at the same step: start a new run with a smaller --lr or with --clip-grad-norm",
+        .epoch - 1,
+        if *.epoch == 1 { "the initial weights" } else { "the last good one" }
     )]
     Diverged {
         /// The epoch (1-based) in which it happened.
@@ -54,6 +56,33 @@ pub enum Error {
         step: usize,
         /// The offending value.
         value: f64,
+    },
+    /// Training stopped on SIGINT or SIGTERM between two steps.
+    #[error(
+        "interrupted in epoch {epoch}; the checkpoint of epoch {} is kept: continue with 'elbo train --resume {}'",
+        .epoch - 1,
+        .dir.display()
+    )]
+    Interrupted {
+        /// The signal received.
+        signal: i32,
+        /// The epoch that was running.
+        epoch: usize,
+        /// The run directory.
+        dir: PathBuf,
+    },
+    /// Training could not save its checkpoint or metrics (a full disk, a file size limit).
+    #[error(
+        "{source}; the checkpoint of epoch {kept} is kept: make room and continue with 'elbo train --resume {}'",
+        .dir.display()
+    )]
+    Save {
+        /// The newest epoch whose checkpoint is on disk.
+        kept: usize,
+        /// The run directory.
+        dir: PathBuf,
+        /// What failed.
+        source: Box<Error>,
     },
 }
 
@@ -66,6 +95,14 @@ impl Error {
         Error::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    /// The process exit status for this error: 128 + the signal for an interrupted run, as shells expect, else 1.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Interrupted { signal, .. } => 128 + signal,
+            _ => 1,
         }
     }
 }

@@ -6,6 +6,67 @@ use std::path::{Path, PathBuf};
 
 /// Writes `bytes` to `path` atomically: readers see the old file or the new one, never a mix.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = parent_dir(path)?;
+    let tmp = write_temp(path, bytes)?;
+    let result = (|| {
+        crate::fault::point("rename the temporary file over the target")?;
+        std::fs::rename(&tmp, path)?;
+        sync_dir(&dir);
+        Ok(())
+    })();
+    result.map_err(|e| {
+        if !crate::fault::killed() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        Error::io(path, e)
+    })
+}
+
+/// Writes `bytes` to a fresh temporary file beside `path` (`.NAME.PID.tmp`) and syncs it to disk; the caller
+/// renames it into place. On failure the temporary file is removed.
+pub fn write_temp(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
+    let dir = parent_dir(path)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        crate::fault::point("create the temporary file")?;
+        // A leftover of the same name (an earlier process with this PID) is removed, never written through:
+        // `create_new` refuses links, so the data cannot land anywhere but in a new file here.
+        let _ = std::fs::remove_file(&tmp);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        let half = bytes.len() / 2;
+        f.write_all(&bytes[..half])?;
+        crate::fault::point("write the second half")?;
+        f.write_all(&bytes[half..])?;
+        crate::fault::point("sync the temporary file")?;
+        f.sync_all()
+    })();
+    match result {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            if !crate::fault::killed() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            Err(Error::io(path, e))
+        }
+    }
+}
+
+/// Makes renames and links in `dir` durable; best effort, as some file systems cannot sync a folder.
+pub fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// The folder `path` lies in, which must exist.
+fn parent_dir(path: &Path) -> Result<PathBuf> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -17,26 +78,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
             dir.display()
         )));
     }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        // Make the rename itself durable.
-        if let Ok(d) = std::fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
+    Ok(dir)
 }
 
 /// Refuses to replace an existing output file unless `force` is set.

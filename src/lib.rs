@@ -10,6 +10,7 @@ pub mod core;
 pub mod data;
 pub mod error;
 pub mod eval;
+mod fault;
 pub mod figures;
 pub mod fsutil;
 pub mod fuzzing;

@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use elbo::train::checkpoint::{CHECKPOINT, PREVIOUS};
 use std::path::Path;
 use std::process::Stdio;
 
@@ -220,4 +221,215 @@ fn odd_last_batches_and_resumes_do_not_depend_on_the_thread_count() {
         whole.vae.params.data == elbo::train::load_run(&part).unwrap().vae.params.data,
         "resumed at another thread count"
     );
+}
+
+/// Waits until `path` exists, failing after a minute.
+fn wait_for(path: &Path) {
+    let start = std::time::Instant::now();
+    while !path.exists() {
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+fn send(child: &std::process::Child, signal: i32) {
+    // SAFETY: signalling our own child by its PID.
+    unsafe {
+        libc::kill(child.id() as i32, signal);
+    }
+}
+
+#[test]
+fn a_run_stopped_in_its_first_epoch_resumes_to_the_same_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = |dir: &Path| {
+        let mut c = elbo();
+        c.args([
+            "train",
+            "--limit",
+            "20000",
+            "--epochs",
+            "1",
+            "--threads",
+            "1",
+        ])
+        .arg("--out")
+        .arg(dir)
+        .arg("--data-dir")
+        .arg(mnist_dir());
+        c
+    };
+    let whole = tmp.path().join("whole");
+    let o = run(&mut args(&whole));
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // SIGTERM as soon as the initial checkpoint exists, well inside epoch 1.
+    let part = tmp.path().join("part");
+    let child = args(&part)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&part.join(CHECKPOINT));
+    send(&child, libc::SIGTERM);
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(143), "{err}");
+    assert!(
+        err.contains("interrupted in epoch 1; the checkpoint of epoch 0 is kept")
+            && err.contains("--resume"),
+        "{err}"
+    );
+    // Readers find the initial weights meanwhile.
+    let ck = elbo::train::load_run(&part).unwrap();
+    assert_eq!(ck.state.epoch, 0);
+    let o = run(elbo()
+        .args(["sample", "-n", "4", "--out"])
+        .arg(tmp.path().join("s.png"))
+        .arg(&part));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(elbo()
+        .args(["train", "--resume"])
+        .arg(&part)
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        elbo::train::load_run(&whole).unwrap().vae.params.data
+            == elbo::train::load_run(&part).unwrap().vae.params.data,
+        "a run interrupted in epoch 1 and resumed differs from one never interrupted"
+    );
+
+    // A run whose first save never happened (killed between config.json and its checkpoint) resumes from
+    // config.json, and readers say why there is nothing to read yet.
+    let bare = tmp.path().join("bare");
+    std::fs::create_dir(&bare).unwrap();
+    std::fs::copy(whole.join("config.json"), bare.join("config.json")).unwrap();
+    let o = run(elbo()
+        .args(["sample", "--out"])
+        .arg(tmp.path().join("bare.png"))
+        .arg(&bare));
+    assert_user_error(&o, "no checkpoint yet");
+    let o = run(elbo()
+        .args(["train", "--resume"])
+        .arg(&bare)
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        elbo::train::load_run(&whole).unwrap().vae.params.data
+            == elbo::train::load_run(&bare).unwrap().vae.params.data
+    );
+
+    // A damaged config.json is rewritten from the checkpoint when the run is resumed.
+    std::fs::write(part.join("config.json"), b"{ damaged").unwrap();
+    let o = run(elbo()
+        .args(["train", "--resume"])
+        .arg(&part)
+        .args(["--epochs", "2", "--data-dir"])
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(part.join("config.json")).unwrap();
+    let cfg = elbo::train::RunConfig::from_json(&text).unwrap();
+    assert_eq!(cfg.train.epochs, 2);
+}
+
+#[test]
+fn one_trainer_per_run_while_readers_always_find_a_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    // A small model saves many checkpoints a second, so readers keep landing beside a save.
+    let trainer = elbo()
+        .args([
+            "train", "--limit", "1000", "--hidden", "16", "--latent", "2",
+        ])
+        .args(["--epochs", "100000", "--threads", "1", "--out"])
+        .arg(&dir)
+        .arg("--data-dir")
+        .arg(mnist_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&dir.join(PREVIOUS));
+    let o = run(elbo()
+        .args(["train", "--resume"])
+        .arg(&dir)
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert_user_error(
+        &o,
+        &format!(
+            "being trained by another elbo process (pid {})",
+            trainer.id()
+        ),
+    );
+    let o = run(elbo()
+        .args(["train", "--force", "--limit", "1000", "--out"])
+        .arg(&dir)
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert_user_error(&o, "being trained by another elbo process");
+    let mut reads = 0;
+    for i in 0..60 {
+        let o = run(elbo()
+            .args(["sample", "-n", "1", "--force", "--out"])
+            .arg(tmp.path().join(format!("s{}.png", i % 2)))
+            .arg(&dir));
+        assert!(o.status.success(), "read {i}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("warning"), "read {i}: {}", stderr(&o));
+        reads += 1;
+    }
+    send(&trainer, libc::SIGINT);
+    let o = trainer.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert_eq!(reads, 60);
+    // The lock went with the process.
+    let o = run(elbo()
+        .args(["train", "--resume"])
+        .arg(&dir)
+        .args(["--epochs", "1", "--data-dir"])
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn a_save_beyond_the_file_size_limit_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let o = run(elbo()
+        .args([
+            "train", "--limit", "1000", "--hidden", "16", "--latent", "2",
+        ])
+        .args(["--epochs", "2", "--threads", "1", "--out"])
+        .arg(&dir)
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let newest = std::fs::read(dir.join(CHECKPOINT)).unwrap();
+    let previous = std::fs::read(dir.join(PREVIOUS)).unwrap();
+    assert!(newest.len() > 200 << 10, "{} bytes", newest.len());
+    // 100 KiB: room for config.json, not for a checkpoint of about 300 KiB.
+    let o = run(std::process::Command::new("bash")
+        .arg("-c")
+        .arg("ulimit -f 100; exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_elbo"))
+        .args(["train", "--epochs", "3", "--resume"])
+        .arg(&dir)
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert_user_error(&o, "File too large");
+    assert_user_error(&o, "the checkpoint of epoch 2 is kept");
+    assert_eq!(std::fs::read(dir.join(CHECKPOINT)).unwrap(), newest);
+    assert_eq!(std::fs::read(dir.join(PREVIOUS)).unwrap(), previous);
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }

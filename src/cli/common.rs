@@ -53,7 +53,7 @@ pub(crate) struct DataArgs {
 impl DataArgs {
     /// The run's data: this `--data-dir`, else `$ELBO_DATA_DIR`, else the folder recorded at training time.
     pub(crate) fn splits(&self, ck: &Checkpoint) -> Result<train::Splits> {
-        let dir = self.data_dir.clone().or_else(|| recorded_dir(ck));
+        let dir = self.data_dir.clone().or_else(|| recorded_dir(&ck.config));
         train::load_splits(&ck.config, dir.as_deref())
     }
 }
@@ -102,11 +102,11 @@ impl OutArgs {
 pub(crate) const MAX_IMAGES: usize = 10_000;
 
 /// The data folder recorded at training time, when no other is given and it still exists.
-pub(crate) fn recorded_dir(ck: &Checkpoint) -> Option<PathBuf> {
+pub(crate) fn recorded_dir(cfg: &crate::train::RunConfig) -> Option<PathBuf> {
     if std::env::var_os("ELBO_DATA_DIR").is_some_and(|v| !v.is_empty()) {
         return None;
     }
-    ck.config.train.data_dir.clone().filter(|d| d.is_dir())
+    cfg.train.data_dir.clone().filter(|d| d.is_dir())
 }
 
 /// The labels `n` generated images are conditioned on: `class` (a name the run knows, or an index) for all, or

@@ -58,7 +58,7 @@ pub fn main() -> i32 {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("elbo: error: {e}");
-            1
+            e.exit_code()
         }
     }
 }

@@ -14,7 +14,7 @@ pub(crate) struct ReconstructArgs {
     #[command(flatten)]
     data: DataArgs,
     /// Number of test images.
-    #[arg(long, default_value_t = 8)]
+    #[arg(short, long, default_value_t = 8)]
     n: usize,
     #[command(flatten)]
     mosaic: MosaicArgs,

@@ -13,7 +13,7 @@ pub(crate) struct SampleArgs {
     /// A run directory written by `elbo train`.
     run_dir: PathBuf,
     /// Number of samples.
-    #[arg(long, default_value_t = 64)]
+    #[arg(short, long, default_value_t = 64)]
     n: usize,
     /// Seed of the prior draws.
     #[arg(long, default_value_t = 1)]

@@ -6,7 +6,7 @@ use crate::core::threads;
 use crate::error::{Error, Result};
 use crate::figures;
 use crate::fsutil::write_atomic;
-use crate::train::{self, Start, TrainOptions, load_run};
+use crate::train::{self, RunLock, Start, TrainOptions, load_run};
 use clap::Args;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -61,8 +61,9 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
     let opts = TrainOptions {
         progress: std::io::stderr().is_terminal(),
         verbose: true,
+        catch_signals: true,
     };
-    let (run_dir, start, splits) = if let Some(dir) = &a.resume {
+    let (run_dir, start, splits, _lock) = if let Some(dir) = &a.resume {
         threads::init(threads::check(a.flags.threads.unwrap_or(0))?);
         let mut flags = a.flags.given();
         flags.retain(|f| !["--epochs", "--threads", "--data-dir"].contains(&f.as_str()));
@@ -75,21 +76,36 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
                 flags.join(", ")
             )));
         }
-        let ck = load_run(dir)?;
+        if !dir.is_dir() {
+            load_run(dir)?;
+        }
+        let lock = RunLock::acquire(dir)?;
         remove_stale_temp_files(dir);
-        let data_dir = a.flags.data_dir.clone().or_else(|| recorded_dir(&ck));
-        let splits = train::load_splits(&ck.config, data_dir.as_deref())?;
-        train::preflight(&ck.config, &splits)?;
-        eprintln!(
-            "elbo: resuming {} after epoch {}",
-            dir.display(),
-            ck.state.epoch
-        );
-        (
-            dir.clone(),
-            Start::Resume(Box::new(ck), a.flags.epochs),
-            splits,
-        )
+        let (start, cfg) = match resume_point(dir)? {
+            Resume::Checkpoint(ck) => {
+                eprintln!(
+                    "elbo: resuming {} after epoch {}",
+                    dir.display(),
+                    ck.state.epoch
+                );
+                let cfg = ck.config.clone();
+                (Start::Resume(ck, a.flags.epochs), cfg)
+            }
+            Resume::Config(mut cfg) => {
+                eprintln!(
+                    "elbo: {} has no checkpoint yet; starting it from its config.json",
+                    dir.display()
+                );
+                if let Some(e) = a.flags.epochs {
+                    cfg.train.epochs = e;
+                }
+                (Start::New(cfg.clone()), *cfg)
+            }
+        };
+        let data_dir = a.flags.data_dir.clone().or_else(|| recorded_dir(&cfg));
+        let splits = train::load_splits(&cfg, data_dir.as_deref())?;
+        train::preflight(&cfg, &splits)?;
+        (dir.clone(), start, splits, lock)
     } else {
         let settings = a.settings()?;
         threads::init(threads::check(settings.threads.unwrap_or(0))?);
@@ -122,11 +138,9 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
                 spec.path.display()
             )));
         }
-        prepare_run_dir(&dir, a.force)?;
-        let json = serde_json::to_string_pretty(&cfg).map_err(|e| Error::Config(e.to_string()))?;
-        write_atomic(&dir.join("config.json"), json.as_bytes())?;
+        let lock = prepare_run_dir(&dir, a.force)?;
         eprintln!("elbo: training into {}", dir.display());
-        (dir, Start::New(Box::new(cfg)), splits)
+        (dir, Start::New(Box::new(cfg)), splits, lock)
     };
     train::train_on(&run_dir, &splits, start, opts)?;
     let ck = load_run(&run_dir)?;
@@ -139,8 +153,37 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// Refuses to overwrite another run without `--force`, and checks the folder is writable before training starts.
-fn prepare_run_dir(dir: &Path, force: bool) -> Result<()> {
+/// Where a resumed run starts.
+enum Resume {
+    /// Its newest loadable checkpoint.
+    Checkpoint(Box<train::Checkpoint>),
+    /// Its `config.json`, when it stopped before its first checkpoint was saved.
+    Config(Box<train::RunConfig>),
+}
+
+fn resume_point(dir: &Path) -> Result<Resume> {
+    let no_checkpoint = [train::checkpoint::CHECKPOINT, train::checkpoint::PREVIOUS]
+        .iter()
+        .all(|f| std::fs::symlink_metadata(dir.join(f)).is_err());
+    let config = dir.join("config.json");
+    if no_checkpoint && config.exists() {
+        let bytes = crate::fsutil::read_regular(&config, MAX_CONFIG, "a run's config.json")?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::Config(format!("{}: not UTF-8 text", config.display())))?;
+        let cfg = train::RunConfig::from_json(&text).map_err(|e| {
+            Error::Config(format!(
+                "{}: {e}; this run has no checkpoint to resume from: start it again with --force",
+                config.display()
+            ))
+        })?;
+        return Ok(Resume::Config(Box::new(cfg)));
+    }
+    Ok(Resume::Checkpoint(Box::new(load_run(dir)?)))
+}
+
+/// Refuses to overwrite another run without `--force` or one being trained, checks the folder is writable, and
+/// returns its lock, held for the whole training.
+fn prepare_run_dir(dir: &Path, force: bool) -> Result<RunLock> {
     if let Ok(meta) = std::fs::metadata(dir)
         && !meta.is_dir()
     {
@@ -158,9 +201,12 @@ fn prepare_run_dir(dir: &Path, force: bool) -> Result<()> {
         )));
     }
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    // Before anything is removed: --force must not pull a run out from under the process training it.
+    let lock = RunLock::acquire(dir)?;
     // Probe writability now rather than after the first epoch.
     write_atomic(&dir.join(".elbo-write-test"), b"")?;
     let _ = std::fs::remove_file(dir.join(".elbo-write-test"));
+    remove_stale_temp_files(dir);
     if used {
         for f in RUN_FILES {
             let p = dir.join(f);
@@ -169,17 +215,22 @@ fn prepare_run_dir(dir: &Path, force: bool) -> Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(lock)
 }
 
-/// Deletes temporary files a killed process left behind mid-write (`.NAME.PID.tmp`, see `write_atomic`).
+/// Deletes temporary files a killed trainer left behind mid-write (`.NAME.PID.tmp` of a run file, see
+/// `write_atomic`); only the trainer, which holds the lock, writes those names.
 fn remove_stale_temp_files(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') && name.ends_with(".tmp") {
+        if name.ends_with(".tmp")
+            && RUN_FILES
+                .iter()
+                .any(|f| name.starts_with(&format!(".{f}.")))
+        {
             let _ = std::fs::remove_file(e.path());
         }
     }

@@ -7,7 +7,8 @@ use super::config::RunConfig;
 use super::metrics::EpochMetrics;
 use crate::core::{Adam, Params};
 use crate::error::{Error, Result};
-use crate::fsutil::write_atomic;
+use crate::fault;
+use crate::fsutil::{sync_dir, write_temp};
 use crate::model::Vae;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::HashMap;
@@ -146,11 +147,44 @@ pub fn save(
     state: &TrainState,
 ) -> Result<()> {
     let bytes = to_bytes(config, params, adam, state)?;
+    publish(dir, &bytes)
+}
+
+/// Puts new checkpoint bytes in place in an order where a failure or a kill at any step leaves [`CHECKPOINT`]
+/// naming a whole checkpoint, old or new: the new file is complete and synced before anything is renamed, the
+/// current one gets its second name [`PREVIOUS`] by a hard link (so neither name is ever missing), and only
+/// then does one rename replace it. A write that fails (full disk, `ulimit -f`) therefore changes nothing.
+fn publish(dir: &Path, bytes: &[u8]) -> Result<()> {
     let path = dir.join(CHECKPOINT);
-    if path.exists() {
-        std::fs::rename(&path, dir.join(PREVIOUS)).map_err(|e| Error::io(&path, e))?;
-    }
-    write_atomic(&path, &bytes)
+    let tmp = write_temp(&path, bytes)?;
+    let prev_tmp = dir.join(format!(".{PREVIOUS}.{}.tmp", std::process::id()));
+    let result = (|| -> std::io::Result<()> {
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+            let _ = std::fs::remove_file(&prev_tmp);
+            fault::point("link the current checkpoint as the previous one")?;
+            if std::fs::hard_link(&path, &prev_tmp).is_err() {
+                // Some file systems (FAT, some network mounts) have no hard links: a synced copy does the same.
+                std::fs::copy(&path, &prev_tmp)?;
+                std::fs::File::open(&prev_tmp)?.sync_all()?;
+            }
+            fault::point("rename the link over the previous checkpoint")?;
+            std::fs::rename(&prev_tmp, dir.join(PREVIOUS))?;
+            // After a save that failed at its last step both names are links to one file, and renaming one
+            // link of a file over another is a no-op that leaves the source in place.
+            let _ = std::fs::remove_file(&prev_tmp);
+        }
+        fault::point("rename the new checkpoint into place")?;
+        std::fs::rename(&tmp, &path)?;
+        sync_dir(dir);
+        Ok(())
+    })();
+    result.map_err(|e| {
+        if !fault::killed() {
+            let _ = std::fs::remove_file(&tmp);
+            let _ = std::fs::remove_file(&prev_tmp);
+        }
+        Error::io(&path, e)
+    })
 }
 
 /// Parses checkpoint bytes; `path` names the file in errors.
@@ -264,6 +298,17 @@ pub fn load_run(dir: &Path) -> Result<Checkpoint> {
             );
             Ok(c)
         }
+        Err(_)
+            if std::fs::symlink_metadata(&newest).is_err() && dir.join("config.json").is_file() =>
+        {
+            Err(Error::Checkpoint {
+                path: dir.to_path_buf(),
+                reason: format!(
+                    "this run has no checkpoint yet (its training is starting, or stopped before its first save): wait, or continue it with 'elbo train --resume {}'",
+                    dir.display()
+                ),
+            })
+        }
         Err(e) => Err(e),
     }
 }
@@ -298,6 +343,10 @@ mod tests {
     use rand::SeedableRng;
 
     fn sample_bytes() -> (Vec<u8>, RunConfig) {
+        bytes_at(1)
+    }
+
+    fn bytes_at(epoch: usize) -> (Vec<u8>, RunConfig) {
         let mut model = ModelConfig::pytorch_example();
         model.hidden = vec![8];
         model.latent = 2;
@@ -309,7 +358,7 @@ mod tests {
         let vae = Vae::<f32>::new(model, &mut rand_pcg::Pcg64Mcg::seed_from_u64(1));
         let adam = Adam::new(vae.params.len(), 1e-8);
         let state = TrainState {
-            epoch: 1,
+            epoch,
             adam_t: 0,
             data_rng: rand_pcg::Pcg64Mcg::seed_from_u64(2),
             noise_rng: rand_pcg::Pcg64Mcg::seed_from_u64(3),
@@ -354,5 +403,98 @@ mod tests {
                 .to_string()
                 .contains("checksum mismatch")
         );
+    }
+
+    fn epoch_of(path: &Path) -> Option<usize> {
+        let bytes = std::fs::read(path).ok()?;
+        Some(from_bytes(&bytes, path).ok()?.state.epoch)
+    }
+
+    fn temp_files(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect()
+    }
+
+    /// Fails, then kills, every step of a save in turn, from each starting state (no checkpoint yet, one,
+    /// and one with its previous): every outcome leaves the newest checkpoint loadable, a failure changes
+    /// nothing and leaves no temporary file, and the next save succeeds.
+    #[test]
+    fn every_step_of_a_save_can_fail_or_be_killed() {
+        use crate::fault::plan::{Fault, arm, seen};
+        let mut covered = std::collections::BTreeSet::new();
+        let mut cases = 0;
+        for existing in 0..=2usize {
+            // Count the steps of an undisturbed save from this state.
+            let steps = {
+                let tmp = tempfile::tempdir().unwrap();
+                for e in 1..=existing {
+                    publish(tmp.path(), &bytes_at(e).0).unwrap();
+                }
+                arm(None);
+                publish(tmp.path(), &bytes_at(existing + 1).0).unwrap();
+                seen()
+            };
+            assert_eq!(steps.len(), if existing == 0 { 4 } else { 6 }, "{steps:?}");
+            for (k, step) in steps.iter().enumerate() {
+                for fault in [Fault::Fail, Fault::Kill] {
+                    let tmp = tempfile::tempdir().unwrap();
+                    let dir = tmp.path();
+                    arm(None);
+                    for e in 1..=existing {
+                        publish(dir, &bytes_at(e).0).unwrap();
+                    }
+                    let before = (
+                        epoch_of(&dir.join(CHECKPOINT)),
+                        epoch_of(&dir.join(PREVIOUS)),
+                    );
+                    arm(Some((k, fault)));
+                    let new = existing + 1;
+                    assert!(publish(dir, &bytes_at(new).0).is_err(), "{step} {fault:?}");
+                    arm(None);
+                    let after = (
+                        epoch_of(&dir.join(CHECKPOINT)),
+                        epoch_of(&dir.join(PREVIOUS)),
+                    );
+                    let why = format!(
+                        "{fault:?} at '{step}' with {existing} checkpoints: {before:?} -> {after:?}"
+                    );
+                    match fault {
+                        // A failed save reports an error and changes nothing, except that the previous
+                        // checkpoint may already equal the current one; it leaves no temporary file.
+                        Fault::Fail => {
+                            assert_eq!(after.0, before.0, "{why}");
+                            assert!(after.1 == before.1 || after.1 == before.0, "{why}");
+                            assert!(temp_files(dir).is_empty(), "{why}: {:?}", temp_files(dir));
+                        }
+                        // A kill leaves the old or the new checkpoint, never none once one existed.
+                        Fault::Kill => {
+                            assert!(after.0 == before.0 || after.0 == Some(new), "{why}");
+                        }
+                    }
+                    if existing > 0 {
+                        assert!(load_run(dir).is_ok(), "{why}");
+                        assert!(after.1.is_none() || after.1 < Some(new), "{why}");
+                    }
+                    // The next save, as a resumed run would make it, succeeds and cleans up.
+                    publish(dir, &bytes_at(new + 1).0).unwrap();
+                    assert_eq!(load_run(dir).unwrap().state.epoch, new + 1, "{why}");
+                    assert!(
+                        temp_files(dir)
+                            .iter()
+                            .all(|n| !n.contains(&std::process::id().to_string())),
+                        "{why}: {:?}",
+                        temp_files(dir)
+                    );
+                    covered.insert((existing, *step, fault == Fault::Kill));
+                    cases += 1;
+                }
+            }
+        }
+        // 4 steps from an empty folder and 6 from each of the two other states, each failed and killed.
+        assert_eq!(cases, 2 * (4 + 6 + 6));
+        assert_eq!(covered.len(), cases);
     }
 }

@@ -2,10 +2,13 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod interrupt;
+pub mod lock;
 pub mod metrics;
 
 pub use checkpoint::{Checkpoint, TrainState, load_run};
 pub use config::{DataInfo, RunConfig, TrainConfig};
+pub use lock::RunLock;
 pub use metrics::{EpochMetrics, SplitMetrics};
 
 use crate::core::{Adam, Optimizer, threads};
@@ -360,9 +363,13 @@ pub struct TrainOptions {
     pub progress: bool,
     /// Print a line per epoch.
     pub verbose: bool,
+    /// Stop between steps on SIGINT or SIGTERM with [`Error::Interrupted`] (for programs that own their
+    /// signals: the command line does, a library caller may not).
+    pub catch_signals: bool,
 }
 
-/// Trains, writing a checkpoint and `metrics.csv` after every epoch; returns the metric history.
+/// Trains, writing `config.json`, a checkpoint of the initial weights for a new run, and a checkpoint and
+/// `metrics.csv` after every epoch; returns the metric history.
 pub fn train(
     run_dir: &Path,
     data_dir: Option<&Path>,
@@ -404,6 +411,8 @@ pub fn train_on(
     start: Start,
     opts: TrainOptions,
 ) -> Result<Vec<EpochMetrics>> {
+    // Caught from the start, so a signal that comes while the run is set up still stops it with a message.
+    let signals = opts.catch_signals.then(interrupt::Catch::install);
     let (cfg, mut vae, mut adam, mut state) = match start {
         Start::New(cfg) => {
             let cfg = *cfg;
@@ -431,6 +440,14 @@ pub fn train_on(
             (cfg, ck.vae, ck.adam, ck.state)
         }
     };
+    // config.json describes the run as it now continues (a resume may change its epochs); a damaged or foreign
+    // one is replaced, since the checkpoint carries the config that counts.
+    let json = serde_json::to_string_pretty(&cfg).map_err(|e| Error::Config(e.to_string()))?;
+    crate::fsutil::write_atomic(&run_dir.join("config.json"), json.as_bytes())?;
+    // The initial weights are a checkpoint too, so a run stopped in its first epoch can be resumed and read.
+    if state.epoch == 0 && !run_dir.join(checkpoint::CHECKPOINT).exists() {
+        checkpoint::save(run_dir, &cfg, &vae.params, &adam, &state)?;
+    }
     let t = cfg.train.clone();
     let d = cfg.model.input_dim();
     let batcher = Batcher {
@@ -457,6 +474,14 @@ pub fn train_on(
             let order = batcher.epoch_order(n, &mut state.data_rng);
             let mut stats = BatchStats::default();
             for (step, idx) in order.chunks(batch).enumerate() {
+                if let Some(signal) = signals.as_ref().and_then(|s| s.received()) {
+                    bar.abandon();
+                    return Err(Error::Interrupted {
+                        signal,
+                        epoch,
+                        dir: run_dir.to_path_buf(),
+                    });
+                }
                 let rows = idx.len();
                 batcher.fill(&splits.train, idx, &mut state.data_rng, &mut x[..rows * d]);
                 for (l, &i) in ws.labels.iter_mut().zip(idx) {
@@ -530,8 +555,17 @@ pub fn train_on(
             state.epoch = epoch;
             state.adam_t = adam.t;
             state.history.push(row);
-            checkpoint::save(run_dir, &cfg, &vae.params, &adam, &state)?;
-            metrics::write_csv(&run_dir.join("metrics.csv"), &state.history)?;
+            let saved = checkpoint::save(run_dir, &cfg, &vae.params, &adam, &state)
+                .and_then(|()| metrics::write_csv(&run_dir.join("metrics.csv"), &state.history));
+            if let Err(e) = saved {
+                // The checkpoint of this epoch may have been published before metrics.csv failed: say which.
+                let kept = load_run(run_dir).map_or(epoch - 1, |c| c.state.epoch);
+                return Err(Error::Save {
+                    kept,
+                    dir: run_dir.to_path_buf(),
+                    source: Box::new(e),
+                });
+            }
             if opts.verbose {
                 let mut v = validation.map_or(String::new(), |v: SplitMetrics| {
                     format!(" | val -ELBO {:.2}", v.neg_elbo)
