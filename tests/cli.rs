@@ -321,7 +321,7 @@ fn diverging_run_stops_with_a_hint_and_keeps_its_checkpoint() {
         .arg(&out)
         .arg("--data-dir")
         .arg(mnist_dir()));
-    assert_user_error(&o, "learning rate too high");
+    assert_user_error(&o, "a smaller --lr");
     assert_eq!(
         std::fs::read(out.join("checkpoint.safetensors")).unwrap(),
         bytes,

@@ -433,3 +433,29 @@ fn a_save_beyond_the_file_size_limit_changes_nothing() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn an_autoencoder_manifold_spans_its_codes_not_the_prior() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ae");
+    let o = run(elbo()
+        .args(["train", "--model", "ae", "--epochs", "1", "--limit", "500"])
+        .args(["--hidden", "16", "--latent", "2", "--out"])
+        .arg(&dir)
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(dir.join("manifold.png").is_file());
+    let o = run(elbo()
+        .args(["manifold", "--out"])
+        .arg(tmp.path().join("m.png"))
+        .arg(&dir)
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(elbo()
+        .args(["manifold", "--range", "quantile:0.05,0.95", "--out"])
+        .arg(tmp.path().join("q.png"))
+        .arg(&dir));
+    assert_user_error(&o, "an autoencoder has no prior");
+}

@@ -243,8 +243,7 @@ impl RunFlags {
     /// Parses a `--config` TOML file's text; `name` labels errors. Unknown keys are refused with the nearest
     /// valid key.
     pub fn from_toml(text: &str, name: &str) -> Result<RunFlags> {
-        let table: toml::Table = toml::from_str(text)
-            .map_err(|e| Error::Config(format!("{name}: {}", e.message().trim())))?;
+        let table: toml::Table = toml::from_str(text).map_err(|e| toml_error(&e, text, name))?;
         let keys = Self::keys();
         let mut normal = toml::Table::new();
         for (k, v) in table {
@@ -542,5 +541,57 @@ impl RunFlags {
                 )));
             }
         })
+    }
+}
+
+/// A TOML syntax error as one line naming the file, the line and, when the line has one, the key: the parser's
+/// own message for an out-of-range integer names neither.
+fn toml_error(e: &toml::de::Error, text: &str, name: &str) -> Error {
+    let mut msg = e.message().trim().to_string();
+    if msg.contains("as i128") || msg.contains("overflow") {
+        msg = "the number is too large".into();
+    }
+    let Some(span) = e.span() else {
+        return Error::Config(format!("{name}: {msg}"));
+    };
+    let start = span.start.min(text.len());
+    let line_no = text[..start].matches('\n').count() + 1;
+    let from = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[from..].lines().next().unwrap_or("");
+    match line.split_once('=') {
+        Some((key, _)) if !key.trim().is_empty() && !key.contains('[') => Error::Config(format!(
+            "{name}: line {line_no}, key '{}': {msg}",
+            key.trim()
+        )),
+        _ => Error::Config(format!("{name}: line {line_no}: {msg}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_errors_name_the_line_and_key() {
+        let err = |text: &str| RunFlags::from_toml(text, "c.toml").unwrap_err().to_string();
+        assert_eq!(
+            err("epochs = 3\nlatent = 99999999999999999999999\n"),
+            "c.toml: line 2, key 'latent': the number is too large"
+        );
+        assert_eq!(
+            err("hidden = [400, 99999999999999999999]\n"),
+            "c.toml: line 1, key 'hidden': the number is too large"
+        );
+        // In range for TOML, out of range for the key: named by serde with the key.
+        assert!(
+            err("latent = -3\n").contains("key 'latent'"),
+            "{}",
+            err("latent = -3\n")
+        );
+        assert!(
+            err("[hidden\n").starts_with("c.toml: line 1:"),
+            "{}",
+            err("[hidden\n")
+        );
     }
 }

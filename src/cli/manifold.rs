@@ -1,6 +1,6 @@
 //! `elbo manifold`: a grid over two latent dimensions decoded into one mosaic.
 
-use super::common::{MosaicArgs, OutArgs, class_labels};
+use super::common::{DataArgs, MosaicArgs, OutArgs, class_labels};
 use crate::error::{Error, Result};
 use crate::figures::latent::{self as lat, GridRange};
 use crate::figures::{mosaic, save_image};
@@ -18,9 +18,13 @@ pub(crate) struct ManifoldArgs {
     /// The two latent dimensions to vary (0-based); the others are held at 0.
     #[arg(long, value_delimiter = ',', num_args = 1, default_value = "0,1")]
     dims: Vec<usize>,
-    /// Grid spacing: quantile:P,Q places points at the standard normal's quantiles; linear:A,B evenly.
-    #[arg(long, default_value = "quantile:0.05,0.95", allow_hyphen_values = true)]
-    range: String,
+    /// Grid spacing: quantile:P,Q at the prior's quantiles (the default for a VAE, 0.05,0.95); data:P,Q at
+    /// the quantiles of the test set's codes (the default for an autoencoder, which has no prior); linear:A,B
+    /// evenly.
+    #[arg(long, allow_hyphen_values = true)]
+    range: Option<String>,
+    #[command(flatten)]
+    data: DataArgs,
     /// Class the decoder is conditioned on, by name or index (a conditional model).
     #[arg(long)]
     class: Option<String>,
@@ -34,7 +38,7 @@ pub(crate) struct ManifoldArgs {
 pub(crate) fn run(a: ManifoldArgs) -> Result<()> {
     let out = a.output.check()?;
     let style = a.mosaic.style()?;
-    let range: GridRange = a.range.parse()?;
+    let range: Option<GridRange> = a.range.as_deref().map(str::parse).transpose()?;
     if a.dims.len() != 2 {
         return Err(Error::Config(format!(
             "--dims takes two dimensions, like 0,1; got {:?}",
@@ -43,7 +47,33 @@ pub(crate) fn run(a: ManifoldArgs) -> Result<()> {
     }
     let ck = load_run(&a.run_dir)?;
     super::common::require_images(&ck, "manifold")?;
-    let codes = lat::manifold_codes(ck.vae.latent(), a.grid, (a.dims[0], a.dims[1]), range)?;
+    let variational = ck.config.model.is_variational();
+    let range = match range {
+        None if variational => GridRange::Quantile(0.05, 0.95),
+        None => GridRange::Data(0.05, 0.95),
+        Some(GridRange::Quantile(..)) if !variational => {
+            return Err(Error::Config(
+                "an autoencoder has no prior, so the prior's quantiles say nothing about its codes: use --range data:P,Q (where its test codes lie) or linear:A,B".into(),
+            ));
+        }
+        Some(r) => r,
+    };
+    // The test set's codes, for a grid placed where the data lies.
+    let data_codes = match range {
+        GridRange::Data(..) => {
+            let splits = a.data.splits(&ck)?;
+            let idx: Vec<usize> = (0..splits.test.len()).collect();
+            Some(lat::encode(&ck.vae, &splits.test, &idx))
+        }
+        _ => None,
+    };
+    let codes = lat::manifold_codes(
+        ck.vae.latent(),
+        a.grid,
+        (a.dims[0], a.dims[1]),
+        range,
+        data_codes.as_deref(),
+    )?;
     let n = a.grid * a.grid;
     if a.class.is_none() && ck.config.model.is_conditional() {
         return Err(Error::Config(format!(

@@ -13,6 +13,9 @@ pub enum GridRange {
     Linear(f64, f64),
     /// At the standard normal's quantiles, evenly from probability `p` to `q`: covers the prior's mass.
     Quantile(f64, f64),
+    /// At the quantiles of the test set's codes, evenly from probability `p` to `q`, with the other dimensions
+    /// at their medians: covers where the data lies, which is what an autoencoder (no prior) has.
+    Data(f64, f64),
 }
 
 impl Default for GridRange {
@@ -26,7 +29,7 @@ impl std::str::FromStr for GridRange {
     fn from_str(s: &str) -> Result<Self> {
         let bad = || {
             Error::Config(format!(
-                "--range '{s}' must look like linear:-3,3 or quantile:0.05,0.95"
+                "--range '{s}' must look like linear:-3,3, quantile:0.05,0.95 or data:0.05,0.95"
             ))
         };
         let (kind, rest) = s.split_once(':').ok_or_else(bad)?;
@@ -40,6 +43,12 @@ impl std::str::FromStr for GridRange {
             "quantile" if 0.0 < a && a < 1.0 && 0.0 < b && b < 1.0 && a != b => {
                 Ok(GridRange::Quantile(a, b))
             }
+            "data" if (0.0..=1.0).contains(&a) && (0.0..=1.0).contains(&b) && a != b => {
+                Ok(GridRange::Data(a, b))
+            }
+            "data" => Err(Error::Config(format!(
+                "--range {s}: quantiles must lie between 0 and 1"
+            ))),
             "quantile" => Err(Error::Config(format!(
                 "--range {s}: quantiles must lie strictly between 0 and 1"
             ))),
@@ -49,8 +58,9 @@ impl std::str::FromStr for GridRange {
 }
 
 impl GridRange {
-    /// `n` values along one axis, ascending when the range is.
-    pub fn values(self, n: usize) -> Vec<f64> {
+    /// `n` values along one axis, ascending when the range is; `codes` holds that dimension's values over the
+    /// test set, needed by [`GridRange::Data`] only.
+    pub fn values(self, n: usize, codes: &[f64]) -> Vec<f64> {
         let frac = |k: usize| {
             if n == 1 {
                 0.5
@@ -63,21 +73,35 @@ impl GridRange {
             .map(|k| match self {
                 GridRange::Linear(a, b) => a + (b - a) * frac(k),
                 GridRange::Quantile(p, q) => normal.inverse_cdf(p + (q - p) * frac(k)),
+                GridRange::Data(p, q) => empirical_quantile(codes, p + (q - p) * frac(k)),
             })
             .collect()
     }
 }
 
+/// The `p`-quantile of sorted values, interpolated linearly between order statistics (NumPy's default).
+fn empirical_quantile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let pos = p.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
 /// Largest manifold grid side: 100×100 tiles of 28×28 is already a 3-megapixel image.
 pub const MAX_GRID: usize = 100;
 
-/// Latent codes of a `grid`×`grid` manifold varying dimensions `dims` (others 0): tile (r, c) holds dimension
-/// `dims.0` at value c and `dims.1` at value `grid − 1 − r`, so the vertical axis grows upwards as in a plot.
+/// Latent codes of a `grid`×`grid` manifold varying dimensions `dims`: tile (r, c) holds dimension `dims.0` at
+/// value c and `dims.1` at value `grid − 1 − r`, so the vertical axis grows upwards as in a plot. The other
+/// dimensions are 0, or their medians over `data` (the test set's codes, `[n, latent]`) for [`GridRange::Data`],
+/// which needs them.
 pub fn manifold_codes(
     latent: usize,
     grid: usize,
     dims: (usize, usize),
     range: GridRange,
+    data: Option<&[f32]>,
 ) -> Result<Vec<f32>> {
     if latent < 2 {
         return Err(Error::Config(format!(
@@ -96,13 +120,42 @@ pub fn manifold_codes(
             "--dims {i},{j} must be two different dimensions below the latent size {latent} (0-based)"
         )));
     }
-    let v = range.values(grid);
-    let mut codes = vec![0f32; grid * grid * latent];
+    // Each dimension's values over the data, sorted, for the data's quantiles and medians.
+    let sorted: Vec<Vec<f64>> = match (range, data) {
+        (GridRange::Data(..), Some(codes)) if !codes.is_empty() => (0..latent)
+            .map(|k| {
+                let mut v: Vec<f64> = codes
+                    .iter()
+                    .skip(k)
+                    .step_by(latent)
+                    .map(|&x| x as f64)
+                    .collect();
+                v.sort_by(f64::total_cmp);
+                v
+            })
+            .collect(),
+        (GridRange::Data(..), _) => {
+            return Err(Error::Config(
+                "--range data:P,Q needs the test set's codes, and there are none".into(),
+            ));
+        }
+        _ => vec![Vec::new(); latent],
+    };
+    let base: Vec<f32> = sorted
+        .iter()
+        .map(|v| empirical_quantile(v, 0.5) as f32)
+        .collect();
+    let (xs, ys) = (
+        range.values(grid, &sorted[i]),
+        range.values(grid, &sorted[j]),
+    );
+    let mut codes = Vec::with_capacity(grid * grid * latent);
     for r in 0..grid {
         for c in 0..grid {
-            let z = &mut codes[(r * grid + c) * latent..(r * grid + c + 1) * latent];
-            z[i] = v[c] as f32;
-            z[j] = v[grid - 1 - r] as f32;
+            let at = codes.len();
+            codes.extend_from_slice(&base);
+            codes[at + i] = xs[c] as f32;
+            codes[at + j] = ys[grid - 1 - r] as f32;
         }
     }
     Ok(codes)
@@ -264,40 +317,54 @@ mod tests {
     #[test]
     fn ranges_parse_and_space() {
         let q: GridRange = "quantile:0.05,0.95".parse().unwrap();
-        let v = q.values(3);
+        let v = q.values(3, &[]);
         assert!(
             (v[0] + 1.6449).abs() < 1e-3 && v[1].abs() < 1e-12 && (v[2] - 1.6449).abs() < 1e-3,
             "{v:?}"
         );
         assert_eq!(
-            "linear:-3,3".parse::<GridRange>().unwrap().values(3),
+            "linear:-3,3".parse::<GridRange>().unwrap().values(3, &[]),
             vec![-3.0, 0.0, 3.0]
         );
-        for bad in ["quantile:0,1", "linear:3", "cubic:1,2", "linear:1,1"] {
+        let d: GridRange = "data:0,1".parse().unwrap();
+        assert_eq!(d.values(3, &[1.0, 2.0, 4.0, 10.0]), vec![1.0, 3.0, 10.0]);
+        for bad in [
+            "quantile:0,1",
+            "linear:3",
+            "cubic:1,2",
+            "linear:1,1",
+            "data:0,1.5",
+        ] {
             assert!(bad.parse::<GridRange>().is_err(), "{bad}");
         }
     }
 
     #[test]
     fn manifold_codes_vary_the_chosen_dims() {
-        let c = manifold_codes(3, 2, (0, 2), GridRange::Linear(-1.0, 1.0)).unwrap();
+        let c = manifold_codes(3, 2, (0, 2), GridRange::Linear(-1.0, 1.0), None).unwrap();
         // Tile (0,0): dim 0 at its lowest, dim 2 at its highest (top row); dim 1 held at 0.
         assert_eq!(&c[0..3], &[-1.0, 0.0, 1.0]);
         assert_eq!(&c[9..12], &[1.0, 0.0, -1.0]);
         assert!(
-            manifold_codes(1, 2, (0, 1), GridRange::default())
+            manifold_codes(1, 2, (0, 1), GridRange::default(), None)
                 .unwrap_err()
                 .to_string()
                 .contains("latent has 1")
         );
         assert!(
-            manifold_codes(3, 2, (0, 3), GridRange::default())
+            manifold_codes(3, 2, (0, 3), GridRange::default(), None)
                 .unwrap_err()
                 .to_string()
                 .contains("--dims 0,3")
         );
-        assert!(manifold_codes(3, 0, (0, 1), GridRange::default()).is_err());
-        assert!(manifold_codes(3, 10_000, (0, 1), GridRange::default()).is_err());
+        assert!(manifold_codes(3, 0, (0, 1), GridRange::default(), None).is_err());
+        assert!(manifold_codes(3, 10_000, (0, 1), GridRange::default(), None).is_err());
+        // At the data's quantiles, the third dimension held at its median.
+        let data = [0.0, 10.0, 5.0, 2.0, 20.0, 7.0, 4.0, 30.0, 6.0];
+        let c = manifold_codes(3, 2, (0, 1), GridRange::Data(0.0, 1.0), Some(&data)).unwrap();
+        assert_eq!(&c[0..3], &[0.0, 30.0, 6.0]);
+        assert_eq!(&c[9..12], &[4.0, 10.0, 6.0]);
+        assert!(manifold_codes(3, 2, (0, 1), GridRange::Data(0.0, 1.0), None).is_err());
     }
 
     #[test]

@@ -58,8 +58,18 @@ pub fn run_figures(run_dir: &Path, ck: &Checkpoint, test: &Dataset) -> Result<Ve
     )?;
     write_latent_plot(ck, run_dir, test, "test", &run_dir.join("latent.png"))?;
     written.extend(["curves.png", "latent.png"]);
-    if ck.vae.latent() == 2 && ck.config.model.is_variational() && images {
-        let codes = lat::manifold_codes(2, 20, (0, 1), GridRange::default())?;
+    if ck.vae.latent() == 2 && images {
+        // An autoencoder has no prior: its grid spans where its test codes lie.
+        let (range, data) = if ck.config.model.is_variational() {
+            (GridRange::default(), None)
+        } else {
+            let idx: Vec<usize> = (0..test.len()).collect();
+            (
+                GridRange::Data(0.05, 0.95),
+                Some(lat::encode(&ck.vae, test, &idx)),
+            )
+        };
+        let codes = lat::manifold_codes(2, 20, (0, 1), range, data.as_deref())?;
         let px = lat::decode_means(&ck.vae, &codes, 400, &[]);
         save_image(
             &mosaic(&px, 400, ck.config.model.item_shape(), 20, style),
