@@ -150,12 +150,12 @@ pub fn manifold_codes(
         range.values(grid, &sorted[j]),
     );
     let mut codes = Vec::with_capacity(grid * grid * latent);
-    for r in 0..grid {
-        for c in 0..grid {
+    for y in ys.iter().rev() {
+        for x in &xs {
             let at = codes.len();
             codes.extend_from_slice(&base);
-            codes[at + i] = xs[c] as f32;
-            codes[at + j] = ys[grid - 1 - r] as f32;
+            codes[at + i] = *x as f32;
+            codes[at + j] = *y as f32;
         }
     }
     Ok(codes)
