@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark elbo against PyTorch on this machine: sets up a virtual environment with torch (from PyPI) once,
-# then runs bench/bench.py (or, with --images first, bench/images.py: image loading against torchvision). Run it on an otherwise idle machine. Extra arguments go to bench.py.
+# then runs bench/bench.py (or, with --images first, bench/images.py: image loading against torchvision; with
+# --family first, bench/family.py: IWAE, conv and eval against PyTorch). Run it on an otherwise idle machine. Extra arguments go to bench.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${ELBO_BENCH_PYTHON:-bench/.venv/bin/python}"
@@ -13,5 +14,9 @@ export ELBO_DATA_DIR="${ELBO_DATA_DIR:-$(cd .. && pwd)/shared/data/mnist}"
 if [ "${1:-}" = "--images" ]; then
   shift
   exec "$PY" bench/images.py "$@"
+fi
+if [ "${1:-}" = "--family" ]; then
+  shift
+  exec "$PY" bench/family.py "$@"
 fi
 exec "$PY" bench/bench.py "$@"

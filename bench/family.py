@@ -1,0 +1,120 @@
+"""Speed of elbo's other workloads against PyTorch, side by side in one run: IWAE k = 50, the Keras conv VAE and
+importance-sampled evaluation (the references are in bench/pytorch_family.py).
+
+Each round runs every chosen workload in elbo, then in PyTorch, one process at a time. Prints the medians over
+rounds (training: seconds per epoch; eval: microseconds per importance sample, PyTorch at its best chunk size),
+their ratio and each process's peak RSS, as Markdown.
+
+Usage: bench/run.sh --family [--workloads iwae conv eval] [--rounds 3] [--limit N] [--threads 2]
+"""
+import argparse
+import csv
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ELBO = os.path.join(ROOT, "target", "release", "elbo")
+TORCH = os.path.join(ROOT, "bench", "pytorch_family.py")
+
+
+def run(cmd, env):
+    """Runs a command; returns (stdout, peak RSS in MB) via wait4."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
+    out = proc.stdout.read().decode()
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{' '.join(cmd)} failed with status {status}")
+    return out, usage.ru_maxrss / 1024.0
+
+
+def json_lines(out):
+    return [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+
+
+def elbo_train(config, args, seed, env):
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [ELBO, "train", "--config", config, "--epochs", "1", "--threads", str(args.threads),
+               "--seed", str(seed), "--out", os.path.join(tmp, "run")]
+        if args.limit:
+            cmd += ["--limit", str(args.limit)]
+        _, rss = run(cmd, env)
+        with open(os.path.join(tmp, "run", "metrics.csv")) as f:
+            return float(next(csv.DictReader(f))["seconds"]), rss
+
+
+def torch_train(workload, args, seed, env):
+    out, rss = run([sys.executable, TORCH, workload, "--epochs", "1", "--threads", str(args.threads), "--seed",
+                    str(seed), "--limit", str(args.limit), "--data-dir", args.data_dir], env)
+    return json_lines(out)[0]["seconds"], rss
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--workloads", nargs="+", default=["iwae", "conv", "eval"], choices=["iwae", "conv", "eval"])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--limit", type=int, default=0, help="train on the first N images (0: all 60000)")
+    ap.add_argument("--images", type=int, default=200, help="eval: test images")
+    ap.add_argument("--k", type=int, default=5000, help="eval: importance samples per image")
+    ap.add_argument("--data-dir", default=os.environ.get("ELBO_DATA_DIR", os.path.join(ROOT, "..", "shared", "data", "mnist")))
+    args = ap.parse_args()
+    args.data_dir = os.path.abspath(args.data_dir)
+    env = dict(os.environ, ELBO_DATA_DIR=args.data_dir)
+    subprocess.run(["cargo", "build", "--release", "--bin", "elbo"], cwd=ROOT, check=True)
+    res = {}
+
+    def add(key, value, rss):
+        res.setdefault(key, []).append(value)
+        res.setdefault(key + "_rss", []).append(rss)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        eval_run = os.path.join(tmp, "eval-run")
+        if "eval" in args.workloads:
+            # The 784-400-20 model; its weights do not change the cost of evaluating it.
+            run([ELBO, "train", "--epochs", "1", "--limit", "1000", "--out", eval_run], env)
+        for r in range(args.rounds):
+            seed = r + 1
+            if "iwae" in args.workloads:
+                add("iwae_elbo", *elbo_train("configs/iwae-paper-iwae50.toml", args, seed, env))
+                add("iwae_torch", *torch_train("iwae", args, seed, env))
+            if "conv" in args.workloads:
+                add("conv_elbo", *elbo_train("configs/keras-conv.toml", args, seed, env))
+                add("conv_torch", *torch_train("conv", args, seed, env))
+            if "eval" in args.workloads:
+                out, rss = run([ELBO, "eval", eval_run, "--k", str(args.k), "--limit", str(args.images), "--threads",
+                                str(args.threads), "--seed", str(seed), "--json"], env)
+                e = json.loads(out)
+                add("eval_elbo", e["seconds"] / (args.images * args.k) * 1e6, rss)
+                out, rss = run([sys.executable, TORCH, "eval", "--images", str(args.images), "--k", str(args.k),
+                                "--threads", str(args.threads), "--seed", str(seed), "--data-dir", args.data_dir], env)
+                best = min(json_lines(out), key=lambda l: l["us_per_sample"])
+                add("eval_torch", best["us_per_sample"], rss)
+                res.setdefault("eval_chunk", []).append(best["chunk"])
+            print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
+    import torch
+    print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; threads {args.threads}; "
+          f"PyTorch {torch.__version__}; {time.strftime('%Y-%m-%d')}")
+    print(f"Rounds: {args.rounds}; training on {args.limit or 60000} images per epoch; medians over rounds.\n")
+    print("| workload | unit | elbo | PyTorch | elbo / PyTorch | peak RSS MB elbo / PyTorch |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    names = {"iwae": ("IWAE k = 50, batch 20", "s/epoch"), "conv": ("Keras conv VAE, batch 128", "s/epoch"),
+             "eval": (f"importance-sampled eval, K = {args.k}", "µs/sample")}
+    for w in args.workloads:
+        e, t = statistics.median(res[w + "_elbo"]), statistics.median(res[w + "_torch"])
+        label, unit = names[w]
+        if w == "eval":
+            label += f" (PyTorch's best chunk: {statistics.mode(res['eval_chunk'])})"
+        print(f"| {label} | {unit} | {e:.3f} | {t:.3f} | {e / t:.2f} | "
+              f"{max(res[w + '_elbo_rss']):.0f} / {max(res[w + '_torch_rss']):.0f} |")
+    print("\nPer round: " + "; ".join(f"{k} {', '.join(f'{v:.3f}' for v in vs)}" for k, vs in res.items()
+                                      if not k.endswith("_rss") and k != "eval_chunk"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""PyTorch references of elbo's other workloads, written the way a careful PyTorch user would (whole data in one
+tensor, one fused head, no DataLoader), so the comparison does not flatter elbo.
+
+  iwae  IWAE k = 50 of Burda et al. (configs/iwae-paper-iwae50.toml): 784-200-200-50 tanh, Bernoulli decoder,
+        dynamic binarisation, batch 20, Adam (lr 1e-3, eps 1e-4), loss summed over the batch.
+  conv  The Keras example's conv VAE (configs/keras-conv.toml): Conv 32, 64 (3x3, stride 2), Dense 16, 2-D latent,
+        Dense 7*7*64, ConvTranspose 64, 32 (stride 2), ConvTranspose 1; ReLU, Bernoulli, Adam 1e-3, batch 128.
+  eval  Importance-sampled log p(x) of the 784-400-20 model with K samples per test image, decoding a chunk of
+        samples of one image per batch; every chunk size given is timed and reported.
+
+Prints one JSON line per epoch (training time only, as elbo's `seconds`) or per chunk size.
+"""
+import argparse
+import gzip
+import json
+import math
+import os
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def idx(path):
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def mnist(data_dir, name):
+    x = idx(os.path.join(data_dir, f"{name}-images-idx3-ubyte.gz")).reshape(-1, 784).astype(np.float32) / 255.0
+    return torch.from_numpy(x)
+
+
+class Mlp(nn.Module):
+    """Encoder with one head of [mu, logvar] and a decoder giving Bernoulli logits."""
+
+    def __init__(self, hidden, latent, act):
+        super().__init__()
+        self.latent, self.act = latent, act
+        dims = [784] + hidden
+        self.enc = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims, dims[1:]))
+        self.head = nn.Linear(dims[-1], 2 * latent)
+        dims = [latent] + hidden[::-1]
+        self.dec = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims, dims[1:]))
+        self.out = nn.Linear(dims[-1], 784)
+
+    def encode(self, x):
+        for l in self.enc:
+            x = self.act(l(x))
+        return self.head(x).chunk(2, dim=-1)
+
+    def decode(self, z):
+        for l in self.dec:
+            z = self.act(l(z))
+        return self.out(z)
+
+
+def log_weights(model, x, k):
+    """log p(x, z) - log q(z | x) for k draws per row of x: [k, B]."""
+    mu, logvar = model.encode(x)
+    eps = torch.randn(k, *mu.shape)
+    z = mu + torch.exp(0.5 * logvar) * eps
+    logits = model.decode(z.reshape(-1, model.latent)).reshape(k, x.shape[0], -1)
+    log_px = -F.binary_cross_entropy_with_logits(logits, x.expand(k, -1, -1), reduction="none").sum(-1)
+    # log p(z) - log q(z|x): the 2*pi terms cancel.
+    return log_px - 0.5 * (z * z).sum(-1) + 0.5 * (eps * eps).sum(-1) + 0.5 * logvar.sum(-1)
+
+
+def iwae(args):
+    torch.manual_seed(args.seed)
+    train = mnist(args.data_dir, "train")[: args.limit or None]
+    model = Mlp([200, 200], 50, torch.tanh)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-4)
+    k = 50
+    for epoch in range(1, args.epochs + 1):
+        start = time.perf_counter()
+        total = 0.0
+        for ids in torch.randperm(len(train)).split(20):
+            x = torch.bernoulli(train[ids])
+            lw = log_weights(model, x, k)
+            loss = -(torch.logsumexp(lw, 0) - math.log(k)).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item()
+        print(json.dumps({"workload": "iwae", "epoch": epoch, "seconds": time.perf_counter() - start,
+                          "train_neg_iwae": total / len(train)}), flush=True)
+
+
+class KerasConv(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 32, 3, stride=2, padding=1)
+        self.c2 = nn.Conv2d(32, 64, 3, stride=2, padding=1)
+        self.fc = nn.Linear(7 * 7 * 64, 16)
+        self.head = nn.Linear(16, 4)
+        self.d0 = nn.Linear(2, 7 * 7 * 64)
+        self.t1 = nn.ConvTranspose2d(64, 64, 3, stride=2, padding=1, output_padding=1)
+        self.t2 = nn.ConvTranspose2d(64, 32, 3, stride=2, padding=1, output_padding=1)
+        self.t3 = nn.ConvTranspose2d(32, 1, 3, stride=1, padding=1)
+
+    def forward(self, x):
+        h = F.relu(self.c2(F.relu(self.c1(x.view(-1, 1, 28, 28)))))
+        mu, logvar = self.head(F.relu(self.fc(h.flatten(1)))).chunk(2, dim=-1)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        h = F.relu(self.d0(z)).view(-1, 64, 7, 7)
+        logits = self.t3(F.relu(self.t2(F.relu(self.t1(h)))))
+        return logits.view(-1, 784), mu, logvar
+
+
+def conv(args):
+    torch.manual_seed(args.seed)
+    train = mnist(args.data_dir, "train")[: args.limit or None]
+    model = KerasConv()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for epoch in range(1, args.epochs + 1):
+        start = time.perf_counter()
+        total = 0.0
+        for ids in torch.randperm(len(train)).split(128):
+            x = train[ids]
+            logits, mu, logvar = model(x)
+            rec = F.binary_cross_entropy_with_logits(logits, x, reduction="sum")
+            kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+            loss = rec + kl
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item()
+        print(json.dumps({"workload": "conv", "epoch": epoch, "seconds": time.perf_counter() - start,
+                          "train_neg_elbo": total / len(train)}), flush=True)
+
+
+def evaluate(args):
+    torch.manual_seed(args.seed)
+    test = mnist(args.data_dir, "t10k")[: args.images]
+    model = Mlp([400], 20, F.relu)
+    k = args.k
+    for chunk in args.chunks:
+        start = time.perf_counter()
+        total = 0.0
+        with torch.no_grad():
+            for x in test:
+                parts = []
+                for done in range(0, k, chunk):
+                    parts.append(log_weights(model, x[None], min(chunk, k - done))[:, 0])
+                total += (torch.logsumexp(torch.cat(parts), 0) - math.log(k)).item()
+        seconds = time.perf_counter() - start
+        print(json.dumps({"workload": "eval", "chunk": chunk, "seconds": seconds,
+                          "us_per_sample": seconds / (len(test) * k) * 1e6, "log_px": total / len(test)}), flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("workload", choices=["iwae", "conv", "eval"])
+    ap.add_argument("--data-dir", default=os.environ.get("ELBO_DATA_DIR", "../shared/data/mnist"))
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--limit", type=int, default=0, help="train on the first N images (0: all)")
+    ap.add_argument("--images", type=int, default=200, help="eval: test images")
+    ap.add_argument("--k", type=int, default=5000, help="eval: importance samples per image")
+    ap.add_argument("--chunks", type=int, nargs="+", default=[500, 1000, 2500, 5000], help="eval: chunk sizes")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    {"iwae": iwae, "conv": conv, "eval": evaluate}[args.workload](args)
+
+
+if __name__ == "__main__":
+    main()
