@@ -16,31 +16,32 @@ fn main() {
     let num = |i: usize, d: usize| args.get(i).map_or(d, |a| a.parse().expect("a number"));
     let epochs = num(0, 3);
     elbo::core::threads::init(num(1, 0));
-    let (layers, steps): (Vec<Layer>, Vec<usize>) = match args.get(2).map_or("default", |s| s.as_str()) {
-        // Encoder 784→400, head 400→40, decoder 20→400, 400→784; the last batch has 96 rows.
-        "default" => (
-            vec![
-                (128, 784, 400, false),
-                (128, 400, 40, true),
-                (128, 20, 400, true),
-                (128, 400, 784, true),
-            ],
-            std::iter::repeat_n(128, 468).chain([96]).collect(),
-        ),
-        // Encoder 784→200→200→100 on the batch, decoder 50→200→200→784 on its 50 draws per image.
-        "iwae" => (
-            vec![
-                (20, 784, 200, false),
-                (20, 200, 200, true),
-                (20, 200, 100, true),
-                (1000, 50, 200, true),
-                (1000, 200, 200, true),
-                (1000, 200, 784, true),
-            ],
-            vec![20; 3000],
-        ),
-        other => panic!("unknown workload {other}: default or iwae"),
-    };
+    let (layers, steps): (Vec<Layer>, Vec<usize>) =
+        match args.get(2).map_or("default", |s| s.as_str()) {
+            // Encoder 784→400, head 400→40, decoder 20→400, 400→784; the last batch has 96 rows.
+            "default" => (
+                vec![
+                    (128, 784, 400, false),
+                    (128, 400, 40, true),
+                    (128, 20, 400, true),
+                    (128, 400, 784, true),
+                ],
+                std::iter::repeat_n(128, 468).chain([96]).collect(),
+            ),
+            // Encoder 784→200→200→100 on the batch, decoder 50→200→200→784 on its 50 draws per image.
+            "iwae" => (
+                vec![
+                    (20, 784, 200, false),
+                    (20, 200, 200, true),
+                    (20, 200, 100, true),
+                    (1000, 50, 200, true),
+                    (1000, 200, 200, true),
+                    (1000, 200, 784, true),
+                ],
+                vec![20; 3000],
+            ),
+            other => panic!("unknown workload {other}: default or iwae"),
+        };
     let max = layers.iter().map(|l| l.0 * l.1.max(l.2)).max().unwrap_or(0);
     let x = vec![0.5f32; max];
     let mut y = vec![0f32; max];

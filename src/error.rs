@@ -57,33 +57,55 @@ pub enum Error {
         /// The offending value.
         value: f64,
     },
-    /// Training stopped on SIGINT or SIGTERM between two steps.
+    /// Training stopped on SIGINT or SIGTERM between two steps, or after its last epoch, before the figures.
     #[error(
-        "interrupted in epoch {epoch}; the checkpoint of epoch {} is kept: continue with 'elbo train --resume {}'",
-        .epoch - 1,
+        "interrupted; the checkpoint of epoch {kept} is kept{}: continue with 'elbo train --resume {}'",
+        if *.finished { " (training had finished; the figures were not drawn)" } else { "" },
         .dir.display()
     )]
     Interrupted {
         /// The signal received.
         signal: i32,
-        /// The epoch that was running.
-        epoch: usize,
+        /// The newest epoch saved.
+        kept: usize,
+        /// Whether every epoch had been trained.
+        finished: bool,
         /// The run directory.
         dir: PathBuf,
     },
     /// Training could not save its checkpoint or metrics (a full disk, a file size limit).
     #[error(
-        "{source}; the checkpoint of epoch {kept} is kept: make room and continue with 'elbo train --resume {}'",
+        "{source}; {}: {} 'elbo train --resume {}'",
+        match .kept {
+            Some(k) => format!("the checkpoint of epoch {k} is kept"),
+            None => "no checkpoint of this run could be read back".to_string(),
+        },
+        save_advice(.source),
         .dir.display()
     )]
     Save {
-        /// The newest epoch whose checkpoint is on disk.
-        kept: usize,
+        /// The newest epoch whose checkpoint can be read, if any.
+        kept: Option<usize>,
         /// The run directory.
         dir: PathBuf,
         /// What failed.
         source: Box<Error>,
     },
+}
+
+/// What to do about a failed save, from the system's reason.
+fn save_advice(e: &Error) -> &'static str {
+    match e {
+        Error::Io { source, .. } => match source.raw_os_error() {
+            Some(libc::EFBIG) => "raise the file size limit (ulimit -f) and continue with",
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) => "make room and continue with",
+            Some(libc::EROFS) | Some(libc::EACCES) | Some(libc::EPERM) => {
+                "make the run directory writable and continue with"
+            }
+            _ => "once that is fixed, continue with",
+        },
+        _ => "once that is fixed, continue with",
+    }
 }
 
 /// Result with elbo's error type.

@@ -280,8 +280,7 @@ fn a_run_stopped_in_its_first_epoch_resumes_to_the_same_weights() {
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(143), "{err}");
     assert!(
-        err.contains("interrupted in epoch 1; the checkpoint of epoch 0 is kept")
-            && err.contains("--resume"),
+        err.contains("interrupted; the checkpoint of epoch 0 is kept") && err.contains("--resume"),
         "{err}"
     );
     // Readers find the initial weights meanwhile.
@@ -389,10 +388,11 @@ fn one_trainer_per_run_while_readers_always_find_a_checkpoint() {
     assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
     assert_eq!(reads, 60);
     // The lock went with the process.
+    let next = elbo::train::load_run(&dir).unwrap().state.epoch + 1;
     let o = run(elbo()
         .args(["train", "--resume"])
         .arg(&dir)
-        .args(["--epochs", "1", "--data-dir"])
+        .args(["--epochs", &next.to_string(), "--data-dir"])
         .arg(mnist_dir()));
     assert!(o.status.success(), "{}", stderr(&o));
 }
@@ -423,6 +423,7 @@ fn a_save_beyond_the_file_size_limit_changes_nothing() {
         .arg("--data-dir")
         .arg(mnist_dir()));
     assert_user_error(&o, "File too large");
+    assert_user_error(&o, "raise the file size limit (ulimit -f)");
     assert_user_error(&o, "the checkpoint of epoch 2 is kept");
     assert_eq!(std::fs::read(dir.join(CHECKPOINT)).unwrap(), newest);
     assert_eq!(std::fs::read(dir.join(PREVIOUS)).unwrap(), previous);
@@ -458,4 +459,102 @@ fn an_autoencoder_manifold_spans_its_codes_not_the_prior() {
         .arg(tmp.path().join("q.png"))
         .arg(&dir));
     assert_user_error(&o, "an autoencoder has no prior");
+}
+
+#[test]
+fn resumes_are_checked_before_anything_is_written_and_failures_leave_runs_readable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let small = [
+        "--limit",
+        "1000",
+        "--hidden",
+        "16",
+        "--latent",
+        "2",
+        "--threads",
+        "1",
+    ];
+    let o = run(elbo()
+        .arg("train")
+        .args(small)
+        .args(["--epochs", "2", "--out"])
+        .arg(&dir)
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let resume = |extra: &[&str]| {
+        run(elbo()
+            .args(["train", "--resume"])
+            .arg(&dir)
+            .args(extra)
+            .arg("--data-dir")
+            .arg(mnist_dir()))
+    };
+    // An epoch count every later load would refuse never reaches a checkpoint.
+    assert_user_error(&resume(&["--epochs", "1000001"]), "--epochs 1000001");
+    assert_user_error(&resume(&["--epochs", "1"]), "fewer than the 2 epochs");
+    assert_user_error(&resume(&["--force"]), "--force does not go with --resume");
+    let o = run(elbo()
+        .args(["sample", "--out"])
+        .arg(tmp.path().join("s.png"))
+        .arg(&dir));
+    assert!(
+        o.status.success() && !stderr(&o).contains("warning"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(elbo::train::load_run(&dir).unwrap().config.train.epochs, 2);
+
+    // A folder that holds no run is refused without anything written into it.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let o = run(elbo().args(["train", "--resume"]).arg(&empty));
+    assert_user_error(&o, "no checkpoint here");
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
+
+    // --force checks every file it would remove first: a folder among them leaves the old run whole.
+    std::fs::remove_file(dir.join("samples.png")).unwrap();
+    std::fs::create_dir(dir.join("samples.png")).unwrap();
+    let o = run(elbo()
+        .arg("train")
+        .args(small)
+        .args(["--force", "--out"])
+        .arg(&dir)
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert_user_error(&o, "not a regular file");
+    assert_eq!(elbo::train::load_run(&dir).unwrap().state.epoch, 2);
+
+    // Test metrics that turn NaN stop training like a NaN loss, and what is kept loads without a fallback.
+    let nan = tmp.path().join("nan");
+    let o = run(elbo()
+        .arg("train")
+        .args(small)
+        .args(["--lr", "1e4", "--epochs", "3", "--out"])
+        .arg(&nan)
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert_user_error(&o, "diverged at epoch");
+    let err = stderr(&o);
+    let epoch: usize = err
+        .split("diverged at epoch ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .and_then(|e| e.parse().ok())
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        err.contains(&format!("checkpoint of epoch {}", epoch - 1)),
+        "{err}"
+    );
+    let o = run(elbo()
+        .args(["sample", "--out"])
+        .arg(tmp.path().join("n.png"))
+        .arg(&nan));
+    assert!(
+        o.status.success() && !stderr(&o).contains("warning"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(elbo::train::load_run(&nan).unwrap().state.epoch, epoch - 1);
 }

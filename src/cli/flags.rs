@@ -246,15 +246,33 @@ impl RunFlags {
         let table: toml::Table = toml::from_str(text).map_err(|e| toml_error(&e, text, name))?;
         let keys = Self::keys();
         let mut normal = toml::Table::new();
+        // Where a key is, for messages: "c.toml, line 3".
+        let at = |k: &str| match line_of(text, k) {
+            Some(l) => format!("{name}, line {l}"),
+            None => name.to_string(),
+        };
         for (k, v) in table {
             let key = k.replace('_', "-");
+            if ["force", "resume", "config"].contains(&key.as_str()) {
+                return Err(Error::Config(format!(
+                    "{}: '{k}' is a command-line flag only (--{key}), not a config key",
+                    at(&k)
+                )));
+            }
             if !keys.contains(&key) {
                 let nearest = keys
                     .iter()
                     .min_by_key(|c| strsim::levenshtein(c, &key))
                     .expect("keys");
                 return Err(Error::Config(format!(
-                    "{name}: unknown key '{k}'; did you mean '{nearest}'?"
+                    "{}: unknown key '{k}'; did you mean '{nearest}'?",
+                    at(&k)
+                )));
+            }
+            if normal.contains_key(&key) {
+                return Err(Error::Config(format!(
+                    "{}: '{key}' is given twice (with '-' and with '_'); keep one",
+                    at(&k)
                 )));
             }
             normal.insert(key, v);
@@ -264,8 +282,21 @@ impl RunFlags {
             let mut one = toml::Table::new();
             one.insert(k.clone(), v.clone());
             <RunFlags as serde::Deserialize>::deserialize(toml::Value::Table(one)).map_err(
-                |e| Error::Config(format!("{name}: key '{k}': {}", e.to_string().trim())),
+                |e| {
+                    // serde's message may span lines ("… in `epochs`"): one line is what a user reads.
+                    let msg = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+                    Error::Config(format!("{}, key '{k}': {msg}", at(k)))
+                },
             )?;
+        }
+        if normal
+            .get("data-dir")
+            .is_some_and(|v| v.as_str().is_some_and(|s| s.trim().is_empty()))
+        {
+            return Err(Error::Config(format!(
+                "{}: 'data-dir' is empty; give a folder or leave the key out",
+                at("data-dir")
+            )));
         }
         <RunFlags as serde::Deserialize>::deserialize(toml::Value::Table(normal))
             .map_err(|e| Error::Config(format!("{name}: {}", e.to_string().trim())))
@@ -544,6 +575,24 @@ impl RunFlags {
     }
 }
 
+/// The 1-based line on which `key` (spelt with '-' or '_', bare or quoted) is set in `text`.
+fn line_of(text: &str, key: &str) -> Option<usize> {
+    let spellings = [key.replace('_', "-"), key.replace('-', "_")];
+    text.lines()
+        .position(|line| {
+            let l = line.trim_start();
+            spellings.iter().any(|k| {
+                [k.clone(), format!("\"{k}\""), format!("'{k}'")]
+                    .iter()
+                    .any(|form| {
+                        l.strip_prefix(form.as_str())
+                            .is_some_and(|r| r.trim_start().starts_with('='))
+                    })
+            })
+        })
+        .map(|i| i + 1)
+}
+
 /// A TOML syntax error as one line naming the file, the line and, when the line has one, the key: the parser's
 /// own message for an out-of-range integer names neither.
 fn toml_error(e: &toml::de::Error, text: &str, name: &str) -> Error {
@@ -558,12 +607,15 @@ fn toml_error(e: &toml::de::Error, text: &str, name: &str) -> Error {
     let line_no = text[..start].matches('\n').count() + 1;
     let from = text[..start].rfind('\n').map_or(0, |i| i + 1);
     let line = text[from..].lines().next().unwrap_or("");
-    match line.split_once('=') {
-        Some((key, _)) if !key.trim().is_empty() && !key.contains('[') => Error::Config(format!(
-            "{name}: line {line_no}, key '{}': {msg}",
-            key.trim()
-        )),
-        _ => Error::Config(format!("{name}: line {line_no}: {msg}")),
+    // Inside a multi-line list the key is on an earlier line: the nearest one above that sets a key.
+    let key = text[..from].lines().chain([line]).rev().find_map(|l| {
+        let (k, _) = l.split_once('=')?;
+        let k = k.trim().trim_matches('"').trim_matches('\'');
+        (!k.is_empty() && !k.contains(['[', ']', ',', ' '])).then(|| k.to_string())
+    });
+    match key {
+        Some(key) => Error::Config(format!("{name}: line {line_no}, key '{key}': {msg}")),
+        None => Error::Config(format!("{name}: line {line_no}: {msg}")),
     }
 }
 

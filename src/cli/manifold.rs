@@ -61,7 +61,11 @@ pub(crate) fn run(a: ManifoldArgs) -> Result<()> {
     // The test set's codes, for a grid placed where the data lies.
     let data_codes = match range {
         GridRange::Data(..) => {
-            let splits = a.data.splits(&ck)?;
+            let splits = a.data.splits(&ck).map_err(|e| {
+                Error::Config(format!(
+                    "{e} (the grid of --range data:P,Q sits where the test set's codes lie; --range linear:A,B needs no data)"
+                ))
+            })?;
             let idx: Vec<usize> = (0..splits.test.len()).collect();
             Some(lat::encode(&ck.vae, &splits.test, &idx))
         }

@@ -61,14 +61,16 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
     let opts = TrainOptions {
         progress: std::io::stderr().is_terminal(),
         verbose: true,
-        catch_signals: true,
     };
     let (run_dir, start, splits, _lock) = if let Some(dir) = &a.resume {
         threads::init(threads::check(a.flags.threads.unwrap_or(0))?);
         let mut flags = a.flags.given();
         flags.retain(|f| !["--epochs", "--threads", "--data-dir"].contains(&f.as_str()));
         if a.force {
-            flags.push("--force".into());
+            return Err(Error::Config(
+                "--force does not go with --resume: --force replaces a run, --resume continues it"
+                    .into(),
+            ));
         }
         if !flags.is_empty() {
             return Err(Error::Config(format!(
@@ -76,12 +78,17 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
                 flags.join(", ")
             )));
         }
-        if !dir.is_dir() {
-            load_run(dir)?;
+        if dir.exists() && !dir.is_dir() {
+            return Err(Error::Config(format!(
+                "--resume {}: not a folder; give the run directory that 'elbo train' wrote",
+                dir.display()
+            )));
         }
+        // Read first, so a folder that holds no run is refused before anything is written into it.
+        let point = resume_point(dir)?;
         let lock = RunLock::acquire(dir)?;
         remove_stale_temp_files(dir);
-        let (start, cfg) = match resume_point(dir)? {
+        let (start, cfg) = match point {
             Resume::Checkpoint(ck) => {
                 eprintln!(
                     "elbo: resuming {} after epoch {}",
@@ -142,8 +149,20 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
         eprintln!("elbo: training into {}", dir.display());
         (dir, Start::New(Box::new(cfg)), splits, lock)
     };
+    // From here on Ctrl-C and SIGTERM stop training between steps, and never cut a figure short.
+    let _signals = train::interrupt::Catch::install();
     train::train_on(&run_dir, &splits, start, opts)?;
     let ck = load_run(&run_dir)?;
+    let interrupted = |signal| Error::Interrupted {
+        signal,
+        kept: ck.state.epoch,
+        finished: true,
+        dir: run_dir.clone(),
+    };
+    if let Some(signal) = train::interrupt::received() {
+        return Err(interrupted(signal));
+    }
+    // A signal while the figures are drawn waits for them (a second or two): the run is then complete.
     let written = figures::run_figures(&run_dir, &ck, &splits.test)?;
     eprintln!(
         "elbo: wrote {} into {}",
@@ -192,7 +211,20 @@ fn prepare_run_dir(dir: &Path, force: bool) -> Result<RunLock> {
             dir.display()
         )));
     }
-    let used = RUN_FILES.iter().any(|f| dir.join(f).exists());
+    let used = RUN_FILES
+        .iter()
+        .any(|f| std::fs::symlink_metadata(dir.join(f)).is_ok());
+    // Every file --force would remove is checked first, so a refusal never leaves a run half deleted.
+    if let Some(odd) = RUN_FILES
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| std::fs::symlink_metadata(p).is_ok_and(|m| !m.is_file()))
+    {
+        return Err(Error::Config(format!(
+            "{} is not a regular file (a folder, link, device or FIFO); elbo replaces only regular files: remove it or choose another --out",
+            odd.display()
+        )));
+    }
     if used && !force {
         return Err(Error::Config(format!(
             "run directory {} already holds a run; pass --force to replace it, --resume {} to continue it, or choose another --out",
@@ -210,7 +242,7 @@ fn prepare_run_dir(dir: &Path, force: bool) -> Result<RunLock> {
     if used {
         for f in RUN_FILES {
             let p = dir.join(f);
-            if p.exists() {
+            if std::fs::symlink_metadata(&p).is_ok() {
                 std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
             }
         }

@@ -39,7 +39,10 @@ impl std::str::FromStr for GridRange {
             b.trim().parse().map_err(|_| bad())?,
         );
         match kind {
-            "linear" if a.is_finite() && b.is_finite() && a != b => Ok(GridRange::Linear(a, b)),
+            "linear" if (b - a).is_finite() && a != b => Ok(GridRange::Linear(a, b)),
+            _ if a == b => Err(Error::Config(format!(
+                "--range {s}: the two ends are equal; give two different values"
+            ))),
             "quantile" if 0.0 < a && a < 1.0 && 0.0 < b && b < 1.0 && a != b => {
                 Ok(GridRange::Quantile(a, b))
             }
@@ -149,6 +152,11 @@ pub fn manifold_codes(
         range.values(grid, &sorted[i]),
         range.values(grid, &sorted[j]),
     );
+    if xs.iter().chain(&ys).any(|v| !(*v as f32).is_finite()) {
+        return Err(Error::Config(
+            "--range gives latent values too large for the model's 32-bit floats: choose a smaller range".into(),
+        ));
+    }
     let mut codes = Vec::with_capacity(grid * grid * latent);
     for y in ys.iter().rev() {
         for x in &xs {
@@ -365,6 +373,11 @@ mod tests {
         assert_eq!(&c[0..3], &[0.0, 30.0, 6.0]);
         assert_eq!(&c[9..12], &[4.0, 10.0, 6.0]);
         assert!(manifold_codes(3, 2, (0, 1), GridRange::Data(0.0, 1.0), None).is_err());
+        let huge = GridRange::Linear(-1e39, 1e39);
+        assert!(manifold_codes(3, 2, (0, 1), huge, None).is_err());
+        assert!("linear:-1e308,1e308".parse::<GridRange>().is_err());
+        let same = "data:0.5,0.5".parse::<GridRange>().unwrap_err().to_string();
+        assert!(same.contains("equal"), "{same}");
     }
 
     #[test]

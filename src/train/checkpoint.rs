@@ -291,11 +291,20 @@ pub fn load_run(dir: &Path) -> Result<Checkpoint> {
     match first {
         Ok(c) => Ok(c),
         Err(e) if previous.exists() => {
-            let c = load_file(&previous).map_err(|_| e.clone_msg())?;
-            eprintln!(
-                "elbo: warning: {e}; using the previous checkpoint {}",
-                previous.display()
-            );
+            let c = load_file(&previous)
+                .map_err(|p| Error::Config(format!("{e}; and the previous checkpoint: {p}")))?;
+            if std::fs::symlink_metadata(&newest).is_err() {
+                eprintln!(
+                    "elbo: warning: {} is missing; using the previous checkpoint {}",
+                    newest.display(),
+                    previous.display()
+                );
+            } else {
+                eprintln!(
+                    "elbo: warning: {e}; using the previous checkpoint {}",
+                    previous.display()
+                );
+            }
             Ok(c)
         }
         Err(_)
@@ -313,6 +322,14 @@ pub fn load_run(dir: &Path) -> Result<Checkpoint> {
     }
 }
 
+/// The epoch of the newest checkpoint of `dir` that loads, without messages; for saying what a failure kept.
+pub fn newest_epoch(dir: &Path) -> Option<usize> {
+    [CHECKPOINT, PREVIOUS]
+        .iter()
+        .find_map(|f| load_file(&dir.join(f)).ok())
+        .map(|c| c.state.epoch)
+}
+
 /// Largest checkpoint read: the largest model's weights and two Adam moments, plus room for the metadata.
 const MAX_CHECKPOINT: u64 = 3 * 4 * (crate::model::config::MAX_PARAMS as u64) + (64 << 20);
 
@@ -327,12 +344,6 @@ fn load_file(path: &PathBuf) -> Result<Checkpoint> {
     let limit = MAX_CHECKPOINT.min(crate::resources::available_memory());
     let bytes = crate::fsutil::read_regular(path, limit, "a checkpoint")?;
     from_bytes(&bytes, path)
-}
-
-impl Error {
-    fn clone_msg(&self) -> Error {
-        Error::Config(self.to_string())
-    }
 }
 
 #[cfg(test)]

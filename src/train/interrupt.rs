@@ -10,7 +10,7 @@ extern "C" fn on_signal(signal: libc::c_int) {
     RECEIVED.store(signal, Ordering::SeqCst);
 }
 
-/// Catches SIGINT and SIGTERM while alive; restores the previous handlers when dropped.
+/// Catches SIGINT and SIGTERM while alive (see [`received`]); restores the previous handlers when dropped.
 pub struct Catch {
     previous: Vec<(libc::c_int, libc::sigaction)>,
 }
@@ -41,13 +41,13 @@ impl Catch {
         }
         Catch { previous }
     }
+}
 
-    /// The signal received since [`Catch::install`], if any.
-    pub fn received(&self) -> Option<i32> {
-        match RECEIVED.load(Ordering::SeqCst) {
-            0 => None,
-            s => Some(s),
-        }
+/// The signal received while a [`Catch`] was installed, if any (never set without one).
+pub fn received() -> Option<i32> {
+    match RECEIVED.load(Ordering::SeqCst) {
+        0 => None,
+        s => Some(s),
     }
 }
 

@@ -1,70 +1,65 @@
-//! One trainer per run directory: an exclusive advisory lock on `.elbo.lock`, held while a run trains.
+//! One trainer per run directory: an exclusive advisory lock on the directory itself, held while a run trains.
 //!
-//! Readers (`eval`, `sample`, …) take no lock: checkpoints are replaced by a rename, so they always find one.
+//! Locking the folder, not a file in it, means deleting or replacing files cannot split the lock. A note beside
+//! it (`.elbo.lock`, holding the PID) tells a second trainer who holds the lock; it is only informative. Readers
+//! (`eval`, `sample`, …) take no lock: checkpoints are replaced by a rename, so they always find one.
 
 use crate::error::{Error, Result};
-use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
-/// The lock file's name inside a run directory.
+/// The name of the note saying which process trains a run.
 pub const LOCK_FILE: &str = ".elbo.lock";
 
 /// Holds a run directory's lock until dropped (or the process ends, when the system releases it).
 #[derive(Debug)]
 pub struct RunLock {
-    _file: std::fs::File,
-    path: PathBuf,
+    _dir: std::fs::File,
+    note: PathBuf,
 }
 
 impl RunLock {
     /// Takes the lock of `dir` (which must exist) without waiting; if another process holds it, says which.
     pub fn acquire(dir: &Path) -> Result<RunLock> {
-        let path = dir.join(LOCK_FILE);
-        // The lock file is elbo's own: anything else under its name (a link, a FIFO) is refused, not opened.
-        if let Ok(meta) = std::fs::symlink_metadata(&path)
+        let note = dir.join(LOCK_FILE);
+        // The note is elbo's own: anything else under its name (a link, a FIFO, a folder) is refused.
+        if let Ok(meta) = std::fs::symlink_metadata(&note)
             && !meta.file_type().is_file()
         {
             return Err(Error::Config(format!(
-                "{} is not a regular file: remove it, it is where elbo keeps a run's lock",
-                path.display()
+                "{} is not a regular file: remove it, it is where elbo notes which process trains a run",
+                note.display()
             )));
         }
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        match file.try_lock() {
+        let handle = std::fs::File::open(dir).map_err(|e| Error::io(dir, e))?;
+        match handle.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = (&file).take(256).read_to_string(&mut holder);
-                let holder = holder.trim();
-                let who = if holder.is_empty() {
-                    "another elbo process".to_string()
-                } else {
-                    format!("another elbo process ({holder})")
+                let holder = crate::fsutil::read_regular(&note, 256, "a lock note")
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty());
+                let who = match holder {
+                    Some(h) => format!("another elbo process ({h})"),
+                    None => "another elbo process".to_string(),
                 };
                 return Err(Error::Config(format!(
                     "{} is being trained by {who}: wait for it to finish or stop it; readers such as 'elbo eval' and 'elbo sample' can use the run meanwhile",
                     dir.display()
                 )));
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(dir, e)),
         }
-        // Who holds it, for the message a second trainer prints; the lock itself is what counts.
-        let _ = file.set_len(0);
-        let _ = file.rewind();
-        let _ = write!(file, "pid {}", std::process::id());
-        let _ = file.flush();
-        Ok(RunLock { _file: file, path })
+        // Written by rename, so a link planted under its name is replaced, never written through.
+        crate::fsutil::write_atomic(&note, format!("pid {}\n", std::process::id()).as_bytes())?;
+        Ok(RunLock { _dir: handle, note })
     }
+}
 
-    /// The lock file.
-    pub fn path(&self) -> &Path {
-        &self.path
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        // A note left behind by a killed trainer is harmless (the lock went with it), but a tidy exit removes it.
+        let _ = std::fs::remove_file(&self.note);
     }
 }
 
@@ -83,6 +78,15 @@ mod tests {
         );
         drop(first);
         RunLock::acquire(tmp.path()).unwrap();
+    }
+
+    #[test]
+    fn deleting_the_note_does_not_split_the_lock() {
+        let tmp = tempfile::tempdir().unwrap();
+        let _first = RunLock::acquire(tmp.path()).unwrap();
+        std::fs::remove_file(tmp.path().join(LOCK_FILE)).unwrap();
+        let err = RunLock::acquire(tmp.path()).unwrap_err().to_string();
+        assert!(err.contains("being trained"), "{err}");
     }
 
     #[test]

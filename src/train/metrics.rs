@@ -47,6 +47,19 @@ pub struct EpochMetrics {
     pub train_neg_iwae: Option<f64>,
 }
 
+impl EpochMetrics {
+    /// Whether every number is finite: a checkpoint stores its metrics as JSON, which has no NaN or infinity.
+    pub fn is_finite(&self) -> bool {
+        let split = |s: &SplitMetrics| [s.neg_elbo, s.recon, s.kl].iter().all(|v| v.is_finite());
+        split(&self.train)
+            && split(&self.test)
+            && self.validation.as_ref().is_none_or(split)
+            && self.seconds.is_finite()
+            && self.lr.is_finite()
+            && self.train_neg_iwae.is_none_or(f64::is_finite)
+    }
+}
+
 /// Writes all rows as `metrics.csv`, atomically.
 pub fn write_csv(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
     let mut s = String::from(

@@ -363,9 +363,6 @@ pub struct TrainOptions {
     pub progress: bool,
     /// Print a line per epoch.
     pub verbose: bool,
-    /// Stop between steps on SIGINT or SIGTERM with [`Error::Interrupted`] (for programs that own their
-    /// signals: the command line does, a library caller may not).
-    pub catch_signals: bool,
 }
 
 /// Trains, writing `config.json`, a checkpoint of the initial weights for a new run, and a checkpoint and
@@ -411,8 +408,6 @@ pub fn train_on(
     start: Start,
     opts: TrainOptions,
 ) -> Result<Vec<EpochMetrics>> {
-    // Caught from the start, so a signal that comes while the run is set up still stops it with a message.
-    let signals = opts.catch_signals.then(interrupt::Catch::install);
     let (cfg, mut vae, mut adam, mut state) = match start {
         Start::New(cfg) => {
             let cfg = *cfg;
@@ -436,6 +431,15 @@ pub fn train_on(
             let mut cfg = ck.config;
             if let Some(e) = epochs {
                 cfg.train.epochs = e;
+                // Checked before anything is saved: a config that every later load would refuse must never
+                // reach a checkpoint.
+                cfg.validate()?;
+                if e < ck.state.epoch {
+                    return Err(Error::Config(format!(
+                        "--epochs {e} is fewer than the {} epochs this run has completed: pass more to train further",
+                        ck.state.epoch
+                    )));
+                }
             }
             (cfg, ck.vae, ck.adam, ck.state)
         }
@@ -443,10 +447,16 @@ pub fn train_on(
     // config.json describes the run as it now continues (a resume may change its epochs); a damaged or foreign
     // one is replaced, since the checkpoint carries the config that counts.
     let json = serde_json::to_string_pretty(&cfg).map_err(|e| Error::Config(e.to_string()))?;
-    crate::fsutil::write_atomic(&run_dir.join("config.json"), json.as_bytes())?;
+    let save_failed = |e: Error| Error::Save {
+        kept: checkpoint::newest_epoch(run_dir),
+        dir: run_dir.to_path_buf(),
+        source: Box::new(e),
+    };
+    crate::fsutil::write_atomic(&run_dir.join("config.json"), json.as_bytes())
+        .map_err(save_failed)?;
     // The initial weights are a checkpoint too, so a run stopped in its first epoch can be resumed and read.
     if state.epoch == 0 && !run_dir.join(checkpoint::CHECKPOINT).exists() {
-        checkpoint::save(run_dir, &cfg, &vae.params, &adam, &state)?;
+        checkpoint::save(run_dir, &cfg, &vae.params, &adam, &state).map_err(save_failed)?;
     }
     let t = cfg.train.clone();
     let d = cfg.model.input_dim();
@@ -474,11 +484,13 @@ pub fn train_on(
             let order = batcher.epoch_order(n, &mut state.data_rng);
             let mut stats = BatchStats::default();
             for (step, idx) in order.chunks(batch).enumerate() {
-                if let Some(signal) = signals.as_ref().and_then(|s| s.received()) {
+                // A program that installed an [`interrupt::Catch`] stops between two steps on its signal.
+                if let Some(signal) = interrupt::received() {
                     bar.abandon();
                     return Err(Error::Interrupted {
                         signal,
-                        epoch,
+                        kept: epoch - 1,
+                        finished: false,
                         dir: run_dir.to_path_buf(),
                     });
                 }
@@ -544,8 +556,9 @@ pub fn train_on(
                 train_neg_iwae: (t.objective == Estimator::Iwae)
                     .then(|| stats.iwae / stats.n.max(1) as f64),
             };
-            // A NaN gradient in the last step would only show in the next loss: never save such weights.
-            if vae.params.data.iter().any(|v| !v.is_finite()) {
+            // A NaN gradient in the last step would only show in the next loss, and non-finite metrics cannot be
+            // stored (JSON has no NaN): never save either.
+            if !row.is_finite() || vae.params.data.iter().any(|v| !v.is_finite()) {
                 return Err(Error::Diverged {
                     epoch,
                     step: n.div_ceil(batch),
@@ -559,9 +572,8 @@ pub fn train_on(
                 .and_then(|()| metrics::write_csv(&run_dir.join("metrics.csv"), &state.history));
             if let Err(e) = saved {
                 // The checkpoint of this epoch may have been published before metrics.csv failed: say which.
-                let kept = load_run(run_dir).map_or(epoch - 1, |c| c.state.epoch);
                 return Err(Error::Save {
-                    kept,
+                    kept: checkpoint::newest_epoch(run_dir),
                     dir: run_dir.to_path_buf(),
                     source: Box::new(e),
                 });
