@@ -555,6 +555,8 @@ fn conv_iwae_runs_repeat_bit_for_bit_at_any_thread_count() {
                 "--k-train",
                 "3",
                 "--conditional",
+                "--activation",
+                "tanh",
                 "--limit",
                 "600",
                 "--epochs",

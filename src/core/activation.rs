@@ -27,6 +27,16 @@ const LEAKY_SLOPE: f64 = 0.01;
 impl Activation {
     /// `y[r, j] = act(y[r, j] + bias[j])` in place.
     pub fn forward_bias<T: Real>(self, y: &mut [T], bias: &[T]) {
+        T::activation_forward(self, y, bias)
+    }
+
+    /// `dy *= act'(x)`, with the derivative written in terms of the output `y`.
+    pub fn backward<T: Real>(self, y: &[T], dy: &mut [T]) {
+        T::activation_backward(self, y, dy)
+    }
+
+    /// [`Activation::forward_bias`] in plain scalar code, for any float type.
+    pub fn forward_bias_generic<T: Real>(self, y: &mut [T], bias: &[T]) {
         let cols = bias.len();
         let slope = T::c(LEAKY_SLOPE);
         for row in y.chunks_exact_mut(cols) {
@@ -56,8 +66,8 @@ impl Activation {
         }
     }
 
-    /// `dy *= act'(x)`, with the derivative written in terms of the output `y`.
-    pub fn backward<T: Real>(self, y: &[T], dy: &mut [T]) {
+    /// [`Activation::backward`] in plain scalar code, for any float type.
+    pub fn backward_generic<T: Real>(self, y: &[T], dy: &mut [T]) {
         let one = T::one();
         let slope = T::c(LEAKY_SLOPE);
         let pairs = dy.iter_mut().zip(y);
@@ -129,6 +139,38 @@ mod tests {
             act.backward(&y, &mut d);
             check_gradients(&x, &d, loss, &format!("{act:?}"));
             assert_eq!(y.len(), x.len() / cols * cols);
+        }
+    }
+
+    #[test]
+    fn f32_fast_paths_match_the_scalar_code() {
+        crate::core::threads::init(2);
+        let cols = 200;
+        let x: Vec<f32> = (0..cols * 300)
+            .map(|i| ((i * 7919 % 1201) as f32 - 600.0) / 97.0)
+            .collect();
+        let bias: Vec<f32> = (0..cols).map(|j| (j as f32 - 100.0) / 300.0).collect();
+        for act in [
+            Activation::Relu,
+            Activation::Tanh,
+            Activation::Sigmoid,
+            Activation::Softplus,
+            Activation::LeakyRelu,
+            Activation::Identity,
+        ] {
+            let (mut want, mut y) = (x.clone(), x.clone());
+            act.forward_bias_generic(&mut want, &bias);
+            act.forward_bias(&mut y, &bias);
+            for (a, b) in y.iter().zip(&want) {
+                assert!(
+                    (a - b).abs() <= 4e-7 * b.abs().max(1e-3),
+                    "{act:?}: {a} vs {b}"
+                );
+            }
+            let (mut dwant, mut d) = (x.clone(), x.clone());
+            act.backward_generic(&y, &mut dwant);
+            act.backward(&y, &mut d);
+            assert_eq!(d, dwant, "{act:?}");
         }
     }
 

@@ -58,6 +58,16 @@ pub trait Real:
         ops::bernoulli_nll_generic(logits, x, d, repeat, nll, grad_scale)
     }
 
+    /// Hook for [`Activation::forward_bias`]: f32 overrides it with vectorised kernels split over the pool.
+    fn activation_forward(act: Activation, y: &mut [Self], bias: &[Self]) {
+        act.forward_bias_generic(y, bias)
+    }
+
+    /// Hook for [`Activation::backward`]: f32 overrides it to split the work over the pool.
+    fn activation_backward(act: Activation, y: &[Self], dy: &mut [Self]) {
+        act.backward_generic(y, dy)
+    }
+
     /// Hook for Adam's update: f32 overrides it with a vectorised, multi-threaded kernel.
     #[allow(clippy::too_many_arguments)]
     fn adam_update(p: &mut [Self], g: &[Self], m: &mut [Self], v: &mut [Self], c: [f64; 7]) {
@@ -88,6 +98,31 @@ impl Real for f32 {
             // SAFETY: for_rows hands out disjoint row ranges.
             let (l, n) = unsafe { (logits.range(r0 * d, r1 * d), nll.range(r0, r1)) };
             simd::bernoulli_rows(l, x, d, repeat, r0, n, grad, scale);
+        });
+    }
+
+    fn activation_forward(act: Activation, y: &mut [f32], bias: &[f32]) {
+        let cols = bias.len();
+        let rows = y.len() / cols.max(1);
+        let y = threads::Disjoint::new(y);
+        // Element-wise, so any split gives the same bits; rows of at least 16k values are worth a hand-off.
+        threads::for_rows(rows, (1 << 14) / cols.max(1), |r0, r1| {
+            // SAFETY: for_rows hands out disjoint row ranges.
+            let y = unsafe { y.range(r0 * cols, r1 * cols) };
+            match act {
+                Activation::Tanh => simd::tanh_bias(y, bias),
+                _ => act.forward_bias_generic(y, bias),
+            }
+        });
+    }
+
+    fn activation_backward(act: Activation, y: &[f32], dy: &mut [f32]) {
+        let n = dy.len().min(y.len());
+        let dy = threads::Disjoint::new(dy);
+        threads::for_rows(n, 1 << 14, |a, b| {
+            // SAFETY: for_rows hands out disjoint ranges.
+            let dy = unsafe { dy.range(a, b) };
+            act.backward_generic(&y[a..b], dy);
         });
     }
 

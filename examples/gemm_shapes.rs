@@ -1,0 +1,59 @@
+//! GFLOP/s of elbo's `matmul` at each product shape of one workload's training step, to see which products
+//! keep an epoch from its GEMM floor. Prints one line per product.
+//!
+//! Usage: `cargo run --release --example gemm_shapes -- [THREADS] [REPEATS]` (the IWAE k = 50 step).
+
+use elbo::core::gemm::{Op, matmul, n, t};
+use std::time::Instant;
+
+fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().expect("a number"))
+        .collect();
+    elbo::core::threads::init(args.first().copied().unwrap_or(0));
+    let reps = args.get(1).copied().unwrap_or(200);
+    // (name, m, n, k, a transposed, b transposed): forward x·Wᵀ, input gradient dy·W, weight gradient dyᵀ·x.
+    let mut shapes = Vec::new();
+    for &(rows, fi, fo) in &[
+        (20, 784, 200),
+        (20, 200, 200),
+        (20, 200, 100),
+        (1000, 50, 200),
+        (1000, 200, 200),
+        (1000, 200, 784),
+    ] {
+        shapes.push((format!("fwd {rows}x{fi}->{fo}"), rows, fo, fi, false, true));
+        shapes.push((format!("dx  {rows}x{fo}->{fi}"), rows, fi, fo, false, false));
+        shapes.push((
+            format!("dW  {fo}x{fi} over {rows}"),
+            fo,
+            fi,
+            rows,
+            true,
+            false,
+        ));
+    }
+    // A large square product: the rate the machine reaches when shapes do not limit it.
+    shapes.push(("peak 1000^3".to_string(), 1000, 1000, 1000, false, false));
+    let a = vec![0.5f32; 1000 * 1000];
+    let b = vec![0.25f32; 1000 * 1000];
+    let mut c = vec![0f32; 1000 * 1000];
+    for (name, m, nn, k, ta, tb) in shapes {
+        let op = |x: &'static [f32], tr: bool| -> Op<'static, f32> { if tr { t(x) } else { n(x) } };
+        let (a, b): (&'static [f32], &'static [f32]) = (a.clone().leak(), b.clone().leak());
+        let run = |c: &mut [f32]| matmul(c, op(a, ta), op(b, tb), m, nn, k, tb && ta);
+        run(&mut c);
+        let start = Instant::now();
+        for _ in 0..reps {
+            run(&mut c);
+        }
+        let secs = start.elapsed().as_secs_f64() / reps as f64;
+        let gflops = 2.0 * (m * nn * k) as f64 / secs / 1e9;
+        println!(
+            "{name:<24} m={m:<5} n={nn:<5} k={k:<5} {:>8.1} µs {gflops:>7.1} GFLOP/s",
+            secs * 1e6
+        );
+    }
+    std::hint::black_box(&c);
+}
