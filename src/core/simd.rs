@@ -39,7 +39,11 @@ macro_rules! dispatch {
 #[inline(always)]
 fn exp_neg(x: f32) -> f32 {
     let x = x.max(-87.0);
-    let n = (x * std::f32::consts::LOG2_E).round_ties_even();
+    // Adding 1.5·2²³ rounds to the nearest integer (ties to even) and leaves it in the low mantissa bits, so n
+    // and 2ⁿ come without a float-to-int conversion, which Rust's saturating `as` would keep scalar.
+    const MAGIC: f32 = 12_582_912.0;
+    let shifted = x * std::f32::consts::LOG2_E + MAGIC;
+    let n = shifted - MAGIC;
     let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6;
     // Taylor-like minimax polynomial of e^r on [−ln2/2, ln2/2].
     let p = 1.0
@@ -48,7 +52,8 @@ fn exp_neg(x: f32) -> f32 {
                 + r * (0.166_666_67
                     + r * (0.041_666_41
                         + r * (0.008_333_452 + r * (0.001_394_317 + r * 0.000_198_527))))));
-    f32::from_bits(((n as i32 + 127) << 23) as u32) * p
+    let n_int = shifted.to_bits().wrapping_sub(MAGIC.to_bits()) as i32;
+    f32::from_bits(((n_int + 127) << 23) as u32) * p
 }
 
 /// ln(1 + e) for e in [0, 1], branch-free: 2·atanh(s) with s = e/(2 + e) ≤ 1/3, whose odd series converges
