@@ -9,8 +9,9 @@ use rayon::prelude::*;
 
 /// Images per batch when evaluating the ELBO.
 const EVAL_BATCH: usize = 500;
-/// Decoder rows per importance-sampling chunk: large enough for efficient products, small enough for cache.
-const CHUNK_ROWS: usize = 2048;
+/// Decoder rows per importance-sampling chunk: 512 measured fastest (4.54 µs/sample against 4.58 at 256 and 1024,
+/// 4.84 at 128 and at 2048): large enough for efficient products, small enough that logits stay near the cores.
+const CHUNK_ROWS: usize = 512;
 
 /// Reusable buffers for ELBO evaluation.
 pub struct EvalBuffers {
