@@ -18,19 +18,12 @@ import sys
 import tempfile
 import time
 
+# run(cmd, env) -> (stdout, peak RSS in MB), shared with bench.py.
+from bench import peak_rss_mb as run
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ELBO = os.path.join(ROOT, "target", "release", "elbo")
 TORCH = os.path.join(ROOT, "bench", "pytorch_family.py")
-
-
-def run(cmd, env):
-    """Runs a command; returns (stdout, peak RSS in MB) via wait4."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
-    out = proc.stdout.read().decode()
-    _, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"{' '.join(cmd)} failed with status {status}")
-    return out, usage.ru_maxrss / 1024.0
 
 
 def json_lines(out):

@@ -11,7 +11,6 @@ tensor, one fused head, no DataLoader), so the comparison does not flatter elbo.
 Prints one JSON line per epoch (training time only, as elbo's `seconds`) or per chunk size.
 """
 import argparse
-import gzip
 import json
 import math
 import os
@@ -22,13 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+from pytorch_vae import idx
 
 
 def mnist(data_dir, name):

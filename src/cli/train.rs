@@ -32,12 +32,17 @@ impl TrainArgs {
         let Some(path) = &self.config else {
             return Ok(self.flags.clone());
         };
-        let bytes = crate::fsutil::read_regular(path, MAX_CONFIG, "a config file")?;
-        let text = String::from_utf8(bytes)
-            .map_err(|_| Error::Config(format!("{}: not UTF-8 text", path.display())))?;
+        let text = read_text(path, "a config file")?;
         let file = RunFlags::from_toml(&text, &path.display().to_string())?;
         Ok(self.flags.clone().or(file))
     }
+}
+
+/// A config file's text: a regular UTF-8 file of at most [`MAX_CONFIG`] bytes; `what` names it in errors.
+fn read_text(path: &Path, what: &str) -> Result<String> {
+    let bytes = crate::fsutil::read_regular(path, MAX_CONFIG, what)?;
+    String::from_utf8(bytes)
+        .map_err(|_| Error::Config(format!("{}: not UTF-8 text", path.display())))
 }
 
 /// Largest config file read: real ones are a few hundred bytes, and a cap bounds what a hostile one can ask for.
@@ -153,14 +158,13 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
     let _signals = train::interrupt::Catch::install();
     train::train_on(&run_dir, &splits, start, opts)?;
     let ck = load_run(&run_dir)?;
-    let interrupted = |signal| Error::Interrupted {
-        signal,
-        kept: ck.state.epoch,
-        finished: true,
-        dir: run_dir.clone(),
-    };
     if let Some(signal) = train::interrupt::received() {
-        return Err(interrupted(signal));
+        return Err(Error::Interrupted {
+            signal,
+            kept: ck.state.epoch,
+            finished: true,
+            dir: run_dir.clone(),
+        });
     }
     // A signal while the figures are drawn waits for them (a second or two): the run is then complete.
     let written = figures::run_figures(&run_dir, &ck, &splits.test)?;
@@ -186,9 +190,7 @@ fn resume_point(dir: &Path) -> Result<Resume> {
         .all(|f| std::fs::symlink_metadata(dir.join(f)).is_err());
     let config = dir.join("config.json");
     if no_checkpoint && config.exists() {
-        let bytes = crate::fsutil::read_regular(&config, MAX_CONFIG, "a run's config.json")?;
-        let text = String::from_utf8(bytes)
-            .map_err(|_| Error::Config(format!("{}: not UTF-8 text", config.display())))?;
+        let text = read_text(&config, "a run's config.json")?;
         let cfg = train::RunConfig::from_json(&text).map_err(|e| {
             Error::Config(format!(
                 "{}: {e}; this run has no checkpoint to resume from: start it again with --force",

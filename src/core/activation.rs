@@ -111,6 +111,15 @@ mod tests {
     use super::*;
     use crate::core::gradcheck::check_gradients;
 
+    const ALL: [Activation; 6] = [
+        Activation::Relu,
+        Activation::Tanh,
+        Activation::Sigmoid,
+        Activation::Softplus,
+        Activation::LeakyRelu,
+        Activation::Identity,
+    ];
+
     #[test]
     fn every_activation_has_correct_gradients() {
         let cols = 3;
@@ -120,14 +129,7 @@ mod tests {
             .collect();
         let bias = vec![0.1, -0.2, 0.3];
         let r: Vec<f64> = (0..12).map(|i| (i as f64 * 0.7).cos()).collect();
-        for act in [
-            Activation::Relu,
-            Activation::Tanh,
-            Activation::Sigmoid,
-            Activation::Softplus,
-            Activation::LeakyRelu,
-            Activation::Identity,
-        ] {
+        for act in ALL {
             let loss = |x: &[f64]| {
                 let mut y = x.to_vec();
                 act.forward_bias(&mut y, &bias);
@@ -150,14 +152,7 @@ mod tests {
             .map(|i| ((i * 7919 % 1201) as f32 - 600.0) / 97.0)
             .collect();
         let bias: Vec<f32> = (0..cols).map(|j| (j as f32 - 100.0) / 300.0).collect();
-        for act in [
-            Activation::Relu,
-            Activation::Tanh,
-            Activation::Sigmoid,
-            Activation::Softplus,
-            Activation::LeakyRelu,
-            Activation::Identity,
-        ] {
+        for act in ALL {
             let (mut want, mut y) = (x.clone(), x.clone());
             act.forward_bias_generic(&mut want, &bias);
             act.forward_bias(&mut y, &bias);
