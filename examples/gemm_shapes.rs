@@ -1,29 +1,38 @@
 //! GFLOP/s of elbo's `matmul` at each product shape of one workload's training step, to see which products
 //! keep an epoch from its GEMM floor. Prints one line per product.
 //!
-//! Usage: `cargo run --release --example gemm_shapes -- [THREADS] [REPEATS]` (the IWAE k = 50 step).
+//! Usage: `cargo run --release --example gemm_shapes -- [THREADS] [REPEATS] [iwae|eval]`: the IWAE k = 50 step, or
+//! the decoder of importance-sampled eval (784-400-20, one chunk of 512 draws; eval runs each chunk on one thread).
 
 use elbo::core::gemm::{Op, matmul, n, t};
 use std::time::Instant;
 
 fn main() {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    let eval = all.iter().any(|a| a == "eval");
+    let args: Vec<usize> = all
+        .iter()
+        .filter(|a| *a != "eval" && *a != "iwae")
         .map(|a| a.parse().expect("a number"))
         .collect();
     elbo::core::threads::init(args.first().copied().unwrap_or(0));
     let reps = args.get(1).copied().unwrap_or(200);
     // (name, m, n, k, a transposed, b transposed): forward x·Wᵀ, input gradient dy·W, weight gradient dyᵀ·x.
     let mut shapes = Vec::new();
-    for &(rows, fi, fo) in &[
+    let iwae = [
         (20, 784, 200),
         (20, 200, 200),
         (20, 200, 100),
         (1000, 50, 200),
         (1000, 200, 200),
         (1000, 200, 784),
-    ] {
+    ];
+    let decoder = [(512, 20, 400), (512, 400, 784)];
+    for &(rows, fi, fo) in if eval { &decoder[..] } else { &iwae[..] } {
         shapes.push((format!("fwd {rows}x{fi}->{fo}"), rows, fo, fi, false, true));
+        if eval {
+            continue;
+        }
         shapes.push((format!("dx  {rows}x{fo}->{fi}"), rows, fi, fo, false, false));
         shapes.push((
             format!("dW  {fo}x{fi} over {rows}"),

@@ -147,7 +147,15 @@ fn bad_config_files_and_settings_are_refused_clearly() {
         &train(&["--config", "/nonexistent/c.toml"], &out),
         "/nonexistent/c.toml",
     );
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 9] = [
+        (
+            &["--adam-beta1", "1"],
+            "--adam-beta1 1 must be at least 0 and below 1",
+        ),
+        (
+            &["--adam-beta2=-0.5"],
+            "--adam-beta2 -0.5 must be at least 0 and below 1",
+        ),
         (
             &["--model", "ae", "--samples", "5"],
             "autoencoder is deterministic",
@@ -396,7 +404,15 @@ fn architectures_that_do_not_fit_the_data_are_refused() {
 fn every_new_setting_refuses_impossible_values() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run");
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 9] = [
+        (
+            &["--adam-beta1", "1"],
+            "--adam-beta1 1 must be at least 0 and below 1",
+        ),
+        (
+            &["--adam-beta2=-0.5"],
+            "--adam-beta2 -0.5 must be at least 0 and below 1",
+        ),
         (
             &["--capacity=-1"],
             "--capacity -1 needs a non-negative C_max",
@@ -450,4 +466,64 @@ fn every_new_setting_refuses_impossible_values() {
         .arg(common::fixture_run())
         .args(["--model", "ae"]));
     assert_user_error(&o, "--model cannot be changed when resuming");
+}
+
+#[test]
+fn a_mean_loss_is_a_sum_with_epsilon_times_the_batch_and_betas_are_used() {
+    // Adam is blind to the gradient's scale but for ε, so a per-image mean with ε equals a sum with ε·batch.
+    let tmp = tempfile::tempdir().unwrap();
+    let small = [
+        "--limit",
+        "400",
+        "--batch-size",
+        "20",
+        "--hidden",
+        "32",
+        "--latent",
+        "4",
+        "--epochs",
+        "2",
+    ];
+    let weights = |name: &str, extra: &[&str]| {
+        let dir = tmp.path().join(name);
+        let o = train(&[&small[..], extra].concat(), &dir);
+        assert!(o.status.success(), "{}", stderr(&o));
+        (
+            elbo::train::load_run(&dir).unwrap().vae.params.data,
+            saved_config(&dir),
+        )
+    };
+    let (mean, cfg) = weights("mean", &["--loss-reduction", "mean", "--adam-eps", "1e-4"]);
+    assert_eq!(cfg["train"]["loss_reduction"], "mean");
+    let (sum_scaled, _) = weights("sum20", &["--adam-eps", "2e-3"]);
+    let (sum, cfg) = weights("sum", &["--adam-eps", "1e-4"]);
+    assert_eq!(cfg["train"]["loss_reduction"], "sum");
+    let (beta, cfg) = weights(
+        "beta",
+        &[
+            "--adam-eps",
+            "1e-4",
+            "--adam-beta1",
+            "0.99",
+            "--adam-beta2",
+            "0.99",
+        ],
+    );
+    assert_eq!(cfg["train"]["adam_beta1"], 0.99);
+    let dist = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max)
+    };
+    let (same, other, betas) = (
+        dist(&mean, &sum_scaled),
+        dist(&mean, &sum),
+        dist(&sum, &beta),
+    );
+    assert!(same < 1e-4, "mean with ε vs sum with 20ε: {same}");
+    assert!(
+        other > 100.0 * same && betas > 100.0 * same,
+        "{same} {other} {betas}"
+    );
 }

@@ -7,7 +7,7 @@ use crate::data::{Binarize, DataSpec, DatasetName, Kind};
 use crate::error::{Error, Result};
 use crate::model::GaussianMean;
 use crate::model::{ConvSpec, Estimator, Likelihood, ModelConfig, ModelKind, SigmaMode};
-use crate::train::config::{Capacity, LrSchedule};
+use crate::train::config::{Capacity, LrSchedule, Reduction};
 use crate::train::{DataFacts, RunConfig, TrainConfig};
 use std::path::PathBuf;
 
@@ -118,6 +118,12 @@ run_flags! {
     [] lr: f64,
     /// Adam epsilon [default: 1e-8].
     [] adam_eps: f64,
+    /// Adam beta1, the first moment's decay [default: 0.9].
+    [] adam_beta1: f64,
+    /// Adam beta2, the second moment's decay [default: 0.999].
+    [] adam_beta2: f64,
+    /// Gradient of the loss summed over the batch or of its per-image mean (PyTorch's default) [default: sum].
+    [value_enum] loss_reduction: Reduction,
     /// constant, iwae (the IWAE paper's staged schedule), cosine or step [default: constant].
     [value_parser = ["constant", "iwae", "cosine", "step"]] lr_schedule: String,
     /// Stages of the iwae schedule [default: 8].
@@ -506,6 +512,9 @@ impl RunFlags {
             batch_size: self.batch_size.unwrap_or(d.batch_size),
             lr: self.lr.unwrap_or(d.lr),
             adam_eps: self.adam_eps.unwrap_or(d.adam_eps),
+            adam_beta1: self.adam_beta1.unwrap_or(d.adam_beta1),
+            adam_beta2: self.adam_beta2.unwrap_or(d.adam_beta2),
+            loss_reduction: self.loss_reduction.unwrap_or(d.loss_reduction),
             seed: self.seed.unwrap_or(d.seed),
             samples,
             beta: self.beta.unwrap_or(d.beta),

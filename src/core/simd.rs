@@ -35,6 +35,17 @@ macro_rules! dispatch {
     };
 }
 
+/// The polynomial with coefficients `c` (highest degree first) at `x`, in fused multiply-adds: as fast as plain
+/// multiplies where the CPU has FMA, and correctly rounded everywhere, so every code path gives the same bits.
+#[inline(always)]
+fn horner<const N: usize>(x: f32, c: [f32; N]) -> f32 {
+    let mut acc = c[0];
+    for &k in &c[1..] {
+        acc = acc.mul_add(x, k);
+    }
+    acc
+}
+
 /// e^x for x ≤ 0 (the only range the loss needs), branch-free.
 #[inline(always)]
 fn exp_neg(x: f32) -> f32 {
@@ -44,14 +55,20 @@ fn exp_neg(x: f32) -> f32 {
     const MAGIC: f32 = 12_582_912.0;
     let shifted = x * std::f32::consts::LOG2_E + MAGIC;
     let n = shifted - MAGIC;
-    let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6;
-    // Taylor-like minimax polynomial of e^r on [−ln2/2, ln2/2].
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (0.166_666_67
-                    + r * (0.041_666_41
-                        + r * (0.008_333_452 + r * (0.001_394_317 + r * 0.000_198_527))))));
+    let r = n.mul_add(-1.428_606_8e-6, n.mul_add(-0.693_145_75, x));
+    // Least-squares fit of e^r on [−ln2/2, ln2/2] at Chebyshev nodes: 1e-7 relative error, as good as f32 allows.
+    let p = horner(
+        r,
+        [
+            0.001_394_858_1,
+            0.008_375_13,
+            0.041_666_217,
+            0.166_664_15,
+            0.5,
+            1.0,
+            1.0,
+        ],
+    );
     let n_int = shifted.to_bits().wrapping_sub(MAGIC.to_bits()) as i32;
     f32::from_bits(((n_int + 127) << 23) as u32) * p
 }
@@ -60,13 +77,20 @@ fn exp_neg(x: f32) -> f32 {
 /// by a factor 9 per term; relative error below 1e-7 everywhere, including tiny e.
 #[inline(always)]
 fn log1p_unit(e: f32) -> f32 {
-    let s = e / (2.0 + e);
-    let s2 = s * s;
-    2.0 * s
-        * (1.0
-            + s2 * (1.0 / 3.0
-                + s2 * (1.0 / 5.0
-                    + s2 * (1.0 / 7.0 + s2 * (1.0 / 9.0 + s2 * (1.0 / 11.0 + s2 * (1.0 / 13.0)))))))
+    e * horner(
+        e,
+        [
+            0.005_185_917,
+            -0.029_209_9,
+            0.077_539_74,
+            -0.135_838_82,
+            0.190_559_24,
+            -0.248_256_39,
+            0.333_160_1,
+            -0.499_992_55,
+            0.999_999_94,
+        ],
+    )
 }
 
 /// One pixel: its NLL term, and its gradient `scale·(σ(l) − t)`.
@@ -79,7 +103,7 @@ fn bernoulli_pixel(l: f32, t: f32, scale: f32) -> (f32, f32) {
 }
 
 /// Lanes processed together; independent partial sums also keep the row sum accurate.
-const LANES: usize = 16;
+const LANES: usize = 32;
 
 /// Bernoulli NLL of one row (logits against targets); with `GRAD`, logits are replaced by their gradient.
 #[inline(always)]
@@ -88,11 +112,17 @@ fn bernoulli_row<const GRAD: bool>(logits: &mut [f32], target: &[f32], scale: f3
     let mut lc = logits.chunks_exact_mut(LANES);
     let mut tc = target.chunks_exact(LANES);
     for (l, t) in (&mut lc).zip(&mut tc) {
+        // Two passes over the lanes: each keeps fewer constants live, so nothing spills from AVX2's 16 registers.
+        let mut e = [0.0f32; LANES];
         for j in 0..LANES {
-            let (nll, g) = bernoulli_pixel(l[j], t[j], scale);
-            acc[j] += nll;
+            e[j] = exp_neg(-l[j].abs());
+        }
+        for j in 0..LANES {
+            let (lj, ej) = (l[j], e[j]);
+            acc[j] += lj.max(0.0) - t[j] * lj + log1p_unit(ej);
             if GRAD {
-                l[j] = g;
+                let num = if lj >= 0.0 { 1.0 } else { ej };
+                l[j] = scale * (num / (1.0 + ej) - t[j]);
             }
         }
     }

@@ -93,6 +93,36 @@ pub struct Capacity {
     pub gamma: f64,
 }
 
+fn default_beta1() -> f64 {
+    0.9
+}
+
+fn default_beta2() -> f64 {
+    0.999
+}
+
+/// How a step's loss is reduced over the batch. With Adam the two differ only in ε's weight: a per-image mean
+/// divides the gradient by the batch size, which weighs ε that many times more.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reduction {
+    /// The sum over the batch's images, as the IWAE paper's code and Kingma & Welling's did.
+    #[default]
+    Sum,
+    /// The mean over the batch's images, as PyTorch's and Keras's losses default to.
+    Mean,
+}
+
 /// How a model is trained.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -107,6 +137,15 @@ pub struct TrainConfig {
     pub lr: f64,
     /// Adam's ε.
     pub adam_eps: f64,
+    /// Adam's β₁ (PyTorch's 0.9; the IWAE paper's code used 0.99).
+    #[serde(default = "default_beta1")]
+    pub adam_beta1: f64,
+    /// Adam's β₂.
+    #[serde(default = "default_beta2")]
+    pub adam_beta2: f64,
+    /// Whether a step's gradient is of the loss summed over the batch or of its per-image mean.
+    #[serde(default)]
+    pub loss_reduction: Reduction,
     /// Seed of every random draw in the run.
     pub seed: u64,
     /// Latent samples L per image in the Monte-Carlo ELBO.
@@ -145,6 +184,16 @@ pub struct TrainConfig {
     pub data: Option<DataSpec>,
 }
 
+impl TrainConfig {
+    /// The Adam optimiser these settings describe, for `len` parameters.
+    pub fn adam(&self, len: usize) -> crate::core::Adam<f32> {
+        let mut adam = crate::core::Adam::new(len, self.adam_eps);
+        adam.beta1 = self.adam_beta1;
+        adam.beta2 = self.adam_beta2;
+        adam
+    }
+}
+
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
@@ -153,6 +202,9 @@ impl Default for TrainConfig {
             batch_size: 128,
             lr: 1e-3,
             adam_eps: 1e-8,
+            adam_beta1: default_beta1(),
+            adam_beta2: default_beta2(),
+            loss_reduction: Reduction::Sum,
             seed: 1,
             samples: 1,
             beta: 1.0,
@@ -311,6 +363,16 @@ impl RunConfig {
                 "--free-bits {} must be a non-negative number",
                 t.free_bits
             )));
+        }
+        for (flag, b) in [
+            ("--adam-beta1", t.adam_beta1),
+            ("--adam-beta2", t.adam_beta2),
+        ] {
+            if !(0.0..1.0).contains(&b) {
+                return Err(Error::Config(format!(
+                    "{flag} {b} must be at least 0 and below 1"
+                )));
+            }
         }
         if !(t.adam_eps.is_finite() && t.adam_eps > 0.0) {
             return Err(Error::Config(format!(

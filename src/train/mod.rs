@@ -7,11 +7,11 @@ pub mod lock;
 pub mod metrics;
 
 pub use checkpoint::{Checkpoint, TrainState, load_run};
-pub use config::{DataInfo, RunConfig, TrainConfig};
+pub use config::{DataInfo, Reduction, RunConfig, TrainConfig};
 pub use lock::RunLock;
 pub use metrics::{EpochMetrics, SplitMetrics};
 
-use crate::core::{Adam, Optimizer, threads};
+use crate::core::{Optimizer, threads};
 use crate::data::batch::binarize_static;
 use crate::data::{
     self, Batcher, Binarize, Dataset, ItemShape, Kind, Loaded, load_dataset, resolve_data_dir,
@@ -417,7 +417,7 @@ pub fn train_on(
                 cfg.model.clone(),
                 &mut rand_pcg::Pcg64Mcg::seed_from_u64(seed),
             );
-            let adam = Adam::new(vae.params.len(), cfg.train.adam_eps);
+            let adam = cfg.train.adam(vae.params.len());
             let state = TrainState {
                 epoch: 0,
                 adam_t: 0,
@@ -514,6 +514,11 @@ pub fn train_on(
                         step: step + 1,
                         value: loss / rows as f64,
                     });
+                }
+                if t.loss_reduction == Reduction::Mean {
+                    // PyTorch's default: the gradient of the per-image mean, so clipping and ε see that scale.
+                    let s = 1.0 / rows as f32;
+                    vae.params.grad.iter_mut().for_each(|g| *g *= s);
                 }
                 if let Some(max) = t.clip_grad_norm {
                     let norm = crate::core::optim::clip_grad_norm(&mut vae.params, max);
