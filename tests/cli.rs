@@ -57,6 +57,14 @@ fn eval_reports_json_with_a_tighter_bound() {
         nll > 50.0 && nll < -elbo,
         "importance sampling must tighten the bound: nll {nll}, elbo {elbo}"
     );
+    // Bernoulli pixels are not a distribution over the 256 levels: no bits per dimension, and why.
+    assert!(v["bits_per_dim"].is_null(), "{v}");
+    assert!(
+        v["bits_per_dim_method"]
+            .as_str()
+            .unwrap()
+            .contains("Bernoulli")
+    );
 }
 
 #[test]
@@ -390,6 +398,27 @@ fn gaussian_likelihood_and_dynamic_binarisation_train() {
     assert!(
         h[1].test.neg_elbo < h[0].test.neg_elbo,
         "Gaussian run improves: {h:?}"
+    );
+    // A density on 8-bit pixels reports bits per dimension through uniform dequantisation.
+    let o = run(elbo()
+        .arg("eval")
+        .arg(&g)
+        .args(["--k", "16", "--limit", "50", "--json", "--data-dir"])
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (nll, bits) = (
+        v["nll"].as_f64().unwrap(),
+        v["bits_per_dim"].as_f64().unwrap(),
+    );
+    assert_eq!(v["bits_per_dim_method"], "uniform dequantisation");
+    assert!(
+        (bits - (nll / (784.0 * std::f64::consts::LN_2) + 8.0)).abs() < 1e-9,
+        "{v}"
+    );
+    assert!(
+        bits > 0.0 && bits < 8.0,
+        "better than uniform over the 256 levels: {bits}"
     );
     let b = tmp.path().join("binary");
     let o = run(elbo()

@@ -41,6 +41,8 @@ fn every_example_config_trains_briefly() {
         "iwae-paper-vae",
         "keras-conv",
         "pytorch-example",
+        "pytorch-vae-celeba64",
+        "cifar10-conv",
         "tutorial-2d",
     ] {
         assert!(
@@ -48,20 +50,33 @@ fn every_example_config_trains_briefly() {
             "configs/{want}.toml"
         );
     }
+    // The colour presets train on a folder of colour photographs' stand-ins, large enough for CelebA's crop.
+    let photos = tmp.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    for i in 0..40u32 {
+        let img = image::RgbImage::from_fn(150, 160, |x, y| {
+            image::Rgb([
+                (x * 7 + i * 13) as u8,
+                (y * 5 + i) as u8,
+                ((x + y) * 3) as u8,
+            ])
+        });
+        img.save(photos.join(format!("{i}.png"))).unwrap();
+    }
     for name in &names {
         let out = tmp.path().join(name.trim_end_matches(".toml"));
         let cfg = configs().join(name);
-        let o = train(
-            &[
-                "--config",
-                cfg.to_str().unwrap(),
-                "--limit",
-                "400",
-                "--epochs",
-                "1",
-            ],
-            &out,
-        );
+        let colour = name.starts_with("pytorch-vae") || name.starts_with("cifar10");
+        let mut args = vec!["--config", cfg.to_str().unwrap(), "--epochs", "1"];
+        if colour {
+            args.extend(["--data", photos.to_str().unwrap(), "--batch-size", "16"]);
+            if name.starts_with("cifar10") {
+                args.extend(["--image-size", "32"]);
+            }
+        } else {
+            args.extend(["--limit", "400"]);
+        }
+        let o = train(&args, &out);
         assert!(o.status.success(), "{name}: {}", stderr(&o));
         let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
         let row: Vec<&str> = metrics.lines().nth(1).unwrap().split(',').collect();
@@ -71,8 +86,20 @@ fn every_example_config_trains_briefly() {
         // The stored config is the resolved one: the file's settings with the flags on top.
         let saved = saved_config(&out);
         assert_eq!(saved["train"]["epochs"], 1, "{name}");
-        assert_eq!(saved["train"]["limit"], 400, "{name}");
+        if !colour {
+            assert_eq!(saved["train"]["limit"], 400, "{name}");
+        }
     }
+    let celeba = saved_config(&tmp.path().join("pytorch-vae-celeba64"));
+    assert_eq!(celeba["model"]["batch_norm"], true);
+    assert_eq!(
+        (
+            celeba["model"]["rows"].as_u64(),
+            celeba["model"]["channels"].as_u64()
+        ),
+        (Some(64), Some(3))
+    );
+    assert_eq!(celeba["train"]["lr_schedule"]["kind"], "exponential");
     let iwae = saved_config(&tmp.path().join("iwae-paper-iwae50"));
     assert_eq!(iwae["train"]["objective"], "iwae");
     assert_eq!(iwae["train"]["samples"], 50);

@@ -72,6 +72,8 @@ pub(crate) fn run(a: EvalArgs) -> Result<()> {
         v["log_likelihood"] = serde_json::json!(-est.nll);
         v["seconds"] = serde_json::json!(secs);
         v["epoch"] = serde_json::json!(ck.state.epoch);
+        v["bits_per_dim_method"] =
+            serde_json::json!(eval::BitsMethod::for_data(&ck.config.model, &test).describe());
         println!("{v}");
     } else {
         println!(
@@ -85,6 +87,11 @@ pub(crate) fn run(a: EvalArgs) -> Result<()> {
             "-log p(x)  {:.3} nats (importance sampling, K = {})",
             est.nll, est.k
         );
+        let method = eval::BitsMethod::for_data(&ck.config.model, &test);
+        match est.bits_per_dim {
+            Some(b) => println!("bits/dim   {b:.4} ({})", method.describe()),
+            None => println!("bits/dim   none: {}", method.describe()),
+        }
         println!("time       {secs:.1} s");
     }
     Ok(())

@@ -73,8 +73,9 @@ run_flags! {
     [] threads: usize,
     /// vae or ae (a deterministic autoencoder) [default: vae].
     [value_parser = ["vae", "ae"]] model: String,
-    /// Architecture preset: mlp (the PyTorch example) or keras-conv [default: mlp].
-    [value_parser = ["mlp", "keras-conv"]] arch: String,
+    /// Architecture preset: mlp (the PyTorch example), keras-conv or pytorch-vae (PyTorch-VAE's VanillaVAE)
+    /// [default: mlp].
+    [value_parser = ["mlp", "keras-conv", "pytorch-vae"]] arch: String,
     /// Encoder convolutions, comma-separated: CHANNELS (3x3, stride 2, padding 1) or CHANNELS:KERNEL:STRIDE:PADDING;
     /// the decoder mirrors them.
     [value_delimiter = ',', num_args = 1..] conv: Vec<ConvArg>,
@@ -124,8 +125,8 @@ run_flags! {
     [] adam_beta2: f64,
     /// Gradient of the loss summed over the batch or of its per-image mean (PyTorch's default) [default: sum].
     [value_enum] loss_reduction: Reduction,
-    /// constant, iwae (the IWAE paper's staged schedule), cosine or step [default: constant].
-    [value_parser = ["constant", "iwae", "cosine", "step"]] lr_schedule: String,
+    /// constant, iwae (the IWAE paper's staged schedule), cosine, step or exponential [default: constant].
+    [value_parser = ["constant", "iwae", "cosine", "step", "exponential"]] lr_schedule: String,
     /// Stages of the iwae schedule [default: 8].
     [] stages: usize,
     /// Growth of the iwae schedule's stage lengths: stage i runs round(growth^i) epochs [default: 3].
@@ -136,6 +137,12 @@ run_flags! {
     [] lr_step_every: usize,
     /// Decay factor of the step schedule [default: 0.1].
     [] lr_step_gamma: f64,
+    /// Decay factor per epoch of the exponential schedule, PyTorch's ExponentialLR [default: 0.95].
+    [] lr_gamma: f64,
+    /// Decoupled weight decay (AdamW) [default: 0].
+    [] weight_decay: f64,
+    /// Batch norm between every hidden layer and its activation.
+    [num_args = 0..=1, default_missing_value = "true"] batch_norm: bool,
     /// Seed of every random draw [default: 1].
     [] seed: u64,
     /// Train on the first N training images.
@@ -375,10 +382,11 @@ impl RunFlags {
         let (dataset, data) = self.source()?;
         let mut model = match self.arch.as_deref() {
             Some("keras-conv") => ModelConfig::keras_conv(),
+            Some("pytorch-vae") => ModelConfig::pytorch_vae(),
             Some("mlp") | None => ModelConfig::pytorch_example(),
             Some(other) => {
                 return Err(Error::Config(format!(
-                    "unknown --arch '{other}': use mlp or keras-conv"
+                    "unknown --arch '{other}': use mlp, keras-conv or pytorch-vae"
                 )));
             }
         };
@@ -405,9 +413,16 @@ impl RunFlags {
         if let Some(a) = self.activation {
             model.activation = a;
         }
+        if let Some(b) = self.batch_norm {
+            model.batch_norm = b;
+        }
         model.rows = facts.shape.height;
         model.cols = facts.shape.width;
         model.channels = facts.shape.channels;
+        // A preset's own decoder ends in the data's channels, grey or colour.
+        if let Some(last) = model.decoder.as_mut().and_then(|d| d.deconv.last_mut()) {
+            last.channels = model.channels;
+        }
         let table = facts.kind == Kind::Table;
         if table && !model.conv.is_empty() {
             return Err(Error::Config(format!(
@@ -515,6 +530,7 @@ impl RunFlags {
             adam_beta1: self.adam_beta1.unwrap_or(d.adam_beta1),
             adam_beta2: self.adam_beta2.unwrap_or(d.adam_beta2),
             loss_reduction: self.loss_reduction.unwrap_or(d.loss_reduction),
+            weight_decay: self.weight_decay.unwrap_or(d.weight_decay),
             seed: self.seed.unwrap_or(d.seed),
             samples,
             beta: self.beta.unwrap_or(d.beta),
@@ -562,6 +578,11 @@ impl RunFlags {
             "--lr-step-every/--lr-step-gamma",
             "--lr-schedule step",
         )?;
+        only_with(
+            kind != "exponential" && self.lr_gamma.is_some(),
+            "--lr-gamma",
+            "--lr-schedule exponential",
+        )?;
         Ok(match kind {
             "constant" => LrSchedule::Constant,
             "iwae" => LrSchedule::Staged {
@@ -575,9 +596,12 @@ impl RunFlags {
                 every: self.lr_step_every.unwrap_or(10),
                 gamma: self.lr_step_gamma.unwrap_or(0.1),
             },
+            "exponential" => LrSchedule::Exponential {
+                gamma: self.lr_gamma.unwrap_or(0.95),
+            },
             other => {
                 return Err(Error::Config(format!(
-                    "unknown --lr-schedule '{other}': use constant, iwae, cosine or step"
+                    "unknown --lr-schedule '{other}': use constant, iwae, cosine, step or exponential"
                 )));
             }
         })

@@ -18,6 +18,9 @@ pub struct Adam<T> {
     pub beta2: f64,
     /// ε added to the denominator.
     pub eps: f64,
+    /// Decoupled weight decay (AdamW, Loshchilov & Hutter 2019): each step shrinks every weight by lr·decay.
+    #[serde(default)]
+    pub weight_decay: f64,
     /// Steps taken.
     pub t: u64,
     /// First moments.
@@ -35,6 +38,7 @@ impl<T: Real> Adam<T> {
             beta1: 0.9,
             beta2: 0.999,
             eps,
+            weight_decay: 0.0,
             t: 0,
             m: vec![T::zero(); len],
             v: vec![T::zero(); len],
@@ -45,6 +49,14 @@ impl<T: Real> Adam<T> {
 impl<T: Real> Optimizer<T> for Adam<T> {
     fn step(&mut self, params: &mut Params<T>, lr: f64) {
         self.t += 1;
+        if self.weight_decay > 0.0 {
+            // PyTorch's AdamW order: decay first, from the weights before this step's update. Buffers (batch
+            // norm's running statistics) are state, not weights, and are never decayed.
+            let keep = T::c(1.0 - lr * self.weight_decay);
+            for s in params.specs.iter().filter(|s| !s.buffer) {
+                params.data[s.range()].iter_mut().for_each(|w| *w *= keep);
+            }
+        }
         let bc1 = 1.0 - self.beta1.powi(self.t as i32);
         let bc2 = 1.0 - self.beta2.powi(self.t as i32);
         let c = [
@@ -143,6 +155,22 @@ mod tests {
             (p.data[0] - 0.8).abs() < 1e-6,
             "constant gradients keep unit steps"
         );
+    }
+
+    #[test]
+    fn adamw_decays_weights_but_not_buffers() {
+        use crate::core::params::Registry;
+        let mut p = Params::<f64>::default();
+        p.add("w", &[1]);
+        p.register_buffer("running_var", &[1]);
+        p.data.copy_from_slice(&[2.0, 3.0]);
+        let mut adam = Adam::new(2, 1e-8);
+        adam.weight_decay = 0.5;
+        p.grad.copy_from_slice(&[0.5, 0.0]);
+        adam.step(&mut p, 0.1);
+        // PyTorch's AdamW: w·(1 − lr·λ) − lr·m̂/(√v̂ + ε) = 2·0.95 − 0.1.
+        assert!((p.data[0] - 1.8).abs() < 1e-6, "{:?}", p.data);
+        assert_eq!(p.data[1], 3.0, "a buffer is neither decayed nor updated");
     }
 
     #[test]

@@ -11,6 +11,9 @@ pub struct TensorSpec {
     pub shape: Vec<usize>,
     /// Start of the tensor in the flat buffers.
     pub offset: usize,
+    /// A buffer (batch norm's running statistics): saved with the weights, never trained or decayed.
+    #[serde(default)]
+    pub buffer: bool,
 }
 
 impl TensorSpec {
@@ -34,11 +37,22 @@ impl TensorSpec {
 pub trait Registry {
     /// Registers a tensor and returns its offset.
     fn register(&mut self, name: &str, shape: &[usize]) -> usize;
+    /// Registers a tensor that is state rather than a weight (no gradient) and returns its offset.
+    fn register_buffer(&mut self, name: &str, shape: &[usize]) -> usize {
+        self.register(name, shape)
+    }
 }
 
 impl<T: Real> Registry for Params<T> {
     fn register(&mut self, name: &str, shape: &[usize]) -> usize {
         self.add(name, shape)
+    }
+    fn register_buffer(&mut self, name: &str, shape: &[usize]) -> usize {
+        let offset = self.add(name, shape);
+        if let Some(s) = self.specs.last_mut() {
+            s.buffer = true;
+        }
+        offset
     }
 }
 
@@ -47,6 +61,8 @@ impl<T: Real> Registry for Params<T> {
 pub struct Counter {
     /// Scalars so far (no overflow for any config).
     pub total: u128,
+    /// Of which buffers.
+    pub buffers: u128,
 }
 
 impl Registry for Counter {
@@ -54,6 +70,10 @@ impl Registry for Counter {
         let offset = self.total.min(usize::MAX as u128) as usize;
         self.total += shape.iter().map(|&d| d as u128).product::<u128>();
         offset
+    }
+    fn register_buffer(&mut self, name: &str, shape: &[usize]) -> usize {
+        self.buffers += shape.iter().map(|&d| d as u128).product::<u128>();
+        self.register(name, shape)
     }
 }
 
@@ -86,6 +106,7 @@ impl<T: Real> Params<T> {
             name: name.to_string(),
             shape: shape.to_vec(),
             offset,
+            buffer: false,
         };
         self.data.resize(offset + spec.len(), T::zero());
         self.grad.resize(offset + spec.len(), T::zero());
@@ -103,7 +124,16 @@ impl<T: Real> Params<T> {
         self.grad.fill(T::zero());
     }
 
-    /// Number of scalar parameters.
+    /// Number of trained scalars (buffers excluded), as PyTorch counts parameters.
+    pub fn trained_len(&self) -> usize {
+        self.specs
+            .iter()
+            .filter(|s| !s.buffer)
+            .map(TensorSpec::len)
+            .sum()
+    }
+
+    /// Number of scalars, buffers included.
     pub fn len(&self) -> usize {
         self.data.len()
     }

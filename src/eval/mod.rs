@@ -2,8 +2,9 @@
 
 pub mod reference;
 
-use crate::data::{Batcher, Binarize, Dataset};
-use crate::model::{BatchStats, Vae, Workspace};
+use crate::data::{Batcher, Binarize, Dataset, Values};
+use crate::model::{BatchStats, Likelihood, ModelConfig, Vae, Workspace};
+use rand::RngExt;
 use rand::SeedableRng;
 use rayon::prelude::*;
 
@@ -61,6 +62,49 @@ impl EvalBuffers {
     }
 }
 
+/// How −log p(x) of a model on a dataset converts to bits per dimension, −log P(x)/(D·ln 2) for the 8-bit values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BitsMethod {
+    /// A density over [0, 1] on 8-bit data: evaluated at (v + u)/256 with u ~ U[0, 1) per value, whose
+    /// −log density plus D·ln 256 bounds −log P(v) from above (Theis et al. 2016).
+    Dequantised,
+    /// No bits per dimension: the reason.
+    Undefined(&'static str),
+}
+
+impl BitsMethod {
+    /// The method for `model` on `ds`.
+    pub fn for_data(model: &ModelConfig, ds: &Dataset) -> Self {
+        match (model.likelihood, &ds.values) {
+            (_, Values::F32(_)) => BitsMethod::Undefined(
+                "the data are not 8-bit values (floats from a table or array)",
+            ),
+            (Likelihood::Gaussian { .. }, Values::U8(_)) => BitsMethod::Dequantised,
+            (Likelihood::Bernoulli, Values::U8(_)) => BitsMethod::Undefined(
+                "a Bernoulli decoder models binary pixels, not the 256 levels of 8-bit values",
+            ),
+        }
+    }
+
+    /// A short description for reports, or why there is no value.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            BitsMethod::Dequantised => "uniform dequantisation",
+            BitsMethod::Undefined(why) => why,
+        }
+    }
+}
+
+/// Bits per dimension from −log p(x) in nats of one item of `d` values under `method`.
+pub fn bits_per_dim(nll: f64, d: usize, method: BitsMethod) -> Option<f64> {
+    let per_dim = nll / (d.max(1) as f64 * std::f64::consts::LN_2);
+    match method {
+        // The density lives on [0, 1]; each of the 256 bins has width 1/256, which adds log2 256 = 8 bits.
+        BitsMethod::Dequantised => Some(per_dim + 8.0),
+        BitsMethod::Undefined(_) => None,
+    }
+}
+
 /// Result of an importance-sampled evaluation, per image in nats.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct LikelihoodEstimate {
@@ -74,10 +118,14 @@ pub struct LikelihoodEstimate {
     pub k: usize,
     /// Images evaluated.
     pub n: usize,
+    /// −log p(x) in bits per dimension of the 8-bit values, when the model and data define it.
+    pub bits_per_dim: Option<f64>,
 }
 
 /// Estimates log p(x) with `k` importance samples per image, streaming over chunks of samples so memory
-/// does not grow with `k`, and spreading image groups over the worker pool. Deterministic for a seed.
+/// does not grow with `k`, and spreading image groups over the worker pool. Deterministic for a seed. A
+/// density on 8-bit data is evaluated at dequantised values (see [`BitsMethod`]), so that its bits per
+/// dimension are a bound on the 8-bit values' own.
 pub fn estimate_log_likelihood(
     vae: &Vae<f32>,
     ds: &Dataset,
@@ -85,7 +133,9 @@ pub fn estimate_log_likelihood(
     seed: u64,
     on_progress: &(dyn Fn(usize) + Sync),
 ) -> LikelihoodEstimate {
-    let items = item_log_likelihoods(vae, ds, k, seed, on_progress);
+    let method = BitsMethod::for_data(&vae.config, ds);
+    let dequantise = method == BitsMethod::Dequantised;
+    let items = estimate_items(vae, ds, k, seed, dequantise, on_progress);
     let n = ds.len().max(1) as f64;
     let ll: f64 = items.iter().map(|r| r.log_px).sum::<f64>() / n;
     let elbo: f64 = items.iter().map(|r| r.elbo).sum::<f64>() / n;
@@ -95,6 +145,7 @@ pub fn estimate_log_likelihood(
         nll: -ll,
         k,
         n: ds.len(),
+        bits_per_dim: bits_per_dim(-ll, ds.dim(), method),
     }
 }
 
@@ -107,12 +158,24 @@ pub struct ItemEstimate {
     pub elbo: f64,
 }
 
-/// [`estimate_log_likelihood`] per item, in the dataset's order: what `elbo score` writes.
+/// [`estimate_log_likelihood`] per item, in the dataset's order, at the data's own values: what `elbo score`
+/// writes.
 pub fn item_log_likelihoods(
     vae: &Vae<f32>,
     ds: &Dataset,
     k: usize,
     seed: u64,
+    on_progress: &(dyn Fn(usize) + Sync),
+) -> Vec<ItemEstimate> {
+    estimate_items(vae, ds, k, seed, false, on_progress)
+}
+
+fn estimate_items(
+    vae: &Vae<f32>,
+    ds: &Dataset,
+    k: usize,
+    seed: u64,
+    dequantise: bool,
     on_progress: &(dyn Fn(usize) + Sync),
 ) -> Vec<ItemEstimate> {
     let d = ds.dim();
@@ -136,6 +199,12 @@ pub fn item_log_likelihoods(
                     let mut ws = vae.workspace(rows, per_chunk);
                     let mut x = vec![0.0; rows * d];
                     pixels(ds, idx, &mut x);
+                    if dequantise {
+                        // One draw of u per value: an unbiased estimate of the dequantised bound.
+                        for v in x.iter_mut() {
+                            *v = ((*v * 255.0).round() + rng.random::<f32>()) / 256.0;
+                        }
+                    }
                     set_labels(&mut ws, ds, idx);
                     let mut lw = vec![0.0; rows * per_chunk];
                     // Running log-sum-exp per image: (max, Σ exp(w − max)), and Σ w for the ELBO.
@@ -172,4 +241,19 @@ pub fn item_log_likelihoods(
             .collect()
     });
     results.into_iter().flatten().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_uniform_model_scores_exactly_eight_bits() {
+        // The uniform density on [0, 1]: −log p = 0 at every dequantised value, i.e. 1/256 per 8-bit level.
+        assert_eq!(bits_per_dim(0.0, 3072, BitsMethod::Dequantised), Some(8.0));
+        let d = 12;
+        let half = 0.5 * d as f64 * std::f64::consts::LN_2;
+        assert_eq!(bits_per_dim(half, d, BitsMethod::Dequantised), Some(8.5));
+        assert_eq!(bits_per_dim(1.0, d, BitsMethod::Undefined("x")), None);
+    }
 }

@@ -1,6 +1,7 @@
 //! The serde description of a model: saved with its weights so every command can rebuild it.
 
 use super::net::{Cond, Layer, Net};
+use crate::core::batchnorm::BatchNorm;
 use crate::core::conv::{Conv2d, ConvTranspose2d, Shape, conv_out};
 use crate::core::params::{Counter, Registry};
 use crate::core::{Activation, Linear};
@@ -112,9 +113,13 @@ pub struct DecoderSpec {
     /// Dense widths after the latent code.
     #[serde(default)]
     pub hidden: Vec<usize>,
-    /// Transposed convolutions after them (the last must have one channel).
+    /// Transposed convolutions after them (the last must have the image's channels).
     #[serde(default)]
     pub deconv: Vec<ConvSpec>,
+    /// No activation (and no batch norm) after the dense projection onto the first transposed convolution's
+    /// input, as PyTorch-VAE's `decoder_input`.
+    #[serde(default)]
+    pub linear_projection: bool,
 }
 
 /// Architecture of a VAE or autoencoder.
@@ -148,6 +153,9 @@ pub struct ModelConfig {
     /// Classes of the one-hot label both networks are conditioned on (0: unconditional).
     #[serde(default)]
     pub classes: usize,
+    /// Batch norm between every hidden layer and its activation (not after a network's last layer).
+    #[serde(default)]
+    pub batch_norm: bool,
 }
 
 /// Most layers a model may have: far beyond any useful VAE, and a bound on what a config can make elbo build.
@@ -178,6 +186,21 @@ impl Architecture {
     }
 }
 
+/// Batch norm after every layer of `net` that an activation other than the identity follows.
+fn add_norms(reg: &mut impl Registry, name: &str, net: &mut Net) {
+    for (i, layer) in net.layers.iter().enumerate() {
+        if net.acts[i] == Activation::Identity {
+            continue;
+        }
+        let channels = match layer {
+            Layer::Dense(l) => l.fan_out,
+            Layer::Conv(c) => c.out.c,
+            Layer::Deconv(c) => c.geo.big.c,
+        };
+        net.norms[i] = Some(BatchNorm::new(reg, &format!("{name}.norm{i}"), channels));
+    }
+}
+
 impl ModelConfig {
     /// Scalars of the training workspace for batches of `rows` images with `samples` draws, without allocating.
     pub fn workspace_len(&self, rows: usize, samples: usize) -> Result<u128> {
@@ -200,6 +223,7 @@ impl ModelConfig {
             activation: Activation::Relu,
             likelihood: Likelihood::Bernoulli,
             classes: 0,
+            batch_norm: false,
         }
     }
 
@@ -220,7 +244,42 @@ impl ModelConfig {
                         ..ConvSpec::halving(1)
                     },
                 ],
+                linear_projection: false,
             }),
+            ..Self::pytorch_example()
+        }
+    }
+
+    /// PyTorch-VAE's VanillaVAE (github.com/AntixK/PyTorch-VAE, `models/vanilla_vae.py`) for 64×64 colour
+    /// images: Conv 32-64-128-256-512 (3×3, stride 2) each with batch norm and LeakyReLU, a 128-D latent; the
+    /// decoder projects linearly onto 2×2×512, then ConvTranspose 256-128-64-32 and 32 (stride 2, batch norm,
+    /// LeakyReLU) and a final 3×3 layer onto the image's channels.
+    pub fn pytorch_vae() -> Self {
+        let halving = |c: usize| ConvSpec::halving(c);
+        ModelConfig {
+            rows: 64,
+            cols: 64,
+            channels: 3,
+            conv: [32, 64, 128, 256, 512].map(halving).to_vec(),
+            hidden: Vec::new(),
+            latent: 128,
+            decoder: Some(DecoderSpec {
+                hidden: Vec::new(),
+                deconv: vec![
+                    halving(256),
+                    halving(128),
+                    halving(64),
+                    halving(32),
+                    halving(32),
+                    ConvSpec {
+                        stride: 1,
+                        ..halving(3)
+                    },
+                ],
+                linear_projection: true,
+            }),
+            activation: Activation::LeakyRelu,
+            batch_norm: true,
             ..Self::pytorch_example()
         }
     }
@@ -269,6 +328,7 @@ impl ModelConfig {
         DecoderSpec {
             hidden: self.hidden.iter().rev().copied().collect(),
             deconv,
+            linear_projection: false,
         }
     }
 
@@ -320,7 +380,10 @@ impl ModelConfig {
             let w = layers[first_dense].out_len();
             Cond::new(reg, "encoder.cond", first_dense, self.classes, w)
         });
-        let encoder = Net { layers, act, cond };
+        let mut encoder = Net::plain(layers, act, cond);
+        if self.batch_norm {
+            add_norms(reg, "encoder", &mut encoder);
+        }
 
         // Decoder: dense layers, then a projection onto the first transposed convolution's input, then those.
         let spec = self.decoder_spec();
@@ -407,7 +470,14 @@ impl ModelConfig {
             let w = layers[0].out_len();
             Cond::new(reg, "decoder.cond", 0, self.classes, w)
         });
-        let decoder = Net { layers, act, cond };
+        let mut decoder = Net::plain(layers, act, cond);
+        let project = spec.hidden.len();
+        if spec.linear_projection && !spec.deconv.is_empty() {
+            decoder.acts[project] = Activation::Identity;
+        }
+        if self.batch_norm {
+            add_norms(reg, "decoder", &mut decoder);
+        }
         let log_sigma = match self.likelihood {
             Likelihood::Gaussian {
                 learn: SigmaMode::Global,
@@ -429,11 +499,11 @@ impl ModelConfig {
         })
     }
 
-    /// Number of weights and biases, computed without allocating.
+    /// Number of trained weights (batch norm's running statistics excluded), computed without allocating.
     pub fn param_count(&self) -> Result<u128> {
         let mut c = Counter::default();
         self.build(&mut c)?;
-        Ok(c.total)
+        Ok(c.total - c.buffers)
     }
 
     /// Refuses impossible shapes with a message naming the setting.
@@ -533,11 +603,41 @@ mod tests {
         cfg_enc.decoder = Some(DecoderSpec {
             hidden: vec![],
             deconv: vec![],
+            linear_projection: false,
         });
         cfg_enc.build(&mut enc).unwrap();
         let dec_dense_only = (2 + 1) * 784;
         assert_eq!(enc.total - dec_dense_only, 69_076);
         assert_eq!(cfg.param_count().unwrap() - 69_076, 65_089);
+    }
+
+    #[test]
+    fn pytorch_vae_matches_vanilla_vae() {
+        let cfg = ModelConfig::pytorch_vae();
+        cfg.validate().unwrap();
+        // sum(p.numel() for p in VanillaVAE(3, 128).parameters()) in PyTorch 2.15.
+        assert_eq!(cfg.param_count().unwrap(), 3_937_635);
+        let arch = cfg.build(&mut Counter::default()).unwrap();
+        let outs: Vec<usize> = arch.encoder.layers.iter().map(|l| l.out_len()).collect();
+        assert_eq!(
+            outs,
+            vec![
+                32 * 32 * 32,
+                16 * 16 * 64,
+                8 * 8 * 128,
+                4 * 4 * 256,
+                2 * 2 * 512,
+                256
+            ]
+        );
+        let normed = |n: &Net| n.norms.iter().filter(|b| b.is_some()).count();
+        assert_eq!((normed(&arch.encoder), normed(&arch.decoder)), (5, 5));
+        assert_eq!(
+            arch.decoder.acts[0],
+            Activation::Identity,
+            "the projection is linear"
+        );
+        assert_eq!(arch.decoder.out_len(), 64 * 64 * 3);
     }
 
     #[test]

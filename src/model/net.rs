@@ -1,10 +1,11 @@
-//! A sequential network of dense, convolutional and transposed-convolutional layers with one hidden
-//! activation, optionally conditioned on a class label.
+//! A sequential network of dense, convolutional and transposed-convolutional layers, each optionally batch
+//! normalised and followed by its activation, optionally conditioned on a class label.
 //!
 //! Activations are NHWC rows, so flattening and reshaping between layer kinds cost nothing. A class label
 //! enters as a learned row added to one dense layer's pre-activation: exactly what concatenating a one-hot
 //! vector to that layer's input does, without building the wider input.
 
+use crate::core::batchnorm::BatchNorm;
 use crate::core::conv::{Conv2d, ConvTranspose2d};
 use crate::core::params::Registry;
 use crate::core::{Activation, Linear, Real, init};
@@ -134,13 +135,15 @@ impl Cond {
     }
 }
 
-/// Layers applied in order, the hidden activation after each but the last (which stays linear).
+/// Layers applied in order: each layer, then its batch norm if any, then its activation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Net {
     /// The layers.
     pub layers: Vec<Layer>,
-    /// Activation after every layer but the last.
-    pub act: Activation,
+    /// Activation after each layer (the last is usually the identity).
+    pub acts: Vec<Activation>,
+    /// Batch norm between each layer and its activation, if any.
+    pub norms: Vec<Option<BatchNorm>>,
     /// Optional class conditioning.
     pub cond: Option<Cond>,
 }
@@ -152,6 +155,11 @@ pub struct NetBuffers<T> {
     col: Vec<T>,
     ga: Vec<T>,
     gb: Vec<T>,
+    /// Per batch-normed layer: its normalised values x̂, and the batch's per-channel mean and variance.
+    xhat: Vec<Vec<T>>,
+    stats: Vec<Vec<T>>,
+    /// Rows of the last training-mode forward pass, whose statistics `stats` holds.
+    trained_rows: usize,
 }
 
 impl<T> NetBuffers<T> {
@@ -167,6 +175,26 @@ impl<T> NetBuffers<T> {
 }
 
 impl Net {
+    /// A net with `act` after every layer but the last, which stays linear, and no batch norm.
+    pub fn plain(layers: Vec<Layer>, act: Activation, cond: Option<Cond>) -> Self {
+        let n = layers.len();
+        let acts = (0..n)
+            .map(|i| {
+                if i + 1 == n {
+                    Activation::Identity
+                } else {
+                    act
+                }
+            })
+            .collect();
+        Net {
+            layers,
+            acts,
+            norms: vec![None; n],
+            cond,
+        }
+    }
+
     /// Values per input row.
     pub fn in_len(&self) -> usize {
         self.layers.first().map_or(0, Layer::in_len)
@@ -200,6 +228,18 @@ impl Net {
             col: vec![T::zero(); col],
             ga: vec![T::zero(); rows * widest],
             gb: vec![T::zero(); rows * widest],
+            xhat: self
+                .layers
+                .iter()
+                .zip(&self.norms)
+                .map(|(l, n)| vec![T::zero(); if n.is_some() { rows * l.out_len() } else { 0 }])
+                .collect(),
+            stats: self
+                .norms
+                .iter()
+                .map(|n| vec![T::zero(); n.map_or(0, |b| b.stats_len())])
+                .collect(),
+            trained_rows: 0,
         }
     }
 
@@ -214,12 +254,22 @@ impl Net {
             .max()
             .unwrap_or(0) as u128;
         let col = self.layers.iter().map(|l| l.col_len(1)).max().unwrap_or(0) as u128;
-        r * (outs + 2 * widest + col)
+        let normed: u128 = self
+            .layers
+            .iter()
+            .zip(&self.norms)
+            .filter(|(_, n)| n.is_some())
+            .map(|(l, _)| l.out_len() as u128)
+            .sum();
+        r * (outs + 2 * widest + col + normed)
     }
 
     /// PyTorch's default initialisation of every layer; a conditioned layer counts the one-hot inputs in its
     /// fan-in, as `nn.Linear` over the concatenation would.
     pub fn init<T: Real>(&self, p: &mut [T], rng: &mut impl rand::Rng) {
+        for bn in self.norms.iter().flatten() {
+            bn.init(p);
+        }
         for (i, layer) in self.layers.iter().enumerate() {
             let (w, wl, b, bl, mut fan_in) = layer.init_spec();
             let cond = self.cond.filter(|c| c.at == i);
@@ -240,7 +290,8 @@ impl Net {
     }
 
     /// Runs all layers on `rows` rows of `x` (labels per row when conditioned); the result is
-    /// [`NetBuffers::output`].
+    /// [`NetBuffers::output`]. `training` normalises by the batch's statistics (and keeps what backward
+    /// needs), otherwise by the running ones.
     pub fn forward<T: Real>(
         &self,
         p: &[T],
@@ -248,8 +299,11 @@ impl Net {
         labels: &[u32],
         rows: usize,
         buf: &mut NetBuffers<T>,
+        training: bool,
     ) {
-        let last = self.layers.len() - 1;
+        if training {
+            buf.trained_rows = rows;
+        }
         for (i, layer) in self.layers.iter().enumerate() {
             let (before, rest) = buf.outs.split_at_mut(i);
             let input = if i == 0 { x } else { &before[i - 1][..] };
@@ -262,12 +316,30 @@ impl Net {
                     row.iter_mut().zip(t).for_each(|(v, &a)| *v += a);
                 }
             }
-            let act = if i == last {
-                Activation::Identity
-            } else {
-                self.act
-            };
-            act.forward_bias(y, layer.bias(p));
+            let act = self.acts[i];
+            match self.norms[i] {
+                None => act.forward_bias(y, layer.bias(p)),
+                Some(bn) => {
+                    Activation::Identity.forward_bias(y, layer.bias(p));
+                    if training {
+                        let xhat = &mut buf.xhat[i][..rows * ol];
+                        bn.forward_train(p, y, xhat, &mut buf.stats[i]);
+                    } else {
+                        bn.forward_eval(p, y);
+                    }
+                    act.forward_bias(y, bn.beta(p));
+                }
+            }
+        }
+    }
+
+    /// Folds the batch statistics of the last training-mode [`Net::forward`] into the running statistics.
+    pub fn update_running_stats<T: Real>(&self, p: &mut [T], buf: &NetBuffers<T>) {
+        for (i, (layer, bn)) in self.layers.iter().zip(&self.norms).enumerate() {
+            if let Some(bn) = bn {
+                let per_row = layer.out_len() / bn.channels.max(1);
+                bn.update_running(p, &buf.stats[i], buf.trained_rows * per_row);
+            }
         }
     }
 
@@ -290,7 +362,15 @@ impl Net {
             B,
         }
         let l = self.layers.len();
-        let NetBuffers { outs, col, ga, gb } = buf;
+        let NetBuffers {
+            outs,
+            col,
+            ga,
+            gb,
+            xhat,
+            stats,
+            ..
+        } = buf;
         let (lower, top) = outs.split_at_mut(l - 1);
         let top = &mut top[0];
         let mut cur = Cur::Top;
@@ -303,8 +383,13 @@ impl Net {
                 Cur::B => (&mut gb[..], &mut ga[..], Cur::A),
             };
             let dy = &mut dy[..rows * ol];
+            // The last layer's gradient arrives in place of its output, so it must stay linear (as built).
+            debug_assert!(i + 1 < l || self.acts[i] == Activation::Identity);
             if i + 1 < l {
-                self.act.backward(&lower[i][..rows * ol], dy);
+                self.acts[i].backward(&lower[i][..rows * ol], dy);
+            }
+            if let Some(bn) = self.norms[i] {
+                bn.backward(p, g, &xhat[i][..rows * ol], &stats[i], dy);
             }
             if let Some(c) = self.cond.filter(|c| c.at == i) {
                 let t = &mut g[c.table..c.table + c.classes * ol];

@@ -17,6 +17,13 @@ pub fn table(cfg: &ModelConfig) -> Result<String> {
         for (i, layer) in net.layers.iter().enumerate() {
             let (kind, out) = layer.describe();
             let mut params = layer.param_count();
+            let kind = match net.norms[i] {
+                Some(bn) => {
+                    params += 2 * bn.channels;
+                    format!("{kind} + BatchNorm")
+                }
+                None => kind.to_string(),
+            };
             if let Some(c) = net.cond
                 && c.at == i
             {
@@ -84,7 +91,13 @@ mod tests {
 
     #[test]
     fn totals_agree_with_the_parameter_count() {
-        for cfg in [ModelConfig::pytorch_example(), ModelConfig::keras_conv()] {
+        let mut normed = ModelConfig::keras_conv();
+        normed.batch_norm = true;
+        for cfg in [
+            ModelConfig::pytorch_example(),
+            ModelConfig::keras_conv(),
+            normed,
+        ] {
             let t = table(&cfg).unwrap();
             let total = format!("total: {} weights", cfg.param_count().unwrap());
             assert!(t.contains(&total), "{t}");

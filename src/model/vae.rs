@@ -231,25 +231,48 @@ impl<T: Real> Vae<T> {
     }
 
     /// Runs the encoder on `rows` images (with `ws.labels` for a conditional model); see [`Workspace::head`].
+    /// Batch norm uses its running statistics, as in PyTorch's `eval()` mode.
     pub fn encode(&self, x: &[T], rows: usize, ws: &mut Workspace<T>) {
+        self.encode_in(x, rows, ws, false)
+    }
+
+    fn encode_in(&self, x: &[T], rows: usize, ws: &mut Workspace<T>, training: bool) {
         assert!(
             rows <= ws.rows,
             "batch of {rows} exceeds workspace of {}",
             ws.rows
         );
         let net = &self.arch.encoder;
-        net.forward(&self.params.data, x, &ws.labels, rows, &mut ws.enc);
+        net.forward(
+            &self.params.data,
+            x,
+            &ws.labels,
+            rows,
+            &mut ws.enc,
+            training,
+        );
     }
 
     /// Runs the decoder on `n` latent codes in `ws.z` (code `r` with label `ws.labels[r / samples]`); see
-    /// [`Workspace::logits`].
+    /// [`Workspace::logits`]. Batch norm uses its running statistics.
     pub fn decode(&self, n: usize, ws: &mut Workspace<T>) {
+        self.decode_in(n, ws, false)
+    }
+
+    fn decode_in(&self, n: usize, ws: &mut Workspace<T>, training: bool) {
         let s = ws.samples;
         for (r, l) in ws.dec_labels[..n].iter_mut().enumerate() {
             *l = ws.labels[r / s];
         }
         let net = &self.arch.decoder;
-        net.forward(&self.params.data, &ws.z, &ws.dec_labels, n, &mut ws.dec);
+        net.forward(
+            &self.params.data,
+            &ws.z,
+            &ws.dec_labels,
+            n,
+            &mut ws.dec,
+            training,
+        );
     }
 
     /// The decoder's means for the `n` codes decoded last: σ(logits), or the outputs themselves for a Gaussian
@@ -337,6 +360,13 @@ impl<T: Real> Vae<T> {
         self.forward(x, rows, ws, None)
     }
 
+    /// Folds the batch statistics of the last [`Vae::loss_and_grad`] into batch norm's running statistics.
+    pub fn update_running_stats(&mut self, ws: &Workspace<T>) {
+        let p = &mut self.params.data;
+        self.arch.encoder.update_running_stats(p, &ws.enc);
+        self.arch.decoder.update_running_stats(p, &ws.dec);
+    }
+
     /// Evaluates `objective` on `rows` images with the draws in `ws.eps`, writing its gradient into
     /// `params.grad`. The returned stats are the plain ELBO terms (and the IWAE bound when that is trained).
     pub fn loss_and_grad(
@@ -361,7 +391,9 @@ impl<T: Real> Vae<T> {
     ) -> BatchStats {
         let (zd, s) = (self.config.latent, ws.samples);
         let n = rows * s;
-        self.encode(x, rows, ws);
+        // Only a step that will be differentiated normalises by its batch (PyTorch's train mode).
+        let training = grad.is_some();
+        self.encode_in(x, rows, ws, training);
         match self.config.kind {
             ModelKind::Vae => ops::reparameterize(
                 &ws.enc.output()[..rows * 2 * zd],
@@ -377,7 +409,7 @@ impl<T: Real> Vae<T> {
                 ws.kl[..rows].fill(T::zero());
             }
         }
-        self.decode(n, ws);
+        self.decode_in(n, ws, training);
         let mut iwae = 0.0;
         match grad {
             None => self.likelihood(x, n, ws, false, None),
@@ -708,6 +740,7 @@ mod tests {
         colour.conv.clear();
         check(colour, 1, Objective::elbo(1.0), "colour mlp");
         cfg.decoder = Some(DecoderSpec {
+            linear_projection: false,
             hidden: vec![],
             deconv: vec![
                 ConvSpec::halving(2),
@@ -728,6 +761,35 @@ mod tests {
         let mut ae = config(vec![4], Activation::Tanh, Likelihood::Bernoulli);
         ae.kind = ModelKind::Autoencoder;
         check(ae, 1, Objective::elbo(1.0), "autoencoder");
+    }
+
+    #[test]
+    fn batch_norm_gradients_in_training_mode() {
+        let mut cfg = config(vec![3], Activation::LeakyRelu, Likelihood::Bernoulli);
+        cfg.batch_norm = true;
+        check(cfg.clone(), 1, Objective::elbo(1.0), "batch-normed mlp");
+        cfg.conv = vec![ConvSpec::halving(2), ConvSpec::halving(3)];
+        cfg.hidden.clear();
+        cfg.decoder = Some(DecoderSpec {
+            linear_projection: true,
+            hidden: vec![],
+            deconv: vec![
+                ConvSpec::halving(2),
+                ConvSpec::halving(2),
+                ConvSpec {
+                    stride: 1,
+                    ..ConvSpec::halving(1)
+                },
+            ],
+        });
+        check(cfg.clone(), 1, Objective::elbo(1.0), "batch-normed conv");
+        cfg.classes = 3;
+        check(
+            cfg,
+            3,
+            Objective::iwae(),
+            "batch-normed conditional conv iwae",
+        );
     }
 
     #[test]

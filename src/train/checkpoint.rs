@@ -397,6 +397,54 @@ mod tests {
     }
 
     #[test]
+    fn batch_norm_running_statistics_survive_a_round_trip() {
+        let mut model = ModelConfig::pytorch_example();
+        (model.hidden, model.latent, model.batch_norm) = (vec![8], 2, true);
+        model.conv = vec![crate::model::ConvSpec::halving(4)];
+        let config = RunConfig {
+            model: model.clone(),
+            train: TrainConfig::default(),
+            data: Default::default(),
+        };
+        let mut vae = Vae::<f32>::new(model, &mut rand_pcg::Pcg64Mcg::seed_from_u64(1));
+        let stats: Vec<_> = vae
+            .params
+            .specs
+            .iter()
+            .filter(|s| s.buffer)
+            .cloned()
+            .collect();
+        assert!(
+            stats.iter().any(|s| s.name.ends_with("running_var")),
+            "{stats:?}"
+        );
+        for (k, s) in stats.iter().enumerate() {
+            for (i, v) in vae.params.data[s.range()].iter_mut().enumerate() {
+                *v = 0.5 + k as f32 + i as f32 / 8.0;
+            }
+        }
+        let adam = Adam::new(vae.params.len(), 1e-8);
+        let state = TrainState {
+            epoch: 1,
+            adam_t: 1,
+            data_rng: rand_pcg::Pcg64Mcg::seed_from_u64(2),
+            noise_rng: rand_pcg::Pcg64Mcg::seed_from_u64(3),
+            history: vec![],
+        };
+        let bytes = to_bytes(&config, &vae.params, &adam, &state).unwrap();
+        let ck = from_bytes(&bytes, Path::new("c")).unwrap();
+        for s in &stats {
+            assert_eq!(
+                ck.vae.params.data[s.range()],
+                vae.params.data[s.range()],
+                "{}",
+                s.name
+            );
+        }
+        assert_eq!(ck.vae.params.data, vae.params.data);
+    }
+
+    #[test]
     fn falls_back_to_the_previous_checkpoint() {
         let tmp = tempfile::tempdir().unwrap();
         let (bytes, _) = sample_bytes();

@@ -24,6 +24,11 @@ pub enum LrSchedule {
         /// Final learning rate.
         min_lr: f64,
     },
+    /// Multiply by `gamma` after every epoch (PyTorch's `ExponentialLR`).
+    Exponential {
+        /// Decay factor per epoch.
+        gamma: f64,
+    },
     /// Multiply by `gamma` every `every` epochs.
     Step {
         /// Epochs between decays.
@@ -73,6 +78,7 @@ impl LrSchedule {
                 let t = (epoch.saturating_sub(1)) as f64 / (epochs.max(2) - 1) as f64;
                 min_lr + 0.5 * (lr - min_lr) * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos())
             }
+            LrSchedule::Exponential { gamma } => lr * gamma.powi(epoch.saturating_sub(1) as i32),
             LrSchedule::Step { every, gamma } => {
                 lr * gamma.powi((epoch.saturating_sub(1) / every.max(1)) as i32)
             }
@@ -143,6 +149,9 @@ pub struct TrainConfig {
     /// Adam's β₂.
     #[serde(default = "default_beta2")]
     pub adam_beta2: f64,
+    /// Decoupled weight decay λ (AdamW): every step shrinks each weight by lr·λ; 0 is plain Adam.
+    #[serde(default)]
+    pub weight_decay: f64,
     /// Whether a step's gradient is of the loss summed over the batch or of its per-image mean.
     #[serde(default)]
     pub loss_reduction: Reduction,
@@ -190,6 +199,7 @@ impl TrainConfig {
         let mut adam = crate::core::Adam::new(len, self.adam_eps);
         adam.beta1 = self.adam_beta1;
         adam.beta2 = self.adam_beta2;
+        adam.weight_decay = self.weight_decay;
         adam
     }
 }
@@ -205,6 +215,7 @@ impl Default for TrainConfig {
             adam_beta1: default_beta1(),
             adam_beta2: default_beta2(),
             loss_reduction: Reduction::Sum,
+            weight_decay: 0.0,
             seed: 1,
             samples: 1,
             beta: 1.0,
@@ -394,6 +405,13 @@ impl RunConfig {
                 return Err(Error::Config(format!(
                     "--lr-min {min_lr} must be between 0 and --lr {}",
                     t.lr
+                )));
+            }
+            LrSchedule::Exponential { gamma }
+                if !(gamma.is_finite() && gamma > 0.0 && gamma <= 1.0) =>
+            {
+                return Err(Error::Config(format!(
+                    "exponential schedule: --lr-gamma {gamma} must be in (0, 1]"
                 )));
             }
             LrSchedule::Step { every, gamma }

@@ -532,6 +532,7 @@ pub fn train_on(
                     }
                 }
                 adam.step(&mut vae.params, lr);
+                vae.update_running_stats(&ws);
                 stats.add(st);
                 bar.inc(rows as u64);
                 if step % 16 == 0 {
