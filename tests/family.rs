@@ -174,7 +174,15 @@ fn bad_config_files_and_settings_are_refused_clearly() {
         &train(&["--config", "/nonexistent/c.toml"], &out),
         "/nonexistent/c.toml",
     );
-    let cases: [(&[&str], &str); 9] = [
+    let cases: [(&[&str], &str); 11] = [
+        (
+            &["--weight-decay=-1"],
+            "--weight-decay -1 must be at least 0 and below 1/--lr",
+        ),
+        (
+            &["--lr-schedule", "exponential", "--lr-gamma", "1.5"],
+            "--lr-gamma 1.5 must be in (0, 1]",
+        ),
         (
             &["--adam-beta1", "1"],
             "--adam-beta1 1 must be at least 0 and below 1",
@@ -431,7 +439,15 @@ fn architectures_that_do_not_fit_the_data_are_refused() {
 fn every_new_setting_refuses_impossible_values() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run");
-    let cases: [(&[&str], &str); 9] = [
+    let cases: [(&[&str], &str); 11] = [
+        (
+            &["--weight-decay=-1"],
+            "--weight-decay -1 must be at least 0 and below 1/--lr",
+        ),
+        (
+            &["--lr-schedule", "exponential", "--lr-gamma", "1.5"],
+            "--lr-gamma 1.5 must be in (0, 1]",
+        ),
         (
             &["--adam-beta1", "1"],
             "--adam-beta1 1 must be at least 0 and below 1",

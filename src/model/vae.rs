@@ -599,6 +599,22 @@ mod tests {
         }
     }
 
+    /// The Keras example's decoder shape, scaled down: two halving transposed convolutions and a stride-1 one.
+    fn keras_like_decoder(linear_projection: bool) -> Option<DecoderSpec> {
+        Some(DecoderSpec {
+            linear_projection,
+            hidden: vec![],
+            deconv: vec![
+                ConvSpec::halving(2),
+                ConvSpec::halving(2),
+                ConvSpec {
+                    stride: 1,
+                    ..ConvSpec::halving(1)
+                },
+            ],
+        })
+    }
+
     fn model(cfg: ModelConfig) -> Vae<f64> {
         cfg.validate().unwrap();
         Vae::new(cfg, &mut rand_pcg::Pcg64Mcg::seed_from_u64(5))
@@ -739,18 +755,7 @@ mod tests {
         );
         colour.conv.clear();
         check(colour, 1, Objective::elbo(1.0), "colour mlp");
-        cfg.decoder = Some(DecoderSpec {
-            linear_projection: false,
-            hidden: vec![],
-            deconv: vec![
-                ConvSpec::halving(2),
-                ConvSpec::halving(2),
-                ConvSpec {
-                    stride: 1,
-                    ..ConvSpec::halving(1)
-                },
-            ],
-        });
+        cfg.decoder = keras_like_decoder(false);
         cfg.classes = 3;
         check(
             cfg.clone(),
@@ -770,18 +775,7 @@ mod tests {
         check(cfg.clone(), 1, Objective::elbo(1.0), "batch-normed mlp");
         cfg.conv = vec![ConvSpec::halving(2), ConvSpec::halving(3)];
         cfg.hidden.clear();
-        cfg.decoder = Some(DecoderSpec {
-            linear_projection: true,
-            hidden: vec![],
-            deconv: vec![
-                ConvSpec::halving(2),
-                ConvSpec::halving(2),
-                ConvSpec {
-                    stride: 1,
-                    ..ConvSpec::halving(1)
-                },
-            ],
-        });
+        cfg.decoder = keras_like_decoder(true);
         check(cfg.clone(), 1, Objective::elbo(1.0), "batch-normed conv");
         cfg.classes = 3;
         check(

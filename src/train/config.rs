@@ -375,6 +375,12 @@ impl RunConfig {
                 t.free_bits
             )));
         }
+        if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0 && t.weight_decay * t.lr < 1.0) {
+            return Err(Error::Config(format!(
+                "--weight-decay {} must be at least 0 and below 1/--lr",
+                t.weight_decay
+            )));
+        }
         for (flag, b) in [
             ("--adam-beta1", t.adam_beta1),
             ("--adam-beta2", t.adam_beta2),
