@@ -482,7 +482,7 @@ fn every_new_setting_refuses_impossible_values() {
         ),
         (
             &["--learn-sigma", "pixel"],
-            "--learn-sigma applies to --likelihood gaussian only",
+            "--learn-sigma applies to --likelihood gaussian or logistic only",
         ),
     ];
     for (args, needle) in cases {

@@ -702,6 +702,33 @@ fn a_run_notices_its_data_changing_and_settings_that_do_not_apply() {
         .args(["--image-size", "8", "--out"])
         .arg(tmp.path().join("r3")));
     assert_user_error(&o, "--image-size do not apply to");
+    // The discretised logistic needs 8-bit levels: not standardised features, not floats in [0, 1].
+    let o = run(elbo()
+        .args(["train", "--data"])
+        .arg(&table)
+        .args(["--likelihood", "logistic", "--out"])
+        .arg(tmp.path().join("r3")));
+    assert_user_error(&o, "standardised table features need gaussian");
+    let floats = tmp.path().join("floats.npy");
+    let mut buf = Vec::new();
+    {
+        use npyz::WriterBuilder;
+        let mut w = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(&[20, 6])
+            .writer(&mut buf)
+            .begin_nd()
+            .unwrap();
+        w.extend((0..120).map(|i| (i % 7) as f32 / 7.0)).unwrap();
+        w.finish().unwrap();
+    }
+    std::fs::write(&floats, buf).unwrap();
+    let o = run(elbo()
+        .args(["train", "--data"])
+        .arg(&floats)
+        .args(["--likelihood", "logistic", "--out"])
+        .arg(tmp.path().join("r3")));
+    assert_user_error(&o, "--likelihood logistic models 8-bit values");
     // The run directory never goes inside the data folder.
     std::fs::remove_file(data.join("train/loose.png")).unwrap();
     // The decoded images' memory is checked before decoding, with and without a requested size.

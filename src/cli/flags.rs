@@ -87,11 +87,11 @@ run_flags! {
     [value_enum] activation: Activation,
     /// Condition encoder and decoder on the class label (a conditional VAE).
     [num_args = 0..=1, default_missing_value = "true"] conditional: bool,
-    /// Pixel likelihood: bernoulli or gaussian [default: bernoulli].
-    [value_parser = ["bernoulli", "gaussian"]] likelihood: String,
-    /// Standard deviation of the Gaussian likelihood (the start value when learned) [default: 0.1].
+    /// Pixel likelihood: bernoulli, gaussian, or logistic (discretised, for 8-bit colour) [default: bernoulli].
+    [value_parser = ["bernoulli", "gaussian", "logistic"]] likelihood: String,
+    /// Standard deviation of the Gaussian, or the logistic's scale (the start value when learned) [default: 0.1, logistic 0.05].
     [] sigma: f64,
-    /// Learn the Gaussian's σ: fixed, global or pixel [default: fixed].
+    /// Learn the Gaussian's σ or the logistic's scale: fixed, global or pixel [default: fixed, logistic global].
     [value_parser = ["fixed", "global", "pixel"]] learn_sigma: String,
     /// elbo or iwae [default: elbo].
     [value_parser = ["elbo", "iwae"]] objective: String,
@@ -430,34 +430,41 @@ impl RunFlags {
                 facts.shape.len()
             )));
         }
-        let gaussian = match self.likelihood.as_deref() {
-            Some("gaussian") => true,
-            None => table,
-            Some("bernoulli") if table => {
+        let kind = match self.likelihood.as_deref() {
+            None if table => "gaussian",
+            None => "bernoulli",
+            Some(k @ ("bernoulli" | "logistic")) if table => {
+                return Err(Error::Config(format!(
+                    "--likelihood {k} models values in [0, 1]; standardised table features need gaussian"
+                )));
+            }
+            Some("logistic") if !facts.bytes => {
                 return Err(Error::Config(
-                    "--likelihood bernoulli models values in [0, 1]; standardised table features need gaussian".into(),
+                    "--likelihood logistic models 8-bit values (images or byte arrays); this data holds floats: use gaussian".into(),
                 ));
             }
-            Some("bernoulli") => false,
+            Some(k @ ("bernoulli" | "gaussian" | "logistic")) => k,
             Some(other) => {
                 return Err(Error::Config(format!(
-                    "unknown --likelihood '{other}': use bernoulli or gaussian"
+                    "unknown --likelihood '{other}': use bernoulli, gaussian or logistic"
                 )));
             }
         };
-        model.likelihood = if gaussian {
-            let learn = match self.learn_sigma.as_deref() {
-                Some("global") => SigmaMode::Global,
-                Some("pixel") => SigmaMode::Pixel,
-                None if table => SigmaMode::Pixel,
-                Some("fixed") | None => SigmaMode::Fixed,
-                Some(other) => {
-                    return Err(Error::Config(format!(
-                        "unknown --learn-sigma '{other}': use fixed, global or pixel"
-                    )));
-                }
-            };
-            Likelihood::Gaussian {
+        let learn = match self.learn_sigma.as_deref() {
+            Some("global") => SigmaMode::Global,
+            Some("pixel") => SigmaMode::Pixel,
+            Some("fixed") => SigmaMode::Fixed,
+            None if table => SigmaMode::Pixel,
+            None if kind == "logistic" => SigmaMode::Global,
+            None => SigmaMode::Fixed,
+            Some(other) => {
+                return Err(Error::Config(format!(
+                    "unknown --learn-sigma '{other}': use fixed, global or pixel"
+                )));
+            }
+        };
+        model.likelihood = match kind {
+            "gaussian" => Likelihood::Gaussian {
                 sigma: self.sigma.unwrap_or(if table { 1.0 } else { 0.1 }),
                 learn,
                 mean: if table {
@@ -465,15 +472,17 @@ impl RunFlags {
                 } else {
                     GaussianMean::Sigmoid
                 },
+            },
+            "logistic" => Likelihood::Logistic {
+                scale: self.sigma.unwrap_or(0.05),
+                learn,
+            },
+            _ => {
+                let with = "--likelihood gaussian or logistic";
+                only_with(self.sigma.is_some(), "--sigma", with)?;
+                only_with(self.learn_sigma.is_some(), "--learn-sigma", with)?;
+                Likelihood::Bernoulli
             }
-        } else {
-            only_with(self.sigma.is_some(), "--sigma", "--likelihood gaussian")?;
-            only_with(
-                self.learn_sigma.is_some(),
-                "--learn-sigma",
-                "--likelihood gaussian",
-            )?;
-            Likelihood::Bernoulli
         };
         if self.conditional == Some(true) {
             if facts.classes == 0 {

@@ -245,6 +245,84 @@ pub fn gaussian_learned_nll<T: Real>(
     }
 }
 
+/// Levels of an 8-bit value.
+pub const LEVELS: f64 = 256.0;
+
+/// ln(1 + eˣ) without overflow.
+#[inline(always)]
+fn softplus<T: Real>(x: T) -> T {
+    x.max(T::zero()) + (-x.abs()).exp().ln_1p()
+}
+
+/// Discretised-logistic negative log-likelihood (Salimans et al. 2017, Kingma et al. 2016) of 8-bit targets
+/// `x` (values v/255, rounded to the nearest level), one sum per row, row `r` scored against row `r / repeat`.
+/// Level v gets the logistic mass of [v − ½, v + ½]/255 around the decoder output μ, the end levels the tails
+/// beyond, so the 256 probabilities sum to one. The scale is `exp(log_scale)` (one value, or one per pixel),
+/// floored at [`MIN_SIGMA`]. With `grad = (w, dls)`, each output is replaced by its gradient weighted by the
+/// row's `w`, and the log-scale gradients are added into `dls` (one per `log_scale` entry).
+pub fn logistic_nll<T: Real>(
+    logits: &mut [T],
+    x: &[T],
+    d: usize,
+    repeat: usize,
+    log_scale: &[T],
+    nll: &mut [T],
+    grad: Option<(&[T], &mut [T])>,
+) {
+    let floor = T::c(MIN_SIGMA);
+    let top = T::c(LEVELS - 1.0);
+    let half = T::c(0.5 / (LEVELS - 1.0));
+    let mut grad = grad;
+    for (r, (row, out)) in logits.chunks_exact_mut(d).zip(nll.iter_mut()).enumerate() {
+        let target = &x[(r / repeat) * d..(r / repeat + 1) * d];
+        let mut sum = T::zero();
+        for (j, (l, &t)) in row.iter_mut().zip(target).enumerate() {
+            let k = j % log_scale.len();
+            let s = log_scale[k].exp();
+            let (s, free) = if s > floor { (s, true) } else { (floor, false) };
+            let inv = T::one() / s;
+            let v = (t * top).round().max(T::zero()).min(top);
+            let centre = (v / top - *l) * inv;
+            // a and b are the standardised upper and lower bin edges; the end bins are open.
+            let a = centre + half * inv;
+            let b = centre - half * inv;
+            let (lp, dmu, dls) = if v == T::zero() {
+                // log σ(a)
+                let sa = sigmoid(-a);
+                (-softplus(-a), inv * sa, -a * sa)
+            } else if v == top {
+                // log(1 − σ(b))
+                let sb = sigmoid(b);
+                (-softplus(b), -inv * sb, b * sb)
+            } else {
+                // σ(a) − σ(b) = σ(a)·σ(−b)·(1 − e^−δ) with δ = a − b: no cancellation in the tails.
+                let delta = T::c(2.0) * half * inv;
+                let log1mexp = if delta < T::c(std::f64::consts::LN_2) {
+                    (-(-delta).exp_m1()).ln()
+                } else {
+                    (-(-delta).exp()).ln_1p()
+                };
+                let (sa, sb) = (sigmoid(-a), sigmoid(b));
+                (
+                    -softplus(-a) - softplus(b) + log1mexp,
+                    inv * (sa - sb),
+                    -a * sa + b * sb - delta / delta.exp_m1(),
+                )
+            };
+            sum -= lp;
+            if let Some((w, g)) = grad.as_mut() {
+                let w = w[r];
+                // dmu is ∂(−log P)/∂μ; dls is ∂ log P/∂ log s.
+                *l = w * dmu;
+                if free {
+                    g[k] -= w * dls;
+                }
+            }
+        }
+        *out = sum;
+    }
+}
+
 /// ln Σ exp(xᵢ), stable for any magnitudes; −∞ for an empty slice.
 pub fn log_sum_exp(xs: &[f64]) -> f64 {
     let m = xs.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
@@ -379,6 +457,70 @@ mod tests {
                 |s| loss(&logits, s),
                 "learned gaussian log sigma",
             );
+        }
+    }
+
+    /// The logistic CDF, directly from its definition.
+    fn logistic_cdf(x: f64, mu: f64, s: f64) -> f64 {
+        1.0 / (1.0 + (-(x - mu) / s).exp())
+    }
+
+    #[test]
+    fn discretised_logistic_is_a_distribution_over_256_levels() {
+        for (mu, ls) in [
+            (0.3, -3.0),
+            (-0.2, -1.0),
+            (1.4, -4.5),
+            (0.5, 2.0),
+            (0.0, -6.9),
+        ] {
+            let levels: Vec<f64> = (0..256).map(|v| v as f64 / 255.0).collect();
+            let mut nll = vec![0.0; 256];
+            logistic_nll(&mut vec![mu; 256], &levels, 1, 1, &[ls], &mut nll, None);
+            let total: f64 = nll.iter().map(|n| (-n).exp()).sum();
+            assert!((total - 1.0).abs() < 1e-12, "μ {mu}, log s {ls}: {total}");
+            // A middle level is the CDF's difference across its bin, the end levels the tails.
+            let s = f64::exp(ls);
+            let h = 0.5 / 255.0;
+            for v in [1usize, 77, 254] {
+                let c = v as f64 / 255.0;
+                let p = logistic_cdf(c + h, mu, s) - logistic_cdf(c - h, mu, s);
+                if p > 1e-6 {
+                    assert!(
+                        ((-nll[v]).exp() - p).abs() < 1e-9 * p.max(1e-3),
+                        "level {v}"
+                    );
+                }
+            }
+            assert!(((-nll[0]).exp() - logistic_cdf(h, mu, s)).abs() < 1e-12);
+            assert!(((-nll[255]).exp() - (1.0 - logistic_cdf(1.0 - h, mu, s))).abs() < 1e-12);
+        }
+        // Far in a tail the probabilities stay finite where a difference of CDFs would round to zero.
+        let mut n = vec![0.0];
+        logistic_nll(&mut [-30.0f32], &[0.5], 1, 1, &[-3.0], &mut n, None);
+        assert!(n[0].is_finite() && n[0] > 100.0, "{}", n[0]);
+    }
+
+    #[test]
+    fn discretised_logistic_gradients_match_finite_differences() {
+        // Both end levels, middle levels near and far from the mean, and a shared and a per-value scale.
+        let x = vec![0.0, 1.0, 128.0 / 255.0, 3.0 / 255.0, 0.0, 1.0];
+        let logits = vec![
+            0.1, 0.8, 0.45, 0.9, -0.2, 1.3, 0.02, 0.97, 0.5, 0.012, 0.4, 0.6,
+        ];
+        for ls in [vec![-2.5], vec![-3.0, -1.0, -2.0, -4.0, -0.5, -2.2]] {
+            let w = [0.6, 1.3];
+            let loss = |l: &[f64], ls: &[f64]| {
+                let mut n = vec![0.0; 2];
+                logistic_nll(&mut l.to_vec(), &x, 6, 2, ls, &mut n, None);
+                w[0] * n[0] + w[1] * n[1]
+            };
+            let mut g = logits.clone();
+            let mut dls = vec![0.0; ls.len()];
+            let mut n = vec![0.0; 2];
+            logistic_nll(&mut g, &x, 6, 2, &ls, &mut n, Some((&w, &mut dls)));
+            check_gradients(&logits, &g, |l| loss(l, &ls), "logistic outputs");
+            check_gradients(&ls, &dls, |s| loss(&logits, s), "logistic log scale");
         }
     }
 

@@ -68,6 +68,8 @@ pub enum BitsMethod {
     /// A density over [0, 1] on 8-bit data: evaluated at (v + u)/256 with u ~ U[0, 1) per value, whose
     /// −log density plus D·ln 256 bounds −log P(v) from above (Theis et al. 2016).
     Dequantised,
+    /// A distribution over the 256 levels themselves (the discretised logistic): −log P(v) exactly.
+    Discrete,
     /// No bits per dimension: the reason.
     Undefined(&'static str),
 }
@@ -80,6 +82,7 @@ impl BitsMethod {
                 "the data are not 8-bit values (floats from a table or array)",
             ),
             (Likelihood::Gaussian { .. }, Values::U8(_)) => BitsMethod::Dequantised,
+            (Likelihood::Logistic { .. }, Values::U8(_)) => BitsMethod::Discrete,
             (Likelihood::Bernoulli, Values::U8(_)) => BitsMethod::Undefined(
                 "a Bernoulli decoder models binary pixels, not the 256 levels of 8-bit values",
             ),
@@ -90,6 +93,7 @@ impl BitsMethod {
     pub fn describe(&self) -> &'static str {
         match self {
             BitsMethod::Dequantised => "uniform dequantisation",
+            BitsMethod::Discrete => "discrete likelihood of the 8-bit values",
             BitsMethod::Undefined(why) => why,
         }
     }
@@ -101,6 +105,7 @@ pub fn bits_per_dim(nll: f64, d: usize, method: BitsMethod) -> Option<f64> {
     match method {
         // The density lives on [0, 1]; each of the 256 bins has width 1/256, which adds log2 256 = 8 bits.
         BitsMethod::Dequantised => Some(per_dim + 8.0),
+        BitsMethod::Discrete => Some(per_dim),
         BitsMethod::Undefined(_) => None,
     }
 }
@@ -255,5 +260,9 @@ mod tests {
         let half = 0.5 * d as f64 * std::f64::consts::LN_2;
         assert_eq!(bits_per_dim(half, d, BitsMethod::Dequantised), Some(8.5));
         assert_eq!(bits_per_dim(1.0, d, BitsMethod::Undefined("x")), None);
+        // A distribution over the 256 levels: P = 1/256 for every value is 8 bits.
+        let uniform = 3072.0 * 256f64.ln();
+        let bits = bits_per_dim(uniform, 3072, BitsMethod::Discrete).unwrap();
+        assert!((bits - 8.0).abs() < 1e-12, "{bits}");
     }
 }

@@ -20,6 +20,17 @@ pub enum SigmaMode {
     Pixel,
 }
 
+impl SigmaMode {
+    /// Learned values for items of `d` values: none, one, or one per value.
+    pub fn len(self, d: usize) -> usize {
+        match self {
+            SigmaMode::Fixed => 0,
+            SigmaMode::Global => 1,
+            SigmaMode::Pixel => d,
+        }
+    }
+}
+
 pub use crate::core::ops::MIN_SIGMA;
 
 /// The mean of the Gaussian decoder as a function of the network's output.
@@ -50,6 +61,19 @@ pub enum Likelihood {
         #[serde(default)]
         mean: GaussianMean,
     },
+    /// The discretised logistic over the 256 levels of 8-bit values (PixelCNN++, IAF): the decoder output is the
+    /// mean on the [0, 1] scale, with a learned scale.
+    Logistic {
+        /// The scale on the [0, 1] scale (the starting value when learned).
+        scale: f64,
+        /// Fixed, or learned globally or per value.
+        #[serde(default = "global")]
+        learn: SigmaMode,
+    },
+}
+
+fn global() -> SigmaMode {
+    SigmaMode::Global
 }
 
 /// Whether the model is variational.
@@ -478,20 +502,16 @@ impl ModelConfig {
         if self.batch_norm {
             add_norms(reg, "decoder", &mut decoder);
         }
-        let log_sigma = match self.likelihood {
-            Likelihood::Gaussian {
-                learn: SigmaMode::Global,
-                ..
-            } => Some((reg.register("decoder.log_sigma", &[1]), 1)),
-            Likelihood::Gaussian {
-                learn: SigmaMode::Pixel,
-                ..
-            } => {
-                let d = self.input_dim();
-                Some((reg.register("decoder.log_sigma", &[d]), d))
+        let (name, len) = match self.likelihood {
+            Likelihood::Gaussian { learn, .. } => {
+                ("decoder.log_sigma", learn.len(self.input_dim()))
             }
-            _ => None,
+            Likelihood::Logistic { learn, .. } => {
+                ("decoder.log_scale", learn.len(self.input_dim()))
+            }
+            Likelihood::Bernoulli => ("", 0),
         };
+        let log_sigma = (len > 0).then(|| (reg.register(name, &[len]), len));
         Ok(Architecture {
             encoder,
             decoder,
@@ -568,7 +588,8 @@ impl ModelConfig {
                 self.channels
             )));
         }
-        if let Likelihood::Gaussian { sigma, .. } = self.likelihood
+        if let Likelihood::Gaussian { sigma, .. } | Likelihood::Logistic { scale: sigma, .. } =
+            self.likelihood
             && !(MIN_SIGMA..=1e3).contains(&sigma)
         {
             return Err(Error::Config(format!(

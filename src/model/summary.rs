@@ -45,10 +45,18 @@ pub fn table(cfg: &ModelConfig) -> Result<String> {
             Likelihood::Gaussian {
                 learn: SigmaMode::Global,
                 ..
+            }
+            | Likelihood::Logistic {
+                learn: SigmaMode::Global,
+                ..
             } => "one",
             _ => "per value",
         };
-        rows.push((format!("log σ ({what})"), format!("{n}"), n));
+        let name = match cfg.likelihood {
+            Likelihood::Logistic { .. } => "log scale",
+            _ => "log σ",
+        };
+        rows.push((format!("{name} ({what})"), format!("{n}"), n));
     }
     let total: usize = rows.iter().map(|r| r.2).sum();
     let w0 = rows

@@ -168,8 +168,10 @@ impl<T: Real> Vae<T> {
         let p = &mut vae.params.data;
         vae.arch.encoder.init(p, rng);
         vae.arch.decoder.init(p, rng);
-        if let (Some((o, l)), Likelihood::Gaussian { sigma, .. }) =
-            (vae.arch.log_sigma, vae.config.likelihood)
+        if let (
+            Some((o, l)),
+            Likelihood::Gaussian { sigma, .. } | Likelihood::Logistic { scale: sigma, .. },
+        ) = (vae.arch.log_sigma, vae.config.likelihood)
         {
             p[o..o + l].fill(T::c(sigma.ln()));
         }
@@ -275,21 +277,20 @@ impl<T: Real> Vae<T> {
         );
     }
 
-    /// The decoder's means for the `n` codes decoded last: σ(logits), or the outputs themselves for a Gaussian
-    /// over standardised features.
+    /// The decoder's means for the `n` codes decoded last: σ(logits), the outputs themselves for a Gaussian
+    /// over standardised features, or the logistic's location clamped to [0, 1].
     pub fn means(&self, n: usize, ws: &Workspace<T>, out: &mut [T]) {
-        let identity = matches!(
-            self.config.likelihood,
-            Likelihood::Gaussian {
-                mean: GaussianMean::Identity,
-                ..
-            }
-        );
-        for (o, &l) in out
-            .iter_mut()
-            .zip(&ws.logits()[..n * self.config.input_dim()])
-        {
-            *o = if identity { l } else { sigmoid(l) };
+        let lik = self.config.likelihood;
+        let outputs = &ws.logits()[..n * self.config.input_dim()];
+        for (o, &l) in out.iter_mut().zip(outputs) {
+            *o = match lik {
+                Likelihood::Gaussian {
+                    mean: GaussianMean::Identity,
+                    ..
+                } => l,
+                Likelihood::Logistic { .. } => l.max(T::zero()).min(T::one()),
+                _ => sigmoid(l),
+            };
         }
     }
 
@@ -308,8 +309,8 @@ impl<T: Real> Vae<T> {
     }
 
     /// Scores the `n` decoded rows against `x` (each image repeated `samples` times) into `ws.nll`. With
-    /// `grad`, the logits are replaced by their gradient weighted by `uniform` for every row; the learned-σ kernel
-    /// alone also accepts `uniform = None`, meaning the per-row weights in `ws.weights`, and writes the log σ
+    /// `grad`, the logits are replaced by their gradient weighted by `uniform` for every row; the learned-σ and logistic
+    /// kernels also accept `uniform = None`, meaning the per-row weights in `ws.weights`, and writes the log σ
     /// gradient.
     fn likelihood(&self, x: &[T], n: usize, ws: &mut Workspace<T>, grad: bool, uniform: Option<T>) {
         let d = self.config.input_dim();
@@ -350,6 +351,27 @@ impl<T: Real> Vae<T> {
                     ops::gaussian_learned_nll(logits, x, d, s, p, squash, nll, Some((w, g)));
                 } else {
                     ops::gaussian_learned_nll(logits, x, d, s, p, squash, nll, None);
+                }
+            }
+            Likelihood::Logistic { scale, .. } => {
+                let fixed = [T::c(scale.ln())];
+                let learned = self.arch.log_sigma;
+                let p = learned.map_or(&fixed[..], |(o, l)| &self.params.data[o..o + l]);
+                if grad {
+                    if let Some(u) = uniform {
+                        ws.weights[..n].fill(u);
+                    }
+                    // A fixed scale's gradient goes nowhere.
+                    let mut sink = [T::zero()];
+                    let g = if learned.is_some() {
+                        ws.dls.fill(T::zero());
+                        &mut ws.dls[..]
+                    } else {
+                        &mut sink[..]
+                    };
+                    ops::logistic_nll(logits, x, d, s, p, nll, Some((&ws.weights[..n], g)));
+                } else {
+                    ops::logistic_nll(logits, x, d, s, p, nll, None);
                 }
             }
         }
@@ -418,9 +440,10 @@ impl<T: Real> Vae<T> {
                 self.likelihood(x, n, ws, true, Some(inv_s));
             }
             Some(Estimator::Iwae) => {
-                let learned = self.arch.log_sigma.is_some();
+                let learned = self.arch.log_sigma.is_some()
+                    || matches!(self.config.likelihood, Likelihood::Logistic { .. });
                 // Fused kernels score and differentiate in one pass (weight 1, rescaled after); the learned-σ
-                // kernel needs the weights first, so it scores once without gradients.
+                // and logistic kernels need the weights first, so it scores once without gradients.
                 if learned {
                     self.likelihood(x, n, ws, false, None);
                 } else {
@@ -677,6 +700,26 @@ mod tests {
             (vec![], Activation::Relu, Likelihood::Bernoulli, 3, 2.0),
             (
                 vec![4],
+                Activation::Tanh,
+                Likelihood::Logistic {
+                    scale: 0.2,
+                    learn: SigmaMode::Fixed,
+                },
+                2,
+                1.0,
+            ),
+            (
+                vec![3],
+                Activation::Softplus,
+                Likelihood::Logistic {
+                    scale: 0.1,
+                    learn: SigmaMode::Pixel,
+                },
+                1,
+                1.0,
+            ),
+            (
+                vec![4],
                 Activation::LeakyRelu,
                 Likelihood::Bernoulli,
                 1,
@@ -712,6 +755,16 @@ mod tests {
             3,
             Objective::iwae(),
             "iwae learned σ",
+        );
+        let lik = Likelihood::Logistic {
+            scale: 0.3,
+            learn: SigmaMode::Global,
+        };
+        check(
+            config(vec![3], Activation::Tanh, lik),
+            4,
+            Objective::iwae(),
+            "iwae logistic",
         );
     }
 

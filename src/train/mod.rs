@@ -50,6 +50,8 @@ pub struct DataFacts {
     pub kind: Kind,
     /// Number of classes (0: unlabelled).
     pub classes: usize,
+    /// Whether the values are 8-bit levels (images, byte arrays) rather than floats.
+    pub bytes: bool,
 }
 
 impl DataFacts {
@@ -58,6 +60,7 @@ impl DataFacts {
         DataFacts {
             shape: loaded.train.shape,
             kind: loaded.train.kind,
+            bytes: matches!(loaded.train.values, crate::data::Values::U8(_)),
             classes: if loaded.train.is_labelled() {
                 loaded.train.classes.len()
             } else {
@@ -72,6 +75,7 @@ impl DataFacts {
             shape: ItemShape::grey(28, 28),
             kind: Kind::Image,
             classes: 10,
+            bytes: true,
         }
     }
 }
