@@ -251,7 +251,7 @@ fn numpy_arrays_in_every_layout() {
         panic!()
     };
     assert_eq!((ds.len(), ds.shape), (4, ItemShape::grey(3, 2)));
-    assert_eq!(ds.values, Values::U8(px.clone()));
+    assert_eq!(ds.values, Values::U8(px.clone().into()));
     // float32 N×H×W×C in [0, 1], and the same pixels as N×C×H×W.
     let f: Vec<f32> = (0..2 * 2 * 2 * 3).map(|v| v as f32 / 24.0).collect();
     write_npy(&p, &[2, 2, 2, 3], &f);
@@ -527,4 +527,43 @@ fn the_cache_key_follows_the_files_and_the_settings() {
     );
     std::fs::write(&entry, &bytes[..bytes.len() / 2]).unwrap();
     assert_eq!(cache::load(&key), None);
+    // A folder without its own test split is cached split, and every run maps both splits from that entry:
+    // the same items as decoding without a cache, none of them copied onto the heap.
+    for i in 3..12u8 {
+        let img = image_bytes(4, 4, i % 2 == 0, i, "png");
+        std::fs::write(root.join(format!("a/{i}.png")), img).unwrap();
+    }
+    let spec = elbo::data::DataSpec {
+        path: root.clone(),
+        images: opts(4),
+        layout: None,
+        label_column: None,
+        test_fraction: 0.25,
+        split_seed: Some(elbo::data::source::SPLIT_SEED),
+    };
+    let split = |run_seed: u64| {
+        let l = elbo::data::source::load(&spec, run_seed).unwrap();
+        (l.train, l.test)
+    };
+    let mapped = |d: &Dataset| matches!(&d.values, Values::U8(b) if b.is_mapped());
+    let first = split(1);
+    let second = split(2);
+    assert!(mapped(&first.0) && mapped(&first.1) && mapped(&second.0));
+    assert_eq!(
+        first, second,
+        "the held-out split does not follow the run's seed"
+    );
+    unsafe { std::env::set_var("ELBO_CACHE_DIR", "off") };
+    let uncached = split(1);
+    assert!(!mapped(&uncached.0));
+    assert_eq!(first, uncached, "the cache changes nothing a run sees");
+    assert_eq!((first.0.len(), first.1.len()), (9, 3));
+    // Runs recorded before the split was fixed keep drawing it with their own seed.
+    let legacy = elbo::data::DataSpec {
+        split_seed: None,
+        ..spec.clone()
+    };
+    let old = |seed| elbo::data::source::load(&legacy, seed).unwrap().test;
+    assert_ne!(old(1).names, old(2).names);
+    unsafe { std::env::set_var("ELBO_CACHE_DIR", &dir) };
 }

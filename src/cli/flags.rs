@@ -366,6 +366,7 @@ impl RunFlags {
                 layout,
                 label_column: self.label_column.clone(),
                 test_fraction: self.test_fraction.unwrap_or(0.1),
+                split_seed: Some(crate::data::source::SPLIT_SEED),
             }),
         ))
     }

@@ -32,7 +32,7 @@ impl std::fmt::Display for Binarize {
 pub fn binarize_static(ds: &mut Dataset, rng: &mut impl rand::Rng) {
     match &mut ds.values {
         Values::U8(v) => {
-            for p in v.iter_mut() {
+            for p in v.to_mut().iter_mut() {
                 let u: f32 = rng.random();
                 *p = if u < *p as f32 / 255.0 { 255 } else { 0 };
             }

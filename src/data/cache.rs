@@ -6,13 +6,16 @@
 //! to the images or the settings makes a new key. Entries live in `$ELBO_CACHE_DIR`, else the user's cache
 //! folder (`~/.cache/elbo/prepared`); deleting them is always safe.
 
-use super::dataset::{Dataset, ItemShape, Values};
+use super::bytes::Bytes;
+use super::dataset::{Dataset, ItemShape, Kind, Values};
 use super::images::{Found, ImageOptions};
 use crate::error::{Error, Result};
 use md5::{Digest, Md5};
+use memmap2::Mmap;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Bumped whenever decoding changes, so old entries are not reused.
 const VERSION: &str = "elbo-image-cache-2";
@@ -87,20 +90,32 @@ pub fn key(path: &Path, opts: &ImageOptions) -> Result<Option<String>> {
     Ok(Some(format!("{:x}", h.finalize())))
 }
 
+/// The key of `key`'s images split with a held-out `fraction` drawn with `seed`.
+pub fn split_key(key: &str, fraction: f64, seed: u64) -> String {
+    let mut h = Md5::new();
+    h.update(format!("{key}:split:{}:{seed}", fraction.to_bits()));
+    format!("{:x}", h.finalize())
+}
+
 fn entry(key: &str) -> PathBuf {
     dir().join(format!("{key}.safetensors"))
 }
 
 /// The cached images under `key`, if there is a readable entry; a damaged one is ignored (and replaced later).
+/// The images stay in the file, memory-mapped: a run pages in what its batches read, so a dataset larger than
+/// the memory it should use trains without being read whole.
 pub fn load(key: &str) -> Option<Found> {
     let path = entry(key);
-    let meta = std::fs::metadata(&path).ok()?;
-    if !meta.is_file() || meta.len() > crate::resources::available_memory() {
+    let file = std::fs::File::open(&path).ok()?;
+    if !file.metadata().ok()?.is_file() {
         return None;
     }
-    let bytes = std::fs::read(&path).ok()?;
-    let st = SafeTensors::deserialize(&bytes).ok()?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes).ok()?;
+    // SAFETY: entries are only ever replaced by renaming a new file over them (never written in place), so
+    // the mapped file does not change while it is read; editing it by hand during a run is not supported.
+    let map = Arc::new(unsafe { Mmap::map(&file) }.ok()?);
+    let bytes: &[u8] = &map;
+    let st = SafeTensors::deserialize(bytes).ok()?;
+    let (_, meta) = SafeTensors::read_metadata(bytes).ok()?;
     let meta = meta.metadata().clone().unwrap_or_default();
     let classes: Vec<String> = serde_json::from_str(meta.get("classes")?).ok()?;
     let shape: ItemShape = serde_json::from_str(meta.get("shape")?).ok()?;
@@ -138,7 +153,11 @@ pub fn load(key: &str) -> Option<Found> {
             Err(_) => None,
         };
         let names: Vec<String> = serde_json::from_str(meta.get(&format!("{s}.names"))?).ok()?;
-        let mut ds = Dataset::from_bytes(shape, v.data().to_vec(), labels).ok()?;
+        let start = v.data().as_ptr() as usize - bytes.as_ptr() as usize;
+        let view = Bytes::mapped(map.clone(), start..start + v.data().len());
+        // Hashing read every page; they are the file's, not the run's, so give them back.
+        view.release();
+        let mut ds = Dataset::new(shape, Kind::Image, Values::U8(view), labels).ok()?;
         if ds
             .labels
             .as_ref()

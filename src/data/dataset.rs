@@ -1,6 +1,7 @@
 //! A dataset: items of one shape (images H×W×C, or table rows of D features), stored as bytes or floats, with
 //! optional class labels and their names. Every source produces one; everything downstream reads only this.
 
+use super::bytes::Bytes;
 use crate::error::{Error, Result};
 
 /// The shape of one item. Images are `height × width × channels`, stored NHWC; a row of `D` features is
@@ -58,8 +59,8 @@ pub enum Kind {
 /// The stored values: bytes 0–255 (intensity v/255) or floats used as they are.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Values {
-    /// Bytes; the value seen by models is `v / 255`.
-    U8(Vec<u8>),
+    /// Bytes, on the heap or mapped from the image cache; the value seen by models is `v / 255`.
+    U8(Bytes),
     /// Floats, already in the units models see.
     F32(Vec<f32>),
 }
@@ -98,7 +99,8 @@ impl Values {
                 idx.iter()
                     .flat_map(|&i| &v[i * d..(i + 1) * d])
                     .copied()
-                    .collect(),
+                    .collect::<Vec<u8>>()
+                    .into(),
             ),
             Values::F32(v) => Values::F32(
                 idx.iter()
@@ -111,7 +113,11 @@ impl Values {
 
     fn extend(&mut self, other: Values) -> Result<()> {
         match (self, other) {
-            (Values::U8(a), Values::U8(b)) => a.extend(b),
+            (Values::U8(a), Values::U8(b)) => {
+                let mut v = std::mem::replace(a, Vec::new().into()).into_vec();
+                v.extend_from_slice(&b);
+                *a = v.into();
+            }
             (Values::F32(a), Values::F32(b)) => a.extend(b),
             (Values::F32(a), Values::U8(b)) => a.extend(b.iter().map(|&v| v as f32 / 255.0)),
             (a @ Values::U8(_), Values::F32(b)) => {
@@ -149,7 +155,7 @@ impl Dataset {
         values: Vec<u8>,
         labels: Option<Vec<u32>>,
     ) -> Result<Dataset> {
-        Self::new(shape, Kind::Image, Values::U8(values), labels)
+        Self::new(shape, Kind::Image, Values::U8(values.into()), labels)
     }
 
     /// A dataset, checking that values and labels agree with the shape.
@@ -224,6 +230,13 @@ impl Dataset {
                 }
             }
             Values::F32(v) => out.copy_from_slice(&v[i * d..(i + 1) * d]),
+        }
+    }
+
+    /// Gives back the memory pages that reading a memory-mapped dataset brought in (see [`Bytes::release`]).
+    pub fn release(&self) {
+        if let Values::U8(b) = &self.values {
+            b.release();
         }
     }
 

@@ -11,6 +11,7 @@
 //! Batching ([`batch`]) and everything downstream see only [`Dataset`].
 
 pub mod batch;
+pub mod bytes;
 pub mod cache;
 pub mod dataset;
 pub mod download;
@@ -22,6 +23,7 @@ pub mod source;
 pub mod table;
 
 pub use batch::{Batcher, Binarize};
+pub use bytes::Bytes;
 pub use dataset::{Dataset, ItemShape, Kind, Values};
 pub use named::{DatasetName, load_dataset, resolve_data_dir};
 pub use source::{DataSpec, Loaded};

@@ -104,7 +104,7 @@ fn read_array(r: impl Read, limit: u64, path: &Path, what: &str) -> Result<Array
     let short = |e: std::io::Error| bad(path, what, format!("truncated or unreadable data ({e})"));
     let (tc, size) = (ts.type_char(), ts.size_field());
     let values = match (tc, size) {
-        (TypeChar::Uint, 1) => Values::U8(npy.into_vec::<u8>().map_err(short)?),
+        (TypeChar::Uint, 1) => Values::U8(npy.into_vec::<u8>().map_err(short)?.into()),
         (TypeChar::Float, 4) => Values::F32(npy.into_vec::<f32>().map_err(short)?),
         (TypeChar::Float, 8) => Values::F32(
             npy.into_vec::<f64>()
@@ -362,7 +362,7 @@ fn labels(a: Array, n: usize, path: &Path, what: &str) -> Result<Vec<u32>> {
         ));
     }
     let raw: Vec<f32> = match a.values {
-        Values::U8(v) => v.into_iter().map(f32::from).collect(),
+        Values::U8(v) => v.iter().copied().map(f32::from).collect(),
         Values::F32(v) => v,
     };
     raw.iter()

@@ -26,7 +26,14 @@ pub struct DataSpec {
     pub label_column: Option<String>,
     /// Fraction held out as the test split when the source has none.
     pub test_fraction: f64,
+    /// The seed choosing that split: fixed, so runs with different seeds share a test set. Absent in runs made
+    /// before it was fixed, which drew the split with the run's seed.
+    #[serde(default)]
+    pub split_seed: Option<u64>,
 }
+
+/// The split seed of new runs.
+pub const SPLIT_SEED: u64 = 0;
 
 /// The kinds of file and folder elbo reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,7 +93,22 @@ const SPLIT_SALT: u64 = 0x5b11_7000;
 /// Loads a source and splits it: its own `train/`+`test/`, or `test_fraction` held out with `seed`.
 pub fn load(spec: &DataSpec, seed: u64) -> Result<Loaded> {
     check_settings(spec)?;
-    let (found, columns) = read(spec, &spec.path, None)?;
+    let split_seed = spec.split_seed.unwrap_or(seed) ^ SPLIT_SALT;
+    // Decoded images held out by a fixed seed are cached split, so a run maps both splits from the cache
+    // instead of copying the training items out of the whole.
+    let split_key = match (format_of(&spec.path)?, spec.split_seed) {
+        (Format::Images, Some(_)) => cache::key(&spec.path, &spec.images)?
+            .map(|k| cache::split_key(&k, spec.test_fraction, split_seed)),
+        _ => None,
+    };
+    if let Some(Found::Split(train, test)) = split_key.as_deref().and_then(cache::load) {
+        return Ok(Loaded {
+            train,
+            test,
+            columns: Vec::new(),
+        });
+    }
+    let (found, columns) = read(spec, &spec.path, None, split_key.is_none())?;
     let (train, test) = match found {
         Found::Split(a, b) => (a, b),
         Found::One(ds) => {
@@ -98,7 +120,7 @@ pub fn load(spec: &DataSpec, seed: u64) -> Result<Loaded> {
                 )));
             }
             let n = ds.len();
-            let (train, test) = ds.split_fraction(f, seed ^ SPLIT_SALT);
+            let (train, test) = ds.split_fraction(f, split_seed);
             if train.is_empty() || test.is_empty() {
                 return Err(Error::Config(format!(
                     "{}: {n} items with --test-fraction {f} leave {} for training and {} for testing; both need at least one",
@@ -107,7 +129,27 @@ pub fn load(spec: &DataSpec, seed: u64) -> Result<Loaded> {
                     test.len()
                 )));
             }
-            (train, test)
+            match split_key {
+                Some(k) => {
+                    let found = Found::Split(train, test);
+                    if let Err(e) = cache::store(&k, &found) {
+                        eprintln!(
+                            "elbo: could not cache the decoded images ({e}); the next run decodes them again"
+                        );
+                    }
+                    // Map the stored copy and free the decoded one, so training holds no images on the heap.
+                    match cache::load(&k) {
+                        Some(Found::Split(a, b)) => (a, b),
+                        _ => {
+                            let Found::Split(a, b) = found else {
+                                unreachable!("built as a split above")
+                            };
+                            (a, b)
+                        }
+                    }
+                }
+                None => (train, test),
+            }
         }
     };
     Ok(Loaded {
@@ -158,7 +200,7 @@ pub fn load_items(spec: &DataSpec, path: &Path, columns: Option<&[String]>) -> R
     if format_of(path)? == Format::Images {
         return images::load_flat(path, &spec.images);
     }
-    let (found, _) = read(spec, path, columns)?;
+    let (found, _) = read(spec, path, columns, true)?;
     Ok(match found {
         Found::One(ds) => ds,
         Found::Split(mut a, b) => {
@@ -168,7 +210,14 @@ pub fn load_items(spec: &DataSpec, path: &Path, columns: Option<&[String]>) -> R
     })
 }
 
-fn read(spec: &DataSpec, path: &Path, columns: Option<&[String]>) -> Result<(Found, Vec<String>)> {
+/// Reads `path` whole; decoded images are cached, except an unsplit set when `store_one` is false (the caller
+/// caches its split instead).
+fn read(
+    spec: &DataSpec,
+    path: &Path,
+    columns: Option<&[String]>,
+    store_one: bool,
+) -> Result<(Found, Vec<String>)> {
     match format_of(path)? {
         Format::Images => {
             let key = cache::key(path, &spec.images)?;
@@ -177,6 +226,7 @@ fn read(spec: &DataSpec, path: &Path, columns: Option<&[String]>) -> Result<(Fou
             }
             let found = images::load(path, &spec.images)?;
             if let Some(k) = key
+                && (store_one || matches!(found, Found::Split(..)))
                 && let Err(e) = cache::store(&k, &found)
             {
                 eprintln!(
