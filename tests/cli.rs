@@ -466,6 +466,40 @@ fn gaussian_likelihood_and_dynamic_binarisation_train() {
         "{v}"
     );
     assert!(bits > 0.0 && bits < 4.0, "{bits}");
+    // What needs 8-bit values or Bernoulli pixels says so for a logistic run, whichever command asks.
+    let o = run(elbo()
+        .arg("sample")
+        .arg(&l)
+        .arg("--bernoulli")
+        .arg("--out")
+        .arg(tmp.path().join("s.png")));
+    assert_user_error(&o, "this model's is a discretised logistic");
+    let floats = tmp.path().join("floats.npy");
+    let mut buf = Vec::new();
+    {
+        use npyz::WriterBuilder;
+        let mut w = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(&[3, 28, 28])
+            .writer(&mut buf)
+            .begin_nd()
+            .unwrap();
+        w.extend((0..3 * 784).map(|i| (i % 5) as f32 / 5.0))
+            .unwrap();
+        w.finish().unwrap();
+    }
+    std::fs::write(&floats, buf).unwrap();
+    let o = run(elbo()
+        .arg("score")
+        .arg(&l)
+        .arg("--input")
+        .arg(&floats)
+        .arg("--out")
+        .arg(tmp.path().join("sc.csv")));
+    assert_user_error(
+        &o,
+        "discretised logistic models 8-bit values; these items are floats",
+    );
     let b = tmp.path().join("binary");
     let o = run(elbo()
         .args([

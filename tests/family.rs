@@ -174,7 +174,11 @@ fn bad_config_files_and_settings_are_refused_clearly() {
         &train(&["--config", "/nonexistent/c.toml"], &out),
         "/nonexistent/c.toml",
     );
-    let cases: [(&[&str], &str); 11] = [
+    let cases: [(&[&str], &str); 12] = [
+        (
+            &["--batch-norm", "--batch-size", "1"],
+            "--batch-norm normalises over the batch, which needs at least 2 items",
+        ),
         (
             &["--weight-decay=-1"],
             "--weight-decay -1 must be at least 0 and below 1/--lr",
@@ -218,6 +222,31 @@ fn bad_config_files_and_settings_are_refused_clearly() {
         "does not fit a 28x28 input",
     );
     assert!(!out.exists(), "a refused run leaves no directory behind");
+    // Any value a run accepts reads back from its checkpoint, down to a subnormal decay factor.
+    let o = train(
+        &[
+            "--lr-schedule",
+            "exponential",
+            "--lr-gamma",
+            "1e-320",
+            "--hidden",
+            "16",
+            "--latent",
+            "2",
+            "--limit",
+            "100",
+            "--epochs",
+            "1",
+        ],
+        &out,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(elbo()
+        .args(["train", "--epochs", "2", "--resume"])
+        .arg(&out));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let saved = saved_config(&out);
+    assert_eq!(saved["train"]["lr_schedule"]["gamma"], 1e-320);
 }
 
 #[test]

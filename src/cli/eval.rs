@@ -72,8 +72,10 @@ pub(crate) fn run(a: EvalArgs) -> Result<()> {
         v["log_likelihood"] = serde_json::json!(-est.nll);
         v["seconds"] = serde_json::json!(secs);
         v["epoch"] = serde_json::json!(ck.state.epoch);
-        v["bits_per_dim_method"] =
-            serde_json::json!(eval::BitsMethod::for_data(&ck.config.model, &test).describe());
+        let method = eval::BitsMethod::for_data(&ck.config.model, &test);
+        v["bits_per_dim_method"] = serde_json::json!(method.describe());
+        // A density on 8-bit data was scored at dequantised values, every figure with it.
+        v["dequantised"] = serde_json::json!(method == eval::BitsMethod::Dequantised);
         println!("{v}");
     } else {
         println!(
@@ -82,12 +84,17 @@ pub(crate) fn run(a: EvalArgs) -> Result<()> {
             ck.state.epoch
         );
         println!("images     {}", est.n);
-        println!("-ELBO      {:.3} nats", est.neg_elbo);
+        let method = eval::BitsMethod::for_data(&ck.config.model, &test);
+        let at = if method == eval::BitsMethod::Dequantised {
+            ", at dequantised values (v + u)/256"
+        } else {
+            ""
+        };
+        println!("-ELBO      {:.3} nats{at}", est.neg_elbo);
         println!(
-            "-log p(x)  {:.3} nats (importance sampling, K = {})",
+            "-log p(x)  {:.3} nats (importance sampling, K = {}{at})",
             est.nll, est.k
         );
-        let method = eval::BitsMethod::for_data(&ck.config.model, &test);
         match est.bits_per_dim {
             Some(b) => println!("bits/dim   {b:.4} ({})", method.describe()),
             None => println!("bits/dim   none: {}", method.describe()),

@@ -247,7 +247,12 @@ fn parse_size(s: &str) -> Result<(usize, usize)> {
 /// Settings that belong to one schedule or likelihood only, named for the error when used with another.
 fn only_with(given: bool, flag: &str, needs: &str) -> Result<()> {
     if given {
-        return Err(Error::Config(format!("{flag} applies to {needs} only")));
+        let verb = if flag.contains(" and ") {
+            "apply"
+        } else {
+            "applies"
+        };
+        return Err(Error::Config(format!("{flag} {verb} to {needs} only")));
     }
     Ok(())
 }

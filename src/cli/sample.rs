@@ -42,9 +42,10 @@ pub(crate) fn run(a: SampleArgs) -> Result<()> {
     check_count(a.n, "sample")?;
     let out = a.output.check()?;
     let style = a.mosaic.style()?;
-    if !(a.temperature.is_finite() && a.temperature > 0.0) {
+    // Beyond 1000 the codes lie so far out that the decoder's outputs overflow.
+    if !(a.temperature.is_finite() && a.temperature > 0.0 && a.temperature <= 1e3) {
         return Err(Error::Config(format!(
-            "--temperature {} must be a positive number",
+            "--temperature {} must be a positive number up to 1000",
             a.temperature
         )));
     }
@@ -56,9 +57,13 @@ pub(crate) fn run(a: SampleArgs) -> Result<()> {
     }
     let labels = class_labels(&ck, a.class.as_deref(), a.n)?;
     if a.bernoulli && ck.config.model.likelihood != Likelihood::Bernoulli {
-        return Err(Error::Config(
-            "--bernoulli samples pixels from a Bernoulli decoder; this model's is Gaussian".into(),
-        ));
+        let what = match ck.config.model.likelihood {
+            Likelihood::Logistic { .. } => "a discretised logistic",
+            _ => "a Gaussian",
+        };
+        return Err(Error::Config(format!(
+            "--bernoulli samples pixels from a Bernoulli decoder; this model's is {what}"
+        )));
     }
     let spec = SampleSpec {
         n: a.n,

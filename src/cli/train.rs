@@ -134,7 +134,7 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
         let splits = train::prepare(&mut cfg, loaded)?;
         cfg.validate()?;
         train::preflight(&cfg, &splits)?;
-        eprint!("{}", crate::model::summary::table(&cfg.model)?);
+        let summary = crate::model::summary::table(&cfg.model)?;
         let dir = settings.out.clone().unwrap_or_else(|| {
             let name = cfg.data_name();
             let stem = name.split('.').next().unwrap_or(&name).to_string();
@@ -151,6 +151,8 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
             )));
         }
         let lock = prepare_run_dir(&dir, a.force)?;
+        // Printed once nothing can refuse the run, so an error is the last line a user reads.
+        eprint!("{summary}");
         eprintln!("elbo: training into {}", dir.display());
         (dir, Start::New(Box::new(cfg)), splits, lock)
     };

@@ -149,14 +149,14 @@ impl BatchNorm {
     }
 
     /// Folds a training batch's statistics into the running ones, with PyTorch's unbiased variance; `n` is the
-    /// number of values each channel's statistics were taken over.
+    /// number of values each channel's statistics were taken over. One value has no variance (PyTorch refuses
+    /// such a batch): a last batch of one item leaves the running statistics as they are.
     pub fn update_running<T: Real>(&self, p: &mut [T], stats: &[T], n: usize) {
+        if n < 2 {
+            return;
+        }
         let c = self.channels;
-        let unbias = if n > 1 {
-            n as f64 / (n - 1) as f64
-        } else {
-            1.0
-        };
+        let unbias = n as f64 / (n - 1) as f64;
         for j in 0..c {
             let (m, v) = (stats[j].f64(), stats[c + j].f64() * unbias);
             let rm = &mut p[self.mean + j];
@@ -256,6 +256,10 @@ mod tests {
         let want_var = st[c] * rows as f64 / (rows - 1) as f64;
         assert!((params.data[bn.mean] - st[0]).abs() < 1e-9);
         assert!((params.data[bn.var] - want_var).abs() < 1e-9);
+        // A batch of one value per channel has no variance: it leaves the running statistics alone.
+        let kept = params.data.clone();
+        bn.update_running(&mut params.data, &[5.0, 5.0, 0.0, 0.0], 1);
+        assert_eq!(params.data, kept);
         // Eval mode is exactly γ·(x − running mean)/√(running var + ε).
         params.data[bn.mean + 1] = 0.25;
         params.data[bn.var + 1] = 4.0;

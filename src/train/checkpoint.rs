@@ -246,6 +246,9 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
         if out.iter().any(|v| !v.is_finite()) {
             return Err(bad(format!("tensor '{name}' holds NaN or infinite values")));
         }
+        if name.ends_with("running_var") && out.iter().any(|&v| v < 0.0) {
+            return Err(bad(format!("tensor '{name}' holds a negative variance")));
+        }
         Ok(())
     };
     for spec in &specs {

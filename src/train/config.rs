@@ -313,6 +313,12 @@ impl RunConfig {
                 t.batch_size
             )));
         }
+        if self.model.batch_norm && t.batch_size == 1 {
+            return Err(Error::Config(
+                "--batch-norm normalises over the batch, which needs at least 2 items: use --batch-size 2 or more"
+                    .into(),
+            ));
+        }
         if t.samples == 0 || t.samples * t.batch_size > MAX_ROWS {
             return Err(Error::Config(format!(
                 "--samples {} must be at least 1, and samples x batch size at most {MAX_ROWS}",

@@ -104,6 +104,14 @@ pub fn load_splits(cfg: &RunConfig, data_dir: Option<&Path>) -> Result<Splits> {
     prepare(&mut cfg, loaded)
 }
 
+/// Whether weights and optimiser state can be saved and read back. A NaN gradient in the last step would only
+/// show in the next loss, and Adam's second moment overflows first (a gradient above 1.8e19 squares to
+/// infinity in f32) while the weights stay finite; the loader refuses either, so training calls it divergence.
+fn savable(params: &crate::core::Params<f32>, adam: &crate::core::Adam<f32>) -> bool {
+    let finite = |v: &[f32]| v.iter().all(|x| x.is_finite());
+    finite(&params.data) && finite(&adam.m) && finite(&adam.v)
+}
+
 /// Training steps between returning a mapped dataset's pages: 64 batches of 64 CelebA images touch 64 MB.
 const RELEASE_EVERY: usize = 64;
 
@@ -299,6 +307,14 @@ pub fn load_items(cfg: &RunConfig, path: &Path) -> Result<Dataset> {
             cfg.data.kind
         )));
     }
+    if matches!(m.likelihood, crate::model::Likelihood::Logistic { .. })
+        && matches!(ds.values, data::Values::F32(_))
+    {
+        return Err(Error::Config(format!(
+            "{}: this run's discretised logistic models 8-bit values; these items are floats: give images or a uint8 array",
+            path.display()
+        )));
+    }
     if let Some(st) = &cfg.data.standardizer {
         st.apply(&mut ds);
     }
@@ -346,11 +362,18 @@ pub fn load_items(cfg: &RunConfig, path: &Path) -> Result<Dataset> {
                 .iter()
                 .position(|c| c == name)
                 .ok_or_else(|| {
-                    Error::Config(format!(
-                        "{}: class '{name}' is not one of the run's classes ({})",
-                        path.display(),
-                        cfg.data.classes.join(", ")
-                    ))
+                    let classes = cfg.data.classes.join(", ");
+                    Error::Config(if name.is_empty() {
+                        format!(
+                            "{}: a conditional run takes each image's class from its folder, and these images lie in none: give the folder holding the class folders ({classes})",
+                            path.display()
+                        )
+                    } else {
+                        format!(
+                            "{}: class '{name}' is not one of the run's classes ({classes})",
+                            path.display()
+                        )
+                    })
                 })? as u32;
         }
         ds.classes = cfg.data.classes.clone();
@@ -576,9 +599,7 @@ pub fn train_on(
                 train_neg_iwae: (t.objective == Estimator::Iwae)
                     .then(|| stats.iwae / stats.n.max(1) as f64),
             };
-            // A NaN gradient in the last step would only show in the next loss, and non-finite metrics cannot be
-            // stored (JSON has no NaN): never save either.
-            if !row.is_finite() || vae.params.data.iter().any(|v| !v.is_finite()) {
+            if !row.is_finite() || !savable(&vae.params, &adam) {
                 return Err(Error::Diverged {
                     epoch,
                     step: n.div_ceil(batch),
@@ -663,4 +684,26 @@ fn progress_bar(show: bool, len: u64, epoch: usize, epochs: usize) -> indicatif:
     );
     bar.set_prefix(format!("{epoch}/{epochs}"));
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_overflowed_optimiser_state_is_not_savable() {
+        let mut params = crate::core::Params::<f32>::default();
+        params.data = vec![0.5; 4];
+        params.grad = vec![0.0; 4];
+        let mut adam = TrainConfig::default().adam(4);
+        assert!(savable(&params, &adam));
+        adam.v[2] = f32::INFINITY;
+        assert!(
+            !savable(&params, &adam),
+            "finite weights, infinite second moment"
+        );
+        adam.v[2] = 0.0;
+        params.data[0] = f32::NAN;
+        assert!(!savable(&params, &adam));
+    }
 }
