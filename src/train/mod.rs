@@ -692,9 +692,11 @@ mod tests {
 
     #[test]
     fn an_overflowed_optimiser_state_is_not_savable() {
-        let mut params = crate::core::Params::<f32>::default();
-        params.data = vec![0.5; 4];
-        params.grad = vec![0.0; 4];
+        let mut params = crate::core::Params::<f32> {
+            data: vec![0.5; 4],
+            grad: vec![0.0; 4],
+            ..Default::default()
+        };
         let mut adam = TrainConfig::default().adam(4);
         assert!(savable(&params, &adam));
         adam.v[2] = f32::INFINITY;
