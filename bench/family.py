@@ -5,7 +5,8 @@ Each round runs every chosen workload in elbo, then in PyTorch, one process at a
 rounds (training: seconds per epoch; eval: microseconds per importance sample, PyTorch at its best chunk size),
 their ratio and each process's peak RSS, as Markdown.
 
-Usage: bench/run.sh --family [--workloads iwae conv eval] [--rounds 3] [--limit N] [--threads 2]
+Usage: bench/run.sh --family [--workloads iwae conv eval celeba] [--rounds 3] [--limit N] [--threads 2]
+(celeba needs a folder of 64x64 colour PNGs: bench/.venv/bin/python bench/photos.py makes bench/data/photos64)
 """
 import argparse
 import csv
@@ -47,9 +48,34 @@ def torch_train(workload, args, seed, env):
     return json_lines(out)[0]["seconds"], rss
 
 
+def elbo_celeba(args, seed, env):
+    """ms per training image of configs/pytorch-vae-celeba64.toml on the photo folder (no crop: it is 64x64)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [ELBO, "train", "--config", "configs/pytorch-vae-celeba64.toml", "--data", args.photos, "--crop", "64",
+               "--epochs", "1", "--threads", str(args.threads), "--seed", str(seed), "--out", os.path.join(tmp, "run")]
+        _, rss = run(cmd, dict(env, ELBO_CACHE_DIR=os.path.join(tmp, "cache")))
+        with open(os.path.join(tmp, "run", "metrics.csv")) as f:
+            seconds = float(next(csv.DictReader(f))["seconds"])
+    files = sum(len(fs) for _, _, fs in os.walk(args.photos))
+    n = files - round(0.1 * files)  # elbo holds out a tenth as the test split
+    return seconds / n * 1e3, rss
+
+
+def torch_celeba(args, seed, env):
+    files = sum(len(fs) for _, _, fs in os.walk(args.photos))
+    n = files - round(0.1 * files)
+    out, rss = run([sys.executable, TORCH, "celeba", "--epochs", "1", "--threads", str(args.threads), "--seed",
+                    str(seed), "--limit", str(n), "--photos", args.photos], env)
+    line = json_lines(out)[0]
+    return line["seconds"] / line["images"] * 1e3, rss
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--workloads", nargs="+", default=["iwae", "conv", "eval"], choices=["iwae", "conv", "eval"])
+    ap.add_argument("--workloads", nargs="+", default=["iwae", "conv", "eval"],
+                    choices=["iwae", "conv", "eval", "celeba"])
+    ap.add_argument("--photos", default=os.path.join(ROOT, "bench", "data", "photos64"),
+                    help="celeba: a folder of 64x64 colour PNGs (bench/photos.py makes one)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=0, help="train on the first N images (0: all 60000)")
@@ -79,6 +105,9 @@ def main():
             if "conv" in args.workloads:
                 add("conv_elbo", *elbo_train("configs/keras-conv.toml", args, seed, env))
                 add("conv_torch", *torch_train("conv", args, seed, env))
+            if "celeba" in args.workloads:
+                add("celeba_elbo", *elbo_celeba(args, seed, env))
+                add("celeba_torch", *torch_celeba(args, seed, env))
             if "eval" in args.workloads:
                 out, rss = run([ELBO, "eval", eval_run, "--k", str(args.k), "--limit", str(args.images), "--threads",
                                 str(args.threads), "--seed", str(seed), "--json"], env)
@@ -93,11 +122,15 @@ def main():
     import torch
     print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; threads {args.threads}; "
           f"PyTorch {torch.__version__}; {time.strftime('%Y-%m-%d')}")
-    print(f"Rounds: {args.rounds}; training on {args.limit or 60000} images per epoch; medians over rounds.\n")
+    what = f"MNIST workloads train on {args.limit or 60000} images per epoch"
+    if "celeba" in args.workloads:
+        what += f"; celeba on the training split of {args.photos}"
+    print(f"Rounds: {args.rounds}; {what}; medians over rounds.\n")
     print("| workload | unit | elbo | PyTorch | elbo / PyTorch | peak RSS MB elbo / PyTorch |")
     print("| --- | --- | --- | --- | --- | --- |")
     names = {"iwae": ("IWAE k = 50, batch 20", "s/epoch"), "conv": ("Keras conv VAE, batch 128", "s/epoch"),
-             "eval": (f"importance-sampled eval, K = {args.k}", "µs/sample")}
+             "eval": (f"importance-sampled eval, K = {args.k}", "µs/sample"),
+             "celeba": ("PyTorch-VAE VanillaVAE 64x64x3, batch 64 (photo crops)", "ms/image")}
     for w in args.workloads:
         e, t = statistics.median(res[w + "_elbo"]), statistics.median(res[w + "_torch"])
         label, unit = names[w]

@@ -128,6 +128,66 @@ def conv(args):
                           "train_neg_elbo": total / len(train)}), flush=True)
 
 
+class VanillaVAE(nn.Module):
+    """PyTorch-VAE's VanillaVAE (models/vanilla_vae.py) for 64x64x3, as configs/pytorch-vae-celeba64.toml."""
+
+    def __init__(self, latent=128, hidden=(32, 64, 128, 256, 512)):
+        super().__init__()
+        layers, c = [], 3
+        for h in hidden:
+            layers.append(nn.Sequential(nn.Conv2d(c, h, 3, 2, 1), nn.BatchNorm2d(h), nn.LeakyReLU()))
+            c = h
+        self.encoder = nn.Sequential(*layers)
+        self.fc_mu = nn.Linear(hidden[-1] * 4, latent)
+        self.fc_var = nn.Linear(hidden[-1] * 4, latent)
+        self.decoder_input = nn.Linear(latent, hidden[-1] * 4)
+        rev = list(reversed(hidden))
+        self.decoder = nn.Sequential(*[
+            nn.Sequential(nn.ConvTranspose2d(a, b, 3, 2, 1, output_padding=1), nn.BatchNorm2d(b), nn.LeakyReLU())
+            for a, b in zip(rev, rev[1:])])
+        self.final = nn.Sequential(
+            nn.ConvTranspose2d(rev[-1], rev[-1], 3, 2, 1, output_padding=1), nn.BatchNorm2d(rev[-1]), nn.LeakyReLU(),
+            nn.Conv2d(rev[-1], 3, 3, padding=1), nn.Tanh())
+
+    def forward(self, x):
+        h = torch.flatten(self.encoder(x), 1)
+        mu, logvar = self.fc_mu(h), self.fc_var(h)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        d = self.decoder_input(z).view(-1, 512, 2, 2)
+        return self.final(self.decoder(d)), mu, logvar
+
+
+def photos(folder):
+    from PIL import Image
+    files = sorted(os.path.join(r, f) for r, _, fs in os.walk(folder) for f in fs if f.endswith(".png"))
+    x = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files]).astype(np.float32) / 255.0
+    return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
+
+
+def celeba(args):
+    """PyTorch-VAE's training step: MSE (mean) + kld_weight 0.00025 x batch-mean KL, Adam 0.005, batch 64."""
+    torch.manual_seed(args.seed)
+    train = photos(args.photos)[: args.limit or None]
+    model = VanillaVAE()
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=0.005)
+    for epoch in range(1, args.epochs + 1):
+        start = time.perf_counter()
+        total = 0.0
+        for ids in torch.randperm(len(train)).split(64):
+            x = train[ids]
+            recons, mu, logvar = model(x)
+            kld = torch.mean(-0.5 * torch.sum(1 + logvar - mu ** 2 - logvar.exp(), dim=1))
+            loss = F.mse_loss(recons, x) + 0.00025 * kld
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(ids)
+        seconds = time.perf_counter() - start
+        print(json.dumps({"workload": "celeba", "epoch": epoch, "seconds": seconds, "images": len(train),
+                          "loss": total / len(train)}), flush=True)
+
+
 def evaluate(args):
     torch.manual_seed(args.seed)
     test = mnist(args.data_dir, "t10k")[: args.images]
@@ -149,7 +209,8 @@ def evaluate(args):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("workload", choices=["iwae", "conv", "eval"])
+    ap.add_argument("workload", choices=["iwae", "conv", "eval", "celeba"])
+    ap.add_argument("--photos", default="bench/data/photos64", help="celeba: a folder of 64x64 PNGs")
     ap.add_argument("--data-dir", default=os.environ.get("ELBO_DATA_DIR", "../shared/data/mnist"))
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--limit", type=int, default=0, help="train on the first N images (0: all)")
@@ -161,7 +222,7 @@ def main():
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    {"iwae": iwae, "conv": conv, "eval": evaluate}[args.workload](args)
+    {"iwae": iwae, "conv": conv, "eval": evaluate, "celeba": celeba}[args.workload](args)
 
 
 if __name__ == "__main__":

@@ -14,10 +14,24 @@ const EVAL_BATCH: usize = 500;
 /// 4.84 at 128 and at 2048): large enough for efficient products, small enough that logits stay near the cores.
 const CHUNK_ROWS: usize = 512;
 
+/// Scalars one evaluation workspace may hold (128 MB): a 64×64 colour conv net needs about 2 MB per image, so
+/// CelebA's preset evaluates 64 images at a time where MNIST's MLP takes all 500.
+const WORKSPACE_BUDGET: u128 = 1 << 25;
+
+/// The most rows, up to `want`, whose workspace with `samples` draws each fits [`WORKSPACE_BUDGET`].
+fn rows_within(vae: &Vae<f32>, want: usize, samples: usize) -> usize {
+    let mut rows = want.max(1);
+    while rows > 1 && vae.workspace_len(rows, samples) > WORKSPACE_BUDGET {
+        rows = rows.div_ceil(2);
+    }
+    rows
+}
+
 /// Reusable buffers for ELBO evaluation.
 pub struct EvalBuffers {
     ws: Workspace<f32>,
     x: Vec<f32>,
+    rows: usize,
 }
 
 /// Gives a conditional model the images' labels.
@@ -39,9 +53,11 @@ fn pixels(ds: &Dataset, idx: &[usize], out: &mut [f32]) {
 impl EvalBuffers {
     /// Buffers sized for `vae`.
     pub fn new(vae: &Vae<f32>) -> Self {
+        let rows = rows_within(vae, EVAL_BATCH, 1);
         EvalBuffers {
-            ws: vae.workspace(EVAL_BATCH, 1),
-            x: vec![0.0; EVAL_BATCH * vae.config.input_dim()],
+            ws: vae.workspace(rows, 1),
+            x: vec![0.0; rows * vae.config.input_dim()],
+            rows,
         }
     }
 
@@ -51,7 +67,7 @@ impl EvalBuffers {
         let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
         let mut total = BatchStats::default();
         let all: Vec<usize> = (0..ds.len()).collect();
-        for (c, idx) in all.chunks(EVAL_BATCH).enumerate() {
+        for (c, idx) in all.chunks(self.rows).enumerate() {
             // A memory-mapped dataset's pages count against the run until given back.
             if c % 16 == 15 {
                 ds.release();
@@ -189,8 +205,10 @@ fn estimate_items(
     on_progress: &(dyn Fn(usize) + Sync),
 ) -> Vec<ItemEstimate> {
     let d = ds.dim();
-    let per_chunk = k.clamp(1, CHUNK_ROWS);
-    let images = (CHUNK_ROWS / per_chunk).max(1);
+    // Chunks shrink only for models whose workspace would not fit, so MNIST's draws are as they were.
+    let chunk_rows = rows_within(vae, CHUNK_ROWS, 1);
+    let per_chunk = k.clamp(1, chunk_rows);
+    let images = (chunk_rows / per_chunk).max(1);
     let groups: Vec<Vec<usize>> = (0..ds.len())
         .collect::<Vec<_>>()
         .chunks(images)
