@@ -330,3 +330,67 @@ fn run_cmd(args: &[&str]) -> std::process::Output {
 fn run_data_cmd(args: &[&str]) -> std::process::Output {
     run(elbo().args(args).arg("--data-dir").arg(mnist_dir()))
 }
+
+#[test]
+fn traverse_sweeps_one_dimension_per_row_ranked_by_kl() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = fixture_run();
+    let t = out(&tmp, "t.png");
+    let o = run(elbo()
+        .arg("traverse")
+        .arg(&run_dir)
+        .args(["--dims", "5,2,9", "--steps", "4", "--range=-2,2", "--out"])
+        .arg(&t)
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    // One line per row, "zD  KL K", in decreasing KL.
+    let rows: Vec<(usize, f64)> = stderr(&o)
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix('z'))
+        .map(|l| {
+            let (d, kl) = l.split_once("  KL ").unwrap();
+            (d.parse().unwrap(), kl.parse().unwrap())
+        })
+        .collect();
+    let mut dims: Vec<usize> = rows.iter().map(|r| r.0).collect();
+    assert!(rows.windows(2).all(|w| w[0].1 >= w[1].1), "{rows:?}");
+    assert!(rows.iter().all(|r| r.1 >= 0.0));
+    dims.sort_unstable();
+    assert_eq!(dims, vec![2, 5, 9]);
+    // Tiles right of the label column: row r sweeps its dimension from -2 to 2 with the others at 0.
+    let img = png(&t);
+    assert_eq!(img.height(), 3 * 28 + 4 * 2);
+    let label_w = img.width() - (4 * 28 + 5 * 2);
+    for (r, &(d, _)) in rows.iter().enumerate() {
+        for c in 0..4u32 {
+            let mut z = vec![0.0f32; 20];
+            z[d] = -2.0 + 4.0 * c as f32 / 3.0;
+            let (y0, x0) = (2 + r as u32 * 30, label_w + 2 + c * 30);
+            let got: Vec<u8> = (0..28)
+                .flat_map(|y| (0..28).map(move |x| (x, y)))
+                .map(|(x, y)| img.get_pixel(x0 + x, y0 + y).0[0])
+                .collect();
+            assert_eq!(got, expected_tile(&run_dir, &z), "row {r}, column {c}");
+        }
+    }
+    for (args, needle) in [
+        (
+            &["--dims", "20"][..],
+            "--dims 20 is out of range: the latent has 20 dimensions",
+        ),
+        (&["--range", "3,-3"][..], "LOW must be below HIGH"),
+        (&["--steps", "1"][..], "--steps 1 must be between 2 and 101"),
+        (&["--from", "10000"][..], "--from 10000 is out of range"),
+    ] {
+        let o = run(elbo()
+            .arg("traverse")
+            .arg(&run_dir)
+            .args(args)
+            .arg("--out")
+            .arg(out(&tmp, "bad.png"))
+            .arg("--data-dir")
+            .arg(mnist_dir()));
+        assert_user_error(&o, needle);
+    }
+}

@@ -514,6 +514,23 @@ fn the_cache_key_follows_the_files_and_the_settings() {
     unsafe { std::env::set_var("ELBO_CACHE_DIR", &dir) };
     cache::store(&key, &found).unwrap();
     assert_eq!(cache::load(&key), Some(found));
+    // An entry is its key's alone: a copy or a link under another key is not trusted.
+    let other = "0123456789abcdef0123456789abcdef";
+    let theirs = dir.join(format!("{other}.safetensors"));
+    std::fs::copy(dir.join(format!("{key}.safetensors")), &theirs).unwrap();
+    assert_eq!(cache::load(other), None, "a copied entry");
+    std::fs::remove_file(&theirs).unwrap();
+    std::os::unix::fs::symlink(dir.join(format!("{key}.safetensors")), &theirs).unwrap();
+    assert_eq!(cache::load(other), None, "a linked entry");
+    std::fs::remove_file(&theirs).unwrap();
+    // A FIFO in an entry's place is passed over, not opened (which would wait for a writer forever).
+    let fifo = std::process::Command::new("mkfifo")
+        .arg(&theirs)
+        .status()
+        .unwrap();
+    assert!(fifo.success());
+    assert_eq!(cache::load(other), None, "a FIFO");
+    std::fs::remove_file(&theirs).unwrap();
     let entry = dir.join(format!("{key}.safetensors"));
     let bytes = std::fs::read(&entry).unwrap();
     let mut flipped = bytes.clone();
@@ -525,6 +542,15 @@ fn the_cache_key_follows_the_files_and_the_settings() {
         None,
         "a pixel changed inside the entry is caught by its md5"
     );
+    // An item renamed in the header (same length, so every offset still holds) is caught too.
+    let at = bytes
+        .windows(4)
+        .position(|w| w == b".png")
+        .expect("an item name in the header");
+    let mut renamed = bytes.clone();
+    renamed[at - 1] = if renamed[at - 1] == b'7' { b'8' } else { b'7' };
+    std::fs::write(&entry, &renamed).unwrap();
+    assert_eq!(cache::load(&key), None, "a renamed item");
     std::fs::write(&entry, &bytes[..bytes.len() / 2]).unwrap();
     assert_eq!(cache::load(&key), None);
     // A folder without its own test split is cached split, and every run maps both splits from that entry:

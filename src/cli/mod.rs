@@ -13,6 +13,7 @@ mod reconstruct;
 mod sample;
 mod score;
 mod train;
+mod traverse;
 
 use crate::error::Result;
 use clap::{Parser, Subcommand};
@@ -49,6 +50,8 @@ enum Command {
     Interpolate(interpolate::InterpolateArgs),
     /// Plot train and test -ELBO, reconstruction and KL against epoch.
     PlotMetrics(plot_metrics::PlotMetricsArgs),
+    /// Sweep each latent dimension from a base code, one row per dimension, rows by mean KL (latent traversal).
+    Traverse(traverse::TraverseArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -76,5 +79,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::LatentPlot(a) => latent_plot::run(a),
         Command::Interpolate(a) => interpolate::run(a),
         Command::PlotMetrics(a) => plot_metrics::run(a),
+        Command::Traverse(a) => traverse::run(a),
     }
 }

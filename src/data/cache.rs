@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Bumped whenever decoding changes, so old entries are not reused.
-const VERSION: &str = "elbo-image-cache-2";
+const VERSION: &str = "elbo-image-cache-3";
 
 /// The folder holding cache entries.
 pub fn dir() -> PathBuf {
@@ -32,12 +32,21 @@ pub fn dir() -> PathBuf {
 }
 
 fn stamp(meta: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
     let mtime = meta
         .modified()
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos());
-    format!("{}:{mtime}", meta.len())
+    // The change time and inode catch a file replaced by one of the same size and modification time (cp -p,
+    // touch -r): no user can set them.
+    format!(
+        "{}:{mtime}:{}.{}:{}",
+        meta.len(),
+        meta.ctime(),
+        meta.ctime_nsec(),
+        meta.ino()
+    )
 }
 
 /// The cache key of `path` read with `opts`; `None` when caching is switched off (`ELBO_CACHE_DIR=off`).
@@ -101,11 +110,43 @@ fn entry(key: &str) -> PathBuf {
     dir().join(format!("{key}.safetensors"))
 }
 
+/// md5 over an entry's metadata (all but the md5 itself, in key order) and its tensors' bytes: a damaged or
+/// edited entry, or one copied or linked from another key, must not train a model silently.
+fn checksum<'a>(meta: &HashMap<String, String>, tensors: impl Iterator<Item = &'a [u8]>) -> String {
+    let mut h = Md5::new();
+    let mut keys: Vec<&String> = meta.keys().filter(|k| *k != "md5").collect();
+    keys.sort();
+    for k in keys {
+        h.update(k.as_bytes());
+        h.update([0]);
+        h.update(meta[k].as_bytes());
+        h.update([0]);
+    }
+    for t in tensors {
+        h.update(t);
+    }
+    format!("{:x}", h.finalize())
+}
+
 /// The cached images under `key`, if there is a readable entry; a damaged one is ignored (and replaced later).
 /// The images stay in the file, memory-mapped: a run pages in what its batches read, so a dataset larger than
 /// the memory it should use trains without being read whole.
 pub fn load(key: &str) -> Option<Found> {
+    let found = map(key)?;
+    eprintln!(
+        "elbo: read the decoded images from the cache ({})",
+        entry(key).display()
+    );
+    Some(found)
+}
+
+/// [`load`] without a word: for the entry a run has just stored.
+pub fn map(key: &str) -> Option<Found> {
     let path = entry(key);
+    // Only a regular file, never a link or a FIFO (opening one would wait for a writer).
+    if !std::fs::symlink_metadata(&path).ok()?.is_file() {
+        return None;
+    }
     let file = std::fs::File::open(&path).ok()?;
     if !file.metadata().ok()?.is_file() {
         return None;
@@ -120,16 +161,14 @@ pub fn load(key: &str) -> Option<Found> {
     let classes: Vec<String> = serde_json::from_str(meta.get("classes")?).ok()?;
     let shape: ItemShape = serde_json::from_str(meta.get("shape")?).ok()?;
     let splits: Vec<String> = serde_json::from_str(meta.get("splits")?).ok()?;
-    // A damaged entry (a bad disk, an edit) must not train a model silently: its tensors carry an md5.
-    let mut h = Md5::new();
-    for s in &splits {
-        for t in ["values", "labels"] {
-            if let Ok(v) = st.tensor(&format!("{s}.{t}")) {
-                h.update(v.data());
-            }
-        }
-    }
-    if meta.get("md5")? != &format!("{:x}", h.finalize()) {
+    let tensors: Vec<TensorView<'_>> = splits
+        .iter()
+        .flat_map(|s| ["values", "labels"].map(|t| format!("{s}.{t}")))
+        .filter_map(|name| st.tensor(&name).ok())
+        .collect();
+    if meta.get("key")? != key
+        || meta.get("md5")? != &checksum(&meta, tensors.iter().map(|t| t.data()))
+    {
         eprintln!(
             "elbo: the cached images in {} are damaged; decoding again",
             path.display()
@@ -173,10 +212,6 @@ pub fn load(key: &str) -> Option<Found> {
         };
         sets.push(ds);
     }
-    eprintln!(
-        "elbo: read the decoded images from the cache ({})",
-        path.display()
-    );
     let mut it = sets.into_iter();
     let first = it.next()?;
     Some(match it.next() {
@@ -217,16 +252,18 @@ pub fn store(key: &str, found: &Found) -> Result<()> {
                 .map(|l| l.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()),
         );
     }
-    let mut h = Md5::new();
+    meta.insert("key".to_string(), key.to_string());
+    let mut tensors: Vec<&[u8]> = Vec::new();
     for ((_, d), lb) in sets.iter().zip(&label_bytes) {
         if let Values::U8(v) = &d.values {
-            h.update(v);
+            tensors.push(v);
         }
         if let Some(b) = lb {
-            h.update(b);
+            tensors.push(b);
         }
     }
-    meta.insert("md5".to_string(), format!("{:x}", h.finalize()));
+    let sum = checksum(&meta, tensors.into_iter());
+    meta.insert("md5".to_string(), sum);
     let mut views = Vec::new();
     for ((s, d), lb) in sets.iter().zip(&label_bytes) {
         let Values::U8(v) = &d.values else {

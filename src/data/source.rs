@@ -138,7 +138,7 @@ pub fn load(spec: &DataSpec, seed: u64) -> Result<Loaded> {
                         );
                     }
                     // Map the stored copy and free the decoded one, so training holds no images on the heap.
-                    match cache::load(&k) {
+                    match cache::map(&k) {
                         Some(Found::Split(a, b)) => (a, b),
                         _ => {
                             let Found::Split(a, b) = found else {

@@ -19,7 +19,7 @@ const CHUNK_ROWS: usize = 512;
 const WORKSPACE_BUDGET: u128 = 1 << 25;
 
 /// The most rows, up to `want`, whose workspace with `samples` draws each fits [`WORKSPACE_BUDGET`].
-fn rows_within(vae: &Vae<f32>, want: usize, samples: usize) -> usize {
+pub fn rows_within(vae: &Vae<f32>, want: usize, samples: usize) -> usize {
     let mut rows = want.max(1);
     while rows > 1 && vae.workspace_len(rows, samples) > WORKSPACE_BUDGET {
         rows = rows.div_ceil(2);

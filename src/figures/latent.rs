@@ -209,7 +209,7 @@ pub fn pixels(ds: &Dataset, idx: &[usize]) -> Vec<f32> {
 /// log σ² (Z)]` for a VAE, `[z (Z)]` for an autoencoder.
 pub fn encode_head(vae: &Vae<f32>, ds: &Dataset, idx: &[usize]) -> Vec<f32> {
     let hl = vae.head_len();
-    let batch = idx.len().clamp(1, 500);
+    let batch = crate::eval::rows_within(vae, idx.len().clamp(1, 500), 1);
     let mut ws = vae.workspace(batch, 1);
     let mut out = Vec::with_capacity(idx.len() * hl);
     for chunk in idx.chunks(batch) {

@@ -5,6 +5,7 @@ pub mod latent;
 pub mod plot;
 mod run;
 pub mod samples;
+pub mod traverse;
 
 pub use run::{run_figures, run_title};
 

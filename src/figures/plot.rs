@@ -13,7 +13,7 @@ use plotters::prelude::*;
 use std::path::Path;
 
 const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
-const FAMILY: &str = "sans-serif";
+pub(crate) const FAMILY: &str = "sans-serif";
 
 /// Paul Tol's colour-blind-safe "muted" scheme (nine colours) plus a dark grey for a tenth class.
 pub const PALETTE: [RGBColor; 10] = [
@@ -31,7 +31,7 @@ pub const PALETTE: [RGBColor; 10] = [
 const TRAIN: RGBColor = RGBColor(0x44, 0x77, 0xaa);
 const TEST: RGBColor = RGBColor(0xee, 0x66, 0x77);
 
-fn register_font() {
+pub(crate) fn register_font() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // The bundled font is valid; should registration ever fail, plotters reports it when drawing text.

@@ -428,6 +428,12 @@ pub fn train(
 /// Checks, before anything is written or allocated, that a run's training buffers fit in memory.
 pub fn preflight(cfg: &RunConfig, splits: &Splits) -> Result<()> {
     let batch = cfg.train.batch_size.min(splits.train.len());
+    if cfg.model.batch_norm && batch < 2 {
+        return Err(Error::Config(format!(
+            "--batch-norm normalises over the batch, which needs at least 2 items, but the training split has {}: use more data (--limit, --validation) or no --batch-norm",
+            splits.train.len()
+        )));
+    }
     check_memory(
         cfg.model.workspace_len(batch, cfg.train.samples)?,
         "--batch-size x --samples",
@@ -549,7 +555,7 @@ pub fn train_on(
                     return Err(Error::Diverged {
                         epoch,
                         step: step + 1,
-                        value: loss / rows as f64,
+                        what: format!("the loss became {}", loss / rows as f64),
                     });
                 }
                 if t.loss_reduction == Reduction::Mean {
@@ -564,7 +570,7 @@ pub fn train_on(
                         return Err(Error::Diverged {
                             epoch,
                             step: step + 1,
-                            value: norm,
+                            what: format!("the gradient norm became {norm}"),
                         });
                     }
                 }
@@ -603,7 +609,12 @@ pub fn train_on(
                 return Err(Error::Diverged {
                     epoch,
                     step: n.div_ceil(batch),
-                    value: f64::NAN,
+                    what: if row.is_finite() {
+                        "the weights or the optimiser's moments overflowed (the loss was still finite)"
+                    } else {
+                        "the epoch's metrics are not finite"
+                    }
+                    .into(),
                 });
             }
             state.epoch = epoch;
