@@ -26,6 +26,7 @@ fn main() -> anyhow::Result<()> {
     let copy = Batcher {
         batch_size: batch,
         binarize: Binarize::None,
+        flip: false,
     };
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(1);
     let order: Vec<usize> = (0..splits.train.len()).collect();

@@ -475,20 +475,8 @@ fn gaussian_likelihood_and_dynamic_binarisation_train() {
         .arg(tmp.path().join("s.png")));
     assert_user_error(&o, "this model's is a discretised logistic");
     let floats = tmp.path().join("floats.npy");
-    let mut buf = Vec::new();
-    {
-        use npyz::WriterBuilder;
-        let mut w = npyz::WriteOptions::new()
-            .default_dtype()
-            .shape(&[3, 28, 28])
-            .writer(&mut buf)
-            .begin_nd()
-            .unwrap();
-        w.extend((0..3 * 784).map(|i| (i % 5) as f32 / 5.0))
-            .unwrap();
-        w.finish().unwrap();
-    }
-    std::fs::write(&floats, buf).unwrap();
+    let values = (0..3 * 784).map(|i| (i % 5) as f32 / 5.0);
+    std::fs::write(&floats, npy_f32(&[3, 28, 28], values)).unwrap();
     let o = run(elbo()
         .arg("score")
         .arg(&l)

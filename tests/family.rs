@@ -100,6 +100,7 @@ fn every_example_config_trains_briefly() {
         (Some(64), Some(3))
     );
     assert_eq!(celeba["train"]["lr_schedule"]["kind"], "exponential");
+    assert_eq!(celeba["train"]["random_flip"], true);
     let iwae = saved_config(&tmp.path().join("iwae-paper-iwae50"));
     assert_eq!(iwae["train"]["objective"], "iwae");
     assert_eq!(iwae["train"]["samples"], 50);
@@ -192,7 +193,7 @@ fn bad_config_files_and_settings_are_refused_clearly() {
             "--adam-beta1 1 must be at least 0 and below 1",
         ),
         (
-            &["--adam-beta2=-0.5"],
+            &["--adam-beta2", "-0.5"],
             "--adam-beta2 -0.5 must be at least 0 and below 1",
         ),
         (
@@ -482,7 +483,7 @@ fn every_new_setting_refuses_impossible_values() {
             "--adam-beta1 1 must be at least 0 and below 1",
         ),
         (
-            &["--adam-beta2=-0.5"],
+            &["--adam-beta2", "-0.5"],
             "--adam-beta2 -0.5 must be at least 0 and below 1",
         ),
         (

@@ -709,20 +709,18 @@ fn a_run_notices_its_data_changing_and_settings_that_do_not_apply() {
         .args(["--likelihood", "logistic", "--out"])
         .arg(tmp.path().join("r3")));
     assert_user_error(&o, "standardised table features need gaussian");
+    let o = run(elbo()
+        .args(["train", "--data"])
+        .arg(&table)
+        .args(["--random-flip", "--out"])
+        .arg(tmp.path().join("r3")));
+    assert_user_error(
+        &o,
+        "--random-flip mirrors images left to right; this data is not images",
+    );
     let floats = tmp.path().join("floats.npy");
-    let mut buf = Vec::new();
-    {
-        use npyz::WriterBuilder;
-        let mut w = npyz::WriteOptions::new()
-            .default_dtype()
-            .shape(&[20, 6])
-            .writer(&mut buf)
-            .begin_nd()
-            .unwrap();
-        w.extend((0..120).map(|i| (i % 7) as f32 / 7.0)).unwrap();
-        w.finish().unwrap();
-    }
-    std::fs::write(&floats, buf).unwrap();
+    let values = (0..120).map(|i| (i % 7) as f32 / 7.0);
+    std::fs::write(&floats, npy_f32(&[20, 6], values)).unwrap();
     let o = run(elbo()
         .args(["train", "--data"])
         .arg(&floats)

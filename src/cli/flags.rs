@@ -18,7 +18,7 @@ macro_rules! run_flags {
         #[derive(Debug, Default, Clone, clap::Args, serde::Deserialize)]
         #[serde(rename_all = "kebab-case", deny_unknown_fields)]
         pub struct RunFlags {
-            $( $(#[doc = $doc])* #[arg(long, $($arg)*)] pub $name: Option<$ty>, )*
+            $( $(#[doc = $doc])* #[arg(long, allow_negative_numbers = true, $($arg)*)] pub $name: Option<$ty>, )*
         }
 
         impl RunFlags {
@@ -125,6 +125,8 @@ run_flags! {
     [] adam_beta2: f64,
     /// Gradient of the loss summed over the batch or of its per-image mean (PyTorch's default) [default: sum].
     [value_enum] loss_reduction: Reduction,
+    /// Flip each training image left to right with probability 1/2 whenever it is drawn (augmentation).
+    [num_args = 0..=1, default_missing_value = "true"] random_flip: bool,
     /// constant, iwae (the IWAE paper's staged schedule), cosine, step or exponential [default: constant].
     [value_parser = ["constant", "iwae", "cosine", "step", "exponential"]] lr_schedule: String,
     /// Stages of the iwae schedule [default: 8].
@@ -490,6 +492,11 @@ impl RunFlags {
                 Likelihood::Bernoulli
             }
         };
+        if self.random_flip == Some(true) && facts.kind != Kind::Image {
+            return Err(Error::Config(
+                "--random-flip mirrors images left to right; this data is not images".into(),
+            ));
+        }
         if self.conditional == Some(true) {
             if facts.classes == 0 {
                 return Err(Error::Config(
@@ -545,6 +552,7 @@ impl RunFlags {
             adam_beta1: self.adam_beta1.unwrap_or(d.adam_beta1),
             adam_beta2: self.adam_beta2.unwrap_or(d.adam_beta2),
             loss_reduction: self.loss_reduction.unwrap_or(d.loss_reduction),
+            random_flip: self.random_flip.unwrap_or(d.random_flip),
             weight_decay: self.weight_decay.unwrap_or(d.weight_decay),
             seed: self.seed.unwrap_or(d.seed),
             samples,

@@ -19,7 +19,7 @@ pub(crate) struct SampleArgs {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Scale of the prior's standard deviation (below 1: more typical samples).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     temperature: f64,
     /// Show the decoder means (the default).
     #[arg(long, conflicts_with = "bernoulli")]

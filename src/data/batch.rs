@@ -53,6 +53,8 @@ pub struct Batcher {
     pub batch_size: usize,
     /// Dynamic binarisation draws targets per batch; other modes copy intensities.
     pub binarize: Binarize,
+    /// Mirror each image left to right with probability ½ (drawn only when set, so other runs keep their draws).
+    pub flip: bool,
 }
 
 impl Batcher {
@@ -86,6 +88,15 @@ impl Batcher {
                 }
                 (Binarize::None | Binarize::Static, _) => ds.fill_row(i, row),
             }
+            if self.flip && rng.random::<bool>() {
+                let (w, c) = (ds.shape.width, ds.shape.channels);
+                for line in row.chunks_exact_mut(w * c) {
+                    for x in 0..w / 2 {
+                        let (a, b) = line.split_at_mut((w - 1 - x) * c);
+                        a[x * c..(x + 1) * c].swap_with_slice(&mut b[..c]);
+                    }
+                }
+            }
         }
     }
 }
@@ -109,6 +120,7 @@ mod tests {
         let b = Batcher {
             batch_size: 3,
             binarize: Binarize::None,
+            flip: false,
         };
         let o1 = b.epoch_order(10, &mut rand_pcg::Pcg64Mcg::seed_from_u64(3));
         let o2 = b.epoch_order(10, &mut rand_pcg::Pcg64Mcg::seed_from_u64(3));
@@ -127,6 +139,7 @@ mod tests {
         let b = Batcher {
             batch_size: 2,
             binarize: Binarize::None,
+            flip: false,
         };
         b.fill(&ds, &[0, 9], &mut rng, &mut out);
         assert_eq!(out[1], 6.0 / 255.0);
@@ -134,6 +147,7 @@ mod tests {
         let b = Batcher {
             batch_size: 2,
             binarize: Binarize::Dynamic,
+            flip: false,
         };
         b.fill(&ds, &[0, 9], &mut rng, &mut out);
         assert!(out.iter().all(|&v| v == 0.0 || v == 1.0));
@@ -142,5 +156,41 @@ mod tests {
         binarize_static(&mut ds2, &mut rng);
         let Values::U8(v) = &ds2.values else { panic!() };
         assert!(v.iter().all(|&p| p == 0 || p == 255));
+    }
+
+    #[test]
+    fn random_flips_mirror_whole_pixels_half_the_time() {
+        // 1×3 colour images: pixel x holds (10x + item, 10x + 1, 10x + 2).
+        let shape = crate::data::ItemShape {
+            height: 1,
+            width: 3,
+            channels: 3,
+        };
+        let bytes: Vec<u8> = (0..40u8)
+            .flat_map(|i| (0..3u8).flat_map(move |x| [10 * x + i, 10 * x + 1, 10 * x + 2]))
+            .collect();
+        let ds = Dataset::from_bytes(shape, bytes, None).unwrap();
+        let b = Batcher {
+            batch_size: 40,
+            binarize: Binarize::None,
+            flip: true,
+        };
+        let idx: Vec<usize> = (0..40).collect();
+        let mut out = vec![0.0; 40 * 9];
+        b.fill(
+            &ds,
+            &idx,
+            &mut rand_pcg::Pcg64Mcg::seed_from_u64(2),
+            &mut out,
+        );
+        let mut flipped = 0;
+        for (i, row) in out.chunks_exact(9).enumerate() {
+            let mut plain = vec![0.0; 9];
+            ds.fill_row(i, &mut plain);
+            let mirror: Vec<f32> = plain.chunks_exact(3).rev().flatten().copied().collect();
+            assert!(row == &plain[..] || row == &mirror[..], "item {i}: {row:?}");
+            flipped += usize::from(row == &mirror[..]);
+        }
+        assert!((10..=30).contains(&flipped), "{flipped} of 40 flipped");
     }
 }

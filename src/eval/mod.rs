@@ -45,6 +45,7 @@ fn pixels(ds: &Dataset, idx: &[usize], out: &mut [f32]) {
     let copy = Batcher {
         batch_size: idx.len(),
         binarize: Binarize::None,
+        flip: false,
     };
     // Binarize::None copies intensities, so the RNG is never used.
     copy.fill(ds, idx, &mut rand_pcg::Pcg64Mcg::seed_from_u64(0), out);

@@ -19,6 +19,7 @@ pub fn fixed_batch(vae: &Vae<f32>, test: &Dataset) -> (Vec<f32>, Vec<f32>, usize
     Batcher {
         batch_size: rows,
         binarize: Binarize::None,
+        flip: false,
     }
     .fill(test, &idx, &mut rng, &mut x);
     let mut ws = vae.workspace(rows, 1);

@@ -199,6 +199,7 @@ pub fn pixels(ds: &Dataset, idx: &[usize]) -> Vec<f32> {
     let copy = Batcher {
         batch_size: idx.len(),
         binarize: Binarize::None,
+        flip: false,
     };
     // Copying intensities never draws from the RNG.
     copy.fill(ds, idx, &mut rand_pcg::Pcg64Mcg::seed_from_u64(0), &mut x);

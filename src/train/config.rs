@@ -155,6 +155,10 @@ pub struct TrainConfig {
     /// Whether a step's gradient is of the loss summed over the batch or of its per-image mean.
     #[serde(default)]
     pub loss_reduction: Reduction,
+    /// Flip each training image left to right with probability ½ every time it is drawn (torchvision's
+    /// RandomHorizontalFlip, PyTorch-VAE's CelebA augmentation).
+    #[serde(default)]
+    pub random_flip: bool,
     /// Seed of every random draw in the run.
     pub seed: u64,
     /// Latent samples L per image in the Monte-Carlo ELBO.
@@ -215,6 +219,7 @@ impl Default for TrainConfig {
             adam_beta1: default_beta1(),
             adam_beta2: default_beta2(),
             loss_reduction: Reduction::Sum,
+            random_flip: false,
             weight_decay: 0.0,
             seed: 1,
             samples: 1,

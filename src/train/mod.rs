@@ -502,6 +502,7 @@ pub fn train_on(
     let batcher = Batcher {
         batch_size: t.batch_size,
         binarize: t.binarize,
+        flip: t.random_flip,
     };
     let n = splits.train.len();
     let batch = t.batch_size.min(n);

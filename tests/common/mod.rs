@@ -154,3 +154,18 @@ pub fn copy_mnist(dir: &Path) {
         std::fs::write(dir.join(name), bytes).unwrap();
     }
 }
+
+/// A `.npy` file of little-endian f32 values in C order.
+pub fn npy_f32(shape: &[u64], data: impl IntoIterator<Item = f32>) -> Vec<u8> {
+    use npyz::WriterBuilder;
+    let mut buf = Vec::new();
+    let mut w = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(shape)
+        .writer(&mut buf)
+        .begin_nd()
+        .unwrap();
+    w.extend(data).unwrap();
+    w.finish().unwrap();
+    buf
+}
