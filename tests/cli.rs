@@ -59,8 +59,9 @@ fn eval_reports_json_with_a_tighter_bound() {
     );
     // Bernoulli pixels are not a distribution over the 256 levels: no bits per dimension, and why.
     assert!(v["bits_per_dim"].is_null(), "{v}");
+    assert!(v["bits_per_dim_method"].is_null(), "{v}");
     assert!(
-        v["bits_per_dim_method"]
+        v["bits_per_dim_reason"]
             .as_str()
             .unwrap()
             .contains("Bernoulli")

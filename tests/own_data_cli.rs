@@ -747,3 +747,28 @@ fn a_run_notices_its_data_changing_and_settings_that_do_not_apply() {
         .args(["train", "--data", ".", "--image-size", "8", "--epochs", "1"]));
     assert_user_error(&o, "would lie inside the data folder");
 }
+
+#[test]
+fn a_cache_path_that_is_a_file_is_named_and_the_run_goes_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("imgs");
+    colour_folder(&data);
+    let file = tmp.path().join("not-a-folder");
+    std::fs::write(&file, b"x").unwrap();
+    let o = run(elbo()
+        .env("ELBO_CACHE_DIR", &file)
+        .args(["train", "--data"])
+        .arg(&data)
+        .args(["--epochs", "1", "--hidden", "8", "--latent", "2", "--out"])
+        .arg(tmp.path().join("run")));
+    let err = ok(&o);
+    assert!(
+        err.contains("is not a folder: point ELBO_CACHE_DIR at a folder, or set it to off"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        b"x",
+        "the file is left as it was"
+    );
+}

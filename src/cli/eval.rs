@@ -73,7 +73,14 @@ pub(crate) fn run(a: EvalArgs) -> Result<()> {
         v["seconds"] = serde_json::json!(secs);
         v["epoch"] = serde_json::json!(ck.state.epoch);
         let method = eval::BitsMethod::for_data(&ck.config.model, &test);
-        v["bits_per_dim_method"] = serde_json::json!(method.describe());
+        // The method when there is a value; otherwise null, and the reason in its own field.
+        match method {
+            eval::BitsMethod::Undefined(why) => {
+                v["bits_per_dim_method"] = serde_json::Value::Null;
+                v["bits_per_dim_reason"] = serde_json::json!(why);
+            }
+            _ => v["bits_per_dim_method"] = serde_json::json!(method.describe()),
+        }
         // A density on 8-bit data was scored at dequantised values, every figure with it.
         v["dequantised"] = serde_json::json!(method == eval::BitsMethod::Dequantised);
         println!("{v}");

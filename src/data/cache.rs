@@ -290,6 +290,12 @@ pub fn store(key: &str, found: &Found) -> Result<()> {
     let bytes =
         safetensors::serialize(views, Some(meta)).map_err(|e| Error::Config(e.to_string()))?;
     let d = dir();
+    if d.exists() && !d.is_dir() {
+        return Err(Error::Config(format!(
+            "the cache folder {} is not a folder: point ELBO_CACHE_DIR at a folder, or set it to off",
+            d.display()
+        )));
+    }
     std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
     crate::fsutil::write_atomic(&entry(key), &bytes)
 }
