@@ -382,6 +382,10 @@ fn traverse_sweeps_one_dimension_per_row_ranked_by_kl() {
         (&["--range", "3,-3"][..], "LOW must be below HIGH"),
         (&["--steps", "1"][..], "--steps 1 must be between 2 and 101"),
         (&["--from", "10000"][..], "--from 10000 is out of range"),
+        (
+            &["--steps", "101", "--scale", "16"][..],
+            "more than 100 million: use a smaller --scale",
+        ),
     ] {
         let o = run(elbo()
             .arg("traverse")
@@ -393,4 +397,10 @@ fn traverse_sweeps_one_dimension_per_row_ranked_by_kl() {
             .arg(mnist_dir()));
         assert_user_error(&o, needle);
     }
+    let o = run(elbo()
+        .arg("traverse")
+        .arg(&run_dir)
+        .arg("--out")
+        .arg(out(&tmp, "t.svg")));
+    assert_user_error(&o, "this command writes .png");
 }

@@ -15,16 +15,17 @@ pub(crate) struct TraverseArgs {
     /// The values each dimension sweeps, LOW,HIGH.
     #[arg(long, default_value = "-3,3", allow_hyphen_values = true)]
     range: String,
-    /// Images per row, both ends included.
-    #[arg(long, default_value_t = 11)]
+    /// Images per row, both ends included (2 to 101).
+    #[arg(long, default_value_t = 11, allow_negative_numbers = true)]
     steps: usize,
     /// Start from the encoding (the mean μ) of this test image instead of z = 0.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     from: Option<usize>,
     /// The latent dimensions to show, 0-based [default: all, at most 64].
-    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    #[arg(long, value_delimiter = ',', num_args = 1.., allow_negative_numbers = true)]
     dims: Vec<usize>,
-    /// Class the decoder is conditioned on, by name or index (a conditional model; with --from, that image's).
+    /// Class the decoder is conditioned on, by name or index (a conditional model without --from, which takes
+    /// the image's own class).
     #[arg(long)]
     class: Option<String>,
     #[command(flatten)]
@@ -49,7 +50,10 @@ fn parse_range(s: &str) -> Result<(f32, f32)> {
         a.trim().parse().map_err(|_| bad())?,
         b.trim().parse().map_err(|_| bad())?,
     );
-    if !(a.is_finite() && b.is_finite() && a < b && a.abs() <= 1e3 && b.abs() <= 1e3) {
+    if !(a.is_finite() && b.is_finite()) {
+        return Err(bad());
+    }
+    if !(a < b && a.abs() <= 1e3 && b.abs() <= 1e3) {
         return Err(Error::Config(format!(
             "--range {s}: LOW must be below HIGH, both within ±1000"
         )));
@@ -59,8 +63,10 @@ fn parse_range(s: &str) -> Result<(f32, f32)> {
 
 /// Draws the traversal, rows sorted by each dimension's mean KL on the test set (printed beside the row).
 pub(crate) fn run(a: TraverseArgs) -> Result<()> {
-    let out = a.output.check()?;
-    let style = a.mosaic.style()?;
+    let out = a
+        .output
+        .check_ext(&["png", "jpg", "jpeg", "bmp", "tif", "tiff"])?;
+    let mut style = a.mosaic.style()?;
     let (lo, hi) = parse_range(&a.range)?;
     if a.steps < 2 || a.steps > 101 {
         return Err(Error::Config(format!(
@@ -127,6 +133,20 @@ pub(crate) fn run(a: TraverseArgs) -> Result<()> {
     let values: Vec<f32> = (0..a.steps)
         .map(|s| lo + (hi - lo) * s as f32 / (a.steps - 1) as f32)
         .collect();
+    // Rows of small images are scaled up until a label fits beside them.
+    let shape = ck.config.model.item_shape();
+    let row = (shape.height + style.pad) as u32;
+    if row * style.scale < traverse::MIN_ROW {
+        style.scale = traverse::MIN_ROW.div_ceil(row).min(16);
+    }
+    let width = (a.steps * (shape.width + style.pad) + style.pad) as u64 * style.scale as u64;
+    let height = (rows.len() * (shape.height + style.pad) + style.pad) as u64 * style.scale as u64;
+    if width * height > traverse::MAX_PIXELS {
+        return Err(Error::Config(format!(
+            "the figure would be {width}x{height} pixels, more than {} million: use a smaller --scale, fewer --steps or fewer --dims",
+            traverse::MAX_PIXELS / 1_000_000
+        )));
+    }
     let codes = traverse::traversal_codes(&base, &rows, &values);
     let n = rows.len() * a.steps;
     let labels = match label {
@@ -146,14 +166,7 @@ pub(crate) fn run(a: TraverseArgs) -> Result<()> {
         .iter()
         .map(|&d| format!("z{d}  KL {:.2}", kl[d]))
         .collect();
-    traverse::draw(
-        &px,
-        ck.config.model.item_shape(),
-        a.steps,
-        &names,
-        style,
-        out,
-    )?;
+    traverse::draw(&px, shape, a.steps, &names, style, out)?;
     for name in &names {
         eprintln!("  {name}");
     }

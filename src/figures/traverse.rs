@@ -45,6 +45,12 @@ pub fn traversal_codes(base: &[f32], dims: &[usize], values: &[f32]) -> Vec<f32>
     out
 }
 
+/// Fewest pixels a row may have: a label must fit beside it.
+pub const MIN_ROW: u32 = 24;
+
+/// Most pixels a traversal figure may have (100 million: 300 MB as RGB).
+pub const MAX_PIXELS: u64 = 100_000_000;
+
 /// Width of the label column in pixels before scaling.
 const LABEL_WIDTH: u32 = 150;
 
@@ -61,9 +67,9 @@ pub fn draw(
     let rows = labels.len();
     let tiles = mosaic(px, rows * steps, shape, steps, style).to_rgb8();
     let (tw, th) = tiles.dimensions();
-    // Text needs some height to be read: small images are scaled up in the figure.
+    // Callers scale rows to at least MIN_ROW pixels, so a 13-pixel font always fits.
     let row_px = th as f64 / rows.max(1) as f64;
-    let font = (row_px * 0.3).clamp(11.0, 18.0);
+    let font = (row_px * 0.3).clamp(13.0, 18.0);
     let label_w = LABEL_WIDTH.max((font * 9.0) as u32);
     let (w, h) = (label_w + tw, th);
     let row_y = |r: usize| ((r as f64 + 0.5) * row_px - font / 2.0) as i32;
