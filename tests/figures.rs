@@ -404,3 +404,19 @@ fn traverse_sweeps_one_dimension_per_row_ranked_by_kl() {
         .arg(out(&tmp, "t.svg")));
     assert_user_error(&o, "this command writes .png");
 }
+
+#[test]
+fn a_mosaic_too_large_to_hold_is_refused_not_allocated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let big = out(&tmp, "big.png");
+    let o = run(elbo()
+        .arg("sample")
+        .arg(fixture_run())
+        .args(["--n", "10000", "--scale", "16", "--out"])
+        .arg(&big));
+    assert_user_error(
+        &o,
+        "more than 200 million: use a smaller --scale or fewer images",
+    );
+    assert!(!big.exists());
+}

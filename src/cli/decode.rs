@@ -76,7 +76,7 @@ pub(crate) fn run(a: DecodeArgs) -> Result<()> {
         crate::figures::image_format(out)?;
         let cols = (n as f64).sqrt().ceil() as usize;
         save_image(
-            &mosaic(&px, n, ck.config.model.item_shape(), cols, style),
+            &mosaic(&px, n, ck.config.model.item_shape(), cols, style)?,
             out,
         )?;
     }

@@ -61,7 +61,7 @@ pub(crate) fn run(a: InterpolateArgs) -> Result<()> {
     let labels = vec![test.label(a.from); a.steps];
     let px = lat::decode_means(&ck.vae, &path, a.steps, &labels);
     save_image(
-        &mosaic(&px, a.steps, ck.config.model.item_shape(), a.steps, style),
+        &mosaic(&px, a.steps, ck.config.model.item_shape(), a.steps, style)?,
         out,
     )?;
     eprintln!("elbo: wrote {}", out.display());

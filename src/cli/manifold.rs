@@ -88,7 +88,7 @@ pub(crate) fn run(a: ManifoldArgs) -> Result<()> {
     let labels = class_labels(&ck, a.class.as_deref(), n)?;
     let px = lat::decode_means(&ck.vae, &codes, n, &labels);
     save_image(
-        &mosaic(&px, n, ck.config.model.item_shape(), a.grid, style),
+        &mosaic(&px, n, ck.config.model.item_shape(), a.grid, style)?,
         out,
     )?;
     eprintln!("elbo: wrote {}", out.display());

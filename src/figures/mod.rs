@@ -38,21 +38,36 @@ impl Default for MosaicStyle {
 /// Grey level of the separator lines: light enough not to compete with the digits.
 const SEPARATOR: u8 = 200;
 
+/// Most pixels a mosaic may have after scaling (200 million: 600 MB as RGB).
+pub const MAX_PIXELS: u64 = 200_000_000;
+
 /// Lays out `n` images of `shape` (values in [0, 1], NHWC) on a grid of `cols` columns: a grey image for one
-/// channel, RGB for three.
+/// channel, RGB for three. A mosaic above [`MAX_PIXELS`] is refused rather than allocated.
 pub fn mosaic(
     images: &[f32],
     n: usize,
     shape: ItemShape,
     cols: usize,
     style: MosaicStyle,
-) -> image::DynamicImage {
+) -> Result<image::DynamicImage> {
     let (h, w, c) = (shape.height, shape.width, shape.channels);
     let pad = style.pad;
     let cols = cols.clamp(1, n.max(1));
     let rows = n.div_ceil(cols).max(1);
     let width = cols * w + (cols + 1) * pad;
     let height = rows * h + (rows + 1) * pad;
+    let scaled = (
+        width as u64 * style.scale as u64,
+        height as u64 * style.scale as u64,
+    );
+    if scaled.0 * scaled.1 > MAX_PIXELS {
+        return Err(Error::Config(format!(
+            "the image would be {}x{} pixels, more than {} million: use a smaller --scale or fewer images",
+            scaled.0,
+            scaled.1,
+            MAX_PIXELS / 1_000_000
+        )));
+    }
     let mut raw = vec![255u8; width * height * c];
     for i in 0..n {
         let (r, col) = (i / cols, i % cols);
@@ -88,7 +103,7 @@ pub fn mosaic(
             image::imageops::FilterType::Nearest,
         );
     }
-    img
+    Ok(img)
 }
 
 /// Encodes an image as PNG in memory.
@@ -152,7 +167,8 @@ mod tests {
                 pad: 1,
                 separators: false,
             },
-        );
+        )
+        .unwrap();
         let m = m.as_luma8().expect("grey images give a grey mosaic");
         assert_eq!(m.dimensions(), (2 * 2 + 3, 2 * 2 + 3));
         assert_eq!(m.get_pixel(1, 1).0[0], 0);
@@ -186,7 +202,8 @@ mod tests {
                 pad: 1,
                 separators: false,
             },
-        );
+        )
+        .unwrap();
         let m = m.as_rgb8().expect("colour images give a colour mosaic");
         assert_eq!(m.get_pixel(1, 1).0, [255, 0, 0]);
         assert_eq!(m.get_pixel(2, 1).0, [0, 0, 255]);
@@ -215,7 +232,7 @@ mod tests {
             pad: 2,
             separators: true,
         };
-        let m = mosaic(&imgs, 4, ItemShape::grey(2, 2), 2, style);
+        let m = mosaic(&imgs, 4, ItemShape::grey(2, 2), 2, style).unwrap();
         let m = m.as_luma8().expect("grey");
         assert_eq!(m.dimensions(), (3 * (2 * 2 + 3 * 2), 3 * (2 * 2 + 3 * 2)));
         // The separator sits in the middle of the padding between the two rows: unscaled y = 1·(2+2)+1 = 5.

@@ -72,7 +72,7 @@ pub fn run_figures(run_dir: &Path, ck: &Checkpoint, test: &Dataset) -> Result<Ve
         let codes = lat::manifold_codes(2, 20, (0, 1), range, data.as_deref())?;
         let px = lat::decode_means(&ck.vae, &codes, 400, &[]);
         save_image(
-            &mosaic(&px, 400, ck.config.model.item_shape(), 20, style),
+            &mosaic(&px, 400, ck.config.model.item_shape(), 20, style)?,
             &run_dir.join("manifold.png"),
         )?;
         written.push("manifold.png");

@@ -32,7 +32,7 @@ pub fn write_samples(
     let px = sample_values(vae, spec);
     let cols = (spec.n as f64).sqrt().ceil() as usize;
     save_image(
-        &mosaic(&px, spec.n, vae.config.item_shape(), cols, style),
+        &mosaic(&px, spec.n, vae.config.item_shape(), cols, style)?,
         out,
     )
 }
@@ -89,7 +89,7 @@ pub fn write_reconstructions(
     }
     let count = tiles.len() / d;
     save_image(
-        &mosaic(&tiles, count, vae.config.item_shape(), per_row, style),
+        &mosaic(&tiles, count, vae.config.item_shape(), per_row, style)?,
         out,
     )
 }

@@ -65,7 +65,7 @@ pub fn draw(
     path: &Path,
 ) -> Result<()> {
     let rows = labels.len();
-    let tiles = mosaic(px, rows * steps, shape, steps, style).to_rgb8();
+    let tiles = mosaic(px, rows * steps, shape, steps, style)?.to_rgb8();
     let (tw, th) = tiles.dimensions();
     // Callers scale rows to at least MIN_ROW pixels, so a 13-pixel font always fits.
     let row_px = th as f64 / rows.max(1) as f64;
