@@ -175,7 +175,11 @@ fn bad_config_files_and_settings_are_refused_clearly() {
         &train(&["--config", "/nonexistent/c.toml"], &out),
         "/nonexistent/c.toml",
     );
-    let cases: [(&[&str], &str); 12] = [
+    let cases: [(&[&str], &str); 13] = [
+        (
+            &["--likelihood", "logistic", "--binarize", "dynamic"],
+            "--likelihood logistic models all 256 levels; binarised pixels are 0 or 1",
+        ),
         (
             &["--batch-norm", "--batch-size", "1"],
             "--batch-norm normalises over the batch, which needs at least 2 items",

@@ -492,6 +492,11 @@ impl RunFlags {
                 Likelihood::Bernoulli
             }
         };
+        if kind == "logistic" && self.binarize.is_some_and(|b| b != Binarize::None) {
+            return Err(Error::Config(
+                "--likelihood logistic models all 256 levels; binarised pixels are 0 or 1: use --likelihood bernoulli with --binarize".into(),
+            ));
+        }
         if self.random_flip == Some(true) && facts.kind != Kind::Image {
             return Err(Error::Config(
                 "--random-flip mirrors images left to right; this data is not images".into(),
