@@ -368,24 +368,29 @@ fn checkpoint_from_another_architecture_is_refused() {
 #[test]
 fn gaussian_likelihood_and_dynamic_binarisation_train() {
     let tmp = tempfile::tempdir().unwrap();
-    let g = tmp.path().join("gauss");
-    let o = run(elbo()
-        .args([
-            "train",
-            "--epochs",
-            "2",
-            "--limit",
-            "2000",
-            "--likelihood",
-            "gaussian",
-            "--sigma",
-            "0.1",
-            "--out",
-        ])
-        .arg(&g)
-        .arg("--data-dir")
-        .arg(mnist_dir()));
-    assert!(o.status.success(), "{}", stderr(&o));
+    // Two epochs on 2000 images with a likelihood's flags, and `eval --json` of the result.
+    let train = |name: &str, likelihood: &[&str]| {
+        let dir = tmp.path().join(name);
+        let o = run(elbo()
+            .args(["train", "--epochs", "2", "--limit", "2000"])
+            .args(likelihood)
+            .arg("--out")
+            .arg(&dir)
+            .arg("--data-dir")
+            .arg(mnist_dir()));
+        assert!(o.status.success(), "{}", stderr(&o));
+        dir
+    };
+    let eval_json = |dir: &Path| -> serde_json::Value {
+        let o = run(elbo()
+            .arg("eval")
+            .arg(dir)
+            .args(["--k", "16", "--limit", "50", "--json", "--data-dir"])
+            .arg(mnist_dir()));
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let g = train("gauss", &["--likelihood", "gaussian", "--sigma", "0.1"]);
     let ck = elbo::train::load_run(&g).unwrap();
     assert_eq!(
         ck.config.model.likelihood,
@@ -401,13 +406,7 @@ fn gaussian_likelihood_and_dynamic_binarisation_train() {
         "Gaussian run improves: {h:?}"
     );
     // A density on 8-bit pixels reports bits per dimension through uniform dequantisation.
-    let o = run(elbo()
-        .arg("eval")
-        .arg(&g)
-        .args(["--k", "16", "--limit", "50", "--json", "--data-dir"])
-        .arg(mnist_dir()));
-    assert!(o.status.success(), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = eval_json(&g);
     let (nll, bits) = (
         v["nll"].as_f64().unwrap(),
         v["bits_per_dim"].as_f64().unwrap(),
@@ -421,22 +420,7 @@ fn gaussian_likelihood_and_dynamic_binarisation_train() {
     assert!(bits.is_finite() && bits > 0.0, "{bits}");
     // The discretised logistic is a distribution over the 256 levels: its bits per dimension need no
     // dequantisation, and beat the 8 bits of a uniform guess once trained.
-    let l = tmp.path().join("logistic");
-    let o = run(elbo()
-        .args([
-            "train",
-            "--epochs",
-            "2",
-            "--limit",
-            "2000",
-            "--likelihood",
-            "logistic",
-            "--out",
-        ])
-        .arg(&l)
-        .arg("--data-dir")
-        .arg(mnist_dir()));
-    assert!(o.status.success(), "{}", stderr(&o));
+    let l = train("logistic", &["--likelihood", "logistic"]);
     let ck = elbo::train::load_run(&l).unwrap();
     assert_eq!(
         ck.config.model.likelihood,
@@ -447,13 +431,7 @@ fn gaussian_likelihood_and_dynamic_binarisation_train() {
     );
     let h = &ck.state.history;
     assert!(h[1].test.neg_elbo < h[0].test.neg_elbo, "{h:?}");
-    let o = run(elbo()
-        .arg("eval")
-        .arg(&l)
-        .args(["--k", "16", "--limit", "50", "--json", "--data-dir"])
-        .arg(mnist_dir()));
-    assert!(o.status.success(), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = eval_json(&l);
     let (nll, bits) = (
         v["nll"].as_f64().unwrap(),
         v["bits_per_dim"].as_f64().unwrap(),
@@ -477,7 +455,7 @@ fn gaussian_likelihood_and_dynamic_binarisation_train() {
     assert_user_error(&o, "this model's is a discretised logistic");
     let floats = tmp.path().join("floats.npy");
     let values = (0..3 * 784).map(|i| (i % 5) as f32 / 5.0);
-    std::fs::write(&floats, npy_f32(&[3, 28, 28], values)).unwrap();
+    std::fs::write(&floats, npy(&[3, 28, 28], values)).unwrap();
     let o = run(elbo()
         .arg("score")
         .arg(&l)

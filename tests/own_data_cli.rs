@@ -231,20 +231,6 @@ fn export(ds: &elbo::data::Dataset, n: usize) -> (Vec<u8>, Vec<u8>) {
     (px, labels)
 }
 
-fn npy_u8(shape: &[u64], data: &[u8]) -> Vec<u8> {
-    use npyz::WriterBuilder;
-    let mut buf = Vec::new();
-    let mut w = npyz::WriteOptions::new()
-        .default_dtype()
-        .shape(shape)
-        .writer(&mut buf)
-        .begin_nd()
-        .unwrap();
-    w.extend(data.iter().copied()).unwrap();
-    w.finish().unwrap();
-    buf
-}
-
 fn test_elbos(run_dir: &Path) -> Vec<f64> {
     let rows = csv_rows(&run_dir.join("metrics.csv"));
     let col = rows[0].iter().position(|c| c == "test_neg_elbo").unwrap();
@@ -286,7 +272,7 @@ fn mnist_as_npz_and_as_png_folder_gives_the_idx_numbers() {
             zip::write::SimpleFileOptions::default(),
         )
         .unwrap();
-        z.write_all(&npy_u8(&shape, bytes)).unwrap();
+        z.write_all(&npy(&shape, bytes.iter().copied())).unwrap();
     }
     z.finish().unwrap();
     // And as PNG files in train/ and test/ with class subfolders.
@@ -720,7 +706,7 @@ fn a_run_notices_its_data_changing_and_settings_that_do_not_apply() {
     );
     let floats = tmp.path().join("floats.npy");
     let values = (0..120).map(|i| (i % 7) as f32 / 7.0);
-    std::fs::write(&floats, npy_f32(&[20, 6], values)).unwrap();
+    std::fs::write(&floats, npy(&[20, 6], values)).unwrap();
     let o = run(elbo()
         .args(["train", "--data"])
         .arg(&floats)

@@ -155,8 +155,8 @@ pub fn copy_mnist(dir: &Path) {
     }
 }
 
-/// A `.npy` file of little-endian f32 values in C order.
-pub fn npy_f32(shape: &[u64], data: impl IntoIterator<Item = f32>) -> Vec<u8> {
+/// A `.npy` file of `data` (u8, f32, …) in C order.
+pub fn npy<T: npyz::AutoSerialize>(shape: &[u64], data: impl IntoIterator<Item = T>) -> Vec<u8> {
     use npyz::WriterBuilder;
     let mut buf = Vec::new();
     let mut w = npyz::WriteOptions::new()
