@@ -6,17 +6,30 @@ use std::path::{Path, PathBuf};
 
 /// Writes `bytes` to `path` atomically: readers see the old file or the new one, never a mix.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = parent_dir(path)?;
     let tmp = write_temp(path, bytes)?;
+    rename_into_place(&tmp, path)
+}
+
+/// [`write_atomic`] of what `write` puts into the file, so a large file can be streamed.
+pub fn write_atomic_with(
+    path: &Path,
+    write: &mut dyn FnMut(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<()> {
+    let tmp = write_temp_with(path, write)?;
+    rename_into_place(&tmp, path)
+}
+
+fn rename_into_place(tmp: &Path, path: &Path) -> Result<()> {
+    let dir = parent_dir(path)?;
     let result = (|| {
         crate::fault::point("rename the temporary file over the target")?;
-        std::fs::rename(&tmp, path)?;
+        std::fs::rename(tmp, path)?;
         sync_dir(&dir);
         Ok(())
     })();
     result.map_err(|e| {
         if !crate::fault::killed() {
-            let _ = std::fs::remove_file(&tmp);
+            let _ = std::fs::remove_file(tmp);
         }
         Error::io(path, e)
     })
@@ -25,6 +38,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Writes `bytes` to a fresh temporary file beside `path` (`.NAME.PID.tmp`) and syncs it to disk; the caller
 /// renames it into place. On failure the temporary file is removed.
 pub fn write_temp(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
+    write_temp_with(path, &mut |f| {
+        let half = bytes.len() / 2;
+        f.write_all(&bytes[..half])?;
+        crate::fault::point("write the second half")?;
+        f.write_all(&bytes[half..])
+    })
+}
+
+/// [`write_temp`] of what `write` puts into the file.
+fn write_temp_with(
+    path: &Path,
+    write: &mut dyn FnMut(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<PathBuf> {
     let dir = parent_dir(path)?;
     let name = path
         .file_name()
@@ -40,10 +66,7 @@ pub fn write_temp(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
             .write(true)
             .create_new(true)
             .open(&tmp)?;
-        let half = bytes.len() / 2;
-        f.write_all(&bytes[..half])?;
-        crate::fault::point("write the second half")?;
-        f.write_all(&bytes[half..])?;
+        write(&mut f)?;
         crate::fault::point("sync the temporary file")?;
         f.sync_all()
     })();

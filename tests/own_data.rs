@@ -592,4 +592,61 @@ fn the_cache_key_follows_the_files_and_the_settings() {
     let old = |seed| elbo::data::source::load(&legacy, seed).unwrap().test;
     assert_ne!(old(1).names, old(2).names);
     unsafe { std::env::set_var("ELBO_CACHE_DIR", &dir) };
+    // Decoded straight into the cache (never held whole on the heap): grey images with their own labelled
+    // splits, and a legacy run's unsplit entry, give what decoding into memory gives.
+    let grey = tmp.path().join("grey");
+    for (split, n) in [("train", 7u8), ("val", 3)] {
+        for class in ["x", "y"] {
+            std::fs::create_dir_all(grey.join(split).join(class)).unwrap();
+            for i in 0..n {
+                let seed = i * 3 + class.len() as u8 + n;
+                std::fs::write(
+                    grey.join(format!("{split}/{class}/{i}.png")),
+                    image_bytes(6, 5, false, seed, "png"),
+                )
+                .unwrap();
+            }
+        }
+    }
+    for (path, images, split_seed) in [
+        (
+            &grey,
+            ImageOptions::default(),
+            Some(elbo::data::source::SPLIT_SEED),
+        ),
+        (&root, opts(4), None),
+    ] {
+        let spec = elbo::data::DataSpec {
+            path: path.clone(),
+            images,
+            split_seed,
+            ..spec.clone()
+        };
+        let load = || {
+            let l = elbo::data::source::load(&spec, 5).unwrap();
+            (l.train, l.test)
+        };
+        let (decoded, again) = (load(), load());
+        unsafe { std::env::set_var("ELBO_CACHE_DIR", "off") };
+        let uncached = load();
+        unsafe { std::env::set_var("ELBO_CACHE_DIR", &dir) };
+        assert_eq!(decoded, uncached, "{}", path.display());
+        assert_eq!(again, uncached, "{}", path.display());
+        if split_seed.is_some() {
+            assert!(mapped(&decoded.0) && mapped(&decoded.1));
+            assert_eq!(decoded.0.shape.channels, 1);
+            assert_eq!(decoded.0.classes, ["x", "y"]);
+            assert_eq!((decoded.0.len(), decoded.1.len()), (14, 6));
+        }
+    }
+    let spools: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().ends_with(".safetensors"))
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        spools.is_empty(),
+        "nothing left beside the entries: {spools:?}"
+    );
 }

@@ -727,6 +727,20 @@ fn a_run_notices_its_data_changing_and_settings_that_do_not_apply() {
             .arg(tmp.path().join("r4")));
         assert_user_error(&o, "GiB available");
     }
+    // A set larger than memory (96 images of 16x16 are 72 KiB) trains through the cache: the images are
+    // decoded into a file, never held whole.
+    let big = |cache: &Path| {
+        run(elbo()
+            .env("ELBO_CACHE_DIR", cache)
+            .env("ELBO_MEMORY_LIMIT", "60000")
+            .args(["train", "--data"])
+            .arg(&data)
+            .args(["--image-size", "16", "--epochs", "1", "--batch-size", "2"])
+            .args(["--hidden", "2", "--latent", "2", "--force", "--out"])
+            .arg(tmp.path().join("r5")))
+    };
+    assert_user_error(&big(Path::new("off")), "GiB available");
+    ok(&big(&tmp.path().join("cache")));
     let o = run(elbo()
         .current_dir(&data)
         .env("ELBO_CACHE_DIR", "off")

@@ -75,6 +75,21 @@ impl Bytes {
         Arc::make_mut(v).as_mut_slice()
     }
 
+    /// Calls `f` on consecutive pieces of at most `size` bytes, giving a mapped view's pages back after each
+    /// piece, so a pass over a large file does not make it resident.
+    pub fn scan(&self, size: usize, mut f: impl FnMut(&[u8])) {
+        let mut at = 0;
+        while at < self.len() {
+            let end = (at + size.max(1)).min(self.len());
+            f(&self[at..end]);
+            let mut piece = self.clone();
+            piece.truncate(end);
+            piece.range.start += at;
+            piece.release();
+            at = end;
+        }
+    }
+
     /// Lets the kernel drop the pages of a mapped view from this process's memory; they stay in the page cache,
     /// so reading them again is cheap. Mapped data is read, so nothing is lost. Does nothing on the heap.
     pub fn release(&self) {

@@ -31,6 +31,18 @@ pub fn dir() -> PathBuf {
         .join("prepared")
 }
 
+/// Creates the cache folder if it is missing; a file in its place is refused.
+pub fn make_dir() -> Result<()> {
+    let d = dir();
+    if d.exists() && !d.is_dir() {
+        return Err(Error::Config(format!(
+            "the cache folder {} is not a folder: point ELBO_CACHE_DIR at a folder, or set it to off",
+            d.display()
+        )));
+    }
+    std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))
+}
+
 fn stamp(meta: &std::fs::Metadata) -> String {
     use std::os::unix::fs::MetadataExt;
     let mtime = meta
@@ -110,9 +122,9 @@ fn entry(key: &str) -> PathBuf {
     dir().join(format!("{key}.safetensors"))
 }
 
-/// md5 over an entry's metadata (all but the md5 itself, in key order) and its tensors' bytes: a damaged or
-/// edited entry, or one copied or linked from another key, must not train a model silently.
-fn checksum<'a>(meta: &HashMap<String, String>, tensors: impl Iterator<Item = &'a [u8]>) -> String {
+/// md5 over an entry's metadata (all but the md5 itself, in key order), to be continued with its tensors'
+/// bytes: a damaged or edited entry, or one copied or linked from another key, must not train a model silently.
+fn hash_meta(meta: &HashMap<String, String>) -> Md5 {
     let mut h = Md5::new();
     let mut keys: Vec<&String> = meta.keys().filter(|k| *k != "md5").collect();
     keys.sort();
@@ -122,10 +134,7 @@ fn checksum<'a>(meta: &HashMap<String, String>, tensors: impl Iterator<Item = &'
         h.update(meta[k].as_bytes());
         h.update([0]);
     }
-    for t in tensors {
-        h.update(t);
-    }
-    format!("{:x}", h.finalize())
+    h
 }
 
 /// The cached images under `key`, if there is a readable entry; a damaged one is ignored (and replaced later).
@@ -166,9 +175,22 @@ pub fn map(key: &str) -> Option<Found> {
         .flat_map(|s| ["values", "labels"].map(|t| format!("{s}.{t}")))
         .filter_map(|name| st.tensor(&name).ok())
         .collect();
-    if meta.get("key")? != key
-        || meta.get("md5")? != &checksum(&meta, tensors.iter().map(|t| t.data()))
-    {
+    // The bytes are hashed by reading the file, not the map, so checking a large entry does not make it
+    // resident in this process.
+    let mut h = hash_meta(&meta);
+    let mut chunk = vec![0u8; 1 << 20];
+    for t in &tensors {
+        use std::os::unix::fs::FileExt;
+        let start = t.data().as_ptr() as usize - bytes.as_ptr() as usize;
+        let mut at = start;
+        while at < start + t.data().len() {
+            let n = chunk.len().min(start + t.data().len() - at);
+            file.read_exact_at(&mut chunk[..n], at as u64).ok()?;
+            h.update(&chunk[..n]);
+            at += n;
+        }
+    }
+    if meta.get("key")? != key || meta.get("md5")? != &format!("{:x}", h.finalize()) {
         eprintln!(
             "elbo: the cached images in {} are damaged; decoding again",
             path.display()
@@ -194,8 +216,6 @@ pub fn map(key: &str) -> Option<Found> {
         let names: Vec<String> = serde_json::from_str(meta.get(&format!("{s}.names"))?).ok()?;
         let start = v.data().as_ptr() as usize - bytes.as_ptr() as usize;
         let view = Bytes::mapped(map.clone(), start..start + v.data().len());
-        // Hashing read every page; they are the file's, not the run's, so give them back.
-        view.release();
         let mut ds = Dataset::new(shape, Kind::Image, Values::U8(view), labels).ok()?;
         if ds
             .labels
@@ -220,82 +240,168 @@ pub fn map(key: &str) -> Option<Found> {
     })
 }
 
+/// One split of an entry to store: its name, its items' labels (if labelled) and names, and which rows it
+/// takes, in order, from the function that fills rows.
+#[derive(Debug, Clone)]
+pub struct Part {
+    /// "all", "train" or "test".
+    pub name: String,
+    /// The rows it takes, in order.
+    pub rows: Vec<usize>,
+    /// One class per row, when the set is labelled.
+    pub labels: Option<Vec<u32>>,
+    /// One name per row (or none).
+    pub names: Vec<String>,
+}
+
 /// Stores `found` under `key`, atomically.
 pub fn store(key: &str, found: &Found) -> Result<()> {
     let sets: Vec<(&str, &Dataset)> = match found {
         Found::One(d) => vec![("all", d)],
         Found::Split(a, b) => vec![("train", a), ("test", b)],
     };
+    let mut parts = Vec::new();
+    let mut start = 0;
+    for (name, d) in &sets {
+        if !matches!(d.values, Values::U8(_)) {
+            return Err(Error::Config("only byte images are cached".into()));
+        }
+        parts.push(Part {
+            name: name.to_string(),
+            rows: (start..start + d.len()).collect(),
+            labels: d.labels.clone(),
+            names: d.names.clone(),
+        });
+        start += d.len();
+    }
+    let shape = sets[0].1.shape;
+    store_rows(key, shape, &sets[0].1.classes, &parts, &mut |i, out| {
+        let mut i = i;
+        for (_, d) in &sets {
+            if i < d.len() {
+                if let Values::U8(v) = &d.values {
+                    out.copy_from_slice(&v[i * shape.len()..(i + 1) * shape.len()]);
+                }
+                return Ok(());
+            }
+            i -= d.len();
+        }
+        unreachable!("rows were numbered from the sets")
+    })
+}
+
+/// Stores the images that `row` fills (one item of `shape` per call) under `key`, atomically, as `parts`,
+/// streaming: only one row is held at a time, so a set larger than memory can be cached. Rows are asked for
+/// twice, once for the checksum and once to write them.
+pub fn store_rows(
+    key: &str,
+    shape: ItemShape,
+    classes: &[String],
+    parts: &[Part],
+    row: &mut dyn FnMut(usize, &mut [u8]) -> Result<()>,
+) -> Result<()> {
+    use safetensors::tensor::{Metadata, TensorInfo};
+    use std::io::Write;
     let mut meta = HashMap::new();
     meta.insert(
         "shape".to_string(),
-        serde_json::to_string(&sets[0].1.shape).unwrap_or_default(),
+        serde_json::to_string(&shape).unwrap_or_default(),
     );
     meta.insert(
         "classes".to_string(),
-        serde_json::to_string(&sets[0].1.classes).unwrap_or_default(),
+        serde_json::to_string(classes).unwrap_or_default(),
     );
-    let names: Vec<&str> = sets.iter().map(|s| s.0).collect();
+    let names: Vec<&str> = parts.iter().map(|p| p.name.as_str()).collect();
     meta.insert(
         "splits".to_string(),
         serde_json::to_string(&names).unwrap_or_default(),
     );
-    let mut label_bytes = Vec::new();
-    for (s, d) in &sets {
+    for p in parts {
         meta.insert(
-            format!("{s}.names"),
-            serde_json::to_string(&d.names).unwrap_or_default(),
-        );
-        label_bytes.push(
-            d.labels
-                .as_ref()
-                .map(|l| l.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()),
+            format!("{}.names", p.name),
+            serde_json::to_string(&p.names).unwrap_or_default(),
         );
     }
     meta.insert("key".to_string(), key.to_string());
-    let mut tensors: Vec<&[u8]> = Vec::new();
-    for ((_, d), lb) in sets.iter().zip(&label_bytes) {
-        if let Values::U8(v) = &d.values {
-            tensors.push(v);
+    let label_bytes: Vec<Option<Vec<u8>>> = parts
+        .iter()
+        .map(|p| {
+            p.labels
+                .as_ref()
+                .map(|l| l.iter().flat_map(|v| v.to_le_bytes()).collect())
+        })
+        .collect();
+    let mut buf = vec![0u8; shape.len()];
+    // The checksum covers the metadata, then each split's values and labels, as `map` reads them.
+    let mut h = hash_meta(&meta);
+    for (p, lb) in parts.iter().zip(&label_bytes) {
+        for &r in &p.rows {
+            row(r, &mut buf)?;
+            h.update(&buf);
         }
         if let Some(b) = lb {
-            tensors.push(b);
+            h.update(b);
         }
     }
-    let sum = checksum(&meta, tensors.into_iter());
-    meta.insert("md5".to_string(), sum);
-    let mut views = Vec::new();
-    for ((s, d), lb) in sets.iter().zip(&label_bytes) {
-        let Values::U8(v) = &d.values else {
-            return Err(Error::Config("only byte images are cached".into()));
-        };
-        let sh = d.shape;
-        views.push((
-            format!("{s}.values"),
-            TensorView::new(
-                Dtype::U8,
-                vec![d.len(), sh.height, sh.width, sh.channels],
-                v,
-            )
-            .map_err(|e| Error::Config(e.to_string()))?,
-        ));
+    meta.insert("md5".to_string(), format!("{:x}", h.finalize()));
+    // safetensors' own order: wider types first (the labels), then by name.
+    enum Data<'a> {
+        Labels(&'a [u8]),
+        Values(&'a Part),
+    }
+    let mut tensors: Vec<(String, Dtype, Vec<usize>, usize, Data)> = Vec::new();
+    for (p, lb) in parts.iter().zip(&label_bytes) {
         if let Some(b) = lb {
-            views.push((
-                format!("{s}.labels"),
-                TensorView::new(Dtype::U32, vec![d.len()], b)
-                    .map_err(|e| Error::Config(e.to_string()))?,
+            tensors.push((
+                format!("{}.labels", p.name),
+                Dtype::U32,
+                vec![p.rows.len()],
+                b.len(),
+                Data::Labels(b),
             ));
         }
+        tensors.push((
+            format!("{}.values", p.name),
+            Dtype::U8,
+            vec![p.rows.len(), shape.height, shape.width, shape.channels],
+            p.rows.len() * shape.len(),
+            Data::Values(p),
+        ));
     }
-    let bytes =
-        safetensors::serialize(views, Some(meta)).map_err(|e| Error::Config(e.to_string()))?;
-    let d = dir();
-    if d.exists() && !d.is_dir() {
-        return Err(Error::Config(format!(
-            "the cache folder {} is not a folder: point ELBO_CACHE_DIR at a folder, or set it to off",
-            d.display()
-        )));
+    tensors.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut infos = Vec::new();
+    let mut offset = 0;
+    for (name, dtype, sh, len, _) in &tensors {
+        infos.push((
+            name.clone(),
+            TensorInfo {
+                dtype: *dtype,
+                shape: sh.clone(),
+                data_offsets: (offset, offset + len),
+            },
+        ));
+        offset += len;
     }
-    std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
-    crate::fsutil::write_atomic(&entry(key), &bytes)
+    let header = Metadata::new(Some(meta), infos).map_err(|e| Error::Config(e.to_string()))?;
+    let mut header = serde_json::to_vec(&header).map_err(|e| Error::Config(e.to_string()))?;
+    header.resize(header.len().next_multiple_of(8), b' ');
+    make_dir()?;
+    let path = entry(key);
+    crate::fsutil::write_atomic_with(&path, &mut |f| {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+        w.write_all(&(header.len() as u64).to_le_bytes())?;
+        w.write_all(&header)?;
+        for (.., data) in &tensors {
+            match data {
+                Data::Labels(b) => w.write_all(b)?,
+                Data::Values(p) => {
+                    for &r in &p.rows {
+                        row(r, &mut buf).map_err(std::io::Error::other)?;
+                        w.write_all(&buf)?;
+                    }
+                }
+            }
+        }
+        w.flush()
+    })
 }

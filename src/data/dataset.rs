@@ -315,18 +315,23 @@ impl Dataset {
     /// Splits into a training and a test part, holding out `fraction` of the items chosen with `seed`; both
     /// keep the source order.
     pub fn split_fraction(self, fraction: f64, seed: u64) -> (Dataset, Dataset) {
-        use rand::SeedableRng;
-        use rand::seq::SliceRandom;
-        let n = self.len();
-        let held = ((n as f64) * fraction).round() as usize;
-        let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut rand_pcg::Pcg64Mcg::seed_from_u64(seed));
-        let mut test: Vec<usize> = order[..held].to_vec();
-        let mut train: Vec<usize> = order[held..].to_vec();
-        test.sort_unstable();
-        train.sort_unstable();
+        let (train, test) = split_indices(self.len(), fraction, seed);
         (self.select(&train), self.select(&test))
     }
+}
+
+/// The items of a set of `n` that [`Dataset::split_fraction`] keeps for training and holds out, each in order.
+pub fn split_indices(n: usize, fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+    let held = ((n as f64) * fraction).round() as usize;
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut rand_pcg::Pcg64Mcg::seed_from_u64(seed));
+    let mut test: Vec<usize> = order[..held].to_vec();
+    let mut train: Vec<usize> = order[held..].to_vec();
+    test.sort_unstable();
+    train.sort_unstable();
+    (train, test)
 }
 
 #[cfg(test)]

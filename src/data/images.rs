@@ -509,16 +509,170 @@ fn describe(root: &Path, e: &Entry) -> String {
 
 /// Loads the images of a folder or archive.
 pub fn load(path: &Path, opts: &ImageOptions) -> Result<Found> {
-    load_with(path, opts, false)
+    in_memory(path, opts, false)
 }
 
 /// Every image of a folder, archive or file, in sorted order of their paths below it, named by those paths,
 /// without splits or classes: the items `encode --input` and `score` read.
 pub fn load_flat(path: &Path, opts: &ImageOptions) -> Result<Dataset> {
-    match load_with(path, opts, true)? {
+    match in_memory(path, opts, true)? {
         Found::One(ds) => Ok(ds),
         Found::Split(..) => unreachable!("a flat layout has one split"),
     }
+}
+
+fn in_memory(path: &Path, opts: &ImageOptions, flat: bool) -> Result<Found> {
+    let mut sink = Sink::Memory(Vec::new());
+    let a = load_with(path, opts, flat, &mut sink)?;
+    let Sink::Memory(buffers) = sink else {
+        unreachable!("a memory sink stays one")
+    };
+    let mut out = Vec::new();
+    for ((_, labels, names), mut values) in a.splits.into_iter().zip(buffers) {
+        if a.shape.channels == 1 {
+            // In place: item i's grey pixels land before its RGB ones are read.
+            for i in 0..values.len() / 3 {
+                values[i] = luma(&values[3 * i..3 * i + 3]);
+            }
+            values.truncate(values.len() / 3);
+            values.shrink_to_fit();
+        }
+        let mut ds = Dataset::from_bytes(a.shape, values, labels)?;
+        ds.classes = a.classes.clone();
+        ds.names = names;
+        out.push(ds);
+    }
+    let mut it = out.into_iter();
+    let first = it.next().expect("one split at least");
+    Ok(match it.next() {
+        Some(test) => Found::Split(first, test),
+        None => Found::One(first),
+    })
+}
+
+/// ITU-R 601 luma of an RGB pixel, as PIL's convert("L") and torchvision's Grayscale.
+fn luma(p: &[u8]) -> u8 {
+    ((299 * p[0] as u32 + 587 * p[1] as u32 + 114 * p[2] as u32 + 500) / 1000) as u8
+}
+
+/// Decoded images spooled to an unnamed temporary file (gone when dropped, or if the process dies), read back
+/// one item at a time: how a set larger than memory reaches the cache.
+#[derive(Debug)]
+pub struct Spooled {
+    file: std::fs::File,
+    scratch: Vec<u8>,
+    /// The items' shape.
+    pub shape: ItemShape,
+    /// Class names (empty when unlabelled).
+    pub classes: Vec<String>,
+    /// Each split in order: its folder name ("" for a set without splits), labels (when labelled) and item
+    /// names. Items are numbered across splits.
+    pub splits: Vec<(String, Option<Vec<u32>>, Vec<String>)>,
+}
+
+impl Spooled {
+    /// Fills `out` with item `i` at the set's channel count.
+    pub fn row(&mut self, i: usize, out: &mut [u8]) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let n = self.shape.height * self.shape.width * 3;
+        self.scratch.resize(n, 0);
+        self.file
+            .read_exact_at(&mut self.scratch, (i * n) as u64)
+            .map_err(|e| Error::Config(format!("reading back the decoded images: {e}")))?;
+        if self.shape.channels == 3 {
+            out.copy_from_slice(&self.scratch);
+        } else {
+            for (o, p) in out.iter_mut().zip(self.scratch.chunks_exact(3)) {
+                *o = luma(p);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Decodes the images of a folder or archive into a temporary file in `dir`. Failures to write it are
+/// [`Error::Io`] naming `dir`, so the caller can decode into memory instead.
+pub fn spool(path: &Path, opts: &ImageOptions, dir: &Path) -> Result<Spooled> {
+    let file = tempfile::tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
+    let mut sink = Sink::Spool {
+        w: std::io::BufWriter::with_capacity(1 << 20, file),
+        dir: dir.to_path_buf(),
+    };
+    let a = load_with(path, opts, false, &mut sink)?;
+    let Sink::Spool { w, .. } = sink else {
+        unreachable!("a spool sink stays one")
+    };
+    let file = w.into_inner().map_err(|e| Error::io(dir, e.into_error()))?;
+    Ok(Spooled {
+        file,
+        scratch: Vec::new(),
+        shape: a.shape,
+        classes: a.classes,
+        splits: a.splits,
+    })
+}
+
+/// Where decoded images go as they are decoded: RGB items, in order.
+enum Sink {
+    /// On the heap, one buffer per split.
+    Memory(Vec<Vec<u8>>),
+    /// Appended to a file in `dir`.
+    Spool {
+        w: std::io::BufWriter<std::fs::File>,
+        dir: PathBuf,
+    },
+}
+
+impl Sink {
+    fn push(&mut self, split: usize, rgb: &[u8]) -> Result<()> {
+        match self {
+            Sink::Memory(v) => {
+                if v.len() <= split {
+                    v.resize_with(split + 1, Vec::new);
+                }
+                v[split].extend_from_slice(rgb);
+                Ok(())
+            }
+            Sink::Spool { w, dir } => {
+                use std::io::Write;
+                w.write_all(rgb).map_err(|e| Error::io(dir.as_path(), e))
+            }
+        }
+    }
+
+    /// Refuses `total` decoded RGB images of `h`×`w` that will not fit where they go, before they are
+    /// decoded; `hint` says what to do.
+    fn check_room(&self, root: &Path, total: usize, h: usize, w: usize, hint: &str) -> Result<()> {
+        match self {
+            Sink::Memory(_) => check_memory(root, total, h, w, hint),
+            Sink::Spool { dir, .. } => {
+                // The spool (RGB) and the cache entry written from it (at most RGB) side by side.
+                let need = 2 * total as u64 * h as u64 * w as u64 * 3;
+                match fs4::available_space(dir) {
+                    Ok(free) if free < need => Err(Error::io(
+                        dir,
+                        std::io::Error::new(
+                            std::io::ErrorKind::StorageFull,
+                            format!(
+                                "{} MiB needed for the decoded images, {} MiB free",
+                                need >> 20,
+                                free >> 20
+                            ),
+                        ),
+                    )),
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// What reading a set found, beside the pixels it put into its sink.
+struct Assembly {
+    shape: ItemShape,
+    classes: Vec<String>,
+    /// Each split: its name, labels (when labelled), item names.
+    splits: Vec<(String, Option<Vec<u32>>, Vec<String>)>,
 }
 
 /// The bytes of an entry found on disk.
@@ -529,14 +683,18 @@ fn read_file(_: usize, e: &Entry) -> Result<Vec<u8>> {
     }
 }
 
-fn load_with(path: &Path, opts: &ImageOptions, flat: bool) -> Result<Found> {
+fn load_with(path: &Path, opts: &ImageOptions, flat: bool, sink: &mut Sink) -> Result<Assembly> {
     check_options(opts)?;
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if meta.is_dir() {
         let lay = layout(walk(path)?, path, flat)?;
-        return assemble(path, lay, opts, &|list, expect| {
-            decode_all(list, &read_file, opts, path, expect)
-        });
+        return assemble(
+            path,
+            lay,
+            opts,
+            &|list, expect| decode_all(list, &read_file, opts, path, expect),
+            sink,
+        );
     }
     if !meta.is_file() {
         return Err(Error::Config(format!(
@@ -555,9 +713,13 @@ fn load_with(path: &Path, opts: &ImageOptions, flat: bool) -> Result<Found> {
             origin: Origin::File(path.to_path_buf()),
         };
         let lay = layout(vec![entry], path, flat)?;
-        return assemble(path, lay, opts, &|list, expect| {
-            decode_all(list, &read_file, opts, path, expect)
-        });
+        return assemble(
+            path,
+            lay,
+            opts,
+            &|list, expect| decode_all(list, &read_file, opts, path, expect),
+            sink,
+        );
     }
     let lower = path.to_string_lossy().to_ascii_lowercase();
     if lower.ends_with(".zip") {
@@ -609,7 +771,7 @@ fn load_with(path: &Path, opts: &ImageOptions, flat: bool) -> Result<Found> {
             }
             Ok((out, skipped))
         };
-        return assemble(path, lay, opts, &decode_list);
+        return assemble(path, lay, opts, &decode_list, sink);
     }
     // A tar stream cannot be revisited cheaply, so its image bytes are held while the layout is worked out.
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
@@ -668,9 +830,13 @@ fn load_with(path: &Path, opts: &ImageOptions, flat: bool) -> Result<Found> {
         };
         Ok(blobs[i].clone())
     };
-    assemble(path, lay, opts, &|list, expect| {
-        decode_all(list, &read, opts, path, expect)
-    })
+    assemble(
+        path,
+        lay,
+        opts,
+        &|list, expect| decode_all(list, &read, opts, path, expect),
+        sink,
+    )
 }
 
 fn check_options(opts: &ImageOptions) -> Result<()> {
@@ -717,17 +883,18 @@ fn check_memory(root: &Path, total: usize, h: usize, w: usize, hint: &str) -> Re
 type DecodeList<'a> =
     dyn Fn(&[Entry], Option<(u32, u32)>) -> Result<(Vec<Option<Decoded>>, Vec<String>)> + 'a;
 
-/// Decodes every split, checks that all images share one size, and builds the datasets.
+/// Decodes every split a round at a time into `sink`, and checks that all images share one size.
 fn assemble(
     root: &Path,
     lay: Layout,
     opts: &ImageOptions,
     decode_list: &DecodeList,
-) -> Result<Found> {
-    // Memory: the decoded items of every split, before anything is decoded (when the size is known).
+    sink: &mut Sink,
+) -> Result<Assembly> {
+    // Room for the decoded items of every split, before anything is decoded (when the size is known).
     let total: usize = lay.splits.iter().map(|s| s.2.len()).sum();
     if let Some((h, w)) = opts.size {
-        check_memory(
+        sink.check_room(
             root,
             total,
             h,
@@ -736,7 +903,7 @@ fn assemble(
         )?;
     }
     // Without --image-size the first decodable image sets the size: known before the rest are decoded, so the
-    // memory they need and the size a model accepts are checked first.
+    // room they need and the size a model accepts are checked first.
     let mut expect = None;
     if opts.size.is_none() {
         let first = lay.splits[0].2.iter().find_map(|e| {
@@ -752,7 +919,7 @@ fn assemble(
                     root.display()
                 )));
             }
-            check_memory(
+            sink.check_room(
                 root,
                 total,
                 h,
@@ -762,32 +929,39 @@ fn assemble(
             expect = Some((h as u32, w as u32));
         }
     }
-    let mut sets = Vec::new();
+    let labelled = !lay.classes.is_empty();
+    let mut splits = Vec::new();
     let mut size: Option<(usize, usize, String)> = None;
     let mut any_colour = false;
     let mut skipped_all = Vec::new();
-    for (split, labels, entries) in &lay.splits {
-        let (decoded, skipped) = decode_list(entries, expect)?;
-        skipped_all.extend(skipped);
-        let mut items = Vec::new();
-        for ((d, l), e) in decoded.into_iter().zip(labels).zip(entries) {
-            let Some(d) = d else { continue };
-            match &size {
-                None => size = Some((d.h, d.w, describe(root, e))),
-                Some((h, w, first)) if (*h, *w) != (d.h, d.w) => {
-                    return Err(Error::Config(format!(
-                        "{} is {}x{} but {first} is {h}x{w}: pass --image-size to resize them all (e.g. --image-size 64)",
-                        describe(root, e),
-                        d.h,
-                        d.w
-                    )));
+    for (k, (split, labels, entries)) in lay.splits.iter().enumerate() {
+        let mut kept_labels = Vec::new();
+        let mut names = Vec::new();
+        // A round at a time, so only one round's decoded images are held besides the sink.
+        for (chunk, chunk_labels) in entries.chunks(ROUND).zip(labels.chunks(ROUND)) {
+            let (decoded, skipped) = decode_list(chunk, expect)?;
+            skipped_all.extend(skipped);
+            for ((d, l), e) in decoded.into_iter().zip(chunk_labels).zip(chunk) {
+                let Some(d) = d else { continue };
+                match &size {
+                    None => size = Some((d.h, d.w, describe(root, e))),
+                    Some((h, w, first)) if (*h, *w) != (d.h, d.w) => {
+                        return Err(Error::Config(format!(
+                            "{} is {}x{} but {first} is {h}x{w}: pass --image-size to resize them all (e.g. --image-size 64)",
+                            describe(root, e),
+                            d.h,
+                            d.w
+                        )));
+                    }
+                    _ => {}
                 }
-                _ => {}
+                any_colour |= d.colour;
+                sink.push(k, &d.rgb)?;
+                kept_labels.push(l.unwrap_or(0));
+                names.push(e.name());
             }
-            any_colour |= d.colour;
-            items.push((d, *l, e.name()));
         }
-        sets.push((split.clone(), items));
+        splits.push((split.clone(), labelled.then_some(kept_labels), names));
     }
     if !skipped_all.is_empty() {
         eprintln!(
@@ -802,46 +976,21 @@ fn assemble(
             root.display()
         )));
     };
-    let channels = opts.channels.unwrap_or(if any_colour { 3 } else { 1 });
-    let shape = ItemShape {
-        height: h,
-        width: w,
-        channels,
-    };
-    let mut out = Vec::new();
-    for (split, items) in sets {
-        if items.is_empty() {
-            return Err(Error::Config(format!(
-                "{}: no decodable images in {split}/",
-                root.display()
-            )));
-        }
-        let mut values = Vec::with_capacity(items.len() * shape.len());
-        let mut labels = Vec::with_capacity(items.len());
-        let mut names = Vec::with_capacity(items.len());
-        for (d, l, name) in items {
-            if channels == 3 {
-                values.extend_from_slice(&d.rgb);
-            } else {
-                // ITU-R 601 luma, as PIL's convert("L") and torchvision's Grayscale.
-                values.extend(d.rgb.chunks_exact(3).map(|p| {
-                    ((299 * p[0] as u32 + 587 * p[1] as u32 + 114 * p[2] as u32 + 500) / 1000) as u8
-                }));
-            }
-            labels.push(l.unwrap_or(0));
-            names.push(name);
-        }
-        let labelled = !lay.classes.is_empty();
-        let mut ds = Dataset::from_bytes(shape, values, labelled.then_some(labels))?;
-        ds.classes = lay.classes.clone();
-        ds.names = names;
-        out.push(ds);
+    if let Some((split, ..)) = splits.iter().find(|s| s.2.is_empty()) {
+        return Err(Error::Config(format!(
+            "{}: no decodable images in {split}/",
+            root.display()
+        )));
     }
-    let mut it = out.into_iter();
-    let first = it.next().expect("one split at least");
-    Ok(match it.next() {
-        Some(test) => Found::Split(first, test),
-        None => Found::One(first),
+    let channels = opts.channels.unwrap_or(if any_colour { 3 } else { 1 });
+    Ok(Assembly {
+        shape: ItemShape {
+            height: h,
+            width: w,
+            channels,
+        },
+        classes: lay.classes,
+        splits,
     })
 }
 

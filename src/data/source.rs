@@ -2,7 +2,7 @@
 //! Each source yields train and test [`Dataset`]s; decoded image sets are cached (see [`super::cache`]).
 
 use super::cache;
-use super::dataset::{Dataset, Kind};
+use super::dataset::{Dataset, Kind, split_indices};
 use super::images::{self, Found, ImageOptions};
 use super::numpy::{self, Layout};
 use super::table;
@@ -108,48 +108,23 @@ pub fn load(spec: &DataSpec, seed: u64) -> Result<Loaded> {
             columns: Vec::new(),
         });
     }
+    // The first run on images decodes them straight into the cache entry, and maps it.
+    if let Some(k) = &split_key
+        && let Some(Found::Split(train, test)) =
+            decode_to_cache(spec, &spec.path, k, Some(split_seed))?
+    {
+        return Ok(Loaded {
+            train,
+            test,
+            columns: Vec::new(),
+        });
+    }
     let (found, columns) = read(spec, &spec.path, None, split_key.is_none())?;
     let (train, test) = match found {
         Found::Split(a, b) => (a, b),
         Found::One(ds) => {
-            let f = spec.test_fraction;
-            if !(f > 0.0 && f < 1.0) {
-                return Err(Error::Config(format!(
-                    "--test-fraction {f} must be between 0 and 1 (exclusive): {} has no test split of its own",
-                    spec.path.display()
-                )));
-            }
-            let n = ds.len();
-            let (train, test) = ds.split_fraction(f, split_seed);
-            if train.is_empty() || test.is_empty() {
-                return Err(Error::Config(format!(
-                    "{}: {n} items with --test-fraction {f} leave {} for training and {} for testing; both need at least one",
-                    spec.path.display(),
-                    train.len(),
-                    test.len()
-                )));
-            }
-            match split_key {
-                Some(k) => {
-                    let found = Found::Split(train, test);
-                    if let Err(e) = cache::store(&k, &found) {
-                        eprintln!(
-                            "elbo: could not cache the decoded images ({e}); the next run decodes them again"
-                        );
-                    }
-                    // Map the stored copy and free the decoded one, so training holds no images on the heap.
-                    match cache::map(&k) {
-                        Some(Found::Split(a, b)) => (a, b),
-                        _ => {
-                            let Found::Split(a, b) = found else {
-                                unreachable!("built as a split above")
-                            };
-                            (a, b)
-                        }
-                    }
-                }
-                None => (train, test),
-            }
+            let (train, test) = held_out(spec, ds.len(), split_seed)?;
+            (ds.select(&train), ds.select(&test))
         }
     };
     Ok(Loaded {
@@ -157,6 +132,92 @@ pub fn load(spec: &DataSpec, seed: u64) -> Result<Loaded> {
         test,
         columns,
     })
+}
+
+/// The items of a set of `n` without a test split of its own that train, and that are held out with `seed`.
+fn held_out(spec: &DataSpec, n: usize, seed: u64) -> Result<(Vec<usize>, Vec<usize>)> {
+    let f = spec.test_fraction;
+    if !(f > 0.0 && f < 1.0) {
+        return Err(Error::Config(format!(
+            "--test-fraction {f} must be between 0 and 1 (exclusive): {} has no test split of its own",
+            spec.path.display()
+        )));
+    }
+    let (train, test) = split_indices(n, f, seed);
+    if train.is_empty() || test.is_empty() {
+        return Err(Error::Config(format!(
+            "{}: {n} items with --test-fraction {f} leave {} for training and {} for testing; both need at least one",
+            spec.path.display(),
+            train.len(),
+            test.len()
+        )));
+    }
+    Ok((train, test))
+}
+
+/// Decodes the images at `path` into the cache entry `key` without holding them in memory: they are spooled
+/// to a temporary file, then written out (split with `split_seed` when given and the set has no split of its
+/// own), and the entry is mapped. `None` when the cache cannot take them: the caller decodes into memory.
+fn decode_to_cache(
+    spec: &DataSpec,
+    path: &Path,
+    key: &str,
+    split_seed: Option<u64>,
+) -> Result<Option<Found>> {
+    let dir = cache::dir();
+    let declined = |e: &dyn std::fmt::Display| {
+        eprintln!("elbo: could not cache the decoded images ({e}); decoding them into memory");
+        Ok(None)
+    };
+    if let Err(e) = cache::make_dir() {
+        return declined(&e);
+    }
+    let mut spooled = match images::spool(path, &spec.images, &dir) {
+        Ok(s) => s,
+        Err(e @ Error::Io { .. }) if matches!(&e, Error::Io { path, .. } if *path == dir) => {
+            return declined(&e);
+        }
+        Err(e) => return Err(e),
+    };
+    let mut parts = Vec::new();
+    let mut start = 0;
+    for (k, (_, labels, names)) in spooled.splits.iter().enumerate() {
+        parts.push(cache::Part {
+            name: if spooled.splits.len() == 1 {
+                "all"
+            } else if k == 0 {
+                "train"
+            } else {
+                "test"
+            }
+            .to_string(),
+            rows: (start..start + names.len()).collect(),
+            labels: labels.clone(),
+            names: names.clone(),
+        });
+        start += names.len();
+    }
+    if let (Some(seed), [all]) = (split_seed, parts.as_slice()) {
+        let (train, test) = held_out(spec, all.rows.len(), seed)?;
+        let part = |name: &str, idx: &[usize]| cache::Part {
+            name: name.to_string(),
+            rows: idx.to_vec(),
+            labels: all
+                .labels
+                .as_ref()
+                .map(|l| idx.iter().map(|&i| l[i]).collect()),
+            names: idx.iter().map(|&i| all.names[i].clone()).collect(),
+        };
+        parts = vec![part("train", &train), part("test", &test)];
+    }
+    let (shape, classes) = (spooled.shape, spooled.classes.clone());
+    if let Err(e) = cache::store_rows(key, shape, &classes, &parts, &mut |i, out| {
+        spooled.row(i, out)
+    }) {
+        return declined(&e);
+    }
+    drop(spooled);
+    Ok(cache::map(key))
 }
 
 /// Refuses settings that do not apply to the source, instead of recording them as if they had been used.
@@ -210,8 +271,7 @@ pub fn load_items(spec: &DataSpec, path: &Path, columns: Option<&[String]>) -> R
     })
 }
 
-/// Reads `path` whole; decoded images are cached, except an unsplit set when `store_one` is false (the caller
-/// caches its split instead).
+/// Reads `path` whole; decoded images are cached unless `store_one` is false (the caller caches them split).
 fn read(
     spec: &DataSpec,
     path: &Path,
@@ -224,16 +284,12 @@ fn read(
             if let Some(found) = key.as_deref().and_then(cache::load) {
                 return Ok((found, Vec::new()));
             }
-            let found = images::load(path, &spec.images)?;
-            if let Some(k) = key
-                && (store_one || matches!(found, Found::Split(..)))
-                && let Err(e) = cache::store(&k, &found)
+            if let Some(k) = key.as_deref().filter(|_| store_one)
+                && let Some(found) = decode_to_cache(spec, path, k, None)?
             {
-                eprintln!(
-                    "elbo: could not cache the decoded images ({e}); the next run decodes them again"
-                );
+                return Ok((found, Vec::new()));
             }
-            Ok((found, Vec::new()))
+            Ok((images::load(path, &spec.images)?, Vec::new()))
         }
         Format::Numpy => Ok((numpy::load(path, spec.layout)?, Vec::new())),
         Format::Table => {
