@@ -16,6 +16,7 @@ pub mod fsutil;
 pub mod fuzzing;
 pub mod model;
 pub mod resources;
+pub mod serve;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -12,6 +12,7 @@ mod plot_metrics;
 mod reconstruct;
 mod sample;
 mod score;
+mod serve;
 mod train;
 mod traverse;
 
@@ -52,6 +53,8 @@ enum Command {
     PlotMetrics(plot_metrics::PlotMetricsArgs),
     /// Sweep each latent dimension from a base code, one row per dimension, rows by mean KL (latent traversal).
     Traverse(traverse::TraverseArgs),
+    /// Explore the latent space in the browser: scatter, decode pad, sliders, interpolation (a local web page).
+    Serve(serve::ServeArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -80,5 +83,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Interpolate(a) => interpolate::run(a),
         Command::PlotMetrics(a) => plot_metrics::run(a),
         Command::Traverse(a) => traverse::run(a),
+        Command::Serve(a) => serve::run(a),
     }
 }

@@ -270,9 +270,59 @@ pub fn interpolate(a: &[f32], b: &[f32], steps: usize, spherical: bool) -> Vec<f
     out
 }
 
-/// Projects `n` points of dimension `dim` onto their first two principal components; also returns the
-/// fraction of variance each explains.
-pub fn pca2(points: &[f32], n: usize, dim: usize) -> (Vec<[f64; 2]>, [f64; 2]) {
+/// A plane through latent space: a point and two orthonormal directions. Latent points project onto it, and
+/// points of it lift back to latent codes (the other directions at the plane's point).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plane {
+    /// The plane's origin in latent space.
+    pub origin: Vec<f64>,
+    /// Its two directions, each of the latent's length.
+    pub axes: [Vec<f64>; 2],
+    /// The fraction of the points' variance along each direction (1 and 0 for raw axes).
+    pub explained: [f64; 2],
+}
+
+impl Plane {
+    /// The raw axes for latents of one or two dimensions (a 1-D latent on the first axis), else the first two
+    /// principal components of the `n` points.
+    pub fn fit(points: &[f32], n: usize, dim: usize) -> Plane {
+        if dim <= 2 {
+            let unit = |k: usize| (0..dim).map(|j| if j == k { 1.0 } else { 0.0 }).collect();
+            return Plane {
+                origin: vec![0.0; dim],
+                axes: [unit(0), unit(1)],
+                explained: [1.0, if dim == 2 { 1.0 } else { 0.0 }],
+            };
+        }
+        pca_plane(points, n, dim)
+    }
+
+    /// The plane coordinates of latent code `z`.
+    pub fn project(&self, z: &[f32]) -> [f64; 2] {
+        let mut p = [0.0; 2];
+        for (k, axis) in self.axes.iter().enumerate() {
+            p[k] = z
+                .iter()
+                .zip(&self.origin)
+                .zip(axis)
+                .map(|((x, o), a)| (*x as f64 - o) * a)
+                .sum();
+        }
+        p
+    }
+
+    /// The latent code at plane coordinates `(u, v)`.
+    pub fn lift(&self, u: f64, v: f64) -> Vec<f64> {
+        self.origin
+            .iter()
+            .zip(self.axes[0].iter().zip(&self.axes[1]))
+            .map(|(o, (a, b))| o + u * a + v * b)
+            .collect()
+    }
+}
+
+/// The plane of the first two principal components of `n` points of dimension `dim`, through their mean.
+pub fn pca_plane(points: &[f32], n: usize, dim: usize) -> Plane {
     let mean: Vec<f64> = (0..dim)
         .map(|j| (0..n).map(|i| points[i * dim + j] as f64).sum::<f64>() / n.max(1) as f64)
         .collect();
@@ -294,29 +344,31 @@ pub fn pca2(points: &[f32], n: usize, dim: usize) -> (Vec<[f64; 2]>, [f64; 2]) {
     let total: f64 = eig.eigenvalues.iter().sum::<f64>().max(f64::MIN_POSITIVE);
     let (c0, c1) = (order[0], order[1.min(dim - 1)]);
     // Fix each component's sign (largest entry positive) so figures do not flip between runs or machines.
-    let sign = |c: usize| {
+    let axis = |c: usize| {
         let v = eig.eigenvectors.column(c);
         let k = (0..dim)
             .max_by(|&a, &b| v[a].abs().total_cmp(&v[b].abs()))
             .unwrap_or(0);
-        if v[k] < 0.0 { -1.0 } else { 1.0 }
+        let s = if v[k] < 0.0 { -1.0 } else { 1.0 };
+        v.iter().map(|x| x * s).collect::<Vec<f64>>()
     };
-    let (s0, s1) = (sign(c0), sign(c1));
-    let proj = (0..n)
-        .map(|i| {
-            let (mut p0, mut p1) = (0.0, 0.0);
-            for j in 0..dim {
-                let x = points[i * dim + j] as f64 - mean[j];
-                p0 += x * eig.eigenvectors[(j, c0)] * s0;
-                p1 += x * eig.eigenvectors[(j, c1)] * s1;
-            }
-            [p0, p1]
-        })
+    Plane {
+        origin: mean,
+        axes: [axis(c0), axis(c1)],
+        explained: [eig.eigenvalues[c0] / total, eig.eigenvalues[c1] / total],
+    }
+}
+
+/// Projects `n` points of dimension `dim` onto their first two principal components; also returns the
+/// fraction of variance each explains.
+pub fn pca2(points: &[f32], n: usize, dim: usize) -> (Vec<[f64; 2]>, [f64; 2]) {
+    let plane = pca_plane(points, n, dim);
+    let proj = points
+        .chunks_exact(dim)
+        .take(n)
+        .map(|z| plane.project(z))
         .collect();
-    (
-        proj,
-        [eig.eigenvalues[c0] / total, eig.eigenvalues[c1] / total],
-    )
+    (proj, plane.explained)
 }
 
 #[cfg(test)]

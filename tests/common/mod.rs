@@ -169,3 +169,89 @@ pub fn npy<T: npyz::AutoSerialize>(shape: &[u64], data: impl IntoIterator<Item =
     w.finish().unwrap();
     buf
 }
+
+/// A running `elbo serve`, stopped (SIGKILL) when dropped unless already stopped.
+pub struct Served {
+    /// The server process.
+    pub child: std::process::Child,
+    /// Its base address, `http://127.0.0.1:PORT/`.
+    pub url: String,
+    /// Where its standard error goes.
+    pub stderr: PathBuf,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `elbo serve RUN --port 0 ARGS` and waits for the address it prints.
+pub fn serve_run(run_dir: &Path, args: &[&str]) -> Served {
+    let err = tempfile::NamedTempFile::new().unwrap().into_temp_path().keep().unwrap();
+    let mut child = elbo()
+        .arg("serve")
+        .arg(run_dir)
+        .args(["--port", "0"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .expect("elbo serve starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.starts_with("http://127.0.0.1:"),
+        "no address printed: {line:?}; stderr: {}",
+        std::fs::read_to_string(&err).unwrap_or_default()
+    );
+    Served {
+        child,
+        url: line.trim().to_string(),
+        stderr: err,
+    }
+}
+
+/// One HTTP/1.1 exchange over a fresh connection: sends `request` as is, returns the status (0 when the server
+/// closed without answering) and the body.
+pub fn exchange(url: &str, request: &[u8]) -> (u16, String) {
+    exchange_then(url, request, false)
+}
+
+/// [`exchange`], closing the sending half after the request when `hang_up` (bytes that may not end a request).
+pub fn exchange_then(url: &str, request: &[u8], hang_up: bool) -> (u16, String) {
+    use std::io::Read;
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let _ = s.write_all(request);
+    if hang_up {
+        let _ = s.shutdown(std::net::Shutdown::Write);
+    }
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// `GET path` with a proper Host header.
+pub fn get(url: &str, path: &str) -> (u16, String) {
+    let host = url.trim_start_matches("http://").trim_end_matches('/');
+    exchange(
+        url,
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+}

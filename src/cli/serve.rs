@@ -1,0 +1,47 @@
+//! `elbo serve`: the latent explorer, a local web page over a trained run.
+
+use super::common::DataArgs;
+use crate::error::Result;
+use crate::serve::{Explorer, http};
+use crate::train::load_run;
+use clap::Args;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// A run directory written by `elbo train`.
+    run_dir: PathBuf,
+    /// Address to listen on. Anything but a loopback address lets other machines in: the page has no login.
+    #[arg(long)]
+    host: Option<IpAddr>,
+    /// Port to listen on (0: any free port; the address is printed).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Test images in the scatter (the first N of the test split, at most 20000).
+    #[arg(long, default_value_t = 2000)]
+    points: usize,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+/// Encodes the test images, then serves the page until Ctrl-C.
+pub(crate) fn run(a: ServeArgs) -> Result<()> {
+    let host = a.host.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let ck = load_run(&a.run_dir)?;
+    super::common::require_images(&ck, "serve")?;
+    let splits = a.data.splits(&ck)?;
+    let name = a.run_dir.display().to_string();
+    let explorer = Explorer::new(ck, splits.test, a.points, name.clone())?;
+    if !host.is_loopback() {
+        eprintln!(
+            "elbo: warning: listening on {host}: other machines can reach this page, which has no login; \
+             leave out --host to serve this machine only"
+        );
+    }
+    http::serve(explorer, host, a.port, |addr| {
+        eprintln!("elbo: exploring {name} at http://{addr}/ (Ctrl-C stops)");
+        // The address alone on stdout, for scripts (and --port 0).
+        println!("http://{addr}/");
+    })
+}

@@ -1,0 +1,216 @@
+//! `elbo serve` over HTTP: what it answers, what it refuses, and that no request, however malformed, brings
+//! it down. (The page itself is driven in a real browser in `browser.rs`.)
+
+mod common;
+use common::*;
+use rand::{RngExt, SeedableRng};
+use std::time::{Duration, Instant};
+
+#[test]
+fn the_explorer_answers_and_refuses_malformed_requests_with_a_message() {
+    let srv = serve_run(&fixture_run(), &["--points", "300"]);
+    let (status, info) = get(&srv.url, "/api/info");
+    assert_eq!(status, 200, "{info}");
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(info["latent"], 20);
+    assert_eq!(info["points"], 300);
+    assert_eq!(info["plane"]["pca"], true);
+    let (status, points) = get(&srv.url, "/api/points");
+    assert_eq!(status, 200);
+    let points: serde_json::Value = serde_json::from_str(&points).unwrap();
+    assert_eq!(points["x"].as_array().unwrap().len(), 300);
+    for page in ["/", "/app.js", "/style.css", "/api/item/299", "/api/reconstruction/0", "/api/code/7"] {
+        assert_eq!(get(&srv.url, page).0, 200, "{page}");
+    }
+    let zero = vec!["0"; 20].join(",");
+    assert_eq!(get(&srv.url, &format!("/api/decode?z={zero}")).0, 200);
+
+    // Each malformed request: a 4xx and a line saying why.
+    let host = srv.url.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let named: Vec<(String, &str)> = vec![
+        ("/api/decode?z=0,0".into(), "has 2 numbers"),
+        (format!("/api/decode?z={}", vec!["nan"; 20].join(",")), "must be finite"),
+        (format!("/api/decode?z={}", vec!["1e300"; 20].join(",")), "within"),
+        (format!("/api/decode?z={zero}&class=3"), "not conditional"),
+        (format!("/api/decode?z={zero}&evil=1"), "unknown parameter"),
+        ("/api/decode".into(), "has 0 numbers"),
+        ("/api/decode?z=%ZZ".into(), ""),
+        ("/api/item/300".into(), "not one of 0..299"),
+        ("/api/item/-1".into(), "not one of"),
+        ("/api/item/99999999999999999999999".into(), "not one of"),
+        ("/api/code/x".into(), "not one of"),
+        ("/etc/passwd".into(), "no such page"),
+        ("/api/../../etc/passwd".into(), ""),
+        (format!("/api/decode?z={}", "1,".repeat(400)), "characters long"),
+        (format!("/api/decode?z={}", "1,".repeat(5000)), "over 8192 bytes"),
+    ];
+    for (path, why) in &named {
+        let (status, body) = get(&srv.url, path);
+        let shown: String = path.chars().take(60).collect();
+        assert!((400..500).contains(&status), "{shown}: {status} {body}");
+        assert!(!body.trim().is_empty(), "{shown}: no message");
+        assert!(body.contains(why), "{shown}: {body}");
+    }
+    let raw = |req: String| exchange(&srv.url, req.as_bytes());
+    let (s, body) = raw(format!("POST /api/info HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"));
+    assert_eq!(s, 405, "{body}");
+    assert!(body.contains("read-only"));
+    let (s, _) = raw(format!(
+        "GET /api/info HTTP/1.1\r\nHost: {host}\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
+    ));
+    assert_eq!(s, 413);
+    let (s, body) = raw("GET /api/info HTTP/1.1\r\nHost: attacker.example\r\nConnection: close\r\n\r\n".into());
+    assert_eq!(s, 421, "a rebound DNS name is refused: {body}");
+
+    // Fuzz: random mutations of good requests and random bytes, bounded in count and time. Every answer is a
+    // 2xx for a request that happens to be valid, else a 4xx (or, for bytes that are not HTTP, a closed
+    // connection); never a 5xx, and the server stays up.
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(7);
+    let goods = [
+        format!("/api/decode?z={zero}"),
+        "/api/item/12".to_string(),
+        "/api/code/5".to_string(),
+        "/api/info".to_string(),
+    ];
+    let alphabet = b"0123456789,.-+eE%/?&=z\x00\xff ;#[]nainf\r\n\t";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut counts = [0usize; 3];
+    for n in 0..400 {
+        if Instant::now() > deadline {
+            break;
+        }
+        let req: Vec<u8> = match n % 4 {
+            3 => (0..rng.random_range(1..600)).map(|_| rng.random()).collect(),
+            k => {
+                let mut path = goods[k].clone().into_bytes();
+                for _ in 0..rng.random_range(1..6) {
+                    let at = rng.random_range(0..=path.len());
+                    let c = alphabet[rng.random_range(0..alphabet.len())];
+                    match rng.random_range(0..3) {
+                        0 => path.insert(at, c),
+                        1 if at < path.len() => path[at] = c,
+                        _ if at < path.len() => {
+                            path.remove(at);
+                        }
+                        _ => path.push(c),
+                    }
+                }
+                let mut r = b"GET ".to_vec();
+                r.extend(path);
+                r.extend(format!(" HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").bytes());
+                r
+            }
+        };
+        let (status, body) = exchange_then(&srv.url, &req, n % 4 == 3);
+        let req_text = String::from_utf8_lossy(&req);
+        match status {
+            200..=299 => counts[0] += 1,
+            400..=499 => counts[1] += 1,
+            0 if n % 4 == 3 => counts[2] += 1,
+            _ => panic!("{req_text:?} got {status}: {body}"),
+        }
+    }
+    eprintln!("fuzz: {} answered, {} refused, {} closed", counts[0], counts[1], counts[2]);
+    assert!(counts[1] > 100, "most mutations are refused: {counts:?}");
+    assert_eq!(get(&srv.url, "/api/info").0, 200, "still serving");
+
+    // Decoding latency, as the page sees it (measured, not asserted: other tests share the machine).
+    let mut ms: Vec<f64> = (0..30)
+        .map(|k| {
+            let t = Instant::now();
+            let (s, _) = get(&srv.url, &format!("/api/decode?z={}", vec![format!("{}", k as f64 * 0.1 - 1.5); 20].join(",")));
+            assert_eq!(s, 200);
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    eprintln!("decode round trip: median {:.2} ms", ms[15]);
+
+    // Ctrl-C stops it cleanly.
+    let mut srv = srv;
+    let pid = srv.child.id() as i32;
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = srv.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "still running after Ctrl-C");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    let err = std::fs::read_to_string(&srv.stderr).unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn serve_refuses_what_it_cannot_show_and_warns_beyond_this_machine() {
+    let fixture = fixture_run();
+    let o = run(elbo()
+        .arg("serve")
+        .arg(&fixture)
+        .args(["--points", "0"]));
+    assert_user_error(&o, "--points 0 must be between 1 and 20000");
+    // A port in use is named.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let o = run(elbo().arg("serve").arg(&fixture).args(["--port", &port]));
+    assert_user_error(&o, "pick another --port");
+    // Another address than loopback is served, with a warning, and answers to any Host.
+    let mut child = elbo()
+        .arg("serve")
+        .arg(&fixture)
+        .args(["--host", "0.0.0.0", "--port", "0", "--points", "50"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let port = line.trim().rsplit(':').next().unwrap().trim_end_matches('/').to_string();
+    let (s, _) = exchange(
+        &format!("http://127.0.0.1:{port}/"),
+        b"GET /api/info HTTP/1.1\r\nHost: example.org\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(s, 200);
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("warning: listening on 0.0.0.0"), "{err}");
+}
+
+#[test]
+fn autoencoders_and_conditional_models_are_explored_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, flags) in [("ae", &["--model", "ae"][..]), ("cvae", &["--conditional"][..])] {
+        let dir = tmp.path().join(name);
+        let o = run(elbo()
+            .args(["train", "--epochs", "1", "--limit", "600", "--latent", "3", "--out"])
+            .arg(&dir)
+            .args(flags)
+            .arg("--data-dir")
+            .arg(mnist_dir()));
+        assert!(o.status.success(), "{}", stderr(&o));
+        let srv = serve_run(&dir, &["--points", "100"]);
+        let info: serde_json::Value = serde_json::from_str(&get(&srv.url, "/api/info").1).unwrap();
+        let z = "0.1,0.2,0.3";
+        if name == "ae" {
+            assert_eq!(info["variational"], false);
+            // An autoencoder's sliders span its codes, not a prior's ±3.
+            assert_ne!(info["ranges"][0], serde_json::json!([-3.0, 3.0]));
+            assert_eq!(get(&srv.url, &format!("/api/decode?z={z}")).0, 200);
+        } else {
+            assert_eq!(info["conditional"], true);
+            let (s, body) = get(&srv.url, &format!("/api/decode?z={z}"));
+            assert_eq!(s, 400);
+            assert!(body.contains("this model is conditional"), "{body}");
+            assert_eq!(get(&srv.url, &format!("/api/decode?z={z}&class=9")).0, 200);
+            let (s, body) = get(&srv.url, &format!("/api/decode?z={z}&class=10"));
+            assert_eq!(s, 400, "{body}");
+        }
+    }
+}
