@@ -19,18 +19,35 @@ fn the_explorer_answers_and_refuses_malformed_requests_with_a_message() {
     assert_eq!(status, 200);
     let points: serde_json::Value = serde_json::from_str(&points).unwrap();
     assert_eq!(points["x"].as_array().unwrap().len(), 300);
-    for page in ["/", "/app.js", "/style.css", "/api/item/299", "/api/reconstruction/0", "/api/code/7"] {
+    for page in [
+        "/",
+        "/app.js",
+        "/style.css",
+        "/api/item/299",
+        "/api/reconstruction/0",
+        "/api/code/7",
+    ] {
         assert_eq!(get(&srv.url, page).0, 200, "{page}");
     }
     let zero = vec!["0"; 20].join(",");
     assert_eq!(get(&srv.url, &format!("/api/decode?z={zero}")).0, 200);
 
     // Each malformed request: a 4xx and a line saying why.
-    let host = srv.url.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let host = srv
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
     let named: Vec<(String, &str)> = vec![
         ("/api/decode?z=0,0".into(), "has 2 numbers"),
-        (format!("/api/decode?z={}", vec!["nan"; 20].join(",")), "must be finite"),
-        (format!("/api/decode?z={}", vec!["1e300"; 20].join(",")), "within"),
+        (
+            format!("/api/decode?z={}", vec!["nan"; 20].join(",")),
+            "must be finite",
+        ),
+        (
+            format!("/api/decode?z={}", vec!["1e300"; 20].join(",")),
+            "within",
+        ),
         (format!("/api/decode?z={zero}&class=3"), "not conditional"),
         (format!("/api/decode?z={zero}&evil=1"), "unknown parameter"),
         ("/api/decode".into(), "has 0 numbers"),
@@ -41,8 +58,14 @@ fn the_explorer_answers_and_refuses_malformed_requests_with_a_message() {
         ("/api/code/x".into(), "not one of"),
         ("/etc/passwd".into(), "no such page"),
         ("/api/../../etc/passwd".into(), ""),
-        (format!("/api/decode?z={}", "1,".repeat(400)), "characters long"),
-        (format!("/api/decode?z={}", "1,".repeat(5000)), "over 8192 bytes"),
+        (
+            format!("/api/decode?z={}", "1,".repeat(400)),
+            "characters long",
+        ),
+        (
+            format!("/api/decode?z={}", "1,".repeat(5000)),
+            "over 8192 bytes",
+        ),
     ];
     for (path, why) in &named {
         let (status, body) = get(&srv.url, path);
@@ -52,14 +75,17 @@ fn the_explorer_answers_and_refuses_malformed_requests_with_a_message() {
         assert!(body.contains(why), "{shown}: {body}");
     }
     let raw = |req: String| exchange(&srv.url, req.as_bytes());
-    let (s, body) = raw(format!("POST /api/info HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"));
+    let (s, body) = raw(format!(
+        "POST /api/info HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    ));
     assert_eq!(s, 405, "{body}");
     assert!(body.contains("read-only"));
     let (s, _) = raw(format!(
         "GET /api/info HTTP/1.1\r\nHost: {host}\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
     ));
     assert_eq!(s, 413);
-    let (s, body) = raw("GET /api/info HTTP/1.1\r\nHost: attacker.example\r\nConnection: close\r\n\r\n".into());
+    let (s, body) =
+        raw("GET /api/info HTTP/1.1\r\nHost: attacker.example\r\nConnection: close\r\n\r\n".into());
     assert_eq!(s, 421, "a rebound DNS name is refused: {body}");
 
     // Fuzz: random mutations of good requests and random bytes, bounded in count and time. Every answer is a
@@ -80,7 +106,9 @@ fn the_explorer_answers_and_refuses_malformed_requests_with_a_message() {
             break;
         }
         let req: Vec<u8> = match n % 4 {
-            3 => (0..rng.random_range(1..600)).map(|_| rng.random()).collect(),
+            3 => (0..rng.random_range(1..600))
+                .map(|_| rng.random())
+                .collect(),
             k => {
                 let mut path = goods[k].clone().into_bytes();
                 for _ in 0..rng.random_range(1..6) {
@@ -110,7 +138,10 @@ fn the_explorer_answers_and_refuses_malformed_requests_with_a_message() {
             _ => panic!("{req_text:?} got {status}: {body}"),
         }
     }
-    eprintln!("fuzz: {} answered, {} refused, {} closed", counts[0], counts[1], counts[2]);
+    eprintln!(
+        "fuzz: {} answered, {} refused, {} closed",
+        counts[0], counts[1], counts[2]
+    );
     assert!(counts[1] > 100, "most mutations are refused: {counts:?}");
     assert_eq!(get(&srv.url, "/api/info").0, 200, "still serving");
 
@@ -118,7 +149,13 @@ fn the_explorer_answers_and_refuses_malformed_requests_with_a_message() {
     let mut ms: Vec<f64> = (0..30)
         .map(|k| {
             let t = Instant::now();
-            let (s, _) = get(&srv.url, &format!("/api/decode?z={}", vec![format!("{}", k as f64 * 0.1 - 1.5); 20].join(",")));
+            let (s, _) = get(
+                &srv.url,
+                &format!(
+                    "/api/decode?z={}",
+                    vec![format!("{}", k as f64 * 0.1 - 1.5); 20].join(",")
+                ),
+            );
             assert_eq!(s, 200);
             t.elapsed().as_secs_f64() * 1e3
         })
@@ -135,7 +172,10 @@ fn the_explorer_answers_and_refuses_malformed_requests_with_a_message() {
         if let Some(s) = srv.child.try_wait().unwrap() {
             break s;
         }
-        assert!(t.elapsed() < Duration::from_secs(10), "still running after Ctrl-C");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "still running after Ctrl-C"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status:?}");
@@ -146,10 +186,7 @@ fn the_explorer_answers_and_refuses_malformed_requests_with_a_message() {
 #[test]
 fn serve_refuses_what_it_cannot_show_and_warns_beyond_this_machine() {
     let fixture = fixture_run();
-    let o = run(elbo()
-        .arg("serve")
-        .arg(&fixture)
-        .args(["--points", "0"]));
+    let o = run(elbo().arg("serve").arg(&fixture).args(["--points", "0"]));
     assert_user_error(&o, "--points 0 must be between 1 and 20000");
     // A port in use is named.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -171,7 +208,13 @@ fn serve_refuses_what_it_cannot_show_and_warns_beyond_this_machine() {
         &mut line,
     )
     .unwrap();
-    let port = line.trim().rsplit(':').next().unwrap().trim_end_matches('/').to_string();
+    let port = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
     let (s, _) = exchange(
         &format!("http://127.0.0.1:{port}/"),
         b"GET /api/info HTTP/1.1\r\nHost: example.org\r\nConnection: close\r\n\r\n",
@@ -186,10 +229,15 @@ fn serve_refuses_what_it_cannot_show_and_warns_beyond_this_machine() {
 #[test]
 fn autoencoders_and_conditional_models_are_explored_too() {
     let tmp = tempfile::tempdir().unwrap();
-    for (name, flags) in [("ae", &["--model", "ae"][..]), ("cvae", &["--conditional"][..])] {
+    for (name, flags) in [
+        ("ae", &["--model", "ae"][..]),
+        ("cvae", &["--conditional"][..]),
+    ] {
         let dir = tmp.path().join(name);
         let o = run(elbo()
-            .args(["train", "--epochs", "1", "--limit", "600", "--latent", "3", "--out"])
+            .args([
+                "train", "--epochs", "1", "--limit", "600", "--latent", "3", "--out",
+            ])
             .arg(&dir)
             .args(flags)
             .arg("--data-dir")

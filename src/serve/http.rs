@@ -75,7 +75,10 @@ pub fn serve(
             hosts: Arc::new(hosts),
         };
         let router = Router::new()
-            .route("/", get(|| async { page(INDEX, "text/html; charset=utf-8") }))
+            .route(
+                "/",
+                get(|| async { page(INDEX, "text/html; charset=utf-8") }),
+            )
             .route(
                 "/app.js",
                 get(|| async { page(SCRIPT, "text/javascript; charset=utf-8") }),
@@ -194,11 +197,28 @@ async fn read_only() -> Response {
     )
 }
 
+/// A refused request: its status and the line saying why.
+struct Refusal(StatusCode, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        refuse(self.0, self.1)
+    }
+}
+
+impl From<BadRequest> for Refusal {
+    fn from(b: BadRequest) -> Self {
+        Refusal(StatusCode::BAD_REQUEST, b.0)
+    }
+}
+
+type Answer = std::result::Result<Response, Refusal>;
+
 /// Runs `work` on the explorer off the async threads, one model call at a time.
 async fn with<T: Send + 'static>(
     app: &App,
     work: impl FnOnce(&Explorer) -> std::result::Result<T, BadRequest> + Send + 'static,
-) -> std::result::Result<T, Response> {
+) -> std::result::Result<T, Refusal> {
     let explorer = app.explorer.clone();
     let done = tokio::task::spawn_blocking(move || {
         let e = explorer.lock().unwrap_or_else(|p| p.into_inner());
@@ -206,11 +226,10 @@ async fn with<T: Send + 'static>(
     })
     .await;
     match done {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(BadRequest(why))) => Err(refuse(StatusCode::BAD_REQUEST, why)),
-        Err(_) => Err(refuse(
+        Ok(r) => Ok(r?),
+        Err(_) => Err(Refusal(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "the request failed inside the server",
+            "the request failed inside the server".into(),
         )),
     }
 }
@@ -220,17 +239,18 @@ fn png(bytes: Vec<u8>) -> Response {
 }
 
 fn json(v: serde_json::Value) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        v.to_string(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response()
 }
 
-/// Refuses query parameters other than `allowed`.
-fn only(q: &HashMap<String, String>, allowed: &[&str]) -> std::result::Result<(), Response> {
-    match q.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => Err(refuse(
+type Q =
+    std::result::Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>;
+type P = std::result::Result<Path<String>, axum::extract::rejection::PathRejection>;
+
+/// The query's parameters, refusing any but `allowed`.
+fn query(q: Q, allowed: &[&str]) -> std::result::Result<HashMap<String, String>, Refusal> {
+    let Query(q) = q.map_err(|e| Refusal(StatusCode::BAD_REQUEST, e.body_text()))?;
+    if let Some(k) = q.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(Refusal(
             StatusCode::BAD_REQUEST,
             format!(
                 "unknown parameter '{}' (this endpoint takes: {})",
@@ -241,92 +261,51 @@ fn only(q: &HashMap<String, String>, allowed: &[&str]) -> std::result::Result<()
                     allowed.join(", ")
                 }
             ),
-        )),
-        None => Ok(()),
+        ));
     }
-}
-
-type Q = std::result::Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>;
-type P = std::result::Result<Path<String>, axum::extract::rejection::PathRejection>;
-
-fn query(q: Q, allowed: &[&str]) -> std::result::Result<HashMap<String, String>, Response> {
-    let Query(q) = q.map_err(|e| refuse(StatusCode::BAD_REQUEST, e.body_text()))?;
-    only(&q, allowed)?;
     Ok(q)
 }
 
-fn path(p: P) -> std::result::Result<String, Response> {
+fn path(p: P) -> std::result::Result<String, Refusal> {
     p.map(|Path(s)| s)
-        .map_err(|e| refuse(StatusCode::BAD_REQUEST, e.body_text()))
+        .map_err(|e| Refusal(StatusCode::BAD_REQUEST, e.body_text()))
 }
 
-async fn info(State(app): State<App>, q: Q) -> Response {
-    if let Err(r) = query(q, &[]) {
-        return r;
-    }
-    match with(&app, |e| Ok(e.info())).await {
-        Ok(v) => json(v),
-        Err(r) => r,
-    }
+async fn info(State(app): State<App>, q: Q) -> Answer {
+    query(q, &[])?;
+    Ok(json(with(&app, |e| Ok(e.info())).await?))
 }
 
-async fn points(State(app): State<App>, q: Q) -> Response {
-    if let Err(r) = query(q, &[]) {
-        return r;
-    }
-    match with(&app, |e| Ok(e.points())).await {
-        Ok(v) => json(v),
-        Err(r) => r,
-    }
+async fn points(State(app): State<App>, q: Q) -> Answer {
+    query(q, &[])?;
+    Ok(json(with(&app, |e| Ok(e.points())).await?))
 }
 
-async fn item(State(app): State<App>, p: P, q: Q) -> Response {
-    let (i, _) = match (path(p), query(q, &[])) {
-        (Ok(i), Ok(q)) => (i, q),
-        (Err(r), _) | (_, Err(r)) => return r,
-    };
-    match with(&app, move |e| e.item_png(&i)).await {
-        Ok(b) => png(b),
-        Err(r) => r,
-    }
+async fn item(State(app): State<App>, p: P, q: Q) -> Answer {
+    let i = path(p)?;
+    query(q, &[])?;
+    Ok(png(with(&app, move |e| e.item_png(&i)).await?))
 }
 
-async fn reconstruction(State(app): State<App>, p: P, q: Q) -> Response {
-    let (i, _) = match (path(p), query(q, &[])) {
-        (Ok(i), Ok(q)) => (i, q),
-        (Err(r), _) | (_, Err(r)) => return r,
-    };
-    match with(&app, move |e| e.reconstruction_png(&i)).await {
-        Ok(b) => png(b),
-        Err(r) => r,
-    }
+async fn reconstruction(State(app): State<App>, p: P, q: Q) -> Answer {
+    let i = path(p)?;
+    query(q, &[])?;
+    Ok(png(with(&app, move |e| e.reconstruction_png(&i)).await?))
 }
 
-async fn code(State(app): State<App>, p: P, q: Q) -> Response {
-    let (i, _) = match (path(p), query(q, &[])) {
-        (Ok(i), Ok(q)) => (i, q),
-        (Err(r), _) | (_, Err(r)) => return r,
-    };
-    match with(&app, move |e| e.code(&i)).await {
-        Ok(v) => json(v),
-        Err(r) => r,
-    }
+async fn code(State(app): State<App>, p: P, q: Q) -> Answer {
+    let i = path(p)?;
+    query(q, &[])?;
+    Ok(json(with(&app, move |e| e.code(&i)).await?))
 }
 
-async fn decode(State(app): State<App>, q: Q) -> Response {
-    let q = match query(q, &["z", "class"]) {
-        Ok(q) => q,
-        Err(r) => return r,
-    };
-    match with(&app, move |e| {
+async fn decode(State(app): State<App>, q: Q) -> Answer {
+    let q = query(q, &["z", "class"])?;
+    let work = move |e: &Explorer| {
         e.decode_png(
             q.get("z").map(String::as_str),
             q.get("class").map(String::as_str),
         )
-    })
-    .await
-    {
-        Ok(b) => png(b),
-        Err(r) => r,
-    }
+    };
+    Ok(png(with(&app, work).await?))
 }

@@ -244,7 +244,10 @@ pub fn parse_code(s: &str, dim: usize) -> std::result::Result<Vec<f32>, BadReque
                 "z[{j}] = '{}' must be finite and within ±{MAX_CODE}",
                 clip(p)
             ))),
-            Err(_) => Err(BadRequest(format!("z[{j}] = '{}' is not a number", clip(p)))),
+            Err(_) => Err(BadRequest(format!(
+                "z[{j}] = '{}' is not a number",
+                clip(p)
+            ))),
         })
         .collect()
 }
@@ -279,6 +282,11 @@ mod tests {
             assert!(e.contains(why), "{bad}: {e}");
         }
         let long = "1".repeat(200);
-        assert!(parse_code(&long, 2).unwrap_err().0.contains("characters long"));
+        assert!(
+            parse_code(&long, 2)
+                .unwrap_err()
+                .0
+                .contains("characters long")
+        );
     }
 }

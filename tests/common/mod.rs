@@ -189,7 +189,11 @@ impl Drop for Served {
 
 /// Starts `elbo serve RUN --port 0 ARGS` and waits for the address it prints.
 pub fn serve_run(run_dir: &Path, args: &[&str]) -> Served {
-    let err = tempfile::NamedTempFile::new().unwrap().into_temp_path().keep().unwrap();
+    let err = tempfile::NamedTempFile::new()
+        .unwrap()
+        .into_temp_path()
+        .keep()
+        .unwrap();
     let mut child = elbo()
         .arg("serve")
         .arg(run_dir)

@@ -1,0 +1,323 @@
+//! The explorer page in a real browser: Debian's headless Chromium driven through chromedriver (installed by
+//! `.ci/run`). Hovering, the decode pad, a slider and the interpolation strip are checked against what the
+//! command line computes, and screenshots are taken.
+//!
+//! `ELBO_BROWSER_RUN` explores that run instead of a fresh small one; `ELBO_SCREENSHOTS` keeps the
+//! screenshots in that folder (how the README's picture was made).
+
+mod common;
+use common::*;
+use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// chromedriver on a free port, killed when dropped.
+struct Driver(std::process::Child, u16);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn driver() -> Driver {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect(
+            "chromedriver runs: install Debian's chromium and chromium-driver (.ci/run does), \
+             or run the other tests with --skip browser",
+        );
+    let t = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "chromedriver did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Driver(child, port)
+}
+
+async fn js(c: &Client, script: &str) -> Value {
+    c.execute(script, vec![]).await.expect(script)
+}
+
+/// Waits until `script` returns true.
+async fn until(c: &Client, script: &str, what: &str) {
+    let t = Instant::now();
+    loop {
+        if js(c, script).await == json!(true) {
+            return;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn move_to(c: &Client, id: &str, x: f64, y: f64) {
+    let el = c.find(Locator::Id(id)).await.unwrap();
+    let m = MouseActions::new("mouse".into()).then(PointerAction::MoveToElement {
+        element: el,
+        duration: None,
+        x,
+        y,
+    });
+    c.perform_actions(m).await.unwrap();
+}
+
+async fn click_at(c: &Client, id: &str, x: f64, y: f64) {
+    let el = c.find(Locator::Id(id)).await.unwrap();
+    let m = MouseActions::new("mouse".into())
+        .then(PointerAction::MoveToElement {
+            element: el,
+            duration: None,
+            x,
+            y,
+        })
+        .then(PointerAction::Down {
+            button: MOUSE_BUTTON_LEFT,
+        })
+        .then(PointerAction::Up {
+            button: MOUSE_BUTTON_LEFT,
+        });
+    c.perform_actions(m).await.unwrap();
+}
+
+/// The decoded canvas once no request is pending: its code and its first channel's pixels.
+async fn decoded(c: &Client, decodes_before: u64) -> (String, Vec<u8>) {
+    until(
+        c,
+        &format!("return elbo.decodes > {decodes_before} && !elbo.inflight && !elbo.pending"),
+        "a decoding",
+    )
+    .await;
+    let v = js(
+        c,
+        "const c = document.getElementById('decoded');
+         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+         const px = []; for (let i = 0; i < d.length; i += 4) px.push(d[i]);
+         return [c.dataset.z, px];",
+    )
+    .await;
+    let px = v[1]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_u64().unwrap() as u8)
+        .collect();
+    (v[0].as_str().unwrap().to_string(), px)
+}
+
+/// `elbo decode RUN --z Z --pad 0`: the first channel of its one image.
+fn cli_decode(run_dir: &Path, z: &str, dir: &Path) -> Vec<u8> {
+    let out = dir.join("cli-decode.png");
+    let o = run(elbo()
+        .arg("decode")
+        .arg(run_dir)
+        .args(["--z", z, "--pad", "0", "--force", "--out"])
+        .arg(&out));
+    assert!(o.status.success(), "{}", stderr(&o));
+    image::open(&out)
+        .unwrap()
+        .to_rgb8()
+        .pixels()
+        .map(|p| p.0[0])
+        .collect()
+}
+
+fn run_to_explore(tmp: &Path) -> PathBuf {
+    if let Some(r) = std::env::var_os("ELBO_BROWSER_RUN") {
+        return PathBuf::from(r);
+    }
+    // Two latent dimensions, so the scatter shows the raw plane.
+    let dir = tmp.join("run2d");
+    let o = run(elbo()
+        .args([
+            "train", "--latent", "2", "--epochs", "2", "--limit", "6000", "--out",
+        ])
+        .arg(&dir)
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    dir
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_explorer_page_works_in_a_real_browser() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = run_to_explore(tmp.path());
+    let shots = std::env::var_os("ELBO_SCREENSHOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tmp.path().to_path_buf());
+    let srv = serve_run(&run_dir, &["--points", "1000"]);
+    let d = driver();
+    let caps: serde_json::Map<String, Value> = serde_json::from_value(json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1280,1000", "--force-device-scale-factor=1"]
+        }
+    }))
+    .unwrap();
+    let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", d.1))
+        .await
+        .expect("a WebDriver session with headless Chromium");
+    c.goto(&srv.url).await.unwrap();
+    until(&c, "return document.body.dataset.ready === '1'", "the page").await;
+
+    // The scatter drew every point, in colour.
+    let info = js(&c, "return elbo.info").await;
+    let n = info["points"].as_u64().unwrap();
+    assert_eq!(n, 1000);
+    assert_eq!(
+        js(
+            &c,
+            "return document.getElementById('scatter').dataset.drawn"
+        )
+        .await,
+        json!(n.to_string())
+    );
+    let inked = js(
+        &c,
+        "const c = document.getElementById('scatter');
+         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+         let k = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) k++; return k;",
+    )
+    .await
+    .as_u64()
+    .unwrap();
+    assert!(inked > 1000, "the points are on the canvas: {inked} pixels");
+
+    // Hovering a point shows that image.
+    let off = js(&c, "return elbo.offset(17)").await;
+    move_to(
+        &c,
+        "scatter",
+        off[0].as_f64().unwrap(),
+        off[1].as_f64().unwrap(),
+    )
+    .await;
+    until(
+        &c,
+        "const i = document.getElementById('hover-img');
+         return elbo.hover >= 0 && i.dataset.index === String(elbo.hover) && i.complete && i.naturalWidth > 0",
+        "the hovered image",
+    )
+    .await;
+    let width = js(
+        &c,
+        "return document.getElementById('hover-img').naturalWidth",
+    )
+    .await;
+    assert_eq!(width, info["width"]);
+    c.screenshot()
+        .await
+        .map(|png| std::fs::write(shots.join("explorer-hover.png"), png))
+        .unwrap()
+        .unwrap();
+
+    // The decode pad: the decoded pixels equal `elbo decode` of the same code, and move with the pointer.
+    let before = js(&c, "return elbo.decodes").await.as_u64().unwrap();
+    move_to(&c, "pad", -40.0, 30.0).await;
+    let (z1, px1) = decoded(&c, before).await;
+    let cli = cli_decode(&run_dir, &z1, tmp.path());
+    assert_eq!(px1.len(), cli.len());
+    let worst = px1
+        .iter()
+        .zip(&cli)
+        .map(|(a, b)| a.abs_diff(*b))
+        .max()
+        .unwrap();
+    assert!(
+        worst <= 1,
+        "page and `elbo decode` differ by {worst} grey levels at z = {z1}"
+    );
+    let before = js(&c, "return elbo.decodes").await.as_u64().unwrap();
+    move_to(&c, "pad", 50.0, -60.0).await;
+    let (z2, px2) = decoded(&c, before).await;
+    assert_ne!(z1, z2);
+    assert_ne!(px1, px2, "moving on the pad changes the image");
+
+    // A slider: clicking near its right end sets that dimension and decodes again.
+    let before = js(&c, "return elbo.decodes").await.as_u64().unwrap();
+    click_at(&c, "z0", 50.0, 0.0).await;
+    let (z3, px3) = decoded(&c, before).await;
+    let z0: f64 = z3.split(',').next().unwrap().parse().unwrap();
+    assert!(z0 > 0.5, "z0 moved right: {z3}");
+    assert_ne!(px3, px2);
+    assert_eq!(px3, cli_decode(&run_dir, &z3, tmp.path()));
+
+    // Select two points, set them as A and B: the strip shows the path between them.
+    for (i, button) in [(3, "set-a"), (500, "set-b")] {
+        let off = js(&c, &format!("return elbo.offset({i})")).await;
+        click_at(
+            &c,
+            "scatter",
+            off[0].as_f64().unwrap(),
+            off[1].as_f64().unwrap(),
+        )
+        .await;
+        until(
+            &c,
+            "return elbo.sel >= 0 && !document.getElementById('set-a').disabled",
+            "a selection",
+        )
+        .await;
+        c.find(Locator::Id(button))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+    until(
+        &c,
+        "return document.getElementById('strip').dataset.steps === '8'",
+        "the interpolation strip",
+    )
+    .await;
+    until(
+        &c,
+        "return document.getElementById('sel-rec').complete && document.getElementById('sel-rec').naturalWidth > 0",
+        "the reconstruction",
+    )
+    .await;
+    let shot = c.screenshot().await.unwrap();
+    let img = image::load_from_memory(&shot).unwrap().to_rgb8();
+    let colours: std::collections::HashSet<[u8; 3]> = img.pixels().map(|p| p.0).collect();
+    assert!(
+        colours.len() > 50,
+        "the screenshot shows the page, not a blank"
+    );
+    std::fs::write(shots.join("explorer.png"), &shot).unwrap();
+
+    // What a user waits for: first paint, and the page's weight.
+    let paint = js(
+        &c,
+        "const p = performance.getEntriesByName('first-contentful-paint')[0]; return p ? p.startTime : -1",
+    )
+    .await;
+    eprintln!(
+        "first contentful paint {paint} ms; page {} bytes (html, js, css), decode as the page saw it {} ms",
+        elbo::serve::http::page_bytes(),
+        js(&c, "return elbo.lastMs").await
+    );
+    c.close().await.unwrap();
+}
