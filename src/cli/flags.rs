@@ -127,6 +127,8 @@ run_flags! {
     [value_enum] loss_reduction: Reduction,
     /// Flip each training image left to right with probability 1/2 whenever it is drawn (augmentation).
     [num_args = 0..=1, default_missing_value = "true"] random_flip: bool,
+    /// Compute each batch's gradient in this many parts, summed in order: with MPI, any rank count that divides it gives the same weights [default: 1, or the rank count].
+    [] shards: usize,
     /// constant, iwae (the IWAE paper's staged schedule), cosine, step or exponential [default: constant].
     [value_parser = ["constant", "iwae", "cosine", "step", "exponential"]] lr_schedule: String,
     /// Stages of the iwae schedule [default: 8].
@@ -558,6 +560,9 @@ impl RunFlags {
             adam_beta2: self.adam_beta2.unwrap_or(d.adam_beta2),
             loss_reduction: self.loss_reduction.unwrap_or(d.loss_reduction),
             random_flip: self.random_flip.unwrap_or(d.random_flip),
+            shards: self
+                .shards
+                .unwrap_or(crate::train::dist::size().max(d.shards)),
             weight_decay: self.weight_decay.unwrap_or(d.weight_decay),
             seed: self.seed.unwrap_or(d.seed),
             samples,

@@ -59,11 +59,21 @@ enum Command {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
+    // MPI (when built in and started by mpirun) stays up until this returns.
+    let _mpi = crate::train::dist::init();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("elbo: error: {e}");
+            use crate::train::dist;
+            if dist::is_writer() {
+                eprintln!("elbo: error: {e}");
+            } else {
+                eprintln!("elbo (rank {}): error: {e}", dist::rank());
+            }
+            if dist::size() > 1 {
+                dist::abort(e.exit_code());
+            }
             e.exit_code()
         }
     }

@@ -6,7 +6,7 @@ use crate::core::threads;
 use crate::error::{Error, Result};
 use crate::figures;
 use crate::fsutil::write_atomic;
-use crate::train::{self, RunLock, Start, TrainOptions, load_run};
+use crate::train::{self, RunLock, Start, TrainOptions, dist, load_run};
 use clap::Args;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -68,7 +68,9 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
         verbose: true,
     };
     let (run_dir, start, splits, _lock) = if let Some(dir) = &a.resume {
-        threads::init(threads::check(a.flags.threads.unwrap_or(0))?);
+        threads::init(threads::check(
+            a.flags.threads.unwrap_or(dist::default_threads()),
+        )?);
         let mut flags = a.flags.given();
         flags.retain(|f| !["--epochs", "--threads", "--data-dir"].contains(&f.as_str()));
         if a.force {
@@ -91,23 +93,29 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
         }
         // Read first, so a folder that holds no run is refused before anything is written into it.
         let point = resume_point(dir)?;
-        let lock = RunLock::acquire(dir)?;
-        remove_stale_temp_files(dir);
+        // Only rank 0 writes (and locks); the other ranks of an MPI run read the same checkpoint.
+        let lock = if dist::is_writer() {
+            let lock = RunLock::acquire(dir)?;
+            remove_stale_temp_files(dir);
+            Some(lock)
+        } else {
+            None
+        };
         let (start, cfg) = match point {
             Resume::Checkpoint(ck) => {
-                eprintln!(
+                writer_note(format!(
                     "elbo: resuming {} after epoch {}",
                     dir.display(),
                     ck.state.epoch
-                );
+                ));
                 let cfg = ck.config.clone();
                 (Start::Resume(ck, a.flags.epochs), cfg)
             }
             Resume::Config(mut cfg) => {
-                eprintln!(
+                writer_note(format!(
                     "elbo: {} has no checkpoint yet; starting it from its config.json",
                     dir.display()
-                );
+                ));
                 if let Some(e) = a.flags.epochs {
                     cfg.train.epochs = e;
                 }
@@ -120,7 +128,9 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
         (dir.clone(), start, splits, lock)
     } else {
         let settings = a.settings()?;
-        threads::init(threads::check(settings.threads.unwrap_or(0))?);
+        threads::init(threads::check(
+            settings.threads.unwrap_or(dist::default_threads()),
+        )?);
         // Data and memory are checked before the run directory is touched, so a refusal leaves nothing behind.
         let (dataset, data) = settings.source()?;
         let mut source = train::TrainConfig {
@@ -150,15 +160,33 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
                 spec.path.display()
             )));
         }
-        let lock = prepare_run_dir(&dir, a.force)?;
+        let lock = if dist::is_writer() {
+            Some(prepare_run_dir(&dir, a.force)?)
+        } else {
+            None
+        };
         // Printed once nothing can refuse the run, so an error is the last line a user reads.
-        eprint!("{summary}");
-        eprintln!("elbo: training into {}", dir.display());
+        writer_note(format!(
+            "{summary}elbo: training into {}{}",
+            dir.display(),
+            if dist::size() > 1 {
+                format!(
+                    " on {} ranks, {} shards of each batch",
+                    dist::size(),
+                    cfg.train.shards
+                )
+            } else {
+                String::new()
+            }
+        ));
         (dir, Start::New(Box::new(cfg)), splits, lock)
     };
     // From here on Ctrl-C and SIGTERM stop training between steps, and never cut a figure short.
     let _signals = train::interrupt::Catch::install();
     train::train_on(&run_dir, &splits, start, opts)?;
+    if !dist::is_writer() {
+        return Ok(());
+    }
     let ck = load_run(&run_dir)?;
     if let Some(signal) = train::interrupt::received() {
         return Err(Error::Interrupted {
@@ -176,6 +204,13 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
         run_dir.display()
     );
     Ok(())
+}
+
+/// A line for the user, from rank 0 alone.
+fn writer_note(line: String) {
+    if dist::is_writer() {
+        eprintln!("{line}");
+    }
 }
 
 /// Where a resumed run starts.

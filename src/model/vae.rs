@@ -299,11 +299,25 @@ impl<T: Real> Vae<T> {
     where
         StandardNormal: Distribution<T>,
     {
+        let samples = ws.samples;
+        self.draw_eps_into(rows, samples, &mut ws.eps, rng);
+    }
+
+    /// [`Vae::draw_eps`] into `eps` (`[rows·samples, latent]`, image-major), drawing the same numbers.
+    pub fn draw_eps_into(
+        &self,
+        rows: usize,
+        samples: usize,
+        eps: &mut [T],
+        rng: &mut impl rand::Rng,
+    ) where
+        StandardNormal: Distribution<T>,
+    {
         if !self.config.is_variational() {
             return;
         }
-        let n = rows * ws.samples * self.config.latent;
-        for e in &mut ws.eps[..n] {
+        let n = rows * samples * self.config.latent;
+        for e in &mut eps[..n] {
             *e = StandardNormal.sample(rng);
         }
     }

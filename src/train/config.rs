@@ -159,6 +159,10 @@ pub struct TrainConfig {
     /// RandomHorizontalFlip, PyTorch-VAE's CelebA augmentation).
     #[serde(default)]
     pub random_flip: bool,
+    /// Parts each batch's gradient is computed in and summed in order. Ranks of a data-parallel run share them,
+    /// so the same number gives the same weights on any number of ranks that divides it.
+    #[serde(default = "one")]
+    pub shards: usize,
     /// Seed of every random draw in the run.
     pub seed: u64,
     /// Latent samples L per image in the Monte-Carlo ELBO.
@@ -220,6 +224,7 @@ impl Default for TrainConfig {
             adam_beta2: default_beta2(),
             loss_reduction: Reduction::Sum,
             random_flip: false,
+            shards: 1,
             weight_decay: 0.0,
             seed: 1,
             samples: 1,
@@ -317,6 +322,24 @@ impl RunConfig {
                 "--batch-size {} must be between 1 and 65536",
                 t.batch_size
             )));
+        }
+        if t.shards == 0 || t.shards > 256 || t.shards > t.batch_size {
+            return Err(Error::Config(format!(
+                "--shards {} must be between 1 and 256, and at most --batch-size {}",
+                t.shards, t.batch_size
+            )));
+        }
+        if t.shards > 1 && self.model.batch_norm {
+            return Err(Error::Config(
+                "--batch-norm normalises over the whole batch, which --shards (and training over MPI) splits: use one of them"
+                    .into(),
+            ));
+        }
+        if t.shards > 1 && t.free_bits > 0.0 {
+            return Err(Error::Config(
+                "--free-bits measures each dimension's KL over the whole batch, which --shards (and training over MPI) splits: use one of them"
+                    .into(),
+            ));
         }
         if self.model.batch_norm && t.batch_size == 1 {
             return Err(Error::Config(
@@ -451,4 +474,8 @@ impl RunConfig {
         }
         Ok(())
     }
+}
+
+fn one() -> usize {
+    1
 }

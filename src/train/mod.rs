@@ -2,6 +2,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod dist;
 pub mod interrupt;
 pub mod lock;
 pub mod metrics;
@@ -425,8 +426,20 @@ pub fn train(
     train_on(run_dir, &splits, start, opts)
 }
 
+/// Refuses a rank count that does not divide the run's shards.
+fn check_shards(shards: usize) -> Result<()> {
+    if !shards.is_multiple_of(dist::size()) {
+        return Err(Error::Config(format!(
+            "this run computes its gradients in {shards} shards, which {} ranks cannot share: use a number of ranks that divides {shards}",
+            dist::size(),
+        )));
+    }
+    Ok(())
+}
+
 /// Checks, before anything is written or allocated, that a run's training buffers fit in memory.
 pub fn preflight(cfg: &RunConfig, splits: &Splits) -> Result<()> {
+    check_shards(cfg.train.shards)?;
     let batch = cfg.train.batch_size.min(splits.train.len());
     if cfg.model.batch_norm && batch < 2 {
         return Err(Error::Config(format!(
@@ -491,10 +504,13 @@ pub fn train_on(
         dir: run_dir.to_path_buf(),
         source: Box::new(e),
     };
-    crate::fsutil::write_atomic(&run_dir.join("config.json"), json.as_bytes())
-        .map_err(save_failed)?;
+    let writer = dist::is_writer();
+    if writer {
+        crate::fsutil::write_atomic(&run_dir.join("config.json"), json.as_bytes())
+            .map_err(save_failed)?;
+    }
     // The initial weights are a checkpoint too, so a run stopped in its first epoch can be resumed and read.
-    if state.epoch == 0 && !run_dir.join(checkpoint::CHECKPOINT).exists() {
+    if writer && state.epoch == 0 && !run_dir.join(checkpoint::CHECKPOINT).exists() {
         checkpoint::save(run_dir, &cfg, &vae.params, &adam, &state).map_err(save_failed)?;
     }
     let t = cfg.train.clone();
@@ -509,7 +525,13 @@ pub fn train_on(
     let mut ws = vae.workspace(batch, t.samples);
     let mut x = vec![0f32; batch * d];
     let mut eval_ws = eval::EvalBuffers::new(&vae);
-    if state.epoch >= t.epochs && opts.verbose {
+    let mut sharded = if t.shards > 1 || dist::size() > 1 {
+        check_shards(t.shards)?;
+        Some(Sharded::new(&vae, &t, batch))
+    } else {
+        None
+    };
+    if state.epoch >= t.epochs && opts.verbose && dist::is_writer() {
         eprintln!(
             "elbo: the run has already completed {} of {} epochs",
             state.epoch, t.epochs
@@ -517,15 +539,16 @@ pub fn train_on(
     }
     threads::run(|| -> Result<()> {
         for epoch in state.epoch + 1..=t.epochs {
-            let bar = progress_bar(opts.progress, n as u64, epoch, t.epochs);
+            let bar = progress_bar(opts.progress && writer, n as u64, epoch, t.epochs);
             let started = Instant::now();
             let lr = t.lr_schedule.lr(t.lr, epoch, t.epochs);
             let steps = n.div_ceil(batch);
             let order = batcher.epoch_order(n, &mut state.data_rng);
             let mut stats = BatchStats::default();
             for (step, idx) in order.chunks(batch).enumerate() {
-                // A program that installed an [`interrupt::Catch`] stops between two steps on its signal.
-                if let Some(signal) = interrupt::received() {
+                // A program that installed an [`interrupt::Catch`] stops between two steps on its signal (ranks
+                // of a sharded step agree on it inside the step, so none waits for one that left).
+                if let Some(signal) = interrupt::received().filter(|_| sharded.is_none()) {
                     bar.abandon();
                     return Err(Error::Interrupted {
                         signal,
@@ -543,10 +566,26 @@ pub fn train_on(
                 for (l, &i) in ws.labels.iter_mut().zip(idx) {
                     *l = splits.train.label(i);
                 }
-                vae.draw_eps(rows, &mut ws, &mut state.noise_rng);
                 let progress = (epoch - 1) as f64 + step as f64 / steps as f64;
                 let objective = step_objective(&t, progress, adam.t);
-                let st = vae.loss_and_grad(&x[..rows * d], rows, &objective, &mut ws);
+                let st = if let Some(sh) = &mut sharded {
+                    vae.draw_eps_into(rows, t.samples, &mut sh.eps, &mut state.noise_rng);
+                    let (st, stop) =
+                        sh.step(&mut vae, &x[..rows * d], idx, splits, &objective, &mut ws);
+                    if let Some(signal) = stop {
+                        bar.abandon();
+                        return Err(Error::Interrupted {
+                            signal,
+                            kept: epoch - 1,
+                            finished: false,
+                            dir: run_dir.to_path_buf(),
+                        });
+                    }
+                    st
+                } else {
+                    vae.draw_eps(rows, &mut ws, &mut state.noise_rng);
+                    vae.loss_and_grad(&x[..rows * d], rows, &objective, &mut ws)
+                };
                 let loss = match t.objective {
                     Estimator::Iwae => st.iwae,
                     Estimator::Elbo => st.recon + objective.beta * st.kl,
@@ -621,8 +660,12 @@ pub fn train_on(
             state.epoch = epoch;
             state.adam_t = adam.t;
             state.history.push(row);
-            let saved = checkpoint::save(run_dir, &cfg, &vae.params, &adam, &state)
-                .and_then(|()| metrics::write_csv(&run_dir.join("metrics.csv"), &state.history));
+            let saved = if writer {
+                checkpoint::save(run_dir, &cfg, &vae.params, &adam, &state)
+                    .and_then(|()| metrics::write_csv(&run_dir.join("metrics.csv"), &state.history))
+            } else {
+                Ok(())
+            };
             if let Err(e) = saved {
                 // The checkpoint of this epoch may have been published before metrics.csv failed: say which.
                 return Err(Error::Save {
@@ -631,12 +674,19 @@ pub fn train_on(
                     source: Box::new(e),
                 });
             }
-            if opts.verbose {
+            let gathered = sharded
+                .as_mut()
+                .filter(|_| dist::size() > 1)
+                .map(|sh| std::mem::take(&mut sh.gather).as_secs_f64());
+            if opts.verbose && writer {
                 let mut v = validation.map_or(String::new(), |v: SplitMetrics| {
                     format!(" | val -ELBO {:.2}", v.neg_elbo)
                 });
                 if let Some(b) = row.train_neg_iwae {
                     v.push_str(&format!(" | train -IWAE(k={}) {b:.2}", t.samples));
+                }
+                if let Some(g) = gathered {
+                    v.push_str(&format!(" | all-gather {g:.2}s"));
                 }
                 if cfg.model.is_variational() {
                     println!(
@@ -661,6 +711,106 @@ pub fn train_on(
         Ok(())
     })?;
     Ok(state.history)
+}
+
+/// A batch's gradient computed in `shards` fixed parts of its rows and summed in their order, each rank taking
+/// its consecutive share of the parts: every rank count that divides the shard count sums the same numbers in
+/// the same order, so the weights do not depend on it.
+struct Sharded {
+    shards: usize,
+    samples: usize,
+    /// The whole batch's draws, as one process draws them.
+    eps: Vec<f32>,
+    /// This rank's parts' gradients, then every rank's.
+    mine: Vec<f32>,
+    all: Vec<f32>,
+    /// Per part: recon, kl, iwae, images, and whether this rank caught a signal.
+    mine_stats: Vec<f64>,
+    all_stats: Vec<f64>,
+    /// Time spent in the gathers this epoch.
+    gather: std::time::Duration,
+}
+
+/// Numbers per part in [`Sharded`]'s statistics.
+const PART_STATS: usize = 5;
+
+impl Sharded {
+    fn new(vae: &Vae<f32>, t: &TrainConfig, batch: usize) -> Self {
+        let per = t.shards / dist::size();
+        let p = vae.params.len();
+        Sharded {
+            shards: t.shards,
+            samples: t.samples,
+            eps: vec![0.0; batch * t.samples * vae.latent()],
+            mine: vec![0.0; per * p],
+            all: vec![0.0; t.shards * p],
+            mine_stats: vec![0.0; per * PART_STATS],
+            all_stats: vec![0.0; t.shards * PART_STATS],
+            gather: std::time::Duration::ZERO,
+        }
+    }
+
+    /// The gradient of the batch `x` (items `idx`) into `vae.params.grad` and its statistics, on every rank;
+    /// a signal caught by any rank stops all of them here, before the step is taken.
+    fn step(
+        &mut self,
+        vae: &mut Vae<f32>,
+        x: &[f32],
+        idx: &[usize],
+        splits: &Splits,
+        objective: &crate::model::Objective,
+        ws: &mut crate::model::Workspace<f32>,
+    ) -> (BatchStats, Option<i32>) {
+        let (rows, d, zd) = (idx.len(), vae.config.input_dim(), vae.latent());
+        let p = vae.params.len();
+        let per = self.shards / dist::size();
+        let bound = |s: usize| s * rows / self.shards;
+        let caught = interrupt::received();
+        for k in 0..per {
+            let s = dist::rank() * per + k;
+            let (a, b) = (bound(s), bound(s + 1));
+            let r = b - a;
+            let grad = &mut self.mine[k * p..(k + 1) * p];
+            let stats = &mut self.mine_stats[k * PART_STATS..(k + 1) * PART_STATS];
+            stats[4] = caught.map_or(0.0, |c| c as f64);
+            if r == 0 {
+                grad.fill(0.0);
+                stats[..4].fill(0.0);
+                continue;
+            }
+            for (l, &i) in ws.labels.iter_mut().zip(&idx[a..b]) {
+                *l = splits.train.label(i);
+            }
+            let e = self.samples * zd;
+            ws.eps[..r * e].copy_from_slice(&self.eps[a * e..b * e]);
+            let st = vae.loss_and_grad(&x[a * d..b * d], r, objective, ws);
+            grad.copy_from_slice(&vae.params.grad);
+            stats[..4].copy_from_slice(&[st.recon, st.kl, st.iwae, st.n as f64]);
+        }
+        let t = Instant::now();
+        dist::all_gather(&self.mine, &mut self.all);
+        dist::all_gather(&self.mine_stats, &mut self.all_stats);
+        self.gather += t.elapsed();
+        let g = &mut vae.params.grad;
+        g.copy_from_slice(&self.all[..p]);
+        for part in self.all[p..].chunks_exact(p) {
+            g.iter_mut().zip(part).for_each(|(g, v)| *g += v);
+        }
+        let mut st = BatchStats::default();
+        let mut stop = None;
+        for s in self.all_stats.chunks_exact(PART_STATS) {
+            st.add(BatchStats {
+                recon: s[0],
+                kl: s[1],
+                iwae: s[2],
+                n: s[3] as usize,
+            });
+            if s[4] != 0.0 {
+                stop = Some(s[4] as i32);
+            }
+        }
+        (st, stop)
+    }
 }
 
 /// The objective of one step: KL warm-up scales β by the fraction of warm-up epochs done (`progress` counts

@@ -1,0 +1,238 @@
+//! Data-parallel training over MPI (`cargo test --release --features mpi --test mpi`, which `.ci/run` runs with
+//! OpenMPI installed): ranks give the weights of one process, resume with another rank count, and a killed
+//! rank stops the job, which then resumes from its last checkpoint.
+#![cfg(feature = "mpi")]
+
+mod common;
+use common::*;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// `mpirun -n N elbo ARGS`, oversubscribed (this machine may have fewer cores than ranks).
+fn mpirun(n: usize) -> Command {
+    let mut c = Command::new("mpirun");
+    if unsafe { libc::geteuid() } == 0 {
+        c.arg("--allow-run-as-root");
+    }
+    c.args(["--oversubscribe", "-n", &n.to_string()])
+        .arg(env!("CARGO_BIN_EXE_elbo"))
+        .env_remove("ELBO_MIRROR");
+    c
+}
+
+/// Weights and the optimiser's moments of a run's checkpoint.
+fn state(dir: &Path) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let ck = elbo::train::load_run(dir).unwrap();
+    (ck.vae.params.data, ck.adam.m, ck.adam.v)
+}
+
+fn ok(o: std::process::Output) -> String {
+    assert!(o.status.success(), "failed: {}", stderr(&o));
+    stderr(&o)
+}
+
+/// 1003 training images in batches of 100: the last batch (3 images) leaves some shards empty.
+const SMALL: [&str; 8] = [
+    "--limit",
+    "1003",
+    "--batch-size",
+    "100",
+    "--shards",
+    "4",
+    "--threads",
+    "1",
+];
+
+#[test]
+fn ranks_train_the_weights_of_one_process_bit_for_bit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mnist = mnist_dir();
+    let one = tmp.path().join("one");
+    ok(run(elbo()
+        .args(["train", "--epochs", "2"])
+        .args(SMALL)
+        .arg("--data-dir")
+        .arg(&mnist)
+        .arg("--out")
+        .arg(&one)));
+    let reference = state(&one);
+    for n in [2, 4] {
+        let dir = tmp.path().join(format!("ranks{n}"));
+        let err = ok(mpirun(n)
+            .args(["train", "--epochs", "2"])
+            .args(SMALL)
+            .arg("--data-dir")
+            .arg(&mnist)
+            .arg("--out")
+            .arg(&dir)
+            .output()
+            .unwrap());
+        assert!(err.contains(&format!("on {n} ranks, 4 shards")), "{err}");
+        assert!(
+            state(&dir) == reference,
+            "{n} ranks differ from one process"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("metrics.csv"))
+                .unwrap()
+                .lines()
+                .count(),
+            3,
+            "one writer: a header and two epochs"
+        );
+    }
+    // The IWAE objective, conditional on the class, too.
+    let args = ["--objective", "iwae", "--k-train", "5", "--conditional"];
+    let (a, b) = (tmp.path().join("iwae1"), tmp.path().join("iwae2"));
+    ok(run(elbo()
+        .args(["train", "--epochs", "1"])
+        .args(SMALL)
+        .args(args)
+        .arg("--data-dir")
+        .arg(&mnist)
+        .arg("--out")
+        .arg(&a)));
+    ok(mpirun(2)
+        .args(["train", "--epochs", "1"])
+        .args(SMALL)
+        .args(args)
+        .arg("--data-dir")
+        .arg(&mnist)
+        .arg("--out")
+        .arg(&b)
+        .output()
+        .unwrap());
+    assert!(state(&a) == state(&b), "IWAE over 2 ranks");
+    // A rank count that does not divide the shards is refused before anything is written.
+    let bad = tmp.path().join("bad");
+    let o = mpirun(3)
+        .args(["train", "--epochs", "1"])
+        .args(SMALL)
+        .arg("--data-dir")
+        .arg(&mnist)
+        .arg("--out")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("which 3 ranks cannot share"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!bad.join("config.json").exists());
+}
+
+#[test]
+fn a_run_resumes_on_another_number_of_ranks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mnist = mnist_dir();
+    let straight = tmp.path().join("straight");
+    ok(mpirun(4)
+        .args(["train", "--epochs", "2"])
+        .args(SMALL)
+        .arg("--data-dir")
+        .arg(&mnist)
+        .arg("--out")
+        .arg(&straight)
+        .output()
+        .unwrap());
+    let split = tmp.path().join("split");
+    ok(mpirun(2)
+        .args(["train", "--epochs", "1"])
+        .args(SMALL)
+        .arg("--data-dir")
+        .arg(&mnist)
+        .arg("--out")
+        .arg(&split)
+        .output()
+        .unwrap());
+    ok(run(elbo()
+        .args(["train", "--epochs", "2", "--resume"])
+        .arg(&split)
+        .arg("--data-dir")
+        .arg(&mnist)));
+    assert!(
+        state(&split) == state(&straight),
+        "2 ranks then 1 process = 4 ranks throughout"
+    );
+}
+
+/// The PID of rank `rank` of the elbo processes training into `dir`.
+fn rank_pid(dir: &Path, rank: usize) -> Option<i32> {
+    let want = format!("OMPI_COMM_WORLD_RANK={rank}");
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let env = std::fs::read(e.path().join("environ")).unwrap_or_default();
+        let has = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+        if has(&cmd, dir.as_os_str().as_encoded_bytes())
+            && has(&cmd, b"train")
+            && env.split(|&b| b == 0).any(|v| v == want.as_bytes())
+        {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+#[test]
+fn a_killed_rank_stops_the_job_and_the_run_resumes_from_its_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let mut job = mpirun(2)
+        .args([
+            "train",
+            "--epochs",
+            "200",
+            "--limit",
+            "3000",
+            "--threads",
+            "1",
+        ])
+        .arg("--data-dir")
+        .arg(mnist_dir())
+        .arg("--out")
+        .arg(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first epoch's checkpoint.
+    let t = Instant::now();
+    let metrics = dir.join("metrics.csv");
+    while std::fs::read_to_string(&metrics).map_or(0, |m| m.lines().count()) < 2 {
+        assert!(t.elapsed() < Duration::from_secs(120), "no epoch finished");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let victim = rank_pid(&dir, 1).expect("rank 1 is running");
+    unsafe { libc::kill(victim, libc::SIGKILL) };
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = job.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "mpirun kept running");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!status.success(), "the job failed");
+    assert!(rank_pid(&dir, 0).is_none(), "rank 0 stopped too");
+    let kept = elbo::train::load_run(&dir).unwrap().state.epoch;
+    assert!(kept >= 1);
+    // One process continues it (its shards, 2, are saved with the run).
+    let err = ok(run(elbo()
+        .args(["train", "--epochs"])
+        .arg((kept + 1).to_string())
+        .arg("--resume")
+        .arg(&dir)
+        .arg("--data-dir")
+        .arg(mnist_dir())));
+    assert!(
+        err.contains(&format!("resuming {} after epoch {kept}", dir.display())),
+        "{err}"
+    );
+    assert_eq!(elbo::train::load_run(&dir).unwrap().state.epoch, kept + 1);
+}
