@@ -87,6 +87,26 @@ fn the_explorer_answers_and_refuses_malformed_requests_with_a_message() {
     let (s, body) =
         raw("GET /api/info HTTP/1.1\r\nHost: attacker.example\r\nConnection: close\r\n\r\n".into());
     assert_eq!(s, 421, "a rebound DNS name is refused: {body}");
+    let port = host.rsplit(':').next().unwrap();
+    for (headers, want) in [
+        (format!("Host: {host}\r\nHost: evil.example\r\n"), 421),
+        (format!("Host: LOCALHOST:{port}\r\n"), 200),
+        ("Host: localhost\r\n".to_string(), 200),
+    ] {
+        let (s, body) = raw(format!(
+            "GET /api/info HTTP/1.1\r\n{headers}Connection: close\r\n\r\n"
+        ));
+        assert_eq!(s, want, "{headers:?}: {body}");
+    }
+    let (s, _) = raw(format!(
+        "GET http://evil.example/api/info HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    ));
+    assert_eq!(s, 421, "an absolute address naming another host");
+    let (s, body) = get(&srv.url, &format!("/api/decode?z={zero}&z={zero}"));
+    assert_eq!(s, 400);
+    assert!(body.contains("given twice"), "{body}");
+    let (_, body) = get(&srv.url, "/api/item/1%00");
+    assert!(!body.contains('\0') && body.contains("\\u{0}"), "{body:?}");
 
     // Fuzz: random mutations of good requests and random bytes, bounded in count and time. Every answer is a
     // 2xx for a request that happens to be valid, else a 4xx (or, for bytes that are not HTTP, a closed
@@ -261,4 +281,51 @@ fn autoencoders_and_conditional_models_are_explored_too() {
             assert_eq!(s, 400, "{body}");
         }
     }
+}
+
+#[test]
+fn silent_clients_neither_lock_others_out_nor_keep_the_server_running() {
+    let srv = serve_run(&fixture_run(), &["--points", "50"]);
+    let addr = srv
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    // More connections than the server serves at once, each sending nothing, or half a request.
+    let mut silent: Vec<std::net::TcpStream> = (0..80)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    use std::io::Write;
+    silent[0]
+        .write_all(b"GET /api/info HTTP/1.1\r\nHo")
+        .unwrap();
+    // Their headers time out after 10 s, so a real request is answered soon after.
+    let t = Instant::now();
+    let (status, _) = get(&srv.url, "/api/info");
+    assert_eq!(status, 200);
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "answered after {:?}",
+        t.elapsed()
+    );
+    // Stopping does not wait for a client that is still sending its request.
+    let mut half = std::net::TcpStream::connect(&addr).unwrap();
+    half.write_all(b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut srv = srv;
+    unsafe { libc::kill(srv.child.id() as i32, libc::SIGTERM) };
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = srv.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(8),
+            "still running after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    drop(silent);
 }

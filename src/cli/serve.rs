@@ -28,18 +28,31 @@ pub(crate) struct ServeArgs {
 /// Encodes the test images, then serves the page until Ctrl-C.
 pub(crate) fn run(a: ServeArgs) -> Result<()> {
     let host = a.host.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    // Bound first, so a taken port is reported before the test set is encoded.
+    let listener = http::bind(host, a.port)?;
     let ck = load_run(&a.run_dir)?;
     super::common::require_images(&ck, "serve")?;
     let splits = a.data.splits(&ck)?;
     let name = a.run_dir.display().to_string();
+    let available = splits.test.len();
     let explorer = Explorer::new(ck, splits.test, a.points, name.clone())?;
+    if a.points > available {
+        eprintln!("elbo: the test split has {available} images; showing them all");
+    }
     if !host.is_loopback() {
         eprintln!(
             "elbo: warning: listening on {host}: other machines can reach this page, which has no login; \
              leave out --host to serve this machine only"
         );
     }
-    http::serve(explorer, host, a.port, |addr| {
+    http::serve(explorer, listener, |mut addr| {
+        // An address that means "every interface" is not one a browser can open: name this machine's own.
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr.ip() {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+            });
+        }
         eprintln!("elbo: exploring {name} at http://{addr}/ (Ctrl-C stops)");
         // The address alone on stdout, for scripts (and --port 0).
         println!("http://{addr}/");

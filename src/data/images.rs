@@ -654,8 +654,8 @@ impl Sink {
                         std::io::Error::new(
                             std::io::ErrorKind::StorageFull,
                             format!(
-                                "{} MiB needed for the decoded images, {} MiB free",
-                                need >> 20,
+                                "up to {} MiB needed to spool and store the decoded images, {} MiB free",
+                                need.div_ceil(1 << 20),
                                 free >> 20
                             ),
                         ),

@@ -12,6 +12,7 @@ use axum::routing::get;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 const INDEX: &str = include_str!("page/index.html");
 const SCRIPT: &str = include_str!("page/app.js");
@@ -33,12 +34,37 @@ pub fn page_bytes() -> usize {
     INDEX.len() + SCRIPT.len() + STYLE.len()
 }
 
-/// Serves `explorer` on `host:port` (port 0: any free port) until Ctrl-C or SIGTERM; `ready` is told the
-/// address once the server listens.
+/// Connections served at once; more wait in the system's queue until one ends.
+const MAX_CONNECTIONS: usize = 64;
+/// A client must send its request's headers within this, or the connection is closed.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a connection (one request: keep-alive is off) may take in all.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a stopping server lets requests in progress finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Binds `host:port` (port 0: any free port), before any slow work, so a taken port is reported at once.
+pub fn bind(host: IpAddr, port: u16) -> Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind((host, port)).map_err(|e| {
+        Error::Config(format!(
+            "cannot listen on {}: {e}; pick another --port (or --port 0 for any free one)",
+            SocketAddr::new(host, port)
+        ))
+    })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| Error::Config(format!("cannot listen: {e}")))?;
+    Ok(listener)
+}
+
+/// Serves `explorer` on `listener` until Ctrl-C or SIGTERM; `ready` is told the address once it listens.
+///
+/// Each connection carries one request (no keep-alive), must send its headers within [`HEADER_TIMEOUT`] and
+/// finish within [`CONNECTION_TIMEOUT`], and at most [`MAX_CONNECTIONS`] are served at once: clients that
+/// open connections and send nothing cannot lock others out or keep the server from stopping.
 pub fn serve(
     explorer: Explorer,
-    host: IpAddr,
-    port: u16,
+    listener: std::net::TcpListener,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -49,24 +75,17 @@ pub fn serve(
         .build()
         .map_err(|e| Error::Config(format!("cannot start the server: {e}")))?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind((host, port))
-            .await
-            .map_err(|e| {
-                Error::Config(format!(
-                    "cannot listen on {}: {e}; pick another --port (or --port 0 for any free one)",
-                    SocketAddr::new(host, port)
-                ))
-            })?;
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .map_err(|e| Error::Config(format!("cannot listen: {e}")))?;
         let addr = listener
             .local_addr()
             .map_err(|e| Error::Config(format!("cannot listen: {e}")))?;
-        let hosts = if host.is_loopback() {
+        let hosts = if addr.ip().is_loopback() {
             let p = addr.port();
-            vec![
-                format!("127.0.0.1:{p}"),
-                format!("localhost:{p}"),
-                format!("[::1]:{p}"),
-            ]
+            ["127.0.0.1", "localhost", "[::1]"]
+                .iter()
+                .flat_map(|h| [format!("{h}:{p}"), h.to_string()])
+                .collect()
         } else {
             Vec::new()
         };
@@ -98,10 +117,46 @@ pub fn serve(
             .layer(middleware::from_fn_with_state(app.clone(), guard))
             .with_state(app);
         ready(addr);
-        axum::serve(listener, router)
-            .with_graceful_shutdown(stop())
-            .await
-            .map_err(|e| Error::Config(format!("the server stopped: {e}")))
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        let mut connections = tokio::task::JoinSet::new();
+        let stopping = stop();
+        tokio::pin!(stopping);
+        loop {
+            let slot = tokio::select! {
+                _ = &mut stopping => break,
+                slot = slots.clone().acquire_owned() => slot.expect("the semaphore stays open"),
+            };
+            let stream = tokio::select! {
+                _ = &mut stopping => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    // Out of descriptors, or a connection reset before it was accepted: try again shortly.
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let service = hyper_util::service::TowerToHyperService::new(router.clone());
+            connections.spawn(async move {
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT)
+                    .keep_alive(false)
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                let _ = tokio::time::timeout(CONNECTION_TIMEOUT, conn).await;
+                drop(slot);
+            });
+            // Reap finished connections so the set does not grow.
+            while connections.try_join_next().is_some() {}
+        }
+        // Requests in progress get a moment to finish; clients that are not sending anything are dropped.
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        connections.abort_all();
+        Ok(())
     })
 }
 
@@ -139,12 +194,18 @@ fn refuse(status: StatusCode, why: impl Into<String>) -> Response {
 /// Checks the Host header and that nothing but a bare GET arrives, and sets the headers every answer carries.
 async fn guard(State(app): State<App>, req: Request, next: Next) -> Response {
     if !app.hosts.is_empty() {
-        let host = req
-            .headers()
-            .get(header::HOST)
+        let mut given = req.headers().get_all(header::HOST).iter();
+        let host = given
+            .next()
             .and_then(|h| h.to_str().ok())
-            .unwrap_or("");
-        if !app.hosts.iter().any(|h| h == host) {
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let authority = req
+            .uri()
+            .authority()
+            .map(|a| a.as_str().to_ascii_lowercase());
+        let ok = |h: &str| app.hosts.iter().any(|a| a == h);
+        if given.next().is_some() || !ok(&host) || authority.is_some_and(|a| !ok(&a)) {
             return refuse(
                 StatusCode::MISDIRECTED_REQUEST,
                 format!(
@@ -186,8 +247,10 @@ async fn guard(State(app): State<App>, req: Request, next: Next) -> Response {
 }
 
 async fn not_found(req: Request) -> Response {
-    let path: String = req.uri().path().chars().take(80).collect();
-    refuse(StatusCode::NOT_FOUND, format!("no such page: {path}"))
+    refuse(
+        StatusCode::NOT_FOUND,
+        format!("no such page: {}", super::clip(req.uri().path())),
+    )
 }
 
 async fn read_only() -> Response {
@@ -243,18 +306,28 @@ fn json(v: serde_json::Value) -> Response {
 }
 
 type Q =
-    std::result::Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>;
+    std::result::Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>;
 type P = std::result::Result<Path<String>, axum::extract::rejection::PathRejection>;
 
 /// The query's parameters, refusing any but `allowed`.
 fn query(q: Q, allowed: &[&str]) -> std::result::Result<HashMap<String, String>, Refusal> {
-    let Query(q) = q.map_err(|e| Refusal(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let Query(pairs) = q.map_err(|e| Refusal(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let mut q = HashMap::new();
+    for (k, v) in pairs {
+        if q.contains_key(&k) {
+            return Err(Refusal(
+                StatusCode::BAD_REQUEST,
+                format!("parameter '{}' is given twice", super::clip(&k)),
+            ));
+        }
+        q.insert(k, v);
+    }
     if let Some(k) = q.keys().find(|k| !allowed.contains(&k.as_str())) {
         return Err(Refusal(
             StatusCode::BAD_REQUEST,
             format!(
                 "unknown parameter '{}' (this endpoint takes: {})",
-                k.chars().take(24).collect::<String>(),
+                super::clip(k),
                 if allowed.is_empty() {
                     "none".to_string()
                 } else {

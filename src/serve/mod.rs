@@ -252,10 +252,17 @@ pub fn parse_code(s: &str, dim: usize) -> std::result::Result<Vec<f32>, BadReque
         .collect()
 }
 
-/// The start of a user's text, for a message.
+/// The start of a user's text, for a message, with control characters escaped.
 fn clip(s: &str) -> String {
-    let mut c: String = s.chars().take(24).collect();
-    if c.len() < s.len() {
+    let mut c = String::new();
+    for ch in s.chars().take(40) {
+        if ch.is_control() {
+            c.extend(ch.escape_default());
+        } else {
+            c.push(ch);
+        }
+    }
+    if s.chars().count() > 40 {
         c.push('…');
     }
     c
