@@ -604,3 +604,50 @@ fn a_mean_loss_is_a_sum_with_epsilon_times_the_batch_and_betas_are_used() {
         "{same} {other} {betas}"
     );
 }
+
+/// `--shards S` computes each batch's gradient in S parts and sums them: after one step, Adam's first moment
+/// (a tenth of the gradient) matches the unsharded run's to rounding, for the ELBO, IWAE and a conditional
+/// model, with a part count that does not divide the batch.
+#[test]
+fn sharded_gradients_equal_the_whole_batchs() {
+    let tmp = tempfile::tempdir().unwrap();
+    for objective in [
+        &[][..],
+        &["--objective", "iwae", "--k-train", "5"][..],
+        &["--conditional", "--samples", "2"][..],
+    ] {
+        let moments = |shards: &str| {
+            let dir = tmp.path().join(format!("s{shards}"));
+            let o = run(elbo()
+                .args(["train", "--epochs", "1", "--limit", "100", "--batch-size", "100"])
+                .args(["--shards", shards, "--force"])
+                .args(objective)
+                .arg("--data-dir")
+                .arg(mnist_dir())
+                .arg("--out")
+                .arg(&dir));
+            assert!(o.status.success(), "{}", stderr(&o));
+            elbo::train::load_run(&dir).unwrap().adam.m
+        };
+        let whole = moments("1");
+        let scale = whole.iter().fold(0f32, |m, v| m.max(v.abs()));
+        for shards in ["3", "7"] {
+            let parts = moments(shards);
+            let worst = whole
+                .iter()
+                .zip(&parts)
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(
+                worst <= 1e-4 * scale,
+                "{objective:?} in {shards} shards: off by {worst} (largest {scale})"
+            );
+            assert_ne!(worst, 0.0, "the parts are summed in another order than the whole");
+        }
+    }
+    let o = run(elbo()
+        .args(["train", "--shards", "2", "--batch-norm", "--out"])
+        .arg(tmp.path().join("bn"))
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert_user_error(&o, "--batch-norm normalises over the whole batch");
+}
