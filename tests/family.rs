@@ -619,7 +619,15 @@ fn sharded_gradients_equal_the_whole_batchs() {
         let moments = |shards: &str| {
             let dir = tmp.path().join(format!("s{shards}"));
             let o = run(elbo()
-                .args(["train", "--epochs", "1", "--limit", "100", "--batch-size", "100"])
+                .args([
+                    "train",
+                    "--epochs",
+                    "1",
+                    "--limit",
+                    "100",
+                    "--batch-size",
+                    "100",
+                ])
                 .args(["--shards", shards, "--force"])
                 .args(objective)
                 .arg("--data-dir")
@@ -641,7 +649,10 @@ fn sharded_gradients_equal_the_whole_batchs() {
                 worst <= 1e-4 * scale,
                 "{objective:?} in {shards} shards: off by {worst} (largest {scale})"
             );
-            assert_ne!(worst, 0.0, "the parts are summed in another order than the whole");
+            assert_ne!(
+                worst, 0.0,
+                "the parts are summed in another order than the whole"
+            );
         }
     }
     let o = run(elbo()

@@ -236,3 +236,36 @@ fn a_killed_rank_stops_the_job_and_the_run_resumes_from_its_checkpoint() {
     );
     assert_eq!(elbo::train::load_run(&dir).unwrap().state.epoch, kept + 1);
 }
+
+#[test]
+fn eval_over_ranks_gives_the_estimates_of_one_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    ok(run(elbo()
+        .args(["train", "--epochs", "1", "--limit", "2000", "--out"])
+        .arg(&dir)
+        .arg("--data-dir")
+        .arg(mnist_dir())));
+    let args = ["--k", "20", "--limit", "777", "--json", "--data-dir"];
+    let one = run(elbo().arg("eval").arg(&dir).args(args).arg(mnist_dir()));
+    assert!(one.status.success(), "{}", stderr(&one));
+    let ranks = mpirun(2)
+        .arg("eval")
+        .arg(&dir)
+        .args(args)
+        .arg(mnist_dir())
+        .output()
+        .unwrap();
+    assert!(ranks.status.success(), "{}", stderr(&ranks));
+    let read = |o: &std::process::Output| -> Vec<serde_json::Value> {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let (one, ranks) = (read(&one), read(&ranks));
+    assert_eq!(ranks.len(), 1, "rank 0 alone reports");
+    for key in ["nll", "neg_elbo", "n", "bits_per_dim"] {
+        assert_eq!(one[0][key], ranks[0][key], "{key}");
+    }
+}

@@ -34,7 +34,11 @@ pub(crate) struct EvalArgs {
 
 /// Evaluates, with a progress bar only on a terminal so piped output stays clean.
 pub(crate) fn run(a: EvalArgs) -> Result<()> {
-    threads::init(threads::check(a.threads)?);
+    threads::init(threads::check(if a.threads == 0 {
+        crate::core::dist::default_threads()
+    } else {
+        a.threads
+    })?);
     if a.k == 0 {
         return Err(Error::Config("--k must be at least 1".into()));
     }
@@ -50,7 +54,7 @@ pub(crate) fn run(a: EvalArgs) -> Result<()> {
         Some(n) => splits.test.truncated(n),
         None => splits.test,
     };
-    let bar = if std::io::stderr().is_terminal() {
+    let bar = if std::io::stderr().is_terminal() && crate::core::dist::is_writer() {
         indicatif::ProgressBar::new(test.len() as u64)
     } else {
         indicatif::ProgressBar::hidden()
@@ -67,6 +71,10 @@ pub(crate) fn run(a: EvalArgs) -> Result<()> {
     let est = eval::estimate_log_likelihood(&ck.vae, &test, a.k, a.seed, &|n| bar.inc(n as u64));
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
+    // Over MPI every rank has the estimates; rank 0 reports them.
+    if !crate::core::dist::is_writer() {
+        return Ok(());
+    }
     if a.json {
         let mut v = serde_json::to_value(est).map_err(|e| Error::Config(e.to_string()))?;
         v["log_likelihood"] = serde_json::json!(-est.nll);

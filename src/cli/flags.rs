@@ -562,7 +562,7 @@ impl RunFlags {
             random_flip: self.random_flip.unwrap_or(d.random_flip),
             shards: self
                 .shards
-                .unwrap_or(crate::train::dist::size().max(d.shards)),
+                .unwrap_or(crate::core::dist::size().max(d.shards)),
             weight_decay: self.weight_decay.unwrap_or(d.weight_decay),
             seed: self.seed.unwrap_or(d.seed),
             samples,

@@ -60,12 +60,12 @@ enum Command {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
     // MPI (when built in and started by mpirun) stays up until this returns.
-    let _mpi = crate::train::dist::init();
+    let _mpi = crate::core::dist::init();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => 0,
         Err(e) => {
-            use crate::train::dist;
+            use crate::core::dist;
             if dist::is_writer() {
                 eprintln!("elbo: error: {e}");
             } else {

@@ -2,11 +2,12 @@
 
 use super::common::recorded_dir;
 use super::flags::RunFlags;
+use crate::core::dist;
 use crate::core::threads;
 use crate::error::{Error, Result};
 use crate::figures;
 use crate::fsutil::write_atomic;
-use crate::train::{self, RunLock, Start, TrainOptions, dist, load_run};
+use crate::train::{self, RunLock, Start, TrainOptions, load_run};
 use clap::Args;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};

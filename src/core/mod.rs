@@ -6,6 +6,7 @@ pub mod activation;
 pub mod batchnorm;
 pub mod conv;
 pub mod denormal;
+pub mod dist;
 pub mod gemm;
 pub mod init;
 pub mod linear;

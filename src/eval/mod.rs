@@ -2,6 +2,7 @@
 
 pub mod reference;
 
+use crate::core::dist;
 use crate::data::{Batcher, Binarize, Dataset, Values};
 use crate::model::{BatchStats, Likelihood, ModelConfig, Vae, Workspace};
 use rand::RngExt;
@@ -215,10 +216,14 @@ fn estimate_items(
         .chunks(images)
         .map(|c| c.to_vec())
         .collect();
-    let results: Vec<Vec<ItemEstimate>> = crate::core::threads::run(|| {
+    // Over MPI each rank takes every N-th group; a group's draws depend only on its index, so the estimates
+    // are those of one process.
+    let (rank, ranks) = (dist::rank(), dist::size());
+    let results: Vec<(usize, Vec<ItemEstimate>)> = crate::core::threads::run(|| {
         groups
             .par_iter()
             .enumerate()
+            .filter(|(g, _)| g % ranks == rank)
             .map(|(g, idx)| {
                 crate::core::threads::serial(|| {
                     let rows = idx.len();
@@ -259,18 +264,43 @@ fn estimate_items(
                         done += s;
                     }
                     on_progress(rows);
-                    acc.iter()
+                    let items = acc
+                        .iter()
                         .map(|a| ItemEstimate {
                             log_px: a.0 + a.1.ln() - (k as f64).ln(),
                             elbo: a.2 / k as f64,
                         })
-                        .collect()
+                        .collect();
+                    (g, items)
                 })
             })
             .collect()
     });
     ds.release();
-    results.into_iter().flatten().collect()
+    if ranks == 1 {
+        return results.into_iter().flat_map(|(_, items)| items).collect();
+    }
+    // Every rank's items in place (zeros elsewhere), gathered; each item is then read from its group's rank.
+    let n = ds.len();
+    let mut mine = vec![0.0f64; 2 * n];
+    for (g, items) in &results {
+        for (j, it) in items.iter().enumerate() {
+            let i = g * images + j;
+            mine[2 * i] = it.log_px;
+            mine[2 * i + 1] = it.elbo;
+        }
+    }
+    let mut all = vec![0.0f64; 2 * n * ranks];
+    dist::all_gather(&mine, &mut all);
+    (0..n)
+        .map(|i| {
+            let at = 2 * n * ((i / images) % ranks) + 2 * i;
+            ItemEstimate {
+                log_px: all[at],
+                elbo: all[at + 1],
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 pub mod checkpoint;
 pub mod config;
-pub mod dist;
+
 pub mod interrupt;
 pub mod lock;
 pub mod metrics;
@@ -12,7 +12,7 @@ pub use config::{DataInfo, Reduction, RunConfig, TrainConfig};
 pub use lock::RunLock;
 pub use metrics::{EpochMetrics, SplitMetrics};
 
-use crate::core::{Optimizer, threads};
+use crate::core::{Optimizer, dist, threads};
 use crate::data::batch::binarize_static;
 use crate::data::{
     self, Batcher, Binarize, Dataset, ItemShape, Kind, Loaded, load_dataset, resolve_data_dir,

@@ -1,5 +1,5 @@
-//! Data-parallel training over MPI (the cargo feature `mpi`): which rank this process is among how many, and
-//! the one collective training needs. Built without the feature, or started without an MPI launcher, a process
+//! Data-parallel work over MPI (the cargo feature `mpi`): which rank this process is among how many, and
+//! the one collective training and evaluation need. Built without the feature, or started without an MPI launcher, a process
 //! is rank 0 of 1 and every call here is local.
 
 use std::sync::OnceLock;
