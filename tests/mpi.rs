@@ -269,3 +269,65 @@ fn eval_over_ranks_gives_the_estimates_of_one_process() {
         assert_eq!(one[0][key], ranks[0][key], "{key}");
     }
 }
+
+#[test]
+fn ranks_that_disagree_and_commands_that_do_not_share_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mnist = mnist_dir();
+    let dir = tmp.path().join("run");
+    ok(run(elbo()
+        .args(["train", "--epochs", "1", "--limit", "500", "--out"])
+        .arg(&dir)
+        .arg("--data-dir")
+        .arg(&mnist)));
+    // Two ranks given different settings (as two nodes reading different folders would be).
+    let mut c = mpirun(1);
+    c.args([
+        "train", "--epochs", "1", "--limit", "500", "--seed", "1", "--out",
+    ])
+    .arg(tmp.path().join("a"))
+    .arg("--data-dir")
+    .arg(&mnist)
+    .args([":", "-n", "1", env!("CARGO_BIN_EXE_elbo")])
+    .args([
+        "train", "--epochs", "1", "--limit", "500", "--seed", "2", "--out",
+    ])
+    .arg(tmp.path().join("a"))
+    .arg("--data-dir")
+    .arg(&mnist);
+    let o = c.output().unwrap();
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("holds another run than rank"),
+        "{}",
+        stderr(&o)
+    );
+    // A command other than train and eval is refused under mpirun, before it writes anything.
+    let out = tmp.path().join("s.png");
+    let o = mpirun(2)
+        .args(["sample"])
+        .arg(&dir)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("only train and eval run over MPI"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists());
+    // --capacity weighs the whole batch's KL, which shards would split.
+    let o = run(elbo()
+        .args(["train", "--shards", "2", "--capacity", "8", "--out"])
+        .arg(tmp.path().join("cap"))
+        .arg("--data-dir")
+        .arg(&mnist));
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--capacity compares the batch's mean KL"),
+        "{}",
+        stderr(&o)
+    );
+}

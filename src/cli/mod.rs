@@ -60,16 +60,31 @@ enum Command {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
     // MPI (when built in and started by mpirun) stays up until this returns.
-    let _mpi = crate::core::dist::init();
+    use crate::core::dist;
+    let _mpi = dist::init();
     let cli = Cli::parse();
-    match run(cli) {
+    let parallel = matches!(cli.command, Command::Train(_) | Command::Eval(_));
+    let result = if let Some(n) = dist::launched_without_mpi() {
+        Err(crate::error::Error::Config(format!(
+            "started as one of {n} MPI ranks, but this elbo was built without MPI: build it with --features mpi (see the README)"
+        )))
+    } else if dist::size() > 1 && !parallel {
+        Err(crate::error::Error::Config(
+            "only train and eval run over MPI: start this command without mpirun".into(),
+        ))
+    } else {
+        run(cli)
+    };
+    match result {
         Ok(()) => 0,
         Err(e) => {
-            use crate::core::dist;
-            if dist::is_writer() {
-                eprintln!("elbo: error: {e}");
-            } else {
+            if dist::size() > 1 && !dist::is_writer() {
+                // An error every rank meets is rank 0's to report (its abort ends this rank first); one that
+                // only this rank meets is reported after that pause.
+                std::thread::sleep(std::time::Duration::from_secs(2));
                 eprintln!("elbo (rank {}): error: {e}", dist::rank());
+            } else {
+                eprintln!("elbo: error: {e}");
             }
             if dist::size() > 1 {
                 dist::abort(e.exit_code());

@@ -37,6 +37,18 @@ pub fn init() -> Guard {
     Guard {}
 }
 
+/// The number of ranks an MPI launcher started, when this binary cannot join them (built without `mpi`).
+pub fn launched_without_mpi() -> Option<usize> {
+    if cfg!(feature = "mpi") {
+        return None;
+    }
+    std::env::var("OMPI_COMM_WORLD_SIZE")
+        .or_else(|_| std::env::var("PMI_SIZE"))
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &usize| n > 1)
+}
+
 /// This process's rank (0 alone).
 pub fn rank() -> usize {
     GROUP.get().map_or(0, |g| g.0)

@@ -325,7 +325,7 @@ impl RunConfig {
         }
         if t.shards == 0 || t.shards > 256 || t.shards > t.batch_size {
             return Err(Error::Config(format!(
-                "--shards {} must be between 1 and 256, and at most --batch-size {}",
+                "--shards {} must be between 1 and 256, and at most --batch-size {} (over MPI it defaults to the number of ranks, each of which needs rows of every batch)",
                 t.shards, t.batch_size
             )));
         }
@@ -338,6 +338,12 @@ impl RunConfig {
         if t.shards > 1 && t.free_bits > 0.0 {
             return Err(Error::Config(
                 "--free-bits measures each dimension's KL over the whole batch, which --shards (and training over MPI) splits: use one of them"
+                    .into(),
+            ));
+        }
+        if t.shards > 1 && t.capacity.is_some() {
+            return Err(Error::Config(
+                "--capacity compares the batch's mean KL with C, a batch which --shards (and training over MPI) splits: use one of them"
                     .into(),
             ));
         }

@@ -426,11 +426,45 @@ pub fn train(
     train_on(run_dir, &splits, start, opts)
 }
 
+/// Refuses to train when the ranks do not hold the same run: the same config (data fingerprint included),
+/// epoch, optimiser step and weights. Ranks that read different folders (no shared filesystem) would otherwise
+/// train together on mixed gradients, or wait for each other forever.
+fn ranks_agree(
+    cfg: &RunConfig,
+    vae: &Vae<f32>,
+    adam: &crate::core::Adam<f32>,
+    state: &TrainState,
+) -> Result<()> {
+    use md5::Digest;
+    let mut h = md5::Md5::new();
+    h.update(serde_json::to_string(cfg).unwrap_or_default());
+    h.update(state.epoch.to_le_bytes());
+    h.update(adam.t.to_le_bytes());
+    for v in vae.params.data.chunks(1 << 14) {
+        h.update(v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>());
+    }
+    let d = h.finalize();
+    // Two 32-bit halves of the first 8 bytes, exact in f64.
+    let mine = [
+        u32::from_le_bytes([d[0], d[1], d[2], d[3]]) as f64,
+        u32::from_le_bytes([d[4], d[5], d[6], d[7]]) as f64,
+    ];
+    let mut all = vec![0.0; 2 * dist::size()];
+    dist::all_gather(&mine, &mut all);
+    if let Some(r) = all.chunks_exact(2).position(|p| p != mine) {
+        return Err(Error::Config(format!(
+            "rank {r} holds another run than rank {} (settings, data, epoch or weights differ): every rank must read the same run directory and data, on a filesystem they share",
+            dist::rank()
+        )));
+    }
+    Ok(())
+}
+
 /// Refuses a rank count that does not divide the run's shards.
 fn check_shards(shards: usize) -> Result<()> {
     if !shards.is_multiple_of(dist::size()) {
         return Err(Error::Config(format!(
-            "this run computes its gradients in {shards} shards, which {} ranks cannot share: use a number of ranks that divides {shards}",
+            "this run computes its gradients in parts (--shards {shards}), which {} ranks cannot share: use a number of ranks that divides {shards}",
             dist::size(),
         )));
     }
@@ -504,6 +538,9 @@ pub fn train_on(
         dir: run_dir.to_path_buf(),
         source: Box::new(e),
     };
+    if dist::size() > 1 {
+        ranks_agree(&cfg, &vae, &adam, &state)?;
+    }
     let writer = dist::is_writer();
     if writer {
         crate::fsutil::write_atomic(&run_dir.join("config.json"), json.as_bytes())
@@ -537,6 +574,13 @@ pub fn train_on(
             state.epoch, t.epochs
         );
     }
+    // A signal stops training between steps; the epochs before this one are kept.
+    let stopped = |signal, epoch: usize| Error::Interrupted {
+        signal,
+        kept: epoch - 1,
+        finished: false,
+        dir: run_dir.to_path_buf(),
+    };
     threads::run(|| -> Result<()> {
         for epoch in state.epoch + 1..=t.epochs {
             let bar = progress_bar(opts.progress && writer, n as u64, epoch, t.epochs);
@@ -550,12 +594,7 @@ pub fn train_on(
                 // of a sharded step agree on it inside the step, so none waits for one that left).
                 if let Some(signal) = interrupt::received().filter(|_| sharded.is_none()) {
                     bar.abandon();
-                    return Err(Error::Interrupted {
-                        signal,
-                        kept: epoch - 1,
-                        finished: false,
-                        dir: run_dir.to_path_buf(),
-                    });
+                    return Err(stopped(signal, epoch));
                 }
                 let rows = idx.len();
                 batcher.fill(&splits.train, idx, &mut state.data_rng, &mut x[..rows * d]);
@@ -574,12 +613,7 @@ pub fn train_on(
                         sh.step(&mut vae, &x[..rows * d], idx, splits, &objective, &mut ws);
                     if let Some(signal) = stop {
                         bar.abandon();
-                        return Err(Error::Interrupted {
-                            signal,
-                            kept: epoch - 1,
-                            finished: false,
-                            dir: run_dir.to_path_buf(),
-                        });
+                        return Err(stopped(signal, epoch));
                     }
                     st
                 } else {
