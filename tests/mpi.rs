@@ -32,6 +32,12 @@ fn ok(o: std::process::Output) -> String {
     stderr(&o)
 }
 
+/// Asserts that a command failed and said `needle`.
+fn refused(o: &std::process::Output, needle: &str) {
+    assert!(!o.status.success());
+    assert!(stderr(o).contains(needle), "{}", stderr(o));
+}
+
 /// 1003 training images in batches of 100: the last batch (3 images) leaves some shards empty.
 const SMALL: [&str; 8] = [
     "--limit",
@@ -115,12 +121,7 @@ fn ranks_train_the_weights_of_one_process_bit_for_bit() {
         .arg(&bad)
         .output()
         .unwrap();
-    assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("which 3 ranks cannot share"),
-        "{}",
-        stderr(&o)
-    );
+    refused(&o, "which 3 ranks cannot share");
     assert!(!bad.join("config.json").exists());
 }
 
@@ -296,12 +297,7 @@ fn ranks_that_disagree_and_commands_that_do_not_share_are_refused() {
     .arg("--data-dir")
     .arg(&mnist);
     let o = c.output().unwrap();
-    assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("holds another run than rank"),
-        "{}",
-        stderr(&o)
-    );
+    refused(&o, "holds another run than rank");
     // A command other than train and eval is refused under mpirun, before it writes anything.
     let out = tmp.path().join("s.png");
     let o = mpirun(2)
@@ -311,12 +307,7 @@ fn ranks_that_disagree_and_commands_that_do_not_share_are_refused() {
         .arg(&out)
         .output()
         .unwrap();
-    assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("only train and eval run over MPI"),
-        "{}",
-        stderr(&o)
-    );
+    refused(&o, "only train and eval run over MPI");
     assert!(!out.exists());
     // --capacity weighs the whole batch's KL, which shards would split.
     let o = run(elbo()
@@ -324,10 +315,5 @@ fn ranks_that_disagree_and_commands_that_do_not_share_are_refused() {
         .arg(tmp.path().join("cap"))
         .arg("--data-dir")
         .arg(&mnist));
-    assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("--capacity compares the batch's mean KL"),
-        "{}",
-        stderr(&o)
-    );
+    refused(&o, "--capacity compares the batch's mean KL");
 }

@@ -185,19 +185,7 @@ fn the_explorer_answers_and_refuses_malformed_requests_with_a_message() {
 
     // Ctrl-C stops it cleanly.
     let mut srv = srv;
-    let pid = srv.child.id() as i32;
-    unsafe { libc::kill(pid, libc::SIGINT) };
-    let t = Instant::now();
-    let status = loop {
-        if let Some(s) = srv.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "still running after Ctrl-C"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = srv.stop_with(libc::SIGINT, Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
     let err = std::fs::read_to_string(&srv.stderr).unwrap();
     assert!(!err.contains("panicked"), "{err}");
@@ -314,18 +302,7 @@ fn silent_clients_neither_lock_others_out_nor_keep_the_server_running() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let mut srv = srv;
-    unsafe { libc::kill(srv.child.id() as i32, libc::SIGTERM) };
-    let t = Instant::now();
-    let status = loop {
-        if let Some(s) = srv.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(8),
-            "still running after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = srv.stop_with(libc::SIGTERM, Duration::from_secs(8));
     assert!(status.success(), "{status:?}");
     drop(silent);
 }

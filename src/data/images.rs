@@ -685,16 +685,20 @@ fn read_file(_: usize, e: &Entry) -> Result<Vec<u8>> {
 
 fn load_with(path: &Path, opts: &ImageOptions, flat: bool, sink: &mut Sink) -> Result<Assembly> {
     check_options(opts)?;
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    if meta.is_dir() {
-        let lay = layout(walk(path)?, path, flat)?;
-        return assemble(
+    // Files on disk (a folder's, or one image) are read one by one as they are decoded.
+    let from_files = |lay: Layout, sink: &mut Sink| {
+        assemble(
             path,
             lay,
             opts,
             &|list, expect| decode_all(list, &read_file, opts, path, expect),
             sink,
-        );
+        )
+    };
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        let lay = layout(walk(path)?, path, flat)?;
+        return from_files(lay, sink);
     }
     if !meta.is_file() {
         return Err(Error::Config(format!(
@@ -713,13 +717,7 @@ fn load_with(path: &Path, opts: &ImageOptions, flat: bool, sink: &mut Sink) -> R
             origin: Origin::File(path.to_path_buf()),
         };
         let lay = layout(vec![entry], path, flat)?;
-        return assemble(
-            path,
-            lay,
-            opts,
-            &|list, expect| decode_all(list, &read_file, opts, path, expect),
-            sink,
-        );
+        return from_files(lay, sink);
     }
     let lower = path.to_string_lossy().to_ascii_lowercase();
     if lower.ends_with(".zip") {

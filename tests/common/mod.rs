@@ -180,6 +180,28 @@ pub struct Served {
     pub stderr: PathBuf,
 }
 
+impl Served {
+    /// Sends `signal` and waits at most `limit` for the server to exit; returns its status.
+    pub fn stop_with(
+        &mut self,
+        signal: i32,
+        limit: std::time::Duration,
+    ) -> std::process::ExitStatus {
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+        let t = std::time::Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                t.elapsed() < limit,
+                "still running {limit:?} after signal {signal}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
 impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
