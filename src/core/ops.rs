@@ -119,10 +119,12 @@ pub fn reparameterize<T: Real>(
             acc += T::one() + lv[j] - mu[j] * mu[j] - lv[j].exp();
         }
         *kl = -half * acc;
-        for l in 0..samples {
-            let r = (b * samples + l) * latent;
-            for j in 0..latent {
-                z[r + j] = mu[j] + (half * lv[j]).exp() * eps[r + j];
+        // σ once per image and dimension, not per draw: importance sampling draws thousands per image.
+        for j in 0..latent {
+            let sd = (half * lv[j]).exp();
+            for l in 0..samples {
+                let r = (b * samples + l) * latent + j;
+                z[r] = mu[j] + sd * eps[r];
             }
         }
     }

@@ -93,48 +93,90 @@ fn log1p_unit(e: f32) -> f32 {
     )
 }
 
-/// One pixel: its NLL term, and its gradient `scale·(σ(l) − t)`.
-#[inline(always)]
-fn bernoulli_pixel(l: f32, t: f32, scale: f32) -> (f32, f32) {
-    let e = exp_neg(-l.abs());
-    let nll = l.max(0.0) - t * l + log1p_unit(e);
-    let num = if l >= 0.0 { 1.0 } else { e };
-    (nll, scale * (num / (1.0 + e) - t))
-}
-
 /// Lanes processed together; independent partial sums also keep the row sum accurate.
 const LANES: usize = 32;
 
+/// Chunks of lanes between renormalisations of the running products: every factor is below 2, so 64 of them
+/// stay below 2⁶⁴, far from f32's overflow at 2¹²⁸.
+const RENORM: usize = 64;
+
+/// A logit for padding lanes: its term is exactly zero (e^−87 vanishes beside 1, and its target is 0).
+const PAD_LOGIT: f32 = -200.0;
+
+/// Splits the exponent off each running product, leaving mantissas in [1, 2): exact, so no rounding is added.
+#[inline(always)]
+fn renormalise(prod: &mut [f32; LANES], exps: &mut [i32; LANES]) {
+    for j in 0..LANES {
+        let bits = prod[j].to_bits();
+        exps[j] += ((bits >> 23) as i32) - 127;
+        prod[j] = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000);
+    }
+}
+
+/// One chunk of lanes: adds max(l, 0) − t·l to `lin` and multiplies `prod` by 1 + e^−|l|, whose logarithm is the
+/// rest of the term. One product instead of one log1p per pixel: the kernel's most expensive step becomes one
+/// multiply, and the logarithm is taken once per lane and row. With `GRAD`, logits become `scale·(σ(l) − t)`.
+#[inline(always)]
+fn bernoulli_lanes<const GRAD: bool>(
+    l: &mut [f32],
+    t: &[f32],
+    scale: f32,
+    lin: &mut [f32; LANES],
+    prod: &mut [f32; LANES],
+) {
+    let (l, t) = (&mut l[..LANES], &t[..LANES]);
+    // Two passes over the lanes: each keeps fewer constants live, so nothing spills from AVX2's 16 registers.
+    let mut e = [0.0f32; LANES];
+    for j in 0..LANES {
+        e[j] = exp_neg(-l[j].abs());
+    }
+    for j in 0..LANES {
+        let (lj, one_e) = (l[j], 1.0 + e[j]);
+        lin[j] += lj.max(0.0) - t[j] * lj;
+        prod[j] *= one_e;
+        if GRAD {
+            let num = if lj >= 0.0 { 1.0 } else { e[j] };
+            l[j] = scale * (num / one_e - t[j]);
+        }
+    }
+}
+
 /// Bernoulli NLL of one row (logits against targets); with `GRAD`, logits are replaced by their gradient.
+///
+/// Σ ln(1 + eʲ) is taken as ln Π(1 + eʲ) per lane. Each product rounds once per factor, as each log1p did, so
+/// the row's sum is as accurate as before (tested against f64).
 #[inline(always)]
 fn bernoulli_row<const GRAD: bool>(logits: &mut [f32], target: &[f32], scale: f32) -> f32 {
-    let mut acc = [0.0f32; LANES];
+    let mut lin = [0.0f32; LANES];
+    let mut prod = [1.0f32; LANES];
+    let mut exps = [0i32; LANES];
     let mut lc = logits.chunks_exact_mut(LANES);
     let mut tc = target.chunks_exact(LANES);
-    for (l, t) in (&mut lc).zip(&mut tc) {
-        // Two passes over the lanes: each keeps fewer constants live, so nothing spills from AVX2's 16 registers.
-        let mut e = [0.0f32; LANES];
-        for j in 0..LANES {
-            e[j] = exp_neg(-l[j].abs());
-        }
-        for j in 0..LANES {
-            let (lj, ej) = (l[j], e[j]);
-            acc[j] += lj.max(0.0) - t[j] * lj + log1p_unit(ej);
-            if GRAD {
-                let num = if lj >= 0.0 { 1.0 } else { ej };
-                l[j] = scale * (num / (1.0 + ej) - t[j]);
-            }
+    for (i, (l, t)) in (&mut lc).zip(&mut tc).enumerate() {
+        bernoulli_lanes::<GRAD>(l, t, scale, &mut lin, &mut prod);
+        if i % RENORM == RENORM - 1 {
+            renormalise(&mut prod, &mut exps);
         }
     }
-    let mut sum: f32 = acc.iter().sum();
-    for (l, &t) in lc.into_remainder().iter_mut().zip(tc.remainder()) {
-        let (nll, g) = bernoulli_pixel(*l, t, scale);
-        sum += nll;
+    let (lr, tr) = (lc.into_remainder(), tc.remainder());
+    if !lr.is_empty() {
+        // The ragged end goes through the same lanes, padded with terms that are exactly zero.
+        let (mut l, mut t) = ([PAD_LOGIT; LANES], [0.0f32; LANES]);
+        l[..lr.len()].copy_from_slice(lr);
+        t[..tr.len()].copy_from_slice(tr);
+        bernoulli_lanes::<GRAD>(&mut l, &t, scale, &mut lin, &mut prod);
         if GRAD {
-            *l = g;
+            lr.copy_from_slice(&l[..lr.len()]);
         }
     }
-    sum
+    renormalise(&mut prod, &mut exps);
+    let mut sum = [0.0f32; LANES];
+    for j in 0..LANES {
+        // ln(m·2ᴱ) = E·ln 2 + ln(1 + (m − 1)), with m − 1 exact in [0, 1).
+        sum[j] =
+            lin[j] + (exps[j] as f32).mul_add(std::f32::consts::LN_2, log1p_unit(prod[j] - 1.0));
+    }
+    sum.iter().sum()
 }
 
 #[inline(always)]
@@ -274,28 +316,68 @@ mod tests {
 
     #[test]
     fn fast_bernoulli_matches_f64_reference() {
-        let d = 37;
-        let logits: Vec<f32> = (0..3 * d)
-            .map(|i| ((i * 7919 % 601) as f32 - 300.0) / 9.0)
-            .collect();
-        let x: Vec<f32> = (0..d).map(|i| (i % 5) as f32 / 4.0).collect();
-        let mut fast = logits.clone();
-        let mut nll = vec![0.0f32; 3];
-        bernoulli_rows(&mut fast, &x, d, 3, 0, &mut nll, true, 0.5);
-        let mut slow: Vec<f64> = logits.iter().map(|&v| v as f64).collect();
-        let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-        let mut nll64 = vec![0.0f64; 3];
-        crate::core::ops::bernoulli_nll_generic(&mut slow, &x64, d, 3, &mut nll64, Some(0.5));
-        for r in 0..3 {
-            assert!(
-                (nll[r] as f64 - nll64[r]).abs() < 1e-5 * nll64[r].abs(),
-                "{} vs {}",
-                nll[r],
-                nll64[r]
+        // Rows shorter than the lanes, MNIST's ragged 784, and rows long enough to renormalise the products
+        // (over 64 chunks of 32) several times; logits from confident to saturated, targets binary and grey.
+        for (d, spread) in [
+            (5usize, 2.0f32),
+            (37, 9.0),
+            (784, 9.0),
+            (784, 60.0),
+            (3 * 64 * 32 + 17, 60.0),
+        ] {
+            let logits: Vec<f32> = (0..3 * d)
+                .map(|i| ((i * 7919 % 601) as f32 - 300.0) / spread)
+                .collect();
+            let x: Vec<f32> = (0..d).map(|i| (i % 5) as f32 / 4.0).collect();
+            let mut fast = logits.clone();
+            let mut nll = vec![0.0f32; 3];
+            bernoulli_rows(&mut fast, &x, d, 3, 0, &mut nll, true, 0.5);
+            let mut value_only = vec![0.0f32; 3];
+            bernoulli_rows(
+                &mut logits.clone(),
+                &x,
+                d,
+                3,
+                0,
+                &mut value_only,
+                false,
+                0.0,
             );
+            assert_eq!(
+                nll, value_only,
+                "the value does not depend on the gradient (d = {d})"
+            );
+            let mut slow: Vec<f64> = logits.iter().map(|&v| v as f64).collect();
+            let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+            let mut nll64 = vec![0.0f64; 3];
+            crate::core::ops::bernoulli_nll_generic(&mut slow, &x64, d, 3, &mut nll64, Some(0.5));
+            for r in 0..3 {
+                // f32's own rounding of the row (~1e-7 relative): a lost factor of 2 in one lane would be 0.69.
+                let tol = 1e-6 * nll64[r].abs() + 1e-5;
+                assert!(
+                    (nll[r] as f64 - nll64[r]).abs() < tol,
+                    "d = {d}: {} vs {}",
+                    nll[r],
+                    nll64[r]
+                );
+            }
+            for (a, b) in fast.iter().zip(&slow) {
+                assert!((*a as f64 - b).abs() < 1e-6, "gradient {a} vs {b}");
+            }
         }
-        for (a, b) in fast.iter().zip(&slow) {
-            assert!((*a as f64 - b).abs() < 1e-6, "gradient {a} vs {b}");
-        }
+    }
+
+    #[test]
+    fn fast_bernoulli_keeps_nan_and_tiny_terms() {
+        let d = 100;
+        let mut logits = vec![-30.0f32; d];
+        let x = vec![0.0f32; d];
+        let mut nll = vec![0.0f32];
+        bernoulli_rows(&mut logits.clone(), &x, d, 1, 0, &mut nll, false, 0.0);
+        // Each term is ln(1 + e^−30) ≈ 9.4e-14: the sum is tiny but never negative.
+        assert!((0.0..1e-6).contains(&nll[0]), "{}", nll[0]);
+        logits[63] = f32::NAN;
+        bernoulli_rows(&mut logits, &x, d, 1, 0, &mut nll, false, 0.0);
+        assert!(nll[0].is_nan(), "a NaN logit must show in the loss");
     }
 }
