@@ -252,11 +252,13 @@ fn estimate_items(
                         // Running log-sum-exp per image: (max, Σ exp(w − max)), and Σ w for the ELBO.
                         let mut acc = vec![(f64::NEG_INFINITY, 0.0f64, 0.0f64); rows];
                         let mut done = 0;
+                        // Encoded once: every chunk of draws shares q(z|x).
+                        vae.encode(x, rows, ws);
                         while done < k {
                             let s = per_chunk.min(k - done);
                             ws.set_samples(s);
                             vae.draw_eps(rows, ws, &mut rng);
-                            vae.log_weights(x, rows, ws, lw);
+                            vae.log_weights_encoded(x, rows, ws, lw);
                             for (b, a) in acc.iter_mut().enumerate() {
                                 let w = &lw[b * s..(b + 1) * s];
                                 let m = w.iter().cloned().fold(a.0, f64::max);

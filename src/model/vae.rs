@@ -425,11 +425,22 @@ impl<T: Real> Vae<T> {
         ws: &mut Workspace<T>,
         grad: Option<Estimator>,
     ) -> BatchStats {
+        // Only a step that will be differentiated normalises by its batch (PyTorch's train mode).
+        self.encode_in(x, rows, ws, grad.is_some());
+        self.forward_encoded(x, rows, ws, grad)
+    }
+
+    /// [`Vae::forward`] after the encoder: draws z from the encoding in `ws`, decodes and scores.
+    fn forward_encoded(
+        &self,
+        x: &[T],
+        rows: usize,
+        ws: &mut Workspace<T>,
+        grad: Option<Estimator>,
+    ) -> BatchStats {
         let (zd, s) = (self.config.latent, ws.samples);
         let n = rows * s;
-        // Only a step that will be differentiated normalises by its batch (PyTorch's train mode).
         let training = grad.is_some();
-        self.encode_in(x, rows, ws, training);
         match self.config.kind {
             ModelKind::Vae => ops::reparameterize(
                 &ws.enc.output()[..rows * 2 * zd],
@@ -514,9 +525,22 @@ impl<T: Real> Vae<T> {
     /// Log importance weights ln p(x, z) − ln q(z|x) for `rows` images and the draws in `ws.eps`, into
     /// `out[b·samples + l]`. Only for a VAE.
     pub fn log_weights(&self, x: &[T], rows: usize, ws: &mut Workspace<T>, out: &mut [f64]) {
+        self.encode(x, rows, ws);
+        self.log_weights_encoded(x, rows, ws, out);
+    }
+
+    /// [`Vae::log_weights`] for images already encoded by [`Vae::encode`] into `ws`: importance sampling
+    /// draws its samples in chunks, and the encoding is the same for all of them.
+    pub fn log_weights_encoded(
+        &self,
+        x: &[T],
+        rows: usize,
+        ws: &mut Workspace<T>,
+        out: &mut [f64],
+    ) {
         assert!(self.config.is_variational(), "an autoencoder has no prior");
         let s = ws.samples;
-        self.forward(x, rows, ws, None);
+        self.forward_encoded(x, rows, ws, None);
         for b in 0..rows {
             self.log_weights_from_state(ws, b, &mut out[b * s..(b + 1) * s]);
         }
