@@ -219,6 +219,41 @@ fn every_command_works_on_a_colour_image_folder() {
 }
 
 /// Writes the first `n` items of a split as IDX files, an .npz entry pair and a PNG folder.
+#[test]
+fn a_lone_train_folder_beside_an_empty_test_folder_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("shapes");
+    colour_folder(&data);
+    let train = |out: &str| {
+        run(elbo()
+            .env("ELBO_CACHE_DIR", "off")
+            .args(["train", "--data"])
+            .arg(&data)
+            .args([
+                "--image-size",
+                "8",
+                "--epochs",
+                "1",
+                "--hidden",
+                "8",
+                "--latent",
+                "2",
+                "--out",
+            ])
+            .arg(tmp.path().join(out)))
+    };
+    let both = ok(&train("both"));
+    assert!(!both.contains("holds images"), "{both}");
+    // The test images gone, their folders left: the run goes on, held out of train/, and says so.
+    std::fs::remove_dir_all(data.join("test")).unwrap();
+    std::fs::create_dir_all(data.join("test/reds")).unwrap();
+    let lone = ok(&train("lone"));
+    assert!(
+        lone.contains("only train/ holds images") && lone.contains("--test-fraction"),
+        "{lone}"
+    );
+}
+
 fn export(ds: &elbo::data::Dataset, n: usize) -> (Vec<u8>, Vec<u8>) {
     let elbo::data::Values::U8(v) = &ds.values else {
         panic!()

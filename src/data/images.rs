@@ -235,12 +235,25 @@ fn layout(mut entries: Vec<Entry>, root: &Path, flat: bool) -> Result<Layout> {
         });
     }
     // Look through single wrapping folders.
+    let mut wrappers = Vec::new();
     while entries.iter().all(|e| e.parts.len() > 1)
         && entries.iter().all(|e| e.parts[0] == entries[0].parts[0])
     {
+        wrappers.push(entries[0].parts[0].clone());
         for e in entries.iter_mut() {
             e.parts.remove(0);
         }
+    }
+    // A lone split folder (train/ beside a missing or empty test/) is used whole and split like any other set;
+    // say so, since the user laid out splits and may have expected theirs.
+    if let Some(w) = wrappers
+        .iter()
+        .find(|w| ["train", "test", "val"].contains(&w.as_str()))
+    {
+        eprintln!(
+            "elbo: {}: only {w}/ holds images (no other split folder beside it has any), so a test split is held out of it (--test-fraction)",
+            root.display()
+        );
     }
     entries.sort_by(|a, b| a.parts.cmp(&b.parts));
     let tops: BTreeSet<&str> = entries
