@@ -558,3 +558,42 @@ fn resumes_are_checked_before_anything_is_written_and_failures_leave_runs_readab
     );
     assert_eq!(elbo::train::load_run(&nan).unwrap().state.epoch, epoch - 1);
 }
+
+#[test]
+fn an_evaluation_that_overflows_fails_after_printing_its_figures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let o = run(elbo()
+        .args([
+            "train", "--epochs", "1", "--limit", "500", "--hidden", "16", "--out",
+        ])
+        .arg(&dir)
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    // An encoder head bias of 1e30 is finite, so the checkpoint loads, but σ = exp(½·1e30) overflows.
+    let mut ck = elbo::train::load_run(&dir).unwrap();
+    let head = ck
+        .vae
+        .params
+        .specs
+        .iter()
+        .rfind(|s| s.name.starts_with("encoder") && s.name.ends_with("bias"))
+        .unwrap()
+        .range();
+    ck.vae.params.data[head].fill(1e30);
+    elbo::train::checkpoint::save(&dir, &ck.config, &ck.vae.params, &ck.adam, &ck.state).unwrap();
+    let o = run(elbo()
+        .args(["eval", "--k", "20", "--limit", "3", "--json"])
+        .arg(&dir)
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(json["nll"].is_null(), "{json}");
+    let err = stderr(&o);
+    assert!(
+        err.contains("not finite") && err.lines().count() == 1,
+        "{err}"
+    );
+}

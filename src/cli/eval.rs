@@ -116,5 +116,15 @@ pub(crate) fn run(a: EvalArgs) -> Result<()> {
         }
         println!("time       {secs:.1} s");
     }
+    // The figures are printed (NaN, or null in JSON) for the record, but a script must not take them for a score.
+    if !(est.nll.is_finite() && est.neg_elbo.is_finite()) {
+        return Err(Error::Checkpoint {
+            path: a.run_dir.clone(),
+            reason: format!(
+                "the estimates are not finite (-ELBO {}, -log p(x) {}): the model's outputs overflow on these images, so this checkpoint cannot be evaluated; evaluate an earlier one or retrain with a smaller --lr",
+                est.neg_elbo, est.nll
+            ),
+        });
+    }
     Ok(())
 }
