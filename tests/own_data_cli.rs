@@ -41,6 +41,18 @@ fn colour_folder(root: &Path) {
     }
 }
 
+/// A model small enough that a test trains it on a tiny folder in well under a second.
+const TINY: [&str; 8] = [
+    "--image-size",
+    "8",
+    "--epochs",
+    "1",
+    "--hidden",
+    "8",
+    "--latent",
+    "2",
+];
+
 fn ok(o: &std::process::Output) -> String {
     assert!(o.status.success(), "failed: {}", stderr(o));
     stderr(o)
@@ -229,17 +241,8 @@ fn a_lone_train_folder_beside_an_empty_test_folder_is_named() {
             .env("ELBO_CACHE_DIR", "off")
             .args(["train", "--data"])
             .arg(&data)
-            .args([
-                "--image-size",
-                "8",
-                "--epochs",
-                "1",
-                "--hidden",
-                "8",
-                "--latent",
-                "2",
-                "--out",
-            ])
+            .args(TINY)
+            .arg("--out")
             .arg(tmp.path().join(out)))
     };
     let both = ok(&train("both"));
@@ -663,16 +666,7 @@ fn a_run_notices_its_data_changing_and_settings_that_do_not_apply() {
     let data = tmp.path().join("shapes");
     colour_folder(&data);
     let run_dir = tmp.path().join("run");
-    let base = [
-        "--image-size",
-        "8",
-        "--epochs",
-        "1",
-        "--hidden",
-        "8",
-        "--latent",
-        "2",
-    ];
+    let base = TINY;
     ok(&run(elbo()
         .env("ELBO_CACHE_DIR", "off")
         .args(["train", "--data"])
