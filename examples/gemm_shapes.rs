@@ -2,7 +2,9 @@
 //! keep an epoch from its GEMM floor. Prints one line per product.
 //!
 //! Usage: `cargo run --release --example gemm_shapes -- [THREADS] [REPEATS] [iwae|eval]`: the IWAE k = 50 step, or
-//! the decoder of importance-sampled eval (784-400-20, one chunk of 512 draws; eval runs each chunk on one thread).
+//! the decoder of importance-sampled eval (784-400-20, one chunk of draws on one thread, as eval runs it): chunks of
+//! 512 and 504 rows, with the weight stored `[out, in]` (training's layout) and `[in, out]` (eval's copy).
+//! Shapes are timed in turn within each repeat, and medians printed, so a drift in the machine's speed hits all.
 
 use elbo::core::gemm::{Op, matmul, n, t};
 use std::time::Instant;
@@ -27,10 +29,23 @@ fn main() {
         (1000, 200, 200),
         (1000, 200, 784),
     ];
-    let decoder = [(512, 20, 400), (512, 400, 784)];
+    let decoder = [
+        (512, 20, 400),
+        (504, 20, 400),
+        (512, 400, 784),
+        (504, 400, 784),
+    ];
     for &(rows, fi, fo) in if eval { &decoder[..] } else { &iwae[..] } {
         shapes.push((format!("fwd {rows}x{fi}->{fo}"), rows, fo, fi, false, true));
         if eval {
+            shapes.push((
+                format!("fwd {rows}x{fi}->{fo} [in,out]"),
+                rows,
+                fo,
+                fi,
+                false,
+                false,
+            ));
             continue;
         }
         shapes.push((format!("dx  {rows}x{fo}->{fi}"), rows, fi, fo, false, false));
@@ -43,26 +58,44 @@ fn main() {
             false,
         ));
     }
-    // A large square product: the rate the machine reaches when shapes do not limit it.
-    shapes.push(("peak 1000^3".to_string(), 1000, 1000, 1000, false, false));
     let a = vec![0.5f32; 1000 * 1000];
     let b = vec![0.25f32; 1000 * 1000];
     let mut c = vec![0f32; 1000 * 1000];
-    for (name, m, nn, k, ta, tb) in shapes {
-        let op = |x: &'static [f32], tr: bool| -> Op<'static, f32> { if tr { t(x) } else { n(x) } };
-        let (a, b): (&'static [f32], &'static [f32]) = (a.clone().leak(), b.clone().leak());
-        let run = |c: &mut [f32]| matmul(c, op(a, ta), op(b, tb), m, nn, k, tb && ta);
-        run(&mut c);
-        let start = Instant::now();
-        for _ in 0..reps {
-            run(&mut c);
+    let op = |x: &'static [f32], tr: bool| -> Op<'static, f32> { if tr { t(x) } else { n(x) } };
+    let (a, b): (&'static [f32], &'static [f32]) = (a.leak(), b.leak());
+    let mut times = vec![Vec::with_capacity(reps); shapes.len()];
+    for rep in 0..=reps {
+        for (i, &(_, m, nn, k, ta, tb)) in shapes.iter().enumerate() {
+            let start = Instant::now();
+            matmul(&mut c, op(a, ta), op(b, tb), m, nn, k, tb && ta);
+            // The first round only warms up.
+            if rep > 0 {
+                times[i].push(start.elapsed().as_secs_f64());
+            }
         }
-        let secs = start.elapsed().as_secs_f64() / reps as f64;
+    }
+    for ((name, m, nn, k, _, _), mut t) in shapes.into_iter().zip(times) {
+        t.sort_by(f64::total_cmp);
+        let secs = t[t.len() / 2];
         let gflops = 2.0 * (m * nn * k) as f64 / secs / 1e9;
         println!(
-            "{name:<24} m={m:<5} n={nn:<5} k={k:<5} {:>8.1} µs {gflops:>7.1} GFLOP/s",
-            secs * 1e6
+            "{name:<32} m={m:<5} n={nn:<5} k={k:<5} {:>8.1} µs {:>7.3} µs/row {gflops:>7.1} GFLOP/s",
+            secs * 1e6,
+            secs * 1e6 / m as f64
         );
     }
+    // A large square product, timed on its own since it evicts the caches: the rate the machine reaches when
+    // shapes do not limit it.
+    let start = Instant::now();
+    for _ in 0..reps.div_ceil(20) {
+        matmul(&mut c, n(a), n(b), 1000, 1000, 1000, false);
+    }
+    let secs = start.elapsed().as_secs_f64() / reps.div_ceil(20) as f64;
+    println!(
+        "{:<32} {:>8.1} µs {:>7.1} GFLOP/s",
+        "peak 1000^3",
+        secs * 1e6,
+        2e9 / secs / 1e9
+    );
     std::hint::black_box(&c);
 }

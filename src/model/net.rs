@@ -289,6 +289,15 @@ impl Net {
         }
     }
 
+    /// Stores every dense weight input-major, for a copy that only runs forward.
+    pub(crate) fn store_for_inference<T: Copy>(&mut self, p: &mut [T]) {
+        for layer in &mut self.layers {
+            if let Layer::Dense(l) = layer {
+                l.store_for_inference(p);
+            }
+        }
+    }
+
     /// Runs all layers on `rows` rows of `x` (labels per row when conditioned); the result is
     /// [`NetBuffers::output`]. `training` normalises by the batch's statistics (and keeps what backward
     /// needs), otherwise by the running ones.

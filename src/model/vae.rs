@@ -191,6 +191,17 @@ impl<T: Real> Vae<T> {
         }
     }
 
+    /// A copy that only runs forward, its decoder's dense weights stored input-major (see
+    /// [`crate::core::linear::Linear::store_for_inference`]). It is never trained or saved, so it does not leave
+    /// the crate. Products over more than one row give the same bits in either layout; a single row takes
+    /// `gemm`'s matrix-vector path, whose order of sums follows the layout. So the encoder, which importance
+    /// sampling runs on one image at a time, keeps its own.
+    pub(crate) fn for_inference(&self) -> Self {
+        let mut copy = self.clone();
+        copy.arch.decoder.store_for_inference(&mut copy.params.data);
+        copy
+    }
+
     /// Latent dimension.
     pub fn latent(&self) -> usize {
         self.config.latent
@@ -857,6 +868,36 @@ mod tests {
         let mut ae = config(vec![4], Activation::Tanh, Likelihood::Bernoulli);
         ae.kind = ModelKind::Autoencoder;
         check(ae, 1, Objective::elbo(1.0), "autoencoder");
+    }
+
+    #[test]
+    fn an_inference_copy_gives_the_same_log_weights_and_no_gradients() {
+        let cfg = config(vec![9, 7], Activation::Relu, Likelihood::Bernoulli);
+        cfg.validate().unwrap();
+        let vae = Vae::<f32>::new(cfg, &mut rand_pcg::Pcg64Mcg::seed_from_u64(5));
+        let frozen = vae.for_inference();
+        assert_ne!(
+            frozen.params.data, vae.params.data,
+            "the decoder's weights are stored transposed"
+        );
+        let (rows, s) = (3, 13);
+        let x: Vec<f32> = batch(rows, 24).iter().map(|&v| v as f32).collect();
+        let mut ws = vae.workspace(rows, s);
+        vae.draw_eps(rows, &mut ws, &mut rand_pcg::Pcg64Mcg::seed_from_u64(2));
+        let mut frozen_ws = ws.clone();
+        let (mut want, mut got) = (vec![0.0; rows * s], vec![0.0; rows * s]);
+        vae.log_weights(&x, rows, &mut ws, &mut want);
+        frozen.log_weights(&x, rows, &mut frozen_ws, &mut got);
+        assert!(want.iter().all(|v| v.is_finite()));
+        assert_eq!(
+            want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            got.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+        let trained = std::panic::catch_unwind(move || {
+            let mut frozen = frozen;
+            frozen.loss_and_grad(&x, rows, &Objective::elbo(1.0), &mut frozen_ws)
+        });
+        assert!(trained.is_err(), "an inference copy must refuse gradients");
     }
 
     #[test]
