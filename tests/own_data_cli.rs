@@ -238,15 +238,34 @@ fn a_lone_train_folder_beside_an_empty_test_folder_is_named() {
     colour_folder(&data);
     let train = |out: &str| {
         run(elbo()
-            .env("ELBO_CACHE_DIR", "off")
+            .env("ELBO_CACHE_DIR", tmp.path().join("cache"))
             .args(["train", "--data"])
             .arg(&data)
             .args(TINY)
             .arg("--out")
             .arg(tmp.path().join(out)))
     };
+    // An image beside train/ and test/ is left out, with a line saying so, again when read from the cache.
+    std::fs::create_dir_all(data.join("extra")).unwrap();
+    std::fs::copy(
+        data.join("train/reds/000.png"),
+        data.join("extra/stray.png"),
+    )
+    .unwrap();
+    for (out, cached) in [("stray", false), ("stray-again", true)] {
+        let said = ok(&train(out));
+        assert!(
+            said.contains("1 images outside train/ and test/ are not used"),
+            "{said}"
+        );
+        assert_eq!(said.contains("from the cache"), cached, "{said}");
+    }
+    std::fs::remove_dir_all(data.join("extra")).unwrap();
     let both = ok(&train("both"));
-    assert!(!both.contains("holds images"), "{both}");
+    assert!(
+        !both.contains("holds images") && !both.contains("not used"),
+        "{both}"
+    );
     // The test images gone, their folders left: the run goes on, held out of train/, and says so.
     std::fs::remove_dir_all(data.join("test")).unwrap();
     std::fs::create_dir_all(data.join("test/reds")).unwrap();
@@ -254,6 +273,13 @@ fn a_lone_train_folder_beside_an_empty_test_folder_is_named() {
     assert!(
         lone.contains("only train/ holds images") && lone.contains("--test-fraction"),
         "{lone}"
+    );
+    assert!(!lone.contains("from the cache"), "{lone}");
+    // The next run reads the decoded images from the cache, and says it again.
+    let again = ok(&train("again"));
+    assert!(
+        again.contains("from the cache") && again.contains("only train/ holds images"),
+        "{again}"
     );
 }
 
@@ -634,30 +660,32 @@ fn bad_data_is_refused_with_one_line_naming_the_file() {
         );
         assert!(!out.exists(), "{}: nothing is written", path.display());
     }
-    // --skip-bad trains on the good images and says what it left out.
-    let out = t.join("skipped");
-    let o = run(elbo()
-        .env("ELBO_CACHE_DIR", "off")
-        .args(["train", "--data"])
-        .arg(&trunc)
-        .args([
-            "--skip-bad",
-            "--test-fraction",
-            "0.25",
-            "--epochs",
-            "1",
-            "--hidden",
-            "8",
-            "--latent",
-            "2",
-            "--out",
-        ])
-        .arg(&out));
-    let err = ok(&o);
-    assert!(
-        err.contains("skipped 1") && err.contains("cut.png"),
-        "{err}"
-    );
+    // --skip-bad trains on the good images and says what it left out, again when they come from the cache.
+    for (out, cached) in [("skipped", false), ("skipped-again", true)] {
+        let o = run(elbo()
+            .env("ELBO_CACHE_DIR", t.join("cache"))
+            .args(["train", "--data"])
+            .arg(&trunc)
+            .args([
+                "--skip-bad",
+                "--test-fraction",
+                "0.25",
+                "--epochs",
+                "1",
+                "--hidden",
+                "8",
+                "--latent",
+                "2",
+                "--out",
+            ])
+            .arg(t.join(out)));
+        let err = ok(&o);
+        assert!(
+            err.contains("skipped 1") && err.contains("cut.png"),
+            "{err}"
+        );
+        assert_eq!(err.contains("from the cache"), cached, "{err}");
+    }
 }
 
 #[test]

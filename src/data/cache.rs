@@ -141,16 +141,25 @@ fn hash_meta(meta: &HashMap<String, String>) -> Md5 {
 /// The images stay in the file, memory-mapped: a run pages in what its batches read, so a dataset larger than
 /// the memory it should use trains without being read whole.
 pub fn load(key: &str) -> Option<Found> {
-    let found = map(key)?;
+    let (found, notes) = map_noted(key)?;
     eprintln!(
         "elbo: read the decoded images from the cache ({})",
         entry(key).display()
     );
+    // What the run that decoded them said about the set still holds.
+    for n in notes {
+        eprintln!("elbo: {n}");
+    }
     Some(found)
 }
 
 /// [`load`] without a word: for the entry a run has just stored.
 pub fn map(key: &str) -> Option<Found> {
+    map_noted(key).map(|(found, _)| found)
+}
+
+/// The entry under `key` and the notes stored with it.
+fn map_noted(key: &str) -> Option<(Found, Vec<String>)> {
     let path = entry(key);
     // Only a regular file, never a link or a FIFO (opening one would wait for a writer).
     if !std::fs::symlink_metadata(&path).ok()?.is_file() {
@@ -170,6 +179,11 @@ pub fn map(key: &str) -> Option<Found> {
     let classes: Vec<String> = serde_json::from_str(meta.get("classes")?).ok()?;
     let shape: ItemShape = serde_json::from_str(meta.get("shape")?).ok()?;
     let splits: Vec<String> = serde_json::from_str(meta.get("splits")?).ok()?;
+    // Entries written before notes were kept have none.
+    let notes: Vec<String> = match meta.get("notes") {
+        Some(n) => serde_json::from_str(n).ok()?,
+        None => Vec::new(),
+    };
     let tensors: Vec<TensorView<'_>> = splits
         .iter()
         .flat_map(|s| ["values", "labels"].map(|t| format!("{s}.{t}")))
@@ -234,10 +248,11 @@ pub fn map(key: &str) -> Option<Found> {
     }
     let mut it = sets.into_iter();
     let first = it.next()?;
-    Some(match it.next() {
+    let found = match it.next() {
         Some(t) => Found::Split(first, t),
         None => Found::One(first),
-    })
+    };
+    Some((found, notes))
 }
 
 /// One split of an entry to store: its name, its items' labels (if labelled) and names, and which rows it
@@ -254,8 +269,8 @@ pub struct Part {
     pub names: Vec<String>,
 }
 
-/// Stores `found` under `key`, atomically.
-pub fn store(key: &str, found: &Found) -> Result<()> {
+/// Stores `found` under `key`, atomically, with the `notes` a run reading it repeats.
+pub fn store(key: &str, found: &Found, notes: &[String]) -> Result<()> {
     let sets: Vec<(&str, &Dataset)> = match found {
         Found::One(d) => vec![("all", d)],
         Found::Split(a, b) => vec![("train", a), ("test", b)],
@@ -275,29 +290,37 @@ pub fn store(key: &str, found: &Found) -> Result<()> {
         start += d.len();
     }
     let shape = sets[0].1.shape;
-    store_rows(key, shape, &sets[0].1.classes, &parts, &mut |i, out| {
-        let mut i = i;
-        for (_, d) in &sets {
-            if i < d.len() {
-                if let Values::U8(v) = &d.values {
-                    out.copy_from_slice(&v[i * shape.len()..(i + 1) * shape.len()]);
+    store_rows(
+        key,
+        shape,
+        &sets[0].1.classes,
+        &parts,
+        notes,
+        &mut |i, out| {
+            let mut i = i;
+            for (_, d) in &sets {
+                if i < d.len() {
+                    if let Values::U8(v) = &d.values {
+                        out.copy_from_slice(&v[i * shape.len()..(i + 1) * shape.len()]);
+                    }
+                    return Ok(());
                 }
-                return Ok(());
+                i -= d.len();
             }
-            i -= d.len();
-        }
-        unreachable!("rows were numbered from the sets")
-    })
+            unreachable!("rows were numbered from the sets")
+        },
+    )
 }
 
 /// Stores the images that `row` fills (one item of `shape` per call) under `key`, atomically, as `parts`,
-/// streaming: only one row is held at a time, so a set larger than memory can be cached. Rows are asked for
-/// twice, once for the checksum and once to write them.
+/// with the `notes` a run reading them repeats, streaming: only one row is held at a time, so a set larger than
+/// memory can be cached. Rows are asked for twice, once for the checksum and once to write them.
 pub fn store_rows(
     key: &str,
     shape: ItemShape,
     classes: &[String],
     parts: &[Part],
+    notes: &[String],
     row: &mut dyn FnMut(usize, &mut [u8]) -> Result<()>,
 ) -> Result<()> {
     use safetensors::tensor::{Metadata, TensorInfo};
@@ -323,6 +346,10 @@ pub fn store_rows(
         );
     }
     meta.insert("key".to_string(), key.to_string());
+    meta.insert(
+        "notes".to_string(),
+        serde_json::to_string(notes).unwrap_or_default(),
+    );
     let label_bytes: Vec<Option<Vec<u8>>> = parts
         .iter()
         .map(|p| {

@@ -215,6 +215,16 @@ struct Layout {
     /// (split name or "", class per entry, entries)
     splits: Vec<(String, Vec<Option<u32>>, Vec<Entry>)>,
     classes: Vec<String>,
+    /// What was said about the set while it was read (see [`note`]).
+    notes: Vec<String>,
+}
+
+/// Says `msg` now, and keeps it for the cache entry: a run that reads the decoded images from the cache says
+/// it again, so a set that was used with a caveat (images skipped, a test split held out of a lone `train/`)
+/// never looks clean on the second run.
+fn note(notes: &mut Vec<String>, msg: String) {
+    eprintln!("elbo: {msg}");
+    notes.push(msg);
 }
 
 fn layout(mut entries: Vec<Entry>, root: &Path, flat: bool) -> Result<Layout> {
@@ -232,6 +242,7 @@ fn layout(mut entries: Vec<Entry>, root: &Path, flat: bool) -> Result<Layout> {
         return Ok(Layout {
             splits: vec![(String::new(), vec![None; n], entries)],
             classes: Vec::new(),
+            notes: Vec::new(),
         });
     }
     // Look through single wrapping folders.
@@ -246,13 +257,17 @@ fn layout(mut entries: Vec<Entry>, root: &Path, flat: bool) -> Result<Layout> {
     }
     // A lone split folder (train/ beside a missing or empty test/) is used whole and split like any other set;
     // say so, since the user laid out splits and may have expected theirs.
+    let mut notes = Vec::new();
     if let Some(w) = wrappers
         .iter()
         .find(|w| ["train", "test", "val"].contains(&w.as_str()))
     {
-        eprintln!(
-            "elbo: {}: only {w}/ holds images (no other split folder beside it has any), so a test split is held out of it (--test-fraction)",
-            root.display()
+        note(
+            &mut notes,
+            format!(
+                "{}: only {w}/ holds images (no other split folder beside it has any), so a test split is held out of it (--test-fraction)",
+                root.display()
+            ),
         );
     }
     entries.sort_by(|a, b| a.parts.cmp(&b.parts));
@@ -279,9 +294,12 @@ fn layout(mut entries: Vec<Entry>, root: &Path, flat: bool) -> Result<Layout> {
                 .filter(|e| e.parts.len() == 1 || (e.parts[0] != "train" && e.parts[0] != t))
                 .count();
             if ignored > 0 {
-                eprintln!(
-                    "elbo: {}: {ignored} images outside train/ and {t}/ are not used",
-                    root.display()
+                note(
+                    &mut notes,
+                    format!(
+                        "{}: {ignored} images outside train/ and {t}/ are not used",
+                        root.display()
+                    ),
                 );
             }
             vec![("train".into(), take("train")), (t.to_string(), take(t))]
@@ -355,7 +373,11 @@ fn layout(mut entries: Vec<Entry>, root: &Path, flat: bool) -> Result<Layout> {
         }
         splits.push((name, labels, kept));
     }
-    Ok(Layout { splits, classes })
+    Ok(Layout {
+        splits,
+        classes,
+        notes,
+    })
 }
 
 /// One decoded image, at its final size, always as RGB bytes until the channel count is known.
@@ -581,6 +603,8 @@ pub struct Spooled {
     /// Each split in order: its folder name ("" for a set without splits), labels (when labelled) and item
     /// names. Items are numbered across splits.
     pub splits: Vec<(String, Option<Vec<u32>>, Vec<String>)>,
+    /// What was said about the set while it was decoded, for the cache entry to repeat.
+    pub notes: Vec<String>,
 }
 
 impl Spooled {
@@ -622,6 +646,7 @@ pub fn spool(path: &Path, opts: &ImageOptions, dir: &Path) -> Result<Spooled> {
         shape: a.shape,
         classes: a.classes,
         splits: a.splits,
+        notes: a.notes,
     })
 }
 
@@ -686,6 +711,8 @@ struct Assembly {
     classes: Vec<String>,
     /// Each split: its name, labels (when labelled), item names.
     splits: Vec<(String, Option<Vec<u32>>, Vec<String>)>,
+    /// What was said about the set while it was read.
+    notes: Vec<String>,
 }
 
 /// The bytes of an entry found on disk.
@@ -974,11 +1001,15 @@ fn assemble(
         }
         splits.push((split.clone(), labelled.then_some(kept_labels), names));
     }
+    let mut notes = lay.notes;
     if !skipped_all.is_empty() {
-        eprintln!(
-            "elbo: skipped {} images that do not decode (--skip-bad); the first: {}",
-            skipped_all.len(),
-            skipped_all[0]
+        note(
+            &mut notes,
+            format!(
+                "skipped {} images that do not decode (--skip-bad); the first: {}",
+                skipped_all.len(),
+                skipped_all[0]
+            ),
         );
     }
     let Some((h, w, _)) = size else {
@@ -1002,6 +1033,7 @@ fn assemble(
         },
         classes: lay.classes,
         splits,
+        notes,
     })
 }
 

@@ -211,7 +211,8 @@ fn decode_to_cache(
         parts = vec![part("train", &train), part("test", &test)];
     }
     let (shape, classes) = (spooled.shape, spooled.classes.clone());
-    if let Err(e) = cache::store_rows(key, shape, &classes, &parts, &mut |i, out| {
+    let notes = std::mem::take(&mut spooled.notes);
+    if let Err(e) = cache::store_rows(key, shape, &classes, &parts, &notes, &mut |i, out| {
         spooled.row(i, out)
     }) {
         return declined(&e);

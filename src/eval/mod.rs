@@ -14,8 +14,8 @@ const EVAL_BATCH: usize = 500;
 /// Decoder rows per importance-sampling chunk: 512 measured fastest (4.54 µs/sample against 4.58 at 256 and 1024,
 /// 4.84 at 128 and at 2048): large enough for efficient products, small enough that logits stay near the cores.
 const CHUNK_ROWS: usize = 512;
-/// Draws per chunk when one image needs more than [`CHUNK_ROWS`]: 504 = 84·6 = 63·8 rows suits the `gemm`
-/// crate's AVX2 (16×6) and AVX-512 (48×8) kernels.
+/// Draws per chunk when one image needs more than [`CHUNK_ROWS`]: 504 = 84·6 rows, whole panels for the `gemm`
+/// crate's kernels, which are 6 wide for f32 with AVX2 (16×6) and with AVX-512 (64×6).
 const DRAW_CHUNK_ROWS: usize = 504;
 
 /// Scalars one evaluation workspace may hold (128 MB): a 64×64 colour conv net needs about 2 MB per image, so
