@@ -829,3 +829,66 @@ fn a_cache_path_that_is_a_file_is_named_and_the_run_goes_on() {
         "the file is left as it was"
     );
 }
+
+#[test]
+fn an_edited_folder_replaces_its_cache_entry_and_other_settings_keep_theirs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("shapes");
+    colour_folder(&data);
+    let cache = tmp.path().join("cache");
+    let train = |out: &str, size: &str| {
+        let mut flags = TINY.to_vec();
+        flags[1] = size;
+        ok(&run(elbo()
+            .env("ELBO_CACHE_DIR", &cache)
+            .args(["train", "--data"])
+            .arg(&data)
+            .args(&flags)
+            .arg("--out")
+            .arg(tmp.path().join(out))))
+    };
+    let entries = || {
+        let mut names: Vec<String> = std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".safetensors"))
+            .collect();
+        names.sort();
+        names
+    };
+    train("a", "8");
+    let first = entries();
+    assert_eq!(first.len(), 1, "{first:?}");
+    // Other settings are another entry, kept beside the first.
+    train("b", "6");
+    assert_eq!(entries().len(), 2);
+    // A file that is not an entry is never touched, even when named like one of this set's.
+    let source = first[0].split('-').next().unwrap();
+    let foreign = cache.join(format!("{source}-notes.safetensors"));
+    std::fs::write(&foreign, "mine").unwrap();
+    // An edited image: the next run decodes again, and its entry replaces the stale one of the same settings.
+    std::fs::copy(
+        data.join("train/blues/000.png"),
+        data.join("train/reds/000.png"),
+    )
+    .unwrap();
+    let said = train("c", "8");
+    assert!(
+        said.contains("removed the cached images of an earlier state"),
+        "{said}"
+    );
+    let now = entries();
+    assert_eq!(
+        now.len(),
+        3,
+        "the new entry, the other settings' one, the foreign file: {now:?}"
+    );
+    assert!(!now.contains(&first[0]), "{now:?}");
+    assert_eq!(std::fs::read_to_string(&foreign).unwrap(), "mine");
+    // The replaced entry was this state's: a run on it reads the cache and removes nothing.
+    let again = train("d", "8");
+    assert!(
+        again.contains("from the cache") && !again.contains("removed"),
+        "{again}"
+    );
+}

@@ -77,7 +77,7 @@ run_flags! {
     /// [default: mlp].
     [value_parser = ["mlp", "keras-conv", "pytorch-vae"]] arch: String,
     /// Encoder convolutions, comma-separated: CHANNELS (3x3, stride 2, padding 1) or CHANNELS:KERNEL:STRIDE:PADDING;
-    /// the decoder mirrors them.
+    /// the decoder mirrors them (with --arch, they replace the preset's encoder and its own decoder too).
     [value_delimiter = ',', num_args = 1..] conv: Vec<ConvArg>,
     /// Latent dimension [default: 20].
     [] latent: usize,

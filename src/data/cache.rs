@@ -3,8 +3,10 @@
 //!
 //! The key covers the source's absolute path and, for a folder, every image's relative path, size and
 //! modification time (for a file, its size and modification time), plus the decoding settings: any change
-//! to the images or the settings makes a new key. Entries live in `$ELBO_CACHE_DIR`, else the user's cache
-//! folder (`~/.cache/elbo/prepared`); deleting them is always safe.
+//! to the images or the settings makes a new key. It is two halves, `SOURCE-CONTENT`: the path and settings,
+//! then the files' state. A new entry replaces those of the same source and settings with another content,
+//! so a folder edited between runs does not leave a whole decoded copy behind on every change. Entries live in
+//! `$ELBO_CACHE_DIR`, else the user's cache folder (`~/.cache/elbo/prepared`); deleting them is always safe.
 
 use super::bytes::Bytes;
 use super::dataset::{Dataset, ItemShape, Kind, Values};
@@ -67,10 +69,11 @@ pub fn key(path: &Path, opts: &ImageOptions) -> Result<Option<String>> {
         return Ok(None);
     }
     let abs = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
+    let mut source = Md5::new();
+    source.update(VERSION);
+    source.update(abs.to_string_lossy().as_bytes());
+    source.update(serde_json::to_string(opts).unwrap_or_default());
     let mut h = Md5::new();
-    h.update(VERSION);
-    h.update(abs.to_string_lossy().as_bytes());
-    h.update(serde_json::to_string(opts).unwrap_or_default());
     let meta = std::fs::metadata(&abs).map_err(|e| Error::io(&abs, e))?;
     if meta.is_dir() {
         let mut stack = vec![abs.clone()];
@@ -108,14 +111,51 @@ pub fn key(path: &Path, opts: &ImageOptions) -> Result<Option<String>> {
     } else {
         h.update(stamp(&meta));
     }
-    Ok(Some(format!("{:x}", h.finalize())))
+    Ok(Some(format!("{:x}-{:x}", source.finalize(), h.finalize())))
 }
 
-/// The key of `key`'s images split with a held-out `fraction` drawn with `seed`.
+/// The key of `key`'s images split with a held-out `fraction` drawn with `seed`: the split is part of the
+/// source half, so entries of different splits of one set live side by side.
 pub fn split_key(key: &str, fraction: f64, seed: u64) -> String {
+    let (source, content) = key.split_once('-').unwrap_or((key, ""));
     let mut h = Md5::new();
-    h.update(format!("{key}:split:{}:{seed}", fraction.to_bits()));
-    format!("{:x}", h.finalize())
+    h.update(format!("{source}:split:{}:{seed}", fraction.to_bits()));
+    format!("{:x}-{content}", h.finalize())
+}
+
+/// Removes the entries of `key`'s source and settings with another content: earlier states of the same
+/// folder, never used again. Only regular files named like entries are touched; a run still reading one keeps
+/// its mapping (removing a file does not unmap it).
+fn remove_stale(key: &str) {
+    let Some((source, _)) = key.split_once('-') else {
+        return;
+    };
+    let Ok(listing) = std::fs::read_dir(dir()) else {
+        return;
+    };
+    for e in listing.flatten() {
+        let name = e.file_name();
+        let Some(content) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(source))
+            .and_then(|n| n.strip_prefix('-'))
+            .and_then(|n| n.strip_suffix(".safetensors"))
+        else {
+            continue;
+        };
+        let entry_like = content.len() == 32 && content.bytes().all(|b| b.is_ascii_hexdigit());
+        if !entry_like || key.ends_with(content) || !e.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let size = e.metadata().map_or(0, |m| m.len());
+        if std::fs::remove_file(e.path()).is_ok() {
+            eprintln!(
+                "elbo: removed the cached images of an earlier state of this set ({} MB, {})",
+                size.div_ceil(1 << 20),
+                e.path().display()
+            );
+        }
+    }
 }
 
 fn entry(key: &str) -> PathBuf {
@@ -414,7 +454,7 @@ pub fn store_rows(
     header.resize(header.len().next_multiple_of(8), b' ');
     make_dir()?;
     let path = entry(key);
-    crate::fsutil::write_atomic_with(&path, &mut |f| {
+    let written = crate::fsutil::write_atomic_with(&path, &mut |f| {
         let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
         w.write_all(&(header.len() as u64).to_le_bytes())?;
         w.write_all(&header)?;
@@ -430,5 +470,9 @@ pub fn store_rows(
             }
         }
         w.flush()
-    })
+    });
+    if written.is_ok() {
+        remove_stale(key);
+    }
+    written
 }
