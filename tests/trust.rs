@@ -597,3 +597,50 @@ fn an_evaluation_that_overflows_fails_after_printing_its_figures() {
         "{err}"
     );
 }
+
+#[test]
+fn a_long_estimate_without_a_terminal_says_how_far_it_is() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let o = run(elbo()
+        .args([
+            "train", "--epochs", "1", "--limit", "500", "--hidden", "16", "--out",
+        ])
+        .arg(&dir)
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let eval = |every: Option<&str>| {
+        let mut c = elbo();
+        if let Some(e) = every {
+            c.env("ELBO_PROGRESS_EVERY", e);
+        }
+        run(c
+            .args(["eval", "--k", "600", "--limit", "8", "--json"])
+            .arg(&dir)
+            .arg("--data-dir")
+            .arg(mnist_dir()))
+    };
+    // stderr is a pipe here, as under a script: with reports due at once, every image but the last is reported.
+    let o = eval(Some("0"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(json["nll"].as_f64().unwrap().is_finite(), "{json}");
+    let err = stderr(&o);
+    let reports: Vec<&str> = err
+        .lines()
+        .filter(|l| {
+            l.starts_with("elbo: log p(x), K=600: ")
+                && l.contains("/8 images in ")
+                && l.ends_with(" left")
+        })
+        .collect();
+    assert_eq!(reports.len(), 7, "{err}");
+    // At the default of once a minute, a run of seconds says nothing.
+    let o = eval(None);
+    assert!(
+        o.status.success() && !stderr(&o).contains("images in"),
+        "{}",
+        stderr(&o)
+    );
+}

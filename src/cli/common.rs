@@ -164,3 +164,102 @@ pub(crate) fn require_images(ck: &Checkpoint, what: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// Progress of a long estimate over `total` images: a bar on a terminal; otherwise (a log, `--json` piped into
+/// a script) a line at most once a minute (`ELBO_PROGRESS_EVERY` seconds), so a run of hours or days never goes
+/// without a word.
+pub(crate) struct Progress {
+    bar: indicatif::ProgressBar,
+    quiet: Option<std::sync::Mutex<QuietState>>,
+    what: String,
+}
+
+/// How often a run without a terminal says how far it is: `ELBO_PROGRESS_EVERY` seconds, else a minute.
+fn quiet_every() -> std::time::Duration {
+    let secs = std::env::var("ELBO_PROGRESS_EVERY")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(60);
+    std::time::Duration::from_secs(secs)
+}
+
+struct QuietState {
+    every: std::time::Duration,
+    started: std::time::Instant,
+    last: std::time::Instant,
+    done: u64,
+    total: u64,
+}
+
+impl Progress {
+    /// Progress of `what` (e.g. "log p(x), K=5000") over `total` images; silent on MPI ranks that do not write.
+    pub(crate) fn new(what: &str, total: usize) -> Self {
+        use std::io::IsTerminal;
+        let writer = crate::core::dist::is_writer();
+        let terminal = std::io::stderr().is_terminal();
+        let bar = if terminal && writer {
+            indicatif::ProgressBar::new(total as u64)
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} images ({eta})")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_message(what.to_string());
+        let now = std::time::Instant::now();
+        let quiet = (!terminal && writer).then(|| {
+            std::sync::Mutex::new(QuietState {
+                every: quiet_every(),
+                started: now,
+                last: now,
+                done: 0,
+                total: total as u64,
+            })
+        });
+        Progress {
+            bar,
+            quiet,
+            what: what.to_string(),
+        }
+    }
+
+    /// Counts `n` more images done.
+    pub(crate) fn inc(&self, n: usize) {
+        self.bar.inc(n as u64);
+        let Some(q) = &self.quiet else { return };
+        let Ok(mut q) = q.lock() else { return };
+        q.done += n as u64;
+        let now = std::time::Instant::now();
+        if now.duration_since(q.last) < q.every || q.done >= q.total {
+            return;
+        }
+        q.last = now;
+        let spent = now.duration_since(q.started).as_secs_f64();
+        let left = spent / q.done.max(1) as f64 * (q.total - q.done) as f64;
+        eprintln!(
+            "elbo: {}: {}/{} images in {}, about {} left",
+            self.what,
+            q.done,
+            q.total,
+            human_duration(spent),
+            human_duration(left)
+        );
+    }
+
+    /// Removes the bar.
+    pub(crate) fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// `secs` as "42s", "17m" or "3h05m".
+fn human_duration(secs: f64) -> String {
+    let s = secs.round() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
+}

@@ -1,12 +1,11 @@
 //! `elbo eval`: the test -ELBO and the importance-sampled log-likelihood of a trained run.
 
-use super::common::DataArgs;
+use super::common::{DataArgs, Progress};
 use crate::core::threads;
 use crate::error::{Error, Result};
 use crate::eval;
 use crate::train::load_run;
 use clap::Args;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
@@ -54,22 +53,10 @@ pub(crate) fn run(a: EvalArgs) -> Result<()> {
         Some(n) => splits.test.truncated(n),
         None => splits.test,
     };
-    let bar = if std::io::stderr().is_terminal() && crate::core::dist::is_writer() {
-        indicatif::ProgressBar::new(test.len() as u64)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "log p(x), K={msg} [{bar:30}] {pos}/{len} images ({eta})",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar.set_message(a.k.to_string());
+    let progress = Progress::new(&format!("log p(x), K={}", a.k), test.len());
     let started = std::time::Instant::now();
-    let est = eval::estimate_log_likelihood(&ck.vae, &test, a.k, a.seed, &|n| bar.inc(n as u64));
-    bar.finish_and_clear();
+    let est = eval::estimate_log_likelihood(&ck.vae, &test, a.k, a.seed, &|n| progress.inc(n));
+    progress.finish();
     let secs = started.elapsed().as_secs_f64();
     // Over MPI every rank has the estimates; rank 0 reports them.
     if !crate::core::dist::is_writer() {

@@ -1,7 +1,7 @@
 //! `elbo score`: one row per item with its −ELBO and, with `--k`, its importance-sampled −log p(x): how
 //! unlikely the model finds each item, the anomaly-detection use of a VAE.
 
-use super::common::OutArgs;
+use super::common::{OutArgs, Progress};
 use super::encode::{item_cells, item_columns};
 use crate::core::threads;
 use crate::error::{Error, Result};
@@ -51,7 +51,9 @@ pub(crate) fn run(a: ScoreArgs) -> Result<()> {
     }
     let ds = train::load_items(&ck.config, &a.input)?;
     let k = a.k.unwrap_or(ELBO_DRAWS);
-    let scores = eval::item_log_likelihoods(&ck.vae, &ds, k, a.seed, &|_| {});
+    let progress = Progress::new(&format!("scores, K={k}"), ds.len());
+    let scores = eval::item_log_likelihoods(&ck.vae, &ds, k, a.seed, &|n| progress.inc(n));
+    progress.finish();
     let mut csv = item_columns(&ds);
     csv.push_str(",neg_elbo");
     if a.k.is_some() {
