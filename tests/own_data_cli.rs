@@ -891,4 +891,21 @@ fn an_edited_folder_replaces_its_cache_entry_and_other_settings_keep_theirs() {
         again.contains("from the cache") && !again.contains("removed"),
         "{again}"
     );
+    // A damaged entry is named and decoded again, then read as usual.
+    let current = now
+        .iter()
+        .find(|n| n.starts_with(source) && !n.contains("notes"))
+        .unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(cache.join(current))
+        .unwrap();
+    f.set_len(100).unwrap();
+    let said = train("e", "8");
+    assert!(said.contains("damaged; decoding again"), "{said}");
+    let read = train("f", "8");
+    assert!(
+        read.contains("from the cache") && !read.contains("damaged"),
+        "{read}"
+    );
 }

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Bumped whenever decoding changes, so old entries are not reused.
-const VERSION: &str = "elbo-image-cache-3";
+const VERSION: &str = "elbo-image-cache-4";
 
 /// The folder holding cache entries.
 pub fn dir() -> PathBuf {
@@ -186,11 +186,20 @@ pub fn load(key: &str) -> Option<Found> {
         "elbo: read the decoded images from the cache ({})",
         entry(key).display()
     );
-    // What the run that decoded them said about the set still holds.
+    // What the run that decoded them said about the set still holds. Control characters are shown as `?`:
+    // an entry is a file anyone with access to the cache could have written.
     for n in notes {
-        eprintln!("elbo: {n}");
+        eprintln!("elbo: {}", printable(&n));
     }
     Some(found)
+}
+
+/// `text` with control characters (escapes, line breaks) shown as `?`, so it prints as the one line it claims
+/// to be.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 /// [`load`] without a word: for the entry a run has just stored.
@@ -209,9 +218,24 @@ fn map_noted(key: &str) -> Option<(Found, Vec<String>)> {
     if !file.metadata().ok()?.is_file() {
         return None;
     }
+    match read_entry(&file, key) {
+        Some(found) => Some(found),
+        None => {
+            // A file in an entry's place that is not a whole, unedited entry of this key.
+            eprintln!(
+                "elbo: the cached images in {} are damaged; decoding again",
+                path.display()
+            );
+            None
+        }
+    }
+}
+
+/// The entry in `file`, checked against `key` and its checksum, and its notes.
+fn read_entry(file: &std::fs::File, key: &str) -> Option<(Found, Vec<String>)> {
     // SAFETY: entries are only ever replaced by renaming a new file over them (never written in place), so
     // the mapped file does not change while it is read; editing it by hand during a run is not supported.
-    let map = Arc::new(unsafe { Mmap::map(&file) }.ok()?);
+    let map = Arc::new(unsafe { Mmap::map(file) }.ok()?);
     let bytes: &[u8] = &map;
     let st = SafeTensors::deserialize(bytes).ok()?;
     let (_, meta) = SafeTensors::read_metadata(bytes).ok()?;
@@ -219,11 +243,6 @@ fn map_noted(key: &str) -> Option<(Found, Vec<String>)> {
     let classes: Vec<String> = serde_json::from_str(meta.get("classes")?).ok()?;
     let shape: ItemShape = serde_json::from_str(meta.get("shape")?).ok()?;
     let splits: Vec<String> = serde_json::from_str(meta.get("splits")?).ok()?;
-    // Entries written before notes were kept have none.
-    let notes: Vec<String> = match meta.get("notes") {
-        Some(n) => serde_json::from_str(n).ok()?,
-        None => Vec::new(),
-    };
     let tensors: Vec<TensorView<'_>> = splits
         .iter()
         .flat_map(|s| ["values", "labels"].map(|t| format!("{s}.{t}")))
@@ -245,12 +264,9 @@ fn map_noted(key: &str) -> Option<(Found, Vec<String>)> {
         }
     }
     if meta.get("key")? != key || meta.get("md5")? != &format!("{:x}", h.finalize()) {
-        eprintln!(
-            "elbo: the cached images in {} are damaged; decoding again",
-            path.display()
-        );
         return None;
     }
+    let notes: Vec<String> = serde_json::from_str(meta.get("notes")?).ok()?;
     let mut sets = Vec::new();
     for s in &splits {
         let v = st.tensor(&format!("{s}.values")).ok()?;
@@ -475,4 +491,19 @@ pub fn store_rows(
         remove_stale(key);
     }
     written
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_notes_print_as_one_plain_line() {
+        let forged = "skipped 1 images\u{1b}[31m\nelbo: forged line\r";
+        assert_eq!(
+            printable(forged),
+            "skipped 1 images?[31m?elbo: forged line?"
+        );
+        assert_eq!(printable("photos/été.png"), "photos/été.png");
+    }
 }
