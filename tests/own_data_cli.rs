@@ -874,7 +874,8 @@ fn an_edited_folder_replaces_its_cache_entry_and_other_settings_keep_theirs() {
     .unwrap();
     let said = train("c", "8");
     assert!(
-        said.contains("removed the cached images of an earlier state"),
+        said.contains("removed the cached images of an earlier state of this set (")
+            && said.contains(" KB, "),
         "{said}"
     );
     let now = entries();

@@ -636,6 +636,30 @@ fn a_long_estimate_without_a_terminal_says_how_far_it_is() {
         })
         .collect();
     assert_eq!(reports.len(), 7, "{err}");
+    // A report that cannot be written costs nothing; a result that cannot be written is one error line.
+    let o = run(elbo()
+        .env("ELBO_PROGRESS_EVERY", "0")
+        .args(["eval", "--k", "600", "--limit", "8", "--json"])
+        .arg(&dir)
+        .arg("--data-dir")
+        .arg(mnist_dir())
+        .stderr(std::fs::File::create("/dev/full").unwrap()));
+    assert!(o.status.success());
+    assert!(serde_json::from_slice::<serde_json::Value>(&o.stdout).is_ok());
+    let o = run(elbo()
+        .args(["eval", "--k", "3", "--limit", "2"])
+        .arg(&dir)
+        .arg("--data-dir")
+        .arg(mnist_dir())
+        .stdout(std::fs::File::create("/dev/full").unwrap()));
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o).trim(),
+        "elbo: error: could not write the result to standard output: No space left on device (os error 28)"
+    );
+    let o = eval(Some("1.5"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("ELBO_PROGRESS_EVERY=\"1.5\" is not a whole number of seconds"));
     // At the default of once a minute, a run of seconds says nothing.
     let o = eval(None);
     assert!(

@@ -5,6 +5,7 @@ use crate::figures::MosaicStyle;
 use crate::fsutil::check_output;
 use crate::train::{self, Checkpoint};
 use clap::Args;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, Args)]
@@ -176,11 +177,30 @@ pub(crate) struct Progress {
 
 /// How often a run without a terminal says how far it is: `ELBO_PROGRESS_EVERY` seconds, else a minute.
 fn quiet_every() -> std::time::Duration {
-    let secs = std::env::var("ELBO_PROGRESS_EVERY")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(60);
+    let secs = match std::env::var("ELBO_PROGRESS_EVERY") {
+        Err(_) => 60,
+        Ok(v) => v.parse::<u64>().unwrap_or_else(|_| {
+            let _ = writeln!(
+                std::io::stderr(),
+                "elbo: ELBO_PROGRESS_EVERY={v:?} is not a whole number of seconds; reporting once a minute"
+            );
+            60
+        }),
+    };
     std::time::Duration::from_secs(secs)
+}
+
+/// Writes a command's result to standard output; a failed write (a full disk, a closed pipe's error) is one
+/// error line, not a panic.
+pub(crate) fn print_result(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| {
+            Error::Config(format!(
+                "could not write the result to standard output: {e}"
+            ))
+        })
 }
 
 struct QuietState {
@@ -238,7 +258,9 @@ impl Progress {
         q.last = now;
         let spent = now.duration_since(q.started).as_secs_f64();
         let left = spent / q.done.max(1) as f64 * (q.total - q.done) as f64;
-        eprintln!(
+        // A report that cannot be written (stderr on a full disk) must not cost the run its result.
+        let _ = writeln!(
+            std::io::stderr(),
             "elbo: {}: {}/{} images in {}, about {} left",
             self.what,
             q.done,

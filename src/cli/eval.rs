@@ -1,6 +1,6 @@
 //! `elbo eval`: the test -ELBO and the importance-sampled log-likelihood of a trained run.
 
-use super::common::{DataArgs, Progress};
+use super::common::{DataArgs, Progress, print_result};
 use crate::core::threads;
 use crate::error::{Error, Result};
 use crate::eval;
@@ -62,6 +62,7 @@ pub(crate) fn run(a: EvalArgs) -> Result<()> {
     if !crate::core::dist::is_writer() {
         return Ok(());
     }
+    let mut lines = Vec::new();
     if a.json {
         let mut v = serde_json::to_value(est).map_err(|e| Error::Config(e.to_string()))?;
         v["log_likelihood"] = serde_json::json!(-est.nll);
@@ -78,31 +79,33 @@ pub(crate) fn run(a: EvalArgs) -> Result<()> {
         }
         // A density on 8-bit data was scored at dequantised values, every figure with it.
         v["dequantised"] = serde_json::json!(method == eval::BitsMethod::Dequantised);
-        println!("{v}");
+        lines.push(format!("{v}"));
     } else {
-        println!(
+        lines.push(format!(
             "run        {} (epoch {})",
             a.run_dir.display(),
             ck.state.epoch
-        );
-        println!("images     {}", est.n);
+        ));
+        lines.push(format!("images     {}", est.n));
         let method = eval::BitsMethod::for_data(&ck.config.model, &test);
         let at = if method == eval::BitsMethod::Dequantised {
             ", at dequantised values (v + u)/256"
         } else {
             ""
         };
-        println!("-ELBO      {:.3} nats{at}", est.neg_elbo);
-        println!(
+        lines.push(format!("-ELBO      {:.3} nats{at}", est.neg_elbo));
+        lines.push(format!(
             "-log p(x)  {:.3} nats (importance sampling, K = {}{at})",
             est.nll, est.k
-        );
+        ));
         match est.bits_per_dim {
-            Some(b) => println!("bits/dim   {b:.4} ({})", method.describe()),
-            None => println!("bits/dim   none: {}", method.describe()),
+            Some(b) => lines.push(format!("bits/dim   {b:.4} ({})", method.describe())),
+            None => lines.push(format!("bits/dim   none: {}", method.describe())),
         }
-        println!("time       {secs:.1} s");
+        lines.push(format!("time       {secs:.1} s"));
     }
+    lines.push(String::new());
+    print_result(&lines.join("\n"))?;
     // The figures are printed (NaN, or null in JSON) for the record, but a script must not take them for a score.
     if !(est.nll.is_finite() && est.neg_elbo.is_finite()) {
         return Err(Error::Checkpoint {

@@ -149,9 +149,13 @@ fn remove_stale(key: &str) {
         }
         let size = e.metadata().map_or(0, |m| m.len());
         if std::fs::remove_file(e.path()).is_ok() {
+            let size = if size < 1 << 20 {
+                format!("{} KB", size.div_ceil(1 << 10))
+            } else {
+                format!("{} MB", size.div_ceil(1 << 20))
+            };
             eprintln!(
-                "elbo: removed the cached images of an earlier state of this set ({} MB, {})",
-                size.div_ceil(1 << 20),
+                "elbo: removed the cached images of an earlier state of this set ({size}, {})",
                 e.path().display()
             );
         }
