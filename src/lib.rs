@@ -5,6 +5,16 @@
 
 #![warn(missing_docs)]
 
+/// `eprintln!` that never panics: a status line that cannot be written (stderr on a full disk) must not end a
+/// run or cost it its result.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod cli;
 pub mod core;
 pub mod data;

@@ -668,3 +668,27 @@ fn a_long_estimate_without_a_terminal_says_how_far_it_is() {
         stderr(&o)
     );
 }
+
+#[test]
+fn a_full_stderr_costs_a_run_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let full = || std::fs::File::create("/dev/full").unwrap();
+    let o = run(elbo()
+        .args([
+            "train", "--epochs", "2", "--limit", "500", "--hidden", "16", "--out",
+        ])
+        .arg(&dir)
+        .arg("--data-dir")
+        .arg(mnist_dir())
+        .stderr(full()));
+    assert!(o.status.success(), "{:?}", o.status);
+    assert_eq!(elbo::train::load_run(&dir).unwrap().state.epoch, 2);
+    assert!(dir.join("samples.png").is_file());
+    // An error that cannot be said still ends the command with its code, not a panic's 101.
+    let o = run(elbo()
+        .args(["eval"])
+        .arg(tmp.path().join("missing"))
+        .stderr(full()));
+    assert_eq!(o.status.code(), Some(1));
+}

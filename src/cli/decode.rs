@@ -80,7 +80,7 @@ pub(crate) fn run(a: DecodeArgs) -> Result<()> {
             out,
         )?;
     }
-    eprintln!("elbo: wrote {} ({n} decoded codes)", out.display());
+    crate::say!("elbo: wrote {} ({n} decoded codes)", out.display());
     Ok(())
 }
 

@@ -61,7 +61,7 @@ pub(crate) fn run(a: EncodeArgs) -> Result<()> {
         csv.push('\n');
     }
     write_atomic(out, csv.as_bytes())?;
-    eprintln!(
+    crate::say!(
         "elbo: wrote {} ({} rows, {zd} latent dimensions)",
         out.display(),
         ds.len()

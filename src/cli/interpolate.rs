@@ -64,6 +64,6 @@ pub(crate) fn run(a: InterpolateArgs) -> Result<()> {
         &mosaic(&px, a.steps, ck.config.model.item_shape(), a.steps, style)?,
         out,
     )?;
-    eprintln!("elbo: wrote {}", out.display());
+    crate::say!("elbo: wrote {}", out.display());
     Ok(())
 }

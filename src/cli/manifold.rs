@@ -91,6 +91,6 @@ pub(crate) fn run(a: ManifoldArgs) -> Result<()> {
         &mosaic(&px, n, ck.config.model.item_shape(), a.grid, style)?,
         out,
     )?;
-    eprintln!("elbo: wrote {}", out.display());
+    crate::say!("elbo: wrote {}", out.display());
     Ok(())
 }

@@ -82,9 +82,9 @@ pub fn main() -> i32 {
                 // An error every rank meets is rank 0's to report (its abort ends this rank first); one that
                 // only this rank meets is reported after that pause.
                 std::thread::sleep(std::time::Duration::from_secs(2));
-                eprintln!("elbo (rank {}): error: {e}", dist::rank());
+                crate::say!("elbo (rank {}): error: {e}", dist::rank());
             } else {
-                eprintln!("elbo: error: {e}");
+                crate::say!("elbo: error: {e}");
             }
             if dist::size() > 1 {
                 dist::abort(e.exit_code());

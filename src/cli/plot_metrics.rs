@@ -24,6 +24,6 @@ pub(crate) fn run(a: PlotMetricsArgs) -> Result<()> {
         &run_title("Training curves", &a.run_dir),
         out,
     )?;
-    eprintln!("elbo: wrote {}", out.display());
+    crate::say!("elbo: wrote {}", out.display());
     Ok(())
 }

@@ -83,6 +83,6 @@ pub(crate) fn run(a: SampleArgs) -> Result<()> {
         crate::figures::image_format(out)?;
         write_samples(&ck.vae, &spec, style, out)?;
     }
-    eprintln!("elbo: wrote {}", out.display());
+    crate::say!("elbo: wrote {}", out.display());
     Ok(())
 }

@@ -70,7 +70,7 @@ pub(crate) fn run(a: ScoreArgs) -> Result<()> {
     }
     write_atomic(out, csv.as_bytes())?;
     let mean = scores.iter().map(|s| -s.elbo).sum::<f64>() / scores.len().max(1) as f64;
-    eprintln!(
+    crate::say!(
         "elbo: wrote {} ({} items, mean -ELBO {mean:.3} nats)",
         out.display(),
         scores.len()

@@ -37,10 +37,10 @@ pub(crate) fn run(a: ServeArgs) -> Result<()> {
     let available = splits.test.len();
     let explorer = Explorer::new(ck, splits.test, a.points, name.clone())?;
     if a.points > available {
-        eprintln!("elbo: the test split has {available} images; showing them all");
+        crate::say!("elbo: the test split has {available} images; showing them all");
     }
     if !host.is_loopback() {
-        eprintln!(
+        crate::say!(
             "elbo: warning: listening on {host}: other machines can reach this page, which has no login; \
              leave out --host to serve this machine only"
         );
@@ -53,7 +53,7 @@ pub(crate) fn run(a: ServeArgs) -> Result<()> {
                 IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
             });
         }
-        eprintln!("elbo: exploring {name} at http://{addr}/ (Ctrl-C stops)");
+        crate::say!("elbo: exploring {name} at http://{addr}/ (Ctrl-C stops)");
         // The address alone on stdout, for scripts (and --port 0).
         println!("http://{addr}/");
     })

@@ -199,7 +199,7 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
     }
     // A signal while the figures are drawn waits for them (a second or two): the run is then complete.
     let written = figures::run_figures(&run_dir, &ck, &splits.test)?;
-    eprintln!(
+    crate::say!(
         "elbo: wrote {} into {}",
         written.join(", "),
         run_dir.display()
@@ -210,7 +210,7 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
 /// A line for the user, from rank 0 alone.
 fn writer_note(line: String) {
     if dist::is_writer() {
-        eprintln!("{line}");
+        crate::say!("{line}");
     }
 }
 

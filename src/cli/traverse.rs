@@ -98,7 +98,7 @@ pub(crate) fn run(a: TraverseArgs) -> Result<()> {
     dims.dedup();
     if dims.len() > MAX_ROWS {
         if a.dims.is_empty() {
-            eprintln!(
+            crate::say!(
                 "elbo: the latent has {zd} dimensions; showing the {MAX_ROWS} with the most KL (choose others with --dims)"
             );
         } else {
@@ -168,9 +168,9 @@ pub(crate) fn run(a: TraverseArgs) -> Result<()> {
         .collect();
     traverse::draw(&px, shape, a.steps, &names, style, out)?;
     for name in &names {
-        eprintln!("  {name}");
+        crate::say!("  {name}");
     }
-    eprintln!(
+    crate::say!(
         "elbo: wrote {} (rows by mean KL on the test set, nats)",
         out.display()
     );

@@ -73,7 +73,7 @@ pub fn fetch_all(files: &[RemoteFile], dir: &Path, mirrors: &[String]) -> Result
                     break;
                 }
                 Err(reason) => {
-                    eprintln!("elbo: {url}: {reason}");
+                    crate::say!("elbo: {url}: {reason}");
                     failures.push(format!("{url} ({reason})"));
                 }
             }
@@ -97,7 +97,7 @@ fn fetch_one(agent: &ureq::Agent, url: &str, file: &RemoteFile, dir: &Path) -> R
     if !allowed(url) {
         return Err("refused: only https:// addresses are used for downloads".into());
     }
-    eprintln!("elbo: downloading {url}");
+    crate::say!("elbo: downloading {url}");
     let mut response = agent.get(url).call().map_err(|e| e.to_string())?;
     let part = dir.join(format!("{}.part", file.name));
     let result = (|| {

@@ -223,7 +223,7 @@ struct Layout {
 /// it again, so a set that was used with a caveat (images skipped, a test split held out of a lone `train/`)
 /// never looks clean on the second run.
 fn note(notes: &mut Vec<String>, msg: String) {
-    eprintln!("elbo: {msg}");
+    crate::say!("elbo: {msg}");
     notes.push(msg);
 }
 

@@ -166,7 +166,7 @@ fn decode_to_cache(
 ) -> Result<Option<Found>> {
     let dir = cache::dir();
     let declined = |e: &dyn std::fmt::Display| {
-        eprintln!("elbo: could not cache the decoded images ({e}); decoding them into memory");
+        crate::say!("elbo: could not cache the decoded images ({e}); decoding them into memory");
         Ok(None)
     };
     if let Err(e) = cache::make_dir() {

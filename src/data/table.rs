@@ -183,7 +183,7 @@ pub fn load(path: &Path, label_column: Option<&str>, columns: Option<&[String]>)
         )));
     }
     if !skipped.is_empty() {
-        eprintln!(
+        crate::say!(
             "elbo: {}: columns {} are not numeric and are not used as features",
             path.display(),
             skipped.join(", ")

@@ -297,13 +297,13 @@ pub fn load_run(dir: &Path) -> Result<Checkpoint> {
             let c = load_file(&previous)
                 .map_err(|p| Error::Config(format!("{e}; and the previous checkpoint: {p}")))?;
             if std::fs::symlink_metadata(&newest).is_err() {
-                eprintln!(
+                crate::say!(
                     "elbo: warning: {} is missing; using the previous checkpoint {}",
                     newest.display(),
                     previous.display()
                 );
             } else {
-                eprintln!(
+                crate::say!(
                     "elbo: warning: {e}; using the previous checkpoint {}",
                     previous.display()
                 );

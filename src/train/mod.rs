@@ -215,7 +215,7 @@ pub fn prepare(cfg: &mut RunConfig, loaded: Loaded) -> Result<Splits> {
     let new_run = cfg.data == DataInfo::default();
     cfg.data.fingerprint = Some(fingerprint);
     if new_run && train.is_labelled() && train.classes.len() > 100 {
-        eprintln!(
+        crate::say!(
             "elbo: note: {name} has {} classes; if its labels are not classes (a measured value?), train without them",
             train.classes.len()
         );
@@ -569,9 +569,10 @@ pub fn train_on(
         None
     };
     if state.epoch >= t.epochs && opts.verbose && dist::is_writer() {
-        eprintln!(
+        crate::say!(
             "elbo: the run has already completed {} of {} epochs",
-            state.epoch, t.epochs
+            state.epoch,
+            t.epochs
         );
     }
     // A signal stops training between steps; the epochs before this one are kept.
