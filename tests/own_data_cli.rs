@@ -666,18 +666,9 @@ fn bad_data_is_refused_with_one_line_naming_the_file() {
             .env("ELBO_CACHE_DIR", t.join("cache"))
             .args(["train", "--data"])
             .arg(&trunc)
-            .args([
-                "--skip-bad",
-                "--test-fraction",
-                "0.25",
-                "--epochs",
-                "1",
-                "--hidden",
-                "8",
-                "--latent",
-                "2",
-                "--out",
-            ])
+            .args(["--skip-bad", "--test-fraction", "0.25"])
+            .args(&TINY[2..])
+            .arg("--out")
             .arg(t.join(out)));
         let err = ok(&o);
         assert!(

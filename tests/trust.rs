@@ -559,18 +559,23 @@ fn resumes_are_checked_before_anything_is_written_and_failures_leave_runs_readab
     assert_eq!(elbo::train::load_run(&nan).unwrap().state.epoch, epoch - 1);
 }
 
-#[test]
-fn an_evaluation_that_overflows_fails_after_printing_its_figures() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("run");
+/// A one-epoch MNIST run with 16 hidden units, for the commands that read a run.
+fn train_small(dir: &Path) {
     let o = run(elbo()
         .args([
             "train", "--epochs", "1", "--limit", "500", "--hidden", "16", "--out",
         ])
-        .arg(&dir)
+        .arg(dir)
         .arg("--data-dir")
         .arg(mnist_dir()));
     assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn an_evaluation_that_overflows_fails_after_printing_its_figures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    train_small(&dir);
     // An encoder head bias of 1e30 is finite, so the checkpoint loads, but σ = exp(½·1e30) overflows.
     let mut ck = elbo::train::load_run(&dir).unwrap();
     let head = ck
@@ -602,14 +607,7 @@ fn an_evaluation_that_overflows_fails_after_printing_its_figures() {
 fn a_long_estimate_without_a_terminal_says_how_far_it_is() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
-    let o = run(elbo()
-        .args([
-            "train", "--epochs", "1", "--limit", "500", "--hidden", "16", "--out",
-        ])
-        .arg(&dir)
-        .arg("--data-dir")
-        .arg(mnist_dir()));
-    assert!(o.status.success(), "{}", stderr(&o));
+    train_small(&dir);
     let eval = |every: Option<&str>| {
         let mut c = elbo();
         if let Some(e) = every {
