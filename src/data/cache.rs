@@ -127,7 +127,7 @@ pub fn split_key(key: &str, fraction: f64, seed: u64) -> String {
 /// folder, never used again. Only regular files named like entries are touched; a run still reading one keeps
 /// its mapping (removing a file does not unmap it).
 fn remove_stale(key: &str) {
-    let Some((source, _)) = key.split_once('-') else {
+    let Some((source, current)) = key.split_once('-') else {
         return;
     };
     let Ok(listing) = std::fs::read_dir(dir()) else {
@@ -144,7 +144,7 @@ fn remove_stale(key: &str) {
             continue;
         };
         let entry_like = content.len() == 32 && content.bytes().all(|b| b.is_ascii_hexdigit());
-        if !entry_like || key.ends_with(content) || !e.file_type().is_ok_and(|t| t.is_file()) {
+        if !entry_like || content == current || !e.file_type().is_ok_and(|t| t.is_file()) {
             continue;
         }
         let size = e.metadata().map_or(0, |m| m.len());
