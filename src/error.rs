@@ -73,6 +73,24 @@ pub enum Error {
         /// The run directory.
         dir: PathBuf,
     },
+    /// The disk has less free space than a file elbo is about to write needs.
+    #[error(
+        "{}: {what} needs {} MB of free disk and there are {} MB: free at least {} MB",
+        .path.display(),
+        megabytes(*.needed, true),
+        megabytes(*.free, false),
+        megabytes(.needed.saturating_sub(*.free), true),
+    )]
+    NoRoom {
+        /// The folder written into.
+        path: PathBuf,
+        /// What is to be written, for the message.
+        what: &'static str,
+        /// Bytes it needs.
+        needed: u64,
+        /// Bytes free.
+        free: u64,
+    },
     /// Training could not save its checkpoint or metrics (a full disk, a file size limit).
     #[error(
         "{source}; {}: {} 'elbo train --resume {}'",
@@ -93,9 +111,21 @@ pub enum Error {
     },
 }
 
+/// Bytes in megabytes (10^6) to a tenth, rounded `up` (what is needed: "free N MB" is always enough) or down
+/// (what there is).
+fn megabytes(bytes: u64, up: bool) -> String {
+    let tenths = if up {
+        bytes.div_ceil(100_000)
+    } else {
+        bytes / 100_000
+    };
+    format!("{}.{}", tenths / 10, tenths % 10)
+}
+
 /// What to do about a failed save, from the system's reason.
 fn save_advice(e: &Error) -> &'static str {
     match e {
+        Error::NoRoom { .. } => "then continue with",
         Error::Io { source, .. } => match source.raw_os_error() {
             Some(libc::EFBIG) => "raise the file size limit (ulimit -f) and continue with",
             Some(libc::ENOSPC) | Some(libc::EDQUOT) => "make room and continue with",

@@ -155,3 +155,84 @@ fn an_offline_failure_names_every_missing_file_and_the_ways_out() {
     assert_user_error(&o, "not a regular file");
     assert!(data.join(FILE_NAMES[0]).is_dir());
 }
+
+/// What a packager does to a dataset: the same content, compressed again (Debian's `dataset-fashion-mnist`).
+fn recompress(from: &std::path::Path, to: &std::path::Path, edit: impl Fn(&mut Vec<u8>)) {
+    use std::io::{Read, Write};
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(from).unwrap())
+        .read_to_end(&mut raw)
+        .unwrap();
+    edit(&mut raw);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(1));
+    gz.write_all(&raw).unwrap();
+    let bytes = gz.finish().unwrap();
+    assert_ne!(bytes, std::fs::read(from).unwrap(), "another wrapper");
+    std::fs::write(to, bytes).unwrap();
+}
+
+#[test]
+fn recompressed_files_are_checked_by_their_content() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("repacked");
+    std::fs::create_dir_all(&data).unwrap();
+    for name in FILE_NAMES {
+        recompress(&mnist_dir().join(name), &data.join(name), |_| {});
+    }
+    let train = |dataset: &str, data: &std::path::Path| {
+        run(elbo()
+            .env("ELBO_CACHE_DIR", tmp.path().join("cache"))
+            .args([
+                "train",
+                "--dataset",
+                dataset,
+                "--epochs",
+                "1",
+                "--limit",
+                "256",
+            ])
+            .args(["--hidden", "16", "--latent", "2", "--force", "--data-dir"])
+            .arg(data)
+            .arg("--out")
+            .arg(tmp.path().join("run")))
+    };
+    let o = train("mnist", &data);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("recompressed (its gzip wrapper is not the published one, its content is mnist's published train-images-idx3-ubyte)"),
+        "{}",
+        stderr(&o)
+    );
+    // Another dataset's content in another wrapper is named as that.
+    let o = train("fashion-mnist", &data);
+    assert_user_error(&o, "it is mnist's train-images-idx3-ubyte, recompressed");
+    // Damaged content in a sound wrapper is still refused, and so is a decompressed file with damaged content.
+    recompress(
+        &mnist_dir().join(FILE_NAMES[1]),
+        &data.join(FILE_NAMES[1]),
+        |raw| raw[100] ^= 1,
+    );
+    assert_user_error(
+        &train("mnist", &data),
+        "matches no file elbo knows (damaged",
+    );
+    let plain = tmp.path().join("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    for name in FILE_NAMES {
+        use std::io::Read;
+        let mut raw = Vec::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(mnist_dir().join(name)).unwrap())
+            .read_to_end(&mut raw)
+            .unwrap();
+        std::fs::write(plain.join(name.trim_end_matches(".gz")), raw).unwrap();
+    }
+    assert!(train("mnist", &plain).status.success());
+    let label = plain.join(FILE_NAMES[1].trim_end_matches(".gz"));
+    let mut raw = std::fs::read(&label).unwrap();
+    raw[100] ^= 1;
+    std::fs::write(&label, raw).unwrap();
+    assert_user_error(
+        &train("mnist", &plain),
+        "this is not mnist's train-labels-idx1-ubyte",
+    );
+}

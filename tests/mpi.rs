@@ -1,4 +1,4 @@
-//! Data-parallel training over MPI (`cargo test --release --features mpi --test mpi`, which `.ci/run` runs with
+//! Data-parallel training over MPI (`cargo test --profile ci --features mpi --test mpi`, which `.ci/run` runs with
 //! OpenMPI installed): ranks give the weights of one process, resume with another rank count, and a killed
 //! rank stops the job, which then resumes from its last checkpoint.
 #![cfg(feature = "mpi")]

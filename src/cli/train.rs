@@ -167,8 +167,11 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
             None
         };
         // Printed once nothing can refuse the run, so an error is the last line a user reads.
+        for line in summary.lines() {
+            writer_note(line.to_string());
+        }
         writer_note(format!(
-            "{summary}elbo: training into {}{}",
+            "elbo: training into {}{}",
             dir.display(),
             if dist::size() > 1 {
                 format!(

@@ -237,26 +237,137 @@ fn existing(dir: &Path, name: &str) -> Result<Option<PathBuf>> {
     Ok(None)
 }
 
-/// The dataset and file a published md5 belongs to, to say what a wrong file is.
-fn known_as(md5: &str) -> Option<(DatasetName, String)> {
-    [
-        DatasetName::Mnist,
-        DatasetName::FashionMnist,
-        DatasetName::Kmnist,
-        DatasetName::Cifar10,
-    ]
-    .into_iter()
-    .flat_map(|d| d.remote_files().into_iter().map(move |f| (d, f)))
-    .find(|(_, f)| f.md5 == md5)
-    .map(|(d, f)| (d, f.name))
+/// The md5 of each IDX file's decompressed bytes, in [`FILE_NAMES`]' order, where the dataset's publishers or
+/// torchvision list them: a copy recompressed by a packager (Debian's `dataset-fashion-mnist`) differs only in
+/// its gzip wrapper, and is checked by its content instead.
+fn content_md5s(name: DatasetName) -> Option<[&'static str; 4]> {
+    match name {
+        DatasetName::Mnist => Some([
+            "6bbc9ace898e44ae57da46a324031adb",
+            "a25bea736e30d166cdddb491f175f624",
+            "2646ac647ad5339dbf082846283269ea",
+            "27ae3e4e09519cfbb04c329615203637",
+        ]),
+        DatasetName::FashionMnist => Some([
+            "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+            "9018921c3c673c538a1fc5bad174d6f9",
+            "8181f5470baa50b63fa0f6fddb340f0a",
+            "15d484375f8d13e6eb1aabb0c3f46965",
+        ]),
+        DatasetName::Kmnist | DatasetName::Cifar10 => None,
+    }
 }
 
-/// Checks a local compressed file against its published md5, once: a stamp of its size, modification time and
-/// md5 in the user cache remembers files already checked. Uncompressed IDX files have no published checksum.
-fn verify(name: DatasetName, file: &RemoteFile, path: &Path) -> Result<()> {
-    if !path.to_string_lossy().ends_with(&file.name) {
-        return Ok(());
+/// The published md5 of the decompressed content of `file` (an IDX `.gz`) of `name`.
+fn content_md5(name: DatasetName, file: &str) -> Option<&'static str> {
+    let k = FILE_NAMES.iter().position(|f| *f == file)?;
+    content_md5s(name).map(|m| m[k])
+}
+
+const ALL: [DatasetName; 4] = [
+    DatasetName::Mnist,
+    DatasetName::FashionMnist,
+    DatasetName::Kmnist,
+    DatasetName::Cifar10,
+];
+
+/// The dataset and file a published md5 belongs to, to say what a wrong file is.
+fn known_as(md5: &str) -> Option<(DatasetName, String)> {
+    ALL.into_iter()
+        .flat_map(|d| d.remote_files().into_iter().map(move |f| (d, f)))
+        .find(|(_, f)| f.md5 == md5)
+        .map(|(d, f)| (d, f.name))
+}
+
+/// The dataset and file whose published decompressed content has this md5.
+fn known_content(md5: &str) -> Option<(DatasetName, &'static str)> {
+    ALL.into_iter()
+        .filter_map(|d| content_md5s(d).map(|m| (d, m)))
+        .find_map(|(d, m)| (0..4).find(|&k| m[k] == md5).map(|k| (d, FILE_NAMES[k])))
+}
+
+/// No IDX file of these datasets decompresses to more than this (MNIST's training images are 47 MB).
+const MAX_IDX_BYTES: u64 = 256 << 20;
+
+/// Lowercase hex md5 of what a gzip file decompresses to (at most [`MAX_IDX_BYTES`]); `None` when it is not
+/// gzip or is cut short.
+fn gunzipped_md5(path: &Path) -> Result<Option<String>> {
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut gz = flate2::read::GzDecoder::new(std::io::BufReader::new(f)).take(MAX_IDX_BYTES);
+    let mut hasher = <md5::Md5 as md5::Digest>::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match gz.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => md5::Digest::update(&mut hasher, &buf[..n]),
+            Err(_) => return Ok(None),
+        }
     }
+    Ok(Some(format!("{:x}", md5::Digest::finalize(hasher))))
+}
+
+/// How a file whose md5 is not the published one's differs: the published content in another wrapper (`Ok`,
+/// with a line saying so), or what it is instead (`Err`, the reason for the error line).
+fn judge_mismatch(
+    name: DatasetName,
+    file: &RemoteFile,
+    path: &Path,
+    got: &str,
+    gz: bool,
+) -> Result<std::result::Result<(), String>> {
+    if let Some((d, f)) = known_as(got) {
+        return Ok(Err(format!("it is {d}'s {f}")));
+    }
+    let content = if gz {
+        gunzipped_md5(path)?
+    } else {
+        Some(got.to_string())
+    };
+    let Some(content) = content else {
+        return Ok(Err(
+            "it matches no file elbo knows: it is not a whole gzip file (damaged or cut short)"
+                .to_string(),
+        ));
+    };
+    let plain = file.name.trim_end_matches(".gz");
+    if content_md5(name, &file.name) == Some(content.as_str()) {
+        if gz {
+            crate::say!(
+                "elbo: {}: recompressed (its gzip wrapper is not the published one, its content is {name}'s published {plain}); using it",
+                path.display()
+            );
+        }
+        return Ok(Ok(()));
+    }
+    let recompressed = if gz {
+        ", recompressed"
+    } else {
+        ", decompressed"
+    };
+    Ok(Err(match known_content(&content) {
+        Some((d, f)) => format!("it is {d}'s {}{recompressed}", f.trim_end_matches(".gz")),
+        None if content_md5s(name).is_none() && gz => format!(
+            "it matches no file elbo knows (damaged, another dataset's, or recompressed: {name} publishes no checksum of its decompressed files, so a recompressed copy cannot be checked)"
+        ),
+        None => "it matches no file elbo knows (damaged, or another dataset's)".to_string(),
+    }))
+}
+
+/// Checks a local file against its published md5 (or, where it is recompressed or decompressed, its published
+/// content's md5), once: a stamp of its size, modification time and md5 in the user cache remembers files
+/// already checked. Uncompressed IDX files of datasets with no published content checksum are not checked.
+fn verify(name: DatasetName, file: &RemoteFile, path: &Path) -> Result<()> {
+    let path_s = path.to_string_lossy();
+    let plain = file.name.trim_end_matches(".gz");
+    let expected = if path_s.ends_with(&file.name) {
+        file.md5.as_str()
+    } else if path_s.ends_with(plain)
+        && let Some(m) = content_md5(name, &file.name)
+    {
+        m
+    } else {
+        return Ok(());
+    };
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     let mtime = meta
         .modified()
@@ -269,22 +380,20 @@ fn verify(name: DatasetName, file: &RemoteFile, path: &Path) -> Result<()> {
         "{:x}",
         <md5::Md5 as md5::Digest>::digest(abs.to_string_lossy().as_bytes())
     ));
-    let want = format!("{} {mtime} {}", meta.len(), file.md5);
+    let want = format!("{} {mtime} {expected}", meta.len());
     if std::fs::read_to_string(&stamp).is_ok_and(|s| s == want) {
         return Ok(());
     }
     let got = download::md5_file(path)?;
-    if got != file.md5 {
-        let what = match known_as(&got) {
-            Some((d, f)) => format!("it is {d}'s {f}"),
-            None => "it matches no file elbo knows (damaged, or another dataset's)".to_string(),
-        };
-        return Err(Error::Config(format!(
-            "{}: this is not {name}'s {}: its md5 is {got}, not {}; {what}. Point --data-dir or ELBO_DATA_DIR at {name}'s files, or remove the file to download it",
-            path.display(),
-            file.name,
-            file.md5
-        )));
+    if got != expected {
+        let gz = expected == file.md5;
+        if let Err(what) = judge_mismatch(name, file, path, &got, gz)? {
+            return Err(Error::Config(format!(
+                "{}: this is not {name}'s {}: its md5 is {got}, not {expected}; {what}. Point --data-dir or ELBO_DATA_DIR at {name}'s files, or remove the file to download it",
+                path.display(),
+                if gz { file.name.as_str() } else { plain },
+            )));
+        }
     }
     // Remembering is an optimisation: a cache that cannot be written only means checking again next time.
     if std::fs::create_dir_all(&stamp_dir).is_ok() {

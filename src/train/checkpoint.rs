@@ -155,6 +155,7 @@ pub fn save(
 /// current one gets its second name [`PREVIOUS`] by a hard link (so neither name is ever missing), and only
 /// then does one rename replace it. A write that fails (full disk, `ulimit -f`) therefore changes nothing.
 fn publish(dir: &Path, bytes: &[u8]) -> Result<()> {
+    check_room(dir, bytes.len() as u64)?;
     let path = dir.join(CHECKPOINT);
     let tmp = write_temp(&path, bytes)?;
     let prev_tmp = dir.join(format!(".{PREVIOUS}.{}.tmp", std::process::id()));
@@ -185,6 +186,37 @@ fn publish(dir: &Path, bytes: &[u8]) -> Result<()> {
         }
         Error::io(&path, e)
     })
+}
+
+/// Room written beside a checkpoint besides the checkpoint itself (metrics, figures' temporary files).
+const SLACK: u64 = 1 << 20;
+
+/// Refuses a save the disk has no room for, naming the megabytes, before anything is written. A save needs
+/// one more checkpoint's worth: the new file is whole before the previous one is let go.
+fn check_room(dir: &Path, checkpoint: u64) -> Result<()> {
+    // Where the free space cannot be read (some network mounts), the write itself will tell.
+    let Ok(free) = fs4::available_space(dir) else {
+        return Ok(());
+    };
+    let needed = checkpoint + SLACK;
+    if free < needed {
+        return Err(Error::NoRoom {
+            path: dir.to_path_buf(),
+            what: "one more checkpoint",
+            needed,
+            free,
+        });
+    }
+    Ok(())
+}
+
+/// Refuses to train when the disk cannot take the next checkpoint (the size of the current one), so a run
+/// does not spend an epoch before its save fails.
+pub fn check_room_for_next(dir: &Path) -> Result<()> {
+    match std::fs::metadata(dir.join(CHECKPOINT)) {
+        Ok(m) if m.is_file() => check_room(dir, m.len()),
+        _ => Ok(()),
+    }
 }
 
 /// Parses checkpoint bytes; `path` names the file in errors.

@@ -550,6 +550,9 @@ pub fn train_on(
     if writer && state.epoch == 0 && !run_dir.join(checkpoint::CHECKPOINT).exists() {
         checkpoint::save(run_dir, &cfg, &vae.params, &adam, &state).map_err(save_failed)?;
     }
+    if writer {
+        checkpoint::check_room_for_next(run_dir).map_err(save_failed)?;
+    }
     let t = cfg.train.clone();
     let d = cfg.model.input_dim();
     let batcher = Batcher {
