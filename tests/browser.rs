@@ -139,6 +139,29 @@ fn cli_decode(run_dir: &Path, z: &str, dir: &Path) -> Vec<u8> {
         .collect()
 }
 
+/// A headless Chromium session through `d`, with `args` added to its command line.
+async fn browser(d: &Driver, args: &[&str]) -> Client {
+    let mut all = vec![
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1000",
+        "--force-device-scale-factor=1",
+    ];
+    all.extend(args);
+    let caps: serde_json::Map<String, Value> = serde_json::from_value(json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": { "binary": "/usr/bin/chromium", "args": all }
+    }))
+    .unwrap();
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", d.1))
+        .await
+        .expect("a WebDriver session with headless Chromium")
+}
+
 fn run_to_explore(tmp: &Path) -> PathBuf {
     if let Some(r) = std::env::var_os("ELBO_BROWSER_RUN") {
         return PathBuf::from(r);
@@ -165,20 +188,7 @@ async fn the_explorer_page_works_in_a_real_browser() {
         .unwrap_or_else(|| tmp.path().to_path_buf());
     let srv = serve_run(&run_dir, &["--points", "1000"]);
     let d = driver();
-    let caps: serde_json::Map<String, Value> = serde_json::from_value(json!({
-        "browserName": "chrome",
-        "goog:chromeOptions": {
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1280,1000", "--force-device-scale-factor=1"]
-        }
-    }))
-    .unwrap();
-    let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{}", d.1))
-        .await
-        .expect("a WebDriver session with headless Chromium");
+    let c = browser(&d, &[]).await;
     c.goto(&srv.url).await.unwrap();
     until(&c, "return document.body.dataset.ready === '1'", "the page").await;
 
@@ -319,5 +329,144 @@ async fn the_explorer_page_works_in_a_real_browser() {
         elbo::serve::http::page_bytes(),
         js(&c, "return elbo.lastMs").await
     );
+    c.close().await.unwrap();
+}
+
+/// `elbo train --resume RUN --epochs E`.
+fn train_on(run_dir: &Path, epochs: &str) {
+    let o = run(elbo()
+        .args(["train", "--epochs", epochs, "--resume"])
+        .arg(run_dir)
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// What a user sees of the checkpoints: the epoch shown, and the banner (empty when hidden).
+async fn epoch_and_banner(c: &Client) -> (String, String) {
+    let v = js(
+        c,
+        "return [document.getElementById('epoch').textContent,
+                 document.getElementById('banner').hidden ? '' : document.getElementById('banner').innerText]",
+    )
+    .await;
+    (
+        v[0].as_str().unwrap().to_string(),
+        v[1].as_str().unwrap().to_string(),
+    )
+}
+
+/// A DNS name rebound to this machine reaches a server bound to every address, and is refused; the page
+/// shows the epoch of its weights, notices a checkpoint saved since, and its Reload button shows it, or says
+/// why it cannot.
+#[tokio::test(flavor = "current_thread")]
+async fn the_page_refuses_a_rebound_name_and_reloads_a_newer_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = tmp.path().join("run");
+    let o = run(elbo()
+        .args([
+            "train", "--epochs", "1", "--limit", "600", "--latent", "2", "--out",
+        ])
+        .arg(&run_dir)
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let srv = serve_run(&run_dir, &["--host", "0.0.0.0", "--points", "300"]);
+    let port = srv.url.trim_end_matches('/').rsplit(':').next().unwrap();
+    let d = driver();
+    let c = browser(&d, &["--host-resolver-rules=MAP attacker.test 127.0.0.1"]).await;
+
+    // The attacker's name, resolved to this machine: the page and its data are refused.
+    c.goto(&format!("http://attacker.test:{port}/"))
+        .await
+        .unwrap();
+    let text = js(&c, "return document.body.innerText").await;
+    assert!(
+        text.as_str()
+            .unwrap()
+            .contains("does not answer to the name"),
+        "{text}"
+    );
+    let status = js(
+        &c,
+        "return fetch('/api/points').then((r) => r.status, (e) => String(e))",
+    )
+    .await;
+    assert_eq!(status, json!(421), "the rebound page reads the points");
+
+    // The machine's own address works, and shows the epoch.
+    c.goto(&srv.url).await.unwrap();
+    until(&c, "return document.body.dataset.ready === '1'", "the page").await;
+    assert_eq!(
+        epoch_and_banner(&c).await,
+        ("epoch 1".into(), String::new())
+    );
+    let before = js(&c, "return elbo.decodes").await.as_u64().unwrap();
+    js(&c, "document.getElementById('reset').click(); return 0").await;
+    let (_, px1) = decoded(&c, before).await;
+
+    // Training goes on: the banner offers epoch 2; the reload shows it and decodes again.
+    train_on(&run_dir, "2");
+    until(
+        &c,
+        "return !document.getElementById('banner').hidden && !document.getElementById('reload').hidden",
+        "the banner",
+    )
+    .await;
+    let (epoch, banner) = epoch_and_banner(&c).await;
+    assert_eq!(epoch, "epoch 1");
+    assert!(banner.contains("epoch 2 is saved"), "{banner}");
+    let before = js(&c, "return elbo.decodes").await.as_u64().unwrap();
+    c.find(Locator::Id("reload"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(&c, "return elbo.reloads === 1", "the reload").await;
+    let (_, px2) = decoded(&c, before).await;
+    assert_eq!(
+        epoch_and_banner(&c).await,
+        ("epoch 2".into(), String::new())
+    );
+    assert_ne!(px1, px2, "the new weights decode differently");
+    assert_eq!(
+        js(
+            &c,
+            "return document.getElementById('scatter').dataset.drawn"
+        )
+        .await,
+        json!("300")
+    );
+
+    // A damaged checkpoint: the banner says so and the page keeps showing epoch 2.
+    train_on(&run_dir, "3");
+    let ck = run_dir.join("checkpoint.safetensors");
+    let mut bytes = std::fs::read(&ck).unwrap();
+    let at = bytes.len() - 5;
+    bytes[at] ^= 0x10;
+    std::fs::write(&ck, &bytes).unwrap();
+    until(
+        &c,
+        "return document.getElementById('banner').innerText.includes('epoch 3 is saved')",
+        "the banner for epoch 3",
+    )
+    .await;
+    c.find(Locator::Id("reload"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &c,
+        "return document.getElementById('banner-text').textContent.includes('checksum mismatch')",
+        "the failed reload",
+    )
+    .await;
+    let (epoch, banner) = epoch_and_banner(&c).await;
+    assert_eq!(epoch, "epoch 2");
+    assert!(banner.contains("still showing epoch 2"), "{banner}");
+    assert_eq!(js(&c, "return elbo.reloads").await, json!(1));
     c.close().await.unwrap();
 }

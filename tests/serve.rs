@@ -201,7 +201,7 @@ fn serve_refuses_what_it_cannot_show_and_warns_beyond_this_machine() {
     let port = taken.local_addr().unwrap().port().to_string();
     let o = run(elbo().arg("serve").arg(&fixture).args(["--port", &port]));
     assert_user_error(&o, "pick another --port");
-    // Another address than loopback is served, with a warning, and answers to any Host.
+    // Another address than loopback is served, with a warning, and answers to this machine's names only.
     let mut child = elbo()
         .arg("serve")
         .arg(&fixture)
@@ -227,7 +227,11 @@ fn serve_refuses_what_it_cannot_show_and_warns_beyond_this_machine() {
         &format!("http://127.0.0.1:{port}/"),
         b"GET /api/info HTTP/1.1\r\nHost: example.org\r\nConnection: close\r\n\r\n",
     );
-    assert_eq!(s, 200);
+    assert_eq!(s, 421);
+    assert_eq!(
+        get(&format!("http://127.0.0.1:{port}/"), "/api/info").0,
+        200
+    );
     child.kill().unwrap();
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

@@ -1,9 +1,11 @@
 //! `elbo serve`: the latent explorer, a local web page over a trained run.
 
 use super::common::DataArgs;
-use crate::error::Result;
-use crate::serve::{Explorer, http};
-use crate::train::load_run;
+use crate::error::{Error, Result};
+use crate::serve::hosts::{self, Host};
+use crate::serve::live::Live;
+use crate::serve::{Explorer, check_points, http};
+use crate::train::checkpoint::load_run_stamped;
 use clap::Args;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -21,6 +23,10 @@ pub(crate) struct ServeArgs {
     /// Test images in the scatter (the first N of the test split, at most 20000).
     #[arg(long, default_value_t = 2000)]
     points: usize,
+    /// Also answer to this name or address (NAME, NAME:PORT, an IP address, [IPv6]:PORT), e.g. the name other
+    /// machines reach this one by; repeatable. This machine's own names and addresses are always answered.
+    #[arg(long, value_name = "NAME")]
+    allow_host: Vec<String>,
     #[command(flatten)]
     data: DataArgs,
 }
@@ -28,14 +34,22 @@ pub(crate) struct ServeArgs {
 /// Encodes the test images, then serves the page until Ctrl-C.
 pub(crate) fn run(a: ServeArgs) -> Result<()> {
     let host = a.host.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    // Bound first, so a taken port is reported before the test set is encoded.
+    // Every argument is checked, and the port bound, before the run is opened and its test set loaded and
+    // encoded: a mistake costs nothing.
+    check_points(a.points)?;
+    let extra_hosts = a
+        .allow_host
+        .iter()
+        .map(|h| hosts::check_extra(h).map_err(Error::Config))
+        .collect::<Result<Vec<(Host, Option<u16>)>>>()?;
     let listener = http::bind(host, a.port)?;
-    let ck = load_run(&a.run_dir)?;
+    let (ck, stamp) = load_run_stamped(&a.run_dir)?;
     super::common::require_images(&ck, "serve")?;
     let splits = a.data.splits(&ck)?;
     let name = a.run_dir.display().to_string();
     let available = splits.test.len();
     let explorer = Explorer::new(ck, splits.test, a.points, name.clone())?;
+    let epoch = explorer.epoch();
     if a.points > available {
         crate::say!("elbo: the test split has {available} images; showing them all");
     }
@@ -45,7 +59,8 @@ pub(crate) fn run(a: ServeArgs) -> Result<()> {
              leave out --host to serve this machine only"
         );
     }
-    http::serve(explorer, listener, |mut addr| {
+    let live = Live::new(a.run_dir.clone(), explorer, stamp);
+    http::serve(live, &extra_hosts, listener, |mut addr| {
         // An address that means "every interface" is not one a browser can open: name this machine's own.
         if addr.ip().is_unspecified() {
             addr.set_ip(match addr.ip() {
@@ -53,7 +68,10 @@ pub(crate) fn run(a: ServeArgs) -> Result<()> {
                 IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
             });
         }
-        crate::say!("elbo: exploring {name} at http://{addr}/ (Ctrl-C stops)");
+        crate::say!(
+            "elbo: exploring {name} (epoch {epoch}) at http://{addr}/ (Ctrl-C stops; the page offers a newer \
+             checkpoint when training saves one)"
+        );
         // The address alone on stdout, for scripts (and --port 0).
         println!("http://{addr}/");
     })

@@ -1,14 +1,17 @@
-//! The explorer on the network: a small axum server, read-only, serving the page embedded in the binary and
-//! the explorer's answers. Every request is checked; a bad one gets a 4xx with a line saying why.
+//! The explorer on the network: a small axum server serving the page embedded in the binary and the
+//! explorer's answers. It changes nothing but which checkpoint it shows (`POST /api/reload`). Every request is
+//! checked; a bad one gets a 4xx with a line saying why.
 
-use super::{BadRequest, Explorer};
+use super::BadRequest;
+use super::hosts::{Allowed, Host};
+use super::live::{Live, Shown};
 use crate::error::{Error, Result};
 use axum::Router;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -23,11 +26,16 @@ const WORKERS: usize = 2;
 
 #[derive(Clone)]
 struct App {
-    explorer: Arc<Mutex<Explorer>>,
-    /// Host headers accepted (empty: any), so a web page elsewhere cannot reach a loopback server through a
-    /// rebound DNS name.
-    hosts: Arc<Vec<String>>,
+    live: Arc<Live>,
+    /// Held by each model call, so they run one at a time.
+    turn: Arc<Mutex<()>>,
+    /// Host headers accepted, so a web page elsewhere cannot reach the server through a rebound DNS name.
+    hosts: Arc<Allowed>,
 }
+
+/// The address a connection was made to, for the Host check.
+#[derive(Clone, Copy)]
+struct Local(IpAddr);
 
 /// The bytes of every file the page loads, for measuring its weight.
 pub fn page_bytes() -> usize {
@@ -57,13 +65,15 @@ pub fn bind(host: IpAddr, port: u16) -> Result<std::net::TcpListener> {
     Ok(listener)
 }
 
-/// Serves `explorer` on `listener` until Ctrl-C or SIGTERM; `ready` is told the address once it listens.
+/// Serves `live` on `listener` until Ctrl-C or SIGTERM, answering to this machine's names and addresses and
+/// to `extra_hosts`; `ready` is told the address once it listens.
 ///
 /// Each connection carries one request (no keep-alive), must send its headers within [`HEADER_TIMEOUT`] and
 /// finish within [`CONNECTION_TIMEOUT`], and at most [`MAX_CONNECTIONS`] are served at once: clients that
 /// open connections and send nothing cannot lock others out or keep the server from stopping.
 pub fn serve(
-    explorer: Explorer,
+    live: Live,
+    extra_hosts: &[(Host, Option<u16>)],
     listener: std::net::TcpListener,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<()> {
@@ -80,18 +90,10 @@ pub fn serve(
         let addr = listener
             .local_addr()
             .map_err(|e| Error::Config(format!("cannot listen: {e}")))?;
-        let hosts = if addr.ip().is_loopback() {
-            let p = addr.port();
-            ["127.0.0.1", "localhost", "[::1]"]
-                .iter()
-                .flat_map(|h| [format!("{h}:{p}"), h.to_string()])
-                .collect()
-        } else {
-            Vec::new()
-        };
         let app = App {
-            explorer: Arc::new(Mutex::new(explorer)),
-            hosts: Arc::new(hosts),
+            live: Arc::new(live),
+            turn: Arc::new(Mutex::new(())),
+            hosts: Arc::new(Allowed::for_bind(addr, extra_hosts)),
         };
         let router = Router::new()
             .route(
@@ -112,6 +114,7 @@ pub fn serve(
             .route("/api/reconstruction/{i}", get(reconstruction))
             .route("/api/code/{i}", get(code))
             .route("/api/decode", get(decode))
+            .route("/api/reload", post(reload))
             .fallback(not_found)
             .method_not_allowed_fallback(read_only)
             .layer(middleware::from_fn_with_state(app.clone(), guard))
@@ -137,7 +140,14 @@ pub fn serve(
                     }
                 },
             };
-            let service = hyper_util::service::TowerToHyperService::new(router.clone());
+            let Ok(local) = stream.local_addr() else {
+                continue;
+            };
+            let tower = hyper_util::service::TowerToHyperService::new(router.clone());
+            let service = hyper::service::service_fn(move |mut req| {
+                req.extensions_mut().insert(Local(local.ip()));
+                hyper::service::Service::call(&tower, req)
+            });
             connections.spawn(async move {
                 let conn = hyper::server::conn::http1::Builder::new()
                     .timer(hyper_util::rt::TokioTimer::new())
@@ -191,59 +201,144 @@ fn refuse(status: StatusCode, why: impl Into<String>) -> Response {
         .into_response()
 }
 
-/// Checks the Host header and that nothing but a bare GET arrives, and sets the headers every answer carries.
+/// Checks where a request comes from and that it carries no body, and sets the headers every answer carries.
 async fn guard(State(app): State<App>, req: Request, next: Next) -> Response {
-    if !app.hosts.is_empty() {
-        let mut given = req.headers().get_all(header::HOST).iter();
-        let host = given
-            .next()
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        let authority = req
-            .uri()
-            .authority()
-            .map(|a| a.as_str().to_ascii_lowercase());
-        let ok = |h: &str| app.hosts.iter().any(|a| a == h);
-        if given.next().is_some() || !ok(&host) || authority.is_some_and(|a| !ok(&a)) {
-            return refuse(
-                StatusCode::MISDIRECTED_REQUEST,
-                format!(
-                    "this server answers to {} only",
-                    app.hosts.first().map_or("", |h| h.as_str())
-                ),
-            );
-        }
+    let mut res = match refusal(&app, &req) {
+        Some(r) => r.into_response(),
+        None => next.run(req).await,
+    };
+    let h = res.headers_mut();
+    for (name, value) in [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; img-src 'self' blob: data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+        ),
+        (header::CACHE_CONTROL, "no-store"),
+        // Another origin's page may not even embed an answer (as an <img>, say, to learn from its load or
+        // error event whether an image index exists).
+        (
+            header::HeaderName::from_static("cross-origin-resource-policy"),
+            "same-origin",
+        ),
+        (
+            header::HeaderName::from_static("cross-origin-opener-policy"),
+            "same-origin",
+        ),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ] {
+        h.insert(name, HeaderValue::from_static(value));
     }
-    // Read-only: no endpoint takes a body.
+    res
+}
+
+/// Why a request is refused before any endpoint sees it, if it is.
+fn refusal(app: &App, req: &Request) -> Option<Refusal> {
+    let local = req.extensions().get::<Local>().map(|l| l.0);
+    if let Some(r) = wrong_host(&app.hosts, req, local) {
+        return Some(r);
+    }
+    if let Some(why) = cross_origin(req) {
+        return Some(Refusal(StatusCode::FORBIDDEN, why));
+    }
+    // No endpoint takes a body (the one POST, a reload, has none).
     let has_body = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .is_some_and(|v| v != "0")
         || req.headers().contains_key(header::TRANSFER_ENCODING);
     if has_body {
-        return refuse(
+        return Some(Refusal(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "requests carry no body: every endpoint is a GET",
-        );
+            "requests carry no body: every endpoint is a GET but POST /api/reload, which takes none".into(),
+        ));
     }
     if req.uri().path().len() + req.uri().query().map_or(0, str::len) > 8192 {
-        return refuse(StatusCode::URI_TOO_LONG, "the address is over 8192 bytes");
+        return Some(Refusal(
+            StatusCode::URI_TOO_LONG,
+            "the address is over 8192 bytes".into(),
+        ));
     }
-    let mut res = next.run(req).await;
-    let h = res.headers_mut();
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'self'; img-src 'self' blob: data:; frame-ancestors 'none'",
+    None
+}
+
+/// Why the Host a request names (its header, and an absolute address's authority) is not this server's.
+fn wrong_host(hosts: &Allowed, req: &Request, local: Option<IpAddr>) -> Option<Refusal> {
+    let mut given = req.headers().get_all(header::HOST).iter();
+    let first = given.next();
+    if given.next().is_some() {
+        return Some(Refusal(
+            StatusCode::MISDIRECTED_REQUEST,
+            "a request names one Host, not several".into(),
+        ));
+    }
+    let authority = req.uri().authority().map(|a| a.as_str());
+    let host = match (first, authority) {
+        (Some(h), _) => h.to_str().unwrap_or(""),
+        (None, Some(a)) => a,
+        // HTTP/1.0 has no Host header; browsers, the clients a rebinding attack uses, always send one.
+        (None, None) if req.version() <= Version::HTTP_10 => return None,
+        (None, None) => {
+            return Some(Refusal(
+                StatusCode::BAD_REQUEST,
+                "an HTTP/1.1 request names its Host".into(),
+            ));
+        }
+    };
+    let admitted = |h: &str| hosts.admits(h, local);
+    let wrong = [Some(host), authority]
+        .into_iter()
+        .flatten()
+        .find(|h| !admitted(h))?;
+    Some(Refusal(
+        StatusCode::MISDIRECTED_REQUEST,
+        format!(
+            "this server does not answer to the name '{}': open the address elbo serve printed, or start it \
+             with --allow-host NAME to add a name of yours",
+            super::clip(wrong)
         ),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
+    ))
+}
+
+/// Why a request made by a page of another origin is refused: only the explorer's own page, and the user
+/// opening it, may use it. Browsers say where a request comes from in `Sec-Fetch-Site` (and `Origin`); a page
+/// on another site, or another port of this one, is refused, except for opening the page itself by a link.
+fn cross_origin(req: &Request) -> Option<String> {
+    let h = req.headers();
+    let value = |name: &str| h.get(name).map(|v| v.to_str().unwrap_or("?"));
+    if let Some(site) = value("sec-fetch-site")
+        && site != "same-origin"
+        && site != "none"
+        && !opens_the_page(req.method(), req.uri().path(), h)
+    {
+        return Some(format!(
+            "a page on another origin (Sec-Fetch-Site: {}) may not use the explorer; open it at its own address",
+            super::clip(site)
+        ));
+    }
+    if let Some(origin) = value("origin") {
+        let host = value("host").unwrap_or("");
+        let same = origin
+            .strip_prefix("http://")
+            .is_some_and(|o| o.eq_ignore_ascii_case(host));
+        if !same {
+            return Some(format!(
+                "a page on another origin ({}) may not use the explorer; open it at its own address",
+                super::clip(origin)
+            ));
+        }
+    }
+    None
+}
+
+/// Whether a request is a link to the page being followed: the page alone tells nothing, and once open it
+/// is its own origin.
+fn opens_the_page(method: &Method, path: &str, h: &HeaderMap) -> bool {
+    let is = |name: &str, want: &str| h.get(name).is_some_and(|v| v == want);
+    method == Method::GET
+        && path == "/"
+        && is("sec-fetch-mode", "navigate")
+        && is("sec-fetch-dest", "document")
 }
 
 async fn not_found(req: Request) -> Response {
@@ -256,7 +351,7 @@ async fn not_found(req: Request) -> Response {
 async fn read_only() -> Response {
     refuse(
         StatusCode::METHOD_NOT_ALLOWED,
-        "the explorer is read-only: only GET is answered",
+        "the explorer is read-only: every endpoint answers GET, but /api/reload, which answers POST",
     )
 }
 
@@ -277,24 +372,30 @@ impl From<BadRequest> for Refusal {
 
 type Answer = std::result::Result<Response, Refusal>;
 
-/// Runs `work` on the explorer off the async threads, one model call at a time.
-async fn with<T: Send + 'static>(
-    app: &App,
-    work: impl FnOnce(&Explorer) -> std::result::Result<T, BadRequest> + Send + 'static,
+/// Runs `work` off the async threads; a panic in it is a 500.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> std::result::Result<T, Refusal> + Send + 'static,
 ) -> std::result::Result<T, Refusal> {
-    let explorer = app.explorer.clone();
-    let done = tokio::task::spawn_blocking(move || {
-        let e = explorer.lock().unwrap_or_else(|p| p.into_inner());
-        work(&e)
-    })
-    .await;
-    match done {
-        Ok(r) => Ok(r?),
+    match tokio::task::spawn_blocking(work).await {
+        Ok(r) => r,
         Err(_) => Err(Refusal(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the request failed inside the server".into(),
         )),
     }
+}
+
+/// Runs `work` on the shown explorer off the async threads, one model call at a time.
+async fn with<T: Send + 'static>(
+    app: &App,
+    work: impl FnOnce(&Shown) -> std::result::Result<T, BadRequest> + Send + 'static,
+) -> std::result::Result<T, Refusal> {
+    let (live, turn) = (app.live.clone(), app.turn.clone());
+    blocking(move || {
+        let _turn = turn.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(work(&live.current())?)
+    })
+    .await
 }
 
 fn png(bytes: Vec<u8>) -> Response {
@@ -346,36 +447,66 @@ fn path(p: P) -> std::result::Result<String, Refusal> {
 
 async fn info(State(app): State<App>, q: Q) -> Answer {
     query(q, &[])?;
-    Ok(json(with(&app, |e| Ok(e.info())).await?))
+    let live = app.live.clone();
+    Ok(json(blocking(move || Ok(live.info())).await?))
+}
+
+/// Shows the run's newest checkpoint; the page asks when `info` says one is saved.
+async fn reload(State(app): State<App>, q: Q) -> Answer {
+    query(q, &[])?;
+    let live = app.live.clone();
+    let done = blocking(move || {
+        live.reload().map_err(|n| {
+            let status = if n.busy {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::CONFLICT
+            };
+            Refusal(status, n.why)
+        })
+    });
+    Ok(json(done.await?))
 }
 
 async fn points(State(app): State<App>, q: Q) -> Answer {
     query(q, &[])?;
-    Ok(json(with(&app, |e| Ok(e.points())).await?))
+    Ok(json(with(&app, |s| Ok(s.explorer.points())).await?))
 }
 
 async fn item(State(app): State<App>, p: P, q: Q) -> Answer {
     let i = path(p)?;
     query(q, &[])?;
-    Ok(png(with(&app, move |e| e.item_png(&i)).await?))
+    Ok(png(with(&app, move |s| s.explorer.item_png(&i)).await?))
 }
 
+/// A reconstruction by the shown weights; `w`, when given, must name them (the page gives it so an answer
+/// by other weights is never drawn as if it were by the ones it shows).
 async fn reconstruction(State(app): State<App>, p: P, q: Q) -> Answer {
     let i = path(p)?;
-    query(q, &[])?;
-    Ok(png(with(&app, move |e| e.reconstruction_png(&i)).await?))
+    let q = query(q, &["w"])?;
+    let work = move |s: &Shown| {
+        if let Some(w) = q.get("w").filter(|w| **w != s.stamp.checksum) {
+            return Err(BadRequest(format!(
+                "weights '{}' are no longer shown (now epoch {}); reload the page",
+                super::clip(w),
+                s.explorer.epoch()
+            )));
+        }
+        s.explorer.reconstruction_png(&i)
+    };
+    Ok(png(with(&app, work).await?))
 }
 
 async fn code(State(app): State<App>, p: P, q: Q) -> Answer {
     let i = path(p)?;
     query(q, &[])?;
-    Ok(json(with(&app, move |e| e.code(&i)).await?))
+    Ok(json(with(&app, move |s| s.explorer.code(&i)).await?))
 }
 
 async fn decode(State(app): State<App>, q: Q) -> Answer {
     let q = query(q, &["z", "class"])?;
-    let work = move |e: &Explorer| {
-        e.decode_png(
+    let work = move |s: &Shown| {
+        s.explorer.decode_png(
             q.get("z").map(String::as_str),
             q.get("class").map(String::as_str),
         )

@@ -2,7 +2,9 @@
 //! browser page asks for (points, images, codes, decodings). Requests are checked here, so every malformed
 //! one becomes a message instead of a panic; `http` puts this on the network.
 
+pub mod hosts;
 pub mod http;
+pub mod live;
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -10,6 +12,7 @@ use crate::figures::latent::{self as lat, Plane};
 use crate::figures::{MosaicStyle, mosaic, png_bytes};
 use crate::train::Checkpoint;
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 /// Most test images the scatter shows.
 pub const MAX_POINTS: usize = 20_000;
@@ -20,7 +23,8 @@ pub const MAX_CODE: f64 = 1000.0;
 /// A run ready to be explored.
 pub struct Explorer {
     ck: Checkpoint,
-    test: Dataset,
+    /// Shared with the explorers a reload builds, which show the same images.
+    test: Arc<Dataset>,
     codes: Vec<f32>,
     plane: Plane,
     xy: Vec<[f64; 2]>,
@@ -34,18 +38,17 @@ pub struct BadRequest(pub String);
 impl Explorer {
     /// Encodes the first `points` images of `test` with the run's model and fits the plane the page shows.
     pub fn new(ck: Checkpoint, test: Dataset, points: usize, name: String) -> Result<Explorer> {
+        check_points(points)?;
+        Explorer::build(ck, Arc::new(test.truncated(points)), name)
+    }
+
+    fn build(ck: Checkpoint, test: Arc<Dataset>, name: String) -> Result<Explorer> {
         if ck.config.data.kind != crate::data::Kind::Image {
             return Err(Error::Config(
                 "serve shows images, but this run's data are feature rows: use `elbo encode` and `elbo decode`"
                     .into(),
             ));
         }
-        if !(1..=MAX_POINTS).contains(&points) {
-            return Err(Error::Config(format!(
-                "--points {points} must be between 1 and {MAX_POINTS}"
-            )));
-        }
-        let test = test.truncated(points);
         let idx: Vec<usize> = (0..test.len()).collect();
         let codes = lat::encode(&ck.vae, &test, &idx);
         let zd = ck.vae.latent();
@@ -59,6 +62,30 @@ impl Explorer {
             xy,
             name,
         })
+    }
+
+    /// The same images explored with `ck`, a later checkpoint of the run; refused when `ck` was trained on
+    /// other data or makes images of another shape, which the shown test images would not fit.
+    pub fn reloaded(&self, ck: Checkpoint) -> Result<Explorer> {
+        let (old, new) = (&self.ck.config, &ck.config);
+        let mut same_training = new.train.clone();
+        same_training.epochs = old.train.epochs;
+        let same_data = old.data == new.data
+            && old.model.item_shape() == new.model.item_shape()
+            && old.model.classes == new.model.classes
+            && (old.data.fingerprint.is_some() || old.train == same_training);
+        if !same_data {
+            return Err(Error::Config(format!(
+                "the checkpoint in {} is now of another run (other data or image shape); restart elbo serve to explore it",
+                self.name
+            )));
+        }
+        Explorer::build(ck, self.test.clone(), self.name.clone())
+    }
+
+    /// Epochs the shown weights were trained for.
+    pub fn epoch(&self) -> usize {
+        self.ck.state.epoch
     }
 
     /// Latent dimensions.
@@ -98,6 +125,7 @@ impl Explorer {
             .collect();
         json!({
             "run": self.name,
+            "epoch": self.epoch(),
             "latent": zd,
             "height": shape.height,
             "width": shape.width,
@@ -217,6 +245,16 @@ impl Explorer {
         }
         .map_err(|e| BadRequest(e.to_string()))
     }
+}
+
+/// Refuses a `--points` outside 1..=[`MAX_POINTS`]; checked before the run is opened.
+pub fn check_points(points: usize) -> Result<()> {
+    if !(1..=MAX_POINTS).contains(&points) {
+        return Err(Error::Config(format!(
+            "--points {points} must be between 1 and {MAX_POINTS}"
+        )));
+    }
+    Ok(())
 }
 
 /// Parses a latent code of `dim` finite numbers within ±[`MAX_CODE`], comma-separated.

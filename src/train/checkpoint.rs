@@ -12,7 +12,7 @@ use crate::fsutil::{sync_dir, write_temp};
 use crate::model::Vae;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// File name of the newest checkpoint in a run directory.
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
@@ -314,6 +314,11 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
 
 /// Loads the newest readable checkpoint of a run, falling back to the previous one with a message.
 pub fn load_run(dir: &Path) -> Result<Checkpoint> {
+    load_run_stamped(dir).map(|(c, _)| c)
+}
+
+/// [`load_run`], with the [`Stamp`] of the checkpoint it loaded.
+pub fn load_run_stamped(dir: &Path) -> Result<(Checkpoint, Stamp)> {
     if !dir.is_dir() {
         return Err(Error::Checkpoint {
             path: dir.to_path_buf(),
@@ -362,23 +367,109 @@ pub fn newest_epoch(dir: &Path) -> Option<usize> {
     [CHECKPOINT, PREVIOUS]
         .iter()
         .find_map(|f| load_file(&dir.join(f)).ok())
-        .map(|c| c.state.epoch)
+        .map(|(c, _)| c.state.epoch)
 }
 
 /// Largest checkpoint read: the largest model's weights and two Adam moments, plus room for the metadata.
 const MAX_CHECKPOINT: u64 = 3 * 4 * (crate::model::config::MAX_PARAMS as u64) + (64 << 20);
 
-fn load_file(path: &PathBuf) -> Result<Checkpoint> {
+/// Loads the checkpoint in the file `path` (no fallback to another), with its stamp.
+pub fn load_file(path: &Path) -> Result<(Checkpoint, Stamp)> {
     if std::fs::symlink_metadata(path).is_err() {
         return Err(Error::Checkpoint {
-            path: path.clone(),
+            path: path.to_path_buf(),
             reason: "no checkpoint here: is this a run directory written by 'elbo train'?".into(),
         });
     }
     // A FIFO or device would block or never end: only regular files of a checkpoint's size are read.
     let limit = MAX_CHECKPOINT.min(crate::resources::available_memory());
     let bytes = crate::fsutil::read_regular(path, limit, "a checkpoint")?;
-    from_bytes(&bytes, path)
+    let ck = from_bytes(&bytes, path)?;
+    // from_bytes has read the same header, so this cannot fail on bytes it accepted.
+    let stamp = header_len(&bytes, bytes.len() as u64)
+        .and_then(|n| stamp_of(&bytes[8..8 + n]))
+        .map_err(|reason| Error::Checkpoint {
+            path: path.to_path_buf(),
+            reason,
+        })?;
+    Ok((ck, stamp))
+}
+
+/// Which checkpoint a file holds, as its header says: the epoch and the checksum over its metadata and tensors.
+/// Two checkpoints with equal stamps hold the same weights (as far as md5 tells).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// The checksum stored in the metadata.
+    pub checksum: String,
+}
+
+/// Largest safetensors header read for a stamp; safetensors itself refuses headers over 100 MB.
+const MAX_HEADER: usize = 100 << 20;
+
+/// The length of the JSON header after the first 8 bytes (`first`) of a file of `size` bytes.
+fn header_len(first: &[u8], size: u64) -> std::result::Result<usize, String> {
+    let n = first
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+        .ok_or("shorter than a safetensors header: it is damaged or still being written")?;
+    if n > size.saturating_sub(8) || n > MAX_HEADER as u64 {
+        return Err(format!(
+            "its header claims {n} bytes, more than the file holds: it is damaged or still being written"
+        ));
+    }
+    Ok(n as usize)
+}
+
+/// The stamp in a checkpoint's JSON header.
+fn stamp_of(header: &[u8]) -> std::result::Result<Stamp, String> {
+    #[derive(serde::Deserialize)]
+    struct Header {
+        #[serde(rename = "__metadata__")]
+        meta: Option<HashMap<String, String>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct State {
+        epoch: usize,
+    }
+    let h: Header = serde_json::from_slice(header)
+        .map_err(|e| format!("not a safetensors file (its header: {e})"))?;
+    let meta = h.meta.unwrap_or_default();
+    if meta.get("format").map(String::as_str) != Some(FORMAT) {
+        return Err(format!("not an elbo checkpoint (expected format {FORMAT})"));
+    }
+    let get = |k: &str| meta.get(k).ok_or(format!("metadata has no '{k}'"));
+    let state: State = serde_json::from_str(get("state")?)
+        .map_err(|e| format!("bad training state in metadata: {e}"))?;
+    Ok(Stamp {
+        epoch: state.epoch,
+        checksum: get("checksum")?.clone(),
+    })
+}
+
+/// The stamp of the checkpoint file `path`, reading only its header: cheap enough to ask on every poll. The
+/// tensors are not checked; [`load_file`] does that.
+pub fn stamp(path: &Path) -> Result<Stamp> {
+    use std::io::Read;
+    let bad = |reason: String| Error::Checkpoint {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut f = crate::fsutil::open_regular(path, MAX_CHECKPOINT, "a checkpoint")?;
+    let size = f.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut first = [0u8; 8];
+    let n = match f.read_exact(&mut first) {
+        Ok(()) => header_len(&first, size).map_err(bad)?,
+        Err(_) => return Err(bad(header_len(&[], size).unwrap_err())),
+    };
+    let mut header = vec![0u8; n];
+    f.read_exact(&mut header).map_err(|e| {
+        bad(format!(
+            "cannot read its header ({e}): it is damaged or still being written"
+        ))
+    })?;
+    stamp_of(&header).map_err(bad)
 }
 
 #[cfg(test)]
@@ -497,6 +588,37 @@ mod tests {
                 .to_string()
                 .contains("checksum mismatch")
         );
+    }
+
+    /// A stamp read from the header alone names the checkpoint the full load reads, and a file cut short (as
+    /// one being written by something other than `save` would be) is named as such, never mistaken for one.
+    #[test]
+    fn stamps_read_the_header_only_and_match_the_full_load() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join(CHECKPOINT);
+        let (bytes, _) = bytes_at(3);
+        std::fs::write(&path, &bytes).unwrap();
+        let s = stamp(&path).unwrap();
+        let (ck, loaded) = load_file(&path).unwrap();
+        assert_eq!((s.epoch, ck.state.epoch), (3, 3));
+        assert_eq!(s, loaded);
+        assert_ne!(s, {
+            std::fs::write(&path, bytes_at(4).0).unwrap();
+            stamp(&path).unwrap()
+        });
+        for cut in [0, 5, 8, 100] {
+            std::fs::write(&path, &bytes[..cut]).unwrap();
+            let e = stamp(&path).unwrap_err().to_string();
+            assert!(e.contains("still being written"), "{cut}: {e}");
+        }
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        // The header whole, the tensors missing: the stamp reads, the load refuses.
+        std::fs::write(&path, &bytes[..8 + n]).unwrap();
+        assert_eq!(stamp(&path).unwrap().epoch, 3);
+        assert!(load_file(&path).is_err());
+        std::fs::write(&path, b"\x02\0\0\0\0\0\0\0{}").unwrap();
+        let e = stamp(&path).unwrap_err().to_string();
+        assert!(e.contains("not an elbo checkpoint"), "{e}");
     }
 
     fn epoch_of(path: &Path) -> Option<usize> {

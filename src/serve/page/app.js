@@ -6,7 +6,7 @@ const $ = (id) => document.getElementById(id);
 const state = {
   info: null, pts: null, z: [], cls: 0,
   hover: -1, sel: -1, a: -1, b: -1,
-  decodes: 0, inflight: false, pending: false,
+  decodes: 0, inflight: false, pending: false, reloads: 0,
 };
 window.elbo = state;
 // Where test image i sits from the scatter's centre, in CSS pixels: how tests point at it.
@@ -142,7 +142,8 @@ function hover(i) {
 function select(i) {
   state.sel = i;
   $('sel-img').src = `/api/item/${i}`;
-  $('sel-rec').src = `/api/reconstruction/${i}`;
+  // Naming the weights: an answer by others (reloaded meanwhile) is refused, never shown as if by these.
+  $('sel-rec').src = `/api/reconstruction/${i}?w=${state.info.weights}`;
   $('sel-label').textContent = name(i);
   for (const b of ['encode', 'set-a', 'set-b']) $(b).disabled = false;
   drawScatter();
@@ -274,15 +275,84 @@ async function drawStrip() {
   strip.dataset.steps = String(zs.length);
 }
 
+// ---- The run's checkpoints: which epoch is shown, and a banner when training has saved another. ----
+const POLL_MS = 3000;
+
+function describe(info) {
+  $('run').textContent = `${info.run} · ${info.points} test images · ${info.latent}-D latent${info.variational ? '' : ' (autoencoder)'}`;
+  $('epoch').textContent = `epoch ${info.epoch}`;
+  $('projection').textContent = info.plane.pca
+    ? `(PCA: ${(100 * info.plane.explained[0]).toFixed(0)}% + ${(100 * info.plane.explained[1]).toFixed(0)}% of the variance)`
+    : (info.latent === 1 ? '(z0)' : '(z0 across, z1 up)');
+}
+
+function showSaved(info) {
+  let text = '';
+  if (info.saved && info.problem) {
+    text = `epoch ${info.saved.epoch} is saved but cannot be shown: ${info.problem}`;
+  } else if (info.saved) {
+    text = `epoch ${info.saved.epoch} is saved:`;
+  } else if (info.problem) {
+    text = `the run's checkpoint cannot be read: ${info.problem}`;
+  }
+  $('banner-text').textContent = text;
+  $('reload').hidden = !info.saved;
+  $('banner').hidden = !text;
+}
+
+// Shows the server's current weights: new points, codes, reconstructions and decodings.
+async function refresh(info) {
+  const old = state.info;
+  if (['latent', 'height', 'width', 'channels', 'conditional', 'points'].some((k) => info[k] !== old[k])) {
+    window.location.reload();
+    return;
+  }
+  const pts = await (await fetchOk('/api/points')).json();
+  state.info = info;
+  state.pts = pts;
+  codes.clear();
+  ext = extents();
+  describe(info);
+  $('sliders').replaceChildren();
+  buildSliders();
+  drawScatter();
+  if (state.sel >= 0) select(state.sel);
+  setZ(state.z, 'button');
+  drawStrip();
+  showSaved(info);
+  state.reloads += 1;
+}
+
+async function poll() {
+  try {
+    const info = await (await fetchOk('/api/info')).json();
+    if (info.weights !== state.info.weights) await refresh(info);
+    else showSaved(info);
+  } catch (e) {
+    say(e.message);
+  }
+}
+state.poll = poll;
+
+async function reloadWeights() {
+  $('reload').disabled = true;
+  try {
+    const r = await fetch('/api/reload', { method: 'POST' });
+    if (!r.ok) throw new Error((await r.text()).trim());
+    await refresh(await r.json());
+  } catch (e) {
+    $('banner-text').textContent = e.message;
+  }
+  $('reload').disabled = false;
+}
+
 // ---- Start. ----
 async function start() {
   state.info = await (await fetchOk('/api/info')).json();
   state.pts = await (await fetchOk('/api/points')).json();
   const info = state.info;
-  $('run').textContent = `${info.run} · ${info.points} test images · ${info.latent}-D latent${info.variational ? '' : ' (autoencoder)'}`;
-  $('projection').textContent = info.plane.pca
-    ? `(PCA: ${(100 * info.plane.explained[0]).toFixed(0)}% + ${(100 * info.plane.explained[1]).toFixed(0)}% of the variance)`
-    : (info.latent === 1 ? '(z0)' : '(z0 across, z1 up)');
+  describe(info);
+  showSaved(info);
   ext = extents();
   if (info.labelled) {
     info.classes.forEach((c, k) => {
@@ -327,9 +397,12 @@ async function start() {
   $('steps').addEventListener('change', drawStrip);
   $('mode').addEventListener('change', drawStrip);
 
+  $('reload').addEventListener('click', reloadWeights);
+
   drawScatter();
   setZ(origin(), 'button');
   say('');
+  setInterval(poll, POLL_MS);
   document.body.dataset.ready = '1';
 }
 
