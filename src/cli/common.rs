@@ -117,7 +117,11 @@ pub(crate) fn class_labels(ck: &Checkpoint, class: Option<&str>, n: usize) -> Re
     let names = &ck.config.data.classes;
     let class = match class {
         None => None,
-        Some(c) => match names.iter().position(|n| n == c) {
+        // A class's name is escaped as its folder's name was (`a\\b` for a folder `a\b`): either form is found.
+        Some(c) => match names.iter().position(|n| n == c).or_else(|| {
+            let escaped = crate::data::images::escape_name(c.as_bytes());
+            names.iter().position(|n| *n == escaped)
+        }) {
             Some(i) => Some(i as u32),
             None => Some(c.parse::<u32>().map_err(|_| {
                 Error::Config(format!(

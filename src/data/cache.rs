@@ -10,17 +10,19 @@
 
 use super::bytes::Bytes;
 use super::dataset::{Dataset, ItemShape, Kind, Values};
-use super::images::{Found, ImageOptions};
+use super::images::{Found, ImageOptions, escape_name};
 use crate::error::{Error, Result};
 use md5::{Digest, Md5};
 use memmap2::Mmap;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::HashMap;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Bumped whenever decoding changes, so old entries are not reused.
-const VERSION: &str = "elbo-image-cache-4";
+/// Bumped whenever decoding or naming changes, so old entries are not reused (5: names not UTF-8 are escaped,
+/// never merged; links inside archives are read).
+const VERSION: &str = "elbo-image-cache-5";
 
 /// The folder holding cache entries.
 pub fn dir() -> PathBuf {
@@ -71,7 +73,7 @@ pub fn key(path: &Path, opts: &ImageOptions) -> Result<Option<String>> {
     let abs = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
     let mut source = Md5::new();
     source.update(VERSION);
-    source.update(abs.to_string_lossy().as_bytes());
+    source.update(abs.as_os_str().as_bytes());
     source.update(serde_json::to_string(opts).unwrap_or_default());
     let mut h = Md5::new();
     let meta = std::fs::metadata(&abs).map_err(|e| Error::io(&abs, e))?;
@@ -92,14 +94,13 @@ pub fn key(path: &Path, opts: &ImageOptions) -> Result<Option<String>> {
             };
             for e in rd.flatten() {
                 let p = e.path();
+                // Named as the loader names items, so two names that differ only in bytes that are not UTF-8
+                // never make one line (a folder renamed so would keep its key).
+                let name = escape_name(p.strip_prefix(&abs).unwrap_or(&p).as_os_str().as_bytes());
                 match std::fs::metadata(&p) {
                     Ok(m) if m.is_dir() => stack.push(p),
-                    Ok(m) => lines.push(format!(
-                        "{}={}",
-                        p.strip_prefix(&abs).unwrap_or(&p).display(),
-                        stamp(&m)
-                    )),
-                    Err(_) => lines.push(format!("{}=?", p.display())),
+                    Ok(m) => lines.push(format!("{name}={}", stamp(&m))),
+                    Err(_) => lines.push(format!("{name}=?")),
                 }
             }
         }
@@ -509,5 +510,24 @@ mod tests {
             "skipped 1 images?[31m?elbo: forged line?"
         );
         assert_eq!(printable("photos/été.png"), "photos/été.png");
+    }
+
+    #[test]
+    fn a_folder_renamed_between_names_that_are_not_utf8_gets_a_new_key() {
+        use std::ffi::OsStr;
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("set");
+        let class = |b: &[u8]| root.join(OsStr::from_bytes(b));
+        std::fs::create_dir_all(class(b"bad\xff")).unwrap();
+        std::fs::write(class(b"bad\xff").join("x.png"), b"not read by the key").unwrap();
+        let opts = ImageOptions::default();
+        // Caching switched off for the whole test run: no key to compare.
+        let Some(before) = key(&root, &opts).unwrap() else {
+            return;
+        };
+        // Renaming the folder leaves its file's size, times and inode alone: only the name tells them apart.
+        std::fs::rename(class(b"bad\xff"), class(b"bad\xfe")).unwrap();
+        let after = key(&root, &opts).unwrap().unwrap();
+        assert_ne!(before, after);
     }
 }

@@ -5,8 +5,12 @@
 //! - `train/` beside `test/` (or `val/`) are the splits; otherwise the caller holds out a fraction.
 //! - The subfolders below a split are the classes (sorted names); a split without subfolders is unlabelled.
 //! - One folder wrapping everything (`img_align_celeba/…` inside `img_align_celeba.zip`) is looked through.
+//! - Names are the files' own, escaped where they are not UTF-8 ([`escape_name`]), alike in folders and archives;
+//!   links inside an archive are read as the files they lead to (see `archive`).
 //!
 //! Decoding, cropping and resizing run on all cores; archives are read entry by entry, never unpacked to disk.
+
+mod archive;
 
 use super::dataset::{Dataset, ItemShape};
 use crate::error::{Error, Result};
@@ -72,6 +76,37 @@ fn is_image_name(name: &str) -> bool {
         .is_some_and(|(_, ext)| EXTENSIONS.contains(&ext))
 }
 
+/// An item's or class's name from the raw bytes of a file or folder name: text as it is, except that bytes that
+/// are not UTF-8 become `\xff`, control characters `\x0a` (or `\u{85}`), and a backslash `\\`. Reversible,
+/// so two names never merge into one (`bad\xff` and `bad\xfe` stay two classes), and always one printable line.
+pub fn escape_name(raw: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(raw.len());
+    for chunk in raw.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                c if c.is_control() && (c as u32) < 0x80 => {
+                    let _ = write!(out, "\\x{:02x}", c as u32);
+                }
+                c if c.is_control() => {
+                    let _ = write!(out, "\\u{{{:x}}}", c as u32);
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
+fn os_name(name: &std::ffi::OsStr) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    escape_name(name.as_bytes())
+}
+
 /// Where the bytes of an entry come from.
 #[derive(Debug, Clone)]
 enum Origin {
@@ -116,7 +151,7 @@ fn walk_into(
         .map_err(|e| Error::io(dir, e))?;
     names.sort();
     for name in names {
-        let name_s = name.to_string_lossy().into_owned();
+        let name_s = os_name(&name);
         if name_s.starts_with('.') || name_s == "__MACOSX" {
             continue;
         }
@@ -161,49 +196,10 @@ fn walk_into(
     Ok(())
 }
 
-/// Checks an archive entry's path: relative, without `..`, and returns its components.
-fn safe_parts(archive: &Path, name: &str) -> Result<Vec<String>> {
-    let parts: Vec<String> = name
-        .split(['/', '\\'])
-        .filter(|p| !p.is_empty() && *p != ".")
-        .map(str::to_string)
-        .collect();
-    if name.starts_with('/')
-        || name.starts_with('\\')
-        || parts.iter().any(|p| p == "..")
-        || name.contains(':')
-    {
-        return Err(Error::Config(format!(
-            "{}: entry '{name}' has an unsafe path (absolute, or with '..'); refusing the archive",
-            archive.display()
-        )));
-    }
-    Ok(parts)
-}
-
+/// Whether an entry at `parts` is an image to read: named like one, and in no hidden or `__MACOSX` folder.
 fn keep_entry(parts: &[String]) -> bool {
     parts.last().is_some_and(|n| is_image_name(n))
         && !parts.iter().any(|p| p.starts_with('.') || p == "__MACOSX")
-}
-
-/// The image entries of a zip archive, in their central directory's order.
-fn zip_entries(path: &Path, zip: &mut zip::ZipArchive<std::fs::File>) -> Result<Vec<Entry>> {
-    let mut out = Vec::new();
-    for i in 0..zip.len() {
-        let f = zip.by_index_raw(i).map_err(|e| bad_archive(path, e))?;
-        if f.is_dir() {
-            continue;
-        }
-        let name = f.name().map_err(|e| bad_archive(path, e))?.into_owned();
-        let parts = safe_parts(path, &name)?;
-        if keep_entry(&parts) {
-            out.push(Entry {
-                parts,
-                origin: Origin::Entry(i),
-            });
-        }
-    }
-    Ok(out)
 }
 
 fn bad_archive(path: &Path, e: impl std::fmt::Display) -> Error {
@@ -227,7 +223,96 @@ fn note(notes: &mut Vec<String>, msg: String) {
     notes.push(msg);
 }
 
-fn layout(mut entries: Vec<Entry>, root: &Path, flat: bool) -> Result<Layout> {
+/// The folders that hold a test split beside `train/`, in order of preference.
+const TEST_SPLITS: [&str; 2] = ["test", "val"];
+
+/// How many single folders wrap every image (`img_align_celeba/` inside `img_align_celeba.zip`): they are
+/// looked through, down to the last folder holding them all.
+fn wrapper_depth(paths: &[&[String]]) -> usize {
+    let mut depth = 0;
+    while paths.iter().all(|p| p.len() > depth + 1)
+        && paths.iter().all(|p| p[depth] == paths[0][depth])
+    {
+        depth += 1;
+    }
+    depth
+}
+
+/// Where images' classes are read from their paths: below `depth` wrapping folders and, when the folders
+/// there have `train/` beside `test/` (or `val/`), below the split folder. Training and `--input` both place
+/// images with it, so a path names the same class wherever it is read.
+struct ClassRoot {
+    depth: usize,
+    /// The test split's folder, in a split layout.
+    test: Option<&'static str>,
+}
+
+impl ClassRoot {
+    fn at(paths: &[&[String]], depth: usize) -> ClassRoot {
+        let tops: BTreeSet<&str> = paths
+            .iter()
+            .filter(|p| p.len() > depth + 1)
+            .map(|p| p[depth].as_str())
+            .collect();
+        let test = TEST_SPLITS
+            .into_iter()
+            .find(|t| tops.contains("train") && tops.contains(t));
+        ClassRoot { depth, test }
+    }
+
+    /// The split an image lies in ("" without splits) and its path below that split, or `None` for an image
+    /// outside `train/` and the test split of a split layout.
+    fn place<'a>(&self, path: &'a [String]) -> Option<(&'static str, &'a [String])> {
+        let below = path.get(self.depth..).unwrap_or_default();
+        let Some(test) = self.test else {
+            return Some(("", below));
+        };
+        match below {
+            [split, rest @ ..] if !rest.is_empty() && split == "train" => Some(("train", rest)),
+            [split, rest @ ..] if !rest.is_empty() && split == test => Some((test, rest)),
+            _ => None,
+        }
+    }
+
+    /// An image's class: the top folder below its split, as in `ImageFolder` (`a/b/x.png` is of class `a`);
+    /// `None` for an image beside the class folders or outside the splits.
+    fn class_of<'a>(&self, path: &'a [String]) -> Option<&'a str> {
+        let (_, below) = self.place(path)?;
+        (below.len() > 1).then(|| below[0].as_str())
+    }
+}
+
+/// The class of each image named by `names` (paths below the folder or archive given, as [`load_flat`] names
+/// them) by the rule training follows ([`ClassRoot`]), for a run that knows the classes `known`. A folder
+/// wrapping every image is looked through as in training, unless only then would an image's class be one the
+/// run does not know: a folder of new images of one class (`cats/` holding `cat/`, or `cat/` itself) is read
+/// as that class, where training would have taken it for a wrapper.
+pub fn classes_of(names: &[String], known: &[String]) -> Vec<Option<String>> {
+    let paths: Vec<Vec<String>> = names
+        .iter()
+        .map(|n| n.split('/').map(str::to_string).collect())
+        .collect();
+    let paths: Vec<&[String]> = paths.iter().map(Vec::as_slice).collect();
+    let known: HashSet<&str> = known.iter().map(String::as_str).collect();
+    let classes_at = |depth: usize| -> Vec<Option<String>> {
+        let root = ClassRoot::at(&paths, depth);
+        paths
+            .iter()
+            .map(|p| root.class_of(p).map(str::to_string))
+            .collect()
+    };
+    let deepest = wrapper_depth(&paths);
+    (0..=deepest)
+        .rev()
+        .map(classes_at)
+        .find(|cs| {
+            cs.iter()
+                .all(|c| c.as_deref().is_some_and(|c| known.contains(c)))
+        })
+        .unwrap_or_else(|| classes_at(deepest))
+}
+
+fn layout(mut entries: Vec<Entry>, root: &Path, flat: bool, notes: Vec<String>) -> Result<Layout> {
     if entries.is_empty() {
         return Err(Error::Config(format!(
             "{}: no images found (looked for {} files, recursively)",
@@ -235,32 +320,24 @@ fn layout(mut entries: Vec<Entry>, root: &Path, flat: bool) -> Result<Layout> {
             EXTENSIONS.join(", ")
         )));
     }
+    entries.sort_by(|a, b| a.parts.cmp(&b.parts));
     if flat {
         // Every image, named by its whole path below the root: no splits, no classes.
-        entries.sort_by(|a, b| a.parts.cmp(&b.parts));
         let n = entries.len();
         return Ok(Layout {
             splits: vec![(String::new(), vec![None; n], entries)],
             classes: Vec::new(),
-            notes: Vec::new(),
+            notes,
         });
     }
-    // Look through single wrapping folders.
-    let mut wrappers = Vec::new();
-    while entries.iter().all(|e| e.parts.len() > 1)
-        && entries.iter().all(|e| e.parts[0] == entries[0].parts[0])
-    {
-        wrappers.push(entries[0].parts[0].clone());
-        for e in entries.iter_mut() {
-            e.parts.remove(0);
-        }
-    }
+    let mut notes = notes;
+    let paths: Vec<&[String]> = entries.iter().map(|e| e.parts.as_slice()).collect();
+    let depth = wrapper_depth(&paths);
     // A lone split folder (train/ beside a missing or empty test/) is used whole and split like any other set;
     // say so, since the user laid out splits and may have expected theirs.
-    let mut notes = Vec::new();
-    if let Some(w) = wrappers
+    if let Some(w) = paths[0][..depth]
         .iter()
-        .find(|w| ["train", "test", "val"].contains(&w.as_str()))
+        .find(|w| w.as_str() == "train" || TEST_SPLITS.contains(&w.as_str()))
     {
         note(
             &mut notes,
@@ -270,62 +347,57 @@ fn layout(mut entries: Vec<Entry>, root: &Path, flat: bool) -> Result<Layout> {
             ),
         );
     }
-    entries.sort_by(|a, b| a.parts.cmp(&b.parts));
-    let tops: BTreeSet<&str> = entries
-        .iter()
-        .filter(|e| e.parts.len() > 1)
-        .map(|e| e.parts[0].as_str())
-        .collect();
-    let test_name = ["test", "val"].into_iter().find(|t| tops.contains(t));
-    let mut groups: Vec<(String, Vec<Entry>)> =
-        if let (true, Some(t)) = (tops.contains("train"), test_name) {
-            let take = |name: &str| -> Vec<Entry> {
-                entries
-                    .iter()
-                    .filter(|e| e.parts.len() > 1 && e.parts[0] == name)
-                    .map(|e| Entry {
-                        parts: e.parts[1..].to_vec(),
-                        origin: e.origin.clone(),
-                    })
-                    .collect()
-            };
-            let ignored = entries
-                .iter()
-                .filter(|e| e.parts.len() == 1 || (e.parts[0] != "train" && e.parts[0] != t))
-                .count();
-            if ignored > 0 {
-                note(
-                    &mut notes,
-                    format!(
-                        "{}: {ignored} images outside train/ and {t}/ are not used",
-                        root.display()
-                    ),
-                );
-            }
-            vec![("train".into(), take("train")), (t.to_string(), take(t))]
-        } else {
-            vec![(String::new(), entries)]
-        };
-    let labelled = groups[0].1.iter().any(|e| e.parts.len() > 1);
-    let classes: Vec<String> = if labelled {
-        groups[0]
-            .1
-            .iter()
-            .filter(|e| e.parts.len() > 1)
-            .map(|e| e.parts[0].clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect()
-    } else {
-        Vec::new()
+    let class_root = ClassRoot::at(&paths, depth);
+    let split_names: Vec<&str> = match class_root.test {
+        Some(t) => vec!["train", t],
+        None => vec![""],
     };
+    let mut groups: Vec<(String, Vec<Entry>)> = split_names
+        .iter()
+        .map(|s| (s.to_string(), Vec::new()))
+        .collect();
+    let mut ignored = 0;
+    for e in &entries {
+        let Some((split, below)) = class_root.place(&e.parts) else {
+            ignored += 1;
+            continue;
+        };
+        let k = split_names.iter().position(|s| *s == split).unwrap_or(0);
+        groups[k].1.push(Entry {
+            parts: below.to_vec(),
+            origin: e.origin.clone(),
+        });
+    }
+    if let (true, Some(t)) = (ignored > 0, class_root.test) {
+        note(
+            &mut notes,
+            format!(
+                "{}: {ignored} images outside train/ and {t}/ are not used",
+                root.display()
+            ),
+        );
+    }
+    // Below the split, paths start at the class folders.
+    let below = ClassRoot {
+        depth: 0,
+        test: None,
+    };
+    let classes: Vec<String> = groups[0]
+        .1
+        .iter()
+        .filter_map(|e| below.class_of(&e.parts))
+        .map(str::to_string)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let labelled = !classes.is_empty();
     let index: BTreeMap<&str, u32> = classes
         .iter()
         .enumerate()
         .map(|(i, c)| (c.as_str(), i as u32))
         .collect();
     let mut splits = Vec::new();
-    for (name, list) in groups.drain(..) {
+    for (name, list) in groups {
         let mut labels = Vec::new();
         let mut kept = Vec::new();
         let mut loose = 0;
@@ -333,20 +405,21 @@ fn layout(mut entries: Vec<Entry>, root: &Path, flat: bool) -> Result<Layout> {
             if !labelled {
                 labels.push(None);
                 kept.push(e);
-            } else if e.parts.len() == 1 {
-                loose += 1;
-            } else {
-                let Some(&c) = index.get(e.parts[0].as_str()) else {
-                    return Err(Error::Config(format!(
-                        "{}: class folder {name}/{} has no counterpart in train/ (classes: {})",
-                        root.display(),
-                        e.parts[0],
-                        classes.join(", ")
-                    )));
-                };
-                labels.push(Some(c));
-                kept.push(e);
+                continue;
             }
+            let Some(class) = below.class_of(&e.parts) else {
+                loose += 1;
+                continue;
+            };
+            let Some(&c) = index.get(class) else {
+                return Err(Error::Config(format!(
+                    "{}: class folder {name}/{class} has no counterpart in train/ (classes: {})",
+                    root.display(),
+                    classes.join(", ")
+                )));
+            };
+            labels.push(Some(c));
+            kept.push(e);
         }
         if loose > 0 {
             return Err(Error::Config(format!(
@@ -725,20 +798,10 @@ fn read_file(_: usize, e: &Entry) -> Result<Vec<u8>> {
 
 fn load_with(path: &Path, opts: &ImageOptions, flat: bool, sink: &mut Sink) -> Result<Assembly> {
     check_options(opts)?;
-    // Files on disk (a folder's, or one image) are read one by one as they are decoded.
-    let from_files = |lay: Layout, sink: &mut Sink| {
-        assemble(
-            path,
-            lay,
-            opts,
-            &|list, expect| decode_all(list, &read_file, opts, path, expect),
-            sink,
-        )
-    };
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if meta.is_dir() {
-        let lay = layout(walk(path)?, path, flat)?;
-        return from_files(lay, sink);
+        let lay = layout(walk(path)?, path, flat, Vec::new())?;
+        return from_files(path, lay, opts, sink);
     }
     if !meta.is_file() {
         return Err(Error::Config(format!(
@@ -748,125 +811,108 @@ fn load_with(path: &Path, opts: &ImageOptions, flat: bool, sink: &mut Sink) -> R
     }
     if is_image_file(path) {
         let entry = Entry {
-            parts: vec![
-                path.file_name()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned(),
-            ],
+            parts: vec![os_name(path.file_name().unwrap_or_default())],
             origin: Origin::File(path.to_path_buf()),
         };
-        let lay = layout(vec![entry], path, flat)?;
-        return from_files(lay, sink);
+        let lay = layout(vec![entry], path, flat, Vec::new())?;
+        return from_files(path, lay, opts, sink);
     }
-    let lower = path.to_string_lossy().to_ascii_lowercase();
-    if lower.ends_with(".zip") {
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let mut zip = zip::ZipArchive::new(file).map_err(|e| bad_archive(path, e))?;
-        let lay = layout(zip_entries(path, &mut zip)?, path, flat)?;
-        let zip = std::sync::Mutex::new(zip);
-        // Entries are inflated one at a time (the archive is one file); decoding runs in parallel in rounds.
-        let decode_list = |list: &[Entry],
-                           expect: Option<(u32, u32)>|
-         -> Result<(Vec<Option<Decoded>>, Vec<String>)> {
-            let mut out = Vec::with_capacity(list.len());
-            let mut skipped = Vec::new();
-            let mut start = 0;
-            while start < list.len() {
-                // A round holds at most ROUND entries and ROUND_BYTES of compressed images.
-                let mut bytes = Vec::new();
-                let mut held = 0u64;
-                let mut end = start;
-                while end < list.len() && end - start < ROUND && held < ROUND_BYTES {
-                    let e = &list[end];
-                    let Origin::Entry(i) = e.origin else {
-                        unreachable!()
-                    };
-                    let mut z = zip.lock().expect("zip lock");
-                    let f = z.by_index(i).map_err(|err| bad_archive(path, err))?;
-                    let mut b = Vec::new();
-                    f.take(MAX_FILE + 1)
-                        .read_to_end(&mut b)
-                        .map_err(|err| bad_archive(path, format!("entry {}: {err}", e.name())))?;
-                    if b.len() as u64 > MAX_FILE {
-                        return Err(Error::Config(format!(
-                            "{}: entry {} is larger than {} MiB",
-                            path.display(),
-                            e.name(),
-                            MAX_FILE >> 20
-                        )));
-                    }
-                    held += b.len() as u64;
-                    bytes.push(b);
-                    end += 1;
-                }
-                let chunk = &list[start..end];
-                let read = |k: usize, _: &Entry| -> Result<Vec<u8>> { Ok(bytes[k].clone()) };
-                let (d, s) = decode_all(chunk, &read, opts, path, expect)?;
-                out.extend(d);
-                skipped.extend(s);
-                start = end;
-            }
-            Ok((out, skipped))
-        };
-        return assemble(path, lay, opts, &decode_list, sink);
-    }
-    // A tar stream cannot be revisited cheaply, so its image bytes are held while the layout is worked out.
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let reader: Box<dyn Read> = if lower.ends_with(".gz") || lower.ends_with(".tgz") {
-        Box::new(flate2::read::GzDecoder::new(file))
+    if path
+        .to_string_lossy()
+        .to_ascii_lowercase()
+        .ends_with(".zip")
+    {
+        load_zip(path, opts, flat, sink)
     } else {
-        Box::new(file)
+        load_tar(path, opts, flat, sink)
+    }
+}
+
+/// Files on disk (a folder's, or one image) are read one by one as they are decoded.
+fn from_files(path: &Path, lay: Layout, opts: &ImageOptions, sink: &mut Sink) -> Result<Assembly> {
+    assemble(
+        path,
+        lay,
+        opts,
+        &|list, expect| decode_all(list, &read_file, opts, path, expect),
+        sink,
+    )
+}
+
+/// A zip's entries are inflated one at a time (the archive is one file); decoding runs in parallel in rounds.
+fn load_zip(path: &Path, opts: &ImageOptions, flat: bool, sink: &mut Sink) -> Result<Assembly> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| bad_archive(path, e))?;
+    let mut notes = Vec::new();
+    let entries = archive::zip_members(path, &mut zip)?.entries(&mut notes);
+    let lay = layout(entries, path, flat, notes)?;
+    let zip = std::sync::Mutex::new(zip);
+    let decode_list = |list: &[Entry], expect| {
+        let mut out = Vec::with_capacity(list.len());
+        let mut skipped = Vec::new();
+        let mut start = 0;
+        while start < list.len() {
+            let bytes = zip_round(path, &zip, &list[start..])?;
+            let end = start + bytes.len();
+            let read = |k: usize, _: &Entry| -> Result<Vec<u8>> { Ok(bytes[k].clone()) };
+            let (d, s) = decode_all(&list[start..end], &read, opts, path, expect)?;
+            out.extend(d);
+            skipped.extend(s);
+            start = end;
+        }
+        Ok((out, skipped))
     };
-    let mut archive = tar::Archive::new(reader);
-    let mut entries = Vec::new();
-    let mut blobs: Vec<Vec<u8>> = Vec::new();
-    let budget = crate::resources::available_memory() / 2;
+    assemble(path, lay, opts, &decode_list, sink)
+}
+
+/// The bytes of the first entries of `list`: at most [`ROUND`] of them and about [`ROUND_BYTES`], at least one.
+fn zip_round(
+    path: &Path,
+    zip: &std::sync::Mutex<zip::ZipArchive<std::fs::File>>,
+    list: &[Entry],
+) -> Result<Vec<Vec<u8>>> {
+    let mut bytes = Vec::new();
     let mut held = 0u64;
-    for e in archive.entries().map_err(|e| bad_archive(path, e))? {
-        let mut e = e.map_err(|err| bad_archive(path, err))?;
-        if !e.header().entry_type().is_file() {
-            continue;
+    let mut z = zip
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for e in list.iter().take(ROUND) {
+        if held >= ROUND_BYTES {
+            break;
         }
-        let name = e
-            .path()
-            .map_err(|err| bad_archive(path, err))?
-            .to_string_lossy()
-            .into_owned();
-        let parts = safe_parts(path, &name)?;
-        if !keep_entry(&parts) {
-            continue;
-        }
-        if e.size() > MAX_FILE {
+        let Origin::Entry(i) = e.origin else {
+            unreachable!("a zip's entries are entries")
+        };
+        let f = z.by_index(i).map_err(|err| bad_archive(path, err))?;
+        let mut b = Vec::new();
+        f.take(MAX_FILE + 1)
+            .read_to_end(&mut b)
+            .map_err(|err| bad_archive(path, format!("entry {}: {err}", e.name())))?;
+        if b.len() as u64 > MAX_FILE {
             return Err(Error::Config(format!(
-                "{}: entry {name} is larger than {} MiB",
+                "{}: entry {} is larger than {} MiB",
                 path.display(),
+                e.name(),
                 MAX_FILE >> 20
             )));
         }
-        held += e.size();
-        if held > budget {
-            return Err(Error::Config(format!(
-                "{}: its images hold more than the {} MiB of memory available to read them: unpack it and pass the folder",
-                path.display(),
-                budget >> 20
-            )));
-        }
-        let mut b = Vec::with_capacity(e.size() as usize);
-        e.read_to_end(&mut b)
-            .map_err(|err| bad_archive(path, format!("entry {name}: {err}")))?;
-        entries.push(Entry {
-            parts,
-            origin: Origin::Entry(blobs.len()),
-        });
-        blobs.push(b);
+        held += b.len() as u64;
+        bytes.push(b);
     }
-    let lay = layout(entries, path, flat)?;
+    Ok(bytes)
+}
+
+/// A tar's images are held while the layout is worked out (see [`archive::tar_entries`]).
+fn load_tar(path: &Path, opts: &ImageOptions, flat: bool, sink: &mut Sink) -> Result<Assembly> {
+    let mut notes = Vec::new();
+    let (entries, blobs) = archive::tar_entries(path, &mut notes)?;
+    let lay = layout(entries, path, flat, notes)?;
     let read = |_: usize, e: &Entry| -> Result<Vec<u8>> {
-        let Origin::Entry(i) = e.origin else {
-            unreachable!()
-        };
-        Ok(blobs[i].clone())
+        match e.origin {
+            Origin::Entry(i) => blobs.get(&i).cloned(),
+            Origin::File(_) => None,
+        }
+        .ok_or_else(|| bad_archive(path, format!("entry {} was not read", e.name())))
     };
     assemble(
         path,
@@ -1106,10 +1152,85 @@ mod tests {
     }
 
     #[test]
-    fn unsafe_archive_paths_are_refused() {
-        let p = Path::new("x.zip");
-        assert!(safe_parts(p, "../evil.png").is_err());
-        assert!(safe_parts(p, "/etc/evil.png").is_err());
-        assert_eq!(safe_parts(p, "./a/b.png").unwrap(), ["a", "b.png"]);
+    fn names_are_escaped_reversibly_never_merged() {
+        assert_eq!(escape_name(b"bad\xff"), "bad\\xff");
+        assert_ne!(escape_name(b"bad\xff"), escape_name(b"bad\xfe"));
+        // A real backslash is escaped too, so no real name spells another's escape.
+        assert_eq!(escape_name(b"bad\\xff"), "bad\\\\xff");
+        assert_eq!(escape_name(b"a\nb\x7f"), "a\\x0ab\\x7f");
+        assert_eq!(escape_name("a\u{85}é:1".as_bytes()), "a\\u{85}é:1");
+        assert_ne!(escape_name("\u{85}".as_bytes()), escape_name(b"\x85"));
+    }
+
+    fn classes(names: &[&str], known: &[&str]) -> Vec<Option<String>> {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let known: Vec<String> = known.iter().map(|n| n.to_string()).collect();
+        classes_of(&names, &known)
+    }
+
+    fn some(names: &[&str]) -> Vec<Option<String>> {
+        names.iter().map(|n| Some(n.to_string())).collect()
+    }
+
+    #[test]
+    fn an_items_class_is_its_top_folder_as_in_training() {
+        // ImageFolder's rule: the top folder, not the direct parent.
+        assert_eq!(
+            classes(&["a/b/x0.png", "c/y.png"], &["a", "c"]),
+            some(&["a", "c"])
+        );
+        assert_eq!(
+            classes(&["a/2019/x.png", "b/y.png"], &["a", "b"]),
+            some(&["a", "b"])
+        );
+        // Splits and wrapping folders are looked through as training does.
+        assert_eq!(
+            classes(
+                &["train/a/x.png", "test/b/k/y.png", "other/z.png"],
+                &["a", "b"]
+            ),
+            vec![Some("a".into()), Some("b".into()), None]
+        );
+        assert_eq!(
+            classes(&["wrap/test/a/x.png", "wrap/test/b/y.png"], &["a", "b"]),
+            some(&["a", "b"])
+        );
+        // A folder of one class is that class, unless looking through it names only known classes.
+        assert_eq!(classes(&["cat/x.png"], &["cat", "dog"]), some(&["cat"]));
+        assert_eq!(classes(&["cat/x.png"], &[]), vec![None]);
+        assert_eq!(
+            classes(&["a/2019/x.png", "a/2020/y.png"], &["a", "b"]),
+            some(&["a", "a"])
+        );
+        assert_eq!(
+            classes(&["cat/cat/x.png", "cat/dog/y.png"], &["cat", "dog"]),
+            some(&["cat", "dog"])
+        );
+        assert_eq!(classes(&["x.png"], &["a"]), vec![None]);
+    }
+
+    #[test]
+    fn training_classes_are_top_folders_below_the_split() {
+        let tmp = tempfile::tempdir().unwrap();
+        for (dir, seed) in [
+            ("train/a/b", 0),
+            ("train/c", 1),
+            ("test/a/d", 2),
+            ("test/c", 3),
+        ] {
+            let d = tmp.path().join(dir);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("x.png"), png(3, 3, false, seed)).unwrap();
+        }
+        let Found::Split(train, test) = load(tmp.path(), &ImageOptions::default()).unwrap() else {
+            panic!("splits expected")
+        };
+        assert_eq!(train.classes, ["a", "c"]);
+        assert_eq!(test.labels.as_deref(), Some(&[0, 1][..]));
+        let flat = load_flat(tmp.path(), &ImageOptions::default()).unwrap();
+        assert_eq!(
+            classes_of(&flat.names, &train.classes),
+            some(&["a", "c", "a", "c"])
+        );
     }
 }

@@ -326,11 +326,10 @@ pub fn load_items(cfg: &RunConfig, path: &Path) -> Result<Dataset> {
         return Ok(ds);
     }
     if ds.kind == Kind::Image && !ds.names.is_empty() {
-        // An image's class is the folder it lies in.
-        let parents: Vec<String> = ds
-            .names
-            .iter()
-            .map(|n| n.rsplit('/').nth(1).unwrap_or("").to_string())
+        // An image's class is read from its path as training read it ("" for one in no class folder).
+        let parents: Vec<String> = data::images::classes_of(&ds.names, &cfg.data.classes)
+            .into_iter()
+            .map(Option::unwrap_or_default)
             .collect();
         ds.classes = parents
             .iter()
