@@ -366,6 +366,8 @@ fn pages_of_other_origins_can_neither_read_nor_embed_the_answers() {
     let run_dir = small_run(tmp.path());
     let srv = serve_run(&run_dir, &["--points", "50"]);
     let host = own_host(&srv.url);
+    let p = port(&srv.url);
+    let other_port = p.parse::<u16>().unwrap() ^ 1;
     let nav = "Sec-Fetch-Mode: navigate\r\nSec-Fetch-Dest: document\r\n";
     for (path, extra, want) in [
         ("/api/item/0", String::new(), 200),
@@ -386,6 +388,17 @@ fn pages_of_other_origins_can_neither_read_nor_embed_the_answers() {
         ("/api/info", "Origin: http://evil.com\r\n".into(), 403),
         ("/api/info", "Origin: null\r\n".into(), 403),
         ("/api/info", format!("Origin: http://{host}\r\n"), 200),
+        (
+            "/api/info",
+            format!("Origin: http://LOCALHOST:{p}\r\n"),
+            200,
+        ),
+        (
+            "/api/info",
+            format!("Origin: http://localhost:{}\r\n", other_port),
+            403,
+        ),
+        ("/api/info", "Origin: http://localhost\r\n".into(), 403),
         // Following a link to the page itself is fine: once open, it is its own origin.
         ("/", format!("Sec-Fetch-Site: cross-site\r\n{nav}"), 200),
         (
