@@ -68,7 +68,7 @@ pub struct Allowed {
     extra: HashMap<Host, Option<HashSet<u16>>>,
 }
 
-/// Why an `--allow-host` value is refused.
+/// Parses an `--allow-host` value, or says why it is refused.
 pub fn check_extra(value: &str) -> Result<(Host, Option<u16>), String> {
     match parse(value, true) {
         Some((Host::Ip(ip), _)) if ip.is_unspecified() => Err(format!(
