@@ -240,6 +240,32 @@ fn serve_shows_its_epoch_and_reloads_a_newer_checkpoint_only_when_it_loads() {
         err.contains("reloaded") && err.contains("at epoch 2"),
         "{err}"
     );
+
+    // Another run's checkpoint put in its place, trained on other images of the same size: refused, the
+    // weights kept.
+    let images = tmp.path().join("images");
+    for (split, n) in [("train", 12), ("test", 4)] {
+        let d = images.join(split).join("blobs");
+        std::fs::create_dir_all(&d).unwrap();
+        for i in 0..n {
+            let img =
+                image::GrayImage::from_fn(28, 28, |x, y| image::Luma([((x * y + i) % 256) as u8]));
+            img.save(d.join(format!("{i}.png"))).unwrap();
+        }
+    }
+    let other = tmp.path().join("other");
+    let o = run(elbo()
+        .args(["train", "--epochs", "1", "--latent", "2", "--out"])
+        .arg(&other)
+        .arg("--data")
+        .arg(&images));
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::copy(other.join("checkpoint.safetensors"), &ck).unwrap();
+    let (s, body) = reload(&srv.url);
+    assert_eq!(s, 409, "{body}");
+    assert!(body.contains("another run"), "{body}");
+    assert_eq!(info(&srv.url)["epoch"], 2);
+    assert_eq!(decode(&srv.url), new);
 }
 
 #[test]
@@ -301,10 +327,15 @@ fn every_bound_address_answers_to_its_own_names_only() {
         b"GET http://attacker.test/api/info HTTP/1.0\r\n\r\n",
     );
     assert_eq!(s, 421);
+}
 
-    // Bound to another loopback address: it answers to that address, as printed.
+#[test]
+fn a_server_bound_to_another_loopback_address_answers_to_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = small_run(tmp.path());
     let srv = serve_at(&run_dir, &["--host", "127.0.0.2", "--points", "50"]);
     assert!(srv.url.starts_with("http://127.0.0.2:"), "{}", srv.url);
+    // Bound to another loopback address: it answers to that address, as printed.
     assert_eq!(get(&srv.url, "/api/info").0, 200);
     let (s, _, _) = ask(&srv.url, "GET", "/api/info", "evil.com", "");
     assert_eq!(s, 421);
@@ -335,6 +366,8 @@ fn pages_of_other_origins_can_neither_read_nor_embed_the_answers() {
     let run_dir = small_run(tmp.path());
     let srv = serve_run(&run_dir, &["--points", "50"]);
     let host = own_host(&srv.url);
+    let p = port(&srv.url);
+    let other_port = p.parse::<u16>().unwrap() ^ 1;
     let nav = "Sec-Fetch-Mode: navigate\r\nSec-Fetch-Dest: document\r\n";
     for (path, extra, want) in [
         ("/api/item/0", String::new(), 200),
@@ -355,6 +388,17 @@ fn pages_of_other_origins_can_neither_read_nor_embed_the_answers() {
         ("/api/info", "Origin: http://evil.com\r\n".into(), 403),
         ("/api/info", "Origin: null\r\n".into(), 403),
         ("/api/info", format!("Origin: http://{host}\r\n"), 200),
+        (
+            "/api/info",
+            format!("Origin: http://LOCALHOST:{p}\r\n"),
+            200,
+        ),
+        (
+            "/api/info",
+            format!("Origin: http://localhost:{}\r\n", other_port),
+            403,
+        ),
+        ("/api/info", "Origin: http://localhost\r\n".into(), 403),
         // Following a link to the page itself is fine: once open, it is its own origin.
         ("/", format!("Sec-Fetch-Site: cross-site\r\n{nav}"), 200),
         (

@@ -68,7 +68,7 @@ pub struct Allowed {
     extra: HashMap<Host, Option<HashSet<u16>>>,
 }
 
-/// Why an `--allow-host` value is refused.
+/// Parses an `--allow-host` value, or says why it is refused.
 pub fn check_extra(value: &str) -> Result<(Host, Option<u16>), String> {
     match parse(value, true) {
         Some((Host::Ip(ip), _)) if ip.is_unspecified() => Err(format!(
@@ -121,16 +121,30 @@ impl Allowed {
     /// server. An address is this machine's when the connection was made to it, even if it was added after
     /// the server started.
     pub fn admits(&self, header: &str, local: Option<IpAddr>) -> bool {
-        let Some((host, port)) = parse(header, false) else {
-            return false;
+        parse(header, false).is_some_and(|(host, port)| self.admits_parsed(&host, port, local))
+    }
+
+    /// Whether an `Origin` header names this server: its scheme is http or https and its host and port (the
+    /// scheme's default when it gives none) are ones the server answers to.
+    pub fn admits_origin(&self, origin: &str, local: Option<IpAddr>) -> bool {
+        let (rest, default) = match origin.split_once("://") {
+            Some(("http", rest)) => (rest, 80),
+            Some(("https", rest)) => (rest, 443),
+            _ => return false,
         };
+        parse(rest, false).is_some_and(|(host, port)| {
+            self.admits_parsed(&host, Some(port.unwrap_or(default)), local)
+        })
+    }
+
+    fn admits_parsed(&self, host: &Host, port: Option<u16>, local: Option<IpAddr>) -> bool {
         let own_port = port.is_none_or(|p| p == self.port);
-        let own = self.own.contains(&host)
-            || matches!(host, Host::Ip(ip) if local.is_some_and(|l| l.to_canonical() == ip));
+        let own = self.own.contains(host)
+            || matches!(host, Host::Ip(ip) if local.is_some_and(|l| l.to_canonical() == *ip));
         if own && own_port {
             return true;
         }
-        match self.extra.get(&host) {
+        match self.extra.get(host) {
             Some(None) => own_port,
             Some(Some(ports)) => own_port || port.is_some_and(|p| ports.contains(&p)),
             None => false,
@@ -260,6 +274,15 @@ mod tests {
         assert!(!a.admits("proxy.example:444", None));
         assert!(a.admits("10.1.2.3:9000", None));
         assert!(!a.admits("sub.explorer.example", None));
+        // An origin's port is its scheme's default when it gives none.
+        assert!(a.admits_origin("http://localhost:9000", None));
+        assert!(a.admits_origin("https://proxy.example", None));
+        assert!(!a.admits_origin("http://proxy.example", None));
+        assert!(!a.admits_origin("http://localhost", None));
+        assert!(!a.admits_origin("http://localhost:9001", None));
+        assert!(!a.admits_origin("null", None));
+        assert!(!a.admits_origin("file://localhost:9000", None));
+        assert!(allowed("127.0.0.1:80", &[]).admits_origin("http://localhost", None));
     }
 
     #[test]

@@ -90,84 +90,94 @@ pub fn serve(
         let addr = listener
             .local_addr()
             .map_err(|e| Error::Config(format!("cannot listen: {e}")))?;
-        let app = App {
+        let router = routes(App {
             live: Arc::new(live),
             turn: Arc::new(Mutex::new(())),
             hosts: Arc::new(Allowed::for_bind(addr, extra_hosts)),
-        };
-        let router = Router::new()
-            .route(
-                "/",
-                get(|| async { page(INDEX, "text/html; charset=utf-8") }),
-            )
-            .route(
-                "/app.js",
-                get(|| async { page(SCRIPT, "text/javascript; charset=utf-8") }),
-            )
-            .route(
-                "/style.css",
-                get(|| async { page(STYLE, "text/css; charset=utf-8") }),
-            )
-            .route("/api/info", get(info))
-            .route("/api/points", get(points))
-            .route("/api/item/{i}", get(item))
-            .route("/api/reconstruction/{i}", get(reconstruction))
-            .route("/api/code/{i}", get(code))
-            .route("/api/decode", get(decode))
-            .route("/api/reload", post(reload))
-            .fallback(not_found)
-            .method_not_allowed_fallback(read_only)
-            .layer(middleware::from_fn_with_state(app.clone(), guard))
-            .with_state(app);
+        });
         ready(addr);
-        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-        let mut connections = tokio::task::JoinSet::new();
-        let stopping = stop();
-        tokio::pin!(stopping);
-        loop {
-            let slot = tokio::select! {
-                _ = &mut stopping => break,
-                slot = slots.clone().acquire_owned() => slot.expect("the semaphore stays open"),
-            };
-            let stream = tokio::select! {
-                _ = &mut stopping => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
-                    // Out of descriptors, or a connection reset before it was accepted: try again shortly.
-                    Err(_) => {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            let Ok(local) = stream.local_addr() else {
-                continue;
-            };
-            let tower = hyper_util::service::TowerToHyperService::new(router.clone());
-            let service = hyper::service::service_fn(move |mut req| {
-                req.extensions_mut().insert(Local(local.ip()));
-                hyper::service::Service::call(&tower, req)
-            });
-            connections.spawn(async move {
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(HEADER_TIMEOUT)
-                    .keep_alive(false)
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-                let _ = tokio::time::timeout(CONNECTION_TIMEOUT, conn).await;
-                drop(slot);
-            });
-            // Reap finished connections so the set does not grow.
-            while connections.try_join_next().is_some() {}
-        }
-        // Requests in progress get a moment to finish; clients that are not sending anything are dropped.
-        let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
-            while connections.join_next().await.is_some() {}
-        })
-        .await;
-        connections.abort_all();
+        accept(listener, router).await;
         Ok(())
     })
+}
+
+/// The page's files and the explorer's endpoints, behind the [`guard`].
+fn routes(app: App) -> Router {
+    Router::new()
+        .route(
+            "/",
+            get(|| async { page(INDEX, "text/html; charset=utf-8") }),
+        )
+        .route(
+            "/app.js",
+            get(|| async { page(SCRIPT, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/style.css",
+            get(|| async { page(STYLE, "text/css; charset=utf-8") }),
+        )
+        .route("/api/info", get(info))
+        .route("/api/points", get(points))
+        .route("/api/item/{i}", get(item))
+        .route("/api/reconstruction/{i}", get(reconstruction))
+        .route("/api/code/{i}", get(code))
+        .route("/api/decode", get(decode))
+        .route("/api/reload", post(reload))
+        .fallback(not_found)
+        .method_not_allowed_fallback(read_only)
+        .layer(middleware::from_fn_with_state(app.clone(), guard))
+        .with_state(app)
+}
+
+/// Serves connections on `listener` until Ctrl-C or SIGTERM, within the limits [`serve`] describes.
+async fn accept(listener: tokio::net::TcpListener, router: Router) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut connections = tokio::task::JoinSet::new();
+    let stopping = stop();
+    tokio::pin!(stopping);
+    loop {
+        let slot = tokio::select! {
+            _ = &mut stopping => break,
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore stays open"),
+        };
+        let stream = tokio::select! {
+            _ = &mut stopping => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                // Out of descriptors, or a connection reset before it was accepted: try again shortly.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(local) = stream.local_addr() else {
+            continue;
+        };
+        // Each request learns which address its connection was made to, for the Host check.
+        let tower = hyper_util::service::TowerToHyperService::new(router.clone());
+        let service = hyper::service::service_fn(move |mut req| {
+            req.extensions_mut().insert(Local(local.ip()));
+            hyper::service::Service::call(&tower, req)
+        });
+        connections.spawn(async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .keep_alive(false)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONNECTION_TIMEOUT, conn).await;
+            drop(slot);
+        });
+        // Reap finished connections so the set does not grow.
+        while connections.try_join_next().is_some() {}
+    }
+    // Requests in progress get a moment to finish; clients that are not sending anything are dropped.
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    connections.abort_all();
 }
 
 /// Ctrl-C or SIGTERM.
@@ -238,7 +248,7 @@ fn refusal(app: &App, req: &Request) -> Option<Refusal> {
     if let Some(r) = wrong_host(&app.hosts, req, local) {
         return Some(r);
     }
-    if let Some(why) = cross_origin(req) {
+    if let Some(why) = cross_origin(&app.hosts, req, local) {
         return Some(Refusal(StatusCode::FORBIDDEN, why));
     }
     // No endpoint takes a body (the one POST, a reload, has none).
@@ -303,7 +313,7 @@ fn wrong_host(hosts: &Allowed, req: &Request, local: Option<IpAddr>) -> Option<R
 /// Why a request made by a page of another origin is refused: only the explorer's own page, and the user
 /// opening it, may use it. Browsers say where a request comes from in `Sec-Fetch-Site` (and `Origin`); a page
 /// on another site, or another port of this one, is refused, except for opening the page itself by a link.
-fn cross_origin(req: &Request) -> Option<String> {
+fn cross_origin(hosts: &Allowed, req: &Request, local: Option<IpAddr>) -> Option<String> {
     let h = req.headers();
     let value = |name: &str| h.get(name).map(|v| v.to_str().unwrap_or("?"));
     if let Some(site) = value("sec-fetch-site")
@@ -316,17 +326,14 @@ fn cross_origin(req: &Request) -> Option<String> {
             super::clip(site)
         ));
     }
-    if let Some(origin) = value("origin") {
-        let host = value("host").unwrap_or("");
-        let same = origin
-            .strip_prefix("http://")
-            .is_some_and(|o| o.eq_ignore_ascii_case(host));
-        if !same {
-            return Some(format!(
-                "a page on another origin ({}) may not use the explorer; open it at its own address",
-                super::clip(origin)
-            ));
-        }
+    // Over https too: behind a reverse proxy given with --allow-host NAME:443.
+    if let Some(origin) = value("origin")
+        && !hosts.admits_origin(origin, local)
+    {
+        return Some(format!(
+            "a page on another origin ({}) may not use the explorer; open it at its own address",
+            super::clip(origin)
+        ));
     }
     None
 }

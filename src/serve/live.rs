@@ -134,6 +134,10 @@ impl Live {
             self.seen.lock().unwrap_or_else(|p| p.into_inner()).failed = Some((file, why.clone()));
             NotReloaded { busy: false, why }
         };
+        // Nothing newer (as its header says): nothing to read.
+        if checkpoint::stamp(&path).is_ok_and(|s| s == shown.stamp) {
+            return Ok(self.info());
+        }
         let (ck, stamp) = checkpoint::load_file(&path).map_err(&failed)?;
         if stamp != shown.stamp {
             self.swap(&shown, ck, stamp.clone()).map_err(&failed)?;

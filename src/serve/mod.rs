@@ -1,6 +1,7 @@
 //! The latent explorer behind `elbo serve`: a trained run, its test set encoded once, and the answers the
 //! browser page asks for (points, images, codes, decodings). Requests are checked here, so every malformed
-//! one becomes a message instead of a panic; `http` puts this on the network.
+//! one becomes a message instead of a panic; `live` swaps in a newer checkpoint of the run on request, `hosts`
+//! says which Host names are this machine's, and `http` puts this on the network.
 
 pub mod hosts;
 pub mod http;

@@ -323,7 +323,12 @@ async function refresh(info) {
   state.reloads += 1;
 }
 
+// One poll or reload at a time, so two refreshes never interleave.
+let checking = false;
+
 async function poll() {
+  if (checking) return;
+  checking = true;
   try {
     const info = await (await fetchOk('/api/info')).json();
     if (info.weights !== state.info.weights) await refresh(info);
@@ -331,10 +336,12 @@ async function poll() {
   } catch (e) {
     say(e.message);
   }
+  checking = false;
 }
-state.poll = poll;
 
 async function reloadWeights() {
+  while (checking) await new Promise((r) => { setTimeout(r, 50); });
+  checking = true;
   $('reload').disabled = true;
   try {
     const r = await fetch('/api/reload', { method: 'POST' });
@@ -344,6 +351,7 @@ async function reloadWeights() {
     $('banner-text').textContent = e.message;
   }
   $('reload').disabled = false;
+  checking = false;
 }
 
 // ---- Start. ----
