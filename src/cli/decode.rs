@@ -1,7 +1,7 @@
 //! `elbo decode`: latent codes the user gives, decoded into images or rows (in the data's own units).
 
 use super::common::{MosaicArgs, OutArgs, class_labels};
-use crate::data::Kind;
+use crate::data::{Kind, table};
 use crate::error::{Error, Result};
 use crate::figures::latent as lat;
 use crate::figures::{mosaic, save_image};
@@ -112,8 +112,11 @@ pub(crate) fn write_rows(ck: &Checkpoint, px: &mut [f32], n: usize, out: &Path) 
 fn parse_inline(z: &str, zd: usize) -> Result<Vec<f32>> {
     let mut codes = Vec::new();
     for (i, code) in z.split(';').enumerate() {
-        let vals = parse_row(code.split(','), zd, &format!("--z code {}", i + 1))?;
-        codes.extend(vals);
+        let cells = code
+            .split(',')
+            .enumerate()
+            .map(|(j, c)| (format!("value {}", j + 1), c.trim()));
+        codes.extend(parse_row(cells, zd, &format!("--z code {}", i + 1))?);
     }
     if codes.len() / zd > MAX_CODES {
         return Err(Error::Config(format!(
@@ -123,14 +126,16 @@ fn parse_inline(z: &str, zd: usize) -> Result<Vec<f32>> {
     Ok(codes)
 }
 
-fn parse_row<'a>(cells: impl Iterator<Item = &'a str>, zd: usize, what: &str) -> Result<Vec<f32>> {
+/// One code from its cells, each with the name an error gives it.
+fn parse_row<'a>(
+    cells: impl Iterator<Item = (String, &'a str)>,
+    zd: usize,
+    what: &str,
+) -> Result<Vec<f32>> {
     let vals: Vec<f32> = cells
-        .map(|c| {
-            let c = c.trim();
-            c.parse::<f32>()
-                .ok()
-                .filter(|v| v.is_finite())
-                .ok_or_else(|| Error::Config(format!("{what}: '{c}' is not a finite number")))
+        .map(|(name, c)| {
+            table::number(c)
+                .map_err(|bad| Error::Config(format!("{what}, {name}: {}", bad.describe(c))))
         })
         .collect::<Result<_>>()?;
     if vals.len() != zd {
@@ -142,53 +147,112 @@ fn parse_row<'a>(cells: impl Iterator<Item = &'a str>, zd: usize, what: &str) ->
     Ok(vals)
 }
 
-/// Codes from a CSV: its mu_J or z_J columns when the header names them, else every column.
+/// Whether the first row of a codes file is a header: it is when no cell reads as a number, and a code when
+/// every cell does; anything between is an error naming the cell, so that no code is taken for a header.
+fn is_header(rec: &csv::StringRecord, path: &Path) -> Result<bool> {
+    let numbers = rec.iter().filter(|c| table::reads_as_number(c)).count();
+    if numbers == rec.len() {
+        return Ok(false);
+    }
+    let odd = rec
+        .iter()
+        .position(|c| table::is_missing(c))
+        .or_else(|| (numbers > 0).then(|| rec.iter().position(|c| !table::reads_as_number(c)))?);
+    let Some(j) = odd else { return Ok(true) };
+    let line = rec.position().map_or(1, |p| p.line());
+    let cell = &rec[j];
+    let what = if table::is_missing(cell) {
+        table::BadCell::Missing.describe(cell)
+    } else {
+        format!(
+            "'{cell}' is not a number, but other cells of the line are, so the line is neither a header of names nor a code: correct it"
+        )
+    };
+    Err(Error::Config(format!(
+        "{}: line {line}, column {}: {what}",
+        path.display(),
+        j + 1
+    )))
+}
+
+/// The columns of a header that hold the codes: the mu_J or z_J columns `elbo encode` writes, else all of
+/// them when there are as many as the codes have dimensions.
+fn code_columns(header: &csv::StringRecord, zd: usize, path: &Path) -> Result<Vec<usize>> {
+    for prefix in ["mu_", "z_"] {
+        let named = header.iter().filter(|c| c.starts_with(prefix)).count();
+        if named == 0 {
+            continue;
+        }
+        let cols: Vec<usize> = (0..zd)
+            .filter_map(|j| header.iter().position(|c| c == format!("{prefix}{j}")))
+            .collect();
+        if cols.len() != zd || named != zd {
+            return Err(Error::Config(format!(
+                "{}: the header has {named} {prefix}J columns, but this model's codes have {zd} dimensions ({prefix}0 to {prefix}{}): codes from another run?",
+                path.display(),
+                zd - 1
+            )));
+        }
+        return Ok(cols);
+    }
+    if header.len() != zd {
+        return Err(Error::Config(format!(
+            "{}: the header has no columns mu_0..mu_{} (or z_0..): give a CSV of {zd} numbers a row",
+            path.display(),
+            zd - 1
+        )));
+    }
+    Ok((0..zd).collect())
+}
+
+/// Codes from a CSV (tab-separated by a `.tsv`/`.tab` ending), one a row, in the file's order: its mu_J or
+/// z_J columns when a header names them, else every column.
 fn read_codes(path: &Path, zd: usize) -> Result<Vec<f32>> {
     let file = crate::fsutil::open_regular(path, MAX_Z_FILE, "--z-file")?;
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
+        .flexible(true)
+        .delimiter(table::delimiter(path))
         .trim(csv::Trim::All)
         .from_reader(file);
     let mut codes = Vec::new();
-    let mut picks: Option<Vec<usize>> = None;
-    let mut line = 0;
-    for rec in rdr.records() {
-        line += 1;
-        let rec =
-            rec.map_err(|e| Error::Config(format!("{}: line {line}: {e}", path.display())))?;
-        if line == 1 && rec.iter().any(|c| c.parse::<f64>().is_err()) {
-            // A header: take the code columns `elbo encode` writes.
-            for prefix in ["mu_", "z_"] {
-                let named = rec.iter().filter(|c| c.starts_with(prefix)).count();
-                if named == 0 {
-                    continue;
-                }
-                let cols: Vec<usize> = (0..zd)
-                    .filter_map(|j| rec.iter().position(|c| c == format!("{prefix}{j}")))
-                    .collect();
-                if cols.len() != zd || named != zd {
-                    return Err(Error::Config(format!(
-                        "{}: the header has {named} {prefix}J columns, but this model's codes have {zd} dimensions ({prefix}0 to {prefix}{}): codes from another run?",
-                        path.display(),
-                        zd - 1
-                    )));
-                }
-                picks = Some(cols);
-                break;
-            }
-            if picks.is_none() && rec.len() != zd {
-                return Err(Error::Config(format!(
-                    "{}: the header has no columns mu_0..mu_{} (or z_0..): give a CSV of {zd} numbers a row",
-                    path.display(),
-                    zd - 1
-                )));
-            }
+    let mut header: Option<(csv::StringRecord, Vec<usize>)> = None;
+    for (k, rec) in rdr.records().enumerate() {
+        let rec = rec.map_err(|e| {
+            let line = e.position().map_or(0, |p| p.line());
+            Error::Config(format!("{}: line {line}: {e}", path.display()))
+        })?;
+        if k == 0 && is_header(&rec, path)? {
+            let cols = code_columns(&rec, zd, path)?;
+            header = Some((rec, cols));
             continue;
         }
-        let what = format!("{}: line {line}", path.display());
-        let row = match &picks {
-            Some(p) => parse_row(p.iter().map(|&i| rec.get(i).unwrap_or("")), zd, &what)?,
-            None => parse_row(rec.iter(), zd, &what)?,
+        let what = format!(
+            "{}: line {}",
+            path.display(),
+            rec.position().map_or(0, |p| p.line())
+        );
+        let row = match &header {
+            Some((names, _)) if rec.len() != names.len() => {
+                return Err(Error::Config(format!(
+                    "{what} has {} fields, the header has {} (a ragged row)",
+                    rec.len(),
+                    names.len()
+                )));
+            }
+            Some((names, cols)) => parse_row(
+                cols.iter()
+                    .map(|&i| (format!("column '{}'", &names[i]), &rec[i])),
+                zd,
+                &what,
+            )?,
+            None => parse_row(
+                rec.iter()
+                    .enumerate()
+                    .map(|(j, c)| (format!("column {}", j + 1), c)),
+                zd,
+                &what,
+            )?,
         };
         codes.extend(row);
         if codes.len() / zd > MAX_CODES {
@@ -205,4 +269,72 @@ fn read_codes(path: &Path, zd: usize) -> Result<Vec<f32>> {
         )));
     }
     Ok(codes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn codes(text: &str, name: &str) -> Result<Vec<f32>> {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        read_codes(&p, 2)
+    }
+
+    #[test]
+    fn a_first_line_is_a_code_a_header_or_an_error() {
+        // Every cell a number: the first code, not a header.
+        let c = codes("0.5,-1\n0.1,0.2\n0.3,0.4\n", "z.csv").unwrap();
+        assert_eq!(c, [0.5, -1.0, 0.1, 0.2, 0.3, 0.4]);
+        // Every cell a name: a header.
+        let c = codes("index,mu_0,mu_1\n0,0.5,-1\n1,2,3\n", "z.csv").unwrap();
+        assert_eq!(c, [0.5, -1.0, 2.0, 3.0]);
+        assert_eq!(codes("a,b\n1,2\n", "z.csv").unwrap(), [1.0, 2.0]);
+        assert_eq!(
+            codes("1\t2\n3\t4\n", "z.tsv").unwrap(),
+            [1.0, 2.0, 3.0, 4.0]
+        );
+        // Anything between names line 1 and the cell.
+        for (text, want) in [
+            (
+                "0.5,-1x\n0.1,0.2\n0.3,0.4\n",
+                "line 1, column 2: '-1x' is not a number",
+            ),
+            (
+                "NA,NA\n0.1,0.2\n",
+                "line 1, column 1: 'NA' is a missing value",
+            ),
+            ("x,1\n0.1,0.2\n", "line 1, column 1: 'x'"),
+            ("mu_0,\n0.1,0.2\n", "line 1, column 2: an empty cell"),
+        ] {
+            let e = codes(text, "z.csv").unwrap_err().to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+        // Later rows name their line and column too.
+        let e = codes("0.5,-1\n0.1,NA\n", "z.csv").unwrap_err().to_string();
+        assert!(
+            e.contains("line 2, column 2: 'NA' is a missing value"),
+            "{e}"
+        );
+        let e = codes("mu_1,mu_0\n0.5,-1\n0.1\n", "z.csv")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 3 has 1 fields, the header has 2"), "{e}");
+        let e = codes("0.5,-1\n0.1\n", "z.csv").unwrap_err().to_string();
+        assert!(e.contains("line 2 has 1 values"), "{e}");
+    }
+
+    #[test]
+    fn numbers_beyond_f32_are_named_as_such() {
+        let e = codes("0.5,1e+308\n", "z.csv").unwrap_err().to_string();
+        assert!(
+            e.contains("line 1, column 2: 1e+308 is beyond f32's range"),
+            "{e}"
+        );
+        let e = parse_inline("0,1e+308", 2).unwrap_err().to_string();
+        assert!(e.contains("1e+308 is beyond f32's range"), "{e}");
+        let e = parse_inline("0,inf", 2).unwrap_err().to_string();
+        assert!(e.contains("inf is not a finite number"), "{e}");
+    }
 }

@@ -312,6 +312,35 @@ impl Dataset {
         self.values.extend(other.values)
     }
 
+    /// Renumbers the labels as indices into `classes` (a run's saved class names), matching each own class by
+    /// name, or else by numeric value ("1.0" is a run's "1", and the other way round). Leaves the dataset as it
+    /// is and returns the first own class that `classes` lacks.
+    pub fn relabel(&mut self, classes: &[String]) -> std::result::Result<(), String> {
+        let number = |s: &str| s.parse::<f64>().ok().filter(|v| v.is_finite());
+        let map: Vec<u32> = self
+            .classes
+            .iter()
+            .map(|own| {
+                classes
+                    .iter()
+                    .position(|c| c == own)
+                    .or_else(|| {
+                        let v = number(own)?;
+                        classes.iter().position(|c| number(c) == Some(v))
+                    })
+                    .map(|i| i as u32)
+                    .ok_or_else(|| own.clone())
+            })
+            .collect::<std::result::Result<_, _>>()?;
+        if let Some(labels) = self.labels.as_mut() {
+            for l in labels.iter_mut() {
+                *l = map[*l as usize];
+            }
+        }
+        self.classes = classes.to_vec();
+        Ok(())
+    }
+
     /// Splits into a training and a test part, holding out `fraction` of the items chosen with `seed`; both
     /// keep the source order.
     pub fn split_fraction(self, fraction: f64, seed: u64) -> (Dataset, Dataset) {
@@ -382,5 +411,20 @@ mod tests {
         let bytes = Dataset::from_bytes(ItemShape::grey(1, 2), vec![0, 255], None).unwrap();
         bytes.fill_row(0, &mut row);
         assert_eq!(row, [0.0, 1.0]);
+    }
+
+    #[test]
+    fn relabel_follows_a_saved_class_list_by_name_or_number() {
+        let mut ds = toy(4);
+        ds.classes = ["1", "2", "10", "b"].map(String::from).to_vec();
+        // A run saved before numeric labels sorted as numbers: text order, and one class spelled "2.0".
+        let saved = ["1", "10", "2.0", "b"].map(String::from).to_vec();
+        ds.relabel(&saved).unwrap();
+        assert_eq!(ds.labels.as_deref(), Some(&[0, 2, 1, 3][..]));
+        assert_eq!(ds.classes, saved);
+        let mut ds = toy(2);
+        ds.classes = ["x", "y"].map(String::from).to_vec();
+        assert_eq!(ds.relabel(&saved), Err("x".to_string()));
+        assert_eq!(ds.labels.as_deref(), Some(&[0, 1][..]), "left as it was");
     }
 }

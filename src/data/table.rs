@@ -3,11 +3,15 @@
 
 use super::dataset::{Dataset, ItemShape, Kind, Values};
 use crate::error::{Error, Result};
-use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Largest table file read.
 const MAX_TABLE: u64 = 4 << 30;
+
+/// Spellings of a missing value that spreadsheets, R and pandas write (compared without case).
+const MISSING: [&str; 10] = [
+    "", "?", "na", "n/a", "#n/a", "nan", "-nan", "+nan", "null", "none",
+];
 
 /// A table loaded: its items and the names of the feature columns.
 #[derive(Debug, Clone)]
@@ -18,13 +22,75 @@ pub struct Table {
     pub columns: Vec<String>,
 }
 
-fn delimiter(path: &Path) -> u8 {
+/// Why a cell is not a feature value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadCell {
+    /// Empty or a missing-value spelling such as `NA`.
+    Missing,
+    /// Text no number parser reads.
+    Text,
+    /// A number that is infinite.
+    NotFinite,
+    /// A finite number that does not fit in an f32.
+    OutOfRange,
+}
+
+impl BadCell {
+    /// Whether the cell reads as a number (one that cannot be used).
+    pub fn is_number(self) -> bool {
+        matches!(self, BadCell::NotFinite | BadCell::OutOfRange)
+    }
+
+    /// What is wrong with `cell` and what to do, for an error line.
+    pub fn describe(self, cell: &str) -> String {
+        match self {
+            BadCell::Missing if cell.is_empty() => {
+                "an empty cell (a missing value): fill it in, or drop its row".into()
+            }
+            BadCell::Missing => {
+                format!("'{cell}' is a missing value: fill it in, or drop its row")
+            }
+            BadCell::Text => format!("'{cell}' is not a number: correct it, or drop its row"),
+            BadCell::NotFinite => format!("{cell} is not a finite number"),
+            BadCell::OutOfRange => format!("{cell} is beyond f32's range (±3.4e38)"),
+        }
+    }
+}
+
+/// Whether `cell` (trimmed) is a missing value rather than a number or text.
+pub fn is_missing(cell: &str) -> bool {
+    MISSING.iter().any(|m| cell.eq_ignore_ascii_case(m))
+}
+
+/// A trimmed cell as a feature value: a finite number that fits in an f32.
+pub fn number(cell: &str) -> std::result::Result<f32, BadCell> {
+    if is_missing(cell) {
+        return Err(BadCell::Missing);
+    }
+    match cell.parse::<f64>() {
+        Err(_) => Err(BadCell::Text),
+        Ok(v) if !v.is_finite() => Err(BadCell::NotFinite),
+        Ok(v) if v.abs() > f32::MAX as f64 => Err(BadCell::OutOfRange),
+        Ok(v) => Ok(v as f32),
+    }
+}
+
+/// The field separator `path`'s name implies: a tab for `.tsv`/`.tab`, else a comma.
+pub fn delimiter(path: &Path) -> u8 {
     let lower = path.to_string_lossy().to_ascii_lowercase();
     if lower.ends_with(".tsv") || lower.ends_with(".tab") {
         b'\t'
     } else {
         b','
     }
+}
+
+/// Whether `cell` reads as a number, usable or not (`1e400` does; `NA` and `-1x` do not).
+pub fn reads_as_number(cell: &str) -> bool {
+    matches!(
+        number(cell),
+        Ok(_) | Err(BadCell::NotFinite | BadCell::OutOfRange)
+    )
 }
 
 /// The header row of a table.
@@ -57,18 +123,9 @@ fn header_of(rdr: &mut csv::Reader<std::fs::File>, path: &Path) -> Result<Vec<St
         .collect())
 }
 
-/// Loads a CSV (or, by its `.tsv`/`.tab` ending, tab-separated) file. With `label_column`, that column's values
-/// are the classes (sorted, as folder names are). Without `columns`, every column whose first value is a number
-/// is a feature; with it (a run's saved columns), exactly those are read.
-pub fn load(path: &Path, label_column: Option<&str>, columns: Option<&[String]>) -> Result<Table> {
-    let mut rdr = reader(path)?;
-    let at = |line: u64, col: &str, what: String| {
-        Error::Config(format!(
-            "{}: line {line}, column '{col}': {what}",
-            path.display()
-        ))
-    };
-    let header = header_of(&mut rdr, path)?;
+/// Refuses a header that names a column twice, or that is a row of numbers (a table without a header, whose
+/// first row would otherwise become the column names).
+fn check_header(header: &[String], path: &Path) -> Result<()> {
     let dup = header
         .iter()
         .enumerate()
@@ -79,6 +136,65 @@ pub fn load(path: &Path, label_column: Option<&str>, columns: Option<&[String]>)
             path.display()
         )));
     }
+    if !header.is_empty() && header.iter().all(|h| reads_as_number(h)) {
+        return Err(Error::Config(format!(
+            "{}: line 1 holds only numbers ('{}', …), not column names: the table needs a header row naming its columns; add one",
+            path.display(),
+            header[0]
+        )));
+    }
+    Ok(())
+}
+
+/// The one error line for a row the CSV reader refuses.
+fn record_error(e: csv::Error, path: &Path) -> Error {
+    let line = e.position().map_or(0, |p| p.line());
+    match e.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => Error::Config(format!(
+            "{}: line {line} has {len} fields, the header has {expected_len} (a ragged row)",
+            path.display()
+        )),
+        _ => Error::Config(format!("{}: line {line}: {e}", path.display())),
+    }
+}
+
+/// What one column that may be a feature held, over all rows.
+#[derive(Debug, Clone, Default)]
+struct Tally {
+    /// Cells that read as numbers (usable or not).
+    numbers: usize,
+    /// Cells of text no number parser reads.
+    texts: usize,
+    /// The first cell that is not a usable value: its line, why, and the cell.
+    first_bad: Option<(u64, BadCell, String)>,
+}
+
+impl Tally {
+    /// A column is text, and left out, only when its text outnumbers its numbers (so one stray word, in any
+    /// row, is an error and not a lost column); one of only missing values is a feature, and so an error.
+    fn is_feature(&self) -> bool {
+        self.numbers >= self.texts
+    }
+}
+
+/// Loads a CSV (or, by its `.tsv`/`.tab` ending, tab-separated) file. With `label_column`, that column's values
+/// are the classes (see [`classes_of`]). Without `columns`, every column of numbers is a feature (a column
+/// mostly of text, such as names, is left out and named in a notice); with it (a run's saved columns), exactly
+/// those are read. A missing value (empty, `NA`, `NaN`, `?`, …) or a stray word in a feature is an error
+/// naming its line and column, wherever it lies.
+pub fn load(path: &Path, label_column: Option<&str>, columns: Option<&[String]>) -> Result<Table> {
+    let mut rdr = reader(path)?;
+    let header = header_of(&mut rdr, path)?;
+    check_header(&header, path)?;
+    let at = |line: u64, i: usize, what: String| {
+        Error::Config(format!(
+            "{}: line {line}, column '{}': {what}",
+            path.display(),
+            header[i]
+        ))
+    };
     let label_idx = match label_column {
         Some(name) => Some(header.iter().position(|h| h == name).ok_or_else(|| {
             Error::Config(format!(
@@ -89,8 +205,7 @@ pub fn load(path: &Path, label_column: Option<&str>, columns: Option<&[String]>)
         })?),
         None => None,
     };
-    let mut records = rdr.records();
-    let mut feature_idx: Vec<usize> = match columns {
+    let candidates: Vec<usize> = match columns {
         Some(cols) => cols
             .iter()
             .map(|c| {
@@ -102,77 +217,42 @@ pub fn load(path: &Path, label_column: Option<&str>, columns: Option<&[String]>)
                 })
             })
             .collect::<Result<_>>()?,
-        None => Vec::new(),
+        None => (0..header.len())
+            .filter(|&i| Some(i) != label_idx)
+            .collect(),
     };
+    let mut tallies = vec![Tally::default(); candidates.len()];
     let mut values: Vec<f32> = Vec::new();
-    let mut raw_labels: Vec<String> = Vec::new();
-    let mut first = true;
-    let mut skipped = Vec::new();
+    let mut labels = Labels::default();
     let mut rows = 0usize;
-    loop {
-        let rec = match records.next() {
-            None => break,
-            Some(Ok(r)) => r,
-            Some(Err(e)) => {
-                let line = e.position().map_or(0, |p| p.line());
-                return Err(match e.kind() {
-                    csv::ErrorKind::UnequalLengths {
-                        expected_len, len, ..
-                    } => Error::Config(format!(
-                        "{}: line {line} has {len} fields, the header has {expected_len} (a ragged row)",
-                        path.display()
-                    )),
-                    _ => Error::Config(format!("{}: line {line}: {e}", path.display())),
-                });
-            }
-        };
+    for rec in rdr.records() {
+        let rec = rec.map_err(|e| record_error(e, path))?;
         let line = rec.position().map_or(0, |p| p.line());
-        if first && columns.is_none() {
-            for (i, cell) in rec.iter().enumerate() {
-                if Some(i) == label_idx {
-                    continue;
-                }
-                if cell.parse::<f64>().is_ok() {
-                    feature_idx.push(i);
-                } else {
-                    skipped.push(header[i].clone());
-                }
-            }
-            if feature_idx.is_empty() {
-                return Err(Error::Config(format!(
-                    "{}: no numeric columns to use as features",
-                    path.display()
-                )));
-            }
-        }
-        first = false;
-        for &i in &feature_idx {
+        for (t, &i) in tallies.iter_mut().zip(&candidates) {
             let cell = &rec[i];
-            let v: f64 = cell.parse().map_err(|_| {
-                at(
-                    line,
-                    &header[i],
-                    if cell.is_empty() {
-                        "an empty cell (missing values must be filled in first)".into()
-                    } else {
-                        format!("'{cell}' is not a number")
-                    },
-                )
-            })?;
-            if !v.is_finite() || v.abs() > f32::MAX as f64 {
-                return Err(at(
-                    line,
-                    &header[i],
-                    format!("{cell} is not a finite number"),
-                ));
+            match number(cell) {
+                Ok(v) => {
+                    t.numbers += 1;
+                    values.push(v);
+                }
+                // A run's saved columns are features whatever they hold.
+                Err(bad) if columns.is_some() => return Err(at(line, i, bad.describe(cell))),
+                Err(bad) => {
+                    if bad == BadCell::Text {
+                        t.texts += 1;
+                    } else if bad.is_number() {
+                        t.numbers += 1;
+                    }
+                    t.first_bad
+                        .get_or_insert_with(|| (line, bad, cell.to_string()));
+                    values.push(f32::NAN);
+                }
             }
-            values.push(v as f32);
         }
         if let Some(l) = label_idx {
-            if rec[l].is_empty() {
-                return Err(at(line, &header[l], "an empty label".into()));
-            }
-            raw_labels.push(rec[l].to_string());
+            labels
+                .push(&rec[l], line)
+                .map_err(|what| at(line, l, what))?;
         }
         rows += 1;
     }
@@ -182,31 +262,35 @@ pub fn load(path: &Path, label_column: Option<&str>, columns: Option<&[String]>)
             path.display()
         )));
     }
-    if !skipped.is_empty() {
-        crate::say!(
-            "elbo: {}: columns {} are not numeric and are not used as features",
+    let keep = features(&tallies, path, |k, (line, bad, cell)| {
+        at(*line, candidates[k], bad.describe(cell))
+    })?;
+    let skipped: Vec<&str> = (0..candidates.len())
+        .filter(|k| !keep.contains(k))
+        .map(|k| header[candidates[k]].as_str())
+        .collect();
+    match skipped[..] {
+        [] => {}
+        [one] => crate::say!(
+            "elbo: {}: column '{one}' is not numeric and is not used as a feature",
+            path.display()
+        ),
+        _ => crate::say!(
+            "elbo: {}: columns '{}' are not numeric and are not used as features",
             path.display(),
-            skipped.join(", ")
-        );
+            skipped.join("', '")
+        ),
     }
-    let (labels, classes) = if label_idx.is_some() {
-        let classes: Vec<String> = raw_labels
-            .iter()
-            .cloned()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let labels = raw_labels
-            .iter()
-            .map(|l| classes.binary_search(l).expect("a class of the set") as u32)
-            .collect();
-        (Some(labels), classes)
-    } else {
-        (None, Vec::new())
+    keep_columns(&mut values, candidates.len(), &keep);
+    let (labels, classes) = match label_idx {
+        Some(l) => {
+            let (labels, classes) = labels.classes(|line, what| at(line, l, what), path)?;
+            (Some(labels), classes)
+        }
+        None => (None, Vec::new()),
     };
-    let d = feature_idx.len();
     let mut dataset = Dataset::new(
-        ItemShape::grey(1, d),
+        ItemShape::grey(1, keep.len()),
         Kind::Table,
         Values::F32(values),
         labels,
@@ -214,8 +298,147 @@ pub fn load(path: &Path, label_column: Option<&str>, columns: Option<&[String]>)
     dataset.classes = classes;
     Ok(Table {
         dataset,
-        columns: feature_idx.iter().map(|&i| header[i].clone()).collect(),
+        columns: keep
+            .iter()
+            .map(|&k| header[candidates[k]].clone())
+            .collect(),
     })
+}
+
+/// The positions (among the candidate columns) of the features; the first bad cell of any feature, by line
+/// then column, is the error `bad` makes.
+fn features(
+    tallies: &[Tally],
+    path: &Path,
+    bad: impl Fn(usize, &(u64, BadCell, String)) -> Error,
+) -> Result<Vec<usize>> {
+    let keep: Vec<usize> = (0..tallies.len())
+        .filter(|&k| tallies[k].is_feature())
+        .collect();
+    let first = keep
+        .iter()
+        .filter_map(|&k| tallies[k].first_bad.as_ref().map(|b| (k, b)))
+        .min_by_key(|(k, b)| (b.0, *k));
+    if let Some((k, b)) = first {
+        return Err(bad(k, b));
+    }
+    if keep.is_empty() {
+        return Err(Error::Config(format!(
+            "{}: no numeric columns to use as features",
+            path.display()
+        )));
+    }
+    Ok(keep)
+}
+
+/// Keeps, in place, the columns `keep` (increasing) of row-major `values` with `width` columns.
+fn keep_columns(values: &mut Vec<f32>, width: usize, keep: &[usize]) {
+    if keep.len() == width {
+        return;
+    }
+    let rows = values.len() / width.max(1);
+    // Every value moves to an index no higher than its own, so none is overwritten before it is read.
+    for r in 0..rows {
+        for (j, &k) in keep.iter().enumerate() {
+            values[r * keep.len() + j] = values[r * width + k];
+        }
+    }
+    values.truncate(rows * keep.len());
+    values.shrink_to_fit();
+}
+
+/// A label column's cells, read row by row.
+#[derive(Debug, Default)]
+struct Labels {
+    raw: Vec<String>,
+    /// The first label spelled as a missing value (`NA`, `?`, …): its line and cell.
+    first_missing: Option<(u64, String)>,
+}
+
+impl Labels {
+    /// Takes one row's label; an empty one is an error (the text of it).
+    fn push(&mut self, cell: &str, line: u64) -> std::result::Result<(), String> {
+        if cell.is_empty() {
+            return Err("an empty label (fill it in, or drop the row)".into());
+        }
+        if is_missing(cell) {
+            self.first_missing
+                .get_or_insert_with(|| (line, cell.to_string()));
+        }
+        self.raw.push(cell.to_string());
+        Ok(())
+    }
+
+    /// Each row's class and the class names. When every label is a number the classes are numbers in
+    /// increasing order, equal numbers one class named by its shortest spelling ("1" and "1.0" are class "1"),
+    /// and a missing-value spelling among them is an error (`at` makes it); otherwise they are names in text
+    /// order, and a missing-value spelling is a class, with a notice.
+    fn classes(
+        self,
+        at: impl Fn(u64, String) -> Error,
+        path: &Path,
+    ) -> Result<(Vec<u32>, Vec<String>)> {
+        let numbers: Vec<Option<f64>> = self
+            .raw
+            .iter()
+            .map(|s| {
+                s.parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite())
+                    // -0 and 0 are one class.
+                    .map(|v| v + 0.0)
+            })
+            .collect();
+        let numeric = numbers.iter().any(Option::is_some)
+            && numbers
+                .iter()
+                .zip(&self.raw)
+                .all(|(n, s)| n.is_some() || is_missing(s));
+        if numeric {
+            if let Some((line, cell)) = self.first_missing {
+                return Err(at(
+                    line,
+                    format!("'{cell}' is a missing label (fill it in, or drop the row)"),
+                ));
+            }
+            let numbers: Vec<f64> = numbers.into_iter().flatten().collect();
+            let mut set = numbers.clone();
+            set.sort_by(f64::total_cmp);
+            set.dedup();
+            let labels = numbers
+                .iter()
+                .map(|v| {
+                    set.binary_search_by(|s| s.total_cmp(v))
+                        .expect("a class of the set") as u32
+                })
+                .collect();
+            return Ok((labels, set.into_iter().map(number_name).collect()));
+        }
+        if let Some((line, cell)) = &self.first_missing {
+            crate::say!(
+                "elbo: {}: line {line}: label '{cell}' is taken as a class name; if it marks a missing label, fill it in or drop the row",
+                path.display()
+            );
+        }
+        let mut set = self.raw.clone();
+        set.sort();
+        set.dedup();
+        let labels = self
+            .raw
+            .iter()
+            .map(|l| set.binary_search(l).expect("a class of the set") as u32)
+            .collect();
+        Ok((labels, set))
+    }
+}
+
+/// The class name of a numeric label: an integer without a decimal point, else the shortest spelling.
+fn number_name(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v:?}")
+    }
 }
 
 /// Per-feature mean and standard deviation of a training split, stored in the run so that every command
@@ -344,5 +567,137 @@ mod tests {
                 .to_string()
                 .contains("no rows")
         );
+    }
+
+    /// Sixty rows of `a,b,c` numbers with `cell` as column b of data row `row` (1-based).
+    fn with_cell(row: usize, cell: &str) -> String {
+        let mut s = String::from("a,b,c\n");
+        for r in 1..=60 {
+            let b = if r == row {
+                cell.to_string()
+            } else {
+                format!("{}", r % 7)
+            };
+            s.push_str(&format!("{r},{b},{}\n", r as f32 / 3.0));
+        }
+        s
+    }
+
+    #[test]
+    fn a_missing_value_is_an_error_wherever_it_lies() {
+        for cell in ["NA", "N/A", "NaN", "null", "", "?", "na", "None", "#N/A"] {
+            for row in [1, 10, 60] {
+                let (_t, p) = write(&with_cell(row, cell), "t.csv");
+                let e = load(&p, None, None).unwrap_err().to_string();
+                assert!(
+                    e.contains(&format!("line {}, column 'b'", row + 1))
+                        && (e.contains("missing value") || e.contains("empty cell"))
+                        && e.contains("fill it in"),
+                    "{cell:?} in row {row}: {e}"
+                );
+            }
+        }
+        // A column of text is left out, whatever it holds where; text among numbers is an error at its line.
+        let (_t, p) = write("name,a\nNA,1\nbob,2\n,3\nann,4\n", "t.csv");
+        let t = load(&p, None, None).unwrap();
+        assert_eq!(t.columns, ["a"]);
+        assert_eq!(t.dataset.values, Values::F32(vec![1.0, 2.0, 3.0, 4.0]));
+        for row in [1, 30] {
+            let (_t, p) = write(&with_cell(row, "oops"), "t.csv");
+            let e = load(&p, None, None).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("line {}, column 'b'", row + 1)) && e.contains("'oops'"),
+                "{e}"
+            );
+        }
+        // Of several bad cells the first by line is named, then by column.
+        let (_t, p) = write("a,b,c\n1,2,3\n4,5,NA\n7,?,9\n", "t.csv");
+        let e = load(&p, None, None).unwrap_err().to_string();
+        assert!(e.contains("line 3, column 'c'"), "{e}");
+        let (_t, p) = write("a,b\n1,NA\n2,NA\n", "t.csv");
+        let e = load(&p, None, None).unwrap_err().to_string();
+        assert!(e.contains("line 2, column 'b'"), "{e}");
+        // A run's saved columns are read as numbers whatever they hold.
+        let (_t, p) = write("a,b\nx,1\ny,2\n", "t.csv");
+        let e = load(&p, None, Some(&["a".to_string()]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2, column 'a': 'x' is not a number"), "{e}");
+    }
+
+    #[test]
+    fn numbers_beyond_f32_are_named_as_such() {
+        let (_t, p) = write(&with_cell(3, "1e+308"), "t.csv");
+        let e = load(&p, None, None).unwrap_err().to_string();
+        assert!(
+            e.contains("line 4, column 'b': 1e+308 is beyond f32's range")
+                && !e.contains("not a finite"),
+            "{e}"
+        );
+        for inf in ["inf", "-Infinity", "1e999"] {
+            let (_t, p) = write(&with_cell(3, inf), "t.csv");
+            let e = load(&p, None, None).unwrap_err().to_string();
+            assert!(e.contains("not a finite number"), "{inf}: {e}");
+        }
+        assert_eq!(number("3.4e38"), Ok(3.4e38));
+        assert_eq!(number("-3.5e38"), Err(BadCell::OutOfRange));
+    }
+
+    #[test]
+    fn a_header_of_numbers_is_refused() {
+        let (_t, p) = write("-0.801931,1.5\n0.2,0.3\n0.4,0.5\n", "t.csv");
+        let e = load(&p, None, None).unwrap_err().to_string();
+        assert!(
+            e.contains("line 1") && e.contains("header row naming its columns"),
+            "{e}"
+        );
+        // Some numbers among names are names (years, say).
+        let (_t, p) = write("name,2019,2020\nx,1,2\n", "t.csv");
+        assert_eq!(load(&p, None, None).unwrap().columns, ["2019", "2020"]);
+    }
+
+    #[test]
+    fn numeric_labels_are_classes_in_numeric_order() {
+        let mut text = String::from("a,label\n");
+        for i in 0..24 {
+            text.push_str(&format!("{i},{}\n", i % 12));
+        }
+        let (_t, p) = write(&text, "t.csv");
+        let t = load(&p, Some("label"), None).unwrap();
+        let want: Vec<String> = (0..12).map(|c| c.to_string()).collect();
+        assert_eq!(t.dataset.classes, want);
+        let labels = t.dataset.labels.unwrap();
+        assert_eq!(labels[..12], (0..12).collect::<Vec<u32>>()[..]);
+        // Equal numbers are one class, named by the shortest spelling; -0 is 0.
+        let (_t, p) = write(
+            "a,label\n1,1\n2,1.0\n3,10\n4,2.50\n5,-0\n6,0\n7,1e1\n8,-3\n",
+            "t.csv",
+        );
+        let t = load(&p, Some("label"), None).unwrap();
+        assert_eq!(t.dataset.classes, ["-3", "0", "1", "2.5", "10"]);
+        assert_eq!(
+            t.dataset.labels.as_deref(),
+            Some(&[2, 2, 4, 3, 1, 1, 4, 0][..])
+        );
+        // A missing label among numbers is an error; among names it is a class, with a notice.
+        let (_t, p) = write("a,label\n1,1\n2,NA\n3,2\n", "t.csv");
+        let e = load(&p, Some("label"), None).unwrap_err().to_string();
+        assert!(
+            e.contains("line 3, column 'label': 'NA' is a missing label"),
+            "{e}"
+        );
+        let (_t, p) = write("a,label\n1,cat\n2,NA\n3,10\n4,9\n", "t.csv");
+        let t = load(&p, Some("label"), None).unwrap();
+        assert_eq!(t.dataset.classes, ["10", "9", "NA", "cat"]);
+        let (_t, p) = write("a,label\n1,cat\n2,\n", "t.csv");
+        let e = load(&p, Some("label"), None).unwrap_err().to_string();
+        assert!(e.contains("line 3, column 'label': an empty label"), "{e}");
+    }
+
+    #[test]
+    fn keeping_columns_in_place_keeps_rows_whole() {
+        let mut v: Vec<f32> = (0..12).map(|x| x as f32).collect();
+        keep_columns(&mut v, 4, &[1, 3]);
+        assert_eq!(v, [1.0, 3.0, 5.0, 7.0, 9.0, 11.0]);
     }
 }

@@ -138,6 +138,20 @@ fn fingerprint(train: &Dataset, test: &Dataset) -> String {
     format!("{:x}", h.finalize())
 }
 
+/// Two class names that spell one number ("1" and "1.0"), which runs saved before numeric labels were merged
+/// may hold as two classes.
+fn same_number(classes: &[String]) -> Option<(&str, &str)> {
+    let mut numbers: Vec<(f64, &str)> = classes
+        .iter()
+        .filter_map(|c| Some((c.parse::<f64>().ok().filter(|v| v.is_finite())?, c.as_str())))
+        .collect();
+    numbers.sort_by(|a, b| a.0.total_cmp(&b.0));
+    numbers
+        .windows(2)
+        .find(|w| w[0].0 == w[1].0)
+        .map(|w| (w[0].1, w[1].1))
+}
+
 /// Turns loaded data into a run's splits, checking it against the model. A new run (no saved data facts)
 /// records the class names, columns and, for tables, the training split's standardisation in `cfg.data`.
 pub fn prepare(cfg: &mut RunConfig, loaded: Loaded) -> Result<Splits> {
@@ -155,12 +169,26 @@ pub fn prepare(cfg: &mut RunConfig, loaded: Loaded) -> Result<Splits> {
             test.len()
         )));
     }
+    if !cfg.data.classes.is_empty() {
+        // A saved run's labels index its saved class list (a table run from before numeric labels sorted as
+        // numbers lists them in text order); data whose classes it lacks fail the fingerprint below.
+        for ds in [&mut train, &mut test] {
+            if ds.is_labelled() {
+                let _ = ds.relabel(&cfg.data.classes);
+            }
+        }
+    }
     let fingerprint = fingerprint(&train, &test);
     train.release();
     test.release();
     if let Some(saved) = &cfg.data.fingerprint
         && *saved != fingerprint
     {
+        if let Some((a, b)) = same_number(&cfg.data.classes) {
+            return Err(Error::Config(format!(
+                "{name}: this run was trained by an earlier elbo, which took labels '{a}' and '{b}' for two classes; they are one class now: train a new run"
+            )));
+        }
         return Err(Error::Config(format!(
             "{name} has changed since this run was trained (items added, removed or edited, or classes renamed): its splits and statistics would no longer match the model's; train a new run on the data as it is now"
         )));
@@ -352,31 +380,20 @@ pub fn load_items(cfg: &RunConfig, path: &Path) -> Result<Dataset> {
     }
     if !cfg.data.classes.is_empty() {
         // Labels index the run's classes, not the new source's own sorted names.
-        let own = ds.classes.clone();
-        let labels = ds.labels.as_mut().expect("labelled");
-        for l in labels.iter_mut() {
-            let name = &own[*l as usize];
-            *l = cfg
-                .data
-                .classes
-                .iter()
-                .position(|c| c == name)
-                .ok_or_else(|| {
-                    let classes = cfg.data.classes.join(", ");
-                    Error::Config(if name.is_empty() {
-                        format!(
-                            "{}: a conditional run takes each image's class from its folder, and these images lie in none: give the folder holding the class folders ({classes})",
-                            path.display()
-                        )
-                    } else {
-                        format!(
-                            "{}: class '{name}' is not one of the run's classes ({classes})",
-                            path.display()
-                        )
-                    })
-                })? as u32;
-        }
-        ds.classes = cfg.data.classes.clone();
+        ds.relabel(&cfg.data.classes).map_err(|name| {
+            let classes = cfg.data.classes.join(", ");
+            Error::Config(if name.is_empty() {
+                format!(
+                    "{}: a conditional run takes each image's class from its folder, and these images lie in none: give the folder holding the class folders ({classes})",
+                    path.display()
+                )
+            } else {
+                format!(
+                    "{}: class '{name}' is not one of the run's classes ({classes})",
+                    path.display()
+                )
+            })
+        })?;
     }
     Ok(ds)
 }
@@ -888,6 +905,16 @@ fn progress_bar(show: bool, len: u64, epoch: usize, epochs: usize) -> indicatif:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_spellings_of_one_number_are_found() {
+        let c = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            same_number(&c(&["0", "1", "10", "1.0", "cat"])),
+            Some(("1", "1.0"))
+        );
+        assert_eq!(same_number(&c(&["0", "1", "10", "2", "cat"])), None);
+    }
 
     #[test]
     fn an_overflowed_optimiser_state_is_not_savable() {
