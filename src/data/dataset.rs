@@ -56,6 +56,17 @@ pub enum Kind {
     Table,
 }
 
+impl Kind {
+    /// What items of this kind are, in words for messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::Image => "images",
+            Kind::Vector => "vectors of values in [0, 1]",
+            Kind::Table => "rows of features",
+        }
+    }
+}
+
 /// The stored values: bytes 0–255 (intensity v/255) or floats used as they are.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Values {

@@ -1,20 +1,32 @@
-//! NumPy `.npy` and `.npz` files as datasets (the `npyz` crate reads each array; an `.npz` is a zip of them).
+//! NumPy `.npy` and `.npz` files as datasets (the `npyz` crate parses each array; an `.npz` is a zip of them).
 //!
 //! - An `.npz` holds `x_train`, `y_train`, `x_test`, `y_test` (Keras's `mnist.npz`), or `x` and optionally `y`.
 //! - A `.npy` holds one array of items, unlabelled.
 //! - Item shapes: N×H×W (grey), N×H×W×C or N×C×H×W with C of 1 or 3 (NHWC is assumed when the last axis has 1
-//!   or 3 entries, else NCHW; [`Layout`] overrides), or N×D feature vectors.
-//! - Values: uint8 (0–255), other integers within 0–255, or floats. Pickled (object) arrays are refused,
-//!   never unpickled; so are Fortran-order arrays and non-finite floats.
+//!   or 3 entries, else NCHW; [`Layout`] overrides), or N×D feature vectors. C and Fortran order, either byte
+//!   order.
+//! - Values (bool, integers, float16/32/64) are read as the dtype and the values say (`Reading`), and a
+//!   line says which; a run's later commands read new arrays as the run's kind instead ([`load_as`]).
+//! - Labels are integers or strings, numbered in sorted order as classes named by their values.
+//!
+//! Pickled (object) arrays are refused, never unpickled; so are non-finite values. Data is read through a
+//! large buffer, into memory reserved up front (a failure is an error naming the file, not an abort), with
+//! progress lines for large arrays.
 
 use super::dataset::{Dataset, ItemShape, Kind, Values};
 use crate::error::{Error, Result};
-use npyz::{DType, NpyFile, Order, TypeChar};
-use std::io::Read;
+use npyz::{DType, Deserialize, NpyFile, Order, TypeChar};
+use std::io::{BufReader, Read};
 use std::path::Path;
 
 /// Largest array file or archive entry read.
 const MAX_ARRAY: u64 = 16 << 30;
+
+/// Bytes read from the file at a time: one `read` per value made a 14 400-value array 14 404 system calls.
+const READ_BUFFER: usize = 1 << 20;
+
+/// Arrays of at least this many bytes say how far reading them has got, every tenth.
+const REPORT_BYTES: u64 = 256 << 20;
 
 /// How a four-dimensional array's axes are ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -39,393 +51,731 @@ impl std::str::FromStr for Layout {
     }
 }
 
-/// An array read from a file: its shape and values, as bytes when it held integers in 0–255.
+/// An array of a file, named in errors as `path: what` (`what` is the array's name in an `.npz`).
+#[derive(Clone, Copy)]
+struct Src<'a> {
+    path: &'a Path,
+    what: &'a str,
+}
+
+impl Src<'_> {
+    fn bad(&self, reason: impl std::fmt::Display) -> Error {
+        Error::Config(format!("{}: {}: {reason}", self.path.display(), self.what))
+    }
+}
+
+/// What an array's dtype says its values are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dtype {
+    /// uint8: 8-bit levels.
+    Uint8,
+    /// bool: 0 and 1.
+    Bool,
+    /// Any other integer type.
+    Int,
+    /// float16, float32 or float64.
+    Float,
+    /// Strings (`U` or `S`): labels only.
+    Text,
+}
+
+/// An array's values as stored: uint8 and bool as bytes, other numbers as floats, strings as text.
+enum Raw {
+    U8(Vec<u8>),
+    F32(Vec<f32>),
+    Text(Vec<String>),
+}
+
+/// An array read from a file.
 struct Array {
     shape: Vec<usize>,
-    values: Values,
+    dtype: Dtype,
+    /// NumPy's name of the dtype, for messages ("float64").
+    type_name: String,
+    raw: Raw,
 }
 
-fn bad(path: &Path, what: &str, reason: impl std::fmt::Display) -> Error {
-    Error::Config(format!("{}: {what}: {reason}", path.display()))
+/// NumPy's name of a dtype.
+fn numpy_name(ts: &npyz::TypeStr) -> String {
+    let bits = ts.size_field() * 8;
+    match ts.type_char() {
+        TypeChar::Bool => "bool".into(),
+        TypeChar::Int => format!("int{bits}"),
+        TypeChar::Uint => format!("uint{bits}"),
+        TypeChar::Float => format!("float{bits}"),
+        TypeChar::Complex => format!("complex{bits}"),
+        _ => ts.to_string(),
+    }
 }
 
-/// Reads one `.npy` stream of at most `limit` bytes; `what` names it in errors (the array's name in an `.npz`).
-fn read_array(r: impl Read, limit: u64, path: &Path, what: &str) -> Result<Array> {
-    let npy = NpyFile::new(r.take(limit))
-        .map_err(|e| bad(path, what, format!("not a NumPy array ({e})")))?;
+/// Says how far a large array's reading has got, every tenth of it.
+struct Progress<'a> {
+    src: Src<'a>,
+    total: usize,
+    bytes: u64,
+    next: usize,
+}
+
+impl<'a> Progress<'a> {
+    fn new(src: Src<'a>, total: usize, bytes: u64) -> Self {
+        let p = Progress {
+            src,
+            total,
+            bytes,
+            next: 1,
+        };
+        if p.reports() {
+            crate::say!(
+                "elbo: {}: reading {} ({} values, {})",
+                src.path.display(),
+                src.what,
+                total,
+                human_bytes(bytes)
+            );
+        }
+        p
+    }
+
+    fn reports(&self) -> bool {
+        self.bytes >= REPORT_BYTES
+    }
+
+    /// Notes that `done` values are read; called every few thousand values.
+    fn at(&mut self, done: usize) {
+        if !self.reports() || self.total == 0 {
+            return;
+        }
+        let tenth = done * 10 / self.total;
+        if tenth >= self.next && tenth < 10 {
+            crate::say!(
+                "elbo: {}: read {}0 % of {}",
+                self.src.path.display(),
+                tenth,
+                self.src.what
+            );
+            self.next = tenth + 1;
+        }
+    }
+}
+
+/// Values read between progress checks.
+const PROGRESS_STEP: usize = 1 << 16;
+
+/// `bytes` as "3.2 GiB" or "512 MiB".
+fn human_bytes(bytes: u64) -> String {
+    if bytes >= 1 << 30 {
+        format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+    } else {
+        format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
+    }
+}
+
+/// An empty vector with room for `count` values, or an error naming the array and the size when the memory
+/// cannot be had (instead of the allocator's abort).
+fn reserve<U>(count: usize, src: Src) -> Result<Vec<U>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(count).map_err(|_| {
+        src.bad(format!(
+            "could not allocate {} for its {count} values: free memory, or use a smaller array",
+            human_bytes((count as u64).saturating_mul(std::mem::size_of::<U>() as u64))
+        ))
+    })?;
+    Ok(v)
+}
+
+/// Reads the `count` values of `npy` as `T`, converted by `conv`.
+fn collect<T: Deserialize, U>(
+    npy: NpyFile<impl Read>,
+    count: usize,
+    src: Src,
+    conv: impl Fn(T) -> U,
+) -> Result<Vec<U>> {
+    let bytes = count as u64 * npy.dtype().num_bytes().unwrap_or(0) as u64;
+    let mut out = reserve(count, src)?;
+    let mut progress = Progress::new(src, count, bytes);
+    let values = npy
+        .data::<T>()
+        .map_err(|e| src.bad(format!("values that cannot be read ({e})")))?;
+    for v in values {
+        out.push(conv(v.map_err(|e| {
+            src.bad(format!("truncated or unreadable data ({e})"))
+        })?));
+        if out.len().is_multiple_of(PROGRESS_STEP) {
+            progress.at(out.len());
+        }
+    }
+    Ok(out)
+}
+
+/// Reads one `.npy` stream of at most `limit` bytes.
+fn read_array(r: impl Read, limit: u64, src: Src) -> Result<Array> {
+    let npy = NpyFile::new(BufReader::with_capacity(READ_BUFFER, r.take(limit)))
+        .map_err(|e| src.bad(format!("not a NumPy array ({e})")))?;
     let DType::Plain(ts) = npy.dtype() else {
-        return Err(bad(
-            path,
-            what,
-            "structured (record) arrays are not supported; save a plain numeric array",
-        ));
+        return Err(
+            src.bad("structured (record) arrays are not supported; save a plain numeric array")
+        );
     };
     if ts.uses_pickled_array() || npy.header().uses_pickled_array() {
-        return Err(bad(
-            path,
-            what,
+        return Err(src.bad(
             "an object (pickled) array; elbo never unpickles: save a numeric array (e.g. x.astype('float32'))",
-        ));
-    }
-    if npy.order() == Order::Fortran {
-        return Err(bad(
-            path,
-            what,
-            "a Fortran-order array; save it in C order (np.ascontiguousarray(x))",
         ));
     }
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     let count = shape
         .iter()
-        .try_fold(1u128, |a, &d| Some(a * d as u128))
+        .try_fold(1u128, |a, &d| a.checked_mul(d as u128))
         .unwrap_or(u128::MAX);
     let size = ts.num_bytes().unwrap_or(0) as u128;
-    if count * size > limit as u128 {
-        return Err(bad(
-            path,
-            what,
-            format!("its header claims {count} values of {size} bytes, more than the file holds"),
-        ));
+    if count.saturating_mul(size) > limit as u128 {
+        return Err(src.bad(format!(
+            "its header claims {count} values of {size} bytes, more than the file holds"
+        )));
     }
-    // Every array is held as 4-byte floats at most once more while it is converted.
-    let available = crate::resources::available_memory() as u128;
-    if count * 8 > available {
-        return Err(bad(
-            path,
-            what,
-            format!(
-                "{count} values need {:.1} GiB, more than the {:.1} GiB of memory available",
-                (count * 8) as f64 / (1u64 << 30) as f64,
-                available as f64 / (1u64 << 30) as f64
-            ),
-        ));
-    }
-    let count = count as usize;
-    let short = |e: std::io::Error| bad(path, what, format!("truncated or unreadable data ({e})"));
+    let type_name = numpy_name(&ts);
     let (tc, size) = (ts.type_char(), ts.size_field());
-    let values = match (tc, size) {
-        (TypeChar::Uint, 1) => Values::U8(npy.into_vec::<u8>().map_err(short)?.into()),
-        (TypeChar::Float, 4) => Values::F32(npy.into_vec::<f32>().map_err(short)?),
-        (TypeChar::Float, 8) => Values::F32(
-            npy.into_vec::<f64>()
-                .map_err(short)?
-                .into_iter()
-                .map(|v| v as f32)
-                .collect(),
-        ),
-        (TypeChar::Int | TypeChar::Uint, 2 | 4 | 8) | (TypeChar::Int, 1) => {
-            let wide: Vec<i128> = match (tc, size) {
-                (TypeChar::Int, 1) => npy
-                    .into_vec::<i8>()
-                    .map_err(short)?
-                    .into_iter()
-                    .map(i128::from)
-                    .collect(),
-                (TypeChar::Int, 2) => npy
-                    .into_vec::<i16>()
-                    .map_err(short)?
-                    .into_iter()
-                    .map(i128::from)
-                    .collect(),
-                (TypeChar::Int, 4) => npy
-                    .into_vec::<i32>()
-                    .map_err(short)?
-                    .into_iter()
-                    .map(i128::from)
-                    .collect(),
-                (TypeChar::Int, _) => npy
-                    .into_vec::<i64>()
-                    .map_err(short)?
-                    .into_iter()
-                    .map(i128::from)
-                    .collect(),
-                (_, 2) => npy
-                    .into_vec::<u16>()
-                    .map_err(short)?
-                    .into_iter()
-                    .map(i128::from)
-                    .collect(),
-                (_, 4) => npy
-                    .into_vec::<u32>()
-                    .map_err(short)?
-                    .into_iter()
-                    .map(i128::from)
-                    .collect(),
-                _ => npy
-                    .into_vec::<u64>()
-                    .map_err(short)?
-                    .into_iter()
-                    .map(i128::from)
-                    .collect(),
-            };
-            // Integers hold labels or 0–255 pixels; `items` turns pixel ranges back into bytes.
-            Values::F32(wide.into_iter().map(|v| v as f32).collect())
-        }
+    let dtype = match (tc, size) {
+        (TypeChar::Uint, 1) => Dtype::Uint8,
+        (TypeChar::Bool, 1) => Dtype::Bool,
+        (TypeChar::Int, 1 | 2 | 4 | 8) | (TypeChar::Uint, 2 | 4 | 8) => Dtype::Int,
+        (TypeChar::Float, 2 | 4 | 8) => Dtype::Float,
+        (TypeChar::UnicodeStr | TypeChar::ByteStr, _) => Dtype::Text,
         _ => {
-            return Err(bad(
-                path,
-                what,
-                format!(
-                    "values of type {ts} are not supported: use uint8, integers, float32 or float64"
-                ),
-            ));
+            return Err(src.bad(format!(
+                "values of type {type_name} are not supported: use bool, integers, float16, float32 or float64"
+            )));
         }
     };
-    if values.len() != count {
-        return Err(bad(
-            path,
-            what,
-            format!("{} values for shape {shape:?}", values.len()),
-        ));
+    // Held once as read and, for a Fortran-order or N×C×H×W array, once more while it is reordered.
+    let width = if matches!(dtype, Dtype::Uint8 | Dtype::Bool) {
+        1
+    } else {
+        4
+    };
+    let available = crate::resources::available_memory() as u128;
+    if count.saturating_mul(2 * width) > available {
+        return Err(src.bad(format!(
+            "{count} values need {}, more than the {} of memory available",
+            human_bytes(count.saturating_mul(2 * width).min(u64::MAX as u128) as u64),
+            human_bytes(available as u64)
+        )));
     }
-    Ok(Array { shape, values })
+    let count = count as usize;
+    let fortran = npy.order() == Order::Fortran;
+    let raw = match (tc, size) {
+        (TypeChar::Uint, 1) => Raw::U8(collect(npy, count, src, |v: u8| v)?),
+        (TypeChar::Bool, _) => Raw::U8(collect(npy, count, src, |v: bool| u8::from(v))?),
+        (TypeChar::Int, 1) => Raw::F32(collect(npy, count, src, |v: i8| v as f32)?),
+        (TypeChar::Int, 2) => Raw::F32(collect(npy, count, src, |v: i16| v as f32)?),
+        (TypeChar::Int, 4) => Raw::F32(collect(npy, count, src, |v: i32| v as f32)?),
+        (TypeChar::Int, _) => Raw::F32(collect(npy, count, src, |v: i64| v as f32)?),
+        (TypeChar::Uint, 2) => Raw::F32(collect(npy, count, src, |v: u16| v as f32)?),
+        (TypeChar::Uint, 4) => Raw::F32(collect(npy, count, src, |v: u32| v as f32)?),
+        (TypeChar::Uint, _) => Raw::F32(collect(npy, count, src, |v: u64| v as f32)?),
+        (TypeChar::Float, 2) => Raw::F32(collect(npy, count, src, |v: half::f16| f32::from(v))?),
+        (TypeChar::Float, 4) => Raw::F32(collect(npy, count, src, |v: f32| v)?),
+        (TypeChar::Float, _) => Raw::F32(collect(npy, count, src, |v: f64| v as f32)?),
+        _ => Raw::Text(collect(npy, count, src, |v: String| v)?),
+    };
+    let raw = if fortran {
+        match raw {
+            Raw::U8(v) => Raw::U8(fortran_to_c(v, &shape, src)?),
+            Raw::F32(v) => Raw::F32(fortran_to_c(v, &shape, src)?),
+            Raw::Text(v) => Raw::Text(fortran_to_c(v, &shape, src)?),
+        }
+    } else {
+        raw
+    };
+    Ok(Array {
+        shape,
+        dtype,
+        type_name,
+        raw,
+    })
+}
+
+/// Reorders values stored in Fortran (column-major) order into C (row-major) order.
+fn fortran_to_c<T: Clone>(v: Vec<T>, shape: &[usize], src: Src) -> Result<Vec<T>> {
+    if shape.iter().filter(|&&d| d > 1).count() < 2 {
+        return Ok(v);
+    }
+    // Fortran strides: the first axis varies fastest.
+    let strides: Vec<usize> = shape
+        .iter()
+        .scan(1, |acc, &d| {
+            let s = *acc;
+            *acc *= d;
+            Some(s)
+        })
+        .collect();
+    let mut out = reserve(v.len(), src)?;
+    let mut index = vec![0usize; shape.len()];
+    let mut offset = 0usize;
+    for _ in 0..v.len() {
+        out.push(v[offset].clone());
+        // The next C-order index: the last axis varies fastest.
+        for k in (0..shape.len()).rev() {
+            index[k] += 1;
+            offset += strides[k];
+            if index[k] < shape[k] {
+                break;
+            }
+            offset -= strides[k] * shape[k];
+            index[k] = 0;
+        }
+    }
+    Ok(out)
 }
 
 /// The arrays of an `.npz` archive by name (without `.npy`), reading only those in `wanted`.
 fn read_npz(path: &Path, wanted: &[&str]) -> Result<Vec<(String, Array)>> {
     let file = crate::fsutil::open_regular(path, MAX_ARRAY, "an .npz file")?;
-    let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(path, "not an .npz archive", e))?;
+    let file = BufReader::with_capacity(READ_BUFFER, file);
+    let not_npz = |e: &dyn std::fmt::Display| {
+        Error::Config(format!("{}: not an .npz archive: {e}", path.display()))
+    };
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| not_npz(&e))?;
     let mut out = Vec::new();
     let names: Vec<String> = zip
         .file_names()
         .map(|n| n.map(|n| n.into_owned()))
         .collect::<std::result::Result<_, _>>()
-        .map_err(|e| bad(path, "not an .npz archive", e))?;
+        .map_err(|e| not_npz(&e))?;
     for name in names {
         let key = name.trim_end_matches(".npy");
         if !wanted.contains(&key) {
             continue;
         }
-        let f = zip.by_name(&name).map_err(|e| bad(path, &name, e))?;
+        let src = Src { path, what: key };
+        let f = zip.by_name(&name).map_err(|e| src.bad(e))?;
         let limit = f.size().min(MAX_ARRAY);
-        out.push((key.to_string(), read_array(f, limit, path, key)?));
+        out.push((key.to_string(), read_array(f, limit, src)?));
     }
     Ok(out)
 }
 
-/// The items of an array: their shape and kind, checked, with values as the model sees them.
-fn items(
-    a: Array,
-    layout: Option<Layout>,
-    path: &Path,
-    what: &str,
-) -> Result<(ItemShape, Kind, Values)> {
-    let (n, rest) = a
-        .shape
-        .split_first()
-        .map(|(n, r)| (*n, r.to_vec()))
-        .unwrap_or((0, Vec::new()));
-    let values = a.values;
-    if let Values::F32(v) = &values
-        && let Some(i) = v.iter().position(|x| !x.is_finite())
-    {
-        let d: usize = rest.iter().product::<usize>().max(1);
-        return Err(bad(
-            path,
-            what,
-            format!(
-                "item {} holds a non-finite value ({}) at position {}",
-                i / d,
-                v[i],
-                i % d
-            ),
-        ));
-    }
-    let (shape, nchw) = match (rest.as_slice(), layout) {
-        ([d], _) => (ItemShape::grey(1, *d), false),
-        ([h, w], _) => (ItemShape::grey(*h, *w), false),
-        ([h, w, c], Some(Layout::Nhwc)) => (
-            ItemShape {
-                height: *h,
-                width: *w,
-                channels: *c,
-            },
-            false,
-        ),
-        ([c, h, w], Some(Layout::Nchw)) => (
-            ItemShape {
-                height: *h,
-                width: *w,
-                channels: *c,
-            },
-            true,
-        ),
-        ([h, w, c], None) if *c == 1 || *c == 3 => (
-            ItemShape {
-                height: *h,
-                width: *w,
-                channels: *c,
-            },
-            false,
-        ),
-        ([c, h, w], None) if *c == 1 || *c == 3 => (
-            ItemShape {
-                height: *h,
-                width: *w,
-                channels: *c,
-            },
-            true,
-        ),
-        _ => {
-            return Err(bad(
-                path,
-                what,
-                format!(
-                    "shape {:?} is not N×D, N×H×W, N×H×W×C or N×C×H×W with 1 or 3 channels (--layout nhwc|nchw chooses)",
-                    a.shape
-                ),
-            ));
-        }
-    };
-    if n == 0 || shape.is_empty() {
-        return Err(bad(
-            path,
-            what,
-            format!("shape {:?} holds no items", a.shape),
-        ));
-    }
-    if shape.channels != 1 && shape.channels != 3 {
-        return Err(bad(
-            path,
-            what,
-            format!("{} channels: images must have 1 or 3", shape.channels),
-        ));
-    }
-    let vectors = rest.len() == 1;
-    let values = if nchw {
-        to_nhwc(values, n, shape)
-    } else {
-        values
-    };
-    // Intensities in [0, 1] or bytes; other ranges are features to standardise.
-    let (kind, values) = match values {
-        Values::U8(v) => (
-            if vectors { Kind::Vector } else { Kind::Image },
-            Values::U8(v),
-        ),
-        Values::F32(v) => {
-            let (lo, hi) = v
-                .iter()
-                .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| {
-                    (a.min(x), b.max(x))
-                });
-            let integral = v.iter().all(|x| x.fract() == 0.0);
-            if lo >= 0.0 && hi <= 1.0 {
-                (
-                    if vectors { Kind::Vector } else { Kind::Image },
-                    Values::F32(v),
-                )
-            } else if integral && lo >= 0.0 && hi <= 255.0 {
-                (
-                    if vectors { Kind::Vector } else { Kind::Image },
-                    Values::U8(v.into_iter().map(|x| x as u8).collect()),
-                )
-            } else if vectors {
-                (Kind::Table, Values::F32(v))
-            } else {
-                return Err(bad(
-                    path,
-                    what,
-                    format!(
-                        "image values range from {lo} to {hi}; images must hold intensities in [0, 1] or integers in 0–255"
-                    ),
-                ));
-            }
-        }
-    };
-    Ok((shape, kind, values))
+/// How an array's values are read, decided from its dtype and its values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// 8-bit levels 0–255 (uint8, or integer images within 0–255), which models see as v/255.
+    Levels,
+    /// Values in [0, 1] (floats, bools, integers 0 and 1), used as they are.
+    Unit,
+    /// Any other numbers: features to standardise, for N×D; images refuse them.
+    Numbers,
 }
 
-fn to_nhwc(values: Values, n: usize, s: ItemShape) -> Values {
+/// The smallest and largest value of arrays.
+#[derive(Debug, Clone, Copy)]
+struct Range {
+    lo: f32,
+    hi: f32,
+}
+
+impl Range {
+    fn of(raw: &Raw) -> Range {
+        let fold = |it: &mut dyn Iterator<Item = f32>| {
+            it.fold(
+                Range {
+                    lo: f32::INFINITY,
+                    hi: f32::NEG_INFINITY,
+                },
+                |r, x| Range {
+                    lo: r.lo.min(x),
+                    hi: r.hi.max(x),
+                },
+            )
+        };
+        match raw {
+            Raw::U8(v) => fold(&mut v.iter().map(|&x| x as f32)),
+            Raw::F32(v) => fold(&mut v.iter().copied()),
+            Raw::Text(_) => fold(&mut std::iter::empty()),
+        }
+    }
+
+    fn join(self, o: Range) -> Range {
+        Range {
+            lo: self.lo.min(o.lo),
+            hi: self.hi.max(o.hi),
+        }
+    }
+
+    fn unit(self) -> bool {
+        self.lo >= 0.0 && self.hi <= 1.0
+    }
+
+    fn bytes(self) -> bool {
+        self.lo >= 0.0 && self.hi <= 255.0
+    }
+}
+
+impl Reading {
+    /// The reading of values of `dtype` spanning `range`, in images or not.
+    fn of(dtype: Dtype, range: Range, image: bool) -> Reading {
+        match dtype {
+            Dtype::Uint8 => Reading::Levels,
+            Dtype::Bool => Reading::Unit,
+            _ if range.unit() => Reading::Unit,
+            // Integer images are levels when the values fit them; the dtype says so, floats never do.
+            Dtype::Int if image && range.bytes() => Reading::Levels,
+            _ => Reading::Numbers,
+        }
+    }
+}
+
+/// The item shape of an array of `shape`: its items, their shape, and whether they are stored N×C×H×W.
+fn item_shape(
+    shape: &[usize],
+    layout: Option<Layout>,
+    src: Src,
+) -> Result<(usize, ItemShape, bool)> {
+    let (n, rest) = shape.split_first().map_or((0, &[][..]), |(n, r)| (*n, r));
+    let hwc = |h: usize, w: usize, c: usize| ItemShape {
+        height: h,
+        width: w,
+        channels: c,
+    };
+    let (item, nchw) = match (rest, layout) {
+        ([d], _) => (ItemShape::grey(1, *d), false),
+        ([h, w], _) => (ItemShape::grey(*h, *w), false),
+        ([h, w, c], Some(Layout::Nhwc)) => (hwc(*h, *w, *c), false),
+        ([c, h, w], Some(Layout::Nchw)) => (hwc(*h, *w, *c), true),
+        ([h, w, c], None) if *c == 1 || *c == 3 => (hwc(*h, *w, *c), false),
+        ([c, h, w], None) if *c == 1 || *c == 3 => (hwc(*h, *w, *c), true),
+        ([], _) => {
+            return Err(src.bad(format!(
+                "shape {shape:?} is not a list of items: save N items as N×D (x.reshape(-1, 1) for one value each), N×H×W or N×H×W×C"
+            )));
+        }
+        _ => {
+            return Err(src.bad(format!(
+                "shape {shape:?} is not N×D, N×H×W, N×H×W×C or N×C×H×W with 1 or 3 channels (--layout nhwc|nchw chooses)"
+            )));
+        }
+    };
+    if n == 0 || item.is_empty() {
+        return Err(src.bad(format!("shape {shape:?} holds no items")));
+    }
+    if item.channels != 1 && item.channels != 3 {
+        return Err(src.bad(format!(
+            "{} channels: images must have 1 or 3",
+            item.channels
+        )));
+    }
+    Ok((n, item, nchw))
+}
+
+/// Refuses NaN and infinities (and float64 values beyond float32's range, which become infinite), naming the
+/// first.
+fn check_finite(raw: &Raw, d: usize, src: Src) -> Result<()> {
+    if let Raw::F32(v) = raw
+        && let Some(i) = v.iter().position(|x| !x.is_finite())
+    {
+        return Err(src.bad(format!(
+            "item {} holds a non-finite value ({}) at position {}: elbo reads finite numbers within float32's range",
+            i / d.max(1),
+            v[i],
+            i % d.max(1)
+        )));
+    }
+    Ok(())
+}
+
+/// The values of `a` as items of `kind` see them: levels stay bytes, values in [0, 1] stay as they are, a
+/// table's features are the numbers themselves. A run's new items keep values outside the kind's range, so
+/// that they are scored as they are.
+fn values_as(a: Array, kind: Kind, range: Range, src: Src) -> Result<Values> {
+    let image = kind == Kind::Image;
+    Ok(match a.raw {
+        Raw::U8(v) if kind == Kind::Table || a.dtype == Dtype::Bool => {
+            let mut out = reserve(v.len(), src)?;
+            out.extend(v.iter().map(|&x| x as f32));
+            Values::F32(out)
+        }
+        Raw::U8(v) => Values::U8(v.into()),
+        Raw::F32(v) if kind == Kind::Table => Values::F32(v),
+        Raw::F32(v) => match Reading::of(a.dtype, range, image) {
+            Reading::Levels => {
+                let mut out = reserve(v.len(), src)?;
+                out.extend(v.iter().map(|&x| x as u8));
+                Values::U8(out.into())
+            }
+            // Integer images beyond 0–255 are levels still: a run scores them as such.
+            Reading::Numbers if image && a.dtype == Dtype::Int => {
+                Values::F32(v.into_iter().map(|x| x / 255.0).collect())
+            }
+            _ => Values::F32(v),
+        },
+        Raw::Text(_) => {
+            return Err(src.bad(format!(
+                "{} strings, not numbers: items must be numeric",
+                a.type_name
+            )));
+        }
+    })
+}
+
+/// The kind of `a`'s items spanning `range`, as [`Reading`] decides, and a line saying so; images of other
+/// numbers are refused.
+fn infer_kind(a: &Array, range: Range, src: Src) -> Result<(Kind, String)> {
+    let image = a.shape.len() > 2;
+    let shape = a
+        .shape
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join("×");
+    let values = format!(
+        "{} {shape} values from {} to {}",
+        a.type_name, range.lo, range.hi
+    );
+    let what = if image { "images" } else { "vectors" };
+    let (kind, said) = match Reading::of(a.dtype, range, image) {
+        Reading::Levels => {
+            let binary = if range.hi <= 1.0 {
+                ": if they are binary, save them as bool or float32"
+            } else {
+                ""
+            };
+            (
+                if image { Kind::Image } else { Kind::Vector },
+                format!("read as 8-bit {what} (levels 0–255, seen as v/255){binary}"),
+            )
+        }
+        Reading::Unit => (
+            if image { Kind::Image } else { Kind::Vector },
+            format!(
+                "read as {what} of values in [0, 1], not standardised; Bernoulli likelihood by default"
+            ),
+        ),
+        Reading::Numbers if !image => (
+            Kind::Table,
+            "read as features: standardised, Gaussian likelihood by default".to_string(),
+        ),
+        Reading::Numbers if a.dtype == Dtype::Int => {
+            return Err(src.bad(format!(
+                "{values}: integer images must hold levels 0–255 (or 0 and 1): rescale them, or save intensities in [0, 1] as floats"
+            )));
+        }
+        Reading::Numbers => {
+            return Err(src.bad(format!(
+                "{values}: float images must hold intensities in [0, 1]: save x / 255 (or x.astype('uint8') for 0–255 levels); N×D arrays are read as features"
+            )));
+        }
+    };
+    Ok((
+        kind,
+        format!("elbo: {}: {values}: {said}", src.path.display()),
+    ))
+}
+
+fn to_nhwc(values: Values, n: usize, s: ItemShape, src: Src) -> Result<Values> {
     let (c, hw) = (s.channels, s.height * s.width);
     let perm = |i: usize| {
         // Output index i = (item, pixel, channel) from input (item, channel, pixel).
         let (item, r) = (i / (hw * c), i % (hw * c));
         item * hw * c + (r % c) * hw + r / c
     };
-    match values {
-        Values::U8(v) => Values::U8((0..n * hw * c).map(|i| v[perm(i)]).collect()),
-        Values::F32(v) => Values::F32((0..n * hw * c).map(|i| v[perm(i)]).collect()),
-    }
+    let len = n * hw * c;
+    Ok(match values {
+        Values::U8(v) => {
+            let mut out = reserve(len, src)?;
+            out.extend((0..len).map(|i| v[perm(i)]));
+            Values::U8(out.into())
+        }
+        Values::F32(v) => {
+            let mut out = reserve(len, src)?;
+            out.extend((0..len).map(|i| v[perm(i)]));
+            Values::F32(out)
+        }
+    })
 }
 
-fn labels(a: Array, n: usize, path: &Path, what: &str) -> Result<Vec<u32>> {
-    let count = a.values.len();
-    if count != n || a.shape.len() > 2 || (a.shape.len() == 2 && a.shape[1] != 1) {
-        return Err(bad(
-            path,
-            what,
-            format!(
-                "labels of shape {:?} do not match {n} items (expected ({n},))",
-                a.shape
-            ),
-        ));
-    }
-    let raw: Vec<f32> = match a.values {
-        Values::U8(v) => v.iter().copied().map(f32::from).collect(),
-        Values::F32(v) => v,
-    };
-    raw.iter()
-        .enumerate()
-        .map(|(i, &v)| {
-            if v.fract() == 0.0 && (0.0..65536.0).contains(&v) {
-                Ok(v as u32)
-            } else {
-                Err(bad(
-                    path,
-                    what,
-                    format!("label {i} is {v}: labels must be integers from 0 to 65535"),
-                ))
-            }
-        })
-        .collect()
+/// One item's label as stored: a number or a string. Classes are numbered in this order.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Label {
+    Int(i64),
+    Text(String),
 }
 
-fn dataset(
-    x: Array,
-    y: Option<Array>,
-    layout: Option<Layout>,
-    path: &Path,
-    xname: &str,
-    yname: &str,
-) -> Result<Dataset> {
-    let n = x.shape.first().copied().unwrap_or(0);
-    let (shape, kind, values) = items(x, layout, path, xname)?;
-    let labels = y.map(|y| labels(y, n, path, yname)).transpose()?;
-    Dataset::new(shape, kind, values, labels)
-}
-
-/// Numbers the label values that occur, in increasing order, as classes 0, 1, …, named by their values: labels
-/// such as {0, 60000} make two classes, not 60001.
-fn densify(sets: &mut [&mut Dataset]) {
-    let values: std::collections::BTreeSet<u32> = sets
-        .iter()
-        .filter_map(|d| d.labels.as_ref())
-        .flatten()
-        .copied()
-        .collect();
-    let values: Vec<u32> = values.into_iter().collect();
-    for d in sets.iter_mut() {
-        if let Some(l) = d.labels.as_mut() {
-            for v in l.iter_mut() {
-                *v = values.binary_search(v).expect("a value of the set") as u32;
-            }
-            d.classes = values.iter().map(u32::to_string).collect();
+impl std::fmt::Display for Label {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Label::Int(v) => write!(f, "{v}"),
+            Label::Text(s) => f.write_str(s),
         }
     }
+}
+
+fn labels(a: Array, n: usize, src: Src) -> Result<Vec<Label>> {
+    let count = a.shape.iter().product::<usize>();
+    if count != n || a.shape.len() > 2 || (a.shape.len() == 2 && a.shape[1] != 1) {
+        return Err(src.bad(format!(
+            "labels of shape {:?} do not match {n} items (expected ({n},))",
+            a.shape
+        )));
+    }
+    let number = |(i, v): (usize, f32)| {
+        // Integers of float32's exact range; anything else is a measured value, not a class.
+        if v.fract() == 0.0 && v.abs() <= (1u32 << 24) as f32 {
+            Ok(Label::Int(v as i64))
+        } else {
+            Err(src.bad(format!(
+                "label {i} is {v}: labels must be integers (at most 16777216 in size) or strings"
+            )))
+        }
+    };
+    match a.raw {
+        Raw::U8(v) => Ok(v.into_iter().map(|x| Label::Int(x.into())).collect()),
+        Raw::F32(v) => v.into_iter().enumerate().map(number).collect(),
+        Raw::Text(v) => Ok(v.into_iter().map(Label::Text).collect()),
+    }
+}
+
+/// Numbers the labels that occur, in sorted order, as classes 0, 1, … named by their values: labels such as
+/// {0, 60000} make two classes, not 60001, and strings name their classes.
+fn classes(sets: &[Option<Vec<Label>>]) -> (Vec<String>, Vec<Option<Vec<u32>>>) {
+    let all: std::collections::BTreeSet<&Label> = sets.iter().flatten().flatten().collect();
+    let all: Vec<&Label> = all.into_iter().collect();
+    let numbered = sets
+        .iter()
+        .map(|s| {
+            s.as_ref().map(|l| {
+                l.iter()
+                    .map(|v| all.binary_search(&v).expect("a label of the set") as u32)
+                    .collect()
+            })
+        })
+        .collect();
+    (all.iter().map(|l| l.to_string()).collect(), numbered)
+}
+
+/// The items of one array and its labels, named in errors.
+struct Part<'a> {
+    x: Array,
+    y: Option<Array>,
+    xname: &'a str,
+    yname: &'a str,
+}
+
+/// Datasets of the arrays in `parts` (a training and a test split, or one set), all read one way: as `want`,
+/// a run's kind, or as decided from their dtypes and all their values together.
+fn datasets(
+    parts: Vec<Part>,
+    layout: Option<Layout>,
+    want: Option<Kind>,
+    path: &Path,
+) -> Result<Vec<Dataset>> {
+    let mut shaped = Vec::new();
+    for p in &parts {
+        let src = Src {
+            path,
+            what: p.xname,
+        };
+        if p.x.dtype == Dtype::Text {
+            return Err(src.bad(format!(
+                "{} strings, not numbers: items must be numeric",
+                p.x.type_name
+            )));
+        }
+        let (n, item, nchw) = item_shape(&p.x.shape, layout, src)?;
+        check_finite(&p.x.raw, item.len(), src)?;
+        if let Some((_, first, _)) = shaped.first()
+            && *first != item
+        {
+            return Err(src.bad(format!(
+                "items of shape {item} do not match {}'s {first}",
+                parts[0].xname
+            )));
+        }
+        shaped.push((n, item, nchw));
+    }
+    let range = parts
+        .iter()
+        .map(|p| Range::of(&p.x.raw))
+        .reduce(Range::join)
+        .expect("one array at least");
+    let first = Src {
+        path,
+        what: parts[0].xname,
+    };
+    let (kind, said) = match want {
+        Some(k) => (k, None),
+        None => infer_kind(&parts[0].x, range, first).map(|(k, s)| (k, Some(s)))?,
+    };
+    let mut values = Vec::new();
+    let mut keys = Vec::new();
+    for (p, &(n, item, nchw)) in parts.into_iter().zip(&shaped) {
+        let src = Src {
+            path,
+            what: p.xname,
+        };
+        // A run's new items are read with their own range, so one odd array does not change how another is.
+        let r = if want.is_some() {
+            Range::of(&p.x.raw)
+        } else {
+            range
+        };
+        let v = values_as(p.x, kind, r, src)?;
+        values.push(if nchw { to_nhwc(v, n, item, src)? } else { v });
+        let ysrc = Src {
+            path,
+            what: p.yname,
+        };
+        keys.push(p.y.map(|y| labels(y, n, ysrc)).transpose()?);
+    }
+    let (names, numbered) = classes(&keys);
+    let sets = values
+        .into_iter()
+        .zip(numbered)
+        .zip(&shaped)
+        .map(|((v, l), &(_, item, _))| {
+            let mut ds = Dataset::new(item, kind, v, l)?;
+            if ds.is_labelled() {
+                ds.classes = names.clone();
+            }
+            Ok(ds)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if let Some(line) = said {
+        crate::say!("{line}");
+    }
+    Ok(sets)
 }
 
 /// What a NumPy file held: one set of items to split, or given train and test splits.
 pub use super::images::Found;
 
-/// Loads a `.npy` or `.npz` file.
+/// Loads a `.npy` or `.npz` file for training, deciding from the dtype and the values how they are read and
+/// saying so in a line.
 pub fn load(path: &Path, layout: Option<Layout>) -> Result<Found> {
+    load_with(path, layout, None)
+}
+
+/// Loads a `.npy` or `.npz` file as items of a run's `kind`, whatever their values: a run's new items are read
+/// the way it was trained, and values outside its range are kept, to be scored as they are.
+pub fn load_as(path: &Path, layout: Option<Layout>, kind: Kind) -> Result<Found> {
+    load_with(path, layout, Some(kind))
+}
+
+fn load_with(path: &Path, layout: Option<Layout>, want: Option<Kind>) -> Result<Found> {
     let lower = path.to_string_lossy().to_ascii_lowercase();
     if lower.ends_with(".npy") {
         let f = crate::fsutil::open_regular(path, MAX_ARRAY, "a .npy file")?;
         let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
-        let x = read_array(f, len, path, "array")?;
-        return Ok(Found::One(dataset(x, None, layout, path, "array", "")?));
+        let src = Src {
+            path,
+            what: "array",
+        };
+        let x = read_array(f, len, src)?;
+        let part = Part {
+            x,
+            y: None,
+            xname: "array",
+            yname: "",
+        };
+        let mut sets = datasets(vec![part], layout, want, path)?;
+        return Ok(Found::One(sets.remove(0)));
     }
     let mut arrays = read_npz(path, &["x_train", "y_train", "x_test", "y_test", "x", "y"])?;
     let mut take = |k: &str| {
@@ -437,31 +787,39 @@ pub fn load(path: &Path, layout: Option<Layout>) -> Result<Found> {
     if let (Some(xtr), Some(xte)) = (take("x_train"), take("x_test")) {
         let (ytr, yte) = (take("y_train"), take("y_test"));
         if ytr.is_some() != yte.is_some() {
-            return Err(bad(
-                path,
-                "labels",
-                "give both y_train and y_test, or neither",
-            ));
+            return Err(Error::Config(format!(
+                "{}: labels: give both y_train and y_test, or neither",
+                path.display()
+            )));
         }
-        let mut train = dataset(xtr, ytr, layout, path, "x_train", "y_train")?;
-        let mut test = dataset(xte, yte, layout, path, "x_test", "y_test")?;
-        densify(&mut [&mut train, &mut test]);
-        if train.shape != test.shape || train.kind != test.kind {
-            return Err(bad(
-                path,
-                "x_test",
-                format!(
-                    "items of shape {} do not match x_train's {}",
-                    test.shape, train.shape
-                ),
-            ));
-        }
+        let parts = vec![
+            Part {
+                x: xtr,
+                y: ytr,
+                xname: "x_train",
+                yname: "y_train",
+            },
+            Part {
+                x: xte,
+                y: yte,
+                xname: "x_test",
+                yname: "y_test",
+            },
+        ];
+        let mut sets = datasets(parts, layout, want, path)?;
+        let test = sets.pop().expect("two sets");
+        let train = sets.pop().expect("two sets");
         return Ok(Found::Split(train, test));
     }
     if let Some(x) = take("x") {
-        let mut ds = dataset(x, take("y"), layout, path, "x", "y")?;
-        densify(&mut [&mut ds]);
-        return Ok(Found::One(ds));
+        let part = Part {
+            x,
+            y: take("y"),
+            xname: "x",
+            yname: "y",
+        };
+        let mut sets = datasets(vec![part], layout, want, path)?;
+        return Ok(Found::One(sets.remove(0)));
     }
     Err(Error::Config(format!(
         "{}: no arrays named x_train and x_test, or x: save them as np.savez(path, x_train=…, y_train=…, x_test=…, y_test=…) or np.savez(path, x=…, y=…)",

@@ -119,7 +119,7 @@ pub fn load(spec: &DataSpec, seed: u64) -> Result<Loaded> {
             columns: Vec::new(),
         });
     }
-    let (found, columns) = read(spec, &spec.path, None, split_key.is_none())?;
+    let (found, columns) = read(spec, &spec.path, split_key.is_none())?;
     let (train, test) = match found {
         Found::Split(a, b) => (a, b),
         Found::One(ds) => {
@@ -256,13 +256,27 @@ fn check_settings(spec: &DataSpec) -> Result<()> {
     )))
 }
 
-/// Reads every item of `path` with a run's settings, in the source's order, unsplit (for `encode --input`,
-/// `score`); `columns` are a table run's feature columns.
-pub fn load_items(spec: &DataSpec, path: &Path, columns: Option<&[String]>) -> Result<Dataset> {
-    if format_of(path)? == Format::Images {
-        return images::load_flat(path, &spec.images);
-    }
-    let (found, _) = read(spec, path, columns, true)?;
+/// Reads every item of `path` with a run's settings as items of the run's `kind`, in the source's order,
+/// unsplit (for `encode --input`, `score`); `columns` are a table run's feature columns. An array is read as
+/// that kind whatever its values, so values outside the run's range are scored, not refused.
+pub fn load_items(
+    spec: &DataSpec,
+    path: &Path,
+    columns: Option<&[String]>,
+    kind: Kind,
+) -> Result<Dataset> {
+    let found = match format_of(path)? {
+        Format::Images => return images::load_flat(path, &spec.images),
+        Format::Numpy => numpy::load_as(path, spec.layout, kind)?,
+        Format::Table => {
+            let mut ds = read_table(spec, path, columns)?.dataset;
+            // A table's rows are the numbers they hold, for a run on vectors as for one on features.
+            if kind == Kind::Vector {
+                ds.kind = kind;
+            }
+            Found::One(ds)
+        }
+    };
     Ok(match found {
         Found::One(ds) => ds,
         Found::Split(mut a, b) => {
@@ -272,13 +286,20 @@ pub fn load_items(spec: &DataSpec, path: &Path, columns: Option<&[String]>) -> R
     })
 }
 
+/// Reads a table; with a run's `columns` (scoring), its label column only when the table has it.
+fn read_table(spec: &DataSpec, path: &Path, columns: Option<&[String]>) -> Result<table::Table> {
+    let label = if columns.is_some() {
+        spec.label_column
+            .as_deref()
+            .filter(|c| table_has_column(path, c))
+    } else {
+        spec.label_column.as_deref()
+    };
+    table::load(path, label, columns)
+}
+
 /// Reads `path` whole; decoded images are cached unless `store_one` is false (the caller caches them split).
-fn read(
-    spec: &DataSpec,
-    path: &Path,
-    columns: Option<&[String]>,
-    store_one: bool,
-) -> Result<(Found, Vec<String>)> {
+fn read(spec: &DataSpec, path: &Path, store_one: bool) -> Result<(Found, Vec<String>)> {
     match format_of(path)? {
         Format::Images => {
             let key = cache::key(path, &spec.images)?;
@@ -294,15 +315,7 @@ fn read(
         }
         Format::Numpy => Ok((numpy::load(path, spec.layout)?, Vec::new())),
         Format::Table => {
-            let label = if columns.is_some() {
-                // Scoring: use the label column when the table has it.
-                spec.label_column
-                    .as_deref()
-                    .filter(|c| table_has_column(path, c))
-            } else {
-                spec.label_column.as_deref()
-            };
-            let t = table::load(path, label, columns)?;
+            let t = read_table(spec, path, None)?;
             Ok((Found::One(t.dataset), t.columns))
         }
     }

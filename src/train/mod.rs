@@ -302,8 +302,8 @@ pub fn prepare(cfg: &mut RunConfig, loaded: Loaded) -> Result<Splits> {
 }
 
 /// Reads the user's items at `path` (an image, folder, archive, array or table) as a trained run sees its data:
-/// images resized to the model's size and channels, a table's saved columns standardised with the saved
-/// statistics. The order is the source's.
+/// images resized to the model's size and channels, an array read as the run's kind, a table's saved columns
+/// standardised with the saved statistics. The order is the source's; items keep their names and classes.
 pub fn load_items(cfg: &RunConfig, path: &Path) -> Result<Dataset> {
     let m = &cfg.model;
     let mut spec = cfg.train.data.clone().unwrap_or_else(|| data::DataSpec {
@@ -319,21 +319,21 @@ pub fn load_items(cfg: &RunConfig, path: &Path) -> Result<Dataset> {
         spec.images.channels = Some(m.channels);
     }
     let columns = (cfg.data.kind == Kind::Table).then_some(&cfg.data.columns[..]);
-    let mut ds = data::source::load_items(&spec, path, columns)?;
+    let mut ds = data::source::load_items(&spec, path, columns, cfg.data.kind)?;
+    if ds.kind != cfg.data.kind {
+        return Err(Error::Config(format!(
+            "{}: these are {}, but this run was trained on {}: give items like its training data",
+            path.display(),
+            ds.kind.noun(),
+            cfg.data.kind.noun()
+        )));
+    }
     if ds.shape != m.item_shape() {
         return Err(Error::Config(format!(
             "{}: items of {} (height x width x channels), but this run's model reads {}",
             path.display(),
             ds.shape,
             m.item_shape()
-        )));
-    }
-    if ds.kind != cfg.data.kind {
-        return Err(Error::Config(format!(
-            "{}: these are {:?} data, the run was trained on {:?} data",
-            path.display(),
-            ds.kind,
-            cfg.data.kind
         )));
     }
     if matches!(m.likelihood, crate::model::Likelihood::Logistic { .. })
@@ -347,19 +347,52 @@ pub fn load_items(cfg: &RunConfig, path: &Path) -> Result<Dataset> {
     if let Some(st) = &cfg.data.standardizer {
         st.apply(&mut ds);
     }
-    if !m.is_conditional() {
-        // Classes matter only to a conditional model; anything else scores and encodes items as they are.
-        ds.labels = None;
-        ds.classes.clear();
-        return Ok(ds);
+    say_outside_unit(&ds, path);
+    label_items(cfg, path, &mut ds)?;
+    Ok(ds)
+}
+
+/// Says in a line when items of a run on values in [0, 1] hold others: they are scored as they are (the
+/// Bernoulli log-likelihood x·log p + (1−x)·log(1−p) is defined for any x), not clamped or refused.
+fn say_outside_unit(ds: &Dataset, path: &Path) {
+    let data::Values::F32(v) = &ds.values else {
+        return;
+    };
+    if ds.kind == Kind::Table {
+        return;
     }
-    if ds.kind == Kind::Image && !ds.names.is_empty() {
-        // An image's class is read from its path as training read it ("" for one in no class folder).
-        let parents: Vec<String> = data::images::classes_of(&ds.names, &cfg.data.classes)
+    let outside = |x: &&f32| !(0.0..=1.0).contains(*x);
+    let Some(i) = v.iter().position(|x| outside(&x)) else {
+        return;
+    };
+    crate::say!(
+        "elbo: {}: {} values outside [0, 1] (the first {} in item {}) are used as they are, by a model of values in [0, 1]",
+        path.display(),
+        v[i..].iter().filter(outside).count(),
+        v[i],
+        i / ds.dim().max(1)
+    );
+}
+
+/// Gives new items the run's class numbers: an image's class is the folder it lies in, an array's its `y`, a
+/// table row's its label column. A conditional model needs every item's class, one of the run's; for any other
+/// model classes only label the output, and one the run does not know is numbered after the run's.
+fn label_items(cfg: &RunConfig, path: &Path, ds: &mut Dataset) -> Result<()> {
+    let conditional = cfg.model.is_conditional();
+    // An image's class is read from its path as training read it ("" for one in no class folder).
+    let parents: Vec<String> = if ds.kind == Kind::Image {
+        data::images::classes_of(&ds.names, &cfg.data.classes)
             .into_iter()
             .map(Option::unwrap_or_default)
-            .collect();
-        ds.classes = parents
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if ds.kind == Kind::Image
+        && !ds.names.is_empty()
+        && (conditional || !cfg.data.classes.is_empty() && parents.iter().all(|p| !p.is_empty()))
+    {
+        let classes: Vec<String> = parents
             .iter()
             .cloned()
             .collect::<std::collections::BTreeSet<_>>()
@@ -368,34 +401,53 @@ pub fn load_items(cfg: &RunConfig, path: &Path) -> Result<Dataset> {
         ds.labels = Some(
             parents
                 .iter()
-                .map(|p| ds.classes.binary_search(p).expect("a class of the set") as u32)
+                .map(|p| {
+                    classes
+                        .binary_search_by(|c| c.as_str().cmp(p))
+                        .expect("a class of the set") as u32
+                })
                 .collect(),
         );
+        ds.classes = classes;
     }
-    if !ds.is_labelled() {
+    if conditional && !ds.is_labelled() {
         return Err(Error::Config(format!(
             "{}: this run's model is conditional and needs each item's class (its folder, a y array or the label column), but these items have none",
             path.display()
         )));
     }
-    if !cfg.data.classes.is_empty() {
-        // Labels index the run's classes, not the new source's own sorted names.
-        ds.relabel(&cfg.data.classes).map_err(|name| {
-            let classes = cfg.data.classes.join(", ");
-            Error::Config(if name.is_empty() {
-                format!(
-                    "{}: a conditional run takes each image's class from its folder, and these images lie in none: give the folder holding the class folders ({classes})",
-                    path.display()
-                )
-            } else {
-                format!(
-                    "{}: class '{name}' is not one of the run's classes ({classes})",
-                    path.display()
-                )
-            })
-        })?;
+    if !ds.is_labelled() || cfg.data.classes.is_empty() {
+        return Ok(());
     }
-    Ok(ds)
+    // Labels index the run's classes, not the new source's own sorted names.
+    let own = std::mem::take(&mut ds.classes);
+    let mut classes = cfg.data.classes.clone();
+    for l in ds.labels.iter_mut().flatten() {
+        let name = &own[*l as usize];
+        *l = match classes.iter().position(|c| c == name) {
+            Some(i) => i,
+            None if !conditional => {
+                classes.push(name.clone());
+                classes.len() - 1
+            }
+            None => {
+                let known = cfg.data.classes.join(", ");
+                return Err(Error::Config(if name.is_empty() {
+                    format!(
+                        "{}: a conditional run takes each image's class from its folder, and these images lie in none: give the folder holding the class folders ({known})",
+                        path.display()
+                    )
+                } else {
+                    format!(
+                        "{}: class '{name}' is not one of the run's classes ({known})",
+                        path.display()
+                    )
+                }));
+            }
+        } as u32;
+    }
+    ds.classes = classes;
+    Ok(())
 }
 
 /// How a training run starts.

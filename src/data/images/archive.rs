@@ -361,10 +361,7 @@ pub(super) type Blobs = HashMap<usize, Vec<u8>>;
 /// A tar's image entries and their bytes by stream position. A stream cannot be revisited cheaply, so the
 /// images are held while the layout is worked out; the few files that links lead to but that are not named
 /// like images are read in a second pass.
-pub(super) fn tar_entries(
-    path: &Path,
-    notes: &mut Vec<String>,
-) -> Result<(Vec<Entry>, Blobs)> {
+pub(super) fn tar_entries(path: &Path, notes: &mut Vec<String>) -> Result<(Vec<Entry>, Blobs)> {
     let mut members = Members::new(path, false);
     let mut blobs = HashMap::new();
     let mut held = Held {
