@@ -230,7 +230,9 @@ const TEST_SPLITS: [&str; 2] = ["test", "val"];
 /// looked through, down to the last folder holding them all.
 fn wrapper_depth(paths: &[&[String]]) -> usize {
     let mut depth = 0;
-    while paths.iter().all(|p| p.len() > depth + 1)
+    // No paths would all agree at every depth.
+    while !paths.is_empty()
+        && paths.iter().all(|p| p.len() > depth + 1)
         && paths.iter().all(|p| p[depth] == paths[0][depth])
     {
         depth += 1;

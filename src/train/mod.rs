@@ -380,7 +380,7 @@ fn say_outside_unit(ds: &Dataset, path: &Path) {
 fn label_items(cfg: &RunConfig, path: &Path, ds: &mut Dataset) -> Result<()> {
     let conditional = cfg.model.is_conditional();
     // An image's class is read from its path as training read it ("" for one in no class folder).
-    let parents: Vec<String> = if ds.kind == Kind::Image {
+    let parents: Vec<String> = if ds.kind == Kind::Image && !ds.names.is_empty() {
         data::images::classes_of(&ds.names, &cfg.data.classes)
             .into_iter()
             .map(Option::unwrap_or_default)
