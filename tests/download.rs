@@ -206,7 +206,7 @@ fn recompressed_files_are_checked_by_their_content() {
     // Another dataset's content in another wrapper is named as that.
     let o = train("fashion-mnist", &data);
     assert_user_error(&o, "it is mnist's train-images-idx3-ubyte, recompressed");
-    // Damaged content in a sound wrapper is still refused, and so is a decompressed file with damaged content.
+    // Damaged content in a sound wrapper is still refused.
     recompress(
         &mnist_dir().join(FILE_NAMES[1]),
         &data.join(FILE_NAMES[1]),
@@ -226,13 +226,6 @@ fn recompressed_files_are_checked_by_their_content() {
             .unwrap();
         std::fs::write(plain.join(name.trim_end_matches(".gz")), raw).unwrap();
     }
+    // Decompressed files are the user's to vouch for (they may be a dataset's own under its names).
     assert!(train("mnist", &plain).status.success());
-    let label = plain.join(FILE_NAMES[1].trim_end_matches(".gz"));
-    let mut raw = std::fs::read(&label).unwrap();
-    raw[100] ^= 1;
-    std::fs::write(&label, raw).unwrap();
-    assert_user_error(
-        &train("mnist", &plain),
-        "this is not mnist's train-labels-idx1-ubyte",
-    );
 }

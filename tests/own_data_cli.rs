@@ -469,8 +469,12 @@ fn a_table_trains_and_scores_its_anomalies_highest() {
         .arg(&scores)));
     let rows = csv_rows(&scores);
     assert_eq!(rows.len(), 44, "one row per input row, plus the header");
-    assert_eq!(rows[0], ["index", "neg_elbo", "neg_log_px"]);
-    let s: Vec<f64> = rows[1..].iter().map(|r| r[2].parse().unwrap()).collect();
+    // The label column trained with comes along (fresh rows are labelled too).
+    assert_eq!(
+        rows[0],
+        ["index", "label", "class", "neg_elbo", "neg_log_px"]
+    );
+    let s: Vec<f64> = rows[1..].iter().map(|r| r[4].parse().unwrap()).collect();
     let worst_normal = s[..40].iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     assert!(
         s[40..].iter().all(|&v| v > worst_normal),
@@ -704,7 +708,7 @@ fn a_run_notices_its_data_changing_and_settings_that_do_not_apply() {
         .arg(&scores)));
     let rows = csv_rows(&scores);
     assert_eq!(rows.len(), 1 + 96);
-    assert_eq!(rows[0], ["index", "item", "neg_elbo"]);
+    assert_eq!(rows[0], ["index", "item", "label", "class", "neg_elbo"]);
     assert_eq!(rows[1][1], "test/blues/000.png");
     // An image removed from the data after training: every command refuses rather than mixing up splits.
     std::fs::remove_file(data.join("train/reds/000.png")).unwrap();

@@ -209,7 +209,31 @@ fn collect<T: Deserialize, U>(
 
 /// Reads one `.npy` stream of at most `limit` bytes.
 fn read_array(r: impl Read, limit: u64, src: Src) -> Result<Array> {
-    let npy = NpyFile::new(BufReader::with_capacity(READ_BUFFER, r.take(limit)))
+    let mut r = r.take(limit);
+    // The header's length (NumPy format 1: a u16 at byte 8; 2 and 3: a u32), so that the values the header
+    // claims are checked against the bytes after it, not the file's.
+    let mut prefix = [0u8; 12];
+    let mut got = 0;
+    while got < prefix.len() {
+        match r.read(&mut prefix[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(src.bad(format!("cannot be read ({e})"))),
+        }
+    }
+    let header = match prefix[6] {
+        1 if got >= 10 => 10 + u64::from(u16::from_le_bytes([prefix[8], prefix[9]])),
+        2 | 3 if got >= 12 => {
+            12 + u64::from(u32::from_le_bytes([
+                prefix[8], prefix[9], prefix[10], prefix[11],
+            ]))
+        }
+        _ => 0,
+    };
+    let data_bytes = limit.saturating_sub(header);
+    let r = std::io::Cursor::new(prefix[..got].to_vec()).chain(r);
+    let npy = NpyFile::new(BufReader::with_capacity(READ_BUFFER, r))
         .map_err(|e| src.bad(format!("not a NumPy array ({e})")))?;
     let DType::Plain(ts) = npy.dtype() else {
         return Err(
@@ -227,7 +251,7 @@ fn read_array(r: impl Read, limit: u64, src: Src) -> Result<Array> {
         .try_fold(1u128, |a, &d| a.checked_mul(d as u128))
         .unwrap_or(u128::MAX);
     let size = ts.num_bytes().unwrap_or(0) as u128;
-    if count.saturating_mul(size) > limit as u128 {
+    if count.saturating_mul(size) > data_bytes as u128 {
         return Err(src.bad(format!(
             "its header claims {count} values of {size} bytes, more than the file holds"
         )));
