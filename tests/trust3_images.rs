@@ -259,6 +259,16 @@ fn links_inside_archives_are_read_as_the_folder_reads_them() {
     std::os::unix::fs::symlink("../a/x1.png", data.join("b/soft.png")).unwrap();
     let folder = names(&data);
     assert_eq!(folder.len(), 12);
+    // In a folder, a link named like an image that leads nowhere is named as such (was "No such file").
+    std::os::unix::fs::symlink("nothing.png", data.join("b/dangling.png")).unwrap();
+    let e = load_flat(&data, &ImageOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("dangling.png: a symbolic link to nothing"),
+        "{e}"
+    );
+    std::fs::remove_file(data.join("b/dangling.png")).unwrap();
     let tar = tmp.path().join("set.tar");
     let links: [(&[u8], &[u8], bool); 2] = [
         (b"a/hard.png", b"a/x0.png", true),

@@ -9,7 +9,7 @@ use std::io::Read;
 use std::path::Path;
 
 /// Links followed one after another before the chain is taken for a loop (Linux follows 40).
-pub const MAX_HOPS: usize = 16;
+const MAX_HOPS: usize = 16;
 /// Path components walked to resolve one link, so an archive of many long chains cannot stall the reading.
 const MAX_STEPS: usize = 4096;
 /// Longest link target read from a zip entry (Linux's PATH_MAX).
@@ -464,6 +464,15 @@ mod tests {
             unsafe_reason(b"a\0b.png", true),
             Some("it holds a NUL byte")
         );
+    }
+
+    #[test]
+    fn backslashes_separate_only_where_the_entry_says_so() {
+        let mut m = Members::new(Path::new("x.zip"));
+        let windows = m.insert(b"a\\x.png", true, Member::File(0)).unwrap();
+        let unix = m.insert(b"b\\x.png", false, Member::File(1)).unwrap();
+        assert_eq!(windows.unwrap(), ["a", "x.png"]);
+        assert_eq!(unix.unwrap(), ["b\\\\x.png"]);
     }
 
     fn tree(members: Vec<(&str, Member)>) -> Members<'static> {
