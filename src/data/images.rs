@@ -165,11 +165,19 @@ fn walk_into(
                 )));
             }
             // A dangling link that is not an image is no concern; one that is, is a bad image.
-            Err(e) if !is_image_name(&name_s) => {
-                let _ = e;
-                continue;
+            Err(_) if !is_image_name(&name_s) => continue,
+            Err(e) => {
+                return Err(match std::fs::read_link(&path) {
+                    Ok(target) if e.kind() == std::io::ErrorKind::NotFound => {
+                        Error::Config(format!(
+                            "{}: a symbolic link to nothing ({} does not exist): remove or fix it",
+                            path.display(),
+                            target.display()
+                        ))
+                    }
+                    _ => Error::io(&path, e),
+                });
             }
-            Err(e) => return Err(Error::io(&path, e)),
         };
         if meta.is_dir() {
             let canon = std::fs::canonicalize(&path).map_err(|e| Error::io(&path, e))?;

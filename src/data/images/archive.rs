@@ -9,7 +9,9 @@ use std::io::Read;
 use std::path::Path;
 
 /// Links followed one after another before the chain is taken for a loop (Linux follows 40).
-pub const MAX_HOPS: usize = 16;
+const MAX_HOPS: usize = 16;
+/// Path components walked to resolve one link, so an archive of many long chains cannot stall the reading.
+const MAX_STEPS: usize = 4096;
 /// Longest link target read from a zip entry (Linux's PATH_MAX).
 const MAX_TARGET: u64 = 4096;
 
@@ -35,9 +37,9 @@ enum Dead {
 }
 
 /// Why an archive path would land outside the folder it is unpacked into, if it would. elbo never unpacks, but
-/// such an entry means the archive was made to attack, so the archive is refused. `\` separates folders in a
-/// zip (Windows tools write it) but is part of a name in a tar; `:` is an ordinary character (`img0:0.png`)
-/// except after a drive letter at the start (`C:/`, `C:\`).
+/// such an entry means the archive was made to attack, so the archive is refused. `backslash`: whether `\`
+/// separates folders (see [`zip_members`]); `:` is an ordinary character (`img0:0.png`) except after a drive
+/// letter at the start (`C:/`, `C:\`).
 fn unsafe_reason(raw: &[u8], backslash: bool) -> Option<&'static str> {
     if raw.contains(&0) {
         return Some("it holds a NUL byte");
@@ -66,26 +68,23 @@ fn is_drive(raw: &[u8]) -> bool {
 /// unpacking would leave it.
 pub(super) struct Members<'a> {
     archive: &'a Path,
-    /// Whether `\` separates folders (zip) or is part of a name (tar).
-    backslash: bool,
     members: BTreeMap<Vec<String>, Member>,
     /// Every folder holding a member, listed or not.
     folders: HashSet<Vec<String>>,
 }
 
 impl<'a> Members<'a> {
-    fn new(archive: &'a Path, backslash: bool) -> Self {
+    fn new(archive: &'a Path) -> Self {
         Members {
             archive,
-            backslash,
             members: BTreeMap::new(),
             folders: HashSet::new(),
         }
     }
 
     /// The escaped components of a raw path, without empty and `.` ones.
-    fn split(&self, raw: &[u8]) -> Vec<String> {
-        raw.split(|&b| is_sep(b, self.backslash))
+    fn split(raw: &[u8], backslash: bool) -> Vec<String> {
+        raw.split(|&b| is_sep(b, backslash))
             .filter(|c| !c.is_empty() && *c != b".")
             .map(escape_name)
             .collect()
@@ -93,15 +92,20 @@ impl<'a> Members<'a> {
 
     /// Adds the member at `raw`, refusing the archive when that path is unsafe ([`unsafe_reason`]); its path,
     /// or `None` for the archive's root itself (`./`).
-    fn insert(&mut self, raw: &[u8], member: Member) -> Result<Option<Vec<String>>> {
-        if let Some(why) = unsafe_reason(raw, self.backslash) {
+    fn insert(
+        &mut self,
+        raw: &[u8],
+        backslash: bool,
+        member: Member,
+    ) -> Result<Option<Vec<String>>> {
+        if let Some(why) = unsafe_reason(raw, backslash) {
             return Err(Error::Config(format!(
                 "{}: entry '{}' has an unsafe path ({why}); refusing the archive",
                 self.archive.display(),
                 escape_name(raw)
             )));
         }
-        let parts = self.split(raw);
+        let parts = Self::split(raw, backslash);
         if parts.is_empty() {
             return Ok(None);
         }
@@ -115,20 +119,22 @@ impl<'a> Members<'a> {
         Ok(Some(parts))
     }
 
-    /// A link target's components, last first; absolute targets and drives lead outside.
-    fn target_parts(&self, target: &[u8]) -> std::result::Result<Vec<String>, Dead> {
+    /// A link target's components, last first; absolute targets and drives lead outside. Links are Unix's,
+    /// so only `/` separates.
+    fn target_parts(target: &[u8]) -> std::result::Result<Vec<String>, Dead> {
         if target.is_empty() || target.contains(&0) {
             return Err(Dead::Missing);
         }
-        if is_sep(target[0], self.backslash) || is_drive(target) {
+        if target[0] == b'/' || is_drive(target) {
             return Err(Dead::Outside);
         }
-        let mut parts = self.split(target);
+        let mut parts = Self::split(target, false);
         parts.reverse();
         Ok(parts)
     }
 
-    /// The regular member that the link at `at` naming `target` leads to, through at most [`MAX_HOPS`] links.
+    /// The regular member that the link at `at` naming `target` leads to, through at most [`MAX_HOPS`] links
+    /// and [`MAX_STEPS`] components.
     /// `..` is taken from where a link has led, as the system does.
     fn resolve(
         &self,
@@ -141,9 +147,14 @@ impl<'a> Members<'a> {
         } else {
             at[..at.len() - 1].to_vec()
         };
-        let mut todo = self.target_parts(target)?;
+        let mut todo = Self::target_parts(target)?;
         let mut hops = 1;
+        let mut steps = 0;
         while let Some(c) = todo.pop() {
+            steps += 1;
+            if steps > MAX_STEPS {
+                return Err(Dead::Loop);
+            }
             if c == ".." {
                 path.pop().ok_or(Dead::Outside)?;
                 continue;
@@ -160,7 +171,7 @@ impl<'a> Members<'a> {
                     if *hard {
                         path.clear();
                     }
-                    todo.extend(self.target_parts(target)?);
+                    todo.extend(Self::target_parts(target)?);
                 }
                 Some(Member::Dir) | None if self.folders.contains(&path) => {}
                 _ => return Err(Dead::Missing),
@@ -198,23 +209,29 @@ impl<'a> Members<'a> {
             }
         }
         if let Some((_, at, target)) = dead.first() {
-            let count = |d: Dead| dead.iter().filter(|x| x.0 == d).count();
+            // (kind, verb for one, verb for more, what)
             let kinds: Vec<String> = [
-                (Dead::Outside, "lead outside the archive"),
-                (Dead::Folder, "lead to a folder"),
-                (Dead::Missing, "lead to no entry of it"),
-                (Dead::Loop, "are in a loop or a chain of more than 16 links"),
+                (Dead::Outside, "leads", "lead", "outside the archive"),
+                (Dead::Folder, "leads", "lead", "to a folder"),
+                (Dead::Missing, "leads", "lead", "to no entry of it"),
+                (Dead::Loop, "is", "are", "in a loop or too long a chain"),
             ]
             .into_iter()
-            .filter(|(d, _)| count(*d) > 0)
-            .map(|(d, what)| format!("{} {what}", count(d)))
+            .map(|(d, one, more, what)| (dead.iter().filter(|x| x.0 == d).count(), one, more, what))
+            .filter(|(n, ..)| *n > 0)
+            .map(|(n, one, more, what)| format!("{n} {} {what}", if n == 1 { one } else { more }))
             .collect();
             note(
                 notes,
                 format!(
-                    "{}: {} links in it are not read ({}; the first is {} -> {}): elbo reads a link only when it leads to a file inside the archive",
+                    "{}: {} in it {} not read ({}; the first is {} -> {}): elbo reads a link only when it leads to a file inside the archive, through at most {MAX_HOPS} links",
                     self.archive.display(),
-                    dead.len(),
+                    if dead.len() == 1 {
+                        "1 link".to_string()
+                    } else {
+                        format!("{} links", dead.len())
+                    },
+                    if dead.len() == 1 { "is" } else { "are" },
                     kinds.join(", "),
                     at.join("/"),
                     escape_name(target)
@@ -225,14 +242,16 @@ impl<'a> Members<'a> {
     }
 }
 
-/// The members of a zip archive; the targets of its symbolic links (`zip -y`) are read from their entries.
+/// The members of a zip archive; the targets of its symbolic links (`zip -y`) are read from their entries. A
+/// `\` separates folders in an entry written elsewhere than on Unix (Windows tools write it), and is part of
+/// a name in one written on Unix, as in a tar.
 pub(super) fn zip_members<'a>(
     path: &'a Path,
     zip: &mut zip::ZipArchive<std::fs::File>,
 ) -> Result<Members<'a>> {
-    let mut members = Members::new(path, true);
+    let mut members = Members::new(path);
     for i in 0..zip.len() {
-        let (raw, member) = {
+        let (raw, backslash, member) = {
             let f = zip.by_index_raw(i).map_err(|e| bad_archive(path, e))?;
             let member = if f.is_dir() {
                 Member::Dir
@@ -244,7 +263,11 @@ pub(super) fn zip_members<'a>(
             } else {
                 Member::File(i)
             };
-            (f.name_raw().to_vec(), member)
+            (
+                f.name_raw().to_vec(),
+                f.system() != zip::System::Unix,
+                member,
+            )
         };
         let member = match member {
             Member::Link { hard, .. } => Member::Link {
@@ -253,7 +276,7 @@ pub(super) fn zip_members<'a>(
             },
             m => m,
         };
-        members.insert(&raw, member)?;
+        members.insert(&raw, backslash, member)?;
     }
     Ok(members)
 }
@@ -362,7 +385,7 @@ pub(super) type Blobs = HashMap<usize, Vec<u8>>;
 /// images are held while the layout is worked out; the few files that links lead to but that are not named
 /// like images are read in a second pass.
 pub(super) fn tar_entries(path: &Path, notes: &mut Vec<String>) -> Result<(Vec<Entry>, Blobs)> {
-    let mut members = Members::new(path, false);
+    let mut members = Members::new(path);
     let mut blobs = HashMap::new();
     let mut held = Held {
         archive: path,
@@ -375,7 +398,7 @@ pub(super) fn tar_entries(path: &Path, notes: &mut Vec<String>) -> Result<(Vec<E
         };
         let file = matches!(member, Member::File(_));
         let raw = e.path_bytes().into_owned();
-        if let Some(parts) = members.insert(&raw, member)?
+        if let Some(parts) = members.insert(&raw, false, member)?
             && file
             && keep_entry(&parts)
         {
@@ -443,10 +466,19 @@ mod tests {
         );
     }
 
+    #[test]
+    fn backslashes_separate_only_where_the_entry_says_so() {
+        let mut m = Members::new(Path::new("x.zip"));
+        let windows = m.insert(b"a\\x.png", true, Member::File(0)).unwrap();
+        let unix = m.insert(b"b\\x.png", false, Member::File(1)).unwrap();
+        assert_eq!(windows.unwrap(), ["a", "x.png"]);
+        assert_eq!(unix.unwrap(), ["b\\\\x.png"]);
+    }
+
     fn tree(members: Vec<(&str, Member)>) -> Members<'static> {
-        let mut m = Members::new(Path::new("x.tar"), false);
+        let mut m = Members::new(Path::new("x.tar"));
         for (p, member) in members {
-            m.insert(p.as_bytes(), member).unwrap();
+            m.insert(p.as_bytes(), false, member).unwrap();
         }
         m
     }
@@ -486,7 +518,7 @@ mod tests {
             ("b/file_as_dir.png", link("../a/x.png/z.png")),
         ]);
         let r = |p: &str| {
-            let parts = m.split(p.as_bytes());
+            let parts = Members::split(p.as_bytes(), false);
             let Some(Member::Link { target, hard }) = m.members.get(&parts) else {
                 panic!("{p} is a link")
             };
