@@ -156,7 +156,7 @@ fn is_header(rec: &csv::StringRecord, path: &Path) -> Result<bool> {
     }
     let odd = rec
         .iter()
-        .position(|c| table::is_missing(c))
+        .position(table::is_missing)
         .or_else(|| (numbers > 0).then(|| rec.iter().position(|c| !table::reads_as_number(c)))?);
     let Some(j) = odd else { return Ok(true) };
     let line = rec.position().map_or(1, |p| p.line());

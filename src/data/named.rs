@@ -380,14 +380,14 @@ fn verify(name: DatasetName, file: &RemoteFile, path: &Path) -> Result<()> {
         return Ok(());
     }
     let got = download::md5_file(path)?;
-    if got != expected {
-        if let Err(what) = judge_mismatch(name, file, path, &got, true)? {
-            return Err(Error::Config(format!(
-                "{}: this is not {name}'s {}: its md5 is {got}, not {expected}; {what}. Point --data-dir or ELBO_DATA_DIR at {name}'s files, or remove the file to download it",
-                path.display(),
-                file.name,
-            )));
-        }
+    if got != expected
+        && let Err(what) = judge_mismatch(name, file, path, &got, true)?
+    {
+        return Err(Error::Config(format!(
+            "{}: this is not {name}'s {}: its md5 is {got}, not {expected}; {what}. Point --data-dir or ELBO_DATA_DIR at {name}'s files, or remove the file to download it",
+            path.display(),
+            file.name,
+        )));
     }
     // Remembering is an optimisation: a cache that cannot be written only means checking again next time.
     if std::fs::create_dir_all(&stamp_dir).is_ok() {
