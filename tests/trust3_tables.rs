@@ -195,7 +195,7 @@ fn numeric_labels_are_classes_in_numeric_order() {
     // Old code: classes 0, 1, 10, 11, 2, …, and "1" and "1.0" two classes.
     let spell = |i: usize| {
         let c = i % 12;
-        Some(if i % 5 == 0 {
+        Some(if i.is_multiple_of(5) {
             format!("{c}.0")
         } else {
             c.to_string()
