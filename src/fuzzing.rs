@@ -29,7 +29,7 @@ pub fn config(data: &[u8]) {
             .model
             .workspace_len(cfg.train.batch_size, cfg.train.samples);
     }
-    if let Ok(flags) = crate::cli::flags::RunFlags::from_toml(text, "fuzz.toml")
+    if let Ok(flags) = crate::train::Settings::from_toml(text, "fuzz.toml")
         && let Ok(cfg) = flags.resolve()
     {
         let _ = cfg

@@ -33,6 +33,7 @@ pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+pub mod api;
 pub mod cli;
 pub mod core;
 pub mod data;
@@ -47,4 +48,5 @@ pub mod resources;
 pub mod serve;
 pub mod train;
 
+pub use api::{Model, Observer, Settings, Trainer};
 pub use error::{Error, Result};

@@ -417,8 +417,7 @@ fn a_table_trains_and_scores_its_anomalies_highest() {
     // An image size is a number or text in a config file, as on the command line.
     for (value, hw) in [("8", (8, 8)), ("\"8x6\"", (8, 6))] {
         let mut t =
-            elbo::cli::flags::RunFlags::from_toml(&format!("image-size = {value}\n"), "c.toml")
-                .unwrap();
+            elbo::train::Settings::from_toml(&format!("image-size = {value}\n"), "c.toml").unwrap();
         t.data = Some(table.clone());
         let spec = t.source().unwrap().1.unwrap();
         assert_eq!(spec.images.size, Some(hw), "{value}");

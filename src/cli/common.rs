@@ -54,8 +54,13 @@ pub(crate) struct DataArgs {
 impl DataArgs {
     /// The run's data: this `--data-dir`, else `$ELBO_DATA_DIR`, else the folder recorded at training time.
     pub(crate) fn splits(&self, ck: &Checkpoint) -> Result<train::Splits> {
-        let dir = self.data_dir.clone().or_else(|| recorded_dir(&ck.config));
-        train::load_splits(&ck.config, dir.as_deref())
+        self.splits_of(&ck.config)
+    }
+
+    /// The splits of the run configured by `cfg`, from `--data-dir` or where the run recorded its data.
+    pub(crate) fn splits_of(&self, cfg: &train::RunConfig) -> Result<train::Splits> {
+        let dir = self.data_dir.clone().or_else(|| recorded_dir(cfg));
+        train::load_splits(cfg, dir.as_deref())
     }
 }
 
@@ -104,10 +109,7 @@ pub(crate) const MAX_IMAGES: usize = 10_000;
 
 /// The data folder recorded at training time, when no other is given and it still exists.
 pub(crate) fn recorded_dir(cfg: &crate::train::RunConfig) -> Option<PathBuf> {
-    if std::env::var_os("ELBO_DATA_DIR").is_some_and(|v| !v.is_empty()) {
-        return None;
-    }
-    cfg.train.data_dir.clone().filter(|d| d.is_dir())
+    crate::api::trainer::recorded_dir(cfg)
 }
 
 /// The labels `n` generated images are conditioned on: `class` (a name the run knows, or an index) for all, or

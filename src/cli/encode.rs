@@ -1,11 +1,10 @@
 //! `elbo encode`: the latent codes of a split, or of the user's own items, as CSV for analysis outside elbo.
 
 use super::common::{DataArgs, OutArgs};
+use crate::api::Model;
 use crate::data::Dataset;
 use crate::error::Result;
-use crate::figures::latent as lat;
 use crate::fsutil::write_atomic;
-use crate::train::{self, load_run};
 use clap::Args;
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -29,11 +28,11 @@ pub(crate) struct EncodeArgs {
 /// Encodes; the columns name μ and log σ² for a VAE but only z for an autoencoder, which has no variance.
 pub(crate) fn run(a: EncodeArgs) -> Result<()> {
     let out = a.output.check_ext(&["csv"])?;
-    let ck = load_run(&a.run_dir)?;
+    let model = Model::open(&a.run_dir)?;
     let ds = match &a.input {
-        Some(path) => train::load_items(&ck.config, path)?,
+        Some(path) => model.read(path)?,
         None => {
-            let splits = a.data.splits(&ck)?;
+            let splits = a.data.splits_of(model.config())?;
             if a.split == "train" {
                 splits.train
             } else {
@@ -41,22 +40,25 @@ pub(crate) fn run(a: EncodeArgs) -> Result<()> {
             }
         }
     };
-    let vae = &ck.vae;
-    let zd = vae.latent();
+    let zd = model.latent();
     let mut csv = item_columns(&ds);
-    if ck.config.model.is_variational() {
+    if model.is_variational() {
         (0..zd).for_each(|j| csv.push_str(&format!(",mu_{j}")));
         (0..zd).for_each(|j| csv.push_str(&format!(",logvar_{j}")));
     } else {
         (0..zd).for_each(|j| csv.push_str(&format!(",z_{j}")));
     }
     csv.push('\n');
-    let all: Vec<usize> = (0..ds.len()).collect();
-    let head = lat::encode_head(vae, &ds, &all);
-    for (h, &i) in head.chunks_exact(vae.head_len()).zip(&all) {
+    let code = model.encode(&ds)?;
+    for i in 0..code.n {
         csv.push_str(&item_cells(&ds, i));
-        for v in h {
+        for v in &code.mu[i * zd..(i + 1) * zd] {
             let _ = write!(csv, ",{v}");
+        }
+        if !code.logvar.is_empty() {
+            for v in &code.logvar[i * zd..(i + 1) * zd] {
+                let _ = write!(csv, ",{v}");
+            }
         }
         csv.push('\n');
     }

@@ -4,7 +4,6 @@ mod common;
 mod decode;
 mod encode;
 mod eval;
-pub mod flags;
 mod interpolate;
 mod latent_plot;
 mod manifold;

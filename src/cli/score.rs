@@ -3,11 +3,10 @@
 
 use super::common::{OutArgs, Progress};
 use super::encode::{item_cells, item_columns};
+use crate::api::Model;
 use crate::core::threads;
 use crate::error::{Error, Result};
-use crate::eval;
 use crate::fsutil::write_atomic;
-use crate::train::{self, load_run};
 use clap::Args;
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -42,17 +41,13 @@ pub(crate) fn run(a: ScoreArgs) -> Result<()> {
     if a.k == Some(0) || a.k.is_some_and(|k| k > 1_000_000) {
         return Err(Error::Config("--k must be between 1 and 1000000".into()));
     }
-    let ck = load_run(&a.run_dir)?;
-    if !ck.config.model.is_variational() {
-        return Err(Error::Config(
-            "this run is a deterministic autoencoder: it has no ELBO or likelihood to score with"
-                .into(),
-        ));
-    }
-    let ds = train::load_items(&ck.config, &a.input)?;
+    let model = Model::open(&a.run_dir)?;
     let k = a.k.unwrap_or(ELBO_DRAWS);
+    // Before the items are read: an autoencoder cannot score whatever they are.
+    model.check_scoring(k)?;
+    let ds = model.read(&a.input)?;
     let progress = Progress::new(&format!("scores, K={k}"), ds.len());
-    let scores = eval::item_log_likelihoods(&ck.vae, &ds, k, a.seed, &|n| progress.inc(n));
+    let scores = model.score_with(&ds, k, a.seed, &|n| progress.inc(n))?;
     progress.finish();
     let mut csv = item_columns(&ds);
     csv.push_str(",neg_elbo");

@@ -850,3 +850,99 @@ fn load_with(path: &Path, layout: Option<Layout>, want: Option<Kind>) -> Result<
         path.display()
     )))
 }
+
+/// The values of an array held in memory (by Python's `elbo`, say), by what NumPy's dtype says they are.
+#[derive(Debug, Clone)]
+pub enum MemValues {
+    /// uint8: 8-bit levels.
+    Uint8(Vec<u8>),
+    /// bool, as 0 and 1.
+    Bool(Vec<u8>),
+    /// Any other integer type, as floats.
+    Int(Vec<f32>),
+    /// float16, float32 or float64, as floats.
+    Float(Vec<f32>),
+}
+
+/// Labels held in memory: integers or strings, numbered in sorted order as classes named by their values.
+#[derive(Debug, Clone)]
+pub enum MemLabels {
+    /// Integer labels.
+    Int(Vec<i64>),
+    /// String labels.
+    Text(Vec<String>),
+}
+
+/// An array of items held in memory, read by the rules of a `.npy` file: `shape` is NumPy's (items first).
+#[derive(Debug, Clone)]
+pub struct MemArray {
+    /// The name errors give it (a keyword argument's, say `x`).
+    pub name: String,
+    /// NumPy's shape, items first.
+    pub shape: Vec<usize>,
+    /// NumPy's name of the dtype, for messages ("float64").
+    pub type_name: String,
+    /// The values, in C order.
+    pub values: MemValues,
+    /// A label per item, if any.
+    pub labels: Option<MemLabels>,
+}
+
+impl MemArray {
+    fn into_part(self) -> (Array, Option<Array>, String) {
+        let (dtype, raw) = match self.values {
+            MemValues::Uint8(v) => (Dtype::Uint8, Raw::U8(v)),
+            MemValues::Bool(v) => (Dtype::Bool, Raw::U8(v)),
+            MemValues::Int(v) => (Dtype::Int, Raw::F32(v)),
+            MemValues::Float(v) => (Dtype::Float, Raw::F32(v)),
+        };
+        let x = Array {
+            shape: self.shape,
+            dtype,
+            type_name: self.type_name,
+            raw,
+        };
+        let y = self.labels.map(|l| match l {
+            MemLabels::Int(v) => Array {
+                shape: vec![v.len()],
+                dtype: Dtype::Int,
+                type_name: "int64".into(),
+                // Labels beyond float32's exact integers are refused by `labels` with their index.
+                raw: Raw::F32(v.into_iter().map(|x| x as f32).collect()),
+            },
+            MemLabels::Text(v) => Array {
+                shape: vec![v.len()],
+                dtype: Dtype::Text,
+                type_name: "str".into(),
+                raw: Raw::Text(v),
+            },
+        });
+        (x, y, self.name)
+    }
+}
+
+/// Datasets of arrays held in memory, read as a `.npy` file of the same dtype and values would be: as `want` (a
+/// run's kind) when given, else as their dtype and all their values together decide, with a line saying how.
+/// `origin` names them in errors. Labels are numbered over all arrays together.
+pub fn from_memory(
+    arrays: Vec<MemArray>,
+    layout: Option<Layout>,
+    want: Option<Kind>,
+    origin: &Path,
+) -> Result<Vec<Dataset>> {
+    if arrays.is_empty() {
+        return Err(Error::Config(format!("{}: no arrays", origin.display())));
+    }
+    let parts: Vec<(Array, Option<Array>, String)> =
+        arrays.into_iter().map(MemArray::into_part).collect();
+    let names: Vec<(String, String)> = parts
+        .iter()
+        .map(|(_, _, n)| (n.clone(), format!("labels of {n}")))
+        .collect();
+    let parts = parts
+        .into_iter()
+        .zip(&names)
+        .map(|((x, y, _), (xname, yname))| Part { x, y, xname, yname })
+        .collect();
+    datasets(parts, layout, want, origin)
+}

@@ -6,11 +6,15 @@ pub mod config;
 pub mod interrupt;
 pub mod lock;
 pub mod metrics;
+pub mod observe;
+pub mod settings;
 
 pub use checkpoint::{Checkpoint, TrainState, load_run};
 pub use config::{DataInfo, Reduction, RunConfig, TrainConfig};
 pub use lock::RunLock;
 pub use metrics::{EpochMetrics, SplitMetrics};
+pub use observe::{Flow, Observer, Quiet};
+pub use settings::Settings;
 
 use crate::core::{Optimizer, dist, threads};
 use crate::data::batch::binarize_static;
@@ -319,7 +323,15 @@ pub fn load_items(cfg: &RunConfig, path: &Path) -> Result<Dataset> {
         spec.images.channels = Some(m.channels);
     }
     let columns = (cfg.data.kind == Kind::Table).then_some(&cfg.data.columns[..]);
-    let mut ds = data::source::load_items(&spec, path, columns, cfg.data.kind)?;
+    let ds = data::source::load_items(&spec, path, columns, cfg.data.kind)?;
+    check_items(cfg, ds, path)
+}
+
+/// New items read by other means (arrays in memory) made ready for a run as [`load_items`] makes them: checked
+/// against its kind and shape, standardised as its training data was, and labelled with its classes; `path`
+/// names them in errors.
+pub fn check_items(cfg: &RunConfig, mut ds: Dataset, path: &Path) -> Result<Dataset> {
+    let m = &cfg.model;
     if ds.kind != cfg.data.kind {
         return Err(Error::Config(format!(
             "{}: these are {}, but this run was trained on {}: give items like its training data",
@@ -458,22 +470,13 @@ pub enum Start {
     Resume(Box<Checkpoint>, Option<usize>),
 }
 
-/// Runtime options that do not change results.
-#[derive(Debug, Clone, Copy)]
-pub struct TrainOptions {
-    /// Show a progress bar.
-    pub progress: bool,
-    /// Print a line per epoch.
-    pub verbose: bool,
-}
-
 /// Trains, writing `config.json`, a checkpoint of the initial weights for a new run, and a checkpoint and
 /// `metrics.csv` after every epoch; returns the metric history.
 pub fn train(
     run_dir: &Path,
     data_dir: Option<&Path>,
     start: Start,
-    opts: TrainOptions,
+    observer: &mut dyn Observer,
 ) -> Result<Vec<EpochMetrics>> {
     let (start, splits) = match start {
         Start::New(mut cfg) => {
@@ -491,7 +494,7 @@ pub fn train(
         Start::Resume(ck, _) => &ck.config,
     };
     preflight(cfg, &splits)?;
-    train_on(run_dir, &splits, start, opts)
+    train_on(run_dir, &splits, start, observer)
 }
 
 /// Refuses to train when the ranks do not hold the same run: the same config (data fingerprint included),
@@ -560,7 +563,7 @@ pub fn train_on(
     run_dir: &Path,
     splits: &Splits,
     start: Start,
-    opts: TrainOptions,
+    observer: &mut dyn Observer,
 ) -> Result<Vec<EpochMetrics>> {
     let (cfg, mut vae, mut adam, mut state) = match start {
         Start::New(cfg) => {
@@ -639,12 +642,11 @@ pub fn train_on(
     } else {
         None
     };
-    if state.epoch >= t.epochs && opts.verbose && dist::is_writer() {
-        crate::say!(
+    if state.epoch >= t.epochs {
+        observer.note(&format!(
             "elbo: the run has already completed {} of {} epochs",
-            state.epoch,
-            t.epochs
-        );
+            state.epoch, t.epochs
+        ));
     }
     // A signal stops training between steps; the epochs before this one are kept.
     let stopped = |signal, epoch: usize| Error::Interrupted {
@@ -655,7 +657,7 @@ pub fn train_on(
     };
     threads::run(|| -> Result<()> {
         for epoch in state.epoch + 1..=t.epochs {
-            let bar = progress_bar(opts.progress && writer, n as u64, epoch, t.epochs);
+            observer.epoch_start(epoch, t.epochs, n);
             let started = Instant::now();
             let lr = t.lr_schedule.lr(t.lr, epoch, t.epochs);
             let steps = n.div_ceil(batch);
@@ -665,7 +667,7 @@ pub fn train_on(
                 // A program that installed an [`interrupt::Catch`] stops between two steps on its signal (ranks
                 // of a sharded step agree on it inside the step, so none waits for one that left).
                 if let Some(signal) = interrupt::received().filter(|_| sharded.is_none()) {
-                    bar.abandon();
+                    observer.abandon();
                     return Err(stopped(signal, epoch));
                 }
                 let rows = idx.len();
@@ -684,7 +686,7 @@ pub fn train_on(
                     let (st, stop) =
                         sh.step(&mut vae, &x[..rows * d], idx, splits, &objective, &mut ws);
                     if let Some(signal) = stop {
-                        bar.abandon();
+                        observer.abandon();
                         return Err(stopped(signal, epoch));
                     }
                     st
@@ -697,7 +699,7 @@ pub fn train_on(
                     Estimator::Elbo => st.recon + objective.beta * st.kl,
                 };
                 if !loss.is_finite() {
-                    bar.abandon();
+                    observer.abandon();
                     return Err(Error::Diverged {
                         epoch,
                         step: step + 1,
@@ -712,7 +714,7 @@ pub fn train_on(
                 if let Some(max) = t.clip_grad_norm {
                     let norm = crate::core::optim::clip_grad_norm(&mut vae.params, max);
                     if !norm.is_finite() {
-                        bar.abandon();
+                        observer.abandon();
                         return Err(Error::Diverged {
                             epoch,
                             step: step + 1,
@@ -723,18 +725,10 @@ pub fn train_on(
                 adam.step(&mut vae.params, lr);
                 vae.update_running_stats(&ws);
                 stats.add(st);
-                bar.inc(rows as u64);
-                if step % 16 == 0 {
-                    let secs = started.elapsed().as_secs_f64().max(1e-9);
-                    bar.set_message(format!(
-                        "loss {:.2}  {:.0} img/s",
-                        loss / rows as f64,
-                        stats.n as f64 / secs
-                    ));
-                }
+                let secs = started.elapsed().as_secs_f64().max(1e-9);
+                observer.step(stats.n, loss / rows as f64, stats.n as f64 / secs);
             }
             let seconds = started.elapsed().as_secs_f64();
-            bar.finish_and_clear();
             let eval_seed = t.seed ^ TEST_SALT ^ (epoch as u64);
             let test: SplitMetrics = eval_ws.elbo(&vae, &splits.test, eval_seed).into();
             let validation = splits
@@ -784,34 +778,9 @@ pub fn train_on(
                 .as_mut()
                 .filter(|_| dist::size() > 1)
                 .map(|sh| std::mem::take(&mut sh.gather).as_secs_f64());
-            if opts.verbose && writer {
-                let mut v = validation.map_or(String::new(), |v: SplitMetrics| {
-                    format!(" | val -ELBO {:.2}", v.neg_elbo)
-                });
-                if let Some(b) = row.train_neg_iwae {
-                    v.push_str(&format!(" | train -IWAE(k={}) {b:.2}", t.samples));
-                }
-                if let Some(g) = gathered {
-                    v.push_str(&format!(" | all-gather {g:.2}s"));
-                }
-                if cfg.model.is_variational() {
-                    println!(
-                        "epoch {epoch:>3}/{} | train -ELBO {:.2} (recon {:.2}, KL {:.2}) | test -ELBO {:.2} (recon {:.2}, KL {:.2}){v} | {seconds:.2}s",
-                        t.epochs,
-                        row.train.neg_elbo,
-                        row.train.recon,
-                        row.train.kl,
-                        test.neg_elbo,
-                        test.recon,
-                        test.kl,
-                    );
-                } else {
-                    // An autoencoder has no KL term and no ELBO: its loss is the reconstruction term alone.
-                    println!(
-                        "epoch {epoch:>3}/{} | train recon {:.2} | test recon {:.2}{v} | {seconds:.2}s",
-                        t.epochs, row.train.recon, test.recon,
-                    );
-                }
+            let line = epoch_line(&cfg, &row, gathered);
+            if observer.epoch_end(&row, &line) == Flow::Stop {
+                break;
             }
         }
         Ok(())
@@ -938,20 +907,31 @@ pub fn step_objective(t: &TrainConfig, progress: f64, steps_done: u64) -> Object
     }
 }
 
-fn progress_bar(show: bool, len: u64, epoch: usize, epochs: usize) -> indicatif::ProgressBar {
-    if !show {
-        return indicatif::ProgressBar::hidden();
+/// An epoch's one-line summary, as `elbo train` prints it.
+pub fn epoch_line(cfg: &RunConfig, row: &EpochMetrics, gathered: Option<f64>) -> String {
+    let (epoch, epochs, test) = (row.epoch, cfg.train.epochs, row.test);
+    let mut v = row.validation.map_or(String::new(), |v: SplitMetrics| {
+        format!(" | val -ELBO {:.2}", v.neg_elbo)
+    });
+    if let Some(b) = row.train_neg_iwae {
+        v.push_str(&format!(" | train -IWAE(k={}) {b:.2}", cfg.train.samples));
     }
-    let bar = indicatif::ProgressBar::new(len);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({eta})",
+    if let Some(g) = gathered {
+        v.push_str(&format!(" | all-gather {g:.2}s"));
+    }
+    let seconds = row.seconds;
+    if cfg.model.is_variational() {
+        format!(
+            "epoch {epoch:>3}/{epochs} | train -ELBO {:.2} (recon {:.2}, KL {:.2}) | test -ELBO {:.2} (recon {:.2}, KL {:.2}){v} | {seconds:.2}s",
+            row.train.neg_elbo, row.train.recon, row.train.kl, test.neg_elbo, test.recon, test.kl,
         )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar.set_prefix(format!("{epoch}/{epochs}"));
-    bar
+    } else {
+        // An autoencoder has no KL term and no ELBO: its loss is the reconstruction term alone.
+        format!(
+            "epoch {epoch:>3}/{epochs} | train recon {:.2} | test recon {:.2}{v} | {seconds:.2}s",
+            row.train.recon, test.recon,
+        )
+    }
 }
 
 #[cfg(test)]

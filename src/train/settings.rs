@@ -1,5 +1,7 @@
-//! The settings of `elbo train`: each one a flag and a key of a `--config` TOML file (same name, kebab-case).
-//! Flags override the file; the resolved [`RunConfig`] is what the run directory stores.
+//! The settings of a training run, defined once: each is a flag of `elbo train`, a key of a `--config` TOML file
+//! (the same name, kebab-case) and a keyword of Python's `elbo.VAE` (snake_case). Flags override the file; the
+//! resolved [`RunConfig`] is what the run directory stores. Messages name settings as flags (`--lr`); front ends
+//! that have no flags rewrite them with [`as_keywords`].
 
 use crate::core::Activation;
 use crate::data::images::ImageOptions;
@@ -11,25 +13,25 @@ use crate::train::config::{Capacity, LrSchedule, Reduction};
 use crate::train::{DataFacts, RunConfig, TrainConfig};
 use std::path::PathBuf;
 
-/// Declares [`RunFlags`] once, for clap and for serde, with the helpers that must list every field.
+/// Declares [`Settings`] once, for clap and for serde, with the helpers that must list every field.
 macro_rules! run_flags {
     ($( $(#[doc = $doc:expr])* [$($arg:tt)*] $name:ident : $ty:ty, )*) => {
         /// Every setting of a training run, as optional flags or config-file keys.
         #[derive(Debug, Default, Clone, clap::Args, serde::Deserialize)]
         #[serde(rename_all = "kebab-case", deny_unknown_fields)]
-        pub struct RunFlags {
+        pub struct Settings {
             $( $(#[doc = $doc])* #[arg(long, allow_negative_numbers = true, $($arg)*)] pub $name: Option<$ty>, )*
         }
 
-        impl RunFlags {
+        impl Settings {
             /// The config-file keys, in flag order.
             pub fn keys() -> Vec<String> {
                 vec![$( stringify!($name).replace('_', "-") ),*]
             }
 
             /// Each setting from `self` when given, else from `file`.
-            pub fn or(self, file: RunFlags) -> RunFlags {
-                RunFlags { $( $name: self.$name.or(file.$name), )* }
+            pub fn or(self, file: Settings) -> Settings {
+                Settings { $( $name: self.$name.or(file.$name), )* }
             }
 
             /// The settings given, as `--flag` names.
@@ -157,6 +159,54 @@ run_flags! {
     [value_name = "MAX"] clip_grad_norm: f64,
 }
 
+/// `message` with every setting named as a flag (`--lr`, `--batch-size`) named as a keyword argument instead
+/// (`lr=`, `batch_size=`), for front ends such as Python's that take settings as keywords.
+pub fn as_keywords(message: &str) -> String {
+    let mut keys = Settings::keys();
+    // Longest first, so `--lr-schedule` is not read as `--lr` followed by `-schedule`.
+    keys.sort_by_key(|k| std::cmp::Reverse(k.len()));
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find("--") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let key = keys.iter().find(|k| {
+            after.starts_with(k.as_str())
+                && !after[k.len()..]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+        match key {
+            Some(k) => {
+                // `--lr 5` becomes `lr=5`; a flag named without a value (`--batch-norm needs…`) just `batch_norm`.
+                let value = after[k.len()..].strip_prefix(' ').filter(|v| {
+                    let mut c = v.chars();
+                    match c.next() {
+                        Some(d) if d.is_ascii_digit() || d == '\'' || d == '"' || d == '.' => true,
+                        Some('-') => c.next().is_some_and(|d| d.is_ascii_digit()),
+                        _ => false,
+                    }
+                });
+                out.push_str(&k.replace('-', "_"));
+                rest = match value {
+                    Some(v) => {
+                        out.push('=');
+                        v
+                    }
+                    None => &after[k.len()..],
+                };
+            }
+            None => {
+                out.push_str("--");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// One convolution as a flag (`32` or `32:5:2:2`) or a config value (`32` or a table with `channels`, `kernel`,
 /// `stride`, `padding`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -261,15 +311,21 @@ fn only_with(given: bool, flag: &str, needs: &str) -> Result<()> {
     Ok(())
 }
 
-impl RunFlags {
+impl Settings {
     /// Parses a `--config` TOML file's text; `name` labels errors. Unknown keys are refused with the nearest
     /// valid key.
-    pub fn from_toml(text: &str, name: &str) -> Result<RunFlags> {
+    pub fn from_toml(text: &str, name: &str) -> Result<Settings> {
         let table: toml::Table = toml::from_str(text).map_err(|e| toml_error(&e, text, name))?;
+        Self::from_table(table, name, Some(text))
+    }
+
+    /// Settings from a table of keys (kebab- or snake_case) and values, as a config file or Python's keyword
+    /// arguments give them; `name` labels errors, and `text`, when the table was parsed from one, gives lines.
+    pub fn from_table(table: toml::Table, name: &str, text: Option<&str>) -> Result<Settings> {
         let keys = Self::keys();
         let mut normal = toml::Table::new();
         // Where a key is, for messages: "c.toml, line 3".
-        let at = |k: &str| match line_of(text, k) {
+        let at = |k: &str| match text.and_then(|t| line_of(t, k)) {
             Some(l) => format!("{name}, line {l}"),
             None => name.to_string(),
         };
@@ -299,11 +355,31 @@ impl RunFlags {
             }
             normal.insert(key, v);
         }
+        // A choice (`likelihood = "poisson"`) is checked against the flag's own list of values, so a file or a
+        // keyword argument is refused as early as the command line is, with the same choices.
+        let cmd = <Settings as clap::Args>::augment_args(clap::Command::new("elbo"));
+        for (k, v) in &normal {
+            let id = k.replace('-', "_");
+            let Some(arg) = cmd.get_arguments().find(|a| a.get_id() == id.as_str()) else {
+                continue;
+            };
+            let choices = arg.get_possible_values();
+            if let (Some(text), false) = (v.as_str(), choices.is_empty())
+                && !choices.iter().any(|c| c.matches(text, false))
+            {
+                let names: Vec<&str> = choices.iter().map(|c| c.get_name()).collect();
+                return Err(Error::Config(format!(
+                    "{}, key '{k}': '{text}' is not one of {}",
+                    at(k),
+                    names.join(", ")
+                )));
+            }
+        }
         // One key at a time first, so a bad value is reported with its key.
         for (k, v) in &normal {
             let mut one = toml::Table::new();
             one.insert(k.clone(), v.clone());
-            <RunFlags as serde::Deserialize>::deserialize(toml::Value::Table(one)).map_err(
+            <Settings as serde::Deserialize>::deserialize(toml::Value::Table(one)).map_err(
                 |e| {
                     // serde's message may span lines ("… in `epochs`"): one line is what a user reads.
                     let msg = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
@@ -320,7 +396,7 @@ impl RunFlags {
                 at("data-dir")
             )));
         }
-        <RunFlags as serde::Deserialize>::deserialize(toml::Value::Table(normal))
+        <Settings as serde::Deserialize>::deserialize(toml::Value::Table(normal))
             .map_err(|e| Error::Config(format!("{name}: {}", e.to_string().trim())))
     }
 
@@ -690,8 +766,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn flags_in_messages_become_keywords() {
+        assert_eq!(
+            as_keywords("--lr 5 is too large; --lr-schedule cosine needs --epochs"),
+            "lr=5 is too large; lr_schedule cosine needs epochs"
+        );
+        assert_eq!(
+            as_keywords("unknown --arch 'x'; --batch-norm needs 2 items; --beta -1; --foo stays"),
+            "unknown arch='x'; batch_norm needs 2 items; beta=-1; --foo stays"
+        );
+    }
+
+    #[test]
     fn toml_errors_name_the_line_and_key() {
-        let err = |text: &str| RunFlags::from_toml(text, "c.toml").unwrap_err().to_string();
+        let err = |text: &str| Settings::from_toml(text, "c.toml").unwrap_err().to_string();
         assert_eq!(
             err("epochs = 3\nlatent = 99999999999999999999999\n"),
             "c.toml: line 2, key 'latent': the number is too large"

@@ -1,0 +1,301 @@
+//! A trained model, opened from its run directory: encode, decode, sample, reconstruct, score and evaluate, with
+//! shapes checked and buffers sized inside. What the CLI's commands, the explorer and Python's `elbo` call.
+
+use crate::data::numpy::{Layout, MemArray};
+use crate::data::{Dataset, ItemShape, Kind};
+use crate::error::{Error, Result};
+use crate::eval::{self, ItemEstimate, LikelihoodEstimate};
+use crate::figures::latent as lat;
+use crate::figures::samples::{SampleSpec, sample_values};
+use crate::model::Vae;
+use crate::train::{self, EpochMetrics, RunConfig};
+use std::path::Path;
+
+/// Most codes or items one call takes: bounds what a single request can allocate.
+pub const MAX_ITEMS: usize = 1 << 24;
+
+/// A trained model and what its run recorded about its data.
+#[derive(Debug, Clone)]
+pub struct Model {
+    config: RunConfig,
+    vae: Vae<f32>,
+    history: Vec<EpochMetrics>,
+    /// The weights as trained (the inference copy stores some transposed).
+    weights: Vec<(String, Vec<usize>, Vec<f32>)>,
+}
+
+/// Posterior parameters of items, `n × latent` each, row after row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Encoded {
+    /// Items encoded.
+    pub n: usize,
+    /// Latent dimensions.
+    pub latent: usize,
+    /// Posterior means μ (a VAE) or codes z (an autoencoder).
+    pub mu: Vec<f32>,
+    /// Posterior log-variances log σ² (empty for an autoencoder).
+    pub logvar: Vec<f32>,
+}
+
+impl Model {
+    /// The model of the run in `dir`, from its newest checkpoint (the optimiser's state is not kept).
+    pub fn open(dir: &Path) -> Result<Model> {
+        let ck = train::load_run(dir)?;
+        let p = &ck.vae.params;
+        let weights = p
+            .specs
+            .iter()
+            .map(|s| (s.name.clone(), s.shape.clone(), p.data[s.range()].to_vec()))
+            .collect();
+        Ok(Model {
+            config: ck.config,
+            vae: ck.vae.for_inference(),
+            history: ck.state.history,
+            weights,
+        })
+    }
+
+    /// The run's configuration: model, training settings and data facts.
+    pub fn config(&self) -> &RunConfig {
+        &self.config
+    }
+
+    /// Epochs the weights were trained for.
+    pub fn epoch(&self) -> usize {
+        self.history.len()
+    }
+
+    /// Metrics of every epoch trained.
+    pub fn history(&self) -> &[EpochMetrics] {
+        &self.history
+    }
+
+    /// Latent dimensions.
+    pub fn latent(&self) -> usize {
+        self.vae.latent()
+    }
+
+    /// The shape of one item the model reads and writes.
+    pub fn item_shape(&self) -> ItemShape {
+        self.config.model.item_shape()
+    }
+
+    /// What the items are: images, vectors in [0, 1] or table rows.
+    pub fn kind(&self) -> Kind {
+        self.config.data.kind
+    }
+
+    /// Class names, indexed by label (empty for unlabelled training data).
+    pub fn classes(&self) -> &[String] {
+        &self.config.data.classes
+    }
+
+    /// Whether the model has a posterior and a likelihood (a VAE), not only codes (an autoencoder).
+    pub fn is_variational(&self) -> bool {
+        self.config.model.is_variational()
+    }
+
+    /// Whether encoder and decoder are conditioned on the class.
+    pub fn is_conditional(&self) -> bool {
+        self.config.model.is_conditional()
+    }
+
+    /// Every weight tensor as (name, shape, values), in PyTorch's names and layout (`[out, in]` for a dense
+    /// layer's weight).
+    pub fn weights(&self) -> &[(String, Vec<usize>, Vec<f32>)] {
+        &self.weights
+    }
+
+    /// The weights, for those who read them directly.
+    pub fn vae(&self) -> &Vae<f32> {
+        &self.vae
+    }
+
+    /// The items at `path` (image, folder, archive, array or table) read as the run read its training data.
+    pub fn read(&self, path: &Path) -> Result<Dataset> {
+        train::load_items(&self.config, path)
+    }
+
+    /// Items held in memory, read as the run read its training data (a `.npy` of the same values would read
+    /// the same); `layout` orders a 4-D array's axes.
+    pub fn items(&self, x: MemArray, layout: Option<Layout>) -> Result<Dataset> {
+        let origin = std::path::PathBuf::from(x.name.clone());
+        let ds =
+            crate::data::numpy::from_memory(vec![x], layout, Some(self.kind()), &origin)?.remove(0);
+        train::check_items(&self.config, ds, &origin)
+    }
+
+    /// The posterior of each item of `items`.
+    pub fn encode(&self, items: &Dataset) -> Result<Encoded> {
+        let (n, zd) = (items.len(), self.latent());
+        let all: Vec<usize> = (0..n).collect();
+        let head = lat::encode_head(&self.vae, items, &all);
+        let hl = self.vae.head_len();
+        let mut mu = Vec::with_capacity(n * zd);
+        let mut logvar = Vec::with_capacity(if hl > zd { n * zd } else { 0 });
+        for h in head.chunks_exact(hl) {
+            mu.extend_from_slice(&h[..zd]);
+            logvar.extend_from_slice(&h[zd..]);
+        }
+        Ok(Encoded {
+            n,
+            latent: zd,
+            mu,
+            logvar,
+        })
+    }
+
+    /// Checks `labels` for `n` codes: one per code, each a class of the model, and given exactly when the
+    /// model is conditional.
+    fn check_labels(&self, labels: &[u32], n: usize) -> Result<()> {
+        let k = self.config.model.classes;
+        if self.is_conditional() && labels.len() != n {
+            return Err(Error::Config(format!(
+                "this model is conditional: give a class for each of the {n} codes ({} given)",
+                labels.len()
+            )));
+        }
+        if !self.is_conditional() && !labels.is_empty() {
+            return Err(Error::Config(
+                "classes need a conditional model (trained with --conditional); this one is not"
+                    .into(),
+            ));
+        }
+        if let Some(&c) = labels.iter().find(|&&c| c as usize >= k) {
+            return Err(Error::Config(format!(
+                "class {c} is out of range: this model knows classes 0 to {}",
+                k.saturating_sub(1)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Decoder means of `codes` (`n × latent`, row after row), in the data's units: intensities in [0, 1] for
+    /// images, a table's own units (its standardisation undone). `labels` gives each code's class for a
+    /// conditional model (and must be empty otherwise).
+    pub fn decode(&self, codes: &[f32], labels: &[u32]) -> Result<Vec<f32>> {
+        let zd = self.latent();
+        if codes.is_empty() || !codes.len().is_multiple_of(zd) {
+            return Err(Error::Config(format!(
+                "{} values are not whole codes of {zd} latent dimensions: give an array of shape (n, {zd})",
+                codes.len()
+            )));
+        }
+        let n = codes.len() / zd;
+        if n > MAX_ITEMS {
+            return Err(Error::Config(format!(
+                "{n} codes: decode at most {MAX_ITEMS} at a time"
+            )));
+        }
+        if let Some(i) = codes.iter().position(|v| !v.is_finite()) {
+            return Err(Error::Config(format!(
+                "code {} holds a non-finite value ({}) at dimension {}",
+                i / zd,
+                codes[i],
+                i % zd
+            )));
+        }
+        self.check_labels(labels, n)?;
+        let mut out = lat::decode_means(&self.vae, codes, n, labels);
+        self.to_data_units(&mut out);
+        Ok(out)
+    }
+
+    /// A table's values back in its own units; images and vectors are left as they are.
+    fn to_data_units(&self, values: &mut [f32]) {
+        if let Some(st) = &self.config.data.standardizer {
+            st.invert(values);
+        }
+    }
+
+    /// Decoder means of `n` draws from the prior N(0, temperature² I), from `seed`; `labels` as for
+    /// [`decode`](Self::decode).
+    pub fn sample(
+        &self,
+        n: usize,
+        seed: u64,
+        temperature: f64,
+        labels: &[u32],
+    ) -> Result<Vec<f32>> {
+        if n == 0 || n > MAX_ITEMS {
+            return Err(Error::Config(format!(
+                "n {n} must be between 1 and {MAX_ITEMS}"
+            )));
+        }
+        if !(temperature.is_finite() && temperature > 0.0) {
+            return Err(Error::Config(format!(
+                "temperature {temperature} must be a positive number"
+            )));
+        }
+        self.check_labels(labels, n)?;
+        let spec = SampleSpec {
+            n,
+            seed,
+            temperature,
+            bernoulli: false,
+            labels: labels.to_vec(),
+        };
+        let mut out = sample_values(&self.vae, &spec);
+        self.to_data_units(&mut out);
+        Ok(out)
+    }
+
+    /// Each item decoded from its posterior mean, in the data's units.
+    pub fn reconstruct(&self, items: &Dataset) -> Result<Vec<f32>> {
+        let enc = self.encode(items)?;
+        let labels = if self.is_conditional() {
+            (0..items.len()).map(|i| items.label(i)).collect()
+        } else {
+            Vec::new()
+        };
+        self.decode(&enc.mu, &labels)
+    }
+
+    /// Per item, the ELBO and log p(x) estimated with `k` importance samples from `seed` (nats; a table's of
+    /// its standardised features): the lower, the more unusual the item.
+    pub fn score(&self, items: &Dataset, k: usize, seed: u64) -> Result<Vec<ItemEstimate>> {
+        self.score_with(items, k, seed, &|_| {})
+    }
+
+    /// [`score`](Self::score), calling `progress` with the number of items done as it goes.
+    pub fn score_with(
+        &self,
+        items: &Dataset,
+        k: usize,
+        seed: u64,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<Vec<ItemEstimate>> {
+        self.check_scoring(k)?;
+        Ok(eval::item_log_likelihoods(
+            &self.vae, items, k, seed, progress,
+        ))
+    }
+
+    /// The whole set's mean −ELBO, −log p(x) with `k` importance samples, and bits per dimension where defined.
+    pub fn evaluate(&self, items: &Dataset, k: usize, seed: u64) -> Result<LikelihoodEstimate> {
+        self.check_scoring(k)?;
+        Ok(eval::estimate_log_likelihood(
+            &self.vae,
+            items,
+            k,
+            seed,
+            &|_| {},
+        ))
+    }
+
+    /// Refuses to score with an autoencoder, or with `k` outside 1 to 1 000 000 importance samples.
+    pub fn check_scoring(&self, k: usize) -> Result<()> {
+        if !self.is_variational() {
+            return Err(Error::Config(
+                "this run is a deterministic autoencoder: it has no ELBO or likelihood to score with"
+                    .into(),
+            ));
+        }
+        if k == 0 || k > 1_000_000 {
+            return Err(Error::Config(format!(
+                "k {k} must be between 1 and 1000000 importance samples"
+            )));
+        }
+        Ok(())
+    }
+}

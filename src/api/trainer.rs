@@ -1,0 +1,333 @@
+//! Training from settings or from a saved run, in the steps every front end shares: read the data, resolve the
+//! settings against it, check memory and the run directory (so a refusal writes nothing), then train.
+
+use crate::core::dist;
+use crate::data::Loaded;
+use crate::error::{Error, Result};
+use crate::fsutil::write_atomic;
+use crate::train::{self, EpochMetrics, Observer, RunConfig, RunLock, Settings, Splits, Start};
+use std::path::{Path, PathBuf};
+
+/// Files training writes into a run directory; `force` removes exactly these.
+pub const RUN_FILES: [&str; 10] = [
+    train::checkpoint::CHECKPOINT,
+    train::checkpoint::PREVIOUS,
+    "metrics.csv",
+    "config.json",
+    "samples.png",
+    "reconstructions.png",
+    "curves.png",
+    "latent.png",
+    "manifold.png",
+    KEPT_DATA,
+];
+
+/// The data file a front end hands over with [`Trainer::keep_data`] (Python's arrays), kept in the run directory.
+pub const KEPT_DATA: &str = "arrays.npz";
+
+/// Largest config file read: real ones are a few hundred bytes, and a cap bounds what a hostile one can ask for.
+const MAX_CONFIG: u64 = 1 << 20;
+
+/// A training run ready to start: its data read and checked, its directory locked.
+pub struct Trainer {
+    run_dir: PathBuf,
+    start: Start,
+    splits: Splits,
+    config: RunConfig,
+    notes: Vec<String>,
+    _lock: Option<RunLock>,
+}
+
+impl Trainer {
+    /// A new run from `settings` (its data read from `settings.data` or the named dataset), checked against its
+    /// data and memory before `settings.out` is created; an existing run there is replaced only with `force`.
+    pub fn new(settings: &Settings, force: bool) -> Result<Trainer> {
+        // Data and memory are checked before the run directory is touched, so a refusal leaves nothing behind.
+        let (dataset, data) = settings.source()?;
+        let mut source = train::TrainConfig {
+            dataset,
+            data,
+            ..Default::default()
+        };
+        source.seed = settings.seed.unwrap_or(source.seed);
+        let loaded = train::open_data(&source, settings.data_dir.as_deref())?;
+        Self::from_loaded(settings, loaded, force)
+    }
+
+    /// A new run from `settings` on data already in memory (`settings.data` and `dataset` are not read).
+    pub fn from_loaded(settings: &Settings, loaded: Loaded, force: bool) -> Result<Trainer> {
+        let mut cfg = settings.resolve_for(&train::DataFacts::of(&loaded))?;
+        let splits = train::prepare(&mut cfg, loaded)?;
+        cfg.validate()?;
+        train::preflight(&cfg, &splits)?;
+        let summary = crate::model::summary::table(&cfg.model)?;
+        let dir = settings.out.clone().unwrap_or_else(|| {
+            let name = cfg.data_name();
+            let stem = name.split('.').next().unwrap_or(&name).to_string();
+            PathBuf::from("runs").join(stem)
+        });
+        if let Some(spec) = &cfg.train.data
+            && spec.path.is_dir()
+            && std::path::absolute(&dir).is_ok_and(|d| d.starts_with(&spec.path))
+        {
+            return Err(Error::Config(format!(
+                "the run directory {} would lie inside the data folder {}, where its figures would become data: choose an --out outside it",
+                dir.display(),
+                spec.path.display()
+            )));
+        }
+        let lock = if dist::is_writer() {
+            Some(prepare_run_dir(&dir, force)?)
+        } else {
+            None
+        };
+        let mut notes: Vec<String> = summary.lines().map(str::to_string).collect();
+        notes.push(format!(
+            "elbo: training into {}{}",
+            dir.display(),
+            if dist::size() > 1 {
+                format!(
+                    " on {} ranks, {} shards of each batch",
+                    dist::size(),
+                    cfg.train.shards
+                )
+            } else {
+                String::new()
+            }
+        ));
+        Ok(Trainer {
+            run_dir: dir,
+            start: Start::New(Box::new(cfg.clone())),
+            splits,
+            config: cfg,
+            notes,
+            _lock: lock,
+        })
+    }
+
+    /// Continues the run in `dir` from its newest checkpoint (or its `config.json` when it stopped before the
+    /// first), to `epochs` in all when given; its data is read again from where the run recorded it, or from
+    /// `data_dir`.
+    pub fn resume(dir: &Path, epochs: Option<usize>, data_dir: Option<&Path>) -> Result<Trainer> {
+        if dir.exists() && !dir.is_dir() {
+            return Err(Error::Config(format!(
+                "--resume {}: not a folder; give the run directory that 'elbo train' wrote",
+                dir.display()
+            )));
+        }
+        // Read first, so a folder that holds no run is refused before anything is written into it.
+        let point = resume_point(dir)?;
+        // Only rank 0 writes (and locks); the other ranks of an MPI run read the same checkpoint.
+        let lock = if dist::is_writer() {
+            let lock = RunLock::acquire(dir)?;
+            remove_stale_temp_files(dir);
+            Some(lock)
+        } else {
+            None
+        };
+        let (start, cfg, note) = match point {
+            Resume::Checkpoint(ck) => {
+                let note = format!(
+                    "elbo: resuming {} after epoch {}",
+                    dir.display(),
+                    ck.state.epoch
+                );
+                let cfg = ck.config.clone();
+                (Start::Resume(ck, epochs), cfg, note)
+            }
+            Resume::Config(mut cfg) => {
+                let note = format!(
+                    "elbo: {} has no checkpoint yet; starting it from its config.json",
+                    dir.display()
+                );
+                if let Some(e) = epochs {
+                    cfg.train.epochs = e;
+                }
+                (Start::New(cfg.clone()), *cfg, note)
+            }
+        };
+        let data_dir = data_dir
+            .map(Path::to_path_buf)
+            .or_else(|| recorded_dir(&cfg));
+        let splits = train::load_splits(&cfg, data_dir.as_deref())?;
+        train::preflight(&cfg, &splits)?;
+        Ok(Trainer {
+            run_dir: dir.to_path_buf(),
+            start,
+            splits,
+            config: cfg,
+            notes: vec![note],
+            _lock: lock,
+        })
+    }
+
+    /// Moves `file`, a data file the front end wrote for this run alone (Python's arrays, saved as an `.npz`), into
+    /// the run directory and records it there as the run's data, so that the run resumes and evaluates from its
+    /// own folder like any other. Call before [`fit`](Self::fit).
+    pub fn keep_data(&mut self, file: &Path) -> Result<()> {
+        let dest = self.run_dir.join(KEPT_DATA);
+        if dist::is_writer() && std::fs::rename(file, &dest).is_err() {
+            // Across file systems: copy under a temporary name, then rename, so a reader never sees half a file.
+            let tmp = self
+                .run_dir
+                .join(format!(".{KEPT_DATA}.{}.tmp", std::process::id()));
+            std::fs::copy(file, &tmp).map_err(|e| Error::io(&tmp, e))?;
+            std::fs::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e))?;
+            let _ = std::fs::remove_file(file);
+        }
+        let abs = std::path::absolute(&dest).map_err(|e| Error::io(&dest, e))?;
+        let Some(spec) = self.config.train.data.as_mut() else {
+            return Err(Error::Config(
+                "keep_data: this run trains on a named dataset, not on a file".into(),
+            ));
+        };
+        spec.path = abs.clone();
+        if let Start::New(cfg) = &mut self.start
+            && let Some(spec) = cfg.train.data.as_mut()
+        {
+            spec.path = abs;
+        }
+        Ok(())
+    }
+
+    /// The run's resolved configuration.
+    pub fn config(&self) -> &RunConfig {
+        &self.config
+    }
+
+    /// The run directory.
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
+    }
+
+    /// The data splits the run trains and evaluates on.
+    pub fn splits(&self) -> &Splits {
+        &self.splits
+    }
+
+    /// What a front end may show before training starts: the model's summary table and where the run goes.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// Trains to the configured epochs (or until `observer` stops it), saving a checkpoint and `metrics.csv`
+    /// after every epoch; returns the run's whole metric history. The directory stays locked until the trainer
+    /// is dropped.
+    pub fn fit(&mut self, observer: &mut dyn Observer) -> Result<Vec<EpochMetrics>> {
+        let start = std::mem::replace(&mut self.start, Start::New(Box::new(self.config.clone())));
+        let history = train::train_on(&self.run_dir, &self.splits, start, observer)?;
+        // A second fit continues from the saved checkpoint rather than starting over.
+        self.start = Start::Resume(Box::new(train::load_run(&self.run_dir)?), None);
+        Ok(history)
+    }
+}
+
+/// The data folder recorded at training time, when no other is given (`ELBO_DATA_DIR` counts as given) and it
+/// still exists.
+pub fn recorded_dir(cfg: &RunConfig) -> Option<PathBuf> {
+    if std::env::var_os("ELBO_DATA_DIR").is_some_and(|v| !v.is_empty()) {
+        return None;
+    }
+    cfg.train.data_dir.clone().filter(|d| d.is_dir())
+}
+
+/// A config file's text: a regular UTF-8 file of at most 1 MiB; `what` names it in errors.
+pub fn read_text(path: &Path, what: &str) -> Result<String> {
+    let bytes = crate::fsutil::read_regular(path, MAX_CONFIG, what)?;
+    String::from_utf8(bytes)
+        .map_err(|_| Error::Config(format!("{}: not UTF-8 text", path.display())))
+}
+
+/// Where a resumed run starts.
+enum Resume {
+    /// Its newest loadable checkpoint.
+    Checkpoint(Box<train::Checkpoint>),
+    /// Its `config.json`, when it stopped before its first checkpoint was saved.
+    Config(Box<RunConfig>),
+}
+
+fn resume_point(dir: &Path) -> Result<Resume> {
+    let no_checkpoint = [train::checkpoint::CHECKPOINT, train::checkpoint::PREVIOUS]
+        .iter()
+        .all(|f| std::fs::symlink_metadata(dir.join(f)).is_err());
+    let config = dir.join("config.json");
+    if no_checkpoint && config.exists() {
+        let text = read_text(&config, "a run's config.json")?;
+        let cfg = RunConfig::from_json(&text).map_err(|e| {
+            Error::Config(format!(
+                "{}: {e}; this run has no checkpoint to resume from: start it again with --force",
+                config.display()
+            ))
+        })?;
+        return Ok(Resume::Config(Box::new(cfg)));
+    }
+    Ok(Resume::Checkpoint(Box::new(train::load_run(dir)?)))
+}
+
+/// Refuses to overwrite another run without `--force` or one being trained, checks the folder is writable, and
+/// returns its lock, held for the whole training.
+fn prepare_run_dir(dir: &Path, force: bool) -> Result<RunLock> {
+    if let Ok(meta) = std::fs::metadata(dir)
+        && !meta.is_dir()
+    {
+        return Err(Error::Config(format!(
+            "--out {} is a file, not a folder: a run needs a folder of its own",
+            dir.display()
+        )));
+    }
+    let used = RUN_FILES
+        .iter()
+        .any(|f| std::fs::symlink_metadata(dir.join(f)).is_ok());
+    // Every file --force would remove is checked first, so a refusal never leaves a run half deleted.
+    if let Some(odd) = RUN_FILES
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| std::fs::symlink_metadata(p).is_ok_and(|m| !m.is_file()))
+    {
+        return Err(Error::Config(format!(
+            "{} is not a regular file (a folder, link, device or FIFO); elbo replaces only regular files: remove it or choose another --out",
+            odd.display()
+        )));
+    }
+    if used && !force {
+        return Err(Error::Config(format!(
+            "run directory {} already holds a run; pass --force to replace it, --resume {} to continue it, or choose another --out",
+            dir.display(),
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    // Before anything is removed: --force must not pull a run out from under the process training it.
+    let lock = RunLock::acquire(dir)?;
+    // Probe writability now rather than after the first epoch.
+    write_atomic(&dir.join(".elbo-write-test"), b"")?;
+    let _ = std::fs::remove_file(dir.join(".elbo-write-test"));
+    remove_stale_temp_files(dir);
+    if used {
+        for f in RUN_FILES {
+            let p = dir.join(f);
+            if std::fs::symlink_metadata(&p).is_ok() {
+                std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+            }
+        }
+    }
+    Ok(lock)
+}
+
+/// Deletes temporary files a killed trainer left behind mid-write (`.NAME.PID.tmp` of a run file, see
+/// `write_atomic`); only the trainer, which holds the lock, writes those names.
+fn remove_stale_temp_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".tmp")
+            && RUN_FILES
+                .iter()
+                .any(|f| name.starts_with(&format!(".{f}.")))
+        {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
