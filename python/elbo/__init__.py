@@ -1,0 +1,411 @@
+"""elbo: variational autoencoders trained fast on the CPU, from NumPy arrays.
+
+    >>> import elbo
+    >>> vae = elbo.VAE(latent=20, hidden=[400])
+    >>> history = vae.fit(x_train, epochs=10)       # uint8 images (n, h, w[, c]) or float tables (n, d)
+    >>> images = vae.sample(16)
+    >>> mu, logvar = vae.encode(x_test)
+    >>> scores = vae.score(x_new, k=100)            # per item: -ELBO and -log p(x); high means unusual
+
+Every keyword of :class:`VAE` is a setting of ``elbo train`` (``--batch-size`` is ``batch_size=``), with the same
+defaults; a model trained here is a run directory the ``elbo`` command line reads, and :func:`load` opens runs the
+command line made.
+"""
+
+import os
+import shutil
+import sys
+import tempfile
+
+import numpy as np
+
+from . import _elbo
+from ._arrays import as_array, for_library, labels_of
+from .callbacks import Callback, EarlyStopping, StopTraining
+
+__all__ = ["VAE", "History", "load", "Callback", "EarlyStopping", "StopTraining", "setting_names"]
+__version__ = "0.1.0"
+
+
+def setting_names():
+    """The keyword arguments :class:`VAE` takes: every setting of ``elbo train``."""
+    return list(_elbo.setting_names())
+
+
+class History:
+    """What :meth:`VAE.fit` returns, as Keras's ``History``: ``history`` maps each metric to its per-epoch list,
+    ``epoch`` lists the epochs trained."""
+
+    def __init__(self):
+        self.epoch = []
+        self.history = {}
+
+    def _add(self, epoch, logs):
+        self.epoch.append(epoch)
+        for k, v in logs.items():
+            self.history.setdefault(k, []).append(v)
+
+    def __repr__(self):
+        return f"History(epochs={self.epoch}, metrics={sorted(self.history)})"
+
+
+def _logs(m):
+    """An epoch's metrics as Keras-style logs: training metrics by name, held-out (test) ones as ``val_*``."""
+    logs = {}
+    for split, prefix in (("train", ""), ("test", "val_"), ("validation", "holdout_")):
+        part = m.get(split)
+        if part:
+            for k, v in part.items():
+                logs[prefix + k] = v
+    if m.get("train_neg_iwae") is not None:
+        logs["neg_iwae"] = m["train_neg_iwae"]
+    logs["lr"] = m["lr"]
+    logs["seconds"] = m["seconds"]
+    return logs
+
+
+class _Progress:
+    """Receives training's progress from the native trainer: draws a bar and epoch lines on ``sys.stderr``
+    (a terminal's or Jupyter's), records the history and calls the callbacks."""
+
+    def __init__(self, verbose, callbacks, history):
+        self.verbose = verbose
+        self.callbacks = list(callbacks or [])
+        self.history = history
+        self.out = sys.stderr
+        interactive = getattr(self.out, "isatty", lambda: False)() or "ipykernel" in sys.modules
+        self.bar = verbose == 1 and interactive
+        self.drawn = False
+        self.epoch = self.epochs = self.items = 0
+
+    def _write(self, text):
+        try:
+            self.out.write(text)
+            self.out.flush()
+        except (OSError, ValueError):
+            pass
+
+    def note(self, line):
+        if self.verbose:
+            self._write(line + "\n")
+
+    def epoch_start(self, epoch, epochs, items):
+        self.epoch, self.epochs, self.items = epoch, epochs, items
+
+    def step(self, done, loss, per_second):
+        if not self.bar:
+            return
+        width = 30
+        filled = int(width * done / max(self.items, 1))
+        bar = "=" * filled + (">" if filled < width else "") + " " * (width - filled - 1)
+        self._write(
+            f"\repoch {self.epoch}/{self.epochs} [{bar[:width]}] {done}/{self.items} loss {loss:.2f}  "
+            f"{per_second:.0f} items/s"
+        )
+        self.drawn = True
+
+    def _clear(self):
+        if self.drawn:
+            self._write("\r" + " " * 100 + "\r")
+            self.drawn = False
+
+    def abandon(self):
+        self._clear()
+
+    def epoch_end(self, metrics, line):
+        self._clear()
+        if self.verbose:
+            self._write(line + "\n")
+        logs = _logs(metrics)
+        epoch = metrics["epoch"]
+        self.history._add(epoch, logs)
+        stop = False
+        for cb in self.callbacks:
+            try:
+                if hasattr(cb, "on_epoch_end"):
+                    r = cb.on_epoch_end(epoch, logs)
+                elif callable(cb):
+                    r = cb(epoch, logs)
+                else:
+                    raise TypeError(f"callback {cb!r} is neither callable nor has on_epoch_end(epoch, logs)")
+            except StopTraining:
+                r = True
+            stop = stop or r is True
+        return stop
+
+
+def _free_dir(base):
+    """``base``, or ``base-2``, ``base-3``, ... : the first that does not exist, so a new model never replaces a
+    run."""
+    if not os.path.exists(base):
+        return base
+    i = 2
+    while os.path.exists(f"{base}-{i}"):
+        i += 1
+    return f"{base}-{i}"
+
+
+def _is_path(x):
+    return isinstance(x, (str, bytes)) or hasattr(x, "__fspath__")
+
+
+class VAE:
+    """A variational autoencoder with elbo's training settings as keyword arguments.
+
+    Every keyword is a setting of ``elbo train`` with the same default (``latent=20``, ``hidden=[400]``,
+    ``batch_size=128``, ``lr=1e-3``, ``epochs=10``, ``seed=1``, ...; :func:`setting_names` lists them). Unknown
+    keywords raise ``TypeError``, impossible values ``ValueError``, before anything is trained.
+    """
+
+    def __init__(self, **settings):
+        _elbo.check_settings(settings)
+        self._settings = dict(settings)
+        self._config_file = None
+        self._model = None
+        self.history = None
+
+    @classmethod
+    def from_config(cls, path, **overrides):
+        """A VAE from a ``--config`` TOML file (``configs/*.toml``); keywords override the file's settings."""
+        path = os.fspath(path)
+        _elbo.check_settings(overrides, path)
+        vae = cls.__new__(cls)
+        vae._settings = dict(overrides)
+        vae._config_file = path
+        vae._model = None
+        vae.history = None
+        return vae
+
+    # ----------------------------------------------------------------------------------------------- training
+
+    def fit(self, x=None, y=None, *, epochs=None, validation_data=None, out=None, force=False, callbacks=None,
+            verbose=1):
+        """Trains on ``x`` and returns a :class:`History`.
+
+        ``x``: a NumPy array (uint8 images ``(n, h, w)`` or ``(n, h, w, c)``, floats ``(n, d)``), anything with
+        ``__array__`` (a CPU tensor, a DataFrame), a path (folder of images, archive, ``.npy``/``.npz``,
+        ``.csv``) or a dataset name (``"mnist"``); ``None`` uses the ``data=``/``dataset=`` setting. ``y``: a label
+        per item (ints or strings). ``validation_data``: ``x_val`` or ``(x_val, y_val)``, reported each epoch as
+        ``val_*``; without it a ``test_fraction`` of ``x`` (0.1) is held out for that. ``out``: the run directory
+        (default ``runs/vae``, or the first free ``runs/vae-N``); ``force`` replaces a run already there.
+        ``callbacks``: callables ``f(epoch, logs)`` or objects with ``on_epoch_end``; returning True or raising
+        :class:`StopTraining` stops after that epoch. ``verbose``: 0 silent, 1 progress bar and epoch lines, 2
+        epoch lines only (on ``sys.stderr``).
+
+        Calling ``fit`` again continues the same run for ``epochs`` more epochs on the same data. Ctrl-C stops
+        training between two steps and raises ``KeyboardInterrupt``; the last epoch's checkpoint is kept, and
+        ``fit`` continues from it.
+        """
+        history = History()
+        progress = _Progress(verbose, callbacks, history)
+        if self._model is not None:
+            return self._continue(x, y, epochs, validation_data, progress, history)
+        settings = dict(self._settings)
+        if epochs is not None:
+            settings["epochs"] = epochs
+        run_dir = os.fspath(out) if out is not None else settings.get("out") or _free_dir(os.path.join("runs", "vae"))
+        settings["out"] = run_dir
+        tmp = None
+        keep = None
+        try:
+            if x is not None and _is_path(x):
+                if y is not None or validation_data is not None:
+                    raise ValueError("y= and validation_data= go with arrays; a path brings its own labels and splits")
+                settings["data"] = x
+                settings.pop("dataset", None)
+            elif x is not None:
+                if "data" in settings or "dataset" in settings:
+                    raise ValueError("give the data once: as x, or as data=/dataset= when the VAE is made")
+                tmp = tempfile.mkdtemp(prefix="elbo-")
+                keep = os.path.join(tmp, "x.npz")
+                _save_arrays(keep, x, y, validation_data)
+                settings["data"] = keep
+            elif y is not None or validation_data is not None:
+                raise ValueError("y= and validation_data= need the array x")
+            try:
+                run, _ = _elbo.train(settings, config=self._config_file, force=force, keep=keep, observer=progress)
+            except KeyboardInterrupt:
+                self._open_if_saved(run_dir)
+                raise
+            except Exception as e:
+                self._open_if_saved(run_dir)
+                if keep is not None and isinstance(e, (ValueError, OSError)) and keep in str(e):
+                    raise type(e)(str(e).replace(f"data={keep}", "x").replace(keep, "x")) from None
+                raise
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+        self._model = _elbo.Model.open(os.fspath(run))
+        self.history = history
+        return history
+
+    def _continue(self, x, y, epochs, validation_data, progress, history):
+        run_dir = self._model.run_dir
+        if y is not None or validation_data is not None:
+            raise ValueError("a fitted VAE continues on its run's own data: give no y= or validation_data=")
+        if x is not None:
+            self._check_same_data(x)
+        done = self._model.epoch
+        try:
+            _elbo.train({}, resume=run_dir, epochs=done + (10 if epochs is None else epochs), observer=progress)
+        finally:
+            self._model = _elbo.Model.open(run_dir)
+        self.history = history
+        return history
+
+    def _check_same_data(self, x):
+        data = (self._model.config.get("train") or {}).get("data") or {}
+        recorded = data.get("path")
+        if _is_path(x):
+            if recorded and os.path.abspath(os.fspath(x)) == os.path.abspath(recorded):
+                return
+        elif recorded and os.path.basename(recorded) == "arrays.npz":
+            with np.load(recorded) as z:
+                key = "x" if "x" in z.files else "x_train"
+                if np.array_equal(np.asarray(z[key]), as_array(x, "x")):
+                    return
+        raise ValueError(
+            f"this VAE was trained on other data ({recorded or 'a named dataset'}): calling fit again continues "
+            f"that run on its own data; for new data make a new elbo.VAE"
+        )
+
+    def _open_if_saved(self, run_dir):
+        try:
+            self._model = _elbo.Model.open(run_dir)
+        except Exception:
+            pass
+
+    # ------------------------------------------------------------------------------------------------- using
+
+    @property
+    def model(self):
+        """The trained native model; raises if :meth:`fit` has not run and nothing was loaded."""
+        if self._model is None:
+            raise RuntimeError("this VAE is not trained yet: call fit(x) first, or elbo.load(run_dir)")
+        return self._model
+
+    @property
+    def run_dir(self):
+        """The run directory the model lives in."""
+        return os.fspath(self.model.run_dir)
+
+    @property
+    def latent(self):
+        """Latent dimensions."""
+        return self.model.latent
+
+    @property
+    def classes(self):
+        """Class names, indexed by label (empty for unlabelled data)."""
+        return list(self.model.classes)
+
+    @property
+    def config(self):
+        """The run's resolved configuration (model, training settings, data facts) as a dict."""
+        return self.model.config
+
+    def _labels(self, labels, n):
+        if labels is None:
+            return None
+        if np.isscalar(labels):
+            labels = [labels] * n
+        values = labels_of(labels, "labels")
+        classes = self.classes
+        out = []
+        for v in values:
+            if isinstance(v, str):
+                if v not in classes:
+                    raise ValueError(f"labels: '{v}' is not one of the run's classes ({', '.join(classes)})")
+                out.append(classes.index(v))
+            else:
+                if v < 0:
+                    raise ValueError(f"labels: {v} is negative; classes are numbered from 0")
+                out.append(v)
+        return out
+
+    def encode(self, x, y=None, *, layout=None):
+        """Posterior means and log-variances of the items of ``x``, two arrays of shape ``(n, latent)``
+        (``logvar`` is None for a deterministic autoencoder). ``y`` gives labels to a conditional model;
+        ``layout`` ("nhwc" or "nchw") orders a 4-D array's axes."""
+        mu, logvar, _, _ = self.model.encode(for_library(x, "x", y, layout))
+        return mu, logvar
+
+    def decode(self, z, labels=None):
+        """Decoder means of codes ``z`` of shape ``(n, latent)``: images ``(n, h, w[, c])`` with intensities in
+        [0, 1], or rows ``(n, d)`` in the table's own units. ``labels``: a class per code (index or name, or one
+        for all) for a conditional model."""
+        z = as_array(z, "z")
+        if z.ndim == 1 and z.shape[0] == self.latent:
+            z = z[None, :]
+        z = np.ascontiguousarray(z, dtype=np.float32)
+        n = z.shape[0] if z.ndim else 0
+        return self.model.decode(z, self._labels(labels, n))
+
+    def sample(self, n, *, seed=1, temperature=1.0, labels=None):
+        """Decoder means of ``n`` draws from the prior N(0, temperature² I), reproducible from ``seed``."""
+        return self.model.sample(int(n), int(seed), float(temperature), self._labels(labels, int(n)))
+
+    def reconstruct(self, x, y=None, *, layout=None):
+        """Each item of ``x`` decoded from its posterior mean, shaped like :meth:`decode`'s output."""
+        return self.model.reconstruct(for_library(x, "x", y, layout))
+
+    def score(self, x, y=None, *, k=100, seed=1, layout=None):
+        """Per item, ``neg_elbo`` and ``nll`` (−log p(x) by importance sampling with ``k`` samples), in nats, as a
+        dict of arrays (the anomaly use: high means unusual), with ``label`` and ``name`` when the items have
+        them."""
+        neg_elbo, nll, labels, names = self.model.score(for_library(x, "x", y, layout), int(k), int(seed))
+        out = {"neg_elbo": neg_elbo, "nll": nll}
+        if labels is not None:
+            classes = self.classes
+            out["label"] = [classes[i] if i < len(classes) else i for i in labels]
+        if names:
+            out["name"] = list(names)
+        return out
+
+    def evaluate(self, x, y=None, *, k=5000, seed=1, layout=None):
+        """The set's mean ``neg_elbo``, ``nll`` (−log p(x), ``k`` importance samples) and ``bits_per_dim``."""
+        return self.model.evaluate(for_library(x, "x", y, layout), int(k), int(seed))
+
+    def state_dict(self):
+        """The weights as a dict of NumPy arrays, in PyTorch's names and layout (a dense weight is ``[out, in]``)."""
+        return self.model.state_dict()
+
+    def __repr__(self):
+        if self._model is None:
+            args = ", ".join(f"{k}={v!r}" for k, v in self._settings.items())
+            return f"elbo.VAE({args})"
+        return f"<elbo.VAE trained {self._model.epoch} epochs, latent {self._model.latent}, in {self.run_dir}>"
+
+
+def _save_arrays(path, x, y, validation_data):
+    """Writes the arrays as the ``.npz`` the CLI's ``--data`` reads, so a run from Python is a run like any other."""
+    xa = as_array(x, "x")
+    ya = None if y is None else np.asarray(labels_of(y, "y"))
+    if validation_data is None:
+        arrays = {"x": xa}
+        if ya is not None:
+            arrays["y"] = ya
+    else:
+        if isinstance(validation_data, tuple):
+            if len(validation_data) != 2:
+                raise ValueError("validation_data: give x_val or (x_val, y_val)")
+            xv, yv = validation_data
+        else:
+            xv, yv = validation_data, None
+        if (ya is None) != (yv is None):
+            raise ValueError("give labels for both the training and the validation data, or for neither")
+        arrays = {"x_train": xa, "x_test": as_array(xv, "validation_data")}
+        if ya is not None:
+            arrays["y_train"] = ya
+            arrays["y_test"] = np.asarray(labels_of(yv, "validation labels"))
+    np.savez(path, **arrays)
+
+
+def load(run_dir):
+    """Opens a run directory (made by ``elbo train`` or :meth:`VAE.fit`) at its newest checkpoint."""
+    vae = VAE.__new__(VAE)
+    vae._settings = {}
+    vae._config_file = None
+    vae._model = _elbo.Model.open(os.fspath(run_dir))
+    vae.history = None
+    return vae

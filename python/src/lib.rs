@@ -1,0 +1,619 @@
+//! `elbo._elbo`: the native half of the Python package, a thin layer over the library's facade ([`elbo::Model`],
+//! [`elbo::Trainer`], [`elbo::Settings`]). NumPy conversions and Keras-style conveniences live in `elbo/`, in
+//! Python; every rule about data, settings and runs stays in the library, so Python and the CLI take one path.
+
+use elbo::api::{EpochMetrics, Flow, Observer};
+use elbo::data::Dataset;
+use elbo::data::numpy::{Layout, MemArray, MemLabels, MemValues};
+use elbo::train::settings::as_keywords;
+use elbo::{Error, Model, Settings, Trainer};
+use numpy::{IntoPyArray, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use pyo3::exceptions::{
+    PyFileNotFoundError, PyKeyboardInterrupt, PyOSError, PyTypeError, PyValueError,
+};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// An elbo error as the Python exception a Python user expects, its message naming keyword arguments.
+fn py_err(e: Error) -> PyErr {
+    let msg = as_keywords(&e.to_string());
+    match &e {
+        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            PyFileNotFoundError::new_err(msg)
+        }
+        Error::Io { .. } => PyOSError::new_err(msg),
+        Error::Checkpoint { path, .. } if std::fs::symlink_metadata(path).is_err() => {
+            PyFileNotFoundError::new_err(msg)
+        }
+        Error::Interrupted { .. } => PyKeyboardInterrupt::new_err(msg),
+        _ => PyValueError::new_err(msg),
+    }
+}
+
+/// The training settings' keyword names (snake_case), in the CLI's flag order.
+#[pyfunction]
+fn setting_names() -> Vec<String> {
+    Settings::keys()
+        .iter()
+        .map(|k| k.replace('-', "_"))
+        .collect()
+}
+
+/// One keyword argument's value as a config value: what a `--config` TOML file could hold.
+fn toml_value(key: &str, v: &Bound<'_, PyAny>) -> PyResult<toml::Value> {
+    let wrong = || {
+        PyTypeError::new_err(format!(
+            "{key}={}: give a number, a string, a bool or a list of them",
+            v.repr().map(|r| r.to_string()).unwrap_or_default()
+        ))
+    };
+    if let Ok(b) = v.cast::<pyo3::types::PyBool>() {
+        return Ok(toml::Value::Boolean(b.is_true()));
+    }
+    if v.is_instance_of::<pyo3::types::PyInt>() {
+        return v
+            .extract::<i64>()
+            .map(toml::Value::Integer)
+            .map_err(|_| PyValueError::new_err(format!("{key}={v}: too large")));
+    }
+    if v.is_instance_of::<pyo3::types::PyFloat>() {
+        return Ok(toml::Value::Float(v.extract::<f64>()?));
+    }
+    if let Ok(s) = v.extract::<String>() {
+        return Ok(toml::Value::String(s));
+    }
+    if v.hasattr("__fspath__")? {
+        let p: PathBuf = v.extract()?;
+        return p
+            .to_str()
+            .map(|s| toml::Value::String(s.to_string()))
+            .ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "{key}={}: a path that is not UTF-8 cannot be recorded in a run's config",
+                    p.display()
+                ))
+            });
+    }
+    if v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>() {
+        let mut items = Vec::new();
+        for item in v.try_iter()? {
+            items.push(toml_value(key, &item?)?);
+        }
+        return Ok(toml::Value::Array(items));
+    }
+    // NumPy scalars (np.int64(20), np.float32(0.1)) are numbers too.
+    if v.hasattr("item")? && v.hasattr("dtype")? {
+        return toml_value(key, &v.call_method0("item")?);
+    }
+    Err(wrong())
+}
+
+/// Settings from keyword arguments: unknown names are a `TypeError` with the nearest valid one, as Python's own
+/// are; a bad value a `ValueError` naming its keyword. `None` leaves a setting at its default.
+fn settings_from(kwargs: &Bound<'_, PyDict>) -> PyResult<Settings> {
+    let names = setting_names();
+    let mut table = toml::Table::new();
+    for (k, v) in kwargs.iter() {
+        let key: String = k.extract()?;
+        if !names.contains(&key) {
+            let nearest = names
+                .iter()
+                .min_by_key(|n| strsim::levenshtein(n, &key))
+                .expect("settings");
+            return Err(PyTypeError::new_err(format!(
+                "unexpected keyword argument '{key}'; did you mean '{nearest}'?"
+            )));
+        }
+        if v.is_none() {
+            continue;
+        }
+        table.insert(key.clone(), toml_value(&key, &v)?);
+    }
+    Settings::from_table(table, "elbo.VAE", None).map_err(|e| {
+        let mut msg = e.to_string();
+        for k in Settings::keys() {
+            msg = msg.replace(&format!("key '{k}'"), &format!("{}=", k.replace('-', "_")));
+        }
+        PyValueError::new_err(as_keywords(&msg))
+    })
+}
+
+/// Keyword settings over a `--config` file's, as `elbo train --config FILE --flag …` combines them.
+fn settings_with_file(kwargs: &Bound<'_, PyDict>, config: Option<&Path>) -> PyResult<Settings> {
+    let s = settings_from(kwargs)?;
+    let Some(path) = config else {
+        return Ok(s);
+    };
+    let text = elbo::api::trainer::read_text(path, "a config file").map_err(py_err)?;
+    let file = Settings::from_toml(&text, &path.display().to_string()).map_err(py_err)?;
+    Ok(s.or(file))
+}
+
+/// Checks keyword settings (and a config file) as `elbo.VAE(...)` takes them, without training.
+#[pyfunction]
+#[pyo3(signature = (settings, config=None))]
+fn check_settings(settings: &Bound<'_, PyDict>, config: Option<PathBuf>) -> PyResult<()> {
+    let s = settings_with_file(settings, config.as_deref())?;
+    s.source().map_err(py_err)?;
+    Ok(())
+}
+
+/// Training's progress handed to a Python object's methods (`note`, `epoch_start`, `step`, `epoch_end`), with
+/// the GIL taken only for those calls. The first exception a method raises stops training after the epoch and is
+/// raised again by `train`.
+struct PyObserver {
+    target: Option<Py<PyAny>>,
+    error: Option<PyErr>,
+    last_step: Option<Instant>,
+}
+
+impl PyObserver {
+    fn call(
+        &mut self,
+        method: &str,
+        args: impl for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyTuple>>,
+    ) -> Option<bool> {
+        let target = self.target.as_ref()?;
+        if self.error.is_some() {
+            return None;
+        }
+        Python::attach(|py| {
+            let result = args(py).and_then(|a| target.call_method1(py, method, a));
+            match result {
+                Ok(r) => r.bind(py).is_truthy().ok(),
+                Err(e) => {
+                    self.error = Some(e);
+                    None
+                }
+            }
+        })
+    }
+}
+
+impl Observer for PyObserver {
+    fn note(&mut self, line: &str) {
+        self.call("note", |py| PyTuple::new(py, [line]));
+    }
+
+    fn epoch_start(&mut self, epoch: usize, epochs: usize, items: usize) {
+        self.last_step = None;
+        self.call("epoch_start", |py| PyTuple::new(py, [epoch, epochs, items]));
+    }
+
+    fn step(&mut self, items: usize, loss: f64, per_second: f64) {
+        // A redraw four times a second is what a progress bar needs; taking the GIL every step is not.
+        if self
+            .last_step
+            .is_some_and(|t| t.elapsed() < Duration::from_millis(250))
+        {
+            return;
+        }
+        self.last_step = Some(Instant::now());
+        self.call("step", |py| {
+            PyTuple::new(
+                py,
+                [
+                    items.into_pyobject(py)?.into_any(),
+                    loss.into_pyobject(py)?.into_any(),
+                    per_second.into_pyobject(py)?.into_any(),
+                ],
+            )
+        });
+    }
+
+    fn abandon(&mut self) {
+        self.call("abandon", |py| Ok(PyTuple::empty(py)));
+    }
+
+    fn epoch_end(&mut self, m: &EpochMetrics, line: &str) -> Flow {
+        let json = serde_json::to_string(m).unwrap_or_default();
+        let stop = self.call("epoch_end", |py| {
+            let metrics = py.import("json")?.call_method1("loads", (json,))?;
+            PyTuple::new(py, [metrics, line.into_pyobject(py)?.into_any()])
+        });
+        if stop == Some(true) || self.error.is_some() {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        }
+    }
+}
+
+/// A Python value from JSON text (metrics, configs): plain dicts, lists and numbers.
+fn from_json<'py>(py: Python<'py>, value: &impl serde::Serialize) -> PyResult<Bound<'py, PyAny>> {
+    let text = serde_json::to_string(value)
+        .map_err(|e| PyValueError::new_err(format!("cannot convert to Python: {e}")))?;
+    py.import("json")?.call_method1("loads", (text,))
+}
+
+/// Trains: a new run from keyword settings, or (with `resume`) the continuation of the run in that folder to
+/// `epochs` in all. `keep` is an `.npz` the caller wrote for this run alone, moved into the run directory and
+/// recorded as its data. Returns the run directory and the metric history of every epoch.
+#[pyfunction]
+#[pyo3(signature = (settings, config=None, force=false, keep=None, observer=None, resume=None, epochs=None, data_dir=None))]
+#[allow(clippy::too_many_arguments)]
+fn train<'py>(
+    py: Python<'py>,
+    settings: &Bound<'py, PyDict>,
+    config: Option<PathBuf>,
+    force: bool,
+    keep: Option<PathBuf>,
+    observer: Option<Py<PyAny>>,
+    resume: Option<PathBuf>,
+    epochs: Option<usize>,
+    data_dir: Option<PathBuf>,
+) -> PyResult<(PathBuf, Bound<'py, PyAny>)> {
+    let s = settings_with_file(settings, config.as_deref())?;
+    let threads = s.threads.unwrap_or(0);
+    let mut obs = PyObserver {
+        target: observer,
+        error: None,
+        last_step: None,
+    };
+    let outcome = py.detach(|| -> elbo::Result<(PathBuf, Vec<EpochMetrics>)> {
+        elbo::core::threads::init(elbo::core::threads::check(threads)?);
+        let mut trainer = match &resume {
+            Some(dir) => Trainer::resume(dir, epochs, data_dir.as_deref())?,
+            None => Trainer::new(&s, force)?,
+        };
+        if let Some(file) = &keep {
+            trainer.keep_data(file)?;
+        }
+        for line in trainer.notes() {
+            obs.note(line);
+        }
+        // Ctrl-C (and a notebook's interrupt) stops training between two steps; Python's own handler is back
+        // when `_signals` drops.
+        let _signals = elbo::train::interrupt::Catch::install();
+        let history = trainer.fit(&mut obs)?;
+        if let Some(signal) = elbo::train::interrupt::received() {
+            return Err(Error::Interrupted {
+                signal,
+                kept: history.len(),
+                finished: true,
+                dir: trainer.run_dir().to_path_buf(),
+            });
+        }
+        Ok((trainer.run_dir().to_path_buf(), history))
+    });
+    if let Some(e) = obs.error.take() {
+        return Err(e);
+    }
+    let (dir, history) = outcome.map_err(py_err)?;
+    Ok((dir, from_json(py, &history)?))
+}
+
+/// A trained model, opened from its run directory.
+#[pyclass(name = "Model", module = "elbo._elbo", frozen)]
+struct PyModel {
+    inner: Model,
+    dir: PathBuf,
+}
+
+/// What `elbo/_arrays.py`'s `for_library` passes: array, conversion, dtype name, labels, layout, name.
+type ArraySource<'py> = (
+    Bound<'py, PyAny>,
+    String,
+    String,
+    Option<Bound<'py, PyAny>>,
+    Option<String>,
+    String,
+);
+
+/// Per-item results and what identifies the items: two arrays, the labels read, the item names.
+type PerItem<'py> = (
+    Bound<'py, PyAny>,
+    Option<Bound<'py, PyAny>>,
+    Option<Vec<u32>>,
+    Vec<String>,
+);
+
+/// Items to read: a path (as `--input` takes), or a NumPy array with its dtype's name, how the Python layer
+/// converted it (`uint8`, `bool`, `int` or `float`, see `elbo/_arrays.py`), and optional labels.
+fn items_of(model: &Model, source: &Bound<'_, PyAny>) -> PyResult<Dataset> {
+    if let Ok(path) = source.extract::<PathBuf>() {
+        return model.read(&path).map_err(py_err);
+    }
+    let (array, tag, dtype, labels, layout, name): ArraySource<'_> = source.extract()?;
+    let mem = mem_array(&array, &tag, &dtype, labels.as_ref(), &name)?;
+    let layout: Option<Layout> = layout.map(|l| l.parse()).transpose().map_err(py_err)?;
+    let py = source.py();
+    py.detach(|| model.items(mem, layout)).map_err(py_err)
+}
+
+/// A NumPy array (already C-contiguous uint8 or float32, see `elbo/_arrays.py`) as the library's in-memory array.
+fn mem_array(
+    array: &Bound<'_, PyAny>,
+    tag: &str,
+    dtype: &str,
+    labels: Option<&Bound<'_, PyAny>>,
+    name: &str,
+) -> PyResult<MemArray> {
+    let (shape, values) = if let Ok(a) = array.extract::<PyReadonlyArrayDyn<'_, u8>>() {
+        let v = a
+            .as_slice()
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let values = if tag == "bool" {
+            MemValues::Bool(v.to_vec())
+        } else {
+            MemValues::Uint8(v.to_vec())
+        };
+        (a.shape().to_vec(), values)
+    } else {
+        let a: PyReadonlyArrayDyn<'_, f32> = array.extract()?;
+        let v = a
+            .as_slice()
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let values = if tag == "int" {
+            MemValues::Int(v.to_vec())
+        } else {
+            MemValues::Float(v.to_vec())
+        };
+        (a.shape().to_vec(), values)
+    };
+    let labels = match labels {
+        None => None,
+        Some(l) => Some(if let Ok(v) = l.extract::<Vec<i64>>() {
+            MemLabels::Int(v)
+        } else {
+            MemLabels::Text(l.extract::<Vec<String>>().map_err(|_| {
+                PyValueError::new_err(format!(
+                    "labels of {name}: give integers or strings, one per item"
+                ))
+            })?)
+        }),
+    };
+    Ok(MemArray {
+        name: name.to_string(),
+        shape,
+        type_name: dtype.to_string(),
+        values,
+        labels,
+    })
+}
+
+impl PyModel {
+    /// `values` (`n` items, row after row) as an array of shape `(n, *item)`: `(h, w)` for grey images,
+    /// `(h, w, c)` for colour, `(d,)` for vectors and tables.
+    fn shaped<'py>(
+        &self,
+        py: Python<'py>,
+        values: Vec<f32>,
+        n: usize,
+    ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
+        let s = self.inner.item_shape();
+        let dims: Vec<usize> = match self.inner.kind() {
+            elbo::data::Kind::Image if s.channels == 1 => vec![n, s.height, s.width],
+            elbo::data::Kind::Image => vec![n, s.height, s.width, s.channels],
+            _ => vec![n, s.len()],
+        };
+        values.into_pyarray(py).reshape(dims)
+    }
+
+    fn labels_of(&self, labels: Option<Vec<u32>>) -> Vec<u32> {
+        labels.unwrap_or_default()
+    }
+}
+
+#[pymethods]
+impl PyModel {
+    /// Opens the run directory `path` at its newest checkpoint.
+    #[staticmethod]
+    fn open(py: Python<'_>, path: PathBuf) -> PyResult<PyModel> {
+        let inner = py.detach(|| Model::open(&path)).map_err(py_err)?;
+        Ok(PyModel { inner, dir: path })
+    }
+
+    /// The run directory.
+    #[getter]
+    fn run_dir(&self) -> PathBuf {
+        self.dir.clone()
+    }
+
+    /// The run's resolved configuration, as a dict.
+    #[getter]
+    fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        from_json(py, self.inner.config())
+    }
+
+    /// Metrics of every epoch trained.
+    #[getter]
+    fn history<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        from_json(py, &self.inner.history())
+    }
+
+    /// Latent dimensions.
+    #[getter]
+    fn latent(&self) -> usize {
+        self.inner.latent()
+    }
+
+    /// Epochs trained.
+    #[getter]
+    fn epoch(&self) -> usize {
+        self.inner.epoch()
+    }
+
+    /// One item's shape as (height, width, channels).
+    #[getter]
+    fn item_shape(&self) -> (usize, usize, usize) {
+        let s = self.inner.item_shape();
+        (s.height, s.width, s.channels)
+    }
+
+    /// What the items are: "image", "vector" or "table".
+    #[getter]
+    fn kind(&self) -> &'static str {
+        match self.inner.kind() {
+            elbo::data::Kind::Image => "image",
+            elbo::data::Kind::Vector => "vector",
+            elbo::data::Kind::Table => "table",
+        }
+    }
+
+    /// Class names, indexed by label.
+    #[getter]
+    fn classes(&self) -> Vec<String> {
+        self.inner.classes().to_vec()
+    }
+
+    /// Whether the model is a VAE (not a deterministic autoencoder).
+    #[getter]
+    fn is_variational(&self) -> bool {
+        self.inner.is_variational()
+    }
+
+    /// Whether the model is conditioned on the class.
+    #[getter]
+    fn is_conditional(&self) -> bool {
+        self.inner.is_conditional()
+    }
+
+    /// Posterior means and log-variances of the items, each of shape (n, latent); plus the labels read.
+    fn encode<'py>(&self, py: Python<'py>, source: &Bound<'py, PyAny>) -> PyResult<PerItem<'py>> {
+        let ds = items_of(&self.inner, source)?;
+        let enc = py.detach(|| self.inner.encode(&ds)).map_err(py_err)?;
+        let mu = enc
+            .mu
+            .into_pyarray(py)
+            .reshape([enc.n, enc.latent])?
+            .into_any();
+        let logvar = if enc.logvar.is_empty() {
+            None
+        } else {
+            Some(
+                enc.logvar
+                    .into_pyarray(py)
+                    .reshape([enc.n, enc.latent])?
+                    .into_any(),
+            )
+        };
+        let (labels, names) = (ds.labels.clone(), ds.names.clone());
+        Ok((mu, logvar, labels, names))
+    }
+
+    /// Decoder means of codes (n, latent) in the data's units.
+    #[pyo3(signature = (codes, labels=None))]
+    fn decode<'py>(
+        &self,
+        py: Python<'py>,
+        codes: PyReadonlyArrayDyn<'py, f32>,
+        labels: Option<Vec<u32>>,
+    ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
+        let zd = self.inner.latent();
+        if codes.ndim() != 2 || codes.shape()[1] != zd {
+            return Err(PyValueError::new_err(format!(
+                "codes of shape {:?}: give an array of shape (n, {zd}), one row of {zd} latent values per code",
+                codes.shape()
+            )));
+        }
+        let z = codes
+            .as_slice()
+            .map_err(|e| PyValueError::new_err(e.to_string()))?
+            .to_vec();
+        let labels = self.labels_of(labels);
+        let n = codes.shape()[0];
+        let out = py
+            .detach(|| self.inner.decode(&z, &labels))
+            .map_err(py_err)?;
+        self.shaped(py, out, n)
+    }
+
+    /// Decoder means of n draws from the prior.
+    #[pyo3(signature = (n, seed=1, temperature=1.0, labels=None))]
+    fn sample<'py>(
+        &self,
+        py: Python<'py>,
+        n: usize,
+        seed: u64,
+        temperature: f64,
+        labels: Option<Vec<u32>>,
+    ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
+        let labels = self.labels_of(labels);
+        let out = py
+            .detach(|| self.inner.sample(n, seed, temperature, &labels))
+            .map_err(py_err)?;
+        self.shaped(py, out, n)
+    }
+
+    /// Each item decoded from its posterior mean.
+    fn reconstruct<'py>(
+        &self,
+        py: Python<'py>,
+        source: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
+        let ds = items_of(&self.inner, source)?;
+        let out = py.detach(|| self.inner.reconstruct(&ds)).map_err(py_err)?;
+        self.shaped(py, out, ds.len())
+    }
+
+    /// Per item: (−ELBO, −log p(x)) with k importance samples, as two arrays, and the items' names.
+    #[pyo3(signature = (source, k=100, seed=1))]
+    fn score<'py>(
+        &self,
+        py: Python<'py>,
+        source: &Bound<'py, PyAny>,
+        k: usize,
+        seed: u64,
+    ) -> PyResult<PerItem<'py>> {
+        let ds = items_of(&self.inner, source)?;
+        let est = py
+            .detach(|| self.inner.score(&ds, k, seed))
+            .map_err(py_err)?;
+        let neg_elbo: Vec<f64> = est.iter().map(|e| -e.elbo).collect();
+        let nll: Vec<f64> = est.iter().map(|e| -e.log_px).collect();
+        let (labels, names) = (ds.labels.clone(), ds.names.clone());
+        Ok((
+            neg_elbo.into_pyarray(py).into_any(),
+            Some(nll.into_pyarray(py).into_any()),
+            labels,
+            names,
+        ))
+    }
+
+    /// The set's mean −ELBO, −log p(x) (k importance samples) and bits per dimension, as a dict.
+    #[pyo3(signature = (source, k=5000, seed=1))]
+    fn evaluate<'py>(
+        &self,
+        py: Python<'py>,
+        source: &Bound<'py, PyAny>,
+        k: usize,
+        seed: u64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let ds = items_of(&self.inner, source)?;
+        let est = py
+            .detach(|| self.inner.evaluate(&ds, k, seed))
+            .map_err(py_err)?;
+        let d = PyDict::new(py);
+        d.set_item("neg_elbo", est.neg_elbo)?;
+        d.set_item("nll", est.nll)?;
+        d.set_item("bits_per_dim", est.bits_per_dim)?;
+        d.set_item("k", est.k)?;
+        d.set_item("n", est.n)?;
+        Ok(d.into_any())
+    }
+
+    /// The weights as (name, shape, values) in PyTorch's names and layout (`[out, in]` for dense weights).
+    fn state_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (name, shape, values) in self.inner.weights() {
+            d.set_item(
+                name,
+                values.clone().into_pyarray(py).reshape(shape.clone())?,
+            )?;
+        }
+        Ok(d)
+    }
+}
+
+/// The native module.
+#[pymodule]
+fn _elbo(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(setting_names, m)?)?;
+    m.add_function(wrap_pyfunction!(check_settings, m)?)?;
+    m.add_function(wrap_pyfunction!(train, m)?)?;
+    m.add_class::<PyModel>()?;
+    Ok(())
+}

@@ -1,0 +1,316 @@
+"""The Python package against the CLI and against hostile input: same numbers as `elbo train`, runs shared both
+ways, clear exceptions for what cannot work, the GIL released, Ctrl-C and early stopping ending cleanly."""
+
+import csv
+import json
+import os
+import pathlib
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import elbo
+from conftest import ROOT, run_cli
+
+SMALL = dict(hidden=[64], latent=4, seed=1, batch_size=100, threads=2)
+
+
+def metrics_rows(run_dir):
+    """metrics.csv without its timing column, which differs between any two runs."""
+    with open(os.path.join(run_dir, "metrics.csv")) as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        r.pop("seconds", None)
+    return rows
+
+
+def test_fit_matches_the_cli_bit_for_bit(small, elbo_bin, tmp_path):
+    x = small[0]
+    np.save(tmp_path / "x.npy", x)
+    cli = tmp_path / "cli"
+    r = run_cli(elbo_bin, "train", "--data", tmp_path / "x.npy", "--seed", 1, "--epochs", 2, "--hidden", 64,
+                "--latent", 4, "--batch-size", 100, "--threads", 2, "--out", cli)
+    assert r.returncode == 0, r.stderr
+    vae = elbo.VAE(**SMALL)
+    history = vae.fit(x, epochs=2, out=tmp_path / "py", verbose=0)
+    a, b = elbo.load(cli).state_dict(), vae.state_dict()
+    assert sorted(a) == sorted(b) and len(a) > 0
+    for name in a:
+        assert a[name].shape == b[name].shape
+        assert np.array_equal(a[name], b[name]), name
+    assert metrics_rows(cli) == metrics_rows(tmp_path / "py")
+    assert history.epoch == [1, 2]
+    cli_rows = metrics_rows(cli)
+    assert history.history["neg_elbo"][1] == pytest.approx(float(cli_rows[1]["train_neg_elbo"]), rel=1e-6)
+
+
+def test_runs_cross_between_python_and_the_cli(small, elbo_bin, tmp_path):
+    x = small[0]
+    vae = elbo.VAE(**SMALL)
+    vae.fit(x, epochs=1, out=tmp_path / "py", verbose=0)
+    # The CLI evaluates a run made from Python, on the data the run kept in its folder.
+    r = run_cli(elbo_bin, "eval", tmp_path / "py", "--k", 5, "--json")
+    assert r.returncode == 0, r.stderr
+    cli_eval = json.loads(r.stdout)
+    assert np.isfinite(cli_eval["nll"])
+    # The CLI continues it, and Python reads the result.
+    r = run_cli(elbo_bin, "train", "--resume", tmp_path / "py", "--epochs", 2)
+    assert r.returncode == 0, r.stderr
+    again = elbo.load(tmp_path / "py")
+    assert again.model.epoch == 2
+    z = np.zeros((3, 4), dtype=np.float32)
+    out = again.decode(z)
+    assert out.shape == (3, 28, 28) and 0 <= out.min() and out.max() <= 1
+
+
+def test_encode_decode_sample_score_evaluate(small, tmp_path):
+    x, y, xt, _ = small
+    vae = elbo.VAE(**SMALL)
+    vae.fit(x, epochs=1, out=tmp_path / "r", verbose=0)
+    mu, logvar = vae.encode(xt[:10])
+    assert mu.shape == (10, 4) and logvar.shape == (10, 4) and mu.dtype == np.float32
+    assert vae.decode(mu).shape == (10, 28, 28)
+    # One code alone is one row.
+    assert vae.decode(mu[0]).shape == (1, 28, 28)
+    s1, s2 = vae.sample(5, seed=3), vae.sample(5, seed=3)
+    assert s1.shape == (5, 28, 28) and np.array_equal(s1, s2)
+    assert not np.array_equal(s1, vae.sample(5, seed=4))
+    rec = vae.reconstruct(xt[:4])
+    assert rec.shape == (4, 28, 28)
+    sc = vae.score(xt[:20], k=10)
+    assert sc["neg_elbo"].shape == (20,) and np.all(sc["nll"] <= sc["neg_elbo"] + 1e-6)
+    # Noise is less likely than digits under a model of digits.
+    noise = np.random.default_rng(0).integers(0, 256, size=(20, 28, 28), dtype=np.uint8)
+    assert np.median(vae.score(noise, k=10)["nll"]) > np.median(sc["nll"])
+    ev = vae.evaluate(xt[:50], k=10)
+    assert set(ev) >= {"neg_elbo", "nll", "bits_per_dim"} and ev["n"] == 50
+    # The same items from a path read the same as from memory.
+    np.save(tmp_path / "t.npy", xt[:10])
+    mu2, _ = vae.encode(str(tmp_path / "t.npy"))
+    assert np.array_equal(mu, mu2)
+
+
+def test_every_array_kind_reads(small, tmp_path):
+    x = small[0][:300]
+    vae = elbo.VAE(**SMALL)
+    vae.fit(x, epochs=1, out=tmp_path / "r", verbose=0)
+    base, _ = vae.encode(x[:5])
+    # float32 intensities, non-contiguous views, Python lists and a 4-D NHWC/NCHW array all mean the same images.
+    assert np.allclose(vae.encode(x[:5].astype(np.float32) / 255)[0], base, atol=1e-5)
+    wide = np.zeros((5, 28, 56), dtype=np.uint8)
+    wide[:, :, ::2] = x[:5]
+    assert np.array_equal(vae.encode(wide[:, :, ::2])[0], base)
+    assert np.array_equal(vae.encode(x[:5].tolist())[0], base)
+    assert np.array_equal(vae.encode(x[:5, :, :, None])[0], base)
+    assert np.array_equal(vae.encode(x[:5, None, :, :], layout="nchw")[0], base)
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None:
+        assert np.array_equal(vae.encode(torch.from_numpy(x[:5]))[0], base)
+
+
+def test_tables_and_labels(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.normal(50, 10, size=(400, 6))
+    kinds = np.array(["a", "b"])[rng.integers(0, 2, size=400)]
+    vae = elbo.VAE(hidden=[16], latent=2, seed=1, conditional=True)
+    vae.fit(x, kinds, epochs=2, out=tmp_path / "t", verbose=0)
+    assert vae.classes == ["a", "b"]
+    assert vae.model.kind == "table"
+    out = vae.decode(np.zeros((2, 2)), labels=["a", "b"])
+    # Back in the table's own units, not standardised ones.
+    assert out.shape == (2, 6) and 20 < out.mean() < 80
+    sc = vae.score(x[:5], kinds[:5], k=5)
+    assert sc["label"] == list(kinds[:5])
+    with pytest.raises(ValueError, match="conditional"):
+        vae.decode(np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="not one of the run's classes"):
+        vae.sample(2, labels="c")
+
+
+def test_validation_data_and_history(small, tmp_path):
+    x, y, xt, yt = small
+    vae = elbo.VAE(**SMALL)
+    h = vae.fit(x, epochs=2, validation_data=xt, out=tmp_path / "v", verbose=0)
+    assert set(h.history) >= {"neg_elbo", "recon", "kl", "val_neg_elbo", "val_recon", "val_kl", "lr"}
+    assert len(h.history["val_neg_elbo"]) == 2
+    # The validation set is what the run holds out: its -ELBO is the CLI's test metric.
+    ev = vae.evaluate(xt, k=1)
+    assert np.isfinite(ev["neg_elbo"])
+    # fit again continues the run.
+    h2 = vae.fit(epochs=1, verbose=0)
+    assert h2.epoch == [3] and vae.model.epoch == 3
+    with pytest.raises(ValueError, match="other data"):
+        vae.fit(xt, epochs=1, verbose=0)
+
+
+def test_early_stopping_and_callbacks(small, tmp_path):
+    x = small[0]
+    seen = []
+
+    def record(epoch, logs):
+        seen.append((epoch, logs["neg_elbo"]))
+
+    stopper = elbo.EarlyStopping(monitor="neg_elbo", min_delta=1e9)  # never improves enough
+    vae = elbo.VAE(**SMALL)
+    h = vae.fit(x, epochs=6, out=tmp_path / "e", callbacks=[record, stopper], verbose=0)
+    # The first epoch sets the best value; the second fails to improve by min_delta and stops.
+    assert h.epoch == [1, 2] and stopper.stopped_epoch == 2
+    assert [e for e, _ in seen] == [1, 2]
+    assert vae.model.epoch == 2
+
+    class Boom(Exception):
+        pass
+
+    def explode(epoch, logs):
+        if epoch == 2:
+            raise Boom("from the callback")
+
+    vae2 = elbo.VAE(**SMALL)
+    with pytest.raises(Boom):
+        vae2.fit(x, epochs=5, out=tmp_path / "b", callbacks=[explode], verbose=0)
+    # Epoch 2 finished and was saved before the callback ran.
+    assert elbo.load(tmp_path / "b").model.epoch == 2
+
+    def stop_now(epoch, logs):
+        raise elbo.StopTraining()
+
+    vae3 = elbo.VAE(**SMALL)
+    assert vae3.fit(x, epochs=5, out=tmp_path / "s", callbacks=[stop_now], verbose=0).epoch == [1]
+
+
+def test_the_gil_is_released_while_training(small, tmp_path):
+    x = small[0]
+    ticks = []
+    stop = threading.Event()
+
+    def tick():
+        while not stop.is_set():
+            ticks.append(time.monotonic())
+            time.sleep(0.005)
+
+    t = threading.Thread(target=tick)
+    vae = elbo.VAE(**SMALL)
+    t.start()
+    started = time.monotonic()
+    vae.fit(x, epochs=3, out=tmp_path / "g", verbose=0)
+    ended = time.monotonic()
+    stop.set()
+    t.join()
+    during = [s for s in ticks if started < s < ended]
+    # A thread starved by a held GIL would tick a handful of times; a free one every few milliseconds.
+    assert len(during) > 0.3 * (ended - started) / 0.005, (len(during), ended - started)
+
+
+def test_bad_input_is_a_clear_exception(small, tmp_path):
+    x = small[0][:300]
+    with pytest.raises(TypeError, match="did you mean 'latent'"):
+        elbo.VAE(lattent=3)
+    with pytest.raises(TypeError, match="did you mean 'batch_size'"):
+        elbo.VAE(batchsize=3)
+    with pytest.raises(ValueError, match="lr="):
+        elbo.VAE(lr="fast")
+    with pytest.raises(ValueError, match="likelihood"):
+        elbo.VAE(likelihood="poisson")
+    vae = elbo.VAE(**SMALL)
+    for bad, what in [
+        ([[1, 2], [3]], "same shape"),
+        (np.array(["a", "b"]), "dtype"),
+        (np.array([[1 + 2j]]), "dtype"),
+        (np.full((10, 5), np.nan), "non-finite"),
+        (np.array([1e300, 1.0]).reshape(2, 1), "float32"),
+        (np.zeros((0, 28, 28), dtype=np.uint8), "no items"),
+    ]:
+        with pytest.raises(ValueError, match=what):
+            vae.fit(bad, epochs=1, out=tmp_path / "never", verbose=0)
+        assert not (tmp_path / "never").exists()
+    with pytest.raises(RuntimeError, match="not trained"):
+        vae.encode(x)
+    vae.fit(x, epochs=1, out=tmp_path / "ok", verbose=0)
+    for z, what in [
+        (np.zeros((2, 5)), r"\(n, 4\)"),
+        (np.zeros((2, 4, 1)), r"\(n, 4\)"),
+        (np.full((2, 4), np.inf), "non-finite"),
+    ]:
+        with pytest.raises(ValueError, match=what):
+            vae.decode(z)
+    with pytest.raises(ValueError, match="28x28"):
+        vae.encode(np.zeros((2, 14, 14), dtype=np.uint8))
+    with pytest.raises(ValueError, match="conditional"):
+        vae.sample(2, labels=[0, 1])
+    with pytest.raises(ValueError, match="k 0 must be between 1 and"):
+        vae.score(x[:2], k=0)
+    # A folder that holds no run, a file that is not a folder, a path that does not exist.
+    (tmp_path / "empty").mkdir()
+    with pytest.raises((ValueError, OSError)):
+        elbo.load(tmp_path / "empty")
+    assert list((tmp_path / "empty").iterdir()) == []
+    with pytest.raises(FileNotFoundError):
+        elbo.load(tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="already holds a run"):
+        elbo.VAE(**SMALL).fit(x, epochs=1, out=tmp_path / "ok", verbose=0)
+
+
+def test_from_config_and_state_dict_forward(small, tmp_path):
+    x = small[0][:500]
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("latent = 3\nhidden = [32]\nactivation = \"tanh\"\n")
+    vae = elbo.VAE.from_config(cfg, seed=2)
+    vae.fit(x, epochs=1, out=tmp_path / "c", verbose=0)
+    assert vae.latent == 3
+    sd = vae.state_dict()
+    # A NumPy forward pass of the decoder from the state dict reproduces decode.
+    z = np.random.default_rng(0).normal(size=(7, 3)).astype(np.float32)
+    dec = sorted(k for k in sd if k.startswith("decoder") and k.endswith(".weight"))
+    h = z
+    for i, wname in enumerate(dec):
+        w, b = sd[wname], sd[wname[: -len("weight")] + "bias"]
+        h = h @ w.T + b
+        h = np.tanh(h) if i < len(dec) - 1 else 1 / (1 + np.exp(-h))
+    assert np.abs(h.reshape(7, 28, 28) - vae.decode(z)).max() < 1e-5
+
+
+def test_ctrl_c_stops_cleanly_and_resumes_bit_identically(mnist, tmp_path):
+    # All 60 000 images, one thread, small batches: an epoch lasts long enough to be interrupted in.
+    x = mnist[0]
+    np.save(tmp_path / "x.npy", x)
+    script = tmp_path / "fit.py"
+    script.write_text(textwrap.dedent(f"""
+        import numpy as np, elbo, sys
+        x = np.load({str(tmp_path / 'x.npy')!r})
+        vae = elbo.VAE(hidden=[64], latent=4, seed=1, batch_size=20, threads=1)
+        try:
+            vae.fit(x, epochs=40, out={str(tmp_path / 'int')!r}, verbose=2)
+        except KeyboardInterrupt as e:
+            print("KeyboardInterrupt:", e, file=sys.stderr, flush=True)
+            sys.exit(7)
+    """))
+    p = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True)
+    lines = []
+    for line in p.stderr:
+        lines.append(line)
+        if re.match(r"epoch +1/", line):
+            time.sleep(0.05)
+            p.send_signal(signal.SIGINT)
+            break
+    rest = p.stderr.read()
+    assert p.wait(timeout=60) == 7, "".join(lines) + rest
+    assert "KeyboardInterrupt" in rest
+    vae = elbo.load(tmp_path / "int")
+    kept = vae.model.epoch
+    assert 1 <= kept < 40
+    vae.fit(epochs=2, verbose=0)
+    whole = elbo.VAE(hidden=[64], latent=4, seed=1, batch_size=20, threads=1)
+    whole.fit(x, epochs=kept + 2, out=tmp_path / "whole", verbose=0)
+    a, b = vae.state_dict(), whole.state_dict()
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
