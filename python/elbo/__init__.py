@@ -77,6 +77,8 @@ class _Progress:
         self.bar = verbose == 1 and interactive
         self.drawn = False
         self.epoch = self.epochs = self.items = 0
+        # Paths the user never chose (the temporary file holding their arrays) and the names they know instead.
+        self.rename = {}
 
     def _write(self, text):
         try:
@@ -86,6 +88,8 @@ class _Progress:
             pass
 
     def note(self, line):
+        for path, name in self.rename.items():
+            line = line.replace(path, name)
         if self.verbose:
             self._write(line + "\n")
 
@@ -220,6 +224,7 @@ class VAE:
                 keep = os.path.join(tmp, "x.npz")
                 _save_arrays(keep, x, y, validation_data)
                 settings["data"] = keep
+                progress.rename = {keep: "x"}
             elif y is not None or validation_data is not None:
                 raise ValueError("y= and validation_data= need the array x")
             try:

@@ -254,13 +254,22 @@ fn train<'py>(
     };
     let outcome = py.detach(|| -> elbo::Result<(PathBuf, Vec<EpochMetrics>)> {
         elbo::core::threads::init(elbo::core::threads::check(threads)?);
-        let mut trainer = match &resume {
-            Some(dir) => Trainer::resume(dir, epochs, data_dir.as_deref())?,
-            None => Trainer::new(&s, force)?,
-        };
-        if let Some(file) = &keep {
-            trainer.keep_data(file)?;
+        // What the library says while it reads the data ("read as 8-bit images") reaches Python's stderr, which
+        // a notebook shows, through the observer.
+        let (made, said) = elbo::capture_notes(|| -> elbo::Result<Trainer> {
+            let mut trainer = match &resume {
+                Some(dir) => Trainer::resume(dir, epochs, data_dir.as_deref())?,
+                None => Trainer::new(&s, force)?,
+            };
+            if let Some(file) = &keep {
+                trainer.keep_data(file)?;
+            }
+            Ok(trainer)
+        });
+        for line in &said {
+            obs.note(line);
         }
+        let mut trainer = made?;
         for line in trainer.notes() {
             obs.note(line);
         }
@@ -314,13 +323,28 @@ type PerItem<'py> = (
 /// converted it (`uint8`, `bool`, `int` or `float`, see `elbo/_arrays.py`), and optional labels.
 fn items_of(model: &Model, source: &Bound<'_, PyAny>) -> PyResult<Dataset> {
     if let Ok(path) = source.extract::<PathBuf>() {
-        return model.read(&path).map_err(py_err);
+        let (items, said) = elbo::capture_notes(|| model.read(&path));
+        show_notes(source.py(), &said);
+        return items.map_err(py_err);
     }
     let (array, tag, dtype, labels, layout, name): ArraySource<'_> = source.extract()?;
     let mem = mem_array(&array, &tag, &dtype, labels.as_ref(), &name)?;
     let layout: Option<Layout> = layout.map(|l| l.parse()).transpose().map_err(py_err)?;
-    let py = source.py();
-    py.detach(|| model.items(mem, layout)).map_err(py_err)
+    let (items, said) = elbo::capture_notes(|| model.items(mem, layout));
+    show_notes(source.py(), &said);
+    items.map_err(py_err)
+}
+
+/// Lines the library said, written to Python's `sys.stderr` (a notebook's cell, a script's terminal).
+fn show_notes(py: Python<'_>, lines: &[String]) {
+    if lines.is_empty() {
+        return;
+    }
+    if let Ok(err) = py.import("sys").and_then(|sys| sys.getattr("stderr")) {
+        for line in lines {
+            let _ = err.call_method1("write", (format!("{line}\n"),));
+        }
+    }
 }
 
 /// A NumPy array (already C-contiguous uint8 or float32, see `elbo/_arrays.py`) as the library's in-memory array.

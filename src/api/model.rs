@@ -217,25 +217,47 @@ impl Model {
         temperature: f64,
         labels: &[u32],
     ) -> Result<Vec<f32>> {
-        if n == 0 || n > MAX_ITEMS {
-            return Err(Error::Config(format!(
-                "n {n} must be between 1 and {MAX_ITEMS}"
-            )));
-        }
-        if !(temperature.is_finite() && temperature > 0.0) {
-            return Err(Error::Config(format!(
-                "temperature {temperature} must be a positive number"
-            )));
-        }
-        self.check_labels(labels, n)?;
-        let spec = SampleSpec {
+        self.sample_with(&SampleSpec {
             n,
             seed,
             temperature,
             bernoulli: false,
             labels: labels.to_vec(),
-        };
-        let mut out = sample_values(&self.vae, &spec);
+        })
+    }
+
+    /// Draws as `spec` describes (with `bernoulli`, pixels drawn from the decoder's Bernoulli), in the data's
+    /// units.
+    pub fn sample_with(&self, spec: &SampleSpec) -> Result<Vec<f32>> {
+        let (n, temperature) = (spec.n, spec.temperature);
+        if n == 0 || n > MAX_ITEMS {
+            return Err(Error::Config(format!(
+                "n {n} must be between 1 and {MAX_ITEMS}"
+            )));
+        }
+        // Beyond 1000 the codes lie so far out that the decoder's outputs overflow.
+        if !(temperature.is_finite() && temperature > 0.0 && temperature <= 1e3) {
+            return Err(Error::Config(format!(
+                "temperature {temperature} must be a positive number up to 1000"
+            )));
+        }
+        if !self.is_variational() {
+            return Err(Error::Config(
+                "this run is a deterministic autoencoder: it has no prior to sample from (use reconstruct, encode or interpolate)".into(),
+            ));
+        }
+        let likelihood = self.config.model.likelihood;
+        if spec.bernoulli && likelihood != crate::model::Likelihood::Bernoulli {
+            let what = match likelihood {
+                crate::model::Likelihood::Logistic { .. } => "a discretised logistic",
+                _ => "a Gaussian",
+            };
+            return Err(Error::Config(format!(
+                "--bernoulli samples pixels from a Bernoulli decoder; this model's is {what}"
+            )));
+        }
+        self.check_labels(&spec.labels, n)?;
+        let mut out = sample_values(&self.vae, spec);
         self.to_data_units(&mut out);
         Ok(out)
     }
@@ -297,5 +319,45 @@ impl Model {
             )));
         }
         Ok(())
+    }
+}
+
+/// The labels `n` generated images are conditioned on: `class` (a name the run knows, or an index) for all, or
+/// (no class given) the classes in turn.
+pub fn class_labels(cfg: &RunConfig, class: Option<&str>, n: usize) -> Result<Vec<u32>> {
+    let k = cfg.model.classes as u32;
+    let names = &cfg.data.classes;
+    let class = match class {
+        None => None,
+        // A class's name is escaped as its folder's name was (`a\\b` for a folder `a\b`): either form is found.
+        Some(c) => match names.iter().position(|n| n == c).or_else(|| {
+            let escaped = crate::data::images::escape_name(c.as_bytes());
+            names.iter().position(|n| *n == escaped)
+        }) {
+            Some(i) => Some(i as u32),
+            None => Some(c.parse::<u32>().map_err(|_| {
+                Error::Config(format!(
+                    "--class '{c}' is neither a class of this run ({}) nor an index",
+                    if names.is_empty() {
+                        "none named".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                ))
+            })?),
+        },
+    };
+    match class {
+        Some(_) if k == 0 => Err(Error::Config(
+            "--class needs a conditional model (trained with --conditional); this one is not"
+                .into(),
+        )),
+        Some(c) if c >= k => Err(Error::Config(format!(
+            "--class {c} is out of range: this model knows classes 0 to {}",
+            k - 1
+        ))),
+        Some(c) => Ok(vec![c; n]),
+        None if k > 0 => Ok((0..n).map(|i| (i * k as usize / n) as u32).collect()),
+        None => Ok(Vec::new()),
     }
 }

@@ -112,44 +112,9 @@ pub(crate) fn recorded_dir(cfg: &crate::train::RunConfig) -> Option<PathBuf> {
     crate::api::trainer::recorded_dir(cfg)
 }
 
-/// The labels `n` generated images are conditioned on: `class` (a name the run knows, or an index) for all, or
-/// (no class given) the classes in turn.
+/// The labels `n` generated images are conditioned on (see [`crate::api::model::class_labels`]).
 pub(crate) fn class_labels(ck: &Checkpoint, class: Option<&str>, n: usize) -> Result<Vec<u32>> {
-    let k = ck.config.model.classes as u32;
-    let names = &ck.config.data.classes;
-    let class = match class {
-        None => None,
-        // A class's name is escaped as its folder's name was (`a\\b` for a folder `a\b`): either form is found.
-        Some(c) => match names.iter().position(|n| n == c).or_else(|| {
-            let escaped = crate::data::images::escape_name(c.as_bytes());
-            names.iter().position(|n| *n == escaped)
-        }) {
-            Some(i) => Some(i as u32),
-            None => Some(c.parse::<u32>().map_err(|_| {
-                Error::Config(format!(
-                    "--class '{c}' is neither a class of this run ({}) nor an index",
-                    if names.is_empty() {
-                        "none named".to_string()
-                    } else {
-                        names.join(", ")
-                    }
-                ))
-            })?),
-        },
-    };
-    match class {
-        Some(_) if k == 0 => Err(Error::Config(
-            "--class needs a conditional model (trained with --conditional); this one is not"
-                .into(),
-        )),
-        Some(c) if c >= k => Err(Error::Config(format!(
-            "--class {c} is out of range: this model knows classes 0 to {}",
-            k - 1
-        ))),
-        Some(c) => Ok(vec![c; n]),
-        None if k > 0 => Ok((0..n).map(|i| (i * k as usize / n) as u32).collect()),
-        None => Ok(Vec::new()),
-    }
+    crate::api::model::class_labels(&ck.config, class, n)
 }
 
 /// Refuses `--n` of 0 or above [`MAX_IMAGES`] before the run is loaded.
@@ -164,7 +129,12 @@ pub(crate) fn check_count(n: usize, what: &str) -> Result<()> {
 
 /// Refuses an image figure for a run whose data are feature rows, pointing to the CSV alternative.
 pub(crate) fn require_images(ck: &Checkpoint, what: &str) -> Result<()> {
-    if ck.config.data.kind != crate::data::Kind::Image {
+    require_images_of(&ck.config, what)
+}
+
+/// [`require_images`] for a run's configuration.
+pub(crate) fn require_images_of(cfg: &crate::train::RunConfig, what: &str) -> Result<()> {
+    if cfg.data.kind != crate::data::Kind::Image {
         return Err(Error::Config(format!(
             "{what} draws images, but this run's data are feature rows: use `elbo sample RUN --out rows.csv`, `elbo decode` or `elbo encode` instead"
         )));

@@ -1,12 +1,13 @@
 //! `elbo decode`: latent codes the user gives, decoded into images or rows (in the data's own units).
 
-use super::common::{MosaicArgs, OutArgs, class_labels};
+use super::common::{MosaicArgs, OutArgs};
+use crate::api::Model;
+use crate::api::model::class_labels;
 use crate::data::{Kind, table};
 use crate::error::{Error, Result};
-use crate::figures::latent as lat;
 use crate::figures::{mosaic, save_image};
 use crate::fsutil::write_atomic;
-use crate::train::{Checkpoint, load_run};
+use crate::train::RunConfig;
 use clap::Args;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -45,29 +46,30 @@ pub(crate) struct DecodeArgs {
 pub(crate) fn run(a: DecodeArgs) -> Result<()> {
     let out = a.output.check()?;
     let style = a.mosaic.style()?;
-    let ck = load_run(&a.run_dir)?;
-    let zd = ck.vae.latent();
+    let model = Model::open(&a.run_dir)?;
+    let cfg = model.config();
+    let zd = model.latent();
     let codes = match (&a.z, &a.z_file) {
         (Some(z), _) => parse_inline(z, zd)?,
         (None, Some(f)) => read_codes(f, zd)?,
         (None, None) => unreachable!("clap requires one"),
     };
     let n = codes.len() / zd;
-    if ck.config.model.is_conditional() && a.class.is_none() {
+    if model.is_conditional() && a.class.is_none() {
         return Err(Error::Config(format!(
             "this model is conditional: choose the class to decode with --class ({})",
-            ck.config.data.classes.join(", ")
+            cfg.data.classes.join(", ")
         )));
     }
-    let labels = class_labels(&ck, a.class.as_deref(), n)?;
-    let mut px = lat::decode_means(&ck.vae, &codes, n, &labels);
+    let labels = class_labels(cfg, a.class.as_deref(), n)?;
+    let px = model.decode(&codes, &labels)?;
     let csv = out
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     if csv {
-        write_rows(&ck, &mut px, n, out)?;
+        write_rows(cfg, &px, n, out)?;
     } else {
-        if ck.config.data.kind != Kind::Image {
+        if cfg.data.kind != Kind::Image {
             return Err(Error::Config(format!(
                 "--out {}: this run's data are feature rows, not images: write .csv",
                 out.display()
@@ -75,23 +77,17 @@ pub(crate) fn run(a: DecodeArgs) -> Result<()> {
         }
         crate::figures::image_format(out)?;
         let cols = (n as f64).sqrt().ceil() as usize;
-        save_image(
-            &mosaic(&px, n, ck.config.model.item_shape(), cols, style)?,
-            out,
-        )?;
+        save_image(&mosaic(&px, n, cfg.model.item_shape(), cols, style)?, out)?;
     }
     crate::say!("elbo: wrote {} ({n} decoded codes)", out.display());
     Ok(())
 }
 
-/// Writes decoded means as CSV rows, mapping standardised features back to the data's units.
-pub(crate) fn write_rows(ck: &Checkpoint, px: &mut [f32], n: usize, out: &Path) -> Result<()> {
-    let d = ck.config.model.input_dim();
-    if let Some(st) = &ck.config.data.standardizer {
-        st.invert(px);
-    }
-    let names: Vec<String> = if ck.config.data.columns.len() == d {
-        ck.config.data.columns.clone()
+/// Writes decoded means, already in the data's units, as CSV rows named by the run's columns.
+pub(crate) fn write_rows(cfg: &RunConfig, px: &[f32], n: usize, out: &Path) -> Result<()> {
+    let d = cfg.model.input_dim();
+    let names: Vec<String> = if cfg.data.columns.len() == d {
+        cfg.data.columns.clone()
     } else {
         (0..d).map(|j| format!("x_{j}")).collect()
     };

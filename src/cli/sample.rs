@@ -1,10 +1,10 @@
 //! `elbo sample`: draws from the prior, decoded into an image grid.
 
-use super::common::{MosaicArgs, OutArgs, check_count, class_labels, require_images};
+use super::common::{MosaicArgs, OutArgs, check_count, require_images_of};
+use crate::api::Model;
+use crate::api::model::class_labels;
 use crate::error::{Error, Result};
-use crate::figures::samples::{SampleSpec, sample_values, write_samples};
-use crate::model::Likelihood;
-use crate::train::load_run;
+use crate::figures::samples::{SampleSpec, write_samples};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -49,39 +49,30 @@ pub(crate) fn run(a: SampleArgs) -> Result<()> {
             a.temperature
         )));
     }
-    let ck = load_run(&a.run_dir)?;
-    if !ck.config.model.is_variational() {
-        return Err(Error::Config(
-            "this run is a deterministic autoencoder: it has no prior to sample from (use reconstruct, encode or interpolate)".into(),
-        ));
-    }
-    let labels = class_labels(&ck, a.class.as_deref(), a.n)?;
-    if a.bernoulli && ck.config.model.likelihood != Likelihood::Bernoulli {
-        let what = match ck.config.model.likelihood {
-            Likelihood::Logistic { .. } => "a discretised logistic",
-            _ => "a Gaussian",
-        };
-        return Err(Error::Config(format!(
-            "--bernoulli samples pixels from a Bernoulli decoder; this model's is {what}"
-        )));
-    }
+    let model = Model::open(&a.run_dir)?;
+    let cfg = model.config();
     let spec = SampleSpec {
         n: a.n,
         seed: a.seed,
         temperature: a.temperature,
         bernoulli: a.bernoulli,
-        labels,
+        labels: class_labels(cfg, a.class.as_deref(), a.n)?,
     };
     if out
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
     {
-        let mut rows = sample_values(&ck.vae, &spec);
-        super::decode::write_rows(&ck, &mut rows, a.n, out)?;
+        let rows = model.sample_with(&spec)?;
+        super::decode::write_rows(cfg, &rows, a.n, out)?;
     } else {
-        require_images(&ck, "sample --out with an image file")?;
+        require_images_of(cfg, "sample --out with an image file")?;
         crate::figures::image_format(out)?;
-        write_samples(&ck.vae, &spec, style, out)?;
+        // The checks of sample_with, before the mosaic is drawn from the same draws.
+        model.sample_with(&SampleSpec {
+            n: 1,
+            ..spec.clone()
+        })?;
+        write_samples(model.vae(), &spec, style, out)?;
     }
     crate::say!("elbo: wrote {}", out.display());
     Ok(())

@@ -889,6 +889,28 @@ pub struct MemArray {
 }
 
 impl MemArray {
+    /// Unlabelled 8-bit levels of NumPy shape `shape` (items first), named `x` in messages.
+    pub fn uint8(shape: Vec<usize>, values: Vec<u8>) -> MemArray {
+        MemArray {
+            name: "x".into(),
+            shape,
+            type_name: "uint8".into(),
+            values: MemValues::Uint8(values),
+            labels: None,
+        }
+    }
+
+    /// Unlabelled float32 values of NumPy shape `shape` (items first), named `x` in messages.
+    pub fn float32(shape: Vec<usize>, values: Vec<f32>) -> MemArray {
+        MemArray {
+            name: "x".into(),
+            shape,
+            type_name: "float32".into(),
+            values: MemValues::Float(values),
+            labels: None,
+        }
+    }
+
     fn into_part(self) -> (Array, Option<Array>, String) {
         let (dtype, raw) = match self.values {
             MemValues::Uint8(v) => (Dtype::Uint8, Raw::U8(v)),

@@ -9,6 +9,7 @@ use rand::SeedableRng;
 use std::path::Path;
 
 /// What [`write_samples`] draws; everything random comes from `seed`, so a spec always gives the same image.
+#[derive(Debug, Clone)]
 pub struct SampleSpec {
     /// Number of samples.
     pub n: usize,
