@@ -139,14 +139,32 @@ class _Progress:
 
 
 def _free_dir(base):
-    """``base``, or ``base-2``, ``base-3``, ... : the first that does not exist, so a new model never replaces a
-    run."""
-    if not os.path.exists(base):
-        return base
-    i = 2
-    while os.path.exists(f"{base}-{i}"):
-        i += 1
-    return f"{base}-{i}"
+    """``base``, or ``base-2``, ``base-3``, ... : the first that does not exist, created here at once so that two
+    models fitted at the same time (threads, notebooks in one folder) never pick the same one."""
+    os.makedirs(os.path.dirname(base) or ".", exist_ok=True)
+    i = 1
+    while True:
+        name = base if i == 1 else f"{base}-{i}"
+        try:
+            os.mkdir(name)
+            return name
+        except FileExistsError:
+            i += 1
+
+
+_RUN_FILES = ("checkpoint.safetensors", "checkpoint.prev.safetensors", "metrics.csv", "config.json")
+
+
+def _check_out(run_dir, force):
+    """Refuses a folder that holds files but no run: elbo replaces only what it wrote."""
+    if not os.path.isdir(run_dir):
+        return
+    entries = [e for e in os.listdir(run_dir) if not e.startswith(".elbo")]
+    if entries and not any(e in _RUN_FILES for e in entries):
+        raise ValueError(
+            f"out={run_dir} holds other files ({', '.join(sorted(entries)[:3])}{', ...' if len(entries) > 3 else ''}) "
+            f"and no run: choose a new or empty folder"
+        )
 
 
 def _is_path(x):
@@ -200,15 +218,35 @@ class VAE:
         training between two steps and raises ``KeyboardInterrupt``; the last epoch's checkpoint is kept, and
         ``fit`` continues from it.
         """
+        if verbose not in (0, 1, 2) or isinstance(verbose, bool):
+            raise ValueError(f"verbose={verbose!r}: give 0 (silent), 1 (progress bar and epoch lines) or 2 (epoch lines)")
+        if callbacks is not None and (hasattr(callbacks, "on_epoch_end") or callable(callbacks)):
+            callbacks = [callbacks]
+        for cb in callbacks or []:
+            if hasattr(cb, "on_train_begin"):
+                cb.on_train_begin()
         history = History()
         progress = _Progress(verbose, callbacks, history)
         if self._model is not None:
+            if out is not None and os.path.abspath(os.fspath(out)) != os.path.abspath(self.run_dir):
+                raise ValueError(
+                    f"this VAE is already trained in {self.run_dir}: fit again continues that run; for a new run in "
+                    f"out={os.fspath(out)}, make a new elbo.VAE"
+                )
             return self._continue(x, y, epochs, validation_data, progress, history)
         settings = dict(self._settings)
         if epochs is not None:
             settings["epochs"] = epochs
-        run_dir = os.fspath(out) if out is not None else settings.get("out") or _free_dir(os.path.join("runs", "vae"))
+        chosen = os.fspath(out) if out is not None else settings.get("out")
+        if chosen is not None and not str(chosen):
+            raise ValueError("out='': give a folder for the run")
+        if chosen is not None:
+            _check_out(os.fspath(chosen), force)
+        created = chosen is None
+        run_dir = os.fspath(chosen) if chosen is not None else _free_dir(os.path.join("runs", "vae"))
         settings["out"] = run_dir
+        had_run = os.path.exists(os.path.join(run_dir, "config.json")) or os.path.exists(
+            os.path.join(run_dir, "checkpoint.safetensors"))
         tmp = None
         keep = None
         try:
@@ -233,13 +271,18 @@ class VAE:
                 self._open_if_saved(run_dir)
                 raise
             except Exception as e:
-                self._open_if_saved(run_dir)
+                # A run this call started (and saved epochs of) is kept; another run already there is not ours.
+                if not had_run or force:
+                    self._open_if_saved(run_dir)
                 if keep is not None and isinstance(e, (ValueError, OSError)) and keep in str(e):
                     raise type(e)(str(e).replace(f"data={keep}", "x").replace(keep, "x")) from None
                 raise
         finally:
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
+            # A default folder made for a run that never started goes again.
+            if created and self._model is None and os.path.isdir(run_dir) and not os.listdir(run_dir):
+                os.rmdir(run_dir)
         self._model = _elbo.Model.open(os.fspath(run))
         self.history = history
         return history
@@ -252,7 +295,9 @@ class VAE:
             self._check_same_data(x)
         done = self._model.epoch
         try:
-            _elbo.train({}, resume=run_dir, epochs=done + (10 if epochs is None else epochs), observer=progress)
+            if epochs is None:
+                epochs = self._settings.get("epochs") or 10
+            _elbo.train({}, resume=run_dir, epochs=done + int(epochs), observer=progress)
         finally:
             self._model = _elbo.Model.open(run_dir)
         self.history = history
@@ -312,20 +357,19 @@ class VAE:
     def _labels(self, labels, n):
         if labels is None:
             return None
+        if not self.model.is_conditional:
+            raise ValueError("labels= needs a conditional model (trained with conditional=True); this one is not")
         if np.isscalar(labels):
             labels = [labels] * n
         values = labels_of(labels, "labels")
         classes = self.classes
         out = []
+        # A label means what it meant in fit's y: the class of that value (y=[1, 2] makes classes "1" and "2").
         for v in values:
-            if isinstance(v, str):
-                if v not in classes:
-                    raise ValueError(f"labels: '{v}' is not one of the run's classes ({', '.join(classes)})")
-                out.append(classes.index(v))
-            else:
-                if v < 0:
-                    raise ValueError(f"labels: {v} is negative; classes are numbered from 0")
-                out.append(v)
+            key = str(v)
+            if key not in classes:
+                raise ValueError(f"labels: {v!r} is not one of the run's classes ({', '.join(classes) or 'none'})")
+            out.append(classes.index(key))
         return out
 
     def encode(self, x, y=None, *, layout=None):
@@ -347,8 +391,10 @@ class VAE:
         return self.model.decode(z, self._labels(labels, n))
 
     def sample(self, n, *, seed=1, temperature=1.0, labels=None):
-        """Decoder means of ``n`` draws from the prior N(0, temperature² I), reproducible from ``seed``."""
-        return self.model.sample(int(n), int(seed), float(temperature), self._labels(labels, int(n)))
+        """Decoder means of ``n`` draws from the prior N(0, temperature² I), reproducible from ``seed``. ``labels``:
+        a class per draw (or one for all) for a conditional model, as the values of fit's ``y``."""
+        n = _count(n, "n")
+        return self.model.sample(n, _count(seed, "seed", 0), float(temperature), self._labels(labels, n))
 
     def reconstruct(self, x, y=None, *, layout=None):
         """Each item of ``x`` decoded from its posterior mean, shaped like :meth:`decode`'s output."""
@@ -358,7 +404,7 @@ class VAE:
         """Per item, ``neg_elbo`` and ``nll`` (−log p(x) by importance sampling with ``k`` samples), in nats, as a
         dict of arrays (the anomaly use: high means unusual), with ``label`` and ``name`` when the items have
         them."""
-        neg_elbo, nll, labels, names = self.model.score(for_library(x, "x", y, layout), int(k), int(seed))
+        neg_elbo, nll, labels, names = self.model.score(for_library(x, "x", y, layout), _count(k, "k"), _count(seed, "seed", 0))
         out = {"neg_elbo": neg_elbo, "nll": nll}
         if labels is not None:
             classes = self.classes
@@ -369,7 +415,7 @@ class VAE:
 
     def evaluate(self, x, y=None, *, k=5000, seed=1, layout=None):
         """The set's mean ``neg_elbo``, ``nll`` (−log p(x), ``k`` importance samples) and ``bits_per_dim``."""
-        return self.model.evaluate(for_library(x, "x", y, layout), int(k), int(seed))
+        return self.model.evaluate(for_library(x, "x", y, layout), _count(k, "k"), _count(seed, "seed", 0))
 
     def state_dict(self):
         """The weights as a dict of NumPy arrays, in PyTorch's names and layout (a dense weight is ``[out, in]``)."""
@@ -380,6 +426,16 @@ class VAE:
             args = ", ".join(f"{k}={v!r}" for k, v in self._settings.items())
             return f"elbo.VAE({args})"
         return f"<elbo.VAE trained {self._model.epoch} epochs, latent {self._model.latent}, in {self.run_dir}>"
+
+
+def _count(v, name, least=1):
+    """A whole number of at least ``least`` and below 2**63, or a ValueError naming ``name``."""
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise ValueError(f"{name}={v!r}: give a whole number")
+    v = int(v)
+    if not least <= v < 2**63:
+        raise ValueError(f"{name}={v}: give a whole number of at least {least}")
+    return v
 
 
 def _save_arrays(path, x, y, validation_data):

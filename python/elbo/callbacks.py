@@ -34,7 +34,11 @@ class EarlyStopping(Callback):
         self.patience = patience
         self.min_delta = abs(min_delta)
         self.mode = mode
-        self.best = math.inf if mode == "min" else -math.inf
+        self.on_train_begin()
+
+    def on_train_begin(self):
+        """Forgets the previous fit's best value, as Keras does at each fit."""
+        self.best = math.inf if self.mode == "min" else -math.inf
         self.wait = 0
         self.stopped_epoch = 0
 
@@ -54,7 +58,8 @@ class EarlyStopping(Callback):
             self.wait = 0
             return False
         self.wait += 1
-        if self.wait > self.patience:
+        # As Keras: with patience p, the p-th epoch in a row without improvement stops (p = 0: the first).
+        if self.wait >= max(self.patience, 1):
             self.stopped_epoch = epoch
             return True
         return False

@@ -247,8 +247,10 @@ def test_bad_input_is_a_clear_exception(small, tmp_path):
         vae.encode(np.zeros((2, 14, 14), dtype=np.uint8))
     with pytest.raises(ValueError, match="conditional"):
         vae.sample(2, labels=[0, 1])
-    with pytest.raises(ValueError, match="k 0 must be between 1 and"):
+    with pytest.raises(ValueError, match="k=0: give a whole number"):
         vae.score(x[:2], k=0)
+    with pytest.raises(ValueError, match="k 2000000 must be between 1 and 1000000"):
+        vae.score(x[:2], k=2_000_000)
     # A folder that holds no run, a file that is not a folder, a path that does not exist.
     (tmp_path / "empty").mkdir()
     with pytest.raises((ValueError, OSError)):
@@ -314,3 +316,51 @@ def test_ctrl_c_stops_cleanly_and_resumes_bit_identically(mnist, tmp_path):
     a, b = vae.state_dict(), whole.state_dict()
     for k in a:
         assert np.array_equal(a[k], b[k]), k
+
+
+def test_what_the_tryout_found(small, tmp_path):
+    x, y = small[0][:600], small[1][:600]
+    # Integer labels mean the classes fit's y gave them, in sample as in encode: 1-based labels stay 1-based.
+    c = elbo.VAE(hidden=[32], latent=2, seed=1, conditional=True)
+    c.fit(x, y.astype(np.int64) + 1, epochs=1, out=tmp_path / "c", verbose=0)
+    assert np.array_equal(c.sample(3, labels=1, seed=0), c.sample(3, labels="1", seed=0))
+    with pytest.raises(ValueError, match="not one of the run's classes"):
+        c.sample(2, labels=0)
+    # A folder of the user's own files is never written into.
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    for force in (False, True):
+        with pytest.raises(ValueError, match="holds other files"):
+            elbo.VAE(**SMALL).fit(x, epochs=1, out=mine, force=force, verbose=0)
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    # A failed fit into another run does not adopt that run.
+    v = elbo.VAE(hidden=[16], latent=3)
+    with pytest.raises(ValueError, match="already holds a run"):
+        v.fit(x, epochs=1, out=tmp_path / "c", verbose=0)
+    with pytest.raises(RuntimeError, match="not trained"):
+        v.sample(1)
+    # A moved run trains on, from its own copy of the arrays.
+    os.rename(tmp_path / "c", tmp_path / "moved")
+    moved = elbo.load(tmp_path / "moved")
+    moved.fit(epochs=1, verbose=0)
+    assert moved.model.epoch == 2
+    # More output than can be allocated is an exception, not an abort of the interpreter.
+    with pytest.raises(ValueError, match="at a time"):
+        moved.sample(10**7, labels="1")
+    for bad in (-1, 2.5, True, "3"):
+        with pytest.raises(ValueError, match="whole number"):
+            moved.sample(bad, labels="1")
+    with pytest.raises(ValueError, match="verbose"):
+        elbo.VAE(**SMALL).fit(x, epochs=1, out=tmp_path / "v", verbose=5)
+
+
+def test_early_stopping_patience_counts_as_keras_does():
+    s = elbo.EarlyStopping(monitor="val_neg_elbo", patience=1)
+    stops = [s.on_epoch_end(e, {"val_neg_elbo": v}) for e, v in enumerate([10, 9, 8, 9, 7], 1)]
+    assert stops == [False, False, False, True, False][: len(stops)] and s.stopped_epoch == 4
+    s2 = elbo.EarlyStopping(monitor="val_neg_elbo", patience=2)
+    stops = [s2.on_epoch_end(e, {"val_neg_elbo": v}) for e, v in enumerate([10, 11, 12], 1)]
+    assert stops == [False, False, True]
+    s2.on_train_begin()
+    assert s2.wait == 0 and s2.stopped_epoch == 0

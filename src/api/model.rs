@@ -14,6 +14,9 @@ use std::path::Path;
 /// Most codes or items one call takes: bounds what a single request can allocate.
 pub const MAX_ITEMS: usize = 1 << 24;
 
+/// Most values (items × values per item) one call returns: 1 GiB of f32.
+pub const MAX_VALUES: usize = 1 << 28;
+
 /// A trained model and what its run recorded about its data.
 #[derive(Debug, Clone)]
 pub struct Model {
@@ -196,9 +199,24 @@ impl Model {
             )));
         }
         self.check_labels(labels, n)?;
+        self.check_output(n)?;
         let mut out = lat::decode_means(&self.vae, codes, n, labels);
         self.to_data_units(&mut out);
         Ok(out)
+    }
+
+    /// Refuses `n` outputs whose values together pass [`MAX_VALUES`], before anything is allocated: an
+    /// allocation that fails aborts the process (and a notebook's kernel with it).
+    fn check_output(&self, n: usize) -> Result<()> {
+        let d = self.item_shape().len();
+        if n.saturating_mul(d) > MAX_VALUES {
+            return Err(Error::Config(format!(
+                "n {n} items of {d} values would take {:.1} GB: ask for at most {} at a time",
+                n as f64 * d as f64 * 4e-9,
+                MAX_VALUES / d.max(1)
+            )));
+        }
+        Ok(())
     }
 
     /// A table's values back in its own units; images and vectors are left as they are.
@@ -235,6 +253,7 @@ impl Model {
                 "n {n} must be between 1 and {MAX_ITEMS}"
             )));
         }
+        self.check_output(n)?;
         // Beyond 1000 the codes lie so far out that the decoder's outputs overflow.
         if !(temperature.is_finite() && temperature > 0.0 && temperature <= 1e3) {
             return Err(Error::Config(format!(

@@ -22,8 +22,7 @@ pub const RUN_FILES: [&str; 10] = [
     KEPT_DATA,
 ];
 
-/// The data file a front end hands over with [`Trainer::keep_data`] (Python's arrays), kept in the run directory.
-pub const KEPT_DATA: &str = "arrays.npz";
+pub use crate::train::checkpoint::KEPT_DATA;
 
 /// Largest config file read: real ones are a few hundred bytes, and a cap bounds what a hostile one can ask for.
 const MAX_CONFIG: u64 = 1 << 20;
@@ -259,6 +258,8 @@ fn resume_point(dir: &Path) -> Result<Resume> {
                 config.display()
             ))
         })?;
+        let mut cfg = cfg;
+        train::checkpoint::own_data(&mut cfg, dir);
         return Ok(Resume::Config(Box::new(cfg)));
     }
     Ok(Resume::Checkpoint(Box::new(train::load_run(dir)?)))

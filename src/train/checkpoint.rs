@@ -317,6 +317,22 @@ pub fn load_run(dir: &Path) -> Result<Checkpoint> {
     load_run_stamped(dir).map(|(c, _)| c)
 }
 
+/// The data file a front end hands over to a run (Python's arrays), kept in the run directory.
+pub const KEPT_DATA: &str = "arrays.npz";
+
+/// Data a run keeps in its own folder (Python's arrays) is read from the folder the run is in now, so a run
+/// moved or copied elsewhere reads its own copy, not the one where it was trained.
+pub fn own_data(cfg: &mut RunConfig, dir: &Path) {
+    let kept = KEPT_DATA;
+    if let Some(spec) = cfg.train.data.as_mut()
+        && spec.path.file_name().is_some_and(|n| n == kept)
+        && dir.join(kept).is_file()
+        && let Ok(here) = std::path::absolute(dir.join(kept))
+    {
+        spec.path = here;
+    }
+}
+
 /// [`load_run`], with the [`Stamp`] of the checkpoint it loaded.
 pub fn load_run_stamped(dir: &Path) -> Result<(Checkpoint, Stamp)> {
     if !dir.is_dir() {
@@ -327,12 +343,16 @@ pub fn load_run_stamped(dir: &Path) -> Result<(Checkpoint, Stamp)> {
     }
     let newest = dir.join(CHECKPOINT);
     let previous = dir.join(PREVIOUS);
-    let first = load_file(&newest);
+    let first = load_file(&newest).map(|(mut c, stamp)| {
+        own_data(&mut c.config, dir);
+        (c, stamp)
+    });
     match first {
         Ok(c) => Ok(c),
         Err(e) if previous.exists() => {
-            let c = load_file(&previous)
+            let mut c = load_file(&previous)
                 .map_err(|p| Error::Config(format!("{e}; and the previous checkpoint: {p}")))?;
+            own_data(&mut c.0.config, dir);
             if std::fs::symlink_metadata(&newest).is_err() {
                 crate::say!(
                     "elbo: warning: {} is missing; using the previous checkpoint {}",
