@@ -247,6 +247,14 @@ impl Model {
     /// Draws as `spec` describes (with `bernoulli`, pixels drawn from the decoder's Bernoulli), in the data's
     /// units.
     pub fn sample_with(&self, spec: &SampleSpec) -> Result<Vec<f32>> {
+        self.check_sample(spec)?;
+        let mut out = sample_values(&self.vae, spec);
+        self.to_data_units(&mut out);
+        Ok(out)
+    }
+
+    /// Refuses a [`SampleSpec`] this model cannot draw (count, temperature, labels, likelihood) before any work.
+    pub fn check_sample(&self, spec: &SampleSpec) -> Result<()> {
         let (n, temperature) = (spec.n, spec.temperature);
         if n == 0 || n > MAX_ITEMS {
             return Err(Error::Config(format!(
@@ -275,10 +283,7 @@ impl Model {
                 "--bernoulli samples pixels from a Bernoulli decoder; this model's is {what}"
             )));
         }
-        self.check_labels(&spec.labels, n)?;
-        let mut out = sample_values(&self.vae, spec);
-        self.to_data_units(&mut out);
-        Ok(out)
+        self.check_labels(&spec.labels, n)
     }
 
     /// Each item decoded from its posterior mean, in the data's units.

@@ -67,11 +67,7 @@ pub(crate) fn run(a: SampleArgs) -> Result<()> {
     } else {
         require_images_of(cfg, "sample --out with an image file")?;
         crate::figures::image_format(out)?;
-        // The checks of sample_with, before the mosaic is drawn from the same draws.
-        model.sample_with(&SampleSpec {
-            n: 1,
-            ..spec.clone()
-        })?;
+        model.check_sample(&spec)?;
         write_samples(model.vae(), &spec, style, out)?;
     }
     crate::say!("elbo: wrote {}", out.display());
