@@ -258,6 +258,9 @@ def test_bad_input_is_a_clear_exception(small, tmp_path):
     assert list((tmp_path / "empty").iterdir()) == []
     with pytest.raises(FileNotFoundError):
         elbo.load(tmp_path / "nowhere")
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ValueError, match="a file, not a run directory"):
+        elbo.load(tmp_path / "afile")
     with pytest.raises(ValueError, match="already holds a run"):
         elbo.VAE(**SMALL).fit(x, epochs=1, out=tmp_path / "ok", verbose=0)
 

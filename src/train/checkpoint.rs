@@ -336,9 +336,14 @@ pub fn own_data(cfg: &mut RunConfig, dir: &Path) {
 /// [`load_run`], with the [`Stamp`] of the checkpoint it loaded.
 pub fn load_run_stamped(dir: &Path) -> Result<(Checkpoint, Stamp)> {
     if !dir.is_dir() {
+        let reason = if dir.exists() {
+            "a file, not a run directory: give the folder that training wrote"
+        } else {
+            "no such run directory"
+        };
         return Err(Error::Checkpoint {
             path: dir.to_path_buf(),
-            reason: "no such run directory".into(),
+            reason: reason.into(),
         });
     }
     let newest = dir.join(CHECKPOINT);
