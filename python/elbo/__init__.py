@@ -438,6 +438,26 @@ def _count(v, name, least=1):
     return v
 
 
+def _same_form(x, xv):
+    """Refuses validation data stored unlike the training data (uint8 levels against floats, or floats in [0, 1]
+    against floats beyond it), which the held-out metrics would otherwise read on another scale."""
+    if xv.shape[1:] != x.shape[1:]:
+        raise ValueError(f"validation_data items have shape {xv.shape[1:]}, x's have {x.shape[1:]}: give the same shape")
+    bytes_x, bytes_v = x.dtype == np.uint8, xv.dtype == np.uint8
+    if bytes_x != bytes_v:
+        raise ValueError(
+            f"validation_data is {xv.dtype} but x is {x.dtype}: give both as 8-bit levels (uint8) or both as floats "
+            f"on one scale (x / 255)"
+        )
+    if x.dtype.kind == "f" and xv.dtype.kind == "f" and x.size and xv.size:
+        unit_x = 0 <= np.nanmin(x) and np.nanmax(x) <= 1
+        unit_v = 0 <= np.nanmin(xv) and np.nanmax(xv) <= 1
+        if unit_x and not unit_v and x.ndim > 2:
+            raise ValueError(
+                "x holds intensities in [0, 1] but validation_data values beyond them: scale both alike (x / 255)"
+            )
+
+
 def _save_arrays(path, x, y, validation_data):
     """Writes the arrays as the ``.npz`` the CLI's ``--data`` reads, so a run from Python is a run like any other."""
     xa = as_array(x, "x")
@@ -455,7 +475,9 @@ def _save_arrays(path, x, y, validation_data):
             xv, yv = validation_data, None
         if (ya is None) != (yv is None):
             raise ValueError("give labels for both the training and the validation data, or for neither")
-        arrays = {"x_train": xa, "x_test": as_array(xv, "validation_data")}
+        xva = as_array(xv, "validation_data")
+        _same_form(xa, xva)
+        arrays = {"x_train": xa, "x_test": xva}
         if ya is not None:
             arrays["y_train"] = ya
             arrays["y_test"] = np.asarray(labels_of(yv, "validation labels"))

@@ -354,6 +354,12 @@ def test_what_the_tryout_found(small, tmp_path):
     for bad in (-1, 2.5, True, "3"):
         with pytest.raises(ValueError, match="whole number"):
             moved.sample(bad, labels="1")
+    # Validation data on another scale than x is refused, not scored on it.
+    with pytest.raises(ValueError, match="validation_data is float32 but x is uint8"):
+        elbo.VAE(**SMALL).fit(x, validation_data=x[:50].astype(np.float32), epochs=1, out=tmp_path / "w", verbose=0)
+    with pytest.raises(ValueError, match="beyond them"):
+        elbo.VAE(**SMALL).fit(x / 255.0, validation_data=x[:50] * 1.0, epochs=1, out=tmp_path / "w", verbose=0)
+    assert not (tmp_path / "w").exists()
     with pytest.raises(ValueError, match="verbose"):
         elbo.VAE(**SMALL).fit(x, epochs=1, out=tmp_path / "v", verbose=5)
 
