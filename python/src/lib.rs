@@ -98,10 +98,7 @@ fn settings_from(kwargs: &Bound<'_, PyDict>) -> PyResult<Settings> {
     for (k, v) in kwargs.iter() {
         let key: String = k.extract()?;
         if !names.contains(&key) {
-            let nearest = names
-                .iter()
-                .min_by_key(|n| strsim::levenshtein(n, &key))
-                .expect("settings");
+            let nearest = Settings::nearest_key(&key).replace('-', "_");
             return Err(PyTypeError::new_err(format!(
                 "unexpected keyword argument '{key}'; did you mean '{nearest}'?"
             )));

@@ -312,6 +312,15 @@ fn only_with(given: bool, flag: &str, needs: &str) -> Result<()> {
 }
 
 impl Settings {
+    /// The setting whose config key (kebab-case) is nearest to `key`, for "did you mean" messages.
+    pub fn nearest_key(key: &str) -> String {
+        let key = key.replace('_', "-");
+        Self::keys()
+            .into_iter()
+            .min_by_key(|c| strsim::levenshtein(c, &key))
+            .expect("settings")
+    }
+
     /// Parses a `--config` TOML file's text; `name` labels errors. Unknown keys are refused with the nearest
     /// valid key.
     pub fn from_toml(text: &str, name: &str) -> Result<Settings> {
@@ -338,10 +347,7 @@ impl Settings {
                 )));
             }
             if !keys.contains(&key) {
-                let nearest = keys
-                    .iter()
-                    .min_by_key(|c| strsim::levenshtein(c, &key))
-                    .expect("keys");
+                let nearest = Self::nearest_key(&key);
                 return Err(Error::Config(format!(
                     "{}: unknown key '{k}'; did you mean '{nearest}'?",
                     at(&k)
