@@ -5,6 +5,7 @@ use crate::core::dist;
 use crate::data::Loaded;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
+use crate::train::lock::LOCK_FILE;
 use crate::train::{self, EpochMetrics, Observer, RunConfig, RunLock, Settings, Splits, Start};
 use std::path::{Path, PathBuf};
 
@@ -301,8 +302,8 @@ fn prepare_run_dir(dir: &Path, force: bool) -> Result<RunLock> {
     // Before anything is removed: --force must not pull a run out from under the process training it.
     let lock = RunLock::acquire(dir)?;
     // Probe writability now rather than after the first epoch.
-    write_atomic(&dir.join(".elbo-write-test"), b"")?;
-    let _ = std::fs::remove_file(dir.join(".elbo-write-test"));
+    write_atomic(&dir.join(WRITE_PROBE), b"")?;
+    let _ = std::fs::remove_file(dir.join(WRITE_PROBE));
     remove_stale_temp_files(dir);
     if used {
         for f in RUN_FILES {
@@ -315,8 +316,11 @@ fn prepare_run_dir(dir: &Path, force: bool) -> Result<RunLock> {
     Ok(lock)
 }
 
-/// Deletes temporary files a killed trainer left behind mid-write (`.NAME.PID.tmp` of a run file, see
-/// `write_atomic`); only the trainer, which holds the lock, writes those names.
+/// The empty file written once to learn whether a run directory is writable.
+const WRITE_PROBE: &str = ".elbo-write-test";
+
+/// Deletes temporary files a killed trainer left behind mid-write (`.NAME.PID.tmp` of a run file, the lock
+/// note or the write probe, see `write_atomic`); only the trainer, which holds the lock, writes those names.
 fn remove_stale_temp_files(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -326,9 +330,41 @@ fn remove_stale_temp_files(dir: &Path) {
         if name.ends_with(".tmp")
             && RUN_FILES
                 .iter()
+                .chain(&[LOCK_FILE, WRITE_PROBE])
                 .any(|f| name.starts_with(&format!(".{f}.")))
         {
             let _ = std::fs::remove_file(e.path());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A trainer killed while writing any of its files (a run file, the lock note, the write probe) leaves a
+    /// temporary file; the next trainer removes exactly those and nothing of the user's.
+    #[test]
+    fn stale_temp_files_of_every_written_name_are_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ours = [
+            format!(".{LOCK_FILE}.4242.tmp"),
+            format!(".{WRITE_PROBE}.4242.tmp"),
+            format!(".{}.4242.tmp", train::checkpoint::CHECKPOINT),
+            format!(".{KEPT_DATA}.17.tmp"),
+        ];
+        let theirs = ["notes.tmp", ".mine.4242.tmp", "metrics.csv.tmp"];
+        for n in ours.iter().map(String::as_str).chain(theirs) {
+            std::fs::write(tmp.path().join(n), b"x").unwrap();
+        }
+        remove_stale_temp_files(tmp.path());
+        let mut left: Vec<String> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let mut want: Vec<String> = theirs.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        assert_eq!(left, want);
     }
 }
