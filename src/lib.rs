@@ -90,7 +90,9 @@ pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
 }
 
 pub mod api;
+mod choice;
 /// The `elbo` command line: called by `src/main.rs`, not an API.
+#[cfg(feature = "cli")]
 #[doc(hidden)]
 pub mod cli;
 pub mod core;
@@ -105,6 +107,7 @@ pub mod fsutil;
 pub mod fuzzing;
 pub mod model;
 pub mod resources;
+#[cfg(feature = "serve")]
 pub mod serve;
 pub mod train;
 

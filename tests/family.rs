@@ -528,7 +528,7 @@ fn every_new_setting_refuses_impossible_values() {
         // Checked against the flags' own choices, naming the file's line and key.
         (
             "model = \"vea\"\n",
-            "line 1, key 'model': 'vea' is not one of vae, ae",
+            "line 1, key 'model': 'vea' is not one of vae, autoencoder",
         ),
         (
             "lr-schedule = \"linear\"\n",

@@ -326,7 +326,10 @@ fn items_of(model: &Model, source: &Bound<'_, PyAny>) -> PyResult<Dataset> {
     }
     let (array, tag, dtype, labels, layout, name): ArraySource<'_> = source.extract()?;
     let mem = mem_array(&array, &tag, &dtype, labels.as_ref(), &name)?;
-    let layout: Option<Layout> = layout.map(|l| l.parse()).transpose().map_err(py_err)?;
+    let layout: Option<Layout> = layout
+        .map(|l| l.parse())
+        .transpose()
+        .map_err(|e| PyValueError::new_err(format!("layout={e}")))?;
     let (items, said) = elbo::capture_notes(|| model.items(mem, layout));
     show_notes(source.py(), &said);
     items.map_err(py_err)

@@ -2,24 +2,22 @@
 
 use super::Real;
 
-/// An element-wise nonlinearity applied after a dense layer.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum Activation {
-    /// max(0, x).
-    Relu,
-    /// Hyperbolic tangent.
-    Tanh,
-    /// 1 / (1 + e^−x).
-    Sigmoid,
-    /// ln(1 + e^x).
-    Softplus,
-    /// x for x > 0, else 0.01·x (PyTorch's default slope).
-    LeakyRelu,
-    /// x.
-    Identity,
+crate::choice! {
+    /// An element-wise nonlinearity applied after a dense layer.
+    pub enum Activation {
+        /// max(0, x).
+        Relu = "relu",
+        /// Hyperbolic tangent.
+        Tanh = "tanh",
+        /// 1 / (1 + e^−x).
+        Sigmoid = "sigmoid",
+        /// ln(1 + e^x).
+        Softplus = "softplus",
+        /// x for x > 0, else 0.01·x (PyTorch's default slope).
+        LeakyRelu = "leaky-relu",
+        /// x.
+        Identity = "identity",
+    }
 }
 
 const LEAKY_SLOPE: f64 = 0.01;

@@ -4,27 +4,15 @@ use super::dataset::{Dataset, Values};
 use rand::RngExt;
 use rand::seq::SliceRandom;
 
-/// How pixel intensities become targets.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum Binarize {
-    /// Continuous intensities in [0, 1], as the PyTorch example.
-    None,
-    /// A fresh Bernoulli sample every time an image is seen, as in the IWAE paper.
-    Dynamic,
-    /// One fixed Bernoulli sample per image, drawn once from the seed.
-    Static,
-}
-
-impl std::fmt::Display for Binarize {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Binarize::None => "none",
-            Binarize::Dynamic => "dynamic",
-            Binarize::Static => "static",
-        })
+crate::choice! {
+    /// How pixel intensities become targets.
+    pub enum Binarize {
+        /// Continuous intensities in [0, 1], as the PyTorch example.
+        None = "none",
+        /// A fresh Bernoulli sample every time an image is seen, as in the IWAE paper.
+        Dynamic = "dynamic",
+        /// One fixed Bernoulli sample per image, drawn once from the seed.
+        Static = "static",
     }
 }
 

@@ -2,11 +2,11 @@
 
 use crate::error::{Error, Result};
 use md5::{Digest, Md5};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
-use std::time::Duration;
 
 /// No dataset file is larger than this; a server sending more is cut off.
+#[cfg(feature = "download")]
 const MAX_DOWNLOAD: u64 = 256 << 20;
 
 /// A file to fetch and the md5 it must have.
@@ -27,6 +27,7 @@ pub fn mirrors_for(public: &[&str]) -> Vec<String> {
 }
 
 /// Only HTTPS, except plain HTTP to this machine (a local mirror or a test server).
+#[cfg_attr(not(feature = "download"), allow(dead_code))]
 fn allowed(url: &str) -> bool {
     if url.starts_with("https://") {
         return true;
@@ -55,7 +56,9 @@ pub fn md5_file(path: &Path) -> Result<String> {
 }
 
 /// Downloads each file into `dir`, trying mirrors in order; a file is only renamed into place once its md5 matches.
+#[cfg(feature = "download")]
 pub fn fetch_all(files: &[RemoteFile], dir: &Path, mirrors: &[String]) -> Result<()> {
+    use std::time::Duration;
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(20)))
@@ -93,7 +96,9 @@ pub fn fetch_all(files: &[RemoteFile], dir: &Path, mirrors: &[String]) -> Result
     Ok(())
 }
 
+#[cfg(feature = "download")]
 fn fetch_one(agent: &ureq::Agent, url: &str, file: &RemoteFile, dir: &Path) -> Result<(), String> {
+    use std::io::Write;
     if !allowed(url) {
         return Err("refused: only https:// addresses are used for downloads".into());
     }
@@ -137,6 +142,16 @@ fn fetch_one(agent: &ureq::Agent, url: &str, file: &RemoteFile, dir: &Path) -> R
     result
 }
 
+/// Without the `download` feature nothing is fetched: the caller's message says where to put the files.
+#[cfg(not(feature = "download"))]
+pub fn fetch_all(files: &[RemoteFile], _dir: &Path, _mirrors: &[String]) -> Result<()> {
+    let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+    Err(Error::Download {
+        url: names.join(", "),
+        reason: "this build of elbo does not download (its `download` feature is off)".into(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::allowed;
@@ -149,5 +164,26 @@ mod tests {
         assert!(!allowed("http://example.org/a.gz"));
         assert!(!allowed("http://127.0.0.1.evil.org/a.gz"));
         assert!(!allowed("ftp://example.org/a.gz"));
+    }
+
+    /// A library built without the `download` feature fetches nothing, creates nothing, and says why; the
+    /// caller's message then says where to put the files (`.ci/run` runs this in that configuration).
+    #[cfg(not(feature = "download"))]
+    #[test]
+    fn without_the_feature_nothing_is_fetched_and_the_message_says_why() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("mnist");
+        let file = super::RemoteFile {
+            name: "a.gz".into(),
+            md5: "0".repeat(32),
+        };
+        let e = super::fetch_all(&[file], &dir, &["http://127.0.0.1:9/".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("a.gz") && e.contains("`download` feature is off"),
+            "{e}"
+        );
+        assert!(!dir.exists());
     }
 }

@@ -28,26 +28,13 @@ const READ_BUFFER: usize = 1 << 20;
 /// Arrays of at least this many bytes say how far reading them has got, every tenth.
 const REPORT_BYTES: u64 = 256 << 20;
 
-/// How a four-dimensional array's axes are ordered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Layout {
-    /// Items, height, width, channels (Keras, NumPy images).
-    Nhwc,
-    /// Items, channels, height, width (PyTorch).
-    Nchw,
-}
-
-impl std::str::FromStr for Layout {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "nhwc" => Ok(Layout::Nhwc),
-            "nchw" => Ok(Layout::Nchw),
-            _ => Err(Error::Config(format!(
-                "unknown --layout '{s}': use nhwc or nchw"
-            ))),
-        }
+crate::choice! {
+    /// How a four-dimensional array's axes are ordered.
+    pub enum Layout {
+        /// Items, height, width, channels (Keras, NumPy images).
+        Nhwc = "nhwc" | "NHWC",
+        /// Items, channels, height, width (PyTorch).
+        Nchw = "nchw" | "NCHW",
     }
 }
 

@@ -2,6 +2,7 @@
 //! training curves). Every figure is a pure function of its inputs, so the same seed gives the same bytes.
 
 pub mod latent;
+#[cfg(feature = "plot")]
 pub mod plot;
 mod run;
 pub mod samples;

@@ -1,6 +1,7 @@
 //! The figures `elbo train` leaves in a run directory, and the titles that name the run on every chart.
 
 use super::latent::{self as lat, GridRange};
+#[cfg(feature = "plot")]
 use super::plot::{self, write_latent_plot};
 use super::samples::{SampleSpec, write_reconstructions, write_samples};
 use super::{MosaicStyle, mosaic, save_image};
@@ -51,13 +52,17 @@ pub fn run_figures(run_dir: &Path, ck: &Checkpoint, test: &Dataset) -> Result<Ve
         )?;
         written.push("reconstructions.png");
     }
-    plot::training_curves(
-        &ck.state.history,
-        &run_title("Training curves", run_dir),
-        &run_dir.join("curves.png"),
-    )?;
-    write_latent_plot(ck, run_dir, test, "test", &run_dir.join("latent.png"))?;
-    written.extend(["curves.png", "latent.png"]);
+    // Charts need the `plot` feature; without it a run has its image grids and metrics.csv only.
+    #[cfg(feature = "plot")]
+    {
+        plot::training_curves(
+            &ck.state.history,
+            &run_title("Training curves", run_dir),
+            &run_dir.join("curves.png"),
+        )?;
+        write_latent_plot(ck, run_dir, test, "test", &run_dir.join("latent.png"))?;
+        written.extend(["curves.png", "latent.png"]);
+    }
     if ck.vae.latent() == 2 && images {
         // An autoencoder has no prior: its grid spans where its test codes lie.
         let (range, data) = if ck.config.model.is_variational() {

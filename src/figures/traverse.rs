@@ -2,10 +2,13 @@
 //! swept over a range while the others stay at a base code, rows ordered by how much the dimension is used.
 
 use super::latent as lat;
+#[cfg(feature = "plot")]
 use super::{MosaicStyle, mosaic};
 use crate::data::Dataset;
+#[cfg(feature = "plot")]
 use crate::error::{Error, Result};
 use crate::model::Vae;
+#[cfg(feature = "plot")]
 use std::path::Path;
 
 /// Each latent dimension's KL(q(z_j|x) ‖ N(0, 1)) averaged over the items of `ds`, in nats: near 0 for a
@@ -52,8 +55,10 @@ pub const MIN_ROW: u32 = 24;
 pub const MAX_PIXELS: u64 = 100_000_000;
 
 /// Width of the label column in pixels before scaling.
+#[cfg(feature = "plot")]
 const LABEL_WIDTH: u32 = 150;
 
+#[cfg(feature = "plot")]
 /// Writes the traversal mosaic of `rows` rows (tiles in `px`, `steps` per row) with one label per row on its
 /// left, as PNG (or another raster format, by the ending).
 pub fn draw(

@@ -7,17 +7,18 @@ use crate::core::params::{Counter, Registry};
 use crate::core::{Activation, Linear};
 use crate::error::{Error, Result};
 
-/// How the Gaussian decoder's standard deviation is set.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SigmaMode {
-    /// Fixed at `sigma`.
-    #[default]
-    Fixed,
-    /// One learned σ shared by all pixels, starting at `sigma`.
-    Global,
-    /// One learned σ per pixel, starting at `sigma`.
-    Pixel,
+crate::choice! {
+    /// How the Gaussian decoder's standard deviation is set.
+    #[derive(Default)]
+    pub enum SigmaMode {
+        /// Fixed at `sigma`.
+        #[default]
+        Fixed = "fixed",
+        /// One learned σ shared by all pixels, starting at `sigma`.
+        Global = "global",
+        /// One learned σ per pixel, starting at `sigma`.
+        Pixel = "pixel",
+    }
 }
 
 impl SigmaMode {
@@ -76,15 +77,41 @@ fn global() -> SigmaMode {
     SigmaMode::Global
 }
 
-/// Whether the model is variational.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ModelKind {
-    /// A VAE: Gaussian q(z|x), N(0, I) prior.
-    #[default]
-    Vae,
-    /// A deterministic autoencoder: z = encoder(x), no prior, reconstruction loss only.
-    Autoencoder,
+crate::choice! {
+    /// A preset architecture, the starting point that other model settings change.
+    #[derive(Default)]
+    pub enum Arch {
+        /// PyTorch's example: 784-400-20 with ReLU.
+        #[default]
+        Mlp = "mlp",
+        /// Keras's convolutional VAE example.
+        KerasConv = "keras-conv",
+        /// PyTorch-VAE's VanillaVAE.
+        PytorchVae = "pytorch-vae",
+    }
+}
+
+impl Arch {
+    /// The preset's model.
+    pub fn config(self) -> ModelConfig {
+        match self {
+            Arch::Mlp => ModelConfig::pytorch_example(),
+            Arch::KerasConv => ModelConfig::keras_conv(),
+            Arch::PytorchVae => ModelConfig::pytorch_vae(),
+        }
+    }
+}
+
+crate::choice! {
+    /// Whether the model is variational.
+    #[derive(Default)]
+    pub enum ModelKind {
+        /// A VAE: Gaussian q(z|x), N(0, I) prior.
+        #[default]
+        Vae = "vae",
+        /// A deterministic autoencoder: z = encoder(x), no prior, reconstruction loss only.
+        Autoencoder = "autoencoder" | "ae",
+    }
 }
 
 /// One convolution: output channels, square kernel, stride and zero padding.

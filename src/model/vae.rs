@@ -48,15 +48,16 @@ impl BatchStats {
     }
 }
 
-/// Which bound the samples estimate.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Estimator {
-    /// The ELBO with the analytic KL, recon averaged over the L samples.
-    #[default]
-    Elbo,
-    /// The importance-weighted bound ln (1/K) Σ_k p(x, z_k)/q(z_k|x) (Burda et al. 2015).
-    Iwae,
+crate::choice! {
+    /// Which bound the samples estimate.
+    #[derive(Default)]
+    pub enum Estimator {
+        /// The ELBO with the analytic KL, recon averaged over the L samples.
+        #[default]
+        Elbo = "elbo",
+        /// The importance-weighted bound ln (1/K) Σ_k p(x, z_k)/q(z_k|x) (Burda et al. 2015).
+        Iwae = "iwae",
+    }
 }
 
 /// What one training step minimises.

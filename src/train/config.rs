@@ -107,26 +107,17 @@ fn default_beta2() -> f64 {
     0.999
 }
 
-/// How a step's loss is reduced over the batch. With Adam the two differ only in ε's weight: a per-image mean
-/// divides the gradient by the batch size, which weighs ε that many times more.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    serde::Serialize,
-    serde::Deserialize,
-    clap::ValueEnum,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum Reduction {
-    /// The sum over the batch's images, as the IWAE paper's code and Kingma & Welling's did.
-    #[default]
-    Sum,
-    /// The mean over the batch's images, as PyTorch's and Keras's losses default to.
-    Mean,
+crate::choice! {
+    /// How a step's loss is reduced over the batch. With Adam the two differ only in ε's weight: a per-image mean
+    /// divides the gradient by the batch size, which weighs ε that many times more.
+    #[derive(Default)]
+    pub enum Reduction {
+        /// The sum over the batch's images, as the IWAE paper's code and Kingma & Welling's did.
+        #[default]
+        Sum = "sum",
+        /// The mean over the batch's images, as PyTorch's and Keras's losses default to.
+        Mean = "mean",
+    }
 }
 
 /// How a model is trained.

@@ -5,10 +5,12 @@
 
 use crate::core::Activation;
 use crate::data::images::ImageOptions;
+use crate::data::numpy::Layout;
 use crate::data::{Binarize, DataSpec, DatasetName, Kind};
 use crate::error::{Error, Result};
 use crate::model::GaussianMean;
-use crate::model::{ConvSpec, Estimator, Likelihood, ModelConfig, ModelKind, SigmaMode};
+use crate::model::config::Arch;
+use crate::model::{ConvSpec, Estimator, Likelihood, ModelKind, SigmaMode};
 use crate::train::config::{Capacity, LrSchedule, Reduction};
 use crate::train::{DataFacts, RunConfig, TrainConfig};
 use std::path::PathBuf;
@@ -17,10 +19,15 @@ use std::path::PathBuf;
 macro_rules! run_flags {
     ($( $(#[doc = $doc:expr])* [$($arg:tt)*] $name:ident : $ty:ty, )*) => {
         /// Every setting of a training run, as optional flags or config-file keys.
-        #[derive(Debug, Default, Clone, clap::Args, serde::Deserialize)]
+        #[derive(Debug, Default, Clone, serde::Deserialize)]
+        #[cfg_attr(feature = "cli", derive(clap::Args))]
         #[serde(rename_all = "kebab-case", deny_unknown_fields)]
         pub struct Settings {
-            $( $(#[doc = $doc])* #[arg(long, allow_negative_numbers = true, $($arg)*)] pub $name: Option<$ty>, )*
+            $(
+                $(#[doc = $doc])*
+                #[cfg_attr(feature = "cli", arg(long, allow_negative_numbers = true, $($arg)*))]
+                pub $name: Option<$ty>,
+            )*
         }
 
         impl Settings {
@@ -57,8 +64,8 @@ run_flags! {
     [] crop: usize,
     /// Colour channels: 1 (grey) or 3 (RGB) [default: 3 if any image has colour, else 1].
     [] channels: usize,
-    /// Axis order of 4-D arrays: nhwc or nchw [default: nhwc when the last axis has 1 or 3 entries].
-    [value_parser = ["nhwc", "nchw"]] layout: String,
+    /// Axis order of 4-D arrays [default: nhwc when the last axis has 1 or 3 entries].
+    [value_enum] layout: Layout,
     /// The column of a table holding class labels.
     [value_name = "NAME"] label_column: String,
     /// Fraction held out for testing when the data has no test split of its own [default: 0.1].
@@ -73,11 +80,11 @@ run_flags! {
     [value_name = "DIR"] data_dir: PathBuf,
     /// Worker threads (0: all cores); does not change results.
     [] threads: usize,
-    /// vae or ae (a deterministic autoencoder) [default: vae].
-    [value_parser = ["vae", "ae"]] model: String,
-    /// Architecture preset: mlp (the PyTorch example), keras-conv or pytorch-vae (PyTorch-VAE's VanillaVAE)
+    /// A VAE, or a deterministic autoencoder (also spelt ae) [default: vae].
+    [value_enum] model: ModelKind,
+    /// Architecture preset: the PyTorch example's MLP, Keras's conv VAE, or PyTorch-VAE's VanillaVAE
     /// [default: mlp].
-    [value_parser = ["mlp", "keras-conv", "pytorch-vae"]] arch: String,
+    [value_enum] arch: Arch,
     /// Encoder convolutions, comma-separated: CHANNELS (3x3, stride 2, padding 1) or CHANNELS:KERNEL:STRIDE:PADDING;
     /// the decoder mirrors them (with --arch, they replace the preset's encoder and its own decoder too).
     [value_delimiter = ',', num_args = 1..] conv: Vec<ConvArg>,
@@ -89,14 +96,15 @@ run_flags! {
     [value_enum] activation: Activation,
     /// Condition encoder and decoder on the class label (a conditional VAE).
     [num_args = 0..=1, default_missing_value = "true"] conditional: bool,
-    /// Pixel likelihood: bernoulli, gaussian, or logistic (discretised, for 8-bit colour) [default: bernoulli].
-    [value_parser = ["bernoulli", "gaussian", "logistic"]] likelihood: String,
+    /// Pixel likelihood; logistic is discretised, for 8-bit colour [default: bernoulli, tables gaussian].
+    [value_enum] likelihood: LikelihoodKind,
     /// Standard deviation of the Gaussian, or the logistic's scale (the start value when learned) [default: 0.1, logistic 0.05].
     [] sigma: f64,
-    /// Learn the Gaussian's σ or the logistic's scale: fixed, global or pixel [default: fixed, logistic global].
-    [value_parser = ["fixed", "global", "pixel"]] learn_sigma: String,
-    /// elbo or iwae [default: elbo].
-    [value_parser = ["elbo", "iwae"]] objective: String,
+    /// Learn the Gaussian's σ or the logistic's scale: not, one for all values, or one per value [default: fixed,
+    /// logistic global, tables pixel].
+    [value_enum] learn_sigma: SigmaMode,
+    /// The bound trained on: the ELBO or the IWAE bound [default: elbo].
+    [value_enum] objective: Estimator,
     /// Latent samples per image: L of the ELBO, K of the IWAE bound [default: 1].
     [] samples: usize,
     /// Samples K of the IWAE bound (the same setting as --samples).
@@ -131,8 +139,8 @@ run_flags! {
     [num_args = 0..=1, default_missing_value = "true"] random_flip: bool,
     /// Compute each batch's gradient in this many parts, summed in order: with MPI, any rank count that divides it gives the same weights [default: 1, or the rank count].
     [] shards: usize,
-    /// constant, iwae (the IWAE paper's staged schedule), cosine, step or exponential [default: constant].
-    [value_parser = ["constant", "iwae", "cosine", "step", "exponential"]] lr_schedule: String,
+    /// Learning-rate schedule; iwae is the IWAE paper's staged one [default: constant].
+    [value_enum] lr_schedule: ScheduleKind,
     /// Stages of the iwae schedule [default: 8].
     [] stages: usize,
     /// Growth of the iwae schedule's stage lengths: stage i runs round(growth^i) epochs [default: 3].
@@ -157,6 +165,34 @@ run_flags! {
     [] validation: usize,
     /// Scale gradients down to this global L2 norm when they exceed it.
     [value_name = "MAX"] clip_grad_norm: f64,
+}
+
+crate::choice! {
+    /// The decoder's distribution over each value.
+    pub enum LikelihoodKind {
+        /// Values in [0, 1] as probabilities (binary or grey images).
+        Bernoulli = "bernoulli",
+        /// A Gaussian around the decoder's mean.
+        Gaussian = "gaussian",
+        /// A discretised logistic over 256 levels (8-bit colour).
+        Logistic = "logistic",
+    }
+}
+
+crate::choice! {
+    /// How the learning rate changes over the epochs.
+    pub enum ScheduleKind {
+        /// The same rate throughout.
+        Constant = "constant",
+        /// The IWAE paper's stages: stage i runs stage-growth^i epochs at lr·10^(−i/7)
+        Iwae = "iwae",
+        /// Cosine annealing to `lr-min`.
+        Cosine = "cosine",
+        /// Multiplied by `lr-step-gamma` every `lr-step-every` epochs.
+        Step = "step",
+        /// Multiplied by `lr-gamma` every epoch.
+        Exponential = "exponential",
+    }
 }
 
 /// `message` with every setting named as a flag (`--lr`, `--batch-size`) named as a keyword argument instead
@@ -361,26 +397,6 @@ impl Settings {
             }
             normal.insert(key, v);
         }
-        // A choice (`likelihood = "poisson"`) is checked against the flag's own list of values, so a file or a
-        // keyword argument is refused as early as the command line is, with the same choices.
-        let cmd = <Settings as clap::Args>::augment_args(clap::Command::new("elbo"));
-        for (k, v) in &normal {
-            let id = k.replace('-', "_");
-            let Some(arg) = cmd.get_arguments().find(|a| a.get_id() == id.as_str()) else {
-                continue;
-            };
-            let choices = arg.get_possible_values();
-            if let (Some(text), false) = (v.as_str(), choices.is_empty())
-                && !choices.iter().any(|c| c.matches(text, false))
-            {
-                let names: Vec<&str> = choices.iter().map(|c| c.get_name()).collect();
-                return Err(Error::Config(format!(
-                    "{}, key '{k}': '{text}' is not one of {}",
-                    at(k),
-                    names.join(", ")
-                )));
-            }
-        }
         // One key at a time first, so a bad value is reported with its key.
         for (k, v) in &normal {
             let mut one = toml::Table::new();
@@ -448,13 +464,12 @@ impl Settings {
             channels: self.channels,
             skip_bad: self.skip_bad.unwrap_or(false),
         };
-        let layout = self.layout.as_deref().map(str::parse).transpose()?;
         Ok((
             DatasetName::Mnist,
             Some(DataSpec {
                 path: abs,
                 images,
-                layout,
+                layout: self.layout,
                 label_column: self.label_column.clone(),
                 test_fraction: self.test_fraction.unwrap_or(0.1),
                 split_seed: Some(crate::data::source::SPLIT_SEED),
@@ -472,25 +487,8 @@ impl Settings {
     pub fn resolve_for(&self, facts: &DataFacts) -> Result<RunConfig> {
         let d = TrainConfig::default();
         let (dataset, data) = self.source()?;
-        let mut model = match self.arch.as_deref() {
-            Some("keras-conv") => ModelConfig::keras_conv(),
-            Some("pytorch-vae") => ModelConfig::pytorch_vae(),
-            Some("mlp") | None => ModelConfig::pytorch_example(),
-            Some(other) => {
-                return Err(Error::Config(format!(
-                    "unknown --arch '{other}': use mlp, keras-conv or pytorch-vae"
-                )));
-            }
-        };
-        model.kind = match self.model.as_deref() {
-            Some("ae") | Some("autoencoder") => ModelKind::Autoencoder,
-            Some("vae") | None => ModelKind::Vae,
-            Some(other) => {
-                return Err(Error::Config(format!(
-                    "unknown --model '{other}': use vae or ae"
-                )));
-            }
-        };
+        let mut model = self.arch.unwrap_or_default().config();
+        model.kind = self.model.unwrap_or_default();
         if let Some(c) = &self.conv {
             model.conv = c.iter().map(|a| a.spec()).collect();
             // A custom encoder gets the mirrored decoder, not the preset's.
@@ -522,41 +520,30 @@ impl Settings {
                 facts.shape.len()
             )));
         }
-        let kind = match self.likelihood.as_deref() {
-            None if table => "gaussian",
-            None => "bernoulli",
-            Some(k @ ("bernoulli" | "logistic")) if table => {
+        use LikelihoodKind::{Bernoulli, Gaussian, Logistic};
+        let kind = match self.likelihood {
+            None if table => Gaussian,
+            None => Bernoulli,
+            Some(k @ (Bernoulli | Logistic)) if table => {
                 return Err(Error::Config(format!(
                     "--likelihood {k} models values in [0, 1]; standardised table features need gaussian"
                 )));
             }
-            Some("logistic") if !facts.bytes => {
+            Some(Logistic) if !facts.bytes => {
                 return Err(Error::Config(
                     "--likelihood logistic models 8-bit values (images or byte arrays); this data holds floats: use gaussian".into(),
                 ));
             }
-            Some(k @ ("bernoulli" | "gaussian" | "logistic")) => k,
-            Some(other) => {
-                return Err(Error::Config(format!(
-                    "unknown --likelihood '{other}': use bernoulli, gaussian or logistic"
-                )));
-            }
+            Some(k) => k,
         };
-        let learn = match self.learn_sigma.as_deref() {
-            Some("global") => SigmaMode::Global,
-            Some("pixel") => SigmaMode::Pixel,
-            Some("fixed") => SigmaMode::Fixed,
+        let learn = match self.learn_sigma {
+            Some(mode) => mode,
             None if table => SigmaMode::Pixel,
-            None if kind == "logistic" => SigmaMode::Global,
+            None if kind == Logistic => SigmaMode::Global,
             None => SigmaMode::Fixed,
-            Some(other) => {
-                return Err(Error::Config(format!(
-                    "unknown --learn-sigma '{other}': use fixed, global or pixel"
-                )));
-            }
         };
         model.likelihood = match kind {
-            "gaussian" => Likelihood::Gaussian {
+            Gaussian => Likelihood::Gaussian {
                 sigma: self.sigma.unwrap_or(if table { 1.0 } else { 0.1 }),
                 learn,
                 mean: if table {
@@ -565,18 +552,18 @@ impl Settings {
                     GaussianMean::Sigmoid
                 },
             },
-            "logistic" => Likelihood::Logistic {
+            Logistic => Likelihood::Logistic {
                 scale: self.sigma.unwrap_or(0.05),
                 learn,
             },
-            _ => {
+            Bernoulli => {
                 let with = "--likelihood gaussian or logistic";
                 only_with(self.sigma.is_some(), "--sigma", with)?;
                 only_with(self.learn_sigma.is_some(), "--learn-sigma", with)?;
                 Likelihood::Bernoulli
             }
         };
-        if kind == "logistic" && self.binarize.is_some_and(|b| b != Binarize::None) {
+        if kind == Logistic && self.binarize.is_some_and(|b| b != Binarize::None) {
             return Err(Error::Config(
                 "--likelihood logistic models all 256 levels; binarised pixels are 0 or 1: use --likelihood bernoulli with --binarize".into(),
             ));
@@ -594,15 +581,7 @@ impl Settings {
             }
             model.classes = facts.classes;
         }
-        let objective = match self.objective.as_deref() {
-            Some("iwae") => Estimator::Iwae,
-            Some("elbo") | None => Estimator::Elbo,
-            Some(other) => {
-                return Err(Error::Config(format!(
-                    "unknown --objective '{other}': use elbo or iwae"
-                )));
-            }
-        };
+        let objective = self.objective.unwrap_or_default();
         let samples = match (self.samples, self.k_train) {
             (Some(s), Some(k)) if s != k => {
                 return Err(Error::Config(format!(
@@ -671,8 +650,9 @@ impl Settings {
     }
 
     fn schedule(&self) -> Result<LrSchedule> {
-        let kind = self.lr_schedule.as_deref().unwrap_or("constant");
-        let staged = kind == "iwae";
+        use ScheduleKind::{Constant, Cosine, Exponential, Iwae, Step};
+        let kind = self.lr_schedule.unwrap_or(Constant);
+        let staged = kind == Iwae;
         only_with(
             !staged && self.stages.is_some(),
             "--stages",
@@ -684,41 +664,36 @@ impl Settings {
             "--lr-schedule iwae",
         )?;
         only_with(
-            kind != "cosine" && self.lr_min.is_some(),
+            kind != Cosine && self.lr_min.is_some(),
             "--lr-min",
             "--lr-schedule cosine",
         )?;
         only_with(
-            kind != "step" && (self.lr_step_every.is_some() || self.lr_step_gamma.is_some()),
+            kind != Step && (self.lr_step_every.is_some() || self.lr_step_gamma.is_some()),
             "--lr-step-every/--lr-step-gamma",
             "--lr-schedule step",
         )?;
         only_with(
-            kind != "exponential" && self.lr_gamma.is_some(),
+            kind != Exponential && self.lr_gamma.is_some(),
             "--lr-gamma",
             "--lr-schedule exponential",
         )?;
         Ok(match kind {
-            "constant" => LrSchedule::Constant,
-            "iwae" => LrSchedule::Staged {
+            Constant => LrSchedule::Constant,
+            Iwae => LrSchedule::Staged {
                 stages: self.stages.unwrap_or(8),
                 growth: self.stage_growth.unwrap_or(3.0),
             },
-            "cosine" => LrSchedule::Cosine {
+            Cosine => LrSchedule::Cosine {
                 min_lr: self.lr_min.unwrap_or(0.0),
             },
-            "step" => LrSchedule::Step {
+            Step => LrSchedule::Step {
                 every: self.lr_step_every.unwrap_or(10),
                 gamma: self.lr_step_gamma.unwrap_or(0.1),
             },
-            "exponential" => LrSchedule::Exponential {
+            Exponential => LrSchedule::Exponential {
                 gamma: self.lr_gamma.unwrap_or(0.95),
             },
-            other => {
-                return Err(Error::Config(format!(
-                    "unknown --lr-schedule '{other}': use constant, iwae, cosine, step or exponential"
-                )));
-            }
         })
     }
 }
