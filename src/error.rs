@@ -73,6 +73,12 @@ pub enum Error {
         /// The run directory.
         dir: PathBuf,
     },
+    /// A computation that writes nothing (scoring, evaluating) was asked to stop before its end, by Ctrl-C.
+    #[error("{what} stopped before it finished (Ctrl-C); nothing was returned")]
+    Stopped {
+        /// What stopped: "scoring", "evaluating".
+        what: &'static str,
+    },
     /// The disk has less free space than a file elbo is about to write needs.
     #[error(
         "{}: {what} needs {} MB of free disk and there are {} MB: free at least {} MB",

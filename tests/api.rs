@@ -99,6 +99,22 @@ fn train_stop_early_then_use_the_model_from_memory() {
     );
     let scores = model.score(&from_memory, 4, 1).unwrap();
     assert_eq!(scores.len(), 200);
+    // A progress callback that says stop ends the work early with an error, never a partial answer.
+    let asked = std::sync::atomic::AtomicUsize::new(0);
+    let stop = |_: usize| {
+        asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        false
+    };
+    let e = model.score_with(&from_memory, 4, 1, &stop).unwrap_err();
+    assert!(matches!(e, elbo::error::Error::Stopped { .. }), "{e}");
+    assert!(model.evaluate_with(&from_memory, 4, 1, &stop).is_err());
+    assert!(asked.load(std::sync::atomic::Ordering::Relaxed) >= 2);
+    // Flattened items: the message says the values are all there and the shape to give.
+    let flat = model
+        .items(MemArray::uint8(vec![2, 64], vec![0; 128]), None)
+        .unwrap_err()
+        .to_string();
+    assert!(flat.contains("reshape each item to 8x8x1"), "{flat}");
     // Shapes and values the model cannot take are errors, not panics.
     assert!(model.decode(&[0.0; 3], &[]).is_err());
     assert!(model.decode(&[f32::NAN, 0.0], &[]).is_err());
@@ -131,4 +147,10 @@ fn settings_errors_name_keywords_for_front_ends_without_flags() {
     let k = elbo::train::settings::as_keywords(&e);
     assert!(e.contains("--lr"), "{e}");
     assert!(k.contains("lr=") && !k.contains("--lr"), "{k}");
+    // "Did you mean" only for a near name; serde's Rust type names become words.
+    assert_eq!(Settings::nearest_key("lattent").as_deref(), Some("latent"));
+    assert_eq!(Settings::nearest_key("foo"), None);
+    let table: toml::Table = toml::from_str("latent = -2").unwrap();
+    let e = Settings::from_table(table, "c", None).unwrap_err().to_string();
+    assert!(e.contains("expected a whole number, 0 or more"), "{e}");
 }

@@ -12,6 +12,7 @@ defaults; a model trained here is a run directory the ``elbo`` command line read
 command line made.
 """
 
+import numbers
 import os
 import shutil
 import sys
@@ -77,8 +78,9 @@ class _Progress:
         self.bar = verbose == 1 and interactive
         self.drawn = False
         self.epoch = self.epochs = self.items = 0
-        # Paths the user never chose (the temporary file holding their arrays) and the names they know instead.
-        self.rename = {}
+        # Rewrites lines naming paths the user never chose (the temporary file holding their arrays) with the names
+        # they know instead.
+        self.rename = None
 
     def _write(self, text):
         try:
@@ -88,8 +90,8 @@ class _Progress:
             pass
 
     def note(self, line):
-        for path, name in self.rename.items():
-            line = line.replace(path, name)
+        if self.rename:
+            line = self.rename(line)
         if self.verbose:
             self._write(line + "\n")
 
@@ -138,6 +140,18 @@ class _Progress:
         return stop
 
 
+# The arrays of the .npz that fit writes for the library, as the caller named them.
+_GIVEN_AS = {"x": "x", "x_train": "x", "y": "y", "y_train": "y", "x_test": "validation_data",
+             "y_test": "validation_data labels"}
+
+
+def _as_given(text, keep):
+    """A message about the temporary ``.npz`` holding fit's arrays, naming them as the caller gave them."""
+    for array, given in _GIVEN_AS.items():
+        text = text.replace(f"{keep}: {array}: ", f"{given}: ")
+    return text.replace(f"data={keep}", "x").replace(keep, "x")
+
+
 def _free_dir(base):
     """``base``, or ``base-2``, ``base-3``, ... : the first that does not exist, created here at once so that two
     models fitted at the same time (threads, notebooks in one folder) never pick the same one."""
@@ -167,6 +181,11 @@ def _check_out(run_dir, force):
         )
 
 
+def _path(p):
+    """A path as text: ``str``, ``bytes`` (decoded as the file system does) or any ``os.PathLike``."""
+    return os.fsdecode(os.fspath(p))
+
+
 def _is_path(x):
     return isinstance(x, (str, bytes)) or hasattr(x, "__fspath__")
 
@@ -189,7 +208,7 @@ class VAE:
     @classmethod
     def from_config(cls, path, **overrides):
         """A VAE from a ``--config`` TOML file (``configs/*.toml``); keywords override the file's settings."""
-        path = os.fspath(path)
+        path = _path(path)
         _elbo.check_settings(overrides, path)
         vae = cls.__new__(cls)
         vae._settings = dict(overrides)
@@ -218,6 +237,11 @@ class VAE:
         training between two steps and raises ``KeyboardInterrupt``; the last epoch's checkpoint is kept, and
         ``fit`` continues from it.
         """
+        if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral)
+                                   or epochs < 1):
+            raise ValueError(f"fit: epochs={epochs!r}: give a whole number of epochs, 1 or more")
+        if epochs is not None:
+            epochs = int(epochs)
         if verbose not in (0, 1, 2) or isinstance(verbose, bool):
             raise ValueError(f"verbose={verbose!r}: give 0 (silent), 1 (progress bar and epoch lines) or 2 (epoch lines)")
         if callbacks is not None and (hasattr(callbacks, "on_epoch_end") or callable(callbacks)):
@@ -228,22 +252,22 @@ class VAE:
         history = History()
         progress = _Progress(verbose, callbacks, history)
         if self._model is not None:
-            if out is not None and os.path.abspath(os.fspath(out)) != os.path.abspath(self.run_dir):
+            if out is not None and os.path.abspath(_path(out)) != os.path.abspath(self.run_dir):
                 raise ValueError(
                     f"this VAE is already trained in {self.run_dir}: fit again continues that run; for a new run in "
-                    f"out={os.fspath(out)}, make a new elbo.VAE"
+                    f"out={_path(out)}, make a new elbo.VAE"
                 )
             return self._continue(x, y, epochs, validation_data, progress, history)
         settings = dict(self._settings)
         if epochs is not None:
             settings["epochs"] = epochs
-        chosen = os.fspath(out) if out is not None else settings.get("out")
+        chosen = _path(out) if out is not None else settings.get("out")
         if chosen is not None and not str(chosen):
             raise ValueError("out='': give a folder for the run")
         if chosen is not None:
-            _check_out(os.fspath(chosen), force)
+            _check_out(_path(chosen), force)
         created = chosen is None
-        run_dir = os.fspath(chosen) if chosen is not None else _free_dir(os.path.join("runs", "vae"))
+        run_dir = _path(chosen) if chosen is not None else _free_dir(os.path.join("runs", "vae"))
         settings["out"] = run_dir
         had_run = os.path.exists(os.path.join(run_dir, "config.json")) or os.path.exists(
             os.path.join(run_dir, "checkpoint.safetensors"))
@@ -253,7 +277,7 @@ class VAE:
             if x is not None and _is_path(x):
                 if y is not None or validation_data is not None:
                     raise ValueError("y= and validation_data= go with arrays; a path brings its own labels and splits")
-                settings["data"] = x
+                settings["data"] = _path(x)
                 settings.pop("dataset", None)
             elif x is not None:
                 if "data" in settings or "dataset" in settings:
@@ -262,7 +286,7 @@ class VAE:
                 keep = os.path.join(tmp, "x.npz")
                 _save_arrays(keep, x, y, validation_data)
                 settings["data"] = keep
-                progress.rename = {keep: "x"}
+                progress.rename = lambda line, keep=keep: _as_given(line, keep)
             elif y is not None or validation_data is not None:
                 raise ValueError("y= and validation_data= need the array x")
             try:
@@ -275,7 +299,7 @@ class VAE:
                 if not had_run or force:
                     self._open_if_saved(run_dir)
                 if keep is not None and isinstance(e, (ValueError, OSError)) and keep in str(e):
-                    raise type(e)(str(e).replace(f"data={keep}", "x").replace(keep, "x")) from None
+                    raise type(e)(_as_given(str(e), keep)) from None
                 raise
         finally:
             if tmp is not None:
@@ -283,7 +307,7 @@ class VAE:
             # A default folder made for a run that never started goes again.
             if created and self._model is None and os.path.isdir(run_dir) and not os.listdir(run_dir):
                 os.rmdir(run_dir)
-        self._model = _elbo.Model.open(os.fspath(run))
+        self._model = _elbo.Model.open(_path(run))
         self.history = history
         return history
 
@@ -307,7 +331,7 @@ class VAE:
         data = (self._model.config.get("train") or {}).get("data") or {}
         recorded = data.get("path")
         if _is_path(x):
-            if recorded and os.path.abspath(os.fspath(x)) == os.path.abspath(recorded):
+            if recorded and os.path.abspath(_path(x)) == os.path.abspath(recorded):
                 return
         elif recorded and os.path.basename(recorded) == "arrays.npz":
             with np.load(recorded) as z:
@@ -337,7 +361,7 @@ class VAE:
     @property
     def run_dir(self):
         """The run directory the model lives in."""
-        return os.fspath(self.model.run_dir)
+        return _path(self.model.run_dir)
 
     @property
     def latent(self):
@@ -489,6 +513,6 @@ def load(run_dir):
     vae = VAE.__new__(VAE)
     vae._settings = {}
     vae._config_file = None
-    vae._model = _elbo.Model.open(os.fspath(run_dir))
+    vae._model = _elbo.Model.open(_path(run_dir))
     vae.history = None
     return vae

@@ -1,6 +1,8 @@
 """NumPy arrays (and anything with ``__array__``) as elbo reads them: checked here only for what NumPy itself
 decides (dtype, raggedness); every rule about values, shapes and layouts is the library's, shared with the CLI."""
 
+import os
+
 import numpy as np
 
 _F32_MAX = float(np.finfo(np.float32).max)
@@ -60,7 +62,7 @@ def for_library(x, name, y=None, layout=None, yname="y"):
     if isinstance(x, (str, bytes)) or hasattr(x, "__fspath__"):
         if y is not None:
             raise ValueError(f"{yname} goes with an array; a path brings its own labels (class folders, a y array)")
-        return x
+        return os.fsdecode(os.fspath(x))
     a = as_array(x, name)
     dtype = str(a.dtype)
     kind = a.dtype.kind

@@ -27,7 +27,22 @@ fn py_err(e: Error) -> PyErr {
         Error::Checkpoint { path, .. } if std::fs::symlink_metadata(path).is_err() => {
             PyFileNotFoundError::new_err(msg)
         }
-        Error::Interrupted { .. } => PyKeyboardInterrupt::new_err(msg),
+        // The library's message tells a shell user what to type; a Python user calls fit again.
+        Error::Interrupted {
+            kept,
+            finished,
+            dir,
+            ..
+        } => PyKeyboardInterrupt::new_err(format!(
+            "interrupted; the checkpoint of epoch {kept} in {} is kept{}: fit again (or elbo.load) continues from it",
+            dir.display(),
+            if *finished {
+                " (training had finished; the figures were not drawn)"
+            } else {
+                ""
+            }
+        )),
+        Error::Stopped { .. } => PyKeyboardInterrupt::new_err(msg),
         _ => PyValueError::new_err(msg),
     }
 }
@@ -83,6 +98,10 @@ fn toml_value(key: &str, v: &Bound<'_, PyAny>) -> PyResult<toml::Value> {
         }
         return Ok(toml::Value::Array(items));
     }
+    // NumPy arrays (hidden=np.array([400, 200])) are lists.
+    if v.hasattr("tolist")? && v.hasattr("ndim")? && v.getattr("ndim")?.extract::<usize>()? > 0 {
+        return toml_value(key, &v.call_method0("tolist")?);
+    }
     // NumPy scalars (np.int64(20), np.float32(0.1)) are numbers too.
     if v.hasattr("item")? && v.hasattr("dtype")? {
         return toml_value(key, &v.call_method0("item")?);
@@ -98,9 +117,12 @@ fn settings_from(kwargs: &Bound<'_, PyDict>) -> PyResult<Settings> {
     for (k, v) in kwargs.iter() {
         let key: String = k.extract()?;
         if !names.contains(&key) {
-            let nearest = Settings::nearest_key(&key).replace('-', "_");
+            let hint = match Settings::nearest_key(&key) {
+                Some(near) => format!("did you mean '{}'?", near.replace('-', "_")),
+                None => "elbo.setting_names() lists them".into(),
+            };
             return Err(PyTypeError::new_err(format!(
-                "unexpected keyword argument '{key}'; did you mean '{nearest}'?"
+                "unexpected keyword argument '{key}'; {hint}"
             )));
         }
         if v.is_none() {
@@ -133,7 +155,10 @@ fn settings_with_file(kwargs: &Bound<'_, PyDict>, config: Option<&Path>) -> PyRe
 #[pyo3(signature = (settings, config=None))]
 fn check_settings(settings: &Bound<'_, PyDict>, config: Option<PathBuf>) -> PyResult<()> {
     let s = settings_with_file(settings, config.as_deref())?;
-    s.source().map_err(py_err)?;
+    // Without data yet (it comes with fit's x), settings of one's own data wait for it to be checked.
+    if s.data.is_some() || s.dataset.is_some() {
+        s.source().map_err(py_err)?;
+    }
     Ok(())
 }
 
@@ -289,6 +314,12 @@ fn train<'py>(
     }
     let (dir, history) = outcome.map_err(py_err)?;
     Ok((dir, from_json(py, &history)?))
+}
+
+/// Whether a long computation goes on: not once Ctrl-C (or a notebook's interrupt) has arrived, which
+/// `Catch` holds back from Python while the GIL is released.
+fn go_on(_done: usize) -> bool {
+    elbo::train::interrupt::received().is_none()
 }
 
 /// A trained model, opened from its run directory.
@@ -584,7 +615,10 @@ impl PyModel {
     ) -> PyResult<PerItem<'py>> {
         let ds = items_of(&self.inner, source)?;
         let est = py
-            .detach(|| self.inner.score(&ds, k, seed))
+            .detach(|| {
+                let _signals = elbo::train::interrupt::Catch::install();
+                self.inner.score_with(&ds, k, seed, &go_on)
+            })
             .map_err(py_err)?;
         let neg_elbo: Vec<f64> = est.iter().map(|e| -e.elbo).collect();
         let nll: Vec<f64> = est.iter().map(|e| -e.log_px).collect();
@@ -608,7 +642,10 @@ impl PyModel {
     ) -> PyResult<Bound<'py, PyAny>> {
         let ds = items_of(&self.inner, source)?;
         let est = py
-            .detach(|| self.inner.evaluate(&ds, k, seed))
+            .detach(|| {
+                let _signals = elbo::train::interrupt::Catch::install();
+                self.inner.evaluate_with(&ds, k, seed, &go_on)
+            })
             .map_err(py_err)?;
         let d = PyDict::new(py);
         d.set_item("neg_elbo", est.neg_elbo)?;

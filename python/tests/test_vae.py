@@ -310,6 +310,8 @@ def test_ctrl_c_stops_cleanly_and_resumes_bit_identically(mnist, tmp_path):
     rest = p.stderr.read()
     assert p.wait(timeout=60) == 7, "".join(lines) + rest
     assert "KeyboardInterrupt" in rest
+    # What to do next, said for Python: not the shell's `elbo train --resume`.
+    assert "fit again" in rest and "elbo train" not in rest, rest
     vae = elbo.load(tmp_path / "int")
     kept = vae.model.epoch
     assert 1 <= kept < 40
@@ -319,6 +321,68 @@ def test_ctrl_c_stops_cleanly_and_resumes_bit_identically(mnist, tmp_path):
     a, b = vae.state_dict(), whole.state_dict()
     for k in a:
         assert np.array_equal(a[k], b[k]), k
+
+
+def test_ctrl_c_stops_scoring_and_evaluating(small, tmp_path):
+    x = small[0]
+    vae = elbo.VAE(**SMALL)
+    vae.fit(x[:500], epochs=1, out=tmp_path / "r", verbose=0)
+    np.save(tmp_path / "x.npy", x)
+    for method in ("score", "evaluate"):
+        script = tmp_path / f"{method}.py"
+        # Thousands of importance samples for every item: minutes of work unless the interrupt stops it.
+        script.write_text(textwrap.dedent(f"""
+            import numpy as np, elbo, sys, time
+            vae = elbo.load({str(tmp_path / 'r')!r})
+            x = np.load({str(tmp_path / 'x.npy')!r})
+            print("start", file=sys.stderr, flush=True)
+            try:
+                vae.{method}(x, k=5000)
+            except KeyboardInterrupt as e:
+                print("KeyboardInterrupt:", e, file=sys.stderr, flush=True)
+                sys.exit(7)
+        """))
+        p = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True)
+        assert p.stderr.readline().startswith("start")
+        time.sleep(1.0)
+        sent = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        rest = p.stderr.read()
+        assert p.wait(timeout=60) == 7, rest
+        assert time.monotonic() - sent < 20, "the interrupt was not honoured promptly"
+        assert "stopped before it finished" in rest, rest
+
+
+def test_second_tryout_messages(small, tmp_path):
+    x = small[0][:300]
+    with pytest.raises(ValueError, match=r"^fit: epochs=-1: give a whole number"):
+        elbo.VAE(**SMALL).fit(x, epochs=-1, out=tmp_path / "a", verbose=0)
+    with pytest.raises(ValueError, match="expected a whole number, 0 or more"):
+        elbo.VAE(latent="a")
+    # A keyword far from every setting gets no wild guess; a near one gets its correction.
+    with pytest.raises(TypeError, match=r"'foo'; elbo.setting_names\(\) lists them"):
+        elbo.VAE(foo=1)
+    with pytest.raises(TypeError, match="did you mean 'latent'"):
+        elbo.VAE(lattent=1)
+    # NumPy arrays are lists; settings of one's own data wait for fit's array.
+    vae = elbo.VAE(hidden=np.array([16]), latent=np.int64(2), seed=1, test_fraction=0.25)
+    vae.fit(x, epochs=1, out=tmp_path / "b", verbose=0)
+    assert vae.history.history["val_neg_elbo"]
+    assert elbo.load(os.fsencode(tmp_path / "b")).model.epoch == 1
+    mu, _ = vae.encode(x[:2])
+    assert mu.shape == (2, 2)
+    # Flattened images: the message says the values are all there and what shape to give.
+    with pytest.raises(ValueError, match="reshape each item to 28x28x1"):
+        vae.encode(x[:5].reshape(5, 784))
+    # An array is named once, as the caller named it.
+    bad = np.random.default_rng(0).random((50, 5))
+    bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match=r"^x: item 3 holds a non-finite value"):
+        elbo.VAE(hidden=[8], latent=2).fit(bad, epochs=1, out=tmp_path / "c", verbose=0)
+    images = np.zeros((4, 28, 28), dtype=np.float32)
+    images[3, 0, 2] = np.nan
+    with pytest.raises(ValueError, match=r"^x: item 3 holds a non-finite value"):
+        vae.encode(images)
 
 
 def test_what_the_tryout_found(small, tmp_path):

@@ -300,33 +300,39 @@ impl Model {
     /// Per item, the ELBO and log p(x) estimated with `k` importance samples from `seed` (nats; a table's of
     /// its standardised features): the lower, the more unusual the item.
     pub fn score(&self, items: &Dataset, k: usize, seed: u64) -> Result<Vec<ItemEstimate>> {
-        self.score_with(items, k, seed, &|_| {})
+        self.score_with(items, k, seed, &|_| true)
     }
 
-    /// [`score`](Self::score), calling `progress` with the number of items done as it goes.
+    /// [`score`](Self::score), calling `progress` with the number of items done as it goes; when it returns
+    /// false the work stops early with [`Error::Stopped`].
     pub fn score_with(
         &self,
         items: &Dataset,
         k: usize,
         seed: u64,
-        progress: &(dyn Fn(usize) + Sync),
+        progress: &(dyn Fn(usize) -> bool + Sync),
     ) -> Result<Vec<ItemEstimate>> {
         self.check_scoring(k)?;
-        Ok(eval::item_log_likelihoods(
-            &self.vae, items, k, seed, progress,
-        ))
+        eval::item_log_likelihoods(&self.vae, items, k, seed, progress)
+            .ok_or(Error::Stopped { what: "scoring" })
     }
 
     /// The whole set's mean −ELBO, −log p(x) with `k` importance samples, and bits per dimension where defined.
     pub fn evaluate(&self, items: &Dataset, k: usize, seed: u64) -> Result<LikelihoodEstimate> {
+        self.evaluate_with(items, k, seed, &|_| true)
+    }
+
+    /// [`evaluate`](Self::evaluate), with `progress` as for [`score_with`](Self::score_with).
+    pub fn evaluate_with(
+        &self,
+        items: &Dataset,
+        k: usize,
+        seed: u64,
+        progress: &(dyn Fn(usize) -> bool + Sync),
+    ) -> Result<LikelihoodEstimate> {
         self.check_scoring(k)?;
-        Ok(eval::estimate_log_likelihood(
-            &self.vae,
-            items,
-            k,
-            seed,
-            &|_| {},
-        ))
+        eval::estimate_log_likelihood(&self.vae, items, k, seed, progress)
+            .ok_or(Error::Stopped { what: "evaluating" })
     }
 
     /// Refuses to score with an autoencoder, or with `k` outside 1 to 1 000 000 importance samples.

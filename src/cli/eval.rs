@@ -55,7 +55,11 @@ pub(crate) fn run(a: EvalArgs) -> Result<()> {
     };
     let progress = Progress::new(&format!("log p(x), K={}", a.k), test.len());
     let started = std::time::Instant::now();
-    let est = eval::estimate_log_likelihood(&ck.vae, &test, a.k, a.seed, &|n| progress.inc(n));
+    let est = eval::estimate_log_likelihood(&ck.vae, &test, a.k, a.seed, &|n| {
+        progress.inc(n);
+        true
+    })
+    .expect("progress never stops the estimate");
     progress.finish();
     let secs = started.elapsed().as_secs_f64();
     // Over MPI every rank has the estimates; rank 0 reports them.

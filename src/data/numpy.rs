@@ -47,7 +47,12 @@ struct Src<'a> {
 
 impl Src<'_> {
     fn bad(&self, reason: impl std::fmt::Display) -> Error {
-        Error::Config(format!("{}: {}: {reason}", self.path.display(), self.what))
+        let path = self.path.display().to_string();
+        // An array held in memory is named once (`x: …`), not as the file and the array of an `.npz`.
+        if path == self.what {
+            return Error::Config(format!("{path}: {reason}"));
+        }
+        Error::Config(format!("{path}: {}: {reason}", self.what))
     }
 }
 

@@ -162,22 +162,22 @@ pub fn estimate_log_likelihood(
     ds: &Dataset,
     k: usize,
     seed: u64,
-    on_progress: &(dyn Fn(usize) + Sync),
-) -> LikelihoodEstimate {
+    on_progress: &(dyn Fn(usize) -> bool + Sync),
+) -> Option<LikelihoodEstimate> {
     let method = BitsMethod::for_data(&vae.config, ds);
     let dequantise = method == BitsMethod::Dequantised;
-    let items = estimate_items(vae, ds, k, seed, dequantise, on_progress);
+    let items = estimate_items(vae, ds, k, seed, dequantise, on_progress)?;
     let n = ds.len().max(1) as f64;
     let ll: f64 = items.iter().map(|r| r.log_px).sum::<f64>() / n;
     let elbo: f64 = items.iter().map(|r| r.elbo).sum::<f64>() / n;
-    LikelihoodEstimate {
+    Some(LikelihoodEstimate {
         elbo,
         neg_elbo: -elbo,
         nll: -ll,
         k,
         n: ds.len(),
         bits_per_dim: bits_per_dim(-ll, ds.dim(), method),
-    }
+    })
 }
 
 /// One item's importance-sampled estimates, in nats.
@@ -196,8 +196,8 @@ pub fn item_log_likelihoods(
     ds: &Dataset,
     k: usize,
     seed: u64,
-    on_progress: &(dyn Fn(usize) + Sync),
-) -> Vec<ItemEstimate> {
+    on_progress: &(dyn Fn(usize) -> bool + Sync),
+) -> Option<Vec<ItemEstimate>> {
     estimate_items(vae, ds, k, seed, false, on_progress)
 }
 
@@ -207,9 +207,12 @@ fn estimate_items(
     k: usize,
     seed: u64,
     dequantise: bool,
-    on_progress: &(dyn Fn(usize) + Sync),
-) -> Vec<ItemEstimate> {
+    on_progress: &(dyn Fn(usize) -> bool + Sync),
+) -> Option<Vec<ItemEstimate>> {
     let d = ds.dim();
+    // Set when `on_progress` asks to stop (Ctrl-C from Python): groups not yet begun are skipped.
+    let stopped = std::sync::atomic::AtomicBool::new(false);
+    let stopped = &stopped;
     let frozen = vae.for_inference();
     let vae = &frozen;
     // Chunks shrink only for models whose workspace would not fit, so MNIST's draws are as they were.
@@ -247,6 +250,9 @@ fn estimate_items(
                     )
                 },
                 |(ws, x, lw), (g, idx)| {
+                    if stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                        return (g, Vec::new());
+                    }
                     crate::core::threads::serial(|| {
                         let rows = idx.len();
                         let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(
@@ -285,7 +291,9 @@ fn estimate_items(
                             }
                             done += s;
                         }
-                        on_progress(rows);
+                        if !on_progress(rows) {
+                            stopped.store(true, std::sync::atomic::Ordering::Relaxed);
+                        }
                         let items = acc
                             .iter()
                             .map(|a| ItemEstimate {
@@ -300,8 +308,12 @@ fn estimate_items(
             .collect()
     });
     ds.release();
+    // Only a single process is stopped this way (over MPI every rank must reach the gather below).
+    if stopped.load(std::sync::atomic::Ordering::Relaxed) {
+        return None;
+    }
     if ranks == 1 {
-        return results.into_iter().flat_map(|(_, items)| items).collect();
+        return Some(results.into_iter().flat_map(|(_, items)| items).collect());
     }
     // Every rank's items in place (zeros elsewhere), gathered; each item is then read from its group's rank.
     let n = ds.len();
@@ -315,7 +327,7 @@ fn estimate_items(
     }
     let mut all = vec![0.0f64; 2 * n * ranks];
     dist::all_gather(&mine, &mut all);
-    (0..n)
+    let gathered = (0..n)
         .map(|i| {
             let at = 2 * n * ((i / images) % ranks) + 2 * i;
             ItemEstimate {
@@ -323,7 +335,8 @@ fn estimate_items(
                 elbo: all[at + 1],
             }
         })
-        .collect()
+        .collect();
+    Some(gathered)
 }
 
 #[cfg(test)]

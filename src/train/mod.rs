@@ -341,8 +341,17 @@ pub fn check_items(cfg: &RunConfig, mut ds: Dataset, path: &Path) -> Result<Data
         )));
     }
     if ds.shape != m.item_shape() {
+        // Flattened images (784 values for 28x28) are the common case: say the values are all there.
+        let hint = if ds.shape.len() == m.item_shape().len() {
+            format!(
+                ": the values are all there, reshape each item to {}",
+                m.item_shape()
+            )
+        } else {
+            String::new()
+        };
         return Err(Error::Config(format!(
-            "{}: items of {} (height x width x channels), but this run's model reads {}",
+            "{}: items of {} (height x width x channels), but this run's model reads {}{hint}",
             path.display(),
             ds.shape,
             m.item_shape()

@@ -348,13 +348,18 @@ fn only_with(given: bool, flag: &str, needs: &str) -> Result<()> {
 }
 
 impl Settings {
-    /// The setting whose config key (kebab-case) is nearest to `key`, for "did you mean" messages.
-    pub fn nearest_key(key: &str) -> String {
+    /// The setting whose config key (kebab-case) is nearest to `key`, for "did you mean" messages, when it is
+    /// near enough to be what was meant (a third of the letters or two, whichever is more, differ).
+    pub fn nearest_key(key: &str) -> Option<String> {
         let key = key.replace('_', "-");
-        Self::keys()
+        let (best, d) = Self::keys()
             .into_iter()
-            .min_by_key(|c| strsim::levenshtein(c, &key))
-            .expect("settings")
+            .map(|c| {
+                let d = strsim::levenshtein(&c, &key);
+                (c, d)
+            })
+            .min_by_key(|(_, d)| *d)?;
+        (d <= (key.chars().count() / 3).max(2)).then_some(best)
     }
 
     /// Parses a `--config` TOML file's text; `name` labels errors. Unknown keys are refused with the nearest
@@ -383,9 +388,12 @@ impl Settings {
                 )));
             }
             if !keys.contains(&key) {
-                let nearest = Self::nearest_key(&key);
+                let hint = match Self::nearest_key(&key) {
+                    Some(near) => format!("did you mean '{near}'?"),
+                    None => "the keys are the flags of 'elbo train --help', without their --".into(),
+                };
                 return Err(Error::Config(format!(
-                    "{}: unknown key '{k}'; did you mean '{nearest}'?",
+                    "{}: unknown key '{k}'; {hint}",
                     at(&k)
                 )));
             }
@@ -404,7 +412,7 @@ impl Settings {
             <Settings as serde::Deserialize>::deserialize(toml::Value::Table(one)).map_err(
                 |e| {
                     // serde's message may span lines ("… in `epochs`"): one line is what a user reads.
-                    let msg = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+                    let msg = plain_types(&e.message().split_whitespace().collect::<Vec<_>>().join(" "));
                     Error::Config(format!("{}, key '{k}': {msg}", at(k)))
                 },
             )?;
@@ -436,7 +444,7 @@ impl Settings {
             only_with(
                 own,
                 "--image-size, --crop, --channels, --layout, --label-column, --test-fraction and --skip-bad",
-                "--data",
+                "your own data (--data PATH)",
             )?;
             let name = self.dataset.as_deref().unwrap_or("mnist").parse()?;
             return Ok((name, None));
@@ -696,6 +704,15 @@ impl Settings {
             },
         })
     }
+}
+
+/// serde's names of Rust types in a message (`expected usize`) in words a user of a config file or of Python
+/// reads.
+fn plain_types(msg: &str) -> String {
+    msg.replace("expected usize", "expected a whole number, 0 or more")
+        .replace("expected u64", "expected a whole number, 0 or more")
+        .replace("expected f64", "expected a number")
+        .replace("expected a sequence", "expected a list")
 }
 
 /// The 1-based line on which `key` (spelt with '-' or '_', bare or quoted) is set in `text`.
