@@ -442,8 +442,20 @@ class VAE:
         return self.model.evaluate(for_library(x, "x", y, layout), _count(k, "k"), _count(seed, "seed", 0))
 
     def state_dict(self):
-        """The weights as a dict of NumPy arrays, in PyTorch's names and layout (a dense weight is ``[out, in]``)."""
+        """The weights as a dict of NumPy arrays, in PyTorch's names and layout (a dense weight is ``[out, in]``);
+        convolution weights are channels-last, ``[out, k, k, in]`` (:meth:`to_torch` permutes them as it uses them)."""
         return self.model.state_dict()
+
+    def to_torch(self):
+        """This model as a PyTorch ``nn.Module`` with its weights, in eval mode, shaped like PyTorch's VAE example:
+        ``encode(x, labels=None) -> (mu, logvar)`` (an autoencoder's: ``z``), ``reparameterize(mu, logvar)``,
+        ``decode(z, labels=None)`` (the same means as :meth:`decode`) and ``forward(x, labels=None) -> (recon,
+        mu, logvar)``. ``x`` is what :meth:`decode` returns: images as floats in [0, 1], channels last, or rows of
+        a table in its own units; labels are class indices into :attr:`classes`. Its ``state_dict()`` has the
+        names and shapes of :meth:`state_dict`. Needs ``torch`` (raises ImportError without it)."""
+        from ._torch import to_torch
+
+        return to_torch(self.model)
 
     def __repr__(self):
         if self._model is None:

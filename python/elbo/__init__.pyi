@@ -133,7 +133,14 @@ class VAE:
     ) -> Dict[str, Any]:
         """The set's mean neg_elbo, nll and bits_per_dim."""
     def state_dict(self) -> Dict[str, npt.NDArray[np.float32]]:
-        """The weights, in PyTorch's names and layout."""
+        """The weights, in PyTorch's names and layout (convolution weights channels-last, [out, k, k, in])."""
+    def to_torch(self) -> Any:
+        """This model as a PyTorch nn.Module (elbo._torch.TorchVAE) holding its weights, in eval mode, shaped like
+        PyTorch's VAE example: encode(x, labels=None) -> (mu, logvar) (an autoencoder's: z), reparameterize(mu,
+        logvar), decode(z, labels=None) -> the means VAE.decode gives, forward(x, labels=None) -> (recon, mu,
+        logvar). x as decode returns items: images as floats in [0, 1] (uint8 levels are divided by 255), channels
+        last; table rows in their own units. labels: class indices into classes. Its state_dict() has the names
+        and shapes of state_dict(). Raises ImportError when torch is not installed."""
 
 def load(run_dir: PathLike) -> VAE:
     """Opens a run directory made by `elbo train` or VAE.fit."""
