@@ -42,7 +42,8 @@ fn main() -> anyhow::Result<()> {
     });
     let test = splits.test.truncated(images);
     let start = Instant::now();
-    let est = elbo::eval::estimate_log_likelihood(vae, &test, k, 1, &|_| true).expect("never stopped");
+    let est =
+        elbo::eval::estimate_log_likelihood(vae, &test, k, 1, &|_| true).expect("never stopped");
     let eval_secs = start.elapsed().as_secs_f64();
     let per_image = forward_secs / order.len() as f64;
     let per_sample = eval_secs / (test.len() * k) as f64;

@@ -151,6 +151,8 @@ fn settings_errors_name_keywords_for_front_ends_without_flags() {
     assert_eq!(Settings::nearest_key("lattent").as_deref(), Some("latent"));
     assert_eq!(Settings::nearest_key("foo"), None);
     let table: toml::Table = toml::from_str("latent = -2").unwrap();
-    let e = Settings::from_table(table, "c", None).unwrap_err().to_string();
+    let e = Settings::from_table(table, "c", None)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("expected a whole number, 0 or more"), "{e}");
 }

@@ -164,7 +164,7 @@ fn bad_config_files_and_settings_are_refused_clearly() {
     std::fs::write(&file, "latent = \"two\"\n").unwrap();
     assert_user_error(
         &train(&["--config", file.to_str().unwrap()], &out),
-        "key 'latent': invalid type: string \"two\", expected usize",
+        "key 'latent': invalid type: string \"two\", expected a whole number, 0 or more",
     );
     std::fs::write(&file, "latent = [\n").unwrap();
     assert_user_error(

@@ -98,6 +98,14 @@ fn toml_value(key: &str, v: &Bound<'_, PyAny>) -> PyResult<toml::Value> {
         }
         return Ok(toml::Value::Array(items));
     }
+    // A convolution as a dict (`{"channels": 32, "kernel": 5, ...}`) is a config file's table.
+    if let Ok(d) = v.cast::<PyDict>() {
+        let mut table = toml::Table::new();
+        for (k, item) in d.iter() {
+            table.insert(k.extract::<String>()?, toml_value(key, &item)?);
+        }
+        return Ok(toml::Value::Table(table));
+    }
     // NumPy arrays (hidden=np.array([400, 200])) are lists.
     if v.hasattr("tolist")? && v.hasattr("ndim")? && v.getattr("ndim")?.extract::<usize>()? > 0 {
         return toml_value(key, &v.call_method0("tolist")?);

@@ -371,6 +371,13 @@ def test_second_tryout_messages(small, tmp_path):
     assert elbo.load(os.fsencode(tmp_path / "b")).model.epoch == 1
     mu, _ = vae.encode(x[:2])
     assert mu.shape == (2, 2)
+    # Convolutions as the stubs promise: channels, "C:K:S:P" text and dicts, in one list.
+    conv = elbo.VAE(conv=[4, "8:3:2:1", {"channels": 8, "kernel": 3, "stride": 2, "padding": 1}], hidden=[8],
+                    latent=2, seed=1)
+    conv.fit(x[:100], epochs=1, out=tmp_path / "conv", verbose=0)
+    assert [c["channels"] for c in conv.config["model"]["conv"]] == [4, 8, 8]
+    with pytest.raises(ValueError, match="conv"):
+        elbo.VAE(conv=["8:x"])
     # Flattened images: the message says the values are all there and what shape to give.
     with pytest.raises(ValueError, match="reshape each item to 28x28x1"):
         vae.encode(x[:5].reshape(5, 784))

@@ -243,15 +243,52 @@ pub fn as_keywords(message: &str) -> String {
     out
 }
 
-/// One convolution as a flag (`32` or `32:5:2:2`) or a config value (`32` or a table with `channels`, `kernel`,
-/// `stride`, `padding`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(untagged)]
+/// One convolution as a flag (`32` or `32:5:2:2`) or a config value (`32`, `"32:5:2:2"` or a table with
+/// `channels`, `kernel`, `stride`, `padding`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConvArg {
     /// Channels of a 3x3, stride-2, padding-1 convolution.
     Channels(usize),
     /// A full specification.
     Spec(ConvSpec),
+}
+
+// By hand rather than `untagged`, whose one message for every mistake ("did not match any variant") names none.
+impl<'de> serde::Deserialize<'de> for ConvArg {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::{self, Visitor};
+        struct Any;
+        impl<'de> Visitor<'de> for Any {
+            type Value = ConvArg;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a channel count, \"CHANNELS:KERNEL:STRIDE:PADDING\", or a table of channels, kernel, stride and padding")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<ConvArg, E> {
+                usize::try_from(v)
+                    .map(ConvArg::Channels)
+                    .map_err(|_| E::custom(format!("{v} channels is too many")))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<ConvArg, E> {
+                match u64::try_from(v) {
+                    Ok(v) => self.visit_u64(v),
+                    Err(_) => Err(E::custom(format!("{v} channels: give a positive count"))),
+                }
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<ConvArg, E> {
+                v.parse().map_err(E::custom)
+            }
+            fn visit_map<A: de::MapAccess<'de>>(
+                self,
+                m: A,
+            ) -> std::result::Result<ConvArg, A::Error> {
+                let spec = <ConvSpec as serde::Deserialize>::deserialize(
+                    de::value::MapAccessDeserializer::new(m),
+                )?;
+                Ok(ConvArg::Spec(spec))
+            }
+        }
+        d.deserialize_any(Any)
+    }
 }
 
 impl ConvArg {
@@ -390,7 +427,9 @@ impl Settings {
             if !keys.contains(&key) {
                 let hint = match Self::nearest_key(&key) {
                     Some(near) => format!("did you mean '{near}'?"),
-                    None => "the keys are the flags of 'elbo train --help', without their --".into(),
+                    None => {
+                        "the keys are the flags of 'elbo train --help', without their --".into()
+                    }
                 };
                 return Err(Error::Config(format!(
                     "{}: unknown key '{k}'; {hint}",
@@ -412,7 +451,8 @@ impl Settings {
             <Settings as serde::Deserialize>::deserialize(toml::Value::Table(one)).map_err(
                 |e| {
                     // serde's message may span lines ("… in `epochs`"): one line is what a user reads.
-                    let msg = plain_types(&e.message().split_whitespace().collect::<Vec<_>>().join(" "));
+                    let msg =
+                        plain_types(&e.message().split_whitespace().collect::<Vec<_>>().join(" "));
                     Error::Config(format!("{}, key '{k}': {msg}", at(k)))
                 },
             )?;
