@@ -4,7 +4,7 @@
 //! values all come from that one declaration.
 
 /// Declares an enum of named choices. `Variant = "name" | "alias"`: the first name is the one printed and
-/// stored; aliases are accepted too.
+/// stored; aliases are accepted too, and any letter case (`NCHW`, `IWAE`), on the command line as elsewhere.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! choice {
@@ -40,7 +40,7 @@ macro_rules! choice {
         impl std::str::FromStr for $name {
             type Err = String;
             fn from_str(s: &str) -> std::result::Result<Self, String> {
-                match s {
+                match s.to_ascii_lowercase().as_str() {
                     $( $text $(| $alias)* => Ok($name::$variant), )*
                     _ => Err(format!("'{}' is not one of {}", $crate::printable(s), Self::names())),
                 }
@@ -97,6 +97,7 @@ mod tests {
     #[test]
     fn names_aliases_and_serde_agree() {
         assert_eq!("orange".parse::<Fruit>(), Ok(Fruit::BloodOrange));
+        assert_eq!("Blood-Orange".parse::<Fruit>(), Ok(Fruit::BloodOrange));
         assert_eq!(Fruit::BloodOrange.to_string(), "blood-orange");
         assert_eq!(
             "pear".parse::<Fruit>().unwrap_err(),
@@ -108,8 +109,8 @@ mod tests {
             serde_json::from_str::<Fruit>(&json).unwrap(),
             Fruit::BloodOrange
         );
-        let e = serde_json::from_str::<Fruit>("\"Apple\"").unwrap_err();
-        assert!(e.to_string().contains("'Apple' is not one of"), "{e}");
+        let e = serde_json::from_str::<Fruit>("\"Apples\"").unwrap_err();
+        assert!(e.to_string().contains("'Apples' is not one of"), "{e}");
         assert!(serde_json::from_str::<Fruit>("3").is_err());
     }
 }

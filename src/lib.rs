@@ -111,5 +111,5 @@ pub mod resources;
 pub mod serve;
 pub mod train;
 
-pub use api::{Model, Observer, Settings, Trainer};
+pub use api::{Model, Observer, Quiet, Settings, Trainer};
 pub use error::{Error, Result};

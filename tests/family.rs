@@ -378,11 +378,13 @@ fn autoencoder_encodes_and_reconstructs_but_does_not_sample() {
     let out = tmp.path().join("ae");
     let o = train(
         &[
-            "--model", "ae", "--latent", "2", "--limit", "2000", "--epochs", "2",
+            "--model", "AE", "--latent", "2", "--limit", "2000", "--epochs", "2",
         ],
         &out,
     );
     assert!(o.status.success(), "{}", stderr(&o));
+    // Any letter case, and the alias, name the stored choice.
+    assert_eq!(saved_config(&out)["model"]["kind"], "autoencoder");
     for cmd in ["reconstruct", "latent-plot"] {
         let o = run(elbo()
             .arg(cmd)

@@ -179,11 +179,22 @@ def _check_out(run_dir, force):
             f"out={run_dir} holds other files ({', '.join(sorted(entries)[:3])}{', ...' if len(entries) > 3 else ''}) "
             f"and no run: choose a new or empty folder"
         )
+    # Said here in Python's terms; the library's own message names the command line's --force and --resume.
+    if entries and not force:
+        raise ValueError(
+            f"out={run_dir} already holds a run: pass force=True to replace it, continue it with "
+            f"elbo.load({run_dir!r}).fit(epochs=...), or choose another out="
+        )
 
 
 def _path(p):
     """A path as text: ``str``, ``bytes`` (decoded as the file system does) or any ``os.PathLike``."""
     return os.fsdecode(os.fspath(p))
+
+
+def _text_paths(settings):
+    """Settings with ``bytes`` values (paths: ``out=b"runs/x"``) as text, as the file system decodes them."""
+    return {k: os.fsdecode(v) if isinstance(v, bytes) else v for k, v in settings.items()}
 
 
 def _is_path(x):
@@ -199,6 +210,7 @@ class VAE:
     """
 
     def __init__(self, **settings):
+        settings = _text_paths(settings)
         _elbo.check_settings(settings)
         self._settings = dict(settings)
         self._config_file = None
@@ -209,6 +221,7 @@ class VAE:
     def from_config(cls, path, **overrides):
         """A VAE from a ``--config`` TOML file (``configs/*.toml``); keywords override the file's settings."""
         path = _path(path)
+        overrides = _text_paths(overrides)
         _elbo.check_settings(overrides, path)
         vae = cls.__new__(cls)
         vae._settings = dict(overrides)

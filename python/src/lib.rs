@@ -37,7 +37,7 @@ fn py_err(e: Error) -> PyErr {
             "interrupted; the checkpoint of epoch {kept} in {} is kept{}: fit again (or elbo.load) continues from it",
             dir.display(),
             if *finished {
-                " (training had finished; the figures were not drawn)"
+                " (training had finished)"
             } else {
                 ""
             }

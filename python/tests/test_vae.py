@@ -261,8 +261,14 @@ def test_bad_input_is_a_clear_exception(small, tmp_path):
     (tmp_path / "afile").write_text("x")
     with pytest.raises(ValueError, match="a file, not a run directory"):
         elbo.load(tmp_path / "afile")
-    with pytest.raises(ValueError, match="already holds a run"):
+    # Said in Python's terms, not the command line's --force and --resume.
+    with pytest.raises(ValueError, match=r"already holds a run: pass force=True .* elbo.load\(") as e:
         elbo.VAE(**SMALL).fit(x, epochs=1, out=tmp_path / "ok", verbose=0)
+    assert "--" not in str(e.value)
+    # A bytes path is a path, as a setting too.
+    again = elbo.VAE(**SMALL, out=os.fsencode(tmp_path / "bytes"))
+    again.fit(x[:200], epochs=1, verbose=0)
+    assert again.run_dir == str(tmp_path / "bytes")
 
 
 def test_from_config_and_state_dict_forward(small, tmp_path):

@@ -9,6 +9,9 @@ use std::path::Path;
 #[cfg(feature = "download")]
 const MAX_DOWNLOAD: u64 = 256 << 20;
 
+/// Whether this build fetches missing dataset files (the `download` feature).
+pub const ENABLED: bool = cfg!(feature = "download");
+
 /// A file to fetch and the md5 it must have.
 #[derive(Debug, Clone)]
 pub struct RemoteFile {

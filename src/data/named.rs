@@ -405,6 +405,14 @@ pub fn load_dataset(name: DatasetName, dir: &Path) -> Result<(Dataset, Dataset)>
             None => missing.push(f),
         }
     }
+    if !missing.is_empty() && !download::ENABLED {
+        let names: Vec<&str> = missing.iter().map(|f| f.name.as_str()).collect();
+        return Err(Error::Config(format!(
+            "{name}: {} missing in {}, and this build of elbo does not download (its `download` feature is off): put the files there, or point --data-dir or ELBO_DATA_DIR at a folder that has them",
+            names.join(", "),
+            dir.display()
+        )));
+    }
     if !missing.is_empty() {
         let created = !dir.exists();
         let mirrors = download::mirrors_for(name.mirrors());
@@ -667,6 +675,25 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("not a CIFAR-10")
+        );
+    }
+
+    /// Without the `download` feature a missing dataset is refused at once, saying where the files go and
+    /// offering nothing this build cannot do (no mirror).
+    #[cfg(not(feature = "download"))]
+    #[test]
+    fn without_downloads_a_missing_dataset_says_where_its_files_go() {
+        let tmp = tempfile::tempdir().unwrap();
+        let e = load_dataset(DatasetName::Mnist, tmp.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("does not download")
+                && e.contains("t10k-labels-idx1-ubyte.gz")
+                && e.contains("--data-dir")
+                && !e.contains("MIRROR")
+                && !e.contains("failed"),
+            "{e}"
         );
     }
 }

@@ -32,9 +32,9 @@ crate::choice! {
     /// How a four-dimensional array's axes are ordered.
     pub enum Layout {
         /// Items, height, width, channels (Keras, NumPy images).
-        Nhwc = "nhwc" | "NHWC",
+        Nhwc = "nhwc",
         /// Items, channels, height, width (PyTorch).
-        Nchw = "nchw" | "NCHW",
+        Nchw = "nchw",
     }
 }
 

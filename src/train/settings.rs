@@ -65,7 +65,7 @@ run_flags! {
     /// Colour channels: 1 (grey) or 3 (RGB) [default: 3 if any image has colour, else 1].
     [] channels: usize,
     /// Axis order of 4-D arrays [default: nhwc when the last axis has 1 or 3 entries].
-    [value_enum] layout: Layout,
+    [value_enum, ignore_case = true] layout: Layout,
     /// The column of a table holding class labels.
     [value_name = "NAME"] label_column: String,
     /// Fraction held out for testing when the data has no test split of its own [default: 0.1].
@@ -81,10 +81,10 @@ run_flags! {
     /// Worker threads (0: all cores); does not change results.
     [] threads: usize,
     /// A VAE, or a deterministic autoencoder (also spelt ae) [default: vae].
-    [value_enum] model: ModelKind,
+    [value_enum, ignore_case = true] model: ModelKind,
     /// Architecture preset: the PyTorch example's MLP, Keras's conv VAE, or PyTorch-VAE's VanillaVAE
     /// [default: mlp].
-    [value_enum] arch: Arch,
+    [value_enum, ignore_case = true] arch: Arch,
     /// Encoder convolutions, comma-separated: CHANNELS (3x3, stride 2, padding 1) or CHANNELS:KERNEL:STRIDE:PADDING;
     /// the decoder mirrors them (with --arch, they replace the preset's encoder and its own decoder too).
     [value_delimiter = ',', num_args = 1..] conv: Vec<ConvArg>,
@@ -93,18 +93,18 @@ run_flags! {
     /// Dense hidden widths, comma-separated; the decoder mirrors them [default: 400].
     [value_delimiter = ',', num_args = 1..] hidden: Vec<usize>,
     /// Hidden activation [default: relu].
-    [value_enum] activation: Activation,
+    [value_enum, ignore_case = true] activation: Activation,
     /// Condition encoder and decoder on the class label (a conditional VAE).
     [num_args = 0..=1, default_missing_value = "true"] conditional: bool,
     /// Pixel likelihood; logistic is discretised, for 8-bit colour [default: bernoulli, tables gaussian].
-    [value_enum] likelihood: LikelihoodKind,
+    [value_enum, ignore_case = true] likelihood: LikelihoodKind,
     /// Standard deviation of the Gaussian, or the logistic's scale (the start value when learned) [default: 0.1, logistic 0.05].
     [] sigma: f64,
     /// Learn the Gaussian's σ or the logistic's scale: not, one for all values, or one per value [default: fixed,
     /// logistic global, tables pixel].
-    [value_enum] learn_sigma: SigmaMode,
+    [value_enum, ignore_case = true] learn_sigma: SigmaMode,
     /// The bound trained on: the ELBO or the IWAE bound [default: elbo].
-    [value_enum] objective: Estimator,
+    [value_enum, ignore_case = true] objective: Estimator,
     /// Latent samples per image: L of the ELBO, K of the IWAE bound [default: 1].
     [] samples: usize,
     /// Samples K of the IWAE bound (the same setting as --samples).
@@ -122,7 +122,7 @@ run_flags! {
     /// Free bits: minimum KL (nats) per latent dimension below which it is not pushed down.
     [] free_bits: f64,
     /// Pixel binarisation [default: none].
-    [value_enum] binarize: Binarize,
+    [value_enum, ignore_case = true] binarize: Binarize,
     /// Images per minibatch [default: 128].
     [] batch_size: usize,
     /// Adam learning rate [default: 0.001].
@@ -134,13 +134,13 @@ run_flags! {
     /// Adam beta2, the second moment's decay [default: 0.999].
     [] adam_beta2: f64,
     /// Gradient of the loss summed over the batch or of its per-image mean (PyTorch's default) [default: sum].
-    [value_enum] loss_reduction: Reduction,
+    [value_enum, ignore_case = true] loss_reduction: Reduction,
     /// Flip each training image left to right with probability 1/2 whenever it is drawn (augmentation).
     [num_args = 0..=1, default_missing_value = "true"] random_flip: bool,
     /// Compute each batch's gradient in this many parts, summed in order: with MPI, any rank count that divides it gives the same weights [default: 1, or the rank count].
     [] shards: usize,
     /// Learning-rate schedule; iwae is the IWAE paper's staged one [default: constant].
-    [value_enum] lr_schedule: ScheduleKind,
+    [value_enum, ignore_case = true] lr_schedule: ScheduleKind,
     /// Stages of the iwae schedule [default: 8].
     [] stages: usize,
     /// Growth of the iwae schedule's stage lengths: stage i runs round(growth^i) epochs [default: 3].
