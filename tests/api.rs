@@ -156,3 +156,17 @@ fn settings_errors_name_keywords_for_front_ends_without_flags() {
         .to_string();
     assert!(e.contains("expected a whole number, 0 or more"), "{e}");
 }
+
+/// An N×C×H×W array read with the other axis order is refused with the layout that reads it.
+#[test]
+fn a_wrong_layout_names_the_one_that_fits() {
+    use elbo::data::numpy::{Layout, from_memory};
+    let x = MemArray::uint8(vec![2, 1, 4, 4], vec![0; 32]);
+    let e = from_memory(vec![x], Some(Layout::Nhwc), None, std::path::Path::new("x"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("4 channels") && e.contains("--layout nchw reads them as 1 channel"),
+        "{e}"
+    );
+}

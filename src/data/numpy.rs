@@ -473,8 +473,20 @@ fn item_shape(
         return Err(src.bad(format!("shape {shape:?} holds no items")));
     }
     if item.channels != 1 && item.channels != 3 {
+        // The layout asked for may be the wrong one: say so when the other order has 1 or 3 channels.
+        let other = match (rest, nchw) {
+            ([c, _, _], false) if *c == 1 || *c == 3 => Some(("nchw", *c)),
+            ([_, _, c], true) if *c == 1 || *c == 3 => Some(("nhwc", *c)),
+            _ => None,
+        };
+        let hint = other.map_or(String::new(), |(l, c)| {
+            format!(
+                " (--layout {l} reads them as {c} channel{})",
+                if c == 1 { "" } else { "s" }
+            )
+        });
         return Err(src.bad(format!(
-            "{} channels: images must have 1 or 3",
+            "{} channels: images must have 1 or 3{hint}",
             item.channels
         )));
     }
