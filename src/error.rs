@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 /// Every failure elbo reports to a user, each with what went wrong and where.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum Error {
     /// A file could not be read or written.
     #[error("{path}: {source}")]
@@ -162,5 +162,13 @@ impl Error {
             Error::Interrupted { signal, .. } => 128 + signal,
             _ => 1,
         }
+    }
+}
+
+// The message, not the variant's fields: `fn main() -> Result<(), elbo::Error>` and `unwrap` show a user the same
+// one line the command line prints, where a derived form showed `Config("…")`.
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
     }
 }

@@ -170,3 +170,11 @@ fn a_wrong_layout_names_the_one_that_fits() {
         "{e}"
     );
 }
+
+/// A library user's `main` returning an elbo error prints its one-line message, not the variant's fields.
+#[test]
+fn errors_debug_as_their_message() {
+    let e = elbo::error::Error::Config("x: item 3 holds NaN".into());
+    assert_eq!(format!("{e:?}"), "x: item 3 holds NaN");
+    assert_eq!(format!("{e:?}"), e.to_string());
+}
