@@ -246,6 +246,10 @@ class VAE:
         :class:`StopTraining` stops after that epoch. ``verbose``: 0 silent, 1 progress bar and epoch lines, 2
         epoch lines only (on ``sys.stderr``).
 
+        A C-contiguous uint8 (or bool) ``x`` is trained on in place, without a copy, as ``torch.from_numpy``
+        shares it: do not change it from another thread while ``fit`` runs. The run also keeps the arrays in its
+        folder (``arrays.npz``), so it resumes and evaluates like a run of the CLI.
+
         Calling ``fit`` again continues the same run for ``epochs`` more epochs on the same data. Ctrl-C stops
         training between two steps and raises ``KeyboardInterrupt``; the last epoch's checkpoint is kept, and
         ``fit`` continues from it.
@@ -286,6 +290,7 @@ class VAE:
             os.path.join(run_dir, "checkpoint.safetensors"))
         tmp = None
         keep = None
+        arrays = None
         try:
             if x is not None and _is_path(x):
                 if y is not None or validation_data is not None:
@@ -297,13 +302,14 @@ class VAE:
                     raise ValueError("give the data once: as x, or as data=/dataset= when the VAE is made")
                 tmp = tempfile.mkdtemp(prefix="elbo-")
                 keep = os.path.join(tmp, "x.npz")
-                _save_arrays(keep, x, y, validation_data)
+                arrays = _save_arrays(keep, x, y, validation_data)
                 settings["data"] = keep
                 progress.rename = lambda line, keep=keep: _as_given(line, keep)
             elif y is not None or validation_data is not None:
                 raise ValueError("y= and validation_data= need the array x")
             try:
-                run, _ = _elbo.train(settings, config=self._config_file, force=force, keep=keep, observer=progress)
+                run, _ = _elbo.train(settings, config=self._config_file, force=force, keep=keep, observer=progress,
+                                     arrays=arrays)
             except KeyboardInterrupt:
                 self._open_if_saved(run_dir)
                 raise
@@ -508,13 +514,15 @@ def _same_form(x, xv):
 
 
 def _save_arrays(path, x, y, validation_data):
-    """Writes the arrays as the ``.npz`` the CLI's ``--data`` reads, so a run from Python is a run like any other."""
+    """Writes the arrays as the ``.npz`` the CLI's ``--data`` reads, so a run from Python is a run like any other,
+    and returns them as the native module trains on them in memory (uint8 read in place, not from the file)."""
     xa = as_array(x, "x")
     ya = None if y is None else np.asarray(labels_of(y, "y"))
     if validation_data is None:
         arrays = {"x": xa}
         if ya is not None:
             arrays["y"] = ya
+        given = [_named(for_library(xa, "x", ya), "x")]
     else:
         if isinstance(validation_data, tuple):
             if len(validation_data) != 2:
@@ -530,7 +538,15 @@ def _save_arrays(path, x, y, validation_data):
         if ya is not None:
             arrays["y_train"] = ya
             arrays["y_test"] = np.asarray(labels_of(yv, "validation labels"))
+        given = [_named(for_library(xa, "x", arrays.get("y_train")), "x_train"),
+                 _named(for_library(xva, "validation_data", arrays.get("y_test"), yname="validation labels"), "x_test")]
     np.savez(path, **arrays)
+    return given
+
+
+def _named(source, name):
+    """``for_library``'s tuple under the name the ``.npz`` gives the array, which the library's messages use."""
+    return source[:-1] + (name,)
 
 
 def load(run_dir):

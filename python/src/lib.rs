@@ -3,8 +3,8 @@
 //! Python; every rule about data, settings and runs stays in the library, so Python and the CLI take one path.
 
 use elbo::api::{EpochMetrics, Flow, Observer};
-use elbo::data::Dataset;
 use elbo::data::numpy::{Layout, MemArray, MemLabels, MemValues};
+use elbo::data::{Bytes, Dataset};
 use elbo::train::settings::as_keywords;
 use elbo::{Error, Model, Settings, Trainer};
 use numpy::{IntoPyArray, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
@@ -14,6 +14,7 @@ use pyo3::exceptions::{
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// An elbo error as the Python exception a Python user expects, its message naming keyword arguments.
@@ -260,9 +261,11 @@ fn from_json<'py>(py: Python<'py>, value: &impl serde::Serialize) -> PyResult<Bo
 
 /// Trains: a new run from keyword settings, or (with `resume`) the continuation of the run in that folder to
 /// `epochs` in all. `keep` is an `.npz` the caller wrote for this run alone, moved into the run directory and
-/// recorded as its data. Returns the run directory and the metric history of every epoch.
+/// recorded as its data; `arrays` (as `items_of` takes them, named `x_train` and `x_test`, or `x`) are the same
+/// arrays in memory, trained on in place instead of being read back from `keep`. Returns the run directory and
+/// the metric history of every epoch.
 #[pyfunction]
-#[pyo3(signature = (settings, config=None, force=false, keep=None, observer=None, resume=None, epochs=None, data_dir=None))]
+#[pyo3(signature = (settings, config=None, force=false, keep=None, observer=None, resume=None, epochs=None, data_dir=None, arrays=None))]
 #[allow(clippy::too_many_arguments)]
 fn train<'py>(
     py: Python<'py>,
@@ -274,8 +277,20 @@ fn train<'py>(
     resume: Option<PathBuf>,
     epochs: Option<usize>,
     data_dir: Option<PathBuf>,
+    arrays: Option<Vec<Bound<'py, PyAny>>>,
 ) -> PyResult<(PathBuf, Bound<'py, PyAny>)> {
     let s = settings_with_file(settings, config.as_deref())?;
+    let arrays = match arrays {
+        None => None,
+        Some(list) => Some(
+            list.iter()
+                .map(|a| {
+                    let (array, tag, dtype, labels, _, name): ArraySource<'_> = a.extract()?;
+                    mem_array(&array, &tag, &dtype, labels.as_ref(), &name)
+                })
+                .collect::<PyResult<Vec<MemArray>>>()?,
+        ),
+    };
     let threads = s.threads.unwrap_or(0);
     let mut obs = PyObserver {
         target: observer,
@@ -287,9 +302,10 @@ fn train<'py>(
         // What the library says while it reads the data ("read as 8-bit images") reaches Python's stderr, which
         // a notebook shows, through the observer.
         let (made, said) = elbo::capture_notes(|| -> elbo::Result<Trainer> {
-            let mut trainer = match &resume {
-                Some(dir) => Trainer::resume(dir, epochs, data_dir.as_deref())?,
-                None => Trainer::new(&s, force)?,
+            let mut trainer = match (&resume, arrays) {
+                (Some(dir), _) => Trainer::resume(dir, epochs, data_dir.as_deref())?,
+                (None, Some(arrays)) => Trainer::from_arrays(&s, arrays, force)?,
+                (None, None) => Trainer::new(&s, force)?,
             };
             if let Some(file) = &keep {
                 trainer.keep_data(file)?;
@@ -386,7 +402,29 @@ fn show_notes(py: Python<'_>, lines: &[String]) {
     }
 }
 
-/// A NumPy array (already C-contiguous uint8 or float32, see `elbo/_arrays.py`) as the library's in-memory array.
+/// A NumPy array's bytes, read in place: the array is kept alive with them, and NumPy refuses to resize an array
+/// another reference holds. Writing to it while elbo reads (from another thread, during `fit`) is the caller's race,
+/// as with `torch.from_numpy`; the docstrings of `fit`, `encode` and `score` say so.
+struct Borrowed {
+    ptr: *const u8,
+    len: usize,
+    _array: Py<PyAny>,
+}
+
+// SAFETY: the bytes are only read, and `_array` keeps them allocated; `Py` may be dropped on any thread.
+unsafe impl Send for Borrowed {}
+// SAFETY: as above: shared references only read.
+unsafe impl Sync for Borrowed {}
+
+impl AsRef<[u8]> for Borrowed {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: `ptr..ptr+len` is the C-contiguous data of `_array`, alive as long as `self`.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+/// A NumPy array (already C-contiguous uint8 or float32, see `elbo/_arrays.py`) as the library's in-memory array;
+/// uint8 and bool arrays are read in place, not copied.
 fn mem_array(
     array: &Bound<'_, PyAny>,
     tag: &str,
@@ -398,10 +436,15 @@ fn mem_array(
         let v = a
             .as_slice()
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let bytes = Bytes::shared(Arc::new(Borrowed {
+            ptr: v.as_ptr(),
+            len: v.len(),
+            _array: array.clone().unbind(),
+        }));
         let values = if tag == "bool" {
-            MemValues::Bool(v.to_vec())
+            MemValues::Bool(bytes)
         } else {
-            MemValues::Uint8(v.to_vec())
+            MemValues::Uint8(bytes)
         };
         (a.shape().to_vec(), values)
     } else {

@@ -54,6 +54,26 @@ impl Trainer {
         Self::from_loaded(settings, loaded, force)
     }
 
+    /// A new run from `settings` on arrays held in memory, named as in an `.npz` (`x_train` and `x_test`, or `x`),
+    /// read exactly as the `.npz` at `settings.data` holding the same arrays would be: that file is what the run
+    /// records (see [`keep_data`](Self::keep_data)) to resume and evaluate from. uint8 arrays are used in place,
+    /// so training on a caller's buffer adds no copy of it.
+    pub fn from_arrays(
+        settings: &Settings,
+        arrays: Vec<crate::data::numpy::MemArray>,
+        force: bool,
+    ) -> Result<Trainer> {
+        let (_, data) = settings.source()?;
+        let Some(spec) = data else {
+            return Err(Error::Config(
+                "from_arrays: give data, the .npz file holding the same arrays, which the run records".into(),
+            ));
+        };
+        let seed = settings.seed.unwrap_or(train::TrainConfig::default().seed);
+        let loaded = crate::data::source::load_arrays(&spec, seed, arrays)?;
+        Self::from_loaded(settings, loaded, force)
+    }
+
     /// A new run from `settings` on data already in memory (`settings.data` and `dataset` are not read).
     pub fn from_loaded(settings: &Settings, loaded: Loaded, force: bool) -> Result<Trainer> {
         let mut cfg = settings.resolve_for(&train::DataFacts::of(&loaded))?;
@@ -366,5 +386,64 @@ mod tests {
         let mut want: Vec<String> = theirs.iter().map(|s| s.to_string()).collect();
         want.sort();
         assert_eq!(left, want);
+    }
+
+    /// A caller's uint8 training and test arrays (Python's, borrowed) are trained on where they are: the
+    /// prepared splits read the caller's bytes, not a copy.
+    #[test]
+    fn arrays_in_memory_are_trained_on_in_place() {
+        use crate::data::bytes::Owner;
+        use crate::data::numpy::{MemArray, MemValues};
+        use crate::data::{Bytes, Values};
+        use std::sync::Arc;
+        let tmp = tempfile::tempdir().unwrap();
+        let record = tmp.path().join("arrays.npz");
+        std::fs::write(&record, b"").unwrap();
+        let pixels = |n: usize, salt: usize| -> Arc<Vec<u8>> {
+            Arc::new((0..n * 64).map(|i| ((i * 7 + salt) % 256) as u8).collect())
+        };
+        let (train, test) = (pixels(40, 1), pixels(10, 3));
+        let array = |name: &str, v: &Arc<Vec<u8>>| {
+            let owner: Owner = v.clone();
+            MemArray {
+                name: name.into(),
+                shape: vec![v.len() / 64, 8, 8],
+                type_name: "uint8".into(),
+                values: MemValues::Uint8(Bytes::shared(owner)),
+                labels: None,
+            }
+        };
+        let settings = Settings {
+            data: Some(record),
+            out: Some(tmp.path().join("run")),
+            epochs: Some(1),
+            ..Default::default()
+        };
+        let trainer = Trainer::from_arrays(
+            &settings,
+            vec![array("x_train", &train), array("x_test", &test)],
+            false,
+        )
+        .unwrap();
+        for (split, owner) in [
+            (&trainer.splits.train, &train),
+            (&trainer.splits.test, &test),
+        ] {
+            let Values::U8(v) = &split.values else {
+                panic!("uint8 images stay bytes")
+            };
+            assert!(v.is_shared());
+            assert_eq!(
+                v.as_ptr(),
+                owner.as_ptr(),
+                "the caller's buffer, not a copy"
+            );
+        }
+        let named_wrong = Trainer::from_arrays(&settings, vec![array("images", &train)], true);
+        let e = named_wrong
+            .err()
+            .expect("an array named images is refused")
+            .to_string();
+        assert!(e.contains("name them x_train and x_test, or x"), "{e}");
     }
 }

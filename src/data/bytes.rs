@@ -5,10 +5,14 @@ use memmap2::{Mmap, UncheckedAdvice};
 use std::ops::Range;
 use std::sync::Arc;
 
+/// Bytes another owner keeps (a Python array's buffer, say): read in place, never written.
+pub type Owner = Arc<dyn AsRef<[u8]> + Send + Sync>;
+
 #[derive(Clone)]
 enum Store {
     Heap(Arc<Vec<u8>>),
     Mapped(Arc<Mmap>),
+    Shared(Owner),
 }
 
 /// A read-only view of bytes; cutting it (`truncate`, `split_off`) shares the storage instead of copying.
@@ -26,6 +30,21 @@ impl Bytes {
             store: Store::Mapped(map),
             range,
         }
+    }
+
+    /// All the bytes of `owner`, read where they are: a caller's buffer (NumPy's, from Python) is used without a
+    /// copy for as long as a view of it lives. Writing through [`to_mut`](Self::to_mut) copies first.
+    pub fn shared(owner: Owner) -> Self {
+        let range = 0..(*owner).as_ref().len();
+        Bytes {
+            store: Store::Shared(owner),
+            range,
+        }
+    }
+
+    /// Whether the bytes are another owner's, read in place (see [`shared`](Self::shared)).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.store, Store::Shared(_))
     }
 
     /// Whether the bytes live in a mapped file rather than on the heap.
@@ -58,6 +77,7 @@ impl Bytes {
             }
             Store::Heap(v) => v[self.range].to_vec(),
             Store::Mapped(m) => m[self.range].to_vec(),
+            Store::Shared(o) => (*o).as_ref()[self.range].to_vec(),
         }
     }
 
@@ -138,6 +158,7 @@ impl std::ops::Deref for Bytes {
         match &self.store {
             Store::Heap(v) => &v[self.range.clone()],
             Store::Mapped(m) => &m[self.range.clone()],
+            Store::Shared(o) => &(**o).as_ref()[self.range.clone()],
         }
     }
 }
@@ -150,7 +171,11 @@ impl PartialEq for Bytes {
 
 impl std::fmt::Debug for Bytes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let where_ = if self.is_mapped() { "mapped" } else { "heap" };
+        let where_ = match self.store {
+            Store::Heap(_) => "heap",
+            Store::Mapped(_) => "mapped",
+            Store::Shared(_) => "shared",
+        };
         write!(f, "Bytes({} {where_})", self.len())
     }
 }
@@ -176,6 +201,30 @@ mod tests {
         );
         a.truncate(2);
         assert_eq!(a.into_vec(), vec![0, 1]);
+    }
+
+    #[test]
+    fn a_shared_buffer_is_read_in_place_and_copied_before_writing() {
+        let buffer: Arc<Vec<u8>> = Arc::new((0u8..8).collect());
+        let owner: Owner = buffer.clone();
+        let mut a = Bytes::shared(owner);
+        let tail = a.split_off(5);
+        assert!(a.is_shared() && tail.is_shared());
+        assert_eq!(
+            a.as_ptr(),
+            buffer.as_ptr(),
+            "no copy: the view reads the owner's bytes"
+        );
+        assert_eq!(&tail[..], &[5, 6, 7]);
+        let mut w = a.clone();
+        w.to_mut()[0] = 42;
+        assert!(!w.is_shared());
+        assert_eq!(
+            (buffer[0], a[0], w[0]),
+            (0, 0, 42),
+            "the owner's bytes are never written"
+        );
+        assert_eq!(tail.into_vec(), vec![5, 6, 7]);
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! large buffer, into memory reserved up front (a failure is an error naming the file, not an abort), with
 //! progress lines for large arrays.
 
+use super::bytes::Bytes;
 use super::dataset::{Dataset, ItemShape, Kind, Values};
 use crate::error::{Error, Result};
 use npyz::{DType, Deserialize, NpyFile, Order, TypeChar};
@@ -73,7 +74,7 @@ enum Dtype {
 
 /// An array's values as stored: uint8 and bool as bytes, other numbers as floats, strings as text.
 enum Raw {
-    U8(Vec<u8>),
+    U8(Bytes),
     F32(Vec<f32>),
     Text(Vec<String>),
 }
@@ -279,8 +280,8 @@ fn read_array(r: impl Read, limit: u64, src: Src) -> Result<Array> {
     let count = count as usize;
     let fortran = npy.order() == Order::Fortran;
     let raw = match (tc, size) {
-        (TypeChar::Uint, 1) => Raw::U8(collect(npy, count, src, |v: u8| v)?),
-        (TypeChar::Bool, _) => Raw::U8(collect(npy, count, src, |v: bool| u8::from(v))?),
+        (TypeChar::Uint, 1) => Raw::U8(collect(npy, count, src, |v: u8| v)?.into()),
+        (TypeChar::Bool, _) => Raw::U8(collect(npy, count, src, |v: bool| u8::from(v))?.into()),
         (TypeChar::Int, 1) => Raw::F32(collect(npy, count, src, |v: i8| v as f32)?),
         (TypeChar::Int, 2) => Raw::F32(collect(npy, count, src, |v: i16| v as f32)?),
         (TypeChar::Int, 4) => Raw::F32(collect(npy, count, src, |v: i32| v as f32)?),
@@ -295,7 +296,7 @@ fn read_array(r: impl Read, limit: u64, src: Src) -> Result<Array> {
     };
     let raw = if fortran {
         match raw {
-            Raw::U8(v) => Raw::U8(fortran_to_c(v, &shape, src)?),
+            Raw::U8(v) => Raw::U8(fortran_to_c(v.into_vec(), &shape, src)?.into()),
             Raw::F32(v) => Raw::F32(fortran_to_c(v, &shape, src)?),
             Raw::Text(v) => Raw::Text(fortran_to_c(v, &shape, src)?),
         }
@@ -520,7 +521,7 @@ fn values_as(a: Array, kind: Kind, range: Range, src: Src) -> Result<Values> {
             out.extend(v.iter().map(|&x| x as f32));
             Values::F32(out)
         }
-        Raw::U8(v) => Values::U8(v.into()),
+        Raw::U8(v) => Values::U8(v),
         Raw::F32(v) if kind == Kind::Table => Values::F32(v),
         Raw::F32(v) => match Reading::of(a.dtype, range, image) {
             Reading::Levels => {
@@ -654,7 +655,7 @@ fn labels(a: Array, n: usize, src: Src) -> Result<Vec<Label>> {
         }
     };
     match a.raw {
-        Raw::U8(v) => Ok(v.into_iter().map(|x| Label::Int(x.into())).collect()),
+        Raw::U8(v) => Ok(v.iter().map(|&x| Label::Int(x.into())).collect()),
         Raw::F32(v) => v.into_iter().enumerate().map(number).collect(),
         Raw::Text(v) => Ok(v.into_iter().map(Label::Text).collect()),
     }
@@ -805,7 +806,44 @@ fn load_with(path: &Path, layout: Option<Layout>, want: Option<Kind>) -> Result<
         let mut sets = datasets(vec![part], layout, want, path)?;
         return Ok(Found::One(sets.remove(0)));
     }
-    let mut arrays = read_npz(path, &["x_train", "y_train", "x_test", "y_test", "x", "y"])?;
+    let arrays = read_npz(path, &NPZ_NAMES)?;
+    found_in(arrays, layout, want, path)
+}
+
+/// The arrays an `.npz` for training holds, by name: `x_train`, `x_test` and their labels, or `x` and `y`.
+const NPZ_NAMES: [&str; 6] = ["x_train", "y_train", "x_test", "y_test", "x", "y"];
+
+/// Loads arrays held in memory for training as the `.npz` at `origin` holding them would be read: named
+/// `x_train` and `x_test` (given splits) or `x`, each with its labels. A caller's uint8 buffers are used in place.
+pub fn load_memory(arrays: Vec<MemArray>, layout: Option<Layout>, origin: &Path) -> Result<Found> {
+    let mut named = Vec::new();
+    for a in arrays {
+        let (x, y, name) = a.into_part();
+        let Some(k) = NPZ_NAMES
+            .iter()
+            .position(|n| *n == name)
+            .filter(|k| k % 2 == 0)
+        else {
+            return Err(Error::Config(format!(
+                "{}: an array named {name}: name them x_train and x_test, or x",
+                origin.display()
+            )));
+        };
+        if let Some(y) = y {
+            named.push((NPZ_NAMES[k + 1].to_string(), y));
+        }
+        named.push((name, x));
+    }
+    found_in(named, layout, None, origin)
+}
+
+/// The training items among an `.npz`'s named arrays (see [`NPZ_NAMES`]); `path` names them in messages.
+fn found_in(
+    mut arrays: Vec<(String, Array)>,
+    layout: Option<Layout>,
+    want: Option<Kind>,
+    path: &Path,
+) -> Result<Found> {
     let mut take = |k: &str| {
         arrays
             .iter()
@@ -858,10 +896,10 @@ fn load_with(path: &Path, layout: Option<Layout>, want: Option<Kind>) -> Result<
 /// The values of an array held in memory (by Python's `elbo`, say), by what NumPy's dtype says they are.
 #[derive(Debug, Clone)]
 pub enum MemValues {
-    /// uint8: 8-bit levels.
-    Uint8(Vec<u8>),
+    /// uint8: 8-bit levels (a caller's buffer is read in place: see [`Bytes::shared`]).
+    Uint8(Bytes),
     /// bool, as 0 and 1.
-    Bool(Vec<u8>),
+    Bool(Bytes),
     /// Any other integer type, as floats.
     Int(Vec<f32>),
     /// float16, float32 or float64, as floats.
@@ -899,7 +937,7 @@ impl MemArray {
             name: "x".into(),
             shape,
             type_name: "uint8".into(),
-            values: MemValues::Uint8(values),
+            values: MemValues::Uint8(values.into()),
             labels: None,
         }
     }

@@ -120,10 +120,35 @@ pub fn load(spec: &DataSpec, seed: u64) -> Result<Loaded> {
         });
     }
     let (found, columns) = read(spec, &spec.path, split_key.is_none())?;
+    split(spec, found, columns, split_seed)
+}
+
+/// Loads arrays held in memory (Python's, say) as `spec` would load the `.npz` at its path holding the same
+/// arrays, with the same split: a caller's uint8 buffers are used in place, not copied.
+pub fn load_arrays(spec: &DataSpec, seed: u64, arrays: Vec<numpy::MemArray>) -> Result<Loaded> {
+    check_settings(spec)?;
+    if !spec
+        .path
+        .to_string_lossy()
+        .to_ascii_lowercase()
+        .ends_with(".npz")
+    {
+        return Err(Error::Config(format!(
+            "{}: arrays in memory are recorded as an .npz; give data a path ending in .npz",
+            spec.path.display()
+        )));
+    }
+    let split_seed = spec.split_seed.unwrap_or(seed) ^ SPLIT_SALT;
+    let found = numpy::load_memory(arrays, spec.layout, &spec.path)?;
+    split(spec, found, Vec::new(), split_seed)
+}
+
+/// Training and test splits of what a source held: its own, or `spec.test_fraction` held out with `seed`.
+fn split(spec: &DataSpec, found: Found, columns: Vec<String>, seed: u64) -> Result<Loaded> {
     let (train, test) = match found {
         Found::Split(a, b) => (a, b),
         Found::One(ds) => {
-            let (train, test) = held_out(spec, ds.len(), split_seed)?;
+            let (train, test) = held_out(spec, ds.len(), seed)?;
             (ds.select(&train), ds.select(&test))
         }
     };
