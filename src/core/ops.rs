@@ -101,24 +101,11 @@ pub fn gaussian_nll<T: Real>(
     }
 }
 
-/// `z[b·L + l] = μ_b + exp(½ log σ²_b)·ε[b·L + l]` and `kl[b] = KL(q(z|x_b) ‖ N(0, I))`, with `head` rows
-/// laid out as `[μ (Z), log σ² (Z)]`.
-pub fn reparameterize<T: Real>(
-    head: &[T],
-    eps: &[T],
-    z: &mut [T],
-    kl: &mut [T],
-    latent: usize,
-    samples: usize,
-) {
+/// z = μ + σ·ε for each head `[μ | log σ²]` and its `samples` draws (`eps`, `z`: head-major rows of `latent`).
+pub fn reparameterize<T: Real>(head: &[T], eps: &[T], z: &mut [T], latent: usize, samples: usize) {
     let half = T::c(0.5);
-    for (b, (h, kl)) in head.chunks_exact(2 * latent).zip(kl.iter_mut()).enumerate() {
+    for (b, h) in head.chunks_exact(2 * latent).enumerate() {
         let (mu, lv) = h.split_at(latent);
-        let mut acc = T::zero();
-        for j in 0..latent {
-            acc += T::one() + lv[j] - mu[j] * mu[j] - lv[j].exp();
-        }
-        *kl = -half * acc;
         // σ once per image and dimension, not per draw: importance sampling draws thousands per image.
         for j in 0..latent {
             let sd = (half * lv[j]).exp();
@@ -130,49 +117,11 @@ pub fn reparameterize<T: Real>(
     }
 }
 
-/// Gradient w.r.t. `head` of `Σ_b Σ_j w_j·kl[b, j]` plus whatever reached `z` (`dz`), through the
-/// reparameterisation; `kl_weight[j]` is β, or 0 for a dimension held at its free-bits floor.
+/// Adds to `dhead` (holding the gradient of the terms that read the head directly: a KL, ln q) what reaches it
+/// through the reparameterisation from `dz`: ∂z/∂μ = 1, ∂z/∂log σ² = ½σε.
 pub fn reparameterize_backward<T: Real>(
     head: &[T],
     eps: &[T],
-    dz: &[T],
-    dhead: &mut [T],
-    latent: usize,
-    samples: usize,
-    kl_weight: &[T],
-) {
-    let half = T::c(0.5);
-    for (b, (h, dh)) in head
-        .chunks_exact(2 * latent)
-        .zip(dhead.chunks_exact_mut(2 * latent))
-        .enumerate()
-    {
-        let (mu, lv) = h.split_at(latent);
-        let (dmu, dlv) = dh.split_at_mut(latent);
-        for j in 0..latent {
-            let sd = (half * lv[j]).exp();
-            let beta = kl_weight[j];
-            let mut gm = beta * mu[j];
-            let mut gl = beta * half * (lv[j].exp() - T::one());
-            for l in 0..samples {
-                let i = (b * samples + l) * latent + j;
-                gm += dz[i];
-                gl += dz[i] * eps[i] * half * sd;
-            }
-            dmu[j] = gm;
-            dlv[j] = gl;
-        }
-    }
-}
-
-/// Gradient w.r.t. `head` of the negative IWAE bound's latent terms: Σ_l w̃_l (ln q(z_l|x) − ln p(z_l)) with the
-/// normalised weights `wt` held fixed, plus `dz` (already weighted by w̃ through the decoder).
-#[allow(clippy::too_many_arguments)]
-pub fn iwae_latent_backward<T: Real>(
-    head: &[T],
-    eps: &[T],
-    z: &[T],
-    wt: &[T],
     dz: &[T],
     dhead: &mut [T],
     latent: usize,
@@ -186,16 +135,13 @@ pub fn iwae_latent_backward<T: Real>(
     {
         let lv = &h[latent..];
         let (dmu, dlv) = dh.split_at_mut(latent);
-        let wsum: T = (0..samples).fold(T::zero(), |a, l| a + wt[b * samples + l]);
         for j in 0..latent {
             let sd = (half * lv[j]).exp();
-            // ln q = −½ε² − ½ log σ² + c at fixed ε; −ln p = ½z² + c; z = μ + σε.
-            let (mut gm, mut gl) = (T::zero(), -half * wsum);
+            let (mut gm, mut gl) = (dmu[j], dlv[j]);
             for l in 0..samples {
                 let i = (b * samples + l) * latent + j;
-                let g = dz[i] + wt[b * samples + l] * z[i];
-                gm += g;
-                gl += g * eps[i] * half * sd;
+                gm += dz[i];
+                gl += dz[i] * eps[i] * half * sd;
             }
             dmu[j] = gm;
             dlv[j] = gl;
@@ -394,8 +340,8 @@ mod tests {
     }
 
     #[test]
-    fn reparameterisation_and_kl_gradients() {
-        let (latent, samples, beta) = (3, 2, 0.7);
+    fn reparameterisation_gradients() {
+        let (latent, samples) = (3, 2);
         let head: Vec<f64> = (0..2 * 2 * latent)
             .map(|i| (i as f64 * 0.77).sin())
             .collect();
@@ -403,15 +349,16 @@ mod tests {
             .map(|i| (i as f64 * 1.31).cos())
             .collect();
         let r: Vec<f64> = (0..eps.len()).map(|i| (i as f64 * 0.5).sin()).collect();
-        // L = β Σ kl + Σ r ⊙ z.
+        // L = Σ r ⊙ z + Σ c ⊙ head: the head's own term arrives in dhead first.
+        let c: Vec<f64> = (0..head.len()).map(|i| 0.1 * i as f64 - 0.4).collect();
         let loss = |h: &[f64]| {
             let mut z = vec![0.0; eps.len()];
-            let mut kl = vec![0.0; 2];
-            reparameterize(h, &eps, &mut z, &mut kl, latent, samples);
-            beta * kl.iter().sum::<f64>() + z.iter().zip(&r).map(|(a, b)| a * b).sum::<f64>()
+            reparameterize(h, &eps, &mut z, latent, samples);
+            z.iter().zip(&r).map(|(a, b)| a * b).sum::<f64>()
+                + h.iter().zip(&c).map(|(a, b)| a * b).sum::<f64>()
         };
-        let mut dh = vec![0.0; head.len()];
-        reparameterize_backward(&head, &eps, &r, &mut dh, latent, samples, &[beta; 3]);
+        let mut dh = c.clone();
+        reparameterize_backward(&head, &eps, &r, &mut dh, latent, samples);
         check_gradients(&head, &dh, loss, "reparameterisation");
     }
 

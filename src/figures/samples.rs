@@ -42,12 +42,10 @@ pub fn write_samples(
 pub fn sample_values(vae: &Vae<f32>, spec: &SampleSpec) -> Vec<f32> {
     let (n, zd) = (spec.n, vae.latent());
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(spec.seed);
-    let codes: Vec<f32> = (0..n * zd)
-        .map(|_| {
-            let e: f32 = rand_distr::Distribution::sample(&rand_distr::StandardNormal, &mut rng);
-            e * spec.temperature as f32
-        })
-        .collect();
+    let mut codes = vec![0f32; n * zd];
+    for code in codes.chunks_exact_mut(zd.max(1)) {
+        vae.prior().sample(&mut rng, spec.temperature, code);
+    }
     let mut px = lat::decode_means(vae, &codes, n, &spec.labels);
     if spec.bernoulli {
         use rand::RngExt;

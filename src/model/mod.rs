@@ -1,11 +1,15 @@
 //! Models: the VAE, its configuration, likelihoods and objective.
 
 pub mod config;
+pub mod latent;
 pub mod net;
+pub mod prior;
 pub mod summary;
 pub mod vae;
 
 pub use config::{
     ConvSpec, DecoderSpec, GaussianMean, Likelihood, ModelConfig, ModelKind, SigmaMode,
 };
+pub use latent::GaussianLatent;
+pub use prior::{GaussianKl, Prior, StandardNormal};
 pub use vae::{BatchStats, Estimator, Objective, Vae, Workspace};

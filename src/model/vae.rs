@@ -4,7 +4,9 @@
 //! All buffers live in a [`Workspace`] allocated once per batch shape, so a training step allocates nothing.
 
 use super::config::{Architecture, GaussianMean, Likelihood, ModelConfig, ModelKind};
+use super::latent::GaussianLatent;
 use super::net::NetBuffers;
+use super::prior::{Prior, StandardNormal as NormalPrior};
 use crate::core::activation::sigmoid;
 use crate::core::ops;
 use crate::core::{Params, Real};
@@ -101,6 +103,7 @@ pub struct Vae<T> {
     /// All weights and their gradients.
     pub params: Params<T>,
     arch: Architecture,
+    latent: GaussianLatent<T>,
 }
 
 /// Buffers for one batch shape: `rows` images with `samples` latent draws each.
@@ -162,7 +165,10 @@ impl<T: Real> Workspace<T> {
     }
 }
 
-impl<T: Real> Vae<T> {
+impl<T: Real> Vae<T>
+where
+    StandardNormal: Distribution<T>,
+{
     /// A freshly initialised model (PyTorch's default initialisation). The config must be valid.
     pub fn new(config: ModelConfig, rng: &mut impl rand::Rng) -> Self {
         let mut vae = Self::uninit(config);
@@ -185,7 +191,10 @@ impl<T: Real> Vae<T> {
         let arch = config
             .build(&mut params)
             .expect("the config was validated before building the model");
+        let prior: std::sync::Arc<dyn Prior<T>> =
+            std::sync::Arc::new(NormalPrior { dim: config.latent });
         Vae {
+            latent: GaussianLatent::new(prior),
             config,
             params,
             arch,
@@ -206,6 +215,11 @@ impl<T: Real> Vae<T> {
     /// Latent dimension.
     pub fn latent(&self) -> usize {
         self.config.latent
+    }
+
+    /// The prior p(z) codes are drawn from and measured against.
+    pub fn prior(&self) -> &dyn Prior<T> {
+        self.latent.prior()
     }
 
     /// Values of the encoder's output per image (2·latent for a VAE, latent for an autoencoder).
@@ -454,12 +468,11 @@ impl<T: Real> Vae<T> {
         let n = rows * s;
         let training = grad.is_some();
         match self.config.kind {
-            ModelKind::Vae => ops::reparameterize(
+            ModelKind::Vae => self.latent.forward(
                 &ws.enc.output()[..rows * 2 * zd],
                 &ws.eps[..n * zd],
                 &mut ws.z[..n * zd],
                 &mut ws.kl[..rows],
-                zd,
                 s,
             ),
             ModelKind::Autoencoder => {
@@ -521,16 +534,12 @@ impl<T: Real> Vae<T> {
     /// ln p(x, z_l) − ln q(z_l|x) for the `samples` draws of image `b`, from the state forward left.
     fn log_weights_from_state(&self, ws: &Workspace<T>, b: usize, out: &mut [f64]) {
         let (zd, s) = (self.config.latent, ws.samples);
-        let lv = &ws.enc.output()[b * 2 * zd + zd..(b + 1) * 2 * zd];
-        for (l, o) in out[..s].iter_mut().enumerate() {
-            let r = b * s + l;
-            let (z, e) = (&ws.z[r * zd..(r + 1) * zd], &ws.eps[r * zd..(r + 1) * zd]);
-            // ln p(z) − ln q(z|x) = −½Σz² + ½Σ(ε² + log σ²); the ln 2π terms cancel.
-            let mut acc = 0.0;
-            for j in 0..zd {
-                acc += -0.5 * z[j].f64().powi(2) + 0.5 * (e[j].f64().powi(2) + lv[j].f64());
-            }
-            *o = acc - ws.nll[r].f64();
+        let head = &ws.enc.output()[b * 2 * zd..(b + 1) * 2 * zd];
+        let draws = b * s * zd..(b + 1) * s * zd;
+        self.latent
+            .log_ratios(head, &ws.z[draws.clone()], &ws.eps[draws], &mut out[..s]);
+        for (o, nll) in out[..s].iter_mut().zip(&ws.nll[b * s..(b + 1) * s]) {
+            *o -= nll.f64();
         }
     }
 
@@ -576,12 +585,16 @@ impl<T: Real> Vae<T> {
         };
         ws.kl_weight.fill(T::c(w));
         if objective.free_bits > 0.0 {
+            let closed = self
+                .prior()
+                .closed_form_kl()
+                .expect("free bits are only offered with a prior whose KL has a closed form");
             let head = ws.enc.output();
             for j in 0..zd {
                 let mean: f64 = (0..rows)
                     .map(|b| {
                         let (m, lv) = (head[b * 2 * zd + j].f64(), head[b * 2 * zd + zd + j].f64());
-                        -0.5 * (1.0 + lv - m * m - lv.exp())
+                        closed.kl_dim(m, lv)
                     })
                     .sum::<f64>()
                     / rows as f64;
@@ -620,24 +633,23 @@ impl<T: Real> Vae<T> {
             }
             (ModelKind::Vae, Estimator::Elbo) => {
                 self.kl_weights(rows, objective, stats, ws);
-                ops::reparameterize_backward(
+                self.latent.backward_elbo(
                     &ws.enc.output()[..rows * hl],
                     &ws.eps[..n * zd],
-                    &ws.dz[..n * zd],
+                    &ws.z[..n * zd],
+                    &mut ws.dz[..n * zd],
                     &mut ws.dhead[..rows * hl],
-                    zd,
                     s,
                     &ws.kl_weight,
                 );
             }
-            (ModelKind::Vae, Estimator::Iwae) => ops::iwae_latent_backward(
+            (ModelKind::Vae, Estimator::Iwae) => self.latent.backward_iwae(
                 &ws.enc.output()[..rows * hl],
                 &ws.eps[..n * zd],
                 &ws.z[..n * zd],
                 &ws.weights[..n],
-                &ws.dz[..n * zd],
+                &mut ws.dz[..n * zd],
                 &mut ws.dhead[..rows * hl],
-                zd,
                 s,
             ),
         }
@@ -1005,8 +1017,8 @@ mod tests {
         let head = ws.head()[..4].to_vec();
         let lv = &head[2..];
         let mut z = vec![0.0; samples * 2];
-        let mut kl = vec![0.0];
-        ops::reparameterize(&head, &ws.eps, &mut z, &mut kl, 2, samples);
+        ops::reparameterize(&head, &ws.eps, &mut z, 2, samples);
+        let kl = [vae.prior().closed_form_kl().unwrap().kl(&head[..2], lv)];
         let mut mc = 0.0;
         for s in 0..samples {
             for j in 0..2 {
