@@ -238,6 +238,45 @@ fn serve_refuses_what_it_cannot_show_and_warns_beyond_this_machine() {
     assert!(err.contains("warning: listening on 0.0.0.0"), "{err}");
 }
 
+/// The random button's codes come from the model's prior, a learned mixture included: drawn by the server from
+/// a seed, the same seed the same code.
+#[test]
+fn random_codes_are_drawn_from_the_model_s_prior() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mog");
+    let o = run(elbo()
+        .args(["train", "--epochs", "1", "--limit", "600", "--latent", "3"])
+        .args(["--prior", "mog", "--prior-components", "4", "--out"])
+        .arg(&dir)
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let srv = serve_run(&dir, &["--points", "100"]);
+    let code = |seed: &str| -> Vec<f64> {
+        let (s, body) = get(&srv.url, &format!("/api/sample?seed={seed}"));
+        assert_eq!(s, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["z"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
+    let (a, b) = (code("7"), code("8"));
+    assert_eq!(a.len(), 3);
+    assert!(a.iter().all(|x| x.is_finite()));
+    assert_eq!(a, code("7"), "one seed, one code");
+    assert_ne!(a, b);
+    for bad in ["x", "-1", "1.5"] {
+        let (s, body) = get(&srv.url, &format!("/api/sample?seed={bad}"));
+        assert_eq!(s, 400, "{bad}: {body}");
+        assert!(body.contains("not a whole number"), "{body}");
+    }
+    let (s, body) = get(&srv.url, "/api/sample?seed=1&temperature=2");
+    assert!((400..500).contains(&s), "{body}");
+}
+
 #[test]
 fn autoencoders_and_conditional_models_are_explored_too() {
     let tmp = tempfile::tempdir().unwrap();
@@ -258,6 +297,13 @@ fn autoencoders_and_conditional_models_are_explored_too() {
         let srv = serve_run(&dir, &["--points", "100"]);
         let info: serde_json::Value = serde_json::from_str(&get(&srv.url, "/api/info").1).unwrap();
         let z = "0.1,0.2,0.3";
+        let (s, body) = get(&srv.url, "/api/sample?seed=4");
+        if name == "ae" {
+            assert_eq!(s, 400, "{body}");
+            assert!(body.contains("no prior"), "{body}");
+        } else {
+            assert_eq!(s, 200, "{body}");
+        }
         if name == "ae" {
             assert_eq!(info["variational"], false);
             // An autoencoder's sliders span its codes, not a prior's ±3.

@@ -176,7 +176,11 @@ class TorchVAE(nn.Module):
         self.eval()
 
     def _build(self, m):
-        unknown = set(m) - _MODEL_KEYS
+        prior = m.get("prior")
+        if prior:
+            _refuse(f"a learned prior ({prior.get('kind')}, {prior.get('components')} components), which TorchVAE "
+                    f"does not hold")
+        unknown = set(m) - _MODEL_KEYS - {"prior"}
         if unknown:
             _refuse(f"models with the setting(s) {', '.join(sorted(unknown))} (made by a newer elbo?)")
         if m.get("kind", "vae") not in ("vae", "autoencoder"):

@@ -118,6 +118,18 @@ def test_every_array_kind_reads(small, tmp_path):
         assert np.array_equal(vae.encode(torch.from_numpy(x[:5]))[0], base)
 
 
+def test_a_learned_mixture_prior_from_keywords(small, tmp_path):
+    vae = elbo.VAE(**SMALL, prior="mog", prior_components=6)
+    history = vae.fit(small[0], epochs=1, out=tmp_path / "mog", verbose=0)
+    assert np.isfinite(history.history["neg_elbo"][0])
+    state = vae.state_dict()
+    assert state["prior.means"].shape == (6, 4) and state["prior.logits"].shape == (6,)
+    assert vae.sample(5, seed=1).shape[0] == 5
+    assert np.all(np.isfinite(vae.score(small[2][:20], k=10)["nll"]))
+    with pytest.raises(ValueError, match="prior_components goes with prior=mog"):
+        elbo.VAE(**SMALL, prior_components=6).fit(small[0], epochs=1, out=tmp_path / "no", verbose=0)
+
+
 def test_tables_and_labels(tmp_path):
     rng = np.random.default_rng(1)
     x = rng.normal(50, 10, size=(400, 6))

@@ -44,7 +44,8 @@ pub fn sample_values(vae: &Vae<f32>, spec: &SampleSpec) -> Vec<f32> {
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(spec.seed);
     let mut codes = vec![0f32; n * zd];
     for code in codes.chunks_exact_mut(zd.max(1)) {
-        vae.prior().sample(&mut rng, spec.temperature, code);
+        vae.prior()
+            .sample(&vae.params.data, &mut rng, spec.temperature, code);
     }
     let mut px = lat::decode_means(vae, &codes, n, &spec.labels);
     if spec.bernoulli {

@@ -1,6 +1,7 @@
 //! The serde description of a model: saved with its weights so every command can rebuild it.
 
 use super::net::{Cond, Layer, Net};
+use super::prior::Mixture;
 use crate::core::batchnorm::BatchNorm;
 use crate::core::conv::{Conv2d, ConvTranspose2d, Shape, conv_out};
 use crate::core::params::{Counter, Registry};
@@ -207,7 +208,34 @@ pub struct ModelConfig {
     /// Batch norm between every hidden layer and its activation (not after a network's last layer).
     #[serde(default)]
     pub batch_norm: bool,
+    /// The prior over z (absent from the configs of runs with N(0, I), as before it could be chosen).
+    #[serde(default, skip_serializing_if = "PriorSpec::is_standard_normal")]
+    pub prior: PriorSpec,
 }
+
+/// Which prior a model measures its codes against.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum PriorSpec {
+    /// N(0, I).
+    #[default]
+    Normal,
+    /// A learned mixture of `components` diagonal Gaussians.
+    Mixture {
+        /// The number of components.
+        components: usize,
+    },
+}
+
+impl PriorSpec {
+    /// Whether this is N(0, I).
+    pub fn is_standard_normal(&self) -> bool {
+        *self == PriorSpec::Normal
+    }
+}
+
+/// Most components a mixture prior may have.
+pub const MAX_COMPONENTS: usize = 4096;
 
 /// Most layers a model may have: far beyond any useful VAE, and a bound on what a config can make elbo build.
 pub const MAX_LAYERS: usize = 64;
@@ -224,6 +252,8 @@ pub struct Architecture {
     pub decoder: Net,
     /// Offset and length of the learned log σ, if any.
     pub log_sigma: Option<(usize, usize)>,
+    /// A learned mixture prior's weights, if the model has one.
+    pub prior: Option<Mixture>,
 }
 
 impl Architecture {
@@ -275,6 +305,7 @@ impl ModelConfig {
             likelihood: Likelihood::Bernoulli,
             classes: 0,
             batch_norm: false,
+            prior: PriorSpec::Normal,
         }
     }
 
@@ -539,10 +570,25 @@ impl ModelConfig {
             Likelihood::Bernoulli => ("", 0),
         };
         let log_sigma = (len > 0).then(|| (reg.register(name, &[len]), len));
+        // Registered last, so the offsets of every other weight are those of a model with N(0, I).
+        let prior = match self.prior {
+            PriorSpec::Normal => None,
+            PriorSpec::Mixture { components } => {
+                let (k, d) = (components, self.latent);
+                Some(Mixture {
+                    dim: d,
+                    components: k,
+                    means: reg.register("prior.means", &[k, d]),
+                    logvars: reg.register("prior.logvars", &[k, d]),
+                    logits: reg.register("prior.logits", &[k]),
+                })
+            }
+        };
         Ok(Architecture {
             encoder,
             decoder,
             log_sigma,
+            prior,
         })
     }
 
@@ -563,6 +609,18 @@ impl ModelConfig {
             return Err(Error::Config(format!(
                 "{layers} layers is more than the {MAX_LAYERS} accepted"
             )));
+        }
+        if let PriorSpec::Mixture { components } = self.prior {
+            if components == 0 || components > MAX_COMPONENTS {
+                return Err(Error::Config(format!(
+                    "--prior-components {components} must be between 1 and {MAX_COMPONENTS}"
+                )));
+            }
+            if self.kind == ModelKind::Autoencoder {
+                return Err(Error::Config(
+                    "--prior=mog is a prior over a VAE's codes; an autoencoder has none: drop --model=autoencoder or --prior".into(),
+                ));
+            }
         }
         if self.latent == 0 || self.latent > 4096 {
             return Err(Error::Config(format!(

@@ -35,7 +35,15 @@ impl<T: Real> GaussianLatent<T> {
     /// Draws z = μ + σ·ε for `kl.len()` heads (`[μ | log σ²]` each) and `samples` draws per head (`eps`, `z`:
     /// head-major rows of `dim`), and each head's KL(q ‖ p): the prior's closed form when it has one, else the
     /// Monte Carlo estimate (1/L) Σ_l [ln q(z_l) − ln p(z_l)] over the draws.
-    pub fn forward(&self, head: &[T], eps: &[T], z: &mut [T], kl: &mut [T], samples: usize) {
+    pub fn forward(
+        &self,
+        p: &[T],
+        head: &[T],
+        eps: &[T],
+        z: &mut [T],
+        kl: &mut [T],
+        samples: usize,
+    ) {
         let d = self.dim;
         ops::reparameterize(head, eps, z, d, samples);
         match self.prior.closed_form_kl() {
@@ -48,29 +56,32 @@ impl<T: Real> GaussianLatent<T> {
                 let mut ratios = vec![0.0; samples];
                 for (b, (h, k)) in head.chunks_exact(2 * d).zip(kl.iter_mut()).enumerate() {
                     let rows = b * samples * d..(b + 1) * samples * d;
-                    self.log_ratios(h, &z[rows.clone()], &eps[rows], &mut ratios);
+                    self.log_ratios(p, h, &z[rows.clone()], &eps[rows], &mut ratios);
                     *k = T::c(-ratios.iter().sum::<f64>() / samples as f64);
                 }
             }
         }
     }
 
-    /// ln p(z_l) − ln q(z_l|·) for the draws of one head (`z`, `eps`: `out.len()` rows of `dim`), into `out`.
-    pub fn log_ratios(&self, head: &[T], z: &[T], eps: &[T], out: &mut [f64]) {
+    /// ln p(z_l) − ln q(z_l|·) for the draws of one head (`z`, `eps`: `out.len()` rows of `dim`), into `out`;
+    /// `p` holds the model's weights (a learned prior's among them).
+    pub fn log_ratios(&self, p: &[T], head: &[T], z: &[T], eps: &[T], out: &mut [f64]) {
         let d = self.dim;
         let lv = &head[d..2 * d];
         for (l, o) in out.iter_mut().enumerate() {
             let r = l * d..(l + 1) * d;
-            *o = self.prior.log_ratio(&z[r.clone()], &eps[r], lv);
+            *o = self.prior.log_ratio(p, &z[r.clone()], &eps[r], lv);
         }
     }
 
     /// Backward of Σ_b Σ_j w_j·KL_b (the ELBO's KL terms, `kl_weight[j]` per dimension) plus whatever reached z
-    /// (`dz`), into `dhead`. Without a closed-form KL the weights must all be equal (free bits needs the closed
-    /// form), and `dz` is used as scratch.
+    /// (`dz`), into `dhead`; a learned prior's gradient is written into `g` (the model's). Without a closed-form
+    /// KL the weights must all be equal (free bits needs the closed form), and `dz` is used as scratch.
     #[allow(clippy::too_many_arguments)]
     pub fn backward_elbo(
         &self,
+        p: &[T],
+        g: &mut [T],
         head: &[T],
         eps: &[T],
         z: &[T],
@@ -94,18 +105,20 @@ impl<T: Real> GaussianLatent<T> {
                     "a Monte Carlo KL takes one weight for every dimension"
                 );
                 let w = beta / T::c(samples as f64);
-                self.add_monte_carlo_terms(head, z, dz, dhead, samples, |_| w);
+                self.add_monte_carlo_terms(p, g, head, z, dz, dhead, samples, |_| w);
             }
         }
         ops::reparameterize_backward(head, eps, dz, dhead, d, samples);
     }
 
     /// Backward of the IWAE bound's latent terms Σ_l w̃_l [ln q(z_l|·) − ln p(z_l)] with the normalised weights
-    /// `wt` (one per draw) held fixed, plus `dz` (already weighted through the decoder), into `dhead`. `dz` is
-    /// used as scratch.
+    /// `wt` (one per draw) held fixed, plus `dz` (already weighted through the decoder), into `dhead`; a learned
+    /// prior's gradient is written into `g`. `dz` is used as scratch.
     #[allow(clippy::too_many_arguments)]
     pub fn backward_iwae(
         &self,
+        p: &[T],
+        g: &mut [T],
         head: &[T],
         eps: &[T],
         z: &[T],
@@ -114,15 +127,18 @@ impl<T: Real> GaussianLatent<T> {
         dhead: &mut [T],
         samples: usize,
     ) {
-        self.add_monte_carlo_terms(head, z, dz, dhead, samples, |r| wt[r]);
+        self.add_monte_carlo_terms(p, g, head, z, dz, dhead, samples, |r| wt[r]);
         ops::reparameterize_backward(head, eps, dz, dhead, self.dim, samples);
     }
 
     /// The gradient of Σ_r w_r [ln q(z_r) − ln p(z_r)] at fixed ε except through z: −w_r ∇ ln p(z_r) is added to
     /// `dz`, and `dhead` starts from ln q's own term (at fixed ε, ln q = −½Σε² − ½Σ log σ² + c, so ∂/∂μ = 0 and
-    /// ∂/∂log σ² = −½ per unit of weight).
+    /// ∂/∂log σ² = −½ per unit of weight). The prior's own gradient is written into `g`.
+    #[allow(clippy::too_many_arguments)]
     fn add_monte_carlo_terms(
         &self,
+        p: &[T],
+        g: &mut [T],
         head: &[T],
         z: &[T],
         dz: &mut [T],
@@ -133,6 +149,7 @@ impl<T: Real> GaussianLatent<T> {
         let d = self.dim;
         let half = T::c(0.5);
         let heads = head.len() / (2 * d);
+        g[self.prior.weights()].fill(T::zero());
         for (b, dh) in dhead.chunks_exact_mut(2 * d).take(heads).enumerate() {
             let mut wsum = T::zero();
             for l in 0..samples {
@@ -141,7 +158,7 @@ impl<T: Real> GaussianLatent<T> {
                 wsum += w;
                 let rows = r * d..(r + 1) * d;
                 self.prior
-                    .add_log_density_grad(&z[rows.clone()], -w, &mut dz[rows]);
+                    .add_log_density_grad(p, &z[rows.clone()], -w, &mut dz[rows], g);
             }
             let (dmu, dlv) = dh.split_at_mut(d);
             dmu.fill(T::zero());
@@ -190,13 +207,23 @@ mod tests {
             let layer = GaussianLatent::new(prior);
             let loss = |h: &[f64]| {
                 let (mut z, mut kl) = (vec![0.0; eps.len()], vec![0.0; ROWS]);
-                layer.forward(h, &eps, &mut z, &mut kl, S);
+                layer.forward(&[], h, &eps, &mut z, &mut kl, S);
                 beta * kl.iter().sum::<f64>() + z.iter().zip(&r).map(|(a, b)| a * b).sum::<f64>()
             };
             let (mut z, mut kl) = (vec![0.0; eps.len()], vec![0.0; ROWS]);
-            layer.forward(&head, &eps, &mut z, &mut kl, S);
+            layer.forward(&[], &head, &eps, &mut z, &mut kl, S);
             let (mut dz, mut dh) = (r.clone(), vec![0.0; head.len()]);
-            layer.backward_elbo(&head, &eps, &z, &mut dz, &mut dh, S, &[beta; D]);
+            layer.backward_elbo(
+                &[],
+                &mut [],
+                &head,
+                &eps,
+                &z,
+                &mut dz,
+                &mut dh,
+                S,
+                &[beta; D],
+            );
             check_gradients(&head, &dh, loss, name);
         }
     }
@@ -210,12 +237,13 @@ mod tests {
             let layer = GaussianLatent::new(prior);
             let loss = |h: &[f64]| {
                 let (mut z, mut kl) = (vec![0.0; eps.len()], vec![0.0; ROWS]);
-                layer.forward(h, &eps, &mut z, &mut kl, S);
+                layer.forward(&[], h, &eps, &mut z, &mut kl, S);
                 let mut total = z.iter().zip(&r).map(|(a, b)| a * b).sum::<f64>();
                 let mut ratios = [0.0; S];
                 for b in 0..ROWS {
                     let rows = b * S * D..(b + 1) * S * D;
                     layer.log_ratios(
+                        &[],
                         &h[b * 2 * D..(b + 1) * 2 * D],
                         &z[rows.clone()],
                         &eps[rows],
@@ -228,9 +256,9 @@ mod tests {
                 total
             };
             let (mut z, mut kl) = (vec![0.0; eps.len()], vec![0.0; ROWS]);
-            layer.forward(&head, &eps, &mut z, &mut kl, S);
+            layer.forward(&[], &head, &eps, &mut z, &mut kl, S);
             let (mut dz, mut dh) = (r.clone(), vec![0.0; head.len()]);
-            layer.backward_iwae(&head, &eps, &z, &wt, &mut dz, &mut dh, S);
+            layer.backward_iwae(&[], &mut [], &head, &eps, &z, &wt, &mut dz, &mut dh, S);
             check_gradients(&head, &dh, loss, name);
         }
     }
@@ -245,7 +273,7 @@ mod tests {
         let mut eps = vec![0.0; s * D];
         let n01 = StandardNormal { dim: D };
         for row in eps.chunks_exact_mut(D) {
-            Prior::<f64>::sample(&n01, &mut rng, 1.0, row);
+            Prior::<f64>::sample(&n01, &[], &mut rng, 1.0, row);
         }
         let closed = GaussianLatent::new(Arc::new(n01) as Arc<dyn Prior<f64>>);
         let shifted = ShiftedNormal {
@@ -254,8 +282,8 @@ mod tests {
         };
         let monte_carlo = GaussianLatent::new(Arc::new(shifted) as Arc<dyn Prior<f64>>);
         let (mut z, mut a, mut b) = (vec![0.0; s * D], [0.0], [0.0]);
-        closed.forward(&head, &eps, &mut z, &mut a, s);
-        monte_carlo.forward(&head, &eps, &mut z, &mut b, s);
+        closed.forward(&[], &head, &eps, &mut z, &mut a, s);
+        monte_carlo.forward(&[], &head, &eps, &mut z, &mut b, s);
         assert!(
             (a[0] - b[0]).abs() < 0.01,
             "closed form {} vs Monte Carlo {}",

@@ -2,6 +2,8 @@
 //! and (only where it is exact) the closed-form KL from a diagonal Gaussian; without one, the latent layer
 //! estimates the KL by Monte Carlo from its own draws, so a new prior is this one trait and nothing else.
 //!
+//! A learned prior keeps its weights among the model's (`p`, with gradients in `g`), at the offsets it registered.
+//!
 //! Log-densities over z leave out the −(d/2)·ln 2π every Gaussian density over d dimensions carries: it cancels in
 //! ln p(z) − ln q(z|x), the only place priors and posteriors meet.
 
@@ -13,14 +15,19 @@ pub trait Prior<T: Real>: std::fmt::Debug + Send + Sync + std::panic::RefUnwindS
     /// The dimension of z.
     fn dim(&self) -> usize;
 
-    /// ln p(z), without the ln 2π terms.
-    fn log_density(&self, z: &[T]) -> f64;
+    /// ln p(z), without the ln 2π terms; `p` holds the model's weights.
+    fn log_density(&self, p: &[T], z: &[T]) -> f64;
 
-    /// Adds `w · ∂ ln p(z)/∂z` to `dz`.
-    fn add_log_density_grad(&self, z: &[T], w: T, dz: &mut [T]);
+    /// Adds `w · ∂ ln p(z)/∂z` to `dz`, and `w ·` the gradient by the prior's own weights to `g` (the model's).
+    fn add_log_density_grad(&self, p: &[T], z: &[T], w: T, dz: &mut [T], g: &mut [T]);
 
     /// Fills `out` (one code) with a draw whose spread is scaled by `temperature` (1 draws from p itself).
-    fn sample(&self, rng: &mut dyn rand::Rng, temperature: f64, out: &mut [T]);
+    fn sample(&self, p: &[T], rng: &mut dyn rand::Rng, temperature: f64, out: &mut [T]);
+
+    /// Where the prior's weights lie among the model's (empty for a fixed prior).
+    fn weights(&self) -> std::ops::Range<usize> {
+        0..0
+    }
 
     /// The closed-form KL from a diagonal Gaussian, where it is exact; `None` makes the latent layer estimate
     /// the KL by Monte Carlo.
@@ -30,13 +37,13 @@ pub trait Prior<T: Real>: std::fmt::Debug + Send + Sync + std::panic::RefUnwindS
 
     /// ln p(z) − ln q(z) for a draw z = μ + σ·ε of q = N(μ, diag exp(`logvar`)), without the ln 2π terms. A prior
     /// may fuse the two densities into one pass; the sum must equal this default's up to rounding.
-    fn log_ratio(&self, z: &[T], eps: &[T], logvar: &[T]) -> f64 {
+    fn log_ratio(&self, p: &[T], z: &[T], eps: &[T], logvar: &[T]) -> f64 {
         let log_q: f64 = eps
             .iter()
             .zip(logvar)
             .map(|(e, lv)| -0.5 * (e.f64().powi(2) + lv.f64()))
             .sum();
-        self.log_density(z) - log_q
+        self.log_density(p, z) - log_q
     }
 }
 
@@ -67,17 +74,17 @@ where
         self.dim
     }
 
-    fn log_density(&self, z: &[T]) -> f64 {
+    fn log_density(&self, _: &[T], z: &[T]) -> f64 {
         z.iter().map(|v| -0.5 * v.f64().powi(2)).sum()
     }
 
-    fn add_log_density_grad(&self, z: &[T], w: T, dz: &mut [T]) {
+    fn add_log_density_grad(&self, _: &[T], z: &[T], w: T, dz: &mut [T], _: &mut [T]) {
         for (d, &v) in dz.iter_mut().zip(z) {
             *d += w * -v;
         }
     }
 
-    fn sample(&self, rng: &mut dyn rand::Rng, temperature: f64, out: &mut [T]) {
+    fn sample(&self, _: &[T], rng: &mut dyn rand::Rng, temperature: f64, out: &mut [T]) {
         let t = T::c(temperature);
         for o in out.iter_mut() {
             let e: T = Normal01.sample(rng);
@@ -89,7 +96,7 @@ where
         Some(self)
     }
 
-    fn log_ratio(&self, z: &[T], eps: &[T], logvar: &[T]) -> f64 {
+    fn log_ratio(&self, _: &[T], z: &[T], eps: &[T], logvar: &[T]) -> f64 {
         // −½Σz² + ½Σ(ε² + log σ²), dimension by dimension in one pass.
         let mut acc = 0.0;
         for j in 0..z.len() {
@@ -121,6 +128,143 @@ impl<T: Real> GaussianKl<T> for StandardNormal {
     }
 }
 
+/// A learned mixture of K diagonal Gaussians, Σ_k π_k N(m_k, diag exp(v_k)) with π = softmax(a): the TensorFlow
+/// Probability VAE example's prior (100 components, means drawn from N(0, 1), unit scales, equal weights at first).
+/// Its KL from the posterior has no closed form, so the latent layer estimates it by Monte Carlo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mixture {
+    /// The dimension of z.
+    pub dim: usize,
+    /// The number of components K.
+    pub components: usize,
+    /// Offset of the means `[K, dim]` among the model's weights.
+    pub means: usize,
+    /// Offset of the log-variances `[K, dim]`.
+    pub logvars: usize,
+    /// Offset of the mixing logits `[K]`.
+    pub logits: usize,
+}
+
+impl Mixture {
+    /// ln π_k + ln N(z; m_k, diag exp(v_k)) without the ln 2π terms, for component `k`; `log_norm` is LSE(a).
+    fn component<T: Real>(&self, p: &[T], z: &[T], k: usize, log_norm: f64) -> f64 {
+        let d = self.dim;
+        let (m, v) = (
+            &p[self.means + k * d..][..d],
+            &p[self.logvars + k * d..][..d],
+        );
+        let mut acc = p[self.logits + k].f64() - log_norm;
+        for j in 0..d {
+            let (diff, lv) = (z[j].f64() - m[j].f64(), v[j].f64());
+            acc += -0.5 * (diff * diff * (-lv).exp() + lv);
+        }
+        acc
+    }
+
+    /// LSE over k of `f(k)`, in one pass without storing the terms.
+    fn log_sum_exp(&self, f: impl Fn(usize) -> f64) -> f64 {
+        let (mut max, mut sum) = (f64::NEG_INFINITY, 0.0);
+        for k in 0..self.components {
+            let c = f(k);
+            if c > max {
+                sum = sum * (max - c).exp() + 1.0;
+                max = c;
+            } else {
+                sum += (c - max).exp();
+            }
+        }
+        max + sum.ln()
+    }
+
+    fn log_norm<T: Real>(&self, p: &[T]) -> f64 {
+        self.log_sum_exp(|k| p[self.logits + k].f64())
+    }
+
+    /// Draws the initial weights: means from N(0, 1), log-variances 0, logits 0.
+    pub fn init<T: Real>(&self, p: &mut [T], rng: &mut impl rand::Rng)
+    where
+        Normal01: Distribution<T>,
+    {
+        for m in &mut p[self.means..self.means + self.components * self.dim] {
+            *m = Normal01.sample(rng);
+        }
+        p[self.logvars..self.logvars + self.components * self.dim].fill(T::zero());
+        p[self.logits..self.logits + self.components].fill(T::zero());
+    }
+}
+
+impl<T: Real> Prior<T> for Mixture
+where
+    Normal01: Distribution<T>,
+{
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn log_density(&self, p: &[T], z: &[T]) -> f64 {
+        let norm = self.log_norm(p);
+        self.log_sum_exp(|k| self.component(p, z, k, norm))
+    }
+
+    fn add_log_density_grad(&self, p: &[T], z: &[T], w: T, dz: &mut [T], g: &mut [T]) {
+        let d = self.dim;
+        let norm = self.log_norm(p);
+        let total = self.log_sum_exp(|k| self.component(p, z, k, norm));
+        let w = w.f64();
+        for k in 0..self.components {
+            // Responsibility r_k of component k for z, and its mixing weight π_k.
+            let r = (self.component(p, z, k, norm) - total).exp();
+            let pi = (p[self.logits + k].f64() - norm).exp();
+            g[self.logits + k] += T::c(w * (r - pi));
+            let (mo, vo) = (self.means + k * d, self.logvars + k * d);
+            for j in 0..d {
+                let (diff, lv) = (z[j].f64() - p[mo + j].f64(), p[vo + j].f64());
+                let prec = (-lv).exp();
+                dz[j] += T::c(-w * r * diff * prec);
+                g[mo + j] += T::c(w * r * diff * prec);
+                g[vo + j] += T::c(w * r * 0.5 * (diff * diff * prec - 1.0));
+            }
+        }
+    }
+
+    fn sample(&self, p: &[T], rng: &mut dyn rand::Rng, temperature: f64, out: &mut [T]) {
+        let norm = self.log_norm(p);
+        let u = <rand::distr::StandardUniform as Distribution<f64>>::sample(
+            &rand::distr::StandardUniform,
+            rng,
+        );
+        let mut k = self.components - 1;
+        let mut acc = 0.0;
+        for c in 0..self.components {
+            acc += (p[self.logits + c].f64() - norm).exp();
+            if u < acc {
+                k = c;
+                break;
+            }
+        }
+        let d = self.dim;
+        for (j, o) in out.iter_mut().enumerate() {
+            let e = <Normal01 as Distribution<f64>>::sample(&Normal01, rng);
+            let (m, lv) = (
+                p[self.means + k * d + j].f64(),
+                p[self.logvars + k * d + j].f64(),
+            );
+            *o = T::c(m + temperature * (0.5 * lv).exp() * e);
+        }
+    }
+
+    fn weights(&self) -> std::ops::Range<usize> {
+        let parts = [
+            (self.means, self.components * self.dim),
+            (self.logvars, self.components * self.dim),
+            (self.logits, self.components),
+        ];
+        let start = parts.iter().map(|e| e.0).min().unwrap_or(0);
+        let end = parts.iter().map(|e| e.0 + e.1).max().unwrap_or(0);
+        start..end
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -138,19 +282,26 @@ pub(crate) mod tests {
         fn dim(&self) -> usize {
             self.mean.len()
         }
-        fn log_density(&self, z: &[f64]) -> f64 {
+        fn log_density(&self, _: &[f64], z: &[f64]) -> f64 {
             (0..z.len())
                 .map(|j| {
                     -0.5 * ((z[j] - self.mean[j]).powi(2) / self.logvar[j].exp() + self.logvar[j])
                 })
                 .sum()
         }
-        fn add_log_density_grad(&self, z: &[f64], w: f64, dz: &mut [f64]) {
+        fn add_log_density_grad(
+            &self,
+            _: &[f64],
+            z: &[f64],
+            w: f64,
+            dz: &mut [f64],
+            _: &mut [f64],
+        ) {
             for j in 0..z.len() {
                 dz[j] += w * -(z[j] - self.mean[j]) / self.logvar[j].exp();
             }
         }
-        fn sample(&self, rng: &mut dyn rand::Rng, temperature: f64, out: &mut [f64]) {
+        fn sample(&self, _: &[f64], rng: &mut dyn rand::Rng, temperature: f64, out: &mut [f64]) {
             for (j, o) in out.iter_mut().enumerate() {
                 let e: f64 = Normal01.sample(rng);
                 *o = self.mean[j] + temperature * (0.5 * self.logvar[j]).exp() * e;
@@ -163,8 +314,8 @@ pub(crate) mod tests {
         let p = StandardNormal { dim: 3 };
         let z = [0.3, -1.2, 0.7];
         let mut g = [0.0; 3];
-        Prior::<f64>::add_log_density_grad(&p, &z, 1.0, &mut g);
-        check_gradients(&z, &g, |z| Prior::<f64>::log_density(&p, z), "ln p");
+        Prior::<f64>::add_log_density_grad(&p, &[], &z, 1.0, &mut g, &mut []);
+        check_gradients(&z, &g, |z| Prior::<f64>::log_density(&p, &[], z), "ln p");
         let (mu, lv) = ([0.4, -0.2, 1.1], [-0.3, 0.5, 0.1]);
         let kl = GaussianKl::<f64>::kl(&p, &mu, &lv);
         let by_dim: f64 = (0..3)
@@ -189,8 +340,8 @@ pub(crate) mod tests {
             [0.1, 0.5, -0.8, 1.3],
             [-0.4, 0.2, 0.0, 0.9],
         );
-        let fused = Prior::<f64>::log_ratio(&p, &z, &eps, &lv);
-        let generic = q.log_ratio(&z, &eps, &lv);
+        let fused = Prior::<f64>::log_ratio(&p, &[], &z, &eps, &lv);
+        let generic = q.log_ratio(&[], &z, &eps, &lv);
         assert!((fused - generic).abs() < 1e-12, "{fused} vs {generic}");
     }
 
@@ -202,7 +353,74 @@ pub(crate) mod tests {
         };
         let z = [0.2, 0.4];
         let mut g = [0.0; 2];
-        p.add_log_density_grad(&z, 1.0, &mut g);
-        check_gradients(&z, &g, |z| p.log_density(z), "shifted ln p");
+        p.add_log_density_grad(&[], &z, 1.0, &mut g, &mut []);
+        check_gradients(&z, &g, |z| p.log_density(&[], z), "shifted ln p");
+    }
+
+    fn mixture() -> (Mixture, Vec<f64>) {
+        let m = Mixture {
+            dim: 3,
+            components: 4,
+            means: 2,
+            logvars: 2 + 12,
+            logits: 2 + 24,
+        };
+        // Two unrelated weights first: the prior reads only its own.
+        let p: Vec<f64> = (0..2 + 24 + 4).map(|i| (i as f64 * 0.61).sin()).collect();
+        (m, p)
+    }
+
+    #[test]
+    fn mixture_density_and_gradients_by_z_and_by_its_weights() {
+        let (m, p) = mixture();
+        let z = [0.3, -0.7, 1.1];
+        // A direct sum of the densities, with the ln 2π terms left out as the trait says.
+        let a: Vec<f64> = (0..4).map(|k| p[m.logits + k]).collect();
+        let norm: f64 = a.iter().map(|x| x.exp()).sum();
+        let direct = (0..4)
+            .map(|k| {
+                let mut dens = a[k].exp() / norm;
+                for j in 0..3 {
+                    let (mu, lv) = (p[m.means + k * 3 + j], p[m.logvars + k * 3 + j]);
+                    dens *= (-0.5 * (z[j] - mu).powi(2) / lv.exp()).exp() / (0.5 * lv).exp();
+                }
+                dens
+            })
+            .sum::<f64>()
+            .ln();
+        assert!((m.log_density(&p, &z) - direct).abs() < 1e-12);
+        let (mut dz, mut g) = ([0.0; 3], vec![0.0; p.len()]);
+        m.add_log_density_grad(&p, &z, 1.0, &mut dz, &mut g);
+        check_gradients(&z, &dz, |z| m.log_density(&p, z), "mixture by z");
+        check_gradients(&p, &g, |p| m.log_density(p, &z), "mixture by its weights");
+        assert_eq!(
+            (g[0], g[1]),
+            (0.0, 0.0),
+            "weights outside the prior get no gradient"
+        );
+        assert_eq!(Prior::<f64>::weights(&m), 2..30);
+    }
+
+    #[test]
+    fn mixture_samples_follow_its_weights_and_components() {
+        use rand::SeedableRng;
+        let (m, mut p) = mixture();
+        // Two components carry all the weight, 1 : 3, far apart: draws split between them in proportion.
+        p[m.logits..m.logits + 4].copy_from_slice(&[0.0, 3f64.ln(), -50.0, -50.0]);
+        p[m.means..m.means + 3].fill(-10.0);
+        p[m.means + 3..m.means + 6].fill(10.0);
+        p[m.logvars..m.logvars + 6].fill(0.25f64.ln());
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(5);
+        let (mut second, n) = (0, 20_000);
+        let mut z = [0.0; 3];
+        for _ in 0..n {
+            m.sample(&p, &mut rng, 1.0, &mut z);
+            if z[0] > 0.0 {
+                second += 1;
+                assert!((z[0] - 10.0).abs() < 3.0, "{z:?}");
+            }
+        }
+        let share = second as f64 / n as f64;
+        assert!((share - 0.75).abs() < 0.02, "{share}");
     }
 }

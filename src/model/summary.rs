@@ -58,6 +58,14 @@ pub fn table(cfg: &ModelConfig) -> Result<String> {
         };
         rows.push((format!("{name} ({what})"), format!("{n}"), n));
     }
+    if let Some(m) = arch.prior {
+        let n = m.components * (2 * m.dim + 1);
+        rows.push((
+            format!("prior: mixture of {}", m.components),
+            format!("{}x{} means, log σ², weights", m.components, m.dim),
+            n,
+        ));
+    }
     let total: usize = rows.iter().map(|r| r.2).sum();
     let w0 = rows
         .iter()
@@ -101,10 +109,13 @@ mod tests {
     fn totals_agree_with_the_parameter_count() {
         let mut normed = ModelConfig::keras_conv();
         normed.batch_norm = true;
+        let mut mixture = ModelConfig::pytorch_example();
+        mixture.prior = crate::model::config::PriorSpec::Mixture { components: 7 };
         for cfg in [
             ModelConfig::pytorch_example(),
             ModelConfig::keras_conv(),
             normed,
+            mixture,
         ] {
             let t = table(&cfg).unwrap();
             let total = format!("total: {} weights", cfg.param_count().unwrap());

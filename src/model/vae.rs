@@ -182,6 +182,10 @@ where
         {
             p[o..o + l].fill(T::c(sigma.ln()));
         }
+        // Drawn after the networks', so a model with N(0, I) starts from the same weights as before.
+        if let Some(mixture) = vae.arch.prior {
+            mixture.init(p, rng);
+        }
         vae
     }
 
@@ -191,8 +195,10 @@ where
         let arch = config
             .build(&mut params)
             .expect("the config was validated before building the model");
-        let prior: std::sync::Arc<dyn Prior<T>> =
-            std::sync::Arc::new(NormalPrior { dim: config.latent });
+        let prior: std::sync::Arc<dyn Prior<T>> = match arch.prior {
+            Some(mixture) => std::sync::Arc::new(mixture),
+            None => std::sync::Arc::new(NormalPrior { dim: config.latent }),
+        };
         Vae {
             latent: GaussianLatent::new(prior),
             config,
@@ -469,6 +475,7 @@ where
         let training = grad.is_some();
         match self.config.kind {
             ModelKind::Vae => self.latent.forward(
+                &self.params.data,
                 &ws.enc.output()[..rows * 2 * zd],
                 &ws.eps[..n * zd],
                 &mut ws.z[..n * zd],
@@ -536,8 +543,13 @@ where
         let (zd, s) = (self.config.latent, ws.samples);
         let head = &ws.enc.output()[b * 2 * zd..(b + 1) * 2 * zd];
         let draws = b * s * zd..(b + 1) * s * zd;
-        self.latent
-            .log_ratios(head, &ws.z[draws.clone()], &ws.eps[draws], &mut out[..s]);
+        self.latent.log_ratios(
+            &self.params.data,
+            head,
+            &ws.z[draws.clone()],
+            &ws.eps[draws],
+            &mut out[..s],
+        );
         for (o, nll) in out[..s].iter_mut().zip(&ws.nll[b * s..(b + 1) * s]) {
             *o -= nll.f64();
         }
@@ -634,6 +646,8 @@ where
             (ModelKind::Vae, Estimator::Elbo) => {
                 self.kl_weights(rows, objective, stats, ws);
                 self.latent.backward_elbo(
+                    &self.params.data,
+                    &mut self.params.grad,
                     &ws.enc.output()[..rows * hl],
                     &ws.eps[..n * zd],
                     &ws.z[..n * zd],
@@ -644,6 +658,8 @@ where
                 );
             }
             (ModelKind::Vae, Estimator::Iwae) => self.latent.backward_iwae(
+                &self.params.data,
+                &mut self.params.grad,
                 &ws.enc.output()[..rows * hl],
                 &ws.eps[..n * zd],
                 &ws.z[..n * zd],
@@ -742,6 +758,26 @@ mod tests {
         };
         assert!(st.recon.is_finite());
         check_gradients(&data, &grad, value, what);
+    }
+
+    /// A learned mixture prior: the Monte Carlo KL of the ELBO (with β) and the IWAE bound reach the encoder,
+    /// the decoder and the prior's own means, log-variances and mixing logits.
+    #[test]
+    fn mixture_prior_gradients() {
+        use crate::model::config::PriorSpec;
+        let cfg = ModelConfig {
+            prior: PriorSpec::Mixture { components: 3 },
+            ..config(vec![5], Activation::Tanh, Likelihood::Bernoulli)
+        };
+        let vae = model(cfg.clone());
+        let prior = vae.prior().weights();
+        assert_eq!(prior.len(), 3 * 2 + 3 * 2 + 3);
+        assert!(
+            vae.params.data[prior].iter().any(|&v| v != 0.0),
+            "means are drawn"
+        );
+        check(cfg.clone(), 2, Objective::elbo(0.6), "mixture prior, ELBO");
+        check(cfg, 3, Objective::iwae(), "mixture prior, IWAE");
     }
 
     #[test]

@@ -122,6 +122,7 @@ fn routes(app: App) -> Router {
         .route("/api/reconstruction/{i}", get(reconstruction))
         .route("/api/code/{i}", get(code))
         .route("/api/decode", get(decode))
+        .route("/api/sample", get(sample))
         .route("/api/reload", post(reload))
         .fallback(not_found)
         .method_not_allowed_fallback(read_only)
@@ -508,6 +509,12 @@ async fn code(State(app): State<App>, p: P, q: Q) -> Answer {
     let i = path(p)?;
     query(q, &[])?;
     Ok(json(with(&app, move |s| s.explorer.code(&i)).await?))
+}
+
+async fn sample(State(app): State<App>, q: Q) -> Answer {
+    let q = query(q, &["seed"])?;
+    let work = move |s: &Shown| s.explorer.prior_sample(q.get("seed").map(String::as_str));
+    Ok(json(with(&app, work).await?))
 }
 
 async fn decode(State(app): State<App>, q: Q) -> Answer {

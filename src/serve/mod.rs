@@ -184,6 +184,31 @@ impl Explorer {
         }))
     }
 
+    /// A code drawn from the model's prior with `seed` (a whole number): what `elbo sample` decodes, so the
+    /// explorer's random codes follow a learned prior too. Refused for an autoencoder, which has no prior.
+    pub fn prior_sample(&self, seed: Option<&str>) -> std::result::Result<Value, BadRequest> {
+        use rand::SeedableRng;
+        if !self.ck.config.model.is_variational() {
+            return Err(BadRequest(
+                "sample: an autoencoder has no prior to draw codes from".into(),
+            ));
+        }
+        let seed = match seed {
+            None => 0,
+            Some(t) => t.parse::<u64>().map_err(|_| {
+                BadRequest(format!(
+                    "seed '{}' is not a whole number 0 or more",
+                    clip(t)
+                ))
+            })?,
+        };
+        let vae = &self.ck.vae;
+        let mut z = vec![0f32; self.latent()];
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
+        vae.prior().sample(&vae.params.data, &mut rng, 1.0, &mut z);
+        Ok(json!({ "z": z }))
+    }
+
     /// The decoded mean of code `z` (comma-separated numbers), conditioned on `class` for a conditional
     /// model, as a PNG.
     pub fn decode_png(

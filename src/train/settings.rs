@@ -9,7 +9,7 @@ use crate::data::numpy::Layout;
 use crate::data::{Binarize, DataSpec, DatasetName, Kind};
 use crate::error::{Error, Result};
 use crate::model::GaussianMean;
-use crate::model::config::Arch;
+use crate::model::config::{Arch, PriorSpec};
 use crate::model::{ConvSpec, Estimator, Likelihood, ModelKind, SigmaMode};
 use crate::train::config::{Capacity, LrSchedule, Reduction};
 use crate::train::{DataFacts, RunConfig, TrainConfig};
@@ -157,6 +157,10 @@ run_flags! {
     [] weight_decay: f64,
     /// Batch norm between every hidden layer and its activation.
     [num_args = 0..=1, default_missing_value = "true"] batch_norm: bool,
+    /// Prior over z: normal is N(0, I); mog a learned mixture of Gaussians (KL by Monte Carlo) [default: normal].
+    [value_enum, ignore_case = true] prior: PriorKind,
+    /// Components of the mog prior [default: 100].
+    [value_name = "K"] prior_components: usize,
     /// Seed of every random draw [default: 1].
     [] seed: u64,
     /// Train on the first N training images.
@@ -166,6 +170,19 @@ run_flags! {
     /// Scale gradients down to this global L2 norm when they exceed it.
     [value_name = "MAX"] clip_grad_norm: f64,
 }
+
+crate::choice! {
+    /// The prior over a VAE's codes.
+    pub enum PriorKind {
+        /// N(0, I).
+        Normal = "normal",
+        /// A learned mixture of diagonal Gaussians (the TensorFlow Probability VAE example's prior).
+        Mog = "mog" | "mixture",
+    }
+}
+
+/// Components of a mixture prior unless `prior_components` says otherwise: the TensorFlow Probability example's.
+pub const DEFAULT_PRIOR_COMPONENTS: usize = 100;
 
 crate::choice! {
     /// The decoder's distribution over each value.
@@ -553,6 +570,20 @@ impl Settings {
         }
         if let Some(b) = self.batch_norm {
             model.batch_norm = b;
+        }
+        match (self.prior, self.prior_components) {
+            (Some(PriorKind::Mog), k) => {
+                model.prior = PriorSpec::Mixture {
+                    components: k.unwrap_or(DEFAULT_PRIOR_COMPONENTS),
+                }
+            }
+            (Some(PriorKind::Normal), None) => model.prior = PriorSpec::Normal,
+            (_, Some(_)) => {
+                return Err(Error::Config(
+                    "--prior-components goes with --prior=mog".into(),
+                ));
+            }
+            (None, None) => {}
         }
         model.rows = facts.shape.height;
         model.cols = facts.shape.width;

@@ -394,7 +394,12 @@ async function start() {
   pad.addEventListener('click', move);
   const origin = () => (info.variational ? new Array(info.latent).fill(0) : info.plane.origin.slice());
   $('reset').addEventListener('click', () => setZ(origin(), 'button'));
-  $('random').addEventListener('click', () => setZ(state.z.map(gaussian), 'button'));
+  // A VAE's random codes come from its prior (learned or N(0, I)), drawn by the server as `elbo sample` draws them.
+  $('random').addEventListener('click', async () => {
+    if (!info.variational) { setZ(state.z.map(gaussian), 'button'); return; }
+    const seed = Math.floor(Math.random() * 2 ** 31);
+    setZ((await (await fetchOk(`/api/sample?seed=${seed}`)).json()).z, 'button');
+  });
   $('encode').addEventListener('click', async () => {
     const c = await code(state.sel);
     if (info.conditional) { state.cls = c.label; $('class').value = String(c.label); }

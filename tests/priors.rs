@@ -1,0 +1,145 @@
+//! Priors beyond N(0, I) through every command: a learned mixture of Gaussians trains (ELBO and IWAE), resumes
+//! bit for bit, is evaluated by importance sampling with its own density, is sampled from, and is refused
+//! where it cannot work.
+
+mod common;
+use common::*;
+use std::path::Path;
+
+fn train(dir: &Path, extra: &[&str]) {
+    let o = run(elbo()
+        .args([
+            "train", "--limit", "1000", "--latent", "4", "--hidden", "64",
+        ])
+        .args([
+            "--prior",
+            "mog",
+            "--prior-components",
+            "5",
+            "--seed",
+            "3",
+            "--threads",
+            "2",
+        ])
+        .args(extra)
+        .arg("--out")
+        .arg(dir)
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// The checkpoint's tensors, without its header (which names the run's folder).
+fn tensors(dir: &Path) -> Vec<u8> {
+    let bytes = std::fs::read(dir.join("checkpoint.safetensors")).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    bytes[8 + n..].to_vec()
+}
+
+fn eval(dir: &Path, k: usize) -> serde_json::Value {
+    let o = run(elbo()
+        .arg("eval")
+        .arg(dir)
+        .args([
+            "--k",
+            &k.to_string(),
+            "--limit",
+            "200",
+            "--json",
+            "--threads",
+            "2",
+        ])
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn a_mixture_prior_trains_resumes_bit_for_bit_and_is_evaluated_with_its_density() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (whole, halves) = (tmp.path().join("whole"), tmp.path().join("halves"));
+    train(&whole, &["--epochs", "2"]);
+    train(&halves, &["--epochs", "1"]);
+    let o = run(elbo()
+        .args(["train", "--resume"])
+        .arg(&halves)
+        .args(["--epochs", "2", "--data-dir"])
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        tensors(&whole) == tensors(&halves),
+        "the prior's weights and Adam's moments for them are saved and read back"
+    );
+    let config = std::fs::read_to_string(whole.join("config.json")).unwrap();
+    assert!(config.contains("\"mixture\""), "{config}");
+
+    // Importance sampling with the mixture's density: one sample is the ELBO in expectation, more tighten it.
+    let (one, few, many) = (eval(&whole, 1), eval(&whole, 5), eval(&whole, 200));
+    let nll = |v: &serde_json::Value| v["nll"].as_f64().unwrap();
+    let neg_elbo = many["neg_elbo"].as_f64().unwrap();
+    assert!(
+        nll(&many) < nll(&few) && nll(&few) < nll(&one),
+        "{one} {few} {many}"
+    );
+    assert!(nll(&many) < neg_elbo, "{many}");
+    assert!(
+        (nll(&one) - neg_elbo).abs() < 0.05 * neg_elbo,
+        "{one} vs {neg_elbo}"
+    );
+
+    let png = tmp.path().join("s.png");
+    let o = run(elbo()
+        .arg("sample")
+        .arg(&whole)
+        .args(["-n", "9", "--out"])
+        .arg(&png));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(std::fs::metadata(&png).unwrap().len() > 0);
+}
+
+#[test]
+fn a_mixture_prior_trains_with_the_iwae_bound() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("iwae");
+    train(
+        &dir,
+        &["--epochs", "1", "--objective", "iwae", "--samples", "5"],
+    );
+    let v = eval(&dir, 20);
+    assert!(v["nll"].as_f64().unwrap().is_finite(), "{v}");
+}
+
+#[test]
+fn what_a_mixture_prior_cannot_do_is_refused_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    for (flags, why) in [
+        (
+            &["--prior-components", "5"][..],
+            "--prior-components goes with --prior=mog",
+        ),
+        (
+            &["--prior", "mog", "--free-bits", "0.5"][..],
+            "only --prior=normal has it",
+        ),
+        (
+            &["--prior", "mog", "--model", "ae"][..],
+            "an autoencoder has none",
+        ),
+        (
+            &["--prior", "mog", "--prior-components", "0"][..],
+            "between 1 and 4096",
+        ),
+    ] {
+        let o = run(elbo()
+            .args(["train", "--limit", "100", "--epochs", "1"])
+            .args(flags)
+            .arg("--out")
+            .arg(&out)
+            .arg("--data-dir")
+            .arg(mnist_dir()));
+        assert_user_error(&o, why);
+        assert!(!out.exists(), "{flags:?}: a refusal writes nothing");
+    }
+}
