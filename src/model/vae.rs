@@ -59,6 +59,17 @@ crate::choice! {
         Elbo = "elbo",
         /// The importance-weighted bound ln (1/K) Σ_k p(x, z_k)/q(z_k|x) (Burda et al. 2015).
         Iwae = "iwae",
+        /// The mean of M IWAE bounds of K samples each (Rainforth et al. 2018).
+        Miwae = "miwae",
+        /// β·ELBO + (1 − β)·IWAE over the same K samples (Rainforth et al. 2018).
+        Ciwae = "ciwae",
+    }
+}
+
+impl Estimator {
+    /// Whether gradients weight each sample by its importance (every bound but the ELBO).
+    pub fn is_importance_weighted(self) -> bool {
+        self != Estimator::Elbo
     }
 }
 
@@ -73,6 +84,10 @@ pub struct Objective {
     pub capacity: Option<(f64, f64)>,
     /// Free bits λ per latent dimension: dimensions whose batch-mean KL is below λ get no KL gradient.
     pub free_bits: f64,
+    /// MIWAE's M: the samples of an image form this many groups, each an IWAE bound (1 otherwise).
+    pub groups: usize,
+    /// CIWAE's β, the ELBO's share of the bound.
+    pub ciwae_beta: f64,
 }
 
 impl Objective {
@@ -83,6 +98,8 @@ impl Objective {
             beta,
             capacity: None,
             free_bits: 0.0,
+            groups: 1,
+            ciwae_beta: 0.0,
         }
     }
 
@@ -91,6 +108,38 @@ impl Objective {
         Objective {
             estimator: Estimator::Iwae,
             ..Self::elbo(1.0)
+        }
+    }
+}
+
+/// The bound `objective` trains, from one image's log-weights `lw` (ln p(x, z_l) − ln q(z_l|x)), and each
+/// sample's coefficient in its gradient into `weights`: the bound's gradient is Σ_l weights[l]·∇ lw[l].
+/// IWAE: ln (1/K) Σ exp(lw), weights the normalised importance weights. MIWAE: the mean of that bound over M
+/// consecutive groups of K, weights normalised within each group and divided by M. CIWAE: β·mean(lw) +
+/// (1 − β)·IWAE, weights β/K + (1 − β)·the normalised weights.
+fn importance_weights<T: Real>(lw: &[f64], objective: &Objective, weights: &mut [T]) -> f64 {
+    match objective.estimator {
+        Estimator::Ciwae => {
+            let (s, beta) = (lw.len() as f64, objective.ciwae_beta);
+            let lse = ops::log_sum_exp(lw);
+            let mean = lw.iter().sum::<f64>() / s;
+            for (w, &v) in weights.iter_mut().zip(lw) {
+                *w = T::c(beta / s + (1.0 - beta) * (v - lse).exp());
+            }
+            beta * mean + (1.0 - beta) * (lse - s.ln())
+        }
+        _ => {
+            let groups = objective.groups.max(1);
+            let k = lw.len() / groups;
+            let mut bound = 0.0;
+            for (g, w) in lw.chunks_exact(k).zip(weights.chunks_exact_mut(k)) {
+                let lse = ops::log_sum_exp(g);
+                bound += (lse - (k as f64).ln()) / groups as f64;
+                for (w, &v) in w.iter_mut().zip(g) {
+                    *w = T::c((v - lse).exp() / groups as f64);
+                }
+            }
+            bound
         }
     }
 }
@@ -444,7 +493,7 @@ where
         objective: &Objective,
         ws: &mut Workspace<T>,
     ) -> BatchStats {
-        let stats = self.forward(x, rows, ws, Some(objective.estimator));
+        let stats = self.forward(x, rows, ws, Some(objective));
         self.backward(x, rows, objective, &stats, ws);
         stats
     }
@@ -455,7 +504,7 @@ where
         x: &[T],
         rows: usize,
         ws: &mut Workspace<T>,
-        grad: Option<Estimator>,
+        grad: Option<&Objective>,
     ) -> BatchStats {
         // Only a step that will be differentiated normalises by its batch (PyTorch's train mode).
         self.encode_in(x, rows, ws, grad.is_some());
@@ -468,7 +517,7 @@ where
         x: &[T],
         rows: usize,
         ws: &mut Workspace<T>,
-        grad: Option<Estimator>,
+        grad: Option<&Objective>,
     ) -> BatchStats {
         let (zd, s) = (self.config.latent, ws.samples);
         let n = rows * s;
@@ -490,13 +539,13 @@ where
         }
         self.decode_in(n, ws, training);
         let mut iwae = 0.0;
-        match grad {
+        match grad.map(|o| (o.estimator, o)) {
             None => self.likelihood(x, n, ws, false, None),
-            Some(Estimator::Elbo) => {
+            Some((Estimator::Elbo, _)) => {
                 let inv_s = T::one() / T::c(s as f64);
                 self.likelihood(x, n, ws, true, Some(inv_s));
             }
-            Some(Estimator::Iwae) => {
+            Some((_, objective)) => {
                 let learned = self.arch.log_sigma.is_some()
                     || matches!(self.config.likelihood, Likelihood::Logistic { .. });
                 // Fused kernels score and differentiate in one pass (weight 1, rescaled after); the learned-σ
@@ -509,11 +558,7 @@ where
                 let mut lw = std::mem::take(&mut ws.lw);
                 for b in 0..rows {
                     self.log_weights_from_state(ws, b, &mut lw);
-                    let lse = ops::log_sum_exp(&lw);
-                    iwae -= lse - (s as f64).ln();
-                    for (l, &v) in lw.iter().enumerate() {
-                        ws.weights[b * s + l] = T::c((v - lse).exp());
-                    }
+                    iwae -= importance_weights(&lw, objective, &mut ws.weights[b * s..(b + 1) * s]);
                 }
                 ws.lw = lw;
                 if learned {
@@ -657,7 +702,7 @@ where
                     &ws.kl_weight,
                 );
             }
-            (ModelKind::Vae, Estimator::Iwae) => self.latent.backward_iwae(
+            (ModelKind::Vae, _) => self.latent.backward_iwae(
                 &self.params.data,
                 &mut self.params.grad,
                 &ws.enc.output()[..rows * hl],
@@ -747,9 +792,9 @@ mod tests {
             let mut ws = m.workspace(4, samples);
             ws.labels[..rows].copy_from_slice(&labels);
             ws.eps.copy_from_slice(&eps);
-            let st = m.forward(&x, rows, &mut ws, Some(objective.estimator));
+            let st = m.forward(&x, rows, &mut ws, Some(&objective));
             match (objective.estimator, objective.capacity) {
-                (Estimator::Iwae, _) => st.iwae,
+                (Estimator::Iwae | Estimator::Miwae | Estimator::Ciwae, _) => st.iwae,
                 (Estimator::Elbo, Some((g, c))) => {
                     st.recon + g * (st.kl / rows as f64 - c).abs() * rows as f64
                 }
@@ -758,6 +803,54 @@ mod tests {
         };
         assert!(st.recon.is_finite());
         check_gradients(&data, &grad, value, what);
+    }
+
+    /// MIWAE (M = 2 groups of K = 2) and CIWAE (β = 0.3, K = 3): their gradients, through every weight.
+    #[test]
+    fn miwae_and_ciwae_gradients() {
+        let cfg = config(vec![5], Activation::Tanh, Likelihood::Bernoulli);
+        let miwae = Objective {
+            estimator: Estimator::Miwae,
+            groups: 2,
+            ..Objective::iwae()
+        };
+        let ciwae = Objective {
+            estimator: Estimator::Ciwae,
+            ciwae_beta: 0.3,
+            ..Objective::iwae()
+        };
+        check(cfg.clone(), 4, miwae, "MIWAE");
+        check(cfg, 3, ciwae, "CIWAE");
+    }
+
+    /// MIWAE is the mean of its groups' IWAE bounds (one group: IWAE itself); CIWAE mixes the sampled ELBO and
+    /// the IWAE bound of the same draws (β = 0: IWAE, β = 1: the mean log-weight).
+    #[test]
+    fn iwae_variants_reduce_to_their_parts() {
+        let lw = [-3.0, -1.5, -2.2, -0.7, -4.1, -1.0];
+        let iwae = |v: &[f64]| ops::log_sum_exp(v) - (v.len() as f64).ln();
+        let with = |estimator, groups, ciwae_beta| {
+            let o = Objective {
+                estimator,
+                groups,
+                ciwae_beta,
+                ..Objective::iwae()
+            };
+            let mut w = [0.0f64; 6];
+            let bound = importance_weights(&lw, &o, &mut w);
+            let total: f64 = w.iter().sum();
+            assert!((total - 1.0).abs() < 1e-12, "coefficients sum to 1: {w:?}");
+            bound
+        };
+        assert_eq!(with(Estimator::Iwae, 1, 0.0), iwae(&lw));
+        assert_eq!(with(Estimator::Miwae, 1, 0.0), iwae(&lw));
+        let three = (iwae(&lw[..2]) + iwae(&lw[2..4]) + iwae(&lw[4..])) / 3.0;
+        assert!((with(Estimator::Miwae, 3, 0.0) - three).abs() < 1e-12);
+        assert!((with(Estimator::Ciwae, 1, 0.0) - iwae(&lw)).abs() < 1e-12);
+        let mean = lw.iter().sum::<f64>() / 6.0;
+        assert!((with(Estimator::Ciwae, 1, 1.0) - mean).abs() < 1e-12);
+        let mixed = 0.25 * mean + 0.75 * iwae(&lw);
+        assert!((with(Estimator::Ciwae, 1, 0.25) - mixed).abs() < 1e-12);
     }
 
     /// A learned mixture prior: the Monte Carlo KL of the ELBO (with β) and the IWAE bound reach the encoder,
@@ -1000,7 +1093,7 @@ mod tests {
         let reps = 4000;
         for _ in 0..reps {
             vae.draw_eps(3, &mut ws, &mut rng);
-            let st = vae.forward(&x, 3, &mut ws, Some(Estimator::Iwae));
+            let st = vae.forward(&x, 3, &mut ws, Some(&Objective::iwae()));
             // With K = 1 the bound is ln p(x, z) − ln q(z|x) at the one draw: recon plus the sampled KL.
             let mut lw = [0.0];
             let mut single = 0.0;
@@ -1031,7 +1124,7 @@ mod tests {
             let mut total = 0.0;
             for _ in 0..reps {
                 vae.draw_eps(1, &mut ws, &mut rng);
-                total -= vae.forward(&x, 1, &mut ws, Some(Estimator::Iwae)).iwae;
+                total -= vae.forward(&x, 1, &mut ws, Some(&Objective::iwae())).iwae;
             }
             total / reps as f64
         };

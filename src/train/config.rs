@@ -169,9 +169,15 @@ pub struct TrainConfig {
     /// Scale gradients down to this global L2 norm when they exceed it.
     #[serde(default)]
     pub clip_grad_norm: Option<f64>,
-    /// ELBO or IWAE bound (with `samples` as K).
+    /// The bound trained: the ELBO, or an importance-weighted one with `samples` draws per image.
     #[serde(default)]
     pub objective: Estimator,
+    /// MIWAE's M: the `samples` draws of an image form this many groups of K (absent, 1, otherwise).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub groups: usize,
+    /// CIWAE's β, the ELBO's share of the bound (absent for other objectives).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ciwae_beta: Option<f64>,
     /// KL warm-up: β rises linearly from 0 over this many epochs.
     #[serde(default)]
     pub warmup_epochs: usize,
@@ -225,6 +231,8 @@ impl Default for TrainConfig {
             validation: 0,
             clip_grad_norm: None,
             objective: Estimator::Elbo,
+            groups: 1,
+            ciwae_beta: None,
             warmup_epochs: 0,
             capacity: None,
             free_bits: 0.0,
@@ -388,11 +396,35 @@ impl RunConfig {
                 ));
             }
         }
-        if t.objective == Estimator::Iwae && (t.capacity.is_some() || t.free_bits != 0.0) {
+        if t.objective.is_importance_weighted() && (t.capacity.is_some() || t.free_bits != 0.0) {
             return Err(Error::Config(
-                "--capacity and --free-bits shape the ELBO's KL term; the IWAE bound has none"
+                "--capacity and --free-bits shape the ELBO's KL term; the importance-weighted bounds have none"
                     .into(),
             ));
+        }
+        if t.groups == 0
+            || !t.samples.is_multiple_of(t.groups)
+            || (t.groups > 1 && t.objective != Estimator::Miwae)
+        {
+            return Err(Error::Config(format!(
+                "--groups {} splits each image's {} samples into MIWAE's groups: it needs --objective=miwae and must divide them",
+                t.groups, t.samples
+            )));
+        }
+        match (t.objective, t.ciwae_beta) {
+            (Estimator::Ciwae, Some(b)) if (0.0..=1.0).contains(&b) => {}
+            (Estimator::Ciwae, b) => {
+                return Err(Error::Config(format!(
+                    "--ciwae-beta {} must be between 0 and 1",
+                    b.map_or("(none)".into(), |b| b.to_string())
+                )));
+            }
+            (_, Some(_)) => {
+                return Err(Error::Config(
+                    "--ciwae-beta goes with --objective=ciwae".into(),
+                ));
+            }
+            _ => {}
         }
         if let Some(c) = t.capacity
             && !(c.max.is_finite()
@@ -477,6 +509,10 @@ impl RunConfig {
         }
         Ok(())
     }
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 fn one() -> usize {

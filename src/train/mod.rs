@@ -704,8 +704,8 @@ pub fn train_on(
                     vae.loss_and_grad(&x[..rows * d], rows, &objective, &mut ws)
                 };
                 let loss = match t.objective {
-                    Estimator::Iwae => st.iwae,
                     Estimator::Elbo => st.recon + objective.beta * st.kl,
+                    _ => st.iwae,
                 };
                 if !loss.is_finite() {
                     observer.abandon();
@@ -751,7 +751,9 @@ pub fn train_on(
                 validation,
                 seconds,
                 lr,
-                train_neg_iwae: (t.objective == Estimator::Iwae)
+                train_neg_iwae: t
+                    .objective
+                    .is_importance_weighted()
                     .then(|| stats.iwae / stats.n.max(1) as f64),
             };
             if !row.is_finite() || !savable(&vae.params, &adam) {
@@ -913,6 +915,8 @@ pub fn step_objective(t: &TrainConfig, progress: f64, steps_done: u64) -> Object
             (c.gamma, c.max * frac)
         }),
         free_bits: t.free_bits,
+        groups: t.groups,
+        ciwae_beta: t.ciwae_beta.unwrap_or(0.0),
     }
 }
 
@@ -923,7 +927,15 @@ pub fn epoch_line(cfg: &RunConfig, row: &EpochMetrics, gathered: Option<f64>) ->
         format!(" | val -ELBO {:.2}", v.neg_elbo)
     });
     if let Some(b) = row.train_neg_iwae {
-        v.push_str(&format!(" | train -IWAE(k={}) {b:.2}", cfg.train.samples));
+        let t = &cfg.train;
+        let bound = match t.objective {
+            Estimator::Miwae => format!("MIWAE(M={}, K={})", t.groups, t.samples / t.groups.max(1)),
+            Estimator::Ciwae => {
+                format!("CIWAE(β={}, K={})", t.ciwae_beta.unwrap_or(0.0), t.samples)
+            }
+            _ => format!("IWAE(k={})", t.samples),
+        };
+        v.push_str(&format!(" | train -{bound} {b:.2}"));
     }
     if let Some(g) = gathered {
         v.push_str(&format!(" | all-gather {g:.2}s"));

@@ -103,12 +103,16 @@ run_flags! {
     /// Learn the Gaussian's σ or the logistic's scale: not, one for all values, or one per value [default: fixed,
     /// logistic global, tables pixel].
     [value_enum, ignore_case = true] learn_sigma: SigmaMode,
-    /// The bound trained on: the ELBO or the IWAE bound [default: elbo].
+    /// The bound trained on: the ELBO, the IWAE bound, MIWAE (M groups of K) or CIWAE (β·ELBO + (1 − β)·IWAE) [default: elbo].
     [value_enum, ignore_case = true] objective: Estimator,
-    /// Latent samples per image: L of the ELBO, K of the IWAE bound [default: 1].
+    /// Latent samples per image: L of the ELBO, K of the importance-weighted bounds (per group with miwae) [default: 1].
     [] samples: usize,
     /// Samples K of the IWAE bound (the same setting as --samples).
     [] k_train: usize,
+    /// MIWAE's M: each image's samples form M groups of K (--k-train), the bound their IWAE bounds' mean [default: 4].
+    [value_name = "M"] groups: usize,
+    /// CIWAE's β: the ELBO's share of the bound, the IWAE bound's the rest [default: 0.5].
+    [value_name = "BETA"] ciwae_beta: f64,
     /// Weight of the KL term (beta-VAE) [default: 1].
     [] beta: f64,
     /// KL warm-up: beta rises linearly from 0 over this many epochs.
@@ -180,6 +184,12 @@ crate::choice! {
         Mog = "mog" | "mixture",
     }
 }
+
+/// MIWAE's groups M unless `groups` says otherwise.
+pub const DEFAULT_MIWAE_GROUPS: usize = 4;
+
+/// CIWAE's β unless `ciwae_beta` says otherwise: equal shares of the ELBO and the IWAE bound.
+pub const DEFAULT_CIWAE_BETA: f64 = 0.5;
 
 /// Components of a mixture prior unless `prior_components` says otherwise: the TensorFlow Probability example's.
 pub const DEFAULT_PRIOR_COMPONENTS: usize = 100;
@@ -669,6 +679,25 @@ impl Settings {
             }
             (s, k) => s.or(k).unwrap_or(d.samples),
         };
+        let groups = match (objective, self.groups) {
+            (Estimator::Miwae, Some(0)) => {
+                return Err(Error::Config("--groups 0 must be at least 1".into()));
+            }
+            (Estimator::Miwae, g) => g.unwrap_or(DEFAULT_MIWAE_GROUPS),
+            (_, Some(_)) => {
+                return Err(Error::Config("--groups goes with --objective=miwae".into()));
+            }
+            (_, None) => 1,
+        };
+        let ciwae_beta = match (objective, self.ciwae_beta) {
+            (Estimator::Ciwae, b) => Some(b.unwrap_or(DEFAULT_CIWAE_BETA)),
+            (_, Some(_)) => {
+                return Err(Error::Config(
+                    "--ciwae-beta goes with --objective=ciwae".into(),
+                ));
+            }
+            (_, None) => None,
+        };
         let schedule = self.schedule()?;
         let capacity = match self.capacity {
             Some(max) => Some(Capacity {
@@ -705,7 +734,10 @@ impl Settings {
                 .unwrap_or(crate::core::dist::size().max(d.shards)),
             weight_decay: self.weight_decay.unwrap_or(d.weight_decay),
             seed: self.seed.unwrap_or(d.seed),
-            samples,
+            // MIWAE draws K for each of its M groups.
+            samples: samples.saturating_mul(groups),
+            groups,
+            ciwae_beta,
             beta: self.beta.unwrap_or(d.beta),
             binarize: self.binarize.unwrap_or(d.binarize),
             limit: self.limit,

@@ -1,0 +1,102 @@
+//! The IWAE family's variants from the command line: MIWAE and CIWAE train, say which bound they report, resume
+//! bit for bit, and refuse settings that belong to another objective.
+
+mod common;
+use common::*;
+use std::path::Path;
+
+fn train(dir: &Path, args: &[&str]) -> std::process::Output {
+    run(elbo()
+        .args([
+            "train", "--limit", "1000", "--latent", "4", "--hidden", "64",
+        ])
+        .args(["--seed", "5", "--threads", "2"])
+        .args(args)
+        .arg("--out")
+        .arg(dir)
+        .arg("--data-dir")
+        .arg(mnist_dir()))
+}
+
+fn tensors(dir: &Path) -> Vec<u8> {
+    let bytes = std::fs::read(dir.join("checkpoint.safetensors")).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    bytes[8 + n..].to_vec()
+}
+
+#[test]
+fn miwae_and_ciwae_train_report_their_bound_and_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, args, label) in [
+        (
+            "miwae",
+            &["--objective", "miwae", "--groups", "2", "--k-train", "3"][..],
+            "train -MIWAE(M=2, K=3)",
+        ),
+        (
+            "ciwae",
+            &[
+                "--objective",
+                "ciwae",
+                "--ciwae-beta",
+                "0.25",
+                "--k-train",
+                "4",
+            ][..],
+            "train -CIWAE(β=0.25, K=4)",
+        ),
+    ] {
+        let whole = tmp.path().join(name);
+        let o = train(&whole, &[args, &["--epochs", "2"]].concat());
+        assert!(o.status.success(), "{}", stderr(&o));
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(out.contains(label), "{name}: {out}");
+        let halves = tmp.path().join(format!("{name}-halves"));
+        let o = train(&halves, &[args, &["--epochs", "1"]].concat());
+        assert!(o.status.success(), "{}", stderr(&o));
+        let o = run(elbo()
+            .args(["train", "--resume"])
+            .arg(&halves)
+            .args(["--epochs", "2", "--data-dir"])
+            .arg(mnist_dir()));
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(
+            tensors(&whole) == tensors(&halves),
+            "{name}: resumed run differs"
+        );
+    }
+    let config = std::fs::read_to_string(tmp.path().join("miwae/config.json")).unwrap();
+    assert!(
+        config.contains("\"groups\": 2") && config.contains("\"samples\": 6"),
+        "{config}"
+    );
+}
+
+#[test]
+fn settings_of_another_objective_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    for (args, why) in [
+        (
+            &["--groups", "2"][..],
+            "--groups goes with --objective=miwae",
+        ),
+        (
+            &["--objective", "iwae", "--ciwae-beta", "0.5"][..],
+            "--ciwae-beta goes with --objective=ciwae",
+        ),
+        (
+            &["--objective", "ciwae", "--ciwae-beta", "1.5"][..],
+            "must be between 0 and 1",
+        ),
+        (&["--objective", "miwae", "--groups", "0"][..], "--groups 0"),
+        (
+            &["--objective", "miwae", "--free-bits", "1"][..],
+            "importance-weighted bounds have none",
+        ),
+    ] {
+        let o = train(&out, &[args, &["--epochs", "1"]].concat());
+        assert_user_error(&o, why);
+        assert!(!out.exists(), "{args:?}: a refusal writes nothing");
+    }
+}
