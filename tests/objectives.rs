@@ -92,7 +92,7 @@ fn settings_of_another_objective_are_refused() {
         (&["--objective", "miwae", "--groups", "0"][..], "--groups 0"),
         (
             &["--objective", "miwae", "--free-bits", "1"][..],
-            "importance-weighted bounds have none",
+            "nor have MIWAE and CIWAE",
         ),
     ] {
         let o = train(&out, &[args, &["--epochs", "1"]].concat());

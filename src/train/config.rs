@@ -398,7 +398,7 @@ impl RunConfig {
         }
         if t.objective.is_importance_weighted() && (t.capacity.is_some() || t.free_bits != 0.0) {
             return Err(Error::Config(
-                "--capacity and --free-bits shape the ELBO's KL term; the importance-weighted bounds have none"
+                "--capacity and --free-bits shape the ELBO's KL term; the IWAE bound has none, nor have MIWAE and CIWAE"
                     .into(),
             ));
         }
