@@ -82,16 +82,30 @@ fn settings_of_another_objective_are_refused() {
             "--groups goes with --objective=miwae",
         ),
         (
+            &["--objective", "ciwae"][..],
+            "is the ELBO: give --k-train K",
+        ),
+        (
             &["--objective", "iwae", "--ciwae-beta", "0.5"][..],
             "--ciwae-beta goes with --objective=ciwae",
         ),
         (
-            &["--objective", "ciwae", "--ciwae-beta", "1.5"][..],
+            &[
+                "--objective",
+                "ciwae",
+                "--ciwae-beta",
+                "1.5",
+                "--k-train",
+                "3",
+            ][..],
             "must be between 0 and 1",
         ),
-        (&["--objective", "miwae", "--groups", "0"][..], "--groups 0"),
         (
-            &["--objective", "miwae", "--free-bits", "1"][..],
+            &["--objective", "miwae", "--groups", "0", "--k-train", "3"][..],
+            "--groups 0",
+        ),
+        (
+            &["--objective", "miwae", "--free-bits", "1", "--k-train", "3"][..],
             "nor have MIWAE and CIWAE",
         ),
     ] {

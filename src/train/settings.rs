@@ -679,6 +679,11 @@ impl Settings {
             }
             (s, k) => s.or(k).unwrap_or(d.samples),
         };
+        if matches!(objective, Estimator::Miwae | Estimator::Ciwae) && samples < 2 {
+            return Err(Error::Config(format!(
+                "--objective={objective} with one sample per bound is the ELBO: give --k-train K, 2 or more"
+            )));
+        }
         let groups = match (objective, self.groups) {
             (Estimator::Miwae, Some(0)) => {
                 return Err(Error::Config("--groups 0 must be at least 1".into()));
