@@ -18,12 +18,6 @@ fn train(dir: &Path, args: &[&str]) -> std::process::Output {
         .arg(mnist_dir()))
 }
 
-fn tensors(dir: &Path) -> Vec<u8> {
-    let bytes = std::fs::read(dir.join("checkpoint.safetensors")).unwrap();
-    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    bytes[8 + n..].to_vec()
-}
-
 #[test]
 fn miwae_and_ciwae_train_report_their_bound_and_resume() {
     let tmp = tempfile::tempdir().unwrap();
@@ -61,7 +55,7 @@ fn miwae_and_ciwae_train_report_their_bound_and_resume() {
             .arg(mnist_dir()));
         assert!(o.status.success(), "{}", stderr(&o));
         assert!(
-            tensors(&whole) == tensors(&halves),
+            checkpoint_tensors(&whole) == checkpoint_tensors(&halves),
             "{name}: resumed run differs"
         );
     }

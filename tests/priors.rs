@@ -29,13 +29,6 @@ fn train(dir: &Path, extra: &[&str]) {
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
-/// The checkpoint's tensors, without its header (which names the run's folder).
-fn tensors(dir: &Path) -> Vec<u8> {
-    let bytes = std::fs::read(dir.join("checkpoint.safetensors")).unwrap();
-    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    bytes[8 + n..].to_vec()
-}
-
 fn eval(dir: &Path, k: usize) -> serde_json::Value {
     let o = run(elbo()
         .arg("eval")
@@ -68,7 +61,7 @@ fn a_mixture_prior_trains_resumes_bit_for_bit_and_is_evaluated_with_its_density(
         .arg(mnist_dir()));
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
-        tensors(&whole) == tensors(&halves),
+        checkpoint_tensors(&whole) == checkpoint_tensors(&halves),
         "the prior's weights and Adam's moments for them are saved and read back"
     );
     let config = std::fs::read_to_string(whole.join("config.json")).unwrap();

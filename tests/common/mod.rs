@@ -281,3 +281,11 @@ pub fn get(url: &str, path: &str) -> (u16, String) {
         format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
     )
 }
+
+/// A checkpoint's tensors without its header (which names the run's folder and times): equal for equal weights.
+#[allow(dead_code)]
+pub fn checkpoint_tensors(dir: &Path) -> Vec<u8> {
+    let bytes = std::fs::read(dir.join("checkpoint.safetensors")).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    bytes[8 + n..].to_vec()
+}
