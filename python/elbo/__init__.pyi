@@ -49,8 +49,8 @@ class VAE:
         model: Optional[str] = ...,
         arch: Optional[str] = ...,
         conv: Optional[Sequence[Union[int, str, Dict[str, int]]]] = ...,
-        latent: Optional[int] = ...,
-        hidden: Optional[Sequence[int]] = ...,
+        latent: Optional[Union[int, Sequence[int]]] = ...,
+        hidden: Optional[Union[Sequence[int], Sequence[Sequence[int]]]] = ...,
         activation: Optional[str] = ...,
         conditional: Optional[bool] = ...,
         likelihood: Optional[str] = ...,
@@ -113,13 +113,15 @@ class VAE:
     @property
     def latent(self) -> int: ...
     @property
+    def depth(self) -> int: ...
+    @property
     def classes(self) -> List[str]: ...
     @property
     def config(self) -> Dict[str, Any]: ...
     def encode(
         self, x: Data, y: Optional[Labels] = ..., *, layout: Optional[str] = ...
     ) -> Tuple[npt.NDArray[np.float32], Optional[npt.NDArray[np.float32]]]:
-        """Posterior means and log-variances, each (n, latent)."""
+        """Posterior means and log-variances, each (n, latent), of the top latent layer."""
     def decode(self, z: ArrayLike, labels: Optional[Union[int, str, Labels]] = ...) -> npt.NDArray[np.float32]:
         """Decoder means of codes (n, latent), in the data's units."""
     def sample(

@@ -180,7 +180,11 @@ class TorchVAE(nn.Module):
         if prior:
             _refuse(f"a learned prior ({prior.get('kind')}, {prior.get('components')} components), which TorchVAE "
                     f"does not hold")
-        unknown = set(m) - _MODEL_KEYS - {"prior"}
+        upper = m.get("upper")
+        if upper:
+            _refuse(f"{1 + len(upper)} stacked latent layers (latent {[m['latent']] + [u['latent'] for u in upper]}), "
+                    f"which TorchVAE's single latent does not hold")
+        unknown = set(m) - _MODEL_KEYS - {"prior", "upper"}
         if unknown:
             _refuse(f"models with the setting(s) {', '.join(sorted(unknown))} (made by a newer elbo?)")
         if m.get("kind", "vae") not in ("vae", "autoencoder"):

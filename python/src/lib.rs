@@ -530,10 +530,16 @@ impl PyModel {
         from_json(py, &self.inner.history())
     }
 
-    /// Latent dimensions.
+    /// Latent dimensions of the codes: the top latent layer's.
     #[getter]
     fn latent(&self) -> usize {
         self.inner.latent()
+    }
+
+    /// Stochastic layers (1 unless stacked, as with latent=[100, 50]).
+    #[getter]
+    fn depth(&self) -> usize {
+        self.inner.depth()
     }
 
     /// Epochs trained.

@@ -276,7 +276,8 @@ def test_what_it_cannot_rebuild_is_refused_by_name(images, tmp_path):
     vae = fit(tmp_path, x[:100], hidden=[8], latent=2)
     config = vae.config
     for change, named in [({"flows": 2}, "flows"), ({"activation": "gelu"}, "gelu"),
-                          ({"likelihood": {"kind": "poisson"}}, "poisson")]:
+                          ({"likelihood": {"kind": "poisson"}}, "poisson"),
+                          ({"upper": [{"latent": 3, "hidden": [4]}]}, "stacked latent layers")]:
         with pytest.raises(NotImplementedError, match=named):
             TorchVAE({**config, "model": {**config["model"], **change}})
 

@@ -73,9 +73,14 @@ impl Model {
         &self.history
     }
 
-    /// Latent dimensions.
+    /// Latent dimensions of the codes it encodes to, decodes from and samples: the top latent layer's.
     pub fn latent(&self) -> usize {
         self.vae.latent()
+    }
+
+    /// Stochastic layers: 1, or more for a stacked model (`--latent 100,50`).
+    pub fn depth(&self) -> usize {
+        self.vae.depth()
     }
 
     /// The shape of one item the model reads and writes.
@@ -128,7 +133,8 @@ impl Model {
         train::check_items(&self.config, ds, &origin)
     }
 
-    /// The posterior of each item of `items`.
+    /// The posterior of each item of `items`: of the top latent layer, each layer above the first encoded from
+    /// the means of the one below.
     pub fn encode(&self, items: &Dataset) -> Result<Encoded> {
         let (n, zd) = (items.len(), self.latent());
         let all: Vec<usize> = (0..n).collect();

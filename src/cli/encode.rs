@@ -63,8 +63,14 @@ pub(crate) fn run(a: EncodeArgs) -> Result<()> {
         csv.push('\n');
     }
     write_atomic(out, csv.as_bytes())?;
+    let which = match model.depth() {
+        1 => String::new(),
+        n => format!(
+            " of z{n}, the top of {n} latent layers, each encoded from the means of the one below"
+        ),
+    };
     crate::say!(
-        "elbo: wrote {} ({} rows, {zd} latent dimensions)",
+        "elbo: wrote {} ({} rows, {zd} latent dimensions{which})",
         out.display(),
         ds.len()
     );

@@ -172,13 +172,28 @@ pub fn manifold_codes(
 /// Decoder means for `n` latent codes, in batches; `labels` gives each code's class for a conditional model
 /// (empty: class 0, ignored by unconditional models).
 pub fn decode_means(vae: &Vae<f32>, codes: &[f32], n: usize, labels: &[u32]) -> Vec<f32> {
+    decode_means_drawn(vae, codes, n, labels, None)
+}
+
+/// [`decode_means`], the layers below a stacked model's top drawn from their conditionals with the spread
+/// scaled by the temperature in `draw` (ancestral sampling) instead of taken at their means.
+pub fn decode_means_drawn(
+    vae: &Vae<f32>,
+    codes: &[f32],
+    n: usize,
+    labels: &[u32],
+    mut draw: Option<(f64, &mut dyn rand::Rng)>,
+) -> Vec<f32> {
     let (zd, d) = (vae.latent(), vae.config.input_dim());
     let batch = n.clamp(1, 512);
     let mut ws = vae.workspace(batch, 1);
     let mut out = vec![0f32; n * d];
     for start in (0..n).step_by(batch) {
         let rows = batch.min(n - start);
-        ws.z[..rows * zd].copy_from_slice(&codes[start * zd..(start + rows) * zd]);
+        let draw = draw
+            .as_mut()
+            .map(|(t, rng)| (*t, &mut **rng as &mut dyn rand::Rng));
+        vae.descend(&codes[start * zd..(start + rows) * zd], rows, &mut ws, draw);
         if !labels.is_empty() {
             ws.labels[..rows].copy_from_slice(&labels[start..start + rows]);
         }
@@ -217,7 +232,7 @@ pub fn encode_head(vae: &Vae<f32>, ds: &Dataset, idx: &[usize]) -> Vec<f32> {
         let x = pixels(ds, chunk);
         ws.labels[..chunk.len()].copy_from_slice(&labels(ds, chunk));
         vae.encode(&x, chunk.len(), &mut ws);
-        out.extend_from_slice(&ws.head()[..chunk.len() * hl]);
+        out.extend_from_slice(vae.posterior(chunk.len(), &mut ws));
     }
     out
 }

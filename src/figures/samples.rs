@@ -47,7 +47,13 @@ pub fn sample_values(vae: &Vae<f32>, spec: &SampleSpec) -> Vec<f32> {
         vae.prior()
             .sample(&vae.params.data, &mut rng, spec.temperature, code);
     }
-    let mut px = lat::decode_means(vae, &codes, n, &spec.labels);
+    // A stacked model's layers below the top are drawn too: its prior is the whole hierarchy.
+    let mut px = if vae.depth() > 1 {
+        let draw: Option<(f64, &mut dyn rand::Rng)> = Some((spec.temperature, &mut rng));
+        lat::decode_means_drawn(vae, &codes, n, &spec.labels, draw)
+    } else {
+        lat::decode_means(vae, &codes, n, &spec.labels)
+    };
     if spec.bernoulli {
         use rand::RngExt;
         for p in px.iter_mut() {

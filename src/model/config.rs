@@ -2,6 +2,7 @@
 
 use super::net::{Cond, Layer, Net};
 use super::prior::Mixture;
+use super::stack::{Stack, Upper};
 use crate::core::batchnorm::BatchNorm;
 use crate::core::conv::{Conv2d, ConvTranspose2d, Shape, conv_out};
 use crate::core::params::{Counter, Registry};
@@ -211,6 +212,21 @@ pub struct ModelConfig {
     /// The prior over z (absent from the configs of runs with N(0, I), as before it could be chosen).
     #[serde(default, skip_serializing_if = "PriorSpec::is_standard_normal")]
     pub prior: PriorSpec,
+    /// Latent layers above the first (`latent`), bottom to top; empty for one stochastic layer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upper: Vec<UpperSpec>,
+}
+
+/// A latent layer above the first: its dimension and the hidden widths of q(z_l | z_{l−1}); the generative
+/// network p(z_{l−1} | z_l) mirrors them (the IWAE paper's two-layer model: 100 then 50, widths 200,200 then
+/// 100,100).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpperSpec {
+    /// The layer's dimension.
+    pub latent: usize,
+    /// Hidden widths of its inference network.
+    pub hidden: Vec<usize>,
 }
 
 /// Which prior a model measures its codes against.
@@ -254,6 +270,8 @@ pub struct Architecture {
     pub log_sigma: Option<(usize, usize)>,
     /// A learned mixture prior's weights, if the model has one.
     pub prior: Option<Mixture>,
+    /// The latent layers above the first, if any.
+    pub stack: Option<Stack>,
 }
 
 impl Architecture {
@@ -264,6 +282,14 @@ impl Architecture {
             + self.decoder.buffer_len(rows.saturating_mul(samples))
             + rs * (3 * z + 2)
             + r * (1 + 2 * z)
+            + self.stack.as_ref().map_or(0, |s| {
+                s.buffer_len(rows.saturating_mul(samples)) + rs * (z + s.noise() as u128)
+            })
+    }
+
+    /// The dimension of the codes users see: the top latent layer's.
+    pub fn code_dim(&self, latent: usize) -> usize {
+        self.stack.as_ref().map_or(latent, Stack::top)
     }
 }
 
@@ -306,6 +332,7 @@ impl ModelConfig {
             classes: 0,
             batch_norm: false,
             prior: PriorSpec::Normal,
+            upper: Vec::new(),
         }
     }
 
@@ -584,12 +611,54 @@ impl ModelConfig {
                 })
             }
         };
+        let stack = (!self.upper.is_empty()).then(|| self.build_stack(reg));
         Ok(Architecture {
             encoder,
             decoder,
             log_sigma,
             prior,
+            stack,
         })
+    }
+
+    /// The layers above the first, registered after every other weight (so a one-layer model's offsets stay).
+    fn build_stack(&self, reg: &mut impl Registry) -> Stack {
+        let mut below = self.latent;
+        let mut layers = Vec::new();
+        for (i, u) in self.upper.iter().enumerate() {
+            let l = i + 2;
+            let mut mlp = |name: &str, from: usize, widths: &[usize], to: usize| {
+                let mut layers = Vec::new();
+                let mut width = from;
+                for (j, &h) in widths.iter().enumerate() {
+                    layers.push(Layer::Dense(Linear::new(
+                        reg,
+                        &format!("{name}.{j}"),
+                        width,
+                        h,
+                    )));
+                    width = h;
+                }
+                layers.push(Layer::Dense(Linear::new(
+                    reg,
+                    &format!("{name}.head"),
+                    width,
+                    to,
+                )));
+                Net::plain(layers, self.activation, None)
+            };
+            let q = mlp(&format!("q{l}"), below, &u.hidden, 2 * u.latent);
+            let back: Vec<usize> = u.hidden.iter().rev().copied().collect();
+            let p = mlp(&format!("p{l}"), u.latent, &back, 2 * below);
+            layers.push(Upper {
+                below,
+                dim: u.latent,
+                q,
+                p,
+            });
+            below = u.latent;
+        }
+        Stack { layers }
     }
 
     /// Number of trained weights (batch norm's running statistics excluded), computed without allocating.
@@ -599,12 +668,49 @@ impl ModelConfig {
         Ok(c.total - c.buffers)
     }
 
+    /// Refuses what a stack of latent layers cannot be combined with, and impossible sizes of its layers.
+    fn validate_upper(&self) -> Result<()> {
+        let refuse = |what: &str| {
+            Err(Error::Config(format!(
+                "{what} with more than one latent layer is not supported: give --latent one dimension, or drop it"
+            )))
+        };
+        if self.kind == ModelKind::Autoencoder {
+            return refuse("--model=autoencoder");
+        }
+        if !self.prior.is_standard_normal() {
+            return refuse("--prior=mog");
+        }
+        if self.batch_norm {
+            return refuse("--batch-norm");
+        }
+        for u in &self.upper {
+            if u.latent == 0 || u.latent > 4096 {
+                return Err(Error::Config(format!(
+                    "--latent {} must be between 1 and 4096",
+                    u.latent
+                )));
+            }
+            if let Some(h) = u.hidden.iter().copied().find(|&h| h == 0 || h > 65536) {
+                return Err(Error::Config(format!(
+                    "--hidden width {h} must be between 1 and 65536"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Refuses impossible shapes with a message naming the setting.
     pub fn validate(&self) -> Result<()> {
         let dec = self.decoder.as_ref();
         let layers = self.hidden.len()
             + self.conv.len()
-            + dec.map_or(0, |d| d.hidden.len() + d.deconv.len());
+            + dec.map_or(0, |d| d.hidden.len() + d.deconv.len())
+            + self
+                .upper
+                .iter()
+                .map(|u| 2 * u.hidden.len() + 2)
+                .sum::<usize>();
         if layers > MAX_LAYERS {
             return Err(Error::Config(format!(
                 "{layers} layers is more than the {MAX_LAYERS} accepted"
@@ -621,6 +727,9 @@ impl ModelConfig {
                     "--prior=mog is a prior over a VAE's codes; an autoencoder has none: drop --model=autoencoder or --prior".into(),
                 ));
             }
+        }
+        if !self.upper.is_empty() {
+            self.validate_upper()?;
         }
         if self.latent == 0 || self.latent > 4096 {
             return Err(Error::Config(format!(

@@ -4,6 +4,7 @@ pub mod config;
 pub mod latent;
 pub mod net;
 pub mod prior;
+pub mod stack;
 pub mod summary;
 pub mod vae;
 

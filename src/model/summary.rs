@@ -38,7 +38,23 @@ pub fn table(cfg: &ModelConfig) -> Result<String> {
     } else {
         format!("z ({})", cfg.latent)
     };
-    rows.push(("latent".into(), head, 0));
+    let name = if arch.stack.is_some() {
+        "latent z1"
+    } else {
+        "latent"
+    };
+    rows.push((name.into(), head, 0));
+    // The layers above: each inference network, its layer, then the generative network back down to the one below.
+    for (i, l) in arch.stack.iter().flat_map(|s| &s.layers).enumerate() {
+        let n = i + 2;
+        add(&format!("q{n}"), &l.q, &mut rows);
+        rows.push((
+            format!("latent z{n}"),
+            format!("μ, log σ² ({} each)", l.dim),
+            0,
+        ));
+        add(&format!("p{n}"), &l.p, &mut rows);
+    }
     add("decoder", &arch.decoder, &mut rows);
     if let Some((_, n)) = arch.log_sigma {
         let what = match cfg.likelihood {
@@ -111,11 +127,20 @@ mod tests {
         normed.batch_norm = true;
         let mut mixture = ModelConfig::pytorch_example();
         mixture.prior = crate::model::config::PriorSpec::Mixture { components: 7 };
+        let stacked = ModelConfig {
+            upper: vec![crate::model::config::UpperSpec {
+                latent: 50,
+                hidden: vec![100, 100],
+            }],
+            ..ModelConfig::pytorch_example()
+        };
+        assert!(table(&stacked).unwrap().contains("latent z2"));
         for cfg in [
             ModelConfig::pytorch_example(),
             ModelConfig::keras_conv(),
             normed,
             mixture,
+            stacked,
         ] {
             let t = table(&cfg).unwrap();
             let total = format!("total: {} weights", cfg.param_count().unwrap());

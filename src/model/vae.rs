@@ -4,9 +4,10 @@
 //! All buffers live in a [`Workspace`] allocated once per batch shape, so a training step allocates nothing.
 
 use super::config::{Architecture, GaussianMean, Likelihood, ModelConfig, ModelKind};
-use super::latent::GaussianLatent;
+use super::latent::{GaussianLatent, log_q};
 use super::net::NetBuffers;
 use super::prior::{Prior, StandardNormal as NormalPrior};
+use super::stack::StackBuffers;
 use crate::core::activation::sigmoid;
 use crate::core::ops;
 use crate::core::{Params, Real};
@@ -153,6 +154,8 @@ pub struct Vae<T> {
     pub params: Params<T>,
     arch: Architecture,
     latent: GaussianLatent<T>,
+    /// The top layer's prior when latent layers are stacked (the first layer's is then the stack).
+    top: Option<std::sync::Arc<dyn Prior<T>>>,
 }
 
 /// Buffers for one batch shape: `rows` images with `samples` latent draws each.
@@ -166,7 +169,8 @@ pub struct Workspace<T> {
     /// `[rows]` class labels, read by conditional models.
     pub labels: Vec<u32>,
     dec_labels: Vec<u32>,
-    /// `[rows·samples, latent]` standard normal draws.
+    /// `[rows·samples, noise_dim]` standard normal draws: each row the first layer's ε, then each stacked
+    /// layer's in turn.
     pub eps: Vec<T>,
     /// `[rows·samples, latent]` latent codes.
     pub z: Vec<T>,
@@ -180,6 +184,8 @@ pub struct Workspace<T> {
     kl_weight: Vec<T>,
     dls: Vec<T>,
     lw: Vec<f64>,
+    /// The layers above the first, when stacked.
+    stack: Option<StackBuffers<T>>,
 }
 
 impl<T: Real> Workspace<T> {
@@ -235,6 +241,9 @@ where
         if let Some(mixture) = vae.arch.prior {
             mixture.init(p, rng);
         }
+        if let Some(stack) = &vae.arch.stack {
+            stack.init(p, rng);
+        }
         vae
     }
 
@@ -248,8 +257,12 @@ where
             Some(mixture) => std::sync::Arc::new(mixture),
             None => std::sync::Arc::new(NormalPrior { dim: config.latent }),
         };
+        let top = arch.stack.as_ref().map(|s| {
+            std::sync::Arc::new(NormalPrior { dim: s.top() }) as std::sync::Arc<dyn Prior<T>>
+        });
         Vae {
             latent: GaussianLatent::new(prior),
+            top,
             config,
             params,
             arch,
@@ -267,24 +280,42 @@ where
         copy
     }
 
-    /// Latent dimension.
+    /// The dimension of the codes the model is encoded to, decoded from and sampled in: its top latent layer's
+    /// (the only one, unless layers are stacked).
     pub fn latent(&self) -> usize {
-        self.config.latent
+        self.arch.code_dim(self.config.latent)
     }
 
-    /// The prior p(z) codes are drawn from and measured against.
+    /// Latent layers, 1 unless stacked.
+    pub fn depth(&self) -> usize {
+        1 + self.config.upper.len()
+    }
+
+    /// The prior p(z) codes (of the top layer) are drawn from and measured against.
     pub fn prior(&self) -> &dyn Prior<T> {
-        self.latent.prior()
+        match &self.top {
+            Some(top) => &**top,
+            None => self.latent.prior(),
+        }
     }
 
-    /// Values of the encoder's output per image (2·latent for a VAE, latent for an autoencoder).
+    /// Standard normal values drawn per latent sample: the first layer's dimension plus every stacked layer's.
+    pub fn noise_dim(&self) -> usize {
+        self.config.latent + self.arch.stack.as_ref().map_or(0, |s| s.noise())
+    }
+
+    /// Values of [`Vae::posterior`] per image: 2·latent for a VAE (μ, then log σ² of the top layer), latent for
+    /// an autoencoder.
     pub fn head_len(&self) -> usize {
-        self.arch.encoder.out_len()
+        match self.arch.stack {
+            Some(_) => 2 * self.latent(),
+            None => self.arch.encoder.out_len(),
+        }
     }
 
     /// Scalars a workspace for `rows` images and `samples` draws holds, computed without allocating.
     pub fn workspace_len(&self, rows: usize, samples: usize) -> u128 {
-        self.arch.workspace_len(self.latent(), rows, samples)
+        self.arch.workspace_len(self.config.latent, rows, samples)
     }
 
     /// Allocates the buffers for batches of up to `rows` images and `samples` draws each.
@@ -300,7 +331,7 @@ where
             dec: self.arch.decoder.buffers(rs),
             labels: vec![0; rows],
             dec_labels: vec![0; rs],
-            eps: zeros(rs * z),
+            eps: zeros(rs * self.noise_dim()),
             z: zeros(rs * z),
             nll: zeros(rs),
             kl: zeros(rows),
@@ -310,6 +341,7 @@ where
             kl_weight: zeros(z),
             dls: zeros(self.arch.log_sigma.map_or(0, |(_, l)| l)),
             lw: vec![0.0; samples],
+            stack: self.arch.stack.as_ref().map(|s| s.buffers(rs)),
         }
     }
 
@@ -334,6 +366,45 @@ where
             &mut ws.enc,
             training,
         );
+    }
+
+    /// The posterior of each of the `rows` images [`Vae::encode`] encoded last: `[μ | log σ²]` of the top latent
+    /// layer, each layer above the first fed the means of the one below (a single layer's: the encoder's head;
+    /// an autoencoder's: z).
+    pub fn posterior<'a>(&self, rows: usize, ws: &'a mut Workspace<T>) -> &'a [T] {
+        let hl = self.arch.encoder.out_len();
+        match (&self.arch.stack, &mut ws.stack) {
+            (Some(stack), Some(sb)) => {
+                let zd = self.config.latent;
+                for (z, h) in ws.z[..rows * zd]
+                    .chunks_exact_mut(zd)
+                    .zip(ws.enc.output().chunks_exact(hl))
+                {
+                    z.copy_from_slice(&h[..zd]);
+                }
+                stack.top_head(&self.params.data, &ws.z[..rows * zd], rows, sb)
+            }
+            _ => &ws.enc.output()[..rows * hl],
+        }
+    }
+
+    /// Sets the first layer's codes `ws.z` for `n` codes of the top layer (see [`Vae::latent`]): themselves for a
+    /// single layer; for stacked layers each layer below the mean of p(z_{l−1} | z_l), or with `draw = Some((T,
+    /// rng))` a draw from it with its spread scaled by T (ancestral sampling).
+    pub fn descend(
+        &self,
+        codes: &[T],
+        n: usize,
+        ws: &mut Workspace<T>,
+        draw: Option<(f64, &mut dyn rand::Rng)>,
+    ) {
+        let zd = self.config.latent;
+        match (&self.arch.stack, &mut ws.stack) {
+            (Some(stack), Some(sb)) => {
+                stack.descend(&self.params.data, codes, n, sb, draw, &mut ws.z[..n * zd])
+            }
+            _ => ws.z[..n * zd].copy_from_slice(&codes[..n * zd]),
+        }
     }
 
     /// Runs the decoder on `n` latent codes in `ws.z` (code `r` with label `ws.labels[r / samples]`); see
@@ -397,7 +468,7 @@ where
         if !self.config.is_variational() {
             return;
         }
-        let n = rows * samples * self.config.latent;
+        let n = rows * samples * self.noise_dim();
         for e in &mut eps[..n] {
             *e = StandardNormal.sample(rng);
         }
@@ -523,6 +594,7 @@ where
         let n = rows * s;
         let training = grad.is_some();
         match self.config.kind {
+            ModelKind::Vae if self.arch.stack.is_some() => self.forward_stack(rows, ws, training),
             ModelKind::Vae => self.latent.forward(
                 &self.params.data,
                 &ws.enc.output()[..rows * 2 * zd],
@@ -583,11 +655,40 @@ where
         }
     }
 
+    /// Draws z_1 and the stacked layers above it from the encoding in `ws`, and each image's KL: the Monte Carlo
+    /// estimate (1/L) Σ_l [ln q(z_1, …, z_L | x) − ln p(z_1, …, z_L)] over its draws.
+    fn forward_stack(&self, rows: usize, ws: &mut Workspace<T>, training: bool) {
+        let (zd, s) = (self.config.latent, ws.samples);
+        let n = rows * s;
+        let stack = self.arch.stack.as_ref().expect("a stacked model");
+        let sb = ws.stack.as_mut().expect("a stacked model's workspace");
+        stack.split_noise(&ws.eps, n, sb);
+        let head = &ws.enc.output()[..rows * 2 * zd];
+        ops::reparameterize(head, &sb.eps1[..n * zd], &mut ws.z[..n * zd], zd, s);
+        stack.forward(&self.params.data, &ws.z[..n * zd], n, sb, training);
+        for (b, k) in ws.kl[..rows].iter_mut().enumerate() {
+            let lv = &head[b * 2 * zd + zd..(b + 1) * 2 * zd];
+            let mut sum = 0.0;
+            for r in b * s..(b + 1) * s {
+                sum += log_q(&sb.eps1[r * zd..(r + 1) * zd], lv) - sb.log_prior[r];
+            }
+            *k = T::c(sum / s as f64);
+        }
+    }
+
     /// ln p(x, z_l) − ln q(z_l|x) for the `samples` draws of image `b`, from the state forward left.
     fn log_weights_from_state(&self, ws: &Workspace<T>, b: usize, out: &mut [f64]) {
         let (zd, s) = (self.config.latent, ws.samples);
         let head = &ws.enc.output()[b * 2 * zd..(b + 1) * 2 * zd];
         let draws = b * s * zd..(b + 1) * s * zd;
+        if let Some(sb) = &ws.stack {
+            for (l, o) in out[..s].iter_mut().enumerate() {
+                let r = b * s + l;
+                let eps = &sb.eps1[r * zd..(r + 1) * zd];
+                *o = sb.log_prior[r] - log_q(eps, &head[zd..]) - ws.nll[r].f64();
+            }
+            return;
+        }
         self.latent.log_ratios(
             &self.params.data,
             head,
@@ -662,6 +763,44 @@ where
         }
     }
 
+    /// Backward of the latent terms of a stacked model, Σ_r w_r [ln q(z_1, …, z_L | x) − ln p(z_1, …, z_L)] with
+    /// the per-draw weights in `ws.weights` (β/L for the ELBO, the normalised importance weights otherwise), plus
+    /// what reached z_1 from the decoder (`ws.dz`), into `ws.dhead`; the stack's weights get their gradients.
+    fn backward_stack(&mut self, rows: usize, ws: &mut Workspace<T>) {
+        let (zd, s) = (self.config.latent, ws.samples);
+        let n = rows * s;
+        let stack = self.arch.stack.as_ref().expect("a stacked model");
+        let sb = ws.stack.as_mut().expect("a stacked model's workspace");
+        let w = &ws.weights[..n];
+        stack.backward(
+            &self.params.data,
+            &mut self.params.grad,
+            &ws.z[..n * zd],
+            w,
+            n,
+            sb,
+            &mut ws.dz[..n * zd],
+        );
+        let half = T::c(0.5);
+        for (b, dh) in ws.dhead[..rows * 2 * zd]
+            .chunks_exact_mut(2 * zd)
+            .enumerate()
+        {
+            let wsum = w[b * s..(b + 1) * s].iter().fold(T::zero(), |a, &v| a + v);
+            dh[..zd].fill(T::zero());
+            dh[zd..].fill(-half * wsum);
+        }
+        let head = &ws.enc.output()[..rows * 2 * zd];
+        ops::reparameterize_backward(
+            head,
+            &sb.eps1[..n * zd],
+            &ws.dz[..n * zd],
+            &mut ws.dhead[..rows * 2 * zd],
+            zd,
+            s,
+        );
+    }
+
     fn backward(
         &mut self,
         x: &[T],
@@ -687,6 +826,14 @@ where
         match (self.config.kind, objective.estimator) {
             (ModelKind::Autoencoder, _) => {
                 ws.dhead[..rows * zd].copy_from_slice(&ws.dz[..rows * zd]);
+            }
+            (ModelKind::Vae, estimator) if self.arch.stack.is_some() => {
+                if estimator == Estimator::Elbo {
+                    self.kl_weights(rows, objective, stats, ws);
+                    let w = ws.kl_weight[0] / T::c(s as f64);
+                    ws.weights[..n].fill(w);
+                }
+                self.backward_stack(rows, ws);
             }
             (ModelKind::Vae, Estimator::Elbo) => {
                 self.kl_weights(rows, objective, stats, ws);
@@ -803,6 +950,79 @@ mod tests {
         };
         assert!(st.recon.is_finite());
         check_gradients(&data, &grad, value, what);
+    }
+
+    /// A model of two stacked latent layers (2 then 3 dimensions above the 4x6 images), conditional on a label
+    /// in its first layer, and a three-layer one: the ELBO, a β-weighted and a capacity ELBO, and the IWAE
+    /// bound, through every weight of every layer.
+    #[test]
+    fn stacked_latent_layers_gradients() {
+        use crate::model::config::UpperSpec;
+        let two = ModelConfig {
+            upper: vec![UpperSpec {
+                latent: 3,
+                hidden: vec![4],
+            }],
+            classes: 3,
+            ..config(vec![5], Activation::Tanh, Likelihood::Bernoulli)
+        };
+        check(two.clone(), 2, Objective::elbo(1.0), "two layers, ELBO");
+        check(two.clone(), 2, Objective::elbo(0.4), "two layers, β-ELBO");
+        let capacity = Objective {
+            capacity: Some((3.0, 0.5)),
+            ..Objective::elbo(1.0)
+        };
+        check(two.clone(), 1, capacity, "two layers, capacity");
+        check(two, 3, Objective::iwae(), "two layers, IWAE");
+        let three = ModelConfig {
+            upper: vec![
+                UpperSpec {
+                    latent: 3,
+                    hidden: vec![],
+                },
+                UpperSpec {
+                    latent: 2,
+                    hidden: vec![3, 2],
+                },
+            ],
+            ..config(vec![5], Activation::Softplus, Likelihood::Bernoulli)
+        };
+        check(three.clone(), 2, Objective::elbo(1.0), "three layers, ELBO");
+        check(three, 2, Objective::iwae(), "three layers, IWAE");
+    }
+
+    /// A stacked model's log-weights are its ELBO's terms: the mean log-weight over the draws of an image is
+    /// −(recon + KL) of that image, and the model's codes are its top layer's.
+    #[test]
+    fn stacked_log_weights_are_the_elbo_terms() {
+        use crate::model::config::UpperSpec;
+        let cfg = ModelConfig {
+            upper: vec![UpperSpec {
+                latent: 3,
+                hidden: vec![4],
+            }],
+            ..config(vec![5], Activation::Tanh, Likelihood::Bernoulli)
+        };
+        let vae = model(cfg);
+        assert_eq!((vae.latent(), vae.noise_dim(), vae.depth()), (3, 5, 2));
+        let (rows, s) = (3, 4);
+        let x = batch(rows, vae.config.input_dim());
+        let mut ws = vae.workspace(rows, s);
+        vae.draw_eps(rows, &mut ws, &mut rand_pcg::Pcg64Mcg::seed_from_u64(2));
+        let mut lw = vec![0.0; rows * s];
+        vae.log_weights(&x, rows, &mut ws, &mut lw);
+        let st = vae.loss(&x, rows, &mut ws);
+        let mean = lw.iter().sum::<f64>() / s as f64;
+        assert!((mean + st.recon + st.kl).abs() < 1e-9, "{mean} vs {:?}", st);
+        // Different draws above the first layer give different weights: the stack is sampled, not fixed.
+        let mut other = ws.eps.clone();
+        for row in other.chunks_exact_mut(5) {
+            row[2..].iter_mut().for_each(|e| *e = -*e + 0.3);
+        }
+        ws.eps.copy_from_slice(&other);
+        let mut lw2 = vec![0.0; rows * s];
+        vae.log_weights(&x, rows, &mut ws, &mut lw2);
+        assert!(lw.iter().zip(&lw2).all(|(a, b)| a != b));
     }
 
     /// MIWAE (M = 2 groups of K = 2) and CIWAE (β = 0.3, K = 3): their gradients, through every weight.

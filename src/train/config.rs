@@ -352,6 +352,12 @@ impl RunConfig {
                     .into(),
             ));
         }
+        if t.free_bits > 0.0 && !self.model.upper.is_empty() {
+            return Err(Error::Config(
+                "--free-bits holds each dimension's KL at a floor, which needs the KL dimension by dimension in closed form: a model with more than one latent layer has it by Monte Carlo only"
+                    .into(),
+            ));
+        }
         if self.model.batch_norm && t.batch_size == 1 {
             return Err(Error::Config(
                 "--batch-norm normalises over the batch, which needs at least 2 items: use --batch-size 2 or more"

@@ -9,7 +9,8 @@ use crate::data::numpy::Layout;
 use crate::data::{Binarize, DataSpec, DatasetName, Kind};
 use crate::error::{Error, Result};
 use crate::model::GaussianMean;
-use crate::model::config::{Arch, PriorSpec};
+use crate::model::ModelConfig;
+use crate::model::config::{Arch, PriorSpec, UpperSpec};
 use crate::model::{ConvSpec, Estimator, Likelihood, ModelKind, SigmaMode};
 use crate::train::config::{Capacity, LrSchedule, Reduction};
 use crate::train::{DataFacts, RunConfig, TrainConfig};
@@ -88,10 +89,12 @@ run_flags! {
     /// Encoder convolutions, comma-separated: CHANNELS (3x3, stride 2, padding 1) or CHANNELS:KERNEL:STRIDE:PADDING;
     /// the decoder mirrors them (with --arch, they replace the preset's encoder and its own decoder too).
     [value_delimiter = ',', num_args = 1..] conv: Vec<ConvArg>,
-    /// Latent dimension [default: 20].
-    [] latent: usize,
-    /// Dense hidden widths, comma-separated; the decoder mirrors them [default: 400].
-    [value_delimiter = ',', num_args = 1..] hidden: Vec<usize>,
+    /// Latent dimension [default: 20]; stacked latent layers bottom to top, comma-separated (the IWAE paper's two
+    /// layers: 100,50).
+    [value_name = "Z[,Z2...]"] latent: Latents,
+    /// Dense hidden widths, comma-separated; the decoder mirrors them [default: 400]. With stacked latent layers,
+    /// one group per layer separated by / (200,200/100,100): layer l's group maps z_{l-1} to z_l.
+    [value_name = "W[,W...][/W...]"] hidden: Widths,
     /// Hidden activation [default: relu].
     [value_enum, ignore_case = true] activation: Activation,
     /// Condition encoder and decoder on the class label (a conditional VAE).
@@ -268,6 +271,142 @@ pub fn as_keywords(message: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// `--latent`: one dimension per latent layer, bottom to top, as a flag (`100,50`) or a config value (`20`,
+/// `[100, 50]` or `"100,50"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Latents(pub Vec<usize>);
+
+/// `--hidden`: dense widths per latent layer, as a flag (`400`, `200,200/100,100`) or a config value (`[400]`,
+/// `[[200, 200], [100, 100]]` or `"200,200/100,100"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Widths(pub Vec<Vec<usize>>);
+
+/// Parses `a,b,c` into numbers, naming `flag` and `what` the text should have been when it is not.
+fn numbers(s: &str, flag: &str, what: &str) -> std::result::Result<Vec<usize>, String> {
+    if s.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    s.split(',')
+        .map(|p| p.trim().parse::<usize>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| format!("{flag} '{s}' is not {what}"))
+}
+
+impl std::str::FromStr for Latents {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let v = numbers(
+            s,
+            "--latent",
+            "dimensions separated by commas (e.g. 20, or 100,50)",
+        )?;
+        if v.is_empty() {
+            return Err("--latent needs at least one dimension".into());
+        }
+        Ok(Latents(v))
+    }
+}
+
+impl std::str::FromStr for Widths {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let what = "widths separated by commas, one group per latent layer separated by / (e.g. 400, or 200,200/100,100)";
+        s.split('/')
+            .map(|g| numbers(g, "--hidden", what))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map(Widths)
+    }
+}
+
+/// A visitor for a number, a list (of numbers, or of lists of numbers with `nested`) or the flag's text.
+struct NumberLists {
+    nested: bool,
+}
+
+impl<'de> serde::de::Visitor<'de> for NumberLists {
+    type Value = Vec<Vec<usize>>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.nested {
+            f.write_str("a list of widths, a list of such lists (one per latent layer), or \"200,200/100,100\"")
+        } else {
+            f.write_str("a dimension, a list of dimensions (one per latent layer), or \"100,50\"")
+        }
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<Self::Value, E> {
+        let v = usize::try_from(v).map_err(|_| E::custom(format!("{v} is too large")))?;
+        Ok(vec![vec![v]])
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<Self::Value, E> {
+        match u64::try_from(v) {
+            Ok(v) => self.visit_u64(v),
+            Err(_) => Err(E::custom(format!("{v}: give a positive number"))),
+        }
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Self::Value, E> {
+        if self.nested {
+            v.parse::<Widths>().map(|w| w.0).map_err(E::custom)
+        } else {
+            v.parse::<Latents>().map(|l| vec![l.0]).map_err(E::custom)
+        }
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Item {
+            One(usize),
+            Group(Vec<usize>),
+        }
+        let mut flat = Vec::new();
+        let mut groups = Vec::new();
+        while let Some(item) = seq.next_element::<Item>()? {
+            match item {
+                Item::One(v) => flat.push(v),
+                Item::Group(g) if self.nested => groups.push(g),
+                Item::Group(_) => {
+                    return Err(serde::de::Error::custom(
+                        "a list of lists: give one dimension per latent layer, e.g. [100, 50]",
+                    ));
+                }
+            }
+        }
+        match (flat.is_empty(), groups.is_empty()) {
+            (_, true) if !self.nested => Ok(vec![flat]),
+            (_, true) => Ok(vec![flat]),
+            (true, false) => Ok(groups),
+            (false, false) => Err(serde::de::Error::custom(
+                "mixes widths and lists of widths: give [200, 200] for one layer or [[200, 200], [100, 100]] for two",
+            )),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Latents {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let v = d.deserialize_any(NumberLists { nested: false })?;
+        let flat: Vec<usize> = v.into_iter().flatten().collect();
+        if flat.is_empty() {
+            return Err(serde::de::Error::custom("needs at least one dimension"));
+        }
+        Ok(Latents(flat))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Widths {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(NumberLists { nested: true }).map(Widths)
+    }
 }
 
 /// One convolution as a flag (`32` or `32:5:2:2`) or a config value (`32`, `"32:5:2:2"` or a table with
@@ -552,6 +691,47 @@ impl Settings {
         ))
     }
 
+    /// Sets the latent layers and hidden widths of `model` from `--latent` and `--hidden`: one group of widths per
+    /// latent layer, the first the encoder's (the decoder mirrors it), each next one the inference network from
+    /// the layer below (the generative network mirrors it).
+    fn latent_layers(&self, model: &mut ModelConfig) -> Result<()> {
+        let latents = self.latent.as_ref().map_or(&[][..], |l| &l.0[..]);
+        let groups = self.hidden.as_ref().map(|h| &h.0[..]);
+        if let Some(&first) = latents.first() {
+            model.latent = first;
+        }
+        if let Some(g) = groups.and_then(|g| g.first()) {
+            model.hidden = g.clone();
+        }
+        let layers = latents.len().max(1);
+        let given = groups.map_or(1, <[Vec<usize>]>::len);
+        if layers > 1 && given != layers {
+            return Err(Error::Config(format!(
+                "--latent gives {layers} latent layers and --hidden {given} group of widths: give one group per layer, separated by / (the IWAE paper's: --latent 100,50 --hidden 200,200/100,100)"
+            )));
+        }
+        if layers == 1 && given > 1 {
+            return Err(Error::Config(format!(
+                "--hidden gives {given} groups of widths (separated by /), one per latent layer, and --latent {}: give --latent a dimension per group (e.g. --latent 100,50)",
+                if latents.is_empty() {
+                    "none".to_string()
+                } else {
+                    latents[0].to_string()
+                }
+            )));
+        }
+        model.upper = latents
+            .iter()
+            .skip(1)
+            .zip(groups.unwrap_or(&[]).iter().skip(1))
+            .map(|(&latent, hidden)| UpperSpec {
+                latent,
+                hidden: hidden.clone(),
+            })
+            .collect();
+        Ok(())
+    }
+
     /// The run these settings describe for MNIST-shaped data, validated (configs checked without data).
     pub fn resolve(&self) -> Result<RunConfig> {
         self.resolve_for(&DataFacts::mnist())
@@ -569,12 +749,7 @@ impl Settings {
             // A custom encoder gets the mirrored decoder, not the preset's.
             model.decoder = None;
         }
-        if let Some(l) = self.latent {
-            model.latent = l;
-        }
-        if let Some(h) = &self.hidden {
-            model.hidden = h.clone();
-        }
+        self.latent_layers(&mut model)?;
         if let Some(a) = self.activation {
             model.activation = a;
         }
