@@ -20,7 +20,7 @@
 //! ```no_run
 //! use elbo::{Settings, Trainer, api::Quiet};
 //! # fn main() -> elbo::Result<()> {
-//! let settings = Settings { latent: Some(2), epochs: Some(5), ..Default::default() };
+//! let settings = Settings { latent: Some(2.into()), epochs: Some(5), ..Default::default() };
 //! let mut trainer = Trainer::new(&settings, false)?; // checks data, memory and the run directory first
 //! let history = trainer.fit(&mut Quiet)?; // one EpochMetrics per epoch; the run is in runs/mnist
 //! # let _ = history; Ok(()) }

@@ -55,8 +55,8 @@ fn train_stop_early_then_use_the_model_from_memory() {
     let out = dir.path().join("run");
     let settings = Settings {
         data: Some(data.clone()),
-        hidden: Some(vec![16]),
-        latent: Some(2),
+        hidden: Some(vec![16].into()),
+        latent: Some(2.into()),
         epochs: Some(6),
         batch_size: Some(20),
         out: Some(out.clone()),

@@ -38,7 +38,9 @@ fn every_example_config_trains_briefly() {
         "beta-vae",
         "cvae",
         "iwae-paper-iwae50",
+        "iwae-paper-iwae50-2layer",
         "iwae-paper-vae",
+        "iwae-paper-vae-2layer",
         "keras-conv",
         "pytorch-example",
         "pytorch-vae-celeba64",
@@ -106,6 +108,13 @@ fn every_example_config_trains_briefly() {
     assert_eq!(iwae["train"]["samples"], 50);
     assert_eq!(iwae["train"]["adam_eps"], 1e-4);
     assert_eq!(iwae["model"]["hidden"], serde_json::json!([200, 200]));
+    let two = saved_config(&tmp.path().join("iwae-paper-iwae50-2layer"));
+    assert_eq!(two["model"]["latent"], 100);
+    assert_eq!(two["model"]["hidden"], serde_json::json!([200, 200]));
+    assert_eq!(
+        two["model"]["upper"],
+        serde_json::json!([{"latent": 50, "hidden": [100, 100]}])
+    );
     let keras = saved_config(&tmp.path().join("keras-conv"));
     assert_eq!(keras["model"]["conv"][1]["channels"], 64);
     assert_eq!(keras["model"]["latent"], 2);
@@ -164,7 +173,7 @@ fn bad_config_files_and_settings_are_refused_clearly() {
     std::fs::write(&file, "latent = \"two\"\n").unwrap();
     assert_user_error(
         &train(&["--config", file.to_str().unwrap()], &out),
-        "key 'latent': invalid type: string \"two\", expected a whole number, 0 or more",
+        "key 'latent': 'two' is not dimensions separated by commas",
     );
     std::fs::write(&file, "latent = [\n").unwrap();
     assert_user_error(

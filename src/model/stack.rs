@@ -244,10 +244,9 @@ impl Stack {
             }
             // +w ln q(z_l | z_{l−1}) at fixed ε reads only log σ²; the rest reaches the head through z_l.
             let head = &lb.q.output()[..rows * 2 * d];
-            for r in 0..rows {
-                let dh = &mut lb.dhead[r * 2 * d..(r + 1) * 2 * d];
+            for (dh, &wr) in lb.dhead[..rows * 2 * d].chunks_exact_mut(2 * d).zip(w) {
                 dh[..d].fill(T::zero());
-                dh[d..].fill(-half * w[r]);
+                dh[d..].fill(-half * wr);
             }
             ops::reparameterize_backward(
                 head,

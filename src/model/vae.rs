@@ -1025,6 +1025,33 @@ mod tests {
         assert!(lw.iter().zip(&lw2).all(|(a, b)| a != b));
     }
 
+    /// Decoding a stacked model's code takes the means of the layers below the top (a draw at temperature 0 is
+    /// the same); sampling draws them, so two draws below the same top code differ.
+    #[test]
+    fn descending_takes_the_means_or_draws_each_layer() {
+        use crate::model::config::UpperSpec;
+        let cfg = ModelConfig {
+            upper: vec![UpperSpec {
+                latent: 3,
+                hidden: vec![4],
+            }],
+            ..config(vec![5], Activation::Tanh, Likelihood::Bernoulli)
+        };
+        let vae = model(cfg);
+        let rows = 4;
+        let codes: Vec<f64> = (0..rows * 3).map(|i| (i as f64 * 0.9).sin()).collect();
+        let mut ws = vae.workspace(rows, 1);
+        let mut z = |draw: Option<(f64, &mut dyn rand::Rng)>| {
+            vae.descend(&codes, rows, &mut ws, draw);
+            ws.z[..rows * 2].to_vec()
+        };
+        let means = z(None);
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(1);
+        assert_eq!(z(Some((0.0, &mut rng))), means);
+        let (a, b) = (z(Some((1.0, &mut rng))), z(Some((1.0, &mut rng))));
+        assert!(a != means && b != means && a != b);
+    }
+
     /// MIWAE (M = 2 groups of K = 2) and CIWAE (β = 0.3, K = 3): their gradients, through every weight.
     #[test]
     fn miwae_and_ciwae_gradients() {

@@ -283,28 +283,48 @@ pub struct Latents(pub Vec<usize>);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Widths(pub Vec<Vec<usize>>);
 
-/// Parses `a,b,c` into numbers, naming `flag` and `what` the text should have been when it is not.
-fn numbers(s: &str, flag: &str, what: &str) -> std::result::Result<Vec<usize>, String> {
+impl From<usize> for Latents {
+    fn from(dim: usize) -> Self {
+        Latents(vec![dim])
+    }
+}
+
+impl From<Vec<usize>> for Latents {
+    fn from(dims: Vec<usize>) -> Self {
+        Latents(dims)
+    }
+}
+
+impl From<Vec<usize>> for Widths {
+    fn from(widths: Vec<usize>) -> Self {
+        Widths(vec![widths])
+    }
+}
+
+impl From<Vec<Vec<usize>>> for Widths {
+    fn from(groups: Vec<Vec<usize>>) -> Self {
+        Widths(groups)
+    }
+}
+
+/// Parses `a,b,c` into numbers, saying `what` the text should have been when it is not.
+fn numbers(s: &str, what: &str) -> std::result::Result<Vec<usize>, String> {
     if s.trim().is_empty() {
         return Ok(Vec::new());
     }
     s.split(',')
         .map(|p| p.trim().parse::<usize>())
         .collect::<std::result::Result<_, _>>()
-        .map_err(|_| format!("{flag} '{s}' is not {what}"))
+        .map_err(|_| format!("'{s}' is not {what}"))
 }
 
 impl std::str::FromStr for Latents {
     type Err = String;
 
     fn from_str(s: &str) -> std::result::Result<Self, String> {
-        let v = numbers(
-            s,
-            "--latent",
-            "dimensions separated by commas (e.g. 20, or 100,50)",
-        )?;
+        let v = numbers(s, "dimensions separated by commas (e.g. 20, or 100,50)")?;
         if v.is_empty() {
-            return Err("--latent needs at least one dimension".into());
+            return Err("needs at least one dimension".into());
         }
         Ok(Latents(v))
     }
@@ -316,7 +336,7 @@ impl std::str::FromStr for Widths {
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         let what = "widths separated by commas, one group per latent layer separated by / (e.g. 400, or 200,200/100,100)";
         s.split('/')
-            .map(|g| numbers(g, "--hidden", what))
+            .map(|g| numbers(g, what))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map(Widths)
     }
@@ -346,7 +366,9 @@ impl<'de> serde::de::Visitor<'de> for NumberLists {
     fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<Self::Value, E> {
         match u64::try_from(v) {
             Ok(v) => self.visit_u64(v),
-            Err(_) => Err(E::custom(format!("{v}: give a positive number"))),
+            Err(_) => Err(E::custom(format!(
+                "{v}: expected a whole number, 0 or more"
+            ))),
         }
     }
 

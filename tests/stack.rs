@@ -1,0 +1,207 @@
+//! Stacked latent layers through every command: a two-layer model trains (ELBO and IWAE), resumes bit for bit,
+//! is evaluated by importance sampling over the whole hierarchy, encodes to and decodes from its top layer, is
+//! sampled from, and is refused where it cannot work.
+
+mod common;
+use common::*;
+use std::path::Path;
+
+fn train(dir: &Path, extra: &[&str]) -> std::process::Output {
+    run(elbo()
+        .args([
+            "train", "--limit", "1000", "--latent", "8,3", "--hidden", "64/16",
+        ])
+        .args(["--activation", "tanh", "--seed", "3", "--threads", "2"])
+        .args(extra)
+        .arg("--out")
+        .arg(dir)
+        .arg("--data-dir")
+        .arg(mnist_dir()))
+}
+
+fn eval(dir: &Path, k: usize) -> serde_json::Value {
+    let o = run(elbo()
+        .arg("eval")
+        .arg(dir)
+        .args(["--k", &k.to_string(), "--limit", "200", "--json"])
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn command(dir: &Path, name: &str, args: &[&str]) -> std::process::Output {
+    run(elbo()
+        .arg(name)
+        .arg(dir)
+        .args(args)
+        .env("ELBO_DATA_DIR", mnist_dir()))
+}
+
+#[test]
+fn two_latent_layers_train_resume_and_work_with_every_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (whole, halves) = (tmp.path().join("whole"), tmp.path().join("halves"));
+    let o = train(&whole, &["--epochs", "3"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary = String::from_utf8_lossy(&o.stdout).into_owned() + &stderr(&o);
+    assert!(
+        summary.contains("latent z2") && summary.contains("q2.0 Dense"),
+        "{summary}"
+    );
+    assert!(train(&halves, &["--epochs", "2"]).status.success());
+    let o = run(elbo()
+        .args(["train", "--resume"])
+        .arg(&halves)
+        .args(["--epochs", "3", "--data-dir"])
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        checkpoint_tensors(&whole) == checkpoint_tensors(&halves),
+        "every layer's weights and Adam's moments for them are saved and read back"
+    );
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(whole.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        config["model"]["upper"],
+        serde_json::json!([{"latent": 3, "hidden": [16]}])
+    );
+
+    // Importance sampling weights the whole hierarchy: K = 1 is the ELBO in expectation, more tighten it.
+    let (one, few, many) = (eval(&whole, 1), eval(&whole, 10), eval(&whole, 300));
+    let nll = |v: &serde_json::Value| v["nll"].as_f64().unwrap();
+    let neg_elbo = many["neg_elbo"].as_f64().unwrap();
+    assert!(
+        nll(&many) < nll(&few) && nll(&few) < nll(&one),
+        "{one} {few} {many}"
+    );
+    assert!(nll(&many) < neg_elbo, "{many}");
+    assert!(
+        (nll(&one) - neg_elbo).abs() < 0.05 * neg_elbo,
+        "{one} vs {neg_elbo}"
+    );
+
+    // Codes are the top layer's: three dimensions, and the message says which layer.
+    let csv = tmp.path().join("codes.csv");
+    let o = command(&whole, "encode", &["--out", csv.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("of z2, the top of 2 latent layers"),
+        "{}",
+        stderr(&o)
+    );
+    let header = std::fs::read_to_string(&csv).unwrap();
+    let header = header.lines().next().unwrap();
+    assert!(
+        header.ends_with("mu_2,logvar_0,logvar_1,logvar_2"),
+        "{header}"
+    );
+    let png = tmp.path().join("d.png");
+    let o = command(
+        &whole,
+        "decode",
+        &["--z", "0.5,-1,0", "--out", png.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = command(
+        &whole,
+        "decode",
+        &[
+            "--z",
+            "0,0,0,0,0,0,0,0",
+            "--out",
+            png.to_str().unwrap(),
+            "--force",
+        ],
+    );
+    assert_user_error(
+        &o,
+        "has 8 values; this model's latent space has 3 dimensions",
+    );
+    for (name, args) in [
+        ("sample", &["-n", "9"][..]),
+        ("traverse", &[][..]),
+        ("manifold", &[][..]),
+        ("interpolate", &["--from", "0", "--to", "1"][..]),
+        ("reconstruct", &[][..]),
+        ("latent-plot", &[][..]),
+    ] {
+        let out = tmp.path().join(format!("{name}.png"));
+        let o = command(
+            &whole,
+            name,
+            &[args, &["--out", out.to_str().unwrap()]].concat(),
+        );
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        assert!(std::fs::metadata(&out).unwrap().len() > 0, "{name}");
+    }
+}
+
+#[test]
+fn two_latent_layers_train_with_the_iwae_bound() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("iwae");
+    let o = train(
+        &dir,
+        &["--epochs", "1", "--objective", "iwae", "--k-train", "5"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = eval(&dir, 20);
+    assert!(
+        v["nll"].as_f64().unwrap() < v["neg_elbo"].as_f64().unwrap(),
+        "{v}"
+    );
+}
+
+#[test]
+fn what_stacked_layers_cannot_do_is_refused_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    for (flags, why) in [
+        (
+            &["--latent", "8,3", "--hidden", "64"][..],
+            "--latent gives 2 latent layers and --hidden 1 group",
+        ),
+        (
+            &["--latent", "8", "--hidden", "64/16"][..],
+            "--hidden gives 2 groups of widths",
+        ),
+        (
+            &["--latent", "8,3", "--hidden", "64/16", "--batch-norm"][..],
+            "--batch-norm with more than one latent layer",
+        ),
+        (
+            &["--latent", "8,3", "--hidden", "64/16", "--prior", "mog"][..],
+            "--prior=mog with more than one latent layer",
+        ),
+        (
+            &["--latent", "8,3", "--hidden", "64/16", "--model", "ae"][..],
+            "--model=autoencoder with more than one latent layer",
+        ),
+        (
+            &["--latent", "8,3", "--hidden", "64/16", "--free-bits", "0.5"][..],
+            "by Monte Carlo only",
+        ),
+        (
+            &["--latent", "8,0", "--hidden", "64/16"][..],
+            "--latent 0 must be between 1 and 4096",
+        ),
+    ] {
+        let o = run(elbo()
+            .args(["train", "--limit", "100", "--epochs", "1"])
+            .args(flags)
+            .arg("--out")
+            .arg(&out)
+            .arg("--data-dir")
+            .arg(mnist_dir()));
+        assert_user_error(&o, why);
+        assert!(!out.exists(), "{flags:?}: a refusal writes nothing");
+    }
+    let o = run(elbo().args(["train", "--latent", "8,x", "--out"]).arg(&out));
+    assert!(!o.status.success() && !out.exists());
+    assert!(
+        stderr(&o).contains("'8,x' is not dimensions separated by commas"),
+        "{}",
+        stderr(&o)
+    );
+}
