@@ -102,6 +102,21 @@ fn settings_of_another_objective_are_refused() {
             &["--objective", "miwae", "--free-bits", "1", "--k-train", "3"][..],
             "nor have MIWAE and CIWAE",
         ),
+        (
+            &["--objective", "iwae", "--beta", "4", "--k-train", "3"][..],
+            "--beta, --warmup-epochs, --capacity and --free-bits shape the ELBO's KL term",
+        ),
+        (
+            &[
+                "--objective",
+                "ciwae",
+                "--warmup-epochs",
+                "2",
+                "--k-train",
+                "3",
+            ][..],
+            "whose ELBO share is --ciwae-beta",
+        ),
     ] {
         let o = train(&out, &[args, &["--epochs", "1"]].concat());
         assert_user_error(&o, why);

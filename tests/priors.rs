@@ -89,6 +89,22 @@ fn a_mixture_prior_trains_resumes_bit_for_bit_and_is_evaluated_with_its_density(
         .arg(&png));
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(std::fs::metadata(&png).unwrap().len() > 0);
+
+    // Figures that place codes by N(0, 1) say so for a learned prior.
+    for (name, says) in [
+        ("manifold", "not those of this model's learned prior"),
+        ("traverse", "ranked by each dimension's KL from N(0, 1)"),
+    ] {
+        let out = tmp.path().join(format!("{name}.png"));
+        let o = run(elbo()
+            .arg(name)
+            .arg(&whole)
+            .arg("--out")
+            .arg(&out)
+            .env("ELBO_DATA_DIR", mnist_dir()));
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{name}: {}", stderr(&o));
+    }
 }
 
 #[test]

@@ -384,8 +384,13 @@ class VAE:
 
     @property
     def latent(self):
-        """Latent dimensions."""
+        """Latent dimensions of the codes: the top latent layer's (``latent=[100, 50]`` gives 50)."""
         return self.model.latent
+
+    @property
+    def depth(self):
+        """Stochastic layers: 1, or one per entry of ``latent=[...]``."""
+        return self.model.depth
 
     @property
     def classes(self):
@@ -434,8 +439,10 @@ class VAE:
         return self.model.decode(z, self._labels(labels, n))
 
     def sample(self, n, *, seed=1, temperature=1.0, labels=None):
-        """Decoder means of ``n`` draws from the prior N(0, temperature² I), reproducible from ``seed``. ``labels``:
-        a class per draw (or one for all) for a conditional model, as the values of fit's ``y``."""
+        """Decoder means of ``n`` draws from the model's prior, its spread scaled by ``temperature`` (N(0,
+        temperature² I) unless the model has a learned prior or stacked latent layers, each of which is drawn in
+        turn), reproducible from ``seed``. ``labels``: a class per draw (or one for all) for a conditional model,
+        as the values of fit's ``y``."""
         n = _count(n, "n")
         return self.model.sample(n, _count(seed, "seed", 0), float(temperature), self._labels(labels, n))
 

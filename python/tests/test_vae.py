@@ -130,6 +130,22 @@ def test_a_learned_mixture_prior_from_keywords(small, tmp_path):
         elbo.VAE(**SMALL, prior_components=6).fit(small[0], epochs=1, out=tmp_path / "no", verbose=0)
 
 
+def test_stacked_latent_layers_from_keywords(small, tmp_path):
+    settings = {**SMALL, "latent": [6, 3], "hidden": [[32], [8]], "activation": "tanh"}
+    vae = elbo.VAE(**settings)
+    vae.fit(small[0], epochs=1, out=tmp_path / "two", verbose=0)
+    assert (vae.latent, vae.depth) == (3, 2)
+    assert vae.config["model"]["upper"] == [{"latent": 3, "hidden": [8]}]
+    assert vae.state_dict()["q2.0.weight"].shape[1] == 6
+    mu, logvar = vae.encode(small[2][:5])
+    assert mu.shape == (5, 3) and logvar.shape == (5, 3)
+    assert vae.decode(mu).shape[0] == 5 and vae.sample(4, seed=2).shape[0] == 4
+    result = vae.evaluate(small[2][:50], k=20)
+    assert result["nll"] < result["neg_elbo"]
+    with pytest.raises(ValueError, match="give one group per layer, separated by /"):
+        elbo.VAE(**{**settings, "hidden": [32]}).fit(small[0], epochs=1, out=tmp_path / "no", verbose=0)
+
+
 def test_tables_and_labels(tmp_path):
     rng = np.random.default_rng(1)
     x = rng.normal(50, 10, size=(400, 6))

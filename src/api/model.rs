@@ -232,7 +232,7 @@ impl Model {
         }
     }
 
-    /// Decoder means of `n` draws from the prior N(0, temperature² I), from `seed`; `labels` as for
+    /// Decoder means of `n` draws from the prior (its spread scaled by `temperature`; every stacked layer drawn in turn), from `seed`; `labels` as for
     /// [`decode`](Self::decode).
     pub fn sample(
         &self,

@@ -58,6 +58,11 @@ pub(crate) fn run(a: ManifoldArgs) -> Result<()> {
         }
         Some(r) => r,
     };
+    if matches!(range, GridRange::Quantile(..)) && ck.vae.prior().closed_form_kl().is_none() {
+        crate::say!(
+            "elbo: the grid sits at N(0, 1)'s quantiles, not those of this model's learned prior (--range data:P,Q places it where the test codes lie)"
+        );
+    }
     // The test set's codes, for a grid placed where the data lies.
     let data_codes = match range {
         GridRange::Data(..) => {

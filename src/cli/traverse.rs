@@ -110,6 +110,11 @@ pub(crate) fn run(a: TraverseArgs) -> Result<()> {
     }
     let test = a.data.splits(&ck)?.test;
     let kl = traverse::mean_kl_per_dim(&ck.vae, &test);
+    if ck.vae.prior().closed_form_kl().is_none() {
+        crate::say!(
+            "elbo: rows are ranked by each dimension's KL from N(0, 1): this model's learned prior has no KL per dimension"
+        );
+    }
     let mut rows = traverse::order_by_kl(&dims, &kl);
     rows.truncate(MAX_ROWS);
     let (base, label) = match a.from {

@@ -402,9 +402,11 @@ impl RunConfig {
                 ));
             }
         }
-        if t.objective.is_importance_weighted() && (t.capacity.is_some() || t.free_bits != 0.0) {
+        if t.objective.is_importance_weighted()
+            && (t.capacity.is_some() || t.free_bits != 0.0 || t.beta != 1.0 || t.warmup_epochs != 0)
+        {
             return Err(Error::Config(
-                "--capacity and --free-bits shape the ELBO's KL term; the IWAE bound has none, nor have MIWAE and CIWAE"
+                "--beta, --warmup-epochs, --capacity and --free-bits shape the ELBO's KL term; the IWAE bound has none, nor have MIWAE and CIWAE (whose ELBO share is --ciwae-beta)"
                     .into(),
             ));
         }
