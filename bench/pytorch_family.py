@@ -5,6 +5,8 @@ tensor, one fused head, no DataLoader), so the comparison does not flatter elbo.
         dynamic binarisation, batch 20, Adam (lr 1e-3, eps 1e-4), loss summed over the batch.
   conv  The Keras example's conv VAE (configs/keras-conv.toml): Conv 32, 64 (3x3, stride 2), Dense 16, 2-D latent,
         Dense 7*7*64, ConvTranspose 64, 32 (stride 2), ConvTranspose 1; ReLU, Bernoulli, Adam 1e-3, batch 128.
+  two-layer  Burda et al.'s two stochastic layers (configs/iwae-paper-*-2layer.toml) on the ELBO or, with
+        --k-train 50, the IWAE bound, then the test images' -ELBO and -log p(x) with --k samples.
   eval  Importance-sampled log p(x) of the 784-400-20 model with K samples per test image, decoding a chunk of
         samples of one image per batch; every chunk size given is timed and reported.
 
@@ -83,6 +85,75 @@ def iwae(args):
             total += loss.item()
         print(json.dumps({"workload": "iwae", "epoch": epoch, "seconds": time.perf_counter() - start,
                           "train_neg_iwae": total / len(train)}), flush=True)
+
+
+class TwoLayer(nn.Module):
+    """Burda et al.'s two stochastic layers (configs/iwae-paper-*-2layer.toml): q x-200-200-z1(100)-100-100-z2(50),
+    p mirrors it, tanh, diagonal Gaussians throughout, the top prior N(0, I)."""
+
+    def __init__(self):
+        super().__init__()
+
+        def mlp(dims, out):
+            layers = [nn.Linear(a, b) for a, b in zip(dims, dims[1:])]
+            return nn.ModuleList(layers + [nn.Linear(dims[-1], out)])
+
+        self.q1, self.q2 = mlp([784, 200, 200], 200), mlp([100, 100, 100], 100)
+        self.p2, self.p1 = mlp([50, 100, 100], 200), mlp([100, 200, 200], 784)
+
+    @staticmethod
+    def run(net, x):
+        for l in net[:-1]:
+            x = torch.tanh(l(x))
+        return net[-1](x)
+
+    def log_weights(self, x, k):
+        """log p(x, z1, z2) - log q(z1, z2 | x) for k draws per row of x: [k, B]."""
+        mu1, lv1 = self.run(self.q1, x).chunk(2, dim=-1)
+        e1 = torch.randn(k, *mu1.shape)
+        z1 = mu1 + torch.exp(0.5 * lv1) * e1
+        mu2, lv2 = self.run(self.q2, z1).chunk(2, dim=-1)
+        e2 = torch.randn_like(mu2)
+        z2 = mu2 + torch.exp(0.5 * lv2) * e2
+        pm, plv = self.run(self.p2, z2).chunk(2, dim=-1)
+        logits = self.run(self.p1, z1)
+        log_px = -F.binary_cross_entropy_with_logits(logits, x.expand(k, -1, -1), reduction="none").sum(-1)
+        log_pz1 = -0.5 * (((z1 - pm) ** 2) * torch.exp(-plv) + plv).sum(-1)
+        log_pz2 = -0.5 * (z2 * z2).sum(-1)
+        log_q = -0.5 * (e1 * e1 + lv1).sum(-1) - 0.5 * (e2 * e2 + lv2).sum(-1)
+        return log_px + log_pz1 + log_pz2 - log_q
+
+
+def two_layer(args):
+    """Trains TwoLayer on the ELBO (--k 1) or the IWAE bound, then reports the test set's -ELBO and -log p(x)."""
+    torch.manual_seed(args.seed)
+    train = mnist(args.data_dir, "train")[: args.limit or None]
+    test = mnist(args.data_dir, "t10k")[: args.images]
+    model = TwoLayer()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-4)
+    k = args.k_train
+    for epoch in range(1, args.epochs + 1):
+        start = time.perf_counter()
+        total = 0.0
+        for ids in torch.randperm(len(train)).split(20):
+            x = torch.bernoulli(train[ids])
+            lw = model.log_weights(x, k)
+            loss = -(torch.logsumexp(lw, 0) - math.log(k)).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item()
+        print(json.dumps({"workload": "two-layer", "k": k, "epoch": epoch, "seconds": time.perf_counter() - start,
+                          "train_bound": total / len(train)}), flush=True)
+    with torch.no_grad():
+        x = torch.bernoulli(test)
+        elbo, nll = 0.0, 0.0
+        for row in x.split(1):
+            lw = model.log_weights(row, args.k)
+            elbo += lw.mean().item()
+            nll += -(torch.logsumexp(lw, 0) - math.log(args.k)).item()
+        print(json.dumps({"workload": "two-layer", "k": args.k, "images": len(test),
+                          "neg_elbo": -elbo / len(test), "nll": nll / len(test)}), flush=True)
 
 
 class KerasConv(nn.Module):
@@ -209,7 +280,8 @@ def evaluate(args):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("workload", choices=["iwae", "conv", "eval", "celeba"])
+    ap.add_argument("workload", choices=["iwae", "conv", "eval", "celeba", "two-layer"])
+    ap.add_argument("--k-train", type=int, default=1, help="two-layer: samples of the bound trained (1: the ELBO)")
     ap.add_argument("--photos", default="bench/data/photos64", help="celeba: a folder of 64x64 PNGs")
     ap.add_argument("--data-dir", default=os.environ.get("ELBO_DATA_DIR", "../shared/data/mnist"))
     ap.add_argument("--epochs", type=int, default=1)
@@ -222,7 +294,7 @@ def main():
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    {"iwae": iwae, "conv": conv, "eval": evaluate, "celeba": celeba}[args.workload](args)
+    {"iwae": iwae, "conv": conv, "eval": evaluate, "celeba": celeba, "two-layer": two_layer}[args.workload](args)
 
 
 if __name__ == "__main__":
