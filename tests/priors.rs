@@ -69,17 +69,7 @@ fn a_mixture_prior_trains_resumes_bit_for_bit_and_is_evaluated_with_its_density(
 
     // Importance sampling with the mixture's density: one sample is the ELBO in expectation, more tighten it.
     let (one, few, many) = (eval(&whole, 1), eval(&whole, 5), eval(&whole, 200));
-    let nll = |v: &serde_json::Value| v["nll"].as_f64().unwrap();
-    let neg_elbo = many["neg_elbo"].as_f64().unwrap();
-    assert!(
-        nll(&many) < nll(&few) && nll(&few) < nll(&one),
-        "{one} {few} {many}"
-    );
-    assert!(nll(&many) < neg_elbo, "{many}");
-    assert!(
-        (nll(&one) - neg_elbo).abs() < 0.05 * neg_elbo,
-        "{one} vs {neg_elbo}"
-    );
+    assert_importance_sampling_tightens(&one, &few, &many);
 
     let png = tmp.path().join("s.png");
     let o = run(elbo()
@@ -141,14 +131,6 @@ fn what_a_mixture_prior_cannot_do_is_refused_by_name() {
             "between 1 and 4096",
         ),
     ] {
-        let o = run(elbo()
-            .args(["train", "--limit", "100", "--epochs", "1"])
-            .args(flags)
-            .arg("--out")
-            .arg(&out)
-            .arg("--data-dir")
-            .arg(mnist_dir()));
-        assert_user_error(&o, why);
-        assert!(!out.exists(), "{flags:?}: a refusal writes nothing");
+        assert_train_refused(&out, flags, why);
     }
 }

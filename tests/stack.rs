@@ -69,17 +69,7 @@ fn two_latent_layers_train_resume_and_work_with_every_command() {
 
     // Importance sampling weights the whole hierarchy: K = 1 is the ELBO in expectation, more tighten it.
     let (one, few, many) = (eval(&whole, 1), eval(&whole, 10), eval(&whole, 300));
-    let nll = |v: &serde_json::Value| v["nll"].as_f64().unwrap();
-    let neg_elbo = many["neg_elbo"].as_f64().unwrap();
-    assert!(
-        nll(&many) < nll(&few) && nll(&few) < nll(&one),
-        "{one} {few} {many}"
-    );
-    assert!(nll(&many) < neg_elbo, "{many}");
-    assert!(
-        (nll(&one) - neg_elbo).abs() < 0.05 * neg_elbo,
-        "{one} vs {neg_elbo}"
-    );
+    assert_importance_sampling_tightens(&one, &few, &many);
 
     // Codes are the top layer's: three dimensions, and the message says which layer.
     let csv = tmp.path().join("codes.csv");
@@ -187,15 +177,7 @@ fn what_stacked_layers_cannot_do_is_refused_by_name() {
             "--latent 0 must be between 1 and 4096",
         ),
     ] {
-        let o = run(elbo()
-            .args(["train", "--limit", "100", "--epochs", "1"])
-            .args(flags)
-            .arg("--out")
-            .arg(&out)
-            .arg("--data-dir")
-            .arg(mnist_dir()));
-        assert_user_error(&o, why);
-        assert!(!out.exists(), "{flags:?}: a refusal writes nothing");
+        assert_train_refused(&out, flags, why);
     }
     let o = run(elbo().args(["train", "--latent", "8,x", "--out"]).arg(&out));
     assert!(!o.status.success() && !out.exists());

@@ -952,6 +952,17 @@ mod tests {
         check_gradients(&data, &grad, value, what);
     }
 
+    /// Two stacked latent layers: 2 dimensions, then 3 above them through a hidden layer of 4, tanh.
+    fn two_layers() -> ModelConfig {
+        ModelConfig {
+            upper: vec![crate::model::config::UpperSpec {
+                latent: 3,
+                hidden: vec![4],
+            }],
+            ..config(vec![5], Activation::Tanh, Likelihood::Bernoulli)
+        }
+    }
+
     /// A model of two stacked latent layers (2 then 3 dimensions above the 4x6 images), conditional on a label
     /// in its first layer, and a three-layer one: the ELBO, a β-weighted and a capacity ELBO, and the IWAE
     /// bound, through every weight of every layer.
@@ -959,12 +970,8 @@ mod tests {
     fn stacked_latent_layers_gradients() {
         use crate::model::config::UpperSpec;
         let two = ModelConfig {
-            upper: vec![UpperSpec {
-                latent: 3,
-                hidden: vec![4],
-            }],
             classes: 3,
-            ..config(vec![5], Activation::Tanh, Likelihood::Bernoulli)
+            ..two_layers()
         };
         check(two.clone(), 2, Objective::elbo(1.0), "two layers, ELBO");
         check(two.clone(), 2, Objective::elbo(0.4), "two layers, β-ELBO");
@@ -995,15 +1002,7 @@ mod tests {
     /// −(recon + KL) of that image, and the model's codes are its top layer's.
     #[test]
     fn stacked_log_weights_are_the_elbo_terms() {
-        use crate::model::config::UpperSpec;
-        let cfg = ModelConfig {
-            upper: vec![UpperSpec {
-                latent: 3,
-                hidden: vec![4],
-            }],
-            ..config(vec![5], Activation::Tanh, Likelihood::Bernoulli)
-        };
-        let vae = model(cfg);
+        let vae = model(two_layers());
         assert_eq!((vae.latent(), vae.noise_dim(), vae.depth()), (3, 5, 2));
         let (rows, s) = (3, 4);
         let x = batch(rows, vae.config.input_dim());
@@ -1029,15 +1028,7 @@ mod tests {
     /// the same); sampling draws them, so two draws below the same top code differ.
     #[test]
     fn descending_takes_the_means_or_draws_each_layer() {
-        use crate::model::config::UpperSpec;
-        let cfg = ModelConfig {
-            upper: vec![UpperSpec {
-                latent: 3,
-                hidden: vec![4],
-            }],
-            ..config(vec![5], Activation::Tanh, Likelihood::Bernoulli)
-        };
-        let vae = model(cfg);
+        let vae = model(two_layers());
         let rows = 4;
         let codes: Vec<f64> = (0..rows * 3).map(|i| (i as f64 * 0.9).sin()).collect();
         let mut ws = vae.workspace(rows, 1);

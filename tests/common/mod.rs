@@ -289,3 +289,37 @@ pub fn checkpoint_tensors(dir: &Path) -> Vec<u8> {
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     bytes[8 + n..].to_vec()
 }
+
+/// Asserts that `elbo train` with `flags` (on 100 MNIST images, one epoch, into `out`) is refused with a message
+/// containing `why`, and writes nothing.
+pub fn assert_train_refused(out: &Path, flags: &[&str], why: &str) {
+    let o = run(elbo()
+        .args(["train", "--limit", "100", "--epochs", "1"])
+        .args(flags)
+        .arg("--out")
+        .arg(out)
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert_user_error(&o, why);
+    assert!(!out.exists(), "{flags:?}: a refusal writes nothing");
+}
+
+/// Asserts what importance sampling promises, from `elbo eval --json` at K = 1, a few and many samples: one sample is
+/// the ELBO in expectation (within 5 %), and more samples tighten the bound below the −ELBO.
+pub fn assert_importance_sampling_tightens(
+    one: &serde_json::Value,
+    few: &serde_json::Value,
+    many: &serde_json::Value,
+) {
+    let nll = |v: &serde_json::Value| v["nll"].as_f64().unwrap();
+    let neg_elbo = many["neg_elbo"].as_f64().unwrap();
+    assert!(
+        nll(many) < nll(few) && nll(few) < nll(one),
+        "{one} {few} {many}"
+    );
+    assert!(nll(many) < neg_elbo, "{many}");
+    assert!(
+        (nll(one) - neg_elbo).abs() < 0.05 * neg_elbo,
+        "{one} vs {neg_elbo}"
+    );
+}
