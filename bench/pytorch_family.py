@@ -145,6 +145,8 @@ def two_layer(args):
             total += loss.item()
         print(json.dumps({"workload": "two-layer", "k": k, "epoch": epoch, "seconds": time.perf_counter() - start,
                           "train_bound": total / len(train)}), flush=True)
+    if not len(test):
+        return
     with torch.no_grad():
         x = torch.bernoulli(test)
         elbo, nll = 0.0, 0.0

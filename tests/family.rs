@@ -46,6 +46,7 @@ fn every_example_config_trains_briefly() {
         "pytorch-vae-celeba64",
         "cifar10-conv",
         "tutorial-2d",
+        "vampprior",
     ] {
         assert!(
             names.contains(&format!("{want}.toml")),
@@ -114,6 +115,11 @@ fn every_example_config_trains_briefly() {
     assert_eq!(
         two["model"]["upper"],
         serde_json::json!([{"latent": 50, "hidden": [100, 100]}])
+    );
+    let vamp = saved_config(&tmp.path().join("vampprior"));
+    assert_eq!(
+        vamp["model"]["prior"],
+        serde_json::json!({"kind": "vamp", "components": 500})
     );
     let keras = saved_config(&tmp.path().join("keras-conv"));
     assert_eq!(keras["model"]["conv"][1]["channels"], 64);

@@ -134,3 +134,81 @@ fn what_a_mixture_prior_cannot_do_is_refused_by_name() {
         assert_train_refused(&out, flags, why);
     }
 }
+
+#[test]
+fn a_vamp_prior_trains_resumes_bit_for_bit_and_works_with_every_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (whole, halves) = (tmp.path().join("whole"), tmp.path().join("halves"));
+    let vamp = ["--prior", "vamp", "--prior-components", "20"];
+    let train = |dir: &Path, epochs: &str| {
+        run(elbo()
+            .args([
+                "train", "--limit", "1000", "--latent", "4", "--hidden", "64",
+            ])
+            .args(vamp)
+            .args(["--seed", "3", "--threads", "2", "--epochs", epochs])
+            .arg("--out")
+            .arg(dir)
+            .arg("--data-dir")
+            .arg(mnist_dir()))
+    };
+    let o = train(&whole, "2");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("prior: VampPrior of 20")
+            || String::from_utf8_lossy(&o.stdout).contains("prior: VampPrior of 20")
+    );
+    assert!(train(&halves, "1").status.success());
+    let o = run(elbo()
+        .args(["train", "--resume"])
+        .arg(&halves)
+        .args(["--epochs", "2", "--data-dir"])
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        checkpoint_tensors(&whole) == checkpoint_tensors(&halves),
+        "the pseudo-inputs and Adam's moments for them are saved and read back"
+    );
+    let (one, few, many) = (eval(&whole, 1), eval(&whole, 5), eval(&whole, 200));
+    assert_importance_sampling_tightens(&one, &few, &many);
+    for (name, args) in [
+        ("sample", &["-n", "9"][..]),
+        ("traverse", &[][..]),
+        ("manifold", &[][..]),
+    ] {
+        let out = tmp.path().join(format!("{name}.png"));
+        let o = run(elbo()
+            .arg(name)
+            .arg(&whole)
+            .args(args)
+            .arg("--out")
+            .arg(&out)
+            .env("ELBO_DATA_DIR", mnist_dir()));
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+    }
+    let out = tmp.path().join("refused");
+    for (flags, why) in [
+        (
+            &["--prior", "vamp", "--conditional"][..],
+            "which --conditional does not allow",
+        ),
+        (
+            &["--prior", "vamp", "--batch-norm"][..],
+            "which --batch-norm does not allow",
+        ),
+        (
+            &["--prior", "vamp", "--model", "ae"][..],
+            "--prior=vamp is a prior over a VAE's codes",
+        ),
+        (
+            &["--prior", "vamp", "--free-bits", "1"][..],
+            "only --prior=normal has it",
+        ),
+        (
+            &["--prior", "vamp", "--latent", "4,2", "--hidden", "8/4"][..],
+            "--prior=vamp with more than one latent layer",
+        ),
+    ] {
+        assert_train_refused(&out, flags, why);
+    }
+}

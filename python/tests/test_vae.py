@@ -130,6 +130,18 @@ def test_a_learned_mixture_prior_from_keywords(small, tmp_path):
         elbo.VAE(**SMALL, prior_components=6).fit(small[0], epochs=1, out=tmp_path / "no", verbose=0)
 
 
+def test_a_vamp_prior_from_keywords(small, tmp_path):
+    vae = elbo.VAE(**SMALL, prior="vamp", prior_components=7)
+    vae.fit(small[0], epochs=1, out=tmp_path / "vamp", verbose=0)
+    assert vae.state_dict()["prior.pseudo_inputs"].shape == (7, 784)
+    assert vae.sample(3, seed=1).shape[0] == 3
+    result = vae.evaluate(small[2][:50], k=20)
+    assert result["nll"] < result["neg_elbo"]
+    with pytest.raises(ValueError, match="conditional does not allow"):
+        elbo.VAE(**SMALL, prior="vamp", conditional=True).fit(small[0], small[1], epochs=1, out=tmp_path / "no",
+                                                              verbose=0)
+
+
 def test_stacked_latent_layers_from_keywords(small, tmp_path):
     settings = {**SMALL, "latent": [6, 3], "hidden": [[32], [8]], "activation": "tanh"}
     vae = elbo.VAE(**settings)

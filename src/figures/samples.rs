@@ -40,13 +40,9 @@ pub fn write_samples(
 
 /// The decoded values (means, or Bernoulli draws) of `spec.n` draws from the prior, item after item.
 pub fn sample_values(vae: &Vae<f32>, spec: &SampleSpec) -> Vec<f32> {
-    let (n, zd) = (spec.n, vae.latent());
+    let n = spec.n;
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(spec.seed);
-    let mut codes = vec![0f32; n * zd];
-    for code in codes.chunks_exact_mut(zd.max(1)) {
-        vae.prior()
-            .sample(&vae.params.data, &mut rng, spec.temperature, code);
-    }
+    let codes = vae.draw_codes(n, &mut rng, spec.temperature);
     // A stacked model's layers below the top are drawn too: its prior is the whole hierarchy.
     let mut px = if vae.depth() > 1 {
         let draw: Option<(f64, &mut dyn rand::Rng)> = Some((spec.temperature, &mut rng));

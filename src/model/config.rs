@@ -3,6 +3,7 @@
 use super::net::{Cond, Layer, Net};
 use super::prior::Mixture;
 use super::stack::{Stack, Upper};
+use super::vamp::Vamp;
 use crate::core::batchnorm::BatchNorm;
 use crate::core::conv::{Conv2d, ConvTranspose2d, Shape, conv_out};
 use crate::core::params::{Counter, Registry};
@@ -241,12 +242,26 @@ pub enum PriorSpec {
         /// The number of components.
         components: usize,
     },
+    /// The VampPrior: the posteriors of `components` learned pseudo-inputs, equally weighted.
+    Vamp {
+        /// The number of pseudo-inputs.
+        components: usize,
+    },
 }
 
 impl PriorSpec {
     /// Whether this is N(0, I).
     pub fn is_standard_normal(&self) -> bool {
         *self == PriorSpec::Normal
+    }
+
+    /// The setting's name for this prior (`--prior=NAME`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            PriorSpec::Normal => "normal",
+            PriorSpec::Mixture { .. } => "mog",
+            PriorSpec::Vamp { .. } => "vamp",
+        }
     }
 }
 
@@ -270,6 +285,8 @@ pub struct Architecture {
     pub log_sigma: Option<(usize, usize)>,
     /// A learned mixture prior's weights, if the model has one.
     pub prior: Option<Mixture>,
+    /// A VampPrior's pseudo-inputs, if the model has one.
+    pub vamp: Option<Vamp>,
     /// The latent layers above the first, if any.
     pub stack: Option<Stack>,
 }
@@ -282,6 +299,7 @@ impl Architecture {
             + self.decoder.buffer_len(rows.saturating_mul(samples))
             + rs * (3 * z + 2)
             + r * (1 + 2 * z)
+            + self.vamp.map_or(0, |v| v.buffer_len(&self.encoder, 0))
             + self.stack.as_ref().map_or(0, |s| {
                 s.buffer_len(rows.saturating_mul(samples)) + rs * (z + s.noise() as u128)
             })
@@ -598,8 +616,16 @@ impl ModelConfig {
         };
         let log_sigma = (len > 0).then(|| (reg.register(name, &[len]), len));
         // Registered last, so the offsets of every other weight are those of a model with N(0, I).
+        let vamp = match self.prior {
+            PriorSpec::Vamp { components } => {
+                let d = self.input_dim();
+                let at = reg.register("prior.pseudo_inputs", &[components, d]);
+                Some(Vamp::new(at, components, d, self.latent))
+            }
+            _ => None,
+        };
         let prior = match self.prior {
-            PriorSpec::Normal => None,
+            PriorSpec::Normal | PriorSpec::Vamp { .. } => None,
             PriorSpec::Mixture { components } => {
                 let (k, d) = (components, self.latent);
                 Some(Mixture {
@@ -617,6 +643,7 @@ impl ModelConfig {
             decoder,
             log_sigma,
             prior,
+            vamp,
             stack,
         })
     }
@@ -679,7 +706,7 @@ impl ModelConfig {
             return refuse("--model=autoencoder");
         }
         if !self.prior.is_standard_normal() {
-            return refuse("--prior=mog");
+            return refuse(&format!("--prior={}", self.prior.name()));
         }
         if self.batch_norm {
             return refuse("--batch-norm");
@@ -716,16 +743,30 @@ impl ModelConfig {
                 "{layers} layers is more than the {MAX_LAYERS} accepted"
             )));
         }
-        if let PriorSpec::Mixture { components } = self.prior {
+        if let PriorSpec::Mixture { components } | PriorSpec::Vamp { components } = self.prior {
+            let name = self.prior.name();
             if components == 0 || components > MAX_COMPONENTS {
                 return Err(Error::Config(format!(
                     "--prior-components {components} must be between 1 and {MAX_COMPONENTS}"
                 )));
             }
             if self.kind == ModelKind::Autoencoder {
-                return Err(Error::Config(
-                    "--prior=mog is a prior over a VAE's codes; an autoencoder has none: drop --model=autoencoder or --prior".into(),
-                ));
+                return Err(Error::Config(format!(
+                    "--prior={name} is a prior over a VAE's codes; an autoencoder has none: drop --model=autoencoder or --prior"
+                )));
+            }
+        }
+        if let PriorSpec::Vamp { .. } = self.prior {
+            // The encoder runs on pseudo-inputs that have no label, and batch norm would mix them with the data.
+            for (given, what) in [
+                (self.is_conditional(), "--conditional"),
+                (self.batch_norm, "--batch-norm"),
+            ] {
+                if given {
+                    return Err(Error::Config(format!(
+                        "--prior=vamp encodes unlabelled pseudo-inputs with the model's own encoder, which {what} does not allow: drop one of them"
+                    )));
+                }
             }
         }
         if !self.upper.is_empty() {

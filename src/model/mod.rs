@@ -7,6 +7,7 @@ pub mod prior;
 pub mod stack;
 pub mod summary;
 pub mod vae;
+pub mod vamp;
 
 pub use config::{
     ConvSpec, DecoderSpec, GaussianMean, Likelihood, ModelConfig, ModelKind, SigmaMode,

@@ -82,6 +82,14 @@ pub fn table(cfg: &ModelConfig) -> Result<String> {
             n,
         ));
     }
+    if let Some(v) = arch.vamp {
+        let k = v.components();
+        rows.push((
+            format!("prior: VampPrior of {k}"),
+            format!("{k}x{} pseudo-inputs (encoded by the encoder)", v.input),
+            k * v.input,
+        ));
+    }
     let total: usize = rows.iter().map(|r| r.2).sum();
     let w0 = rows
         .iter()
@@ -135,12 +143,15 @@ mod tests {
             ..ModelConfig::pytorch_example()
         };
         assert!(table(&stacked).unwrap().contains("latent z2"));
+        let mut vamp = ModelConfig::pytorch_example();
+        vamp.prior = crate::model::config::PriorSpec::Vamp { components: 9 };
         for cfg in [
             ModelConfig::pytorch_example(),
             ModelConfig::keras_conv(),
             normed,
             mixture,
             stacked,
+            vamp,
         ] {
             let t = table(&cfg).unwrap();
             let total = format!("total: {} weights", cfg.param_count().unwrap());

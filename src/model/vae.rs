@@ -8,6 +8,7 @@ use super::latent::{GaussianLatent, log_q};
 use super::net::NetBuffers;
 use super::prior::{Prior, StandardNormal as NormalPrior};
 use super::stack::StackBuffers;
+use super::vamp::VampBuffers;
 use crate::core::activation::sigmoid;
 use crate::core::ops;
 use crate::core::{Params, Real};
@@ -186,6 +187,8 @@ pub struct Workspace<T> {
     lw: Vec<f64>,
     /// The layers above the first, when stacked.
     stack: Option<StackBuffers<T>>,
+    /// A VampPrior's pass over its pseudo-inputs.
+    vamp: Option<VampBuffers<T>>,
 }
 
 impl<T: Real> Workspace<T> {
@@ -244,6 +247,9 @@ where
         if let Some(stack) = &vae.arch.stack {
             stack.init(p, rng);
         }
+        if let Some(vamp) = vae.arch.vamp {
+            vamp.init(p, rng);
+        }
         vae
     }
 
@@ -253,9 +259,11 @@ where
         let arch = config
             .build(&mut params)
             .expect("the config was validated before building the model");
-        let prior: std::sync::Arc<dyn Prior<T>> = match arch.prior {
-            Some(mixture) => std::sync::Arc::new(mixture),
-            None => std::sync::Arc::new(NormalPrior { dim: config.latent }),
+        // A VampPrior is the mixture its pseudo-inputs make, its parameters in the workspace (see `prior_weights`).
+        let prior: std::sync::Arc<dyn Prior<T>> = match (arch.prior, arch.vamp) {
+            (Some(mixture), _) => std::sync::Arc::new(mixture),
+            (None, Some(vamp)) => std::sync::Arc::new(vamp.mixture),
+            (None, None) => std::sync::Arc::new(NormalPrior { dim: config.latent }),
         };
         let top = arch.stack.as_ref().map(|s| {
             std::sync::Arc::new(NormalPrior { dim: s.top() }) as std::sync::Arc<dyn Prior<T>>
@@ -297,6 +305,23 @@ where
             Some(top) => &**top,
             None => self.latent.prior(),
         }
+    }
+
+    /// `n` codes drawn from the prior (of the top layer), their spread scaled by `temperature`, code after code.
+    pub fn draw_codes(&self, n: usize, rng: &mut dyn rand::Rng, temperature: f64) -> Vec<T> {
+        let zd = self.latent();
+        let mut codes = vec![T::zero(); n * zd];
+        // A VampPrior's mixture comes from its pseudo-inputs, encoded once for all the draws.
+        let vamp = self.arch.vamp.map(|v| {
+            let mut b = v.buffers(&self.arch.encoder, 0);
+            v.forward(&self.arch.encoder, &self.params.data, &mut b);
+            b
+        });
+        let p = vamp.as_ref().map_or(&self.params.data[..], |b| &b.mix[..]);
+        for code in codes.chunks_exact_mut(zd.max(1)) {
+            self.prior().sample(p, rng, temperature, code);
+        }
+        codes
     }
 
     /// Standard normal values drawn per latent sample: the first layer's dimension plus every stacked layer's.
@@ -342,6 +367,10 @@ where
             dls: zeros(self.arch.log_sigma.map_or(0, |(_, l)| l)),
             lw: vec![0.0; samples],
             stack: self.arch.stack.as_ref().map(|s| s.buffers(rs)),
+            vamp: self
+                .arch
+                .vamp
+                .map(|v| v.buffers(&self.arch.encoder, self.params.len())),
         }
     }
 
@@ -366,6 +395,9 @@ where
             &mut ws.enc,
             training,
         );
+        if let (Some(vamp), Some(vb)) = (self.arch.vamp, ws.vamp.as_mut()) {
+            vamp.forward(net, &self.params.data, vb);
+        }
     }
 
     /// The posterior of each of the `rows` images [`Vae::encode`] encoded last: `[μ | log σ²]` of the top latent
@@ -596,7 +628,9 @@ where
         match self.config.kind {
             ModelKind::Vae if self.arch.stack.is_some() => self.forward_stack(rows, ws, training),
             ModelKind::Vae => self.latent.forward(
-                &self.params.data,
+                ws.vamp
+                    .as_ref()
+                    .map_or(&self.params.data[..], |v| &v.mix[..]),
                 &ws.enc.output()[..rows * 2 * zd],
                 &ws.eps[..n * zd],
                 &mut ws.z[..n * zd],
@@ -690,7 +724,9 @@ where
             return;
         }
         self.latent.log_ratios(
-            &self.params.data,
+            ws.vamp
+                .as_ref()
+                .map_or(&self.params.data[..], |v| &v.mix[..]),
             head,
             &ws.z[draws.clone()],
             &ws.eps[draws],
@@ -837,9 +873,13 @@ where
             }
             (ModelKind::Vae, Estimator::Elbo) => {
                 self.kl_weights(rows, objective, stats, ws);
+                let (pp, pg) = match ws.vamp.as_mut() {
+                    Some(v) => (&v.mix[..], &mut v.dmix[..]),
+                    None => (&self.params.data[..], &mut self.params.grad[..]),
+                };
                 self.latent.backward_elbo(
-                    &self.params.data,
-                    &mut self.params.grad,
+                    pp,
+                    pg,
                     &ws.enc.output()[..rows * hl],
                     &ws.eps[..n * zd],
                     &ws.z[..n * zd],
@@ -849,17 +889,23 @@ where
                     &ws.kl_weight,
                 );
             }
-            (ModelKind::Vae, _) => self.latent.backward_iwae(
-                &self.params.data,
-                &mut self.params.grad,
-                &ws.enc.output()[..rows * hl],
-                &ws.eps[..n * zd],
-                &ws.z[..n * zd],
-                &ws.weights[..n],
-                &mut ws.dz[..n * zd],
-                &mut ws.dhead[..rows * hl],
-                s,
-            ),
+            (ModelKind::Vae, _) => {
+                let (pp, pg) = match ws.vamp.as_mut() {
+                    Some(v) => (&v.mix[..], &mut v.dmix[..]),
+                    None => (&self.params.data[..], &mut self.params.grad[..]),
+                };
+                self.latent.backward_iwae(
+                    pp,
+                    pg,
+                    &ws.enc.output()[..rows * hl],
+                    &ws.eps[..n * zd],
+                    &ws.z[..n * zd],
+                    &ws.weights[..n],
+                    &mut ws.dz[..n * zd],
+                    &mut ws.dhead[..rows * hl],
+                    s,
+                )
+            }
         }
         ws.enc.output_mut()[..rows * hl].copy_from_slice(&ws.dhead[..rows * hl]);
         let (p, g) = (&self.params.data, &mut self.params.grad);
@@ -868,6 +914,10 @@ where
         }
         let enc = &self.arch.encoder;
         enc.backward(p, g, x, &ws.labels, rows, &mut ws.enc, None);
+        // A VampPrior's gradient reaches the encoder a second way, through the pseudo-inputs' pass.
+        if let (Some(vamp), Some(vb)) = (self.arch.vamp, ws.vamp.as_mut()) {
+            vamp.backward(enc, p, g, vb);
+        }
     }
 }
 
@@ -876,7 +926,7 @@ mod tests {
     use super::*;
     use crate::core::Activation;
     use crate::core::gradcheck::check_gradients;
-    use crate::model::config::{ConvSpec, DecoderSpec, SigmaMode};
+    use crate::model::config::{ConvSpec, DecoderSpec, PriorSpec, SigmaMode};
     use rand::SeedableRng;
 
     /// A 4x6 image model small enough for finite differences.
@@ -1022,6 +1072,66 @@ mod tests {
         let mut lw2 = vec![0.0; rows * s];
         vae.log_weights(&x, rows, &mut ws, &mut lw2);
         assert!(lw.iter().zip(&lw2).all(|(a, b)| a != b));
+    }
+
+    /// A VampPrior of 3 pseudo-inputs: the ELBO (its KL by Monte Carlo) and the IWAE bound, through the encoder's
+    /// two passes (data and pseudo-inputs) and into the pseudo-inputs themselves.
+    #[test]
+    fn vamp_prior_gradients() {
+        let cfg = ModelConfig {
+            prior: PriorSpec::Vamp { components: 3 },
+            ..config(vec![5], Activation::Tanh, Likelihood::Bernoulli)
+        };
+        let vae = model(cfg.clone());
+        let pseudo = vae.arch.vamp.unwrap().pseudo;
+        assert!(
+            vae.params.data[pseudo..pseudo + 3 * 24]
+                .iter()
+                .all(|&u| u > 0.0 && u < 1.0)
+        );
+        check(cfg.clone(), 2, Objective::elbo(0.8), "VampPrior, ELBO");
+        check(cfg, 3, Objective::iwae(), "VampPrior, IWAE");
+    }
+
+    /// With one pseudo-input equal to an image, the VampPrior's density is that image's posterior q(z | x), exactly.
+    #[test]
+    fn a_vamp_prior_of_one_image_is_its_posterior() {
+        let cfg = ModelConfig {
+            prior: PriorSpec::Vamp { components: 1 },
+            ..config(vec![5], Activation::Tanh, Likelihood::Bernoulli)
+        };
+        let mut vae = model(cfg);
+        let d = vae.config.input_dim();
+        let x = batch(1, d);
+        let pseudo = vae.arch.vamp.unwrap().pseudo;
+        vae.params.data[pseudo..pseudo + d].copy_from_slice(&x);
+        let mut ws = vae.workspace(1, 1);
+        vae.encode(&x, 1, &mut ws);
+        let head = ws.head()[..4].to_vec();
+        let mix = ws.vamp.as_ref().unwrap().mix.clone();
+        for z in [[0.3, -1.2], [2.0, 0.1], [-0.7, 0.0]] {
+            let p = vae.prior().log_density(&mix, &z);
+            let q: f64 = (0..2)
+                .map(|j| -0.5 * ((z[j] - head[j]).powi(2) * (-head[2 + j]).exp() + head[2 + j]))
+                .sum();
+            assert_eq!(p, q, "z = {z:?}");
+        }
+        // Samples of the prior are draws of that posterior: their mean and spread approach μ and σ.
+        let codes = vae.draw_codes(20_000, &mut rand_pcg::Pcg64Mcg::seed_from_u64(4), 1.0);
+        for j in 0..2 {
+            let v: Vec<f64> = codes.iter().skip(j).step_by(2).copied().collect();
+            let mean = v.iter().sum::<f64>() / v.len() as f64;
+            let sd = (v.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
+            assert!(
+                (mean - head[j]).abs() < 0.03,
+                "mean {mean} vs μ {}",
+                head[j]
+            );
+            assert!(
+                (sd / (0.5 * head[2 + j]).exp() - 1.0).abs() < 0.03,
+                "sd {sd}"
+            );
+        }
     }
 
     /// Decoding a stacked model's code takes the means of the layers below the top (a draw at temperature 0 is

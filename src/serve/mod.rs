@@ -203,9 +203,8 @@ impl Explorer {
             })?,
         };
         let vae = &self.ck.vae;
-        let mut z = vec![0f32; self.latent()];
         let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
-        vae.prior().sample(&vae.params.data, &mut rng, 1.0, &mut z);
+        let z = vae.draw_codes(1, &mut rng, 1.0);
         Ok(json!({ "z": z }))
     }
 

@@ -164,9 +164,10 @@ run_flags! {
     [] weight_decay: f64,
     /// Batch norm between every hidden layer and its activation.
     [num_args = 0..=1, default_missing_value = "true"] batch_norm: bool,
-    /// Prior over z: normal is N(0, I); mog a learned mixture of Gaussians (KL by Monte Carlo) [default: normal].
+    /// Prior over z: normal is N(0, I); mog a learned mixture of Gaussians; vamp the VampPrior (KL by Monte Carlo for
+    /// both) [default: normal].
     [value_enum, ignore_case = true] prior: PriorKind,
-    /// Components of the mog prior [default: 100].
+    /// Components of the mog prior, or pseudo-inputs of the VampPrior [default: 100, vamp 500].
     [value_name = "K"] prior_components: usize,
     /// Seed of every random draw [default: 1].
     [] seed: u64,
@@ -185,6 +186,8 @@ crate::choice! {
         Normal = "normal",
         /// A learned mixture of diagonal Gaussians (the TensorFlow Probability VAE example's prior).
         Mog = "mog" | "mixture",
+        /// The VampPrior: the encoder's posteriors of learned pseudo-inputs, equally weighted (Tomczak & Welling).
+        Vamp = "vamp" | "vampprior",
     }
 }
 
@@ -196,6 +199,9 @@ pub const DEFAULT_CIWAE_BETA: f64 = 0.5;
 
 /// Components of a mixture prior unless `prior_components` says otherwise: the TensorFlow Probability example's.
 pub const DEFAULT_PRIOR_COMPONENTS: usize = 100;
+
+/// Pseudo-inputs of a VampPrior unless `prior_components` says otherwise: the paper's MNIST setting.
+pub const DEFAULT_VAMP_COMPONENTS: usize = 500;
 
 crate::choice! {
     /// The decoder's distribution over each value.
@@ -784,10 +790,15 @@ impl Settings {
                     components: k.unwrap_or(DEFAULT_PRIOR_COMPONENTS),
                 }
             }
+            (Some(PriorKind::Vamp), k) => {
+                model.prior = PriorSpec::Vamp {
+                    components: k.unwrap_or(DEFAULT_VAMP_COMPONENTS),
+                }
+            }
             (Some(PriorKind::Normal), None) => model.prior = PriorSpec::Normal,
             (_, Some(_)) => {
                 return Err(Error::Config(
-                    "--prior-components goes with --prior=mog".into(),
+                    "--prior-components goes with --prior=mog or --prior=vamp".into(),
                 ));
             }
             (None, None) => {}
