@@ -403,8 +403,10 @@ def test_second_tryout_messages(small, tmp_path):
     x = small[0][:300]
     with pytest.raises(ValueError, match=r"^fit: epochs=-1: give a whole number"):
         elbo.VAE(**SMALL).fit(x, epochs=-1, out=tmp_path / "a", verbose=0)
-    with pytest.raises(ValueError, match="expected a whole number, 0 or more"):
+    with pytest.raises(ValueError, match="latent=: 'a' is not dimensions separated by commas"):
         elbo.VAE(latent="a")
+    with pytest.raises(ValueError, match="expected a whole number, 0 or more"):
+        elbo.VAE(batch_size="a")
     # A keyword far from every setting gets no wild guess; a near one gets its correction.
     with pytest.raises(TypeError, match=r"'foo'; elbo.setting_names\(\) lists them"):
         elbo.VAE(foo=1)
