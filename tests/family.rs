@@ -639,6 +639,7 @@ fn sharded_gradients_equal_the_whole_batchs() {
         &[][..],
         &["--objective", "iwae", "--k-train", "5"][..],
         &["--conditional", "--samples", "2"][..],
+        &["--latent", "6,3", "--hidden", "32/8", "--samples", "2"][..],
     ] {
         let moments = |shards: &str| {
             let dir = tmp.path().join(format!("s{shards}"));

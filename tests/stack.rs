@@ -150,7 +150,7 @@ fn what_stacked_layers_cannot_do_is_refused_by_name() {
     for (flags, why) in [
         (
             &["--latent", "8,3", "--hidden", "64"][..],
-            "--latent gives 2 latent layers and --hidden 1 group",
+            "--latent gives 2 latent layers but --hidden gives 1 group of widths",
         ),
         (
             &["--latent", "8", "--hidden", "64/16"][..],
@@ -158,7 +158,7 @@ fn what_stacked_layers_cannot_do_is_refused_by_name() {
         ),
         (
             &["--latent", "8,3", "--hidden", "64/16", "--batch-norm"][..],
-            "--batch-norm with more than one latent layer",
+            "batch norm (--batch-norm, or a preset that has it: --arch pytorch-vae) with more than one latent layer",
         ),
         (
             &["--latent", "8,3", "--hidden", "64/16", "--prior", "mog"][..],
@@ -178,6 +178,39 @@ fn what_stacked_layers_cannot_do_is_refused_by_name() {
         ),
     ] {
         assert_train_refused(&out, flags, why);
+    }
+    let deep = ["4"; 17].join(",");
+    let widths = ["8"; 17].join("/");
+    assert_train_refused(
+        &out,
+        &["--latent", &deep, "--hidden", &widths],
+        "use fewer --hidden widths, --conv layers or latent layers (--latent)",
+    );
+    let file = tmp.path().join("c.toml");
+    for (toml, why) in [
+        (
+            "latent = [16, -8]\nhidden = [[64], [32]]\n",
+            "-8: expected a whole number, 0 or more",
+        ),
+        ("latent = [16, 8.5]\n", "expected a whole number"),
+        (
+            "latent = [16, 8]\nhidden = [[[64]], [32]]\n",
+            "a list inside the list",
+        ),
+    ] {
+        std::fs::write(&file, toml).unwrap();
+        assert_train_refused(&out, &["--config", file.to_str().unwrap()], why);
+    }
+    for text in ["64/", "/", "64//16"] {
+        let o = run(elbo()
+            .args(["train", "--latent", "8,3", "--hidden", text, "--out"])
+            .arg(&out));
+        assert!(!o.status.success() && !out.exists(), "{text}");
+        assert!(
+            stderr(&o).contains("is not widths separated by commas"),
+            "{text}: {}",
+            stderr(&o)
+        );
     }
     let o = run(elbo().args(["train", "--latent", "8,x", "--out"]).arg(&out));
     assert!(!o.status.success() && !out.exists());

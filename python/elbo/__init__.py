@@ -479,6 +479,16 @@ class VAE:
         mu, logvar)``. ``x`` is what :meth:`decode` returns: images as floats in [0, 1], channels last, or rows of
         a table in its own units; labels are class indices into :attr:`classes`. Its ``state_dict()`` has the
         names and shapes of :meth:`state_dict`. Needs ``torch`` (raises ImportError without it)."""
+        model = self.config["model"]
+        # What TorchVAE cannot hold is refused before asking for torch, which would not help.
+        if model.get("upper"):
+            raise NotImplementedError(
+                f"to_torch does not cover {1 + len(model['upper'])} stacked latent layers; decode and encode with "
+                f"elbo itself")
+        if model.get("prior"):
+            raise NotImplementedError(
+                f"to_torch does not cover a learned prior ({model['prior'].get('kind')}); decode and encode with "
+                f"elbo itself")
         from ._torch import to_torch
 
         return to_torch(self.model)

@@ -154,7 +154,15 @@ def test_stacked_latent_layers_from_keywords(small, tmp_path):
     assert vae.decode(mu).shape[0] == 5 and vae.sample(4, seed=2).shape[0] == 4
     result = vae.evaluate(small[2][:50], k=20)
     assert result["nll"] < result["neg_elbo"]
-    with pytest.raises(ValueError, match="give one group per layer, separated by /"):
+    with pytest.raises(NotImplementedError, match="2 stacked latent layers"):
+        vae.to_torch()
+    for bad, says in [({"latent": [4, -2]}, "-2: expected a whole number, 0 or more"),
+                      ({"hidden": [[8], ["x"]]}, "expected a whole number"),
+                      ({"hidden": [[8], [[4]]]}, "a list inside the list"),
+                      ({"hidden": "8/"}, "'8/' is not widths")]:
+        with pytest.raises(ValueError, match=says):
+            elbo.VAE(**{**settings, **bad})
+    with pytest.raises(ValueError, match="latent gives 2 latent layers but hidden gives 1 group of widths: give one group of widths per latent layer"):
         elbo.VAE(**{**settings, "hidden": [32]}).fit(small[0], epochs=1, out=tmp_path / "no", verbose=0)
 
 

@@ -709,7 +709,9 @@ impl ModelConfig {
             return refuse(&format!("--prior={}", self.prior.name()));
         }
         if self.batch_norm {
-            return refuse("--batch-norm");
+            return refuse(
+                "batch norm (--batch-norm, or a preset that has it: --arch pytorch-vae)",
+            );
         }
         for u in &self.upper {
             if u.latent == 0 || u.latent > 4096 {
@@ -740,7 +742,7 @@ impl ModelConfig {
                 .sum::<usize>();
         if layers > MAX_LAYERS {
             return Err(Error::Config(format!(
-                "{layers} layers is more than the {MAX_LAYERS} accepted"
+                "the networks would have {layers} layers, more than the {MAX_LAYERS} accepted: use fewer --hidden widths, --conv layers or latent layers (--latent)"
             )));
         }
         if let PriorSpec::Mixture { components } | PriorSpec::Vamp { components } = self.prior {

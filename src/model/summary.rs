@@ -44,8 +44,9 @@ pub fn table(cfg: &ModelConfig) -> Result<String> {
         "latent"
     };
     rows.push((name.into(), head, 0));
-    // The layers above: each inference network, its layer, then the generative network back down to the one below.
-    for (i, l) in arch.stack.iter().flat_map(|s| &s.layers).enumerate() {
+    // The layers above in the order data flows: up through the inference networks, then down the generative ones.
+    let upper: Vec<_> = arch.stack.iter().flat_map(|s| &s.layers).collect();
+    for (i, l) in upper.iter().enumerate() {
         let n = i + 2;
         add(&format!("q{n}"), &l.q, &mut rows);
         rows.push((
@@ -53,7 +54,9 @@ pub fn table(cfg: &ModelConfig) -> Result<String> {
             format!("μ, log σ² ({} each)", l.dim),
             0,
         ));
-        add(&format!("p{n}"), &l.p, &mut rows);
+    }
+    for (i, l) in upper.iter().enumerate().rev() {
+        add(&format!("p{}", i + 2), &l.p, &mut rows);
     }
     add("decoder", &arch.decoder, &mut rows);
     if let Some((_, n)) = arch.log_sigma {

@@ -827,7 +827,7 @@ impl Sharded {
         Sharded {
             shards: t.shards,
             samples: t.samples,
-            eps: vec![0.0; batch * t.samples * vae.latent()],
+            eps: vec![0.0; batch * t.samples * vae.noise_dim()],
             mine: vec![0.0; per * p],
             all: vec![0.0; t.shards * p],
             mine_stats: vec![0.0; per * PART_STATS],
@@ -847,7 +847,8 @@ impl Sharded {
         objective: &crate::model::Objective,
         ws: &mut crate::model::Workspace<f32>,
     ) -> (BatchStats, Option<i32>) {
-        let (rows, d, zd) = (idx.len(), vae.config.input_dim(), vae.latent());
+        // Every latent layer's noise per draw, split by image like the batch.
+        let (rows, d, zd) = (idx.len(), vae.config.input_dim(), vae.noise_dim());
         let p = vae.params.len();
         let per = self.shards / dist::size();
         let bound = |s: usize| s * rows / self.shards;

@@ -313,11 +313,8 @@ impl From<Vec<Vec<usize>>> for Widths {
     }
 }
 
-/// Parses `a,b,c` into numbers, saying `what` the text should have been when it is not.
+/// Parses `a,b,c` into numbers, saying `what` the text should have been when it is not (an empty text too).
 fn numbers(s: &str, what: &str) -> std::result::Result<Vec<usize>, String> {
-    if s.trim().is_empty() {
-        return Ok(Vec::new());
-    }
     s.split(',')
         .map(|p| p.trim().parse::<usize>())
         .collect::<std::result::Result<_, _>>()
@@ -328,11 +325,7 @@ impl std::str::FromStr for Latents {
     type Err = String;
 
     fn from_str(s: &str) -> std::result::Result<Self, String> {
-        let v = numbers(s, "dimensions separated by commas (e.g. 20, or 100,50)")?;
-        if v.is_empty() {
-            return Err("needs at least one dimension".into());
-        }
-        Ok(Latents(v))
+        numbers(s, "dimensions separated by commas (e.g. 20, or 100,50)").map(Latents)
     }
 }
 
@@ -340,11 +333,77 @@ impl std::str::FromStr for Widths {
     type Err = String;
 
     fn from_str(s: &str) -> std::result::Result<Self, String> {
+        // Every group needs widths: "64/" or "/" would otherwise quietly make a network linear.
         let what = "widths separated by commas, one group per latent layer separated by / (e.g. 400, or 200,200/100,100)";
         s.split('/')
-            .map(|g| numbers(g, what))
+            .map(|g| numbers(g, what).map_err(|_| format!("'{s}' is not {what}")))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map(Widths)
+    }
+}
+
+/// One entry of a `latent` or `hidden` list: a number, or (in `hidden`, `group`) a list of numbers.
+enum Item {
+    One(usize),
+    Group(Vec<usize>),
+}
+
+/// Reads an [`Item`], in words a user can act on whatever the mistake (serde's untagged enums name none).
+#[derive(Clone, Copy)]
+struct ItemSeed {
+    group: bool,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for ItemSeed {
+    type Value = Item;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<Item, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ItemSeed {
+    type Value = Item;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.group {
+            f.write_str("a whole number, or a list of them for one latent layer")
+        } else {
+            f.write_str("a whole number")
+        }
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<Item, E> {
+        usize::try_from(v)
+            .map(Item::One)
+            .map_err(|_| E::custom(format!("{v} is too large")))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<Item, E> {
+        match u64::try_from(v) {
+            Ok(v) => self.visit_u64(v),
+            Err(_) => Err(E::custom(format!(
+                "{v}: expected a whole number, 0 or more"
+            ))),
+        }
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Item, A::Error> {
+        if !self.group {
+            return Err(serde::de::Error::custom(
+                "a list inside the list: give one dimension per latent layer, e.g. [100, 50]",
+            ));
+        }
+        let mut g = Vec::new();
+        while let Some(item) = seq.next_element_seed(ItemSeed { group: false })? {
+            if let Item::One(v) = item {
+                g.push(v);
+            }
+        }
+        Ok(Item::Group(g))
     }
 }
 
@@ -365,16 +424,16 @@ impl<'de> serde::de::Visitor<'de> for NumberLists {
     }
 
     fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<Self::Value, E> {
-        let v = usize::try_from(v).map_err(|_| E::custom(format!("{v} is too large")))?;
-        Ok(vec![vec![v]])
+        match (ItemSeed { group: false }).visit_u64(v)? {
+            Item::One(v) => Ok(vec![vec![v]]),
+            Item::Group(g) => Ok(vec![g]),
+        }
     }
 
     fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<Self::Value, E> {
-        match u64::try_from(v) {
-            Ok(v) => self.visit_u64(v),
-            Err(_) => Err(E::custom(format!(
-                "{v}: expected a whole number, 0 or more"
-            ))),
+        match (ItemSeed { group: false }).visit_i64(v)? {
+            Item::One(v) => Ok(vec![vec![v]]),
+            Item::Group(g) => Ok(vec![g]),
         }
     }
 
@@ -390,27 +449,15 @@ impl<'de> serde::de::Visitor<'de> for NumberLists {
         self,
         mut seq: A,
     ) -> std::result::Result<Self::Value, A::Error> {
-        #[derive(serde::Deserialize)]
-        #[serde(untagged)]
-        enum Item {
-            One(usize),
-            Group(Vec<usize>),
-        }
         let mut flat = Vec::new();
         let mut groups = Vec::new();
-        while let Some(item) = seq.next_element::<Item>()? {
+        while let Some(item) = seq.next_element_seed(ItemSeed { group: self.nested })? {
             match item {
                 Item::One(v) => flat.push(v),
-                Item::Group(g) if self.nested => groups.push(g),
-                Item::Group(_) => {
-                    return Err(serde::de::Error::custom(
-                        "a list of lists: give one dimension per latent layer, e.g. [100, 50]",
-                    ));
-                }
+                Item::Group(g) => groups.push(g),
             }
         }
         match (flat.is_empty(), groups.is_empty()) {
-            (_, true) if !self.nested => Ok(vec![flat]),
             (_, true) => Ok(vec![flat]),
             (true, false) => Ok(groups),
             (false, false) => Err(serde::de::Error::custom(
@@ -733,18 +780,30 @@ impl Settings {
         }
         let layers = latents.len().max(1);
         let given = groups.map_or(1, <[Vec<usize>]>::len);
+        let plural =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        // Worded without flag syntax after the names, so Python reads it with keywords (latent=, hidden=) as well.
+        let example = "the IWAE paper's two layers take widths 200,200 then 100,100: 200,200/100,100 on the command line, [[200, 200], [100, 100]] in Python and config files";
         if layers > 1 && given != layers {
+            let widths = match groups {
+                None => "--hidden is not given (its default, 400, is one group)".to_string(),
+                Some(_) => format!(
+                    "--hidden gives {}",
+                    plural(given, "group of widths", "groups of widths")
+                ),
+            };
             return Err(Error::Config(format!(
-                "--latent gives {layers} latent layers and --hidden {given} group of widths: give one group per layer, separated by / (the IWAE paper's: --latent 100,50 --hidden 200,200/100,100)"
+                "--latent gives {} but {widths}: give one group of widths per latent layer ({example})",
+                plural(layers, "latent layer", "latent layers")
             )));
         }
         if layers == 1 && given > 1 {
             return Err(Error::Config(format!(
-                "--hidden gives {given} groups of widths (separated by /), one per latent layer, and --latent {}: give --latent a dimension per group (e.g. --latent 100,50)",
+                "--hidden gives {given} groups of widths, one per latent layer, but --latent gives {}: give --latent one dimension per group ({example}, and dimensions 100,50)",
                 if latents.is_empty() {
                     "none".to_string()
                 } else {
-                    latents[0].to_string()
+                    "one".to_string()
                 }
             )));
         }
