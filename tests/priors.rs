@@ -187,6 +187,16 @@ fn a_vamp_prior_trains_resumes_bit_for_bit_and_works_with_every_command() {
         assert!(o.status.success(), "{name}: {}", stderr(&o));
     }
     let out = tmp.path().join("refused");
+    let csv = tmp.path().join("t.csv");
+    let rows: String = (0..40)
+        .map(|i| format!("{i},{},{}\n", i * i % 7, 40 - i))
+        .collect();
+    std::fs::write(&csv, format!("a,b,c\n{rows}")).unwrap();
+    assert_train_refused(
+        &out,
+        &["--prior", "vamp", "--data", csv.to_str().unwrap()],
+        "this data is a table of 3 standardised features: use --prior=mog or --prior=normal",
+    );
     for (flags, why) in [
         (
             &["--prior", "vamp", "--conditional"][..],

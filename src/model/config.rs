@@ -754,7 +754,7 @@ impl ModelConfig {
             }
             if self.kind == ModelKind::Autoencoder {
                 return Err(Error::Config(format!(
-                    "--prior={name} is a prior over a VAE's codes; an autoencoder has none: drop --model=autoencoder or --prior"
+                    "--prior={name} is a prior over a VAE's codes; an autoencoder has none: drop --model or --prior"
                 )));
             }
         }

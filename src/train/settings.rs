@@ -870,6 +870,12 @@ impl Settings {
             last.channels = model.channels;
         }
         let table = facts.kind == Kind::Table;
+        if table && matches!(model.prior, PriorSpec::Vamp { .. }) {
+            return Err(Error::Config(format!(
+                "--prior=vamp clamps its pseudo-inputs to [0, 1], the range of images and byte arrays; this data is a table of {} standardised features: use --prior=mog or --prior=normal",
+                facts.shape.len()
+            )));
+        }
         if table && !model.conv.is_empty() {
             return Err(Error::Config(format!(
                 "convolutions need images; this data is a table of {} features: use dense layers (--hidden)",
