@@ -106,7 +106,7 @@ fn two_latent_layers_train_resume_and_work_with_every_command() {
     );
     assert_user_error(
         &o,
-        "has 8 values; this model's latent space has 3 dimensions",
+        "has 8 values; this model's latent space has 3 dimensions (z2, the top of its 2 latent layers)",
     );
     for (name, args) in [
         ("sample", &["-n", "9"][..]),
@@ -124,6 +124,10 @@ fn two_latent_layers_train_resume_and_work_with_every_command() {
         );
         assert!(o.status.success(), "{name}: {}", stderr(&o));
         assert!(std::fs::metadata(&out).unwrap().len() > 0, "{name}");
+        if name == "traverse" {
+            let says = "rows are dimensions of z2, the top of 2 latent layers";
+            assert!(stderr(&o).contains(says), "{}", stderr(&o));
+        }
     }
 }
 

@@ -50,10 +50,17 @@ pub(crate) fn run(a: DecodeArgs) -> Result<()> {
     let cfg = model.config();
     let zd = model.latent();
     let codes = match (&a.z, &a.z_file) {
-        (Some(z), _) => parse_inline(z, zd)?,
-        (None, Some(f)) => read_codes(f, zd)?,
+        (Some(z), _) => parse_inline(z, zd),
+        (None, Some(f)) => read_codes(f, zd),
         (None, None) => unreachable!("clap requires one"),
     };
+    // A stacked model's codes are its top layer's: say so where a code's width is wrong.
+    let codes = codes.map_err(|e| match (e, model.depth()) {
+        (Error::Config(m), depth) if depth > 1 && m.contains("latent space has") => Error::Config(
+            format!("{m} (z{depth}, the top of its {depth} latent layers)"),
+        ),
+        (e, _) => e,
+    })?;
     let n = codes.len() / zd;
     if model.is_conditional() && a.class.is_none() {
         return Err(Error::Config(format!(

@@ -110,6 +110,10 @@ pub(crate) fn run(a: TraverseArgs) -> Result<()> {
     }
     let test = a.data.splits(&ck)?.test;
     let kl = traverse::mean_kl_per_dim(&ck.vae, &test);
+    let depth = ck.vae.depth();
+    if depth > 1 {
+        crate::say!("elbo: rows are dimensions of z{depth}, the top of {depth} latent layers");
+    }
     if ck.vae.prior().closed_form_kl().is_none() {
         crate::say!(
             "elbo: rows are ranked by each dimension's KL from N(0, 1): this model's learned prior has no KL per dimension"
