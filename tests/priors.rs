@@ -54,15 +54,11 @@ fn a_mixture_prior_trains_resumes_bit_for_bit_and_is_evaluated_with_its_density(
     let (whole, halves) = (tmp.path().join("whole"), tmp.path().join("halves"));
     train(&whole, &["--epochs", "2"]);
     train(&halves, &["--epochs", "1"]);
-    let o = run(elbo()
-        .args(["train", "--resume"])
-        .arg(&halves)
-        .args(["--epochs", "2", "--data-dir"])
-        .arg(mnist_dir()));
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(
-        checkpoint_tensors(&whole) == checkpoint_tensors(&halves),
-        "the prior's weights and Adam's moments for them are saved and read back"
+    assert_resumes_to(
+        &whole,
+        &halves,
+        "2",
+        "the prior's weights and Adam's moments for them are saved and read back",
     );
     let config = std::fs::read_to_string(whole.join("config.json")).unwrap();
     assert!(config.contains("\"mixture\""), "{config}");
@@ -159,15 +155,11 @@ fn a_vamp_prior_trains_resumes_bit_for_bit_and_works_with_every_command() {
             || String::from_utf8_lossy(&o.stdout).contains("prior: VampPrior of 20")
     );
     assert!(train(&halves, "1").status.success());
-    let o = run(elbo()
-        .args(["train", "--resume"])
-        .arg(&halves)
-        .args(["--epochs", "2", "--data-dir"])
-        .arg(mnist_dir()));
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(
-        checkpoint_tensors(&whole) == checkpoint_tensors(&halves),
-        "the pseudo-inputs and Adam's moments for them are saved and read back"
+    assert_resumes_to(
+        &whole,
+        &halves,
+        "2",
+        "the pseudo-inputs and Adam's moments for them are saved and read back",
     );
     let (one, few, many) = (eval(&whole, 1), eval(&whole, 5), eval(&whole, 200));
     assert_importance_sampling_tightens(&one, &few, &many);

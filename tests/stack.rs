@@ -50,15 +50,11 @@ fn two_latent_layers_train_resume_and_work_with_every_command() {
         "{summary}"
     );
     assert!(train(&halves, &["--epochs", "2"]).status.success());
-    let o = run(elbo()
-        .args(["train", "--resume"])
-        .arg(&halves)
-        .args(["--epochs", "3", "--data-dir"])
-        .arg(mnist_dir()));
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(
-        checkpoint_tensors(&whole) == checkpoint_tensors(&halves),
-        "every layer's weights and Adam's moments for them are saved and read back"
+    assert_resumes_to(
+        &whole,
+        &halves,
+        "3",
+        "every layer's weights and Adam's moments for them are saved and read back",
     );
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(whole.join("config.json")).unwrap()).unwrap();

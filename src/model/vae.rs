@@ -146,6 +146,22 @@ fn importance_weights<T: Real>(lw: &[f64], objective: &Objective, weights: &mut 
     }
 }
 
+/// The weights the prior reads: the model's own, or a VampPrior's mixture made from its pseudo-inputs.
+fn prior_weights<'a, T>(params: &'a Params<T>, vamp: &'a Option<VampBuffers<T>>) -> &'a [T] {
+    vamp.as_ref().map_or(&params.data[..], |v| &v.mix[..])
+}
+
+/// [`prior_weights`] and where the prior's gradient goes.
+fn prior_weights_mut<'a, T>(
+    params: &'a mut Params<T>,
+    vamp: &'a mut Option<VampBuffers<T>>,
+) -> (&'a [T], &'a mut [T]) {
+    match vamp.as_mut() {
+        Some(v) => (&v.mix[..], &mut v.dmix[..]),
+        None => (&params.data[..], &mut params.grad[..]),
+    }
+}
+
 /// A VAE (or autoencoder) with its weights.
 #[derive(Debug, Clone)]
 pub struct Vae<T> {
@@ -317,7 +333,7 @@ where
             v.forward(&self.arch.encoder, &self.params.data, &mut b);
             b
         });
-        let p = vamp.as_ref().map_or(&self.params.data[..], |b| &b.mix[..]);
+        let p = prior_weights(&self.params, &vamp);
         for code in codes.chunks_exact_mut(zd.max(1)) {
             self.prior().sample(p, rng, temperature, code);
         }
@@ -628,9 +644,7 @@ where
         match self.config.kind {
             ModelKind::Vae if self.arch.stack.is_some() => self.forward_stack(rows, ws, training),
             ModelKind::Vae => self.latent.forward(
-                ws.vamp
-                    .as_ref()
-                    .map_or(&self.params.data[..], |v| &v.mix[..]),
+                prior_weights(&self.params, &ws.vamp),
                 &ws.enc.output()[..rows * 2 * zd],
                 &ws.eps[..n * zd],
                 &mut ws.z[..n * zd],
@@ -724,9 +738,7 @@ where
             return;
         }
         self.latent.log_ratios(
-            ws.vamp
-                .as_ref()
-                .map_or(&self.params.data[..], |v| &v.mix[..]),
+            prior_weights(&self.params, &ws.vamp),
             head,
             &ws.z[draws.clone()],
             &ws.eps[draws],
@@ -873,10 +885,7 @@ where
             }
             (ModelKind::Vae, Estimator::Elbo) => {
                 self.kl_weights(rows, objective, stats, ws);
-                let (pp, pg) = match ws.vamp.as_mut() {
-                    Some(v) => (&v.mix[..], &mut v.dmix[..]),
-                    None => (&self.params.data[..], &mut self.params.grad[..]),
-                };
+                let (pp, pg) = prior_weights_mut(&mut self.params, &mut ws.vamp);
                 self.latent.backward_elbo(
                     pp,
                     pg,
@@ -890,10 +899,7 @@ where
                 );
             }
             (ModelKind::Vae, _) => {
-                let (pp, pg) = match ws.vamp.as_mut() {
-                    Some(v) => (&v.mix[..], &mut v.dmix[..]),
-                    None => (&self.params.data[..], &mut self.params.grad[..]),
-                };
+                let (pp, pg) = prior_weights_mut(&mut self.params, &mut ws.vamp);
                 self.latent.backward_iwae(
                     pp,
                     pg,

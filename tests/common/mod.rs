@@ -323,3 +323,18 @@ pub fn assert_importance_sampling_tightens(
         "{one} vs {neg_elbo}"
     );
 }
+
+/// Resumes the run in `halves` with `elbo train --resume` to `epochs` and asserts that its checkpoint (weights and
+/// Adam's moments) equals that of `whole`, trained to `epochs` in one go; `what` names what must survive.
+pub fn assert_resumes_to(whole: &Path, halves: &Path, epochs: &str, what: &str) {
+    let o = run(elbo()
+        .args(["train", "--resume"])
+        .arg(halves)
+        .args(["--epochs", epochs, "--data-dir"])
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        checkpoint_tensors(whole) == checkpoint_tensors(halves),
+        "{what}"
+    );
+}
