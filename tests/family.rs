@@ -37,6 +37,7 @@ fn every_example_config_trains_briefly() {
         "ae",
         "beta-vae",
         "cvae",
+        "iaf",
         "iwae-paper-iwae50",
         "iwae-paper-iwae50-2layer",
         "iwae-paper-vae",
@@ -121,6 +122,12 @@ fn every_example_config_trains_briefly() {
         vamp["model"]["prior"],
         serde_json::json!({"kind": "vamp", "components": 500})
     );
+    let iaf = saved_config(&tmp.path().join("iaf"));
+    assert_eq!(
+        iaf["model"]["flow"],
+        serde_json::json!({"kind": "iaf", "blocks": 2, "hidden": 320})
+    );
+    assert_eq!(iaf["model"]["latent"], 32);
     let keras = saved_config(&tmp.path().join("keras-conv"));
     assert_eq!(keras["model"]["conv"][1]["channels"], 64);
     assert_eq!(keras["model"]["latent"], 2);

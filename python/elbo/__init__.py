@@ -422,8 +422,10 @@ class VAE:
 
     def encode(self, x, y=None, *, layout=None):
         """Posterior means and log-variances of the items of ``x``, two arrays of shape ``(n, latent)``
-        (``logvar`` is None for a deterministic autoencoder). ``y`` gives labels to a conditional model;
-        ``layout`` ("nhwc" or "nchw") orders a 4-D array's axes."""
+        (``logvar`` is None for a deterministic autoencoder). With a flow posterior (``flow="iaf:2"``) ``mu`` is
+        the flow's image of the base Gaussian's mean (the code the decoder reads for it) and ``logvar`` the base
+        Gaussian's, before the flow. ``y`` gives labels to a conditional model; ``layout`` ("nhwc" or "nchw")
+        orders a 4-D array's axes."""
         mu, logvar, _, _ = self.model.encode(for_library(x, "x", y, layout))
         return mu, logvar
 
@@ -489,6 +491,10 @@ class VAE:
             raise NotImplementedError(
                 f"to_torch does not cover a learned prior ({model['prior'].get('kind')}); decode and encode with "
                 f"elbo itself")
+        flow = model.get("flow")
+        if flow:
+            raise NotImplementedError(
+                f"to_torch does not cover a flow posterior ({flow.get('kind')}); decode and encode with elbo itself")
         from ._torch import to_torch
 
         return to_torch(self.model)

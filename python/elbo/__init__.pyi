@@ -87,6 +87,7 @@ class VAE:
         batch_norm: Optional[bool] = ...,
         prior: Optional[str] = ...,
         prior_components: Optional[int] = ...,
+        flow: Optional[str] = ...,
         seed: Optional[int] = ...,
         limit: Optional[int] = ...,
         validation: Optional[int] = ...,

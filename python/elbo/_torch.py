@@ -184,7 +184,10 @@ class TorchVAE(nn.Module):
         if upper:
             _refuse(f"{1 + len(upper)} stacked latent layers (latent {[m['latent']] + [u['latent'] for u in upper]}), "
                     f"which TorchVAE's single latent does not hold")
-        unknown = set(m) - _MODEL_KEYS - {"prior", "upper"}
+        flow = m.get("flow")
+        if flow:
+            _refuse(f"a flow posterior ({flow.get('kind')}), which TorchVAE's Gaussian posterior does not hold")
+        unknown = set(m) - _MODEL_KEYS - {"prior", "upper", "flow"}
         if unknown:
             _refuse(f"models with the setting(s) {', '.join(sorted(unknown))} (made by a newer elbo?)")
         if m.get("kind", "vae") not in ("vae", "autoencoder"):

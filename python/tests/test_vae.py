@@ -166,6 +166,24 @@ def test_stacked_latent_layers_from_keywords(small, tmp_path):
         elbo.VAE(**{**settings, "hidden": [32]}).fit(small[0], epochs=1, out=tmp_path / "no", verbose=0)
 
 
+def test_flow_posteriors_from_keywords(small, tmp_path):
+    for flow, weight in [("planar:3", "flow.2.u"), ("iaf:2:16", "flow.1.head.weight")]:
+        vae = elbo.VAE(**SMALL, flow=flow)
+        vae.fit(small[0], epochs=1, out=tmp_path / flow.replace(":", "-"), verbose=0)
+        assert weight in vae.state_dict()
+        mu, logvar = vae.encode(small[2][:5])
+        assert mu.shape == (5, 4) and logvar.shape == (5, 4)
+        assert vae.decode(mu).shape[0] == 5 and vae.sample(4, seed=2).shape[0] == 4
+        result = vae.evaluate(small[2][:50], k=20)
+        assert result["nll"] < result["neg_elbo"]
+        with pytest.raises(NotImplementedError, match="a flow posterior"):
+            vae.to_torch()
+    with pytest.raises(ValueError, match="'maf:2' is not a flow: give planar:K"):
+        elbo.VAE(**SMALL, flow="maf:2")
+    with pytest.raises(ValueError, match="free_bits holds each dimension's KL at a floor"):
+        elbo.VAE(**SMALL, flow="planar", free_bits=0.5).fit(small[0], epochs=1, out=tmp_path / "no", verbose=0)
+
+
 def test_tables_and_labels(tmp_path):
     rng = np.random.default_rng(1)
     x = rng.normal(50, 10, size=(400, 6))

@@ -63,9 +63,13 @@ pub(crate) fn run(a: EncodeArgs) -> Result<()> {
         csv.push('\n');
     }
     write_atomic(out, csv.as_bytes())?;
-    let which = match model.depth() {
-        1 => String::new(),
-        n => format!(
+    let which = match (model.depth(), model.config().model.flow) {
+        (1, Some(flow)) => format!(
+            "; with --flow={}, mu is the flow's image of the base Gaussian's mean and logvar the base Gaussian's, before the flow",
+            flow.name()
+        ),
+        (1, None) => String::new(),
+        (n, _) => format!(
             " of z{n}, the top of {n} latent layers, each encoded from the means of the one below"
         ),
     };

@@ -1,5 +1,7 @@
 //! The serde description of a model: saved with its weights so every command can rebuild it.
 
+use super::flow::Flow;
+pub use super::flow::FlowSpec;
 use super::net::{Cond, Layer, Net};
 use super::prior::Mixture;
 use super::stack::{Stack, Upper};
@@ -216,6 +218,9 @@ pub struct ModelConfig {
     /// Latent layers above the first (`latent`), bottom to top; empty for one stochastic layer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub upper: Vec<UpperSpec>,
+    /// A flow the posterior's draws go through before the decoder reads them (none: a diagonal Gaussian).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow: Option<FlowSpec>,
 }
 
 /// A latent layer above the first: its dimension and the hidden widths of q(z_l | z_{l−1}); the generative
@@ -289,6 +294,8 @@ pub struct Architecture {
     pub vamp: Option<Vamp>,
     /// The latent layers above the first, if any.
     pub stack: Option<Stack>,
+    /// The posterior's flow, if any.
+    pub flow: Option<Flow>,
 }
 
 impl Architecture {
@@ -303,6 +310,10 @@ impl Architecture {
             + self.stack.as_ref().map_or(0, |s| {
                 s.buffer_len(rows.saturating_mul(samples)) + rs * (z + s.noise() as u128)
             })
+            + self
+                .flow
+                .as_ref()
+                .map_or(0, |f| f.buffer_len(rows.saturating_mul(samples)))
     }
 
     /// The dimension of the codes users see: the top latent layer's.
@@ -351,6 +362,7 @@ impl ModelConfig {
             batch_norm: false,
             prior: PriorSpec::Normal,
             upper: Vec::new(),
+            flow: None,
         }
     }
 
@@ -638,6 +650,9 @@ impl ModelConfig {
             }
         };
         let stack = (!self.upper.is_empty()).then(|| self.build_stack(reg));
+        let flow = self
+            .flow
+            .map(|spec| Flow::new(reg, spec, self.latent, self.activation));
         Ok(Architecture {
             encoder,
             decoder,
@@ -645,6 +660,7 @@ impl ModelConfig {
             prior,
             vamp,
             stack,
+            flow,
         })
     }
 
@@ -729,6 +745,34 @@ impl ModelConfig {
         Ok(())
     }
 
+    /// Refuses what a flow posterior cannot be combined with, and impossible sizes.
+    fn validate_flow(&self, flow: FlowSpec) -> Result<()> {
+        let name = flow.name();
+        if flow.steps() == 0 || flow.steps() > MAX_LAYERS {
+            return Err(Error::Config(format!(
+                "--flow={name} needs between 1 and {MAX_LAYERS} maps (for no flow, drop --flow)"
+            )));
+        }
+        if let FlowSpec::Iaf { hidden, .. } = flow
+            && (hidden == 0 || hidden > 65536)
+        {
+            return Err(Error::Config(format!(
+                "--flow={name}: the MADE's hidden width {hidden} must be between 1 and 65536"
+            )));
+        }
+        if self.kind == ModelKind::Autoencoder {
+            return Err(Error::Config(format!(
+                "--flow={name} transforms a VAE's posterior draws; an autoencoder draws none: drop --model or --flow"
+            )));
+        }
+        if !self.upper.is_empty() {
+            return Err(Error::Config(format!(
+                "--flow={name} with more than one latent layer is not supported: give --latent one dimension, or drop --flow"
+            )));
+        }
+        Ok(())
+    }
+
     /// Refuses impossible shapes with a message naming the setting.
     pub fn validate(&self) -> Result<()> {
         let dec = self.decoder.as_ref();
@@ -773,6 +817,9 @@ impl ModelConfig {
         }
         if !self.upper.is_empty() {
             self.validate_upper()?;
+        }
+        if let Some(flow) = self.flow {
+            self.validate_flow(flow)?;
         }
         if self.latent == 0 || self.latent > 4096 {
             return Err(Error::Config(format!(

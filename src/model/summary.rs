@@ -44,6 +44,9 @@ pub fn table(cfg: &ModelConfig) -> Result<String> {
         "latent"
     };
     rows.push((name.into(), head, 0));
+    if let Some(f) = &arch.flow {
+        rows.push(("flow".into(), f.describe(), f.param_count()));
+    }
     // The layers above in the order data flows: up through the inference networks, then down the generative ones.
     let upper: Vec<_> = arch.stack.iter().flat_map(|s| &s.layers).collect();
     for (i, l) in upper.iter().enumerate() {

@@ -4,6 +4,7 @@
 //! All buffers live in a [`Workspace`] allocated once per batch shape, so a training step allocates nothing.
 
 use super::config::{Architecture, GaussianMean, Likelihood, ModelConfig, ModelKind};
+use super::flow::FlowBuffers;
 use super::latent::{GaussianLatent, log_q};
 use super::net::NetBuffers;
 use super::prior::{Prior, StandardNormal as NormalPrior};
@@ -205,6 +206,8 @@ pub struct Workspace<T> {
     stack: Option<StackBuffers<T>>,
     /// A VampPrior's pass over its pseudo-inputs.
     vamp: Option<VampBuffers<T>>,
+    /// The posterior's flow, when it has one.
+    flow: Option<FlowBuffers<T>>,
 }
 
 impl<T: Real> Workspace<T> {
@@ -265,6 +268,9 @@ where
         }
         if let Some(vamp) = vae.arch.vamp {
             vamp.init(p, rng);
+        }
+        if let Some(flow) = &vae.arch.flow {
+            flow.init(p, rng);
         }
         vae
     }
@@ -387,6 +393,7 @@ where
                 .arch
                 .vamp
                 .map(|v| v.buffers(&self.arch.encoder, self.params.len())),
+            flow: self.arch.flow.as_ref().map(|f| f.buffers(rs)),
         }
     }
 
@@ -418,9 +425,32 @@ where
 
     /// The posterior of each of the `rows` images [`Vae::encode`] encoded last: `[μ | log σ²]` of the top latent
     /// layer, each layer above the first fed the means of the one below (a single layer's: the encoder's head;
-    /// an autoencoder's: z).
+    /// an autoencoder's: z). With a flow, μ is the flow's image of the base Gaussian's mean (the code the decoder
+    /// reads for it) and log σ² the base Gaussian's, before the flow.
     pub fn posterior<'a>(&self, rows: usize, ws: &'a mut Workspace<T>) -> &'a [T] {
         let hl = self.arch.encoder.out_len();
+        if let (Some(flow), Some(fb)) = (&self.arch.flow, &mut ws.flow) {
+            let zd = self.config.latent;
+            let head = &ws.enc.output()[..rows * hl];
+            for (z, h) in fb
+                .base_mut(rows)
+                .chunks_exact_mut(zd)
+                .zip(head.chunks_exact(hl))
+            {
+                z.copy_from_slice(&h[..zd]);
+            }
+            flow.forward(&self.params.data, rows, fb, &mut ws.z[..rows * zd]);
+            let out = &mut ws.dhead[..rows * hl];
+            for ((o, h), z) in out
+                .chunks_exact_mut(hl)
+                .zip(head.chunks_exact(hl))
+                .zip(ws.z.chunks_exact(zd))
+            {
+                o[..zd].copy_from_slice(z);
+                o[zd..].copy_from_slice(&h[zd..]);
+            }
+            return &ws.dhead[..rows * hl];
+        }
         match (&self.arch.stack, &mut ws.stack) {
             (Some(stack), Some(sb)) => {
                 let zd = self.config.latent;
@@ -643,6 +673,7 @@ where
         let training = grad.is_some();
         match self.config.kind {
             ModelKind::Vae if self.arch.stack.is_some() => self.forward_stack(rows, ws, training),
+            ModelKind::Vae if self.arch.flow.is_some() => self.forward_flow(rows, ws),
             ModelKind::Vae => self.latent.forward(
                 prior_weights(&self.params, &ws.vamp),
                 &ws.enc.output()[..rows * 2 * zd],
@@ -724,6 +755,31 @@ where
         }
     }
 
+    /// Draws z_0 from the encoding in `ws`, maps it through the flow to the codes `ws.z`, and each image's KL: the
+    /// Monte Carlo estimate (1/L) Σ_l [ln q(z_0) − ln |det| − ln p(z_K)] over its draws.
+    fn forward_flow(&self, rows: usize, ws: &mut Workspace<T>) {
+        let (zd, s) = (self.config.latent, ws.samples);
+        let n = rows * s;
+        let flow = self.arch.flow.as_ref().expect("a model with a flow");
+        let fb = ws.flow.as_mut().expect("a flow model's workspace");
+        let head = &ws.enc.output()[..rows * 2 * zd];
+        ops::reparameterize(head, &ws.eps[..n * zd], fb.base_mut(n), zd, s);
+        flow.forward(&self.params.data, n, fb, &mut ws.z[..n * zd]);
+        let pw = prior_weights(&self.params, &ws.vamp);
+        let prior = self.latent.prior();
+        for (b, k) in ws.kl[..rows].iter_mut().enumerate() {
+            let lv = &head[b * 2 * zd + zd..(b + 1) * 2 * zd];
+            let mut sum = 0.0;
+            for r in b * s..(b + 1) * s {
+                let code = r * zd..(r + 1) * zd;
+                sum += log_q(&ws.eps[code.clone()], lv)
+                    - fb.logdet[r]
+                    - prior.log_density(pw, &ws.z[code]);
+            }
+            *k = T::c(sum / s as f64);
+        }
+    }
+
     /// ln p(x, z_l) − ln q(z_l|x) for the `samples` draws of image `b`, from the state forward left.
     fn log_weights_from_state(&self, ws: &Workspace<T>, b: usize, out: &mut [f64]) {
         let (zd, s) = (self.config.latent, ws.samples);
@@ -734,6 +790,18 @@ where
                 let r = b * s + l;
                 let eps = &sb.eps1[r * zd..(r + 1) * zd];
                 *o = sb.log_prior[r] - log_q(eps, &head[zd..]) - ws.nll[r].f64();
+            }
+            return;
+        }
+        if let Some(fb) = &ws.flow {
+            let pw = prior_weights(&self.params, &ws.vamp);
+            for (l, o) in out[..s].iter_mut().enumerate() {
+                let r = b * s + l;
+                let code = r * zd..(r + 1) * zd;
+                *o = self.latent.prior().log_density(pw, &ws.z[code.clone()])
+                    - log_q(&ws.eps[code], &head[zd..])
+                    + fb.logdet[r]
+                    - ws.nll[r].f64();
             }
             return;
         }
@@ -849,6 +917,51 @@ where
         );
     }
 
+    /// Backward of the latent terms of a flow posterior, Σ_r w_r [ln q(z_0 | x) − ln |det| − ln p(z_K)] with the
+    /// per-draw weights in `ws.weights`, plus what reached z_K from the decoder (`ws.dz`), into `ws.dhead`; the
+    /// flow's (and a learned prior's) weights get their gradients.
+    fn backward_flow(&mut self, rows: usize, ws: &mut Workspace<T>) {
+        let (zd, s) = (self.config.latent, ws.samples);
+        let n = rows * s;
+        let w = &ws.weights[..n];
+        let prior = self.latent.prior();
+        {
+            let (pp, pg) = prior_weights_mut(&mut self.params, &mut ws.vamp);
+            pg[prior.weights()].fill(T::zero());
+            for (r, &wr) in w.iter().enumerate() {
+                let code = r * zd..(r + 1) * zd;
+                prior.add_log_density_grad(pp, &ws.z[code.clone()], -wr, &mut ws.dz[code], pg);
+            }
+        }
+        let flow = self.arch.flow.as_ref().expect("a model with a flow");
+        let fb = ws.flow.as_mut().expect("a flow model's workspace");
+        flow.backward(
+            &self.params.data,
+            &mut self.params.grad,
+            n,
+            fb,
+            w,
+            &mut ws.dz[..n * zd],
+        );
+        let half = T::c(0.5);
+        for (b, dh) in ws.dhead[..rows * 2 * zd]
+            .chunks_exact_mut(2 * zd)
+            .enumerate()
+        {
+            let wsum = w[b * s..(b + 1) * s].iter().fold(T::zero(), |a, &v| a + v);
+            dh[..zd].fill(T::zero());
+            dh[zd..].fill(-half * wsum);
+        }
+        ops::reparameterize_backward(
+            &ws.enc.output()[..rows * 2 * zd],
+            &ws.eps[..n * zd],
+            &ws.dz[..n * zd],
+            &mut ws.dhead[..rows * 2 * zd],
+            zd,
+            s,
+        );
+    }
+
     fn backward(
         &mut self,
         x: &[T],
@@ -882,6 +995,14 @@ where
                     ws.weights[..n].fill(w);
                 }
                 self.backward_stack(rows, ws);
+            }
+            (ModelKind::Vae, estimator) if self.arch.flow.is_some() => {
+                if estimator == Estimator::Elbo {
+                    self.kl_weights(rows, objective, stats, ws);
+                    let w = ws.kl_weight[0] / T::c(s as f64);
+                    ws.weights[..n].fill(w);
+                }
+                self.backward_flow(rows, ws);
             }
             (ModelKind::Vae, Estimator::Elbo) => {
                 self.kl_weights(rows, objective, stats, ws);
@@ -1052,6 +1173,104 @@ mod tests {
         };
         check(three.clone(), 2, Objective::elbo(1.0), "three layers, ELBO");
         check(three, 2, Objective::iwae(), "three layers, IWAE");
+    }
+
+    /// Flow posteriors on the small image model: planar and IAF, the ELBO (β and capacity too), IWAE and MIWAE,
+    /// with N(0, I) and with a learned mixture prior, conditional, through every weight including the flow's.
+    #[test]
+    fn flow_posterior_gradients() {
+        use crate::model::flow::FlowSpec;
+        let planar = ModelConfig {
+            flow: Some(FlowSpec::Planar { layers: 2 }),
+            classes: 3,
+            ..config(vec![5], Activation::Tanh, Likelihood::Bernoulli)
+        };
+        check(planar.clone(), 2, Objective::elbo(1.0), "planar, ELBO");
+        check(planar.clone(), 3, Objective::iwae(), "planar, IWAE");
+        let capacity = Objective {
+            capacity: Some((3.0, 0.5)),
+            ..Objective::elbo(1.0)
+        };
+        check(planar.clone(), 1, capacity, "planar, capacity");
+        let mog = ModelConfig {
+            prior: PriorSpec::Mixture { components: 3 },
+            ..planar
+        };
+        check(
+            mog,
+            2,
+            Objective::elbo(0.6),
+            "planar, mixture prior, β-ELBO",
+        );
+        let iaf = ModelConfig {
+            flow: Some(FlowSpec::Iaf {
+                blocks: 2,
+                hidden: 4,
+            }),
+            latent: 3,
+            ..config(vec![5], Activation::Softplus, Likelihood::Bernoulli)
+        };
+        check(iaf.clone(), 2, Objective::elbo(1.0), "IAF, ELBO");
+        check(iaf.clone(), 3, Objective::iwae(), "IAF, IWAE");
+        let miwae = Objective {
+            estimator: Estimator::Miwae,
+            groups: 2,
+            ..Objective::iwae()
+        };
+        check(iaf, 4, miwae, "IAF, MIWAE");
+    }
+
+    /// A flow model's log-weights are its ELBO's terms (the mean log-weight is −(recon + KL)), its flow moves the
+    /// codes the decoder reads, and the posterior callers read is the flow's image of the base mean.
+    #[test]
+    fn flow_log_weights_are_the_elbo_terms() {
+        use crate::model::flow::FlowSpec;
+        for flow in [
+            FlowSpec::Planar { layers: 3 },
+            FlowSpec::Iaf {
+                blocks: 2,
+                hidden: 6,
+            },
+        ] {
+            let cfg = ModelConfig {
+                flow: Some(flow),
+                latent: 3,
+                ..config(vec![5], Activation::Tanh, Likelihood::Bernoulli)
+            };
+            let vae = model(cfg.clone());
+            let plain = model(ModelConfig { flow: None, ..cfg });
+            let (rows, s) = (3, 4);
+            let x = batch(rows, vae.config.input_dim());
+            let mut ws = vae.workspace(rows, s);
+            vae.draw_eps(rows, &mut ws, &mut rand_pcg::Pcg64Mcg::seed_from_u64(2));
+            let mut lw = vec![0.0; rows * s];
+            vae.log_weights(&x, rows, &mut ws, &mut lw);
+            let st = vae.loss(&x, rows, &mut ws);
+            let mean = lw.iter().sum::<f64>() / s as f64;
+            assert!((mean + st.recon + st.kl).abs() < 1e-9, "{mean} vs {st:?}");
+            // The same encoder and decoder weights without the flow decode z_0 itself.
+            let n = plain.params.len();
+            let mut same = plain.clone();
+            same.params.data.copy_from_slice(&vae.params.data[..n]);
+            let mut wp = same.workspace(rows, s);
+            wp.eps.copy_from_slice(&ws.eps);
+            same.loss(&x, rows, &mut wp);
+            let zd = 3;
+            assert!(ws.z[..rows * s * zd] != wp.z[..rows * s * zd]);
+            let fb = ws.flow.as_ref().unwrap();
+            assert!(
+                fb.logdet[..rows * s]
+                    .iter()
+                    .all(|v| v.is_finite() && *v != 0.0)
+            );
+            vae.encode(&x, rows, &mut ws);
+            let head = ws.head()[..rows * 2 * zd].to_vec();
+            let post = vae.posterior(rows, &mut ws).to_vec();
+            for (p, h) in post.chunks_exact(2 * zd).zip(head.chunks_exact(2 * zd)) {
+                assert_ne!(p[..zd], h[..zd], "{}: the flow maps the mean", flow.name());
+                assert_eq!(p[zd..], h[zd..]);
+            }
+        }
     }
 
     /// A stacked model's log-weights are its ELBO's terms: the mean log-weight over the draws of an image is

@@ -358,6 +358,12 @@ impl RunConfig {
                     .into(),
             ));
         }
+        if let (true, Some(flow)) = (t.free_bits > 0.0, self.model.flow) {
+            return Err(Error::Config(format!(
+                "--free-bits holds each dimension's KL at a floor, which needs the KL dimension by dimension in closed form: a posterior with --flow={} has it by Monte Carlo only",
+                flow.name()
+            )));
+        }
         if self.model.batch_norm && t.batch_size == 1 {
             return Err(Error::Config(
                 "--batch-norm normalises over the batch, which needs at least 2 items: use --batch-size 2 or more"

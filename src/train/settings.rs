@@ -10,7 +10,7 @@ use crate::data::{Binarize, DataSpec, DatasetName, Kind};
 use crate::error::{Error, Result};
 use crate::model::GaussianMean;
 use crate::model::ModelConfig;
-use crate::model::config::{Arch, PriorSpec, UpperSpec};
+use crate::model::config::{Arch, FlowSpec, PriorSpec, UpperSpec};
 use crate::model::{ConvSpec, Estimator, Likelihood, ModelKind, SigmaMode};
 use crate::train::config::{Capacity, LrSchedule, Reduction};
 use crate::train::{DataFacts, RunConfig, TrainConfig};
@@ -169,6 +169,10 @@ run_flags! {
     [value_enum, ignore_case = true] prior: PriorKind,
     /// Components of the mog prior, or pseudo-inputs of the VampPrior [default: 100, vamp 500].
     [value_name = "K"] prior_components: usize,
+    /// A flow the posterior's draws pass through: planar:K (K planar maps, Rezende & Mohamed), iaf:B or iaf:B:H
+    /// (B inverse autoregressive blocks, each a MADE with two hidden layers of H units), or none [default: none;
+    /// planar 8, iaf 2 blocks of 128].
+    [value_name = "planar:K|iaf:B[:H]"] flow: FlowArg,
     /// Seed of every random draw [default: 1].
     [] seed: u64,
     /// Train on the first N training images.
@@ -188,6 +192,64 @@ crate::choice! {
         Mog = "mog" | "mixture",
         /// The VampPrior: the encoder's posteriors of learned pseudo-inputs, equally weighted (Tomczak & Welling).
         Vamp = "vamp" | "vampprior",
+    }
+}
+
+/// Planar maps of `--flow planar` without a count: the and pythae's tutorials' example.
+pub const DEFAULT_PLANAR_LAYERS: usize = 8;
+
+/// IAF blocks of `--flow iaf` without a count: pythae's default (`n_made_blocks`).
+pub const DEFAULT_IAF_BLOCKS: usize = 2;
+
+/// Units in each of an IAF block's two MADE hidden layers unless `--flow iaf:B:H` says: pythae's `hidden_size`.
+pub const DEFAULT_MADE_HIDDEN: usize = 128;
+
+/// `--flow` as a flag or a config value (a string): `planar:K`, `iaf:B`, `iaf:B:H` or `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowArg(pub Option<FlowSpec>);
+
+impl std::str::FromStr for FlowArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let usage =
+            "give planar:K (K planar maps), iaf:B or iaf:B:H (B IAF blocks, MADE width H), or none";
+        let lower = s.trim().to_ascii_lowercase();
+        let parts: Vec<&str> = lower.split(':').map(str::trim).collect();
+        let number = |what: &str, v: &str| {
+            v.parse::<usize>()
+                .map_err(|_| format!("flow '{s}': {what} '{v}' is not a whole number ({usage})"))
+        };
+        let spec = match parts[..] {
+            ["none"] => None,
+            ["planar"] => Some(FlowSpec::Planar {
+                layers: DEFAULT_PLANAR_LAYERS,
+            }),
+            ["planar", k] => Some(FlowSpec::Planar {
+                layers: number("the number of maps", k)?,
+            }),
+            ["iaf"] => Some(FlowSpec::Iaf {
+                blocks: DEFAULT_IAF_BLOCKS,
+                hidden: DEFAULT_MADE_HIDDEN,
+            }),
+            ["iaf", b] => Some(FlowSpec::Iaf {
+                blocks: number("the number of blocks", b)?,
+                hidden: DEFAULT_MADE_HIDDEN,
+            }),
+            ["iaf", b, h] => Some(FlowSpec::Iaf {
+                blocks: number("the number of blocks", b)?,
+                hidden: number("the MADE's width", h)?,
+            }),
+            _ => return Err(format!("'{s}' is not a flow: {usage}")),
+        };
+        Ok(FlowArg(spec))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for FlowArg {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = <String as serde::Deserialize>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -861,6 +923,9 @@ impl Settings {
                 ));
             }
             (None, None) => {}
+        }
+        if let Some(FlowArg(flow)) = self.flow {
+            model.flow = flow;
         }
         model.rows = facts.shape.height;
         model.cols = facts.shape.width;
