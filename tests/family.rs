@@ -637,8 +637,8 @@ fn a_mean_loss_is_a_sum_with_epsilon_times_the_batch_and_betas_are_used() {
 }
 
 /// `--shards S` computes each batch's gradient in S parts and sums them: after one step, Adam's first moment
-/// (a tenth of the gradient) matches the unsharded run's to rounding, for the ELBO, IWAE and a conditional
-/// model, with a part count that does not divide the batch.
+/// (a tenth of the gradient) matches the unsharded run's to rounding, for the ELBO, IWAE, a conditional model,
+/// stacked layers and flow posteriors, with a part count that does not divide the batch.
 #[test]
 fn sharded_gradients_equal_the_whole_batchs() {
     let tmp = tempfile::tempdir().unwrap();
@@ -647,6 +647,15 @@ fn sharded_gradients_equal_the_whole_batchs() {
         &["--objective", "iwae", "--k-train", "5"][..],
         &["--conditional", "--samples", "2"][..],
         &["--latent", "6,3", "--hidden", "32/8", "--samples", "2"][..],
+        &["--flow", "iaf:2:16", "--samples", "2"][..],
+        &[
+            "--flow",
+            "planar:3",
+            "--objective",
+            "iwae",
+            "--k-train",
+            "3",
+        ][..],
     ] {
         let moments = |shards: &str| {
             let dir = tmp.path().join(format!("s{shards}"));

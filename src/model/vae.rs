@@ -1176,7 +1176,7 @@ mod tests {
     }
 
     /// Flow posteriors on the small image model: planar and IAF, the ELBO (β and capacity too), IWAE and MIWAE,
-    /// with N(0, I) and with a learned mixture prior, conditional, through every weight including the flow's.
+    /// with N(0, I), a learned mixture prior and a VampPrior, conditional, through every weight including the flow's.
     #[test]
     fn flow_posterior_gradients() {
         use crate::model::flow::FlowSpec;
@@ -1197,11 +1197,23 @@ mod tests {
             ..planar
         };
         check(
-            mog,
+            mog.clone(),
             2,
             Objective::elbo(0.6),
             "planar, mixture prior, β-ELBO",
         );
+        let vamp = ModelConfig {
+            prior: PriorSpec::Vamp { components: 2 },
+            classes: 0,
+            ..mog
+        };
+        check(
+            vamp.clone(),
+            2,
+            Objective::elbo(1.0),
+            "planar, VampPrior, ELBO",
+        );
+        check(vamp, 2, Objective::iwae(), "planar, VampPrior, IWAE");
         let iaf = ModelConfig {
             flow: Some(FlowSpec::Iaf {
                 blocks: 2,
