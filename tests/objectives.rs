@@ -1,4 +1,4 @@
-//! The IWAE family's variants from the command line: MIWAE and CIWAE train, say which bound they report, resume
+//! The IWAE family's variants from the command line: MIWAE, CIWAE and PIWAE train, say which bound they report, resume
 //! bit for bit, and refuse settings that belong to another objective.
 
 mod common;
@@ -19,7 +19,7 @@ fn train(dir: &Path, args: &[&str]) -> std::process::Output {
 }
 
 #[test]
-fn miwae_and_ciwae_train_report_their_bound_and_resume() {
+fn miwae_ciwae_and_piwae_train_report_their_bound_and_resume() {
     let tmp = tempfile::tempdir().unwrap();
     for (name, args, label) in [
         (
@@ -38,6 +38,11 @@ fn miwae_and_ciwae_train_report_their_bound_and_resume() {
                 "4",
             ][..],
             "train -CIWAE(β=0.25, K=4)",
+        ),
+        (
+            "piwae",
+            &["--objective", "piwae", "--groups", "2", "--k-train", "3"][..],
+            "train -IWAE(k=6) of PIWAE(M=2, K=3)",
         ),
     ] {
         let whole = tmp.path().join(name);
@@ -69,7 +74,11 @@ fn settings_of_another_objective_are_refused() {
     for (args, why) in [
         (
             &["--groups", "2"][..],
-            "--groups goes with --objective=miwae",
+            "--groups goes with --objective=miwae or --objective=piwae",
+        ),
+        (
+            &["--objective", "piwae", "--k-train", "3", "--prior", "mog"][..],
+            "--objective=piwae splits the decoder's gradient from the encoder's, which elbo does not do for a learned prior (--prior=mog)",
         ),
         (
             &["--objective", "ciwae"][..],
@@ -118,4 +127,18 @@ fn settings_of_another_objective_are_refused() {
         assert_user_error(&o, why);
         assert!(!out.exists(), "{args:?}: a refusal writes nothing");
     }
+    assert_train_refused(
+        &out,
+        &[
+            "--objective",
+            "piwae",
+            "--k-train",
+            "3",
+            "--latent",
+            "4,2",
+            "--hidden",
+            "8/8",
+        ],
+        "which elbo does not do for more than one latent layer",
+    );
 }

@@ -364,6 +364,24 @@ impl RunConfig {
                 flow.name()
             )));
         }
+        if t.objective == Estimator::Piwae {
+            // The generative side's gradient is the IWAE bound's and the inference side's MIWAE's; a learned prior's
+            // pseudo-inputs and a stack's networks would need splitting too.
+            let refuse = |what: String| {
+                Err(Error::Config(format!(
+                    "--objective=piwae splits the decoder's gradient from the encoder's, which elbo does not do for {what}: use --objective=miwae or iwae, or drop it"
+                )))
+            };
+            if !self.model.prior.is_standard_normal() {
+                return refuse(format!(
+                    "a learned prior (--prior={})",
+                    self.model.prior.name()
+                ));
+            }
+            if !self.model.upper.is_empty() {
+                return refuse("more than one latent layer (--latent)".into());
+            }
+        }
         if self.model.batch_norm && t.batch_size == 1 {
             return Err(Error::Config(
                 "--batch-norm normalises over the batch, which needs at least 2 items: use --batch-size 2 or more"
@@ -418,10 +436,10 @@ impl RunConfig {
         }
         if t.groups == 0
             || !t.samples.is_multiple_of(t.groups)
-            || (t.groups > 1 && t.objective != Estimator::Miwae)
+            || (t.groups > 1 && !matches!(t.objective, Estimator::Miwae | Estimator::Piwae))
         {
             return Err(Error::Config(format!(
-                "--groups {} splits each image's {} samples into MIWAE's groups: it needs --objective=miwae and must divide them",
+                "--groups {} splits each image's {} samples into MIWAE's groups: it needs --objective=miwae or piwae and must divide them",
                 t.groups, t.samples
             )));
         }

@@ -931,6 +931,12 @@ pub fn epoch_line(cfg: &RunConfig, row: &EpochMetrics, gathered: Option<f64>) ->
         let t = &cfg.train;
         let bound = match t.objective {
             Estimator::Miwae => format!("MIWAE(M={}, K={})", t.groups, t.samples / t.groups.max(1)),
+            Estimator::Piwae => format!(
+                "IWAE(k={}) of PIWAE(M={}, K={})",
+                t.samples,
+                t.groups,
+                t.samples / t.groups.max(1)
+            ),
             Estimator::Ciwae => {
                 format!("CIWAE(β={}, K={})", t.ciwae_beta.unwrap_or(0.0), t.samples)
             }

@@ -106,13 +106,14 @@ run_flags! {
     /// Learn the Gaussian's σ or the logistic's scale: not, one for all values, or one per value [default: fixed,
     /// logistic global, tables pixel].
     [value_enum, ignore_case = true] learn_sigma: SigmaMode,
-    /// The bound trained on: the ELBO, the IWAE bound, MIWAE (M groups of K) or CIWAE (β·ELBO + (1 − β)·IWAE) [default: elbo].
+    /// The bound trained on: the ELBO, the IWAE bound, MIWAE (M groups of K), CIWAE (β·ELBO + (1 − β)·IWAE) or PIWAE
+    /// (the encoder on MIWAE, the decoder on IWAE over all M·K) [default: elbo].
     [value_enum, ignore_case = true] objective: Estimator,
-    /// Latent samples per image: L of the ELBO, K of the importance-weighted bounds (per group with miwae) [default: 1].
+    /// Latent samples per image: L of the ELBO, K of the importance-weighted bounds (per group with miwae and piwae) [default: 1].
     [] samples: usize,
     /// Samples K of the IWAE bound (the same setting as --samples).
     [] k_train: usize,
-    /// MIWAE's M: each image's samples form M groups of K (--k-train), the bound their IWAE bounds' mean [default: 4].
+    /// MIWAE's and PIWAE's M: each image's samples form M groups of K (--k-train), the bound their IWAE bounds' mean [default: 4].
     [value_name = "M"] groups: usize,
     /// CIWAE's β: the ELBO's share of the bound, the IWAE bound's the rest [default: 0.5].
     [value_name = "BETA"] ciwae_beta: f64,
@@ -1017,18 +1018,24 @@ impl Settings {
             }
             (s, k) => s.or(k).unwrap_or(d.samples),
         };
-        if matches!(objective, Estimator::Miwae | Estimator::Ciwae) && samples < 2 {
+        if matches!(
+            objective,
+            Estimator::Miwae | Estimator::Ciwae | Estimator::Piwae
+        ) && samples < 2
+        {
             return Err(Error::Config(format!(
                 "--objective={objective} with one sample per bound is the ELBO: give --k-train K, 2 or more"
             )));
         }
         let groups = match (objective, self.groups) {
-            (Estimator::Miwae, Some(0)) => {
+            (Estimator::Miwae | Estimator::Piwae, Some(0)) => {
                 return Err(Error::Config("--groups 0 must be at least 1".into()));
             }
-            (Estimator::Miwae, g) => g.unwrap_or(DEFAULT_MIWAE_GROUPS),
+            (Estimator::Miwae | Estimator::Piwae, g) => g.unwrap_or(DEFAULT_MIWAE_GROUPS),
             (_, Some(_)) => {
-                return Err(Error::Config("--groups goes with --objective=miwae".into()));
+                return Err(Error::Config(
+                    "--groups goes with --objective=miwae or --objective=piwae".into(),
+                ));
             }
             (_, None) => 1,
         };
@@ -1077,7 +1084,7 @@ impl Settings {
                 .unwrap_or(crate::core::dist::size().max(d.shards)),
             weight_decay: self.weight_decay.unwrap_or(d.weight_decay),
             seed: self.seed.unwrap_or(d.seed),
-            // MIWAE draws K for each of its M groups.
+            // MIWAE and PIWAE draw K for each of their M groups.
             samples: samples.saturating_mul(groups),
             groups,
             ciwae_beta,
