@@ -106,6 +106,8 @@ pub struct FlowBuffers<T> {
     dx: Vec<T>,
     /// ln |det ∂z_K/∂z_0| per code, from the last forward pass.
     pub(crate) logdet: Vec<f64>,
+    /// ln p(z_K) per code, which the model sets after the forward pass.
+    pub(crate) log_prior: Vec<f64>,
 }
 
 impl<T> FlowBuffers<T> {
@@ -369,13 +371,14 @@ impl Flow {
             local_grad: zeros(local),
             dx: zeros(rows * d),
             logdet: vec![0.0; rows],
+            log_prior: vec![0.0; rows],
         }
     }
 
     /// Scalars [`Flow::buffers`] allocates for `rows` codes.
     pub fn buffer_len(&self, rows: usize) -> u128 {
         let (r, d, k) = (rows as u128, self.dim as u128, self.steps().max(1) as u128);
-        let own = r * d * (k + 1) + 2 * r;
+        let own = r * d * (k + 1) + 3 * r;
         own + match &self.maps {
             Maps::Planar(_) => k * r,
             Maps::Iaf(v) => v

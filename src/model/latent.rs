@@ -75,11 +75,9 @@ impl<T: Real> GaussianLatent<T> {
     /// `p` holds the model's weights (a learned prior's among them).
     pub fn log_ratios(&self, p: &[T], head: &[T], z: &[T], eps: &[T], out: &mut [f64]) {
         let d = self.dim;
-        let lv = &head[d..2 * d];
-        for (l, o) in out.iter_mut().enumerate() {
-            let r = l * d..(l + 1) * d;
-            *o = self.prior.log_ratio(p, &z[r.clone()], &eps[r], lv);
-        }
+        let n = out.len() * d;
+        self.prior
+            .log_ratios(p, &z[..n], &eps[..n], &head[d..2 * d], out);
     }
 
     /// Backward of Σ_b Σ_j w_j·KL_b (the ELBO's KL terms, `kl_weight[j]` per dimension) plus whatever reached z
@@ -158,15 +156,14 @@ impl<T: Real> GaussianLatent<T> {
         let half = T::c(0.5);
         let heads = head.len() / (2 * d);
         g[self.prior.weights()].fill(T::zero());
+        let n = heads * samples;
+        let negated: Vec<T> = (0..n).map(|r| -weight(r)).collect();
+        self.prior
+            .add_log_density_grads(p, &z[..n * d], &negated, &mut dz[..n * d], g);
         for (b, dh) in dhead.chunks_exact_mut(2 * d).take(heads).enumerate() {
             let mut wsum = T::zero();
-            for l in 0..samples {
-                let r = b * samples + l;
-                let w = weight(r);
-                wsum += w;
-                let rows = r * d..(r + 1) * d;
-                self.prior
-                    .add_log_density_grad(p, &z[rows.clone()], -w, &mut dz[rows], g);
+            for r in b * samples..(b + 1) * samples {
+                wsum += weight(r);
             }
             let (dmu, dlv) = dh.split_at_mut(d);
             dmu.fill(T::zero());

@@ -38,12 +38,35 @@ pub trait Prior<T: Real>: std::fmt::Debug + Send + Sync + std::panic::RefUnwindS
     /// ln p(z) − ln q(z) for a draw z = μ + σ·ε of q = N(μ, diag exp(`logvar`)), without the ln 2π terms. A prior
     /// may fuse the two densities into one pass; the sum must equal this default's up to rounding.
     fn log_ratio(&self, p: &[T], z: &[T], eps: &[T], logvar: &[T]) -> f64 {
-        let log_q: f64 = eps
-            .iter()
-            .zip(logvar)
-            .map(|(e, lv)| -0.5 * (e.f64().powi(2) + lv.f64()))
-            .sum();
-        self.log_density(p, z) - log_q
+        self.log_density(p, z) - super::latent::log_q(eps, logvar)
+    }
+
+    /// [`Prior::log_density`] of each row of `z` (`out.len()` codes) into `out`. A prior may share work between the
+    /// rows (a mixture prepares its components once); the values must equal the row-by-row ones up to rounding.
+    fn log_densities(&self, p: &[T], z: &[T], out: &mut [f64]) {
+        for (o, row) in out.iter_mut().zip(z.chunks_exact(self.dim().max(1))) {
+            *o = self.log_density(p, row);
+        }
+    }
+
+    /// [`Prior::log_ratio`] of each row of `z` and `eps` (draws of one posterior, `logvar`) into `out`.
+    fn log_ratios(&self, p: &[T], z: &[T], eps: &[T], logvar: &[T], out: &mut [f64]) {
+        let d = self.dim().max(1);
+        for (o, (zr, er)) in out
+            .iter_mut()
+            .zip(z.chunks_exact(d).zip(eps.chunks_exact(d)))
+        {
+            *o = self.log_ratio(p, zr, er, logvar);
+        }
+    }
+
+    /// [`Prior::add_log_density_grad`] for each row r of `z` with weight `w[r]`: into row r of `dz`, and the
+    /// prior's own gradient summed over the rows into `g`.
+    fn add_log_density_grads(&self, p: &[T], z: &[T], w: &[T], dz: &mut [T], g: &mut [T]) {
+        let d = self.dim().max(1);
+        for ((zr, dr), &wr) in z.chunks_exact(d).zip(dz.chunks_exact_mut(d)).zip(w) {
+            self.add_log_density_grad(p, zr, wr, dr, g);
+        }
     }
 }
 
@@ -145,7 +168,56 @@ pub struct Mixture {
     pub logits: usize,
 }
 
+/// A mixture's components in the form every code's density reads: precisions exp(−v), and ln π_k − ½ Σ_j v_kj,
+/// computed once for a batch of codes instead of once per code and component.
+struct Prepared {
+    means: Vec<f64>,
+    prec: Vec<f64>,
+    offset: Vec<f64>,
+    pi: Vec<f64>,
+}
+
 impl Mixture {
+    fn prepare<T: Real>(&self, p: &[T]) -> Prepared {
+        let (k, d) = (self.components, self.dim);
+        let norm = self.log_norm(p);
+        let lv = &p[self.logvars..self.logvars + k * d];
+        let logits = &p[self.logits..self.logits + k];
+        Prepared {
+            means: p[self.means..self.means + k * d]
+                .iter()
+                .map(|v| v.f64())
+                .collect(),
+            prec: lv.iter().map(|v| (-v.f64()).exp()).collect(),
+            offset: (0..k)
+                .map(|c| {
+                    logits[c].f64()
+                        - norm
+                        - 0.5 * lv[c * d..(c + 1) * d].iter().map(|v| v.f64()).sum::<f64>()
+                })
+                .collect(),
+            pi: logits.iter().map(|a| (a.f64() - norm).exp()).collect(),
+        }
+    }
+
+    /// ln π_k + ln N(z; m_k, diag exp(v_k)) of every component k into `out`, and their LSE, ln p(z).
+    fn components_of<T: Real>(&self, pr: &Prepared, z: &[T], out: &mut [f64]) -> f64 {
+        let d = self.dim;
+        let z: Vec<f64> = z.iter().map(|v| v.f64()).collect();
+        for (c, o) in out.iter_mut().enumerate() {
+            let (m, pc) = (&pr.means[c * d..(c + 1) * d], &pr.prec[c * d..(c + 1) * d]);
+            let q: f64 = z
+                .iter()
+                .zip(m)
+                .zip(pc)
+                .map(|((a, b), w)| (a - b) * (a - b) * w)
+                .sum();
+            *o = pr.offset[c] - 0.5 * q;
+        }
+        let max = out.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        max + out.iter().map(|c| (c - max).exp()).sum::<f64>().ln()
+    }
+
     /// ln π_k + ln N(z; m_k, diag exp(v_k)) without the ln 2π terms, for component `k`; `log_norm` is LSE(a).
     fn component<T: Real>(&self, p: &[T], z: &[T], k: usize, log_norm: f64) -> f64 {
         let d = self.dim;
@@ -204,6 +276,63 @@ where
     fn log_density(&self, p: &[T], z: &[T]) -> f64 {
         let norm = self.log_norm(p);
         self.log_sum_exp(|k| self.component(p, z, k, norm))
+    }
+
+    fn log_densities(&self, p: &[T], z: &[T], out: &mut [f64]) {
+        let pr = self.prepare(p);
+        let mut comp = vec![0.0; self.components];
+        for (o, row) in out.iter_mut().zip(z.chunks_exact(self.dim)) {
+            *o = self.components_of(&pr, row, &mut comp);
+        }
+    }
+
+    fn log_ratios(&self, p: &[T], z: &[T], eps: &[T], logvar: &[T], out: &mut [f64]) {
+        self.log_densities(p, z, out);
+        for (o, e) in out.iter_mut().zip(eps.chunks_exact(self.dim)) {
+            *o -= super::latent::log_q(e, logvar);
+        }
+    }
+
+    fn add_log_density_grads(&self, p: &[T], z: &[T], w: &[T], dz: &mut [T], g: &mut [T]) {
+        let (k, d) = (self.components, self.dim);
+        let pr = self.prepare(p);
+        let mut comp = vec![0.0; k];
+        // The weights' gradients summed over the codes in f64, added to `g` once.
+        let (mut gm, mut gv, mut ga) = (vec![0.0; k * d], vec![0.0; k * d], vec![0.0; k]);
+        for ((zr, dr), &wr) in z.chunks_exact(d).zip(dz.chunks_exact_mut(d)).zip(w) {
+            let w = wr.f64();
+            if w == 0.0 {
+                continue;
+            }
+            let total = self.components_of(&pr, zr, &mut comp);
+            let mut dzr = vec![0.0; d];
+            for c in 0..k {
+                // Responsibility r_c of component c for z, against its mixing weight π_c.
+                let r = (comp[c] - total).exp();
+                ga[c] += w * (r - pr.pi[c]);
+                let wr = w * r;
+                let at = c * d;
+                for j in 0..d {
+                    let diff = zr[j].f64() - pr.means[at + j];
+                    let t = wr * diff * pr.prec[at + j];
+                    dzr[j] -= t;
+                    gm[at + j] += t;
+                    gv[at + j] += 0.5 * (t * diff - wr);
+                }
+            }
+            for (a, v) in dr.iter_mut().zip(&dzr) {
+                *a += T::c(*v);
+            }
+        }
+        for (i, v) in gm.iter().enumerate() {
+            g[self.means + i] += T::c(*v);
+        }
+        for (i, v) in gv.iter().enumerate() {
+            g[self.logvars + i] += T::c(*v);
+        }
+        for (i, v) in ga.iter().enumerate() {
+            g[self.logits + i] += T::c(*v);
+        }
     }
 
     fn add_log_density_grad(&self, p: &[T], z: &[T], w: T, dz: &mut [T], g: &mut [T]) {
@@ -399,6 +528,33 @@ pub(crate) mod tests {
             "weights outside the prior get no gradient"
         );
         assert_eq!(Prior::<f64>::weights(&m), 2..30);
+    }
+
+    /// The batched density, ratio and gradient (components prepared once per batch) equal the code-by-code ones.
+    #[test]
+    fn batched_mixture_densities_and_gradients_equal_code_by_code() {
+        let (m, p) = mixture();
+        let z: Vec<f64> = (0..5 * 3).map(|i| (i as f64 * 0.83).cos() * 1.7).collect();
+        let eps: Vec<f64> = (0..5 * 3).map(|i| (i as f64 * 0.37).sin()).collect();
+        let (lv, w) = ([0.2, -0.4, 0.6], [0.5, -1.0, 2.0, 0.0, 0.3]);
+        let mut batch = [0.0; 5];
+        m.log_densities(&p, &z, &mut batch);
+        let mut ratios = [0.0; 5];
+        m.log_ratios(&p, &z, &eps, &lv, &mut ratios);
+        let (mut dz, mut g) = (vec![0.1; 15], vec![0.0; p.len()]);
+        m.add_log_density_grads(&p, &z, &w, &mut dz, &mut g);
+        let (mut dz1, mut g1) = (vec![0.1; 15], vec![0.0; p.len()]);
+        for r in 0..5 {
+            let rows = r * 3..(r + 1) * 3;
+            let one = m.log_density(&p, &z[rows.clone()]);
+            assert!((batch[r] - one).abs() < 1e-12, "{} vs {one}", batch[r]);
+            let ratio = m.log_ratio(&p, &z[rows.clone()], &eps[rows.clone()], &lv);
+            assert!((ratios[r] - ratio).abs() < 1e-12);
+            m.add_log_density_grad(&p, &z[rows.clone()], w[r], &mut dz1[rows], &mut g1);
+        }
+        for (a, b) in dz.iter().zip(&dz1).chain(g.iter().zip(&g1)) {
+            assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+        }
     }
 
     #[test]

@@ -796,15 +796,15 @@ where
         ops::reparameterize(head, &ws.eps[..n * zd], fb.base_mut(n), zd, s);
         flow.forward(&self.params.data, n, fb, &mut ws.z[..n * zd]);
         let pw = prior_weights(&self.params, &ws.vamp);
-        let prior = self.latent.prior();
+        let log_p = &mut fb.log_prior[..n];
+        self.latent
+            .prior()
+            .log_densities(pw, &ws.z[..n * zd], log_p);
         for (b, k) in ws.kl[..rows].iter_mut().enumerate() {
             let lv = &head[b * 2 * zd + zd..(b + 1) * 2 * zd];
             let mut sum = 0.0;
             for r in b * s..(b + 1) * s {
-                let code = r * zd..(r + 1) * zd;
-                sum += log_q(&ws.eps[code.clone()], lv)
-                    - fb.logdet[r]
-                    - prior.log_density(pw, &ws.z[code]);
+                sum += log_q(&ws.eps[r * zd..(r + 1) * zd], lv) - fb.logdet[r] - log_p[r];
             }
             *k = T::c(sum / s as f64);
         }
@@ -824,12 +824,9 @@ where
             return;
         }
         if let Some(fb) = &ws.flow {
-            let pw = prior_weights(&self.params, &ws.vamp);
             for (l, o) in out[..s].iter_mut().enumerate() {
                 let r = b * s + l;
-                let code = r * zd..(r + 1) * zd;
-                *o = self.latent.prior().log_density(pw, &ws.z[code.clone()])
-                    - log_q(&ws.eps[code], &head[zd..])
+                *o = fb.log_prior[r] - log_q(&ws.eps[r * zd..(r + 1) * zd], &head[zd..])
                     + fb.logdet[r]
                     - ws.nll[r].f64();
             }
@@ -958,10 +955,8 @@ where
         {
             let (pp, pg) = prior_weights_mut(&mut self.params, &mut ws.vamp);
             pg[prior.weights()].fill(T::zero());
-            for (r, &wr) in w.iter().enumerate() {
-                let code = r * zd..(r + 1) * zd;
-                prior.add_log_density_grad(pp, &ws.z[code.clone()], -wr, &mut ws.dz[code], pg);
-            }
+            let negated: Vec<T> = w.iter().map(|&v| -v).collect();
+            prior.add_log_density_grads(pp, &ws.z[..n * zd], &negated, &mut ws.dz[..n * zd], pg);
         }
         let flow = self.arch.flow.as_ref().expect("a model with a flow");
         let fb = ws.flow.as_mut().expect("a flow model's workspace");
