@@ -802,10 +802,13 @@ where
             .log_densities(pw, &ws.z[..n * zd], log_p);
         for (b, k) in ws.kl[..rows].iter_mut().enumerate() {
             let lv = &head[b * 2 * zd + zd..(b + 1) * 2 * zd];
-            let mut sum = 0.0;
-            for r in b * s..(b + 1) * s {
-                sum += log_q(&ws.eps[r * zd..(r + 1) * zd], lv) - fb.logdet[r] - log_p[r];
-            }
+            let draws = b * s..(b + 1) * s;
+            let sum: f64 = ws.eps[draws.start * zd..draws.end * zd]
+                .chunks_exact(zd)
+                .zip(&fb.logdet[draws.clone()])
+                .zip(&log_p[draws])
+                .map(|((e, ld), lp)| log_q(e, lv) - ld - lp)
+                .sum();
             *k = T::c(sum / s as f64);
         }
     }
