@@ -7,6 +7,14 @@ tensor, one fused head, no DataLoader), so the comparison does not flatter elbo.
         Dense 7*7*64, ConvTranspose 64, 32 (stride 2), ConvTranspose 1; ReLU, Bernoulli, Adam 1e-3, batch 128.
   two-layer  Burda et al.'s two stochastic layers (configs/iwae-paper-*-2layer.toml) on the ELBO or, with
         --k-train 50, the IWAE bound, then the test images' -ELBO and -log p(x) with --k samples.
+  latent  One stochastic layer with elbo's learned priors and flow posteriors (configs/vampprior.toml, iaf.toml):
+        --prior normal|vamp (--components K pseudo-inputs), --flow none|planar:K|iaf:B:H, --hidden, --latent,
+        --act, --batch-size, --lr; the ELBO with a one-draw Monte Carlo KL (or the IWAE bound with --k-train),
+        then the test images' -ELBO and -log p(x) with --k samples. Written from the papers and elbo's README, in
+        elbo's parameterisation: planar û constrained as Rezende & Mohamed's appendix A.1; IAF σ⊙z + (1 − σ)⊙m from
+        a MADE with two hidden layers (sequential degrees, hidden unit k of degree 1 + k mod (d − 1), the gate's
+        bias at 2, the order reversed in every second block); VampPrior pseudo-inputs from N(0.05, 0.01), clamped
+        to [0, 1] where used.
   eval  Importance-sampled log p(x) of the 784-400-20 model with K samples per test image, decoding a chunk of
         samples of one image per batch; every chunk size given is timed and reported.
 
@@ -280,9 +288,135 @@ def evaluate(args):
                           "us_per_sample": seconds / (len(test) * k) * 1e6, "log_px": total / len(test)}), flush=True)
 
 
+class Planar(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        bound = 1 / math.sqrt(d)
+        self.u = nn.Parameter(torch.empty(d).uniform_(-bound, bound))
+        self.w = nn.Parameter(torch.empty(d).uniform_(-bound, bound))
+        self.b = nn.Parameter(torch.zeros(1))
+
+    def forward(self, z):
+        a = self.w @ self.u
+        uh = self.u + (F.softplus(a) - 1 - a) * self.w / (self.w @ self.w + 1e-12)
+        h = torch.tanh(z @ self.w + self.b)
+        logdet = torch.log(torch.abs(1 + (1 - h * h) * (uh @ self.w)))
+        return z + h.unsqueeze(-1) * uh, logdet
+
+
+class MaskedLinear(nn.Linear):
+    def __init__(self, a, b, mask):
+        super().__init__(a, b)
+        self.register_buffer("mask", mask.float())
+        with torch.no_grad():
+            self.weight.mul_(self.mask)
+
+    def forward(self, x):
+        return F.linear(x, self.weight * self.mask, self.bias)
+
+
+class IafBlock(nn.Module):
+    def __init__(self, d, hidden, act, reversed_):
+        super().__init__()
+        inp = torch.tensor([d - j if reversed_ else j + 1 for j in range(d)])
+        units = torch.tensor([1 + k % max(d - 1, 1) for k in range(hidden)])
+        out = torch.cat([inp, inp])
+        self.l0 = MaskedLinear(d, hidden, units[:, None] >= inp[None, :])
+        self.l1 = MaskedLinear(hidden, hidden, units[:, None] >= units[None, :])
+        self.head = MaskedLinear(hidden, 2 * d, out[:, None] > units[None, :])
+        with torch.no_grad():
+            self.head.bias[d:] = 2.0
+        self.act, self.d = act, d
+
+    def forward(self, z):
+        m, s = self.head(self.act(self.l1(self.act(self.l0(z))))).chunk(2, dim=-1)
+        sig = torch.sigmoid(s)
+        return sig * z + (1 - sig) * m, F.logsigmoid(s).sum(-1)
+
+
+class LatentFamily(Mlp):
+    """One stochastic layer with a VampPrior or N(0, I), and a planar or IAF flow or none."""
+
+    def __init__(self, hidden, latent, act, prior, components, flow):
+        super().__init__(hidden, latent, act)
+        self.flows = nn.ModuleList()
+        if flow != "none":
+            kind, *n = flow.split(":")
+            if kind == "planar":
+                self.flows.extend(Planar(latent) for _ in range(int(n[0])))
+            else:
+                blocks, width = int(n[0]), int(n[1])
+                self.flows.extend(IafBlock(latent, width, act, i % 2 == 1) for i in range(blocks))
+        self.pseudo = nn.Parameter(0.05 + 0.01 * torch.randn(components, 784)) if prior == "vamp" else None
+
+    def log_prior(self, z):
+        if self.pseudo is None:
+            return -0.5 * (z * z).sum(-1)
+        pm, plv = self.encode(self.pseudo.clamp(0, 1))
+        # [..., 1, d] against [K, d]: equally weighted components, without the ln 2π terms.
+        comp = -0.5 * (((z.unsqueeze(-2) - pm) ** 2) * torch.exp(-plv) + plv).sum(-1)
+        return torch.logsumexp(comp, -1) - math.log(len(pm))
+
+    def log_weights(self, x, k):
+        mu, logvar = self.encode(x)
+        eps = torch.randn(k, *mu.shape)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        logdet = torch.zeros(z.shape[:-1])
+        for f in self.flows:
+            z, ld = f(z)
+            logdet = logdet + ld
+        logits = self.decode(z.reshape(-1, self.latent)).reshape(k, x.shape[0], -1)
+        log_px = -F.binary_cross_entropy_with_logits(logits, x.expand(k, -1, -1), reduction="none").sum(-1)
+        log_q = -0.5 * (eps * eps + logvar).sum(-1) - logdet
+        return log_px + self.log_prior(z) - log_q
+
+
+def latent_family(args):
+    torch.manual_seed(args.seed)
+    train = mnist(args.data_dir, "train")[: args.limit or None]
+    test = mnist(args.data_dir, "t10k")[: args.images]
+    act = {"relu": torch.relu, "tanh": torch.tanh}[args.act]
+    hidden = [int(h) for h in args.hidden.split(",")]
+    model = LatentFamily(hidden, args.latent, act, args.prior, args.components, args.flow)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    k = args.k_train
+    for epoch in range(1, args.epochs + 1):
+        start = time.perf_counter()
+        total = 0.0
+        for ids in torch.randperm(len(train)).split(args.batch_size):
+            x = torch.bernoulli(train[ids])
+            lw = model.log_weights(x, k)
+            loss = -(torch.logsumexp(lw, 0) - math.log(k)).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item()
+        print(json.dumps({"workload": "latent", "prior": args.prior, "flow": args.flow, "epoch": epoch,
+                          "seconds": time.perf_counter() - start, "train_bound": total / len(train)}), flush=True)
+    if not len(test):
+        return
+    with torch.no_grad():
+        x = torch.bernoulli(test)
+        elbo, nll = 0.0, 0.0
+        for row in x.split(1):
+            lw = torch.cat([model.log_weights(row, c) for c in [min(500, args.k)] * max(1, args.k // 500)])
+            elbo += lw.mean().item()
+            nll += -(torch.logsumexp(lw, 0) - math.log(len(lw))).item()
+        print(json.dumps({"workload": "latent", "prior": args.prior, "flow": args.flow, "k": args.k,
+                          "images": len(test), "neg_elbo": -elbo / len(test), "nll": nll / len(test)}), flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("workload", choices=["iwae", "conv", "eval", "celeba", "two-layer"])
+    ap.add_argument("workload", choices=["iwae", "conv", "eval", "celeba", "two-layer", "latent"])
+    ap.add_argument("--prior", default="normal", choices=["normal", "vamp"], help="latent: the prior")
+    ap.add_argument("--components", type=int, default=500, help="latent: VampPrior pseudo-inputs")
+    ap.add_argument("--flow", default="none", help="latent: none, planar:K or iaf:B:H")
+    ap.add_argument("--hidden", default="300,300", help="latent: hidden widths")
+    ap.add_argument("--latent", type=int, default=40, help="latent: its dimension")
+    ap.add_argument("--act", default="relu", choices=["relu", "tanh"], help="latent: hidden activation")
+    ap.add_argument("--batch-size", type=int, default=100, help="latent: images per step")
+    ap.add_argument("--lr", type=float, default=5e-4, help="latent: Adam's learning rate")
     ap.add_argument("--k-train", type=int, default=1, help="two-layer: samples of the bound trained (1: the ELBO)")
     ap.add_argument("--photos", default="bench/data/photos64", help="celeba: a folder of 64x64 PNGs")
     ap.add_argument("--data-dir", default=os.environ.get("ELBO_DATA_DIR", "../shared/data/mnist"))
@@ -296,7 +430,8 @@ def main():
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    {"iwae": iwae, "conv": conv, "eval": evaluate, "celeba": celeba, "two-layer": two_layer}[args.workload](args)
+    {"iwae": iwae, "conv": conv, "eval": evaluate, "celeba": celeba, "two-layer": two_layer,
+     "latent": latent_family}[args.workload](args)
 
 
 if __name__ == "__main__":

@@ -104,6 +104,10 @@ fn flow_posteriors_train_resume_and_work_with_every_command() {
                 &[args, &["--out", out.to_str().unwrap(), "--force"]].concat(),
             );
             assert!(o.status.success(), "{flow} {name}: {}", stderr(&o));
+            if name == "traverse" {
+                let says = "with --flow=";
+                assert!(stderr(&o).contains(says), "{}", stderr(&o));
+            }
             assert!(std::fs::metadata(&out).unwrap().len() > 0, "{name}");
         }
     }
@@ -144,7 +148,15 @@ fn what_a_flow_cannot_do_is_refused_by_name() {
     for (flags, why) in [
         (
             &["--flow", "planar:0"][..],
-            "--flow=planar:0 needs between 1 and 64 maps",
+            "--flow needs between 1 and 64 planar maps (K in planar:K), not 0",
+        ),
+        (
+            &["--flow", "iaf:0"][..],
+            "--flow needs between 1 and 64 IAF blocks (B in iaf:B:H), not 0",
+        ),
+        (
+            &["--flow", "iaf:64:65536"][..],
+            "more than the 268435456 accepted",
         ),
         (
             &["--flow", "iaf:2:0"][..],
@@ -165,6 +177,11 @@ fn what_a_flow_cannot_do_is_refused_by_name() {
     ] {
         assert_train_refused(&out, flags, why);
     }
+    let o = run(elbo()
+        .args(["train", "--flow", "planar:99999999999999999999", "--out"])
+        .arg(&out));
+    let says = "99999999999999999999 is far too large";
+    assert!(stderr(&o).contains(says), "{}", stderr(&o));
     for bad in ["maf:2", "planar:x", "iaf:1:2:3"] {
         let o = run(elbo().args(["train", "--flow", bad, "--out"]).arg(&out));
         assert!(!o.status.success(), "{bad}");

@@ -114,7 +114,12 @@ pub(crate) fn run(a: TraverseArgs) -> Result<()> {
     if depth > 1 {
         crate::say!("elbo: rows are dimensions of z{depth}, the top of {depth} latent layers");
     }
-    if ck.vae.prior().closed_form_kl().is_none() {
+    if let Some(flow) = ck.vae.config.flow {
+        crate::say!(
+            "elbo: rows are ranked by the KL from N(0, 1) of a Gaussian at each code's mean with the base posterior's variance: with --flow={} the posterior has no KL per dimension",
+            flow.name()
+        );
+    } else if ck.vae.prior().closed_form_kl().is_none() {
         crate::say!(
             "elbo: rows are ranked by each dimension's KL from N(0, 1): this model's learned prior has no KL per dimension"
         );

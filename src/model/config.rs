@@ -749,8 +749,13 @@ impl ModelConfig {
     fn validate_flow(&self, flow: FlowSpec) -> Result<()> {
         let name = flow.name();
         if flow.steps() == 0 || flow.steps() > MAX_LAYERS {
+            let what = match flow {
+                FlowSpec::Planar { .. } => "planar maps (K in planar:K)",
+                FlowSpec::Iaf { .. } => "IAF blocks (B in iaf:B:H)",
+            };
             return Err(Error::Config(format!(
-                "--flow={name} needs between 1 and {MAX_LAYERS} maps (for no flow, drop --flow)"
+                "--flow needs between 1 and {MAX_LAYERS} {what}, not {}; for no flow, drop --flow",
+                flow.steps()
             )));
         }
         if let FlowSpec::Iaf { hidden, .. } = flow
@@ -759,6 +764,16 @@ impl ModelConfig {
             return Err(Error::Config(format!(
                 "--flow={name}: the MADE's hidden width {hidden} must be between 1 and 65536"
             )));
+        }
+        if let FlowSpec::Iaf { blocks, hidden } = flow {
+            // Counted before the model is built, whose MADE degrees alone would take memory in proportion.
+            let (b, h, d) = (blocks as u128, hidden as u128, self.latent as u128);
+            let params = b * (d * h + h + h * h + h + h * 2 * d + 2 * d);
+            if params > MAX_PARAMS {
+                return Err(Error::Config(format!(
+                    "the flow alone would have {params} weights, more than the {MAX_PARAMS} accepted: use fewer or narrower IAF blocks (--flow iaf:B:H)"
+                )));
+            }
         }
         if self.kind == ModelKind::Autoencoder {
             return Err(Error::Config(format!(

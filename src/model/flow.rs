@@ -73,9 +73,31 @@ struct Planar {
 struct Made {
     global: Net,
     local: Net,
-    /// Per layer, whether each entry of its `[out, in]` weight may be nonzero.
-    masks: Vec<Vec<bool>>,
+    /// Per layer, which entries of its `[out, in]` weight may be nonzero, kept as degrees rather than as a mask so
+    /// that a wide MADE costs no memory until its buffers are made.
+    masks: Vec<Mask>,
     local_len: usize,
+}
+
+/// The connectivity of one masked layer (Germain et al. 2015): entry (o, i) may be nonzero when output o's degree
+/// reaches input i's, or exceeds it when `strict`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Mask {
+    to: Vec<usize>,
+    from: Vec<usize>,
+    strict: bool,
+}
+
+impl Mask {
+    /// Calls `f(index, keep)` for every entry of the `[out, in]` weight, in storage order.
+    fn each(&self, mut f: impl FnMut(usize, bool)) {
+        let n = self.from.len();
+        for (o, &t) in self.to.iter().enumerate() {
+            for (i, &from) in self.from.iter().enumerate() {
+                f(o * n + i, if self.strict { t > from } else { t >= from });
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,13 +222,10 @@ impl Made {
             .collect();
         let units: Vec<usize> = (0..hidden).map(|k| 1 + k % (d - 1).max(1)).collect();
         let output: Vec<usize> = (0..2 * d).map(|o| input[o % d]).collect();
-        let mask = |to: &[usize], from: &[usize], strict: bool| -> Vec<bool> {
-            to.iter()
-                .flat_map(|&t| {
-                    from.iter()
-                        .map(move |&f| if strict { t > f } else { t >= f })
-                })
-                .collect()
+        let mask = |to: &[usize], from: &[usize], strict: bool| Mask {
+            to: to.to_vec(),
+            from: from.to_vec(),
+            strict,
         };
         let masks = vec![
             mask(&units, &input, false),
@@ -234,9 +253,7 @@ impl Made {
             .zip(Self::dense(&self.local))
             .zip(&self.masks)
         {
-            for (i, &keep) in m.iter().enumerate() {
-                masked[l.w + i] = if keep { p[g.w + i] } else { T::zero() };
-            }
+            m.each(|i, keep| masked[l.w + i] = if keep { p[g.w + i] } else { T::zero() });
             masked[l.b..l.b + l.fan_out].copy_from_slice(&p[g.b..g.b + g.fan_out]);
         }
     }
@@ -247,9 +264,7 @@ impl Made {
             .zip(Self::dense(&self.local))
             .zip(&self.masks)
         {
-            for (i, &keep) in m.iter().enumerate() {
-                g[gl.w + i] = if keep { local[l.w + i] } else { T::zero() };
-            }
+            m.each(|i, keep| g[gl.w + i] = if keep { local[l.w + i] } else { T::zero() });
             g[gl.b..gl.b + gl.fan_out].copy_from_slice(&local[l.b..l.b + l.fan_out]);
         }
     }
@@ -334,11 +349,11 @@ impl Flow {
                 for m in v {
                     m.global.init(p, rng);
                     for (l, mask) in Made::dense(&m.global).zip(&m.masks) {
-                        for (i, &keep) in mask.iter().enumerate() {
+                        mask.each(|i, keep| {
                             if !keep {
                                 p[l.w + i] = T::zero();
                             }
-                        }
+                        });
                     }
                     if let Some(head) = Made::dense(&m.global).last() {
                         p[head.b + d..head.b + 2 * d].fill(T::c(GATE_BIAS));

@@ -218,8 +218,13 @@ impl std::str::FromStr for FlowArg {
         let lower = s.trim().to_ascii_lowercase();
         let parts: Vec<&str> = lower.split(':').map(str::trim).collect();
         let number = |what: &str, v: &str| {
-            v.parse::<usize>()
-                .map_err(|_| format!("flow '{s}': {what} '{v}' is not a whole number ({usage})"))
+            v.parse::<usize>().map_err(|_| {
+                if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+                    format!("flow '{s}': {what} {v} is far too large ({usage})")
+                } else {
+                    format!("flow '{s}': {what} '{v}' is not a whole number ({usage})")
+                }
+            })
         };
         let spec = match parts[..] {
             ["none"] => None,
