@@ -1,11 +1,12 @@
-"""Speed of elbo's other workloads against PyTorch, side by side in one run: IWAE k = 50, the Keras conv VAE and
-importance-sampled evaluation (the references are in bench/pytorch_family.py).
+"""Speed of elbo's other workloads against PyTorch, side by side in one run: IWAE k = 50, the Keras conv VAE,
+importance-sampled evaluation, and the VampPrior, IAF and planar-flow models (the references are in
+bench/pytorch_family.py).
 
 Each round runs every chosen workload in elbo, then in PyTorch, one process at a time. Prints the medians over
 rounds (training: seconds per epoch; eval: microseconds per importance sample, PyTorch at its best chunk size),
 their ratio and each process's peak RSS, as Markdown.
 
-Usage: bench/run.sh --family [--workloads iwae conv eval celeba] [--rounds 3] [--limit N] [--threads 2]
+Usage: bench/run.sh --family [--workloads iwae conv eval celeba vamp iaf planar] [--rounds 3] [--limit N] [--threads 2]
 (celeba needs a folder of 64x64 colour PNGs: bench/.venv/bin/python bench/photos.py makes bench/data/photos64)
 """
 import argparse
@@ -31,10 +32,10 @@ def json_lines(out):
     return [json.loads(l) for l in out.splitlines() if l.startswith("{")]
 
 
-def elbo_train(config, args, seed, env):
+def elbo_train(config, args, seed, env, extra=()):
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [ELBO, "train", "--config", config, "--epochs", "1", "--threads", str(args.threads),
-               "--seed", str(seed), "--out", os.path.join(tmp, "run")]
+               "--seed", str(seed), "--out", os.path.join(tmp, "run"), *extra]
         if args.limit:
             cmd += ["--limit", str(args.limit)]
         _, rss = run(cmd, env)
@@ -42,9 +43,9 @@ def elbo_train(config, args, seed, env):
             return float(next(csv.DictReader(f))["seconds"]), rss
 
 
-def torch_train(workload, args, seed, env):
+def torch_train(workload, args, seed, env, extra=()):
     out, rss = run([sys.executable, TORCH, workload, "--epochs", "1", "--threads", str(args.threads), "--seed",
-                    str(seed), "--limit", str(args.limit), "--data-dir", args.data_dir], env)
+                    str(seed), "--limit", str(args.limit), "--data-dir", args.data_dir, *extra], env)
     return json_lines(out)[0]["seconds"], rss
 
 
@@ -73,7 +74,7 @@ def torch_celeba(args, seed, env):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--workloads", nargs="+", default=["iwae", "conv", "eval"],
-                    choices=["iwae", "conv", "eval", "celeba"])
+                    choices=["iwae", "conv", "eval", "celeba", "vamp", "iaf", "planar"])
     ap.add_argument("--photos", default=os.path.join(ROOT, "bench", "data", "photos64"),
                     help="celeba: a folder of 64x64 colour PNGs (bench/photos.py makes one)")
     ap.add_argument("--rounds", type=int, default=3)
@@ -105,6 +106,17 @@ def main():
             if "conv" in args.workloads:
                 add("conv_elbo", *elbo_train("configs/keras-conv.toml", args, seed, env))
                 add("conv_torch", *torch_train("conv", args, seed, env))
+            # The latent-family models, each against the same model in PyTorch (no test-set pass: --images 0).
+            latent = {
+                "vamp": ("configs/vampprior.toml", [], ["--prior", "vamp", "--components", "500"]),
+                "iaf": ("configs/iaf.toml", [], ["--flow", "iaf:2:320", "--latent", "32", "--lr", "1e-3"]),
+                "planar": ("configs/iaf.toml", ["--flow", "planar:8"],
+                           ["--flow", "planar:8", "--latent", "32", "--lr", "1e-3"]),
+            }
+            for w, (config, flags, torch_flags) in latent.items():
+                if w in args.workloads:
+                    add(w + "_elbo", *elbo_train(config, args, seed, env, flags))
+                    add(w + "_torch", *torch_train("latent", args, seed, env, torch_flags + ["--images", "0"]))
             if "celeba" in args.workloads:
                 add("celeba_elbo", *elbo_celeba(args, seed, env))
                 add("celeba_torch", *torch_celeba(args, seed, env))
@@ -130,7 +142,10 @@ def main():
     print("| --- | --- | --- | --- | --- | --- |")
     names = {"iwae": ("IWAE k = 50, batch 20", "s/epoch"), "conv": ("Keras conv VAE, batch 128", "s/epoch"),
              "eval": (f"importance-sampled eval, K = {args.k}", "µs/sample"),
-             "celeba": ("PyTorch-VAE VanillaVAE 64x64x3, batch 64 (photo crops)", "ms/image")}
+             "celeba": ("PyTorch-VAE VanillaVAE 64x64x3, batch 64 (photo crops)", "ms/image"),
+             "vamp": ("VampPrior, 500 pseudo-inputs, 784-300-300-40, batch 100", "s/epoch"),
+             "iaf": ("IAF 2 blocks of MADE 320, 784-300-300-32, batch 100", "s/epoch"),
+             "planar": ("8 planar maps, 784-300-300-32, batch 100", "s/epoch")}
     for w in args.workloads:
         e, t = statistics.median(res[w + "_elbo"]), statistics.median(res[w + "_torch"])
         label, unit = names[w]

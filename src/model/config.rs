@@ -304,7 +304,7 @@ impl Architecture {
         let (r, rs, z) = (rows as u128, rows as u128 * samples as u128, latent as u128);
         self.encoder.buffer_len(rows)
             + self.decoder.buffer_len(rows.saturating_mul(samples))
-            + rs * (3 * z + 2)
+            + rs * (3 * z + 4)
             + r * (1 + 2 * z)
             + self.vamp.map_or(0, |v| v.buffer_len(&self.encoder, 0))
             + self.stack.as_ref().map_or(0, |s| {

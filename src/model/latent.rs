@@ -42,7 +42,9 @@ impl<T: Real> GaussianLatent<T> {
 
     /// Draws z = μ + σ·ε for `kl.len()` heads (`[μ | log σ²]` each) and `samples` draws per head (`eps`, `z`:
     /// head-major rows of `dim`), and each head's KL(q ‖ p): the prior's closed form when it has one, else the
-    /// Monte Carlo estimate (1/L) Σ_l [ln q(z_l) − ln p(z_l)] over the draws.
+    /// Monte Carlo estimate (1/L) Σ_l [ln q(z_l) − ln p(z_l)] over the draws, whose ln p(z_l) it leaves in
+    /// `log_prior` (one per draw) for [`GaussianLatent::log_ratios_of`].
+    #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
         p: &[T],
@@ -51,6 +53,7 @@ impl<T: Real> GaussianLatent<T> {
         z: &mut [T],
         kl: &mut [T],
         samples: usize,
+        log_prior: &mut [f64],
     ) {
         let d = self.dim;
         ops::reparameterize(head, eps, z, d, samples);
@@ -61,13 +64,42 @@ impl<T: Real> GaussianLatent<T> {
                 }
             }
             None => {
-                let mut ratios = vec![0.0; samples];
+                // One pass over every draw, so a mixture prepares its components once per batch.
+                let n = kl.len() * samples;
+                self.prior
+                    .log_densities(p, &z[..n * d], &mut log_prior[..n]);
                 for (b, (h, k)) in head.chunks_exact(2 * d).zip(kl.iter_mut()).enumerate() {
-                    let rows = b * samples * d..(b + 1) * samples * d;
-                    self.log_ratios(p, h, &z[rows.clone()], &eps[rows], &mut ratios);
-                    *k = T::c(-ratios.iter().sum::<f64>() / samples as f64);
+                    let draws = b * samples..(b + 1) * samples;
+                    let sum: f64 = eps[draws.start * d..draws.end * d]
+                        .chunks_exact(d)
+                        .zip(&log_prior[draws])
+                        .map(|(e, lp)| lp - log_q(e, &h[d..]))
+                        .sum();
+                    *k = T::c(-sum / samples as f64);
                 }
             }
+        }
+    }
+
+    /// ln p(z_l) − ln q(z_l|·) for the draws of one head after [`GaussianLatent::forward`]: `log_prior` holds their
+    /// ln p(z_l) when the prior has no closed-form KL (forward computed it), else the prior's fused ratio is taken
+    /// from `z`. `z`, `eps`: `out.len()` rows of `dim`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn log_ratios_of(
+        &self,
+        p: &[T],
+        head: &[T],
+        z: &[T],
+        eps: &[T],
+        log_prior: &[f64],
+        out: &mut [f64],
+    ) {
+        let d = self.dim;
+        if self.prior.closed_form_kl().is_some() {
+            return self.log_ratios(p, head, z, eps, out);
+        }
+        for ((o, e), lp) in out.iter_mut().zip(eps.chunks_exact(d)).zip(log_prior) {
+            *o = lp - log_q(e, &head[d..2 * d]);
         }
     }
 
@@ -212,11 +244,11 @@ mod tests {
             let layer = GaussianLatent::new(prior);
             let loss = |h: &[f64]| {
                 let (mut z, mut kl) = (vec![0.0; eps.len()], vec![0.0; ROWS]);
-                layer.forward(&[], h, &eps, &mut z, &mut kl, S);
+                layer.forward(&[], h, &eps, &mut z, &mut kl, S, &mut [0.0; ROWS * S]);
                 beta * kl.iter().sum::<f64>() + z.iter().zip(&r).map(|(a, b)| a * b).sum::<f64>()
             };
             let (mut z, mut kl) = (vec![0.0; eps.len()], vec![0.0; ROWS]);
-            layer.forward(&[], &head, &eps, &mut z, &mut kl, S);
+            layer.forward(&[], &head, &eps, &mut z, &mut kl, S, &mut [0.0; ROWS * S]);
             let (mut dz, mut dh) = (r.clone(), vec![0.0; head.len()]);
             layer.backward_elbo(
                 &[],
@@ -242,7 +274,7 @@ mod tests {
             let layer = GaussianLatent::new(prior);
             let loss = |h: &[f64]| {
                 let (mut z, mut kl) = (vec![0.0; eps.len()], vec![0.0; ROWS]);
-                layer.forward(&[], h, &eps, &mut z, &mut kl, S);
+                layer.forward(&[], h, &eps, &mut z, &mut kl, S, &mut [0.0; ROWS * S]);
                 let mut total = z.iter().zip(&r).map(|(a, b)| a * b).sum::<f64>();
                 let mut ratios = [0.0; S];
                 for b in 0..ROWS {
@@ -261,7 +293,7 @@ mod tests {
                 total
             };
             let (mut z, mut kl) = (vec![0.0; eps.len()], vec![0.0; ROWS]);
-            layer.forward(&[], &head, &eps, &mut z, &mut kl, S);
+            layer.forward(&[], &head, &eps, &mut z, &mut kl, S, &mut [0.0; ROWS * S]);
             let (mut dz, mut dh) = (r.clone(), vec![0.0; head.len()]);
             layer.backward_iwae(&[], &mut [], &head, &eps, &z, &wt, &mut dz, &mut dh, S);
             check_gradients(&head, &dh, loss, name);
@@ -287,8 +319,9 @@ mod tests {
         };
         let monte_carlo = GaussianLatent::new(Arc::new(shifted) as Arc<dyn Prior<f64>>);
         let (mut z, mut a, mut b) = (vec![0.0; s * D], [0.0], [0.0]);
-        closed.forward(&[], &head, &eps, &mut z, &mut a, s);
-        monte_carlo.forward(&[], &head, &eps, &mut z, &mut b, s);
+        let mut lp = vec![0.0; s];
+        closed.forward(&[], &head, &eps, &mut z, &mut a, s, &mut lp);
+        monte_carlo.forward(&[], &head, &eps, &mut z, &mut b, s, &mut lp);
         assert!(
             (a[0] - b[0]).abs() < 0.01,
             "closed form {} vs Monte Carlo {}",

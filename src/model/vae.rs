@@ -214,6 +214,8 @@ pub struct Workspace<T> {
     kl_weight: Vec<T>,
     dls: Vec<T>,
     lw: Vec<f64>,
+    /// `[rows·samples]` ln p(z) per draw, when the prior's KL is estimated by Monte Carlo.
+    log_prior: Vec<f64>,
     /// The layers above the first, when stacked.
     stack: Option<StackBuffers<T>>,
     /// A VampPrior's pass over its pseudo-inputs.
@@ -402,6 +404,7 @@ where
             kl_weight: zeros(z),
             dls: zeros(self.arch.log_sigma.map_or(0, |(_, l)| l)),
             lw: vec![0.0; samples],
+            log_prior: vec![0.0; rs],
             stack: self.arch.stack.as_ref().map(|s| s.buffers(rs)),
             vamp: self
                 .arch
@@ -695,6 +698,7 @@ where
                 &mut ws.z[..n * zd],
                 &mut ws.kl[..rows],
                 s,
+                &mut ws.log_prior,
             ),
             ModelKind::Autoencoder => {
                 assert_eq!(s, 1, "an autoencoder draws no samples");
@@ -835,11 +839,12 @@ where
             }
             return;
         }
-        self.latent.log_ratios(
+        self.latent.log_ratios_of(
             prior_weights(&self.params, &ws.vamp),
             head,
             &ws.z[draws.clone()],
             &ws.eps[draws],
+            &ws.log_prior[b * s..(b + 1) * s],
             &mut out[..s],
         );
         for (o, nll) in out[..s].iter_mut().zip(&ws.nll[b * s..(b + 1) * s]) {
