@@ -41,8 +41,8 @@ fn miwae_ciwae_and_piwae_train_report_their_bound_and_resume() {
         ),
         (
             "piwae",
-            &["--objective", "piwae", "--groups", "2", "--k-train", "3"][..],
-            "train -IWAE(k=6) of PIWAE(M=2, K=3)",
+            &["--objective", "piwae", "--groups", "3", "--k-train", "1"][..],
+            "train -IWAE(k=3) of PIWAE(M=3, K=1)",
         ),
     ] {
         let whole = tmp.path().join(name);
@@ -77,6 +77,10 @@ fn settings_of_another_objective_are_refused() {
             "--groups goes with --objective=miwae or --objective=piwae",
         ),
         (
+            &["--objective", "piwae", "--groups", "1"][..],
+            "--objective=piwae with one sample in all is the ELBO",
+        ),
+        (
             &["--objective", "piwae", "--k-train", "3", "--prior", "mog"][..],
             "--objective=piwae splits the decoder's gradient from the encoder's, which elbo does not do for a learned prior (--prior=mog)",
         ),
@@ -105,7 +109,7 @@ fn settings_of_another_objective_are_refused() {
         ),
         (
             &["--objective", "miwae", "--free-bits", "1", "--k-train", "3"][..],
-            "nor have MIWAE and CIWAE",
+            "nor have MIWAE, PIWAE and CIWAE",
         ),
         (
             &["--objective", "iwae", "--beta", "4", "--k-train", "3"][..],

@@ -219,7 +219,9 @@ class VAE:
 
     @classmethod
     def from_config(cls, path, **overrides):
-        """A VAE from a ``--config`` TOML file (``configs/*.toml``); keywords override the file's settings."""
+        """A VAE from a ``--config`` TOML file (``configs/*.toml``); keywords override the file's settings. A
+        keyword given as None leaves the file's value (as an absent flag does): to remove a file's flow or prior,
+        give ``flow="none"`` or ``prior="normal"``."""
         path = _path(path)
         overrides = _text_paths(overrides)
         _elbo.check_settings(overrides, path)

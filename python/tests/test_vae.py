@@ -178,6 +178,12 @@ def test_flow_posteriors_from_keywords(small, tmp_path):
         assert result["nll"] < result["neg_elbo"]
         with pytest.raises(NotImplementedError, match="a flow posterior"):
             vae.to_torch()
+    cfg = tmp_path / "flow.toml"
+    cfg.write_text('flow = "planar:2"\nhidden = [64]\nlatent = 4\nthreads = 2\n')
+    for given, kept in [({"flow": None}, {"kind": "planar", "layers": 2}), ({"flow": "none"}, None)]:
+        vae = elbo.VAE.from_config(cfg, **given)
+        vae.fit(small[0], epochs=1, out=tmp_path / f"from-config-{kept is None}", verbose=0)
+        assert vae.config["model"].get("flow") == kept
     with pytest.raises(ValueError, match="'maf:2' is not a flow: give planar:K"):
         elbo.VAE(**SMALL, flow="maf:2")
     with pytest.raises(ValueError, match="free_bits holds each dimension's KL at a floor"):

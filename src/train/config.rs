@@ -417,7 +417,7 @@ impl RunConfig {
         if !m.is_variational() {
             if t.samples != 1 || t.objective != Estimator::Elbo {
                 return Err(Error::Config(
-                    "an autoencoder is deterministic: --samples, --k-train and --objective iwae need --model vae".into(),
+                    "an autoencoder is deterministic: --samples, --k-train and the importance-weighted objectives (--objective iwae, miwae, ciwae, piwae) need --model vae".into(),
                 ));
             }
             if t.capacity.is_some() || t.free_bits != 0.0 || t.warmup_epochs != 0 || t.beta != 1.0 {
@@ -430,7 +430,7 @@ impl RunConfig {
             && (t.capacity.is_some() || t.free_bits != 0.0 || t.beta != 1.0 || t.warmup_epochs != 0)
         {
             return Err(Error::Config(
-                "--beta, --warmup-epochs, --capacity and --free-bits shape the ELBO's KL term; the IWAE bound has none, nor have MIWAE and CIWAE (whose ELBO share is --ciwae-beta)"
+                "--beta, --warmup-epochs, --capacity and --free-bits shape the ELBO's KL term; the IWAE bound has none, nor have MIWAE, PIWAE and CIWAE (whose ELBO share is --ciwae-beta)"
                     .into(),
             ));
         }

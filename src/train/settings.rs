@@ -1023,14 +1023,19 @@ impl Settings {
             }
             (s, k) => s.or(k).unwrap_or(d.samples),
         };
-        if matches!(
-            objective,
-            Estimator::Miwae | Estimator::Ciwae | Estimator::Piwae
-        ) && samples < 2
-        {
+        if matches!(objective, Estimator::Miwae | Estimator::Ciwae) && samples < 2 {
             return Err(Error::Config(format!(
                 "--objective={objective} with one sample per bound is the ELBO: give --k-train K, 2 or more"
             )));
+        }
+        // PIWAE's decoder trains on the IWAE bound over all M·K draws, which needs two; its encoder's MIWAE with
+        // K = 1 is the ELBO of M draws, a choice Rainforth et al. study.
+        if objective == Estimator::Piwae
+            && samples.saturating_mul(self.groups.unwrap_or(DEFAULT_MIWAE_GROUPS)) < 2
+        {
+            return Err(Error::Config(
+                "--objective=piwae with one sample in all is the ELBO: give --groups M and --k-train K with M·K 2 or more".into(),
+            ));
         }
         let groups = match (objective, self.groups) {
             (Estimator::Miwae | Estimator::Piwae, Some(0)) => {
