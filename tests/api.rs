@@ -149,7 +149,7 @@ fn settings_errors_name_keywords_for_front_ends_without_flags() {
     assert!(k.contains("lr=") && !k.contains("--lr"), "{k}");
     // "Did you mean" only for a near name; serde's Rust type names become words.
     assert_eq!(Settings::nearest_key("lattent").as_deref(), Some("latent"));
-    assert_eq!(Settings::nearest_key("xyzzy"), None);
+    assert_eq!(Settings::nearest_key("foo"), None);
     let table: toml::Table = toml::from_str("latent = -2").unwrap();
     let e = Settings::from_table(table, "c", None)
         .unwrap_err()

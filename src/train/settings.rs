@@ -705,7 +705,8 @@ impl Settings {
                 (c, d)
             })
             .min_by_key(|(_, d)| *d)?;
-        (d <= (key.chars().count() / 3).max(2)).then_some(best)
+        // A third of the name, at least one edit: two edits of a three-letter name (foo, flow) is a guess.
+        (d <= (key.chars().count() / 3).max(1)).then_some(best)
     }
 
     /// Parses a `--config` TOML file's text; `name` labels errors. Unknown keys are refused with the nearest
