@@ -170,6 +170,27 @@ fn prior_weights_mut<'a, T>(
     }
 }
 
+/// The gradient by the first layer's heads `[μ | log σ²]` (into `dhead`) of Σ_r w_r ln q(z_r | x) at fixed ε, whose
+/// only term that reads the head directly is −½ Σ log σ², plus what reached each draw through z = μ + σ·ε (`dz`).
+fn head_backward<T: Real>(
+    head: &[T],
+    eps: &[T],
+    w: &[T],
+    dz: &[T],
+    dhead: &mut [T],
+    zd: usize,
+    s: usize,
+) {
+    let half = T::c(0.5);
+    let dhead = &mut dhead[..head.len()];
+    for (dh, wb) in dhead.chunks_exact_mut(2 * zd).zip(w.chunks_exact(s)) {
+        let wsum = wb.iter().fold(T::zero(), |a, &v| a + v);
+        dh[..zd].fill(T::zero());
+        dh[zd..].fill(-half * wsum);
+    }
+    ops::reparameterize_backward(head, eps, dz, dhead, zd, s);
+}
+
 /// A VAE (or autoencoder) with its weights.
 #[derive(Debug, Clone)]
 pub struct Vae<T> {
@@ -932,21 +953,13 @@ where
             sb,
             &mut ws.dz[..n * zd],
         );
-        let half = T::c(0.5);
-        for (b, dh) in ws.dhead[..rows * 2 * zd]
-            .chunks_exact_mut(2 * zd)
-            .enumerate()
-        {
-            let wsum = w[b * s..(b + 1) * s].iter().fold(T::zero(), |a, &v| a + v);
-            dh[..zd].fill(T::zero());
-            dh[zd..].fill(-half * wsum);
-        }
         let head = &ws.enc.output()[..rows * 2 * zd];
-        ops::reparameterize_backward(
+        head_backward(
             head,
             &sb.eps1[..n * zd],
+            w,
             &ws.dz[..n * zd],
-            &mut ws.dhead[..rows * 2 * zd],
+            &mut ws.dhead,
             zd,
             s,
         );
@@ -976,20 +989,13 @@ where
             w,
             &mut ws.dz[..n * zd],
         );
-        let half = T::c(0.5);
-        for (b, dh) in ws.dhead[..rows * 2 * zd]
-            .chunks_exact_mut(2 * zd)
-            .enumerate()
-        {
-            let wsum = w[b * s..(b + 1) * s].iter().fold(T::zero(), |a, &v| a + v);
-            dh[..zd].fill(T::zero());
-            dh[zd..].fill(-half * wsum);
-        }
-        ops::reparameterize_backward(
-            &ws.enc.output()[..rows * 2 * zd],
+        let head = &ws.enc.output()[..rows * 2 * zd];
+        head_backward(
+            head,
             &ws.eps[..n * zd],
+            w,
             &ws.dz[..n * zd],
-            &mut ws.dhead[..rows * 2 * zd],
+            &mut ws.dhead,
             zd,
             s,
         );
