@@ -6,13 +6,8 @@ use super::prior::Prior;
 use crate::core::{Real, ops};
 use std::sync::Arc;
 
-/// ln q(z|·) of a draw z = μ + σ·ε at fixed ε, without the ln 2π terms: −½ Σ (ε² + log σ²).
-pub fn log_q<T: Real>(eps: &[T], logvar: &[T]) -> f64 {
-    eps.iter()
-        .zip(logvar)
-        .map(|(e, lv)| -0.5 * (e.f64().powi(2) + lv.f64()))
-        .sum()
-}
+// Defined beside the priors, which measure draws against it, so that the dependency runs one way.
+pub use super::prior::log_q;
 
 /// One stochastic layer: a diagonal Gaussian posterior over `dim` values and the prior it is measured against.
 #[derive(Debug, Clone)]

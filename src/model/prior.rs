@@ -10,6 +10,14 @@
 use crate::core::Real;
 use rand_distr::{Distribution, StandardNormal as Normal01};
 
+/// ln q(z|·) of a draw z = μ + σ·ε at fixed ε, without the ln 2π terms: −½ Σ (ε² + log σ²).
+pub fn log_q<T: Real>(eps: &[T], logvar: &[T]) -> f64 {
+    eps.iter()
+        .zip(logvar)
+        .map(|(e, lv)| -0.5 * (e.f64().powi(2) + lv.f64()))
+        .sum()
+}
+
 /// A density over codes z, with what training, importance sampling and sampling need of it.
 pub trait Prior<T: Real>: std::fmt::Debug + Send + Sync + std::panic::RefUnwindSafe {
     /// The dimension of z.
@@ -38,7 +46,7 @@ pub trait Prior<T: Real>: std::fmt::Debug + Send + Sync + std::panic::RefUnwindS
     /// ln p(z) − ln q(z) for a draw z = μ + σ·ε of q = N(μ, diag exp(`logvar`)), without the ln 2π terms. A prior
     /// may fuse the two densities into one pass; the sum must equal this default's up to rounding.
     fn log_ratio(&self, p: &[T], z: &[T], eps: &[T], logvar: &[T]) -> f64 {
-        self.log_density(p, z) - super::latent::log_q(eps, logvar)
+        self.log_density(p, z) - log_q(eps, logvar)
     }
 
     /// [`Prior::log_density`] of each row of `z` (`out.len()` codes) into `out`. A prior may share work between the
@@ -289,7 +297,7 @@ where
     fn log_ratios(&self, p: &[T], z: &[T], eps: &[T], logvar: &[T], out: &mut [f64]) {
         self.log_densities(p, z, out);
         for (o, e) in out.iter_mut().zip(eps.chunks_exact(self.dim)) {
-            *o -= super::latent::log_q(e, logvar);
+            *o -= log_q(e, logvar);
         }
     }
 
