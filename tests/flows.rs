@@ -19,25 +19,6 @@ fn train(dir: &Path, flow: &str, extra: &[&str]) -> std::process::Output {
         .arg(mnist_dir()))
 }
 
-fn eval(dir: &Path, k: usize) -> serde_json::Value {
-    let o = run(elbo()
-        .arg("eval")
-        .arg(dir)
-        .args(["--k", &k.to_string(), "--limit", "200", "--json"])
-        .arg("--data-dir")
-        .arg(mnist_dir()));
-    assert!(o.status.success(), "{}", stderr(&o));
-    serde_json::from_slice(&o.stdout).unwrap()
-}
-
-fn command(dir: &Path, name: &str, args: &[&str]) -> std::process::Output {
-    run(elbo()
-        .arg(name)
-        .arg(dir)
-        .args(args)
-        .env("ELBO_DATA_DIR", mnist_dir()))
-}
-
 #[test]
 fn flow_posteriors_train_resume_and_work_with_every_command() {
     let tmp = tempfile::tempdir().unwrap();
@@ -74,11 +55,15 @@ fn flow_posteriors_train_resume_and_work_with_every_command() {
                 .unwrap();
         assert_eq!(config["model"]["flow"], saved, "{flow}");
 
-        let (one, few, many) = (eval(&whole, 1), eval(&whole, 10), eval(&whole, 300));
+        let (one, few, many) = (
+            eval_json(&whole, 1),
+            eval_json(&whole, 10),
+            eval_json(&whole, 300),
+        );
         assert_importance_sampling_tightens(&one, &few, &many);
 
         let csv = tmp.path().join("codes.csv");
-        let o = command(
+        let o = run_on(
             &whole,
             "encode",
             &["--out", csv.to_str().unwrap(), "--force"],
@@ -98,7 +83,7 @@ fn flow_posteriors_train_resume_and_work_with_every_command() {
             ("latent-plot", &[][..]),
         ] {
             let out = tmp.path().join(format!("{name}.png"));
-            let o = command(
+            let o = run_on(
                 &whole,
                 name,
                 &[args, &["--out", out.to_str().unwrap(), "--force"]].concat(),
@@ -134,7 +119,7 @@ fn flows_train_with_the_iwae_bound_and_a_learned_prior() {
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    let v = eval(&dir, 20);
+    let v = eval_json(&dir, 20);
     assert!(
         v["nll"].as_f64().unwrap() < v["neg_elbo"].as_f64().unwrap(),
         "{v}"

@@ -19,25 +19,6 @@ fn train(dir: &Path, extra: &[&str]) -> std::process::Output {
         .arg(mnist_dir()))
 }
 
-fn eval(dir: &Path, k: usize) -> serde_json::Value {
-    let o = run(elbo()
-        .arg("eval")
-        .arg(dir)
-        .args(["--k", &k.to_string(), "--limit", "200", "--json"])
-        .arg("--data-dir")
-        .arg(mnist_dir()));
-    assert!(o.status.success(), "{}", stderr(&o));
-    serde_json::from_slice(&o.stdout).unwrap()
-}
-
-fn command(dir: &Path, name: &str, args: &[&str]) -> std::process::Output {
-    run(elbo()
-        .arg(name)
-        .arg(dir)
-        .args(args)
-        .env("ELBO_DATA_DIR", mnist_dir()))
-}
-
 #[test]
 fn two_latent_layers_train_resume_and_work_with_every_command() {
     let tmp = tempfile::tempdir().unwrap();
@@ -64,12 +45,16 @@ fn two_latent_layers_train_resume_and_work_with_every_command() {
     );
 
     // Importance sampling weights the whole hierarchy: K = 1 is the ELBO in expectation, more tighten it.
-    let (one, few, many) = (eval(&whole, 1), eval(&whole, 10), eval(&whole, 300));
+    let (one, few, many) = (
+        eval_json(&whole, 1),
+        eval_json(&whole, 10),
+        eval_json(&whole, 300),
+    );
     assert_importance_sampling_tightens(&one, &few, &many);
 
     // Codes are the top layer's: three dimensions, and the message says which layer.
     let csv = tmp.path().join("codes.csv");
-    let o = command(&whole, "encode", &["--out", csv.to_str().unwrap()]);
+    let o = run_on(&whole, "encode", &["--out", csv.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("of z2, the top of 2 latent layers"),
@@ -83,13 +68,13 @@ fn two_latent_layers_train_resume_and_work_with_every_command() {
         "{header}"
     );
     let png = tmp.path().join("d.png");
-    let o = command(
+    let o = run_on(
         &whole,
         "decode",
         &["--z", "0.5,-1,0", "--out", png.to_str().unwrap()],
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = command(
+    let o = run_on(
         &whole,
         "decode",
         &[
@@ -113,7 +98,7 @@ fn two_latent_layers_train_resume_and_work_with_every_command() {
         ("latent-plot", &[][..]),
     ] {
         let out = tmp.path().join(format!("{name}.png"));
-        let o = command(
+        let o = run_on(
             &whole,
             name,
             &[args, &["--out", out.to_str().unwrap()]].concat(),
@@ -136,7 +121,7 @@ fn two_latent_layers_train_with_the_iwae_bound() {
         &["--epochs", "1", "--objective", "iwae", "--k-train", "5"],
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    let v = eval(&dir, 20);
+    let v = eval_json(&dir, 20);
     assert!(
         v["nll"].as_f64().unwrap() < v["neg_elbo"].as_f64().unwrap(),
         "{v}"

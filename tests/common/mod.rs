@@ -338,3 +338,24 @@ pub fn assert_resumes_to(whole: &Path, halves: &Path, epochs: &str, what: &str) 
         "{what}"
     );
 }
+
+/// `elbo eval RUN --k K --limit 200 --json` on MNIST, asserted to succeed, as JSON.
+pub fn eval_json(dir: &Path, k: usize) -> serde_json::Value {
+    let o = run(elbo()
+        .arg("eval")
+        .arg(dir)
+        .args(["--k", &k.to_string(), "--limit", "200", "--json"])
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// `elbo NAME RUN ARGS…` with MNIST's folder in the environment.
+pub fn run_on(dir: &Path, name: &str, args: &[&str]) -> Output {
+    run(elbo()
+        .arg(name)
+        .arg(dir)
+        .args(args)
+        .env("ELBO_DATA_DIR", mnist_dir()))
+}
