@@ -74,6 +74,26 @@ def log_weights(model, x, k):
     return log_px - 0.5 * (z * z).sum(-1) + 0.5 * (eps * eps).sum(-1) + 0.5 * logvar.sum(-1)
 
 
+def stage_lr(args, base, epoch):
+    """The IWAE paper's schedule as elbo's `--lr-schedule iwae --stage-growth G`: stage i (of 8) runs
+    round(G^i) epochs at base·10^(−i/7). --stage-growth 0 keeps the rate constant."""
+    if not args.stage_growth:
+        return base
+    end = 0
+    for i in range(8):
+        end += max(1, math.floor(args.stage_growth ** i + 0.5))
+        if epoch <= end:
+            return base * 10 ** (-i / 7)
+    raise SystemExit(f"epoch {epoch} is past the schedule's {end} epochs")
+
+
+def schedule_epochs(args):
+    """Epochs of the staged schedule, or --epochs without one."""
+    if not args.stage_growth:
+        return args.epochs
+    return sum(max(1, math.floor(args.stage_growth ** i + 0.5)) for i in range(8))
+
+
 def iwae(args):
     torch.manual_seed(args.seed)
     train = mnist(args.data_dir, "train")[: args.limit or None]
@@ -140,7 +160,9 @@ def two_layer(args):
     model = TwoLayer()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-4)
     k = args.k_train
-    for epoch in range(1, args.epochs + 1):
+    for epoch in range(1, schedule_epochs(args) + 1):
+        for g in opt.param_groups:
+            g["lr"] = stage_lr(args, 1e-3, epoch)
         start = time.perf_counter()
         total = 0.0
         for ids in torch.randperm(len(train)).split(20):
@@ -378,9 +400,11 @@ def latent_family(args):
     act = {"relu": torch.relu, "tanh": torch.tanh}[args.act]
     hidden = [int(h) for h in args.hidden.split(",")]
     model = LatentFamily(hidden, args.latent, act, args.prior, args.components, args.flow)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr, eps=args.adam_eps)
     k = args.k_train
-    for epoch in range(1, args.epochs + 1):
+    for epoch in range(1, schedule_epochs(args) + 1):
+        for g in opt.param_groups:
+            g["lr"] = stage_lr(args, args.lr, epoch)
         start = time.perf_counter()
         total = 0.0
         for ids in torch.randperm(len(train)).split(args.batch_size):
@@ -417,6 +441,9 @@ def main():
     ap.add_argument("--act", default="relu", choices=["relu", "tanh"], help="latent: hidden activation")
     ap.add_argument("--batch-size", type=int, default=100, help="latent: images per step")
     ap.add_argument("--lr", type=float, default=5e-4, help="latent: Adam's learning rate")
+    ap.add_argument("--adam-eps", type=float, default=1e-8, help="latent: Adam's epsilon")
+    ap.add_argument("--stage-growth", type=float, default=0,
+                    help="two-layer, latent: the IWAE paper's 8-stage schedule (1.4: 35 epochs), as elbo's")
     ap.add_argument("--k-train", type=int, default=1, help="two-layer: samples of the bound trained (1: the ELBO)")
     ap.add_argument("--photos", default="bench/data/photos64", help="celeba: a folder of 64x64 PNGs")
     ap.add_argument("--data-dir", default=os.environ.get("ELBO_DATA_DIR", "../shared/data/mnist"))

@@ -6,6 +6,7 @@ mod encode;
 mod eval;
 mod interpolate;
 mod latent_plot;
+mod make_dsprites;
 mod manifold;
 mod plot_metrics;
 mod reconstruct;
@@ -54,6 +55,8 @@ enum Command {
     Traverse(traverse::TraverseArgs),
     /// Explore the latent space in the browser: scatter, decode pad, sliders, interpolation (a local web page).
     Serve(serve::ServeArgs),
+    /// Write dSprites' factor grid as elbo draws it, in DeepMind's .npz layout (not DeepMind's file).
+    MakeDsprites(make_dsprites::MakeDspritesArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -108,5 +111,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::PlotMetrics(a) => plot_metrics::run(a),
         Command::Traverse(a) => traverse::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::MakeDsprites(a) => make_dsprites::run(a),
     }
 }

@@ -2,6 +2,7 @@
 //! optional class labels and their names. Every source produces one; everything downstream reads only this.
 
 use super::bytes::Bytes;
+use super::factors::Factors;
 use crate::error::{Error, Result};
 
 /// The shape of one item. Images are `height × width × channels`, stored NHWC; a row of `D` features is
@@ -157,6 +158,8 @@ pub struct Dataset {
     pub classes: Vec<String>,
     /// A name per item (file or archive entry), when the source has them; used to label output rows.
     pub names: Vec<String>,
+    /// The known generative factors of every item (dSprites'), when the source has them.
+    pub factors: Option<Box<Factors>>,
 }
 
 impl Dataset {
@@ -203,6 +206,7 @@ impl Dataset {
             labels,
             classes,
             names: Vec::new(),
+            factors: None,
         })
     }
 
@@ -259,6 +263,9 @@ impl Dataset {
             l.truncate(n);
         }
         self.names.truncate(n);
+        if let Some(f) = self.factors.as_mut() {
+            f.truncate(n);
+        }
         self
     }
 
@@ -277,6 +284,7 @@ impl Dataset {
             labels: self.labels.as_mut().map(|l| l.split_off(keep)),
             classes: self.classes.clone(),
             names,
+            factors: self.factors.as_mut().map(|f| Box::new(f.split_off(keep))),
         }
     }
 
@@ -296,6 +304,7 @@ impl Dataset {
             } else {
                 idx.iter().map(|&i| self.names[i].clone()).collect()
             },
+            factors: self.factors.as_ref().map(|f| Box::new(f.select(idx))),
         }
     }
 
@@ -313,6 +322,11 @@ impl Dataset {
                 a.extend(b);
                 Some(a)
             }
+            _ => None,
+        };
+        // Factors survive only when both parts have the same ones.
+        self.factors = match (self.factors.take(), other.factors) {
+            (Some(mut a), Some(b)) => a.append(*b).then_some(a),
             _ => None,
         };
         if self.names.len() == n && other.names.len() == m {

@@ -4,7 +4,7 @@
 //! - [`named`]: MNIST, Fashion-MNIST, KMNIST (IDX files) and CIFAR-10 (binary), downloaded and verified;
 //! - [`images`]: folders of images and zip/tar archives of them, decoded, cropped and resized in parallel,
 //!   with [`cache`] keeping the result;
-//! - [`numpy`]: `.npy` and `.npz` arrays;
+//! - [`numpy`]: `.npy` and `.npz` arrays, and DeepMind's dSprites layout ([`dsprites`], with its [`factors`]);
 //! - [`table`]: CSV and TSV tables, standardised with the training split's statistics;
 //! - [`source`]: recognises which one a path is.
 //!
@@ -15,6 +15,8 @@ pub mod bytes;
 pub mod cache;
 pub mod dataset;
 pub mod download;
+pub mod dsprites;
+pub mod factors;
 pub mod idx;
 pub mod images;
 pub mod named;

@@ -59,7 +59,7 @@ impl Src<'_> {
 
 /// What an array's dtype says its values are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Dtype {
+pub(super) enum Dtype {
     /// uint8: 8-bit levels.
     Uint8,
     /// bool: 0 and 1.
@@ -73,19 +73,19 @@ enum Dtype {
 }
 
 /// An array's values as stored: uint8 and bool as bytes, other numbers as floats, strings as text.
-enum Raw {
+pub(super) enum Raw {
     U8(Bytes),
     F32(Vec<f32>),
     Text(Vec<String>),
 }
 
 /// An array read from a file.
-struct Array {
-    shape: Vec<usize>,
-    dtype: Dtype,
+pub(super) struct Array {
+    pub(super) shape: Vec<usize>,
+    pub(super) dtype: Dtype,
     /// NumPy's name of the dtype, for messages ("float64").
-    type_name: String,
-    raw: Raw,
+    pub(super) type_name: String,
+    pub(super) raw: Raw,
 }
 
 /// NumPy's name of a dtype.
@@ -806,7 +806,15 @@ fn load_with(path: &Path, layout: Option<Layout>, want: Option<Kind>) -> Result<
         let mut sets = datasets(vec![part], layout, want, path)?;
         return Ok(Found::One(sets.remove(0)));
     }
-    let arrays = read_npz(path, &NPZ_NAMES)?;
+    let wanted: Vec<&str> = NPZ_NAMES
+        .iter()
+        .chain(&super::dsprites::ARRAYS)
+        .copied()
+        .collect();
+    let mut arrays = read_npz(path, &wanted)?;
+    if let Some(found) = super::dsprites::found_in(&mut arrays, want, path)? {
+        return Ok(found);
+    }
     found_in(arrays, layout, want, path)
 }
 
