@@ -1,5 +1,6 @@
 //! Evaluation from checkpoints: the ELBO, and log p(x) by importance sampling as papers report it.
 
+pub mod disentangle;
 pub mod reference;
 
 use crate::core::dist;
