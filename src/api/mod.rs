@@ -4,6 +4,7 @@
 //!
 //! See the crate page for examples; `examples/embed.rs` is a whole program.
 
+pub mod disentangle;
 pub mod model;
 pub mod trainer;
 

@@ -2,6 +2,7 @@
 
 mod common;
 mod decode;
+mod disentanglement;
 mod encode;
 mod eval;
 mod interpolate;
@@ -55,6 +56,8 @@ enum Command {
     Traverse(traverse::TraverseArgs),
     /// Explore the latent space in the browser: scatter, decode pad, sliders, interpolation (a local web page).
     Serve(serve::ServeArgs),
+    /// Score a run's codes against its data's known factors: β-VAE, FactorVAE, MIG, SAP and DCI metrics.
+    Disentanglement(disentanglement::DisentanglementArgs),
     /// Write dSprites' factor grid as elbo draws it, in DeepMind's .npz layout (not DeepMind's file).
     MakeDsprites(make_dsprites::MakeDspritesArgs),
 }
@@ -112,5 +115,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Traverse(a) => traverse::run(a),
         Command::Serve(a) => serve::run(a),
         Command::MakeDsprites(a) => make_dsprites::run(a),
+        Command::Disentanglement(a) => disentanglement::run(a),
     }
 }

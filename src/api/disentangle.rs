@@ -1,0 +1,174 @@
+//! A model's codes scored against the known factors of its data (dSprites'): the five disentanglement metrics
+//! of [`crate::eval::disentangle`], with observations of chosen factor values looked up in the data when it
+//! holds the whole grid, or rendered by elbo's dSprites generator when it does not.
+
+use super::Model;
+use crate::data::{Dataset, dsprites};
+use crate::error::{Error, Result};
+use crate::eval::disentangle::{self, Grid, Scores, Sizes};
+use rayon::prelude::*;
+
+/// The metrics, and how their observations were made.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Disentanglement {
+    /// The five metrics.
+    #[serde(flatten)]
+    pub scores: Scores,
+    /// The factors scored (those with more than one value).
+    pub factors: Vec<String>,
+    /// Where the images of chosen factor values came from, in words.
+    pub observations: String,
+    /// Images encoded.
+    pub images: usize,
+}
+
+/// Where images of chosen factor values come from.
+enum Source<'a> {
+    /// The data holds every combination: (set, item) by grid index.
+    Lookup(Vec<&'a Dataset>, Vec<(u8, u32)>),
+    /// dSprites' grid, drawn by elbo.
+    Rendered,
+}
+
+/// Images every metric encodes, for a progress bar's total.
+pub fn images_needed(s: Sizes) -> usize {
+    let points = s.train + s.eval;
+    points * 2 * s.batch + s.variance + points * s.batch + points
+}
+
+impl Model {
+    /// Scores this model's posterior means against the factors of `sets` (a run's training and test splits),
+    /// drawing every metric's points with `seed`; `progress` hears how many more images were encoded.
+    pub fn disentanglement(
+        &self,
+        sets: &[&Dataset],
+        sizes: Sizes,
+        seed: u64,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<Disentanglement> {
+        let Some(factors) = sets.first().and_then(|s| s.factors.as_deref()) else {
+            return Err(Error::Config(
+                "this run's data has no known factors to score against: train on data in dSprites' layout (elbo make-dsprites writes one, or --data FILE.npz with imgs and latents_classes)".into(),
+            ));
+        };
+        if self.is_conditional() {
+            return Err(Error::Config(
+                "this model is conditional, and images of chosen factors have no classes to give it".into(),
+            ));
+        }
+        if sets.iter().any(|s| s.shape != self.item_shape()) {
+            return Err(Error::Config(format!(
+                "the data's items are {} but the model takes {}",
+                sets[0].shape,
+                self.item_shape()
+            )));
+        }
+        if sizes.train < 2 || sizes.eval < 1 || sizes.batch < 2 || sizes.variance < 2 {
+            return Err(Error::Config(
+                "--points must be at least 2 (and a batch at least 2 items)".into(),
+            ));
+        }
+        let grid = Grid {
+            sizes: factors.sizes.clone(),
+        };
+        let scored = grid.scored();
+        if scored.is_empty() {
+            return Err(Error::Config(
+                "every factor of this data takes one value: there is nothing to disentangle".into(),
+            ));
+        }
+        let total: usize = factors.sizes.iter().product();
+        let (source, observations) = source(sets, factors, total)?;
+        let (d, zd, hl) = (self.item_shape().len(), self.latent(), self.vae().head_len());
+        let vae = self.vae();
+        const CHUNK: usize = 512;
+        let mut ws = vae.workspace(CHUNK, 1);
+        let mut x = vec![0f32; CHUNK * d];
+        let mut images = 0;
+        let f = factors.count();
+        let mut encode = |rows: &[u32]| -> Result<Vec<f64>> {
+            let n = rows.len() / f;
+            let mut out = Vec::with_capacity(n * zd);
+            for part in rows.chunks(CHUNK * f) {
+                let m = part.len() / f;
+                x[..m * d]
+                    .par_chunks_mut(d)
+                    .zip(part.par_chunks(f))
+                    .for_each(|(px, row)| match &source {
+                        Source::Lookup(sets, at) => {
+                            let (s, i) = at[grid_index(row, &grid.sizes)];
+                            sets[s as usize].fill_row(i as usize, px);
+                        }
+                        Source::Rendered => {
+                            let mut img = [0u8; dsprites::SIDE * dsprites::SIDE];
+                            dsprites::render(row, &mut img);
+                            for (p, &v) in px.iter_mut().zip(&img) {
+                                *p = v as f32;
+                            }
+                        }
+                    });
+                ws.labels[..m].fill(0);
+                vae.encode(&x[..m * d], m, &mut ws);
+                for h in vae.posterior(m, &mut ws).chunks_exact(hl) {
+                    out.extend(h[..zd].iter().map(|&v| v as f64));
+                }
+                progress(m);
+            }
+            images += n;
+            Ok(out)
+        };
+        let scores = disentangle::all(&grid, &mut encode, sizes, seed)?;
+        Ok(Disentanglement {
+            scores,
+            factors: scored.iter().map(|&j| factors.names[j].clone()).collect(),
+            observations,
+            images,
+        })
+    }
+}
+
+/// The index of a row of classes in the grid of `sizes` (the last factor fastest, as dSprites orders it).
+fn grid_index(row: &[u32], sizes: &[usize]) -> usize {
+    row.iter()
+        .zip(sizes)
+        .fold(0, |i, (&c, &n)| i * n + c as usize)
+}
+
+/// Where observations come from for `sets` with `factors` spanning `total` combinations, and a line saying so.
+fn source<'a>(
+    sets: &[&'a Dataset],
+    factors: &crate::data::factors::Factors,
+    total: usize,
+) -> Result<(Source<'a>, String)> {
+    let held: usize = sets.iter().map(|s| s.len()).sum();
+    let is_dsprites = factors.sizes == dsprites::SIZES
+        && factors.names.iter().zip(dsprites::NAMES).all(|(a, b)| a == b);
+    if held >= total && total <= (1 << 26) {
+        let mut at = vec![(u8::MAX, 0u32); total];
+        for (s, set) in sets.iter().enumerate() {
+            let Some(f) = set.factors.as_deref() else {
+                continue;
+            };
+            for i in 0..f.len() {
+                at[grid_index(f.row(i), &f.sizes)] = (s as u8, i as u32);
+            }
+        }
+        if at.iter().all(|&(s, _)| s != u8::MAX) {
+            return Ok((
+                Source::Lookup(sets.to_vec(), at),
+                format!("looked up in the run's data, which holds all {total} combinations of the factors"),
+            ));
+        }
+    }
+    if is_dsprites {
+        return Ok((
+            Source::Rendered,
+            format!(
+                "rendered by elbo's dSprites generator (the run's data holds {held} of the grid's {total} images), not DeepMind's"
+            ),
+        ));
+    }
+    Err(Error::Config(format!(
+        "the run's data holds {held} of its factors' {total} combinations, and elbo can draw only dSprites' grid: the β-VAE and FactorVAE metrics need an image of any combination"
+    )))
+}
