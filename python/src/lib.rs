@@ -726,6 +726,125 @@ impl PyModel {
     }
 }
 
+/// A 2-D array's rows, columns and values (C order), or a ValueError naming the keyword.
+fn matrix<T: numpy::Element + Copy>(
+    a: &PyReadonlyArrayDyn<'_, T>,
+    what: &str,
+) -> PyResult<(usize, usize, Vec<T>)> {
+    if a.ndim() != 2 || a.shape()[0] == 0 || a.shape()[1] == 0 {
+        return Err(PyValueError::new_err(format!(
+            "{what} of shape {:?}: give an array of shape (n, d) with n and d at least 1",
+            a.shape()
+        )));
+    }
+    let v = a
+        .as_slice()
+        .map_err(|e| PyValueError::new_err(format!("{what}: {e}")))?
+        .to_vec();
+    Ok((a.shape()[0], a.shape()[1], v))
+}
+
+/// Codes and factor classes of the same items: (n, d, codes, k, classes).
+type Checked = (usize, usize, Vec<f64>, usize, Vec<u32>);
+
+/// Codes and factor classes of the same items, checked.
+fn codes_and_factors(
+    codes: &PyReadonlyArrayDyn<'_, f64>,
+    factors: &PyReadonlyArrayDyn<'_, i64>,
+    cname: &str,
+    fname: &str,
+) -> PyResult<Checked> {
+    let (n, d, z) = matrix(codes, cname)?;
+    let (m, k, y) = matrix(factors, fname)?;
+    if m != n {
+        return Err(PyValueError::new_err(format!(
+            "{cname} has {n} rows but {fname} {m}: one row of factors per code"
+        )));
+    }
+    if let Some(i) = z.iter().position(|v| !v.is_finite()) {
+        return Err(PyValueError::new_err(format!(
+            "{cname}[{}, {}] is {}: codes must be finite",
+            i / d,
+            i % d,
+            z[i]
+        )));
+    }
+    if let Some(i) = y.iter().position(|&v| !(0..=u32::MAX as i64).contains(&v)) {
+        return Err(PyValueError::new_err(format!(
+            "{fname}[{}, {}] is {}: factors are class indices, integers from 0",
+            i / k,
+            i % k,
+            y[i]
+        )));
+    }
+    Ok((n, d, z, k, y.into_iter().map(|v| v as u32).collect()))
+}
+
+/// Chen et al.'s mutual information gap of codes (n, d) against factor classes (n, k).
+#[pyfunction]
+fn metric_mig(
+    codes: PyReadonlyArrayDyn<'_, f64>,
+    factors: PyReadonlyArrayDyn<'_, i64>,
+    bins: usize,
+) -> PyResult<f64> {
+    let (_, d, z, k, y) = codes_and_factors(&codes, &factors, "codes", "factors")?;
+    if bins == 0 {
+        return Err(PyValueError::new_err("bins=0: give at least one bin"));
+    }
+    Ok(elbo::eval::disentangle::mig(&z, &y, d, k, bins))
+}
+
+/// The training and held-out codes and factors of SAP and DCI, checked to agree.
+type Split = (usize, Vec<f64>, Vec<u32>, Vec<f64>, Vec<u32>, usize);
+
+fn split_of(
+    codes: PyReadonlyArrayDyn<'_, f64>,
+    factors: PyReadonlyArrayDyn<'_, i64>,
+    codes_test: PyReadonlyArrayDyn<'_, f64>,
+    factors_test: PyReadonlyArrayDyn<'_, i64>,
+) -> PyResult<Split> {
+    let (_, d, ztr, k, ytr) = codes_and_factors(&codes, &factors, "codes", "factors")?;
+    let (_, dt, zte, kt, yte) =
+        codes_and_factors(&codes_test, &factors_test, "codes_test", "factors_test")?;
+    if (dt, kt) != (d, k) {
+        return Err(PyValueError::new_err(format!(
+            "codes_test and factors_test have {dt} and {kt} columns, codes and factors {d} and {k}: give the same columns"
+        )));
+    }
+    Ok((d, ztr, ytr, zte, yte, k))
+}
+
+/// Kumar et al.'s SAP, fitted on (codes, factors) and scored on the held-out pair.
+#[pyfunction]
+fn metric_sap(
+    codes: PyReadonlyArrayDyn<'_, f64>,
+    factors: PyReadonlyArrayDyn<'_, i64>,
+    codes_test: PyReadonlyArrayDyn<'_, f64>,
+    factors_test: PyReadonlyArrayDyn<'_, i64>,
+) -> PyResult<f64> {
+    let (d, ztr, ytr, zte, yte, k) = split_of(codes, factors, codes_test, factors_test)?;
+    Ok(elbo::eval::disentangle::sap(&ztr, &ytr, &zte, &yte, d, k))
+}
+
+/// Eastwood & Williams' disentanglement, completeness and informativeness.
+#[pyfunction]
+fn metric_dci(
+    codes: PyReadonlyArrayDyn<'_, f64>,
+    factors: PyReadonlyArrayDyn<'_, i64>,
+    codes_test: PyReadonlyArrayDyn<'_, f64>,
+    factors_test: PyReadonlyArrayDyn<'_, i64>,
+) -> PyResult<(f64, f64, f64)> {
+    let (d, ztr, ytr, zte, yte, k) = split_of(codes, factors, codes_test, factors_test)?;
+    Ok(elbo::eval::disentangle::dci(&ztr, &ytr, &zte, &yte, d, k))
+}
+
+/// Burda et al.'s active units of posterior means (n, d).
+#[pyfunction]
+fn metric_active_units(mu: PyReadonlyArrayDyn<'_, f64>) -> PyResult<usize> {
+    let (_, d, z) = matrix(&mu, "mu")?;
+    Ok(elbo::eval::disentangle::active_units(&z, d))
+}
+
 /// The native module.
 #[pymodule]
 fn _elbo(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -733,5 +852,9 @@ fn _elbo(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(check_settings, m)?)?;
     m.add_function(wrap_pyfunction!(train, m)?)?;
     m.add_class::<PyModel>()?;
+    m.add_function(wrap_pyfunction!(metric_mig, m)?)?;
+    m.add_function(wrap_pyfunction!(metric_sap, m)?)?;
+    m.add_function(wrap_pyfunction!(metric_dci, m)?)?;
+    m.add_function(wrap_pyfunction!(metric_active_units, m)?)?;
     Ok(())
 }

@@ -79,7 +79,11 @@ impl Model {
         }
         let total: usize = factors.sizes.iter().product();
         let (source, observations) = source(sets, factors, total)?;
-        let (d, zd, hl) = (self.item_shape().len(), self.latent(), self.vae().head_len());
+        let (d, zd, hl) = (
+            self.item_shape().len(),
+            self.latent(),
+            self.vae().head_len(),
+        );
         let vae = self.vae();
         const CHUNK: usize = 512;
         let mut ws = vae.workspace(CHUNK, 1);
@@ -142,7 +146,11 @@ fn source<'a>(
 ) -> Result<(Source<'a>, String)> {
     let held: usize = sets.iter().map(|s| s.len()).sum();
     let is_dsprites = factors.sizes == dsprites::SIZES
-        && factors.names.iter().zip(dsprites::NAMES).all(|(a, b)| a == b);
+        && factors
+            .names
+            .iter()
+            .zip(dsprites::NAMES)
+            .all(|(a, b)| a == b);
     if held >= total && total <= (1 << 26) {
         let mut at = vec![(u8::MAX, 0u32); total];
         for (s, set) in sets.iter().enumerate() {
@@ -156,7 +164,9 @@ fn source<'a>(
         if at.iter().all(|&(s, _)| s != u8::MAX) {
             return Ok((
                 Source::Lookup(sets.to_vec(), at),
-                format!("looked up in the run's data, which holds all {total} combinations of the factors"),
+                format!(
+                    "looked up in the run's data, which holds all {total} combinations of the factors"
+                ),
             ));
         }
     }

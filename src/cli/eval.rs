@@ -62,6 +62,7 @@ pub(crate) fn run(a: EvalArgs) -> Result<()> {
     .expect("progress never stops the estimate");
     progress.finish();
     let secs = started.elapsed().as_secs_f64();
+    let (units, latent) = active_units(&ck.vae, &test);
     // Over MPI every rank has the estimates; rank 0 reports them.
     if !crate::core::dist::is_writer() {
         return Ok(());
@@ -72,6 +73,8 @@ pub(crate) fn run(a: EvalArgs) -> Result<()> {
         v["log_likelihood"] = serde_json::json!(-est.nll);
         v["seconds"] = serde_json::json!(secs);
         v["epoch"] = serde_json::json!(ck.state.epoch);
+        v["active_units"] = serde_json::json!(units);
+        v["latent"] = serde_json::json!(latent);
         let method = eval::BitsMethod::for_data(&ck.config.model, &test);
         // The method when there is a value; otherwise null, and the reason in its own field.
         match method {
@@ -106,6 +109,9 @@ pub(crate) fn run(a: EvalArgs) -> Result<()> {
             Some(b) => lines.push(format!("bits/dim   {b:.4} ({})", method.describe())),
             None => lines.push(format!("bits/dim   none: {}", method.describe())),
         }
+        lines.push(format!(
+            "active     {units} of {latent} latent units (Burda et al.: Cov_x(E_q[u]) > 0.01 over these images)"
+        ));
         lines.push(format!("time       {secs:.1} s"));
     }
     lines.push(String::new());
@@ -121,4 +127,16 @@ pub(crate) fn run(a: EvalArgs) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Burda et al.'s active units of the code `encode` reports, over `test`'s images, and the code's size.
+fn active_units(vae: &crate::model::Vae<f32>, test: &crate::data::Dataset) -> (usize, usize) {
+    let zd = vae.config.latent;
+    let idx: Vec<usize> = (0..test.len()).collect();
+    let head = crate::figures::latent::encode_head(vae, test, &idx);
+    let mu: Vec<f64> = head
+        .chunks_exact(vae.head_len())
+        .flat_map(|h| h[..zd].iter().map(|&v| v as f64))
+        .collect();
+    (eval::disentangle::active_units(&mu, zd), zd)
 }

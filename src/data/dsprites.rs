@@ -146,6 +146,8 @@ pub fn write_npz(path: &Path, items: &[usize], note: &str) -> Result<()> {
         let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(&mut *file));
         let opts = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Deflated)
+            // A fixed time, so the same grid and seed write the same bytes.
+            .last_modified_time(zip::DateTime::default())
             .large_file(pixels.len() as u64 > u32::MAX as u64 / 2);
         let io = |e: zip::result::ZipError| std::io::Error::other(e);
         zip.start_file("imgs.npy", opts).map_err(io)?;

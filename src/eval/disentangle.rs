@@ -47,7 +47,8 @@ impl Default for Sizes {
     }
 }
 
-/// The five metrics, each in [0, 1] (1: one code per factor).
+/// The five metrics, each in [0, 1] (1: one code per factor), but informativeness, a held-out R², which falls
+/// below 0 when the codes predict the factors worse than their mean does.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Scores {
     /// Higgins et al.'s: held-out accuracy of a logistic regression telling which factor a batch held fixed.
@@ -77,7 +78,9 @@ pub struct Grid {
 impl Grid {
     /// The factors that vary.
     pub fn scored(&self) -> Vec<usize> {
-        (0..self.sizes.len()).filter(|&f| self.sizes[f] > 1).collect()
+        (0..self.sizes.len())
+            .filter(|&f| self.sizes[f] > 1)
+            .collect()
     }
 
     /// `n` rows of factor classes drawn uniformly and independently.
@@ -106,7 +109,10 @@ pub fn all(grid: &Grid, encode: &mut Encoder, sizes: Sizes, seed: u64) -> Result
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
     let beta_vae = beta_vae(grid, encode, sizes, &mut rng)?;
     let factor_vae = factor_vae(grid, encode, sizes, &mut rng)?;
-    let (train, test) = (grid.draw(sizes.train, &mut rng), grid.draw(sizes.eval, &mut rng));
+    let (train, test) = (
+        grid.draw(sizes.train, &mut rng),
+        grid.draw(sizes.eval, &mut rng),
+    );
     let (ztr, zte) = (encode(&train)?, encode(&test)?);
     let (ytr, yte) = (grid.scored_columns(&train), grid.scored_columns(&test));
     let k = grid.scored().len();
@@ -125,10 +131,7 @@ pub fn all(grid: &Grid, encode: &mut Encoder, sizes: Sizes, seed: u64) -> Result
 
 /// Burda et al.'s active units: codes whose mean over items varies, Cov_x(E_q[u]) > 0.01.
 pub fn active_units(mu: &[f64], d: usize) -> usize {
-    variances(mu, d, 0)
-        .iter()
-        .filter(|&&v| v > 0.01)
-        .count()
+    variances(mu, d, 0).iter().filter(|&&v| v > 0.01).count()
 }
 
 /// Per-column variance of an `n × d` matrix with `ddof` (NumPy's `np.var(…, ddof=…)`).
@@ -466,7 +469,11 @@ fn discretise(col: &[f64], bins: usize) -> Vec<u32> {
     let lo = col.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = col.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     // np.histogram widens an empty range to [lo − 0.5, hi + 0.5].
-    let (lo, hi) = if lo == hi { (lo - 0.5, hi + 0.5) } else { (lo, hi) };
+    let (lo, hi) = if lo == hi {
+        (lo - 0.5, hi + 0.5)
+    } else {
+        (lo, hi)
+    };
     let step = (hi - lo) / bins as f64;
     let edges: Vec<f64> = (0..bins).map(|b| b as f64 * step + lo).collect();
     col.iter()
@@ -547,19 +554,35 @@ pub fn sap(ztr: &[f64], ytr: &[u32], zte: &[f64], yte: &[u32], d: usize, k: usiz
 /// Eastwood & Williams' disentanglement, completeness and informativeness from a least-squares regression of
 /// each standardised factor on the standardised codes (training items), with importances |w|; informativeness
 /// is the held-out R², averaged over factors.
-pub fn dci(ztr: &[f64], ytr: &[u32], zte: &[f64], yte: &[u32], d: usize, k: usize) -> (f64, f64, f64) {
+pub fn dci(
+    ztr: &[f64],
+    ytr: &[u32],
+    zte: &[f64],
+    yte: &[u32],
+    d: usize,
+    k: usize,
+) -> (f64, f64, f64) {
     let ntr = ytr.len() / k.max(1);
     let (mean, sd) = column_stats(ztr, d);
     let standard = |z: &[f64]| -> Vec<f64> {
         z.chunks_exact(d)
-            .flat_map(|r| (0..d).map(|j| if sd[j] > 0.0 { (r[j] - mean[j]) / sd[j] } else { 0.0 }))
+            .flat_map(|r| {
+                (0..d).map(|j| {
+                    if sd[j] > 0.0 {
+                        (r[j] - mean[j]) / sd[j]
+                    } else {
+                        0.0
+                    }
+                })
+            })
             .collect()
     };
     let (xtr, xte) = (standard(ztr), standard(zte));
     let mut importance = vec![0.0; d * k];
     let mut r2 = 0.0;
     for f in 0..k {
-        let col = |y: &[u32]| -> Vec<f64> { y.iter().skip(f).step_by(k).map(|&c| c as f64).collect() };
+        let col =
+            |y: &[u32]| -> Vec<f64> { y.iter().skip(f).step_by(k).map(|&c| c as f64).collect() };
         let (vtr, vte) = (col(ytr), col(yte));
         let (m, s) = column_stats(&vtr, 1);
         let s = if s[0] > 0.0 { s[0] } else { 1.0 };
@@ -587,7 +610,11 @@ pub fn dci(ztr: &[f64], ytr: &[u32], zte: &[f64], yte: &[u32], d: usize, k: usiz
 pub fn dci_from_importance(r: &[f64], d: usize, k: usize) -> (f64, f64) {
     let entropy = |p: &[f64], base: usize| -> f64 {
         let s: f64 = p.iter().sum();
-        if s <= 0.0 || base < 2 {
+        // One possible outcome carries no uncertainty; no importance at all carries no information.
+        if base < 2 {
+            return 0.0;
+        }
+        if s <= 0.0 {
             return 1.0;
         }
         -p.iter()
@@ -687,12 +714,18 @@ mod tests {
     fn true_factors_score_one_and_permuting_or_rescaling_changes_nothing() {
         let id = scores_of(&|v| v.to_vec(), 7);
         assert!(id.mig > 0.98, "{id:?}");
-        assert!(id.dci_disentanglement > 0.98 && id.dci_completeness > 0.98, "{id:?}");
+        assert!(
+            id.dci_disentanglement > 0.98 && id.dci_completeness > 0.98,
+            "{id:?}"
+        );
         assert!(id.dci_informativeness > 0.98, "{id:?}");
         assert!(id.factor_vae > 0.98 && id.beta_vae > 0.98, "{id:?}");
         assert!(id.sap > 0.5, "{id:?}");
         // Permuted and rescaled (with a sign flip and an offset): the same draws, the same scores.
-        let moved = scores_of(&|v| vec![v[3] * 0.1, -v[1] * 7.0 + 3.0, v[0] * 2.0, v[2] * 0.5 - 1.0], 7);
+        let moved = scores_of(
+            &|v| vec![v[3] * 0.1, -v[1] * 7.0 + 3.0, v[0] * 2.0, v[2] * 0.5 - 1.0],
+            7,
+        );
         for (a, b) in [
             (id.mig, moved.mig),
             (id.sap, moved.sap),
@@ -703,7 +736,10 @@ mod tests {
         ] {
             assert!((a - b).abs() < 1e-6, "{id:?}\n{moved:?}");
         }
-        assert!((id.beta_vae - moved.beta_vae).abs() < 0.02, "{id:?}\n{moved:?}");
+        assert!(
+            (id.beta_vae - moved.beta_vae).abs() < 0.02,
+            "{id:?}\n{moved:?}"
+        );
     }
 
     #[test]
@@ -718,14 +754,19 @@ mod tests {
             7,
         );
         assert!(noise.mig < 0.05 && noise.sap < 0.05, "{noise:?}");
-        assert!(noise.dci_disentanglement < 0.2 && noise.dci_informativeness < 0.05, "{noise:?}");
+        assert!(
+            noise.dci_disentanglement < 0.2 && noise.dci_informativeness < 0.05,
+            "{noise:?}"
+        );
         // Four factors: chance is a quarter.
         assert!(noise.factor_vae < 0.4 && noise.beta_vae < 0.4, "{noise:?}");
     }
 
     #[test]
     fn active_units_count_codes_whose_means_vary() {
-        let mu: Vec<f64> = (0..100).flat_map(|i| [i as f64 / 10.0, 0.001 * (i % 2) as f64]).collect();
+        let mu: Vec<f64> = (0..100)
+            .flat_map(|i| [i as f64 / 10.0, 0.001 * (i % 2) as f64])
+            .collect();
         assert_eq!(active_units(&mu, 2), 1);
     }
 
@@ -736,11 +777,13 @@ mod tests {
         let y = [0, 0, 1, 1, 0, 1];
         let w = logistic_fit(&x, &y, 1, 2, 1.0);
         let f = |w: &[f64]| {
-            x.iter().zip(y).map(|(&xi, yi)| {
-                let l = logits(w, &[xi], 2);
-                log_sum_exp(&l) - l[yi]
-            })
-            .sum::<f64>()
+            x.iter()
+                .zip(y)
+                .map(|(&xi, yi)| {
+                    let l = logits(w, &[xi], 2);
+                    log_sum_exp(&l) - l[yi]
+                })
+                .sum::<f64>()
                 + 0.5 * (w[0] * w[0] + w[2] * w[2])
                 + 0.5e-9 * (w[1] * w[1] + w[3] * w[3])
         };

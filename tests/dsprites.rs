@@ -1,0 +1,254 @@
+//! dSprites from the command line: `make-dsprites` writes DeepMind's layout, `train --data` reads it with its
+//! factors, `disentanglement` scores a run, `eval` counts active units; what is not dSprites' layout is refused.
+
+mod common;
+
+use common::{assert_user_error, elbo, npy, run, stderr};
+use std::io::Write;
+use std::path::Path;
+
+fn make(out: &Path, n: &str, seed: &str) -> std::process::Output {
+    run(elbo()
+        .args(["make-dsprites", "--subsample", n, "--seed", seed, "--out"])
+        .arg(out))
+}
+
+fn train(data: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    run(elbo()
+        .args([
+            "train",
+            "--epochs",
+            "1",
+            "--latent",
+            "4",
+            "--hidden",
+            "64",
+            "--threads",
+            "2",
+        ])
+        .args(extra)
+        .arg("--data")
+        .arg(data)
+        .arg("--out")
+        .arg(out))
+}
+
+/// An `.npz` of the named `.npy` byte strings.
+fn npz(path: &Path, arrays: &[(&str, Vec<u8>)]) {
+    let mut z = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    for (name, bytes) in arrays {
+        z.start_file(
+            format!("{name}.npy"),
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
+        z.write_all(bytes).unwrap();
+    }
+    z.finish().unwrap();
+}
+
+#[test]
+fn generated_dsprites_train_and_score_and_say_they_are_generated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("ds.npz");
+    let o = make(&file, "600", "2");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not DeepMind's file"), "{}", stderr(&o));
+    // The same seed writes the same bytes; another seed other items.
+    let again = tmp.path().join("again.npz");
+    make(&again, "600", "2");
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        std::fs::read(&again).unwrap()
+    );
+    let other = tmp.path().join("other.npz");
+    make(&other, "600", "3");
+    assert_ne!(
+        std::fs::read(&file).unwrap(),
+        std::fs::read(&other).unwrap()
+    );
+    // An existing file is kept without --force.
+    assert_user_error(&make(&file, "600", "2"), "--force");
+
+    let dir = tmp.path().join("run");
+    let o = train(&file, &dir, &[]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("dSprites' layout: 600 binary 64×64 images")
+            && err.contains("shape 3, scale 6, orientation 40, posX 32, posY 32"),
+        "{err}"
+    );
+    assert!(err.contains("not DeepMind's file"), "{err}");
+
+    let o = run(elbo()
+        .args(["disentanglement", "--points", "30", "--json"])
+        .arg(&dir));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for key in [
+        "beta_vae",
+        "factor_vae",
+        "mig",
+        "sap",
+        "dci_disentanglement",
+        "dci_completeness",
+    ] {
+        let x = v[key].as_f64().unwrap_or_else(|| panic!("{key} in {v}"));
+        assert!((0.0..=1.0).contains(&x), "{key} = {x}");
+    }
+    assert!(v["dci_informativeness"].as_f64().unwrap() <= 1.0);
+    assert_eq!(v["factors"].as_array().unwrap().len(), 5, "{v}");
+    assert!(
+        v["observations"]
+            .as_str()
+            .unwrap()
+            .contains("rendered by elbo's dSprites generator"),
+        "{v}"
+    );
+    // Seeded: the same command gives the same scores.
+    let o2 = run(elbo()
+        .args(["disentanglement", "--points", "30", "--json"])
+        .arg(&dir));
+    let v2: serde_json::Value = serde_json::from_slice(&o2.stdout).unwrap();
+    assert_eq!(v["mig"], v2["mig"]);
+    assert_eq!(v["beta_vae"], v2["beta_vae"]);
+
+    let o = run(elbo()
+        .args(["eval", "--k", "5", "--limit", "50", "--json"])
+        .arg(&dir));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let units = e["active_units"].as_u64().unwrap();
+    assert!(units <= 4 && e["latent"] == 4, "{e}");
+}
+
+/// A complete grid of two factors (3 × 4 values) drawn as one lit pixel per combination in 8×8 images.
+fn small_grid(path: &Path) {
+    let mut imgs = Vec::new();
+    let mut classes = Vec::new();
+    for a in 0..3u8 {
+        for b in 0..4u8 {
+            let mut img = [0u8; 64];
+            img[(2 * a as usize) * 8 + 2 * b as usize] = 1;
+            img[(2 * a as usize + 1) * 8 + 2 * b as usize + 1] = 1;
+            imgs.extend(img);
+            classes.extend([a as i64, b as i64]);
+        }
+    }
+    npz(
+        path,
+        &[
+            ("imgs", npy(&[12, 8, 8], imgs)),
+            ("latents_classes", npy(&[12, 2], classes)),
+        ],
+    );
+}
+
+#[test]
+fn a_complete_grid_of_other_factors_is_looked_up_not_drawn() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("grid.npz");
+    small_grid(&file);
+    let dir = tmp.path().join("run");
+    let o = train(&file, &dir, &["--test-fraction", "0.25"]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("factors factor0 3, factor1 4"), "{err}");
+    let o = run(elbo()
+        .args(["disentanglement", "--points", "20", "--json"])
+        .arg(&dir));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        v["observations"]
+            .as_str()
+            .unwrap()
+            .contains("looked up in the run's data, which holds all 12 combinations"),
+        "{v}"
+    );
+}
+
+#[test]
+fn what_is_not_dsprites_layout_is_refused_with_the_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let classes = npy(&[2, 2], [0i64, 1, 1, 0]);
+    type Arrays = Vec<(&'static str, Vec<u8>)>;
+    let cases: Vec<(&str, Arrays, &str)> = vec![
+        (
+            "levels",
+            vec![
+                ("imgs", npy(&[2, 4, 4], [0u8, 2].repeat(16))),
+                ("latents_classes", classes.clone()),
+            ],
+            "dSprites' images hold only 0 and 1",
+        ),
+        (
+            "float-classes",
+            vec![
+                ("imgs", npy(&[2, 4, 4], [0u8, 1].repeat(16))),
+                ("latents_classes", npy(&[2, 2], [0.0f64, 1.5, 1.0, 0.0])),
+            ],
+            "non-negative integers",
+        ),
+        (
+            "negative-classes",
+            vec![
+                ("imgs", npy(&[2, 4, 4], [0u8, 1].repeat(16))),
+                ("latents_classes", npy(&[2, 2], [0i64, -1, 1, 0])),
+            ],
+            "non-negative integers",
+        ),
+        (
+            "no-classes",
+            vec![("imgs", npy(&[2, 4, 4], [0u8, 1].repeat(16)))],
+            "without latents_classes",
+        ),
+        (
+            "short-classes",
+            vec![
+                ("imgs", npy(&[2, 4, 4], [0u8, 1].repeat(16))),
+                ("latents_classes", npy(&[1, 2], [0i64, 1])),
+            ],
+            "one row per image",
+        ),
+        (
+            "values-shape",
+            vec![
+                ("imgs", npy(&[2, 4, 4], [0u8, 1].repeat(16))),
+                ("latents_classes", classes.clone()),
+                ("latents_values", npy(&[2, 3], [0.0f64; 6])),
+            ],
+            "is not latents_classes'",
+        ),
+    ];
+    for (name, arrays, why) in cases {
+        let file = tmp.path().join(format!("{name}.npz"));
+        npz(&file, &arrays);
+        assert_user_error(&train(&file, &out, &[]), why);
+        assert!(!out.exists(), "{name}: a run directory was left behind");
+    }
+    assert_user_error(
+        &run(elbo()
+            .args(["make-dsprites", "--subsample", "0", "--out"])
+            .arg(tmp.path().join("a.npz"))),
+        "--subsample 0",
+    );
+    assert_user_error(
+        &run(elbo()
+            .args(["make-dsprites", "--subsample", "999999999", "--out"])
+            .arg(tmp.path().join("a.npz"))),
+        "more than the grid's 737280",
+    );
+}
+
+#[test]
+fn a_run_without_factors_is_not_scored() {
+    let o = run(elbo()
+        .args(["disentanglement", "--points", "10"])
+        .arg(common::fixture_run())
+        .arg("--data-dir")
+        .arg(common::mnist_dir()));
+    assert_user_error(&o, "no known factors");
+}
