@@ -22,7 +22,7 @@ pub enum Error {
         reason: String,
     },
     /// A dataset name is unknown.
-    #[error("unknown dataset '{0}': choose one of mnist, fashion-mnist, kmnist")]
+    #[error("unknown dataset '{0}': choose one of mnist, fashion-mnist, kmnist, cifar10, dsprites")]
     UnknownDataset(String),
     /// A download failed or did not match its checksum.
     #[error("download of {url} failed: {reason}")]

@@ -252,3 +252,55 @@ fn a_run_without_factors_is_not_scored() {
         .arg(common::mnist_dir()));
     assert_user_error(&o, "no known factors");
 }
+
+#[test]
+fn the_named_dataset_is_downloaded_and_checked_like_mnist() {
+    use elbo::data::download::{RemoteFile, fetch_all};
+    use elbo::data::dsprites::{FILE, MD5};
+    let tmp = tempfile::tempdir().unwrap();
+    let small = tmp.path().join("small.npz");
+    assert!(make(&small, "50", "1").status.success());
+    let bytes = std::fs::read(&small).unwrap();
+    let base = common::serve([(FILE.to_string(), bytes.clone())].into());
+
+    // The published md5 is checked: a file in the layout that is not DeepMind's is refused, and removed.
+    let data = tmp.path().join("data");
+    let o = run(elbo()
+        .env("ELBO_MIRROR", &base)
+        .args(["train", "--dataset", "dsprites", "--epochs", "1", "--out"])
+        .arg(tmp.path().join("run"))
+        .arg("--data-dir")
+        .arg(&data));
+    assert_user_error(&o, &format!("{base}{FILE}"));
+    assert!(stderr(&o).contains("checksum mismatch"), "{}", stderr(&o));
+    assert!(!data.join(FILE).exists());
+
+    // With its own md5 the same download lands, and reads with its factors; loading it as dSprites names the
+    // mismatch.
+    let md5 = format!("{:x}", <md5::Md5 as md5::Digest>::digest(&bytes));
+    fetch_all(
+        &[RemoteFile {
+            name: FILE.into(),
+            md5,
+        }],
+        &data,
+        std::slice::from_ref(&base),
+    )
+    .unwrap();
+    let found = elbo::data::numpy::load(&data.join(FILE), None).unwrap();
+    let elbo::data::images::Found::One(ds) = found else {
+        panic!("one set")
+    };
+    let f = ds.factors.as_deref().unwrap();
+    assert_eq!(
+        (ds.len(), f.count(), f.sizes.clone()),
+        (50, 6, vec![1, 3, 6, 40, 32, 32])
+    );
+    let err = elbo::data::load_dataset(elbo::data::DatasetName::Dsprites, &data)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!("not {MD5}")) && err.contains("not dsprites's"),
+        "{err}"
+    );
+}

@@ -19,6 +19,8 @@ pub enum DatasetName {
     Kmnist,
     /// Krizhevsky's 32×32 colour images in 10 classes (the binary version).
     Cifar10,
+    /// DeepMind's 737 280 binary 64×64 sprites with their six factors (see [`super::dsprites`]).
+    Dsprites,
 }
 
 impl std::str::FromStr for DatasetName {
@@ -29,6 +31,7 @@ impl std::str::FromStr for DatasetName {
             "fashion-mnist" | "fashion_mnist" | "fashionmnist" => Ok(DatasetName::FashionMnist),
             "kmnist" => Ok(DatasetName::Kmnist),
             "cifar10" | "cifar-10" => Ok(DatasetName::Cifar10),
+            "dsprites" => Ok(DatasetName::Dsprites),
             _ => Err(Error::UnknownDataset(s.to_string())),
         }
     }
@@ -61,6 +64,7 @@ impl DatasetName {
             DatasetName::FashionMnist => "fashion-mnist",
             DatasetName::Kmnist => "kmnist",
             DatasetName::Cifar10 => "cifar10",
+            DatasetName::Dsprites => "dsprites",
         }
     }
 
@@ -77,6 +81,7 @@ impl DatasetName {
             ],
             DatasetName::Kmnist => &["https://codh.rois.ac.jp/kmnist/dataset/kmnist/"],
             DatasetName::Cifar10 => &["https://www.cs.toronto.edu/~kriz/"],
+            DatasetName::Dsprites => &[super::dsprites::MIRROR],
         }
     }
 
@@ -107,6 +112,12 @@ impl DatasetName {
                     md5: CIFAR10_MD5.into(),
                 }];
             }
+            DatasetName::Dsprites => {
+                return vec![RemoteFile {
+                    name: super::dsprites::FILE.into(),
+                    md5: super::dsprites::MD5.into(),
+                }];
+            }
         };
         FILE_NAMES
             .iter()
@@ -118,11 +129,11 @@ impl DatasetName {
             .collect()
     }
 
-    /// The names of the ten classes, indexed by label.
-    pub fn class_names(self) -> [&'static str; 10] {
+    /// The names of the classes, indexed by label (none for dSprites, which has factors instead).
+    pub fn class_names(self) -> &'static [&'static str] {
         match self {
-            DatasetName::Mnist => ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
-            DatasetName::FashionMnist => [
+            DatasetName::Mnist => &["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
+            DatasetName::FashionMnist => &[
                 "T-shirt/top",
                 "Trouser",
                 "Pullover",
@@ -134,8 +145,9 @@ impl DatasetName {
                 "Bag",
                 "Ankle boot",
             ],
-            DatasetName::Kmnist => ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"],
-            DatasetName::Cifar10 => [
+            DatasetName::Kmnist => &["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"],
+            DatasetName::Dsprites => &[],
+            DatasetName::Cifar10 => &[
                 "airplane",
                 "automobile",
                 "bird",
@@ -254,7 +266,7 @@ fn content_md5s(name: DatasetName) -> Option<[&'static str; 4]> {
             "8181f5470baa50b63fa0f6fddb340f0a",
             "15d484375f8d13e6eb1aabb0c3f46965",
         ]),
-        DatasetName::Kmnist | DatasetName::Cifar10 => None,
+        DatasetName::Kmnist | DatasetName::Cifar10 | DatasetName::Dsprites => None,
     }
 }
 
@@ -264,11 +276,12 @@ fn content_md5(name: DatasetName, file: &str) -> Option<&'static str> {
     content_md5s(name).map(|m| m[k])
 }
 
-const ALL: [DatasetName; 4] = [
+const ALL: [DatasetName; 5] = [
     DatasetName::Mnist,
     DatasetName::FashionMnist,
     DatasetName::Kmnist,
     DatasetName::Cifar10,
+    DatasetName::Dsprites,
 ];
 
 /// The dataset and file a published md5 belongs to, to say what a wrong file is.
@@ -381,7 +394,7 @@ fn verify(name: DatasetName, file: &RemoteFile, path: &Path) -> Result<()> {
     }
     let got = download::md5_file(path)?;
     if got != expected
-        && let Err(what) = judge_mismatch(name, file, path, &got, true)?
+        && let Err(what) = judge_mismatch(name, file, path, &got, file.name.ends_with(".gz"))?
     {
         return Err(Error::Config(format!(
             "{}: this is not {name}'s {}: its md5 is {got}, not {expected}; {what}. Point --data-dir or ELBO_DATA_DIR at {name}'s files, or remove the file to download it",
@@ -437,6 +450,8 @@ pub fn load_dataset(name: DatasetName, dir: &Path) -> Result<(Dataset, Dataset)>
     };
     let (mut train, mut test) = if name == DatasetName::Cifar10 {
         read_cifar10(&path(CIFAR10_FILE))?
+    } else if name == DatasetName::Dsprites {
+        read_dsprites(&path(super::dsprites::FILE))?
     } else {
         let train = from_idx_files(&path(FILE_NAMES[0]), &path(FILE_NAMES[1]))?;
         let test = from_idx_files(&path(FILE_NAMES[2]), &path(FILE_NAMES[3]))?;
@@ -474,6 +489,22 @@ pub fn load_dataset(name: DatasetName, dir: &Path) -> Result<(Dataset, Dataset)>
         ds.classes = names.clone();
     }
     Ok((train, test))
+}
+
+/// Fraction of dSprites held out as its test split (it has none of its own), chosen with a fixed seed.
+pub const DSPRITES_TEST_FRACTION: f64 = 0.1;
+
+/// DeepMind's dSprites file, split into training items and a fixed held-out tenth.
+fn read_dsprites(path: &Path) -> Result<(Dataset, Dataset)> {
+    match super::numpy::load(path, None)? {
+        super::images::Found::One(ds) if ds.factors.is_some() => {
+            Ok(ds.split_fraction(DSPRITES_TEST_FRACTION, super::source::SPLIT_SEED))
+        }
+        _ => Err(Error::Config(format!(
+            "{}: not in dSprites' layout (imgs and latents_classes)",
+            path.display()
+        ))),
+    }
 }
 
 /// Bytes of one CIFAR-10 record: the label, then 32×32 red, green and blue planes.

@@ -55,7 +55,7 @@ macro_rules! run_flags {
 }
 
 run_flags! {
-    /// mnist, fashion-mnist, kmnist or cifar10 [default: mnist].
+    /// mnist, fashion-mnist, kmnist, cifar10 or dsprites [default: mnist].
     [] dataset: String,
     /// Your own data: a folder of images, a .zip/.tar/.tar.gz of one, a .npy/.npz, or a .csv/.tsv (or cifar10).
     [value_name = "PATH", conflicts_with = "dataset"] data: PathBuf,
