@@ -727,4 +727,31 @@ mod tests {
             "{e}"
         );
     }
+
+    #[test]
+    fn dsprites_holds_out_a_fixed_tenth_with_its_factors() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join(super::super::dsprites::FILE);
+        let items = super::super::dsprites::grid_items(Some(200), 5).unwrap();
+        super::super::dsprites::write_npz(&file, &items, "test").unwrap();
+        let (train, test) = read_dsprites(&file).unwrap();
+        assert_eq!((train.len(), test.len()), (180, 20));
+        let (train2, test2) = read_dsprites(&file).unwrap();
+        assert_eq!(
+            (train.factors.clone(), test.factors.clone()),
+            (train2.factors, test2.factors)
+        );
+        // Every item keeps its own factors: its image is the one the generator draws for them.
+        let f = test.factors.as_deref().unwrap();
+        for i in 0..test.len() {
+            let mut img = vec![0u8; 64 * 64];
+            super::super::dsprites::render(f.row(i), &mut img);
+            let mut row = vec![0f32; 64 * 64];
+            test.fill_row(i, &mut row);
+            assert!(
+                row.iter().zip(&img).all(|(a, &b)| *a == b as f32),
+                "item {i}"
+            );
+        }
+    }
 }
