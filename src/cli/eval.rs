@@ -131,7 +131,7 @@ pub(crate) fn run(a: EvalArgs) -> Result<()> {
 
 /// Burda et al.'s active units of the code `encode` reports, over `test`'s images, and the code's size.
 fn active_units(vae: &crate::model::Vae<f32>, test: &crate::data::Dataset) -> (usize, usize) {
-    let zd = vae.config.latent;
+    let zd = vae.latent();
     let idx: Vec<usize> = (0..test.len()).collect();
     let head = crate::figures::latent::encode_head(vae, test, &idx);
     let mu: Vec<f64> = head
