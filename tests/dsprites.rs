@@ -14,18 +14,18 @@ fn make(out: &Path, n: &str, seed: &str) -> std::process::Output {
 }
 
 fn train(data: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    train_with(
+        &["--epochs", "1", "--latent", "4", "--hidden", "64"],
+        data,
+        out,
+        extra,
+    )
+}
+
+fn train_with(base: &[&str], data: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
     run(elbo()
-        .args([
-            "train",
-            "--epochs",
-            "1",
-            "--latent",
-            "4",
-            "--hidden",
-            "64",
-            "--threads",
-            "2",
-        ])
+        .args(["train", "--threads", "2"])
+        .args(base)
         .args(extra)
         .arg("--data")
         .arg(data)
@@ -303,4 +303,95 @@ fn the_named_dataset_is_downloaded_and_checked_like_mnist() {
         err.contains(&format!("not {MD5}")) && err.contains("not dsprites's"),
         "{err}"
     );
+}
+
+/// The mean squared off-diagonal covariance of the test codes' means that `elbo encode` writes.
+fn off_diagonal(run_dir: &Path) -> f64 {
+    let csv = run_dir.with_extension("csv");
+    let o = run(elbo()
+        .arg("encode")
+        .arg(run_dir)
+        .arg("--force")
+        .arg("--out")
+        .arg(&csv));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let cols: Vec<usize> = (0..header.len())
+        .filter(|&i| header[i].starts_with("mu_"))
+        .collect();
+    let rows: Vec<Vec<f64>> = lines
+        .map(|l| {
+            let v: Vec<&str> = l.split(',').collect();
+            cols.iter().map(|&i| v[i].parse().unwrap()).collect()
+        })
+        .collect();
+    let (n, d) = (rows.len() as f64, cols.len());
+    let mean: Vec<f64> = (0..d)
+        .map(|j| rows.iter().map(|r| r[j]).sum::<f64>() / n)
+        .collect();
+    let mut sum = 0.0;
+    for i in 0..d {
+        for j in 0..d {
+            if i != j {
+                let c: f64 = rows
+                    .iter()
+                    .map(|r| (r[i] - mean[i]) * (r[j] - mean[j]))
+                    .sum::<f64>()
+                    / n;
+                sum += c * c;
+            }
+        }
+    }
+    sum / (d * (d - 1)) as f64
+}
+
+#[test]
+fn dip_vae_decorrelates_the_codes_and_is_refused_where_it_cannot_apply() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("ds.npz");
+    assert!(make(&file, "1500", "4").status.success());
+    let flags = [
+        "--epochs", "4", "--latent", "6", "--hidden", "128", "--seed", "3",
+    ];
+    let plain = tmp.path().join("plain");
+    let o = train_with(&flags, &file, &plain, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for kind in ["i", "ii"] {
+        let dip = tmp.path().join(format!("dip-{kind}"));
+        let o = train_with(
+            &flags,
+            &file,
+            &dip,
+            &["--dip", kind, "--dip-lambda-od", "50"],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        let (a, b) = (off_diagonal(&plain), off_diagonal(&dip));
+        assert!(
+            b < a / 2.0,
+            "DIP-VAE-{kind}: off-diagonal covariance {b} against {a} without"
+        );
+        let saved: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dip.join("config.json")).unwrap()).unwrap();
+        assert_eq!(saved["train"]["dip"]["kind"], kind);
+        assert_eq!(saved["train"]["dip"]["lambda_od"], 50.0);
+        // disentanglement_lib's λ_d: 10 λ_od for DIP-VAE-I, λ_od for -II.
+        let d = if kind == "i" { 500.0 } else { 50.0 };
+        assert_eq!(saved["train"]["dip"]["lambda_d"], d);
+    }
+    let out = tmp.path().join("refused");
+    for (extra, why) in [
+        (
+            vec!["--dip", "i", "--objective", "iwae", "--k-train", "5"],
+            "--objective elbo",
+        ),
+        (vec!["--dip", "ii", "--flow", "planar:2"], "without a flow"),
+        (vec!["--dip", "i", "--shards", "2"], "--shards"),
+        (vec!["--dip-lambda-od", "3"], "applies to --dip only"),
+        (vec!["--dip", "i", "--dip-lambda-od", "-1"], "at least 0"),
+    ] {
+        assert_user_error(&train(&file, &out, &extra), why);
+        assert!(!out.exists());
+    }
 }

@@ -1,6 +1,7 @@
 //! Models: the VAE, its configuration, likelihoods and objective.
 
 pub mod config;
+pub mod dip;
 pub mod flow;
 pub mod latent;
 pub mod net;

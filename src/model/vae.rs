@@ -94,6 +94,8 @@ pub struct Objective {
     pub groups: usize,
     /// CIWAE's β, the ELBO's share of the bound.
     pub ciwae_beta: f64,
+    /// A DIP-VAE penalty on the batch's codes.
+    pub dip: Option<super::dip::Dip>,
 }
 
 impl Objective {
@@ -106,6 +108,7 @@ impl Objective {
             free_bits: 0.0,
             groups: 1,
             ciwae_beta: 0.0,
+            dip: None,
         }
     }
 
@@ -1102,6 +1105,14 @@ where
                     s,
                     &ws.kl_weight,
                 );
+                if let Some(dip) = objective.dip {
+                    dip.backward(
+                        &ws.enc.output()[..rows * hl],
+                        rows,
+                        zd,
+                        &mut ws.dhead[..rows * hl],
+                    );
+                }
             }
             (ModelKind::Vae, _) => {
                 let (pp, pg) = prior_weights_mut(&mut self.params, &mut ws.vamp);
@@ -1201,7 +1212,11 @@ mod tests {
             ws.labels[..rows].copy_from_slice(&labels);
             ws.eps.copy_from_slice(&eps);
             let st = m.forward(&x, rows, &mut ws, Some(&objective));
-            match (objective.estimator, objective.capacity) {
+            let zd = m.config.latent;
+            let dip = objective.dip.map_or(0.0, |d| {
+                rows as f64 * d.penalty(&ws.enc.output()[..rows * 2 * zd], rows, zd)
+            });
+            dip + match (objective.estimator, objective.capacity) {
                 (Estimator::Iwae | Estimator::Miwae | Estimator::Ciwae | Estimator::Piwae, _) => {
                     st.iwae
                 }
@@ -1797,6 +1812,24 @@ mod tests {
             Objective::iwae(),
             "batch-normed conditional conv iwae",
         );
+    }
+
+    #[test]
+    fn dip_vae_gradients() {
+        use crate::model::dip::{Dip, DipKind};
+        let cfg = config(vec![5], Activation::Tanh, Likelihood::Bernoulli);
+        for kind in [DipKind::I, DipKind::Ii] {
+            let dip = Objective {
+                dip: Some(Dip {
+                    kind,
+                    lambda_od: 3.0,
+                    lambda_d: 5.0,
+                }),
+                ..Objective::elbo(2.0)
+            };
+            check(cfg.clone(), 1, dip, "DIP-VAE");
+            check(cfg.clone(), 2, dip, "DIP-VAE, two samples");
+        }
     }
 
     #[test]

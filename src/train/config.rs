@@ -187,6 +187,9 @@ pub struct TrainConfig {
     /// Free bits λ per latent dimension (nats); 0 disables.
     #[serde(default)]
     pub free_bits: f64,
+    /// A DIP-VAE penalty on the batch's codes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dip: Option<crate::model::dip::Dip>,
     /// Learning-rate schedule.
     #[serde(default)]
     pub lr_schedule: LrSchedule,
@@ -236,6 +239,7 @@ impl Default for TrainConfig {
             warmup_epochs: 0,
             capacity: None,
             free_bits: 0.0,
+            dip: None,
             lr_schedule: LrSchedule::Constant,
             data_dir: None,
             data: None,
@@ -339,6 +343,34 @@ impl RunConfig {
                 "--free-bits measures each dimension's KL over the whole batch, which --shards (and training over MPI) splits: use one of them"
                     .into(),
             ));
+        }
+        if t.shards > 1 && t.dip.is_some() {
+            return Err(Error::Config(
+                "--dip penalises the covariance of the whole batch's codes, a batch which --shards (and training over MPI) splits: use one of them"
+                    .into(),
+            ));
+        }
+        if t.dip.is_some()
+            && (t.objective != Estimator::Elbo
+                || !self.model.upper.is_empty()
+                || self.model.flow.is_some()
+                || !self.model.is_variational())
+        {
+            return Err(Error::Config(
+                "--dip penalises the Gaussian posterior's means and variances: it needs a VAE of one latent layer without a flow, trained on the ELBO (--objective elbo)"
+                    .into(),
+            ));
+        }
+        if let Some(d) = t.dip
+            && !(d.lambda_od.is_finite()
+                && d.lambda_od >= 0.0
+                && d.lambda_d.is_finite()
+                && d.lambda_d >= 0.0)
+        {
+            return Err(Error::Config(format!(
+                "--dip-lambda-od {} and --dip-lambda-d {} must be finite and at least 0",
+                d.lambda_od, d.lambda_d
+            )));
         }
         if t.shards > 1 && t.capacity.is_some() {
             return Err(Error::Config(

@@ -918,6 +918,7 @@ pub fn step_objective(t: &TrainConfig, progress: f64, steps_done: u64) -> Object
         free_bits: t.free_bits,
         groups: t.groups,
         ciwae_beta: t.ciwae_beta.unwrap_or(0.0),
+        dip: t.dip,
     }
 }
 

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::model::GaussianMean;
 use crate::model::ModelConfig;
 use crate::model::config::{Arch, FlowSpec, PriorSpec, UpperSpec};
+use crate::model::dip::{Dip, DipKind};
 use crate::model::{ConvSpec, Estimator, Likelihood, ModelKind, SigmaMode};
 use crate::train::config::{Capacity, LrSchedule, Reduction};
 use crate::train::{DataFacts, RunConfig, TrainConfig};
@@ -129,6 +130,12 @@ run_flags! {
     [] gamma: f64,
     /// Free bits: minimum KL (nats) per latent dimension below which it is not pushed down.
     [] free_bits: f64,
+    /// DIP-VAE (Kumar et al. 2018): push the covariance of the posterior means (i) or of the aggregate posterior (ii) towards the identity.
+    [value_enum, ignore_case = true] dip: DipKind,
+    /// DIP-VAE's weight of the covariance's off-diagonal entries [default: 10].
+    [value_name = "LAMBDA"] dip_lambda_od: f64,
+    /// DIP-VAE's weight of the diagonal's distance from 1 [default: 10 x lambda-od for i, lambda-od for ii].
+    [value_name = "LAMBDA"] dip_lambda_d: f64,
     /// Pixel binarisation [default: none].
     [value_enum, ignore_case = true] binarize: Binarize,
     /// Images per minibatch [default: 128].
@@ -264,6 +271,9 @@ pub const DEFAULT_MIWAE_GROUPS: usize = 4;
 
 /// CIWAE's β unless `ciwae_beta` says otherwise: equal shares of the ELBO and the IWAE bound.
 pub const DEFAULT_CIWAE_BETA: f64 = 0.5;
+
+/// DIP-VAE's λ_od when not given: the middle of disentanglement_lib's sweep (1, 2, 5, 10, 20, 50).
+pub const DEFAULT_DIP_LAMBDA_OD: f64 = 10.0;
 
 /// Components of a mixture prior unless `prior_components` says otherwise: the TensorFlow Probability example's.
 pub const DEFAULT_PRIOR_COMPONENTS: usize = 100;
@@ -1076,6 +1086,25 @@ impl Settings {
                 None
             }
         };
+        let dip = match self.dip {
+            Some(kind) => {
+                let od = self.dip_lambda_od.unwrap_or(DEFAULT_DIP_LAMBDA_OD);
+                Some(Dip {
+                    kind,
+                    lambda_od: od,
+                    // disentanglement_lib's lambda_d_factor: 10 for DIP-VAE-I, 1 for -II.
+                    lambda_d: self.dip_lambda_d.unwrap_or(match kind {
+                        DipKind::I => 10.0 * od,
+                        DipKind::Ii => od,
+                    }),
+                })
+            }
+            None => {
+                only_with(self.dip_lambda_od.is_some(), "--dip-lambda-od", "--dip")?;
+                only_with(self.dip_lambda_d.is_some(), "--dip-lambda-d", "--dip")?;
+                None
+            }
+        };
         let epochs = self
             .epochs
             .or(schedule.natural_epochs())
@@ -1108,6 +1137,7 @@ impl Settings {
             warmup_epochs: self.warmup_epochs.unwrap_or(0),
             capacity,
             free_bits: self.free_bits.unwrap_or(0.0),
+            dip,
             lr_schedule: schedule,
             data_dir: self.data_dir.clone(),
             data,
