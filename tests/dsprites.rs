@@ -190,7 +190,7 @@ fn what_is_not_dsprites_layout_is_refused_with_the_reason() {
                 ("imgs", npy(&[2, 4, 4], [0u8, 1].repeat(16))),
                 ("latents_classes", npy(&[2, 2], [0.0f64, 1.5, 1.0, 0.0])),
             ],
-            "non-negative integers",
+            "integers from 0 to 1000000",
         ),
         (
             "negative-classes",
@@ -198,7 +198,7 @@ fn what_is_not_dsprites_layout_is_refused_with_the_reason() {
                 ("imgs", npy(&[2, 4, 4], [0u8, 1].repeat(16))),
                 ("latents_classes", npy(&[2, 2], [0i64, -1, 1, 0])),
             ],
-            "non-negative integers",
+            "integers from 0 to 1000000",
         ),
         (
             "no-classes",
@@ -393,5 +393,54 @@ fn dip_vae_decorrelates_the_codes_and_is_refused_where_it_cannot_apply() {
     ] {
         assert_user_error(&train(&file, &out, &extra), why);
         assert!(!out.exists());
+    }
+}
+
+#[test]
+fn disentanglement_refuses_what_it_cannot_score_without_panicking() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Six factors of up to 2048 values: 2^66 combinations, more than any count holds.
+    let huge = tmp.path().join("huge.npz");
+    npz(
+        &huge,
+        &[
+            ("imgs", npy(&[4, 4, 4], [0u8, 1].repeat(32))),
+            (
+                "latents_classes",
+                npy(&[4, 6], [2047i64; 6].into_iter().chain([0; 18])),
+            ),
+        ],
+    );
+    let run_huge = tmp.path().join("huge");
+    let o = train(&huge, &run_huge, &["--test-fraction", "0.5"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(elbo()
+        .args(["disentanglement", "--points", "20"])
+        .arg(&run_huge));
+    assert_user_error(&o, "more than 2^64 combinations");
+    // dSprites' grid at 32×32: the generator draws 64×64 only.
+    let small = tmp.path().join("small.npz");
+    npz(
+        &small,
+        &[
+            ("imgs", npy(&[4, 32, 32], [0u8, 1].repeat(2048))),
+            (
+                "latents_classes",
+                npy(&[4, 6], [0i64, 2, 5, 39, 31, 31].repeat(4)),
+            ),
+        ],
+    );
+    let run_small = tmp.path().join("small");
+    let o = train(&small, &run_small, &["--test-fraction", "0.5"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(elbo()
+        .args(["disentanglement", "--points", "20"])
+        .arg(&run_small));
+    assert_user_error(&o, "the generator draws dSprites' 64×64 images");
+    for points in ["5", "99999999999"] {
+        let o = run(elbo()
+            .args(["disentanglement", "--points", points])
+            .arg(&run_small));
+        assert_user_error(&o, "must be between 10 and 1000000");
     }
 }

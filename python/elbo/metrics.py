@@ -16,6 +16,9 @@ from . import _elbo
 
 __all__ = ["mig", "sap", "dci", "active_units"]
 
+#: Most histogram bins per code :func:`mig` takes (disentanglement_lib uses 20).
+MAX_BINS = 65536
+
 
 def _codes(a, name):
     a = np.asarray(a)
@@ -39,8 +42,8 @@ def _factors(a, name):
 def mig(codes, factors, *, bins=20):
     """Chen et al.'s mutual information gap: codes binned into ``bins`` equal-width bins, per factor the gap
     between its two most informative codes over its entropy, averaged over factors. In [0, 1]."""
-    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
-        raise ValueError(f"bins={bins!r}: give a whole number of bins, at least 1")
+    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or not 1 <= bins <= MAX_BINS:
+        raise ValueError(f"bins={bins!r}: give a whole number of bins from 1 to {MAX_BINS}")
     return _elbo.metric_mig(_codes(codes, "codes"), _factors(factors, "factors"), int(bins))
 
 

@@ -788,8 +788,10 @@ fn metric_mig(
     bins: usize,
 ) -> PyResult<f64> {
     let (_, d, z, k, y) = codes_and_factors(&codes, &factors, "codes", "factors")?;
-    if bins == 0 {
-        return Err(PyValueError::new_err("bins=0: give at least one bin"));
+    if !(1..=65536).contains(&bins) {
+        return Err(PyValueError::new_err(format!(
+            "bins={bins}: give a whole number of bins from 1 to 65536"
+        )));
     }
     Ok(elbo::eval::disentangle::mig(&z, &y, d, k, bins))
 }
@@ -842,6 +844,14 @@ fn metric_dci(
 #[pyfunction]
 fn metric_active_units(mu: PyReadonlyArrayDyn<'_, f64>) -> PyResult<usize> {
     let (_, d, z) = matrix(&mu, "mu")?;
+    if let Some(i) = z.iter().position(|v| !v.is_finite()) {
+        return Err(PyValueError::new_err(format!(
+            "mu[{}, {}] is {}: posterior means must be finite",
+            i / d,
+            i % d,
+            z[i]
+        )));
+    }
     Ok(elbo::eval::disentangle::active_units(&z, d))
 }
 

@@ -68,8 +68,17 @@ def test_bad_inputs_raise_errors_naming_the_argument():
         bad = z.copy()
         bad[3, 1] = np.nan
         metrics.mig(bad, f)
-    with pytest.raises(ValueError, match="bins"):
-        metrics.mig(z, f, bins=0)
+    for bins in [0, 2**40, 2**70, True, 2.5]:
+        with pytest.raises(ValueError, match="bins"):
+            metrics.mig(z, f, bins=bins)
+    # A class index far beyond the number of classes costs nothing more than a small one.
+    big = f.copy()
+    big[:, 0] = np.where(big[:, 0] == 1, 4_000_000_000, big[:, 0])
+    assert metrics.sap(z, big, z, big) == pytest.approx(metrics.sap(z, f, z, f), abs=1e-12)
+    with pytest.raises(ValueError, match="finite"):
+        bad = z.copy()
+        bad[0, 0] = np.inf
+        metrics.active_units(bad)
     with pytest.raises(ValueError, match="columns"):
         metrics.dci(z, f, z[:, :2], f)
     with pytest.raises(ValueError, match="shape"):

@@ -30,6 +30,11 @@ enum Source<'a> {
     Rendered,
 }
 
+/// Fewest training points a metric is computed from: fewer give scores of no meaning (a classifier of 2 points).
+pub const MIN_POINTS: usize = 10;
+/// Most training points: 100 × disentanglement_lib's 10 000, about 2.9 billion images to encode.
+pub const MAX_POINTS: usize = 1_000_000;
+
 /// Images every metric encodes, for a progress bar's total.
 pub fn images_needed(s: Sizes) -> usize {
     let points = s.train + s.eval;
@@ -63,10 +68,15 @@ impl Model {
                 self.item_shape()
             )));
         }
-        if sizes.train < 2 || sizes.eval < 1 || sizes.batch < 2 || sizes.variance < 2 {
-            return Err(Error::Config(
-                "--points must be at least 2 (and a batch at least 2 items)".into(),
-            ));
+        if !(MIN_POINTS..=MAX_POINTS).contains(&sizes.train)
+            || !(1..=MAX_POINTS).contains(&sizes.eval)
+            || !(2..=4096).contains(&sizes.batch)
+            || !(2..=MAX_POINTS).contains(&sizes.variance)
+        {
+            return Err(Error::Config(format!(
+                "--points {} must be between {MIN_POINTS} and {MAX_POINTS} (disentanglement_lib uses 10000)",
+                sizes.train
+            )));
         }
         let grid = Grid {
             sizes: factors.sizes.clone(),
@@ -77,8 +87,20 @@ impl Model {
                 "every factor of this data takes one value: there is nothing to disentangle".into(),
             ));
         }
-        let total: usize = factors.sizes.iter().product();
+        // None: more combinations than a usize counts, which no lookup table could hold either.
+        let total = factors
+            .sizes
+            .iter()
+            .try_fold(1usize, |t, &s| t.checked_mul(s));
         let (source, observations) = source(sets, factors, total)?;
+        if matches!(source, Source::Rendered)
+            && self.item_shape() != crate::data::ItemShape::grey(dsprites::SIDE, dsprites::SIDE)
+        {
+            return Err(Error::Config(format!(
+                "the generator draws dSprites' 64×64 images, but this model takes {}: the metrics need images of chosen factor values, and the run's data does not hold every combination",
+                self.item_shape()
+            )));
+        }
         let (d, zd, hl) = (
             self.item_shape().len(),
             self.latent(),
@@ -142,7 +164,7 @@ fn grid_index(row: &[u32], sizes: &[usize]) -> usize {
 fn source<'a>(
     sets: &[&'a Dataset],
     factors: &crate::data::factors::Factors,
-    total: usize,
+    total: Option<usize>,
 ) -> Result<(Source<'a>, String)> {
     let held: usize = sets.iter().map(|s| s.len()).sum();
     let is_dsprites = factors.sizes == dsprites::SIZES
@@ -151,7 +173,11 @@ fn source<'a>(
             .iter()
             .zip(dsprites::NAMES)
             .all(|(a, b)| a == b);
-    if held >= total && total <= (1 << 26) {
+    let shown = total.map_or_else(|| "more than 2^64".to_string(), |t| t.to_string());
+    if let Some(total) = total
+        && held >= total
+        && total <= (1 << 26)
+    {
         let mut at = vec![(u8::MAX, 0u32); total];
         for (s, set) in sets.iter().enumerate() {
             let Some(f) = set.factors.as_deref() else {
@@ -174,11 +200,11 @@ fn source<'a>(
         return Ok((
             Source::Rendered,
             format!(
-                "rendered by elbo's dSprites generator (the run's data holds {held} of the grid's {total} images), not DeepMind's"
+                "rendered by elbo's dSprites generator (the run's data holds {held} of the grid's {shown} images), not DeepMind's"
             ),
         ));
     }
     Err(Error::Config(format!(
-        "the run's data holds {held} of its factors' {total} combinations, and elbo can draw only dSprites' grid: the β-VAE and FactorVAE metrics need an image of any combination"
+        "the run's data holds {held} of its factors' {shown} combinations, and elbo can draw only dSprites' grid: the β-VAE and FactorVAE metrics need an image of any combination"
     )))
 }

@@ -36,9 +36,10 @@ pub(crate) fn run(a: DisentanglementArgs) -> Result<()> {
     } else {
         a.threads
     })?);
-    if a.points < 2 {
+    use crate::api::disentangle::{MAX_POINTS, MIN_POINTS};
+    if !(MIN_POINTS..=MAX_POINTS).contains(&a.points) {
         return Err(Error::Config(format!(
-            "--points {} must be at least 2",
+            "--points {} must be between {MIN_POINTS} and {MAX_POINTS} (disentanglement_lib uses 10000)",
             a.points
         )));
     }

@@ -102,7 +102,10 @@ pub fn render(classes: &[u32], out: &mut [u8]) {
 /// What a generated file says of itself, in its `note` array and wherever it is read.
 pub fn generated_note(seed: Option<u64>, count: usize) -> String {
     let which = match seed {
-        Some(s) => format!("{count} items drawn with seed {s}"),
+        Some(s) => format!(
+            "{count} item{} drawn with seed {s}",
+            if count == 1 { "" } else { "s" }
+        ),
         None => "the whole grid".to_string(),
     };
     format!(
@@ -210,6 +213,12 @@ pub(super) fn found_in(
             .map(|i| arrays.remove(i).1)
     };
     let Some(imgs) = take("imgs") else {
+        if arrays.iter().any(|(n, _)| n == "latents_classes") {
+            return Err(Error::Config(format!(
+                "{}: latents_classes without imgs: dSprites' layout has both",
+                path.display()
+            )));
+        }
         return Ok(None);
     };
     let bad = |what: &str, why: String| Error::Config(format!("{}: {what}: {why}", path.display()));
@@ -280,7 +289,7 @@ pub(super) fn found_in(
     {
         return Err(bad(
             "latents_classes",
-            "classes must be non-negative integers (indices into each factor's values)".into(),
+            "classes must be integers from 0 to 1000000 (indices into each factor's values)".into(),
         ));
     }
     let class: Vec<u32> = raw_classes.iter().map(|&c| c as u32).collect();

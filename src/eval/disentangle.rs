@@ -511,24 +511,23 @@ pub fn sap(ztr: &[f64], ytr: &[u32], zte: &[f64], yte: &[u32], d: usize, k: usiz
     let (ntr, nte) = (ytr.len() / k.max(1), yte.len() / k.max(1));
     let mut total = 0.0;
     for f in 0..k {
-        let classes = ytr
-            .iter()
-            .skip(f)
-            .step_by(k)
-            .chain(yte.iter().skip(f).step_by(k))
-            .max()
-            .map_or(1, |&m| m as usize + 1);
+        // The classes the training items hold, in order (found by search: a class may be any u32).
+        let mut classes: Vec<u32> = ytr.iter().skip(f).step_by(k).copied().collect();
+        classes.sort_unstable();
+        classes.dedup();
         let mut acc: Vec<f64> = (0..d)
             .map(|j| {
-                let (mut sum, mut count) = (vec![0.0; classes], vec![0usize; classes]);
+                let m = classes.len();
+                let (mut sum, mut count) = (vec![0.0; m], vec![0usize; m]);
                 for i in 0..ntr {
-                    let c = ytr[i * k + f] as usize;
+                    let c = classes
+                        .binary_search(&ytr[i * k + f])
+                        .expect("a training class");
                     sum[c] += ztr[i * d + j];
                     count[c] += 1;
                 }
-                let means: Vec<(usize, f64)> = (0..classes)
-                    .filter(|&c| count[c] > 0)
-                    .map(|c| (c, sum[c] / count[c] as f64))
+                let means: Vec<(usize, f64)> = (0..m)
+                    .map(|c| (classes[c] as usize, sum[c] / count[c] as f64))
                     .collect();
                 let right = (0..nte)
                     .filter(|&i| {
