@@ -46,7 +46,7 @@ impl MosaicArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct DataArgs {
-    /// Folder with the dataset's IDX files (default: $ELBO_DATA_DIR, else the user cache; missing files are downloaded).
+    /// Folder with a named dataset's files, MNIST's IDX or dSprites' .npz (default: $ELBO_DATA_DIR, else the user cache; missing files are downloaded); a run on your own --data ignores it.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
 }

@@ -19,6 +19,9 @@ pub(crate) struct MakeDspritesArgs {
     /// Replace an existing file.
     #[arg(long)]
     force: bool,
+    /// Worker threads drawing the images (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
 }
 
 /// Renders the grid (or a subsample) and writes it, saying in the file and here that it is generated.
@@ -35,6 +38,11 @@ pub(crate) fn run(a: MakeDspritesArgs) -> Result<()> {
         )));
     }
     crate::fsutil::check_output(&a.out, a.force)?;
+    crate::core::threads::init(crate::core::threads::check(if a.threads == 0 {
+        crate::core::dist::default_threads()
+    } else {
+        a.threads
+    })?);
     let items = dsprites::grid_items(a.subsample, a.seed)?;
     let note = dsprites::generated_note(a.subsample.map(|_| a.seed), items.len());
     dsprites::write_npz(&a.out, &items, &note)?;
