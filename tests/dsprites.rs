@@ -80,6 +80,7 @@ fn generated_dsprites_train_and_score_and_say_they_are_generated() {
         "{err}"
     );
     assert!(err.contains("not DeepMind's file"), "{err}");
+    assert!(!err.contains("disagrees"), "{err}");
 
     let o = run(elbo()
         .args(["disentanglement", "--points", "30", "--json"])
@@ -223,6 +224,47 @@ fn what_is_not_dsprites_layout_is_refused_with_the_reason() {
             "is not latents_classes'",
         ),
     ];
+    // Values that contradict the classes are said in a line, not silently kept.
+    let odd = tmp.path().join("odd.npz");
+    npz(
+        &odd,
+        &[
+            ("imgs", npy(&[2, 4, 4], [0u8, 1].repeat(16))),
+            (
+                "latents_classes",
+                npy(&[2, 6], [0i64, 1, 2, 3, 4, 5, 0, 2, 5, 39, 31, 31]),
+            ),
+            (
+                "latents_values",
+                npy(
+                    &[2, 6],
+                    [
+                        1.0f64,
+                        2.0,
+                        0.7,
+                        std::f64::consts::TAU * 3.0 / 39.0,
+                        4.0 / 31.0,
+                        5.0 / 31.0,
+                        1.0,
+                        3.0,
+                        1.0,
+                        9.0,
+                        1.0,
+                        1.0,
+                    ],
+                ),
+            ),
+        ],
+    );
+    let o = train(&odd, &out, &["--test-fraction", "0.5"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o)
+            .contains("latents_values disagrees with latents_classes at item 1: orientation is 9"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_dir_all(&out).unwrap();
     for (name, arrays, why) in cases {
         let file = tmp.path().join(format!("{name}.npz"));
         npz(&file, &arrays);

@@ -327,6 +327,9 @@ pub(super) fn found_in(
         None => class.iter().map(|&c| c as f64).collect(),
     };
     let factors = Factors::new(names, sizes, class, values)?;
+    let odd = (factors.sizes == SIZES)
+        .then(|| disagreement(&factors))
+        .flatten();
     let mut ds = Dataset::new(
         ItemShape::grey(h, w),
         Kind::Image,
@@ -345,6 +348,13 @@ pub(super) fn found_in(
         path.display(),
         grid.join(", ")
     );
+    if let Some((i, f, v, want)) = odd {
+        crate::say!(
+            "elbo: {}: latents_values disagrees with latents_classes at item {i}: {} is {v}, where dSprites' grid has {want}; elbo reads the classes (the values are kept as given)",
+            path.display(),
+            NAMES[f]
+        );
+    }
     if let Some(note) = take(NOTE_ARRAY)
         && let Raw::Text(t) = note.raw
         && let Some(line) = t.first()
@@ -352,6 +362,18 @@ pub(super) fn found_in(
         crate::say!("elbo: {}: {line}", path.display());
     }
     Ok(Some(Found::One(ds)))
+}
+
+/// The first item whose value of a factor is not the grid's for its class (beyond float32's rounding):
+/// (item, factor, value, the grid's value).
+fn disagreement(factors: &Factors) -> Option<(usize, usize, f64, f64)> {
+    (0..factors.len()).find_map(|i| {
+        let want = values_of(factors.row(i));
+        let got = &factors.values[i * 6..(i + 1) * 6];
+        (0..6)
+            .find(|&f| !((got[f] - want[f]).abs() <= 1e-5 * (1.0 + want[f].abs())))
+            .map(|f| (i, f, got[f], want[f]))
+    })
 }
 
 #[cfg(test)]
