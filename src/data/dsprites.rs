@@ -371,7 +371,11 @@ fn disagreement(factors: &Factors) -> Option<(usize, usize, f64, f64)> {
         let want = values_of(factors.row(i));
         let got = &factors.values[i * 6..(i + 1) * 6];
         (0..6)
-            .find(|&f| !((got[f] - want[f]).abs() <= 1e-5 * (1.0 + want[f].abs())))
+            // NaN disagrees too.
+            .find(|&f| {
+                let close = (got[f] - want[f]).abs() <= 1e-5 * (1.0 + want[f].abs());
+                !close
+            })
             .map(|f| (i, f, got[f], want[f]))
     })
 }
