@@ -7,7 +7,8 @@
 # Resumable: every finished (model, framework, seed) appends one JSON line to OUT (default
 # bench/results/family_evidence.jsonl) and is skipped when the script runs again; an elbo run cut short resumes from
 # its last checkpoint. Runs are kept in RUNS (default /tmp/elbo-evidence). Quality only: nothing here is timed
-# against anything else, so it may run beside other work (e.g. under `nice -n 19`).
+# against anything else, so it may run beside other work (e.g. under `nice -n 19`); the `train_seconds` it records
+# are wall times beside whatever else ran, not a speed measurement.
 #
 # The VampPrior runs here use the iwae schedule without configs/vampprior.toml's 100-epoch KL warm-up (which would
 # never end within 35 epochs), in both frameworks.
