@@ -258,3 +258,14 @@ fn human_duration(secs: f64) -> String {
         _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
     }
 }
+
+/// Sizes the worker pool from a command's `--threads` (0: the default for this process, all cores or this MPI
+/// rank's share), after checking it against the machine.
+pub(crate) fn init_threads(threads: usize) -> Result<()> {
+    crate::core::threads::init(crate::core::threads::check(if threads == 0 {
+        crate::core::dist::default_threads()
+    } else {
+        threads
+    })?);
+    Ok(())
+}

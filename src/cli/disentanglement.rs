@@ -3,7 +3,6 @@
 use super::common::{DataArgs, Progress, print_result};
 use crate::api::Model;
 use crate::api::disentangle::images_needed;
-use crate::core::threads;
 use crate::error::{Error, Result};
 use crate::eval::disentangle::Sizes;
 use clap::Args;
@@ -31,11 +30,7 @@ pub(crate) struct DisentanglementArgs {
 
 /// Scores the run, with a progress bar only on a terminal.
 pub(crate) fn run(a: DisentanglementArgs) -> Result<()> {
-    threads::init(threads::check(if a.threads == 0 {
-        crate::core::dist::default_threads()
-    } else {
-        a.threads
-    })?);
+    super::common::init_threads(a.threads)?;
     use crate::api::disentangle::{MAX_POINTS, MIN_POINTS};
     if !(MIN_POINTS..=MAX_POINTS).contains(&a.points) {
         return Err(Error::Config(format!(

@@ -1,7 +1,6 @@
 //! `elbo eval`: the test -ELBO and the importance-sampled log-likelihood of a trained run.
 
 use super::common::{DataArgs, Progress, print_result};
-use crate::core::threads;
 use crate::error::{Error, Result};
 use crate::eval;
 use crate::train::load_run;
@@ -33,11 +32,7 @@ pub(crate) struct EvalArgs {
 
 /// Evaluates, with a progress bar only on a terminal so piped output stays clean.
 pub(crate) fn run(a: EvalArgs) -> Result<()> {
-    threads::init(threads::check(if a.threads == 0 {
-        crate::core::dist::default_threads()
-    } else {
-        a.threads
-    })?);
+    super::common::init_threads(a.threads)?;
     if a.k == 0 {
         return Err(Error::Config("--k must be at least 1".into()));
     }

@@ -38,11 +38,7 @@ pub(crate) fn run(a: MakeDspritesArgs) -> Result<()> {
         )));
     }
     crate::fsutil::check_output(&a.out, a.force)?;
-    crate::core::threads::init(crate::core::threads::check(if a.threads == 0 {
-        crate::core::dist::default_threads()
-    } else {
-        a.threads
-    })?);
+    super::common::init_threads(a.threads)?;
     let items = dsprites::grid_items(a.subsample, a.seed)?;
     let note = dsprites::generated_note(a.subsample.map(|_| a.seed), items.len());
     dsprites::write_npz(&a.out, &items, &note)?;
