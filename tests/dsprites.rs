@@ -439,6 +439,56 @@ fn dip_vae_decorrelates_the_codes_and_is_refused_where_it_cannot_apply() {
 }
 
 #[test]
+fn beta_tc_vae_decorrelates_the_codes_and_is_refused_where_it_cannot_apply() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("ds.npz");
+    assert!(make(&file, "1500", "4").status.success());
+    let flags = [
+        "--epochs", "4", "--latent", "6", "--hidden", "128", "--seed", "3",
+    ];
+    let plain = tmp.path().join("plain");
+    let o = train_with(&flags, &file, &plain, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for sampling in ["mws", "mss"] {
+        let tc = tmp.path().join(format!("tc-{sampling}"));
+        let o = train_with(
+            &flags,
+            &file,
+            &tc,
+            &["--tc", "50", "--tc-sampling", sampling],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        let (a, b) = (off_diagonal(&plain), off_diagonal(&tc));
+        assert!(
+            b < a / 2.0,
+            "beta-TC-VAE ({sampling}): off-diagonal covariance {b} against {a} without"
+        );
+        let saved: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(tc.join("config.json")).unwrap()).unwrap();
+        assert_eq!(saved["train"]["tc"]["beta"], 50.0);
+        assert_eq!(saved["train"]["tc"]["alpha"], 1.0);
+        assert_eq!(saved["train"]["tc"]["sampling"], sampling);
+    }
+    let out = tmp.path().join("refused");
+    for (extra, why) in [
+        (
+            vec!["--tc", "6", "--objective", "iwae", "--k-train", "5"],
+            "--objective elbo",
+        ),
+        (vec!["--tc", "6", "--flow", "planar:2"], "without a flow"),
+        (vec!["--tc", "6", "--prior", "mog"], "--prior normal"),
+        (vec!["--tc", "6", "--shards", "2"], "--shards"),
+        (vec!["--tc", "6", "--beta", "4"], "give one"),
+        (vec!["--tc", "6", "--dip", "ii"], "drop --dip"),
+        (vec!["--tc-gamma", "3"], "applies to --tc only"),
+        (vec!["--tc", "-1"], "at least 0"),
+    ] {
+        assert_user_error(&train(&file, &out, &extra), why);
+        assert!(!out.exists());
+    }
+}
+
+#[test]
 fn disentanglement_refuses_what_it_cannot_score_without_panicking() {
     let tmp = tempfile::tempdir().unwrap();
     // Six factors of up to 2048 values: 2^66 combinations, more than any count holds.

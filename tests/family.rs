@@ -50,6 +50,8 @@ fn every_example_config_trains_briefly() {
         "vampprior",
         "dsprites-beta-vae",
         "dsprites-capacity",
+        "dsprites-beta-tcvae",
+        "dsprites-dip-vae",
     ] {
         assert!(
             names.contains(&format!("{want}.toml")),
@@ -104,6 +106,12 @@ fn every_example_config_trains_briefly() {
             assert_eq!(saved["train"]["limit"], 400, "{name}");
         }
     }
+    let tc = saved_config(&tmp.path().join("dsprites-beta-tcvae"));
+    assert_eq!(tc["train"]["tc"]["beta"], 6.0);
+    assert_eq!(tc["model"]["latent"], 10);
+    let dip = saved_config(&tmp.path().join("dsprites-dip-vae"));
+    assert_eq!(dip["train"]["dip"]["kind"], "ii");
+    assert_eq!(dip["train"]["dip"]["lambda_d"], 10.0);
     let celeba = saved_config(&tmp.path().join("pytorch-vae-celeba64"));
     assert_eq!(celeba["model"]["batch_norm"], true);
     assert_eq!(

@@ -8,6 +8,7 @@ pub mod net;
 pub mod prior;
 pub mod stack;
 pub mod summary;
+pub mod tc;
 pub mod vae;
 pub mod vamp;
 

@@ -96,6 +96,8 @@ pub struct Objective {
     pub ciwae_beta: f64,
     /// A DIP-VAE penalty on the batch's codes.
     pub dip: Option<super::dip::Dip>,
+    /// β-TC-VAE's reweighting of the KL's parts.
+    pub tc: Option<super::tc::Tc>,
 }
 
 impl Objective {
@@ -109,6 +111,7 @@ impl Objective {
             groups: 1,
             ciwae_beta: 0.0,
             dip: None,
+            tc: None,
         }
     }
 
@@ -1093,6 +1096,21 @@ where
             }
             (ModelKind::Vae, Estimator::Elbo) => {
                 self.kl_weights(rows, objective, stats, ws);
+                // β-TC-VAE's terms reach the heads through every draw's density under every item's posterior;
+                // the closed-form KL below overwrites `dhead`, so they wait aside.
+                let tc_dhead = objective.tc.map(|tc| {
+                    let mut dh = vec![T::zero(); rows * hl];
+                    tc.backward(
+                        &ws.enc.output()[..rows * hl],
+                        &ws.z[..n * zd],
+                        rows,
+                        zd,
+                        s,
+                        &mut ws.dz[..n * zd],
+                        &mut dh,
+                    );
+                    dh
+                });
                 let (pp, pg) = prior_weights_mut(&mut self.params, &mut ws.vamp);
                 self.latent.backward_elbo(
                     pp,
@@ -1105,6 +1123,11 @@ where
                     s,
                     &ws.kl_weight,
                 );
+                if let Some(dh) = tc_dhead {
+                    for (o, g) in ws.dhead[..rows * hl].iter_mut().zip(dh) {
+                        *o += g;
+                    }
+                }
                 if let Some(dip) = objective.dip {
                     dip.backward(
                         &ws.enc.output()[..rows * hl],
@@ -1216,15 +1239,26 @@ mod tests {
             let dip = objective.dip.map_or(0.0, |d| {
                 rows as f64 * d.penalty(&ws.enc.output()[..rows * 2 * zd], rows, zd)
             });
-            dip + match (objective.estimator, objective.capacity) {
-                (Estimator::Iwae | Estimator::Miwae | Estimator::Ciwae | Estimator::Piwae, _) => {
-                    st.iwae
+            let tc = objective.tc.map_or(0.0, |tc| {
+                tc.extra_loss(
+                    &ws.enc.output()[..rows * 2 * zd],
+                    &ws.z[..rows * samples * zd],
+                    rows,
+                    zd,
+                    samples,
+                )
+            });
+            dip + tc
+                + match (objective.estimator, objective.capacity) {
+                    (
+                        Estimator::Iwae | Estimator::Miwae | Estimator::Ciwae | Estimator::Piwae,
+                        _,
+                    ) => st.iwae,
+                    (Estimator::Elbo, Some((g, c))) => {
+                        st.recon + g * (st.kl / rows as f64 - c).abs() * rows as f64
+                    }
+                    (Estimator::Elbo, None) => st.recon + objective.beta * st.kl,
                 }
-                (Estimator::Elbo, Some((g, c))) => {
-                    st.recon + g * (st.kl / rows as f64 - c).abs() * rows as f64
-                }
-                (Estimator::Elbo, None) => st.recon + objective.beta * st.kl,
-            }
         };
         assert!(st.recon.is_finite());
         check_gradients(&data, &grad, value, what);
@@ -1829,6 +1863,26 @@ mod tests {
             };
             check(cfg.clone(), 1, dip, "DIP-VAE");
             check(cfg.clone(), 2, dip, "DIP-VAE, two samples");
+        }
+    }
+
+    #[test]
+    fn beta_tc_vae_gradients() {
+        use crate::model::tc::{Tc, TcSampling};
+        let cfg = config(vec![5], Activation::Tanh, Likelihood::Bernoulli);
+        for sampling in [TcSampling::Mws, TcSampling::Mss] {
+            let tc = Objective {
+                tc: Some(Tc {
+                    alpha: 0.5,
+                    beta: 6.0,
+                    gamma: 2.0,
+                    sampling,
+                    dataset_size: 40,
+                }),
+                ..Objective::elbo(1.0)
+            };
+            check(cfg.clone(), 1, tc, "beta-TC-VAE");
+            check(cfg.clone(), 2, tc, "beta-TC-VAE, two samples");
         }
     }
 

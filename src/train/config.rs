@@ -190,6 +190,9 @@ pub struct TrainConfig {
     /// A DIP-VAE penalty on the batch's codes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dip: Option<crate::model::dip::Dip>,
+    /// β-TC-VAE's weights of the KL's three parts (its `dataset_size` is the training split's, set at each step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tc: Option<crate::model::tc::Tc>,
     /// Learning-rate schedule.
     #[serde(default)]
     pub lr_schedule: LrSchedule,
@@ -240,6 +243,7 @@ impl Default for TrainConfig {
             capacity: None,
             free_bits: 0.0,
             dip: None,
+            tc: None,
             lr_schedule: LrSchedule::Constant,
             data_dir: None,
             data: None,
@@ -360,6 +364,41 @@ impl RunConfig {
                 "--dip penalises the Gaussian posterior's means and variances: it needs a VAE of one latent layer without a flow, trained on the ELBO (--objective elbo)"
                     .into(),
             ));
+        }
+        if t.shards > 1 && t.tc.is_some() {
+            return Err(Error::Config(
+                "--tc estimates the codes' aggregate density from the whole batch, which --shards (and training over MPI) splits: use one of them"
+                    .into(),
+            ));
+        }
+        if t.tc.is_some()
+            && (t.objective != Estimator::Elbo
+                || !self.model.upper.is_empty()
+                || self.model.flow.is_some()
+                || !self.model.is_variational()
+                || self.model.prior != crate::model::config::PriorSpec::Normal)
+        {
+            return Err(Error::Config(
+                "--tc splits the KL of a Gaussian posterior from N(0, I): it needs a VAE of one latent layer without a flow, with --prior normal, trained on the ELBO (--objective elbo)"
+                    .into(),
+            ));
+        }
+        if let Some(tc) = t.tc {
+            if ![tc.alpha, tc.beta, tc.gamma]
+                .iter()
+                .all(|w| w.is_finite() && *w >= 0.0)
+            {
+                return Err(Error::Config(format!(
+                    "--tc {}, --tc-alpha {} and --tc-gamma {} must be finite and at least 0",
+                    tc.beta, tc.alpha, tc.gamma
+                )));
+            }
+            if t.dip.is_some() || t.capacity.is_some() || t.free_bits > 0.0 {
+                return Err(Error::Config(
+                    "--tc reweighs the KL's parts itself: drop --dip, --capacity and --free-bits"
+                        .into(),
+                ));
+            }
         }
         if let Some(d) = t.dip
             && !(d.lambda_od.is_finite()

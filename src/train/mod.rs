@@ -689,7 +689,7 @@ pub fn train_on(
                     *l = splits.train.label(i);
                 }
                 let progress = (epoch - 1) as f64 + step as f64 / steps as f64;
-                let objective = step_objective(&t, progress, adam.t);
+                let objective = step_objective(&t, progress, adam.t, n);
                 let st = if let Some(sh) = &mut sharded {
                     vae.draw_eps_into(rows, t.samples, &mut sh.eps, &mut state.noise_rng);
                     let (st, stop) =
@@ -901,8 +901,14 @@ impl Sharded {
 }
 
 /// The objective of one step: KL warm-up scales β by the fraction of warm-up epochs done (`progress` counts
-/// epochs, fractional within one); capacity grows with the optimiser steps taken.
-pub fn step_objective(t: &TrainConfig, progress: f64, steps_done: u64) -> Objective {
+/// epochs, fractional within one); capacity grows with the optimiser steps taken; β-TC-VAE's q(z) averages over
+/// the `train_items` of the training split.
+pub fn step_objective(
+    t: &TrainConfig,
+    progress: f64,
+    steps_done: u64,
+    train_items: usize,
+) -> Objective {
     let warm = if t.warmup_epochs > 0 {
         (progress / t.warmup_epochs as f64).min(1.0)
     } else {
@@ -919,6 +925,10 @@ pub fn step_objective(t: &TrainConfig, progress: f64, steps_done: u64) -> Object
         groups: t.groups,
         ciwae_beta: t.ciwae_beta.unwrap_or(0.0),
         dip: t.dip,
+        tc: t.tc.map(|tc| crate::model::tc::Tc {
+            dataset_size: train_items,
+            ..tc
+        }),
     }
 }
 

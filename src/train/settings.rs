@@ -12,6 +12,7 @@ use crate::model::GaussianMean;
 use crate::model::ModelConfig;
 use crate::model::config::{Arch, FlowSpec, PriorSpec, UpperSpec};
 use crate::model::dip::{Dip, DipKind};
+use crate::model::tc::{Tc, TcSampling};
 use crate::model::{ConvSpec, Estimator, Likelihood, ModelKind, SigmaMode};
 use crate::train::config::{Capacity, LrSchedule, Reduction};
 use crate::train::{DataFacts, RunConfig, TrainConfig};
@@ -136,6 +137,14 @@ run_flags! {
     [value_name = "LAMBDA"] dip_lambda_od: f64,
     /// DIP-VAE's weight of the diagonal's distance from 1 [default: 10 x lambda-od for i, lambda-od for ii].
     [value_name = "LAMBDA"] dip_lambda_d: f64,
+    /// beta-TC-VAE (Chen et al. 2018): the weight beta of the codes' total correlation (the paper's dSprites runs: 6).
+    [value_name = "BETA"] tc: f64,
+    /// beta-TC-VAE's weight alpha of the index-code mutual information [default: 1].
+    [value_name = "ALPHA"] tc_alpha: f64,
+    /// beta-TC-VAE's weight gamma of the dimension-wise KL [default: 1].
+    [value_name = "GAMMA"] tc_gamma: f64,
+    /// How beta-TC-VAE estimates q(z) from the batch: minibatch-weighted or -stratified sampling [default: mws].
+    [value_enum, ignore_case = true] tc_sampling: TcSampling,
     /// Pixel binarisation [default: none].
     [value_enum, ignore_case = true] binarize: Binarize,
     /// Images per minibatch [default: 128].
@@ -1105,6 +1114,29 @@ impl Settings {
                 None
             }
         };
+        let tc = match self.tc {
+            Some(beta) => {
+                if self.beta.is_some() {
+                    return Err(Error::Config(
+                        "--tc is beta-TC-VAE's beta, the total correlation's weight, and --beta the whole KL's: give one (--tc-alpha and --tc-gamma weigh the KL's other parts)"
+                            .into(),
+                    ));
+                }
+                Some(Tc {
+                    alpha: self.tc_alpha.unwrap_or(1.0),
+                    beta,
+                    gamma: self.tc_gamma.unwrap_or(1.0),
+                    sampling: self.tc_sampling.unwrap_or(TcSampling::Mws),
+                    dataset_size: 0,
+                })
+            }
+            None => {
+                only_with(self.tc_alpha.is_some(), "--tc-alpha", "--tc")?;
+                only_with(self.tc_gamma.is_some(), "--tc-gamma", "--tc")?;
+                only_with(self.tc_sampling.is_some(), "--tc-sampling", "--tc")?;
+                None
+            }
+        };
         let epochs = self
             .epochs
             .or(schedule.natural_epochs())
@@ -1138,6 +1170,7 @@ impl Settings {
             capacity,
             free_bits: self.free_bits.unwrap_or(0.0),
             dip,
+            tc,
             lr_schedule: schedule,
             data_dir: self.data_dir.clone(),
             data,
