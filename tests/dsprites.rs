@@ -489,6 +489,105 @@ fn beta_tc_vae_decorrelates_the_codes_and_is_refused_where_it_cannot_apply() {
 }
 
 #[test]
+fn factor_vae_trains_its_discriminator_resumes_and_is_refused_where_it_cannot_apply() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("ds.npz");
+    assert!(make(&file, "1500", "4").status.success());
+    let flags = [
+        "--epochs", "4", "--latent", "6", "--hidden", "128", "--seed", "3",
+    ];
+    let plain = tmp.path().join("plain");
+    let o = train_with(&flags, &file, &plain, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let factor = tmp.path().join("factor");
+    let o = train_with(
+        &flags,
+        &file,
+        &factor,
+        &[
+            "--factor-vae",
+            "50",
+            "--discriminator",
+            "64,64",
+            "--discriminator-lr",
+            "1e-3",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (a, b) = (off_diagonal(&plain), off_diagonal(&factor));
+    assert!(
+        b < a / 2.0,
+        "FactorVAE: off-diagonal covariance {b} against {a} without"
+    );
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(factor.join("config.json")).unwrap()).unwrap();
+    assert_eq!(saved["train"]["factor_vae"]["gamma"], 50.0);
+    assert_eq!(saved["train"]["factor_vae"]["lr"], 1e-3);
+    assert_eq!(saved["model"]["discriminator"], serde_json::json!([64, 64]));
+    // The discriminator's weights are in the checkpoint, so training goes on from them.
+    let o = run(elbo()
+        .args(["train", "--resume"])
+        .arg(&factor)
+        .args(["--epochs", "5"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let metrics = std::fs::read_to_string(factor.join("metrics.csv")).unwrap();
+    assert_eq!(metrics.lines().count(), 6);
+    // The model's other commands ignore the discriminator.
+    for cmd in [
+        &["sample", "--n", "4", "--out", "s.png"][..],
+        &["eval", "--k", "5", "--limit", "20"][..],
+        &["disentanglement", "--points", "200"][..],
+    ] {
+        let o = run(elbo()
+            .arg(cmd[0])
+            .arg(&factor)
+            .args(&cmd[1..])
+            .current_dir(tmp.path()));
+        assert!(o.status.success(), "{}: {}", cmd[0], stderr(&o));
+    }
+    let out = tmp.path().join("refused");
+    for (extra, why) in [
+        (
+            vec![
+                "--factor-vae",
+                "35",
+                "--objective",
+                "iwae",
+                "--k-train",
+                "5",
+            ],
+            "--objective elbo",
+        ),
+        (
+            vec!["--factor-vae", "35", "--flow", "planar:2"],
+            "without a flow",
+        ),
+        (vec!["--factor-vae", "35", "--shards", "2"], "--shards"),
+        (vec!["--factor-vae", "35", "--tc", "6"], "give one"),
+        (
+            vec!["--discriminator", "10"],
+            "applies to --factor-vae only",
+        ),
+        (
+            vec!["--factor-vae", "35", "--discriminator", "10,0"],
+            "at least 1",
+        ),
+        (
+            vec!["--factor-vae", "35", "--discriminator", "10/10"],
+            "no /",
+        ),
+        (
+            vec!["--factor-vae", "35", "--discriminator-lr", "0"],
+            "above 0",
+        ),
+        (vec!["--factor-vae", "-2"], "at least 0"),
+    ] {
+        assert_user_error(&train(&file, &out, &extra), why);
+        assert!(!out.exists());
+    }
+}
+
+#[test]
 fn disentanglement_refuses_what_it_cannot_score_without_panicking() {
     let tmp = tempfile::tempdir().unwrap();
     // Six factors of up to 2048 values: 2^66 combinations, more than any count holds.

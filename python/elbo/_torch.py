@@ -31,6 +31,7 @@ _ACTIVATIONS = {
     "softplus": F.softplus,
     # elbo's slope is PyTorch's default, 0.01.
     "leaky-relu": F.leaky_relu,
+    "leaky-relu-0.2": lambda h: F.leaky_relu(h, 0.2),
     "identity": lambda h: h,
 }
 
@@ -187,7 +188,8 @@ class TorchVAE(nn.Module):
         flow = m.get("flow")
         if flow:
             _refuse(f"a flow posterior ({flow.get('kind')}), which TorchVAE's Gaussian posterior does not hold")
-        unknown = set(m) - _MODEL_KEYS - {"prior", "upper", "flow"}
+        # FactorVAE's discriminator is a training device: the encoder and decoder are all TorchVAE needs.
+        unknown = set(m) - _MODEL_KEYS - {"prior", "upper", "flow", "discriminator"}
         if unknown:
             _refuse(f"models with the setting(s) {', '.join(sorted(unknown))} (made by a newer elbo?)")
         if m.get("kind", "vae") not in ("vae", "autoencoder"):
@@ -427,7 +429,8 @@ class TorchVAE(nn.Module):
 def to_torch(model):
     """A :class:`TorchVAE` holding the weights of ``model`` (an ``elbo._elbo.Model``)."""
     module = TorchVAE(model.config, model.classes, model.kind)
-    weights = model.state_dict()
+    # FactorVAE's discriminator trains the model but is not part of it: TorchVAE holds the encoder and decoder.
+    weights = {k: v for k, v in model.state_dict().items() if not k.startswith("discriminator.")}
     want = {k: tuple(v.shape) for k, v in module.state_dict().items()}
     have = {k: tuple(v.shape) for k, v in weights.items()}
     if want != have:

@@ -58,7 +58,8 @@ def check(vae, x, y=None, as_float=None):
             diffs["encode"] = max_diff(tmu.numpy(), mu)
         diffs["reconstruct"] = max_diff(module.decode(tmu, indices(vae, y)).numpy(), vae.reconstruct(x, y))
 
-    ours, theirs = module.state_dict(), vae.state_dict()
+    ours = module.state_dict()
+    theirs = {k: v for k, v in vae.state_dict().items() if not k.startswith("discriminator.")}
     assert sorted(ours) == sorted(theirs)
     for k, v in theirs.items():
         assert tuple(ours[k].shape) == v.shape, k
@@ -87,7 +88,7 @@ def pixels(x):
     return x.astype(np.float32) / 255
 
 
-@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "softplus", "leaky-relu", "identity"])
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "softplus", "leaky-relu", "leaky-relu-0.2", "identity"])
 def test_mlp_of_every_activation(images, tmp_path, activation):
     x, _ = images
     vae = fit(tmp_path, x, hidden=[24], latent=3, activation=activation)
@@ -290,3 +291,14 @@ def test_without_torch_the_error_says_how_to_install_it(images, tmp_path, monkey
     with pytest.raises(ImportError, match="pip install torch") as e:
         vae.to_torch()
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("settings", [dict(factor_vae=35.0, discriminator=[16, 16]), dict(tc=6.0, tc_sampling="mss"),
+                                      dict(dip="ii")])
+def test_disentangling_models_convert_without_their_training_devices(images, tmp_path, settings):
+    x, _ = images
+    vae = fit(tmp_path, x, hidden=[24], latent=3, **settings)
+    if "factor_vae" in settings:
+        assert any(k.startswith("discriminator.") for k in vae.state_dict())
+        assert vae.config["model"]["discriminator"] == [16, 16]
+    check(vae, x[:40])

@@ -15,12 +15,15 @@ crate::choice! {
         Softplus = "softplus",
         /// x for x > 0, else 0.01·x (PyTorch's default slope).
         LeakyRelu = "leaky-relu",
+        /// x for x > 0, else 0.2·x (TensorFlow's default slope; FactorVAE's discriminator).
+        LeakyRelu02 = "leaky-relu-0.2",
         /// x.
         Identity = "identity",
     }
 }
 
 const LEAKY_SLOPE: f64 = 0.01;
+const LEAKY_SLOPE_TF: f64 = 0.2;
 
 impl Activation {
     /// `y[r, j] = act(y[r, j] + bias[j])` in place.
@@ -36,7 +39,10 @@ impl Activation {
     /// [`Activation::forward_bias`] in plain scalar code, for any float type.
     pub fn forward_bias_generic<T: Real>(self, y: &mut [T], bias: &[T]) {
         let cols = bias.len();
-        let slope = T::c(LEAKY_SLOPE);
+        let slope = T::c(match self {
+            Activation::LeakyRelu02 => LEAKY_SLOPE_TF,
+            _ => LEAKY_SLOPE,
+        });
         for row in y.chunks_exact_mut(cols) {
             match self {
                 Activation::Relu => row
@@ -44,10 +50,12 @@ impl Activation {
                     .zip(bias)
                     .for_each(|(v, &b)| *v = (*v + b).max(T::zero())),
                 Activation::Identity => row.iter_mut().zip(bias).for_each(|(v, &b)| *v += b),
-                Activation::LeakyRelu => row.iter_mut().zip(bias).for_each(|(v, &b)| {
-                    let s = *v + b;
-                    *v = if s > T::zero() { s } else { s * slope };
-                }),
+                Activation::LeakyRelu | Activation::LeakyRelu02 => {
+                    row.iter_mut().zip(bias).for_each(|(v, &b)| {
+                        let s = *v + b;
+                        *v = if s > T::zero() { s } else { s * slope };
+                    })
+                }
                 Activation::Tanh => row
                     .iter_mut()
                     .zip(bias)
@@ -67,7 +75,10 @@ impl Activation {
     /// [`Activation::backward`] in plain scalar code, for any float type.
     pub fn backward_generic<T: Real>(self, y: &[T], dy: &mut [T]) {
         let one = T::one();
-        let slope = T::c(LEAKY_SLOPE);
+        let slope = T::c(match self {
+            Activation::LeakyRelu02 => LEAKY_SLOPE_TF,
+            _ => LEAKY_SLOPE,
+        });
         let pairs = dy.iter_mut().zip(y);
         match self {
             Activation::Relu => pairs.for_each(|(d, &y)| {
@@ -76,7 +87,7 @@ impl Activation {
                 }
             }),
             Activation::Identity => {}
-            Activation::LeakyRelu => pairs.for_each(|(d, &y)| {
+            Activation::LeakyRelu | Activation::LeakyRelu02 => pairs.for_each(|(d, &y)| {
                 if y <= T::zero() {
                     *d *= slope
                 }
@@ -109,12 +120,13 @@ mod tests {
     use super::*;
     use crate::core::gradcheck::check_gradients;
 
-    const ALL: [Activation; 6] = [
+    const ALL: [Activation; 7] = [
         Activation::Relu,
         Activation::Tanh,
         Activation::Sigmoid,
         Activation::Softplus,
         Activation::LeakyRelu,
+        Activation::LeakyRelu02,
         Activation::Identity,
     ];
 
@@ -164,6 +176,18 @@ mod tests {
             act.backward_generic(&y, &mut dwant);
             act.backward(&y, &mut d);
             assert_eq!(d, dwant, "{act:?}");
+        }
+    }
+
+    #[test]
+    fn the_two_leaky_slopes_are_pytorchs_and_tensorflows() {
+        for (act, want) in [
+            (Activation::LeakyRelu, -0.01),
+            (Activation::LeakyRelu02, -0.2),
+        ] {
+            let mut y = [-1.0f64, 2.0];
+            act.forward_bias(&mut y, &[0.0, 0.0]);
+            assert_eq!(y, [want, 2.0], "{act:?}");
         }
     }
 

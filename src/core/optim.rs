@@ -29,6 +29,23 @@ pub struct Adam<T> {
     /// Second moments.
     #[serde(skip)]
     pub v: Vec<T>,
+    /// The parameters from some offset on, stepped with their own learning rate and β's (FactorVAE's
+    /// discriminator, a second optimiser in the papers); derived from the run's config, never stored.
+    #[serde(skip)]
+    pub tail: Option<AdamGroup>,
+}
+
+/// A group of parameters, `start` to the end, that Adam steps with its own settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamGroup {
+    /// The group's first parameter.
+    pub start: usize,
+    /// Its learning rate (the schedule does not scale it).
+    pub lr: f64,
+    /// Its β₁.
+    pub beta1: f64,
+    /// Its β₂.
+    pub beta2: f64,
 }
 
 impl<T: Real> Adam<T> {
@@ -42,6 +59,7 @@ impl<T: Real> Adam<T> {
             t: 0,
             m: vec![T::zero(); len],
             v: vec![T::zero(); len],
+            tail: None,
         }
     }
 }
@@ -49,41 +67,56 @@ impl<T: Real> Adam<T> {
 impl<T: Real> Optimizer<T> for Adam<T> {
     fn step(&mut self, params: &mut Params<T>, lr: f64) {
         self.t += 1;
+        let end = self.tail.map_or(params.data.len(), |g| g.start);
         if self.weight_decay > 0.0 {
             // PyTorch's AdamW order: decay first, from the weights before this step's update. Buffers (batch
-            // norm's running statistics) are state, not weights, and are never decayed.
+            // norm's running statistics) are state, not weights, and are never decayed; nor is the tail group.
             let keep = T::c(1.0 - lr * self.weight_decay);
-            for s in params.specs.iter().filter(|s| !s.buffer) {
+            for s in params.specs.iter().filter(|s| !s.buffer && s.offset < end) {
                 params.data[s.range()].iter_mut().for_each(|w| *w *= keep);
             }
         }
-        let bc1 = 1.0 - self.beta1.powi(self.t as i32);
-        let bc2 = 1.0 - self.beta2.powi(self.t as i32);
-        let c = [
-            self.beta1,
-            self.beta2,
-            1.0 - self.beta1,
-            1.0 - self.beta2,
-            lr / bc1,
-            1.0 / bc2.sqrt(),
-            self.eps,
-        ];
-        T::adam_update(&mut params.data, &params.grad, &mut self.m, &mut self.v, c);
+        let constants = |beta1: f64, beta2: f64, lr: f64| {
+            let bc1 = 1.0 - beta1.powi(self.t as i32);
+            let bc2 = 1.0 - beta2.powi(self.t as i32);
+            [
+                beta1,
+                beta2,
+                1.0 - beta1,
+                1.0 - beta2,
+                lr / bc1,
+                1.0 / bc2.sqrt(),
+                self.eps,
+            ]
+        };
+        let c = constants(self.beta1, self.beta2, lr);
+        T::adam_update(
+            &mut params.data[..end],
+            &params.grad[..end],
+            &mut self.m[..end],
+            &mut self.v[..end],
+            c,
+        );
+        if let Some(g) = self.tail {
+            let c = constants(g.beta1, g.beta2, g.lr);
+            T::adam_update(
+                &mut params.data[end..],
+                &params.grad[end..],
+                &mut self.m[end..],
+                &mut self.v[end..],
+                c,
+            );
+        }
     }
 }
 
 /// Scales the gradients so their global L2 norm is at most `max`; returns the norm before scaling
 /// (non-finite when a gradient is NaN or infinite, in which case nothing is scaled).
-pub fn clip_grad_norm<T: Real>(params: &mut Params<T>, max: f64) -> f64 {
-    let norm = params
-        .grad
-        .iter()
-        .map(|g| g.f64() * g.f64())
-        .sum::<f64>()
-        .sqrt();
+pub fn clip_grad_norm<T: Real>(grad: &mut [T], max: f64) -> f64 {
+    let norm = grad.iter().map(|g| g.f64() * g.f64()).sum::<f64>().sqrt();
     if norm.is_finite() && norm > max {
         let s = T::c(max / norm);
-        params.grad.iter_mut().for_each(|g| *g *= s);
+        grad.iter_mut().for_each(|g| *g *= s);
     }
     norm
 }
@@ -158,6 +191,43 @@ mod tests {
     }
 
     #[test]
+    fn a_tail_group_steps_as_a_second_optimiser_would() {
+        let grads = [
+            [0.5, -0.25, 2.0, -1.0],
+            [0.1, 0.3, -0.7, 0.2],
+            [0.4, -0.6, 1.5, 0.05],
+        ];
+        let mut both = Params::<f64>::default();
+        both.add("vae", &[2]);
+        both.add("discriminator", &[2]);
+        let mut adam = Adam::new(4, 1e-8);
+        adam.weight_decay = 0.1;
+        adam.tail = Some(AdamGroup {
+            start: 2,
+            lr: 0.01,
+            beta1: 0.5,
+            beta2: 0.9,
+        });
+        let (mut a, mut b) = (Params::<f64>::default(), Params::<f64>::default());
+        a.add("vae", &[2]);
+        b.add("discriminator", &[2]);
+        let mut first = Adam::new(2, 1e-8);
+        first.weight_decay = 0.1;
+        let mut second = Adam::new(2, 1e-8);
+        (second.beta1, second.beta2) = (0.5, 0.9);
+        for g in grads {
+            both.grad.copy_from_slice(&g);
+            a.grad.copy_from_slice(&g[..2]);
+            b.grad.copy_from_slice(&g[2..]);
+            adam.step(&mut both, 0.1);
+            first.step(&mut a, 0.1);
+            second.step(&mut b, 0.01);
+        }
+        assert_eq!(both.data[..2], a.data[..]);
+        assert_eq!(both.data[2..], b.data[..]);
+    }
+
+    #[test]
     fn adamw_decays_weights_but_not_buffers() {
         use crate::core::params::Registry;
         let mut p = Params::<f64>::default();
@@ -178,12 +248,12 @@ mod tests {
         let mut p = Params::<f64>::default();
         p.add("x", &[2]);
         p.grad.copy_from_slice(&[3.0, 4.0]);
-        assert_eq!(clip_grad_norm(&mut p, 10.0), 5.0);
+        assert_eq!(clip_grad_norm(&mut p.grad, 10.0), 5.0);
         assert_eq!(p.grad, vec![3.0, 4.0], "under the cap nothing changes");
-        assert_eq!(clip_grad_norm(&mut p, 1.0), 5.0);
+        assert_eq!(clip_grad_norm(&mut p.grad, 1.0), 5.0);
         assert!((p.grad[0] - 0.6).abs() < 1e-12 && (p.grad[1] - 0.8).abs() < 1e-12);
         p.grad[0] = f64::NAN;
-        assert!(clip_grad_norm(&mut p, 1.0).is_nan());
+        assert!(clip_grad_norm(&mut p.grad, 1.0).is_nan());
     }
 
     #[test]

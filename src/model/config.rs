@@ -221,6 +221,9 @@ pub struct ModelConfig {
     /// A flow the posterior's draws go through before the decoder reads them (none: a diagonal Gaussian).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flow: Option<FlowSpec>,
+    /// FactorVAE's discriminator's hidden widths (empty: no discriminator). Its weights are the model's last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub discriminator: Vec<usize>,
 }
 
 /// A latent layer above the first: its dimension and the hidden widths of q(z_l | z_{l−1}); the generative
@@ -296,6 +299,8 @@ pub struct Architecture {
     pub stack: Option<Stack>,
     /// The posterior's flow, if any.
     pub flow: Option<Flow>,
+    /// FactorVAE's discriminator, if any.
+    pub discriminator: Option<super::factor::Discriminator>,
 }
 
 impl Architecture {
@@ -314,6 +319,10 @@ impl Architecture {
                 .flow
                 .as_ref()
                 .map_or(0, |f| f.buffer_len(rows.saturating_mul(samples)))
+            + self
+                .discriminator
+                .as_ref()
+                .map_or(0, |d| d.buffer_len(rows.saturating_mul(samples), latent))
     }
 
     /// The dimension of the codes users see: the top latent layer's.
@@ -363,6 +372,7 @@ impl ModelConfig {
             prior: PriorSpec::Normal,
             upper: Vec::new(),
             flow: None,
+            discriminator: Vec::new(),
         }
     }
 
@@ -653,6 +663,9 @@ impl ModelConfig {
         let flow = self
             .flow
             .map(|spec| Flow::new(reg, spec, self.latent, self.activation));
+        // Registered last of all: the VAE's optimiser stops where its weights start.
+        let discriminator = (!self.discriminator.is_empty())
+            .then(|| super::factor::Discriminator::new(reg, self.latent, &self.discriminator));
         Ok(Architecture {
             encoder,
             decoder,
@@ -661,6 +674,7 @@ impl ModelConfig {
             vamp,
             stack,
             flow,
+            discriminator,
         })
     }
 

@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod dip;
+pub mod factor;
 pub mod flow;
 pub mod latent;
 pub mod net;

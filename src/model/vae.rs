@@ -98,6 +98,8 @@ pub struct Objective {
     pub dip: Option<super::dip::Dip>,
     /// β-TC-VAE's reweighting of the KL's parts.
     pub tc: Option<super::tc::Tc>,
+    /// FactorVAE's γ, the weight of the discriminator's total-correlation estimate.
+    pub factor_vae: Option<f64>,
 }
 
 impl Objective {
@@ -112,6 +114,7 @@ impl Objective {
             ciwae_beta: 0.0,
             dip: None,
             tc: None,
+            factor_vae: None,
         }
     }
 
@@ -249,6 +252,10 @@ pub struct Workspace<T> {
     vamp: Option<VampBuffers<T>>,
     /// The posterior's flow, when it has one.
     flow: Option<FlowBuffers<T>>,
+    /// FactorVAE: the discriminator's buffers and the permutations of this step's draws.
+    factor: Option<super::factor::DiscriminatorBuffers<T>>,
+    /// FactorVAE: the discriminator's losses at the last training step.
+    pub discriminator: super::factor::DiscriminatorStats,
 }
 
 impl<T: Real> Workspace<T> {
@@ -313,7 +320,16 @@ where
         if let Some(flow) = &vae.arch.flow {
             flow.init(p, rng);
         }
+        if let Some(d) = &vae.arch.discriminator {
+            d.net.init(p, rng);
+        }
         vae
+    }
+
+    /// Where FactorVAE's discriminator's weights start (they run to the end), if the model has one: the VAE's
+    /// optimiser and gradient clipping stop there.
+    pub fn discriminator_start(&self) -> Option<usize> {
+        self.arch.discriminator.as_ref().map(|d| d.start)
     }
 
     /// The model with all weights zero (to be filled from a checkpoint). The config must be valid.
@@ -438,6 +454,8 @@ where
                 .vamp
                 .map(|v| v.buffers(&self.arch.encoder, self.params.len())),
             flow: self.arch.flow.as_ref().map(|f| f.buffers(rs)),
+            factor: self.arch.discriminator.as_ref().map(|d| d.buffers(rs, z)),
+            discriminator: Default::default(),
         }
     }
 
@@ -575,6 +593,9 @@ where
     {
         let samples = ws.samples;
         self.draw_eps_into(rows, samples, &mut ws.eps, rng);
+        if let Some(f) = ws.factor.as_mut() {
+            f.shuffle(rows * samples, rng);
+        }
     }
 
     /// [`Vae::draw_eps`] into `eps` (`[rows·samples, latent]`, image-major), drawing the same numbers.
@@ -1049,6 +1070,23 @@ where
         ws.weights[..n].copy_from_slice(&ws.enc_weights[..n]);
     }
 
+    /// FactorVAE: adds γ × the discriminator's TC estimate's gradient into `ws.dz` and writes the discriminator's
+    /// own gradient into its weights (zero when this step's objective has no γ, so its optimiser stands still).
+    fn discriminator_step(&mut self, rows: usize, objective: &Objective, ws: &mut Workspace<T>) {
+        let Some(disc) = &self.arch.discriminator else {
+            return;
+        };
+        let (zd, s) = (self.config.latent, ws.samples);
+        let n = rows * s;
+        let (p, g) = (&self.params.data, &mut self.params.grad);
+        match (objective.factor_vae, ws.factor.as_mut()) {
+            (Some(gamma), Some(fb)) => {
+                ws.discriminator = disc.step(p, g, &ws.z, n, zd, s, gamma, fb, &mut ws.dz);
+            }
+            _ => g[disc.start..].fill(T::zero()),
+        }
+    }
+
     fn backward(
         &mut self,
         x: &[T],
@@ -1096,6 +1134,7 @@ where
             }
             (ModelKind::Vae, Estimator::Elbo) => {
                 self.kl_weights(rows, objective, stats, ws);
+                self.discriminator_step(rows, objective, ws);
                 // β-TC-VAE's terms reach the heads through every draw's density under every item's posterior;
                 // the closed-form KL below overwrites `dhead`, so they wait aside.
                 let tc_dhead = objective.tc.map(|tc| {
@@ -1863,6 +1902,49 @@ mod tests {
             };
             check(cfg.clone(), 1, dip, "DIP-VAE");
             check(cfg.clone(), 2, dip, "DIP-VAE, two samples");
+        }
+    }
+
+    #[test]
+    fn factor_vae_gradients() {
+        // The VAE's weights get the gradient of recon + KL + γ·TC with the discriminator held fixed; the
+        // discriminator's own gradient is checked in `factor.rs`.
+        let mut cfg = config(vec![5], Activation::Tanh, Likelihood::Bernoulli);
+        cfg.discriminator = vec![6, 4];
+        let objective = Objective {
+            factor_vae: Some(3.0),
+            ..Objective::elbo(1.0)
+        };
+        for samples in [1, 2] {
+            let mut vae = model(cfg.clone());
+            let (rows, zd) = (3, vae.config.latent);
+            let x = batch(rows, vae.config.input_dim());
+            let mut ws = vae.workspace(4, samples);
+            vae.draw_eps(rows, &mut ws, &mut rand_pcg::Pcg64Mcg::seed_from_u64(9));
+            let eps = ws.eps.clone();
+            vae.loss_and_grad(&x, rows, &objective, &mut ws);
+            let start = vae.discriminator_start().unwrap();
+            assert!(start < vae.params.len());
+            let grad = vae.params.grad[..start].to_vec();
+            let data = vae.params.data.clone();
+            let value = |p: &[f64]| {
+                let mut m = vae.clone();
+                m.params.data[..start].copy_from_slice(p);
+                let mut ws = m.workspace(4, samples);
+                ws.eps.copy_from_slice(&eps);
+                let st = m.forward(&x, rows, &mut ws, Some(&objective));
+                let disc = m.arch.discriminator.as_ref().unwrap();
+                let n = rows * samples;
+                let mut b = disc.net.buffers(n);
+                disc.net
+                    .forward(&m.params.data, &ws.z[..n * zd], &[], n, &mut b, true);
+                let o = b.output();
+                let tc: f64 = (0..n)
+                    .map(|r| (o[2 * r] - o[2 * r + 1]) / samples as f64)
+                    .sum();
+                st.recon + st.kl + 3.0 * tc
+            };
+            check_gradients(&data[..start], &grad, value, "FactorVAE");
         }
     }
 

@@ -256,7 +256,7 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
         return Err(bad("checksum mismatch: the checkpoint is damaged".into()));
     }
     let mut vae = Vae::<f32>::uninit(config.model.clone());
-    let mut adam = config.train.adam(vae.params.len());
+    let mut adam = config.train.adam_for(&vae);
     adam.t = state.adam_t;
     let specs = vae.params.specs.clone();
     let read = |name: &str, shape: &[usize], out: &mut [f32]| -> Result<()> {

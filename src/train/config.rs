@@ -193,6 +193,9 @@ pub struct TrainConfig {
     /// β-TC-VAE's weights of the KL's three parts (its `dataset_size` is the training split's, set at each step).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tc: Option<crate::model::tc::Tc>,
+    /// FactorVAE's γ and the discriminator's learning rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub factor_vae: Option<crate::model::factor::FactorVae>,
     /// Learning-rate schedule.
     #[serde(default)]
     pub lr_schedule: LrSchedule,
@@ -211,6 +214,21 @@ impl TrainConfig {
         adam.beta1 = self.adam_beta1;
         adam.beta2 = self.adam_beta2;
         adam.weight_decay = self.weight_decay;
+        adam
+    }
+
+    /// [`TrainConfig::adam`] for `vae`'s parameters, FactorVAE's discriminator stepped as its own optimiser.
+    pub fn adam_for(&self, vae: &crate::model::Vae<f32>) -> crate::core::Adam<f32> {
+        let mut adam = self.adam(vae.params.len());
+        if let (Some(start), Some(f)) = (vae.discriminator_start(), self.factor_vae) {
+            let (beta1, beta2) = crate::model::factor::ADAM_BETAS;
+            adam.tail = Some(crate::core::optim::AdamGroup {
+                start,
+                lr: f.lr,
+                beta1,
+                beta2,
+            });
+        }
         adam
     }
 }
@@ -244,6 +262,7 @@ impl Default for TrainConfig {
             free_bits: 0.0,
             dip: None,
             tc: None,
+            factor_vae: None,
             lr_schedule: LrSchedule::Constant,
             data_dir: None,
             data: None,
@@ -382,6 +401,46 @@ impl RunConfig {
                 "--tc splits the KL of a Gaussian posterior from N(0, I): it needs a VAE of one latent layer without a flow, with --prior normal, trained on the ELBO (--objective elbo)"
                     .into(),
             ));
+        }
+        if t.factor_vae.is_some() == self.model.discriminator.is_empty() {
+            return Err(Error::Config(
+                "a FactorVAE run needs both its γ and its discriminator: --factor-vae gives both"
+                    .into(),
+            ));
+        }
+        if let Some(f) = t.factor_vae {
+            if t.shards > 1 {
+                return Err(Error::Config(
+                    "--factor-vae permutes codes across the whole batch, which --shards (and training over MPI) splits: use one of them"
+                        .into(),
+                ));
+            }
+            if t.objective != Estimator::Elbo
+                || !self.model.upper.is_empty()
+                || self.model.flow.is_some()
+                || !self.model.is_variational()
+            {
+                return Err(Error::Config(
+                    "--factor-vae adds a discriminator's total correlation to the ELBO of one Gaussian latent layer: it needs a VAE without a flow or stacked layers, trained on the ELBO (--objective elbo)"
+                        .into(),
+                ));
+            }
+            if !(f.gamma.is_finite() && f.gamma >= 0.0 && f.lr.is_finite() && f.lr > 0.0) {
+                return Err(Error::Config(format!(
+                    "--factor-vae {} must be finite and at least 0, and --discriminator-lr {} finite and above 0",
+                    f.gamma, f.lr
+                )));
+            }
+            if t.tc.is_some() || t.dip.is_some() {
+                return Err(Error::Config(
+                    "--factor-vae, --tc and --dip are three ways to disentangle: give one".into(),
+                ));
+            }
+            if let Some(w) = self.model.discriminator.iter().find(|&&w| w == 0) {
+                return Err(Error::Config(format!(
+                    "--discriminator widths must be at least 1, not {w}"
+                )));
+            }
         }
         if let Some(tc) = t.tc {
             if ![tc.alpha, tc.beta, tc.gamma]

@@ -583,7 +583,7 @@ pub fn train_on(
                 cfg.model.clone(),
                 &mut rand_pcg::Pcg64Mcg::seed_from_u64(seed),
             );
-            let adam = cfg.train.adam(vae.params.len());
+            let adam = cfg.train.adam_for(&vae);
             let state = TrainState {
                 epoch: 0,
                 adam_t: 0,
@@ -715,13 +715,15 @@ pub fn train_on(
                         what: format!("the loss became {}", loss / rows as f64),
                     });
                 }
+                // FactorVAE's discriminator has its own loss, a mean already, and its own optimiser.
+                let own = vae.discriminator_start().unwrap_or(vae.params.len());
                 if t.loss_reduction == Reduction::Mean {
                     // PyTorch's default: the gradient of the per-image mean, so clipping and ε see that scale.
                     let s = 1.0 / rows as f32;
-                    vae.params.grad.iter_mut().for_each(|g| *g *= s);
+                    vae.params.grad[..own].iter_mut().for_each(|g| *g *= s);
                 }
                 if let Some(max) = t.clip_grad_norm {
-                    let norm = crate::core::optim::clip_grad_norm(&mut vae.params, max);
+                    let norm = crate::core::optim::clip_grad_norm(&mut vae.params.grad[..own], max);
                     if !norm.is_finite() {
                         observer.abandon();
                         return Err(Error::Diverged {
@@ -925,6 +927,7 @@ pub fn step_objective(
         groups: t.groups,
         ciwae_beta: t.ciwae_beta.unwrap_or(0.0),
         dip: t.dip,
+        factor_vae: t.factor_vae.map(|f| f.gamma),
         tc: t.tc.map(|tc| crate::model::tc::Tc {
             dataset_size: train_items,
             ..tc

@@ -145,6 +145,12 @@ run_flags! {
     [value_name = "GAMMA"] tc_gamma: f64,
     /// How beta-TC-VAE estimates q(z) from the batch: minibatch-weighted or -stratified sampling [default: mws].
     [value_enum, ignore_case = true] tc_sampling: TcSampling,
+    /// FactorVAE (Kim & Mnih 2018): the weight gamma of a discriminator's total-correlation estimate (the paper's dSprites runs: 35).
+    [value_name = "GAMMA"] factor_vae: f64,
+    /// FactorVAE's discriminator's hidden widths [default: 1000,1000,1000,1000,1000,1000].
+    [value_name = "W[,W...]"] discriminator: Widths,
+    /// FactorVAE's discriminator's learning rate (Adam with beta1 0.5, beta2 0.9) [default: 1e-4].
+    [value_name = "LR"] discriminator_lr: f64,
     /// Pixel binarisation [default: none].
     [value_enum, ignore_case = true] binarize: Binarize,
     /// Images per minibatch [default: 128].
@@ -1137,6 +1143,39 @@ impl Settings {
                 None
             }
         };
+        let factor_vae = match self.factor_vae {
+            Some(gamma) => {
+                model.discriminator = match &self.discriminator {
+                    None => crate::model::factor::DEFAULT_HIDDEN.to_vec(),
+                    Some(Widths(groups)) if groups.len() == 1 => groups[0].clone(),
+                    Some(_) => {
+                        return Err(Error::Config(
+                            "--discriminator takes one list of widths, such as 1000,1000 (no /)"
+                                .into(),
+                        ));
+                    }
+                };
+                Some(crate::model::factor::FactorVae {
+                    gamma,
+                    lr: self
+                        .discriminator_lr
+                        .unwrap_or(crate::model::factor::DEFAULT_LR),
+                })
+            }
+            None => {
+                only_with(
+                    self.discriminator.is_some(),
+                    "--discriminator",
+                    "--factor-vae",
+                )?;
+                only_with(
+                    self.discriminator_lr.is_some(),
+                    "--discriminator-lr",
+                    "--factor-vae",
+                )?;
+                None
+            }
+        };
         let epochs = self
             .epochs
             .or(schedule.natural_epochs())
@@ -1171,6 +1210,7 @@ impl Settings {
             free_bits: self.free_bits.unwrap_or(0.0),
             dip,
             tc,
+            factor_vae,
             lr_schedule: schedule,
             data_dir: self.data_dir.clone(),
             data,
