@@ -75,8 +75,8 @@ fn generated_dsprites_train_and_score_and_say_they_are_generated() {
     let err = stderr(&o);
     assert!(o.status.success(), "{err}");
     assert!(
-        err.contains("dSprites' layout: 600 binary 64×64 images")
-            && err.contains("shape 3, scale 6, orientation 40, posX 32, posY 32"),
+        err.contains("named as dSprites' (imgs, latents_classes): 600 binary 64×64 images")
+            && err.contains("shape 3, scale 6, orientation 40, posX 32, posY 32 (dSprites' grid)"),
         "{err}"
     );
     assert!(err.contains("not DeepMind's file"), "{err}");
@@ -155,7 +155,10 @@ fn a_complete_grid_of_other_factors_is_looked_up_not_drawn() {
     let o = train(&file, &dir, &["--test-fraction", "0.25"]);
     let err = stderr(&o);
     assert!(o.status.success(), "{err}");
-    assert!(err.contains("factors factor0 3, factor1 4"), "{err}");
+    assert!(
+        err.contains("factors factor0 3, factor1 4, a grid of its own, not dSprites'"),
+        "{err}"
+    );
     let o = run(elbo()
         .args(["disentanglement", "--points", "20", "--json"])
         .arg(&dir));
@@ -168,6 +171,74 @@ fn a_complete_grid_of_other_factors_is_looked_up_not_drawn() {
             .contains("looked up in the run's data, which holds all 12 combinations"),
         "{v}"
     );
+}
+
+/// An `.npz` whose members are named exactly as given.
+fn raw_npz(path: &Path, members: &[(&str, Vec<u8>)]) {
+    let mut z = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    for (name, bytes) in members {
+        z.start_file(*name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        z.write_all(bytes).unwrap();
+    }
+    z.finish().unwrap();
+}
+
+#[test]
+fn npz_members_that_leave_the_data_in_doubt_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let x = npy(&[4, 4, 4], [0u8, 200].repeat(32));
+    let mut trailing = x.clone();
+    trailing.extend([0u8; 7]);
+    let collide = tmp.path().join("collide.npz");
+    raw_npz(&collide, &[("x.npy", x.clone()), ("x", x.clone())]);
+    let extra = tmp.path().join("trailing.npz");
+    raw_npz(&extra, &[("x.npy", trailing.clone())]);
+    let lone = tmp.path().join("trailing.npy");
+    std::fs::write(&lone, &trailing).unwrap();
+    // Two members of one name: written under two names of one length, then renamed in place.
+    let twice = tmp.path().join("twice.npz");
+    raw_npz(&twice, &[("x.npy", x.clone()), ("q.npy", x)]);
+    let bytes = std::fs::read(&twice).unwrap();
+    let renamed = String::from_utf8_lossy(&bytes).matches("q.npy").count();
+    assert_eq!(renamed, 2, "local and central headers");
+    let mut patched = bytes.clone();
+    for i in 0..bytes.len() - 5 {
+        if &bytes[i..i + 5] == b"q.npy" {
+            patched[i] = b'x';
+        }
+    }
+    std::fs::write(&twice, patched).unwrap();
+    // The same in a zip of images.
+    let mut png = Vec::new();
+    image::GrayImage::from_pixel(8, 8, image::Luma([90]))
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let pictures = tmp.path().join("pictures.zip");
+    let members: Vec<(String, Vec<u8>)> = (0..12)
+        .map(|i| (format!("{}.png", (b'a' + i) as char), png.clone()))
+        .collect();
+    let named: Vec<(&str, Vec<u8>)> = members.iter().map(|(n, b)| (&n[..], b.clone())).collect();
+    raw_npz(&pictures, &named);
+    let bytes = std::fs::read(&pictures).unwrap();
+    let mut patched = bytes.clone();
+    for i in 0..bytes.len() - 5 {
+        if &bytes[i..i + 5] == b"b.png" {
+            patched[i] = b'a';
+        }
+    }
+    std::fs::write(&pictures, patched).unwrap();
+    for (file, why) in [
+        (&collide, "two arrays named x"),
+        (&extra, "7 bytes follow"),
+        (&lone, "7 bytes follow"),
+        (&twice, "appears twice"),
+        (&pictures, "appears twice"),
+    ] {
+        assert_user_error(&train(file, &out, &[]), why);
+        assert!(!out.exists());
+    }
 }
 
 #[test]

@@ -112,7 +112,10 @@ fn every_example_config_trains_briefly() {
     assert_eq!(tc["model"]["latent"], 10);
     let fv = saved_config(&tmp.path().join("dsprites-factorvae"));
     assert_eq!(fv["train"]["factor_vae"]["gamma"], 35.0);
-    assert_eq!(fv["model"]["discriminator"], serde_json::json!(vec![1000; 6]));
+    assert_eq!(
+        fv["model"]["discriminator"],
+        serde_json::json!(vec![1000; 6])
+    );
     let dip = saved_config(&tmp.path().join("dsprites-dip-vae"));
     assert_eq!(dip["train"]["dip"]["kind"], "ii");
     assert_eq!(dip["train"]["dip"]["lambda_d"], 10.0);

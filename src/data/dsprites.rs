@@ -327,9 +327,8 @@ pub(super) fn found_in(
         None => class.iter().map(|&c| c as f64).collect(),
     };
     let factors = Factors::new(names, sizes, class, values)?;
-    let odd = (factors.sizes == SIZES)
-        .then(|| disagreement(&factors))
-        .flatten();
+    let own_grid = factors.sizes == SIZES;
+    let odd = own_grid.then(|| disagreement(&factors)).flatten();
     let mut ds = Dataset::new(
         ItemShape::grey(h, w),
         Kind::Image,
@@ -344,9 +343,14 @@ pub(super) fn found_in(
         .collect();
     ds.factors = Some(Box::new(factors));
     crate::say!(
-        "elbo: {}: dSprites' layout: {n} binary {h}×{w} images (0 and 1, seen as black and white) with factors {}",
+        "elbo: {}: arrays named as dSprites' (imgs, latents_classes): {n} binary {h}×{w} images (0 and 1, seen as black and white) with factors {}{}",
         path.display(),
-        grid.join(", ")
+        grid.join(", "),
+        if own_grid {
+            " (dSprites' grid)"
+        } else {
+            ", a grid of its own, not dSprites'"
+        }
     );
     if let Some((i, f, v, want)) = odd {
         crate::say!(

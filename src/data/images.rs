@@ -853,6 +853,13 @@ fn from_files(path: &Path, lay: Layout, opts: &ImageOptions, sink: &mut Sink) ->
 fn load_zip(path: &Path, opts: &ImageOptions, flat: bool, sink: &mut Sink) -> Result<Assembly> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut zip = zip::ZipArchive::new(file).map_err(|e| bad_archive(path, e))?;
+    // The zip format allows two entries of one name; reading one of them would be a guess.
+    if zip.has_duplicate_names() {
+        return Err(bad_archive(
+            path,
+            "an entry's name appears twice, so which file is meant is unclear",
+        ));
+    }
     let mut notes = Vec::new();
     let entries = archive::zip_members(path, &mut zip)?.entries(&mut notes);
     let lay = layout(entries, path, flat, notes)?;

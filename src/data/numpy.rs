@@ -249,6 +249,13 @@ fn read_array(r: impl Read, limit: u64, src: Src) -> Result<Array> {
             "its header claims {count} values of {size} bytes, more than the file holds"
         )));
     }
+    // NumPy writes exactly the values the header describes; more bytes mean the header is not this data's.
+    if size > 0 && count.saturating_mul(size) < data_bytes as u128 {
+        return Err(src.bad(format!(
+            "{} bytes follow the {count} values of {size} bytes its header describes: the header does not describe this data (save the array again with numpy.save)",
+            data_bytes as u128 - count * size
+        )));
+    }
     let type_name = numpy_name(&ts);
     let (tc, size) = (ts.type_char(), ts.size_field());
     let dtype = match (tc, size) {
@@ -358,10 +365,24 @@ fn read_npz(path: &Path, wanted: &[&str]) -> Result<Vec<(String, Array)>> {
         .map(|n| n.map(|n| n.into_owned()))
         .collect::<std::result::Result<_, _>>()
         .map_err(|e| not_npz(&e))?;
+    // Two members by one name (which the zip format allows and numpy.savez never writes) would leave which one
+    // is meant to chance.
+    if zip.has_duplicate_names() {
+        return Err(not_npz(
+            &"a member's name appears twice, so which array is meant is unclear",
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
     for name in names {
         let key = name.trim_end_matches(".npy");
         if !wanted.contains(&key) {
             continue;
+        }
+        if !seen.insert(key.to_string()) {
+            return Err(Error::Config(format!(
+                "{}: holds two arrays named {key} ({key} and {key}.npy): keep one",
+                path.display()
+            )));
         }
         let src = Src { path, what: key };
         let f = zip.by_name(&name).map_err(|e| src.bad(e))?;
