@@ -3,8 +3,7 @@
 
 mod common;
 
-use common::{assert_user_error, elbo, npy, run, stderr};
-use std::io::Write;
+use common::{assert_user_error, elbo, npy, npz, run, stderr, zip_of};
 use std::path::Path;
 
 fn make(out: &Path, n: &str, seed: &str) -> std::process::Output {
@@ -31,20 +30,6 @@ fn train_with(base: &[&str], data: &Path, out: &Path, extra: &[&str]) -> std::pr
         .arg(data)
         .arg("--out")
         .arg(out))
-}
-
-/// An `.npz` of the named `.npy` byte strings.
-fn npz(path: &Path, arrays: &[(&str, Vec<u8>)]) {
-    let mut z = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
-    for (name, bytes) in arrays {
-        z.start_file(
-            format!("{name}.npy"),
-            zip::write::SimpleFileOptions::default(),
-        )
-        .unwrap();
-        z.write_all(bytes).unwrap();
-    }
-    z.finish().unwrap();
 }
 
 #[test]
@@ -173,17 +158,6 @@ fn a_complete_grid_of_other_factors_is_looked_up_not_drawn() {
     );
 }
 
-/// An `.npz` whose members are named exactly as given.
-fn raw_npz(path: &Path, members: &[(&str, Vec<u8>)]) {
-    let mut z = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
-    for (name, bytes) in members {
-        z.start_file(*name, zip::write::SimpleFileOptions::default())
-            .unwrap();
-        z.write_all(bytes).unwrap();
-    }
-    z.finish().unwrap();
-}
-
 #[test]
 fn npz_members_that_leave_the_data_in_doubt_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
@@ -192,14 +166,14 @@ fn npz_members_that_leave_the_data_in_doubt_are_refused() {
     let mut trailing = x.clone();
     trailing.extend([0u8; 7]);
     let collide = tmp.path().join("collide.npz");
-    raw_npz(&collide, &[("x.npy", x.clone()), ("x", x.clone())]);
+    zip_of(&collide, &[("x.npy", x.clone()), ("x", x.clone())]);
     let extra = tmp.path().join("trailing.npz");
-    raw_npz(&extra, &[("x.npy", trailing.clone())]);
+    zip_of(&extra, &[("x.npy", trailing.clone())]);
     let lone = tmp.path().join("trailing.npy");
     std::fs::write(&lone, &trailing).unwrap();
     // Two members of one name: written under two names of one length, then renamed in place.
     let twice = tmp.path().join("twice.npz");
-    raw_npz(&twice, &[("x.npy", x.clone()), ("q.npy", x)]);
+    zip_of(&twice, &[("x.npy", x.clone()), ("q.npy", x)]);
     let bytes = std::fs::read(&twice).unwrap();
     let renamed = String::from_utf8_lossy(&bytes).matches("q.npy").count();
     assert_eq!(renamed, 2, "local and central headers");
@@ -220,7 +194,7 @@ fn npz_members_that_leave_the_data_in_doubt_are_refused() {
         .map(|i| (format!("{}.png", (b'a' + i) as char), png.clone()))
         .collect();
     let named: Vec<(&str, Vec<u8>)> = members.iter().map(|(n, b)| (&n[..], b.clone())).collect();
-    raw_npz(&pictures, &named);
+    zip_of(&pictures, &named);
     let bytes = std::fs::read(&pictures).unwrap();
     let mut patched = bytes.clone();
     for i in 0..bytes.len() - 5 {

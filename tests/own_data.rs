@@ -1,6 +1,8 @@
 //! The user's own data through the library's loaders: image folders and archives, NumPy files and tables, and
 //! every kind of bad input the loaders must refuse with a clear error instead of a panic.
 
+mod common;
+
 use elbo::data::images::{self, Found, ImageOptions};
 use elbo::data::{Dataset, ItemShape, Kind, Values, numpy, table};
 use std::io::Write;
@@ -227,19 +229,6 @@ fn npy_bytes<T: npyz::AutoSerialize + Copy>(shape: &[u64], data: &[T]) -> Vec<u8
     std::fs::read(tmp.path()).unwrap()
 }
 
-fn write_npz(path: &Path, arrays: &[(&str, Vec<u8>)]) {
-    let mut z = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
-    for (name, bytes) in arrays {
-        z.start_file(
-            format!("{name}.npy"),
-            zip::write::SimpleFileOptions::default(),
-        )
-        .unwrap();
-        z.write_all(bytes).unwrap();
-    }
-    z.finish().unwrap();
-}
-
 #[test]
 fn numpy_arrays_in_every_layout() {
     let tmp = tempfile::tempdir().unwrap();
@@ -283,7 +272,7 @@ fn numpy_arrays_in_every_layout() {
     assert_eq!(nchw.values, nhwc.values, "N×C×H×W is transposed to N×H×W×C");
     // An .npz in Keras's mnist.npz layout, with labels.
     let npz = tmp.path().join("mnist.npz");
-    write_npz(
+    common::npz(
         &npz,
         &[
             ("x_train", npy_bytes(&[3, 2, 2], &[7u8; 12])),

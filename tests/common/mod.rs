@@ -170,6 +170,32 @@ pub fn npy<T: npyz::AutoSerialize>(shape: &[u64], data: impl IntoIterator<Item =
     buf
 }
 
+/// An `.npz` of the named `.npy` byte strings (each member named `NAME.npy`, as `numpy.savez` names them).
+pub fn npz(path: &Path, arrays: &[(&str, Vec<u8>)]) {
+    let named: Vec<(String, Vec<u8>)> = arrays
+        .iter()
+        .map(|(n, b)| (format!("{n}.npy"), b.clone()))
+        .collect();
+    zip_of(
+        path,
+        &named
+            .iter()
+            .map(|(n, b)| (&n[..], b.clone()))
+            .collect::<Vec<_>>(),
+    );
+}
+
+/// A zip whose members are named exactly as given.
+pub fn zip_of(path: &Path, members: &[(&str, Vec<u8>)]) {
+    let mut z = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    for (name, bytes) in members {
+        z.start_file(*name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        z.write_all(bytes).unwrap();
+    }
+    z.finish().unwrap();
+}
+
 /// A running `elbo serve`, stopped (SIGKILL) when dropped unless already stopped.
 pub struct Served {
     /// The server process.
