@@ -520,6 +520,11 @@ fn beta_tc_vae_decorrelates_the_codes_and_is_refused_where_it_cannot_apply() {
             vec!["--tc", "6", "--objective", "iwae", "--k-train", "5"],
             "--objective elbo",
         ),
+        (vec!["--tc", "6", "--batch-size", "1"], "at least 2 items"),
+        (
+            vec!["--tc", "6", "--warmup-epochs", "3"],
+            "drop --warmup-epochs",
+        ),
         (vec!["--tc", "6", "--flow", "planar:2"], "without a flow"),
         (vec!["--tc", "6", "--prior", "mog"], "--prior normal"),
         (vec!["--tc", "6", "--shards", "2"], "--shards"),
@@ -531,6 +536,14 @@ fn beta_tc_vae_decorrelates_the_codes_and_is_refused_where_it_cannot_apply() {
         assert_user_error(&train(&file, &out, &extra), why);
         assert!(!out.exists());
     }
+    let one = train_with(
+        &["--epochs", "1", "--latent", "1"],
+        &file,
+        &out,
+        &["--tc", "6"],
+    );
+    assert_user_error(&one, "--latent needs at least 2");
+    assert!(!out.exists());
 }
 
 #[test]
@@ -615,7 +628,11 @@ fn factor_vae_trains_its_discriminator_resumes_and_is_refused_where_it_cannot_ap
         ),
         (
             vec!["--factor-vae", "35", "--discriminator", "10,0"],
-            "at least 1",
+            "between 1 and 65536",
+        ),
+        (
+            vec!["--factor-vae", "35", "--batch-size", "1"],
+            "at least 2 items",
         ),
         (
             vec!["--factor-vae", "35", "--discriminator", "10/10"],
@@ -630,6 +647,14 @@ fn factor_vae_trains_its_discriminator_resumes_and_is_refused_where_it_cannot_ap
         assert_user_error(&train(&file, &out, &extra), why);
         assert!(!out.exists());
     }
+    let one = train_with(
+        &["--epochs", "1", "--latent", "1"],
+        &file,
+        &out,
+        &["--factor-vae", "35"],
+    );
+    assert_user_error(&one, "--latent needs at least 2");
+    assert!(!out.exists());
 }
 
 #[test]

@@ -818,6 +818,18 @@ impl ModelConfig {
                 "the networks would have {layers} layers, more than the {MAX_LAYERS} accepted: use fewer --hidden widths, --conv layers or latent layers (--latent)"
             )));
         }
+        if self.discriminator.len() >= MAX_LAYERS {
+            return Err(Error::Config(format!(
+                "--discriminator has {} widths: at most {} are accepted",
+                self.discriminator.len(),
+                MAX_LAYERS - 1
+            )));
+        }
+        if let Some(w) = self.discriminator.iter().find(|&&w| w == 0 || w > 65536) {
+            return Err(Error::Config(format!(
+                "--discriminator widths must be between 1 and 65536, not {w}"
+            )));
+        }
         if let PriorSpec::Mixture { components } | PriorSpec::Vamp { components } = self.prior {
             let name = self.prior.name();
             if components == 0 || components > MAX_COMPONENTS {

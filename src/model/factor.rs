@@ -48,13 +48,27 @@ pub struct DiscriminatorBuffers<T> {
     logits: Vec<T>,
     /// `[2·rows, latent]`: the gradient by the input.
     dx: Vec<T>,
-    /// `[latent, rows]`: each dimension's permutation of the draws, drawn with the step's noise.
+}
+
+/// Each dimension's permutation of a step's draws, drawn with the step's noise.
+#[derive(Debug, Clone)]
+pub struct Shuffle {
+    /// `[latent, rows]`: the permutations.
     pub perm: Vec<u32>,
     latent: usize,
     rows: usize,
 }
 
-impl<T> DiscriminatorBuffers<T> {
+impl Shuffle {
+    /// Room for `rows` draws of `latent` dimensions.
+    pub fn new(rows: usize, latent: usize) -> Self {
+        Shuffle {
+            perm: (0..latent).flat_map(|_| 0..rows as u32).collect(),
+            latent,
+            rows,
+        }
+    }
+
     /// Draws each dimension's permutation of the first `rows` draws.
     pub fn shuffle(&mut self, rows: usize, rng: &mut impl rand::Rng) {
         use rand::seq::SliceRandom;
@@ -105,9 +119,6 @@ impl Discriminator {
             input: vec![T::zero(); 2 * rows * latent],
             logits: vec![T::zero(); 4 * rows],
             dx: vec![T::zero(); 2 * rows * latent],
-            perm: (0..latent).flat_map(|_| 0..rows as u32).collect(),
-            latent,
-            rows,
         }
     }
 
@@ -130,15 +141,16 @@ impl Discriminator {
         latent: usize,
         samples: usize,
         gamma: f64,
+        shuffle: &Shuffle,
         buf: &mut DiscriminatorBuffers<T>,
         dz: &mut [T],
     ) -> DiscriminatorStats {
-        let per = buf.rows;
+        let per = shuffle.rows;
         let (real, shuffled) = buf.input[..2 * n * latent].split_at_mut(n * latent);
         real.copy_from_slice(&z[..n * latent]);
         for (r, row) in shuffled.chunks_exact_mut(latent).enumerate() {
             for (d, v) in row.iter_mut().enumerate() {
-                *v = z[buf.perm[d * per + r] as usize * latent + d];
+                *v = z[shuffle.perm[d * per + r] as usize * latent + d];
             }
         }
         let input = &buf.input[..2 * n * latent];
@@ -220,8 +232,8 @@ mod tests {
         let (n, zd, samples, gamma) = (4, 3, 2, 7.0);
         let z: Vec<f64> = (0..n * zd).map(|i| (i as f64 * 0.9).sin() * 1.5).collect();
         let mut buf = disc.buffers::<f64>(n, zd);
-        buf.shuffle(n, &mut rand_pcg::Pcg64Mcg::seed_from_u64(4));
-        let perm = buf.perm.clone();
+        let mut shuffle = Shuffle::new(n, zd);
+        shuffle.shuffle(n, &mut rand_pcg::Pcg64Mcg::seed_from_u64(4));
         let mut g = vec![0.0; params.data.len()];
         let mut dz = vec![0.0; n * zd];
         disc.step(
@@ -232,15 +244,17 @@ mod tests {
             zd,
             samples,
             gamma,
+            &shuffle,
             &mut buf,
             &mut dz,
         );
         let run = |p: &[f64], z: &[f64]| {
             let mut b = disc.buffers::<f64>(n, zd);
-            b.perm.copy_from_slice(&perm);
             let mut g = vec![0.0; p.len()];
             let mut dz = vec![0.0; n * zd];
-            disc.step(p, &mut g, z, n, zd, samples, gamma, &mut b, &mut dz)
+            disc.step(
+                p, &mut g, z, n, zd, samples, gamma, &shuffle, &mut b, &mut dz,
+            )
         };
         let h = 1e-6;
         // The discriminator's weights get its own loss's gradient, nothing of the VAE's.
@@ -262,7 +276,6 @@ mod tests {
             b[k] -= h;
             let tc = |z: &[f64]| {
                 let mut bf = disc.buffers::<f64>(n, zd);
-                bf.perm.copy_from_slice(&perm);
                 disc.net.forward(&params.data, z, &[], n, &mut bf.net, true);
                 let o = bf.net.output();
                 (0..n)
@@ -280,11 +293,10 @@ mod tests {
 
     #[test]
     fn the_shuffle_permutes_each_dimension_on_its_own() {
-        let (disc, _) = setup();
         let (n, zd) = (50, 3);
-        let mut buf = disc.buffers::<f64>(n, zd);
-        buf.shuffle(n, &mut rand_pcg::Pcg64Mcg::seed_from_u64(7));
-        let dims: Vec<Vec<u32>> = buf.perm.chunks(n).map(|c| c.to_vec()).collect();
+        let mut shuffle = Shuffle::new(n, zd);
+        shuffle.shuffle(n, &mut rand_pcg::Pcg64Mcg::seed_from_u64(7));
+        let dims: Vec<Vec<u32>> = shuffle.perm.chunks(n).map(|c| c.to_vec()).collect();
         for d in &dims {
             let mut s = d.clone();
             s.sort_unstable();

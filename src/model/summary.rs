@@ -96,6 +96,14 @@ pub fn table(cfg: &ModelConfig) -> Result<String> {
             k * v.input,
         ));
     }
+    if let Some(d) = &arch.discriminator {
+        let widths: Vec<String> = cfg.discriminator.iter().map(|w| w.to_string()).collect();
+        rows.push((
+            "discriminator (training only)".into(),
+            format!("{}-{}-2 leaky ReLU 0.2", cfg.latent, widths.join("-")),
+            d.net.layers.iter().map(|l| l.param_count()).sum(),
+        ));
+    }
     let total: usize = rows.iter().map(|r| r.2).sum();
     let w0 = rows
         .iter()
@@ -151,7 +159,15 @@ mod tests {
         assert!(table(&stacked).unwrap().contains("latent z2"));
         let mut vamp = ModelConfig::pytorch_example();
         vamp.prior = crate::model::config::PriorSpec::Vamp { components: 9 };
+        let mut factor = ModelConfig::pytorch_example();
+        factor.discriminator = vec![30, 20];
+        assert!(
+            table(&factor)
+                .unwrap()
+                .contains("discriminator (training only)")
+        );
         for cfg in [
+            factor,
             ModelConfig::pytorch_example(),
             ModelConfig::keras_conv(),
             normed,

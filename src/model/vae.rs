@@ -252,8 +252,10 @@ pub struct Workspace<T> {
     vamp: Option<VampBuffers<T>>,
     /// The posterior's flow, when it has one.
     flow: Option<FlowBuffers<T>>,
-    /// FactorVAE: the discriminator's buffers and the permutations of this step's draws.
+    /// FactorVAE: the discriminator's buffers, allocated at the first training step (no other command needs
+    /// them), and the permutations of this step's draws.
     factor: Option<super::factor::DiscriminatorBuffers<T>>,
+    shuffle: Option<super::factor::Shuffle>,
     /// FactorVAE: the discriminator's losses at the last training step.
     pub discriminator: super::factor::DiscriminatorStats,
 }
@@ -454,7 +456,12 @@ where
                 .vamp
                 .map(|v| v.buffers(&self.arch.encoder, self.params.len())),
             flow: self.arch.flow.as_ref().map(|f| f.buffers(rs)),
-            factor: self.arch.discriminator.as_ref().map(|d| d.buffers(rs, z)),
+            factor: None,
+            shuffle: self
+                .arch
+                .discriminator
+                .as_ref()
+                .map(|_| super::factor::Shuffle::new(rs, z)),
             discriminator: Default::default(),
         }
     }
@@ -593,7 +600,7 @@ where
     {
         let samples = ws.samples;
         self.draw_eps_into(rows, samples, &mut ws.eps, rng);
-        if let Some(f) = ws.factor.as_mut() {
+        if let Some(f) = ws.shuffle.as_mut() {
             f.shuffle(rows * samples, rng);
         }
     }
@@ -1079,9 +1086,12 @@ where
         let (zd, s) = (self.config.latent, ws.samples);
         let n = rows * s;
         let (p, g) = (&self.params.data, &mut self.params.grad);
-        match (objective.factor_vae, ws.factor.as_mut()) {
-            (Some(gamma), Some(fb)) => {
-                ws.discriminator = disc.step(p, g, &ws.z, n, zd, s, gamma, fb, &mut ws.dz);
+        // A batch of one item (an epoch's last, say) has no other codes to permute with: it trains the VAE alone.
+        match (objective.factor_vae, ws.shuffle.as_ref()) {
+            (Some(gamma), Some(shuffle)) if rows >= 2 => {
+                let cap = ws.rows * ws.max_samples;
+                let fb = ws.factor.get_or_insert_with(|| disc.buffers(cap, zd));
+                ws.discriminator = disc.step(p, g, &ws.z, n, zd, s, gamma, shuffle, fb, &mut ws.dz);
             }
             _ => g[disc.start..].fill(T::zero()),
         }
@@ -1137,7 +1147,8 @@ where
                 self.discriminator_step(rows, objective, ws);
                 // β-TC-VAE's terms reach the heads through every draw's density under every item's posterior;
                 // the closed-form KL below overwrites `dhead`, so they wait aside.
-                let tc_dhead = objective.tc.map(|tc| {
+                // A batch of one item has no other codes to compare with: its TC terms are constants.
+                let tc_dhead = objective.tc.filter(|_| rows >= 2).map(|tc| {
                     let mut dh = vec![T::zero(); rows * hl];
                     tc.backward(
                         &ws.enc.output()[..rows * hl],

@@ -425,22 +425,47 @@ impl RunConfig {
                         .into(),
                 ));
             }
-            if !(f.gamma.is_finite() && f.gamma >= 0.0 && f.lr.is_finite() && f.lr > 0.0) {
+            if !(f.gamma.is_finite() && f.gamma >= 0.0) {
                 return Err(Error::Config(format!(
-                    "--factor-vae {} must be finite and at least 0, and --discriminator-lr {} finite and above 0",
-                    f.gamma, f.lr
+                    "--factor-vae {} must be finite and at least 0",
+                    f.gamma
+                )));
+            }
+            if !(f.lr.is_finite() && f.lr > 0.0) {
+                return Err(Error::Config(format!(
+                    "--discriminator-lr {} must be finite and above 0",
+                    f.lr
                 )));
             }
             if t.tc.is_some() || t.dip.is_some() {
                 return Err(Error::Config(
-                    "--factor-vae, --tc and --dip are three ways to disentangle: give one".into(),
+                    "--factor-vae, --tc and --dip (given as flags or by the --config file) are three ways to disentangle: give one (to change a preset's method, copy the file and edit it)".into(),
                 ));
             }
-            if let Some(w) = self.model.discriminator.iter().find(|&&w| w == 0) {
+        }
+        if t.factor_vae.is_some() || t.tc.is_some() {
+            let flag = if t.tc.is_some() {
+                "--tc"
+            } else {
+                "--factor-vae"
+            };
+            if t.batch_size < 2 {
                 return Err(Error::Config(format!(
-                    "--discriminator widths must be at least 1, not {w}"
+                    "{flag} compares each code with the other codes of its batch: --batch-size needs at least 2 items, not {}",
+                    t.batch_size
                 )));
             }
+            if self.model.latent < 2 {
+                return Err(Error::Config(format!(
+                    "{flag} measures how the code's dimensions depend on each other: --latent needs at least 2, not {}",
+                    self.model.latent
+                )));
+            }
+        }
+        if t.tc.is_some() && t.warmup_epochs > 0 {
+            return Err(Error::Config(
+                "--warmup-epochs scales the KL, which --tc splits into parts of their own weights: drop --warmup-epochs (or set --tc-alpha and --tc-gamma)".into(),
+            ));
         }
         if let Some(tc) = t.tc {
             if ![tc.alpha, tc.beta, tc.gamma]

@@ -1147,6 +1147,11 @@ impl Settings {
             Some(gamma) => {
                 model.discriminator = match &self.discriminator {
                     None => crate::model::factor::DEFAULT_HIDDEN.to_vec(),
+                    Some(Widths(groups)) if groups.len() == 1 && groups[0].is_empty() => {
+                        return Err(Error::Config(
+                            "--discriminator needs at least one width, such as 1000,1000".into(),
+                        ));
+                    }
                     Some(Widths(groups)) if groups.len() == 1 => groups[0].clone(),
                     Some(_) => {
                         return Err(Error::Config(
