@@ -590,6 +590,21 @@ fn factor_vae_trains_its_discriminator_resumes_and_is_refused_where_it_cannot_ap
     assert!(o.status.success(), "{}", stderr(&o));
     let metrics = std::fs::read_to_string(factor.join("metrics.csv")).unwrap();
     assert_eq!(metrics.lines().count(), 6);
+    // The discriminator reports its loss and accuracy: after five epochs it tells codes from permuted codes
+    // better than chance.
+    let header: Vec<&str> = metrics.lines().next().unwrap().split(',').collect();
+    let last: Vec<&str> = metrics.lines().last().unwrap().split(',').collect();
+    let col = |name: &str| -> f64 {
+        last[header.iter().position(|h| *h == name).unwrap()]
+            .parse()
+            .unwrap()
+    };
+    assert!(
+        col("disc_accuracy") > 0.5 && col("disc_loss") < 0.7,
+        "{metrics}"
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("| discriminator loss "), "{out}");
     // The model's other commands ignore the discriminator.
     for cmd in [
         &["sample", "--n", "4", "--out", "s.png"][..],

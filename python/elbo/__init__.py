@@ -60,6 +60,9 @@ def _logs(m):
                 logs[prefix + k] = v
     if m.get("train_neg_iwae") is not None:
         logs["neg_iwae"] = m["train_neg_iwae"]
+    if m.get("discriminator"):
+        for k, v in m["discriminator"].items():
+            logs["discriminator_" + k] = v
     logs["lr"] = m["lr"]
     logs["seconds"] = m["seconds"]
     return logs

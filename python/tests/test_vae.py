@@ -130,6 +130,21 @@ def test_a_learned_mixture_prior_from_keywords(small, tmp_path):
         elbo.VAE(**SMALL, prior_components=6).fit(small[0], epochs=1, out=tmp_path / "no", verbose=0)
 
 
+def test_disentangling_objectives_from_keywords(small, tmp_path):
+    vae = elbo.VAE(**SMALL, factor_vae=35.0, discriminator=[16, 16], discriminator_lr=1e-3)
+    history = vae.fit(small[0], epochs=2, out=tmp_path / "factor", verbose=0)
+    for k in ("discriminator_loss", "discriminator_accuracy", "discriminator_total_correlation"):
+        assert len(history.history[k]) == 2 and np.isfinite(history.history[k][1]), k
+    assert vae.state_dict()["discriminator.out.weight"].shape[0] == 2
+    tc = elbo.VAE(**SMALL, tc=6.0, tc_sampling="mss")
+    assert np.isfinite(tc.fit(small[0], epochs=1, out=tmp_path / "tc", verbose=0).history["neg_elbo"][0])
+    assert "discriminator_loss" not in tc.fit(small[0], epochs=1, out=tmp_path / "tc2", verbose=0).history
+    with pytest.raises(ValueError, match="tc_alpha applies to tc only"):
+        elbo.VAE(**SMALL, tc_alpha=0.5).fit(small[0], epochs=1, out=tmp_path / "no", verbose=0)
+    with pytest.raises(ValueError, match="batch_size needs at least 2"):
+        elbo.VAE(**{**SMALL, "batch_size": 1}, tc=6.0).fit(small[0], epochs=1, out=tmp_path / "no", verbose=0)
+
+
 def test_a_vamp_prior_from_keywords(small, tmp_path):
     vae = elbo.VAE(**SMALL, prior="vamp", prior_components=7)
     vae.fit(small[0], epochs=1, out=tmp_path / "vamp", verbose=0)

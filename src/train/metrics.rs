@@ -45,6 +45,21 @@ pub struct EpochMetrics {
     /// Negative IWAE bound per image over the epoch's training batches, when that is the objective.
     #[serde(default)]
     pub train_neg_iwae: Option<f64>,
+    /// FactorVAE: the discriminator's mean loss and accuracy over the epoch's steps, and its total-correlation
+    /// estimate per image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discriminator: Option<DiscriminatorMetrics>,
+}
+
+/// FactorVAE's discriminator over an epoch's training steps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DiscriminatorMetrics {
+    /// Its loss, −½ E ln D(z) − ½ E ln(1 − D(z̃)), averaged over steps (ln 2 ≈ 0.693 is chance).
+    pub loss: f64,
+    /// The fraction of codes and permuted codes it told apart, averaged over steps (0.5 is chance).
+    pub accuracy: f64,
+    /// Its estimate of the codes' total correlation, per image.
+    pub total_correlation: f64,
 }
 
 impl EpochMetrics {
@@ -57,20 +72,25 @@ impl EpochMetrics {
             && self.seconds.is_finite()
             && self.lr.is_finite()
             && self.train_neg_iwae.is_none_or(f64::is_finite)
+            && self.discriminator.is_none_or(|d| {
+                [d.loss, d.accuracy, d.total_correlation]
+                    .iter()
+                    .all(|v| v.is_finite())
+            })
     }
 }
 
 /// Writes all rows as `metrics.csv`, atomically.
 pub fn write_csv(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
     let mut s = String::from(
-        "epoch,train_neg_elbo,train_recon,train_kl,test_neg_elbo,test_recon,test_kl,seconds,val_neg_elbo,val_recon,val_kl,lr,train_neg_iwae\n",
+        "epoch,train_neg_elbo,train_recon,train_kl,test_neg_elbo,test_recon,test_kl,seconds,val_neg_elbo,val_recon,val_kl,lr,train_neg_iwae,disc_loss,disc_accuracy,disc_tc\n",
     );
     for r in rows {
         let v = r.validation.map_or(",,".to_string(), |v| {
             format!("{:.6},{:.6},{:.6}", v.neg_elbo, v.recon, v.kl)
         });
         s.push_str(&format!(
-            "{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.4},{},{:e},{}\n",
+            "{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.4},{},{:e},{},{}\n",
             r.epoch,
             r.train.neg_elbo,
             r.train.recon,
@@ -82,7 +102,11 @@ pub fn write_csv(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
             v,
             r.lr,
             r.train_neg_iwae
-                .map_or(String::new(), |b| format!("{b:.6}"))
+                .map_or(String::new(), |b| format!("{b:.6}")),
+            r.discriminator.map_or(",,".to_string(), |d| format!(
+                "{:.6},{:.6},{:.6}",
+                d.loss, d.accuracy, d.total_correlation
+            ))
         ));
     }
     write_atomic(path, s.as_bytes())

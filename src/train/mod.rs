@@ -672,6 +672,8 @@ pub fn train_on(
             let steps = n.div_ceil(batch);
             let order = batcher.epoch_order(n, &mut state.data_rng);
             let mut stats = BatchStats::default();
+            // FactorVAE's discriminator: loss and accuracy summed over steps, TC over images.
+            let mut disc = (metrics::DiscriminatorMetrics::default(), 0usize, 0usize);
             for (step, idx) in order.chunks(batch).enumerate() {
                 // A program that installed an [`interrupt::Catch`] stops between two steps on its signal (ranks
                 // of a sharded step agree on it inside the step, so none waits for one that left).
@@ -736,6 +738,14 @@ pub fn train_on(
                 adam.step(&mut vae.params, lr);
                 vae.update_running_stats(&ws);
                 stats.add(st);
+                if vae.discriminator_start().is_some() && rows >= 2 {
+                    let d = ws.discriminator;
+                    disc.0.loss += d.loss;
+                    disc.0.accuracy += d.accuracy;
+                    disc.0.total_correlation += d.total_correlation;
+                    disc.1 += 1;
+                    disc.2 += rows;
+                }
                 let secs = started.elapsed().as_secs_f64().max(1e-9);
                 observer.step(stats.n, loss / rows as f64, stats.n as f64 / secs);
             }
@@ -757,6 +767,11 @@ pub fn train_on(
                     .objective
                     .is_importance_weighted()
                     .then(|| stats.iwae / stats.n.max(1) as f64),
+                discriminator: (disc.1 > 0).then(|| metrics::DiscriminatorMetrics {
+                    loss: disc.0.loss / disc.1 as f64,
+                    accuracy: disc.0.accuracy / disc.1 as f64,
+                    total_correlation: disc.0.total_correlation / disc.2 as f64,
+                }),
             };
             if !row.is_finite() || !savable(&vae.params, &adam) {
                 return Err(Error::Diverged {
@@ -957,6 +972,12 @@ pub fn epoch_line(cfg: &RunConfig, row: &EpochMetrics, gathered: Option<f64>) ->
             _ => format!("IWAE(k={})", t.samples),
         };
         v.push_str(&format!(" | train -{bound} {b:.2}"));
+    }
+    if let Some(d) = row.discriminator {
+        v.push_str(&format!(
+            " | discriminator loss {:.3}, accuracy {:.2}, TC {:.2}",
+            d.loss, d.accuracy, d.total_correlation
+        ));
     }
     if let Some(g) = gathered {
         v.push_str(&format!(" | all-gather {g:.2}s"));
