@@ -148,7 +148,7 @@ run_flags! {
     /// FactorVAE (Kim & Mnih 2018): the weight gamma of a discriminator's total-correlation estimate (the paper's dSprites runs: 35).
     [value_name = "GAMMA"] factor_vae: f64,
     /// FactorVAE's discriminator's hidden widths [default: 1000,1000,1000,1000,1000,1000].
-    [value_name = "W[,W...]"] discriminator: Widths,
+    [value_name = "W[,W...]"] discriminator: Flat,
     /// FactorVAE's discriminator's learning rate (Adam with beta1 0.5, beta2 0.9) [default: 1e-4].
     [value_name = "LR"] discriminator_lr: f64,
     /// Pixel binarisation [default: none].
@@ -419,6 +419,31 @@ impl std::str::FromStr for Latents {
 
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         numbers(s, "dimensions separated by commas (e.g. 20, or 100,50)").map(Latents)
+    }
+}
+
+/// `--discriminator`: one list of widths, as a flag (`1000,1000`) or a config value (`[1000, 1000]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flat(pub Vec<usize>);
+
+impl From<Vec<usize>> for Flat {
+    fn from(widths: Vec<usize>) -> Self {
+        Flat(widths)
+    }
+}
+
+impl std::str::FromStr for Flat {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        numbers(s, "widths separated by commas (e.g. 1000,1000)").map(Flat)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Flat {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let v = d.deserialize_any(NumberLists { nested: false })?;
+        Ok(Flat(v.into_iter().flatten().collect()))
     }
 }
 
@@ -1147,18 +1172,12 @@ impl Settings {
             Some(gamma) => {
                 model.discriminator = match &self.discriminator {
                     None => crate::model::factor::DEFAULT_HIDDEN.to_vec(),
-                    Some(Widths(groups)) if groups.len() == 1 && groups[0].is_empty() => {
+                    Some(Flat(widths)) if widths.is_empty() => {
                         return Err(Error::Config(
                             "--discriminator needs at least one width, such as 1000,1000".into(),
                         ));
                     }
-                    Some(Widths(groups)) if groups.len() == 1 => groups[0].clone(),
-                    Some(_) => {
-                        return Err(Error::Config(
-                            "--discriminator takes one list of widths, such as 1000,1000 (no /)"
-                                .into(),
-                        ));
-                    }
+                    Some(Flat(widths)) => widths.clone(),
                 };
                 Some(crate::model::factor::FactorVae {
                     gamma,
