@@ -138,6 +138,8 @@ def test_disentangling_objectives_from_keywords(small, tmp_path):
     assert vae.state_dict()["discriminator.out.weight"].shape[0] == 2
     tc = elbo.VAE(**SMALL, tc=6.0, tc_sampling="mss").fit(small[0], epochs=1, out=tmp_path / "tc", verbose=0)
     assert np.isfinite(tc.history["neg_elbo"][0]) and "discriminator_loss" not in tc.history
+    with pytest.raises(ValueError, match="discriminator=: 'abc' is not widths separated by commas"):
+        elbo.VAE(**SMALL, factor_vae=3.0, discriminator="abc").fit(small[0], epochs=1, out=tmp_path / "no", verbose=0)
     with pytest.raises(ValueError, match="tc_alpha applies to tc only"):
         elbo.VAE(**SMALL, tc_alpha=0.5).fit(small[0], epochs=1, out=tmp_path / "no", verbose=0)
     with pytest.raises(ValueError, match="batch_size needs at least 2"):

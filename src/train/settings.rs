@@ -442,7 +442,10 @@ impl std::str::FromStr for Flat {
 
 impl<'de> serde::Deserialize<'de> for Flat {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let v = d.deserialize_any(NumberLists { nested: false })?;
+        let v = d.deserialize_any(NumberLists {
+            nested: false,
+            flat: FlatKind::Widths,
+        })?;
         Ok(Flat(v.into_iter().flatten().collect()))
     }
 }
@@ -528,6 +531,15 @@ impl<'de> serde::de::Visitor<'de> for ItemSeed {
 /// A visitor for a number, a list (of numbers, or of lists of numbers with `nested`) or the flag's text.
 struct NumberLists {
     nested: bool,
+    /// For a flat list: what a number or list stands for, in messages (`dimension`, or a flag's `width`).
+    flat: FlatKind,
+}
+
+/// What a flat list holds: `--latent`'s dimensions or `--discriminator`'s widths.
+#[derive(Clone, Copy)]
+enum FlatKind {
+    Dimensions,
+    Widths,
 }
 
 impl<'de> serde::de::Visitor<'de> for NumberLists {
@@ -537,7 +549,12 @@ impl<'de> serde::de::Visitor<'de> for NumberLists {
         if self.nested {
             f.write_str("a list of widths, a list of such lists (one per latent layer), or \"200,200/100,100\"")
         } else {
-            f.write_str("a dimension, a list of dimensions (one per latent layer), or \"100,50\"")
+            match self.flat {
+                FlatKind::Dimensions => f.write_str(
+                    "a dimension, a list of dimensions (one per latent layer), or \"100,50\"",
+                ),
+                FlatKind::Widths => f.write_str("a width, a list of widths, or \"1000,1000\""),
+            }
         }
     }
 
@@ -559,7 +576,10 @@ impl<'de> serde::de::Visitor<'de> for NumberLists {
         if self.nested {
             v.parse::<Widths>().map(|w| w.0).map_err(E::custom)
         } else {
-            v.parse::<Latents>().map(|l| vec![l.0]).map_err(E::custom)
+            match self.flat {
+                FlatKind::Dimensions => v.parse::<Latents>().map(|l| vec![l.0]).map_err(E::custom),
+                FlatKind::Widths => v.parse::<Flat>().map(|l| vec![l.0]).map_err(E::custom),
+            }
         }
     }
 
@@ -587,7 +607,10 @@ impl<'de> serde::de::Visitor<'de> for NumberLists {
 
 impl<'de> serde::Deserialize<'de> for Latents {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let v = d.deserialize_any(NumberLists { nested: false })?;
+        let v = d.deserialize_any(NumberLists {
+            nested: false,
+            flat: FlatKind::Dimensions,
+        })?;
         let flat: Vec<usize> = v.into_iter().flatten().collect();
         if flat.is_empty() {
             return Err(serde::de::Error::custom("needs at least one dimension"));
@@ -598,7 +621,11 @@ impl<'de> serde::Deserialize<'de> for Latents {
 
 impl<'de> serde::Deserialize<'de> for Widths {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        d.deserialize_any(NumberLists { nested: true }).map(Widths)
+        d.deserialize_any(NumberLists {
+            nested: true,
+            flat: FlatKind::Dimensions,
+        })
+        .map(Widths)
     }
 }
 
