@@ -434,21 +434,29 @@ fn off_diagonal(run_dir: &Path) -> f64 {
     sum / (d * (d - 1)) as f64
 }
 
+/// The decorrelation tests' setting: a small model on a generated subsample.
+const DECORRELATION: [&str; 8] = [
+    "--epochs", "4", "--latent", "6", "--hidden", "128", "--seed", "3",
+];
+
+/// The generated subsample the decorrelation tests train on, and the plain VAE each method is compared with.
+fn decorrelation_baseline(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let file = dir.join("ds.npz");
+    assert!(make(&file, "1500", "4").status.success());
+    let plain = dir.join("plain");
+    let o = train_with(&DECORRELATION, &file, &plain, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    (file, plain)
+}
+
 #[test]
 fn dip_vae_decorrelates_the_codes_and_is_refused_where_it_cannot_apply() {
     let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("ds.npz");
-    assert!(make(&file, "1500", "4").status.success());
-    let flags = [
-        "--epochs", "4", "--latent", "6", "--hidden", "128", "--seed", "3",
-    ];
-    let plain = tmp.path().join("plain");
-    let o = train_with(&flags, &file, &plain, &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (file, plain) = decorrelation_baseline(tmp.path());
     for kind in ["i", "ii"] {
         let dip = tmp.path().join(format!("dip-{kind}"));
         let o = train_with(
-            &flags,
+            &DECORRELATION,
             &file,
             &dip,
             &["--dip", kind, "--dip-lambda-od", "50"],
@@ -486,18 +494,11 @@ fn dip_vae_decorrelates_the_codes_and_is_refused_where_it_cannot_apply() {
 #[test]
 fn beta_tc_vae_decorrelates_the_codes_and_is_refused_where_it_cannot_apply() {
     let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("ds.npz");
-    assert!(make(&file, "1500", "4").status.success());
-    let flags = [
-        "--epochs", "4", "--latent", "6", "--hidden", "128", "--seed", "3",
-    ];
-    let plain = tmp.path().join("plain");
-    let o = train_with(&flags, &file, &plain, &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (file, plain) = decorrelation_baseline(tmp.path());
     for sampling in ["mws", "mss"] {
         let tc = tmp.path().join(format!("tc-{sampling}"));
         let o = train_with(
-            &flags,
+            &DECORRELATION,
             &file,
             &tc,
             &["--tc", "50", "--tc-sampling", sampling],
@@ -549,17 +550,10 @@ fn beta_tc_vae_decorrelates_the_codes_and_is_refused_where_it_cannot_apply() {
 #[test]
 fn factor_vae_trains_its_discriminator_resumes_and_is_refused_where_it_cannot_apply() {
     let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("ds.npz");
-    assert!(make(&file, "1500", "4").status.success());
-    let flags = [
-        "--epochs", "4", "--latent", "6", "--hidden", "128", "--seed", "3",
-    ];
-    let plain = tmp.path().join("plain");
-    let o = train_with(&flags, &file, &plain, &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (file, plain) = decorrelation_baseline(tmp.path());
     let factor = tmp.path().join("factor");
     let o = train_with(
-        &flags,
+        &DECORRELATION,
         &file,
         &factor,
         &[
