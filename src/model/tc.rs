@@ -234,6 +234,7 @@ impl Tc {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::gradcheck::check_gradients;
 
     fn case(rows: usize, zd: usize, samples: usize) -> (Vec<f64>, Vec<f64>) {
         let head: Vec<f64> = (0..rows * 2 * zd)
@@ -260,33 +261,18 @@ mod tests {
                 };
                 let (mut dz, mut dh) = (vec![0.0; z.len()], vec![0.0; head.len()]);
                 tc.backward(&head, &z, rows, zd, samples, &mut dz, &mut dh);
-                let h = 1e-6;
-                for k in 0..head.len() {
-                    let (mut a, mut b) = (head.clone(), head.clone());
-                    a[k] += h;
-                    b[k] -= h;
-                    let fd = (tc.extra_loss(&a, &z, rows, zd, samples)
-                        - tc.extra_loss(&b, &z, rows, zd, samples))
-                        / (2.0 * h);
-                    assert!(
-                        (fd - dh[k]).abs() < 1e-6 * (1.0 + fd.abs()),
-                        "{sampling:?} head {k}: {fd} vs {}",
-                        dh[k]
-                    );
-                }
-                for k in 0..z.len() {
-                    let (mut a, mut b) = (z.clone(), z.clone());
-                    a[k] += h;
-                    b[k] -= h;
-                    let fd = (tc.extra_loss(&head, &a, rows, zd, samples)
-                        - tc.extra_loss(&head, &b, rows, zd, samples))
-                        / (2.0 * h);
-                    assert!(
-                        (fd - dz[k]).abs() < 1e-6 * (1.0 + fd.abs()),
-                        "{sampling:?} z {k}: {fd} vs {}",
-                        dz[k]
-                    );
-                }
+                check_gradients(
+                    &head,
+                    &dh,
+                    |a| tc.extra_loss(a, &z, rows, zd, samples),
+                    &format!("{sampling:?} heads"),
+                );
+                check_gradients(
+                    &z,
+                    &dz,
+                    |a| tc.extra_loss(&head, a, rows, zd, samples),
+                    &format!("{sampling:?} draws"),
+                );
             }
         }
     }
