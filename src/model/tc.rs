@@ -80,6 +80,30 @@ struct Draw {
     per_dim: Vec<f64>,
 }
 
+impl Draw {
+    /// Room for a batch of `rows` items, reused for every draw.
+    fn new(rows: usize, zd: usize) -> Self {
+        Draw {
+            per_dim: vec![0.0; rows * zd],
+        }
+    }
+
+    /// The densities of the draw `z` under the posteriors in `head`.
+    fn fill<T: Real>(&mut self, head: &[T], z: &[T], zd: usize) {
+        for (j, h) in head
+            .chunks_exact(2 * zd)
+            .enumerate()
+            .take(self.per_dim.len() / zd)
+        {
+            for d in 0..zd {
+                let (mu, lv) = (h[d].f64(), h[zd + d].f64());
+                let e = z[d].f64() - mu;
+                self.per_dim[j * zd + d] = -0.5 * (LN_2PI + lv + e * e * (-lv).exp());
+            }
+        }
+    }
+}
+
 impl Tc {
     /// ln w_bj, the weight of item j in the estimate of q at a draw of item b, for a batch of `rows` items.
     fn log_weight(&self, b: usize, j: usize, rows: usize) -> f64 {
@@ -97,18 +121,6 @@ impl Tc {
                 }
             }
         }
-    }
-
-    fn draw<T: Real>(head: &[T], z: &[T], rows: usize, zd: usize) -> Draw {
-        let mut per_dim = vec![0.0; rows * zd];
-        for (j, h) in head.chunks_exact(2 * zd).take(rows).enumerate() {
-            for d in 0..zd {
-                let (mu, lv) = (h[d].f64(), h[zd + d].f64());
-                let e = z[d].f64() - mu;
-                per_dim[j * zd + d] = -0.5 * (LN_2PI + lv + e * e * (-lv).exp());
-            }
-        }
-        Draw { per_dim }
     }
 
     /// ln w_bj + ln q(z | x_j) for each item j, at a draw of item `b`.
@@ -141,9 +153,10 @@ impl Tc {
         let per = 1.0 / samples as f64;
         let mut joint = vec![0.0; rows];
         let mut one = vec![0.0; rows];
+        let mut dr = Draw::new(rows, zd);
         for (r, zr) in z.chunks_exact(zd).take(rows * samples).enumerate() {
             let b = r / samples;
-            let dr = Self::draw(head, zr, rows, zd);
+            dr.fill(head, zr, zd);
             self.joint_logits(b, &dr, zd, &mut joint);
             let log_qz = log_sum_exp(&joint);
             let mut log_marginals = 0.0;
@@ -200,9 +213,10 @@ impl Tc {
         let mut dh = vec![0.0; rows * 2 * zd];
         let mut joint = vec![0.0; rows];
         let mut one = vec![0.0; rows];
+        let mut dr = Draw::new(rows, zd);
         for (r, zr) in z.chunks_exact(zd).take(rows * samples).enumerate() {
             let b = r / samples;
-            let dr = Self::draw(head, zr, rows, zd);
+            dr.fill(head, zr, zd);
             self.joint_logits(b, &dr, zd, &mut joint);
             softmax(&mut joint);
             let dzr = &mut dz[r * zd..(r + 1) * zd];
