@@ -6,7 +6,7 @@
 #
 # Resumable: every finished (model, framework, seed) appends one JSON line to OUT (default
 # bench/results/family_evidence.jsonl) and is skipped when the script runs again; an elbo run cut short resumes from
-# its last checkpoint. Runs are kept in RUNS (default /tmp/elbo-evidence). Quality only: nothing here is timed
+# its last checkpoint, and a PyTorch run cut short after training evaluates its saved model. Runs are kept in RUNS (default /tmp/elbo-evidence). Quality only: nothing here is timed
 # against anything else, so it may run beside other work (e.g. under `nice -n 19`); the `train_seconds` it records
 # are wall times beside whatever else ran, not a speed measurement.
 #
@@ -81,7 +81,7 @@ for seed in ${seeds[@]}; do
       log="$RUNS/$model-$seed-pytorch.log"
       # shellcheck disable=SC2046
       "$PY" bench/pytorch_family.py $(torch_flags "$model") --stage-growth 1.4 --seed "$seed" --threads 2 \
-        --k "$K" --images "$IMAGES" >"$log" 2>&1
+        --k "$K" --images "$IMAGES" --save "$RUNS/$model-$seed-pytorch.pt" >"$log" 2>&1
       read -r neg_elbo nll train_s < <(python3 -c '
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]

@@ -15,6 +15,10 @@ tensor, one fused head, no DataLoader), so the comparison does not flatter elbo.
         a MADE with two hidden layers (sequential degrees, hidden unit k of degree 1 + k mod (d − 1), the gate's
         bias at 2, the order reversed in every second block); VampPrior pseudo-inputs from N(0.05, 0.01), clamped
         to [0, 1] where used.
+  btcvae  β-TC-VAE on dSprites (configs/dsprites-beta-tcvae.toml): disentanglement_lib's conv net (Conv 32, 32,
+        64, 64, 4x4 stride 2 padding 1, Dense 256, latent 10; Dense 256, Dense 4*4*64, ConvTranspose 64, 32, 32, 1),
+        ReLU, Bernoulli, the KL plus (β − 1)·TC with q(z) by minibatch-weighted sampling (disentanglement_lib's
+        total_correlation), the loss averaged over the batch, Adam 1e-4, batch 64, on the `imgs` of --npz.
   eval  Importance-sampled log p(x) of the 784-400-20 model with K samples per test image, decoding a chunk of
         samples of one image per batch; every chunk size given is timed and reported.
 
@@ -152,6 +156,23 @@ class TwoLayer(nn.Module):
         return log_px + log_pz1 + log_pz2 - log_q
 
 
+def trained(args, model, train_fn):
+    """Runs train_fn() unless --save names a finished training of this model, which is loaded instead (its epoch
+    lines printed again, the random state restored), so a run cut short during its long evaluation resumes there."""
+    if args.save and os.path.exists(args.save):
+        saved = torch.load(args.save, weights_only=False)
+        model.load_state_dict(saved["model"])
+        torch.set_rng_state(saved["rng"])
+        for line in saved["epochs"]:
+            print(line, flush=True)
+        return
+    lines = train_fn()
+    if args.save:
+        tmp = args.save + ".tmp"
+        torch.save({"model": model.state_dict(), "rng": torch.get_rng_state(), "epochs": lines}, tmp)
+        os.replace(tmp, args.save)
+
+
 def two_layer(args):
     """Trains TwoLayer on the ELBO (--k 1) or the IWAE bound, then reports the test set's -ELBO and -log p(x)."""
     torch.manual_seed(args.seed)
@@ -160,21 +181,28 @@ def two_layer(args):
     model = TwoLayer()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-4)
     k = args.k_train
-    for epoch in range(1, schedule_epochs(args) + 1):
-        for g in opt.param_groups:
-            g["lr"] = stage_lr(args, 1e-3, epoch)
-        start = time.perf_counter()
-        total = 0.0
-        for ids in torch.randperm(len(train)).split(20):
-            x = torch.bernoulli(train[ids])
-            lw = model.log_weights(x, k)
-            loss = -(torch.logsumexp(lw, 0) - math.log(k)).sum()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item()
-        print(json.dumps({"workload": "two-layer", "k": k, "epoch": epoch, "seconds": time.perf_counter() - start,
-                          "train_bound": total / len(train)}), flush=True)
+
+    def train_all():
+        lines = []
+        for epoch in range(1, schedule_epochs(args) + 1):
+            for g in opt.param_groups:
+                g["lr"] = stage_lr(args, 1e-3, epoch)
+            start = time.perf_counter()
+            total = 0.0
+            for ids in torch.randperm(len(train)).split(20):
+                x = torch.bernoulli(train[ids])
+                lw = model.log_weights(x, k)
+                loss = -(torch.logsumexp(lw, 0) - math.log(k)).sum()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += loss.item()
+            lines.append(json.dumps({"workload": "two-layer", "k": k, "epoch": epoch,
+                                     "seconds": time.perf_counter() - start, "train_bound": total / len(train)}))
+            print(lines[-1], flush=True)
+        return lines
+
+    trained(args, model, train_all)
     if not len(test):
         return
     with torch.no_grad():
@@ -229,6 +257,63 @@ def conv(args):
             total += loss.item()
         print(json.dumps({"workload": "conv", "epoch": epoch, "seconds": time.perf_counter() - start,
                           "train_neg_elbo": total / len(train)}), flush=True)
+
+
+class DsConv(nn.Module):
+    """disentanglement_lib's conv encoder and deconv decoder for 64x64 binary images, as elbo's dSprites presets."""
+
+    def __init__(self, latent=10):
+        super().__init__()
+        chans = [1, 32, 32, 64, 64]
+        self.enc = nn.ModuleList(nn.Conv2d(a, b, 4, 2, 1) for a, b in zip(chans, chans[1:]))
+        self.fc = nn.Linear(64 * 4 * 4, 256)
+        self.head = nn.Linear(256, 2 * latent)
+        self.dfc1 = nn.Linear(latent, 256)
+        self.dfc2 = nn.Linear(256, 64 * 4 * 4)
+        back = [64, 64, 32, 32, 1]
+        self.dec = nn.ModuleList(nn.ConvTranspose2d(a, b, 4, 2, 1) for a, b in zip(back, back[1:]))
+
+    def forward(self, x):
+        h = x
+        for c in self.enc:
+            h = torch.relu(c(h))
+        mu, logvar = self.head(torch.relu(self.fc(h.flatten(1)))).chunk(2, 1)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        h = torch.relu(self.dfc2(torch.relu(self.dfc1(z)))).view(-1, 64, 4, 4)
+        for i, c in enumerate(self.dec):
+            h = c(h)
+            if i + 1 < len(self.dec):
+                h = torch.relu(h)
+        return h, mu, logvar, z
+
+
+def total_correlation(z, mu, logvar):
+    """disentanglement_lib's minibatch-weighted estimate (its constant log(N·B) terms cancel in the gradient)."""
+    lq = -0.5 * (math.log(2 * math.pi) + logvar[None] + (z[:, None] - mu[None]) ** 2 * torch.exp(-logvar[None]))
+    return (torch.logsumexp(lq.sum(2), 1) - torch.logsumexp(lq, 1).sum(1)).mean()
+
+
+def btcvae(args):
+    torch.manual_seed(args.seed)
+    imgs = np.load(args.npz)["imgs"][: args.limit or None]
+    train = torch.from_numpy(imgs.astype(np.float32)).view(-1, 1, 64, 64)
+    model = DsConv()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    for epoch in range(1, args.epochs + 1):
+        start = time.perf_counter()
+        total = 0.0
+        for ids in torch.randperm(len(train)).split(64):
+            x = train[ids]
+            logits, mu, logvar, z = model(x)
+            rec = F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / len(x)
+            kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / len(x)
+            loss = rec + kl + (args.tc - 1) * total_correlation(z, mu, logvar)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(x)
+        print(json.dumps({"workload": "btcvae", "epoch": epoch, "seconds": time.perf_counter() - start,
+                          "images": len(train), "train_loss": total / len(train)}), flush=True)
 
 
 class VanillaVAE(nn.Module):
@@ -402,21 +487,28 @@ def latent_family(args):
     model = LatentFamily(hidden, args.latent, act, args.prior, args.components, args.flow)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, eps=args.adam_eps)
     k = args.k_train
-    for epoch in range(1, schedule_epochs(args) + 1):
-        for g in opt.param_groups:
-            g["lr"] = stage_lr(args, args.lr, epoch)
-        start = time.perf_counter()
-        total = 0.0
-        for ids in torch.randperm(len(train)).split(args.batch_size):
-            x = torch.bernoulli(train[ids])
-            lw = model.log_weights(x, k)
-            loss = -(torch.logsumexp(lw, 0) - math.log(k)).sum()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item()
-        print(json.dumps({"workload": "latent", "prior": args.prior, "flow": args.flow, "epoch": epoch,
-                          "seconds": time.perf_counter() - start, "train_bound": total / len(train)}), flush=True)
+
+    def train_all():
+        lines = []
+        for epoch in range(1, schedule_epochs(args) + 1):
+            for g in opt.param_groups:
+                g["lr"] = stage_lr(args, args.lr, epoch)
+            start = time.perf_counter()
+            total = 0.0
+            for ids in torch.randperm(len(train)).split(args.batch_size):
+                x = torch.bernoulli(train[ids])
+                lw = model.log_weights(x, k)
+                loss = -(torch.logsumexp(lw, 0) - math.log(k)).sum()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += loss.item()
+            lines.append(json.dumps({"workload": "latent", "prior": args.prior, "flow": args.flow, "epoch": epoch,
+                                     "seconds": time.perf_counter() - start, "train_bound": total / len(train)}))
+            print(lines[-1], flush=True)
+        return lines
+
+    trained(args, model, train_all)
     if not len(test):
         return
     with torch.no_grad():
@@ -432,7 +524,11 @@ def latent_family(args):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("workload", choices=["iwae", "conv", "eval", "celeba", "two-layer", "latent"])
+    ap.add_argument("workload", choices=["iwae", "conv", "eval", "celeba", "two-layer", "latent", "btcvae"])
+    ap.add_argument("--save", default="", help="two-layer, latent: keep the trained model here and, when it "
+                    "exists, load it instead of training")
+    ap.add_argument("--npz", default="bench/data/dsprites.npz", help="btcvae: dSprites in DeepMind's layout")
+    ap.add_argument("--tc", type=float, default=6.0, help="btcvae: β, the total correlation's weight")
     ap.add_argument("--prior", default="normal", choices=["normal", "vamp"], help="latent: the prior")
     ap.add_argument("--components", type=int, default=500, help="latent: VampPrior pseudo-inputs")
     ap.add_argument("--flow", default="none", help="latent: none, planar:K or iaf:B:H")
@@ -458,7 +554,7 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     {"iwae": iwae, "conv": conv, "eval": evaluate, "celeba": celeba, "two-layer": two_layer,
-     "latent": latent_family}[args.workload](args)
+     "latent": latent_family, "btcvae": btcvae}[args.workload](args)
 
 
 if __name__ == "__main__":
