@@ -9,6 +9,14 @@ README's "Disentanglement" section states), for python/tests/test_metrics.py to 
         (training items); importances |w|; disentanglement = sum_i rho_i (1 - H_k(P_i.)), completeness = mean_j
         (1 - H_d(P_.j)), informativeness = mean held-out R^2.
   active_units  Burda et al. 2016: columns of the means whose variance exceeds 0.01.
+  beta_vae  Higgins et al. 2017: features |z_a - z_b| averaged over a batch of pairs sharing one factor's value,
+        labelled by that factor; held-out accuracy of scikit-learn's default multinomial LogisticRegression
+        (L2, C = 1, intercepts unpenalised), here fitted by Newton's method.
+  factor_vae  Kim & Mnih 2018: codes divided by their global standard deviation (ddof 1; codes of zero variance
+        left out), per batch with one factor fixed the code of least variance votes for that factor; each code
+        predicts its majority factor (ties to the first); held-out accuracy.
+  The last two take the batches a metric encoded (python/tests/test_metrics.py records them), so the draws are
+  elbo's and the scoring is this file's.
 """
 import numpy as np
 
@@ -90,3 +98,96 @@ def dci(codes, factors, codes_test, factors_test):
 
 def active_units(mu):
     return int((mu.var(0) > 0.01).sum())
+
+
+def _fixed_factor(rows_a, rows_b, scored):
+    """The scored factor a batch (or a pair of batches) holds at one value: its label among the scored ones."""
+    same = [j for j in scored if np.all(rows_a[:, j] == rows_b[:, j]) and np.all(rows_a[:, j] == rows_a[0, j])]
+    assert len(same) == 1, same
+    return scored.index(same[0])
+
+
+def beta_vae_features(batches, sizes):
+    """The β-VAE metric's points from consecutive (factors, codes) batches, two per point (a, then b)."""
+    scored = [j for j, s in enumerate(sizes) if s > 1]
+    feats, labels = [], []
+    for (fa, za), (fb, zb) in zip(batches[0::2], batches[1::2]):
+        same = [j for j in scored if np.all(fa[:, j] == fb[:, j])]
+        assert len(same) == 1, same
+        labels.append(scored.index(same[0]))
+        feats.append(np.abs(za - zb).mean(0))
+    return np.array(feats), np.array(labels)
+
+
+def _logistic_fit(x, y, classes, c=1.0, iters=100):
+    n, d = x.shape
+    xe = np.hstack([x, np.ones((n, 1))])
+    reg = np.ones(d + 1)
+    reg[-1] = 1e-9
+    reg = np.tile(reg, classes)
+    onehot = np.eye(classes)[y]
+    w = np.zeros(classes * (d + 1))
+
+    def objective(w):
+        logits = xe @ w.reshape(classes, d + 1).T
+        m = logits.max(1, keepdims=True)
+        lse = (m + np.log(np.exp(logits - m).sum(1, keepdims=True)))[:, 0]
+        return c * (lse - logits[np.arange(n), y]).sum() + 0.5 * (reg * w * w).sum()
+
+    f = objective(w)
+    for _ in range(iters):
+        logits = xe @ w.reshape(classes, d + 1).T
+        p = np.exp(logits - logits.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        g = (c * (p - onehot).T @ xe).reshape(-1) + reg * w
+        h = np.zeros((classes * (d + 1), classes * (d + 1)))
+        for a in range(classes):
+            for b in range(classes):
+                s = c * p[:, a] * ((a == b) - p[:, b])
+                h[a * (d + 1):(a + 1) * (d + 1), b * (d + 1):(b + 1) * (d + 1)] = (xe * s[:, None]).T @ xe
+        h += np.diag(reg)
+        if np.abs(g).max() < 1e-9 * x.size:
+            break
+        step = np.linalg.solve(h, g)
+        t = 1.0
+        while True:
+            trial = w - t * step
+            ft = objective(trial)
+            if ft <= f or t < 1e-10:
+                done = f - ft < 1e-12 * max(abs(f), 1.0)
+                w, f = trial, ft
+                break
+            t *= 0.5
+        if done:
+            break
+    return w.reshape(classes, d + 1)
+
+
+def beta_vae(train_batches, eval_batches, sizes):
+    classes = sum(1 for s in sizes if s > 1)
+    xtr, ytr = beta_vae_features(train_batches, sizes)
+    xte, yte = beta_vae_features(eval_batches, sizes)
+    w = _logistic_fit(xtr, ytr, classes)
+    pred = np.argmax(np.hstack([xte, np.ones((len(xte), 1))]) @ w.T, 1)
+    return float((pred == yte).mean())
+
+
+def factor_vae(variance_codes, train_batches, eval_batches, sizes):
+    scored = [j for j, s in enumerate(sizes) if s > 1]
+    glob = variance_codes.var(0, ddof=1)
+    keep = np.flatnonzero(glob > 0)
+
+    def votes(batches):
+        out = []
+        for f, z in batches:
+            label = _fixed_factor(f, f, scored)
+            local = z.var(0, ddof=1)
+            out.append((label, keep[np.argmin(local[keep] / glob[keep])]))
+        return out
+
+    train, held = votes(train_batches), votes(eval_batches)
+    counts = np.zeros((variance_codes.shape[1], len(scored)), dtype=int)
+    for label, code in train:
+        counts[code, label] += 1
+    predict = counts.argmax(1)
+    return float(np.mean([predict[code] == label for label, code in held]))

@@ -474,6 +474,16 @@ class VAE:
         """The set's mean ``neg_elbo``, ``nll`` (−log p(x), ``k`` importance samples) and ``bits_per_dim``."""
         return self.model.evaluate(for_library(x, "x", y, layout), _count(k, "k"), _count(seed, "seed", 0))
 
+    def disentanglement(self, *, points=10000, seed=1, data_dir=None):
+        """The five disentanglement metrics of this model against the factors of its run's data (dSprites'), as
+        ``elbo disentanglement --json`` gives them: a dict with ``beta_vae``, ``factor_vae``, ``mig``, ``sap``,
+        ``dci_*``, the ``factors`` scored and where the ``observations`` came from."""
+        if isinstance(points, bool) or not isinstance(points, numbers.Integral) or not 0 <= points < 2**63:
+            raise ValueError(f"points={points!r}: give a whole number of points (disentanglement_lib uses 10000)")
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**64:
+            raise ValueError(f"seed={seed!r}: give a whole number from 0 to 2**64 - 1")
+        return self.model.disentanglement(int(points), int(seed), None if data_dir is None else _path(data_dir))
+
     def state_dict(self):
         """The weights as a dict of NumPy arrays, in PyTorch's names and layout (a dense weight is ``[out, in]``);
         convolution weights are channels-last, ``[out, k, k, in]`` (:meth:`to_torch` permutes them as it uses them)."""

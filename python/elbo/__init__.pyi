@@ -149,6 +149,10 @@ class VAE:
         self, x: Data, y: Optional[Labels] = ..., *, k: int = ..., seed: int = ..., layout: Optional[str] = ...
     ) -> Dict[str, Any]:
         """The set's mean neg_elbo, nll and bits_per_dim."""
+    def disentanglement(
+        self, *, points: int = ..., seed: int = ..., data_dir: Optional[Union[str, "os.PathLike[str]"]] = ...
+    ) -> Dict[str, Any]:
+        """The five disentanglement metrics against the factors of the run's data, as elbo disentanglement --json."""
     def state_dict(self) -> Dict[str, npt.NDArray[np.float32]]:
         """The weights, in PyTorch's names and layout (convolution weights channels-last, [out, k, k, in])."""
     def to_torch(self) -> Any:

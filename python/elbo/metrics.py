@@ -7,6 +7,17 @@ the same way.
     >>> metrics.dci(codes, factors, codes_test, factors_test)
     {'disentanglement': ..., 'completeness': ..., 'informativeness': ...}
 
+The β-VAE and FactorVAE metrics fix one factor and vary the others, so they need codes of chosen factor values:
+give them ``represent``, a function from factor classes (n, k) to codes (n, d). For dSprites,
+:func:`dsprites_images` draws the images of any classes with elbo's generator:
+
+    >>> def represent(factors):                        # a PyTorch encoder's means of generated dSprites
+    ...     with torch.no_grad():
+    ...         x = torch.from_numpy(metrics.dsprites_images(factors))[:, None]
+    ...         return encoder(x)[0].double().numpy()
+    >>> metrics.disentanglement(represent, metrics.DSPRITES_SIZES)
+    {'beta_vae': ..., 'factor_vae': ..., 'mig': ..., 'sap': ..., 'dci_disentanglement': ..., ...}
+
 Definitions (and where they differ from ``disentanglement_lib``) are in the README's "Disentanglement" section.
 """
 
@@ -14,7 +25,13 @@ import numpy as np
 
 from . import _elbo
 
-__all__ = ["mig", "sap", "dci", "active_units"]
+__all__ = ["mig", "sap", "dci", "active_units", "beta_vae", "factor_vae", "disentanglement", "dsprites_images",
+           "DSPRITES_SIZES", "DSPRITES_NAMES"]
+
+#: How many values each of dSprites' factors takes (color, shape, scale, orientation, posX, posY).
+DSPRITES_SIZES = tuple(_elbo.DSPRITES_SIZES)
+#: dSprites' factors, in its files' column order.
+DSPRITES_NAMES = tuple(_elbo.DSPRITES_NAMES)
 
 #: Most histogram bins per code :func:`mig` takes (disentanglement_lib uses 20).
 MAX_BINS = 65536
@@ -65,3 +82,55 @@ def dci(codes, factors, codes_test, factors_test):
 def active_units(mu):
     """Burda et al.'s active units: how many columns of posterior means ``mu`` (n, d) vary by more than 0.01."""
     return _elbo.metric_active_units(_codes(mu, "mu"))
+
+
+def _whole(v, name, least, most):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not least <= v <= most:
+        raise ValueError(f"{name}={v!r}: give a whole number from {least} to {most}")
+    return int(v)
+
+
+def _function_metric(represent, factor_sizes, points, seed, which):
+    if not callable(represent):
+        raise TypeError(f"represent is {type(represent).__name__}: give a function from factor classes (n, k) "
+                        "to codes (n, d)")
+    sizes = [_whole(s, "factor_sizes", 1, 2**32 - 1) for s in factor_sizes]
+    points = _whole(points, "points", 1, 2**63 - 1)
+    seed = _whole(seed, "seed", 0, 2**64 - 1)
+
+    def codes(factors):
+        z = represent(factors)
+        if hasattr(z, "detach"):  # a torch tensor
+            z = z.detach().cpu().numpy()
+        z = np.asarray(z)
+        if z.dtype.kind not in "fiub":
+            raise TypeError(f"represent returned an array of dtype {z.dtype}: return numbers")
+        return np.ascontiguousarray(z, dtype=np.float64)
+
+    return _elbo.metric_of_function(codes, sizes, points, seed, which)
+
+
+def beta_vae(represent, factor_sizes, *, points=10000, seed=1):
+    """Higgins et al.'s β-VAE metric of ``represent`` (factor classes (n, k) → codes (n, d)) over the grid of
+    ``factor_sizes``: held-out accuracy of a logistic regression telling, from the mean |z₁ − z₂| of 64 pairs
+    sharing one factor's value, which factor they share. ``points`` training points, half as many held out."""
+    return _function_metric(represent, factor_sizes, points, seed, "beta_vae")
+
+
+def factor_vae(represent, factor_sizes, *, points=10000, seed=1):
+    """Kim & Mnih's FactorVAE metric of ``represent``: held-out accuracy of a majority vote from the code of
+    least variance (over its global variance) in batches of 64 that hold one factor fixed."""
+    return _function_metric(represent, factor_sizes, points, seed, "factor_vae")
+
+
+def disentanglement(represent, factor_sizes, *, points=10000, seed=1):
+    """All five metrics of ``represent`` as ``elbo disentanglement --json`` computes them (the same draws for the
+    same ``seed`` and ``points``), as a dict: ``beta_vae``, ``factor_vae``, ``mig``, ``sap``,
+    ``dci_disentanglement``, ``dci_completeness``, ``dci_informativeness``."""
+    return _function_metric(represent, factor_sizes, points, seed, "all")
+
+
+def dsprites_images(factors):
+    """dSprites' images of factor classes (n, 6) (columns as :data:`DSPRITES_NAMES`), drawn by elbo's generator
+    (``elbo make-dsprites``, not DeepMind's pixels): float32 (n, 64, 64), 1 inside the shape and 0 outside."""
+    return _elbo.render_dsprites(_factors(factors, "factors"))

@@ -5,6 +5,7 @@
 use elbo::api::{EpochMetrics, Flow, Observer};
 use elbo::data::numpy::{Layout, MemArray, MemLabels, MemValues};
 use elbo::data::{Bytes, Dataset};
+use elbo::eval::disentangle::Grid;
 use elbo::train::settings::as_keywords;
 use elbo::{Error, Model, Settings, Trainer};
 use numpy::{IntoPyArray, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
@@ -12,7 +13,7 @@ use pyo3::exceptions::{
     PyFileNotFoundError, PyKeyboardInterrupt, PyOSError, PyTypeError, PyValueError,
 };
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::{PyDict, PyFloat, PyList, PyTuple};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -713,6 +714,35 @@ impl PyModel {
         Ok(d.into_any())
     }
 
+    /// The five disentanglement metrics against the factors of the run's own data, as `elbo disentanglement
+    /// --json` gives them (without its timing).
+    #[pyo3(signature = (points=10_000, seed=1, data_dir=None))]
+    fn disentanglement<'py>(
+        &self,
+        py: Python<'py>,
+        points: usize,
+        seed: u64,
+        data_dir: Option<PathBuf>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        use elbo::api::disentangle::{MAX_POINTS, MIN_POINTS};
+        if !(MIN_POINTS..=MAX_POINTS).contains(&points) {
+            return Err(PyValueError::new_err(format!(
+                "points={points} must be between {MIN_POINTS} and {MAX_POINTS} (disentanglement_lib uses 10000)"
+            )));
+        }
+        let sizes = elbo::eval::disentangle::Sizes::with_points(points);
+        let r = py
+            .detach(|| {
+                self.inner
+                    .disentanglement_of_run(data_dir.as_deref(), sizes, seed, &|_| {})
+            })
+            .map_err(py_err)?;
+        let d = from_json(py, &r)?;
+        d.set_item("points", points)?;
+        d.set_item("seed", seed)?;
+        Ok(d)
+    }
+
     /// The weights as (name, shape, values) in PyTorch's names and layout (`[out, in]` for dense weights).
     fn state_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
@@ -855,6 +885,144 @@ fn metric_active_units(mu: PyReadonlyArrayDyn<'_, f64>) -> PyResult<usize> {
     Ok(elbo::eval::disentangle::active_units(&z, d))
 }
 
+/// The grid of factor `sizes` as the metrics take it, checked: every size at least 1 and one above 1.
+fn grid_of(sizes: Vec<usize>) -> PyResult<Grid> {
+    if sizes.is_empty()
+        || sizes.len() > 64
+        || sizes.iter().any(|&s| !(1..=u32::MAX as usize).contains(&s))
+    {
+        return Err(PyValueError::new_err(format!(
+            "factor_sizes={sizes:?}: give how many values each factor takes, 1 to 64 factors of at least 1 value"
+        )));
+    }
+    let grid = Grid { sizes };
+    if grid.scored().is_empty() {
+        return Err(PyValueError::new_err(
+            "every factor of factor_sizes takes one value: there is nothing to disentangle",
+        ));
+    }
+    Ok(grid)
+}
+
+/// The β-VAE metric, the FactorVAE metric (`which` "beta_vae", "factor_vae") or all five ("all", a dict) of
+/// `represent`, a Python function from factor classes (n, k) int64 to codes (n, d) float64, drawn as `elbo
+/// disentanglement --points` draws them. An exception `represent` raises is raised unchanged.
+#[pyfunction]
+fn metric_of_function<'py>(
+    py: Python<'py>,
+    represent: Bound<'py, PyAny>,
+    factor_sizes: Vec<usize>,
+    points: usize,
+    seed: u64,
+    which: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    use elbo::api::disentangle::{MAX_POINTS, MIN_POINTS};
+    use elbo::eval::disentangle::{self as dis, Sizes};
+    let grid = grid_of(factor_sizes)?;
+    if !(MIN_POINTS..=MAX_POINTS).contains(&points) {
+        return Err(PyValueError::new_err(format!(
+            "points={points} must be between {MIN_POINTS} and {MAX_POINTS} (disentanglement_lib uses 10000)"
+        )));
+    }
+    let k = grid.sizes.len();
+    let mut raised: Option<PyErr> = None;
+    let mut dim: Option<usize> = None;
+    let mut encode = |rows: &[u32]| -> elbo::Result<Vec<f64>> {
+        let n = rows.len() / k;
+        let mut call = || -> PyResult<Vec<f64>> {
+            let classes: Vec<i64> = rows.iter().map(|&c| i64::from(c)).collect();
+            let arg = classes.into_pyarray(py).reshape([n, k])?;
+            let out = represent.call1((arg,))?;
+            let codes: PyReadonlyArrayDyn<'_, f64> = out.extract().map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "represent returned {}: return codes as a float64 array of shape (n, d)",
+                    out.get_type()
+                ))
+            })?;
+            let (m, d, z) = matrix(&codes, "represent's codes")?;
+            if m != n || dim.is_some_and(|was| was != d) {
+                return Err(PyValueError::new_err(format!(
+                    "represent returned codes of shape ({m}, {d}) for {n} rows of factors{}: return one row of codes per row, always of the same width",
+                    dim.map_or(String::new(), |was| format!(" (before: {was} codes)"))
+                )));
+            }
+            if let Some(i) = z.iter().position(|v| !v.is_finite()) {
+                return Err(PyValueError::new_err(format!(
+                    "represent returned {} at row {}, code {}: codes must be finite",
+                    z[i],
+                    i / d,
+                    i % d
+                )));
+            }
+            dim = Some(d);
+            Ok(z)
+        };
+        call().map_err(|e| {
+            raised = Some(e);
+            Error::Config("represent failed".into())
+        })
+    };
+    let sizes = Sizes::with_points(points);
+    let result = match which {
+        "beta_vae" => dis::beta_vae_metric(&grid, &mut encode, sizes, seed)
+            .map(|v| Ok(PyFloat::new(py, v).into_any())),
+        "factor_vae" => dis::factor_vae_metric(&grid, &mut encode, sizes, seed)
+            .map(|v| Ok(PyFloat::new(py, v).into_any())),
+        _ => dis::all(&grid, &mut encode, sizes, seed).map(|s| from_json(py, &s)),
+    };
+    match (result, raised) {
+        (_, Some(e)) => Err(e),
+        (Err(e), None) => Err(py_err(e)),
+        (Ok(v), None) => v,
+    }
+}
+
+/// Images of dSprites' factor classes (n, 6) int64 as elbo's generator draws them: float32 (n, 64, 64), 1 inside
+/// the shape and 0 outside.
+#[pyfunction]
+fn render_dsprites<'py>(
+    py: Python<'py>,
+    factors: PyReadonlyArrayDyn<'py, i64>,
+) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
+    use elbo::data::dsprites::{NAMES, SIDE, SIZES};
+    const MAX: usize = 1 << 18;
+    if factors.ndim() != 2 || factors.shape()[1] != SIZES.len() {
+        return Err(PyValueError::new_err(format!(
+            "factors of shape {:?}: give an array of shape (n, 6), dSprites' classes ({}) per row",
+            factors.shape(),
+            NAMES.join(", ")
+        )));
+    }
+    let n = factors.shape()[0];
+    if n > MAX {
+        return Err(PyValueError::new_err(format!(
+            "{n} rows of factors: render at most {MAX} images per call (1 GiB of float32), in batches"
+        )));
+    }
+    let rows = factors
+        .as_slice()
+        .map_err(|e| PyValueError::new_err(format!("factors: {e}")))?;
+    let mut classes = Vec::with_capacity(rows.len());
+    for (i, &c) in rows.iter().enumerate() {
+        let j = i % SIZES.len();
+        if !(0..SIZES[j] as i64).contains(&c) {
+            return Err(PyValueError::new_err(format!(
+                "factors[{}, {j}] is {c}: {} takes classes 0 to {}",
+                i / SIZES.len(),
+                NAMES[j],
+                SIZES[j] - 1
+            )));
+        }
+        classes.push(c as u32);
+    }
+    let images = py.detach(|| {
+        let mut px = vec![0u8; n * SIDE * SIDE];
+        elbo::data::dsprites::render_rows(&classes, &mut px);
+        px.into_iter().map(f32::from).collect::<Vec<f32>>()
+    });
+    images.into_pyarray(py).reshape(vec![n, SIDE, SIDE])
+}
+
 /// The native module.
 #[pymodule]
 fn _elbo(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -866,5 +1034,9 @@ fn _elbo(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(metric_sap, m)?)?;
     m.add_function(wrap_pyfunction!(metric_dci, m)?)?;
     m.add_function(wrap_pyfunction!(metric_active_units, m)?)?;
+    m.add_function(wrap_pyfunction!(metric_of_function, m)?)?;
+    m.add_function(wrap_pyfunction!(render_dsprites, m)?)?;
+    m.add("DSPRITES_SIZES", elbo::data::dsprites::SIZES.to_vec())?;
+    m.add("DSPRITES_NAMES", elbo::data::dsprites::NAMES.to_vec())?;
     Ok(())
 }

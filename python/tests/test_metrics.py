@@ -1,6 +1,7 @@
 """elbo.metrics against the NumPy references of bench/disentanglement_reference.py, written from the papers."""
 import importlib.util
 import os
+import subprocess
 
 import numpy as np
 import pytest
@@ -83,3 +84,133 @@ def test_bad_inputs_raise_errors_naming_the_argument():
         metrics.dci(z, f, z[:, :2], f)
     with pytest.raises(ValueError, match="shape"):
         metrics.active_units(z[:, 0])
+
+
+SIZES = (1, 3, 6, 10, 8)
+
+
+def recording_represent(seed):
+    """Noisy, mixed codes of factor classes, recording every batch asked for (factors and codes)."""
+    rng = np.random.default_rng(seed)
+    calls = []
+
+    def represent(f):
+        f = np.array(f)
+        n = len(f)
+        z = np.stack([f[:, 1] + 1.6 * rng.standard_normal(n),
+                      0.5 * f[:, 2] + 0.3 * f[:, 3] + 3.2 * rng.standard_normal(n),
+                      np.sin(f[:, 3]) + 1.2 * rng.standard_normal(n),
+                      rng.standard_normal(n),
+                      0.1 * f[:, 4] ** 2 + 2.0 * rng.standard_normal(n)], 1)
+        calls.append((f, z))
+        return z
+
+    return represent, calls
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_beta_vae_and_factor_vae_metrics_equal_the_numpy_references(seed):
+    points = 300
+    represent, calls = recording_represent(seed)
+    ours = metrics.beta_vae(represent, SIZES, points=points, seed=seed)
+    assert len(calls) == 2 * (points + points // 2) and all(len(f) == 64 for f, _ in calls)
+    theirs = reference.beta_vae(calls[:2 * points], calls[2 * points:], SIZES)
+    assert ours == pytest.approx(theirs, abs=1e-12)
+    represent, calls = recording_represent(seed)
+    ours_f = metrics.factor_vae(represent, SIZES, points=points, seed=seed)
+    assert len(calls) == 1 + points + points // 2 and len(calls[0][0]) == points
+    theirs_f = reference.factor_vae(calls[0][1], calls[1:1 + points], calls[1 + points:], SIZES)
+    assert ours_f == pytest.approx(theirs_f, abs=1e-12)
+    # Neither case is degenerate.
+    assert 0.4 < ours < 0.9 and 0.4 < ours_f < 0.9, (ours, ours_f)
+
+
+def test_function_metrics_score_true_factors_one_and_noise_near_chance():
+    scored = [j for j, s in enumerate(SIZES) if s > 1]
+    true = metrics.disentanglement(lambda f: f[:, scored] * 3.0 - 1, SIZES, points=200)
+    assert true["beta_vae"] == 1.0 and true["factor_vae"] == 1.0, true
+    # MIG's entropies are estimated from 200 items, which leaves it a little below 1.
+    assert true["mig"] > 0.9 and true["dci_disentanglement"] > 0.98, true
+    rng = np.random.default_rng(3)
+    noise = metrics.disentanglement(lambda f: rng.standard_normal((len(f), 6)), SIZES, points=400)
+    # Chance is 1/4 for the four scored factors.
+    assert noise["beta_vae"] < 0.45 and noise["factor_vae"] < 0.45 and noise["mig"] < 0.05, noise
+    # Permuting and rescaling the codes changes no score.
+    perm = metrics.disentanglement(lambda f: (f[:, scored] * 3.0 - 1)[:, ::-1] * 0.25, SIZES, points=200)
+    assert perm == pytest.approx(true, abs=1e-9)
+
+
+def test_function_metrics_refuse_bad_functions_and_grids():
+    class Mine(Exception):
+        pass
+
+    def raises(f):
+        raise Mine("from represent")
+
+    with pytest.raises(Mine, match="from represent"):
+        metrics.beta_vae(raises, SIZES, points=20)
+    with pytest.raises(ValueError, match="one row of codes per row"):
+        metrics.factor_vae(lambda f: np.zeros((len(f) + 1, 2)), SIZES, points=20)
+    widths = iter([3, 4] + [4] * 10_000)
+    with pytest.raises(ValueError, match="same width"):
+        metrics.disentanglement(lambda f: np.ones((len(f), next(widths))), SIZES, points=20)
+    with pytest.raises(ValueError, match="finite"):
+        metrics.beta_vae(lambda f: np.full((len(f), 2), np.nan), SIZES, points=20)
+    with pytest.raises(TypeError, match="numbers"):
+        metrics.beta_vae(lambda f: np.array([["a"]] * len(f)), SIZES, points=20)
+    with pytest.raises(TypeError, match="function"):
+        metrics.beta_vae(np.zeros(3), SIZES)
+    with pytest.raises(ValueError, match="nothing to disentangle"):
+        metrics.beta_vae(lambda f: f * 1.0, (1, 1))
+    for bad in [(), (3, 0), (3, -1), (3, 2.5)]:
+        with pytest.raises(ValueError, match="factor_sizes"):
+            metrics.beta_vae(lambda f: f * 1.0, bad)
+    for points in [0, 9, 10**7, True, 2**70]:
+        with pytest.raises(ValueError, match="points"):
+            metrics.factor_vae(lambda f: f * 1.0, SIZES, points=points)
+
+
+def test_dsprites_images_are_the_generators(elbo_bin, tmp_path):
+    out = tmp_path / "gen.npz"
+    subprocess.run([elbo_bin, "make-dsprites", "--out", str(out), "--subsample", "50", "--seed", "4"],
+                   check=True, capture_output=True)
+    with np.load(out) as z:
+        imgs, classes = z["imgs"], z["latents_classes"]
+    ours = metrics.dsprites_images(classes)
+    assert ours.dtype == np.float32 and ours.shape == (50, 64, 64)
+    assert np.array_equal(ours, imgs.astype(np.float32))
+    assert metrics.DSPRITES_SIZES == (1, 3, 6, 40, 32, 32) and metrics.DSPRITES_NAMES[3] == "orientation"
+    bad = classes[:2].copy()
+    bad[1, 3] = 40
+    with pytest.raises(ValueError, match=r"factors\[1, 3\] is 40: orientation takes classes 0 to 39"):
+        metrics.dsprites_images(bad)
+    with pytest.raises(ValueError, match=r"shape \(n, 6\)"):
+        metrics.dsprites_images(classes[:, :5])
+
+
+KEYS = ["beta_vae", "factor_vae", "mig", "sap", "dci_disentanglement", "dci_completeness", "dci_informativeness"]
+
+
+def test_a_models_metrics_are_the_command_lines_and_a_function_of_its_encoder(elbo_bin, tmp_path):
+    import json
+
+    import elbo
+
+    npz, run = tmp_path / "d.npz", tmp_path / "run"
+    subprocess.run([elbo_bin, "make-dsprites", "--out", str(npz), "--subsample", "3000", "--seed", "1"],
+                   check=True, capture_output=True)
+    subprocess.run([elbo_bin, "train", "--data", str(npz), "--latent", "4", "--hidden", "64", "--epochs", "1",
+                    "--out", str(run)], check=True, capture_output=True)
+    cli = json.loads(subprocess.run([elbo_bin, "disentanglement", str(run), "--points", "40", "--seed", "3",
+                                     "--json"], check=True, capture_output=True, text=True).stdout)
+    vae = elbo.load(run)
+    ours = vae.disentanglement(points=40, seed=3)
+    assert {k: ours[k] for k in KEYS + ["factors", "observations"]} == \
+        {k: cli[k] for k in KEYS + ["factors", "observations"]}
+    assert "drawn by" in ours["observations"] or "generat" in ours["observations"], ours["observations"]
+    # The same scores from the encoder as a function of factor classes, through the generator's images.
+    via = metrics.disentanglement(lambda f: vae.encode(metrics.dsprites_images(f))[0], metrics.DSPRITES_SIZES,
+                                  points=40, seed=3)
+    assert via == pytest.approx({k: cli[k] for k in KEYS}, abs=1e-9)
+    with pytest.raises(ValueError, match="points=5 must be between 10"):
+        vae.disentanglement(points=5)

@@ -7,6 +7,7 @@ use crate::data::{Dataset, dsprites};
 use crate::error::{Error, Result};
 use crate::eval::disentangle::{self, Grid, Scores, Sizes};
 use rayon::prelude::*;
+use std::path::Path;
 
 /// The metrics, and how their observations were made.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -42,6 +43,23 @@ pub fn images_needed(s: Sizes) -> usize {
 }
 
 impl Model {
+    /// Scores this model against the factors of its own run's data (both splits), read from `data_dir` or from
+    /// where training read it, as `elbo disentanglement` does.
+    pub fn disentanglement_of_run(
+        &self,
+        data_dir: Option<&Path>,
+        sizes: Sizes,
+        seed: u64,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<Disentanglement> {
+        let cfg = self.config();
+        let dir = data_dir
+            .map(Path::to_path_buf)
+            .or_else(|| super::trainer::recorded_dir(cfg));
+        let splits = crate::train::load_splits(cfg, dir.as_deref())?;
+        self.disentanglement(&[&splits.train, &splits.test], sizes, seed, progress)
+    }
+
     /// Scores this model's posterior means against the factors of `sets` (a run's training and test splits),
     /// drawing every metric's points with `seed`; `progress` hears how many more images were encoded.
     pub fn disentanglement(

@@ -52,6 +52,11 @@ pub(crate) struct DataArgs {
 }
 
 impl DataArgs {
+    /// The `--data-dir` given, if any.
+    pub(crate) fn dir(&self) -> Option<&Path> {
+        self.data_dir.as_deref()
+    }
+
     /// The run's data: this `--data-dir`, else `$ELBO_DATA_DIR`, else the folder recorded at training time.
     pub(crate) fn splits(&self, ck: &Checkpoint) -> Result<train::Splits> {
         self.splits_of(&ck.config)

@@ -39,19 +39,10 @@ pub(crate) fn run(a: DisentanglementArgs) -> Result<()> {
         )));
     }
     let model = Model::open(&a.run_dir)?;
-    let splits = a.data.splits_of(model.config())?;
-    let d = Sizes::default();
-    let sizes = Sizes {
-        train: a.points,
-        eval: (a.points / 2).max(1),
-        variance: a.points,
-        ..d
-    };
+    let sizes = Sizes::with_points(a.points);
     let progress = Progress::new("disentanglement", images_needed(sizes));
     let started = std::time::Instant::now();
-    let r = model.disentanglement(&[&splits.train, &splits.test], sizes, a.seed, &|n| {
-        progress.inc(n)
-    })?;
+    let r = model.disentanglement_of_run(a.data.dir(), sizes, a.seed, &|n| progress.inc(n))?;
     progress.finish();
     let secs = started.elapsed().as_secs_f64();
     let s = &r.scores;

@@ -69,6 +69,13 @@ const HALF: f64 = 10.0;
 const FIRST_CENTRE: f64 = 15.5;
 const LAST_CENTRE: f64 = 48.5;
 
+/// Draws the sprites of `rows` (6 classes per image) into `out` (64×64 per image), in parallel.
+pub fn render_rows(rows: &[u32], out: &mut [u8]) {
+    out.par_chunks_mut(SIDE * SIDE)
+        .zip(rows.par_chunks_exact(SIZES.len()))
+        .for_each(|(img, row)| render(row, img));
+}
+
 /// Draws the sprite of `classes` into `out` (64×64, row-major, 1 inside the shape and 0 outside): a pixel is set
 /// when its centre, turned back by the orientation about the sprite's centre, falls inside the unturned shape.
 pub fn render(classes: &[u32], out: &mut [u8]) {

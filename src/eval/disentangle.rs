@@ -35,6 +35,19 @@ pub struct Sizes {
     pub bins: usize,
 }
 
+impl Sizes {
+    /// `disentanglement_lib`'s sizes with `points` training points, half as many held out, and `points` items
+    /// estimating the FactorVAE metric's variances (`elbo disentanglement --points`).
+    pub fn with_points(points: usize) -> Sizes {
+        Sizes {
+            train: points,
+            eval: (points / 2).max(1),
+            variance: points,
+            ..Sizes::default()
+        }
+    }
+}
+
 impl Default for Sizes {
     fn default() -> Self {
         Sizes {
@@ -190,6 +203,31 @@ pub fn beta_vae_points(
         labels.push(label);
     }
     Ok((feats, labels))
+}
+
+/// The β-VAE metric alone, from its own draws seeded by `seed` (the same draws [`all`] makes first).
+pub fn beta_vae_metric(grid: &Grid, encode: &mut Encoder, sizes: Sizes, seed: u64) -> Result<f64> {
+    beta_vae(
+        grid,
+        encode,
+        sizes,
+        &mut rand_pcg::Pcg64Mcg::seed_from_u64(seed),
+    )
+}
+
+/// The FactorVAE metric alone, from its own draws seeded by `seed`.
+pub fn factor_vae_metric(
+    grid: &Grid,
+    encode: &mut Encoder,
+    sizes: Sizes,
+    seed: u64,
+) -> Result<f64> {
+    factor_vae(
+        grid,
+        encode,
+        sizes,
+        &mut rand_pcg::Pcg64Mcg::seed_from_u64(seed),
+    )
 }
 
 fn beta_vae(grid: &Grid, encode: &mut Encoder, s: Sizes, rng: &mut impl Rng) -> Result<f64> {
