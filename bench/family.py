@@ -1,12 +1,12 @@
 """Speed of elbo's other workloads against PyTorch, side by side in one run: IWAE k = 50, the Keras conv VAE,
-importance-sampled evaluation, and the VampPrior, IAF and planar-flow models (the references are in
+importance-sampled evaluation, the VampPrior, IAF and planar-flow models, and β-TC-VAE on dSprites (the references are in
 bench/pytorch_family.py).
 
 Each round runs every chosen workload in elbo, then in PyTorch, one process at a time. Prints the medians over
 rounds (training: seconds per epoch; eval: microseconds per importance sample, PyTorch at its best chunk size),
 their ratio and each process's peak RSS, as Markdown.
 
-Usage: bench/run.sh --family [--workloads iwae conv eval celeba vamp iaf planar] [--rounds 3] [--limit N] [--threads 2]
+Usage: bench/run.sh --family [--workloads iwae conv eval celeba vamp iaf planar btcvae] [--rounds 3] [--limit N] [--threads 2]
 (celeba needs a folder of 64x64 colour PNGs: bench/.venv/bin/python bench/photos.py makes bench/data/photos64)
 """
 import argparse
@@ -71,10 +71,32 @@ def torch_celeba(args, seed, env):
     return line["seconds"] / line["images"] * 1e3, rss
 
 
+def elbo_btcvae(args, seed, env):
+    """s/epoch of configs/dsprites-beta-tcvae.toml on the first --dsprites-images training images of --dsprites."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [ELBO, "train", "--config", "configs/dsprites-beta-tcvae.toml", "--data", args.dsprites,
+               "--limit", str(args.dsprites_images), "--epochs", "1", "--threads", str(args.threads),
+               "--seed", str(seed), "--out", os.path.join(tmp, "run")]
+        _, rss = run(cmd, env)
+        with open(os.path.join(tmp, "run", "metrics.csv")) as f:
+            return float(next(csv.DictReader(f))["seconds"]), rss
+
+
+def torch_btcvae(args, seed, env):
+    out, rss = run([sys.executable, TORCH, "btcvae", "--epochs", "1", "--threads", str(args.threads), "--seed",
+                    str(seed), "--limit", str(args.dsprites_images), "--npz", args.dsprites], env)
+    return json_lines(out)[0]["seconds"], rss
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--workloads", nargs="+", default=["iwae", "conv", "eval"],
-                    choices=["iwae", "conv", "eval", "celeba", "vamp", "iaf", "planar"])
+                    choices=["iwae", "conv", "eval", "celeba", "vamp", "iaf", "planar", "btcvae"])
+    ap.add_argument("--dsprites", default=os.path.join(ROOT, "bench", "data", "dsprites.npz"),
+                    help="btcvae: dSprites in DeepMind's layout (elbo make-dsprites --subsample 20000 --seed 1 "
+                         "--out bench/data/dsprites.npz makes one)")
+    ap.add_argument("--dsprites-images", type=int, default=16000,
+                    help="btcvae: training images per epoch (at most the file's training split)")
     ap.add_argument("--photos", default=os.path.join(ROOT, "bench", "data", "photos64"),
                     help="celeba: a folder of 64x64 colour PNGs (bench/photos.py makes one)")
     ap.add_argument("--rounds", type=int, default=3)
@@ -117,6 +139,9 @@ def main():
                 if w in args.workloads:
                     add(w + "_elbo", *elbo_train(config, args, seed, env, flags))
                     add(w + "_torch", *torch_train("latent", args, seed, env, torch_flags + ["--images", "0"]))
+            if "btcvae" in args.workloads:
+                add("btcvae_elbo", *elbo_btcvae(args, seed, env))
+                add("btcvae_torch", *torch_btcvae(args, seed, env))
             if "celeba" in args.workloads:
                 add("celeba_elbo", *elbo_celeba(args, seed, env))
                 add("celeba_torch", *torch_celeba(args, seed, env))
@@ -145,7 +170,8 @@ def main():
              "celeba": ("PyTorch-VAE VanillaVAE 64x64x3, batch 64 (photo crops)", "ms/image"),
              "vamp": ("VampPrior, 500 pseudo-inputs, 784-300-300-40, batch 100", "s/epoch"),
              "iaf": ("IAF 2 blocks of MADE 320, 784-300-300-32, batch 100", "s/epoch"),
-             "planar": ("8 planar maps, 784-300-300-32, batch 100", "s/epoch")}
+             "planar": ("8 planar maps, 784-300-300-32, batch 100", "s/epoch"),
+             "btcvae": (f"β-TC-VAE (β = 6, MWS) dSprites conv, batch 64, {args.dsprites_images} images", "s/epoch")}
     for w in args.workloads:
         e, t = statistics.median(res[w + "_elbo"]), statistics.median(res[w + "_torch"])
         label, unit = names[w]

@@ -68,15 +68,37 @@ impl Geometry {
     }
 
     /// For each window and kernel row/column, the big-image pixel it reads, if inside the image.
+    #[cfg(test)]
     fn pixel(&self, oi: usize, oj: usize, di: usize, dj: usize) -> Option<usize> {
         let i = (oi * self.s + di).checked_sub(self.p)?;
         let j = (oj * self.s + dj).checked_sub(self.p)?;
         (i < self.big.h && j < self.big.w).then_some(i * self.big.w + j)
     }
 
+    /// For window row `oi` and kernel row `di`, the big-image row read, if inside the image.
+    fn row(&self, oi: usize, di: usize) -> Option<usize> {
+        (oi * self.s + di)
+            .checked_sub(self.p)
+            .filter(|&i| i < self.big.h)
+    }
+
+    /// For window column `oj`: the kernel columns `lo..hi` that fall inside the image, and the big-image column
+    /// of kernel column `lo` (meaningful only when `lo < hi`). With channels last, one kernel row's columns inside the image are one contiguous
+    /// run of `(hi − lo)·c` values, which is why the gather and scatter below move whole runs.
+    fn columns(&self, oj: usize) -> (usize, usize, usize) {
+        let first = oj * self.s;
+        let lo = self.p.saturating_sub(first).min(self.k);
+        let hi = (self.big.w + self.p)
+            .saturating_sub(first)
+            .min(self.k)
+            .max(lo);
+        (lo, hi, (first + lo).saturating_sub(self.p))
+    }
+
     /// Gathers the windows of `rows` images into `col[rows·windows, patch]`, zero outside the image.
     pub fn im2col<T: Real>(&self, img: &[T], col: &mut [T], rows: usize) {
         let (il, win, pl, c) = (self.big.len(), self.windows(), self.patch(), self.big.c);
+        let (k, w) = (self.k, self.big.w);
         let out = Disjoint::new(&mut col[..rows * win * pl]);
         threads::for_rows(rows, 1, |a, b| {
             // SAFETY: image ranges a..b are disjoint between threads.
@@ -85,14 +107,18 @@ impl Geometry {
                 let img = &img[r * il..(r + 1) * il];
                 for oi in 0..self.small_h {
                     for oj in 0..self.small_w {
+                        let (lo, hi, j) = self.columns(oj);
                         let dst = &mut col[(oi * self.small_w + oj) * pl..][..pl];
-                        for di in 0..self.k {
-                            for dj in 0..self.k {
-                                let d = &mut dst[(di * self.k + dj) * c..][..c];
-                                match self.pixel(oi, oj, di, dj) {
-                                    Some(px) => d.copy_from_slice(&img[px * c..(px + 1) * c]),
-                                    None => d.fill(T::zero()),
-                                }
+                        for (di, d) in dst.chunks_exact_mut(k * c).enumerate() {
+                            let Some(i) = self.row(oi, di) else {
+                                d.fill(T::zero());
+                                continue;
+                            };
+                            d[..lo * c].fill(T::zero());
+                            d[hi * c..].fill(T::zero());
+                            if hi > lo {
+                                let src = &img[(i * w + j) * c..][..(hi - lo) * c];
+                                copy_run(&mut d[lo * c..hi * c], src);
                             }
                         }
                     }
@@ -104,6 +130,7 @@ impl Geometry {
     /// The adjoint of [`Geometry::im2col`]: sets `img` to the sum of each window's values at the pixels it covers.
     pub fn col2im<T: Real>(&self, col: &[T], img: &mut [T], rows: usize) {
         let (il, win, pl, c) = (self.big.len(), self.windows(), self.patch(), self.big.c);
+        let (k, w) = (self.k, self.big.w);
         let out = Disjoint::new(&mut img[..rows * il]);
         threads::for_rows(rows, 1, |a, b| {
             // SAFETY: image ranges a..b are disjoint between threads.
@@ -113,14 +140,13 @@ impl Geometry {
                 let col = &col[r * win * pl..(r + 1) * win * pl];
                 for oi in 0..self.small_h {
                     for oj in 0..self.small_w {
+                        let (lo, hi, j) = self.columns(oj);
                         let src = &col[(oi * self.small_w + oj) * pl..][..pl];
-                        for di in 0..self.k {
-                            for dj in 0..self.k {
-                                if let Some(px) = self.pixel(oi, oj, di, dj) {
-                                    let s = &src[(di * self.k + dj) * c..][..c];
-                                    for (o, &v) in img[px * c..(px + 1) * c].iter_mut().zip(s) {
-                                        *o += v;
-                                    }
+                        for (di, s) in src.chunks_exact(k * c).enumerate() {
+                            if let Some(i) = self.row(oi, di).filter(|_| hi > lo) {
+                                let dst = &mut img[(i * w + j) * c..][..(hi - lo) * c];
+                                for (o, &v) in dst.iter_mut().zip(&s[lo * c..hi * c]) {
+                                    *o += v;
                                 }
                             }
                         }
@@ -133,6 +159,19 @@ impl Geometry {
     /// Values of the im2col buffer for `rows` images.
     pub fn col_len(&self, rows: usize) -> usize {
         rows * self.windows() * self.patch()
+    }
+}
+
+/// Copies a short run element by element: most runs are one kernel row of a few channels (4 values for the
+/// first layer of a 4×4 kernel on grey images), where a call to `memcpy` costs more than the copy.
+#[inline]
+fn copy_run<T: Copy>(dst: &mut [T], src: &[T]) {
+    if dst.len() > 32 {
+        dst.copy_from_slice(src);
+    } else {
+        for (d, &s) in dst.iter_mut().zip(src) {
+            *d = s;
+        }
     }
 }
 
@@ -360,6 +399,67 @@ mod tests {
     fn fill(v: &mut [f64], rng: &mut impl rand::Rng) {
         for x in v {
             *x = rng.random::<f64>() - 0.5;
+        }
+    }
+
+    /// The run-wise gather and scatter equal the per-pixel definition, bit for bit, at geometries where windows
+    /// hang over every edge (padding up to the kernel side, strides above the kernel) and at exact fits.
+    #[test]
+    fn gather_and_scatter_match_the_per_pixel_definition() {
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(3);
+        for &(h, w, c, k, s, p) in &[
+            (7, 5, 1, 3, 1, 0),
+            (7, 5, 2, 3, 2, 1),
+            (8, 8, 1, 4, 2, 1),
+            (6, 9, 3, 4, 2, 3),
+            (5, 5, 1, 2, 3, 0),
+            (3, 4, 2, 5, 1, 2),
+            (9, 6, 1, 1, 1, 0),
+            (4, 4, 1, 2, 1, 3),
+            (4, 5, 2, 3, 2, 4),
+        ] {
+            let geo = Geometry {
+                big: Shape { h, w, c },
+                small_h: conv_out(h, k, s, p).unwrap(),
+                small_w: conv_out(w, k, s, p).unwrap(),
+                k,
+                s,
+                p,
+            };
+            let rows = 3;
+            let mut img = vec![0.0; rows * geo.big.len()];
+            fill(&mut img, &mut rng);
+            let mut col = vec![f64::NAN; geo.col_len(rows)];
+            geo.im2col(&img, &mut col, rows);
+            let mut want_img = vec![0.0; img.len()];
+            let (win, pl) = (geo.windows(), geo.patch());
+            for r in 0..rows {
+                for oi in 0..geo.small_h {
+                    for oj in 0..geo.small_w {
+                        for di in 0..k {
+                            for dj in 0..k {
+                                for ch in 0..c {
+                                    let at = (r * win + oi * geo.small_w + oj) * pl
+                                        + (di * k + dj) * c
+                                        + ch;
+                                    let want = geo.pixel(oi, oj, di, dj).map_or(0.0, |px| {
+                                        want_img[r * geo.big.len() + px * c + ch] += col[at];
+                                        img[r * geo.big.len() + px * c + ch]
+                                    });
+                                    assert_eq!(
+                                        col[at].to_bits(),
+                                        want.to_bits(),
+                                        "{h}x{w}x{c} k{k} s{s} p{p}"
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let mut back = vec![f64::NAN; img.len()];
+            geo.col2im(&col, &mut back, rows);
+            assert_eq!(back, want_img, "{h}x{w}x{c} k{k} s{s} p{p}");
         }
     }
 
