@@ -205,3 +205,29 @@ fn what_stacked_layers_cannot_do_is_refused_by_name() {
         stderr(&o)
     );
 }
+
+/// The stack's per-code loops are split between threads: the weights after an IWAE epoch must not depend on how.
+#[test]
+fn two_layer_iwae_weights_do_not_depend_on_the_thread_count() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut weights = Vec::new();
+    for threads in ["1", "2"] {
+        let dir = tmp.path().join(format!("t{threads}"));
+        let o = run(elbo()
+            .args([
+                "train", "--limit", "600", "--latent", "8,3", "--hidden", "64/16",
+            ])
+            .args(["--activation", "tanh", "--seed", "5", "--threads", threads])
+            .args(["--epochs", "1", "--objective", "iwae", "--k-train", "5"])
+            .arg("--out")
+            .arg(&dir)
+            .arg("--data-dir")
+            .arg(mnist_dir()));
+        assert!(o.status.success(), "{}", stderr(&o));
+        weights.push(elbo::train::load_run(&dir).unwrap().vae.params.data);
+    }
+    assert_eq!(
+        weights[0], weights[1],
+        "weights bit-identical at 1 and 2 threads"
+    );
+}

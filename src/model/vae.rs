@@ -12,6 +12,7 @@ use super::stack::StackBuffers;
 use super::vamp::VampBuffers;
 use crate::core::activation::sigmoid;
 use crate::core::ops;
+use crate::core::threads::{self, Disjoint};
 use crate::core::{Params, Real};
 use rand_distr::{Distribution, StandardNormal};
 
@@ -805,11 +806,16 @@ where
                     self.likelihood(x, n, ws, true, None);
                 } else {
                     let d = self.config.input_dim();
-                    let logits = &mut ws.dec.output_mut()[..n * d];
+                    let logits = Disjoint::new(&mut ws.dec.output_mut()[..n * d]);
+                    let weights = &ws.weights[..n];
                     // The fused kernels took weight 1; apply the per-row weights now.
-                    for (row, &w) in logits.chunks_exact_mut(d).zip(&ws.weights[..n]) {
-                        row.iter_mut().for_each(|v| *v *= w);
-                    }
+                    threads::for_rows(n, 16, |a, b| {
+                        // SAFETY: row ranges a..b are disjoint between threads.
+                        let logits = unsafe { logits.range(a * d, b * d) };
+                        for (row, &w) in logits.chunks_exact_mut(d).zip(&weights[a..b]) {
+                            row.iter_mut().for_each(|v| *v *= w);
+                        }
+                    });
                 }
             }
         }
