@@ -147,6 +147,15 @@ fn save_advice(e: &Error) -> &'static str {
 /// Result with elbo's error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A number as a message shows it: `1e308`, not its 309 digits.
+pub fn shown(v: f64) -> String {
+    if v.is_finite() && v != 0.0 && !(1e-4..1e6).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
+}
+
 impl Error {
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
@@ -170,5 +179,19 @@ impl Error {
 impl std::fmt::Debug for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         std::fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    #[test]
+    fn numbers_are_shown_short() {
+        assert_eq!(shown(1e308), "1e308");
+        assert_eq!(shown(-2.5e-9), "-2.5e-9");
+        assert_eq!(shown(0.5), "0.5");
+        assert_eq!(shown(1000.0), "1000");
+        assert_eq!(shown(f64::NAN), "NaN");
     }
 }

@@ -235,6 +235,15 @@ fn sample_temperature_and_bernoulli_pixels() {
         out(&tmp, "x.png").to_str().unwrap(),
     ]);
     assert_user_error(&o, "--temperature 0");
+    let o = run_cmd(&[
+        "sample",
+        run.to_str().unwrap(),
+        "--temperature",
+        "1e308",
+        "--out",
+        out(&tmp, "x.png").to_str().unwrap(),
+    ]);
+    assert_user_error(&o, "--temperature 1e308 must be");
 }
 
 #[test]

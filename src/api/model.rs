@@ -271,7 +271,8 @@ impl Model {
         // Beyond 1000 the codes lie so far out that the decoder's outputs overflow.
         if !(temperature.is_finite() && temperature > 0.0 && temperature <= 1e3) {
             return Err(Error::Config(format!(
-                "temperature {temperature} must be a positive number up to 1000"
+                "temperature {} must be a positive number up to 1000",
+                crate::error::shown(temperature)
             )));
         }
         if !self.is_variational() {

@@ -46,7 +46,7 @@ pub(crate) fn run(a: SampleArgs) -> Result<()> {
     if !(a.temperature.is_finite() && a.temperature > 0.0 && a.temperature <= 1e3) {
         return Err(Error::Config(format!(
             "--temperature {} must be a positive number up to 1000",
-            a.temperature
+            crate::error::shown(a.temperature)
         )));
     }
     let model = Model::open(&a.run_dir)?;
