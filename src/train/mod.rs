@@ -16,7 +16,7 @@ pub use metrics::{EpochMetrics, SplitMetrics};
 pub use observe::{Flow, Observer, Quiet};
 pub use settings::Settings;
 
-use crate::core::{Optimizer, dist, threads};
+use crate::core::{Adam, Optimizer, dist, threads};
 use crate::data::batch::binarize_static;
 use crate::data::{
     self, Batcher, Binarize, Dataset, ItemShape, Kind, Loaded, load_dataset, resolve_data_dir,
@@ -574,64 +574,13 @@ pub fn train_on(
     start: Start,
     observer: &mut dyn Observer,
 ) -> Result<Vec<EpochMetrics>> {
-    let (cfg, mut vae, mut adam, mut state) = match start {
-        Start::New(cfg) => {
-            let cfg = *cfg;
-            cfg.validate()?;
-            let seed = cfg.train.seed;
-            let vae = Vae::<f32>::new(
-                cfg.model.clone(),
-                &mut rand_pcg::Pcg64Mcg::seed_from_u64(seed),
-            );
-            let adam = cfg.train.adam_for(&vae);
-            let state = TrainState {
-                epoch: 0,
-                adam_t: 0,
-                data_rng: rand_pcg::Pcg64Mcg::seed_from_u64(seed ^ DATA_SALT),
-                noise_rng: rand_pcg::Pcg64Mcg::seed_from_u64(seed ^ NOISE_SALT),
-                history: Vec::new(),
-            };
-            (cfg, vae, adam, state)
-        }
-        Start::Resume(ck, epochs) => {
-            let mut cfg = ck.config;
-            if let Some(e) = epochs {
-                cfg.train.epochs = e;
-                // Checked before anything is saved: a config that every later load would refuse must never
-                // reach a checkpoint.
-                cfg.validate()?;
-                if e < ck.state.epoch {
-                    return Err(Error::Config(format!(
-                        "--epochs {e} is fewer than the {} epochs this run has completed: pass more to train further",
-                        ck.state.epoch
-                    )));
-                }
-            }
-            (cfg, ck.vae, ck.adam, ck.state)
-        }
-    };
-    // config.json describes the run as it now continues (a resume may change its epochs); a damaged or foreign
-    // one is replaced, since the checkpoint carries the config that counts.
-    let json = serde_json::to_string_pretty(&cfg).map_err(|e| Error::Config(e.to_string()))?;
-    let save_failed = |e: Error| Error::Save {
-        kept: checkpoint::newest_epoch(run_dir),
-        dir: run_dir.to_path_buf(),
-        source: Box::new(e),
-    };
+    let (cfg, mut vae, mut adam, mut state) = begin(start)?;
     if dist::size() > 1 {
         ranks_agree(&cfg, &vae, &adam, &state)?;
     }
     let writer = dist::is_writer();
     if writer {
-        crate::fsutil::write_atomic(&run_dir.join("config.json"), json.as_bytes())
-            .map_err(save_failed)?;
-    }
-    // The initial weights are a checkpoint too, so a run stopped in its first epoch can be resumed and read.
-    if writer && state.epoch == 0 && !run_dir.join(checkpoint::CHECKPOINT).exists() {
-        checkpoint::save(run_dir, &cfg, &vae.params, &adam, &state).map_err(save_failed)?;
-    }
-    if writer {
-        checkpoint::check_room_for_next(run_dir).map_err(save_failed)?;
+        publish_start(run_dir, &cfg, &vae, &adam, &state)?;
     }
     let t = cfg.train.clone();
     let d = cfg.model.input_dim();
@@ -672,8 +621,7 @@ pub fn train_on(
             let steps = n.div_ceil(batch);
             let order = batcher.epoch_order(n, &mut state.data_rng);
             let mut stats = BatchStats::default();
-            // FactorVAE's discriminator: loss and accuracy summed over steps, TC over images.
-            let mut disc = (metrics::DiscriminatorMetrics::default(), 0usize, 0usize);
+            let mut disc = DiscriminatorTally::default();
             for (step, idx) in order.chunks(batch).enumerate() {
                 // A program that installed an [`interrupt::Catch`] stops between two steps on its signal (ranks
                 // of a sharded step agree on it inside the step, so none waits for one that left).
@@ -709,42 +657,23 @@ pub fn train_on(
                     Estimator::Elbo => st.recon + objective.beta * st.kl,
                     _ => st.iwae,
                 };
-                if !loss.is_finite() {
+                let updated = if loss.is_finite() {
+                    update(&t, &mut vae, &mut adam, lr, rows)
+                } else {
+                    Err(format!("the loss became {}", loss / rows as f64))
+                };
+                if let Err(what) = updated {
                     observer.abandon();
                     return Err(Error::Diverged {
                         epoch,
                         step: step + 1,
-                        what: format!("the loss became {}", loss / rows as f64),
+                        what,
                     });
                 }
-                // FactorVAE's discriminator has its own loss, a mean already, and its own optimiser.
-                let own = vae.discriminator_start().unwrap_or(vae.params.len());
-                if t.loss_reduction == Reduction::Mean {
-                    // PyTorch's default: the gradient of the per-image mean, so clipping and ε see that scale.
-                    let s = 1.0 / rows as f32;
-                    vae.params.grad[..own].iter_mut().for_each(|g| *g *= s);
-                }
-                if let Some(max) = t.clip_grad_norm {
-                    let norm = crate::core::optim::clip_grad_norm(&mut vae.params.grad[..own], max);
-                    if !norm.is_finite() {
-                        observer.abandon();
-                        return Err(Error::Diverged {
-                            epoch,
-                            step: step + 1,
-                            what: format!("the gradient norm became {norm}"),
-                        });
-                    }
-                }
-                adam.step(&mut vae.params, lr);
                 vae.update_running_stats(&ws);
                 stats.add(st);
                 if vae.discriminator_start().is_some() && rows >= 2 {
-                    let d = ws.discriminator;
-                    disc.0.loss += d.loss;
-                    disc.0.accuracy += d.accuracy;
-                    disc.0.total_correlation += d.total_correlation;
-                    disc.1 += 1;
-                    disc.2 += rows;
+                    disc.add(&ws.discriminator, rows);
                 }
                 let secs = started.elapsed().as_secs_f64().max(1e-9);
                 observer.step(stats.n, loss / rows as f64, stats.n as f64 / secs);
@@ -767,11 +696,7 @@ pub fn train_on(
                     .objective
                     .is_importance_weighted()
                     .then(|| stats.iwae / stats.n.max(1) as f64),
-                discriminator: (disc.1 > 0).then(|| metrics::DiscriminatorMetrics {
-                    loss: disc.0.loss / disc.1 as f64,
-                    accuracy: disc.0.accuracy / disc.1 as f64,
-                    total_correlation: disc.0.total_correlation / disc.2 as f64,
-                }),
+                discriminator: disc.mean(),
             };
             if !row.is_finite() || !savable(&vae.params, &adam) {
                 return Err(Error::Diverged {
@@ -788,19 +713,8 @@ pub fn train_on(
             state.epoch = epoch;
             state.adam_t = adam.t;
             state.history.push(row);
-            let saved = if writer {
-                checkpoint::save(run_dir, &cfg, &vae.params, &adam, &state)
-                    .and_then(|()| metrics::write_csv(&run_dir.join("metrics.csv"), &state.history))
-            } else {
-                Ok(())
-            };
-            if let Err(e) = saved {
-                // The checkpoint of this epoch may have been published before metrics.csv failed: say which.
-                return Err(Error::Save {
-                    kept: checkpoint::newest_epoch(run_dir),
-                    dir: run_dir.to_path_buf(),
-                    source: Box::new(e),
-                });
+            if writer {
+                save_epoch(run_dir, &cfg, &vae, &adam, &state)?;
             }
             let gathered = sharded
                 .as_mut()
@@ -814,6 +728,143 @@ pub fn train_on(
         Ok(())
     })?;
     Ok(state.history)
+}
+
+/// The run a [`Start`] describes: a new one from its config and seed, or a checkpoint to continue (to a new
+/// epoch count, checked before anything is saved).
+fn begin(start: Start) -> Result<(RunConfig, Vae<f32>, Adam<f32>, TrainState)> {
+    match start {
+        Start::New(cfg) => {
+            let cfg = *cfg;
+            cfg.validate()?;
+            let seed = cfg.train.seed;
+            let vae = Vae::<f32>::new(
+                cfg.model.clone(),
+                &mut rand_pcg::Pcg64Mcg::seed_from_u64(seed),
+            );
+            let adam = cfg.train.adam_for(&vae);
+            let state = TrainState {
+                epoch: 0,
+                adam_t: 0,
+                data_rng: rand_pcg::Pcg64Mcg::seed_from_u64(seed ^ DATA_SALT),
+                noise_rng: rand_pcg::Pcg64Mcg::seed_from_u64(seed ^ NOISE_SALT),
+                history: Vec::new(),
+            };
+            Ok((cfg, vae, adam, state))
+        }
+        Start::Resume(ck, epochs) => {
+            let mut cfg = ck.config;
+            if let Some(e) = epochs {
+                cfg.train.epochs = e;
+                // Checked before anything is saved: a config that every later load would refuse must never
+                // reach a checkpoint.
+                cfg.validate()?;
+                if e < ck.state.epoch {
+                    return Err(Error::Config(format!(
+                        "--epochs {e} is fewer than the {} epochs this run has completed: pass more to train further",
+                        ck.state.epoch
+                    )));
+                }
+            }
+            Ok((cfg, ck.vae, ck.adam, ck.state))
+        }
+    }
+}
+
+/// The writer's files before the first step: config.json as the run now continues (a resume may change its
+/// epochs; a damaged or foreign one is replaced, since the checkpoint carries the config that counts), the
+/// initial weights as a checkpoint (so a run stopped in its first epoch can be resumed and read), and a check
+/// that the next checkpoint has room.
+fn publish_start(
+    run_dir: &Path,
+    cfg: &RunConfig,
+    vae: &Vae<f32>,
+    adam: &Adam<f32>,
+    state: &TrainState,
+) -> Result<()> {
+    let save_failed = |e: Error| Error::Save {
+        kept: checkpoint::newest_epoch(run_dir),
+        dir: run_dir.to_path_buf(),
+        source: Box::new(e),
+    };
+    let json = serde_json::to_string_pretty(cfg).map_err(|e| Error::Config(e.to_string()))?;
+    crate::fsutil::write_atomic(&run_dir.join("config.json"), json.as_bytes())
+        .map_err(save_failed)?;
+    if state.epoch == 0 && !run_dir.join(checkpoint::CHECKPOINT).exists() {
+        checkpoint::save(run_dir, cfg, &vae.params, adam, state).map_err(save_failed)?;
+    }
+    checkpoint::check_room_for_next(run_dir).map_err(save_failed)
+}
+
+/// One optimiser step on the gradient in `vae.params.grad`: scaled to the batch mean if asked, clipped, then
+/// Adam. FactorVAE's discriminator has its own loss, a mean already, and its own optimiser group, so the scaling
+/// and clipping touch the VAE's weights only. `Err` says what diverged.
+fn update(
+    t: &TrainConfig,
+    vae: &mut Vae<f32>,
+    adam: &mut Adam<f32>,
+    lr: f64,
+    rows: usize,
+) -> std::result::Result<(), String> {
+    let own = vae.discriminator_start().unwrap_or(vae.params.len());
+    if t.loss_reduction == Reduction::Mean {
+        // PyTorch's default: the gradient of the per-image mean, so clipping and ε see that scale.
+        let s = 1.0 / rows as f32;
+        vae.params.grad[..own].iter_mut().for_each(|g| *g *= s);
+    }
+    if let Some(max) = t.clip_grad_norm {
+        let norm = crate::core::optim::clip_grad_norm(&mut vae.params.grad[..own], max);
+        if !norm.is_finite() {
+            return Err(format!("the gradient norm became {norm}"));
+        }
+    }
+    adam.step(&mut vae.params, lr);
+    Ok(())
+}
+
+/// FactorVAE's discriminator over an epoch: loss and accuracy summed over steps, TC over images.
+#[derive(Debug, Default)]
+struct DiscriminatorTally {
+    sum: metrics::DiscriminatorMetrics,
+    steps: usize,
+    images: usize,
+}
+
+impl DiscriminatorTally {
+    fn add(&mut self, d: &crate::model::factor::DiscriminatorStats, rows: usize) {
+        self.sum.loss += d.loss;
+        self.sum.accuracy += d.accuracy;
+        self.sum.total_correlation += d.total_correlation;
+        self.steps += 1;
+        self.images += rows;
+    }
+
+    /// Mean loss and accuracy per step and TC per image; `None` when the discriminator never trained.
+    fn mean(&self) -> Option<metrics::DiscriminatorMetrics> {
+        (self.steps > 0).then(|| metrics::DiscriminatorMetrics {
+            loss: self.sum.loss / self.steps as f64,
+            accuracy: self.sum.accuracy / self.steps as f64,
+            total_correlation: self.sum.total_correlation / self.images as f64,
+        })
+    }
+}
+
+/// The epoch's checkpoint and metrics.csv; a failure says which checkpoint is kept (this epoch's may have been
+/// published before metrics.csv failed).
+fn save_epoch(
+    run_dir: &Path,
+    cfg: &RunConfig,
+    vae: &Vae<f32>,
+    adam: &Adam<f32>,
+    state: &TrainState,
+) -> Result<()> {
+    checkpoint::save(run_dir, cfg, &vae.params, adam, state)
+        .and_then(|()| metrics::write_csv(&run_dir.join("metrics.csv"), &state.history))
+        .map_err(|e| Error::Save {
+            kept: checkpoint::newest_epoch(run_dir),
+            dir: run_dir.to_path_buf(),
+            source: Box::new(e),
+        })
 }
 
 /// A batch's gradient computed in `shards` fixed parts of its rows and summed in their order, each rank taking
