@@ -975,6 +975,70 @@ impl Settings {
     pub fn resolve_for(&self, facts: &DataFacts) -> Result<RunConfig> {
         let d = TrainConfig::default();
         let (dataset, data) = self.source()?;
+        let mut model = self.model_for(facts)?;
+        let (objective, samples, groups, ciwae_beta) = self.objective_draws(&d)?;
+        let schedule = self.schedule()?;
+        let capacity = self.capacity_setting()?;
+        let dip = self.dip_setting()?;
+        let tc = self.tc_setting()?;
+        let factor_vae = match self.factor_vae_setting()? {
+            Some((f, widths)) => {
+                model.discriminator = widths;
+                Some(f)
+            }
+            None => None,
+        };
+        let epochs = self
+            .epochs
+            .or(schedule.natural_epochs())
+            .unwrap_or(d.epochs);
+        let train = TrainConfig {
+            dataset,
+            epochs,
+            batch_size: self.batch_size.unwrap_or(d.batch_size),
+            lr: self.lr.unwrap_or(d.lr),
+            adam_eps: self.adam_eps.unwrap_or(d.adam_eps),
+            adam_beta1: self.adam_beta1.unwrap_or(d.adam_beta1),
+            adam_beta2: self.adam_beta2.unwrap_or(d.adam_beta2),
+            loss_reduction: self.loss_reduction.unwrap_or(d.loss_reduction),
+            random_flip: self.random_flip.unwrap_or(d.random_flip),
+            shards: self
+                .shards
+                .unwrap_or(crate::core::dist::size().max(d.shards)),
+            weight_decay: self.weight_decay.unwrap_or(d.weight_decay),
+            seed: self.seed.unwrap_or(d.seed),
+            // MIWAE and PIWAE draw K for each of their M groups.
+            samples: samples.saturating_mul(groups),
+            groups,
+            ciwae_beta,
+            beta: self.beta.unwrap_or(d.beta),
+            binarize: self.binarize.unwrap_or(d.binarize),
+            limit: self.limit,
+            validation: self.validation.unwrap_or(0),
+            clip_grad_norm: self.clip_grad_norm,
+            objective,
+            warmup_epochs: self.warmup_epochs.unwrap_or(0),
+            capacity,
+            free_bits: self.free_bits.unwrap_or(0.0),
+            dip,
+            tc,
+            factor_vae,
+            lr_schedule: schedule,
+            data_dir: self.data_dir.clone(),
+            data,
+        };
+        let cfg = RunConfig {
+            model,
+            train,
+            data: Default::default(),
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The model for data with `facts`: the preset or the flags' networks, latent layers, prior and flow, shaped
+    /// to the items, with the likelihood that suits them.
+    fn model_for(&self, facts: &DataFacts) -> Result<ModelConfig> {
         let mut model = self.arch.unwrap_or_default().config();
         model.kind = self.model.unwrap_or_default();
         if let Some(c) = &self.conv {
@@ -1031,6 +1095,27 @@ impl Settings {
                 facts.shape.len()
             )));
         }
+        model.likelihood = self.likelihood_for(facts)?;
+        if self.random_flip == Some(true) && facts.kind != Kind::Image {
+            return Err(Error::Config(
+                "--random-flip mirrors images left to right; this data is not images".into(),
+            ));
+        }
+        if self.conditional == Some(true) {
+            if facts.classes == 0 {
+                return Err(Error::Config(
+                "--conditional needs labelled data: class subfolders, a y array, or --label-column".into(),
+            ));
+            }
+            model.classes = facts.classes;
+        }
+        Ok(model)
+    }
+
+    /// The decoder's likelihood: Bernoulli for images and byte arrays, a Gaussian with a learned per-feature σ
+    /// for standardised tables, unless told otherwise (and refused where it cannot model the data).
+    fn likelihood_for(&self, facts: &DataFacts) -> Result<Likelihood> {
+        let table = facts.kind == Kind::Table;
         use LikelihoodKind::{Bernoulli, Gaussian, Logistic};
         let kind = match self.likelihood {
             None if table => Gaussian,
@@ -1042,8 +1127,8 @@ impl Settings {
             }
             Some(Logistic) if !facts.bytes => {
                 return Err(Error::Config(
-                    "--likelihood logistic models 8-bit values (images or byte arrays); this data holds floats: use gaussian".into(),
-                ));
+                "--likelihood logistic models 8-bit values (images or byte arrays); this data holds floats: use gaussian".into(),
+            ));
             }
             Some(k) => k,
         };
@@ -1053,7 +1138,7 @@ impl Settings {
             None if kind == Logistic => SigmaMode::Global,
             None => SigmaMode::Fixed,
         };
-        model.likelihood = match kind {
+        let likelihood = match kind {
             Gaussian => Likelihood::Gaussian {
                 sigma: self.sigma.unwrap_or(if table { 1.0 } else { 0.1 }),
                 learn,
@@ -1076,22 +1161,14 @@ impl Settings {
         };
         if kind == Logistic && self.binarize.is_some_and(|b| b != Binarize::None) {
             return Err(Error::Config(
-                "--likelihood logistic models all 256 levels; binarised pixels are 0 or 1: use --likelihood bernoulli with --binarize".into(),
-            ));
+            "--likelihood logistic models all 256 levels; binarised pixels are 0 or 1: use --likelihood bernoulli with --binarize".into(),
+        ));
         }
-        if self.random_flip == Some(true) && facts.kind != Kind::Image {
-            return Err(Error::Config(
-                "--random-flip mirrors images left to right; this data is not images".into(),
-            ));
-        }
-        if self.conditional == Some(true) {
-            if facts.classes == 0 {
-                return Err(Error::Config(
-                    "--conditional needs labelled data: class subfolders, a y array, or --label-column".into(),
-                ));
-            }
-            model.classes = facts.classes;
-        }
+        Ok(likelihood)
+    }
+
+    /// The objective, its draws per group (K), its groups (M) and CIWAE's β, each checked against the others.
+    fn objective_draws(&self, d: &TrainConfig) -> Result<(Estimator, usize, usize, Option<f64>)> {
         let objective = self.objective.unwrap_or_default();
         let samples = match (self.samples, self.k_train) {
             (Some(s), Some(k)) if s != k => {
@@ -1112,8 +1189,8 @@ impl Settings {
             && samples.saturating_mul(self.groups.unwrap_or(DEFAULT_MIWAE_GROUPS)) < 2
         {
             return Err(Error::Config(
-                "--objective=piwae with one sample in all is the ELBO: give --groups M and --k-train K with M·K 2 or more".into(),
-            ));
+            "--objective=piwae with one sample in all is the ELBO: give --groups M and --k-train K with M·K 2 or more".into(),
+        ));
         }
         let groups = match (objective, self.groups) {
             (Estimator::Miwae | Estimator::Piwae, Some(0)) => {
@@ -1136,8 +1213,12 @@ impl Settings {
             }
             (_, None) => None,
         };
-        let schedule = self.schedule()?;
-        let capacity = match self.capacity {
+        Ok((objective, samples, groups, ciwae_beta))
+    }
+
+    /// Burgess et al.'s capacity annealing, or none (its other settings refused without it).
+    fn capacity_setting(&self) -> Result<Option<Capacity>> {
+        Ok(match self.capacity {
             Some(max) => Some(Capacity {
                 max,
                 steps: self.capacity_steps.unwrap_or(100_000),
@@ -1152,8 +1233,12 @@ impl Settings {
                 only_with(self.gamma.is_some(), "--gamma", "--capacity")?;
                 None
             }
-        };
-        let dip = match self.dip {
+        })
+    }
+
+    /// DIP-VAE's penalty, or none.
+    fn dip_setting(&self) -> Result<Option<Dip>> {
+        Ok(match self.dip {
             Some(kind) => {
                 let od = self.dip_lambda_od.unwrap_or(DEFAULT_DIP_LAMBDA_OD);
                 Some(Dip {
@@ -1171,14 +1256,18 @@ impl Settings {
                 only_with(self.dip_lambda_d.is_some(), "--dip-lambda-d", "--dip")?;
                 None
             }
-        };
-        let tc = match self.tc {
+        })
+    }
+
+    /// β-TC-VAE's weights, or none.
+    fn tc_setting(&self) -> Result<Option<Tc>> {
+        Ok(match self.tc {
             Some(beta) => {
                 if self.beta.is_some() {
                     return Err(Error::Config(
-                        "--tc is beta-TC-VAE's beta, the total correlation's weight, and --beta the whole KL's: give one (--tc-alpha and --tc-gamma weigh the KL's other parts)"
-                            .into(),
-                    ));
+                    "--tc is beta-TC-VAE's beta, the total correlation's weight, and --beta the whole KL's: give one (--tc-alpha and --tc-gamma weigh the KL's other parts)"
+                        .into(),
+                ));
                 }
                 Some(Tc {
                     alpha: self.tc_alpha.unwrap_or(1.0),
@@ -1194,10 +1283,14 @@ impl Settings {
                 only_with(self.tc_sampling.is_some(), "--tc-sampling", "--tc")?;
                 None
             }
-        };
-        let factor_vae = match self.factor_vae {
+        })
+    }
+
+    /// FactorVAE's γ and learning rate with its discriminator's widths, or none.
+    fn factor_vae_setting(&self) -> Result<Option<(crate::model::factor::FactorVae, Vec<usize>)>> {
+        Ok(match self.factor_vae {
             Some(gamma) => {
-                model.discriminator = match &self.discriminator {
+                let widths = match &self.discriminator {
                     None => crate::model::factor::DEFAULT_HIDDEN.to_vec(),
                     Some(Flat(widths)) if widths.is_empty() => {
                         return Err(Error::Config(
@@ -1206,12 +1299,15 @@ impl Settings {
                     }
                     Some(Flat(widths)) => widths.clone(),
                 };
-                Some(crate::model::factor::FactorVae {
-                    gamma,
-                    lr: self
-                        .discriminator_lr
-                        .unwrap_or(crate::model::factor::DEFAULT_LR),
-                })
+                Some((
+                    crate::model::factor::FactorVae {
+                        gamma,
+                        lr: self
+                            .discriminator_lr
+                            .unwrap_or(crate::model::factor::DEFAULT_LR),
+                    },
+                    widths,
+                ))
             }
             None => {
                 only_with(
@@ -1226,53 +1322,7 @@ impl Settings {
                 )?;
                 None
             }
-        };
-        let epochs = self
-            .epochs
-            .or(schedule.natural_epochs())
-            .unwrap_or(d.epochs);
-        let train = TrainConfig {
-            dataset,
-            epochs,
-            batch_size: self.batch_size.unwrap_or(d.batch_size),
-            lr: self.lr.unwrap_or(d.lr),
-            adam_eps: self.adam_eps.unwrap_or(d.adam_eps),
-            adam_beta1: self.adam_beta1.unwrap_or(d.adam_beta1),
-            adam_beta2: self.adam_beta2.unwrap_or(d.adam_beta2),
-            loss_reduction: self.loss_reduction.unwrap_or(d.loss_reduction),
-            random_flip: self.random_flip.unwrap_or(d.random_flip),
-            shards: self
-                .shards
-                .unwrap_or(crate::core::dist::size().max(d.shards)),
-            weight_decay: self.weight_decay.unwrap_or(d.weight_decay),
-            seed: self.seed.unwrap_or(d.seed),
-            // MIWAE and PIWAE draw K for each of their M groups.
-            samples: samples.saturating_mul(groups),
-            groups,
-            ciwae_beta,
-            beta: self.beta.unwrap_or(d.beta),
-            binarize: self.binarize.unwrap_or(d.binarize),
-            limit: self.limit,
-            validation: self.validation.unwrap_or(0),
-            clip_grad_norm: self.clip_grad_norm,
-            objective,
-            warmup_epochs: self.warmup_epochs.unwrap_or(0),
-            capacity,
-            free_bits: self.free_bits.unwrap_or(0.0),
-            dip,
-            tc,
-            factor_vae,
-            lr_schedule: schedule,
-            data_dir: self.data_dir.clone(),
-            data,
-        };
-        let cfg = RunConfig {
-            model,
-            train,
-            data: Default::default(),
-        };
-        cfg.validate()?;
-        Ok(cfg)
+        })
     }
 
     fn schedule(&self) -> Result<LrSchedule> {
