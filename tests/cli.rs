@@ -213,6 +213,15 @@ fn bad_flags_and_settings_are_refused_clearly() {
     let o = run(elbo().args(["train", "--epochs", "x"]));
     assert_eq!(o.status.code(), Some(2), "clap rejects malformed flags");
     assert!(!stderr(&o).contains("panicked"));
+    // PyTorch users may write a list space-separated; clap's "unexpected argument" then gets a tip.
+    let o = run(elbo().args(["train", "--hidden", "64", "32", "--epochs", "1"]));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o)
+            .contains("tip: --hidden takes its list as one comma-separated value: --hidden 64,32"),
+        "{}",
+        stderr(&o)
+    );
     let o = run(elbo()
         .args(["train", "--resume"])
         .arg(fixture_run())

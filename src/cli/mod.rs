@@ -67,7 +67,19 @@ pub fn main() -> i32 {
     // MPI (when built in and started by mpirun) stays up until this returns.
     use crate::core::dist;
     let _mpi = dist::init();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = e.exit_code();
+            let _ = e.print();
+            if e.kind() == clap::error::ErrorKind::UnknownArgument
+                && let Some(tip) = list_tip(&std::env::args().collect::<Vec<_>>())
+            {
+                eprintln!("\n{tip}");
+            }
+            return code;
+        }
+    };
     let parallel = matches!(cli.command, Command::Train(_) | Command::Eval(_));
     let result = if let Some(n) = dist::launched_without_mpi() {
         Err(crate::error::Error::Config(format!(
@@ -97,6 +109,30 @@ pub fn main() -> i32 {
             e.exit_code()
         }
     }
+}
+
+/// Flags whose lists are one comma-separated value, as PyTorch users may not expect.
+const LIST_FLAGS: [&str; 5] = [
+    "--hidden",
+    "--latent",
+    "--conv",
+    "--discriminator",
+    "--range",
+];
+
+/// A tip when a list flag was given its values space-separated (`--hidden 64 32`), which clap reports only as an
+/// unexpected argument.
+fn list_tip(args: &[String]) -> Option<String> {
+    args.windows(3).find_map(|w| {
+        let is_value =
+            |s: &str| !s.starts_with("--") && s.chars().next().is_some_and(|c| c.is_ascii_digit());
+        (LIST_FLAGS.contains(&w[0].as_str()) && is_value(&w[1]) && is_value(&w[2])).then(|| {
+            format!(
+                "tip: {} takes its list as one comma-separated value: {} {},{}",
+                w[0], w[0], w[1], w[2]
+            )
+        })
+    })
 }
 
 fn run(cli: Cli) -> Result<()> {
