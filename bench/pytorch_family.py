@@ -156,6 +156,29 @@ class TwoLayer(nn.Module):
         return log_px + log_pz1 + log_pz2 - log_q
 
 
+def bound_epochs(args, model, opt, train, batch, base_lr, k, tag):
+    """Trains on the bound of k samples (1: the ELBO) over the schedule's epochs, dynamically binarised, printing
+    and returning one JSON line per epoch (``tag``'s keys first)."""
+    lines = []
+    for epoch in range(1, schedule_epochs(args) + 1):
+        for g in opt.param_groups:
+            g["lr"] = stage_lr(args, base_lr, epoch)
+        start = time.perf_counter()
+        total = 0.0
+        for ids in torch.randperm(len(train)).split(batch):
+            x = torch.bernoulli(train[ids])
+            lw = model.log_weights(x, k)
+            loss = -(torch.logsumexp(lw, 0) - math.log(k)).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item()
+        lines.append(json.dumps({**tag, "epoch": epoch, "seconds": time.perf_counter() - start,
+                                 "train_bound": total / len(train)}))
+        print(lines[-1], flush=True)
+    return lines
+
+
 def trained(args, model, train_fn):
     """Runs train_fn() unless --save names a finished training of this model, which is loaded instead (its epoch
     lines printed again, the random state restored), so a run cut short during its long evaluation resumes there."""
@@ -182,27 +205,8 @@ def two_layer(args):
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-4)
     k = args.k_train
 
-    def train_all():
-        lines = []
-        for epoch in range(1, schedule_epochs(args) + 1):
-            for g in opt.param_groups:
-                g["lr"] = stage_lr(args, 1e-3, epoch)
-            start = time.perf_counter()
-            total = 0.0
-            for ids in torch.randperm(len(train)).split(20):
-                x = torch.bernoulli(train[ids])
-                lw = model.log_weights(x, k)
-                loss = -(torch.logsumexp(lw, 0) - math.log(k)).sum()
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += loss.item()
-            lines.append(json.dumps({"workload": "two-layer", "k": k, "epoch": epoch,
-                                     "seconds": time.perf_counter() - start, "train_bound": total / len(train)}))
-            print(lines[-1], flush=True)
-        return lines
-
-    trained(args, model, train_all)
+    tag = {"workload": "two-layer", "k": k}
+    trained(args, model, lambda: bound_epochs(args, model, opt, train, 20, 1e-3, k, tag))
     if not len(test):
         return
     with torch.no_grad():
@@ -488,27 +492,8 @@ def latent_family(args):
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, eps=args.adam_eps)
     k = args.k_train
 
-    def train_all():
-        lines = []
-        for epoch in range(1, schedule_epochs(args) + 1):
-            for g in opt.param_groups:
-                g["lr"] = stage_lr(args, args.lr, epoch)
-            start = time.perf_counter()
-            total = 0.0
-            for ids in torch.randperm(len(train)).split(args.batch_size):
-                x = torch.bernoulli(train[ids])
-                lw = model.log_weights(x, k)
-                loss = -(torch.logsumexp(lw, 0) - math.log(k)).sum()
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += loss.item()
-            lines.append(json.dumps({"workload": "latent", "prior": args.prior, "flow": args.flow, "epoch": epoch,
-                                     "seconds": time.perf_counter() - start, "train_bound": total / len(train)}))
-            print(lines[-1], flush=True)
-        return lines
-
-    trained(args, model, train_all)
+    tag = {"workload": "latent", "prior": args.prior, "flow": args.flow}
+    trained(args, model, lambda: bound_epochs(args, model, opt, train, args.batch_size, args.lr, k, tag))
     if not len(test):
         return
     with torch.no_grad():

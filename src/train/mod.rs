@@ -782,11 +782,7 @@ fn publish_start(
     adam: &Adam<f32>,
     state: &TrainState,
 ) -> Result<()> {
-    let save_failed = |e: Error| Error::Save {
-        kept: checkpoint::newest_epoch(run_dir),
-        dir: run_dir.to_path_buf(),
-        source: Box::new(e),
-    };
+    let save_failed = |e| save_error(run_dir, e);
     let json = serde_json::to_string_pretty(cfg).map_err(|e| Error::Config(e.to_string()))?;
     crate::fsutil::write_atomic(&run_dir.join("config.json"), json.as_bytes())
         .map_err(save_failed)?;
@@ -860,11 +856,16 @@ fn save_epoch(
 ) -> Result<()> {
     checkpoint::save(run_dir, cfg, &vae.params, adam, state)
         .and_then(|()| metrics::write_csv(&run_dir.join("metrics.csv"), &state.history))
-        .map_err(|e| Error::Save {
-            kept: checkpoint::newest_epoch(run_dir),
-            dir: run_dir.to_path_buf(),
-            source: Box::new(e),
-        })
+        .map_err(|e| save_error(run_dir, e))
+}
+
+/// A failed write of the run's files, saying which checkpoint is kept.
+fn save_error(run_dir: &Path, e: Error) -> Error {
+    Error::Save {
+        kept: checkpoint::newest_epoch(run_dir),
+        dir: run_dir.to_path_buf(),
+        source: Box::new(e),
+    }
 }
 
 /// A batch's gradient computed in `shards` fixed parts of its rows and summed in their order, each rank taking
