@@ -6,7 +6,7 @@
 #
 # Resumable: every finished (model, framework, seed) appends one JSON line to OUT (default
 # bench/results/family_evidence.jsonl) and is skipped when the script runs again; an elbo run cut short resumes from
-# its last checkpoint, and a PyTorch run cut short after training evaluates its saved model. Runs are kept in RUNS (default /tmp/elbo-evidence). Quality only: nothing here is timed
+# its last checkpoint, and a PyTorch run resumes from its last finished epoch (or, cut short after training, evaluates its saved model). Runs are kept in RUNS (default /tmp/elbo-evidence). Quality only: nothing here is timed
 # against anything else, so it may run beside other work (e.g. under `nice -n 19`); the `train_seconds` it records
 # are wall times beside whatever else ran, not a speed measurement.
 #

@@ -158,9 +158,20 @@ class TwoLayer(nn.Module):
 
 def bound_epochs(args, model, opt, train, batch, base_lr, k, tag):
     """Trains on the bound of k samples (1: the ELBO) over the schedule's epochs, dynamically binarised, printing
-    and returning one JSON line per epoch (``tag``'s keys first)."""
-    lines = []
-    for epoch in range(1, schedule_epochs(args) + 1):
+    and returning one JSON line per epoch (``tag``'s keys first). With --save, the state after each epoch is kept in
+    SAVE.partial, and a run cut short resumes from it where it stopped, with the same draws."""
+    partial = args.save + ".partial" if args.save else ""
+    lines, first = [], 1
+    if partial and os.path.exists(partial):
+        saved = torch.load(partial, weights_only=False)
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["opt"])
+        torch.set_rng_state(saved["rng"])
+        lines = saved["epochs"]
+        first = len(lines) + 1
+        for line in lines:
+            print(line, flush=True)
+    for epoch in range(first, schedule_epochs(args) + 1):
         for g in opt.param_groups:
             g["lr"] = stage_lr(args, base_lr, epoch)
         start = time.perf_counter()
@@ -176,7 +187,17 @@ def bound_epochs(args, model, opt, train, batch, base_lr, k, tag):
         lines.append(json.dumps({**tag, "epoch": epoch, "seconds": time.perf_counter() - start,
                                  "train_bound": total / len(train)}))
         print(lines[-1], flush=True)
+        if partial:
+            atomic_save({"model": model.state_dict(), "opt": opt.state_dict(), "rng": torch.get_rng_state(),
+                         "epochs": lines}, partial)
     return lines
+
+
+def atomic_save(state, path):
+    """torch.save through a temporary file, so a run killed mid-write leaves the previous file whole."""
+    tmp = path + ".tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
 
 
 def trained(args, model, train_fn):
@@ -191,9 +212,9 @@ def trained(args, model, train_fn):
         return
     lines = train_fn()
     if args.save:
-        tmp = args.save + ".tmp"
-        torch.save({"model": model.state_dict(), "rng": torch.get_rng_state(), "epochs": lines}, tmp)
-        os.replace(tmp, args.save)
+        atomic_save({"model": model.state_dict(), "rng": torch.get_rng_state(), "epochs": lines}, args.save)
+        if os.path.exists(args.save + ".partial"):
+            os.remove(args.save + ".partial")
 
 
 def two_layer(args):
