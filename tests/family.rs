@@ -522,7 +522,24 @@ fn architectures_that_do_not_fit_the_data_are_refused() {
 fn every_new_setting_refuses_impossible_values() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run");
-    let cases: [(&[&str], &str); 11] = [
+    let cases: [(&[&str], &str); 13] = [
+        (
+            &["--pseudo-init", "data"],
+            "--pseudo-init data starts a VampPrior's pseudo-inputs on training items: it goes with --prior vamp",
+        ),
+        (
+            &[
+                "--prior",
+                "vamp",
+                "--pseudo-init",
+                "data",
+                "--limit",
+                "40",
+                "--epochs",
+                "1",
+            ],
+            "starts each of the 500 pseudo-inputs on a different training item, and there are 40",
+        ),
         (
             &["--weight-decay=-1"],
             "--weight-decay -1 must be at least 0 and below 1/--lr",

@@ -97,6 +97,7 @@ class VAE:
         batch_norm: Optional[bool] = ...,
         prior: Optional[str] = ...,
         prior_components: Optional[int] = ...,
+        pseudo_init: Optional[str] = ...,
         flow: Optional[str] = ...,
         seed: Optional[int] = ...,
         limit: Optional[int] = ...,

@@ -329,6 +329,18 @@ where
         vae
     }
 
+    /// The VampPrior, if the model has one: where its pseudo-inputs lie, how many, and their size.
+    pub fn vamp(&self) -> Option<super::vamp::Vamp> {
+        self.arch.vamp
+    }
+
+    /// Starts a VampPrior's pseudo-inputs on `items` (one row per pseudo-input) plus N(0, 0.01²) noise.
+    pub fn init_pseudo_inputs_from(&mut self, items: &[f32], rng: &mut impl rand::Rng) {
+        if let Some(vamp) = self.arch.vamp {
+            vamp.init_from(&mut self.params.data, items, rng);
+        }
+    }
+
     /// Where FactorVAE's discriminator's weights start (they run to the end), if the model has one: the VAE's
     /// optimiser and gradient clipping stop there.
     pub fn discriminator_start(&self) -> Option<usize> {

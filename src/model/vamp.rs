@@ -12,6 +12,18 @@ use super::prior::Mixture;
 use crate::core::Real;
 use rand_distr::{Distribution, Normal};
 
+crate::choice! {
+    /// Where a VampPrior's pseudo-inputs start.
+    #[derive(Default)]
+    pub enum PseudoInit {
+        /// Drawn from N(0.05, 0.01²): the paper's MNIST setting.
+        #[default]
+        Random = "random",
+        /// Training items drawn at random, plus N(0, 0.01²) noise (the paper's code's `use_training_data_init`).
+        Data = "data",
+    }
+}
+
 /// Where a VampPrior's pseudo-inputs lie among the model's weights, and the mixture they make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Vamp {
@@ -87,6 +99,16 @@ impl Vamp {
         let normal = Normal::new(0.05, 0.01).expect("a valid normal");
         for u in &mut p[self.pseudo..self.pseudo + self.components() * self.input] {
             *u = T::c(normal.sample(rng));
+        }
+    }
+
+    /// Sets the pseudo-inputs to `items` (K rows of `input` values) plus N(0, 0.01²) noise, so they start on the
+    /// data (the paper's code's other initialisation).
+    pub fn init_from<T: Real>(&self, p: &mut [T], items: &[f32], rng: &mut impl rand::Rng) {
+        let normal = Normal::new(0.0, 0.01).expect("a valid normal");
+        let n = self.components() * self.input;
+        for (u, &x) in p[self.pseudo..self.pseudo + n].iter_mut().zip(&items[..n]) {
+            *u = T::c(x as f64 + normal.sample(rng));
         }
     }
 

@@ -2,6 +2,7 @@
 
 use crate::data::{Binarize, DataSpec, DatasetName, Kind, Standardizer};
 use crate::error::{Error, Result};
+use crate::model::vamp::PseudoInit;
 use crate::model::{Estimator, ModelConfig};
 
 /// How the learning rate changes over epochs.
@@ -162,6 +163,9 @@ pub struct TrainConfig {
     pub beta: f64,
     /// Pixel binarisation.
     pub binarize: Binarize,
+    /// Where a VampPrior's pseudo-inputs start.
+    #[serde(default)]
+    pub pseudo_init: PseudoInit,
     /// Train on the first N training images only.
     pub limit: Option<usize>,
     /// Hold out the last N training images for validation.
@@ -251,6 +255,7 @@ impl Default for TrainConfig {
             samples: 1,
             beta: 1.0,
             binarize: Binarize::None,
+            pseudo_init: PseudoInit::Random,
             limit: None,
             validation: 0,
             clip_grad_norm: None,
@@ -354,6 +359,17 @@ impl RunConfig {
                 "--shards {} must be between 1 and 256, and at most --batch-size {} (over MPI it defaults to the number of ranks, each of which needs rows of every batch)",
                 t.shards, t.batch_size
             )));
+        }
+        if t.pseudo_init == PseudoInit::Data
+            && !matches!(
+                self.model.prior,
+                crate::model::config::PriorSpec::Vamp { .. }
+            )
+        {
+            return Err(Error::Config(
+                "--pseudo-init data starts a VampPrior's pseudo-inputs on training items: it goes with --prior vamp"
+                    .into(),
+            ));
         }
         if t.shards > 1 && self.model.batch_norm {
             return Err(Error::Config(

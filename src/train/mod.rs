@@ -23,6 +23,8 @@ use crate::data::{
 };
 use crate::error::{Error, Result};
 use crate::eval;
+use crate::model::config::PriorSpec;
+use crate::model::vamp::PseudoInit;
 use crate::model::{BatchStats, Estimator, Objective, Vae};
 pub use crate::resources::{available_memory, check_memory};
 use rand::SeedableRng;
@@ -34,6 +36,7 @@ const DATA_SALT: u64 = 0x0da7_a000;
 const NOISE_SALT: u64 = 0x0015_e000;
 const STATIC_SALT: u64 = 0x57a7_1c00;
 const TEST_SALT: u64 = 0x7e57_0000;
+const PSEUDO_SALT: u64 = 0x05e0_d000;
 
 /// The data a run sees, prepared as its config says.
 #[derive(Debug, Clone)]
@@ -244,6 +247,9 @@ pub fn prepare(cfg: &mut RunConfig, loaded: Loaded) -> Result<Splits> {
     } else {
         None
     };
+    if let (PseudoInit::Data, PriorSpec::Vamp { components }) = (t.pseudo_init, cfg.model.prior) {
+        enough_for_pseudo_inputs(components, train.len())?;
+    }
     let new_run = cfg.data == DataInfo::default();
     cfg.data.fingerprint = Some(fingerprint);
     if new_run && train.is_labelled() && train.classes.len() > 100 {
@@ -574,7 +580,7 @@ pub fn train_on(
     start: Start,
     observer: &mut dyn Observer,
 ) -> Result<Vec<EpochMetrics>> {
-    let (cfg, mut vae, mut adam, mut state) = begin(start)?;
+    let (cfg, mut vae, mut adam, mut state) = begin(start, &splits.train)?;
     if dist::size() > 1 {
         ranks_agree(&cfg, &vae, &adam, &state)?;
     }
@@ -732,16 +738,19 @@ pub fn train_on(
 
 /// The run a [`Start`] describes: a new one from its config and seed, or a checkpoint to continue (to a new
 /// epoch count, checked before anything is saved).
-fn begin(start: Start) -> Result<(RunConfig, Vae<f32>, Adam<f32>, TrainState)> {
+fn begin(start: Start, train: &Dataset) -> Result<(RunConfig, Vae<f32>, Adam<f32>, TrainState)> {
     match start {
         Start::New(cfg) => {
             let cfg = *cfg;
             cfg.validate()?;
             let seed = cfg.train.seed;
-            let vae = Vae::<f32>::new(
+            let mut vae = Vae::<f32>::new(
                 cfg.model.clone(),
                 &mut rand_pcg::Pcg64Mcg::seed_from_u64(seed),
             );
+            if cfg.train.pseudo_init == PseudoInit::Data {
+                pseudo_inputs_from_data(&mut vae, train, seed)?;
+            }
             let adam = cfg.train.adam_for(&vae);
             let state = TrainState {
                 epoch: 0,
@@ -769,6 +778,37 @@ fn begin(start: Start) -> Result<(RunConfig, Vae<f32>, Adam<f32>, TrainState)> {
             Ok((cfg, ck.vae, ck.adam, ck.state))
         }
     }
+}
+
+/// `--pseudo-init data` needs a distinct training item for each of the `k` pseudo-inputs.
+fn enough_for_pseudo_inputs(k: usize, items: usize) -> Result<()> {
+    if items < k {
+        return Err(Error::Config(format!(
+            "--pseudo-init data starts each of the {k} pseudo-inputs on a different training item, and there are {items}: lower --prior-components or use --pseudo-init random"
+        )));
+    }
+    Ok(())
+}
+
+/// Starts a VampPrior's pseudo-inputs on K distinct training items drawn with the run's seed (intensities, before
+/// any dynamic binarisation), plus a little noise.
+fn pseudo_inputs_from_data(vae: &mut Vae<f32>, train: &Dataset, seed: u64) -> Result<()> {
+    let Some(vamp) = vae.vamp() else {
+        return Ok(());
+    };
+    let (k, d) = (vamp.components(), vamp.input);
+    enough_for_pseudo_inputs(k, train.len())?;
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed ^ PSEUDO_SALT);
+    let idx = rand::seq::index::sample(&mut rng, train.len(), k).into_vec();
+    let mut items = vec![0f32; k * d];
+    let copy = Batcher {
+        batch_size: k,
+        binarize: Binarize::None,
+        flip: false,
+    };
+    copy.fill(train, &idx, &mut rng, &mut items);
+    vae.init_pseudo_inputs_from(&items, &mut rng);
+    Ok(())
 }
 
 /// The writer's files before the first step: config.json as the run now continues (a resume may change its
@@ -1061,6 +1101,64 @@ mod tests {
             Some(("1", "1.0"))
         );
         assert_eq!(same_number(&c(&["0", "1", "10", "2", "cat"])), None);
+    }
+
+    /// `--pseudo-init data`: each pseudo-input starts within a little noise of a different training item, the
+    /// same ones for the same seed.
+    #[test]
+    fn pseudo_inputs_start_on_distinct_training_items() {
+        let shape = ItemShape {
+            height: 28,
+            width: 28,
+            channels: 1,
+        };
+        let n = 12;
+        let values: Vec<u8> = (0..n * 784)
+            .map(|i| ((i * 37 + i / 784 * 101) % 256) as u8)
+            .collect();
+        let train = Dataset::from_bytes(shape, values.clone(), None).unwrap();
+        let model = crate::model::ModelConfig {
+            prior: crate::model::config::PriorSpec::Vamp { components: 5 },
+            hidden: vec![16],
+            ..crate::model::ModelConfig::pytorch_example()
+        };
+        let start = |seed| {
+            let mut vae = Vae::<f32>::new(model.clone(), &mut rand_pcg::Pcg64Mcg::seed_from_u64(1));
+            pseudo_inputs_from_data(&mut vae, &train, seed).unwrap();
+            let v = vae.vamp().unwrap();
+            vae.params.data[v.pseudo..v.pseudo + v.components() * v.input].to_vec()
+        };
+        let u = start(3);
+        let mut matched = Vec::new();
+        for row in u.chunks_exact(784) {
+            let item = (0..n).find(|&i| {
+                row.iter()
+                    .zip(&values[i * 784..(i + 1) * 784])
+                    .all(|(&u, &x)| (u - x as f32 / 255.0).abs() < 0.06)
+            });
+            let item = item.expect("every pseudo-input is near a training item");
+            assert!(!matched.contains(&item), "item {item} twice");
+            matched.push(item);
+        }
+        assert!(
+            u.chunks_exact(784)
+                .next()
+                .unwrap()
+                .iter()
+                .zip(&values)
+                .any(|(&u, &x)| u != x as f32 / 255.0)
+        );
+        assert_eq!(u, start(3));
+        assert_ne!(u, start(4));
+        let few = Dataset::from_bytes(shape, values[..4 * 784].to_vec(), None).unwrap();
+        let mut vae = Vae::<f32>::new(model, &mut rand_pcg::Pcg64Mcg::seed_from_u64(1));
+        let e = pseudo_inputs_from_data(&mut vae, &few, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("5 pseudo-inputs") && e.contains("there are 4"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::model::ModelConfig;
 use crate::model::config::{Arch, FlowSpec, PriorSpec, UpperSpec};
 use crate::model::dip::{Dip, DipKind};
 use crate::model::tc::{Tc, TcSampling};
+use crate::model::vamp::PseudoInit;
 use crate::model::{ConvSpec, Estimator, Likelihood, ModelKind, SigmaMode};
 use crate::train::config::{Capacity, LrSchedule, Reduction};
 use crate::train::{DataFacts, RunConfig, TrainConfig};
@@ -192,6 +193,9 @@ run_flags! {
     [value_enum, ignore_case = true] prior: PriorKind,
     /// Components of the mog prior, or pseudo-inputs of the VampPrior [default: 100, vamp 500].
     [value_name = "K"] prior_components: usize,
+    /// Where the VampPrior's pseudo-inputs start: random is N(0.05, 0.01²), the paper's MNIST setting; data is K
+    /// training items drawn at random plus N(0, 0.01²) noise [default: random].
+    [value_enum, ignore_case = true] pseudo_init: PseudoInit,
     /// A flow the posterior's draws pass through: planar:K (K planar maps, Rezende & Mohamed), iaf:B or iaf:B:H
     /// (B inverse autoregressive blocks, each a MADE with two hidden layers of H units), or none [default: none;
     /// planar 8, iaf 2 blocks of 128].
@@ -1013,6 +1017,7 @@ impl Settings {
             ciwae_beta,
             beta: self.beta.unwrap_or(d.beta),
             binarize: self.binarize.unwrap_or(d.binarize),
+            pseudo_init: self.pseudo_init.unwrap_or(d.pseudo_init),
             limit: self.limit,
             validation: self.validation.unwrap_or(0),
             clip_grad_norm: self.clip_grad_norm,
