@@ -351,10 +351,14 @@ pub fn as_keywords(message: &str) -> String {
                 // `--lr 5` becomes `lr=5`; a flag named without a value (`--batch-norm needs…`) just `batch_norm`.
                 let value = after[k.len()..].strip_prefix(' ').filter(|v| {
                     let mut c = v.chars();
+                    let word = |w: &str| {
+                        v.strip_prefix(w)
+                            .is_some_and(|r| !r.starts_with(|c: char| c.is_ascii_alphanumeric()))
+                    };
                     match c.next() {
                         Some(d) if d.is_ascii_digit() || d == '\'' || d == '"' || d == '.' => true,
-                        Some('-') => c.next().is_some_and(|d| d.is_ascii_digit()),
-                        _ => false,
+                        Some('-') => c.next().is_some_and(|d| d.is_ascii_digit()) || word("-inf"),
+                        _ => word("NaN") || word("inf"),
                     }
                 });
                 out.push_str(&k.replace('-', "_"));
@@ -1445,6 +1449,10 @@ mod tests {
         assert_eq!(
             as_keywords("unknown --arch 'x'; --batch-norm needs 2 items; --beta -1; --foo stays"),
             "unknown arch='x'; batch_norm needs 2 items; beta=-1; --foo stays"
+        );
+        assert_eq!(
+            as_keywords("--lr NaN, --beta inf, --lr -inf; --flow infinite; --beta info"),
+            "lr=NaN, beta=inf, lr=-inf; flow infinite; beta info"
         );
     }
 
