@@ -567,8 +567,14 @@ pub fn preflight(cfg: &RunConfig, splits: &Splits) -> Result<()> {
             splits.train.len()
         )));
     }
+    // PIWAE keeps the decoder's outputs for its second backward pass, one more value per pixel of every draw.
+    let piwae = if cfg.train.objective == Estimator::Piwae {
+        batch as u128 * cfg.train.samples as u128 * cfg.model.input_dim() as u128
+    } else {
+        0
+    };
     check_memory(
-        cfg.model.workspace_len(batch, cfg.train.samples)?,
+        cfg.model.workspace_len(batch, cfg.train.samples)? + piwae,
         "--batch-size x --samples",
     )
 }
