@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark elbo against PyTorch on this machine: sets up a virtual environment with torch (from PyPI) once,
 # then runs bench/bench.py (or, with --images first, bench/images.py: image loading against torchvision; with
-# --family first, bench/family.py: IWAE, conv and eval against PyTorch). Run it on an otherwise idle machine. Extra arguments go to bench.py.
+# --family first, bench/family.py: IWAE, conv and eval against PyTorch; with --peers first, bench/peers.py: every
+# speed workload against eager PyTorch, torch.compile and JAX). Run it on an otherwise idle machine. Extra arguments
+# go to bench.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${ELBO_BENCH_PYTHON:-bench/.venv/bin/python}"
@@ -14,6 +16,10 @@ export ELBO_DATA_DIR="${ELBO_DATA_DIR:-$(cd .. && pwd)/shared/data/mnist}"
 if [ "${1:-}" = "--images" ]; then
   shift
   exec "$PY" bench/images.py "$@"
+fi
+if [ "${1:-}" = "--peers" ]; then
+  shift
+  exec "$PY" bench/peers.py "$@"
 fi
 if [ "${1:-}" = "--family" ]; then
   shift
