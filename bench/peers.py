@@ -55,8 +55,16 @@ def cpu():
                     flags = set(value.split())
     except OSError:
         pass
-    wanted = ["avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_tile"]
+    wanted = ["avx2", "fma", "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_tile"]
     return model, [f for f in wanted if f in flags]
+
+
+def kernels(flags):
+    """What src/core/simd.rs's dispatch picks for elbo's element-wise kernels on these flags (the gemm crate
+    picks its own micro-kernels the same way)."""
+    if {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= set(flags):
+        return "AVX-512"
+    return "AVX2+FMA" if {"avx2", "fma"} <= set(flags) else "scalar"
 
 
 def json_lines(out):
@@ -157,7 +165,8 @@ def main():
     import jax
     import torch
     model, flags = cpu()
-    print(f"CPU: {model}; {os.cpu_count()} cores; flags: {' '.join(flags) or 'none of avx2/avx512'}; "
+    print(f"CPU: {model}; {os.cpu_count()} cores; flags: {' '.join(flags) or 'none of avx2/avx512'} "
+          f"(elbo's kernels: {kernels(flags)}); "
           f"threads {args.threads}; PyTorch {torch.__version__}, JAX {jax.__version__}; {time.strftime('%Y-%m-%d')}")
     print(f"Rounds: {args.rounds}, interleaved; training on {args.limit or 60000} images per epoch; eval "
           f"K = {args.k} on {args.images} test images. Medians over rounds.\n")
