@@ -15,6 +15,9 @@ Workloads (all training workloads time one epoch, training only; compile time is
   celeba   PyTorch-VAE's VanillaVAE on 64x64 colour photos, batch 64 (ms/image; needs bench/data/photos64 from
            bench/photos.py; no JAX reference)
 
+With the default and IWAE workloads on all 60 000 images, each round also times one epoch's matrix products alone
+in elbo (examples/gemm_floor.rs) and through PyTorch's SGEMM at the same shapes (bench/sgemm_floor.py).
+
 Usage: bench/run.sh --peers [--workloads default iwae conv eval] [--peers torch compile jax] [--rounds 3]
        [--limit N] [--threads 2]
 """
@@ -125,6 +128,15 @@ def peer_run(peer, w, args, seed, env):
     return lines[0]["seconds"], rss
 
 
+def floors(w, args, env):
+    """Seconds of one epoch's matrix products alone (the second of two epochs): elbo's (examples/gemm_floor.rs)
+    and PyTorch's SGEMM at the same shapes (bench/sgemm_floor.py)."""
+    floor_bin = os.path.join(ROOT, "target", "release", "examples", "gemm_floor")
+    e, _ = peak_rss_mb([floor_bin, "2", str(args.threads), w], env)
+    t, _ = peak_rss_mb([sys.executable, os.path.join(BENCH, "sgemm_floor.py"), "2", str(args.threads), w], env)
+    return json_lines(e)[-1]["seconds"], json_lines(t)[-1]["seconds"]
+
+
 def supported(peer, w):
     return not (peer == "jax" and w == "celeba")
 
@@ -146,7 +158,8 @@ def main():
     env = dict(os.environ, ELBO_DATA_DIR=args.data_dir)
     if args.limit and "default" in args.workloads:
         sys.exit("--limit: the default workload's PyTorch reference trains on all 60 000 images")
-    subprocess.run(["cargo", "build", "--release", "--bin", "elbo"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "--bin", "elbo", "--example", "gemm_floor"], cwd=ROOT,
+                   check=True)
     res, rss = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         eval_run = os.path.join(tmp, "eval-run")
@@ -161,6 +174,10 @@ def main():
                             else peer_run(who, w, args, seed, env))
                     res.setdefault((w, who), []).append(v)
                     rss[(w, who)] = max(rss.get((w, who), 0), m)
+                if w in ("default", "iwae") and not args.limit:
+                    e, t = floors(w, args, env)
+                    res.setdefault((w, "floor-elbo"), []).append(e)
+                    res.setdefault((w, "floor-torch"), []).append(t)
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
     import jax
     import torch
@@ -171,17 +188,29 @@ def main():
     print(f"Rounds: {args.rounds}, interleaved; training on {args.limit or 60000} images per epoch; eval "
           f"K = {args.k} on {args.images} test images. Medians over rounds.\n")
     peers = [PEER_NAMES[p] for p in args.peers]
+    floor_lines = []
     print("| workload | unit | elbo | " + " | ".join(peers) + " | best peer | elbo / best (medians) | "
           "elbo / best (median of rounds) | peak RSS MB elbo / best |")
     print("| --- | --- | --- | " + " | ".join("---" for _ in peers) + " | --- | --- | --- | --- |")
     for w in args.workloads:
         med = {who: statistics.median(v) for (ww, who), v in res.items() if ww == w}
         best = min((p for p in args.peers if p in med), key=lambda p: med[p])
+        if "floor-elbo" in med:
+            floor_lines.append(
+                f"| {LABELS[w]} | {med['elbo']:.3f} | {med['floor-elbo']:.3f} | {med['floor-torch']:.3f} | "
+                f"{med['floor-elbo'] / med['floor-torch']:.2f} | {med['elbo'] / med['floor-elbo']:.2f} |")
         per_round = statistics.median(e / b for e, b in zip(res[(w, "elbo")], res[(w, best)]))
         cells = [f"{med[p]:.3f}" if p in med else "" for p in args.peers]
         print(f"| {LABELS[w]} | {UNITS[w]} | {med['elbo']:.3f} | " + " | ".join(cells) +
               f" | {PEER_NAMES[best]} | **{med['elbo'] / med[best]:.2f}** | {per_round:.2f} | "
               f"{rss[(w, 'elbo')]:.0f} / {rss[(w, best)]:.0f} |")
+    if floor_lines:
+        print("\nMatrix products alone (one epoch's, the same shapes and order): elbo's (examples/gemm_floor.rs) "
+              "and PyTorch's SGEMM (bench/sgemm_floor.py).\n")
+        print("| workload | elbo epoch s | elbo products s | PyTorch SGEMM s | elbo / SGEMM products | "
+              "epoch / elbo products |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        print("\n".join(floor_lines))
     print("\nPer round: " + "; ".join(f"{w} {who} " + ", ".join(f"{v:.3f}" for v in vs)
                                       for (w, who), vs in res.items()))
 
