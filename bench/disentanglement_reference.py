@@ -10,8 +10,9 @@ README's "Disentanglement" section states), for python/tests/test_metrics.py to 
         (1 - H_d(P_.j)), informativeness = mean held-out R^2.
   active_units  Burda et al. 2016: columns of the means whose variance exceeds 0.01.
   beta_vae  Higgins et al. 2017: features |z_a - z_b| averaged over a batch of pairs sharing one factor's value,
-        labelled by that factor; held-out accuracy of scikit-learn's default multinomial LogisticRegression
-        (L2, C = 1, intercepts unpenalised), here fitted by Newton's method.
+        labelled by that factor; features standardised by the training features' mean and deviation; held-out
+        accuracy of scikit-learn's default multinomial LogisticRegression (L2, C = 1, intercepts
+        unpenalised), here fitted by Newton's method (elbo uses L-BFGS: two solvers, one optimum).
   factor_vae  Kim & Mnih 2018: codes divided by their global standard deviation (ddof 1; codes of zero variance
         left out), per batch with one factor fixed the code of least variance votes for that factor; each code
         predicts its majority factor (ties to the first); held-out accuracy.
@@ -167,6 +168,12 @@ def beta_vae(train_batches, eval_batches, sizes):
     classes = sum(1 for s in sizes if s > 1)
     xtr, ytr = beta_vae_features(train_batches, sizes)
     xte, yte = beta_vae_features(eval_batches, sizes)
+    # Standardised by the training features, so that rescaling a code changes nothing (the penalty of
+    # disentanglement_lib's unscaled fit would).
+    mean, sd = xtr.mean(0), xtr.std(0)
+    sd_safe = np.where(sd > 0, sd, 1.0)
+    xtr = np.where(sd > 0, (xtr - mean) / sd_safe, 0.0)
+    xte = np.where(sd > 0, (xte - mean) / sd_safe, 0.0)
     w = _logistic_fit(xtr, ytr, classes)
     pred = np.argmax(np.hstack([xte, np.ones((len(xte), 1))]) @ w.T, 1)
     return float((pred == yte).mean())

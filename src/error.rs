@@ -73,10 +73,10 @@ pub enum Error {
         /// The run directory.
         dir: PathBuf,
     },
-    /// A computation that writes nothing (scoring, evaluating) was asked to stop before its end, by Ctrl-C.
-    #[error("{what} stopped before it finished (Ctrl-C); nothing was returned")]
+    /// A computation that keeps nothing half-done (scoring, evaluating, make-dsprites) was stopped by Ctrl-C.
+    #[error("{what} stopped before it finished (Ctrl-C); nothing was returned or written")]
     Stopped {
-        /// What stopped: "scoring", "evaluating".
+        /// What stopped: "scoring", "evaluating", "measuring disentanglement".
         what: &'static str,
     },
     /// The disk has less free space than a file elbo is about to write needs.

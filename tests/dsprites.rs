@@ -310,6 +310,29 @@ fn what_is_not_dsprites_layout_is_refused_with_the_reason() {
         stderr(&o)
     );
     std::fs::remove_dir_all(&out).unwrap();
+    // Without latents_values there is nothing to disagree with; arrays beside the dSprites ones are named as
+    // unread, not silently dropped.
+    let plain = tmp.path().join("plain.npz");
+    npz(
+        &plain,
+        &[
+            ("imgs", npy(&[2, 4, 4], [0u8, 1].repeat(16))),
+            (
+                "latents_classes",
+                npy(&[2, 6], [0i64, 1, 2, 3, 4, 5, 0, 2, 5, 39, 31, 31]),
+            ),
+            ("x", npy(&[2, 4, 4], [0u8, 7].repeat(16))),
+        ],
+    );
+    let o = train(&plain, &out, &["--test-fraction", "0.5"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("disagrees"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("also holds x, which elbo leaves unread"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_dir_all(&out).unwrap();
     for (name, arrays, why) in cases {
         let file = tmp.path().join(format!("{name}.npz"));
         npz(&file, &arrays);
@@ -360,6 +383,12 @@ fn the_named_dataset_is_downloaded_and_checked_like_mnist() {
         .arg(&data));
     assert_user_error(&o, &format!("{base}{FILE}"));
     assert!(stderr(&o).contains("checksum mismatch"), "{}", stderr(&o));
+    // Without the file, the generator is the way on.
+    assert!(
+        stderr(&o).contains("elbo make-dsprites --out dsprites.npz` and train with --data"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!data.join(FILE).exists());
 
     // With its own md5 the same download lands, and reads with its factors; loading it as dSprites names the
@@ -721,4 +750,47 @@ fn disentanglement_refuses_what_it_cannot_score_without_panicking() {
             .arg(&run_small));
         assert_user_error(&o, "must be between 10 and 1000000");
     }
+    // The run's own data, gone: said to be the run's, not a bare missing file.
+    std::fs::rename(&small, tmp.path().join("moved.npz")).unwrap();
+    let o = run(elbo()
+        .args(["disentanglement", "--points", "20"])
+        .arg(&run_small));
+    assert_user_error(
+        &o,
+        "the data this run was trained on (--data) is not there any more",
+    );
+}
+
+#[test]
+fn make_dsprites_says_how_far_it_is_and_ctrl_c_leaves_no_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("grid.npz");
+    // The whole grid: tens of seconds of drawing and compressing, long enough to be interrupted in.
+    let child = elbo()
+        .args(["make-dsprites", "--out"])
+        .arg(&out)
+        .env("ELBO_PROGRESS_EVERY", "0")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // SAFETY: signalling our own child by its PID.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let started = std::time::Instant::now();
+    let o = child.wait_with_output().unwrap();
+    assert!(started.elapsed().as_secs() < 20, "{:?}", started.elapsed());
+    let err = stderr(&o);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("make-dsprites: ") && err.contains("/737280 images"),
+        "{err}"
+    );
+    assert!(
+        err.contains("make-dsprites stopped before it finished (Ctrl-C)"),
+        "{err}"
+    );
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
 }

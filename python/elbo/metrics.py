@@ -94,6 +94,9 @@ def _function_metric(represent, factor_sizes, points, seed, which):
     if not callable(represent):
         raise TypeError(f"represent is {type(represent).__name__}: give a function from factor classes (n, k) "
                         "to codes (n, d)")
+    if isinstance(factor_sizes, (str, bytes, dict)) or not hasattr(factor_sizes, "__iter__"):
+        raise TypeError(f"factor_sizes={factor_sizes!r}: give how many values each factor takes, as a sequence "
+                        "such as metrics.DSPRITES_SIZES or (3, 6, 40)")
     sizes = [_whole(s, "factor_sizes", 1, 2**32 - 1) for s in factor_sizes]
     points = _whole(points, "points", 1, 2**63 - 1)
     seed = _whole(seed, "seed", 0, 2**64 - 1)

@@ -733,8 +733,9 @@ impl PyModel {
         let sizes = elbo::eval::disentangle::Sizes::with_points(points);
         let r = py
             .detach(|| {
+                let _signals = elbo::train::interrupt::Catch::install();
                 self.inner
-                    .disentanglement_of_run(data_dir.as_deref(), sizes, seed, &|_| {})
+                    .disentanglement_of_run(data_dir.as_deref(), sizes, seed, &go_on)
             })
             .map_err(py_err)?;
         let d = from_json(py, &r)?;
@@ -791,13 +792,8 @@ fn codes_and_factors(
             "{cname} has {n} rows but {fname} {m}: one row of factors per code"
         )));
     }
-    if let Some(i) = z.iter().position(|v| !v.is_finite()) {
-        return Err(PyValueError::new_err(format!(
-            "{cname}[{}, {}] is {}: codes must be finite",
-            i / d,
-            i % d,
-            z[i]
-        )));
+    if let Some(why) = elbo::eval::disentangle::codes_problem(&z, d, cname) {
+        return Err(PyValueError::new_err(why));
     }
     if let Some(i) = y.iter().position(|&v| !(0..=u32::MAX as i64).contains(&v)) {
         return Err(PyValueError::new_err(format!(
@@ -930,6 +926,8 @@ fn metric_of_function<'py>(
     let mut encode = |rows: &[u32]| -> elbo::Result<Vec<f64>> {
         let n = rows.len() / k;
         let mut call = || -> PyResult<Vec<f64>> {
+            // The metrics run for minutes: Ctrl-C (KeyboardInterrupt) is heard between calls.
+            py.check_signals()?;
             let classes: Vec<i64> = rows.iter().map(|&c| i64::from(c)).collect();
             let arg = classes.into_pyarray(py).reshape([n, k])?;
             let out = represent.call1((arg,))?;
@@ -946,13 +944,8 @@ fn metric_of_function<'py>(
                     dim.map_or(String::new(), |was| format!(" (before: {was} codes)"))
                 )));
             }
-            if let Some(i) = z.iter().position(|v| !v.is_finite()) {
-                return Err(PyValueError::new_err(format!(
-                    "represent returned {} at row {}, code {}: codes must be finite",
-                    z[i],
-                    i / d,
-                    i % d
-                )));
+            if let Some(why) = elbo::eval::disentangle::codes_problem(&z, d, "represent's codes") {
+                return Err(PyValueError::new_err(why));
             }
             dim = Some(d);
             Ok(z)

@@ -50,6 +50,13 @@ def test_true_factors_score_one_and_noise_near_zero():
     # 20 bins cannot tell 40 values apart: the true orientation of dSprites scores about ln 20 / ln 40.
     o = rng.integers(0, 40, (20000, 1))
     assert metrics.mig(o, o) == pytest.approx(np.log(20) / np.log(40), abs=0.01)
+    # Nor 32: 12 bins hold two positions and 8 one, so x and y score H(bins) / ln 32 ≈ 0.85, and the five true
+    # factors of dSprites (shape and scale at 1) about 0.90 on average, as the README says.
+    xy = rng.integers(0, 32, (20000, 1))
+    h = -(12 * (2 / 32) * np.log(2 / 32) + 8 * (1 / 32) * np.log(1 / 32))
+    assert metrics.mig(xy, xy) == pytest.approx(h / np.log(32), abs=0.01)
+    five = np.stack([rng.integers(0, s, 20000) for s in (3, 6, 40, 32, 32)], 1)
+    assert metrics.mig(five, five) == pytest.approx(0.90, abs=0.01)
     dci = metrics.dci(f * 2.0 + 1, f, ft * 2.0 + 1, ft)
     assert min(dci.values()) > 0.98, dci
     noise, noise_t = rng.standard_normal((2000, 4)), rng.standard_normal((1000, 4))
@@ -162,6 +169,16 @@ def test_function_metrics_refuse_bad_functions_and_grids():
         metrics.beta_vae(np.zeros(3), SIZES)
     with pytest.raises(ValueError, match="nothing to disentangle"):
         metrics.beta_vae(lambda f: f * 1.0, (1, 1))
+    for bad in [None, {3: 1, 6: 1}, "36", 7]:
+        with pytest.raises(TypeError, match="factor_sizes"):
+            metrics.beta_vae(lambda f: f * 1.0, bad)
+    # Too wide, too large: refused by name before any long computation.
+    with pytest.raises(ValueError, match="at most 1024"):
+        metrics.beta_vae(lambda f: np.zeros((len(f), 1025)), SIZES, points=20)
+    with pytest.raises(ValueError, match="magnitude"):
+        metrics.disentanglement(lambda f: f * 1.5e308, SIZES, points=20)
+    with pytest.raises(ValueError, match="at most 1024"):
+        metrics.dci(np.zeros((10, 2000)), np.zeros((10, 1)), np.zeros((10, 2000)), np.zeros((10, 1)))
     for bad in [(), (3, 0), (3, -1), (3, 2.5)]:
         with pytest.raises(ValueError, match="factor_sizes"):
             metrics.beta_vae(lambda f: f * 1.0, bad)
@@ -214,3 +231,37 @@ def test_a_models_metrics_are_the_command_lines_and_a_function_of_its_encoder(el
     assert via == pytest.approx({k: cli[k] for k in KEYS}, abs=1e-9)
     with pytest.raises(ValueError, match="points=5 must be between 10"):
         vae.disentanglement(points=5)
+
+
+def test_ctrl_c_stops_measuring_a_models_disentanglement(elbo_bin, tmp_path):
+    import signal
+    import sys
+    import textwrap
+    import time
+
+    npz, run = tmp_path / "d.npz", tmp_path / "run"
+    subprocess.run([elbo_bin, "make-dsprites", "--out", str(npz), "--subsample", "2000", "--seed", "1"],
+                   check=True, capture_output=True)
+    subprocess.run([elbo_bin, "train", "--data", str(npz), "--latent", "4", "--hidden", "32", "--epochs", "1",
+                    "--out", str(run)], check=True, capture_output=True)
+    script = tmp_path / "measure.py"
+    # A million points: an hour of encoding unless the interrupt stops it.
+    script.write_text(textwrap.dedent(f"""
+        import elbo, sys
+        vae = elbo.load({str(run)!r})
+        print("start", file=sys.stderr, flush=True)
+        try:
+            vae.disentanglement(points=1_000_000)
+        except KeyboardInterrupt as e:
+            print("KeyboardInterrupt:", e, file=sys.stderr, flush=True)
+            sys.exit(7)
+    """))
+    p = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True)
+    assert p.stderr.readline().startswith("start")
+    time.sleep(1.0)
+    sent = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    rest = p.stderr.read()
+    assert p.wait(timeout=60) == 7, rest
+    assert time.monotonic() - sent < 20, "the interrupt was not honoured promptly"
+    assert "measuring disentanglement stopped before it finished" in rest, rest

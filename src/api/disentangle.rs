@@ -50,7 +50,7 @@ impl Model {
         data_dir: Option<&Path>,
         sizes: Sizes,
         seed: u64,
-        progress: &(dyn Fn(usize) + Sync),
+        progress: &(dyn Fn(usize) -> bool + Sync),
     ) -> Result<Disentanglement> {
         let cfg = self.config();
         let dir = data_dir
@@ -61,13 +61,14 @@ impl Model {
     }
 
     /// Scores this model's posterior means against the factors of `sets` (a run's training and test splits),
-    /// drawing every metric's points with `seed`; `progress` hears how many more images were encoded.
+    /// drawing every metric's points with `seed`; `progress` hears how many more images were encoded and says
+    /// whether to go on (false: stop with [`Error::Stopped`]).
     pub fn disentanglement(
         &self,
         sets: &[&Dataset],
         sizes: Sizes,
         seed: u64,
-        progress: &(dyn Fn(usize) + Sync),
+        progress: &(dyn Fn(usize) -> bool + Sync),
     ) -> Result<Disentanglement> {
         let Some(factors) = sets.first().and_then(|s| s.factors.as_deref()) else {
             return Err(Error::Config(
@@ -156,7 +157,11 @@ impl Model {
                 for h in vae.posterior(m, &mut ws).chunks_exact(hl) {
                     out.extend(h[..zd].iter().map(|&v| v as f64));
                 }
-                progress(m);
+                if !progress(m) {
+                    return Err(Error::Stopped {
+                        what: "measuring disentanglement",
+                    });
+                }
             }
             images += n;
             Ok(out)

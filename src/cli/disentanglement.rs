@@ -42,7 +42,10 @@ pub(crate) fn run(a: DisentanglementArgs) -> Result<()> {
     let sizes = Sizes::with_points(a.points);
     let progress = Progress::new("disentanglement", images_needed(sizes));
     let started = std::time::Instant::now();
-    let r = model.disentanglement_of_run(a.data.dir(), sizes, a.seed, &|n| progress.inc(n))?;
+    let r = model.disentanglement_of_run(a.data.dir(), sizes, a.seed, &|n| {
+        progress.inc(n);
+        true
+    })?;
     progress.finish();
     let secs = started.elapsed().as_secs_f64();
     let s = &r.scores;

@@ -41,7 +41,21 @@ pub(crate) fn run(a: MakeDspritesArgs) -> Result<()> {
     super::common::init_threads(a.threads)?;
     let items = dsprites::grid_items(a.subsample, a.seed)?;
     let note = dsprites::generated_note(a.subsample.map(|_| a.seed), items.len());
-    dsprites::write_npz(&a.out, &items, &note)?;
+    let progress = super::common::Progress::new("make-dsprites", items.len());
+    // Ctrl-C stops between blocks, and the half-written temporary file goes with it.
+    let signals = crate::train::interrupt::Catch::install();
+    let written = dsprites::write_npz(&a.out, &items, &note, &|n| {
+        progress.inc(n);
+        crate::train::interrupt::received().is_none()
+    });
+    progress.finish();
+    drop(signals);
+    if crate::train::interrupt::received().is_some() {
+        return Err(crate::Error::Stopped {
+            what: "make-dsprites",
+        });
+    }
+    written?;
     crate::say!("elbo: wrote {} ({note})", a.out.display());
     Ok(())
 }

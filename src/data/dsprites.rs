@@ -142,14 +142,17 @@ pub fn grid_items(subsample: Option<usize>, seed: u64) -> Result<Vec<usize>> {
 }
 
 /// Writes the images of grid `items` to `path` in DeepMind's layout (compressed, as `np.savez_compressed` does)
-/// plus a `note` array saying it is generated; atomically.
-pub fn write_npz(path: &Path, items: &[usize], note: &str) -> Result<()> {
+/// plus a `note` array saying it is generated; atomically. The images are drawn a block at a time as they are
+/// written; `go_on` hears how many more are written and says whether to go on (false: nothing is written, and
+/// the temporary file is removed).
+pub fn write_npz(
+    path: &Path,
+    items: &[usize],
+    note: &str,
+    go_on: &dyn Fn(usize) -> bool,
+) -> Result<()> {
+    const BLOCK: usize = 1024;
     let n = items.len() as u64;
-    let mut pixels = vec![0u8; items.len() * SIDE * SIDE];
-    pixels
-        .par_chunks_mut(SIDE * SIDE)
-        .zip(items)
-        .for_each(|(img, &i)| render(&classes_of(i), img));
     let classes: Vec<[u32; 6]> = items.iter().map(|&i| classes_of(i)).collect();
     crate::fsutil::write_atomic_with(path, &mut |file| {
         use npyz::WriterBuilder;
@@ -158,32 +161,59 @@ pub fn write_npz(path: &Path, items: &[usize], note: &str) -> Result<()> {
             .compression_method(zip::CompressionMethod::Deflated)
             // A fixed time, so the same grid and seed write the same bytes.
             .last_modified_time(zip::DateTime::default())
-            .large_file(pixels.len() as u64 > u32::MAX as u64 / 2);
+            .large_file(n * (SIDE * SIDE) as u64 > u32::MAX as u64 / 2);
         let io = |e: zip::result::ZipError| std::io::Error::other(e);
         zip.start_file("imgs.npy", opts).map_err(io)?;
-        let mut w = npyz::WriteOptions::<u8>::new()
-            .default_dtype()
-            .shape(&[n, SIDE as u64, SIDE as u64])
-            .writer(&mut zip)
-            .begin_nd()?;
-        w.extend(pixels.iter().copied())?;
-        w.finish()?;
+        {
+            // npyz writes an element at a time, and the compressor is slow at one byte per call.
+            let mut buffered = std::io::BufWriter::with_capacity(1 << 20, &mut zip);
+            let mut w = npyz::WriteOptions::<u8>::new()
+                .default_dtype()
+                .shape(&[n, SIDE as u64, SIDE as u64])
+                .writer(&mut buffered)
+                .begin_nd()?;
+            let mut pixels = vec![0u8; BLOCK * SIDE * SIDE];
+            for block in classes.chunks(BLOCK) {
+                let pixels = &mut pixels[..block.len() * SIDE * SIDE];
+                pixels
+                    .par_chunks_mut(SIDE * SIDE)
+                    .zip(block)
+                    .for_each(|(img, c)| render(c, img));
+                w.extend(pixels.iter().copied())?;
+                if !go_on(block.len()) {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::Interrupted,
+                        "stopped before the end",
+                    ));
+                }
+            }
+            w.finish()?;
+            buffered.flush()?;
+        }
         zip.start_file("latents_classes.npy", opts).map_err(io)?;
-        let mut w = npyz::WriteOptions::<i64>::new()
-            .default_dtype()
-            .shape(&[n, 6])
-            .writer(&mut zip)
-            .begin_nd()?;
-        w.extend(classes.iter().flatten().map(|&c| c as i64))?;
-        w.finish()?;
+        {
+            let mut buffered = std::io::BufWriter::with_capacity(1 << 20, &mut zip);
+            let mut w = npyz::WriteOptions::<i64>::new()
+                .default_dtype()
+                .shape(&[n, 6])
+                .writer(&mut buffered)
+                .begin_nd()?;
+            w.extend(classes.iter().flatten().map(|&c| c as i64))?;
+            w.finish()?;
+            buffered.flush()?;
+        }
         zip.start_file("latents_values.npy", opts).map_err(io)?;
-        let mut w = npyz::WriteOptions::<f64>::new()
-            .default_dtype()
-            .shape(&[n, 6])
-            .writer(&mut zip)
-            .begin_nd()?;
-        w.extend(classes.iter().flat_map(|c| values_of(c)))?;
-        w.finish()?;
+        {
+            let mut buffered = std::io::BufWriter::with_capacity(1 << 20, &mut zip);
+            let mut w = npyz::WriteOptions::<f64>::new()
+                .default_dtype()
+                .shape(&[n, 6])
+                .writer(&mut buffered)
+                .begin_nd()?;
+            w.extend(classes.iter().flat_map(|c| values_of(c)))?;
+            w.finish()?;
+            buffered.flush()?;
+        }
         zip.start_file(format!("{NOTE_ARRAY}.npy"), opts)
             .map_err(io)?;
         let width = note.chars().count().max(1);
@@ -317,7 +347,9 @@ pub(super) fn found_in(
     } else {
         (0..f).map(|j| format!("factor{j}")).collect()
     };
-    let values = match take("latents_values") {
+    let given = take("latents_values");
+    let has_values = given.is_some();
+    let values = match given {
         Some(v) if v.shape == classes.shape => ints(&v, "latents_values")?
             .into_iter()
             .map(f64::from)
@@ -335,7 +367,10 @@ pub(super) fn found_in(
     };
     let factors = Factors::new(names, sizes, class, values)?;
     let own_grid = factors.sizes == SIZES;
-    let odd = own_grid.then(|| disagreement(&factors)).flatten();
+    // Without latents_values the values are the classes themselves: nothing to compare.
+    let odd = (own_grid && has_values)
+        .then(|| disagreement(&factors))
+        .flatten();
     let mut ds = Dataset::new(
         ItemShape::grey(h, w),
         Kind::Image,

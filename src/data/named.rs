@@ -435,8 +435,13 @@ pub fn load_dataset(name: DatasetName, dir: &Path) -> Result<(Dataset, Dataset)>
                 let _ = std::fs::remove_dir(dir);
             }
             let names: Vec<&str> = missing.iter().map(|f| f.name.as_str()).collect();
+            let generate = if name == DatasetName::Dsprites {
+                "; or draw the same factor grid with `elbo make-dsprites --out dsprites.npz` and train with --data dsprites.npz"
+            } else {
+                ""
+            };
             return Err(Error::Config(format!(
-                "{name}: {} missing in {} and the download failed ({e}); put the files there, point --data-dir or ELBO_DATA_DIR at a folder that has them, or ELBO_MIRROR at a mirror",
+                "{name}: {} missing in {} and the download failed ({e}); put the files there, point --data-dir or ELBO_DATA_DIR at a folder that has them, or ELBO_MIRROR at a mirror{generate}",
                 names.join(", "),
                 dir.display()
             )));
@@ -733,7 +738,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let file = tmp.path().join(super::super::dsprites::FILE);
         let items = super::super::dsprites::grid_items(Some(200), 5).unwrap();
-        super::super::dsprites::write_npz(&file, &items, "test").unwrap();
+        super::super::dsprites::write_npz(&file, &items, "test", &|_| true).unwrap();
         let (train, test) = read_dsprites(&file).unwrap();
         assert_eq!((train.len(), test.len()), (180, 20));
         let (train2, test2) = read_dsprites(&file).unwrap();

@@ -834,6 +834,14 @@ fn load_with(path: &Path, layout: Option<Layout>, want: Option<Kind>) -> Result<
         .collect();
     let mut arrays = read_npz(path, &wanted)?;
     if let Some(found) = super::dsprites::found_in(&mut arrays, want, path)? {
+        let others: Vec<&str> = arrays.iter().map(|(n, _)| n.as_str()).collect();
+        if !others.is_empty() {
+            crate::say!(
+                "elbo: {}: also holds {}, which elbo leaves unread: it reads the dSprites arrays (imgs, latents_classes) when a file has them",
+                path.display(),
+                others.join(", ")
+            );
+        }
         return Ok(found);
     }
     found_in(arrays, layout, want, path)

@@ -107,6 +107,19 @@ pub fn open_data(t: &TrainConfig, data_dir: Option<&Path>) -> Result<Loaded> {
 
 /// Loads a run's data: dataset, `--limit`, validation split, standardisation and binarisation.
 pub fn load_splits(cfg: &RunConfig, data_dir: Option<&Path>) -> Result<Splits> {
+    // The user named no file here: say whose file is missing.
+    if let Some(spec) = &cfg.train.data
+        && let Err(e) = std::fs::symlink_metadata(&spec.path)
+        && e.kind() == std::io::ErrorKind::NotFound
+    {
+        return Err(Error::io(
+            &spec.path,
+            std::io::Error::new(
+                e.kind(),
+                "the data this run was trained on (--data) is not there any more: put it back to read the run's data",
+            ),
+        ));
+    }
     let loaded = open_data(&cfg.train, data_dir)?;
     let mut cfg = cfg.clone();
     prepare(&mut cfg, loaded)
