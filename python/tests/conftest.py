@@ -63,3 +63,22 @@ def elbo_bin():
 def run_cli(binary, *args, cwd=None):
     r = subprocess.run([binary, *map(str, args)], capture_output=True, text=True, cwd=cwd)
     return r
+
+
+def interrupted(script, wait=1.0):
+    """Runs the Python `script` (which prints "start" to stderr when its long call begins, and exits 7 on
+    KeyboardInterrupt), sends SIGINT `wait` seconds after "start", checks the interrupt was honoured within 20 s,
+    and returns the rest of its stderr."""
+    import signal
+    import sys
+    import time
+
+    p = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True)
+    assert p.stderr.readline().startswith("start")
+    time.sleep(wait)
+    sent = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    rest = p.stderr.read()
+    assert p.wait(timeout=60) == 7, rest
+    assert time.monotonic() - sent < 20, "the interrupt was not honoured promptly"
+    return rest

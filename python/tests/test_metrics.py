@@ -6,6 +6,7 @@ import subprocess
 import numpy as np
 import pytest
 
+from conftest import interrupted
 from elbo import metrics
 
 _spec = importlib.util.spec_from_file_location(
@@ -234,10 +235,7 @@ def test_a_models_metrics_are_the_command_lines_and_a_function_of_its_encoder(el
 
 
 def test_ctrl_c_stops_measuring_a_models_disentanglement(elbo_bin, tmp_path):
-    import signal
-    import sys
     import textwrap
-    import time
 
     npz, run = tmp_path / "d.npz", tmp_path / "run"
     subprocess.run([elbo_bin, "make-dsprites", "--out", str(npz), "--subsample", "2000", "--seed", "1"],
@@ -256,12 +254,5 @@ def test_ctrl_c_stops_measuring_a_models_disentanglement(elbo_bin, tmp_path):
             print("KeyboardInterrupt:", e, file=sys.stderr, flush=True)
             sys.exit(7)
     """))
-    p = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True)
-    assert p.stderr.readline().startswith("start")
-    time.sleep(1.0)
-    sent = time.monotonic()
-    p.send_signal(signal.SIGINT)
-    rest = p.stderr.read()
-    assert p.wait(timeout=60) == 7, rest
-    assert time.monotonic() - sent < 20, "the interrupt was not honoured promptly"
+    rest = interrupted(script)
     assert "measuring disentanglement stopped before it finished" in rest, rest

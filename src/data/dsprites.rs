@@ -191,29 +191,13 @@ pub fn write_npz(
             buffered.flush()?;
         }
         zip.start_file("latents_classes.npy", opts).map_err(io)?;
-        {
-            let mut buffered = std::io::BufWriter::with_capacity(1 << 20, &mut zip);
-            let mut w = npyz::WriteOptions::<i64>::new()
-                .default_dtype()
-                .shape(&[n, 6])
-                .writer(&mut buffered)
-                .begin_nd()?;
-            w.extend(classes.iter().flatten().map(|&c| c as i64))?;
-            w.finish()?;
-            buffered.flush()?;
-        }
+        write_npy(
+            &mut zip,
+            &[n, 6],
+            classes.iter().flatten().map(|&c| c as i64),
+        )?;
         zip.start_file("latents_values.npy", opts).map_err(io)?;
-        {
-            let mut buffered = std::io::BufWriter::with_capacity(1 << 20, &mut zip);
-            let mut w = npyz::WriteOptions::<f64>::new()
-                .default_dtype()
-                .shape(&[n, 6])
-                .writer(&mut buffered)
-                .begin_nd()?;
-            w.extend(classes.iter().flat_map(|c| values_of(c)))?;
-            w.finish()?;
-            buffered.flush()?;
-        }
+        write_npy(&mut zip, &[n, 6], classes.iter().flat_map(|c| values_of(c)))?;
         zip.start_file(format!("{NOTE_ARRAY}.npy"), opts)
             .map_err(io)?;
         let width = note.chars().count().max(1);
@@ -231,6 +215,25 @@ pub fn write_npz(
         w.finish()?;
         zip.finish().map_err(io)?.flush()
     })
+}
+
+/// Writes `values` as an `.npy` of `shape` into the member `zip` has just started, through a buffer: npyz writes
+/// an element at a time, and the compressor is slow at one small write per call.
+fn write_npy<T: npyz::AutoSerialize, W: Write + std::io::Seek>(
+    zip: &mut zip::ZipWriter<W>,
+    shape: &[u64],
+    values: impl IntoIterator<Item = T>,
+) -> std::io::Result<()> {
+    use npyz::WriterBuilder;
+    let mut buffered = std::io::BufWriter::with_capacity(1 << 20, zip);
+    let mut w = npyz::WriteOptions::<T>::new()
+        .default_dtype()
+        .shape(shape)
+        .writer(&mut buffered)
+        .begin_nd()?;
+    w.extend(values)?;
+    w.finish()?;
+    buffered.flush()
 }
 
 /// The arrays of an `.npz` in dSprites' layout.
