@@ -73,11 +73,16 @@ pub enum Error {
         /// The run directory.
         dir: PathBuf,
     },
-    /// A computation that keeps nothing half-done (scoring, evaluating, make-dsprites) was stopped by Ctrl-C.
-    #[error("{what} stopped before it finished (Ctrl-C); nothing was returned or written")]
+    /// A computation that keeps nothing half-done (scoring, evaluating, make-dsprites) was stopped by a signal.
+    #[error(
+        "{what} stopped before it finished ({}); nothing was returned or written",
+        if *.signal == SIGTERM { "SIGTERM" } else { "Ctrl-C" }
+    )]
     Stopped {
         /// What stopped: "scoring", "evaluating", "measuring disentanglement".
         what: &'static str,
+        /// The signal that stopped it ([`SIGINT`] for Ctrl-C, and for a Python KeyboardInterrupt).
+        signal: i32,
     },
     /// The disk has less free space than a file elbo is about to write needs.
     #[error(
@@ -147,6 +152,11 @@ fn save_advice(e: &Error) -> &'static str {
 /// Result with elbo's error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The signal Ctrl-C sends.
+pub const SIGINT: i32 = 2;
+/// The signal `kill` and service managers send.
+pub const SIGTERM: i32 = 15;
+
 /// A number as a message shows it: `1e308`, not its 309 digits.
 pub fn shown(v: f64) -> String {
     if v.is_finite() && v != 0.0 && !(1e-4..1e6).contains(&v.abs()) {
@@ -168,7 +178,7 @@ impl Error {
     /// The process exit status for this error: 128 + the signal for an interrupted run, as shells expect, else 1.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Interrupted { signal, .. } => 128 + signal,
+            Error::Interrupted { signal, .. } | Error::Stopped { signal, .. } => 128 + signal,
             _ => 1,
         }
     }

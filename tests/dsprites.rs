@@ -111,10 +111,15 @@ fn generated_dsprites_train_and_score_and_say_they_are_generated() {
 
 /// A complete grid of two factors (3 × 4 values) drawn as one lit pixel per combination in 8×8 images.
 fn small_grid(path: &Path) {
+    grid_of_rows(path, (0..3u8).flat_map(|a| (0..4u8).map(move |b| (a, b))));
+}
+
+/// Two factors' `combinations`, one 8×8 image each.
+fn grid_of_rows(path: &Path, combinations: impl Iterator<Item = (u8, u8)>) {
     let mut imgs = Vec::new();
     let mut classes = Vec::new();
-    for a in 0..3u8 {
-        for b in 0..4u8 {
+    for (a, b) in combinations {
+        {
             let mut img = [0u8; 64];
             img[(2 * a as usize) * 8 + 2 * b as usize] = 1;
             img[(2 * a as usize + 1) * 8 + 2 * b as usize + 1] = 1;
@@ -122,13 +127,30 @@ fn small_grid(path: &Path) {
             classes.extend([a as i64, b as i64]);
         }
     }
+    let n = classes.len() as u64 / 2;
     npz(
         path,
         &[
-            ("imgs", npy(&[12, 8, 8], imgs)),
-            ("latents_classes", npy(&[12, 2], classes)),
+            ("imgs", npy(&[n, 8, 8], imgs)),
+            ("latents_classes", npy(&[n, 2], classes)),
         ],
     );
+}
+
+#[test]
+fn a_grid_missing_a_combination_counts_distinct_ones_not_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("grid.npz");
+    // 12 rows, but (2, 3) is missing and (0, 0) is there twice.
+    let rows = (0..3u8)
+        .flat_map(|a| (0..4u8).map(move |b| (a, b)))
+        .map(|c| if c == (2, 3) { (0, 0) } else { c });
+    grid_of_rows(&file, rows);
+    let dir = tmp.path().join("run");
+    let o = train(&file, &dir, &["--test-fraction", "0.25"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(elbo().args(["disentanglement", "--points", "20"]).arg(&dir));
+    assert_user_error(&o, "holds 11 of its factors' 12 combinations");
 }
 
 #[test]
@@ -361,6 +383,17 @@ fn a_run_without_factors_is_not_scored() {
         .arg("--data-dir")
         .arg(common::mnist_dir()));
     assert_user_error(&o, "no known factors");
+    // An MNIST run says so before reading its data: nothing is downloaded into an empty folder.
+    let tmp = tempfile::tempdir().unwrap();
+    let o = run(elbo()
+        .env("ELBO_MIRROR", "http://127.0.0.1:9/")
+        .args(["disentanglement", "--points", "10"])
+        .arg(common::fixture_run())
+        .arg("--data-dir")
+        .arg(tmp.path()));
+    assert_user_error(&o, "no known factors");
+    assert!(!stderr(&o).contains("download"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
 
 #[test]
@@ -782,7 +815,8 @@ fn make_dsprites_says_how_far_it_is_and_ctrl_c_leaves_no_file() {
     let o = child.wait_with_output().unwrap();
     assert!(started.elapsed().as_secs() < 20, "{:?}", started.elapsed());
     let err = stderr(&o);
-    assert!(!o.status.success(), "{err}");
+    // 128 + SIGINT, as an interrupted `elbo train` exits and as shells expect.
+    assert_eq!(o.status.code(), Some(130), "{err}");
     assert!(
         err.contains("make-dsprites: ") && err.contains("/737280 images"),
         "{err}"

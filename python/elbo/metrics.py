@@ -33,6 +33,9 @@ DSPRITES_SIZES = tuple(_elbo.DSPRITES_SIZES)
 #: dSprites' factors, in its files' column order.
 DSPRITES_NAMES = tuple(_elbo.DSPRITES_NAMES)
 
+#: The largest factor class the metrics take.
+MAX_CLASS = 2**32 - 1
+
 #: Most histogram bins per code :func:`mig` takes (disentanglement_lib uses 20).
 MAX_BINS = 65536
 
@@ -51,31 +54,53 @@ def _factors(a, name):
             raise ValueError(f"{name} holds non-integers: factors are class indices (0, 1, …) per column")
     elif a.dtype.kind not in "iub":
         raise TypeError(f"{name} of dtype {a.dtype}: give integer class indices")
-    if a.size and (a.max() > np.iinfo(np.int64).max or a.min() < 0):
+    if a.size and a.min() < 0:
         raise ValueError(f"{name} holds {a.min()}: factors are class indices, integers from 0")
+    if a.size and a.max() > MAX_CLASS:
+        raise ValueError(f"{name} holds {a.max()}: factors are class indices, integers from 0 to {MAX_CLASS}")
     return np.ascontiguousarray(a, dtype=np.int64)
+
+
+def _varying(factors, *others):
+    """``factors`` and ``others`` (held-out factors) without the columns that hold one value in ``factors``:
+    a factor that never changes (dSprites' color) has nothing to disentangle, and ``elbo disentanglement`` and
+    :func:`disentanglement` leave it out too, so all of them average over the same factors."""
+    if len(factors) == 0 or any(a.ndim != 2 or a.shape[1] != factors.shape[1] for a in (factors, *others)):
+        return (factors, *others)  # elbo's own check says what is wrong with these shapes
+    keep = np.flatnonzero(factors.min(0) != factors.max(0))
+    if len(keep) == 0:
+        raise ValueError("every column of factors holds one value: there is nothing to disentangle")
+    return tuple(a[:, keep] for a in (factors, *others))
 
 
 def mig(codes, factors, *, bins=20):
     """Chen et al.'s mutual information gap: codes binned into ``bins`` equal-width bins, per factor the gap
-    between its two most informative codes over its entropy, averaged over factors. In [0, 1]."""
+    between its two most informative codes over its entropy, averaged over the factors that vary (a column of
+    one value is left out). In [0, 1]."""
     if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or not 1 <= bins <= MAX_BINS:
         raise ValueError(f"bins={bins!r}: give a whole number of bins from 1 to {MAX_BINS}")
-    return _elbo.metric_mig(_codes(codes, "codes"), _factors(factors, "factors"), int(bins))
+    (factors,) = _varying(_factors(factors, "factors"))
+    return _elbo.metric_mig(_codes(codes, "codes"), np.ascontiguousarray(factors), int(bins))
+
+
+def _split(codes, factors, codes_test, factors_test):
+    factors, factors_test = _varying(_factors(factors, "factors"), _factors(factors_test, "factors_test"))
+    return (_codes(codes, "codes"), np.ascontiguousarray(factors),
+            _codes(codes_test, "codes_test"), np.ascontiguousarray(factors_test))
 
 
 def sap(codes, factors, codes_test, factors_test):
     """Kumar et al.'s SAP: each factor predicted from each single code (nearest class mean, fitted on
-    ``codes``/``factors``, accuracy on the test pair), the gap between the two best codes, averaged."""
-    return _elbo.metric_sap(_codes(codes, "codes"), _factors(factors, "factors"),
-                            _codes(codes_test, "codes_test"), _factors(factors_test, "factors_test"))
+    ``codes``/``factors``, accuracy on the test pair), the gap between the two best codes, averaged over the
+    factors that vary in ``factors``."""
+    return _elbo.metric_sap(*_split(codes, factors, codes_test, factors_test))
 
 
 def dci(codes, factors, codes_test, factors_test):
     """Eastwood & Williams' DCI from least-squares regressions of each standardised factor on the standardised
-    codes: ``disentanglement``, ``completeness`` and ``informativeness`` (held-out R², averaged)."""
-    d, c, i = _elbo.metric_dci(_codes(codes, "codes"), _factors(factors, "factors"),
-                               _codes(codes_test, "codes_test"), _factors(factors_test, "factors_test"))
+    codes: ``disentanglement``, ``completeness`` and ``informativeness`` (held-out R², averaged), over the
+    factors that vary in ``factors``."""
+    d, c, i = _elbo.metric_dci(*_split(codes, factors, codes_test, factors_test))
     return {"disentanglement": d, "completeness": c, "informativeness": i}
 
 

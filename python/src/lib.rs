@@ -797,10 +797,11 @@ fn codes_and_factors(
     }
     if let Some(i) = y.iter().position(|&v| !(0..=u32::MAX as i64).contains(&v)) {
         return Err(PyValueError::new_err(format!(
-            "{fname}[{}, {}] is {}: factors are class indices, integers from 0",
+            "{fname}[{}, {}] is {}: factors are class indices, integers from 0 to {}",
             i / k,
             i % k,
-            y[i]
+            y[i],
+            u32::MAX
         )));
     }
     Ok((n, d, z, k, y.into_iter().map(|v| v as u32).collect()))
@@ -883,12 +884,20 @@ fn metric_active_units(mu: PyReadonlyArrayDyn<'_, f64>) -> PyResult<usize> {
 
 /// The grid of factor `sizes` as the metrics take it, checked: every size at least 1 and one above 1.
 fn grid_of(sizes: Vec<usize>) -> PyResult<Grid> {
-    if sizes.is_empty()
-        || sizes.len() > 64
-        || sizes.iter().any(|&s| !(1..=u32::MAX as usize).contains(&s))
+    const MOST: usize = 64;
+    if sizes.is_empty() || sizes.len() > MOST {
+        return Err(PyValueError::new_err(format!(
+            "factor_sizes has {} entries: give how many values each factor takes, 1 to {MOST} factors",
+            sizes.len()
+        )));
+    }
+    if let Some(bad) = sizes
+        .iter()
+        .find(|&&s| !(1..=u32::MAX as usize).contains(&s))
     {
         return Err(PyValueError::new_err(format!(
-            "factor_sizes={sizes:?}: give how many values each factor takes, 1 to 64 factors of at least 1 value"
+            "factor_sizes holds {bad}: each factor takes from 1 to {} values",
+            u32::MAX
         )));
     }
     let grid = Grid { sizes };

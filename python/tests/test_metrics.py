@@ -94,6 +94,39 @@ def test_bad_inputs_raise_errors_naming_the_argument():
         metrics.active_units(z[:, 0])
 
 
+def test_a_factor_column_of_one_value_is_left_out_as_the_command_leaves_it_out():
+    z, f = fixed_case(2)
+    zt, ft = fixed_case(102, n=300)
+    # dSprites' color: one value throughout, first among the columns.
+    with_color = np.hstack([np.zeros((len(f), 1), dtype=int), f])
+    with_color_t = np.hstack([np.zeros((len(ft), 1), dtype=int), ft])
+    assert metrics.mig(z, with_color) == metrics.mig(z, f) > 0.05
+    assert metrics.sap(z, with_color, zt, with_color_t) == metrics.sap(z, f, zt, ft) > 0.05
+    assert metrics.dci(z, with_color, zt, with_color_t) == metrics.dci(z, f, zt, ft)
+    with pytest.raises(ValueError, match="nothing to disentangle"):
+        metrics.mig(z, np.zeros((len(z), 2), dtype=int))
+
+
+def test_refusals_name_their_limits_and_stay_short():
+    z, f = fixed_case(1)
+    big = f.astype(np.uint64)
+    big[0, 0] = 2**32
+    with pytest.raises(ValueError, match="from 0 to 4294967295"):
+        metrics.mig(z, big)
+    # Codes scaled by 1e-200 have squares that underflow: refused, not scored as constant.
+    with pytest.raises(ValueError, match="must reach 1e-150"):
+        metrics.mig(z * 1e-200, f)
+    with pytest.raises(ValueError, match="must reach 1e-150"):
+        metrics.beta_vae(lambda c: c * 1e-200 + 0.0, SIZES, points=20)
+    # A huge value is shown as 2e151, not as its 152 digits.
+    with pytest.raises(ValueError, match=r"hold 2e151 at row 0, code 0") as e:
+        metrics.mig(np.vstack([[2e151] * 5, z]), np.vstack([f[:1], f]))
+    assert len(str(e.value)) < 300
+    with pytest.raises(ValueError, match="factor_sizes has 5000 entries") as e:
+        metrics.beta_vae(lambda c: c * 1.0, [2] * 5000)
+    assert len(str(e.value)) < 200
+
+
 SIZES = (1, 3, 6, 10, 8)
 
 
@@ -179,7 +212,8 @@ def test_function_metrics_refuse_bad_functions_and_grids():
     with pytest.raises(ValueError, match="magnitude"):
         metrics.disentanglement(lambda f: f * 1e300 + 1e200, SIZES, points=20)
     with pytest.raises(ValueError, match="at most 1024"):
-        metrics.dci(np.zeros((10, 2000)), np.zeros((10, 1)), np.zeros((10, 2000)), np.zeros((10, 1)))
+        f = np.arange(10)[:, None]
+        metrics.dci(np.zeros((10, 2000)), f, np.zeros((10, 2000)), f)
     for bad in [(), (3, 0), (3, -1), (3, 2.5)]:
         with pytest.raises(ValueError, match="factor_sizes"):
             metrics.beta_vae(lambda f: f * 1.0, bad)

@@ -42,6 +42,9 @@ pub fn images_needed(s: Sizes) -> usize {
     points * 2 * s.batch + s.variance + points * s.batch + points
 }
 
+/// Why a run of data without factors cannot be scored.
+const NO_FACTORS: &str = "this run's data has no known factors to score against: train on data in dSprites' layout (elbo make-dsprites writes one, or --data FILE.npz with imgs and latents_classes)";
+
 impl Model {
     /// Scores this model against the factors of its own run's data (both splits), read from `data_dir` or from
     /// where training read it, as `elbo disentanglement` does.
@@ -53,6 +56,18 @@ impl Model {
         progress: &(dyn Fn(usize) -> bool + Sync),
     ) -> Result<Disentanglement> {
         let cfg = self.config();
+        // Only dSprites and an .npz in its layout carry factors: say so before reading (or downloading) others.
+        let may_hold_factors = match &cfg.train.data {
+            Some(spec) => spec
+                .path
+                .to_string_lossy()
+                .to_ascii_lowercase()
+                .ends_with(".npz"),
+            None => cfg.train.dataset == crate::data::DatasetName::Dsprites,
+        };
+        if !may_hold_factors {
+            return Err(Error::Config(NO_FACTORS.into()));
+        }
         let dir = data_dir
             .map(Path::to_path_buf)
             .or_else(|| super::trainer::recorded_dir(cfg));
@@ -71,9 +86,7 @@ impl Model {
         progress: &(dyn Fn(usize) -> bool + Sync),
     ) -> Result<Disentanglement> {
         let Some(factors) = sets.first().and_then(|s| s.factors.as_deref()) else {
-            return Err(Error::Config(
-                "this run's data has no known factors to score against: train on data in dSprites' layout (elbo make-dsprites writes one, or --data FILE.npz with imgs and latents_classes)".into(),
-            ));
+            return Err(Error::Config(NO_FACTORS.into()));
         };
         if self.is_conditional() {
             return Err(Error::Config(
@@ -160,6 +173,7 @@ impl Model {
                 if !progress(m) {
                     return Err(Error::Stopped {
                         what: "measuring disentanglement",
+                        signal: crate::error::SIGINT,
                     });
                 }
             }
@@ -189,7 +203,13 @@ fn source<'a>(
     factors: &crate::data::factors::Factors,
     total: Option<usize>,
 ) -> Result<(Source<'a>, String)> {
-    let held: usize = sets.iter().map(|s| s.len()).sum();
+    // Distinct combinations, not rows: a file may repeat one.
+    let held = sets
+        .iter()
+        .filter_map(|s| s.factors.as_deref())
+        .flat_map(|f| (0..f.len()).map(move |i| f.row(i)))
+        .collect::<std::collections::HashSet<&[u32]>>()
+        .len();
     let is_dsprites = factors.sizes == dsprites::SIZES
         && factors
             .names
@@ -223,7 +243,7 @@ fn source<'a>(
         return Ok((
             Source::Rendered,
             format!(
-                "rendered by elbo's dSprites generator (the run's data holds {held} of the grid's {shown} images), not DeepMind's"
+                "rendered by elbo's dSprites generator (the run's data holds {held} of the grid's {shown} combinations), not DeepMind's"
             ),
         ));
     }

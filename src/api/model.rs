@@ -320,8 +320,10 @@ impl Model {
         progress: &(dyn Fn(usize) -> bool + Sync),
     ) -> Result<Vec<ItemEstimate>> {
         self.check_scoring(k)?;
-        eval::item_log_likelihoods(&self.vae, items, k, seed, progress)
-            .ok_or(Error::Stopped { what: "scoring" })
+        eval::item_log_likelihoods(&self.vae, items, k, seed, progress).ok_or(Error::Stopped {
+            what: "scoring",
+            signal: crate::error::SIGINT,
+        })
     }
 
     /// The whole set's mean −ELBO, −log p(x) with `k` importance samples, and bits per dimension where defined.
@@ -338,8 +340,10 @@ impl Model {
         progress: &(dyn Fn(usize) -> bool + Sync),
     ) -> Result<LikelihoodEstimate> {
         self.check_scoring(k)?;
-        eval::estimate_log_likelihood(&self.vae, items, k, seed, progress)
-            .ok_or(Error::Stopped { what: "evaluating" })
+        eval::estimate_log_likelihood(&self.vae, items, k, seed, progress).ok_or(Error::Stopped {
+            what: "evaluating",
+            signal: crate::error::SIGINT,
+        })
     }
 
     /// Refuses to score with an autoencoder, or with `k` outside 1 to 1 000 000 importance samples.

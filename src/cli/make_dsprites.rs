@@ -50,9 +50,10 @@ pub(crate) fn run(a: MakeDspritesArgs) -> Result<()> {
     });
     progress.finish();
     drop(signals);
-    if crate::train::interrupt::received().is_some() {
+    if let Some(signal) = crate::train::interrupt::received() {
         return Err(crate::Error::Stopped {
             what: "make-dsprites",
+            signal,
         });
     }
     written?;

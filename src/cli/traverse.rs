@@ -46,7 +46,8 @@ fn parse_range(s: &str) -> Result<(f32, f32)> {
         ))
     };
     let (a, b) = s.split_once(',').ok_or_else(bad)?;
-    let (a, b): (f32, f32) = (
+    // Parsed as f64: 1e300 is a finite number out of range, not an f32 infinity.
+    let (a, b): (f64, f64) = (
         a.trim().parse().map_err(|_| bad())?,
         b.trim().parse().map_err(|_| bad())?,
     );
@@ -58,7 +59,7 @@ fn parse_range(s: &str) -> Result<(f32, f32)> {
             "--range {s}: LOW must be below HIGH, both within ±1000"
         )));
     }
-    Ok((a, b))
+    Ok((a as f32, b as f32))
 }
 
 /// Draws the traversal, rows sorted by each dimension's mean KL on the test set (printed beside the row).

@@ -128,28 +128,48 @@ pub const MAX_CODES: usize = 1024;
 /// The largest code magnitude the metrics take: beyond it squares and sums of codes overflow an f64.
 pub const MAX_MAGNITUDE: f64 = 1e150;
 
-/// Why codes (`n × d`, from `what`) cannot be scored, if they cannot: too wide, not finite or too large.
+/// The smallest scale of a code that varies: a code whose largest magnitude is below it has squares that
+/// underflow to 0, so it would read as constant.
+pub const MIN_SCALE: f64 = 1e-150;
+
+/// Why codes (`n × d`, from `what`) cannot be scored, if they cannot: too wide, not finite, too large, or a
+/// code so small throughout that its squares vanish.
 pub fn codes_problem(z: &[f64], d: usize, what: &str) -> Option<String> {
+    use crate::error::shown;
     if d > MAX_CODES {
         return Some(format!(
             "{what} are {d} numbers wide, and the metrics take at most {MAX_CODES}: score a latent representation (a VAE's posterior means), not raw data"
         ));
     }
-    let i = z
+    if let Some(i) = z
         .iter()
-        .position(|v| !v.is_finite() || v.abs() > MAX_MAGNITUDE)?;
-    let (row, col) = (i / d.max(1), i % d.max(1));
-    Some(if z[i].is_finite() {
-        format!(
-            "{what} hold {} at row {row}, code {col}: codes must be at most {MAX_MAGNITUDE:e} in magnitude (rescale them; no metric changes when a code is rescaled)",
-            z[i]
-        )
-    } else {
-        format!(
-            "{what} hold {} at row {row}, code {col}: codes must be finite",
-            z[i]
-        )
-    })
+        .position(|v| !v.is_finite() || v.abs() > MAX_MAGNITUDE)
+    {
+        let (row, col) = (i / d.max(1), i % d.max(1));
+        return Some(if z[i].is_finite() {
+            format!(
+                "{what} hold {} at row {row}, code {col}: codes must be at most {MAX_MAGNITUDE:e} in magnitude (rescale them; no metric changes when a code is rescaled)",
+                shown(z[i])
+            )
+        } else {
+            format!(
+                "{what} hold {} at row {row}, code {col}: codes must be finite",
+                z[i]
+            )
+        });
+    }
+    let mut largest = vec![0.0f64; d];
+    for r in z.chunks_exact(d.max(1)) {
+        for (m, &v) in largest.iter_mut().zip(r) {
+            *m = m.max(v.abs());
+        }
+    }
+    let col = largest.iter().position(|&m| m > 0.0 && m < MIN_SCALE)?;
+    Some(format!(
+        "code {col} of {what} is at most {} in magnitude over {} rows: a code that is not all 0 must reach {MIN_SCALE:e} somewhere, or its squares vanish and it reads as constant (rescale it; no metric changes when a code is rescaled)",
+        shown(largest[col]),
+        z.len() / d.max(1)
+    ))
 }
 
 /// `encode`, with every answer checked by [`codes_problem`] (one width throughout).
@@ -562,7 +582,8 @@ fn factor_vae(grid: &Grid, encode: &mut Encoder, s: Sizes, rng: &mut impl Rng) -
 }
 
 /// Held-out accuracy of the majority-vote classifier: each code predicts the factor it was most often the
-/// least-varying code for in training (ties to the first factor). 0 when no code varies.
+/// least-varying code for in training (ties to the first factor). A vote naming no code (no code varies)
+/// predicts the commonest factor in training: the classifier knows nothing, and scores chance, not 0.
 pub fn factor_vae_score(
     train: &[(usize, Option<usize>)],
     eval: &[(usize, Option<usize>)],
@@ -570,7 +591,11 @@ pub fn factor_vae_score(
     factors: usize,
 ) -> f64 {
     if train.iter().all(|(_, c)| c.is_none()) {
-        return 0.0;
+        let mut count = vec![0usize; factors];
+        train.iter().for_each(|&(k, _)| count[k] += 1);
+        let commonest = (0..factors).fold(0, |b, k| if count[k] > count[b] { k } else { b });
+        let right = eval.iter().filter(|&&(k, _)| k == commonest).count();
+        return right as f64 / eval.len().max(1) as f64;
     }
     let mut votes = vec![0usize; d * factors];
     for &(k, c) in train {
@@ -920,6 +945,11 @@ mod tests {
             ),
             (Box::new(|n: usize| vec![1.5e308; n * 2]), "magnitude"),
             (Box::new(|n: usize| vec![f64::NAN; n * 2]), "finite"),
+            // Squares of 1e-200 underflow: such a code would read as constant, and the scores collapse.
+            (
+                Box::new(|n: usize| (0..n * 2).map(|i| i as f64 * 1e-200).collect()),
+                "must reach 1e-150",
+            ),
         ] {
             let mut encode = |rows: &[u32]| -> Result<Vec<f64>> { Ok(codes(rows.len() / 5)) };
             for result in [
@@ -931,6 +961,38 @@ mod tests {
                 assert!(e.contains(says), "{e}");
             }
         }
+    }
+
+    #[test]
+    fn a_refusal_shows_numbers_short_and_allows_zero_codes() {
+        let e = codes_problem(&[0.0, 2e151], 2, "codes").unwrap();
+        assert!(e.contains("hold 2e151 at row 0, code 1"), "{e}");
+        let e = codes_problem(&[0.0, 3e-200, 0.0, -5e-201], 2, "codes").unwrap();
+        assert!(e.contains("code 1 of codes is at most 3e-200"), "{e}");
+        // A code that is 0 throughout, or tiny in places but large in others, can be scored.
+        assert_eq!(codes_problem(&[0.0, 1e-300, 0.0, 1.0], 2, "codes"), None);
+    }
+
+    #[test]
+    fn constant_codes_score_chance_not_below_it() {
+        // No code varies, so no vote names a code: the classifier knows nothing and guesses the commonest
+        // factor, which is right about one time in the number of factors.
+        let g = grid();
+        let mut encode = |rows: &[u32]| -> Result<Vec<f64>> { Ok(vec![0.25; rows.len() / 5 * 3]) };
+        let s = Sizes::with_points(400);
+        let fv = factor_vae_metric(&g, &mut encode, s, 1).unwrap();
+        let k = g.scored().len() as f64;
+        assert!(
+            (fv - 1.0 / k).abs() < 0.12,
+            "{fv} against chance {}",
+            1.0 / k
+        );
+        let bv = beta_vae_metric(&g, &mut encode, s, 1).unwrap();
+        assert!(
+            (bv - 1.0 / k).abs() < 0.12,
+            "{bv} against chance {}",
+            1.0 / k
+        );
     }
 
     #[test]
