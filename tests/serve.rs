@@ -15,6 +15,9 @@ fn the_explorer_answers_and_refuses_malformed_requests_with_a_message() {
     assert_eq!(info["latent"], 20);
     assert_eq!(info["points"], 300);
     assert_eq!(info["plane"]["pca"], true);
+    // N(0, I): the sliders span exactly ±3σ.
+    assert_eq!(info["ranges"][19], serde_json::json!([-3.0, 3.0]));
+    assert!(info["ranges_from"].as_str().unwrap().contains("N(0, I)"));
     let (status, points) = get(&srv.url, "/api/points");
     assert_eq!(status, 200);
     let points: serde_json::Value = serde_json::from_str(&points).unwrap();
@@ -263,6 +266,33 @@ fn random_codes_are_drawn_from_the_model_s_prior() {
             .map(|x| x.as_f64().unwrap())
             .collect()
     };
+    // The sliders span the learned prior's own draws (its means sit wherever training put them), not N(0, I)'s
+    // ±3: nearly every random code lies within them.
+    let info: serde_json::Value = serde_json::from_str(&get(&srv.url, "/api/info").1).unwrap();
+    assert!(
+        info["ranges_from"]
+            .as_str()
+            .unwrap()
+            .contains("learned prior"),
+        "{info}"
+    );
+    let ranges: Vec<[f64; 2]> = serde_json::from_value(info["ranges"].clone()).unwrap();
+    assert_eq!(ranges.len(), 3);
+    assert!(ranges.iter().all(|r| r[0] < r[1]), "{ranges:?}");
+    assert_ne!(ranges, vec![[-3.0, 3.0]; 3]);
+    let mut inside = 0;
+    for seed in 100..200 {
+        let z = code(&seed.to_string());
+        inside += z
+            .iter()
+            .zip(&ranges)
+            .filter(|(v, r)| r[0] <= **v && **v <= r[1])
+            .count();
+    }
+    assert!(
+        inside >= 290,
+        "{inside} of 300 coordinates inside {ranges:?}"
+    );
     let (a, b) = (code("7"), code("8"));
     assert_eq!(a.len(), 3);
     assert!(a.iter().all(|x| x.is_finite()));

@@ -30,6 +30,59 @@ pub struct Explorer {
     plane: Plane,
     xy: Vec<[f64; 2]>,
     name: String,
+    /// The sliders' span per latent dimension, and what it was taken from.
+    ranges: Vec<[f64; 2]>,
+    ranges_from: &'static str,
+}
+
+/// Draws from a learned prior that set the sliders' spans.
+const RANGE_DRAWS: usize = 20_000;
+
+/// The sliders' span per latent dimension, and what it was taken from: N(0, I)'s ±3σ; for a learned prior (a
+/// mixture, a VampPrior), the same mass of its own draws, whose means may lie far from 0; for an autoencoder (no
+/// prior), the codes' own range, padded by a tenth.
+fn slider_ranges(ck: &Checkpoint, codes: &[f32], zd: usize) -> (Vec<[f64; 2]>, &'static str) {
+    use rand::SeedableRng;
+    if !ck.config.model.is_variational() {
+        let ranges = (0..zd)
+            .map(|j| {
+                let col = codes.iter().skip(j).step_by(zd).map(|&v| v as f64);
+                let (lo, hi) = col.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                    (a.min(v), b.max(v))
+                });
+                let pad = ((hi - lo) * 0.1).max(1e-3);
+                [lo - pad, hi + pad]
+            })
+            .collect();
+        return (ranges, "the test codes' range, padded by a tenth");
+    }
+    if ck.vae.prior().closed_form_kl().is_some() {
+        return (vec![[-3.0, 3.0]; zd], "the prior N(0, I): ±3σ");
+    }
+    // A fixed seed: the page shows the same sliders every time the run is served.
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(0);
+    let draws = ck.vae.draw_codes(RANGE_DRAWS, &mut rng, 1.0);
+    let ranges = (0..zd)
+        .map(|j| {
+            let mut col: Vec<f64> = draws
+                .iter()
+                .skip(j)
+                .step_by(zd)
+                .map(|&v| v as f64)
+                .collect();
+            col.sort_by(f64::total_cmp);
+            // ±3σ of a Gaussian hold all but 0.135 % on each side.
+            let at =
+                |q: f64| col[((q * (col.len() - 1) as f64).round() as usize).min(col.len() - 1)];
+            let (lo, hi) = (at(0.00135), at(0.99865));
+            let pad = if hi > lo { 0.0 } else { 1e-3 };
+            [(lo - pad).max(-MAX_CODE), (hi + pad).min(MAX_CODE)]
+        })
+        .collect();
+    (
+        ranges,
+        "the learned prior: 0.135–99.865 % of 20000 of its draws (the mass of ±3σ)",
+    )
 }
 
 /// A request that cannot be answered, with the reason for the page.
@@ -55,6 +108,7 @@ impl Explorer {
         let zd = ck.vae.latent();
         let plane = Plane::fit(&codes, test.len(), zd);
         let xy = codes.chunks_exact(zd).map(|z| plane.project(z)).collect();
+        let (ranges, ranges_from) = slider_ranges(&ck, &codes, zd);
         Ok(Explorer {
             ck,
             test,
@@ -62,6 +116,8 @@ impl Explorer {
             plane,
             xy,
             name,
+            ranges,
+            ranges_from,
         })
     }
 
@@ -109,21 +165,6 @@ impl Explorer {
         let m = &self.ck.config.model;
         let shape = m.item_shape();
         let zd = self.latent();
-        // Slider ranges: the prior's ±3σ for a VAE; for an autoencoder (no prior) the codes' own range.
-        let ranges: Vec<[f64; 2]> = (0..zd)
-            .map(|j| {
-                if m.is_variational() {
-                    [-3.0, 3.0]
-                } else {
-                    let col = self.codes.iter().skip(j).step_by(zd).map(|&v| v as f64);
-                    let (lo, hi) = col.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
-                        (a.min(v), b.max(v))
-                    });
-                    let pad = ((hi - lo) * 0.1).max(1e-3);
-                    [lo - pad, hi + pad]
-                }
-            })
-            .collect();
         json!({
             "run": self.name,
             "epoch": self.epoch(),
@@ -142,7 +183,8 @@ impl Explorer {
                 "explained": self.plane.explained,
                 "pca": zd > 2,
             },
-            "ranges": ranges,
+            "ranges": self.ranges,
+            "ranges_from": self.ranges_from,
         })
     }
 

@@ -210,6 +210,7 @@ function drawPad() {
 // ---- Sliders. ----
 function buildSliders() {
   const box = $('sliders');
+  box.title = `Slider spans: ${state.info.ranges_from}`;
   state.info.ranges.forEach(([lo, hi], j) => {
     const label = document.createElement('label');
     label.textContent = `z${j}`; label.htmlFor = `z${j}`;
