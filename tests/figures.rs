@@ -391,6 +391,8 @@ fn traverse_sweeps_one_dimension_per_row_ranked_by_kl() {
         (&["--range", "3,-3"][..], "LOW must be below HIGH"),
         // Beyond an f32 but finite: out of range, not "not finite".
         (&["--range", "1e300,1e301"][..], "within ±1000"),
+        // Equal as f32, the precision the sweep runs in.
+        (&["--range", "1,1.00000001"][..], "LOW must be below HIGH"),
         (&["--steps", "1"][..], "--steps 1 must be between 2 and 101"),
         (&["--from", "10000"][..], "--from 10000 is out of range"),
         (

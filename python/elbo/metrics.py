@@ -65,11 +65,14 @@ def _varying(factors, *others):
     """``factors`` and ``others`` (held-out factors) without the columns that hold one value in ``factors``:
     a factor that never changes (dSprites' color) has nothing to disentangle, and ``elbo disentanglement`` and
     :func:`disentanglement` leave it out too, so all of them average over the same factors."""
+    if factors.ndim == 2 and factors.shape[1] == 0:
+        raise ValueError("factors has no columns: give one column of class indices per factor")
     if len(factors) == 0 or any(a.ndim != 2 or a.shape[1] != factors.shape[1] for a in (factors, *others)):
         return (factors, *others)  # elbo's own check says what is wrong with these shapes
     keep = np.flatnonzero(factors.min(0) != factors.max(0))
     if len(keep) == 0:
-        raise ValueError("every column of factors holds one value: there is nothing to disentangle")
+        raise ValueError(f"every column of factors holds one value over its {len(factors)} rows: there is nothing "
+                         "to disentangle")
     return tuple(a[:, keep] for a in (factors, *others))
 
 

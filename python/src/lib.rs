@@ -953,7 +953,7 @@ fn metric_of_function<'py>(
                     dim.map_or(String::new(), |was| format!(" (before: {was} codes)"))
                 )));
             }
-            if let Some(why) = elbo::eval::disentangle::codes_problem(&z, d, "represent's codes") {
+            if let Some(why) = elbo::eval::disentangle::batch_problem(&z, d, "represent's codes") {
                 return Err(PyValueError::new_err(why));
             }
             dim = Some(d);

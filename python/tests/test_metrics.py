@@ -105,6 +105,10 @@ def test_a_factor_column_of_one_value_is_left_out_as_the_command_leaves_it_out()
     assert metrics.dci(z, with_color, zt, with_color_t) == metrics.dci(z, f, zt, ft)
     with pytest.raises(ValueError, match="nothing to disentangle"):
         metrics.mig(z, np.zeros((len(z), 2), dtype=int))
+    with pytest.raises(ValueError, match="no columns"):
+        metrics.mig(z, np.zeros((len(z), 0), dtype=int))
+    # A code that is tiny wherever one factor is fixed, but reaches 1 elsewhere, is scored, not refused.
+    assert 0 <= metrics.factor_vae(lambda c: np.exp(-400.0 * c[:, 1:3]), (1, 2, 2), points=50) <= 1
 
 
 def test_refusals_name_their_limits_and_stay_short():

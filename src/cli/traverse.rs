@@ -54,7 +54,8 @@ fn parse_range(s: &str) -> Result<(f32, f32)> {
     if !(a.is_finite() && b.is_finite()) {
         return Err(bad());
     }
-    if !(a < b && a.abs() <= 1e3 && b.abs() <= 1e3) {
+    // Compared as the f32 the sweep runs in: 1,1.00000001 has no width there.
+    if !((a as f32) < (b as f32) && a.abs() <= 1e3 && b.abs() <= 1e3) {
         return Err(Error::Config(format!(
             "--range {s}: LOW must be below HIGH, both within ±1000"
         )));

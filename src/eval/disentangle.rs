@@ -133,50 +133,85 @@ pub const MAX_MAGNITUDE: f64 = 1e150;
 pub const MIN_SCALE: f64 = 1e-150;
 
 /// Why codes (`n × d`, from `what`) cannot be scored, if they cannot: too wide, not finite, too large, or a
-/// code so small throughout that its squares vanish.
+/// code so small throughout that its squares vanish. For the whole of a representation's codes; a batch of them
+/// is checked by [`batch_problem`], since one batch may see only a code's small values.
 pub fn codes_problem(z: &[f64], d: usize, what: &str) -> Option<String> {
+    batch_problem(z, d, what).or_else(|| {
+        let mut largest = Vec::new();
+        widen(&mut largest, z, d);
+        scale_problem(&largest, z.len() / d.max(1), what)
+    })
+}
+
+/// Why a batch of codes cannot be scored, if it cannot: too wide, not finite or too large.
+pub fn batch_problem(z: &[f64], d: usize, what: &str) -> Option<String> {
     use crate::error::shown;
     if d > MAX_CODES {
         return Some(format!(
             "{what} are {d} numbers wide, and the metrics take at most {MAX_CODES}: score a latent representation (a VAE's posterior means), not raw data"
         ));
     }
-    if let Some(i) = z
+    let i = z
         .iter()
-        .position(|v| !v.is_finite() || v.abs() > MAX_MAGNITUDE)
-    {
-        let (row, col) = (i / d.max(1), i % d.max(1));
-        return Some(if z[i].is_finite() {
-            format!(
-                "{what} hold {} at row {row}, code {col}: codes must be at most {MAX_MAGNITUDE:e} in magnitude (rescale them; no metric changes when a code is rescaled)",
-                shown(z[i])
-            )
-        } else {
-            format!(
-                "{what} hold {} at row {row}, code {col}: codes must be finite",
-                z[i]
-            )
-        });
-    }
-    let mut largest = vec![0.0f64; d];
+        .position(|v| !v.is_finite() || v.abs() > MAX_MAGNITUDE)?;
+    let (row, col) = (i / d.max(1), i % d.max(1));
+    Some(if z[i].is_finite() {
+        format!(
+            "{what} hold {} at row {row}, code {col}: codes must be at most {MAX_MAGNITUDE:e} in magnitude (rescale them; no metric changes when a code is rescaled)",
+            shown(z[i])
+        )
+    } else {
+        format!(
+            "{what} hold {} at row {row}, code {col}: codes must be finite",
+            z[i]
+        )
+    })
+}
+
+/// Raises `largest` (one per code) to the magnitudes in `z`.
+fn widen(largest: &mut Vec<f64>, z: &[f64], d: usize) {
+    largest.resize(d, 0.0);
     for r in z.chunks_exact(d.max(1)) {
         for (m, &v) in largest.iter_mut().zip(r) {
             *m = m.max(v.abs());
         }
     }
+}
+
+/// Why codes whose largest magnitudes over `rows` rows are `largest` cannot be scored: one that is not all 0
+/// stays below [`MIN_SCALE`].
+fn scale_problem(largest: &[f64], rows: usize, what: &str) -> Option<String> {
     let col = largest.iter().position(|&m| m > 0.0 && m < MIN_SCALE)?;
     Some(format!(
-        "code {col} of {what} is at most {} in magnitude over {} rows: a code that is not all 0 must reach {MIN_SCALE:e} somewhere, or its squares vanish and it reads as constant (rescale it; no metric changes when a code is rescaled)",
-        shown(largest[col]),
-        z.len() / d.max(1)
+        "code {col} of {what} is at most {} in magnitude over {rows} rows: a code that is not all 0 must reach {MIN_SCALE:e} somewhere, or its squares vanish and it reads as constant (rescale it; no metric changes when a code is rescaled)",
+        crate::error::shown(largest[col]),
     ))
 }
 
-/// `encode`, with every answer checked by [`codes_problem`] (one width throughout).
-fn checked<'a, 'b>(
+/// The largest magnitude of each code over every batch an encoder returned, checked when the metric is done.
+#[derive(Default)]
+struct Seen {
+    largest: Vec<f64>,
+    rows: usize,
+}
+
+impl Seen {
+    fn check<T>(&self, result: Result<T>) -> Result<T> {
+        let value = result?;
+        match scale_problem(&self.largest, self.rows, "the codes") {
+            Some(why) => Err(Error::Config(why)),
+            None => Ok(value),
+        }
+    }
+}
+
+/// `encode`, with every answer checked by [`batch_problem`] (one width throughout) and its magnitudes kept in
+/// `seen`.
+fn checked<'a, 'b, 'c>(
     encode: &'a mut Encoder<'b>,
     factors: usize,
-) -> impl FnMut(&[u32]) -> Result<Vec<f64>> + use<'a, 'b> {
+    seen: &'c mut Seen,
+) -> impl FnMut(&[u32]) -> Result<Vec<f64>> + use<'a, 'b, 'c> {
     let mut width = None;
     move |rows: &[u32]| {
         let z = encode(rows)?;
@@ -190,17 +225,28 @@ fn checked<'a, 'b>(
             )));
         }
         width = Some(d);
-        match codes_problem(&z, d, "the codes") {
-            Some(why) => Err(Error::Config(why)),
-            None => Ok(z),
+        if let Some(why) = batch_problem(&z, d, "the codes") {
+            return Err(Error::Config(why));
         }
+        widen(&mut seen.largest, &z, d);
+        seen.rows += n;
+        Ok(z)
     }
 }
 
 /// All five metrics, each from its own draws (seeded by `seed`).
 pub fn all(grid: &Grid, encode: &mut Encoder, sizes: Sizes, seed: u64) -> Result<Scores> {
-    let mut encode = checked(encode, grid.sizes.len());
-    let encode: &mut Encoder = &mut encode;
+    let mut seen = Seen::default();
+    let scores = all_unchecked(
+        grid,
+        &mut checked(encode, grid.sizes.len(), &mut seen),
+        sizes,
+        seed,
+    );
+    seen.check(scores)
+}
+
+fn all_unchecked(grid: &Grid, encode: &mut Encoder, sizes: Sizes, seed: u64) -> Result<Scores> {
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
     let beta_vae = beta_vae(grid, encode, sizes, &mut rng)?;
     let factor_vae = factor_vae(grid, encode, sizes, &mut rng)?;
@@ -289,12 +335,14 @@ pub fn beta_vae_points(
 
 /// The β-VAE metric alone, from its own draws seeded by `seed` (the same draws [`all`] makes first).
 pub fn beta_vae_metric(grid: &Grid, encode: &mut Encoder, sizes: Sizes, seed: u64) -> Result<f64> {
-    beta_vae(
+    let mut seen = Seen::default();
+    let score = beta_vae(
         grid,
-        &mut checked(encode, grid.sizes.len()),
+        &mut checked(encode, grid.sizes.len(), &mut seen),
         sizes,
         &mut rand_pcg::Pcg64Mcg::seed_from_u64(seed),
-    )
+    );
+    seen.check(score)
 }
 
 /// The FactorVAE metric alone, from its own draws seeded by `seed`.
@@ -304,12 +352,14 @@ pub fn factor_vae_metric(
     sizes: Sizes,
     seed: u64,
 ) -> Result<f64> {
-    factor_vae(
+    let mut seen = Seen::default();
+    let score = factor_vae(
         grid,
-        &mut checked(encode, grid.sizes.len()),
+        &mut checked(encode, grid.sizes.len(), &mut seen),
         sizes,
         &mut rand_pcg::Pcg64Mcg::seed_from_u64(seed),
-    )
+    );
+    seen.check(score)
 }
 
 fn beta_vae(grid: &Grid, encode: &mut Encoder, s: Sizes, rng: &mut impl Rng) -> Result<f64> {
@@ -971,6 +1021,22 @@ mod tests {
         assert!(e.contains("code 1 of codes is at most 3e-200"), "{e}");
         // A code that is 0 throughout, or tiny in places but large in others, can be scored.
         assert_eq!(codes_problem(&[0.0, 1e-300, 0.0, 1.0], 2, "codes"), None);
+    }
+
+    #[test]
+    fn a_code_small_in_some_batches_only_is_scored() {
+        // exp(−400 c): 1 for class 0, 1.9e-174 for class 1. A FactorVAE batch that fixes that factor at 1 sees
+        // only the small value; the code as a whole reaches 1, so it is scored.
+        let g = grid();
+        let mut encode = |rows: &[u32]| -> Result<Vec<f64>> {
+            Ok(rows
+                .chunks_exact(5)
+                .flat_map(|r| [(-400.0 * r[1] as f64).exp(), r[2] as f64])
+                .collect())
+        };
+        let s = Sizes::with_points(50);
+        assert!(factor_vae_metric(&g, &mut encode, s, 1).is_ok());
+        assert!(all(&g, &mut encode, s, 1).is_ok());
     }
 
     #[test]
