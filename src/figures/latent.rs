@@ -82,8 +82,19 @@ impl GridRange {
     }
 }
 
+/// Each of the `d` columns of row-major `codes`, sorted, in f64.
+pub(crate) fn sorted_columns(codes: &[f32], d: usize) -> Vec<Vec<f64>> {
+    (0..d)
+        .map(|k| {
+            let mut v: Vec<f64> = codes.iter().skip(k).step_by(d).map(|&x| x as f64).collect();
+            v.sort_by(f64::total_cmp);
+            v
+        })
+        .collect()
+}
+
 /// The `p`-quantile of sorted values, interpolated linearly between order statistics (NumPy's default).
-fn empirical_quantile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn empirical_quantile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -125,18 +136,7 @@ pub fn manifold_codes(
     }
     // Each dimension's values over the data, sorted, for the data's quantiles and medians.
     let sorted: Vec<Vec<f64>> = match (range, data) {
-        (GridRange::Data(..), Some(codes)) if !codes.is_empty() => (0..latent)
-            .map(|k| {
-                let mut v: Vec<f64> = codes
-                    .iter()
-                    .skip(k)
-                    .step_by(latent)
-                    .map(|&x| x as f64)
-                    .collect();
-                v.sort_by(f64::total_cmp);
-                v
-            })
-            .collect(),
+        (GridRange::Data(..), Some(codes)) if !codes.is_empty() => sorted_columns(codes, latent),
         (GridRange::Data(..), _) => {
             return Err(Error::Config(
                 "--range data:P,Q needs the test set's codes, and there are none".into(),

@@ -62,19 +62,14 @@ fn slider_ranges(ck: &Checkpoint, codes: &[f32], zd: usize) -> (Vec<[f64; 2]>, &
     // A fixed seed: the page shows the same sliders every time the run is served.
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(0);
     let draws = ck.vae.draw_codes(RANGE_DRAWS, &mut rng, 1.0);
-    let ranges = (0..zd)
-        .map(|j| {
-            let mut col: Vec<f64> = draws
-                .iter()
-                .skip(j)
-                .step_by(zd)
-                .map(|&v| v as f64)
-                .collect();
-            col.sort_by(f64::total_cmp);
+    let ranges = lat::sorted_columns(&draws, zd)
+        .iter()
+        .map(|col| {
             // ±3σ of a Gaussian hold all but 0.135 % on each side.
-            let at =
-                |q: f64| col[((q * (col.len() - 1) as f64).round() as usize).min(col.len() - 1)];
-            let (lo, hi) = (at(0.00135), at(0.99865));
+            let (lo, hi) = (
+                lat::empirical_quantile(col, 0.00135),
+                lat::empirical_quantile(col, 0.99865),
+            );
             let pad = if hi > lo { 0.0 } else { 1e-3 };
             [(lo - pad).max(-MAX_CODE), (hi + pad).min(MAX_CODE)]
         })
