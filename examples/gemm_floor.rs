@@ -12,6 +12,16 @@ use std::time::Instant;
 type Layer = (usize, usize, usize, bool);
 
 fn main() {
+    // Sized before the products start, and run on a worker of the pool as `elbo train` runs its steps, so the
+    // split products hand work to a spinning peer rather than waking a sleeping one.
+    let threads = std::env::args()
+        .nth(2)
+        .map_or(0, |a| a.parse().expect("a number"));
+    elbo::core::threads::init(threads);
+    elbo::core::threads::run(products);
+}
+
+fn products() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let num = |i: usize, d: usize| args.get(i).map_or(d, |a| a.parse().expect("a number"));
     let epochs = num(0, 3);

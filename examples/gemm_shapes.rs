@@ -1,7 +1,8 @@
 //! GFLOP/s of elbo's `matmul` at each product shape of one workload's training step, to see which products
 //! keep an epoch from its GEMM floor. Prints one line per product.
 //!
-//! Usage: `cargo run --release --example gemm_shapes -- [THREADS] [REPEATS] [iwae|eval]`: the IWAE k = 50 step, or
+//! Usage: `cargo run --release --example gemm_shapes -- [THREADS] [REPEATS] [iwae|default|eval]`: the IWAE k = 50
+//! step, the default 784-400-20 step at batch 128, or
 //! the decoder of importance-sampled eval (784-400-20, one chunk of draws on one thread, as eval runs it): chunks of
 //! 512 and 504 rows, with the weight stored `[out, in]` (training's layout) and `[in, out]` (eval's copy).
 //! Shapes are timed in turn within each repeat, and medians printed, so a drift in the machine's speed hits all.
@@ -10,11 +11,22 @@ use elbo::core::gemm::{Op, matmul, n, t};
 use std::time::Instant;
 
 fn main() {
+    // Run on a worker of the pool, as `elbo train` runs its steps (see examples/gemm_floor.rs).
+    let threads = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse::<usize>().ok())
+        .unwrap_or(0);
+    elbo::core::threads::init(threads);
+    elbo::core::threads::run(shapes);
+}
+
+fn shapes() {
     let all: Vec<String> = std::env::args().skip(1).collect();
     let eval = all.iter().any(|a| a == "eval");
+    let default = all.iter().any(|a| a == "default");
     let args: Vec<usize> = all
         .iter()
-        .filter(|a| *a != "eval" && *a != "iwae")
+        .filter(|a| !matches!(a.as_str(), "eval" | "iwae" | "default"))
         .map(|a| a.parse().expect("a number"))
         .collect();
     elbo::core::threads::init(args.first().copied().unwrap_or(0));
@@ -29,13 +41,27 @@ fn main() {
         (1000, 200, 200),
         (1000, 200, 784),
     ];
+    // The default model's layers: encoder 784→400, head 400→40, decoder 20→400, 400→784, at batch 128.
+    let mlp = [
+        (128, 784, 400),
+        (128, 400, 40),
+        (128, 20, 400),
+        (128, 400, 784),
+    ];
     let decoder = [
         (512, 20, 400),
         (504, 20, 400),
         (512, 400, 784),
         (504, 400, 784),
     ];
-    for &(rows, fi, fo) in if eval { &decoder[..] } else { &iwae[..] } {
+    let layers: &[(usize, usize, usize)] = if eval {
+        &decoder
+    } else if default {
+        &mlp
+    } else {
+        &iwae
+    };
+    for &(rows, fi, fo) in layers {
         shapes.push((format!("fwd {rows}x{fi}->{fo}"), rows, fo, fi, false, true));
         if eval {
             shapes.push((

@@ -274,6 +274,31 @@ async fn the_explorer_page_works_in_a_real_browser() {
     assert_ne!(px3, px2);
     assert_eq!(px3, cli_decode(&run_dir, &z3, tmp.path()));
 
+    // A value beyond a slider's span keeps its number, marked as outside (the thumb can only show the nearer end);
+    // back inside, the mark goes.
+    let marks = "const o = document.getElementById('z0-out'); \
+                 return [o.textContent, o.className, o.title, Number(document.getElementById('z0').value)]";
+    js(&c, "elbo.setZ(elbo.z.map(() => 7), 'button'); return 0").await;
+    let outside = js(&c, marks).await;
+    assert_eq!(outside[0], json!("7.00"), "{outside}");
+    assert_eq!(outside[1], json!("outside"), "{outside}");
+    assert!(
+        outside[2]
+            .as_str()
+            .unwrap()
+            .contains("outside this slider's span"),
+        "{outside}"
+    );
+    assert!(
+        outside[3].as_f64().unwrap() < 7.0,
+        "the thumb stops at the end: {outside}"
+    );
+    js(&c, "document.getElementById('reset').click(); return 0").await;
+    let inside = js(&c, marks).await;
+    assert_eq!(inside[0], json!("0.00"), "{inside}");
+    assert_eq!(inside[1], json!(""), "{inside}");
+    until(&c, "return !elbo.inflight && !elbo.pending", "the decodes").await;
+
     // Select two points, set them as A and B: the strip shows the path between them.
     for (i, button) in [(3, "set-a"), (500, "set-b")] {
         let off = js(&c, &format!("return elbo.offset({i})")).await;

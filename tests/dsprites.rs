@@ -376,6 +376,40 @@ fn what_is_not_dsprites_layout_is_refused_with_the_reason() {
 }
 
 #[test]
+fn a_data_dir_for_a_run_on_its_own_file_is_refused() {
+    // --data-dir only says where named datasets live: for a run on its own --data it would be ignored, so every
+    // command that reads the run's data refuses it, and says which file the run reads instead.
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("ds.npz");
+    assert!(make(&file, "300", "2").status.success());
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let dir = tmp.path().join("run");
+    let o = train(&file, &dir, &["--data-dir", elsewhere.to_str().unwrap()]);
+    assert_user_error(&o, "this run reads its own --data");
+    assert!(!dir.exists(), "a refused run left a folder behind");
+    assert!(train(&file, &dir, &[]).status.success());
+    let with_dir = |args: &[&str]| {
+        let mut c = elbo();
+        c.args(args).arg(&dir).arg("--data-dir").arg(&elsewhere);
+        run(&mut c)
+    };
+    for args in [
+        &["disentanglement", "--points", "10"][..],
+        &["eval", "--k", "2"],
+        &["train", "--epochs", "2", "--resume"],
+    ] {
+        let o = with_dir(args);
+        assert_user_error(&o, "--data-dir");
+        assert!(stderr(&o).contains("ds.npz"), "{}", stderr(&o));
+    }
+    // Nothing was resumed: the run still has its one epoch.
+    let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    assert!(std::fs::read_dir(&elsewhere).unwrap().next().is_none());
+}
+
+#[test]
 fn a_run_without_factors_is_not_scored() {
     let o = run(elbo()
         .args(["disentanglement", "--points", "10"])

@@ -33,8 +33,8 @@ DSPRITES_SIZES = tuple(_elbo.DSPRITES_SIZES)
 #: dSprites' factors, in its files' column order.
 DSPRITES_NAMES = tuple(_elbo.DSPRITES_NAMES)
 
-#: The largest factor class the metrics take.
-MAX_CLASS = 2**32 - 1
+#: The largest factor class the metrics take, as ``elbo disentanglement`` reads from an .npz.
+MAX_CLASS = int(_elbo.MAX_CLASS)
 
 #: Most histogram bins per code :func:`mig` takes (disentanglement_lib uses 20).
 MAX_BINS = 65536

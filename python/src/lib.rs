@@ -1040,5 +1040,6 @@ fn _elbo(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(render_dsprites, m)?)?;
     m.add("DSPRITES_SIZES", elbo::data::dsprites::SIZES.to_vec())?;
     m.add("DSPRITES_NAMES", elbo::data::dsprites::NAMES.to_vec())?;
+    m.add("MAX_CLASS", elbo::data::factors::MAX_CLASS)?;
     Ok(())
 }

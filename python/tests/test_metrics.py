@@ -82,7 +82,7 @@ def test_bad_inputs_raise_errors_naming_the_argument():
             metrics.mig(z, f, bins=bins)
     # A class index far beyond the number of classes costs nothing more than a small one.
     big = f.copy()
-    big[:, 0] = np.where(big[:, 0] == 1, 4_000_000_000, big[:, 0])
+    big[:, 0] = np.where(big[:, 0] == 1, metrics.MAX_CLASS, big[:, 0])
     assert metrics.sap(z, big, z, big) == pytest.approx(metrics.sap(z, f, z, f), abs=1e-12)
     with pytest.raises(ValueError, match="finite"):
         bad = z.copy()
@@ -114,9 +114,15 @@ def test_a_factor_column_of_one_value_is_left_out_as_the_command_leaves_it_out()
 def test_refusals_name_their_limits_and_stay_short():
     z, f = fixed_case(1)
     big = f.astype(np.uint64)
-    big[0, 0] = 2**32
-    with pytest.raises(ValueError, match="from 0 to 4294967295"):
+    big[0, 0] = metrics.MAX_CLASS + 1
+    with pytest.raises(ValueError, match="from 0 to 1000000"):
         metrics.mig(z, big)
+    big[0, 0] = 2**64 - 1
+    with pytest.raises(ValueError, match="from 0 to 1000000"):
+        metrics.mig(z, big)
+    # The largest class is taken, as elbo disentanglement takes it from an .npz.
+    big[0, 0] = metrics.MAX_CLASS
+    assert 0 <= metrics.mig(z, big) <= 1
     # Codes scaled by 1e-200 have squares that underflow: refused, not scored as constant.
     with pytest.raises(ValueError, match="must reach 1e-150"):
         metrics.mig(z * 1e-200, f)
@@ -270,6 +276,9 @@ def test_a_models_metrics_are_the_command_lines_and_a_function_of_its_encoder(el
     assert via == pytest.approx({k: cli[k] for k in KEYS}, abs=1e-9)
     with pytest.raises(ValueError, match="points=5 must be between 10"):
         vae.disentanglement(points=5)
+    # A data folder would be ignored by a run on its own file: refused, naming the keyword and the file.
+    with pytest.raises(ValueError, match=r"data_dir .* this run reads its own data .*d\.npz"):
+        vae.disentanglement(points=40, data_dir=tmp_path)
 
 
 def test_ctrl_c_stops_measuring_a_models_disentanglement(elbo_bin, tmp_path):

@@ -50,6 +50,7 @@ impl Trainer {
             ..Default::default()
         };
         source.seed = settings.seed.unwrap_or(source.seed);
+        train::check_data_dir(&source, settings.data_dir.as_deref())?;
         let loaded = train::open_data(&source, settings.data_dir.as_deref())?;
         Self::from_loaded(settings, loaded, force)
     }
@@ -137,6 +138,13 @@ impl Trainer {
         }
         // Read first, so a folder that holds no run is refused before anything is written into it.
         let point = resume_point(dir)?;
+        train::check_data_dir(
+            match &point {
+                Resume::Checkpoint(ck) => &ck.config.train,
+                Resume::Config(cfg) => &cfg.train,
+            },
+            data_dir,
+        )?;
         // Only rank 0 writes (and locks); the other ranks of an MPI run read the same checkpoint.
         let lock = if dist::is_writer() {
             let lock = RunLock::acquire(dir)?;

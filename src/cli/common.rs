@@ -46,7 +46,7 @@ impl MosaicArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct DataArgs {
-    /// Folder with a named dataset's files, MNIST's IDX or dSprites' .npz (default: $ELBO_DATA_DIR, else the user cache; missing files are downloaded); a run on your own --data ignores it.
+    /// Folder with a named dataset's files, MNIST's IDX or dSprites' .npz (default: $ELBO_DATA_DIR, else the user cache; missing files are downloaded); refused for a run on your own --data.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
 }
@@ -64,6 +64,7 @@ impl DataArgs {
 
     /// The splits of the run configured by `cfg`, from `--data-dir` or where the run recorded its data.
     pub(crate) fn splits_of(&self, cfg: &train::RunConfig) -> Result<train::Splits> {
+        train::check_data_dir(&cfg.train, self.data_dir.as_deref())?;
         let dir = self.data_dir.clone().or_else(|| recorded_dir(cfg));
         train::load_splits(cfg, dir.as_deref())
     }

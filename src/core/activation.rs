@@ -80,18 +80,16 @@ impl Activation {
             _ => LEAKY_SLOPE,
         });
         let pairs = dy.iter_mut().zip(y);
+        // The ReLU family selects instead of branching: a branch on the output's sign mispredicts on about half of
+        // a layer's units, and the select vectorises (NaN outputs keep their gradient either way).
         match self {
-            Activation::Relu => pairs.for_each(|(d, &y)| {
-                if y <= T::zero() {
-                    *d = T::zero()
-                }
-            }),
+            Activation::Relu => {
+                pairs.for_each(|(d, &y)| *d = if y <= T::zero() { T::zero() } else { *d })
+            }
             Activation::Identity => {}
-            Activation::LeakyRelu | Activation::LeakyRelu02 => pairs.for_each(|(d, &y)| {
-                if y <= T::zero() {
-                    *d *= slope
-                }
-            }),
+            Activation::LeakyRelu | Activation::LeakyRelu02 => {
+                pairs.for_each(|(d, &y)| *d *= if y <= T::zero() { slope } else { one })
+            }
             Activation::Tanh => pairs.for_each(|(d, &y)| *d *= one - y * y),
             Activation::Sigmoid => pairs.for_each(|(d, &y)| *d *= y * (one - y)),
             // softplus'(x) = σ(x) = 1 − e^−y.

@@ -4,7 +4,7 @@
 //! factor grid for machines without the file (`elbo make-dsprites`), saying wherever it goes that it is generated.
 
 use super::dataset::{Dataset, ItemShape, Kind, Values};
-use super::factors::Factors;
+use super::factors::{Factors, MAX_CLASS};
 use super::images::Found;
 use super::numpy::{Array, Dtype, Raw};
 use crate::error::{Error, Result};
@@ -325,11 +325,13 @@ pub(super) fn found_in(
     if classes.dtype == Dtype::Float
         || raw_classes
             .iter()
-            .any(|&c| c < 0.0 || c.fract() != 0.0 || c > 1e6)
+            .any(|&c| c < 0.0 || c.fract() != 0.0 || c > MAX_CLASS as f32)
     {
         return Err(bad(
             "latents_classes",
-            "classes must be integers from 0 to 1000000 (indices into each factor's values)".into(),
+            format!(
+                "classes must be integers from 0 to {MAX_CLASS} (indices into each factor's values)"
+            ),
         ));
     }
     let class: Vec<u32> = raw_classes.iter().map(|&c| c as u32).collect();

@@ -3,6 +3,10 @@
 
 use crate::error::{Error, Result};
 
+/// The largest factor class elbo reads, from a file or from Python: classes are indices into a factor's values (dSprites'
+/// largest is 39), and `.npz` readers pass them through f32, exact only to 2^24.
+pub const MAX_CLASS: u32 = 1_000_000;
+
 /// Per item, the class (index into the factor's sorted values) and the value of every factor.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Factors {

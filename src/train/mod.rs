@@ -88,6 +88,19 @@ impl DataFacts {
     }
 }
 
+/// Refuses a data folder named for a run that reads its own `--data` file: the folder is only where named datasets
+/// live, and reading the file regardless would ignore what the user asked for without a word.
+pub fn check_data_dir(t: &TrainConfig, data_dir: Option<&Path>) -> Result<()> {
+    if let (Some(spec), Some(dir)) = (&t.data, data_dir) {
+        return Err(Error::Config(format!(
+            "--data-dir {} is where named datasets live, but this run reads its own --data {}: leave --data-dir out",
+            dir.display(),
+            spec.path.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Reads a run's data as stored (a named dataset from `data_dir`, or the user's own), unsplit by `--limit`
 /// and `--validation` and not yet standardised.
 pub fn open_data(t: &TrainConfig, data_dir: Option<&Path>) -> Result<Loaded> {

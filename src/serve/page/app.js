@@ -188,14 +188,27 @@ async function decodeNow() {
 
 function setZ(z, from) {
   state.z = z.slice();
-  if (from !== 'slider') {
-    state.z.forEach((v, j) => {
-      const s = $(`z${j}`);
-      if (s) { s.value = v; $(`z${j}-out`).textContent = v.toFixed(2); }
-    });
-  }
+  if (from !== 'slider') state.z.forEach((v, j) => showValue(j, v));
   drawPad();
   decodeNow();
+}
+state.setZ = setZ;
+
+// A value outside a slider's span (Reset to zero under a learned prior whose span leaves 0 out, a point clicked far
+// out) cannot be shown by the thumb, which stops at the nearer end: the number stays true, and is marked as outside.
+function showValue(j, v) {
+  const s = $(`z${j}`);
+  if (!s) return;
+  const out = $(`z${j}-out`);
+  const [lo, hi] = state.info.ranges[j];
+  s.value = v;
+  out.textContent = v.toFixed(2);
+  const outside = v < lo || v > hi;
+  s.classList.toggle('outside', outside);
+  out.classList.toggle('outside', outside);
+  out.title = outside
+    ? `${v.toFixed(2)} lies outside this slider's span, ${lo.toFixed(2)} to ${hi.toFixed(2)}: the slider shows its nearer end`
+    : '';
 }
 
 function drawPad() {
@@ -220,7 +233,7 @@ function buildSliders() {
     out.id = `z${j}-out`; out.textContent = '0.00';
     s.addEventListener('input', () => {
       const z = state.z.slice(); z[j] = Number(s.value);
-      out.textContent = z[j].toFixed(2);
+      showValue(j, z[j]);
       setZ(z, 'slider');
     });
     box.append(label, s, out);
