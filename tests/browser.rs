@@ -293,6 +293,17 @@ async fn the_explorer_page_works_in_a_real_browser() {
         outside[3].as_f64().unwrap() < 7.0,
         "the thumb stops at the end: {outside}"
     );
+    // NaN lies in no span; a value just past the end shows the digits that put it there.
+    js(&c, "elbo.setZ(elbo.z.map(() => NaN), 'button'); return 0").await;
+    assert_eq!(js(&c, marks).await[1], json!("outside"));
+    js(&c, "const hi = elbo.info.ranges[0][1]; elbo.setZ(elbo.z.map(() => hi + 1e-4), 'button'); return 0").await;
+    let past = js(&c, marks).await;
+    assert_eq!(past[1], json!("outside"), "{past}");
+    assert_ne!(
+        past[0].as_str().unwrap().len(),
+        4,
+        "more than two decimals: {past}"
+    );
     js(&c, "document.getElementById('reset').click(); return 0").await;
     let inside = js(&c, marks).await;
     assert_eq!(inside[0], json!("0.00"), "{inside}");

@@ -482,6 +482,8 @@ class VAE:
             raise ValueError(f"points={points!r}: give a whole number of points (disentanglement_lib uses 10000)")
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**64:
             raise ValueError(f"seed={seed!r}: give a whole number from 0 to 2**64 - 1")
+        if data_dir is not None and not _path(data_dir):
+            raise ValueError("data_dir='': give the folder of dSprites' file, or leave data_dir out")
         return self.model.disentanglement(int(points), int(seed), None if data_dir is None else _path(data_dir))
 
     def state_dict(self):

@@ -54,6 +54,10 @@ def test_fit_matches_the_cli_bit_for_bit(small, elbo_bin, tmp_path):
 def test_runs_cross_between_python_and_the_cli(small, elbo_bin, tmp_path):
     x = small[0]
     vae = elbo.VAE(**SMALL)
+    # A data folder would not be read by a run on arrays: refused, and no run is left behind.
+    with pytest.raises(ValueError, match="data_dir .* this run reads its own data"):
+        elbo.VAE(**SMALL, data_dir=tmp_path).fit(x, epochs=1, out=tmp_path / "refused", verbose=0)
+    assert not (tmp_path / "refused").exists()
     vae.fit(x, epochs=1, out=tmp_path / "py", verbose=0)
     # The CLI evaluates a run made from Python, on the data the run kept in its folder.
     r = run_cli(elbo_bin, "eval", tmp_path / "py", "--k", 5, "--json")

@@ -71,6 +71,11 @@ impl Trainer {
             ));
         };
         let seed = settings.seed.unwrap_or(train::TrainConfig::default().seed);
+        let own = train::TrainConfig {
+            data: Some(spec.clone()),
+            ..Default::default()
+        };
+        train::check_data_dir(&own, settings.data_dir.as_deref())?;
         let loaded = crate::data::source::load_arrays(&spec, seed, arrays)?;
         Self::from_loaded(settings, loaded, force)
     }

@@ -8,6 +8,7 @@
 //! ln p(z) − ln q(z|x), the only place priors and posteriors meet.
 
 use crate::core::Real;
+use crate::core::gemm::{matmul, n, t};
 use rand_distr::{Distribution, StandardNormal as Normal01};
 
 /// ln q(z|·) of a draw z = μ + σ·ε at fixed ε, without the ln 2π terms: −½ Σ (ε² + log σ²).
@@ -183,6 +184,52 @@ struct Prepared {
     prec: Vec<f64>,
     offset: Vec<f64>,
     pi: Vec<f64>,
+    /// m_kj·exp(−v_kj), for the products of a block of codes.
+    mp: Vec<f64>,
+    /// Σ_j m_kj²·exp(−v_kj) and Σ_j exp(−v_kj): the constant of the expanded square, and its error bound.
+    m2p: Vec<f64>,
+    psum: Vec<f64>,
+}
+
+/// Codes per block of the batched mixture, which bounds its codes × components buffers.
+const BLOCK: usize = 256;
+
+/// Largest Σ_j (|m_kj| + max|z_j|)²·exp(−v_kj) at which the square expanded as z²·p − 2z·m·p + m²·p (two matrix
+/// products) keeps ln p(z) within about 1e-6 in f64; beyond it, the codes are read one by one as (z − m)²·p.
+const EXPANDED_MAX: f64 = 1e10;
+
+/// A block of codes, widened to f64, with the products over the mixture's components.
+#[derive(Default)]
+struct Block {
+    /// The codes and their squares, `n × d` (rows of weight 0 zeroed).
+    z: Vec<f64>,
+    z2: Vec<f64>,
+    /// ln π_k + ln N(z_b; m_k, ·) per code and component, `n × K`; then the weighted responsibilities.
+    comp: Vec<f64>,
+    tmp: Vec<f64>,
+    /// ln p(z_b) per code.
+    total: Vec<f64>,
+}
+
+impl Prepared {
+    fn with_products(mut self, d: usize) -> Self {
+        self.mp = self
+            .means
+            .iter()
+            .zip(&self.prec)
+            .map(|(m, p)| m * p)
+            .collect();
+        let rows = |v: &[f64]| v.chunks_exact(d.max(1)).map(|r| r.iter().sum()).collect();
+        let m2p: Vec<f64> = self
+            .means
+            .iter()
+            .zip(&self.mp)
+            .map(|(m, mp)| m * mp)
+            .collect();
+        self.m2p = rows(&m2p);
+        self.psum = rows(&self.prec);
+        self
+    }
 }
 
 impl Mixture {
@@ -205,7 +252,58 @@ impl Mixture {
                 })
                 .collect(),
             pi: logits.iter().map(|a| (a.f64() - norm).exp()).collect(),
+            mp: Vec::new(),
+            m2p: Vec::new(),
+            psum: Vec::new(),
         }
+        .with_products(d)
+    }
+
+    /// Fills `b.comp` and `b.total` for the `rows` codes of `z` whose weight is not 0 (all when `w` is `None`), by
+    /// two matrix products; false, leaving them unset, where that expansion would lose precision (see
+    /// [`EXPANDED_MAX`]).
+    fn block<T: Real>(
+        &self,
+        pr: &Prepared,
+        z: &[T],
+        w: Option<&[T]>,
+        rows: usize,
+        b: &mut Block,
+    ) -> bool {
+        let (k, d) = (self.components, self.dim);
+        b.z.clear();
+        b.z.extend(z[..rows * d].iter().map(|v| v.f64()));
+        if let Some(w) = w {
+            for (row, w) in b.z.chunks_exact_mut(d).zip(w) {
+                if *w == T::zero() {
+                    row.fill(0.0);
+                }
+            }
+        }
+        let zmax = b.z.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+        let bound = (0..k)
+            .map(|c| 2.0 * (pr.m2p[c] + zmax * zmax * pr.psum[c]))
+            .fold(0.0, f64::max);
+        // NaN and infinite codes also take the one-by-one path, which treats them as it always has.
+        if bound > EXPANDED_MAX || bound.is_nan() || b.z.iter().any(|v| v.is_nan()) {
+            return false;
+        }
+        b.z2.clear();
+        b.z2.extend(b.z.iter().map(|v| v * v));
+        b.comp.resize(rows * k, 0.0);
+        b.tmp.resize(rows * k, 0.0);
+        matmul(&mut b.comp, n(&b.z), t(&pr.mp), rows, k, d, false);
+        matmul(&mut b.tmp, n(&b.z2), t(&pr.prec), rows, k, d, false);
+        b.total.clear();
+        for (row, sq) in b.comp.chunks_exact_mut(k).zip(b.tmp.chunks_exact(k)) {
+            for c in 0..k {
+                row[c] += pr.offset[c] - 0.5 * (sq[c] + pr.m2p[c]);
+            }
+            let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            b.total
+                .push(max + row.iter().map(|c| (c - max).exp()).sum::<f64>().ln());
+        }
+        true
     }
 
     /// ln π_k + ln N(z; m_k, diag exp(v_k)) of every component k into `out`, and their LSE, ln p(z).
@@ -224,6 +322,40 @@ impl Mixture {
         }
         let max = out.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         max + out.iter().map(|c| (c - max).exp()).sum::<f64>().ln()
+    }
+
+    /// One code's share of the gradients (of weight `w`, with its components `comp` and ln p(z) `total`), summed
+    /// term by term: the path for codes whose expanded square would lose precision.
+    #[allow(clippy::too_many_arguments)]
+    fn code_grads<T: Real>(
+        &self,
+        pr: &Prepared,
+        zr: &[T],
+        w: f64,
+        comp: &[f64],
+        total: f64,
+        dr: &mut [T],
+        (gm, gv, ga): (&mut [f64], &mut [f64], &mut [f64]),
+    ) {
+        let d = self.dim;
+        let mut dzr = vec![0.0; d];
+        for c in 0..self.components {
+            // Responsibility r_c of component c for z, against its mixing weight π_c.
+            let r = (comp[c] - total).exp();
+            ga[c] += w * (r - pr.pi[c]);
+            let wr = w * r;
+            let at = c * d;
+            for j in 0..d {
+                let diff = zr[j].f64() - pr.means[at + j];
+                let t = wr * diff * pr.prec[at + j];
+                dzr[j] -= t;
+                gm[at + j] += t;
+                gv[at + j] += 0.5 * (t * diff - wr);
+            }
+        }
+        for (a, v) in dr.iter_mut().zip(&dzr) {
+            *a += T::c(*v);
+        }
     }
 
     /// ln π_k + ln N(z; m_k, diag exp(v_k)) without the ln 2π terms, for component `k`; `log_norm` is LSE(a).
@@ -287,10 +419,18 @@ where
     }
 
     fn log_densities(&self, p: &[T], z: &[T], out: &mut [f64]) {
-        let pr = self.prepare(p);
+        let (pr, d) = (self.prepare(p), self.dim);
         let mut comp = vec![0.0; self.components];
-        for (o, row) in out.iter_mut().zip(z.chunks_exact(self.dim)) {
-            *o = self.components_of(&pr, row, &mut comp);
+        let mut b = Block::default();
+        for (out, z) in out.chunks_mut(BLOCK).zip(z.chunks(BLOCK * d)) {
+            let rows = out.len().min(z.len() / d);
+            if self.block(&pr, z, None, rows, &mut b) {
+                out[..rows].copy_from_slice(&b.total);
+            } else {
+                for (o, row) in out.iter_mut().zip(z.chunks_exact(d)) {
+                    *o = self.components_of(&pr, row, &mut comp);
+                }
+            }
         }
     }
 
@@ -307,29 +447,58 @@ where
         let mut comp = vec![0.0; k];
         // The weights' gradients summed over the codes in f64, added to `g` once.
         let (mut gm, mut gv, mut ga) = (vec![0.0; k * d], vec![0.0; k * d], vec![0.0; k]);
-        for ((zr, dr), &wr) in z.chunks_exact(d).zip(dz.chunks_exact_mut(d)).zip(w) {
-            let w = wr.f64();
-            if w == 0.0 {
+        let mut b = Block::default();
+        let (mut a, mut bm, mut zt, mut z2t) =
+            (Vec::new(), Vec::new(), vec![0.0; k * d], vec![0.0; k * d]);
+        for ((z, dz), w) in z
+            .chunks(BLOCK * d)
+            .zip(dz.chunks_mut(BLOCK * d))
+            .zip(w.chunks(BLOCK))
+        {
+            let rows = w.len().min(z.len() / d);
+            if !self.block(&pr, z, Some(w), rows, &mut b) {
+                for ((zr, dr), &wr) in z.chunks_exact(d).zip(dz.chunks_exact_mut(d)).zip(w) {
+                    if wr != T::zero() {
+                        let total = self.components_of(&pr, zr, &mut comp);
+                        let grads = (&mut gm[..], &mut gv[..], &mut ga[..]);
+                        self.code_grads(&pr, zr, wr.f64(), &comp, total, dr, grads);
+                    }
+                }
                 continue;
             }
-            let total = self.components_of(&pr, zr, &mut comp);
-            let mut dzr = vec![0.0; d];
-            for c in 0..k {
-                // Responsibility r_c of component c for z, against its mixing weight π_c.
-                let r = (comp[c] - total).exp();
-                ga[c] += w * (r - pr.pi[c]);
-                let wr = w * r;
-                let at = c * d;
-                for j in 0..d {
-                    let diff = zr[j].f64() - pr.means[at + j];
-                    let t = wr * diff * pr.prec[at + j];
-                    dzr[j] -= t;
-                    gm[at + j] += t;
-                    gv[at + j] += 0.5 * (t * diff - wr);
+            // The responsibilities r_bc, weighted: RW[b, c] = w_b·r_bc (0 for codes of weight 0).
+            let mut wsum = 0.0;
+            for ((row, &total), &wr) in b.comp.chunks_exact_mut(k).zip(&b.total).zip(w) {
+                let w = wr.f64();
+                wsum += w;
+                for v in row.iter_mut() {
+                    *v = if w == 0.0 {
+                        0.0
+                    } else {
+                        w * (*v - total).exp()
+                    };
                 }
             }
-            for (a, v) in dr.iter_mut().zip(&dzr) {
-                *a += T::c(*v);
+            let rw = &b.comp[..rows * k];
+            // dz_bj = −Σ_c RW_bc (z_bj − m_cj) p_cj = −(z_bj·(RW·P)_bj − (RW·MP)_bj).
+            a.resize(rows * d, 0.0);
+            bm.resize(rows * d, 0.0);
+            matmul(&mut a, n(rw), n(&pr.prec), rows, d, k, false);
+            matmul(&mut bm, n(rw), n(&pr.mp), rows, d, k, false);
+            for (i, dz) in dz[..rows * d].iter_mut().enumerate() {
+                *dz += T::c(bm[i] - b.z[i] * a[i]);
+            }
+            // Per component: s_c = Σ_b RW_bc, RWᵀ·Z and RWᵀ·(Z∘Z) give the means' and log-variances' gradients.
+            matmul(&mut zt, t(rw), n(&b.z), k, d, rows, false);
+            matmul(&mut z2t, t(rw), n(&b.z2), k, d, rows, false);
+            for (c, ga) in ga.iter_mut().enumerate() {
+                let s: f64 = rw.iter().skip(c).step_by(k).sum();
+                *ga += s - pr.pi[c] * wsum;
+                for j in c * d..(c + 1) * d {
+                    let (m, p) = (pr.means[j], pr.prec[j]);
+                    gm[j] += p * (zt[j] - m * s);
+                    gv[j] += 0.5 * (p * (z2t[j] - 2.0 * m * zt[j] + m * m * s) - s);
+                }
             }
         }
         for (i, v) in gm.iter().enumerate() {
@@ -562,6 +731,76 @@ pub(crate) mod tests {
         }
         for (a, b) in dz.iter().zip(&dz1).chain(g.iter().zip(&g1)) {
             assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+        }
+    }
+
+    /// Over several blocks, with codes of weight 0 (one of them NaN, which must not spread), the products give the
+    /// code-by-code densities and gradients; so does a mixture so sharp that the expanded square would lose them.
+    #[test]
+    fn blocked_mixture_products_equal_code_by_code() {
+        let (k, d, rows) = (37, 7, 2 * BLOCK + 45);
+        let m = Mixture {
+            dim: d,
+            components: k,
+            means: 1,
+            logvars: 1 + k * d,
+            logits: 1 + 2 * k * d,
+        };
+        for sharp in [false, true] {
+            let mut p: Vec<f64> = (0..1 + 2 * k * d + k)
+                .map(|i| (i as f64 * 0.61).sin())
+                .collect();
+            if sharp {
+                // Component 3's variances near 1e-13: (z − m)² p is read directly, not as z²p − 2zmp + m²p.
+                p[m.logvars + 3 * d..m.logvars + 4 * d].fill(-30.0);
+                p[m.means + 3 * d..m.means + 4 * d].fill(0.5);
+            }
+            let mut z: Vec<f64> = (0..rows * d)
+                .map(|i| (i as f64 * 0.83).cos() * 1.7)
+                .collect();
+            if sharp {
+                // Some codes within 1e-7 of the sharp component's mean, where it holds all the density.
+                for r in (0..rows).step_by(5) {
+                    for j in 0..d {
+                        z[r * d + j] = 0.5 + 1e-7 * (r * d + j) as f64 / (rows * d) as f64;
+                    }
+                }
+            }
+            let w: Vec<f64> = (0..rows)
+                .map(|r| {
+                    if r % 11 == 0 {
+                        0.0
+                    } else {
+                        (r as f64 * 0.3).sin()
+                    }
+                })
+                .collect();
+            let mut batch = vec![0.0; rows];
+            m.log_densities(&p, &z, &mut batch);
+            for r in 0..rows {
+                let one = m.log_density(&p, &z[r * d..(r + 1) * d]);
+                assert!(
+                    (batch[r] - one).abs() <= 1e-9 * one.abs().max(1.0),
+                    "row {r}: {} vs {one}",
+                    batch[r]
+                );
+            }
+            z[11 * d] = f64::NAN;
+            let (mut dz, mut g) = (vec![0.1; rows * d], vec![0.0; p.len()]);
+            m.add_log_density_grads(&p, &z, &w, &mut dz, &mut g);
+            let (mut dz1, mut g1) = (vec![0.1; rows * d], vec![0.0; p.len()]);
+            for (r, &wr) in w.iter().enumerate() {
+                if wr != 0.0 {
+                    let at = r * d..(r + 1) * d;
+                    m.add_log_density_grad(&p, &z[at.clone()], wr, &mut dz1[at], &mut g1);
+                }
+            }
+            for (i, (a, b)) in dz.iter().zip(&dz1).chain(g.iter().zip(&g1)).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-8 * b.abs().max(1.0),
+                    "sharp {sharp}, entry {i}: {a} vs {b}"
+                );
+            }
         }
     }
 

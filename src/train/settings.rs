@@ -80,7 +80,7 @@ run_flags! {
     [] epochs: usize,
     /// Run directory for checkpoints, metrics and figures [default: runs/DATASET or runs/NAME of --data].
     [value_name = "RUN_DIR"] out: PathBuf,
-    /// Folder with the dataset files (downloaded there if missing).
+    /// Folder with a named dataset's files (downloaded there if missing); refused for a run on your own --data.
     [value_name = "DIR"] data_dir: PathBuf,
     /// Worker threads (0: all cores); does not change results.
     [] threads: usize,

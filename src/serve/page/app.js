@@ -202,12 +202,14 @@ function showValue(j, v) {
   const out = $(`z${j}-out`);
   const [lo, hi] = state.info.ranges[j];
   s.value = v;
-  out.textContent = v.toFixed(2);
-  const outside = v < lo || v > hi;
+  // NaN is outside every span; a value just past an end shows enough digits to say so.
+  const outside = !(v >= lo && v <= hi);
+  const near = v.toFixed(2) === lo.toFixed(2) || v.toFixed(2) === hi.toFixed(2);
+  out.textContent = outside && near ? String(Number(v.toPrecision(7))) : v.toFixed(2);
   s.classList.toggle('outside', outside);
   out.classList.toggle('outside', outside);
   out.title = outside
-    ? `${v.toFixed(2)} lies outside this slider's span, ${lo.toFixed(2)} to ${hi.toFixed(2)}: the slider shows its nearer end`
+    ? `${out.textContent} lies outside this slider's span, ${lo.toPrecision(7)} to ${hi.toPrecision(7)}: the slider shows its nearer end`
     : '';
 }
 
