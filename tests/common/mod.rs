@@ -319,13 +319,16 @@ pub fn checkpoint_tensors(dir: &Path) -> Vec<u8> {
 /// Asserts that `elbo train` with `flags` (on 100 MNIST images, one epoch, into `out`) is refused with a message
 /// containing `why`, and writes nothing.
 pub fn assert_train_refused(out: &Path, flags: &[&str], why: &str) {
-    let o = run(elbo()
-        .args(["train", "--limit", "100", "--epochs", "1"])
+    let mut cmd = elbo();
+    cmd.args(["train", "--limit", "100", "--epochs", "1"])
         .args(flags)
         .arg("--out")
-        .arg(out)
-        .arg("--data-dir")
-        .arg(mnist_dir()));
+        .arg(out);
+    // A run on its own --data refuses a --data-dir (which it would not read) before anything else.
+    if !flags.contains(&"--data") {
+        cmd.arg("--data-dir").arg(mnist_dir());
+    }
+    let o = run(&mut cmd);
     assert_user_error(&o, why);
     assert!(!out.exists(), "{flags:?}: a refusal writes nothing");
 }
