@@ -56,7 +56,7 @@ impl Model {
         progress: &(dyn Fn(usize) -> bool + Sync),
     ) -> Result<Disentanglement> {
         let cfg = self.config();
-        crate::train::check_data_dir(&cfg.train, data_dir)?;
+        crate::train::check_data_dir(cfg.train.data.as_ref(), data_dir)?;
         // Only dSprites and an .npz in its layout carry factors: say so before reading (or downloading) others.
         let may_hold_factors = match &cfg.train.data {
             Some(spec) => spec

@@ -50,7 +50,7 @@ impl Trainer {
             ..Default::default()
         };
         source.seed = settings.seed.unwrap_or(source.seed);
-        train::check_data_dir(&source, settings.data_dir.as_deref())?;
+        train::check_data_dir(source.data.as_ref(), settings.data_dir.as_deref())?;
         let loaded = train::open_data(&source, settings.data_dir.as_deref())?;
         Self::from_loaded(settings, loaded, force)
     }
@@ -71,11 +71,7 @@ impl Trainer {
             ));
         };
         let seed = settings.seed.unwrap_or(train::TrainConfig::default().seed);
-        let own = train::TrainConfig {
-            data: Some(spec.clone()),
-            ..Default::default()
-        };
-        train::check_data_dir(&own, settings.data_dir.as_deref())?;
+        train::check_data_dir(Some(&spec), settings.data_dir.as_deref())?;
         let loaded = crate::data::source::load_arrays(&spec, seed, arrays)?;
         Self::from_loaded(settings, loaded, force)
     }
@@ -145,8 +141,8 @@ impl Trainer {
         let point = resume_point(dir)?;
         train::check_data_dir(
             match &point {
-                Resume::Checkpoint(ck) => &ck.config.train,
-                Resume::Config(cfg) => &cfg.train,
+                Resume::Checkpoint(ck) => ck.config.train.data.as_ref(),
+                Resume::Config(cfg) => cfg.train.data.as_ref(),
             },
             data_dir,
         )?;

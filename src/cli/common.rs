@@ -64,7 +64,7 @@ impl DataArgs {
 
     /// The splits of the run configured by `cfg`, from `--data-dir` or where the run recorded its data.
     pub(crate) fn splits_of(&self, cfg: &train::RunConfig) -> Result<train::Splits> {
-        train::check_data_dir(&cfg.train, self.data_dir.as_deref())?;
+        train::check_data_dir(cfg.train.data.as_ref(), self.data_dir.as_deref())?;
         let dir = self.data_dir.clone().or_else(|| recorded_dir(cfg));
         train::load_splits(cfg, dir.as_deref())
     }

@@ -191,6 +191,12 @@ struct Prepared {
     psum: Vec<f64>,
 }
 
+/// ln Σ exp(v), taken from the largest term so none overflows.
+fn log_sum_exp(v: &[f64]) -> f64 {
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    max + v.iter().map(|c| (c - max).exp()).sum::<f64>().ln()
+}
+
 /// Codes per block of the batched mixture, which bounds its codes × components buffers.
 const BLOCK: usize = 256;
 
@@ -299,9 +305,7 @@ impl Mixture {
             for c in 0..k {
                 row[c] += pr.offset[c] - 0.5 * (sq[c] + pr.m2p[c]);
             }
-            let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            b.total
-                .push(max + row.iter().map(|c| (c - max).exp()).sum::<f64>().ln());
+            b.total.push(log_sum_exp(row));
         }
         true
     }
@@ -320,8 +324,7 @@ impl Mixture {
                 .sum();
             *o = pr.offset[c] - 0.5 * q;
         }
-        let max = out.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        max + out.iter().map(|c| (c - max).exp()).sum::<f64>().ln()
+        log_sum_exp(out)
     }
 
     /// One code's share of the gradients (of weight `w`, with its components `comp` and ln p(z) `total`), summed

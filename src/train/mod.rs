@@ -90,8 +90,11 @@ impl DataFacts {
 
 /// Refuses a data folder named for a run that reads its own `--data` file: the folder is only where named datasets
 /// live, and reading the file regardless would ignore what the user asked for without a word.
-pub fn check_data_dir(t: &TrainConfig, data_dir: Option<&Path>) -> Result<()> {
-    if let (Some(spec), Some(dir)) = (&t.data, data_dir) {
+pub fn check_data_dir(
+    data: Option<&data::source::DataSpec>,
+    data_dir: Option<&Path>,
+) -> Result<()> {
+    if let (Some(spec), Some(dir)) = (data, data_dir) {
         return Err(Error::Config(format!(
             "--data-dir {} is where named datasets live, but this run reads its own --data {}: leave --data-dir out",
             dir.display(),
