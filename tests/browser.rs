@@ -304,6 +304,25 @@ async fn the_explorer_page_works_in_a_real_browser() {
         4,
         "more than two decimals: {past}"
     );
+    // Either end itself is inside, and the thumb reaches it.
+    for end in [0, 1] {
+        let set = format!(
+            "const e = elbo.info.ranges[0][{end}]; elbo.setZ(elbo.z.map(() => e), 'button'); return e"
+        );
+        let e = js(&c, &set).await.as_f64().unwrap();
+        let at = js(&c, marks).await;
+        assert_eq!(at[1], json!(""), "end {end}: {at}");
+        assert_eq!(
+            at[3].as_f64().unwrap(),
+            e,
+            "the thumb reaches end {end}: {at}"
+        );
+    }
+    // Whatever the span, the thumb reaches its end: a step that does not divide it would stop short.
+    let awkward = "const s = document.getElementById('z0'); const [a, b] = [s.min, s.max]; \
+                   s.min = '-2.345678'; s.max = '2.91234'; s.value = '2.91234'; const v = s.value; \
+                   s.min = a; s.max = b; return v";
+    assert_eq!(js(&c, awkward).await, json!("2.91234"));
     js(&c, "document.getElementById('reset').click(); return 0").await;
     let inside = js(&c, marks).await;
     assert_eq!(inside[0], json!("0.00"), "{inside}");

@@ -519,6 +519,33 @@ fn gaussian_likelihood_and_dynamic_binarisation_train() {
 }
 
 #[test]
+fn a_learning_rate_the_weights_cannot_hold_is_refused_before_training() {
+    // 1e308 is a finite f64 but infinity in the f32 update: refused up front, not reported as divergence later.
+    let tmp = tempfile::tempdir().unwrap();
+    for (flags, needle) in [
+        (
+            vec!["--lr", "1e308"],
+            "--lr 1e308 is beyond the largest number",
+        ),
+        (vec!["--lr", "0"], "--lr 0 must be a positive number"),
+        (
+            vec!["--factor-vae", "35", "--discriminator-lr", "4e38"],
+            "--discriminator-lr 4e38 is beyond",
+        ),
+    ] {
+        let out = tmp.path().join("r");
+        let o = run(elbo().arg("train").args(&flags).arg("--out").arg(&out));
+        assert_user_error(&o, needle);
+        assert!(!out.exists(), "{flags:?} wrote a run");
+    }
+    // The largest f32 itself is a number the weights hold.
+    let o = run(elbo()
+        .args(["train", "--lr", "3e38", "--limit", "0", "--out"])
+        .arg(tmp.path().join("r")));
+    assert!(!stderr(&o).contains("beyond the largest"), "{}", stderr(&o));
+}
+
+#[test]
 fn gradient_clipping_is_validated_and_recorded() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("clip");

@@ -258,7 +258,19 @@ fn what_is_not_dsprites_layout_is_refused_with_the_reason() {
                 ("imgs", npy(&[2, 4, 4], [0u8, 1].repeat(16))),
                 ("latents_classes", npy(&[2, 2], [0.0f64, 1.5, 1.0, 0.0])),
             ],
-            "integers from 0 to 1000000",
+            "holds floats; classes are indices",
+        ),
+        (
+            // Whole floats too: 2 + 1e-9 would read as 2 in f32, so floats are refused whatever they hold.
+            "whole-float-classes",
+            vec![
+                ("imgs", npy(&[2, 4, 4], [0u8, 1].repeat(16))),
+                (
+                    "latents_classes",
+                    npy(&[2, 2], [0.0f64, 1.0, 1.0, 2.000000001]),
+                ),
+            ],
+            "store them as integers",
         ),
         (
             "negative-classes",
@@ -741,7 +753,7 @@ fn factor_vae_trains_its_discriminator_resumes_and_is_refused_where_it_cannot_ap
         ),
         (
             vec!["--factor-vae", "35", "--discriminator-lr", "0"],
-            "above 0",
+            "must be a positive number",
         ),
         (vec!["--factor-vae", "-2"], "at least 0"),
     ] {

@@ -290,6 +290,36 @@ fn bad_figure_requests_are_refused_clearly() {
         &run_cmd(&["sample", r, "--scale", "0", "--out", x]),
         "--scale 0",
     );
+    // A folder the command would not read is refused, not ignored; the grid that reads the test set takes it.
+    assert_user_error(
+        &run_data_cmd(&["manifold", r, "--out", x]),
+        "is not read: this grid needs no data",
+    );
+    let o = run_data_cmd(&["manifold", r, "--range", "data:0.1,0.9", "--out", x]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = out(&tmp, "c.csv");
+    let png = fixture_png(&tmp);
+    assert_user_error(
+        &run_data_cmd(&[
+            "encode",
+            r,
+            "--input",
+            png.to_str().unwrap(),
+            "--out",
+            csv.to_str().unwrap(),
+        ]),
+        "encode --input encodes that file",
+    );
+    assert!(!csv.exists());
+}
+
+/// One 28×28 grey PNG, an item `encode --input` can read.
+fn fixture_png(tmp: &tempfile::TempDir) -> std::path::PathBuf {
+    let p = out(tmp, "one.png");
+    image::GrayImage::from_pixel(28, 28, image::Luma([200u8]))
+        .save(&p)
+        .unwrap();
+    p
 }
 
 #[test]

@@ -57,6 +57,18 @@ impl DataArgs {
         self.data_dir.as_deref()
     }
 
+    /// Refuses a `--data-dir` that this use of the command would not read (`why` says what it reads instead), so
+    /// a folder given is never silently ignored.
+    pub(crate) fn unread(&self, why: &str) -> Result<()> {
+        match &self.data_dir {
+            Some(dir) => Err(Error::Config(format!(
+                "--data-dir {} is not read: {why}; leave it out",
+                dir.display()
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// The run's data: this `--data-dir`, else `$ELBO_DATA_DIR`, else the folder recorded at training time.
     pub(crate) fn splits(&self, ck: &Checkpoint) -> Result<train::Splits> {
         self.splits_of(&ck.config)

@@ -30,7 +30,11 @@ pub(crate) fn run(a: EncodeArgs) -> Result<()> {
     let out = a.output.check_ext(&["csv"])?;
     let model = Model::open(&a.run_dir)?;
     let ds = match &a.input {
-        Some(path) => model.read(path)?,
+        Some(path) => {
+            a.data
+                .unread("encode --input encodes that file, not the run's data")?;
+            model.read(path)?
+        }
         None => {
             let splits = a.data.splits_of(model.config())?;
             if a.split == "train" {

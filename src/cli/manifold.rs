@@ -74,7 +74,12 @@ pub(crate) fn run(a: ManifoldArgs) -> Result<()> {
             let idx: Vec<usize> = (0..splits.test.len()).collect();
             Some(lat::encode(&ck.vae, &splits.test, &idx))
         }
-        _ => None,
+        _ => {
+            a.data.unread(
+                "this grid needs no data (only --range data:P,Q reads the test set's codes)",
+            )?;
+            None
+        }
     };
     let codes = lat::manifold_codes(
         ck.vae.latent(),

@@ -321,11 +321,17 @@ pub(super) fn found_in(
             Raw::Text(_) => Err(bad(what, "strings, not numbers".into())),
         }
     };
+    if classes.dtype == Dtype::Float {
+        // Read as f32, a float64 class near a whole number would be rounded onto it without a word.
+        return Err(bad(
+            "latents_classes",
+            "holds floats; classes are indices into each factor's values: store them as integers (classes.astype(np.int64)), as DeepMind's file does".into(),
+        ));
+    }
     let raw_classes = ints(&classes, "latents_classes")?;
-    if classes.dtype == Dtype::Float
-        || raw_classes
-            .iter()
-            .any(|&c| c < 0.0 || c.fract() != 0.0 || c > MAX_CLASS as f32)
+    if raw_classes
+        .iter()
+        .any(|&c| c < 0.0 || c.fract() != 0.0 || c > MAX_CLASS as f32)
     {
         return Err(bad(
             "latents_classes",

@@ -447,12 +447,7 @@ impl RunConfig {
                     f.gamma
                 )));
             }
-            if !(f.lr.is_finite() && f.lr > 0.0) {
-                return Err(Error::Config(format!(
-                    "--discriminator-lr {} must be finite and above 0",
-                    f.lr
-                )));
-            }
+            check_lr("--discriminator-lr", f.lr)?;
             if t.tc.is_some() || t.dip.is_some() {
                 return Err(Error::Config(
                     "--factor-vae, --tc and --dip (given as flags or by the --config file) are three ways to disentangle: give one (to change a preset's method, copy the file and edit it)".into(),
@@ -565,12 +560,7 @@ impl RunConfig {
                 t.samples
             )));
         }
-        if !(t.lr.is_finite() && t.lr > 0.0) {
-            return Err(Error::Config(format!(
-                "--lr {} must be a positive number",
-                t.lr
-            )));
-        }
+        check_lr("--lr", t.lr)?;
         if !(t.beta.is_finite() && t.beta >= 0.0) {
             return Err(Error::Config(format!(
                 "--beta {} must be a non-negative number",
@@ -720,4 +710,20 @@ fn is_one(n: &usize) -> bool {
 
 fn one() -> usize {
     1
+}
+
+/// A learning rate must be positive and fit the weights' f32: a larger one becomes infinity in the update, and the
+/// run would stop as "diverged" when the number given was never usable.
+fn check_lr(flag: &str, lr: f64) -> Result<()> {
+    if !(lr.is_finite() && lr > 0.0) {
+        return Err(Error::Config(format!(
+            "{flag} {lr} must be a positive number"
+        )));
+    }
+    if lr > f32::MAX as f64 {
+        return Err(Error::Config(format!(
+            "{flag} {lr:e} is beyond the largest number the weights hold (f32, about 3.4e38): give a learning rate such as 1e-3"
+        )));
+    }
+    Ok(())
 }

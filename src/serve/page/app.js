@@ -230,7 +230,8 @@ function buildSliders() {
     const label = document.createElement('label');
     label.textContent = `z${j}`; label.htmlFor = `z${j}`;
     const s = document.createElement('input');
-    Object.assign(s, { type: 'range', id: `z${j}`, min: lo, max: hi, step: (hi - lo) / 600, value: 0 });
+    // 'any': a step of (hi − lo)/600 sums past hi in decimal, and the thumb stopped one step short of its end.
+    Object.assign(s, { type: 'range', id: `z${j}`, min: lo, max: hi, step: 'any', value: 0 });
     const out = document.createElement('output');
     out.id = `z${j}-out`; out.textContent = '0.00';
     s.addEventListener('input', () => {
