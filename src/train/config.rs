@@ -347,6 +347,26 @@ impl RunConfig {
                 self.model.input_dim()
             )));
         }
+        self.check_batches()?;
+        self.check_disentangling()?;
+        self.check_kl_terms()?;
+        self.check_objective()?;
+        self.check_optimizer()?;
+        let t = &self.train;
+        if t.epochs == 0 || t.epochs > 1_000_000 {
+            return Err(Error::Config(format!(
+                "--epochs {} must be between 1 and 1000000",
+                t.epochs
+            )));
+        }
+        if t.limit == Some(0) {
+            return Err(Error::Config("--limit 0 leaves nothing to train on".into()));
+        }
+        Ok(())
+    }
+
+    /// Batch size, shards and what needs a whole batch (or a VampPrior) to work.
+    fn check_batches(&self) -> Result<()> {
         let t = &self.train;
         if t.batch_size == 0 || t.batch_size > 65536 {
             return Err(Error::Config(format!(
@@ -389,6 +409,18 @@ impl RunConfig {
                     .into(),
             ));
         }
+        if self.model.batch_norm && t.batch_size == 1 {
+            return Err(Error::Config(
+                "--batch-norm normalises over the batch, which needs at least 2 items: use --batch-size 2 or more"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The total-correlation penalties (`--tc`, `--factor-vae`, `--dip`): their weights and the models they apply to.
+    fn check_disentangling(&self) -> Result<()> {
+        let t = &self.train;
         if t.dip.is_some()
             && (t.objective != Estimator::Elbo
                 || !self.model.upper.is_empty()
@@ -506,6 +538,12 @@ impl RunConfig {
                 d.lambda_od, d.lambda_d
             )));
         }
+        Ok(())
+    }
+
+    /// The ELBO's KL term: β, capacity and free bits, and where each cannot apply.
+    fn check_kl_terms(&self) -> Result<()> {
+        let t = &self.train;
         if t.shards > 1 && t.capacity.is_some() {
             return Err(Error::Config(
                 "--capacity compares the batch's mean KL with C, a batch which --shards (and training over MPI) splits: use one of them"
@@ -530,6 +568,36 @@ impl RunConfig {
                 flow.name()
             )));
         }
+        if !(t.beta.is_finite() && t.beta >= 0.0) {
+            return Err(Error::Config(format!(
+                "--beta {} must be a non-negative number",
+                t.beta
+            )));
+        }
+        if let Some(c) = t.capacity
+            && !(c.max.is_finite()
+                && c.max >= 0.0
+                && c.gamma.is_finite()
+                && c.gamma > 0.0
+                && c.steps > 0)
+        {
+            return Err(Error::Config(format!(
+                "--capacity {} needs a non-negative C_max, --gamma > 0 (got {}) and --capacity-steps > 0 (got {})",
+                c.max, c.gamma, c.steps
+            )));
+        }
+        if !(t.free_bits.is_finite() && t.free_bits >= 0.0) {
+            return Err(Error::Config(format!(
+                "--free-bits {} must be a non-negative number",
+                t.free_bits
+            )));
+        }
+        Ok(())
+    }
+
+    /// The bound trained on and its draws: PIWAE's limits, samples, groups, CIWAE's β, autoencoders.
+    fn check_objective(&self) -> Result<()> {
+        let t = &self.train;
         if t.objective == Estimator::Piwae {
             // The generative side's gradient is the IWAE bound's and the inference side's MIWAE's; a learned prior's
             // pseudo-inputs and a stack's networks would need splitting too.
@@ -548,30 +616,10 @@ impl RunConfig {
                 return refuse("more than one latent layer (--latent)".into());
             }
         }
-        if self.model.batch_norm && t.batch_size == 1 {
-            return Err(Error::Config(
-                "--batch-norm normalises over the batch, which needs at least 2 items: use --batch-size 2 or more"
-                    .into(),
-            ));
-        }
         if t.samples == 0 || t.samples * t.batch_size > MAX_ROWS {
             return Err(Error::Config(format!(
                 "--samples {} must be at least 1, and samples x batch size at most {MAX_ROWS}",
                 t.samples
-            )));
-        }
-        check_lr("--lr", t.lr)?;
-        if !(t.beta.is_finite() && t.beta >= 0.0) {
-            return Err(Error::Config(format!(
-                "--beta {} must be a non-negative number",
-                t.beta
-            )));
-        }
-        if let Some(c) = t.clip_grad_norm
-            && !(c.is_finite() && c > 0.0)
-        {
-            return Err(Error::Config(format!(
-                "--clip-grad-norm {c} must be a positive number"
             )));
         }
         let m = &self.model;
@@ -619,22 +667,18 @@ impl RunConfig {
             }
             _ => {}
         }
-        if let Some(c) = t.capacity
-            && !(c.max.is_finite()
-                && c.max >= 0.0
-                && c.gamma.is_finite()
-                && c.gamma > 0.0
-                && c.steps > 0)
+        Ok(())
+    }
+
+    /// Adam and the learning rate: its size, schedule, clipping and weight decay.
+    fn check_optimizer(&self) -> Result<()> {
+        let t = &self.train;
+        check_lr("--lr", t.lr)?;
+        if let Some(c) = t.clip_grad_norm
+            && !(c.is_finite() && c > 0.0)
         {
             return Err(Error::Config(format!(
-                "--capacity {} needs a non-negative C_max, --gamma > 0 (got {}) and --capacity-steps > 0 (got {})",
-                c.max, c.gamma, c.steps
-            )));
-        }
-        if !(t.free_bits.is_finite() && t.free_bits >= 0.0) {
-            return Err(Error::Config(format!(
-                "--free-bits {} must be a non-negative number",
-                t.free_bits
+                "--clip-grad-norm {c} must be a positive number"
             )));
         }
         if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0 && t.weight_decay * t.lr < 1.0) {
@@ -690,15 +734,6 @@ impl RunConfig {
                 )));
             }
             _ => {}
-        }
-        if t.epochs == 0 || t.epochs > 1_000_000 {
-            return Err(Error::Config(format!(
-                "--epochs {} must be between 1 and 1000000",
-                t.epochs
-            )));
-        }
-        if t.limit == Some(0) {
-            return Err(Error::Config("--limit 0 leaves nothing to train on".into()));
         }
         Ok(())
     }
