@@ -116,12 +116,14 @@ pub fn matmul<T: Real>(
         call(0, m, 0, n);
         return;
     }
-    // Split the longer side into PARTS aligned blocks so each part keeps whole SIMD panels. The split depends on
+    // Split the longer side into PARTS blocks of whole SIMD panels. The split depends on
     // the shape only, never on the pool's size: `gemm` blocks each call by its own sizes, so a split that followed
     // the thread count would change the order of the sums, and the results with it.
     let split_rows = m >= n;
     let len = if split_rows { m } else { n };
-    let step = len.div_ceil(PARTS).next_multiple_of(16).min(len);
+    // Whole 16-wide panels, as evenly as they go: with parts of 64, 64, 64 and 8 columns, one of two threads did 128
+    // and the other 72.
+    let bounds = even_parts(len, 16);
     let run = |start: usize, end: usize| {
         if split_rows {
             call(start, end, 0, n)
@@ -129,28 +131,37 @@ pub fn matmul<T: Real>(
             call(0, m, start, end)
         }
     };
+    // Small sides leave leading parts empty; the part that ends at `len` is the last.
+    let parts = bounds
+        .windows(2)
+        .map(|w| (w[0], w[1]))
+        .filter(|(a, b)| a < b);
     if threads::count() <= 1 {
-        let mut start = 0;
-        while start < len {
-            let end = (start + step).min(len);
-            run(start, end);
-            start = end;
-        }
+        parts.for_each(|(a, b)| run(a, b));
         return;
     }
     rayon::scope(|s| {
-        let mut start = 0;
-        while start < len {
-            let end = (start + step).min(len);
-            if end == len {
+        for (a, b) in parts {
+            if b == len {
                 // The last part runs here rather than idling while the others work.
-                run(start, end);
+                run(a, b);
             } else {
-                s.spawn(move |_| run(start, end));
+                s.spawn(move |_| run(a, b));
             }
-            start = end;
         }
     });
+}
+
+/// Bounds of [`PARTS`] parts of `len`, in whole units of `unit` but the last, as even as whole units allow.
+fn even_parts(len: usize, unit: usize) -> [usize; PARTS + 1] {
+    let units = len.div_ceil(unit);
+    let (base, extra) = (units / PARTS, units % PARTS);
+    let mut b = [0; PARTS + 1];
+    for i in 0..PARTS {
+        // The parts with an extra panel come last, where the end's part, clipped to `len`, may give some back.
+        b[i + 1] = (b[i] + (base + usize::from(i >= PARTS - extra)) * unit).min(len);
+    }
+    b
 }
 
 #[cfg(test)]
@@ -169,6 +180,27 @@ mod tests {
             }
         }
         c
+    }
+
+    #[test]
+    fn parts_are_whole_panels_as_even_as_they_go() {
+        for len in [1, 15, 16, 17, 20, 40, 63, 64, 100, 200, 400, 784, 1000] {
+            let b = even_parts(len, 16);
+            assert_eq!((b[0], b[PARTS]), (0, len), "{len}: {b:?}");
+            let sizes: Vec<usize> = b.windows(2).map(|w| w[1] - w[0]).collect();
+            // Every part but the one holding the end is whole panels; no two non-empty parts differ by more than a panel.
+            for (i, w) in b.windows(2).enumerate() {
+                assert!(
+                    w[1] == len || (w[1] - w[0]) % 16 == 0,
+                    "{len}: part {i} of {b:?}"
+                );
+            }
+            let full: Vec<usize> = sizes.iter().copied().filter(|&s| s > 0).collect();
+            let (lo, hi) = (full.iter().min().unwrap(), full.iter().max().unwrap());
+            assert!(hi - lo <= 16, "{len}: {sizes:?}");
+        }
+        // The split that left one of two threads idle: 200 columns are 48+48+48+56, not 64+64+64+8.
+        assert_eq!(even_parts(200, 16), [0, 48, 96, 144, 200]);
     }
 
     #[test]
