@@ -26,6 +26,8 @@ from bench import peak_rss_mb as run
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ELBO = os.path.join(ROOT, "target", "release", "elbo")
 TORCH = os.path.join(ROOT, "bench", "pytorch_family.py")
+# ["--flush-denormal"] with --flush-denormal: every PyTorch reference flushes subnormals, as elbo does.
+FTZ = []
 
 
 def json_lines(out):
@@ -44,7 +46,7 @@ def elbo_train(config, args, seed, env, extra=()):
 
 
 def torch_train(workload, args, seed, env, extra=()):
-    out, rss = run([sys.executable, TORCH, workload, "--epochs", "1", "--threads", str(args.threads), "--seed",
+    out, rss = run([sys.executable, TORCH, *FTZ, workload, "--epochs", "1", "--threads", str(args.threads), "--seed",
                     str(seed), "--limit", str(args.limit), "--data-dir", args.data_dir, *extra], env)
     return json_lines(out)[0]["seconds"], rss
 
@@ -65,7 +67,7 @@ def elbo_celeba(args, seed, env):
 def torch_celeba(args, seed, env):
     files = sum(len(fs) for _, _, fs in os.walk(args.photos))
     n = files - round(0.1 * files)
-    out, rss = run([sys.executable, TORCH, "celeba", "--epochs", "1", "--threads", str(args.threads), "--seed",
+    out, rss = run([sys.executable, TORCH, *FTZ, "celeba", "--epochs", "1", "--threads", str(args.threads), "--seed",
                     str(seed), "--limit", str(n), "--photos", args.photos], env)
     line = json_lines(out)[0]
     return line["seconds"] / line["images"] * 1e3, rss
@@ -83,7 +85,7 @@ def elbo_btcvae(args, seed, env):
 
 
 def torch_btcvae(args, seed, env):
-    out, rss = run([sys.executable, TORCH, "btcvae", "--epochs", "1", "--threads", str(args.threads), "--seed",
+    out, rss = run([sys.executable, TORCH, *FTZ, "btcvae", "--epochs", "1", "--threads", str(args.threads), "--seed",
                     str(seed), "--limit", str(args.dsprites_images), "--npz", args.dsprites], env)
     return json_lines(out)[0]["seconds"], rss
 
@@ -105,7 +107,11 @@ def main():
     ap.add_argument("--images", type=int, default=200, help="eval: test images")
     ap.add_argument("--k", type=int, default=5000, help="eval: importance samples per image")
     ap.add_argument("--data-dir", default=os.environ.get("ELBO_DATA_DIR", os.path.join(ROOT, "..", "shared", "data", "mnist")))
+    ap.add_argument("--flush-denormal", action="store_true",
+                    help="run the PyTorch references with torch.set_flush_denormal(True), as elbo flushes subnormals")
     args = ap.parse_args()
+    if args.flush_denormal:
+        FTZ.append("--flush-denormal")
     args.data_dir = os.path.abspath(args.data_dir)
     env = dict(os.environ, ELBO_DATA_DIR=args.data_dir)
     subprocess.run(["cargo", "build", "--release", "--bin", "elbo"], cwd=ROOT, check=True)
@@ -150,7 +156,7 @@ def main():
                                 str(args.threads), "--seed", str(seed), "--json"], env)
                 e = json.loads(out)
                 add("eval_elbo", e["seconds"] / (args.images * args.k) * 1e6, rss)
-                out, rss = run([sys.executable, TORCH, "eval", "--images", str(args.images), "--k", str(args.k),
+                out, rss = run([sys.executable, TORCH, *FTZ, "eval", "--images", str(args.images), "--k", str(args.k),
                                 "--threads", str(args.threads), "--seed", str(seed), "--data-dir", args.data_dir], env)
                 best = min(json_lines(out), key=lambda l: l["us_per_sample"])
                 add("eval_torch", best["us_per_sample"], rss)
@@ -158,7 +164,7 @@ def main():
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
     import torch
     print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; threads {args.threads}; "
-          f"PyTorch {torch.__version__}; {time.strftime('%Y-%m-%d')}")
+          f"PyTorch {torch.__version__}{' with denormals flushed' if FTZ else ''}; {time.strftime('%Y-%m-%d')}")
     what = f"MNIST workloads train on {args.limit or 60000} images per epoch"
     if "celeba" in args.workloads:
         what += f"; celeba on the training split of {args.photos}"

@@ -18,7 +18,11 @@ Workloads (all training workloads time one epoch, training only; compile time is
 With the default and IWAE workloads on all 60 000 images, each round also times one epoch's matrix products alone
 in elbo (examples/gemm_floor.rs) and through PyTorch's SGEMM at the same shapes (bench/sgemm_floor.py).
 
-Usage: bench/run.sh --peers [--workloads default iwae conv eval] [--peers torch compile jax] [--rounds 3]
+The -ftz peers run PyTorch with torch.set_flush_denormal(True), as elbo (and XLA) run: on Intel CPUs, subnormal
+floats made eager PyTorch several times slower on the IWAE models, and a user who cares about speed sets it.
+
+Usage: bench/run.sh --peers [--workloads default iwae conv eval] [--peers torch torch-ftz compile compile-ftz jax]
+       [--rounds 3]
        [--limit N] [--threads 2]
 """
 import argparse
@@ -42,7 +46,8 @@ LABELS = {"default": "PyTorch example 784-400-20, batch 128", "iwae": "IWAE k = 
           "conv": "Keras conv VAE, batch 128", "eval": "importance-sampled eval 784-400-20",
           "celeba": "PyTorch-VAE VanillaVAE 64x64x3, batch 64"}
 CONFIGS = {"default": None, "iwae": "configs/iwae-paper-iwae50.toml", "conv": "configs/keras-conv.toml"}
-PEER_NAMES = {"torch": "PyTorch", "compile": "torch.compile", "jax": "JAX jit"}
+PEER_NAMES = {"torch": "PyTorch", "torch-ftz": "PyTorch, denormals flushed", "compile": "torch.compile",
+              "compile-ftz": "torch.compile, denormals flushed", "jax": "JAX jit"}
 
 
 def cpu():
@@ -117,8 +122,10 @@ def peer_run(peer, w, args, seed, env):
         cmd += ["--epochs", "1"]
     if w in ("iwae", "conv") and args.limit:
         cmd += ["--limit", str(args.limit)]
-    if peer == "compile":
+    if peer.startswith("compile"):
         cmd.append("--compile")
+    if peer.endswith("-ftz"):
+        cmd.append("--flush-denormal")
     out, rss = peak_rss_mb(cmd, env)
     lines = json_lines(out)
     if w == "eval":
@@ -145,7 +152,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--workloads", nargs="+", default=["default", "iwae", "conv", "eval"],
                     choices=["default", "iwae", "conv", "eval", "celeba"])
-    ap.add_argument("--peers", nargs="+", default=["torch", "compile", "jax"], choices=["torch", "compile", "jax"])
+    ap.add_argument("--peers", nargs="+", default=["torch", "torch-ftz", "compile", "compile-ftz", "jax"],
+                    choices=list(PEER_NAMES))
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=0, help="train on the first N images (0: all 60000)")

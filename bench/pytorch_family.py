@@ -32,6 +32,7 @@ import argparse
 import json
 import math
 import os
+import sys
 import time
 
 import numpy as np
@@ -606,9 +607,14 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--compile", action="store_true",
                     help="every workload but btcvae: the loss through torch.compile (inductor), compiled before timing")
+    ap.add_argument("--flush-denormal", action="store_true",
+                    help="torch.set_flush_denormal(True): subnormal floats read and written as zero, as elbo and XLA "
+                         "run; on Intel CPUs PyTorch's default (off) can be several times slower")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.flush_denormal and not torch.set_flush_denormal(True):
+        sys.exit("--flush-denormal: this CPU cannot flush subnormals (no SSE3)")
     {"iwae": iwae, "conv": conv, "eval": evaluate, "celeba": celeba, "two-layer": two_layer,
      "latent": latent_family, "btcvae": btcvae}[args.workload](args)
 
