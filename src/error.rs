@@ -45,7 +45,7 @@ pub enum Error {
     Config(String),
     /// Training produced a non-finite loss or gradient.
     #[error(
-        "training diverged at epoch {epoch}, step {step}: {what}. The run keeps its checkpoint of epoch {} ({}), but resuming would diverge again at the same step: start a new run with a smaller --lr or with --clip-grad-norm",
+        "training diverged at epoch {epoch}, step {step}: {what}. The run keeps its checkpoint of epoch {} ({}), but resuming would diverge again at the same step: start a new run with {fix}",
         .epoch - 1,
         if *.epoch == 1 { "the initial weights" } else { "the last good one" }
     )]
@@ -56,6 +56,8 @@ pub enum Error {
         step: usize,
         /// What stopped being finite, with its value.
         what: String,
+        /// The settings that would avoid it (a FactorVAE's discriminator has its own learning rate).
+        fix: &'static str,
     },
     /// Training stopped on SIGINT or SIGTERM between two steps, or after its last epoch, before the figures.
     #[error(

@@ -538,6 +538,12 @@ fn a_learning_rate_the_weights_cannot_hold_is_refused_before_training() {
         assert_user_error(&o, needle);
         assert!(!out.exists(), "{flags:?} wrote a run");
     }
+    // A FactorVAE whose discriminator diverges is told of the discriminator's own rate, not only --lr.
+    let o = run(elbo()
+        .args(["train", "--factor-vae", "35", "--discriminator-lr", "3e38"])
+        .args(["--limit", "500", "--epochs", "1", "--out"])
+        .arg(tmp.path().join("fv")));
+    assert_user_error(&o, "a smaller --lr or --discriminator-lr");
     // The largest f32 itself is a number the weights hold.
     let o = run(elbo()
         .args(["train", "--lr", "3e38", "--limit", "0", "--out"])

@@ -47,6 +47,15 @@ struct Src<'a> {
 }
 
 impl Src<'_> {
+    /// The types to suggest for this array, `otherwise` but for dSprites' classes: indices, refused as floats.
+    fn suggest(&self, otherwise: &'static str) -> &'static str {
+        if self.what.trim_end_matches(".npy") == "latents_classes" {
+            "integers (e.g. classes.astype('int64'))"
+        } else {
+            otherwise
+        }
+    }
+
     fn bad(&self, reason: impl std::fmt::Display) -> Error {
         let path = self.path.display().to_string();
         // An array held in memory is named once (`x: …`), not as the file and the array of an `.npz`.
@@ -234,9 +243,10 @@ fn read_array(r: impl Read, limit: u64, src: Src) -> Result<Array> {
         );
     };
     if ts.uses_pickled_array() || npy.header().uses_pickled_array() {
-        return Err(src.bad(
-            "an object (pickled) array; elbo never unpickles: save a numeric array (e.g. x.astype('float32'))",
-        ));
+        return Err(src.bad(format!(
+            "an object (pickled) array; elbo never unpickles: save {}",
+            src.suggest("a numeric array (e.g. x.astype('float32'))")
+        )));
     }
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     let count = shape
@@ -266,7 +276,8 @@ fn read_array(r: impl Read, limit: u64, src: Src) -> Result<Array> {
         (TypeChar::UnicodeStr | TypeChar::ByteStr, _) => Dtype::Text,
         _ => {
             return Err(src.bad(format!(
-                "values of type {type_name} are not supported: use bool, integers, float16, float32 or float64"
+                "values of type {type_name} are not supported: use {}",
+                src.suggest("bool, integers, float16, float32 or float64")
             )));
         }
     };

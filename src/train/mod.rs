@@ -709,6 +709,7 @@ pub fn train_on(
                         epoch,
                         step: step + 1,
                         what,
+                        fix: divergence_fix(&t),
                     });
                 }
                 vae.update_running_stats(&ws);
@@ -749,6 +750,7 @@ pub fn train_on(
                         "the epoch's metrics are not finite"
                     }
                     .into(),
+                    fix: divergence_fix(&t),
                 });
             }
             state.epoch = epoch;
@@ -865,6 +867,16 @@ fn publish_start(
         checkpoint::save(run_dir, cfg, &vae.params, adam, state).map_err(save_failed)?;
     }
     checkpoint::check_room_for_next(run_dir).map_err(save_failed)
+}
+
+/// The settings that keep a run from diverging: a FactorVAE's discriminator has its own learning rate, which
+/// `--clip-grad-norm` does not reach.
+fn divergence_fix(t: &TrainConfig) -> &'static str {
+    if t.factor_vae.is_some() {
+        "a smaller --lr or --discriminator-lr, or with --clip-grad-norm (which clips the VAE's gradient, not the discriminator's)"
+    } else {
+        "a smaller --lr or with --clip-grad-norm"
+    }
 }
 
 /// One optimiser step on the gradient in `vae.params.grad`: scaled to the batch mean if asked, clipped, then

@@ -235,7 +235,11 @@ function buildSliders() {
     const out = document.createElement('output');
     out.id = `z${j}-out`; out.textContent = '0.00';
     s.addEventListener('input', () => {
-      const z = state.z.slice(); z[j] = Number(s.value);
+      // The browser reports the value to 15 digits, so a thumb at an end can read just past it: take the end.
+      const [a, b] = state.info.ranges[j];
+      const v = Number(s.value);
+      const tol = 1e-12 * Math.max(1, Math.abs(a), Math.abs(b));
+      const z = state.z.slice(); z[j] = v >= b - tol ? b : v <= a + tol ? a : v;
       showValue(j, z[j]);
       setZ(z, 'slider');
     });
