@@ -529,6 +529,10 @@ fn a_learning_rate_the_weights_cannot_hold_is_refused_before_training() {
         ),
         (vec!["--lr", "0"], "--lr 0 must be a positive number"),
         (
+            vec!["--lr", "1e-40"],
+            "--lr 1e-40 is below the smallest normal f32",
+        ),
+        (
             vec!["--factor-vae", "35", "--discriminator-lr", "4e38"],
             "--discriminator-lr 4e38 is beyond",
         ),
@@ -544,11 +548,13 @@ fn a_learning_rate_the_weights_cannot_hold_is_refused_before_training() {
         .args(["--limit", "500", "--epochs", "1", "--out"])
         .arg(tmp.path().join("fv")));
     assert_user_error(&o, "a smaller --lr or --discriminator-lr");
-    // The largest f32 itself is a number the weights hold.
-    let o = run(elbo()
-        .args(["train", "--lr", "3e38", "--limit", "0", "--out"])
-        .arg(tmp.path().join("r")));
-    assert!(!stderr(&o).contains("beyond the largest"), "{}", stderr(&o));
+    // The largest f32, as f32 prints it, and the smallest normal one are numbers the weights hold.
+    for lr in ["3.4028235e38", "1.2e-38"] {
+        let o = run(elbo()
+            .args(["train", "--lr", lr, "--limit", "0", "--out"])
+            .arg(tmp.path().join("r")));
+        assert_user_error(&o, "--limit 0 leaves nothing to train on");
+    }
 }
 
 #[test]

@@ -747,17 +747,24 @@ fn one() -> usize {
     1
 }
 
-/// A learning rate must be positive and fit the weights' f32: a larger one becomes infinity in the update, and the
-/// run would stop as "diverged" when the number given was never usable.
+/// A learning rate must be positive and a normal f32, as the update uses it: a larger one becomes infinity and the
+/// run would stop as "diverged", a subnormal one is flushed to zero and the weights would never move.
 fn check_lr(flag: &str, lr: f64) -> Result<()> {
     if !(lr.is_finite() && lr > 0.0) {
         return Err(Error::Config(format!(
             "{flag} {lr} must be a positive number"
         )));
     }
-    if lr > f32::MAX as f64 {
+    // Rounded to the f32 the update uses: f32::MAX as printed (3.4028235e38) is that number, not beyond it.
+    let f = lr as f32;
+    if f.is_infinite() {
         return Err(Error::Config(format!(
             "{flag} {lr:e} is beyond the largest number the weights hold (f32, about 3.4e38): give a learning rate such as 1e-3"
+        )));
+    }
+    if f < f32::MIN_POSITIVE {
+        return Err(Error::Config(format!(
+            "{flag} {lr:e} is below the smallest normal f32 (about 1.2e-38), which the update flushes to zero: the weights would never move"
         )));
     }
     Ok(())
