@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_user_error, elbo, npy, npz, run, stderr, zip_of};
+use common::{assert_user_error, elbo, npy, npz, raw_npy, run, stderr, zip_of};
 use std::path::Path;
 
 fn make(out: &Path, n: &str, seed: &str) -> std::process::Output {
@@ -277,7 +277,13 @@ fn what_is_not_dsprites_layout_is_refused_with_the_reason() {
             "complex-classes",
             vec![
                 ("imgs", npy(&[2, 4, 4], [0u8, 1].repeat(16))),
-                ("latents_classes", raw_npy("<c8", &[2, 2], &[0u8; 32])),
+                (
+                    "latents_classes",
+                    raw_npy(
+                        "{'descr': '<c8', 'fortran_order': False, 'shape': (2, 2), }",
+                        &[0u8; 32],
+                    ),
+                ),
             ],
             "use integers (e.g. classes.astype('int64'))",
         ),
@@ -882,22 +888,4 @@ fn make_dsprites_says_how_far_it_is_and_ctrl_c_leaves_no_file() {
     );
     let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
-}
-
-/// An `.npy` of `descr` (a NumPy type string) and `shape` over `data`, for types the writer cannot make.
-fn raw_npy(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let mut header = format!(
-        "{{'descr': '{descr}', 'fortran_order': False, 'shape': ({},), }}",
-        dims.join(", ")
-    );
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(data);
-    out
 }

@@ -295,41 +295,27 @@ fn numpy_arrays_in_every_layout() {
     assert_eq!((t.kind, t.shape), (Kind::Table, ItemShape::grey(1, 2)));
 }
 
-/// An .npy header with the given dictionary text, padded as NumPy pads it.
-fn raw_npy(dict: &str, payload: &[u8]) -> Vec<u8> {
-    let mut header = dict.to_string();
-    while !(10 + header.len() + 1).is_multiple_of(64) {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut b = b"\x93NUMPY\x01\x00".to_vec();
-    b.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    b.extend_from_slice(header.as_bytes());
-    b.extend_from_slice(payload);
-    b
-}
-
 #[test]
 fn hostile_arrays_are_refused_by_name() {
     let tmp = tempfile::tempdir().unwrap();
     let p = tmp.path().join("bad.npy");
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (
-            raw_npy(
+            common::raw_npy(
                 "{'descr': '|O', 'fortran_order': False, 'shape': (2,), }",
                 b"\x80\x04\x95cos\nsystem\n",
             ),
             "pickled",
         ),
         (
-            raw_npy(
+            common::raw_npy(
                 "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000, 1000), }",
                 &[0; 16],
             ),
             "more than the file holds",
         ),
         (
-            raw_npy(
+            common::raw_npy(
                 "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }",
                 &[0; 5],
             ),
@@ -349,7 +335,7 @@ fn hostile_arrays_are_refused_by_name() {
         .collect();
     std::fs::write(
         &p,
-        raw_npy(
+        common::raw_npy(
             "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }",
             &column_major,
         ),

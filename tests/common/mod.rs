@@ -388,3 +388,17 @@ pub fn run_on(dir: &Path, name: &str, args: &[&str]) -> Output {
         .args(args)
         .env("ELBO_DATA_DIR", mnist_dir()))
 }
+
+/// An .npy header with the given dictionary text, padded as NumPy pads it.
+pub fn raw_npy(dict: &str, payload: &[u8]) -> Vec<u8> {
+    let mut header = dict.to_string();
+    while !(10 + header.len() + 1).is_multiple_of(64) {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut b = b"\x93NUMPY\x01\x00".to_vec();
+    b.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    b.extend_from_slice(header.as_bytes());
+    b.extend_from_slice(payload);
+    b
+}
