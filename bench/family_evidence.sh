@@ -10,6 +10,10 @@
 # against anything else, so it may run beside other work (e.g. under `nice -n 19`); the `train_seconds` it records
 # are wall times beside whatever else ran, not a speed measurement.
 #
+# The PyTorch runs flush subnormals to zero (--flush-denormal), as elbo and XLA do: without it, this Intel CPU spent
+# hours on subnormal arithmetic in one evaluation. Seed 1's first three PyTorch rows and its VampPrior training ran
+# before that flag was added here (on an AMD EPYC, where the cost is small).
+#
 # The VampPrior runs here use the iwae schedule without configs/vampprior.toml's 100-epoch KL warm-up (which would
 # never end within 35 epochs), in both frameworks.
 #
@@ -81,7 +85,7 @@ for seed in ${seeds[@]}; do
       log="$RUNS/$model-$seed-pytorch.log"
       # shellcheck disable=SC2046
       "$PY" bench/pytorch_family.py $(torch_flags "$model") --stage-growth 1.4 --seed "$seed" --threads 2 \
-        --k "$K" --images "$IMAGES" --save "$RUNS/$model-$seed-pytorch.pt" >"$log" 2>&1
+        --flush-denormal --k "$K" --images "$IMAGES" --save "$RUNS/$model-$seed-pytorch.pt" >"$log" 2>&1
       read -r neg_elbo nll train_s < <(python3 -c '
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]

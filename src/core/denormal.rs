@@ -12,6 +12,19 @@ pub fn flush_to_zero() {
     }
 }
 
+thread_local! {
+    static FLUSHED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// [`flush_to_zero`] once per thread: called where work is split, so that the parts the caller computes round tiny
+/// values as the pool's workers do, whichever thread the caller is (a Python thread, a server's).
+#[inline]
+pub fn ensure_flushed() {
+    if !FLUSHED.with(|f| f.replace(true)) {
+        flush_to_zero();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

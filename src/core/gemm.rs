@@ -65,6 +65,7 @@ pub fn matmul<T: Real>(
     if m == 0 || n == 0 {
         return;
     }
+    super::denormal::ensure_flushed();
     if k == 0 {
         if !accumulate {
             c[..m * n].fill(T::zero());
@@ -131,25 +132,13 @@ pub fn matmul<T: Real>(
             call(0, m, start, end)
         }
     };
-    // Small sides leave leading parts empty; the part that ends at `len` is the last.
-    let parts = bounds
+    // Small sides leave leading parts empty.
+    let parts: Vec<(usize, usize)> = bounds
         .windows(2)
         .map(|w| (w[0], w[1]))
-        .filter(|(a, b)| a < b);
-    if threads::count() <= 1 {
-        parts.for_each(|(a, b)| run(a, b));
-        return;
-    }
-    rayon::scope(|s| {
-        for (a, b) in parts {
-            if b == len {
-                // The last part runs here rather than idling while the others work.
-                run(a, b);
-            } else {
-                s.spawn(move |_| run(a, b));
-            }
-        }
-    });
+        .filter(|(a, b)| a < b)
+        .collect();
+    threads::for_parts(parts.len(), |i| run(parts[i].0, parts[i].1));
 }
 
 /// Bounds of [`PARTS`] parts of `len`, in whole units of `unit` but the last, as even as whole units allow.

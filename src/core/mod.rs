@@ -13,6 +13,7 @@ pub mod linear;
 pub mod ops;
 pub mod optim;
 pub mod params;
+mod pool;
 pub(crate) mod simd;
 pub mod threads;
 

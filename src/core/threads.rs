@@ -1,4 +1,6 @@
-//! The one worker pool: rayon's global pool, sized once by `--threads`, with denormals flushed on every worker.
+//! The worker pools, sized once by `--threads`, with denormals flushed on every worker: a spinning pool for the
+//! products and element-wise kernels of a step ([`super::pool`]), and rayon's global pool for coarse work
+//! (evaluation's items, image decoding).
 
 use std::sync::OnceLock;
 
@@ -6,7 +8,7 @@ static THREADS: OnceLock<usize> = OnceLock::new();
 
 /// Sets up the pool with `n` threads (0 means all cores); later calls keep the first size.
 pub fn init(n: usize) -> usize {
-    *THREADS.get_or_init(|| {
+    let n = *THREADS.get_or_init(|| {
         let n = if n == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         } else {
@@ -17,9 +19,10 @@ pub fn init(n: usize) -> usize {
             .num_threads(n)
             .start_handler(|_| super::denormal::flush_to_zero())
             .build_global();
-        super::denormal::flush_to_zero();
         n
-    })
+    });
+    super::denormal::ensure_flushed();
+    n
 }
 
 /// Most threads accepted per available core: more only adds contention (and thousands hang a machine).
@@ -60,24 +63,31 @@ pub fn is_serial() -> bool {
 }
 
 /// Splits `0..n` into one contiguous range per thread (none shorter than `min` unless `n` is) and runs `f` on each
-/// in parallel, the last on the calling thread.
+/// in parallel, the calling thread taking one.
 pub fn for_rows(n: usize, min: usize, f: impl Fn(usize, usize) + Sync) {
+    super::denormal::ensure_flushed();
     let parts = count().min(n / min.max(1)).max(1);
     if parts == 1 || is_serial() {
         f(0, n);
         return;
     }
     let step = n.div_ceil(parts);
-    rayon::scope(|s| {
-        let f = &f;
-        let mut start = 0;
-        while start + step < n {
-            let end = start + step;
-            s.spawn(move |_| f(start, end));
-            start = end;
-        }
-        f(start, n);
-    });
+    let parts = n.div_ceil(step);
+    for_parts(parts, |i| f(i * step, ((i + 1) * step).min(n)));
+}
+
+/// Runs `f(0)`, …, `f(parts − 1)` in parallel on the spinning pool, the calling thread taking parts too; in order
+/// on the calling thread inside [`serial`], from inside another part, or while another thread's job runs.
+pub fn for_parts(parts: usize, f: impl Fn(usize) + Sync) {
+    super::denormal::ensure_flushed();
+    if is_serial() || count() <= 1 {
+        (0..parts).for_each(f);
+    } else {
+        // Started at the first split job, not by `init`: evaluation, which spreads whole items over rayon's
+        // workers, never needs these.
+        super::pool::start(count() - 1);
+        super::pool::run_parts(parts, &f);
+    }
 }
 
 /// A mutable slice that threads may carve into disjoint ranges (see [`for_rows`]).
@@ -117,8 +127,8 @@ impl<'a, T> Disjoint<'a, T> {
     }
 }
 
-/// Runs `f` on a worker of the pool, so that the products it splits hand work to a spinning peer instead of
-/// waking a sleeping one.
+/// Runs `f` on a worker of rayon's pool: the parallel iterators it starts then share their work with the calling
+/// thread instead of blocking it.
 pub fn run<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     if count() <= 1 {
         return f();

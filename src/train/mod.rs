@@ -16,7 +16,7 @@ pub use metrics::{EpochMetrics, SplitMetrics};
 pub use observe::{Flow, Observer, Quiet};
 pub use settings::Settings;
 
-use crate::core::{Adam, Optimizer, dist, threads};
+use crate::core::{Adam, Optimizer, dist};
 use crate::data::batch::binarize_static;
 use crate::data::{
     self, Batcher, Binarize, Dataset, ItemShape, Kind, Loaded, load_dataset, resolve_data_dir,
@@ -654,7 +654,7 @@ pub fn train_on(
         finished: false,
         dir: run_dir.to_path_buf(),
     };
-    threads::run(|| -> Result<()> {
+    (|| -> Result<()> {
         for epoch in state.epoch + 1..=t.epochs {
             observer.epoch_start(epoch, t.epochs, n);
             let started = Instant::now();
@@ -769,7 +769,7 @@ pub fn train_on(
             }
         }
         Ok(())
-    })?;
+    })()?;
     Ok(state.history)
 }
 
