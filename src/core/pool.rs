@@ -130,7 +130,7 @@ pub(crate) fn run_parts(parts: usize, f: &(dyn Fn(usize) + Sync)) {
     if let Err(e) = mine {
         resume_unwind(e);
     }
-    assert!(!panicked, "a part of a parallel job panicked on a worker");
+    assert!(!panicked, "a part of a parallel job panicked");
 }
 
 /// Takes and runs parts of job `generation` until none are left; returns whether it ran any.
