@@ -65,7 +65,6 @@ pub fn matmul<T: Real>(
     if m == 0 || n == 0 {
         return;
     }
-    super::denormal::ensure_flushed();
     if k == 0 {
         if !accumulate {
             c[..m * n].fill(T::zero());
@@ -114,6 +113,8 @@ pub fn matmul<T: Real>(
         }
     };
     if m * n * k < PARALLEL_MIN_MACS || threads::is_serial() {
+        // Rounded as the split products' parts are, on whichever thread.
+        super::denormal::ensure_flushed();
         call(0, m, 0, n);
         return;
     }
@@ -132,13 +133,13 @@ pub fn matmul<T: Real>(
             call(0, m, start, end)
         }
     };
-    // Small sides leave leading parts empty.
-    let parts: Vec<(usize, usize)> = bounds
-        .windows(2)
-        .map(|w| (w[0], w[1]))
-        .filter(|(a, b)| a < b)
-        .collect();
-    threads::for_parts(parts.len(), |i| run(parts[i].0, parts[i].1));
+    // Small sides leave leading parts empty, and only leading ones.
+    let first = (0..PARTS)
+        .find(|&i| bounds[i] < bounds[i + 1])
+        .unwrap_or(PARTS);
+    threads::for_parts(PARTS - first, |i| {
+        run(bounds[first + i], bounds[first + i + 1])
+    });
 }
 
 /// Bounds of [`PARTS`] parts of `len`, in whole units of `unit` but the last, as even as whole units allow.

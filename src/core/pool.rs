@@ -8,7 +8,7 @@
 //! Which thread runs a part never changes what it computes, so results stay independent of the thread count.
 
 use std::cell::Cell;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -114,8 +114,8 @@ pub(crate) fn run_parts(parts: usize, f: &(dyn Fn(usize) + Sync)) {
         let _guard = pool.lock.lock().unwrap_or_else(|e| e.into_inner());
         pool.wake.notify_all();
     }
-    let mine = catch_unwind(AssertUnwindSafe(|| take_parts(pool, generation)));
-    // Workers may still be running parts that borrow `f`: wait for them whatever happened here.
+    // Parts panic into `panicked`, never out of here: workers may still be running parts that borrow `f`.
+    take_parts(pool, generation);
     let mut spins = 0u32;
     while pool.done.load(Acquire) < parts {
         spins = spins.saturating_add(1);
@@ -127,23 +127,19 @@ pub(crate) fn run_parts(parts: usize, f: &(dyn Fn(usize) + Sync)) {
     }
     let panicked = pool.panicked.swap(false, Relaxed);
     pool.busy.store(false, Release);
-    if let Err(e) = mine {
-        resume_unwind(e);
-    }
     assert!(!panicked, "a part of a parallel job panicked");
 }
 
-/// Takes and runs parts of job `generation` until none are left; returns whether it ran any.
-fn take_parts(pool: &Shared, generation: u64) -> bool {
-    let mut ran = false;
+/// Takes and runs parts of job `generation` until none are left.
+fn take_parts(pool: &Shared, generation: u64) {
     let mut ticket = pool.ticket.load(Acquire);
     loop {
         if ticket >> 32 != generation {
-            return ran;
+            return;
         }
         let (parts, part) = ((ticket >> 16 & 0xffff) as usize, (ticket & 0xffff) as usize);
         if part >= parts {
-            return ran;
+            return;
         }
         match pool
             .ticket
@@ -162,7 +158,6 @@ fn take_parts(pool: &Shared, generation: u64) -> bool {
                     pool.panicked.store(true, Relaxed);
                 }
                 pool.done.fetch_add(1, Release);
-                ran = true;
                 ticket = pool.ticket.load(Acquire);
             }
             Err(now) => ticket = now,

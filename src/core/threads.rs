@@ -65,11 +65,9 @@ pub fn is_serial() -> bool {
 /// Splits `0..n` into one contiguous range per thread (none shorter than `min` unless `n` is) and runs `f` on each
 /// in parallel, the calling thread taking one.
 pub fn for_rows(n: usize, min: usize, f: impl Fn(usize, usize) + Sync) {
-    super::denormal::ensure_flushed();
     let parts = count().min(n / min.max(1)).max(1);
     if parts == 1 || is_serial() {
-        f(0, n);
-        return;
+        return for_parts(1, |_| f(0, n));
     }
     let step = n.div_ceil(parts);
     let parts = n.div_ceil(step);
