@@ -529,11 +529,14 @@ class LatentFamily(Mlp):
                 blocks, width = int(n[0]), int(n[1])
                 self.flows.extend(IafBlock(latent, width, act, i % 2 == 1) for i in range(blocks))
         self.pseudo = nn.Parameter(0.05 + 0.01 * torch.randn(components, 784)) if prior == "vamp" else None
+        self.components = None
 
     def log_prior(self, z):
         if self.pseudo is None:
             return -0.5 * (z * z).sum(-1)
-        pm, plv = self.encode(self.pseudo.clamp(0, 1))
+        # During evaluation the components are fixed: encoding the 500 pseudo-inputs again for every chunk of samples
+        # cost as much as decoding the chunk.
+        pm, plv = self.components if self.components is not None else self.encode(self.pseudo.clamp(0, 1))
         # [..., 1, d] against [K, d]: equally weighted components, without the ln 2π terms.
         comp = -0.5 * (((z.unsqueeze(-2) - pm) ** 2) * torch.exp(-plv) + plv).sum(-1)
         return torch.logsumexp(comp, -1) - math.log(len(pm))
@@ -567,6 +570,8 @@ def latent_family(args):
     if not len(test):
         return
     with torch.no_grad():
+        if model.pseudo is not None:
+            model.components = model.encode(model.pseudo.clamp(0, 1))
         x = torch.bernoulli(test)
         elbo, nll = 0.0, 0.0
         for row in x.split(1):
