@@ -7,6 +7,7 @@
 
 use super::Real;
 use super::params::Registry;
+use super::threads::{self, Disjoint};
 
 /// PyTorch's ε added to the variance.
 pub const EPS: f64 = 1e-5;
@@ -68,30 +69,44 @@ impl BatchNorm {
     pub fn forward_train<T: Real>(&self, p: &[T], y: &mut [T], xhat: &mut [T], stats: &mut [T]) {
         let c = self.channels;
         let n = (y.len() / c).max(1) as f64;
-        let (mut sum, mut sq) = (vec![0.0f64; c], vec![0.0f64; c]);
-        for px in y.chunks_exact(c) {
-            sum.iter_mut().zip(px).for_each(|(s, &v)| *s += v.f64());
-        }
-        let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
-        // Two passes: the variance from centred values loses nothing to cancellation.
-        for px in y.chunks_exact(c) {
-            for ((s, &v), m) in sq.iter_mut().zip(px).zip(&mean) {
-                *s += (v.f64() - m).powi(2);
+        let mut mean = vec![0.0f64; c];
+        channel_sums(y.len(), c, &mut mean, |j0, j1, [acc]| {
+            for px in y.chunks_exact(c) {
+                acc.iter_mut()
+                    .zip(&px[j0..j1])
+                    .for_each(|(s, &v)| *s += v.f64());
             }
-        }
-        let var: Vec<f64> = sq.iter().map(|s| s / n).collect();
+        });
+        mean.iter_mut().for_each(|s| *s /= n);
+        // Two passes: the variance from centred values loses nothing to cancellation.
+        let mut var = vec![0.0f64; c];
+        channel_sums(y.len(), c, &mut var, |j0, j1, [acc]| {
+            let mean = &mean[j0..j1];
+            for px in y.chunks_exact(c) {
+                for ((s, &v), m) in acc.iter_mut().zip(&px[j0..j1]).zip(mean) {
+                    *s += (v.f64() - m).powi(2);
+                }
+            }
+        });
+        var.iter_mut().for_each(|s| *s /= n);
         let scale: Vec<T> = var.iter().map(|v| T::c(1.0 / (v + EPS).sqrt())).collect();
         let (mean_t, gamma): (Vec<T>, &[T]) = (
             mean.iter().map(|&m| T::c(m)).collect(),
             &p[self.gamma..self.gamma + c],
         );
-        for (px, xh) in y.chunks_exact_mut(c).zip(xhat.chunks_exact_mut(c)) {
-            for j in 0..c {
-                let h = (px[j] - mean_t[j]) * scale[j];
-                xh[j] = h;
-                px[j] = gamma[j] * h;
+        let len = y.len();
+        let (ys, xs) = (Disjoint::new(y), Disjoint::new(xhat));
+        for_pixels(len, c, |a, b| {
+            // SAFETY: the parts' pixel ranges are disjoint.
+            let (y, xhat) = unsafe { (ys.range(a * c, b * c), xs.range(a * c, b * c)) };
+            for (px, xh) in y.chunks_exact_mut(c).zip(xhat.chunks_exact_mut(c)) {
+                let coef = mean_t.iter().zip(&scale).zip(gamma);
+                for ((v, h), ((&m, &s), &g)) in px.iter_mut().zip(xh.iter_mut()).zip(coef) {
+                    *h = (*v - m) * s;
+                    *v = g * *h;
+                }
             }
-        }
+        });
         for j in 0..c {
             stats[j] = mean_t[j];
             stats[c + j] = T::c(var[j]);
@@ -109,11 +124,17 @@ impl BatchNorm {
         let scale: Vec<T> = (0..c)
             .map(|j| gamma[j] / (var[j] + T::c(EPS)).sqrt())
             .collect();
-        for px in y.chunks_exact_mut(c) {
-            for j in 0..c {
-                px[j] = (px[j] - mean[j]) * scale[j];
+        let len = y.len();
+        let ys = Disjoint::new(y);
+        for_pixels(len, c, |a, b| {
+            // SAFETY: the parts' pixel ranges are disjoint.
+            let y = unsafe { ys.range(a * c, b * c) };
+            for px in y.chunks_exact_mut(c) {
+                for (v, (&m, &s)) in px.iter_mut().zip(mean.iter().zip(&scale)) {
+                    *v = (*v - m) * s;
+                }
             }
-        }
+        });
     }
 
     /// Backward of training mode. `dy` holds the gradient w.r.t. γ·x̂ + β on entry and w.r.t. the layer's input
@@ -121,13 +142,21 @@ impl BatchNorm {
     pub fn backward<T: Real>(&self, p: &[T], g: &mut [T], xhat: &[T], stats: &[T], dy: &mut [T]) {
         let c = self.channels;
         let n = (dy.len() / c).max(1) as f64;
-        let (mut dbeta, mut dgamma) = (vec![0.0f64; c], vec![0.0f64; c]);
-        for (d, xh) in dy.chunks_exact(c).zip(xhat.chunks_exact(c)) {
-            for j in 0..c {
-                dbeta[j] += d[j].f64();
-                dgamma[j] += d[j].f64() * xh[j].f64();
-            }
+        // Σdy then Σdy·x̂ per channel.
+        let mut sums = vec![0.0f64; 2 * c];
+        {
+            let dy = &*dy;
+            channel_sums(dy.len(), c, &mut sums, |j0, j1, [db, dg]| {
+                for (d, xh) in dy.chunks_exact(c).zip(xhat.chunks_exact(c)) {
+                    let acc = db.iter_mut().zip(dg.iter_mut());
+                    for ((b, g), (&d, &xh)) in acc.zip(d[j0..j1].iter().zip(&xh[j0..j1])) {
+                        *b += d.f64();
+                        *g += d.f64() * xh.f64();
+                    }
+                }
+            });
         }
+        let (dbeta, dgamma) = sums.split_at(c);
         let gamma = &p[self.gamma..self.gamma + c];
         // dx = γ/(σ·n) · (n·dy − Σdy − x̂·Σ(dy·x̂)), with σ = √(var + ε).
         let k: Vec<T> = (0..c)
@@ -137,11 +166,21 @@ impl BatchNorm {
             dbeta.iter().map(|&v| T::c(v / n)).collect(),
             dgamma.iter().map(|&v| T::c(v / n)).collect(),
         );
-        for (d, xh) in dy.chunks_exact_mut(c).zip(xhat.chunks_exact(c)) {
-            for j in 0..c {
-                d[j] = k[j] * (d[j] - mb[j] - xh[j] * mg[j]);
+        let len = dy.len();
+        let ds = Disjoint::new(dy);
+        for_pixels(len, c, |a, b| {
+            // SAFETY: the parts' pixel ranges are disjoint.
+            let dy = unsafe { ds.range(a * c, b * c) };
+            for (d, xh) in dy
+                .chunks_exact_mut(c)
+                .zip(xhat[a * c..b * c].chunks_exact(c))
+            {
+                let coef = k.iter().zip(&mb).zip(&mg);
+                for ((d, &xh), ((&k, &mb), &mg)) in d.iter_mut().zip(xh).zip(coef) {
+                    *d = k * (*d - mb - xh * mg);
+                }
             }
-        }
+        });
         for j in 0..c {
             g[self.gamma + j] = T::c(dgamma[j]);
             g[self.beta + j] = T::c(dbeta[j]);
@@ -167,11 +206,56 @@ impl BatchNorm {
     }
 }
 
+/// Values below which a pass stays on the calling thread: handing it off costs more.
+const PARALLEL_MIN: usize = 1 << 15;
+/// Channels summed per sweep over the pixels, in accumulators on the stack.
+const BLOCK: usize = 64;
+
+/// Per-channel sums, `W` of them (`out`: `W` blocks of `c`, zero on entry), split over the pool by channels:
+/// `f(j0, j1, acc)` adds channels `j0..j1` (at most [`BLOCK`]) of every pixel, in order, into `acc[w][..j1 − j0]`.
+/// Each channel's sum is taken in the same order whatever the split, so results never depend on the thread count.
+/// The accumulators live on each part's stack: kept in a shared buffer, two threads' neighbouring sums shared a
+/// cache line and every pixel's update bounced it between the cores.
+fn channel_sums<const W: usize>(
+    len: usize,
+    c: usize,
+    out: &mut [f64],
+    f: impl Fn(usize, usize, [&mut [f64]; W]) + Sync,
+) {
+    // At least 16 channels a part: a whole cache line of each pixel.
+    let min = if len < PARALLEL_MIN { c } else { 16 };
+    let out = Disjoint::new(out);
+    threads::for_rows(c, min, |p0, p1| {
+        for j0 in (p0..p1).step_by(BLOCK) {
+            let j1 = (j0 + BLOCK).min(p1);
+            let mut acc = [[0.0f64; BLOCK]; W];
+            let mut parts = acc.iter_mut().map(|a| &mut a[..j1 - j0]);
+            f(
+                j0,
+                j1,
+                std::array::from_fn(|_| parts.next().expect("W blocks")),
+            );
+            for (w, a) in acc.iter().enumerate() {
+                // SAFETY: the parts' channel ranges, and so their entries of every block, are disjoint.
+                unsafe { out.range(w * c + j0, w * c + j1) }.copy_from_slice(&a[..j1 - j0]);
+            }
+        }
+    });
+}
+
+/// Runs `f(a, b)` over parts of the pixels (`len / c` of them) of an element-wise pass.
+fn for_pixels(len: usize, c: usize, f: impl Fn(usize, usize) + Sync) {
+    let pixels = len / c.max(1);
+    let min = if len < PARALLEL_MIN { pixels } else { 64 };
+    threads::for_rows(pixels, min, f);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::core::Params;
     use crate::core::gradcheck::check_gradients;
+    use crate::core::threads;
 
     fn layer(c: usize) -> (BatchNorm, Params<f64>) {
         let mut params = Params::<f64>::default();
@@ -271,5 +355,38 @@ mod tests {
             let want = p[bn.gamma + j] * (xi - p[bn.mean + j]) / (p[bn.var + j] + EPS).sqrt();
             assert!((v - want).abs() < 1e-12, "{v} vs {want}");
         }
+    }
+
+    #[test]
+    fn the_pool_splits_change_no_bit() {
+        threads::init(2);
+        // 80 channels (parts of 48 and 32, blocks of 64 and 16) over enough pixels that every pass is split, in
+        // f32, where a sum taken in another order would show in the last bits.
+        let (c, pixels) = (80, 1024);
+        let mut params = Params::<f32>::default();
+        let bn = BatchNorm::new(&mut params, "bn", c);
+        bn.init(&mut params.data);
+        let p = &params.data;
+        let x: Vec<f32> = (0..c * pixels)
+            .map(|i| ((i as f32) * 0.37).sin() * 3.0 + 1.0)
+            .collect();
+        let r: Vec<f32> = (0..c * pixels).map(|i| ((i as f32) * 1.7).cos()).collect();
+        let run = || {
+            let (mut y, mut xh, mut st) = (x.clone(), vec![0.0; x.len()], vec![0.0; 2 * c]);
+            bn.forward_train(p, &mut y, &mut xh, &mut st);
+            let (mut g, mut dy) = (vec![0.0; p.len()], r.clone());
+            bn.backward(p, &mut g, &xh, &st, &mut dy);
+            let mut gb = vec![0.5; c];
+            crate::core::linear::bias_grad(&mut gb, &r, true);
+            let mut e = x.clone();
+            bn.forward_eval(p, &mut e);
+            (y, xh, st, g, dy, gb, e)
+        };
+        let split = run();
+        let serial = threads::serial(run);
+        assert_eq!(split, serial);
+        // And the serial pass is the plain formula: channel 3's mean is the sum of its values in order.
+        let want = (0..pixels).map(|i| x[i * c + 3] as f64).sum::<f64>() / pixels as f64;
+        assert_eq!(split.2[3], want as f32);
     }
 }
