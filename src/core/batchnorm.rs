@@ -70,7 +70,7 @@ impl BatchNorm {
         let c = self.channels;
         let n = (y.len() / c).max(1) as f64;
         let mut mean = vec![0.0f64; c];
-        channel_sums(y.len(), c, &mut mean, |j0, j1, [acc]| {
+        threads::column_sums(y.len(), c, &mut mean, |j0, j1, [acc]| {
             for px in y.chunks_exact(c) {
                 acc.iter_mut()
                     .zip(&px[j0..j1])
@@ -80,7 +80,7 @@ impl BatchNorm {
         mean.iter_mut().for_each(|s| *s /= n);
         // Two passes: the variance from centred values loses nothing to cancellation.
         let mut var = vec![0.0f64; c];
-        channel_sums(y.len(), c, &mut var, |j0, j1, [acc]| {
+        threads::column_sums(y.len(), c, &mut var, |j0, j1, [acc]| {
             let mean = &mean[j0..j1];
             for px in y.chunks_exact(c) {
                 for ((s, &v), m) in acc.iter_mut().zip(&px[j0..j1]).zip(mean) {
@@ -146,7 +146,7 @@ impl BatchNorm {
         let mut sums = vec![0.0f64; 2 * c];
         {
             let dy = &*dy;
-            channel_sums(dy.len(), c, &mut sums, |j0, j1, [db, dg]| {
+            threads::column_sums(dy.len(), c, &mut sums, |j0, j1, [db, dg]| {
                 for (d, xh) in dy.chunks_exact(c).zip(xhat.chunks_exact(c)) {
                     let acc = db.iter_mut().zip(dg.iter_mut());
                     for ((b, g), (&d, &xh)) in acc.zip(d[j0..j1].iter().zip(&xh[j0..j1])) {
@@ -208,41 +208,6 @@ impl BatchNorm {
 
 /// Values below which a pass stays on the calling thread: handing it off costs more.
 const PARALLEL_MIN: usize = 1 << 15;
-/// Channels summed per sweep over the pixels, in accumulators on the stack.
-const BLOCK: usize = 64;
-
-/// Per-channel sums, `W` of them (`out`: `W` blocks of `c`, zero on entry), split over the pool by channels:
-/// `f(j0, j1, acc)` adds channels `j0..j1` (at most [`BLOCK`]) of every pixel, in order, into `acc[w][..j1 − j0]`.
-/// Each channel's sum is taken in the same order whatever the split, so results never depend on the thread count.
-/// The accumulators live on each part's stack: kept in a shared buffer, two threads' neighbouring sums shared a
-/// cache line and every pixel's update bounced it between the cores.
-fn channel_sums<const W: usize>(
-    len: usize,
-    c: usize,
-    out: &mut [f64],
-    f: impl Fn(usize, usize, [&mut [f64]; W]) + Sync,
-) {
-    // At least 16 channels a part: a whole cache line of each pixel.
-    let min = if len < PARALLEL_MIN { c } else { 16 };
-    let out = Disjoint::new(out);
-    threads::for_rows(c, min, |p0, p1| {
-        for j0 in (p0..p1).step_by(BLOCK) {
-            let j1 = (j0 + BLOCK).min(p1);
-            let mut acc = [[0.0f64; BLOCK]; W];
-            let mut parts = acc.iter_mut().map(|a| &mut a[..j1 - j0]);
-            f(
-                j0,
-                j1,
-                std::array::from_fn(|_| parts.next().expect("W blocks")),
-            );
-            for (w, a) in acc.iter().enumerate() {
-                // SAFETY: the parts' channel ranges, and so their entries of every block, are disjoint.
-                unsafe { out.range(w * c + j0, w * c + j1) }.copy_from_slice(&a[..j1 - j0]);
-            }
-        }
-    });
-}
-
 /// Runs `f(a, b)` over parts of the pixels (`len / c` of them) of an element-wise pass.
 fn for_pixels(len: usize, c: usize, f: impl Fn(usize, usize) + Sync) {
     let pixels = len / c.max(1);

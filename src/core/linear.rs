@@ -3,7 +3,7 @@
 use super::Real;
 use super::gemm::{matmul, n, t};
 use super::params::Registry;
-use super::threads::{self, Disjoint};
+use super::threads;
 
 /// A dense layer's shape and where its weight (`[out, in]`) and bias (`[out]`) live in [`Params`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,31 +109,15 @@ impl Linear {
 /// Sums `dy` (rows of `gb.len()` values: features, or channels of NHWC pixels) per column into `gb`, or adds
 /// to it when `accumulate`.
 pub fn bias_grad<T: Real>(gb: &mut [T], dy: &[T], accumulate: bool) {
-    const BLOCK: usize = 64;
     let cols = gb.len();
     if !accumulate {
         gb.fill(T::zero());
     }
-    if cols == 0 {
-        return;
-    }
-    // Split by columns, each summed over the rows in order: the same sums whatever the split. IWAE's decoder sums
-    // 1 000 rows of 784 here every step, which on one thread kept the other waiting. The running sums stay on each
-    // part's stack: in `gb` itself, two threads' neighbouring columns shared a cache line.
-    let min = if dy.len() < 1 << 15 { cols } else { 16 };
-    let out = Disjoint::new(gb);
-    threads::for_rows(cols, min, |p0, p1| {
-        for a in (p0..p1).step_by(BLOCK) {
-            let b = (a + BLOCK).min(p1);
-            // SAFETY: the parts' column ranges are disjoint.
-            let gb = unsafe { out.range(a, b) };
-            let mut acc = [T::zero(); BLOCK];
-            let acc = &mut acc[..b - a];
-            acc.copy_from_slice(gb);
-            for row in dy.chunks_exact(cols) {
-                acc.iter_mut().zip(&row[a..b]).for_each(|(s, &d)| *s += d);
-            }
-            gb.copy_from_slice(acc);
+    // Split by columns: IWAE's decoder sums 1 000 rows of 784 here every step, which on one thread kept the other
+    // waiting.
+    threads::column_sums(dy.len(), cols, gb, |a, b, [acc]| {
+        for row in dy.chunks_exact(cols) {
+            acc.iter_mut().zip(&row[a..b]).for_each(|(s, &d)| *s += d);
         }
     });
 }

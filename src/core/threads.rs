@@ -88,6 +88,46 @@ pub fn for_parts(parts: usize, f: impl Fn(usize) + Sync) {
     }
 }
 
+/// Columns per sweep of [`column_sums`] over the rows, in accumulators on the stack.
+const COLUMN_BLOCK: usize = 64;
+
+/// Per-column sums, `W` of them, of `len` values in rows of `cols`, split over the pool by columns. `out` holds `W`
+/// blocks of `cols` starting values (zero, or sums to add to); `f(j0, j1, acc)` adds columns `j0..j1` (at most 64)
+/// of every row, in order, into `acc[w][..j1 − j0]`. Each column is summed in the same order whatever the split, so
+/// results never depend on the thread count. The running sums live on each part's stack: kept in `out`, two
+/// threads' neighbouring columns shared a cache line and every row's update bounced it between the cores.
+pub fn column_sums<A: Copy + Send + Sync, const W: usize>(
+    len: usize,
+    cols: usize,
+    out: &mut [A],
+    f: impl Fn(usize, usize, [&mut [A]; W]) + Sync,
+) {
+    let Some(&first) = out.first() else { return };
+    // At least 16 columns a part: a whole cache line of each row.
+    let min = if len < 1 << 15 { cols } else { 16 };
+    let out = Disjoint::new(out);
+    for_rows(cols, min, |p0, p1| {
+        for j0 in (p0..p1).step_by(COLUMN_BLOCK) {
+            let j1 = (j0 + COLUMN_BLOCK).min(p1);
+            let mut acc = [[first; COLUMN_BLOCK]; W];
+            for (w, a) in acc.iter_mut().enumerate() {
+                // SAFETY: the parts' column ranges, and so their entries of every block, are disjoint.
+                a[..j1 - j0].copy_from_slice(unsafe { out.range(w * cols + j0, w * cols + j1) });
+            }
+            let mut parts = acc.iter_mut().map(|a| &mut a[..j1 - j0]);
+            f(
+                j0,
+                j1,
+                std::array::from_fn(|_| parts.next().expect("W blocks")),
+            );
+            for (w, a) in acc.iter().enumerate() {
+                // SAFETY: as above.
+                unsafe { out.range(w * cols + j0, w * cols + j1) }.copy_from_slice(&a[..j1 - j0]);
+            }
+        }
+    });
+}
+
 /// A mutable slice that threads may carve into disjoint ranges (see [`for_rows`]).
 pub struct Disjoint<'a, T> {
     ptr: *mut T,
