@@ -536,10 +536,23 @@ class LatentFamily(Mlp):
             return -0.5 * (z * z).sum(-1)
         # During evaluation the components are fixed: encoding the 500 pseudo-inputs again for every chunk of samples
         # cost as much as decoding the chunk.
-        pm, plv = self.components if self.components is not None else self.encode(self.pseudo.clamp(0, 1))
+        if self.components is not None:
+            return self.fixed_log_prior(z)
+        pm, plv = self.encode(self.pseudo.clamp(0, 1))
         # [..., 1, d] against [K, d]: equally weighted components, without the ln 2π terms.
         comp = -0.5 * (((z.unsqueeze(-2) - pm) ** 2) * torch.exp(-plv) + plv).sum(-1)
         return torch.logsumexp(comp, -1) - math.log(len(pm))
+
+    def fixed_log_prior(self, z):
+        """The same density with the components fixed (evaluation), as two matrix products in f64, as elbo computes
+        it: Σ_d (z − m)²/v = z²·(1/v) − 2 z·(m/v) + Σ_d m²/v. The broadcast [samples × K × d] difference above
+        is memory-bound: it kept one K = 5000 evaluation of the VampPrior busy for more than three hours."""
+        pm, plv = self.components
+        prec = torch.exp(-plv.double())
+        offset = (pm.double() ** 2 * prec + plv.double()).sum(-1)
+        zz = z.double().reshape(-1, z.shape[-1])
+        comp = -0.5 * (zz * zz @ prec.T - 2 * zz @ (pm.double() * prec).T + offset)
+        return (torch.logsumexp(comp, -1) - math.log(len(pm))).float().reshape(z.shape[:-1])
 
     def log_weights(self, x, k):
         mu, logvar = self.encode(x)
