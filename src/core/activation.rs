@@ -36,7 +36,19 @@ impl Activation {
         T::activation_backward(self, y, dy)
     }
 
+    /// The activation as a [`Piecewise`] one, for batch norm's passes to apply themselves, if it is one.
+    pub fn piecewise(self) -> Option<Piecewise> {
+        match self {
+            Activation::Identity => Some(Piecewise::Identity),
+            Activation::Relu => Some(Piecewise::Relu),
+            Activation::LeakyRelu => Some(Piecewise::Leaky(LEAKY_SLOPE)),
+            Activation::LeakyRelu02 => Some(Piecewise::Leaky(LEAKY_SLOPE_TF)),
+            _ => None,
+        }
+    }
+
     /// [`Activation::forward_bias`] in plain scalar code, for any float type.
+    #[inline(always)]
     pub fn forward_bias_generic<T: Real>(self, y: &mut [T], bias: &[T]) {
         let cols = bias.len();
         let slope = T::c(match self {
@@ -73,6 +85,7 @@ impl Activation {
     }
 
     /// [`Activation::backward`] in plain scalar code, for any float type.
+    #[inline(always)]
     pub fn backward_generic<T: Real>(self, y: &[T], dy: &mut [T]) {
         let one = T::one();
         let slope = T::c(match self {
@@ -97,6 +110,48 @@ impl Activation {
         }
     }
 }
+
+/// An activation chosen by its input's sign (the identity and the ReLU family), so its derivative follows from the
+/// input as well as from the output: batch norm recomputes γ·x̂ + β in its backward instead of reading the layer's
+/// output, and applies the activation in its own passes (see [`piecewise!`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Piecewise {
+    /// x.
+    Identity,
+    /// max(0, x).
+    Relu,
+    /// x for x > 0, else this slope times x.
+    Leaky(f64),
+}
+
+/// Expands `$body` once per [`Piecewise`] kind, with `$fwd` bound to a closure `s ↦ act(s)` and `$grad` to
+/// `(s, d) ↦ d·act'(s)`, so the loops in `$body` are compiled for each activation rather than branching on it.
+/// Each gives the same bits as [`Activation`]'s own code given its output act(s).
+macro_rules! piecewise {
+    ($pw:expr, $t:ty, |$fwd:ident, $grad:ident| $body:expr) => {
+        match $pw {
+            $crate::core::activation::Piecewise::Identity => {
+                let $fwd = |s: $t| s;
+                let $grad = |_: $t, d: $t| d;
+                $body
+            }
+            // max's +0 below zero; a NaN input's output is 0 and so is its gradient.
+            $crate::core::activation::Piecewise::Relu => {
+                let $fwd = |s: $t| s.max(<$t>::zero());
+                let $grad = |s: $t, d: $t| if s > <$t>::zero() { d } else { <$t>::zero() };
+                $body
+            }
+            // The output s·a is ≤ 0 exactly when s ≤ 0; a NaN input's output is NaN: both keep slope 1.
+            $crate::core::activation::Piecewise::Leaky(a) => {
+                let a = <$t>::c(a);
+                let $fwd = move |s: $t| if s > <$t>::zero() { s } else { s * a };
+                let $grad = move |s: $t, d: $t| d * if s <= <$t>::zero() { a } else { <$t>::one() };
+                $body
+            }
+        }
+    };
+}
+pub(crate) use piecewise;
 
 /// Logistic sigmoid, stable for large |x|.
 pub fn sigmoid<T: Real>(x: T) -> T {

@@ -8,6 +8,7 @@ use super::Real;
 use super::gemm::{matmul, n, t};
 use super::linear::bias_grad;
 use super::params::Registry;
+use super::simd;
 use super::threads::{self, Disjoint};
 
 /// Height, width and channels of one image in NHWC layout.
@@ -101,29 +102,34 @@ impl Geometry {
         let (k, w) = (self.k, self.big.w);
         let out = Disjoint::new(&mut col[..rows * win * pl]);
         threads::for_rows(rows, 1, |a, b| {
-            // SAFETY: image ranges a..b are disjoint between threads.
-            let col = unsafe { out.range(a * win * pl, b * win * pl) };
-            for (r, col) in (a..b).zip(col.chunks_exact_mut(win * pl)) {
-                let img = &img[r * il..(r + 1) * il];
-                for oi in 0..self.small_h {
-                    for oj in 0..self.small_w {
-                        let (lo, hi, j) = self.columns(oj);
-                        let dst = &mut col[(oi * self.small_w + oj) * pl..][..pl];
-                        for (di, d) in dst.chunks_exact_mut(k * c).enumerate() {
-                            let Some(i) = self.row(oi, di) else {
-                                d.fill(T::zero());
-                                continue;
-                            };
-                            d[..lo * c].fill(T::zero());
-                            d[hi * c..].fill(T::zero());
-                            if hi > lo {
-                                let src = &img[(i * w + j) * c..][..(hi - lo) * c];
-                                copy_run(&mut d[lo * c..hi * c], src);
+            simd::widest(
+                #[inline(always)]
+                || {
+                    // SAFETY: image ranges a..b are disjoint between threads.
+                    let col = unsafe { out.range(a * win * pl, b * win * pl) };
+                    for (r, col) in (a..b).zip(col.chunks_exact_mut(win * pl)) {
+                        let img = &img[r * il..(r + 1) * il];
+                        for oi in 0..self.small_h {
+                            for oj in 0..self.small_w {
+                                let (lo, hi, j) = self.columns(oj);
+                                let dst = &mut col[(oi * self.small_w + oj) * pl..][..pl];
+                                for (di, d) in dst.chunks_exact_mut(k * c).enumerate() {
+                                    let Some(i) = self.row(oi, di) else {
+                                        d.fill(T::zero());
+                                        continue;
+                                    };
+                                    d[..lo * c].fill(T::zero());
+                                    d[hi * c..].fill(T::zero());
+                                    if hi > lo {
+                                        let src = &img[(i * w + j) * c..][..(hi - lo) * c];
+                                        copy_run(&mut d[lo * c..hi * c], src);
+                                    }
+                                }
                             }
                         }
                     }
-                }
-            }
+                },
+            )
         });
     }
 
@@ -133,26 +139,31 @@ impl Geometry {
         let (k, w) = (self.k, self.big.w);
         let out = Disjoint::new(&mut img[..rows * il]);
         threads::for_rows(rows, 1, |a, b| {
-            // SAFETY: image ranges a..b are disjoint between threads.
-            let img = unsafe { out.range(a * il, b * il) };
-            img.fill(T::zero());
-            for (r, img) in (a..b).zip(img.chunks_exact_mut(il)) {
-                let col = &col[r * win * pl..(r + 1) * win * pl];
-                for oi in 0..self.small_h {
-                    for oj in 0..self.small_w {
-                        let (lo, hi, j) = self.columns(oj);
-                        let src = &col[(oi * self.small_w + oj) * pl..][..pl];
-                        for (di, s) in src.chunks_exact(k * c).enumerate() {
-                            if let Some(i) = self.row(oi, di).filter(|_| hi > lo) {
-                                let dst = &mut img[(i * w + j) * c..][..(hi - lo) * c];
-                                for (o, &v) in dst.iter_mut().zip(&s[lo * c..hi * c]) {
-                                    *o += v;
+            simd::widest(
+                #[inline(always)]
+                || {
+                    // SAFETY: image ranges a..b are disjoint between threads.
+                    let img = unsafe { out.range(a * il, b * il) };
+                    img.fill(T::zero());
+                    for (r, img) in (a..b).zip(img.chunks_exact_mut(il)) {
+                        let col = &col[r * win * pl..(r + 1) * win * pl];
+                        for oi in 0..self.small_h {
+                            for oj in 0..self.small_w {
+                                let (lo, hi, j) = self.columns(oj);
+                                let src = &col[(oi * self.small_w + oj) * pl..][..pl];
+                                for (di, s) in src.chunks_exact(k * c).enumerate() {
+                                    if let Some(i) = self.row(oi, di).filter(|_| hi > lo) {
+                                        let dst = &mut img[(i * w + j) * c..][..(hi - lo) * c];
+                                        for (o, &v) in dst.iter_mut().zip(&s[lo * c..hi * c]) {
+                                            *o += v;
+                                        }
+                                    }
                                 }
                             }
                         }
                     }
-                }
-            }
+                },
+            )
         });
     }
 

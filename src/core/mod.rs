@@ -114,7 +114,10 @@ impl Real for f32 {
             let y = unsafe { y.range(r0 * cols, r1 * cols) };
             match act {
                 Activation::Tanh => simd::tanh_bias(y, bias),
-                _ => act.forward_bias_generic(y, bias),
+                _ => simd::widest(
+                    #[inline(always)]
+                    || act.forward_bias_generic(y, bias),
+                ),
             }
         });
     }
@@ -125,7 +128,10 @@ impl Real for f32 {
         threads::for_rows(n, 1 << 14, |a, b| {
             // SAFETY: for_rows hands out disjoint ranges.
             let dy = unsafe { dy.range(a, b) };
-            act.backward_generic(&y[a..b], dy);
+            simd::widest(
+                #[inline(always)]
+                || act.backward_generic(&y[a..b], dy),
+            );
         });
     }
 

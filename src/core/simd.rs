@@ -35,6 +35,39 @@ macro_rules! dispatch {
     };
 }
 
+/// Runs `f` compiled for the widest vectors the CPU has, as [`dispatch!`] does for the named kernels: for the
+/// generic element-wise loops of `core` (batch norm, the ReLU family, per-column sums, col2im), which the crate's
+/// baseline target builds for SSE2 only. What `f` calls is compiled so only where it is inlined: mark the closures
+/// `#[inline(always)]`. The same bits on every path: LLVM vectorises without reassociating or fusing anything.
+#[inline(always)]
+pub(crate) fn widest<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+        unsafe fn v4<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn v3<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+        {
+            // SAFETY: the CPU has every feature v4 was compiled for.
+            return unsafe { v4(f) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: as above, for v3.
+            return unsafe { v3(f) };
+        }
+    }
+    f()
+}
+
 /// The polynomial with coefficients `c` (highest degree first) at `x`, in fused multiply-adds: as fast as plain
 /// multiplies where the CPU has FMA, and correctly rounded everywhere, so every code path gives the same bits.
 #[inline(always)]

@@ -95,7 +95,8 @@ const COLUMN_BLOCK: usize = 64;
 /// blocks of `cols` starting values (zero, or sums to add to); `f(j0, j1, acc)` adds columns `j0..j1` (at most 64)
 /// of every row, in order, into `acc[w][..j1 − j0]`. Each column is summed in the same order whatever the split, so
 /// results never depend on the thread count. The running sums live on each part's stack: kept in `out`, two
-/// threads' neighbouring columns shared a cache line and every row's update bounced it between the cores.
+/// threads' neighbouring columns shared a cache line and every row's update bounced it between the cores. `f` is
+/// compiled for the widest vectors the CPU has where it is inlined: mark it `#[inline(always)]`.
 pub fn column_sums<A: Copy + Send + Sync, const W: usize>(
     len: usize,
     cols: usize,
@@ -107,25 +108,41 @@ pub fn column_sums<A: Copy + Send + Sync, const W: usize>(
     let min = if len < 1 << 15 { cols } else { 16 };
     let out = Disjoint::new(out);
     for_rows(cols, min, |p0, p1| {
-        for j0 in (p0..p1).step_by(COLUMN_BLOCK) {
-            let j1 = (j0 + COLUMN_BLOCK).min(p1);
-            let mut acc = [[first; COLUMN_BLOCK]; W];
-            for (w, a) in acc.iter_mut().enumerate() {
-                // SAFETY: the parts' column ranges, and so their entries of every block, are disjoint.
-                a[..j1 - j0].copy_from_slice(unsafe { out.range(w * cols + j0, w * cols + j1) });
-            }
-            let mut parts = acc.iter_mut().map(|a| &mut a[..j1 - j0]);
-            f(
-                j0,
-                j1,
-                std::array::from_fn(|_| parts.next().expect("W blocks")),
-            );
-            for (w, a) in acc.iter().enumerate() {
-                // SAFETY: as above.
-                unsafe { out.range(w * cols + j0, w * cols + j1) }.copy_from_slice(&a[..j1 - j0]);
-            }
-        }
+        super::simd::widest(
+            #[inline(always)]
+            || column_blocks(p0, p1, cols, first, &out, &f),
+        )
     });
+}
+
+/// One part of [`column_sums`]: columns `p0..p1`, in blocks of [`COLUMN_BLOCK`].
+#[inline(always)]
+fn column_blocks<A: Copy, const W: usize>(
+    p0: usize,
+    p1: usize,
+    cols: usize,
+    first: A,
+    out: &Disjoint<'_, A>,
+    f: &impl Fn(usize, usize, [&mut [A]; W]),
+) {
+    for j0 in (p0..p1).step_by(COLUMN_BLOCK) {
+        let j1 = (j0 + COLUMN_BLOCK).min(p1);
+        let mut acc = [[first; COLUMN_BLOCK]; W];
+        for (w, a) in acc.iter_mut().enumerate() {
+            // SAFETY: the parts' column ranges, and so their entries of every block, are disjoint.
+            a[..j1 - j0].copy_from_slice(unsafe { out.range(w * cols + j0, w * cols + j1) });
+        }
+        let mut parts = acc.iter_mut().map(|a| &mut a[..j1 - j0]);
+        f(
+            j0,
+            j1,
+            std::array::from_fn(|_| parts.next().expect("W blocks")),
+        );
+        for (w, a) in acc.iter().enumerate() {
+            // SAFETY: as above.
+            unsafe { out.range(w * cols + j0, w * cols + j1) }.copy_from_slice(&a[..j1 - j0]);
+        }
+    }
 }
 
 /// A mutable slice that threads may carve into disjoint ranges (see [`for_rows`]).

@@ -330,13 +330,17 @@ impl Net {
                 None => act.forward_bias(y, layer.bias(p)),
                 Some(bn) => {
                     Activation::Identity.forward_bias(y, layer.bias(p));
+                    // The ReLU family is applied by batch norm's last pass; other activations by a pass of their own.
+                    let fused = act.piecewise();
                     if training {
                         let xhat = &mut buf.xhat[i][..rows * ol];
-                        bn.forward_train(p, y, xhat, &mut buf.stats[i]);
+                        bn.forward_train(p, y, xhat, &mut buf.stats[i], fused);
                     } else {
-                        bn.forward_eval(p, y);
+                        bn.forward_eval(p, y, fused);
                     }
-                    act.forward_bias(y, bn.beta(p));
+                    if fused.is_none() {
+                        act.forward_bias(y, bn.beta(p));
+                    }
                 }
             }
         }
@@ -394,11 +398,13 @@ impl Net {
             let dy = &mut dy[..rows * ol];
             // The last layer's gradient arrives in place of its output, so it must stay linear (as built).
             debug_assert!(i + 1 < l || self.acts[i] == Activation::Identity);
-            if i + 1 < l {
+            // Batch norm takes the ReLU family's derivative itself, from x̂ (see forward).
+            let fused = self.norms[i].and(self.acts[i].piecewise());
+            if i + 1 < l && fused.is_none() {
                 self.acts[i].backward(&lower[i][..rows * ol], dy);
             }
             if let Some(bn) = self.norms[i] {
-                bn.backward(p, g, &xhat[i][..rows * ol], &stats[i], dy);
+                bn.backward(p, g, &xhat[i][..rows * ol], &stats[i], dy, fused);
             }
             if let Some(c) = self.cond.filter(|c| c.at == i) {
                 let t = &mut g[c.table..c.table + c.classes * ol];
