@@ -690,3 +690,37 @@ fn a_full_stderr_costs_a_run_nothing() {
         .stderr(full()));
     assert_eq!(o.status.code(), Some(1));
 }
+
+#[test]
+fn a_bad_value_in_a_config_file_is_named_as_the_files_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("c.toml");
+    std::fs::write(&file, "lr = -1.0\nweight-decay = 0.0\n").unwrap();
+    let out = tmp.path().join("run");
+    let o = run(elbo()
+        .args(["train", "--config"])
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(mnist_dir())
+        .arg("--out")
+        .arg(&out));
+    assert_user_error(
+        &o,
+        &format!(
+            "lr = -1 must be a positive number (lr is set in {})",
+            file.display()
+        ),
+    );
+    assert!(!stderr(&o).contains("--lr"), "{}", stderr(&o));
+    // The same mistake made with the flag over the file is named as the flag.
+    let o = run(elbo()
+        .args(["train", "--config"])
+        .arg(&file)
+        .args(["--lr", "-2", "--out"])
+        .arg(&out)
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert_user_error(&o, "--lr -2 must be a positive number");
+    assert!(!stderr(&o).contains("set in"), "{}", stderr(&o));
+    assert!(!out.exists());
+}

@@ -6,7 +6,7 @@ use elbo::api::{EpochMetrics, Flow, Observer};
 use elbo::data::numpy::{Layout, MemArray, MemLabels, MemValues};
 use elbo::data::{Bytes, Dataset};
 use elbo::eval::disentangle::Grid;
-use elbo::train::settings::as_keywords;
+use elbo::train::settings::{FileKeys, as_keywords};
 use elbo::{Error, Model, Settings, Trainer};
 use numpy::{IntoPyArray, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::{
@@ -149,25 +149,30 @@ fn settings_from(kwargs: &Bound<'_, PyDict>) -> PyResult<Settings> {
     })
 }
 
-/// Keyword settings over a `--config` file's, as `elbo train --config FILE --flag …` combines them.
-fn settings_with_file(kwargs: &Bound<'_, PyDict>, config: Option<&Path>) -> PyResult<Settings> {
+/// Keyword settings over a `--config` file's, as `elbo train --config FILE --flag …` combines them, and the
+/// settings only the file gave, which errors name as its keys (`lr = -1`) rather than as keywords.
+fn settings_with_file(
+    kwargs: &Bound<'_, PyDict>,
+    config: Option<&Path>,
+) -> PyResult<(Settings, FileKeys)> {
     let s = settings_from(kwargs)?;
     let Some(path) = config else {
-        return Ok(s);
+        return Ok((s, FileKeys::default()));
     };
     let text = elbo::api::trainer::read_text(path, "a config file").map_err(py_err)?;
-    let file = Settings::from_toml(&text, &path.display().to_string()).map_err(py_err)?;
-    Ok(s.or(file))
+    let name = path.display().to_string();
+    let file = Settings::from_toml(&text, &name).map_err(py_err)?;
+    Ok(s.over_file(file, &name))
 }
 
 /// Checks keyword settings (and a config file) as `elbo.VAE(...)` takes them, without training.
 #[pyfunction]
 #[pyo3(signature = (settings, config=None))]
 fn check_settings(settings: &Bound<'_, PyDict>, config: Option<PathBuf>) -> PyResult<()> {
-    let s = settings_with_file(settings, config.as_deref())?;
+    let (s, file) = settings_with_file(settings, config.as_deref())?;
     // Without data yet (it comes with fit's x), settings of one's own data wait for it to be checked.
     if s.data.is_some() || s.dataset.is_some() {
-        s.source().map_err(py_err)?;
+        s.source().map_err(|e| py_err(file.rename(e)))?;
     }
     Ok(())
 }
@@ -280,7 +285,7 @@ fn train<'py>(
     data_dir: Option<PathBuf>,
     arrays: Option<Vec<Bound<'py, PyAny>>>,
 ) -> PyResult<(PathBuf, Bound<'py, PyAny>)> {
-    let s = settings_with_file(settings, config.as_deref())?;
+    let (s, file) = settings_with_file(settings, config.as_deref())?;
     let arrays = match arrays {
         None => None,
         Some(list) => Some(
@@ -299,7 +304,7 @@ fn train<'py>(
         last_step: None,
     };
     let outcome = py.detach(|| -> elbo::Result<(PathBuf, Vec<EpochMetrics>)> {
-        elbo::core::threads::init(elbo::core::threads::check(threads)?);
+        elbo::core::threads::init(elbo::core::threads::check(threads).map_err(|e| file.rename(e))?);
         // What the library says while it reads the data ("read as 8-bit images") reaches Python's stderr, which
         // a notebook shows, through the observer.
         let (made, said) = elbo::capture_notes(|| -> elbo::Result<Trainer> {
@@ -316,7 +321,7 @@ fn train<'py>(
         for line in &said {
             obs.note(line);
         }
-        let mut trainer = made?;
+        let mut trainer = made.map_err(|e| file.rename(e))?;
         for line in trainer.notes() {
             obs.note(line);
         }

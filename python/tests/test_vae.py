@@ -537,3 +537,16 @@ def test_early_stopping_patience_counts_as_keras_does():
     assert stops == [False, False, True]
     s2.on_train_begin()
     assert s2.wait == 0 and s2.stopped_epoch == 0
+
+
+def test_a_bad_value_in_a_config_file_is_named_as_its_key(small, tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("lr = -1.0\n")
+    vae = elbo.VAE.from_config(cfg, **{k: v for k, v in SMALL.items() if k != "lr"})
+    with pytest.raises(ValueError) as e:
+        vae.fit(small[0], epochs=1, out=tmp_path / "no", verbose=0)
+    assert f"lr = -1 must be a positive number (lr is set in {cfg})" in str(e.value)
+    assert "lr=" not in str(e.value)
+    # The same mistake as a keyword over the file is named as the keyword.
+    with pytest.raises(ValueError, match=r"lr=-2 must be a positive number$"):
+        elbo.VAE.from_config(cfg, **{**SMALL, "lr": -2.0}).fit(small[0], epochs=1, out=tmp_path / "no", verbose=0)

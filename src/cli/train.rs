@@ -6,6 +6,7 @@ use crate::core::dist;
 use crate::core::threads;
 use crate::error::{Error, Result};
 use crate::figures;
+use crate::train::settings::FileKeys;
 use crate::train::{self, EpochMetrics, Flow, Observer, Settings, load_run};
 use clap::Args;
 use std::io::{IsTerminal, Write as _};
@@ -27,14 +28,16 @@ pub(crate) struct TrainArgs {
 }
 
 impl TrainArgs {
-    /// The settings: the flags, then the `--config` file for what they leave out.
-    fn settings(&self) -> Result<Settings> {
+    /// The settings: the flags, then the `--config` file for what they leave out; and the settings only the file
+    /// gave, which errors name as its keys.
+    fn settings(&self) -> Result<(Settings, FileKeys)> {
         let Some(path) = &self.config else {
-            return Ok(self.flags.clone());
+            return Ok((self.flags.clone(), FileKeys::default()));
         };
         let text = read_text(path, "a config file")?;
-        let file = Settings::from_toml(&text, &path.display().to_string())?;
-        Ok(self.flags.clone().or(file))
+        let name = path.display().to_string();
+        let file = Settings::from_toml(&text, &name)?;
+        Ok(self.flags.clone().over_file(file, &name))
     }
 }
 
@@ -61,11 +64,13 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
         }
         Trainer::resume(dir, a.flags.epochs, a.flags.data_dir.as_deref())?
     } else {
-        let settings = a.settings()?;
-        threads::init(threads::check(
-            settings.threads.unwrap_or(dist::default_threads()),
-        )?);
-        Trainer::new(&settings, a.force)?
+        let (settings, file) = a.settings()?;
+        // A value the user wrote in the file is named as its key there (`lr = -1`), not as a flag they never gave.
+        threads::init(
+            threads::check(settings.threads.unwrap_or(dist::default_threads()))
+                .map_err(|e| file.rename(e))?,
+        );
+        Trainer::new(&settings, a.force).map_err(|e| file.rename(e))?
     };
     // Printed once nothing can refuse the run, so an error is the last line a user reads.
     for line in trainer.notes() {

@@ -331,6 +331,74 @@ crate::choice! {
 /// `message` with every setting named as a flag (`--lr`, `--batch-size`) named as a keyword argument instead
 /// (`lr=`, `batch_size=`), for front ends such as Python's that take settings as keywords.
 pub fn as_keywords(message: &str) -> String {
+    rename_flags(message, |k| Some((k.replace('-', "_"), "=")))
+}
+
+/// The settings a config file gave that nothing overrode, to name them in errors as the file's keys.
+#[derive(Debug, Clone, Default)]
+pub struct FileKeys {
+    file: String,
+    keys: Vec<String>,
+}
+
+impl FileKeys {
+    /// `e` with those settings named as the file's keys ([`as_file_keys`]), if it is an error about settings.
+    pub fn rename(&self, e: Error) -> Error {
+        match e {
+            Error::Config(m) if !self.keys.is_empty() => {
+                Error::Config(as_file_keys(&m, &self.keys, &self.file))
+            }
+            e => e,
+        }
+    }
+}
+
+impl Settings {
+    /// These settings over a config file's (`file`, read from `name`), as `--config` combines them, and which
+    /// settings came from the file alone.
+    pub fn over_file(self, file: Settings, name: &str) -> (Settings, FileKeys) {
+        let given = self.given();
+        let keys = file
+            .given()
+            .into_iter()
+            .filter(|k| !given.contains(k))
+            .collect();
+        let file_keys = FileKeys {
+            file: name.to_string(),
+            keys,
+        };
+        (self.or(file), file_keys)
+    }
+}
+
+/// `message` with the settings in `keys` (as [`Settings::given`] names them: `--lr`) named as the keys of the
+/// config file `file` that set them (`lr = -1`), and the file named after it: for errors about a value the user
+/// wrote in the file, not on the command line.
+pub fn as_file_keys(message: &str, keys: &[String], file: &str) -> String {
+    let mut named = Vec::new();
+    let out = rename_flags(message, |k| {
+        keys.iter()
+            .any(|g| g.strip_prefix("--") == Some(k))
+            .then(|| {
+                if !named.contains(&k.to_string()) {
+                    named.push(k.to_string());
+                }
+                (k.to_string(), " = ")
+            })
+    });
+    if named.is_empty() {
+        return out;
+    }
+    let verb = if named.len() == 1 { "is" } else { "are" };
+    format!("{out} ({} {verb} set in {file})", named.join(", "))
+}
+
+/// `message` with each setting named as a flag (`--lr 5`, `--batch-norm`) renamed where `name(key)` gives
+/// `(name, joiner)`: `name` stands for `--key`, and `joiner` goes between it and a value that follows.
+fn rename_flags(
+    message: &str,
+    mut name: impl FnMut(&str) -> Option<(String, &'static str)>,
+) -> String {
     let mut keys = Settings::keys();
     // Longest first, so `--lr-schedule` is not read as `--lr` followed by `-schedule`.
     keys.sort_by_key(|k| std::cmp::Reverse(k.len()));
@@ -346,8 +414,8 @@ pub fn as_keywords(message: &str) -> String {
                     .next()
                     .is_some_and(|c| c.is_ascii_alphanumeric() || c == '-')
         });
-        match key {
-            Some(k) => {
+        match key.and_then(|k| name(k).map(|n| (k, n))) {
+            Some((k, (renamed, joiner))) => {
                 // `--lr 5` becomes `lr=5`; a flag named without a value (`--batch-norm needs…`) just `batch_norm`.
                 let value = after[k.len()..].strip_prefix(' ').filter(|v| {
                     let mut c = v.chars();
@@ -361,10 +429,10 @@ pub fn as_keywords(message: &str) -> String {
                         _ => word("NaN") || word("inf"),
                     }
                 });
-                out.push_str(&k.replace('-', "_"));
+                out.push_str(&renamed);
                 rest = match value {
                     Some(v) => {
-                        out.push('=');
+                        out.push_str(joiner);
                         v
                     }
                     None => &after[k.len()..],
@@ -1453,6 +1521,36 @@ mod tests {
         assert_eq!(
             as_keywords("--lr NaN, --beta inf, --lr -inf; --flow infinite; --beta info"),
             "lr=NaN, beta=inf, lr=-inf; flow infinite; beta info"
+        );
+    }
+
+    #[test]
+    fn flags_set_by_a_config_file_become_its_keys() {
+        let file = ["--lr".to_string(), "--weight-decay".to_string()];
+        assert_eq!(
+            as_file_keys("--lr -1 must be a positive number", &file, "c.toml"),
+            "lr = -1 must be a positive number (lr is set in c.toml)"
+        );
+        // Flags given on the command line stay flags, and `--lr` is not read into `--lr-min`.
+        assert_eq!(
+            as_file_keys(
+                "--lr-min 0.5 must be between 0 and --lr 0.1",
+                &file,
+                "c.toml"
+            ),
+            "--lr-min 0.5 must be between 0 and lr = 0.1 (lr is set in c.toml)"
+        );
+        assert_eq!(
+            as_file_keys(
+                "--weight-decay 2 must be at least 0 and below 1/--lr",
+                &file,
+                "c.toml"
+            ),
+            "weight-decay = 2 must be at least 0 and below 1/lr (weight-decay, lr are set in c.toml)"
+        );
+        assert_eq!(
+            as_file_keys("--epochs 0 must be at least 1", &file, "c.toml"),
+            "--epochs 0 must be at least 1"
         );
     }
 
