@@ -393,6 +393,35 @@ mod tests {
         (bn, params)
     }
 
+    /// Checks the gradients backward left (γ and β's in `params.grad`, the input's in `dx`) against finite
+    /// differences of `loss(params, x)`.
+    fn check_layer_gradients(
+        bn: &BatchNorm,
+        params: &Params<f64>,
+        x: &[f64],
+        dx: &[f64],
+        loss: impl Fn(&[f64], &[f64]) -> f64,
+        what: &str,
+    ) {
+        let trained = bn.gamma..bn.beta + bn.channels;
+        check_gradients(
+            &params.data[trained.clone()],
+            &params.grad[trained.clone()],
+            |q| {
+                let mut p = params.data.clone();
+                p[trained.clone()].copy_from_slice(q);
+                loss(&p, x)
+            },
+            &format!("batch norm γ, β{what}"),
+        );
+        check_gradients(
+            x,
+            dx,
+            |x| loss(&params.data, x),
+            &format!("batch norm input{what}"),
+        );
+    }
+
     #[test]
     fn training_mode_gradients_match_finite_differences() {
         // Three rows of 2×2 pixels with 3 channels: statistics over 12 values per channel.
@@ -420,18 +449,7 @@ mod tests {
             .collect();
         params.zero_grad();
         bn.backward(&params.data, &mut params.grad, &xh, &st, &mut dy, None);
-        let trained = bn.gamma..bn.beta + c;
-        check_gradients(
-            &params.data[trained.clone()],
-            &params.grad[trained.clone()],
-            |q| {
-                let mut p = params.data.clone();
-                p[trained.clone()].copy_from_slice(q);
-                loss(&p, &x)
-            },
-            "batch norm γ, β",
-        );
-        check_gradients(&x, &dy, |x| loss(&params.data, x), "batch norm input");
+        check_layer_gradients(&bn, &params, &x, &dy, loss, "");
     }
 
     #[test]
@@ -597,22 +615,6 @@ mod tests {
         let mut dy = r.clone();
         params.zero_grad();
         bn.backward(&params.data, &mut params.grad, &xh, &st, &mut dy, act);
-        let trained = bn.gamma..bn.beta + c;
-        check_gradients(
-            &params.data[trained.clone()],
-            &params.grad[trained.clone()],
-            |q| {
-                let mut p = params.data.clone();
-                p[trained.clone()].copy_from_slice(q);
-                loss(&p, &x)
-            },
-            "batch norm γ, β with a fused leaky ReLU",
-        );
-        check_gradients(
-            &x,
-            &dy,
-            |x| loss(&params.data, x),
-            "batch norm input with a fused leaky ReLU",
-        );
+        check_layer_gradients(&bn, &params, &x, &dy, loss, " with a fused leaky ReLU");
     }
 }
