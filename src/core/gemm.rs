@@ -16,11 +16,15 @@ const MAX_PARTS: usize = 4;
 /// cores, 4 parts took the IWAE-50 step's products 5 % longer than 2).
 fn parts() -> usize {
     static PARTS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *PARTS.get_or_init(|| {
-        std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(MAX_PARTS)
-    })
+    *PARTS.get_or_init(|| online_cores().min(MAX_PARTS))
+}
+
+/// The machine's cores, not this process's share of them: `available_parallelism` follows `taskset`, cgroup quotas
+/// and `mpirun`'s binding, and a run pinned to one core must change speed, not results.
+fn online_cores() -> usize {
+    // SAFETY: sysconf reads a system value and has no preconditions.
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(online).unwrap_or(1).max(1)
 }
 
 /// A row-major matrix operand: its data and whether it is used transposed.
@@ -211,9 +215,37 @@ mod tests {
         assert_eq!(even_parts(200, 16, 2)[..3], [0, 96, 200]);
     }
 
+    /// Products are split by the machine's cores, read while this thread is pinned to one of them (as `taskset`
+    /// or `mpirun`'s binding would pin a run): its share of the machine must not change the split.
     #[test]
-    fn products_are_split_once_per_core_up_to_four() {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    fn products_are_split_once_per_core_of_the_machine_up_to_four() {
+        let cores = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap();
+        // "0-1", or a list such as "0,2-5".
+        let cores: usize = cores
+            .trim()
+            .split(',')
+            .map(|r| match r.split_once('-') {
+                Some((a, b)) => b.parse::<usize>().unwrap() - a.parse::<usize>().unwrap() + 1,
+                None => 1,
+            })
+            .sum();
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        // SAFETY: the sets are plain bit masks of this thread's affinity, read and written whole.
+        unsafe {
+            let mut before: libc::cpu_set_t = std::mem::zeroed();
+            assert_eq!(libc::sched_getaffinity(0, size, &mut before), 0);
+            let mut one: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(0, &mut one);
+            assert_eq!(libc::sched_setaffinity(0, size, &one), 0);
+            let share = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let online = online_cores();
+            assert_eq!(libc::sched_setaffinity(0, size, &before), 0);
+            assert_eq!(
+                (share, online),
+                (1, cores),
+                "pinned to one of {cores} cores"
+            );
+        }
         assert_eq!(parts(), cores.min(4));
     }
 
