@@ -356,7 +356,16 @@ impl FileKeys {
 impl Settings {
     /// These settings over a config file's (`file`, read from `name`), as `--config` combines them, and which
     /// settings came from the file alone.
-    pub fn over_file(self, file: Settings, name: &str) -> (Settings, FileKeys) {
+    pub fn over_file(self, mut file: Settings, name: &str) -> (Settings, FileKeys) {
+        // Two spellings of one choice: the command line's overrides the file's whichever spelling each used, or
+        // `--dataset mnist` over a file's `data` would train on the file's data, and `--samples 5` over a file's
+        // `k-train` would be refused as the same thing set twice.
+        if self.data.is_some() || self.dataset.is_some() {
+            (file.data, file.dataset) = (None, None);
+        }
+        if self.samples.is_some() || self.k_train.is_some() {
+            (file.samples, file.k_train) = (None, None);
+        }
         let given = self.given();
         let keys = file
             .given()
@@ -850,7 +859,18 @@ impl Settings {
     /// The setting whose config key (kebab-case) is nearest to `key`, for "did you mean" messages, when it is
     /// near enough to be what was meant (a third of the letters or two, whichever is more, differ).
     pub fn nearest_key(key: &str) -> Option<String> {
-        let key = key.replace('_', "-");
+        let key = key.replace('_', "-").to_lowercase();
+        // Names other tools give these settings, too far from ours to be found by spelling.
+        let alias = match key.as_str() {
+            "learning-rate" => Some("lr"),
+            "latent-dim" | "latent-size" | "z-dim" => Some("latent"),
+            "num-epochs" | "n-epochs" => Some("epochs"),
+            "hidden-dim" | "hidden-dims" | "hidden-sizes" => Some("hidden"),
+            _ => None,
+        };
+        if let Some(a) = alias {
+            return Some(a.to_string());
+        }
         let (best, d) = Self::keys()
             .into_iter()
             .map(|c| {
@@ -905,6 +925,16 @@ impl Settings {
                     at(&k)
                 )));
             }
+            // An empty path would be read as this folder, or reach the file system as "" and come back as an error
+            // naming nothing.
+            if ["data-dir", "out", "data"].contains(&key.as_str())
+                && v.as_str().is_some_and(|s| s.trim().is_empty())
+            {
+                return Err(Error::Config(format!(
+                    "{}: '{k}' is empty; give a path or leave the key out",
+                    at(&k)
+                )));
+            }
             normal.insert(key, v);
         }
         // One key at a time first, so a bad value is reported with its key.
@@ -920,15 +950,6 @@ impl Settings {
                 },
             )?;
         }
-        if normal
-            .get("data-dir")
-            .is_some_and(|v| v.as_str().is_some_and(|s| s.trim().is_empty()))
-        {
-            return Err(Error::Config(format!(
-                "{}: 'data-dir' is empty; give a folder or leave the key out",
-                at("data-dir")
-            )));
-        }
         <Settings as serde::Deserialize>::deserialize(toml::Value::Table(normal))
             .map_err(|e| Error::Config(format!("{name}: {}", e.to_string().trim())))
     }
@@ -943,6 +964,12 @@ impl Settings {
             || self.label_column.is_some()
             || self.test_fraction.is_some()
             || image_flags;
+        if let (Some(path), Some(name)) = (&self.data, &self.dataset) {
+            return Err(Error::Config(format!(
+                "--data {:?} and --dataset {name:?} both say which data to train on; give one",
+                path.display().to_string()
+            )));
+        }
         let Some(path) = &self.data else {
             only_with(
                 own,
@@ -1255,6 +1282,15 @@ impl Settings {
             }
             (s, k) => s.or(k).unwrap_or(d.samples),
         };
+        if samples == 0 {
+            // Named as the user spelt it: `--k-train 0` is not a `--samples` they never gave.
+            let name = if self.samples.is_some() {
+                "samples"
+            } else {
+                "k-train"
+            };
+            return Err(Error::Config(format!("--{name} 0 must be at least 1")));
+        }
         if matches!(objective, Estimator::Miwae | Estimator::Ciwae) && samples < 2 {
             return Err(Error::Config(format!(
                 "--objective={objective} with one sample per bound is the ELBO: give --k-train K, 2 or more"
@@ -1492,11 +1528,18 @@ fn toml_error(e: &toml::de::Error, text: &str, name: &str) -> Error {
     let line_no = text[..start].matches('\n').count() + 1;
     let from = text[..start].rfind('\n').map_or(0, |i| i + 1);
     let line = text[from..].lines().next().unwrap_or("");
-    // Inside a multi-line list the key is on an earlier line: the nearest one above that sets a key.
-    let key = text[..from].lines().chain([line]).rev().find_map(|l| {
+    let key_of = |l: &str| {
         let (k, _) = l.split_once('=')?;
         let k = k.trim().trim_matches('"').trim_matches('\'');
         (!k.is_empty() && !k.contains(['[', ']', ',', ' '])).then(|| k.to_string())
+    };
+    // The key set on the error's line; or, inside a multi-line list, the key above whose '[' is still open. Any
+    // other line above belongs to a value that ended: naming its key would send the user to a correct line.
+    let key = key_of(line).or_else(|| {
+        let above: Vec<&str> = text[..from].lines().collect();
+        let at = above.iter().rposition(|l| key_of(l).is_some())?;
+        let tail = above[at..].concat();
+        (tail.matches('[').count() > tail.matches(']').count()).then(|| key_of(above[at]))?
     });
     match key {
         Some(key) => Error::Config(format!("{name}: line {line_no}, key '{key}': {msg}")),
@@ -1576,5 +1619,112 @@ mod tests {
             "{}",
             err("[hidden\n")
         );
+        // A broken line after a finished value is not pinned on the key above it; a line inside a list still is.
+        for text in [
+            "lr = 1e-3\nbatch size = 4\n",
+            "lr = 1e-3\n[table\n",
+            "latent = 20\nhidden = [400]\n}\n",
+        ] {
+            let e = err(text);
+            assert!(
+                e.starts_with("c.toml: line ") && !e.contains("key '"),
+                "{text:?}: {e}"
+            );
+        }
+        let e = err("lr = 1e-3\nhidden = [\n  400,\n  200 300,\n]\n");
+        assert!(e.starts_with("c.toml: line 4, key 'hidden':"), "{e}");
+    }
+
+    /// The command line's choice of data or of draws overrides a config file's, whichever spelling each used.
+    #[test]
+    fn a_flag_overrides_the_files_other_spelling_of_the_same_choice() {
+        let file = Settings {
+            data: Some("small.npy".into()),
+            k_train: Some(50),
+            lr: Some(1e-3),
+            ..Default::default()
+        };
+        let flags = Settings {
+            dataset: Some("mnist".into()),
+            samples: Some(5),
+            ..Default::default()
+        };
+        let (merged, keys) = flags.over_file(file, "c.toml");
+        assert_eq!(
+            (
+                merged.data,
+                merged.dataset.as_deref(),
+                merged.k_train,
+                merged.samples,
+                merged.lr
+            ),
+            (None, Some("mnist"), None, Some(5), Some(1e-3))
+        );
+        assert_eq!(keys.keys, ["--lr"]);
+        // Both given at one level (a file, or Python's keywords) is refused, not settled silently.
+        let both = Settings {
+            data: Some("small.npy".into()),
+            dataset: Some("mnist".into()),
+            ..Default::default()
+        };
+        let e = both.source().unwrap_err().to_string();
+        assert!(
+            e.contains("--data \"small.npy\" and --dataset \"mnist\""),
+            "{e}"
+        );
+    }
+
+    /// An unknown key gets the nearest one whatever its case, and other tools' names for a setting get ours.
+    #[test]
+    fn unknown_keys_get_the_nearest_ones() {
+        for (given, want) in [
+            ("LR", Some("lr")),
+            ("Lr", Some("lr")),
+            ("learning_rate", Some("lr")),
+            ("latent_dim", Some("latent")),
+            ("num_epochs", Some("epochs")),
+            ("bach-size", Some("batch-size")),
+            ("zzzz", None),
+        ] {
+            assert_eq!(Settings::nearest_key(given).as_deref(), want, "{given}");
+        }
+    }
+
+    /// An empty path is refused with the key as the user spelt it, not left to the file system's "": No such file.
+    #[test]
+    fn empty_paths_are_refused_by_their_keys() {
+        for text in ["out = \"\"\n", "data = \" \"\n", "data_dir = \"\"\n"] {
+            let e = Settings::from_toml(text, "c.toml").unwrap_err().to_string();
+            let key = text.split(' ').next().unwrap();
+            assert_eq!(
+                e,
+                format!("c.toml, line 1: '{key}' is empty; give a path or leave the key out")
+            );
+        }
+    }
+
+    /// A draw count of 0 is named as the setting the user gave, not as its other spelling.
+    #[test]
+    fn zero_draws_are_named_as_given() {
+        let d = TrainConfig::default();
+        for (settings, name) in [
+            (
+                Settings {
+                    k_train: Some(0),
+                    ..Default::default()
+                },
+                "--k-train 0",
+            ),
+            (
+                Settings {
+                    samples: Some(0),
+                    ..Default::default()
+                },
+                "--samples 0",
+            ),
+        ] {
+            let e = settings.objective_draws(&d).unwrap_err().to_string();
+            assert!(e.starts_with(name), "{e}");
+        }
     }
 }
