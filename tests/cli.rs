@@ -593,6 +593,27 @@ fn gradient_clipping_is_validated_and_recorded() {
     );
 }
 
+/// Paths in a config file are read from the folder elbo runs in, as the same flags are, not from the file's.
+#[test]
+fn a_config_files_paths_are_read_from_the_working_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cfg, work) = (tmp.path().join("cfg"), tmp.path().join("work"));
+    std::fs::create_dir_all(&cfg).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(
+        cfg.join("c.toml"),
+        "out = \"runs/x\"\nlimit = 200\nepochs = 1\nhidden = [16]\n",
+    )
+    .unwrap();
+    let o = run(elbo()
+        .current_dir(&work)
+        .args(["train", "--config", "../cfg/c.toml", "--data-dir"])
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(work.join("runs/x/metrics.csv").is_file());
+    assert!(!cfg.join("runs").exists());
+}
+
 #[test]
 fn results_do_not_depend_on_the_thread_count() {
     let tmp = tempfile::tempdir().unwrap();

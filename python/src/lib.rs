@@ -36,7 +36,7 @@ fn py_err(e: Error) -> PyErr {
             dir,
             ..
         } => PyKeyboardInterrupt::new_err(format!(
-            "interrupted; the checkpoint of epoch {kept} in {} is kept{}: fit again (or elbo.load) continues from it",
+            "interrupted; the checkpoint of epoch {kept} in {} is kept{}: fit again continues from it (fit(epochs=N) for N more epochs, as each fit trains), or elbo.load reads it",
             dir.display(),
             if *finished {
                 " (training had finished)"
