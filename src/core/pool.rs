@@ -87,7 +87,19 @@ pub(crate) fn start(workers: usize) {
 /// Runs `f(0)`, …, `f(parts − 1)`, spread over the pool with the caller taking parts too; returns when all are
 /// done. Runs them in order on the caller when there is no pool, when another job is in flight, or from inside a part.
 pub(crate) fn run_parts(parts: usize, f: &(dyn Fn(usize) + Sync)) {
-    let serial = || (0..parts).for_each(f);
+    // In order on this thread, every part run even after one panicked, as the pool runs them: a caller sees the
+    // same parts done whichever way its job ran (another job in flight sends it here).
+    let serial = || {
+        let mut first = None;
+        for i in 0..parts {
+            if let Err(p) = catch_unwind(AssertUnwindSafe(|| f(i))) {
+                first.get_or_insert(p);
+            }
+        }
+        if let Some(p) = first {
+            std::panic::resume_unwind(p);
+        }
+    };
     let Some(&pool) = POOL.get() else {
         return serial();
     };
