@@ -57,7 +57,7 @@ pub enum Error {
         /// What stopped being finite, with its value.
         what: String,
         /// The settings that would avoid it (a FactorVAE's discriminator has its own learning rate).
-        fix: &'static str,
+        fix: String,
     },
     /// Training stopped on SIGINT or SIGTERM between two steps, or after its last epoch, before the figures.
     #[error(

@@ -593,6 +593,34 @@ fn gradient_clipping_is_validated_and_recorded() {
     );
 }
 
+/// A run that diverges on a learning rate from a config file is told to lower the file's `lr`, not a flag.
+#[test]
+fn a_divergence_names_the_files_lr() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "lr = 1000.0\nlimit = 512\nhidden = [32]\nepochs = 1\n",
+    )
+    .unwrap();
+    let o = run(elbo()
+        .args(["train", "--threads", "1", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(tmp.path().join("run"))
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert_user_error(&o, "diverged at epoch");
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "a smaller lr or with --clip-grad-norm (lr is set in {})",
+            cfg.display()
+        )),
+        "{err}"
+    );
+}
+
 /// Paths in a config file are read from the folder elbo runs in, as the same flags are, not from the file's.
 #[test]
 fn a_config_files_paths_are_read_from_the_working_folder() {

@@ -44,7 +44,7 @@ impl TrainArgs {
 /// Trains, checking data, memory and the run directory before the first epoch so a refusal costs nothing.
 pub(crate) fn run(a: TrainArgs) -> Result<()> {
     let mut observer = Terminal::new(std::io::stderr().is_terminal() && dist::is_writer());
-    let mut trainer = if let Some(dir) = &a.resume {
+    let (mut trainer, file) = if let Some(dir) = &a.resume {
         threads::init(threads::check(
             a.flags.threads.unwrap_or(dist::default_threads()),
         )?);
@@ -62,7 +62,10 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
                 flags.join(", ")
             )));
         }
-        Trainer::resume(dir, a.flags.epochs, a.flags.data_dir.as_deref())?
+        (
+            Trainer::resume(dir, a.flags.epochs, a.flags.data_dir.as_deref())?,
+            FileKeys::default(),
+        )
     } else {
         let (settings, file) = a.settings()?;
         // A value the user wrote in the file is named as its key there (`lr = -1`), not as a flag they never gave.
@@ -70,7 +73,10 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
             threads::check(settings.threads.unwrap_or(dist::default_threads()))
                 .map_err(|e| file.rename(e))?,
         );
-        Trainer::new(&settings, a.force).map_err(|e| file.rename(e))?
+        (
+            Trainer::new(&settings, a.force).map_err(|e| file.rename(e))?,
+            file,
+        )
     };
     // Printed once nothing can refuse the run, so an error is the last line a user reads.
     for line in trainer.notes() {
@@ -78,7 +84,8 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
     }
     // From here on Ctrl-C and SIGTERM stop training between steps, and never cut a figure short.
     let _signals = train::interrupt::Catch::install();
-    trainer.fit(&mut observer)?;
+    // A divergence's advice names the file's `lr` too, when the file set it.
+    trainer.fit(&mut observer).map_err(|e| file.rename(e))?;
     if !dist::is_writer() {
         return Ok(());
     }

@@ -709,7 +709,7 @@ pub fn train_on(
                         epoch,
                         step: step + 1,
                         what,
-                        fix: divergence_fix(&t),
+                        fix: divergence_fix(&t).into(),
                     });
                 }
                 vae.update_running_stats(&ws);
@@ -750,7 +750,7 @@ pub fn train_on(
                         "the epoch's metrics are not finite"
                     }
                     .into(),
-                    fix: divergence_fix(&t),
+                    fix: divergence_fix(&t).into(),
                 });
             }
             state.epoch = epoch;

@@ -348,6 +348,17 @@ impl FileKeys {
             Error::Config(m) if !self.keys.is_empty() => {
                 Error::Config(as_file_keys(&m, &self.keys, &self.file))
             }
+            Error::Diverged {
+                epoch,
+                step,
+                what,
+                fix,
+            } if !self.keys.is_empty() => Error::Diverged {
+                epoch,
+                step,
+                what,
+                fix: as_file_keys(&fix, &self.keys, &self.file),
+            },
             e => e,
         }
     }
