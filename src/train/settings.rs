@@ -342,7 +342,8 @@ pub struct FileKeys {
 }
 
 impl FileKeys {
-    /// `e` with those settings named as the file's keys ([`as_file_keys`]): an error about settings, or a divergence's advice.
+    /// `e` with those settings named as the file's keys ([`as_file_keys`]): an error about settings, or a
+    /// divergence's advice.
     pub fn rename(&self, e: Error) -> Error {
         match e {
             Error::Config(m) if !self.keys.is_empty() => {
