@@ -154,7 +154,10 @@ fn settings_errors_name_keywords_for_front_ends_without_flags() {
     let e = Settings::from_table(table, "c", None)
         .unwrap_err()
         .to_string();
-    assert!(e.contains("expected a whole number, 0 or more"), "{e}");
+    assert!(
+        e.contains("expected a whole number") && !e.contains("usize"),
+        "{e}"
+    );
 }
 
 /// An N×C×H×W array read with the other axis order is refused with the layout that reads it.

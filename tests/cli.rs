@@ -210,15 +210,42 @@ fn bad_flags_and_settings_are_refused_clearly() {
         .arg("--out")
         .arg(&out));
     assert_user_error(&o, "--batch-size 0");
+    // A usage error exits 2, as clap and argparse do, on one line like any other error.
     let o = run(elbo().args(["train", "--epochs", "x"]));
     assert_eq!(o.status.code(), Some(2), "clap rejects malformed flags");
-    assert!(!stderr(&o).contains("panicked"));
+    assert_eq!(
+        stderr(&o).trim_end(),
+        "elbo: error: invalid value 'x' for '--epochs <EPOCHS>': invalid digit found in string (see 'elbo train --help')"
+    );
+    let o = run(elbo().arg("eval"));
+    assert_eq!(
+        stderr(&o).trim_end(),
+        "elbo: error: the following required arguments were not provided: <RUN_DIR>; usage: elbo eval <RUN_DIR> (see 'elbo eval --help')"
+    );
+    // train's unknown flags get the nearest setting, or another tool's name for it, as config keys do.
+    for (flag, tip) in [
+        ("--learning-rate", "; did you mean '--lr'?"),
+        ("--lattent", "; did you mean '--latent'?"),
+        ("--bogus", " (see"),
+    ] {
+        let o = run(elbo().args(["train", flag, "3"]));
+        assert_eq!(o.status.code(), Some(2));
+        let e = stderr(&o);
+        assert_eq!(e.trim_end().lines().count(), 1, "{e}");
+        assert!(
+            e.starts_with(&format!(
+                "elbo: error: unexpected argument '{flag}' found{tip}"
+            )),
+            "{e}"
+        );
+    }
     // PyTorch users may write a list space-separated; clap's "unexpected argument" then gets a tip.
     let o = run(elbo().args(["train", "--hidden", "64", "32", "--epochs", "1"]));
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        stderr(&o)
-            .contains("tip: --hidden takes its list as one comma-separated value: --hidden 64,32"),
+        stderr(&o).contains(
+            "found; --hidden takes its list as one comma-separated value: --hidden 64,32"
+        ),
         "{}",
         stderr(&o)
     );

@@ -175,7 +175,7 @@ fn what_stacked_layers_cannot_do_is_refused_by_name() {
     for (toml, why) in [
         (
             "latent = [16, -8]\nhidden = [[64], [32]]\n",
-            "-8: expected a whole number, 0 or more",
+            "-8: expected a whole number, 1 or more",
         ),
         ("latent = [16, 8.5]\n", "expected a whole number"),
         (

@@ -227,10 +227,12 @@ class VAE:
         give ``flow="none"`` or ``prior="normal"``."""
         path = _path(path)
         overrides = _text_paths(overrides)
-        _elbo.check_settings(overrides, path)
+        # Read once: fit trains on the settings checked here, even if the file changes or the working folder moves.
+        config = (str(path), _elbo.read_config(path))
+        _elbo.check_settings(overrides, config)
         vae = cls.__new__(cls)
         vae._settings = dict(overrides)
-        vae._config_file = path
+        vae._config_file = config
         vae._model = None
         vae.history = None
         return vae

@@ -14,7 +14,7 @@ use pyo3::exceptions::{
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyList, PyTuple};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -70,10 +70,12 @@ fn toml_value(key: &str, v: &Bound<'_, PyAny>) -> PyResult<toml::Value> {
         return Ok(toml::Value::Boolean(b.is_true()));
     }
     if v.is_instance_of::<pyo3::types::PyInt>() {
-        return v
-            .extract::<i64>()
-            .map(toml::Value::Integer)
-            .map_err(|_| PyValueError::new_err(format!("{key}={v}: too large")));
+        return v.extract::<i64>().map(toml::Value::Integer).map_err(|_| {
+            PyValueError::new_err(format!(
+                "{key}={v}: too large (whole-number settings go up to {})",
+                i64::MAX
+            ))
+        });
     }
     if v.is_instance_of::<pyo3::types::PyFloat>() {
         return Ok(toml::Value::Float(v.extract::<f64>()?));
@@ -153,23 +155,27 @@ fn settings_from(kwargs: &Bound<'_, PyDict>) -> PyResult<Settings> {
 /// settings only the file gave, which errors name as its keys (`lr = -1`) rather than as keywords.
 fn settings_with_file(
     kwargs: &Bound<'_, PyDict>,
-    config: Option<&Path>,
+    config: Option<&(String, String)>,
 ) -> PyResult<(Settings, FileKeys)> {
     let s = settings_from(kwargs)?;
-    let Some(path) = config else {
+    let Some((name, text)) = config else {
         return Ok((s, FileKeys::default()));
     };
-    let text = elbo::api::trainer::read_text(path, "a config file").map_err(py_err)?;
-    let name = path.display().to_string();
-    let file = Settings::from_toml(&text, &name).map_err(py_err)?;
-    Ok(s.over_file(file, &name))
+    s.over_config(text, name).map_err(py_err)
 }
 
-/// Checks keyword settings (and a config file) as `elbo.VAE(...)` takes them, without training.
+/// A config file's text, read once (bounded, a regular file, UTF-8) so that training uses what was checked even
+/// if the file changes or the working folder moves in between.
+#[pyfunction]
+fn read_config(path: PathBuf) -> PyResult<String> {
+    elbo::api::trainer::read_text(&path, "a config file").map_err(py_err)
+}
+
+/// Checks keyword settings (and a config file's `(name, text)`) as `elbo.VAE(...)` takes them, without training.
 #[pyfunction]
 #[pyo3(signature = (settings, config=None))]
-fn check_settings(settings: &Bound<'_, PyDict>, config: Option<PathBuf>) -> PyResult<()> {
-    let (s, file) = settings_with_file(settings, config.as_deref())?;
+fn check_settings(settings: &Bound<'_, PyDict>, config: Option<(String, String)>) -> PyResult<()> {
+    let (s, file) = settings_with_file(settings, config.as_ref())?;
     // Without data yet (it comes with fit's x), settings of one's own data wait for it to be checked.
     if s.data.is_some() || s.dataset.is_some() {
         s.source().map_err(|e| py_err(file.rename(e)))?;
@@ -276,7 +282,7 @@ fn from_json<'py>(py: Python<'py>, value: &impl serde::Serialize) -> PyResult<Bo
 fn train<'py>(
     py: Python<'py>,
     settings: &Bound<'py, PyDict>,
-    config: Option<PathBuf>,
+    config: Option<(String, String)>,
     force: bool,
     keep: Option<PathBuf>,
     observer: Option<Py<PyAny>>,
@@ -285,7 +291,7 @@ fn train<'py>(
     data_dir: Option<PathBuf>,
     arrays: Option<Vec<Bound<'py, PyAny>>>,
 ) -> PyResult<(PathBuf, Bound<'py, PyAny>)> {
-    let (s, file) = settings_with_file(settings, config.as_deref())?;
+    let (s, file) = settings_with_file(settings, config.as_ref())?;
     let arrays = match arrays {
         None => None,
         Some(list) => Some(
@@ -1035,6 +1041,7 @@ fn render_dsprites<'py>(
 fn _elbo(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(setting_names, m)?)?;
     m.add_function(wrap_pyfunction!(check_settings, m)?)?;
+    m.add_function(wrap_pyfunction!(read_config, m)?)?;
     m.add_function(wrap_pyfunction!(train, m)?)?;
     m.add_class::<PyModel>()?;
     m.add_function(wrap_pyfunction!(metric_mig, m)?)?;

@@ -70,14 +70,16 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = e.exit_code();
-            let _ = e.print();
-            if e.kind() == clap::error::ErrorKind::UnknownArgument
-                && let Some(tip) = list_tip(&std::env::args().collect::<Vec<_>>())
+            // Help and --version are printed as clap lays them out; a usage error is one line like any other.
+            if !e.use_stderr()
+                || e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
             {
-                eprintln!("\n{tip}");
+                let _ = e.print();
+            } else {
+                let args: Vec<String> = std::env::args().collect();
+                crate::say!("elbo: error: {}", usage_error(&e, &args));
             }
-            return code;
+            return e.exit_code();
         }
     };
     let parallel = matches!(cli.command, Command::Train(_) | Command::Eval(_));
@@ -109,6 +111,72 @@ pub fn main() -> i32 {
             e.exit_code()
         }
     }
+}
+
+/// clap's usage error `e` for the command line `args` on one line: its message, its possible values and tips
+/// joined, and where to read more. For `train`, an unknown flag's suggestion is the setting nearest in name or an
+/// alias other tools use (`--learning-rate`: `--lr`), as for a config file's keys.
+fn usage_error(e: &clap::Error, args: &[String]) -> String {
+    use clap::CommandFactory;
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let sub = args.get(1).filter(|a| {
+        Cli::command()
+            .get_subcommands()
+            .any(|c| c.get_name() == a.as_str())
+    });
+    let train = sub.is_some_and(|s| s == "train");
+    let mut message = Vec::new();
+    let mut tips = Vec::new();
+    let mut usage = None;
+    for line in e.render().to_string().lines().map(str::trim) {
+        if let Some(m) = line.strip_prefix("error: ") {
+            message.push(m.to_string());
+        } else if let Some(t) = line.strip_prefix("tip: ") {
+            // Replaced below for train, whose settings have their own nearest-name rule.
+            if !(train && t.starts_with("a similar argument exists")) {
+                tips.push(t.to_string());
+            }
+        } else if let Some(u) = line.strip_prefix("Usage: ") {
+            usage = Some(u.to_string());
+        } else if let Some(values) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            tips.push(values.to_string());
+        } else if !line.is_empty() && !line.starts_with("For more information") {
+            message.push(line.to_string());
+        }
+    }
+    if train
+        && e.kind() == ErrorKind::UnknownArgument
+        && let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg)
+        && let Some(name) = arg.strip_prefix("--")
+        && let Some(near) =
+            crate::train::Settings::nearest_key(name.split('=').next().unwrap_or(name))
+    {
+        tips.push(format!("did you mean '--{near}'?"));
+    }
+    if e.kind() == ErrorKind::UnknownArgument
+        && let Some(tip) = list_tip(args)
+    {
+        tips.push(tip.trim_start_matches("tip: ").to_string());
+    }
+    let mut line = message.join(" ");
+    for tip in tips {
+        line.push_str("; ");
+        line.push_str(&tip);
+    }
+    // The usage line helps only when something is missing; after an unknown flag clap fills it with a guess.
+    if matches!(
+        e.kind(),
+        ErrorKind::MissingRequiredArgument | ErrorKind::MissingSubcommand
+    ) && let Some(u) = usage
+    {
+        line.push_str(&format!("; usage: {u}"));
+    }
+    let help = match sub {
+        Some(s) => format!("elbo {s} --help"),
+        None => "elbo --help".into(),
+    };
+    line.push_str(&format!(" (see '{help}')"));
+    line
 }
 
 /// Flags whose lists are one comma-separated value, as PyTorch users may not expect.

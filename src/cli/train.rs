@@ -35,9 +35,9 @@ impl TrainArgs {
             return Ok((self.flags.clone(), FileKeys::default()));
         };
         let text = read_text(path, "a config file")?;
-        let name = path.display().to_string();
-        let file = Settings::from_toml(&text, &name)?;
-        Ok(self.flags.clone().over_file(file, &name))
+        self.flags
+            .clone()
+            .over_config(&text, &path.display().to_string())
     }
 }
 

@@ -704,11 +704,14 @@ impl RunConfig {
             )));
         }
         match t.lr_schedule {
-            LrSchedule::Staged { stages, growth }
-                if stages == 0 || stages > 64 || !(1.0..=10.0).contains(&growth) =>
-            {
+            LrSchedule::Staged { stages, .. } if stages == 0 || stages > 64 => {
                 return Err(Error::Config(format!(
-                    "staged schedule: --stages {stages} must be 1 to 64 and --stage-growth {growth} between 1 and 10"
+                    "--stages {stages} must be between 1 and 64"
+                )));
+            }
+            LrSchedule::Staged { growth, .. } if !(1.0..=10.0).contains(&growth) => {
+                return Err(Error::Config(format!(
+                    "--stage-growth {growth} must be between 1 and 10"
                 )));
             }
             LrSchedule::Cosine { min_lr }

@@ -339,6 +339,8 @@ pub fn as_keywords(message: &str) -> String {
 pub struct FileKeys {
     file: String,
     keys: Vec<String>,
+    /// How the file spelt a key, where not as its kebab-case name (`batch_size` for `batch-size`).
+    spelt: Vec<(String, String)>,
 }
 
 impl FileKeys {
@@ -346,9 +348,7 @@ impl FileKeys {
     /// divergence's advice.
     pub fn rename(&self, e: Error) -> Error {
         match e {
-            Error::Config(m) if !self.keys.is_empty() => {
-                Error::Config(as_file_keys(&m, &self.keys, &self.file))
-            }
+            Error::Config(m) if !self.keys.is_empty() => Error::Config(self.named(&m)),
             Error::Diverged {
                 epoch,
                 step,
@@ -358,10 +358,19 @@ impl FileKeys {
                 epoch,
                 step,
                 what,
-                fix: as_file_keys(&fix, &self.keys, &self.file),
+                fix: self.named(&fix),
             },
             e => e,
         }
+    }
+
+    fn named(&self, message: &str) -> String {
+        spelt_file_keys(message, &self.keys, &self.file, |k| {
+            self.spelt
+                .iter()
+                .find(|(kebab, _)| kebab == k)
+                .map_or_else(|| k.to_string(), |(_, as_written)| as_written.clone())
+        })
     }
 }
 
@@ -387,8 +396,24 @@ impl Settings {
         let file_keys = FileKeys {
             file: name.to_string(),
             keys,
+            spelt: Vec::new(),
         };
         (self.or(file), file_keys)
+    }
+
+    /// These settings over those of the config file whose `text` was read from `name`: [`Self::over_file`] after
+    /// [`Self::from_toml`], with errors naming the file's settings as the file spells them (`batch_size = 0`).
+    pub fn over_config(self, text: &str, name: &str) -> Result<(Settings, FileKeys)> {
+        let file = Self::from_toml(text, name)?;
+        let (merged, mut keys) = self.over_file(file, name);
+        if let Ok(table) = toml::from_str::<toml::Table>(text) {
+            keys.spelt = table
+                .keys()
+                .map(|k| (k.replace('_', "-"), k.clone()))
+                .filter(|(kebab, k)| kebab != k)
+                .collect();
+        }
+        Ok((merged, keys))
     }
 }
 
@@ -396,15 +421,26 @@ impl Settings {
 /// config file `file` that set them (`lr = -1`), and the file named after it: for errors about a value the user
 /// wrote in the file, not on the command line.
 pub fn as_file_keys(message: &str, keys: &[String], file: &str) -> String {
+    spelt_file_keys(message, keys, file, str::to_string)
+}
+
+/// [`as_file_keys`], with each key written as `spell` gives it.
+fn spelt_file_keys(
+    message: &str,
+    keys: &[String],
+    file: &str,
+    spell: impl Fn(&str) -> String,
+) -> String {
     let mut named = Vec::new();
     let out = rename_flags(message, |k| {
         keys.iter()
             .any(|g| g.strip_prefix("--") == Some(k))
             .then(|| {
-                if !named.contains(&k.to_string()) {
-                    named.push(k.to_string());
+                let k = spell(k);
+                if !named.contains(&k) {
+                    named.push(k.clone());
                 }
-                (k.to_string(), " = ")
+                (k, " = ")
             })
     });
     if named.is_empty() {
@@ -601,7 +637,7 @@ impl<'de> serde::de::Visitor<'de> for ItemSeed {
         match u64::try_from(v) {
             Ok(v) => self.visit_u64(v),
             Err(_) => Err(E::custom(format!(
-                "{v}: expected a whole number, 0 or more"
+                "{v}: expected a whole number, 1 or more"
             ))),
         }
     }
@@ -968,14 +1004,27 @@ impl Settings {
 
     /// Where the data comes from: a named dataset, or the user's own (`--data`) and how to read it.
     pub fn source(&self) -> Result<(DatasetName, Option<DataSpec>)> {
-        let image_flags = self.image_size.is_some()
-            || self.crop.is_some()
-            || self.channels.is_some()
-            || self.skip_bad.is_some();
-        let own = self.layout.is_some()
-            || self.label_column.is_some()
-            || self.test_fraction.is_some()
-            || image_flags;
+        // Named one by one, so the error lists only the ones given.
+        let own: Vec<&str> = [
+            ("--image-size", self.image_size.is_some()),
+            ("--crop", self.crop.is_some()),
+            ("--channels", self.channels.is_some()),
+            ("--layout", self.layout.is_some()),
+            ("--label-column", self.label_column.is_some()),
+            ("--test-fraction", self.test_fraction.is_some()),
+            ("--skip-bad", self.skip_bad.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, given)| given.then_some(flag))
+        .collect();
+        let own_only = || {
+            let flags = match own.split_last() {
+                Some((last, [])) => last.to_string(),
+                Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+                None => return Ok(()),
+            };
+            only_with(true, &flags, "your own data (--data PATH)")
+        };
         if let (Some(path), Some(name)) = (&self.data, &self.dataset) {
             return Err(Error::Config(format!(
                 "--data {:?} and --dataset {name:?} both say which data to train on; give one",
@@ -983,22 +1032,14 @@ impl Settings {
             )));
         }
         let Some(path) = &self.data else {
-            only_with(
-                own,
-                "--image-size, --crop, --channels, --layout, --label-column, --test-fraction and --skip-bad",
-                "your own data (--data PATH)",
-            )?;
+            own_only()?;
             let name = self.dataset.as_deref().unwrap_or("mnist").parse()?;
             return Ok((name, None));
         };
         if !path.exists()
             && let Ok(name) = path.to_string_lossy().parse::<DatasetName>()
         {
-            only_with(
-                own,
-                "--image-size, --crop, --channels, --layout, --label-column, --test-fraction and --skip-bad",
-                "your own data (--data PATH)",
-            )?;
+            own_only()?;
             return Ok((name, None));
         }
         let abs = std::path::absolute(path).map_err(|e| Error::io(path, e))?;
@@ -1059,13 +1100,16 @@ impl Settings {
             )));
         }
         if layers == 1 && given > 1 {
+            let latent = if latents.is_empty() {
+                format!(
+                    "--latent is not given (its default, {}, is one layer)",
+                    model.latent
+                )
+            } else {
+                "--latent gives one".to_string()
+            };
             return Err(Error::Config(format!(
-                "--hidden gives {given} groups of widths, one per latent layer, but --latent gives {}: give --latent one dimension per group ({example}, and dimensions 100,50)",
-                if latents.is_empty() {
-                    "none".to_string()
-                } else {
-                    "one".to_string()
-                }
+                "--hidden gives {given} groups of widths, one per latent layer, but {latent}: give --latent one dimension per group ({example}, and dimensions 100,50)"
             )));
         }
         model.upper = latents
@@ -1089,6 +1133,14 @@ impl Settings {
     /// standardised tables get a Gaussian decoder with a learned per-feature σ unless told otherwise.
     pub fn resolve_for(&self, facts: &DataFacts) -> Result<RunConfig> {
         let d = TrainConfig::default();
+        // A config file's integers and Python's are TOML's, which stop at 2^63 − 1: the flag stops there too, so a
+        // run's seed can be written down in each of them.
+        if let Some(seed) = self.seed.filter(|&s| s > i64::MAX as u64) {
+            return Err(Error::Config(format!(
+                "--seed {seed} is too large: seeds go from 0 to {}",
+                i64::MAX
+            )));
+        }
         let (dataset, data) = self.source()?;
         let mut model = self.model_for(facts)?;
         let (objective, samples, groups, ciwae_beta) = self.objective_draws(&d)?;
@@ -1502,26 +1554,39 @@ impl Settings {
 /// serde's names of Rust types in a message (`expected usize`) in words a user of a config file or of Python
 /// reads.
 fn plain_types(msg: &str) -> String {
-    msg.replace("expected usize", "expected a whole number, 0 or more")
-        .replace("expected u64", "expected a whole number, 0 or more")
+    // Not "0 or more": most whole-number settings start at 1, and their own check gives the range.
+    msg.replace("expected usize", "expected a whole number")
+        .replace("expected u64", "expected a whole number")
+        .replace("invalid type: map", "invalid type: a table")
         .replace("expected f64", "expected a number")
         .replace("expected a sequence", "expected a list")
 }
 
-/// The 1-based line on which `key` (spelt with '-' or '_', bare or quoted) is set in `text`.
+/// The 1-based line on which `key` (spelt with '-' or '_', bare or quoted) is set in `text`, as `key = …` or as a
+/// table's header (`[key]`, `[[key]]`).
 fn line_of(text: &str, key: &str) -> Option<usize> {
     let spellings = [key.replace('_', "-"), key.replace('-', "_")];
     text.lines()
         .position(|line| {
             let l = line.trim_start();
-            spellings.iter().any(|k| {
-                [k.clone(), format!("\"{k}\""), format!("'{k}'")]
-                    .iter()
-                    .any(|form| {
-                        l.strip_prefix(form.as_str())
-                            .is_some_and(|r| r.trim_start().starts_with('='))
-                    })
-            })
+            let header = l
+                .split('#')
+                .next()
+                .unwrap_or("")
+                .trim_end()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .trim()
+                .trim_matches(['"', '\'']);
+            l.starts_with('[') && spellings.iter().any(|k| header == k)
+                || spellings.iter().any(|k| {
+                    [k.clone(), format!("\"{k}\""), format!("'{k}'")]
+                        .iter()
+                        .any(|form| {
+                            l.strip_prefix(form.as_str())
+                                .is_some_and(|r| r.trim_start().starts_with('='))
+                        })
+                })
         })
         .map(|i| i + 1)
 }
@@ -1530,7 +1595,7 @@ fn line_of(text: &str, key: &str) -> Option<usize> {
 /// own message for an out-of-range integer names neither.
 fn toml_error(e: &toml::de::Error, text: &str, name: &str) -> Error {
     let mut msg = e.message().trim().to_string();
-    if msg.contains("as i128") || msg.contains("overflow") {
+    if msg.contains("as i128") || msg.contains("overflow") || msg.contains("too large") {
         msg = "the number is too large".into();
     }
     let Some(span) = e.span() else {
@@ -1737,6 +1802,64 @@ mod tests {
         ] {
             let e = settings.objective_draws(&d).unwrap_err().to_string();
             assert!(e.starts_with(name), "{e}");
+        }
+    }
+    /// Errors about a file's settings spell them as the file did, and name only the settings that were given.
+    #[test]
+    fn a_files_keys_are_named_as_the_file_spells_them() {
+        let flags = Settings {
+            lr: Some(1e-3),
+            ..Default::default()
+        };
+        let (s, keys) = flags
+            .over_config("batch_size = 0\nchannels = 3\n", "c.toml")
+            .unwrap();
+        let e = keys.rename(s.resolve().unwrap_err()).to_string();
+        assert_eq!(
+            e,
+            "channels applies to your own data (--data PATH) only (channels is set in c.toml)"
+        );
+        let s = Settings {
+            channels: None,
+            ..s
+        };
+        let e = keys.rename(s.resolve().unwrap_err()).to_string();
+        assert_eq!(
+            e,
+            "batch_size = 0 must be between 1 and 65536 (batch_size is set in c.toml)"
+        );
+        let two = Settings {
+            crop: Some(3),
+            layout: Some(Layout::Nchw),
+            ..Default::default()
+        };
+        assert_eq!(
+            two.resolve().unwrap_err().to_string(),
+            "--crop and --layout apply to your own data (--data PATH) only"
+        );
+    }
+
+    /// A bad value under a table's header is pinned to the header's line; a seed no config file could hold is
+    /// refused on the command line too.
+    #[test]
+    fn tables_have_lines_and_seeds_one_range() {
+        let e = Settings::from_toml("lr = 1e-3\n\n[model]\nlatent = 3\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "c.toml, line 3, key 'model': invalid type: a table, expected a string"
+        );
+        let e = Settings::from_toml("seed = 18446744073709551615\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "c.toml: line 1, key 'seed': the number is too large");
+        for (seed, ok) in [(i64::MAX as u64, true), (i64::MAX as u64 + 1, false)] {
+            let s = Settings {
+                seed: Some(seed),
+                ..Default::default()
+            };
+            assert_eq!(s.resolve().is_ok(), ok, "{seed}");
         }
     }
 }
