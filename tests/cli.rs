@@ -217,6 +217,14 @@ fn bad_flags_and_settings_are_refused_clearly() {
         stderr(&o).trim_end(),
         "elbo: error: invalid value 'x' for '--epochs <EPOCHS>': invalid digit found in string (see 'elbo train --help')"
     );
+    // A number too large to hold is refused as written, not shown back as the infinity it would parse to.
+    let o = run(elbo().args(["train", "--lr", "1e400"]));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("'--lr <LR>': 1e400 is too large for a number"),
+        "{}",
+        stderr(&o)
+    );
     let o = run(elbo().arg("eval"));
     assert_eq!(
         stderr(&o).trim_end(),

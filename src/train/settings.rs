@@ -73,7 +73,7 @@ run_flags! {
     /// The column of a table holding class labels.
     [value_name = "NAME"] label_column: String,
     /// Fraction held out for testing when the data has no test split of its own [default: 0.1].
-    [] test_fraction: f64,
+    [value_parser = number] test_fraction: f64,
     /// Leave out images that do not decode (and say how many) instead of stopping.
     [num_args = 0..=1, default_missing_value = "true"] skip_bad: bool,
     /// Total epochs [default: 10, or the staged schedule's length].
@@ -105,7 +105,7 @@ run_flags! {
     /// Pixel likelihood; logistic is discretised, for 8-bit colour [default: bernoulli, tables gaussian].
     [value_enum, ignore_case = true] likelihood: LikelihoodKind,
     /// Standard deviation of the Gaussian, or the logistic's scale (the start value when learned) [default: 0.1, logistic 0.05].
-    [] sigma: f64,
+    [value_parser = number] sigma: f64,
     /// Learn the Gaussian's σ or the logistic's scale: not, one for all values, or one per value [default: fixed,
     /// logistic global, tables pixel].
     [value_enum, ignore_case = true] learn_sigma: SigmaMode,
@@ -119,51 +119,51 @@ run_flags! {
     /// MIWAE's and PIWAE's M: each image's samples form M groups of K (--k-train), the bound their IWAE bounds' mean [default: 4].
     [value_name = "M"] groups: usize,
     /// CIWAE's β: the ELBO's share of the bound, the IWAE bound's the rest [default: 0.5].
-    [value_name = "BETA"] ciwae_beta: f64,
+    [value_name = "BETA", value_parser = number] ciwae_beta: f64,
     /// Weight of the KL term (beta-VAE) [default: 1].
-    [] beta: f64,
+    [value_parser = number] beta: f64,
     /// KL warm-up: beta rises linearly from 0 over this many epochs.
     [] warmup_epochs: usize,
     /// Capacity annealing: minimise recon + gamma*|KL - C|, C rising to this many nats.
-    [value_name = "C_MAX"] capacity: f64,
+    [value_name = "C_MAX", value_parser = number] capacity: f64,
     /// Steps over which the capacity rises [default: 100000].
     [] capacity_steps: u64,
     /// Weight gamma of |KL - C| [default: 1000].
-    [] gamma: f64,
+    [value_parser = number] gamma: f64,
     /// Free bits: minimum KL (nats) per latent dimension below which it is not pushed down.
-    [] free_bits: f64,
+    [value_parser = number] free_bits: f64,
     /// DIP-VAE (Kumar et al. 2018): push the covariance of the posterior means (i) or of the aggregate posterior (ii) towards the identity.
     [value_enum, ignore_case = true] dip: DipKind,
     /// DIP-VAE's weight of the covariance's off-diagonal entries [default: 10].
-    [value_name = "LAMBDA"] dip_lambda_od: f64,
+    [value_name = "LAMBDA", value_parser = number] dip_lambda_od: f64,
     /// DIP-VAE's weight of the diagonal's distance from 1 [default: 10 x lambda-od for i, lambda-od for ii].
-    [value_name = "LAMBDA"] dip_lambda_d: f64,
+    [value_name = "LAMBDA", value_parser = number] dip_lambda_d: f64,
     /// beta-TC-VAE (Chen et al. 2018): the weight beta of the codes' total correlation (the paper's dSprites runs: 6).
-    [value_name = "BETA"] tc: f64,
+    [value_name = "BETA", value_parser = number] tc: f64,
     /// beta-TC-VAE's weight alpha of the index-code mutual information [default: 1].
-    [value_name = "ALPHA"] tc_alpha: f64,
+    [value_name = "ALPHA", value_parser = number] tc_alpha: f64,
     /// beta-TC-VAE's weight gamma of the dimension-wise KL [default: 1].
-    [value_name = "GAMMA"] tc_gamma: f64,
+    [value_name = "GAMMA", value_parser = number] tc_gamma: f64,
     /// How beta-TC-VAE estimates q(z) from the batch: minibatch-weighted or -stratified sampling [default: mws].
     [value_enum, ignore_case = true] tc_sampling: TcSampling,
     /// FactorVAE (Kim & Mnih 2018): the weight gamma of a discriminator's total-correlation estimate (the paper's dSprites runs: 35).
-    [value_name = "GAMMA"] factor_vae: f64,
+    [value_name = "GAMMA", value_parser = number] factor_vae: f64,
     /// FactorVAE's discriminator's hidden widths [default: 1000,1000,1000,1000,1000,1000].
     [value_name = "W[,W...]"] discriminator: Flat,
     /// FactorVAE's discriminator's learning rate (Adam with beta1 0.5, beta2 0.9) [default: 1e-4].
-    [value_name = "LR"] discriminator_lr: f64,
+    [value_name = "LR", value_parser = number] discriminator_lr: f64,
     /// Pixel binarisation [default: none].
     [value_enum, ignore_case = true] binarize: Binarize,
     /// Images per minibatch [default: 128].
     [] batch_size: usize,
     /// Adam learning rate [default: 0.001].
-    [] lr: f64,
+    [value_parser = number] lr: f64,
     /// Adam epsilon [default: 1e-8].
-    [] adam_eps: f64,
+    [value_parser = number] adam_eps: f64,
     /// Adam beta1, the first moment's decay [default: 0.9].
-    [] adam_beta1: f64,
+    [value_parser = number] adam_beta1: f64,
     /// Adam beta2, the second moment's decay [default: 0.999].
-    [] adam_beta2: f64,
+    [value_parser = number] adam_beta2: f64,
     /// Gradient of the loss summed over the batch or of its per-image mean (PyTorch's default) [default: sum].
     [value_enum, ignore_case = true] loss_reduction: Reduction,
     /// Flip each training image left to right with probability 1/2 whenever it is drawn (augmentation).
@@ -175,17 +175,17 @@ run_flags! {
     /// Stages of the iwae schedule [default: 8].
     [] stages: usize,
     /// Growth of the iwae schedule's stage lengths: stage i runs round(growth^i) epochs [default: 3].
-    [] stage_growth: f64,
+    [value_parser = number] stage_growth: f64,
     /// Final learning rate of the cosine schedule [default: 0].
-    [] lr_min: f64,
+    [value_parser = number] lr_min: f64,
     /// Epochs between decays of the step schedule [default: 10].
     [] lr_step_every: usize,
     /// Decay factor of the step schedule [default: 0.1].
-    [] lr_step_gamma: f64,
+    [value_parser = number] lr_step_gamma: f64,
     /// Decay factor per epoch of the exponential schedule, PyTorch's ExponentialLR [default: 0.95].
-    [] lr_gamma: f64,
+    [value_parser = number] lr_gamma: f64,
     /// Decoupled weight decay (AdamW) [default: 0].
-    [] weight_decay: f64,
+    [value_parser = number] weight_decay: f64,
     /// Batch norm between every hidden layer and its activation.
     [num_args = 0..=1, default_missing_value = "true"] batch_norm: bool,
     /// Prior over z: normal is N(0, I); mog a learned mixture of Gaussians; vamp the VampPrior (KL by Monte Carlo for
@@ -207,7 +207,7 @@ run_flags! {
     /// Hold out the last N training images for validation.
     [] validation: usize,
     /// Scale gradients down to this global L2 norm when they exceed it.
-    [value_name = "MAX"] clip_grad_norm: f64,
+    [value_name = "MAX", value_parser = number] clip_grad_norm: f64,
 }
 
 crate::choice! {
@@ -326,6 +326,25 @@ crate::choice! {
         /// Multiplied by `lr-gamma` every epoch.
         Exponential = "exponential",
     }
+}
+
+/// A number flag's value, refusing one too large to hold (`1e400`) rather than reading it as infinity: the message
+/// would show `inf`, which the user never wrote.
+#[cfg(feature = "cli")]
+fn number(s: &str) -> std::result::Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|e: std::num::ParseFloatError| e.to_string())?;
+    let written_infinite = s.trim_start_matches(['+', '-']).eq_ignore_ascii_case("inf")
+        || s.trim_start_matches(['+', '-'])
+            .eq_ignore_ascii_case("infinity");
+    if v.is_infinite() && !written_infinite {
+        return Err(format!(
+            "{s} is too large for a number (the largest is about {:.1e})",
+            f64::MAX
+        ));
+    }
+    Ok(v)
 }
 
 /// `message` with every setting named as a flag (`--lr`, `--batch-size`) named as a keyword argument instead
