@@ -573,7 +573,7 @@ fn every_new_setting_refuses_impossible_values() {
         ),
         (
             &["--lr-schedule", "iwae", "--stages", "0"],
-            "--stages 0 must be 1 to 64",
+            "--stages 0 must be between 1 and 64",
         ),
         (
             &["--lr-schedule", "cosine", "--lr-min", "1"],

@@ -553,6 +553,7 @@ fn the_cache_key_follows_the_files_and_the_settings() {
         layout: None,
         label_column: None,
         test_fraction: 0.25,
+        test_fraction_given: false,
         split_seed: Some(elbo::data::source::SPLIT_SEED),
     };
     let split = |run_seed: u64| {

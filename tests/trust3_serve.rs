@@ -136,6 +136,28 @@ fn serve_checks_every_argument_before_opening_the_run() {
     let p = taken.local_addr().unwrap().port().to_string();
     let o = run(elbo().arg("serve").arg(missing).args(["--port", &p]));
     assert_user_error(&o, "pick another --port");
+    // An address this machine does not have (TEST-NET-1, never assigned) is named as the problem, not the port.
+    let o = run(elbo()
+        .arg("serve")
+        .arg(missing)
+        .args(["--host", "192.0.2.1", "--port", "0"]));
+    assert_user_error(&o, "--host 192.0.2.1 is not an address of this machine");
+    // A name is not looked up; localhost is this machine's loopback address.
+    let o = run(elbo()
+        .arg("serve")
+        .arg(missing)
+        .args(["--host", "example.com"]));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("'example.com' is not an IP address"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(elbo()
+        .arg("serve")
+        .arg(missing)
+        .args(["--host", "localhost", "--port", "0"]));
+    assert_user_error(&o, "no such run directory");
 }
 
 #[test]
@@ -399,6 +421,17 @@ fn pages_of_other_origins_can_neither_read_nor_embed_the_answers() {
             403,
         ),
         ("/api/info", "Origin: http://localhost\r\n".into(), 403),
+        // A second header of either kind is no browser's: refused whichever comes first.
+        (
+            "/api/info",
+            format!("Origin: http://{host}\r\nOrigin: http://evil.com\r\n"),
+            403,
+        ),
+        (
+            "/api/info",
+            "Sec-Fetch-Site: none\r\nSec-Fetch-Site: cross-site\r\n".into(),
+            403,
+        ),
         // Following a link to the page itself is fine: once open, it is its own origin.
         ("/", format!("Sec-Fetch-Site: cross-site\r\n{nav}"), 200),
         (

@@ -23,8 +23,10 @@ import numpy as np
 from . import _elbo
 from ._arrays import as_array, for_library, labels_of
 from .callbacks import Callback, EarlyStopping, StopTraining
+# Imported here so `elbo.metrics.mig(...)` works after a plain `import elbo`, as the README writes it.
+from . import metrics
 
-__all__ = ["VAE", "History", "load", "Callback", "EarlyStopping", "StopTraining", "setting_names"]
+__all__ = ["VAE", "History", "load", "Callback", "EarlyStopping", "StopTraining", "setting_names", "metrics"]
 __version__ = "0.1.0"
 
 
@@ -433,8 +435,14 @@ class VAE:
         the flow's image of the base Gaussian's mean (the code the decoder reads for it) and ``logvar`` the base
         Gaussian's, before the flow. ``y`` gives labels to a conditional model; ``layout`` ("nhwc" or "nchw")
         orders a 4-D array's axes."""
+        self._only_conditional(y)
         mu, logvar, _, _ = self.model.encode(for_library(x, "x", y, layout))
         return mu, logvar
+
+    def _only_conditional(self, y):
+        """Refuses labels that a model without a condition would take and not use."""
+        if y is not None and not self.model.is_conditional:
+            raise ValueError("y= needs a conditional model (trained with conditional=True); this one is not")
 
     def decode(self, z, labels=None):
         """Decoder means of codes ``z`` of shape ``(n, latent)``: images ``(n, h, w[, c])`` with intensities in
@@ -457,6 +465,7 @@ class VAE:
 
     def reconstruct(self, x, y=None, *, layout=None):
         """Each item of ``x`` decoded from its posterior mean, shaped like :meth:`decode`'s output."""
+        self._only_conditional(y)
         return self.model.reconstruct(for_library(x, "x", y, layout))
 
     def score(self, x, y=None, *, k=100, seed=1, layout=None):
@@ -465,9 +474,11 @@ class VAE:
         them."""
         neg_elbo, nll, labels, names = self.model.score(for_library(x, "x", y, layout), _count(k, "k"), _count(seed, "seed", 0))
         out = {"neg_elbo": neg_elbo, "nll": nll}
-        if labels is not None:
-            classes = self.classes
-            out["label"] = [classes[i] if i < len(classes) else i for i in labels]
+        if y is not None:
+            # The labels as the caller gave them, not as the library numbered them.
+            out["label"] = np.asarray(y).tolist()
+        elif labels is not None:
+            out["label"] = list(labels)
         if names:
             out["name"] = list(names)
         return out

@@ -379,9 +379,23 @@ type ArraySource<'py> = (
 type PerItem<'py> = (
     Bound<'py, PyAny>,
     Option<Bound<'py, PyAny>>,
-    Option<Vec<u32>>,
+    Option<Vec<String>>,
     Vec<String>,
 );
+
+/// Each item's class by name (the run's classes, then any new ones the items brought), never a bare index.
+fn class_names(ds: &Dataset) -> Option<Vec<String>> {
+    ds.labels.as_ref().map(|l| {
+        l.iter()
+            .map(|&i| {
+                ds.classes
+                    .get(i as usize)
+                    .cloned()
+                    .unwrap_or_else(|| i.to_string())
+            })
+            .collect()
+    })
+}
 
 /// Items to read: a path (as `--input` takes), or a NumPy array with its dtype's name, how the Python layer
 /// converted it (`uint8`, `bool`, `int` or `float`, see `elbo/_arrays.py`), and optional labels.
@@ -614,7 +628,7 @@ impl PyModel {
                     .into_any(),
             )
         };
-        let (labels, names) = (ds.labels.clone(), ds.names.clone());
+        let (labels, names) = (class_names(&ds), ds.names.clone());
         Ok((mu, logvar, labels, names))
     }
 
@@ -691,7 +705,7 @@ impl PyModel {
             .map_err(py_err)?;
         let neg_elbo: Vec<f64> = est.iter().map(|e| -e.elbo).collect();
         let nll: Vec<f64> = est.iter().map(|e| -e.log_px).collect();
-        let (labels, names) = (ds.labels.clone(), ds.names.clone());
+        let (labels, names) = (class_names(&ds), ds.names.clone());
         Ok((
             neg_elbo.into_pyarray(py).into_any(),
             Some(nll.into_pyarray(py).into_any()),

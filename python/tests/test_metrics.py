@@ -303,3 +303,13 @@ def test_ctrl_c_stops_measuring_a_models_disentanglement(elbo_bin, tmp_path):
     """))
     rest = interrupted(script)
     assert "measuring disentanglement stopped before it finished" in rest, rest
+
+
+def test_metrics_are_reached_from_a_plain_import_elbo():
+    # A fresh interpreter: this one imported elbo.metrics above.
+    import sys
+
+    code = "import elbo, numpy as np; print(elbo.metrics.mig(np.eye(4)[:, :2].repeat(5, 0), np.arange(4).repeat(5)[:, None]))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    float(out.stdout)

@@ -223,6 +223,15 @@ def test_tables_and_labels(tmp_path):
     assert out.shape == (2, 6) and 20 < out.mean() < 80
     sc = vae.score(x[:5], kinds[:5], k=5)
     assert sc["label"] == list(kinds[:5])
+    # A run without labels scores items with the labels as given, ints or names, never as the library numbers them;
+    # and its encode and reconstruct refuse labels they would not use.
+    plain = elbo.VAE(hidden=[16], latent=2, seed=1)
+    plain.fit(x, epochs=1, out=tmp_path / "plain", verbose=0)
+    assert plain.score(x[:5], [7, 7, 3, 3, 9], k=2)["label"] == [7, 7, 3, 3, 9]
+    assert plain.score(x[:3], ["cat", "dog", "cat"], k=2)["label"] == ["cat", "dog", "cat"]
+    for call in (plain.encode, plain.reconstruct):
+        with pytest.raises(ValueError, match="y= needs a conditional model"):
+            call(x[:5], [1] * 5)
     with pytest.raises(ValueError, match="conditional"):
         vae.decode(np.zeros((2, 2)))
     with pytest.raises(ValueError, match="not one of the run's classes"):

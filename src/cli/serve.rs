@@ -14,8 +14,9 @@ use std::path::PathBuf;
 pub(crate) struct ServeArgs {
     /// A run directory written by `elbo train`.
     run_dir: PathBuf,
-    /// Address to listen on. Anything but a loopback address lets other machines in: the page has no login.
-    #[arg(long)]
+    /// Address to listen on (an IP address, or localhost). Anything but a loopback address lets other machines
+    /// in: the page has no login.
+    #[arg(long, value_parser = listen_address)]
     host: Option<IpAddr>,
     /// Port to listen on (0: any free port; the address is printed).
     #[arg(long, default_value_t = 8080)]
@@ -74,5 +75,18 @@ pub(crate) fn run(a: ServeArgs) -> Result<()> {
         );
         // The address alone on stdout, for scripts (and --port 0).
         println!("http://{addr}/");
+    })
+}
+
+/// `--host`: an IP address, or `localhost` (this machine only, 127.0.0.1); a name is not looked up, so what is
+/// listened on is what was written.
+fn listen_address(s: &str) -> std::result::Result<IpAddr, String> {
+    if s.eq_ignore_ascii_case("localhost") {
+        return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    s.parse().map_err(|_| {
+        format!(
+            "'{s}' is not an IP address: give one such as 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)"
+        )
     })
 }

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 /// Bumped whenever decoding or naming changes, so old entries are not reused (5: names not UTF-8 are escaped,
 /// never merged; links inside archives are read).
-const VERSION: &str = "elbo-image-cache-5";
+const VERSION: &str = "elbo-image-cache-6";
 
 /// The folder holding cache entries.
 pub fn dir() -> PathBuf {
@@ -185,8 +185,8 @@ fn hash_meta(meta: &HashMap<String, String>) -> Md5 {
 /// The cached images under `key`, if there is a readable entry; a damaged one is ignored (and replaced later).
 /// The images stay in the file, memory-mapped: a run pages in what its batches read, so a dataset larger than
 /// the memory it should use trains without being read whole.
-pub fn load(key: &str) -> Option<Found> {
-    let (found, notes) = map_noted(key)?;
+pub fn load(key: &str) -> Option<(Found, bool)> {
+    let (found, notes, held_out) = map_noted(key)?;
     crate::say!(
         "elbo: read the decoded images from the cache ({})",
         entry(key).display()
@@ -196,7 +196,7 @@ pub fn load(key: &str) -> Option<Found> {
     for n in notes {
         crate::say!("elbo: {}", printable(&n));
     }
-    Some(found)
+    Some((found, held_out))
 }
 
 /// `text` with control characters (escapes, line breaks) shown as `?`, so it prints as the one line it claims
@@ -208,12 +208,16 @@ fn printable(text: &str) -> String {
 }
 
 /// [`load`] without a word: for the entry a run has just stored.
-pub fn map(key: &str) -> Option<Found> {
-    map_noted(key).map(|(found, _)| found)
+pub fn map(key: &str) -> Option<(Found, bool)> {
+    map_noted(key).map(|(found, _, held_out)| (found, held_out))
 }
 
-/// The entry under `key` and the notes stored with it.
-fn map_noted(key: &str) -> Option<(Found, Vec<String>)> {
+/// The name of a test split elbo held out of a set without one, told apart from a set's own test split.
+pub const HELD_OUT: &str = "held-out";
+
+/// The entry under `key`, the notes stored with it, and whether its test split was held out by elbo
+/// ([`HELD_OUT`]) rather than the set's own.
+fn map_noted(key: &str) -> Option<(Found, Vec<String>, bool)> {
     let path = entry(key);
     // Only a regular file, never a link or a FIFO (opening one would wait for a writer).
     if !std::fs::symlink_metadata(&path).ok()?.is_file() {
@@ -236,8 +240,9 @@ fn map_noted(key: &str) -> Option<(Found, Vec<String>)> {
     }
 }
 
-/// The entry in `file`, checked against `key` and its checksum, and its notes.
-fn read_entry(file: &std::fs::File, key: &str) -> Option<(Found, Vec<String>)> {
+/// The entry in `file`, checked against `key` and its checksum, its notes, and whether its test split is one elbo
+/// held out.
+fn read_entry(file: &std::fs::File, key: &str) -> Option<(Found, Vec<String>, bool)> {
     // SAFETY: entries are only ever replaced by renaming a new file over them (never written in place), so
     // the mapped file does not change while it is read; editing it by hand during a run is not supported.
     let map = Arc::new(unsafe { Mmap::map(file) }.ok()?);
@@ -307,13 +312,14 @@ fn read_entry(file: &std::fs::File, key: &str) -> Option<(Found, Vec<String>)> {
         };
         sets.push(ds);
     }
+    let held_out = splits.get(1).is_some_and(|s| s == HELD_OUT);
     let mut it = sets.into_iter();
     let first = it.next()?;
     let found = match it.next() {
         Some(t) => Found::Split(first, t),
         None => Found::One(first),
     };
-    Some((found, notes))
+    Some((found, notes, held_out))
 }
 
 /// One split of an entry to store: its name, its items' labels (if labelled) and names, and which rows it

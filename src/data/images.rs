@@ -128,14 +128,34 @@ impl Entry {
     }
 }
 
-/// Lists image files below `root`, following symbolic links but refusing loops.
-fn walk(root: &Path) -> Result<Vec<Entry>> {
+/// Lists image files below `root`, following symbolic links but refusing loops, and the hidden files named like
+/// images and hidden folders it left out.
+fn walk(root: &Path) -> Result<(Vec<Entry>, Vec<String>)> {
     let mut out = Vec::new();
+    let mut hidden = Vec::new();
     let mut seen = HashSet::new();
     let canon = std::fs::canonicalize(root).map_err(|e| Error::io(root, e))?;
     seen.insert(canon);
-    walk_into(root, &mut Vec::new(), &mut seen, &mut out)?;
-    Ok(out)
+    walk_into(root, &mut Vec::new(), &mut seen, &mut out, &mut hidden)?;
+    Ok((out, hidden))
+}
+
+/// Whether a file or folder name is one elbo never reads: hidden (`.name`, including macOS's `._name` copies)
+/// or macOS's `__MACOSX` folder of them.
+fn is_hidden(name: &str) -> bool {
+    name.starts_with('.') || name == "__MACOSX"
+}
+
+/// One line counting the hidden entries left out (`names`: files named like images, and folders ending in `/`),
+/// or none.
+pub(crate) fn hidden_note(names: &[String]) -> Option<String> {
+    let first = names.first()?;
+    let more = if names.len() > 1 { ", …" } else { "" };
+    let n = names.len();
+    Some(format!(
+        "left out {n} hidden {} ({first}{more}): elbo reads no name starting with '.', nor __MACOSX/",
+        if n == 1 { "entry" } else { "entries" },
+    ))
 }
 
 fn walk_into(
@@ -143,6 +163,7 @@ fn walk_into(
     prefix: &mut Vec<String>,
     seen: &mut HashSet<PathBuf>,
     out: &mut Vec<Entry>,
+    hidden: &mut Vec<String>,
 ) -> Result<()> {
     let mut names: Vec<_> = std::fs::read_dir(dir)
         .map_err(|e| Error::io(dir, e))?
@@ -152,7 +173,15 @@ fn walk_into(
     names.sort();
     for name in names {
         let name_s = os_name(&name);
-        if name_s.starts_with('.') || name_s == "__MACOSX" {
+        if is_hidden(&name_s) {
+            let mut parts = prefix.clone();
+            parts.push(name_s.clone());
+            let path = dir.join(&name);
+            if std::fs::metadata(&path).is_ok_and(|m| m.is_dir()) {
+                hidden.push(format!("{}/", parts.join("/")));
+            } else if is_image_name(&name_s) {
+                hidden.push(parts.join("/"));
+            }
             continue;
         }
         let path = dir.join(&name);
@@ -189,7 +218,7 @@ fn walk_into(
                 )));
             }
             prefix.push(name_s);
-            walk_into(&path, prefix, seen, out)?;
+            walk_into(&path, prefix, seen, out, hidden)?;
             prefix.pop();
             seen.remove(&canon);
         } else if meta.is_file() && is_image_name(&name_s) {
@@ -206,8 +235,7 @@ fn walk_into(
 
 /// Whether an entry at `parts` is an image to read: named like one, and in no hidden or `__MACOSX` folder.
 fn keep_entry(parts: &[String]) -> bool {
-    parts.last().is_some_and(|n| is_image_name(n))
-        && !parts.iter().any(|p| p.starts_with('.') || p == "__MACOSX")
+    parts.last().is_some_and(|n| is_image_name(n)) && !parts.iter().any(|p| is_hidden(p))
 }
 
 fn bad_archive(path: &Path, e: impl std::fmt::Display) -> Error {
@@ -810,7 +838,12 @@ fn load_with(path: &Path, opts: &ImageOptions, flat: bool, sink: &mut Sink) -> R
     check_options(opts)?;
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if meta.is_dir() {
-        let lay = layout(walk(path)?, path, flat, Vec::new())?;
+        let (entries, hidden) = walk(path)?;
+        let mut notes = Vec::new();
+        if let Some(line) = hidden_note(&hidden) {
+            note(&mut notes, line);
+        }
+        let lay = layout(entries, path, flat, notes)?;
         return from_files(path, lay, opts, sink);
     }
     if !meta.is_file() {
@@ -1034,6 +1067,7 @@ fn assemble(
     let mut splits = Vec::new();
     let mut size: Option<(usize, usize, String)> = None;
     let mut any_colour = false;
+    let (mut colour_count, mut decoded_count) = (0usize, 0usize);
     let mut skipped_all = Vec::new();
     for (k, (split, labels, entries)) in lay.splits.iter().enumerate() {
         let mut kept_labels = Vec::new();
@@ -1057,6 +1091,8 @@ fn assemble(
                     _ => {}
                 }
                 any_colour |= d.colour;
+                colour_count += usize::from(d.colour);
+                decoded_count += 1;
                 sink.push(k, &d.rgb)?;
                 kept_labels.push(l.unwrap_or(0));
                 names.push(e.name());
@@ -1088,6 +1124,15 @@ fn assemble(
         )));
     }
     let channels = opts.channels.unwrap_or(if any_colour { 3 } else { 1 });
+    // Grey and colour images together: the choice of RGB is a guess, so it is said.
+    if opts.channels.is_none() && any_colour && colour_count < decoded_count {
+        note(
+            &mut notes,
+            format!(
+                "{colour_count} of {decoded_count} images have colour: all are read as RGB (grey ones with three equal channels; --channels 1 reads all as grey)"
+            ),
+        );
+    }
     Ok(Assembly {
         shape: ItemShape {
             height: h,

@@ -739,6 +739,13 @@ fn datasets(
                 p.x.type_name
             )));
         }
+        // A layout names the order of four axes: on fewer it would be recorded as if it had been used.
+        if let (Some(l), None, false) = (layout, want, p.x.shape.len() == 4) {
+            return Err(src.bad(format!(
+                "--layout {l} applies to 4-D arrays (N×H×W×C or N×C×H×W); this one has shape {:?}: leave it out",
+                p.x.shape
+            )));
+        }
         let (n, item, nchw) = item_shape(&p.x.shape, layout, src)?;
         check_finite(&p.x.raw, item.len(), src)?;
         if let Some((_, first, _)) = shaped.first()
@@ -760,6 +767,7 @@ fn datasets(
         path,
         what: parts[0].xname,
     };
+    let x_shape = parts[0].x.shape.clone();
     let (kind, said) = match want {
         Some(k) => (k, None),
         None => infer_kind(&parts[0].x, range, first).map(|(k, s)| (k, Some(s)))?,
@@ -799,9 +807,32 @@ fn datasets(
         })
         .collect::<Result<Vec<_>>>()?;
     if let Some(line) = said {
-        crate::say!("{line}");
+        crate::say!("{line}{}", axis_order(&x_shape, layout, shaped[0].2));
     }
     Ok(sets)
+}
+
+/// How a 4-D array's axes were read, for the line saying how its values were: which order, and whether the other
+/// would also have read (a guess the user should see); nothing for fewer axes or a `--layout` given.
+fn axis_order(shape: &[usize], layout: Option<Layout>, nchw: bool) -> String {
+    let ([_, a, b, c], None) = (shape, layout) else {
+        return String::new();
+    };
+    let channels = |c: usize| c == 1 || c == 3;
+    let (order, other) = if nchw {
+        ("N×C×H×W, PyTorch's order", channels(*c).then_some("nhwc"))
+    } else {
+        ("N×H×W×C", channels(*a).then_some("nchw"))
+    };
+    let (h, w, ch) = if nchw { (b, c, a) } else { (a, b, c) };
+    let mut line = format!(
+        "; axes read as {order} ({h}×{w} pixels, {ch} channel{})",
+        if *ch == 1 { "" } else { "s" }
+    );
+    if let Some(l) = other {
+        line.push_str(&format!(", a guess: --layout {l} reads the other order"));
+    }
+    line
 }
 
 /// What a NumPy file held: one set of items to split, or given train and test splits.

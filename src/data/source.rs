@@ -26,6 +26,10 @@ pub struct DataSpec {
     pub label_column: Option<String>,
     /// Fraction held out as the test split when the source has none.
     pub test_fraction: f64,
+    /// Whether the user gave `test_fraction` (not recorded: it is checked when the data is first read), so a
+    /// source with a test split of its own refuses it instead of ignoring it.
+    #[serde(skip)]
+    pub test_fraction_given: bool,
     /// The seed choosing that split: fixed, so runs with different seeds share a test set. Absent in runs made
     /// before it was fixed, which drew the split with the run's seed.
     #[serde(default)]
@@ -85,6 +89,8 @@ pub struct Loaded {
     pub test: Dataset,
     /// A table's feature columns.
     pub columns: Vec<String>,
+    /// Whether the test split is the source's own (`test/`, `x_test`), not one held out of it.
+    pub own_split: bool,
 }
 
 /// Salt of the seed that chooses a held-out test split, so it does not follow the other draws of a run.
@@ -101,26 +107,47 @@ pub fn load(spec: &DataSpec, seed: u64) -> Result<Loaded> {
             .map(|k| cache::split_key(&k, spec.test_fraction, split_seed)),
         _ => None,
     };
-    if let Some(Found::Split(train, test)) = split_key.as_deref().and_then(cache::load) {
-        return Ok(Loaded {
-            train,
-            test,
-            columns: Vec::new(),
-        });
+    if let Some((Found::Split(train, test), held_out)) = split_key.as_deref().and_then(cache::load)
+    {
+        return fraction_used(
+            spec,
+            Loaded {
+                train,
+                test,
+                columns: Vec::new(),
+                own_split: !held_out,
+            },
+        );
     }
     // The first run on images decodes them straight into the cache entry, and maps it.
     if let Some(k) = &split_key
-        && let Some(Found::Split(train, test)) =
+        && let Some((Found::Split(train, test), held_out)) =
             decode_to_cache(spec, &spec.path, k, Some(split_seed))?
     {
-        return Ok(Loaded {
-            train,
-            test,
-            columns: Vec::new(),
-        });
+        return fraction_used(
+            spec,
+            Loaded {
+                train,
+                test,
+                columns: Vec::new(),
+                own_split: !held_out,
+            },
+        );
     }
     let (found, columns) = read(spec, &spec.path, split_key.is_none())?;
     split(spec, found, columns, split_seed)
+}
+
+/// `loaded`, unless the user gave a test fraction that it did not use: the source has a test split of its own.
+fn fraction_used(spec: &DataSpec, loaded: Loaded) -> Result<Loaded> {
+    if spec.test_fraction_given && loaded.own_split {
+        return Err(Error::Config(format!(
+            "--test-fraction {} does not apply to {}, which has a test split of its own (a test/ or val/ folder, x_test, or validation data): leave it out",
+            spec.test_fraction,
+            spec.path.display()
+        )));
+    }
+    Ok(loaded)
 }
 
 /// Loads arrays held in memory (Python's, say) as `spec` would load the `.npz` at its path holding the same
@@ -145,6 +172,7 @@ pub fn load_arrays(spec: &DataSpec, seed: u64, arrays: Vec<numpy::MemArray>) -> 
 
 /// Training and test splits of what a source held: its own, or `spec.test_fraction` held out with `seed`.
 fn split(spec: &DataSpec, found: Found, columns: Vec<String>, seed: u64) -> Result<Loaded> {
+    let own_split = matches!(found, Found::Split(..));
     let (train, test) = match found {
         Found::Split(a, b) => (a, b),
         Found::One(ds) => {
@@ -152,11 +180,15 @@ fn split(spec: &DataSpec, found: Found, columns: Vec<String>, seed: u64) -> Resu
             (ds.select(&train), ds.select(&test))
         }
     };
-    Ok(Loaded {
-        train,
-        test,
-        columns,
-    })
+    fraction_used(
+        spec,
+        Loaded {
+            train,
+            test,
+            columns,
+            own_split,
+        },
+    )
 }
 
 /// The items of a set of `n` without a test split of its own that train, and that are held out with `seed`.
@@ -188,7 +220,7 @@ fn decode_to_cache(
     path: &Path,
     key: &str,
     split_seed: Option<u64>,
-) -> Result<Option<Found>> {
+) -> Result<Option<(Found, bool)>> {
     let dir = cache::dir();
     let declined = |e: &dyn std::fmt::Display| {
         crate::say!("elbo: could not cache the decoded images ({e}); decoding them into memory");
@@ -233,7 +265,7 @@ fn decode_to_cache(
                 .map(|l| idx.iter().map(|&i| l[i]).collect()),
             names: idx.iter().map(|&i| all.names[i].clone()).collect(),
         };
-        parts = vec![part("train", &train), part("test", &test)];
+        parts = vec![part("train", &train), part(cache::HELD_OUT, &test)];
     }
     let (shape, classes) = (spooled.shape, spooled.classes.clone());
     let notes = std::mem::take(&mut spooled.notes);
@@ -328,11 +360,11 @@ fn read(spec: &DataSpec, path: &Path, store_one: bool) -> Result<(Found, Vec<Str
     match format_of(path)? {
         Format::Images => {
             let key = cache::key(path, &spec.images)?;
-            if let Some(found) = key.as_deref().and_then(cache::load) {
+            if let Some((found, _)) = key.as_deref().and_then(cache::load) {
                 return Ok((found, Vec::new()));
             }
             if let Some(k) = key.as_deref().filter(|_| store_one)
-                && let Some(found) = decode_to_cache(spec, path, k, None)?
+                && let Some((found, _)) = decode_to_cache(spec, path, k, None)?
             {
                 return Ok((found, Vec::new()));
             }

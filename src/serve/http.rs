@@ -54,8 +54,19 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Binds `host:port` (port 0: any free port), before any slow work, so a taken port is reported at once.
 pub fn bind(host: IpAddr, port: u16) -> Result<std::net::TcpListener> {
     let listener = std::net::TcpListener::bind((host, port)).map_err(|e| {
+        use std::io::ErrorKind::{AddrNotAvailable, PermissionDenied};
+        // The advice follows the cause: the address is not this machine's, or the port is not ours to take.
+        let fix = match e.kind() {
+            AddrNotAvailable => format!(
+                "--host {host} is not an address of this machine; give one of its own (127.0.0.1: this machine only, 0.0.0.0: every interface)"
+            ),
+            PermissionDenied if port < 1024 => {
+                "ports below 1024 need administrator rights; pick another --port (or --port 0 for any free one)".into()
+            }
+            _ => "pick another --port (or --port 0 for any free one)".into(),
+        };
         Error::Config(format!(
-            "cannot listen on {}: {e}; pick another --port (or --port 0 for any free one)",
+            "cannot listen on {}: {e}; {fix}",
             SocketAddr::new(host, port)
         ))
     })?;
@@ -316,6 +327,13 @@ fn wrong_host(hosts: &Allowed, req: &Request, local: Option<IpAddr>) -> Option<R
 /// on another site, or another port of this one, is refused, except for opening the page itself by a link.
 fn cross_origin(hosts: &Allowed, req: &Request, local: Option<IpAddr>) -> Option<String> {
     let h = req.headers();
+    // Browsers send each of these once; a second one is no browser's, and checking only the first would let it
+    // pass, as for Host.
+    for name in ["sec-fetch-site", "origin"] {
+        if h.get_all(name).iter().nth(1).is_some() {
+            return Some(format!("a request sends one {name} header, not several"));
+        }
+    }
     let value = |name: &str| h.get(name).map(|v| v.to_str().unwrap_or("?"));
     if let Some(site) = value("sec-fetch-site")
         && site != "same-origin"

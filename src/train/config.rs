@@ -527,16 +527,19 @@ impl RunConfig {
                 ));
             }
         }
-        if let Some(d) = t.dip
-            && !(d.lambda_od.is_finite()
-                && d.lambda_od >= 0.0
-                && d.lambda_d.is_finite()
-                && d.lambda_d >= 0.0)
-        {
-            return Err(Error::Config(format!(
-                "--dip-lambda-od {} and --dip-lambda-d {} must be finite and at least 0",
-                d.lambda_od, d.lambda_d
-            )));
+        // One setting at a time: λ_d's default follows λ_od, so a bad λ_od is named alone, never with a λ_d the
+        // user did not give.
+        if let Some(d) = t.dip {
+            for (flag, v) in [
+                ("--dip-lambda-od", d.lambda_od),
+                ("--dip-lambda-d", d.lambda_d),
+            ] {
+                if !(v.is_finite() && v >= 0.0) {
+                    return Err(Error::Config(format!(
+                        "{flag} {v} must be finite and at least 0"
+                    )));
+                }
+            }
         }
         Ok(())
     }
@@ -729,11 +732,14 @@ impl RunConfig {
                     "exponential schedule: --lr-gamma {gamma} must be in (0, 1]"
                 )));
             }
-            LrSchedule::Step { every, gamma }
-                if every == 0 || !(gamma.is_finite() && gamma > 0.0 && gamma <= 1.0) =>
+            LrSchedule::Step { every: 0, .. } => {
+                return Err(Error::Config("--lr-step-every 0 must be at least 1".into()));
+            }
+            LrSchedule::Step { gamma, .. }
+                if !(gamma.is_finite() && gamma > 0.0 && gamma <= 1.0) =>
             {
                 return Err(Error::Config(format!(
-                    "step schedule: --lr-step-every {every} must be at least 1 and --lr-step-gamma {gamma} in (0, 1]"
+                    "--lr-step-gamma {gamma} must be in (0, 1]"
                 )));
             }
             _ => {}

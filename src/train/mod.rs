@@ -116,6 +116,7 @@ pub fn open_data(t: &TrainConfig, data_dir: Option<&Path>) -> Result<Loaded> {
                 train,
                 test,
                 columns: Vec::new(),
+                own_split: true,
             })
         }
     }
@@ -197,6 +198,7 @@ pub fn prepare(cfg: &mut RunConfig, loaded: Loaded) -> Result<Splits> {
         mut train,
         mut test,
         columns,
+        ..
     } = loaded;
     if train.is_empty() || test.is_empty() {
         return Err(Error::Config(format!(
@@ -351,6 +353,7 @@ pub fn load_items(cfg: &RunConfig, path: &Path) -> Result<Dataset> {
         layout: None,
         label_column: None,
         test_fraction: 0.1,
+        test_fraction_given: false,
         split_seed: None,
     });
     if cfg.data.kind == Kind::Image {

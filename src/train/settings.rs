@@ -961,6 +961,7 @@ impl Settings {
     pub fn from_table(table: toml::Table, name: &str, text: Option<&str>) -> Result<Settings> {
         let keys = Self::keys();
         let mut normal = toml::Table::new();
+        let mut written = std::collections::HashMap::new();
         // Where a key is, for messages: "c.toml, line 3".
         let at = |k: &str| match text.and_then(|t| line_of(t, k)) {
             Some(l) => format!("{name}, line {l}"),
@@ -1002,12 +1003,14 @@ impl Settings {
                     at(&k)
                 )));
             }
+            written.insert(key.clone(), k);
             normal.insert(key, v);
         }
-        // One key at a time first, so a bad value is reported with its key.
-        for (k, v) in &normal {
+        // One key at a time first, so a bad value is reported with its key, as the user spelt it.
+        for (key, v) in &normal {
+            let k = &written[key];
             let mut one = toml::Table::new();
-            one.insert(k.clone(), v.clone());
+            one.insert(key.clone(), v.clone());
             <Settings as serde::Deserialize>::deserialize(toml::Value::Table(one)).map_err(
                 |e| {
                     // serde's message may span lines ("… in `epochs`"): one line is what a user reads.
@@ -1082,6 +1085,7 @@ impl Settings {
                 layout: self.layout,
                 label_column: self.label_column.clone(),
                 test_fraction: self.test_fraction.unwrap_or(0.1),
+                test_fraction_given: self.test_fraction.is_some(),
                 split_seed: Some(crate::data::source::SPLIT_SEED),
             }),
         ))
@@ -1541,8 +1545,13 @@ impl Settings {
             "--lr-schedule cosine",
         )?;
         only_with(
-            kind != Step && (self.lr_step_every.is_some() || self.lr_step_gamma.is_some()),
-            "--lr-step-every/--lr-step-gamma",
+            kind != Step && self.lr_step_every.is_some(),
+            "--lr-step-every",
+            "--lr-schedule step",
+        )?;
+        only_with(
+            kind != Step && self.lr_step_gamma.is_some(),
+            "--lr-step-gamma",
             "--lr-schedule step",
         )?;
         only_with(
@@ -1847,6 +1856,38 @@ mod tests {
             e,
             "batch_size = 0 must be between 1 and 65536 (batch_size is set in c.toml)"
         );
+        let e = Settings::from_toml("learn_sigma = \"bogus\"\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("c.toml, line 1, key 'learn_sigma': "), "{e}");
+        // A default or derived setting the user did not give is not named beside the one they did.
+        for (s, want) in [
+            (
+                Settings {
+                    lr_step_every: Some(3),
+                    ..Default::default()
+                },
+                "--lr-step-every applies to --lr-schedule step only",
+            ),
+            (
+                Settings {
+                    lr_schedule: Some(ScheduleKind::Step),
+                    lr_step_every: Some(0),
+                    ..Default::default()
+                },
+                "--lr-step-every 0 must be at least 1",
+            ),
+            (
+                Settings {
+                    dip: Some(DipKind::Ii),
+                    dip_lambda_od: Some(-3.0),
+                    ..Default::default()
+                },
+                "--dip-lambda-od -3 must be finite and at least 0",
+            ),
+        ] {
+            assert_eq!(s.resolve().unwrap_err().to_string(), want);
+        }
         let two = Settings {
             crop: Some(3),
             layout: Some(Layout::Nchw),

@@ -2,7 +2,10 @@
 //! named as a folder's files are ([`escape_name`]); links (tar's hard and symbolic links, zip's symbolic links)
 //! are read as the regular entry they lead to inside the archive, and never followed outside it.
 
-use super::{Entry, MAX_FILE, Origin, bad_archive, escape_name, keep_entry, note};
+use super::{
+    Entry, MAX_FILE, Origin, bad_archive, escape_name, hidden_note, is_hidden, is_image_name,
+    keep_entry, note,
+};
 use crate::error::{Error, Result};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
@@ -186,9 +189,16 @@ impl<'a> Members<'a> {
     pub(super) fn entries(&self, notes: &mut Vec<String>) -> Vec<Entry> {
         let mut out = Vec::new();
         let mut dead: Vec<(Dead, &[String], &[u8])> = Vec::new();
+        let mut hidden = Vec::new();
         for (parts, member) in &self.members {
             let image = keep_entry(parts);
-            let visible = image || !parts.iter().any(|p| p.starts_with('.') || p == "__MACOSX");
+            let visible = image || !parts.iter().any(|p| is_hidden(p));
+            if !visible
+                && parts.last().is_some_and(|n| is_image_name(n))
+                && matches!(member, Member::File(_) | Member::Link { .. })
+            {
+                hidden.push(parts.join("/"));
+            }
             match member {
                 Member::File(i) if image => out.push(Entry {
                     parts: parts.clone(),
@@ -207,6 +217,9 @@ impl<'a> Members<'a> {
                 }
                 _ => {}
             }
+        }
+        if let Some(line) = hidden_note(&hidden) {
+            note(notes, line);
         }
         if let Some((_, at, target)) = dead.first() {
             // (kind, verb for one, verb for more, what)

@@ -1,0 +1,201 @@
+//! Own data that elbo would otherwise have read some other way than the user meant, said or refused: a test
+//! fraction for data that brings its own test split, hidden files, a layout for arrays without four axes, and the
+//! guesses (axis order, colour) printed in one line.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+
+/// A model small enough to train on a few tiny images in well under a second.
+const TINY: [&str; 8] = [
+    "--epochs",
+    "1",
+    "--hidden",
+    "8",
+    "--latent",
+    "2",
+    "--threads",
+    "2",
+];
+
+/// A 6×6 PNG that differs by `seed`, grey or colour.
+fn png(seed: u8, colour: bool) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(6, 6, |x, y| {
+        let v = (x as u8 * 40)
+            .wrapping_add(y as u8 * 7)
+            .wrapping_add(seed.wrapping_mul(29));
+        if colour {
+            image::Rgb([v, v / 2, 255 - v])
+        } else {
+            image::Rgb([v, v, v])
+        }
+    });
+    let img = if colour {
+        image::DynamicImage::ImageRgb8(img)
+    } else {
+        image::DynamicImage::ImageLuma8(image::DynamicImage::ImageRgb8(img).to_luma8())
+    };
+    let mut b = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut b), image::ImageFormat::Png)
+        .unwrap();
+    b
+}
+
+fn train(data: &Path, out: &Path, cache: &Path, extra: &[&str]) -> std::process::Output {
+    run(elbo()
+        .env("ELBO_CACHE_DIR", cache)
+        .arg("train")
+        .arg("--data")
+        .arg(data)
+        .arg("--out")
+        .arg(out)
+        .args(TINY)
+        .args(extra))
+}
+
+fn ok(o: &std::process::Output) -> String {
+    assert!(o.status.success(), "failed: {}", stderr(o));
+    stderr(o)
+}
+
+/// `--test-fraction` for data with a test split of its own is refused, not ignored: from a folder (decoded, then
+/// again from the cache) and from an `.npz` with `x_test`. Without a split of its own it is used.
+#[test]
+fn a_test_fraction_is_refused_where_the_data_has_its_own_split() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cache, out) = (tmp.path().join("cache"), tmp.path().join("run"));
+    let split = tmp.path().join("split");
+    for (dir, n) in [("train", 6u8), ("test", 2)] {
+        std::fs::create_dir_all(split.join(dir)).unwrap();
+        for i in 0..n {
+            std::fs::write(split.join(dir).join(format!("{i}.png")), png(i, false)).unwrap();
+        }
+    }
+    for _ in 0..2 {
+        let o = train(&split, &out, &cache, &["--test-fraction", "0.3"]);
+        assert_user_error(
+            &o,
+            "--test-fraction 0.3 does not apply to", // …the folder, which has a test split of its own
+        );
+        assert!(stderr(&o).contains("which has a test split of its own"));
+        assert!(!out.join("config.json").exists());
+    }
+    ok(&train(&split, &out, &cache, &[]));
+    let keras = tmp.path().join("k.npz");
+    npz(
+        &keras,
+        &[
+            (
+                "x_train",
+                npy(&[8, 6, 6], (0..288).map(|v| (v % 251) as u8)),
+            ),
+            ("x_test", npy(&[2, 6, 6], (0..72).map(|v| (v % 13) as u8))),
+        ],
+    );
+    let o = train(
+        &keras,
+        &tmp.path().join("k"),
+        &cache,
+        &["--test-fraction", "5"],
+    );
+    assert_user_error(&o, "--test-fraction 5 does not apply to");
+    // A folder without a split of its own holds the fraction out, as before.
+    let flat = tmp.path().join("flat");
+    std::fs::create_dir_all(&flat).unwrap();
+    for i in 0..8 {
+        std::fs::write(flat.join(format!("{i}.png")), png(i, false)).unwrap();
+    }
+    ok(&train(
+        &flat,
+        &tmp.path().join("f"),
+        &cache,
+        &["--test-fraction", "0.25"],
+    ));
+}
+
+/// Hidden files named like images (and hidden folders) are left out, and the line says how many and which.
+#[test]
+fn hidden_entries_left_out_are_counted_in_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let dir = tmp.path().join("pics");
+    std::fs::create_dir_all(dir.join(".thumbs")).unwrap();
+    for i in 0..6 {
+        std::fs::write(dir.join(format!("{i}.png")), png(i, false)).unwrap();
+    }
+    std::fs::write(dir.join(".secret.png"), png(9, false)).unwrap();
+    std::fs::write(dir.join(".thumbs/0.png"), png(8, false)).unwrap();
+    let err = ok(&train(&dir, &tmp.path().join("a"), &cache, &[]));
+    assert!(
+        err.contains("elbo: left out 2 hidden entries (.secret.png, …)"),
+        "{err}"
+    );
+    let zip = tmp.path().join("pics.zip");
+    let mut members: Vec<(String, Vec<u8>)> = (0..6)
+        .map(|i| (format!("pics/{i}.png"), png(i, false)))
+        .collect();
+    members.push(("pics/.secret.png".into(), png(9, false)));
+    members.push(("__MACOSX/pics/._0.png".into(), vec![0; 10]));
+    zip_of(
+        &zip,
+        &members
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.clone()))
+            .collect::<Vec<_>>(),
+    );
+    let err = ok(&train(&zip, &tmp.path().join("z"), &cache, &[]));
+    assert!(err.contains("elbo: left out 2 hidden entries ("), "{err}");
+}
+
+/// `--layout` on an array without four axes is refused; the axis order of a 4-D array is said, and called a
+/// guess when the other order would also read; grey and colour images together are said to be read as RGB.
+#[test]
+fn layouts_and_colour_are_said_or_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let three = tmp.path().join("three.npy");
+    std::fs::write(&three, npy(&[20, 6, 6], (0..720).map(|v| (v % 251) as u8))).unwrap();
+    let o = train(&three, &tmp.path().join("a"), &cache, &["--layout", "nchw"]);
+    assert_user_error(&o, "--layout nchw applies to 4-D arrays");
+    let ambiguous = tmp.path().join("amb.npy");
+    std::fs::write(
+        &ambiguous,
+        npy(&[20, 3, 6, 3], (0..1080).map(|v| (v % 251) as u8)),
+    )
+    .unwrap();
+    let err = ok(&train(&ambiguous, &tmp.path().join("b"), &cache, &[]));
+    assert!(
+        err.contains("axes read as N×H×W×C (3×6 pixels, 3 channels), a guess: --layout nchw reads the other order"),
+        "{err}"
+    );
+    let torch = tmp.path().join("torch.npy");
+    std::fs::write(
+        &torch,
+        npy(&[20, 3, 6, 6], (0..2160).map(|v| (v % 251) as u8)),
+    )
+    .unwrap();
+    let err = ok(&train(&torch, &tmp.path().join("c"), &cache, &[]));
+    assert!(
+        err.contains("axes read as N×C×H×W, PyTorch's order (6×6 pixels, 3 channels)")
+            && !err.contains("a guess"),
+        "{err}"
+    );
+    let mixed = tmp.path().join("mixed");
+    std::fs::create_dir_all(&mixed).unwrap();
+    for i in 0..8 {
+        std::fs::write(mixed.join(format!("{i}.png")), png(i, i < 3)).unwrap();
+    }
+    let err = ok(&train(&mixed, &tmp.path().join("d"), &cache, &[]));
+    assert!(
+        err.contains("elbo: 3 of 8 images have colour: all are read as RGB"),
+        "{err}"
+    );
+    let err = ok(&train(
+        &mixed,
+        &tmp.path().join("e"),
+        &cache,
+        &["--channels", "1"],
+    ));
+    assert!(!err.contains("have colour"), "{err}");
+}
