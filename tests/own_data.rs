@@ -501,7 +501,7 @@ fn the_cache_key_follows_the_files_and_the_settings() {
     // SAFETY of the environment: this test binary's other tests do not read ELBO_CACHE_DIR.
     unsafe { std::env::set_var("ELBO_CACHE_DIR", &dir) };
     cache::store(&key, &found, &[]).unwrap();
-    assert_eq!(cache::load(&key), Some(found));
+    assert_eq!(cache::load(&key), Some((found, false)));
     // An entry is its key's alone: a copy or a link under another key is not trusted.
     let other = "0123456789abcdef0123456789abcdef";
     let theirs = dir.join(format!("{other}.safetensors"));
