@@ -199,3 +199,47 @@ fn layouts_and_colour_are_said_or_refused() {
     ));
     assert!(!err.contains("have colour"), "{err}");
 }
+
+/// Items read for a run take its size and channels; that is said in one line, not done silently.
+#[test]
+fn items_resized_or_made_grey_for_a_run_are_said() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let grey = tmp.path().join("grey");
+    std::fs::create_dir_all(&grey).unwrap();
+    for i in 0..8 {
+        std::fs::write(grey.join(format!("{i}.png")), png(i, false)).unwrap();
+    }
+    let run_dir = tmp.path().join("run");
+    ok(&train(&grey, &run_dir, &cache, &[]));
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let big = image::RgbImage::from_fn(10, 8, |x, y| image::Rgb([x as u8 * 20, y as u8 * 30, 90]));
+    big.save(other.join("big.png")).unwrap();
+    for command in ["encode", "score"] {
+        let o = run(elbo()
+            .env("ELBO_CACHE_DIR", &cache)
+            .arg(command)
+            .arg(&run_dir)
+            .arg("--input")
+            .arg(&other)
+            .arg("--out")
+            .arg(tmp.path().join(format!("{command}.csv"))));
+        let err = ok(&o);
+        assert!(
+            err.contains("resized 1 of 1 images to 6x6 (the first, ")
+                && err.contains("is 8x10), and read 1 colour images as grey"),
+            "{err}"
+        );
+    }
+    // Items already of the run's size and channels are read without a word.
+    let o = run(elbo()
+        .env("ELBO_CACHE_DIR", &cache)
+        .arg("encode")
+        .arg(&run_dir)
+        .arg("--input")
+        .arg(&grey)
+        .arg("--out")
+        .arg(tmp.path().join("same.csv")));
+    assert!(!ok(&o).contains("resized"));
+}

@@ -497,6 +497,8 @@ struct Decoded {
     h: usize,
     w: usize,
     colour: bool,
+    /// Its height and width in the file, before any crop or resize.
+    from: (u32, u32),
 }
 
 /// Decodes, crops and resizes one image; `name` labels errors.
@@ -554,6 +556,7 @@ fn decode(
         })
     })?;
     let mut img = img.into_rgb8();
+    let from = (img.height(), img.width());
     if let Some(c) = opts.crop {
         let (w0, h0) = img.dimensions();
         if (c as u32) > w0 || (c as u32) > h0 {
@@ -575,6 +578,7 @@ fn decode(
         h: h as usize,
         w: w as usize,
         colour,
+        from,
     })
 }
 
@@ -670,6 +674,22 @@ pub fn load_flat(path: &Path, opts: &ImageOptions) -> Result<Dataset> {
 fn in_memory(path: &Path, opts: &ImageOptions, flat: bool) -> Result<Found> {
     let mut sink = Sink::Memory(Vec::new());
     let a = load_with(path, opts, flat, &mut sink)?;
+    // Items read for a run (`--input`) take its size and channels whatever theirs: said, not done silently.
+    if flat {
+        let mut changed = Vec::new();
+        if let (n, Some((first, h0, w0))) = &a.resized {
+            changed.push(format!(
+                "resized {n} of {} images to {}x{} (the first, {first}, is {h0}x{w0})",
+                a.colour.1, a.shape.height, a.shape.width
+            ));
+        }
+        if a.shape.channels == 1 && a.colour.0 > 0 {
+            changed.push(format!("read {} colour images as grey", a.colour.0));
+        }
+        if !changed.is_empty() {
+            crate::say!("elbo: {}: {}", path.display(), changed.join(", and "));
+        }
+    }
     let Sink::Memory(buffers) = sink else {
         unreachable!("a memory sink stays one")
     };
@@ -824,6 +844,10 @@ struct Assembly {
     splits: Vec<(String, Option<Vec<u32>>, Vec<String>)>,
     /// What was said about the set while it was read.
     notes: Vec<String>,
+    /// Images whose size in the file was not the set's, and the first of them with that size.
+    resized: (usize, Option<(String, u32, u32)>),
+    /// Images with colour, and images in all.
+    colour: (usize, usize),
 }
 
 /// The bytes of an entry found on disk.
@@ -1068,6 +1092,7 @@ fn assemble(
     let mut size: Option<(usize, usize, String)> = None;
     let mut any_colour = false;
     let (mut colour_count, mut decoded_count) = (0usize, 0usize);
+    let mut resized = (0usize, None);
     let mut skipped_all = Vec::new();
     for (k, (split, labels, entries)) in lay.splits.iter().enumerate() {
         let mut kept_labels = Vec::new();
@@ -1093,6 +1118,12 @@ fn assemble(
                 any_colour |= d.colour;
                 colour_count += usize::from(d.colour);
                 decoded_count += 1;
+                if d.from != (d.h as u32, d.w as u32) {
+                    resized.0 += 1;
+                    resized
+                        .1
+                        .get_or_insert((describe(root, e), d.from.0, d.from.1));
+                }
                 sink.push(k, &d.rgb)?;
                 kept_labels.push(l.unwrap_or(0));
                 names.push(e.name());
@@ -1142,6 +1173,8 @@ fn assemble(
         classes: lay.classes,
         splits,
         notes,
+        resized,
+        colour: (colour_count, decoded_count),
     })
 }
 
