@@ -738,7 +738,7 @@ fn a_run_notices_its_data_changing_and_settings_that_do_not_apply() {
         .arg(&table)
         .args(["--image-size", "8", "--out"])
         .arg(tmp.path().join("r3")));
-    assert_user_error(&o, "--image-size do not apply to");
+    assert_user_error(&o, "--image-size does not apply to");
     // The discretised logistic needs 8-bit levels: not standardised features, not floats in [0, 1].
     let o = run(elbo()
         .args(["train", "--data"])

@@ -243,3 +243,56 @@ fn items_resized_or_made_grey_for_a_run_are_said() {
         .arg(tmp.path().join("same.csv")));
     assert!(!ok(&o).contains("resized"));
 }
+
+/// Small mistakes get words of their own: a dimension named twice, an empty table, a count given a negative number,
+/// `decode` without codes, a malformed weights tag in the explorer.
+#[test]
+fn small_mistakes_are_named_as_what_they_are() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = fixture_run();
+    let o = run(elbo()
+        .arg("traverse")
+        .arg(&run_dir)
+        .args(["--dims", "0,0", "--out"])
+        .arg(tmp.path().join("t.png")));
+    assert_user_error(&o, "--dims names dimension 0 twice");
+    let empty = tmp.path().join("empty.csv");
+    std::fs::write(&empty, "").unwrap();
+    let o = train(
+        &empty,
+        &tmp.path().join("e"),
+        &tmp.path().join("cache"),
+        &[],
+    );
+    assert_user_error(&o, "the table is empty");
+    let o = run(elbo()
+        .arg("sample")
+        .arg(&run_dir)
+        .args(["--n", "-1", "--out"])
+        .arg(tmp.path().join("s.png")));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("unexpected argument '-1' found; --n takes no negative number"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(elbo()
+        .arg("decode")
+        .arg(&run_dir)
+        .arg("--out")
+        .arg(tmp.path().join("d.png")));
+    assert!(
+        stderr(&o).contains("not provided: <--z <Z>|--z-file <FILE>>"),
+        "{}",
+        stderr(&o)
+    );
+    let srv = serve_run(&run_dir, &["--points", "20"]);
+    for w in ["abc", "nan", "-1"] {
+        let (status, body) = get(&srv.url, &format!("/api/reconstruction/0?w={w}"));
+        assert_eq!(status, 400, "{w}: {body}");
+        assert!(
+            body.contains(&format!("w '{w}' is not a weights tag")),
+            "{body}"
+        );
+    }
+}

@@ -18,16 +18,13 @@ const MAX_CODES: usize = 100_000;
 const MAX_Z_FILE: u64 = 256 << 20;
 
 #[derive(Debug, Args)]
+// One of the two, named together when neither is given.
+#[command(group(clap::ArgGroup::new("codes").required(true).args(["z", "z_file"])))]
 pub(crate) struct DecodeArgs {
     /// A run directory written by `elbo train`.
     run_dir: PathBuf,
     /// Latent codes: comma-separated values, codes separated by ';' (e.g. "0.1,-2;1,0").
-    #[arg(
-        long,
-        allow_hyphen_values = true,
-        conflicts_with = "z_file",
-        required_unless_present = "z_file"
-    )]
+    #[arg(long, allow_hyphen_values = true)]
     z: Option<String>,
     /// A CSV of codes, one a row: the mu_J or z_J columns of `elbo encode`'s output, or only numbers.
     #[arg(long, value_name = "FILE")]
@@ -86,7 +83,11 @@ pub(crate) fn run(a: DecodeArgs) -> Result<()> {
         let cols = (n as f64).sqrt().ceil() as usize;
         save_image(&mosaic(&px, n, cfg.model.item_shape(), cols, style)?, out)?;
     }
-    crate::say!("elbo: wrote {} ({n} decoded codes)", out.display());
+    crate::say!(
+        "elbo: wrote {} ({n} decoded code{})",
+        out.display(),
+        if n == 1 { "" } else { "s" }
+    );
     Ok(())
 }
 

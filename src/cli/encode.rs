@@ -78,9 +78,11 @@ pub(crate) fn run(a: EncodeArgs) -> Result<()> {
         ),
     };
     crate::say!(
-        "elbo: wrote {} ({} rows, {zd} latent dimensions{which})",
+        "elbo: wrote {} ({} row{}, {zd} latent dimension{}{which})",
         out.display(),
-        ds.len()
+        ds.len(),
+        if ds.len() == 1 { "" } else { "s" },
+        if zd == 1 { "" } else { "s" }
     );
     Ok(())
 }

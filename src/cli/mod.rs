@@ -153,6 +153,24 @@ fn usage_error(e: &clap::Error, args: &[String]) -> String {
     {
         tips.push(format!("did you mean '--{near}'?"));
     }
+    // A negative number after a flag that takes none is read as an unknown flag; clap's tip (`-- -1`) would pass
+    // it as the run directory instead.
+    if e.kind() == ErrorKind::UnknownArgument
+        && let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg)
+        && arg.parse::<f64>().is_ok_and(|v| v < 0.0)
+    {
+        tips.retain(|t| !t.starts_with("to pass"));
+        match args
+            .iter()
+            .position(|a| a == arg)
+            .and_then(|i| args.get(i.wrapping_sub(1)))
+        {
+            Some(flag) if flag.starts_with("--") => {
+                tips.push(format!("{flag} takes no negative number"))
+            }
+            _ => tips.push(format!("{arg} is not a value this command takes")),
+        }
+    }
     if e.kind() == ErrorKind::UnknownArgument
         && let Some(tip) = list_tip(args)
     {

@@ -69,9 +69,10 @@ pub(crate) fn run(a: ScoreArgs) -> Result<()> {
     write_atomic(out, csv.as_bytes())?;
     let mean = scores.iter().map(|s| -s.elbo).sum::<f64>() / scores.len().max(1) as f64;
     crate::say!(
-        "elbo: wrote {} ({} items, mean -ELBO {mean:.3} nats)",
+        "elbo: wrote {} ({} item{}, mean -ELBO {mean:.3} nats)",
         out.display(),
-        scores.len()
+        scores.len(),
+        if scores.len() == 1 { "" } else { "s" }
     );
     Ok(())
 }

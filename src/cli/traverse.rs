@@ -97,7 +97,11 @@ pub(crate) fn run(a: TraverseArgs) -> Result<()> {
     };
     // Rows are ordered by KL below, so the order given does not matter; repeats would only repeat rows.
     dims.sort_unstable();
-    dims.dedup();
+    if let Some(d) = dims.windows(2).find(|w| w[0] == w[1]).map(|w| w[0]) {
+        return Err(Error::Config(format!(
+            "--dims names dimension {d} twice; name each once"
+        )));
+    }
     if dims.len() > MAX_ROWS {
         if a.dims.is_empty() {
             crate::say!(

@@ -306,8 +306,9 @@ fn check_settings(spec: &DataSpec) -> Result<()> {
         Format::Numpy => "a NumPy file (labels come from its y arrays)",
         Format::Table => "a table",
     };
+    let verb = if wrong.len() == 1 { "does" } else { "do" };
     Err(Error::Config(format!(
-        "{} do not apply to {}, which is {what}",
+        "{} {verb} not apply to {}, which is {what}",
         wrong.join(", "),
         spec.path.display()
     )))

@@ -257,8 +257,13 @@ pub fn load(path: &Path, label_column: Option<&str>, columns: Option<&[String]>)
         rows += 1;
     }
     if rows == 0 {
+        let what = if header.is_empty() || header.iter().all(String::is_empty) {
+            "is empty"
+        } else {
+            "has a header but no rows"
+        };
         return Err(Error::Config(format!(
-            "{}: the table has a header but no rows",
+            "{}: the table {what}",
             path.display()
         )));
     }

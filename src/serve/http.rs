@@ -510,6 +510,16 @@ async fn item(State(app): State<App>, p: P, q: Q) -> Answer {
 async fn reconstruction(State(app): State<App>, p: P, q: Q) -> Answer {
     let i = path(p)?;
     let q = query(q, &["w"])?;
+    if let Some(w) = q
+        .get("w")
+        .filter(|w| w.len() != 32 || !w.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return Err(BadRequest(format!(
+            "w '{}' is not a weights tag (the 32 hex digits /api/info gives as weights)",
+            super::clip(w)
+        ))
+        .into());
+    }
     let work = move |s: &Shown| {
         if let Some(w) = q.get("w").filter(|w| **w != s.stamp.checksum) {
             return Err(BadRequest(format!(

@@ -862,7 +862,8 @@ impl std::str::FromStr for ConvArg {
     }
 }
 
-/// `--image-size` as a flag (`64`, `64x48`) or a config value (`64` or `"64x48"`).
+/// `--image-size` as a flag (`64`, `64x48`) or a config value (`64`, `"64x48"`, or `[64, 48]` as Keras's and
+/// torchvision's `(height, width)` tuples give it).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(untagged)]
 pub enum SizeArg {
@@ -870,6 +871,8 @@ pub enum SizeArg {
     Side(usize),
     /// `SIZE` or `HEIGHTxWIDTH`.
     Text(String),
+    /// `[HEIGHT, WIDTH]`.
+    Pair([usize; 2]),
 }
 
 impl std::str::FromStr for SizeArg {
@@ -886,6 +889,7 @@ impl SizeArg {
         match self {
             SizeArg::Side(n) => Ok((*n, *n)),
             SizeArg::Text(t) => parse_size(t),
+            SizeArg::Pair([h, w]) => parse_size(&format!("{h}x{w}")),
         }
     }
 }
@@ -1586,6 +1590,10 @@ fn plain_types(msg: &str) -> String {
     msg.replace("expected usize", "expected a whole number")
         .replace("expected u64", "expected a whole number")
         .replace("invalid type: map", "invalid type: a table")
+        .replace(
+            "data did not match any variant of untagged enum SizeArg",
+            "give a side (64), \"HxW\" (\"64x48\") or [height, width]",
+        )
         .replace("expected f64", "expected a number")
         .replace("expected a sequence", "expected a list")
 }
@@ -1896,6 +1904,21 @@ mod tests {
         assert_eq!(
             two.resolve().unwrap_err().to_string(),
             "--crop and --layout apply to your own data (--data PATH) only"
+        );
+    }
+
+    /// An image size is a side, "HxW" or [height, width] (Keras's and torchvision's tuples); anything else is
+    /// named in those words, not serde's.
+    #[test]
+    fn image_sizes_take_the_forms_other_tools_use() {
+        let s = Settings::from_toml("image-size = [16, 12]\n", "c.toml").unwrap();
+        assert_eq!(s.image_size.unwrap().hw().unwrap(), (16, 12));
+        let e = Settings::from_toml("image_size = true\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "c.toml, line 1, key 'image_size': give a side (64), \"HxW\" (\"64x48\") or [height, width]"
         );
     }
 
