@@ -581,7 +581,7 @@ fn every_new_setting_refuses_impossible_values() {
         ),
         (
             &["--lr-schedule", "step", "--lr-step-gamma", "2"],
-            "--lr-step-gamma 2 in (0, 1]",
+            "--lr-step-gamma 2 must be in (0, 1]",
         ),
         (
             &["--learn-sigma", "pixel"],

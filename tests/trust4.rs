@@ -242,6 +242,25 @@ fn items_resized_or_made_grey_for_a_run_are_said() {
         .arg("--out")
         .arg(tmp.path().join("same.csv")));
     assert!(!ok(&o).contains("resized"));
+    // Integer levels beyond 255 are scored as v/255, and the line gives the level as written.
+    let levels = tmp.path().join("levels.npy");
+    std::fs::write(
+        &levels,
+        npy(
+            &[2, 6, 6],
+            (0..72).map(|i| if i == 3 { 1000i64 } else { 7 }),
+        ),
+    )
+    .unwrap();
+    let o = run(elbo()
+        .arg("score")
+        .arg(&run_dir)
+        .arg("--input")
+        .arg(&levels)
+        .arg("--out")
+        .arg(tmp.path().join("levels.csv")));
+    let err = ok(&o);
+    assert!(err.contains(", level 1000 of 0–255 in item 0)"), "{err}");
 }
 
 /// Small mistakes get words of their own: a dimension named twice, an empty table, a count given a negative number,

@@ -7,6 +7,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .callbacks import Callback as Callback, EarlyStopping as EarlyStopping, StopTraining as StopTraining
+from . import metrics as metrics
 
 ArrayLike = Union[npt.ArrayLike, Any]
 PathLike = Union[str, "os.PathLike[str]"]
@@ -35,7 +36,7 @@ class VAE:
         *,
         dataset: Optional[str] = ...,
         data: Optional[PathLike] = ...,
-        image_size: Optional[Union[int, str]] = ...,
+        image_size: Optional[Union[int, str, Tuple[int, int]]] = ...,
         crop: Optional[int] = ...,
         channels: Optional[int] = ...,
         layout: Optional[str] = ...,
