@@ -315,3 +315,27 @@ fn small_mistakes_are_named_as_what_they_are() {
         );
     }
 }
+
+/// `--hidden none` trains without a hidden layer, as a config file's `hidden = []` does.
+#[test]
+fn no_hidden_layer_is_none_on_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("pics");
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..8 {
+        std::fs::write(dir.join(format!("{i}.png")), png(i, false)).unwrap();
+    }
+    let out = tmp.path().join("run");
+    let o = run(elbo()
+        .env("ELBO_CACHE_DIR", tmp.path().join("cache"))
+        .arg("train")
+        .arg("--data")
+        .arg(&dir)
+        .arg("--out")
+        .arg(&out)
+        .args(["--epochs", "1", "--latent", "2", "--hidden", "none"]));
+    ok(&o);
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["model"]["hidden"], serde_json::json!([]), "{cfg}");
+}

@@ -95,8 +95,9 @@ run_flags! {
     /// Latent dimension [default: 20]; stacked latent layers bottom to top, comma-separated (the IWAE paper's two
     /// layers: 100,50).
     [value_name = "Z[,Z2...]"] latent: Latents,
-    /// Dense hidden widths, comma-separated; the decoder mirrors them [default: 400]. With stacked latent layers,
-    /// one group per layer separated by / (200,200/100,100): layer l's group maps z_{l-1} to z_l.
+    /// Dense hidden widths, comma-separated; the decoder mirrors them [default: 400]; none: no hidden layer. With
+    /// stacked latent layers, one group per layer separated by / (200,200/100,100): layer l's group maps z_{l-1}
+    /// to z_l.
     [value_name = "W[,W...][/W...]"] hidden: Widths,
     /// Hidden activation [default: relu].
     [value_enum, ignore_case = true] activation: Activation,
@@ -606,8 +607,12 @@ impl std::str::FromStr for Widths {
     type Err = String;
 
     fn from_str(s: &str) -> std::result::Result<Self, String> {
-        // Every group needs widths: "64/" or "/" would otherwise quietly make a network linear.
-        let what = "widths separated by commas, one group per latent layer separated by / (e.g. 400, or 200,200/100,100)";
+        // No hidden layer is said in words, as a config file's `hidden = []` says it: an empty group ("64/", "/",
+        // "") would otherwise quietly make a network linear.
+        if s.trim().eq_ignore_ascii_case("none") {
+            return Ok(Widths(vec![Vec::new()]));
+        }
+        let what = "widths separated by commas, one group per latent layer separated by / (e.g. 400, or 200,200/100,100; none for no hidden layer)";
         s.split('/')
             .map(|g| numbers(g, what).map_err(|_| format!("'{s}' is not {what}")))
             .collect::<std::result::Result<Vec<_>, _>>()
@@ -1905,6 +1910,17 @@ mod tests {
             two.resolve().unwrap_err().to_string(),
             "--crop and --layout apply to your own data (--data PATH) only"
         );
+    }
+
+    /// No hidden layer is `none` on the command line, as `[]` in a file; an empty group is still refused.
+    #[test]
+    fn no_hidden_layer_is_said_in_words() {
+        let none: Widths = "none".parse().unwrap();
+        let file = Settings::from_toml("hidden = []\n", "c.toml").unwrap();
+        assert_eq!(Some(none), file.hidden);
+        for empty in ["", "64/", "/"] {
+            assert!(empty.parse::<Widths>().is_err(), "{empty:?}");
+        }
     }
 
     /// An image size is a side, "HxW" or [height, width] (Keras's and torchvision's tuples); anything else is
