@@ -1653,6 +1653,12 @@ fn toml_error(e: &toml::de::Error, text: &str, name: &str) -> Error {
     };
     // The key set on the error's line; or, inside a multi-line list, the key above whose '[' is still open. Any
     // other line above belongs to a value that ended: naming its key would send the user to a correct line.
+    // toml reads a missing value as an unquoted string ("string values must be quoted"): say what is missing.
+    if line.split_once('=').is_some_and(|(k, v)| {
+        !k.trim().is_empty() && v.split('#').next().unwrap_or("").trim().is_empty()
+    }) {
+        msg = "the value is missing after '='".into();
+    }
     let key = key_of(line).or_else(|| {
         let above: Vec<&str> = text[..from].lines().collect();
         let at = above.iter().rposition(|l| key_of(l).is_some())?;
@@ -1751,6 +1757,13 @@ mod tests {
         }
         let e = err("lr = 1e-3\nhidden = [\n  400,\n  200 300,\n]\n");
         assert!(e.starts_with("c.toml: line 4, key 'hidden':"), "{e}");
+        for cut in ["lr=1e-3\nlr =", "lr =   # later\n"] {
+            let e = err(cut);
+            assert!(
+                e.ends_with("key 'lr': the value is missing after '='"),
+                "{cut:?}: {e}"
+            );
+        }
     }
 
     /// The command line's choice of data or of draws overrides a config file's, whichever spelling each used.
