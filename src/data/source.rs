@@ -203,8 +203,9 @@ fn held_out(spec: &DataSpec, n: usize, seed: u64) -> Result<(Vec<usize>, Vec<usi
     let (train, test) = split_indices(n, f, seed);
     if train.is_empty() || test.is_empty() {
         return Err(Error::Config(format!(
-            "{}: {n} items with --test-fraction {f} leave {} for training and {} for testing; both need at least one",
+            "{}: {n} item{} with --test-fraction {f} leave {} for training and {} for testing; both need at least one",
             spec.path.display(),
+            if n == 1 { "" } else { "s" },
             train.len(),
             test.len()
         )));
@@ -303,7 +304,7 @@ fn check_settings(spec: &DataSpec) -> Result<()> {
     }
     let what = match format {
         Format::Images => "images (labels come from class folders)",
-        Format::Numpy => "a NumPy file (labels come from its y arrays)",
+        Format::Numpy => "a NumPy file (labels come from an .npz's y arrays)",
         Format::Table => "a table",
     };
     let verb = if wrong.len() == 1 { "does" } else { "do" };
