@@ -99,7 +99,7 @@ fn new_items_are_read_the_way_the_run_was_trained_and_outliers_are_scored() {
         .arg(&new)
         .arg("--out")
         .arg(&scores)));
-    assert!(err.contains("1 values outside [0, 1]"), "{err}");
+    assert!(err.contains("1 value outside [0, 1]"), "{err}");
     assert_eq!(rows(&scores).len(), 5, "a header and the four items");
     // A run on features reads new items as features, even when they all lie in [0, 1].
     let features = write(

@@ -227,8 +227,10 @@ fn items_resized_or_made_grey_for_a_run_are_said() {
             .arg(tmp.path().join(format!("{command}.csv"))));
         let err = ok(&o);
         assert!(
-            err.contains("resized 1 of 1 images to 6x6 (the first, ")
-                && err.contains("is 8x10), and read 1 colour images as grey"),
+            err.contains("resized 1 of 1 image to 6x6 (it, ")
+                && err.contains(
+                    "is 8x10; scaled to cover, then centre-cropped), and read 1 image with colour as grey"
+                ),
             "{err}"
         );
     }
@@ -260,7 +262,12 @@ fn items_resized_or_made_grey_for_a_run_are_said() {
         .arg("--out")
         .arg(tmp.path().join("levels.csv")));
     let err = ok(&o);
-    assert!(err.contains(", level 1000 of 0–255 in item 0)"), "{err}");
+    assert!(
+        err.contains(
+            "integer levels outside 0–255 (the first 1000 in item 0) are read as level/255"
+        ),
+        "{err}"
+    );
 }
 
 /// Small mistakes get words of their own: a dimension named twice, an empty table, a count given a negative number,
@@ -305,7 +312,35 @@ fn small_mistakes_are_named_as_what_they_are() {
         "{}",
         stderr(&o)
     );
+    // Seeds go from 0 to 2^63 − 1 in every command, as in config files and Python; a number that reads as 0 is
+    // refused as written.
+    for (args, says) in [
+        (
+            &["sample", "--seed", "9223372036854775808"][..],
+            "9223372036854775808 is too large: seeds go from 0 to 9223372036854775807",
+        ),
+        (
+            &["eval", "--seed", "18446744073709551616"][..],
+            "18446744073709551616 is too large: seeds go from 0 to 9223372036854775807",
+        ),
+    ] {
+        let o = run(elbo().arg(args[0]).arg(&run_dir).args(&args[1..]));
+        assert_eq!(o.status.code(), Some(2));
+        assert!(stderr(&o).contains(says), "{}", stderr(&o));
+    }
+    let o = run(elbo().args(["train", "--lr", "1e-400"]));
+    assert!(
+        stderr(&o).contains("1e-400 is too small for a number"),
+        "{}",
+        stderr(&o)
+    );
     let srv = serve_run(&run_dir, &["--points", "20"]);
+    // The weights tag in capitals is the same tag.
+    let (_, info) = get(&srv.url, "/api/info");
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    let tag = info["weights"].as_str().unwrap().to_uppercase();
+    let (status, body) = get(&srv.url, &format!("/api/reconstruction/0?w={tag}"));
+    assert_eq!(status, 200, "{body}");
     for w in ["abc", "nan", "-1"] {
         let (status, body) = get(&srv.url, &format!("/api/reconstruction/0?w={w}"));
         assert_eq!(status, 400, "{w}: {body}");

@@ -114,6 +114,9 @@ def test_every_array_kind_reads(small, tmp_path):
     assert np.array_equal(vae.encode(x[:5].tolist())[0], base)
     assert np.array_equal(vae.encode(x[:5, :, :, None])[0], base)
     assert np.array_equal(vae.encode(x[:5, None, :, :], layout="nchw")[0], base)
+    # A layout names the order of four axes: given for three, it is refused, as fit refuses it.
+    with pytest.raises(ValueError, match="layout nchw applies to 4-D arrays"):
+        vae.encode(x[:5], layout="nchw")
     try:
         import torch
     except ImportError:

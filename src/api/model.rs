@@ -127,6 +127,13 @@ impl Model {
     /// Items held in memory, read as the run read its training data (a `.npy` of the same values would read
     /// the same); `layout` orders a 4-D array's axes.
     pub fn items(&self, x: MemArray, layout: Option<Layout>) -> Result<Dataset> {
+        // As for training: a layout the array's axes cannot take is refused, not recorded as if used.
+        if let (Some(l), false) = (layout, x.shape.len() == 4) {
+            return Err(Error::Config(format!(
+                "{}: layout {l} applies to 4-D arrays (N×H×W×C or N×C×H×W); this one has shape {:?}: leave it out",
+                x.name, x.shape
+            )));
+        }
         let origin = std::path::PathBuf::from(x.name.clone());
         let ds =
             crate::data::numpy::from_memory(vec![x], layout, Some(self.kind()), &origin)?.remove(0);

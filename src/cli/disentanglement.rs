@@ -18,7 +18,7 @@ pub(crate) struct DisentanglementArgs {
     #[arg(long, default_value_t = 10_000)]
     points: usize,
     /// Seed of the metrics' draws.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::train::settings::seed)]
     seed: u64,
     /// Print one JSON object instead of text.
     #[arg(long)]

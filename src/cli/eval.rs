@@ -20,7 +20,7 @@ pub(crate) struct EvalArgs {
     #[arg(long)]
     limit: Option<usize>,
     /// Seed of the importance draws.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::train::settings::seed)]
     seed: u64,
     /// Print one JSON object instead of text.
     #[arg(long)]

@@ -14,7 +14,7 @@ pub(crate) struct MakeDspritesArgs {
     #[arg(long, value_name = "N")]
     subsample: Option<usize>,
     /// Seed of the subsample.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = crate::train::settings::seed)]
     seed: u64,
     /// Replace an existing file.
     #[arg(long)]

@@ -16,7 +16,7 @@ pub(crate) struct SampleArgs {
     #[arg(short, long, default_value_t = 64)]
     n: usize,
     /// Seed of the prior draws.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::train::settings::seed)]
     seed: u64,
     /// Scale of the prior's standard deviation (below 1: more typical samples).
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]

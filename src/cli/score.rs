@@ -25,7 +25,7 @@ pub(crate) struct ScoreArgs {
     #[arg(long)]
     k: Option<usize>,
     /// Seed of the draws.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::train::settings::seed)]
     seed: u64,
     /// Worker threads (0: all cores).
     #[arg(long, default_value_t = 0)]

@@ -677,14 +677,18 @@ fn in_memory(path: &Path, opts: &ImageOptions, flat: bool) -> Result<Found> {
     // Items read for a run (`--input`) take its size and channels whatever theirs: said, not done silently.
     if flat {
         let mut changed = Vec::new();
+        let images = |n: usize| format!("{n} image{}", if n == 1 { "" } else { "s" });
         if let (n, Some((first, h0, w0))) = &a.resized {
+            let which = if a.colour.1 == 1 { "it" } else { "the first" };
             changed.push(format!(
-                "resized {n} of {} images to {}x{} (the first, {first}, is {h0}x{w0})",
-                a.colour.1, a.shape.height, a.shape.width
+                "resized {n} of {} to {}x{} ({which}, {first}, is {h0}x{w0}; scaled to cover, then centre-cropped)",
+                images(a.colour.1),
+                a.shape.height,
+                a.shape.width
             ));
         }
         if a.shape.channels == 1 && a.colour.0 > 0 {
-            changed.push(format!("read {} colour images as grey", a.colour.0));
+            changed.push(format!("read {} with colour as grey", images(a.colour.0)));
         }
         if !changed.is_empty() {
             crate::say!("elbo: {}: {}", path.display(), changed.join(", and "));

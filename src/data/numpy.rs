@@ -561,8 +561,18 @@ fn values_as(a: Array, kind: Kind, range: Range, src: Src) -> Result<Values> {
                 out.extend(v.iter().map(|&x| x as u8));
                 Values::U8(out.into())
             }
-            // Integer images beyond 0–255 are levels still: a run scores them as such.
+            // Integer images beyond 0–255 are levels still: a run scores them as such, and says so with the
+            // level as written (the line about values outside [0, 1] shows them divided by 255).
             Reading::Numbers if image && a.dtype == Dtype::Int => {
+                if let Some(i) = v.iter().position(|x| !(0.0..=255.0).contains(x)) {
+                    crate::say!(
+                        "elbo: {}: {}: integer levels outside 0–255 (the first {} in item {}) are read as level/255",
+                        src.path.display(),
+                        src.what,
+                        v[i],
+                        i / (v.len() / a.shape.first().copied().unwrap_or(1).max(1)).max(1)
+                    );
+                }
                 Values::F32(v.into_iter().map(|x| x / 255.0).collect())
             }
             _ => Values::F32(v),

@@ -521,7 +521,10 @@ async fn reconstruction(State(app): State<App>, p: P, q: Q) -> Answer {
         .into());
     }
     let work = move |s: &Shown| {
-        if let Some(w) = q.get("w").filter(|w| **w != s.stamp.checksum) {
+        if let Some(w) = q
+            .get("w")
+            .filter(|w| !w.eq_ignore_ascii_case(&s.stamp.checksum))
+        {
             return Err(BadRequest(format!(
                 "weights '{}' are no longer shown (now epoch {}); reload the page",
                 super::clip(w),

@@ -424,18 +424,15 @@ fn say_outside_unit(ds: &Dataset, path: &Path) {
     let Some(i) = v.iter().position(|x| outside(&x)) else {
         return;
     };
-    // Images are read as v/255 of 8-bit levels, so the value is also given as the level a user wrote.
-    let level = if ds.kind == Kind::Image {
-        format!(", level {} of 0–255", (v[i] as f64 * 255.0).round())
-    } else {
-        String::new()
-    };
+    let n = v[i..].iter().filter(outside).count();
     crate::say!(
-        "elbo: {}: {} values outside [0, 1] (the first {}{level} in item {}) are used as they are, by a model of values in [0, 1]",
+        "elbo: {}: {n} value{} outside [0, 1] (the first {} in item {}) {} used as {}, by a model of values in [0, 1]",
         path.display(),
-        v[i..].iter().filter(outside).count(),
+        if n == 1 { "" } else { "s" },
         v[i],
-        i / ds.dim().max(1)
+        i / ds.dim().max(1),
+        if n == 1 { "is" } else { "are" },
+        if n == 1 { "it is" } else { "they are" },
     );
 }
 

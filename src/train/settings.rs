@@ -202,7 +202,7 @@ run_flags! {
     /// planar 8, iaf 2 blocks of 128].
     [value_name = "planar:K|iaf:B[:H]"] flow: FlowArg,
     /// Seed of every random draw [default: 1].
-    [] seed: u64,
+    [value_parser = seed] seed: u64,
     /// Train on the first N training images.
     [] limit: usize,
     /// Hold out the last N training images for validation.
@@ -329,6 +329,21 @@ crate::choice! {
     }
 }
 
+/// A `--seed`: 0 to 2^63 − 1, the range a config file and Python hold, so a seed means the same everywhere.
+#[cfg(feature = "cli")]
+pub fn seed(s: &str) -> std::result::Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(v) if v <= i64::MAX as u64 => Ok(v),
+        _ if s.bytes().all(|b| b.is_ascii_digit()) && !s.is_empty() => {
+            Err(format!("{s} is too large: seeds go from 0 to {}", i64::MAX))
+        }
+        _ => Err(format!(
+            "'{s}' is not a whole number from 0 to {}",
+            i64::MAX
+        )),
+    }
+}
+
 /// A number flag's value, refusing one too large to hold (`1e400`) rather than reading it as infinity: the message
 /// would show `inf`, which the user never wrote.
 #[cfg(feature = "cli")]
@@ -343,6 +358,14 @@ fn number(s: &str) -> std::result::Result<f64, String> {
         return Err(format!(
             "{s} is too large for a number (the largest is about {:.1e})",
             f64::MAX
+        ));
+    }
+    // 1e-400 reads as 0, which the user never wrote either.
+    let mantissa = s.split(['e', 'E']).next().unwrap_or("");
+    if v == 0.0 && mantissa.bytes().any(|b| (b'1'..=b'9').contains(&b)) {
+        return Err(format!(
+            "{s} is too small for a number (the smallest is about {:.1e}); give 0 if 0 is meant",
+            f64::from_bits(1)
         ));
     }
     Ok(v)
