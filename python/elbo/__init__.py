@@ -485,6 +485,7 @@ class VAE:
 
     def evaluate(self, x, y=None, *, k=5000, seed=1, layout=None):
         """The set's mean ``neg_elbo``, ``nll`` (−log p(x), ``k`` importance samples) and ``bits_per_dim``."""
+        self._only_conditional(y)
         return self.model.evaluate(for_library(x, "x", y, layout), _count(k, "k"), _count(seed, "seed", 0))
 
     def disentanglement(self, *, points=10000, seed=1, data_dir=None):

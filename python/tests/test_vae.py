@@ -232,7 +232,7 @@ def test_tables_and_labels(tmp_path):
     plain.fit(x, epochs=1, out=tmp_path / "plain", verbose=0)
     assert plain.score(x[:5], [7, 7, 3, 3, 9], k=2)["label"] == [7, 7, 3, 3, 9]
     assert plain.score(x[:3], ["cat", "dog", "cat"], k=2)["label"] == ["cat", "dog", "cat"]
-    for call in (plain.encode, plain.reconstruct):
+    for call in (plain.encode, plain.reconstruct, plain.evaluate):
         with pytest.raises(ValueError, match="y= needs a conditional model"):
             call(x[:5], [1] * 5)
     with pytest.raises(ValueError, match="conditional"):
