@@ -215,7 +215,13 @@ fn bad_flags_and_settings_are_refused_clearly() {
     assert_eq!(o.status.code(), Some(2), "clap rejects malformed flags");
     assert_eq!(
         stderr(&o).trim_end(),
-        "elbo: error: invalid value 'x' for '--epochs <EPOCHS>': invalid digit found in string (see 'elbo train --help')"
+        "elbo: error: invalid value 'x' for '--epochs <EPOCHS>': not a whole number (see 'elbo train --help')"
+    );
+    let o = run(elbo().args(["train", "--epochs", "-1"]));
+    assert!(
+        stderr(&o).contains("'-1' for '--epochs <EPOCHS>': a negative number where a whole number of 0 or more is needed"),
+        "{}",
+        stderr(&o)
     );
     // A number too large to hold is refused as written, not shown back as the infinity it would parse to.
     let o = run(elbo().args(["train", "--lr", "1e400"]));

@@ -177,6 +177,15 @@ fn usage_error(e: &clap::Error, args: &[String]) -> String {
         tips.push(tip.trim_start_matches("tip: ").to_string());
     }
     let mut line = message.join(" ");
+    // Rust's words for a whole number that did not parse, in a user's.
+    if let Some(ContextValue::String(v)) = e.get(ContextKind::InvalidValue) {
+        let why = if v.starts_with('-') && v[1..].parse::<f64>().is_ok() {
+            "a negative number where a whole number of 0 or more is needed"
+        } else {
+            "not a whole number"
+        };
+        line = line.replace("invalid digit found in string", why);
+    }
     for tip in tips {
         line.push_str("; ");
         line.push_str(&tip);
