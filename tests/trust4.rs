@@ -374,3 +374,37 @@ fn no_hidden_layer_is_none_on_the_command_line() {
         serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
     assert_eq!(cfg["model"]["hidden"], serde_json::json!([]), "{cfg}");
 }
+
+/// Items of classes the run does not have keep their class by name, with no run number made up for it.
+#[test]
+fn a_class_the_run_lacks_gets_no_made_up_label() {
+    let tmp = tempfile::tempdir().unwrap();
+    let grey = tmp.path().join("grey");
+    std::fs::create_dir_all(&grey).unwrap();
+    for i in 0..8 {
+        std::fs::write(grey.join(format!("{i}.png")), png(i, false)).unwrap();
+    }
+    let run_dir = tmp.path().join("run");
+    ok(&train(&grey, &run_dir, &tmp.path().join("cache"), &[]));
+    let items = tmp.path().join("items.npz");
+    npz(
+        &items,
+        &[
+            ("x", npy(&[3, 6, 6], (0..108).map(|v| (v * 3 % 251) as u8))),
+            ("y", npy(&[3], [7i64, 7, 3])),
+        ],
+    );
+    let out = tmp.path().join("scores.csv");
+    ok(&run(elbo()
+        .arg("score")
+        .arg(&run_dir)
+        .arg("--input")
+        .arg(&items)
+        .arg("--out")
+        .arg(&out)));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows[0][..3], ["index", "label", "class"], "{text}");
+    let cells: Vec<(&str, &str)> = rows[1..].iter().map(|r| (r[1], r[2])).collect();
+    assert_eq!(cells, [("", "7"), ("", "7"), ("", "3")], "{text}");
+}

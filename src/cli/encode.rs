@@ -55,7 +55,7 @@ pub(crate) fn run(a: EncodeArgs) -> Result<()> {
     csv.push('\n');
     let code = model.encode(&ds)?;
     for i in 0..code.n {
-        csv.push_str(&item_cells(&ds, i));
+        csv.push_str(&item_cells(&ds, i, model.classes().len()));
         for v in &code.mu[i * zd..(i + 1) * zd] {
             let _ = write!(csv, ",{v}");
         }
@@ -99,8 +99,9 @@ pub(crate) fn item_columns(ds: &Dataset) -> String {
     s
 }
 
-/// The cells of [`item_columns`] for item `i`.
-pub(crate) fn item_cells(ds: &Dataset, i: usize) -> String {
+/// The cells of [`item_columns`] for item `i`, of a run that knows `known` classes: `label` is the run's number
+/// of the class, empty for a class the run does not have (`class` names it).
+pub(crate) fn item_cells(ds: &Dataset, i: usize, known: usize) -> String {
     let mut s = i.to_string();
     if !ds.names.is_empty() {
         s.push(',');
@@ -109,7 +110,12 @@ pub(crate) fn item_cells(ds: &Dataset, i: usize) -> String {
     if ds.is_labelled() {
         let l = ds.label(i);
         let name = ds.classes.get(l as usize).map_or("", String::as_str);
-        let _ = write!(s, ",{l},{}", csv_cell(name));
+        let label = if (l as usize) < known {
+            l.to_string()
+        } else {
+            String::new()
+        };
+        let _ = write!(s, ",{label},{}", csv_cell(name));
     }
     s
 }

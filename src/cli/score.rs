@@ -59,7 +59,7 @@ pub(crate) fn run(a: ScoreArgs) -> Result<()> {
     }
     csv.push('\n');
     for (i, s) in scores.iter().enumerate() {
-        csv.push_str(&item_cells(&ds, i));
+        csv.push_str(&item_cells(&ds, i, model.classes().len()));
         let _ = write!(csv, ",{}", -s.elbo);
         if a.k.is_some() {
             let _ = write!(csv, ",{}", -s.log_px);
