@@ -209,7 +209,7 @@ fn bad_config_files_and_settings_are_refused_clearly() {
     std::fs::write(&file, "batch_sise = 20\n").unwrap();
     assert_user_error(
         &train(&["--config", file.to_str().unwrap()], &out),
-        "did you mean 'batch-size'?",
+        "did you mean 'batch_size'?",
     );
     std::fs::write(&file, "latent = \"two\"\n").unwrap();
     assert_user_error(

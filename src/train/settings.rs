@@ -1009,6 +1009,10 @@ impl Settings {
             }
             if !keys.contains(&key) {
                 let hint = match Self::nearest_key(&key) {
+                    // In the spelling the user writes keys in: snake_case for snake_case (Python's too).
+                    Some(near) if k.contains('_') => {
+                        format!("did you mean '{}'?", near.replace('-', "_"))
+                    }
                     Some(near) => format!("did you mean '{near}'?"),
                     None => {
                         "the keys are the flags of 'elbo train --help', without their --".into()
@@ -1842,6 +1846,18 @@ mod tests {
         ] {
             assert_eq!(Settings::nearest_key(given).as_deref(), want, "{given}");
         }
+    }
+
+    /// A near key is suggested in the spelling the file uses.
+    #[test]
+    fn near_keys_are_suggested_as_the_file_spells_keys() {
+        let e = |text: &str| Settings::from_toml(text, "c.toml").unwrap_err().to_string();
+        assert!(
+            e("Batch_Size = 4\n").ends_with("did you mean 'batch_size'?"),
+            "{}",
+            e("Batch_Size = 4\n")
+        );
+        assert!(e("bach-size = 4\n").ends_with("did you mean 'batch-size'?"));
     }
 
     /// An empty path is refused with the key as the user spelt it, not left to the file system's "": No such file.
