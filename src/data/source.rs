@@ -107,23 +107,15 @@ pub fn load(spec: &DataSpec, seed: u64) -> Result<Loaded> {
             .map(|k| cache::split_key(&k, spec.test_fraction, split_seed)),
         _ => None,
     };
-    if let Some((Found::Split(train, test), held_out)) = split_key.as_deref().and_then(cache::load)
-    {
-        return fraction_used(
-            spec,
-            Loaded {
-                train,
-                test,
-                columns: Vec::new(),
-                own_split: !held_out,
-            },
-        );
-    }
-    // The first run on images decodes them straight into the cache entry, and maps it.
-    if let Some(k) = &split_key
-        && let Some((Found::Split(train, test), held_out)) =
-            decode_to_cache(spec, &spec.path, k, Some(split_seed))?
-    {
+    // The first run on images decodes them straight into the cache entry, and maps it; later runs map it.
+    let cached = match split_key.as_deref() {
+        Some(k) => match cache::load(k) {
+            Some(hit @ (Found::Split(..), _)) => Some(hit),
+            _ => decode_to_cache(spec, &spec.path, k, Some(split_seed))?,
+        },
+        None => None,
+    };
+    if let Some((Found::Split(train, test), held_out)) = cached {
         return fraction_used(
             spec,
             Loaded {

@@ -447,15 +447,15 @@ impl Settings {
     /// These settings over those of the config file whose `text` was read from `name`: [`Self::over_file`] after
     /// [`Self::from_toml`], with errors naming the file's settings as the file spells them (`batch_size = 0`).
     pub fn over_config(self, text: &str, name: &str) -> Result<(Settings, FileKeys)> {
-        let file = Self::from_toml(text, name)?;
+        let table: toml::Table = toml::from_str(text).map_err(|e| toml_error(&e, text, name))?;
+        let spelt = table
+            .keys()
+            .map(|k| (k.replace('_', "-"), k.clone()))
+            .filter(|(kebab, k)| kebab != k)
+            .collect();
+        let file = Self::from_table(table, name, Some(text))?;
         let (merged, mut keys) = self.over_file(file, name);
-        if let Ok(table) = toml::from_str::<toml::Table>(text) {
-            keys.spelt = table
-                .keys()
-                .map(|k| (k.replace('_', "-"), k.clone()))
-                .filter(|(kebab, k)| kebab != k)
-                .collect();
-        }
+        keys.spelt = spelt;
         Ok((merged, keys))
     }
 }
