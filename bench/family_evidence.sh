@@ -18,6 +18,8 @@
 # never end within 35 epochs), in both frameworks.
 #
 # Usage: bench/family_evidence.sh [SEEDS...]   (default 1 2 3; about 2 h per seed on 2 cores)
+# MODELS="vamp iaf" limits and orders the models; FRAMEWORKS=elbo (or pytorch) runs one framework's rows only, so a
+# session that cannot finish a long PyTorch row (whose run folder may not outlive the machine) finishes short ones.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-bench/results/family_evidence.jsonl}
@@ -28,9 +30,15 @@ IMAGES=${IMAGES:-10000}
 export ELBO_DATA_DIR=${ELBO_DATA_DIR:-../shared/data/mnist}
 mkdir -p "$(dirname "$OUT")" "$RUNS"
 touch "$OUT"
-cargo build --release --quiet
-ELBO=target/release/elbo
+# ELBO=PATH runs a binary built before (so that editing the source while rows run rebuilds nothing).
+if [[ -z ${ELBO:-} ]]; then
+  cargo build --release --quiet
+  ELBO=target/release/elbo
+fi
 seeds=("${@:-1 2 3}")
+MODELS=${MODELS:-vae1 vae2 iwae50-2 vamp iaf}
+FRAMEWORKS=${FRAMEWORKS:-elbo pytorch}
+wanted() { [[ " $FRAMEWORKS " == *" $1 "* ]]; }
 
 elbo_flags() {
   case $1 in
@@ -64,8 +72,8 @@ record() {
 }
 
 for seed in ${seeds[@]}; do
-  for model in vae1 vae2 iwae50-2 vamp iaf; do
-    if ! done_already "$model" elbo "$seed"; then
+  for model in $MODELS; do
+    if wanted elbo && ! done_already "$model" elbo "$seed"; then
       run="$RUNS/$model-$seed"
       # shellcheck disable=SC2046
       if [[ -f "$run/config.json" ]]; then
@@ -81,7 +89,7 @@ for seed in ${seeds[@]}; do
       record "$model" elbo "$seed" "$neg_elbo" "$nll" "$train_s"
       echo "elbo  $model seed $seed: -ELBO $neg_elbo, -log p(x) $nll"
     fi
-    if ! done_already "$model" pytorch "$seed"; then
+    if wanted pytorch && ! done_already "$model" pytorch "$seed"; then
       log="$RUNS/$model-$seed-pytorch.log"
       # shellcheck disable=SC2046
       "$PY" bench/pytorch_family.py $(torch_flags "$model") --stage-growth 1.4 --seed "$seed" --threads 2 \

@@ -274,6 +274,27 @@ async fn the_explorer_page_works_in_a_real_browser() {
     assert_ne!(px3, px2);
     assert_eq!(px3, cli_decode(&run_dir, &z3, tmp.path()));
 
+    // The keyboard moves a slider by a hundredth of its span (Page Up by a tenth, End to its end), as the
+    // browser's own step would not.
+    let z0_now = "return [elbo.z[0], elbo.info.ranges[0][0], elbo.info.ranges[0][1]]";
+    let slider = c.find(Locator::Id("z0")).await.unwrap();
+    for (key, hundredths) in [("\u{E014}", 1.0), ("\u{E012}", -1.0), ("\u{E00E}", 10.0)] {
+        until(&c, "return !elbo.inflight && !elbo.pending", "the decodes").await;
+        let was = js(&c, z0_now).await;
+        slider.send_keys(key).await.unwrap();
+        let now = js(&c, z0_now).await;
+        let (a, b) = (was[1].as_f64().unwrap(), was[2].as_f64().unwrap());
+        let want = (was[0].as_f64().unwrap() + hundredths * (b - a) / 100.0).clamp(a, b);
+        assert!(
+            (now[0].as_f64().unwrap() - want).abs() < 1e-9 * (b - a),
+            "key {key:?}: {was} then {now}"
+        );
+    }
+    slider.send_keys("\u{E010}").await.unwrap();
+    let end = js(&c, z0_now).await;
+    assert_eq!(end[0], end[2], "End takes the slider to its end: {end}");
+    until(&c, "return !elbo.inflight && !elbo.pending", "the decodes").await;
+
     // A value beyond a slider's span keeps its number, marked as outside (the thumb can only show the nearer end);
     // back inside, the mark goes.
     let marks = "const o = document.getElementById('z0-out'); \

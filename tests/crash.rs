@@ -62,6 +62,16 @@ fn survives_sigkill_at_random_moments() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        // A fresh run is first let reach its first checkpoint: on a loaded machine, reading the data can outlast
+        // every delay, and no kill would then land after a checkpoint.
+        let start = std::time::Instant::now();
+        while !has_checkpoint
+            && !dir.join(CHECKPOINT).exists()
+            && child.try_wait().unwrap().is_none()
+            && start.elapsed() < Duration::from_secs(120)
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         std::thread::sleep(delays());
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL on Unix

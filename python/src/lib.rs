@@ -180,7 +180,9 @@ fn check_settings(settings: &Bound<'_, PyDict>, config: Option<(String, String)>
     if s.data.is_some() || s.dataset.is_some() {
         s.source().map_err(|e| py_err(file.rename(e)))?;
     }
-    Ok(())
+    // Values (lr=-1, a flow with latent layers, ...) are refused here, as Keras refuses a bad layer when it is
+    // made, not when fit has already loaded the data.
+    s.check_without_data().map_err(|e| py_err(file.rename(e)))
 }
 
 /// Training's progress handed to a Python object's methods (`note`, `epoch_start`, `step`, `epoch_end`), with

@@ -572,3 +572,19 @@ def test_a_bad_value_in_a_config_file_is_named_as_its_key(small, tmp_path):
     # The same mistake as a keyword over the file is named as the keyword.
     with pytest.raises(ValueError, match=r"lr=-2 must be a positive number$"):
         elbo.VAE.from_config(cfg, **{**SMALL, "lr": -2.0}).fit(small[0], epochs=1, out=tmp_path / "no", verbose=0)
+
+
+def test_values_are_checked_when_the_vae_is_made():
+    for kwargs, what in [
+        ({"lr": -1}, "lr=-1"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"latent": 0}, "latent"),
+        ({"prior_components": 6}, "prior_components goes with prior=mog"),
+        ({"tc_alpha": 0.5}, "tc_alpha applies to tc only"),
+    ]:
+        with pytest.raises(ValueError, match=what):
+            elbo.VAE(**kwargs)
+    # Seven halving convolutions leave nothing of MNIST's 28x28 but suit a 256x256 photo: that waits for the data.
+    elbo.VAE(conv=["16:4:2:1"] * 7, hidden=[])
+    with pytest.raises(ValueError, match="lr=-1"):
+        elbo.VAE.from_config(os.path.join(ROOT, "configs", "keras-conv.toml"), lr=-1)

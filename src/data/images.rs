@@ -259,8 +259,9 @@ fn note(notes: &mut Vec<String>, msg: String) {
     notes.push(msg);
 }
 
-/// The folders that hold a test split beside `train/`, in order of preference.
-const TEST_SPLITS: [&str; 2] = ["test", "val"];
+/// The folders that hold a test split beside `train/`, in order of preference: the names torchvision's and
+/// Kaggle's sets use (`train/` beside `validation/` would otherwise be read as two classes).
+const TEST_SPLITS: [&str; 4] = ["test", "val", "valid", "validation"];
 
 /// How many single folders wrap every image (`img_align_celeba/` inside `img_align_celeba.zip`): they are
 /// looked through, down to the last folder holding them all.
@@ -1233,6 +1234,35 @@ mod tests {
             panic!()
         };
         assert_eq!(train.shape.len(), 2 * 3 * 3);
+    }
+
+    #[test]
+    fn every_usual_name_of_a_held_out_folder_is_a_split() {
+        for held_out in ["val", "valid", "validation"] {
+            let tmp = tempfile::tempdir().unwrap();
+            for (split, class) in [("train", "cat"), ("train", "dog"), (held_out, "dog")] {
+                let d = tmp.path().join(split).join(class);
+                std::fs::create_dir_all(&d).unwrap();
+                std::fs::write(d.join("0.png"), png(5, 4, false, 1)).unwrap();
+            }
+            let Found::Split(train, test) = load(tmp.path(), &ImageOptions::default()).unwrap()
+            else {
+                panic!("{held_out}/: splits expected")
+            };
+            assert_eq!(train.classes, ["cat", "dog"], "{held_out}/");
+            assert_eq!(test.labels.as_deref(), Some(&[1][..]), "{held_out}/");
+        }
+        // Beside test/, a validation/ folder is left out (and said), not read as a third split or a class.
+        let tmp = tempfile::tempdir().unwrap();
+        for split in ["train", "validation", "test"] {
+            let d = tmp.path().join(split).join("cat");
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("0.png"), png(5, 4, false, 1)).unwrap();
+        }
+        let Found::Split(train, test) = load(tmp.path(), &ImageOptions::default()).unwrap() else {
+            panic!("splits expected")
+        };
+        assert_eq!((train.len(), test.len(), train.classes.len()), (1, 1, 1));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use crate::core::Activation;
 use crate::data::images::ImageOptions;
 use crate::data::numpy::Layout;
-use crate::data::{Binarize, DataSpec, DatasetName, Kind};
+use crate::data::{Binarize, DataSpec, DatasetName, ItemShape, Kind};
 use crate::error::{Error, Result};
 use crate::model::GaussianMean;
 use crate::model::ModelConfig;
@@ -1188,6 +1188,61 @@ impl Settings {
         self.resolve_for(&DataFacts::mnist())
     }
 
+    /// Checks these settings before the data is known (Python's `elbo.VAE(...)`, before `fit` brings `x`): they
+    /// are refused only when they would be whatever the data, so a value that suits the user's own images is never
+    /// refused for not suiting MNIST's. The data's own settings (`--data`, `--crop`, ...) are checked with it.
+    pub fn check_without_data(&self) -> Result<()> {
+        let s = Settings {
+            data: None,
+            dataset: None,
+            data_dir: None,
+            image_size: None,
+            crop: None,
+            channels: None,
+            layout: None,
+            label_column: None,
+            test_fraction: None,
+            skip_bad: None,
+            ..self.clone()
+        };
+        let image = |height, width, channels| DataFacts {
+            shape: ItemShape {
+                height,
+                width,
+                channels,
+            },
+            kind: Kind::Image,
+            classes: 10,
+            bytes: true,
+        };
+        let kinds = [
+            DataFacts::mnist(),
+            image(64, 64, 1),
+            image(64, 64, 3),
+            image(256, 256, 3),
+            DataFacts {
+                shape: ItemShape {
+                    height: 1,
+                    width: 16,
+                    channels: 1,
+                },
+                kind: Kind::Table,
+                classes: 10,
+                bytes: false,
+            },
+        ];
+        let mut first = None;
+        for facts in kinds {
+            match s.resolve_for(&facts) {
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        Err(first.expect("at least one kind of data was tried"))
+    }
+
     /// The run these settings describe for data with `facts`, validated: the model takes the items' shape, and
     /// standardised tables get a Gaussian decoder with a learned per-feature σ unless told otherwise.
     pub fn resolve_for(&self, facts: &DataFacts) -> Result<RunConfig> {
@@ -1646,13 +1701,19 @@ fn line_of(text: &str, key: &str) -> Option<usize> {
                 .trim_end_matches(']')
                 .trim()
                 .trim_matches(['"', '\'']);
-            l.starts_with('[') && spellings.iter().any(|k| header == k)
+            // `[model]`, `[model.sub]`, `model = …` and the dotted `model.sub = …` all set `model`.
+            let heads = |h: &str, k: &str| {
+                h.strip_prefix(k)
+                    .is_some_and(|r| r.is_empty() || r.trim_start().starts_with('.'))
+            };
+            l.starts_with('[') && spellings.iter().any(|k| heads(header, k))
                 || spellings.iter().any(|k| {
                     [k.clone(), format!("\"{k}\""), format!("'{k}'")]
                         .iter()
                         .any(|form| {
-                            l.strip_prefix(form.as_str())
-                                .is_some_and(|r| r.trim_start().starts_with('='))
+                            l.strip_prefix(form.as_str()).is_some_and(|r| {
+                                r.trim_start().starts_with('=') || r.trim_start().starts_with('.')
+                            })
                         })
                 })
         })
@@ -1990,6 +2051,46 @@ mod tests {
         );
     }
 
+    /// Before the data is known, a value wrong for any data is refused, and one that only MNIST's shape could not
+    /// take is not: every preset passes, since each suits some data.
+    #[test]
+    fn settings_are_checked_before_the_data_when_no_data_could_take_them() {
+        for (text, wrong) in [
+            ("lr = -1", Some("--lr")),
+            ("batch-size = 0", Some("--batch-size")),
+            ("latent = 0", Some("--latent")),
+            ("lr = 1e-4\nbeta = 2", None),
+        ] {
+            let s = Settings::from_toml(text, "c.toml").unwrap();
+            match (s.check_without_data(), wrong) {
+                (Ok(()), None) => {}
+                (Err(e), Some(flag)) => assert!(e.to_string().contains(flag), "{text}: {e}"),
+                (got, _) => panic!("{text}: {got:?}"),
+            }
+        }
+        // Seven stride-2 convolutions leave nothing of a 28×28 image, but suit a 256×256 photo.
+        let s = Settings::from_toml(
+            "conv = [\"16:4:2:1\", \"16:4:2:1\", \"16:4:2:1\", \"16:4:2:1\", \"16:4:2:1\", \"16:4:2:1\", \"16:4:2:1\"]",
+            "c.toml",
+        )
+        .unwrap();
+        assert!(s.resolve().is_err());
+        s.check_without_data().unwrap();
+        let mut presets = 0;
+        for entry in std::fs::read_dir("configs").unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let name = path.display().to_string();
+                let s = Settings::from_toml(&text, &name).unwrap();
+                s.check_without_data()
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+                presets += 1;
+            }
+        }
+        assert!(presets > 10, "{presets} presets found");
+    }
+
     /// A bad value under a table's header is pinned to the header's line; a seed no config file could hold is
     /// refused on the command line too.
     #[test]
@@ -2001,6 +2102,20 @@ mod tests {
             e,
             "c.toml, line 3, key 'model': invalid type: a table, expected a string"
         );
+        // A sub-table and a dotted key set their top key too, on their own line.
+        for text in [
+            "lr = 1e-3\n\n[model.sub]\nlatent = 3\n",
+            "lr = 1e-3\n\nmodel.latent = 3\n",
+            "lr = 1e-3\n\n\"model\" . latent = 3\n",
+        ] {
+            let e = Settings::from_toml(text, "c.toml").unwrap_err().to_string();
+            assert!(
+                e.starts_with("c.toml, line 3, key 'model': "),
+                "{text:?}: {e}"
+            );
+        }
+        // A key that only starts like another (`lr-min` after `lr`) is not mistaken for it.
+        assert_eq!(line_of("lr_min = 1\nlr = 2\n", "lr"), Some(2));
         let e = Settings::from_toml("seed = 18446744073709551615\n", "c.toml")
             .unwrap_err()
             .to_string();

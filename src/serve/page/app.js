@@ -243,6 +243,20 @@ function buildSliders() {
       showValue(j, z[j]);
       setZ(z, 'slider');
     });
+    // With step 'any' the browser's own arrow-key step is not a fraction of the span (Chrome moves a span of 6 by
+    // 1): arrows move a hundredth of it, Page Up/Down a tenth, Home/End to the ends.
+    s.addEventListener('keydown', (e) => {
+      const [a, b] = state.info.ranges[j];
+      const by = { ArrowRight: 1, ArrowUp: 1, ArrowLeft: -1, ArrowDown: -1, PageUp: 10, PageDown: -10 }[e.key];
+      let v;
+      if (e.key === 'Home') v = a;
+      else if (e.key === 'End') v = b;
+      else if (by) v = Math.min(b, Math.max(a, Number(s.value) + by * (b - a) / 100));
+      else return;
+      e.preventDefault();
+      s.value = String(v);
+      s.dispatchEvent(new Event('input'));
+    });
     box.append(label, s, out);
   });
 }
