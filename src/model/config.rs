@@ -481,11 +481,67 @@ impl ModelConfig {
         }
     }
 
-    /// Registers every tensor with `reg` and returns the networks; refuses shapes that do not fit.
+    /// Registers every tensor with `reg` and returns the networks; refuses shapes that do not fit. The order of
+    /// registration is the order of the weights in checkpoints: encoder, decoder, the likelihood's scale, the
+    /// prior's, upper latent layers, the flow, the discriminator.
     pub fn build(&self, reg: &mut impl Registry) -> Result<Architecture> {
+        let encoder = self.build_encoder(reg)?;
+        let decoder = self.build_decoder(reg)?;
+        let (name, len) = match self.likelihood {
+            Likelihood::Gaussian { learn, .. } => {
+                ("decoder.log_sigma", learn.len(self.input_dim()))
+            }
+            Likelihood::Logistic { learn, .. } => {
+                ("decoder.log_scale", learn.len(self.input_dim()))
+            }
+            Likelihood::Bernoulli => ("", 0),
+        };
+        let log_sigma = (len > 0).then(|| (reg.register(name, &[len]), len));
+        // Registered last, so the offsets of every other weight are those of a model with N(0, I).
+        let vamp = match self.prior {
+            PriorSpec::Vamp { components } => {
+                let d = self.input_dim();
+                let at = reg.register("prior.pseudo_inputs", &[components, d]);
+                Some(Vamp::new(at, components, d, self.latent))
+            }
+            _ => None,
+        };
+        let prior = match self.prior {
+            PriorSpec::Normal | PriorSpec::Vamp { .. } => None,
+            PriorSpec::Mixture { components } => {
+                let (k, d) = (components, self.latent);
+                Some(Mixture {
+                    dim: d,
+                    components: k,
+                    means: reg.register("prior.means", &[k, d]),
+                    logvars: reg.register("prior.logvars", &[k, d]),
+                    logits: reg.register("prior.logits", &[k]),
+                })
+            }
+        };
+        let stack = (!self.upper.is_empty()).then(|| self.build_stack(reg));
+        let flow = self
+            .flow
+            .map(|spec| Flow::new(reg, spec, self.latent, self.activation));
+        // Registered last of all: the VAE's optimiser stops where its weights start.
+        let discriminator = (!self.discriminator.is_empty())
+            .then(|| super::factor::Discriminator::new(reg, self.latent, &self.discriminator));
+        Ok(Architecture {
+            encoder,
+            decoder,
+            log_sigma,
+            prior,
+            vamp,
+            stack,
+            flow,
+            discriminator,
+        })
+    }
+
+    /// The encoder: convolutions, then dense layers, then the head (means and log-variances, or codes).
+    fn build_encoder(&self, reg: &mut impl Registry) -> Result<Net> {
         let bad = |m: String| Error::Config(m);
         let act = self.activation;
-        // Encoder: convolutions, then dense layers, then the head.
         let mut layers = Vec::new();
         let mut shape = Shape {
             h: self.rows,
@@ -533,8 +589,13 @@ impl ModelConfig {
         if self.batch_norm {
             add_norms(reg, "encoder", &mut encoder);
         }
+        Ok(encoder)
+    }
 
-        // Decoder: dense layers, then a projection onto the first transposed convolution's input, then those.
+    /// The decoder: dense layers, then a projection onto the first transposed convolution's input and those
+    /// convolutions, or straight onto the items.
+    fn build_decoder(&self, reg: &mut impl Registry) -> Result<Net> {
+        let bad = |m: String| Error::Config(m);
         let spec = self.decoder_spec();
         let mut shapes = vec![Shape {
             h: self.rows,
@@ -619,7 +680,7 @@ impl ModelConfig {
             let w = layers[0].out_len();
             Cond::new(reg, "decoder.cond", 0, self.classes, w)
         });
-        let mut decoder = Net::plain(layers, act, cond);
+        let mut decoder = Net::plain(layers, self.activation, cond);
         let project = spec.hidden.len();
         if spec.linear_projection && !spec.deconv.is_empty() {
             decoder.acts[project] = Activation::Identity;
@@ -627,55 +688,7 @@ impl ModelConfig {
         if self.batch_norm {
             add_norms(reg, "decoder", &mut decoder);
         }
-        let (name, len) = match self.likelihood {
-            Likelihood::Gaussian { learn, .. } => {
-                ("decoder.log_sigma", learn.len(self.input_dim()))
-            }
-            Likelihood::Logistic { learn, .. } => {
-                ("decoder.log_scale", learn.len(self.input_dim()))
-            }
-            Likelihood::Bernoulli => ("", 0),
-        };
-        let log_sigma = (len > 0).then(|| (reg.register(name, &[len]), len));
-        // Registered last, so the offsets of every other weight are those of a model with N(0, I).
-        let vamp = match self.prior {
-            PriorSpec::Vamp { components } => {
-                let d = self.input_dim();
-                let at = reg.register("prior.pseudo_inputs", &[components, d]);
-                Some(Vamp::new(at, components, d, self.latent))
-            }
-            _ => None,
-        };
-        let prior = match self.prior {
-            PriorSpec::Normal | PriorSpec::Vamp { .. } => None,
-            PriorSpec::Mixture { components } => {
-                let (k, d) = (components, self.latent);
-                Some(Mixture {
-                    dim: d,
-                    components: k,
-                    means: reg.register("prior.means", &[k, d]),
-                    logvars: reg.register("prior.logvars", &[k, d]),
-                    logits: reg.register("prior.logits", &[k]),
-                })
-            }
-        };
-        let stack = (!self.upper.is_empty()).then(|| self.build_stack(reg));
-        let flow = self
-            .flow
-            .map(|spec| Flow::new(reg, spec, self.latent, self.activation));
-        // Registered last of all: the VAE's optimiser stops where its weights start.
-        let discriminator = (!self.discriminator.is_empty())
-            .then(|| super::factor::Discriminator::new(reg, self.latent, &self.discriminator));
-        Ok(Architecture {
-            encoder,
-            decoder,
-            log_sigma,
-            prior,
-            vamp,
-            stack,
-            flow,
-            discriminator,
-        })
+        Ok(decoder)
     }
 
     /// The layers above the first, registered after every other weight (so a one-layer model's offsets stay).
