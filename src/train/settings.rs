@@ -1215,12 +1215,12 @@ impl Settings {
             classes: 10,
             bytes: true,
         };
-        let kinds = [
-            DataFacts::mnist(),
-            image(64, 64, 1),
-            image(64, 64, 3),
-            image(256, 256, 3),
-            DataFacts {
+        // Sides of every remainder modulo 2 to 5, so a stack of strided (transposed) convolutions that needs one
+        // finds it; grey and colour.
+        let sides = [28, 30, 32, 33, 40, 64, 96, 255, 256];
+        let kinds = std::iter::once(DataFacts::mnist())
+            .chain(sides.iter().flat_map(|&s| [image(s, s, 1), image(s, s, 3)]))
+            .chain([DataFacts {
                 shape: ItemShape {
                     height: 1,
                     width: 16,
@@ -1229,8 +1229,7 @@ impl Settings {
                 kind: Kind::Table,
                 classes: 10,
                 bytes: false,
-            },
-        ];
+            }]);
         let mut first = None;
         for facts in kinds {
             match s.resolve_for(&facts) {
