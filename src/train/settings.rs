@@ -1039,6 +1039,15 @@ impl Settings {
                     at(&k)
                 )));
             }
+            // `conv = "32,64"`, as the flag and as `latent = "100,50"` take it.
+            let v = match (key.as_str(), v) {
+                ("conv", toml::Value::String(list)) => toml::Value::Array(
+                    list.split(',')
+                        .map(|c| toml::Value::String(c.trim().to_string()))
+                        .collect(),
+                ),
+                (_, v) => v,
+            };
             written.insert(key.clone(), k);
             normal.insert(key, v);
         }
@@ -2101,6 +2110,18 @@ mod tests {
             e,
             "c.toml, line 3, key 'model': invalid type: a table, expected a string"
         );
+        // A list of convolutions as one string, as on the command line.
+        let s = Settings::from_toml("conv = \"32, 64:4:2:1\"", "c.toml").unwrap();
+        assert_eq!(
+            s.conv,
+            Settings::from_toml("conv = [32, \"64:4:2:1\"]", "c.toml")
+                .unwrap()
+                .conv
+        );
+        let e = Settings::from_toml("conv = \"32,x\"", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'x' is not CHANNELS"), "{e}");
         // A sub-table and a dotted key set their top key too, on their own line.
         for text in [
             "lr = 1e-3\n\n[model.sub]\nlatent = 3\n",
