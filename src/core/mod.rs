@@ -15,6 +15,7 @@ pub mod optim;
 pub mod params;
 mod pool;
 pub(crate) mod simd;
+pub mod sparse;
 pub mod threads;
 
 #[cfg(test)]

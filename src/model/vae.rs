@@ -212,6 +212,8 @@ pub struct Vae<T> {
     latent: GaussianLatent<T>,
     /// The top layer's prior when latent layers are stacked (the first layer's is then the stack).
     top: Option<std::sync::Arc<dyn Prior<T>>>,
+    /// A copy for inference ([`Vae::for_inference`]), whose weights are not in the layout training keeps.
+    frozen: bool,
 }
 
 /// Buffers for one batch shape: `rows` images with `samples` latent draws each.
@@ -368,6 +370,7 @@ where
             config,
             params,
             arch,
+            frozen: false,
         }
     }
 
@@ -379,7 +382,19 @@ where
     pub(crate) fn for_inference(&self) -> Self {
         let mut copy = self.clone();
         copy.arch.decoder.store_for_inference(&mut copy.params.data);
+        copy.frozen = true;
         copy
+    }
+
+    /// Lets the encoder's first layer multiply only the nonzero values of a sparse batch ([`crate::core::sparse`]),
+    /// storing its weight input-major with `moments` (the optimiser's, laid out as the weights) following; `false`
+    /// puts both back in PyTorch's layout, as checkpoints keep them. For training: the sparse products cost the
+    /// default model's epoch a quarter less on MNIST. Returns whether the first layer is dense, the kind this
+    /// serves.
+    pub fn multiply_sparse_inputs(&mut self, on: bool, moments: &mut [&mut [T]]) -> bool {
+        self.arch
+            .encoder
+            .multiply_sparse_inputs(on, &mut self.params.data, moments)
     }
 
     /// The dimension of the codes the model is encoded to, decoded from and sampled in: its top latent layer's
@@ -727,6 +742,7 @@ where
         objective: &Objective,
         ws: &mut Workspace<T>,
     ) -> BatchStats {
+        assert!(!self.frozen, "a copy stored for inference has no gradients");
         let stats = self.forward(x, rows, ws, Some(objective));
         self.backward(x, rows, objective, &stats, ws);
         stats

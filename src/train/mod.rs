@@ -629,6 +629,8 @@ pub fn train_on(
     if writer {
         publish_start(run_dir, &cfg, &vae, &adam, &state)?;
     }
+    // From here until the run is saved the first weight is stored input-major (see `saved_layout`).
+    sparse_layout(&mut vae, &mut adam, true);
     let t = cfg.train.clone();
     let d = cfg.model.input_dim();
     let batcher = Batcher {
@@ -763,7 +765,9 @@ pub fn train_on(
             state.adam_t = adam.t;
             state.history.push(row);
             if writer {
-                save_epoch(run_dir, &cfg, &vae, &adam, &state)?;
+                saved_layout(&mut vae, &mut adam, |vae, adam| {
+                    save_epoch(run_dir, &cfg, vae, adam, &state)
+                })?;
             }
             let gathered = sharded
                 .as_mut()
@@ -777,6 +781,25 @@ pub fn train_on(
         Ok(())
     })()?;
     Ok(state.history)
+}
+
+/// Stores the encoder's first weight, and Adam's moments for it, input-major (`on`) so that it multiplies only a
+/// sparse batch's nonzero values, or back in PyTorch's layout.
+fn sparse_layout(vae: &mut Vae<f32>, adam: &mut Adam<f32>, on: bool) {
+    let Adam { m, v, .. } = adam;
+    vae.multiply_sparse_inputs(on, &mut [&mut m[..], &mut v[..]]);
+}
+
+/// Runs `f` on the model and optimiser in the layout checkpoints keep (PyTorch's), then goes back to training's.
+fn saved_layout<R>(
+    vae: &mut Vae<f32>,
+    adam: &mut Adam<f32>,
+    f: impl FnOnce(&Vae<f32>, &Adam<f32>) -> R,
+) -> R {
+    sparse_layout(vae, adam, false);
+    let r = f(vae, adam);
+    sparse_layout(vae, adam, true);
+    r
 }
 
 /// The run a [`Start`] describes: a new one from its config and seed, or a checkpoint to continue (to a new
