@@ -307,6 +307,27 @@ fn existing_outputs_need_force() {
     assert!(o.status.success());
     let o = run(elbo().arg("train").arg("--out").arg(fixture_run()));
     assert_user_error(&o, "already holds a run; pass --force");
+    // A file that only shares a run file's name (a web project's config.json) is the user's, --force or not.
+    let tmp = tempfile::tempdir().unwrap();
+    let web = tmp.path().join("webapp");
+    std::fs::create_dir(&web).unwrap();
+    std::fs::write(web.join("config.json"), br#"{"port": 8080}"#).unwrap();
+    std::fs::write(web.join("index.html"), b"<p>mine</p>").unwrap();
+    for force in [false, true] {
+        let mut cmd = elbo();
+        cmd.args(["train", "--limit", "200", "--epochs", "1", "--out"])
+            .arg(&web)
+            .arg("--data-dir")
+            .arg(mnist_dir());
+        if force {
+            cmd.arg("--force");
+        }
+        assert_user_error(&run(&mut cmd), "holds config.json but no elbo run");
+        assert_eq!(
+            std::fs::read(web.join("config.json")).unwrap(),
+            br#"{"port": 8080}"#
+        );
+    }
 }
 
 #[test]

@@ -515,6 +515,14 @@ def test_what_the_tryout_found(small, tmp_path):
         with pytest.raises(ValueError, match="holds other files"):
             elbo.VAE(**SMALL).fit(x, epochs=1, out=mine, force=force, verbose=0)
     assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    # Nor is one whose file only shares a run file's name (a web project's config.json).
+    web = tmp_path / "webapp"
+    web.mkdir()
+    (web / "config.json").write_text('{"port": 8080}')
+    for force in (False, True):
+        with pytest.raises(ValueError, match="holds other files"):
+            elbo.VAE(**SMALL).fit(x, epochs=1, out=web, force=force, verbose=0)
+    assert (web / "config.json").read_text() == '{"port": 8080}'
     # A failed fit into another run does not adopt that run.
     v = elbo.VAE(hidden=[16], latent=3)
     with pytest.raises(ValueError, match="already holds a run"):

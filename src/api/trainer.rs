@@ -306,9 +306,20 @@ fn prepare_run_dir(dir: &Path, force: bool) -> Result<RunLock> {
             dir.display()
         )));
     }
-    let used = RUN_FILES
-        .iter()
-        .any(|f| std::fs::symlink_metadata(dir.join(f)).is_ok());
+    let present: Vec<&str> = RUN_FILES
+        .into_iter()
+        .filter(|f| std::fs::symlink_metadata(dir.join(f)).is_ok())
+        .collect();
+    let used = !present.is_empty();
+    // A file that only shares a name with a run's (a web project's config.json) is the user's: --force never
+    // removes it.
+    if used && !holds_run(dir) {
+        return Err(Error::Config(format!(
+            "--out {} holds {} but no elbo run (no checkpoint): elbo replaces only files it wrote; move them or choose another --out",
+            dir.display(),
+            present.join(", ")
+        )));
+    }
     // Every file --force would remove is checked first, so a refusal never leaves a run half deleted.
     if let Some(odd) = RUN_FILES
         .iter()
@@ -343,6 +354,26 @@ fn prepare_run_dir(dir: &Path, force: bool) -> Result<RunLock> {
         }
     }
     Ok(lock)
+}
+
+/// Whether `dir` holds a run elbo wrote: a checkpoint, or the `config.json` a run writes before its first one.
+fn holds_run(dir: &Path) -> bool {
+    use train::checkpoint::{CHECKPOINT, PREVIOUS};
+    if [CHECKPOINT, PREVIOUS]
+        .iter()
+        .any(|f| std::fs::symlink_metadata(dir.join(f)).is_ok())
+    {
+        return true;
+    }
+    let path = dir.join("config.json");
+    let Ok(text) = crate::fsutil::read_regular(&path, MAX_CONFIG, "a run's config.json") else {
+        return false;
+    };
+    serde_json::from_slice::<serde_json::Value>(&text).is_ok_and(|v| {
+        ["model", "train"]
+            .iter()
+            .all(|k| v.get(k).is_some_and(serde_json::Value::is_object))
+    })
 }
 
 /// The empty file written once to learn whether a run directory is writable.

@@ -260,8 +260,17 @@ fn note(notes: &mut Vec<String>, msg: String) {
 }
 
 /// The folders that hold a test split beside `train/`, in order of preference: the names torchvision's and
-/// Kaggle's sets use (`train/` beside `validation/` would otherwise be read as two classes).
-const TEST_SPLITS: [&str; 4] = ["test", "val", "valid", "validation"];
+/// Kaggle's sets use (`train/` beside `validation/` would otherwise be read as two classes). Names match in any
+/// case (GTSRB has `Train/` and `Test/`, Kaggle's sets `Training/` and `Testing/`).
+const TEST_SPLITS: [&str; 5] = ["test", "testing", "val", "valid", "validation"];
+
+/// The names of the training split's folder.
+const TRAIN_SPLITS: [&str; 2] = ["train", "training"];
+
+/// Whether `folder` is named as one of `names`, in any case.
+fn named(folder: &str, names: &[&str]) -> bool {
+    names.iter().any(|n| folder.eq_ignore_ascii_case(n))
+}
 
 /// How many single folders wrap every image (`img_align_celeba/` inside `img_align_celeba.zip`): they are
 /// looked through, down to the last folder holding them all.
@@ -278,12 +287,14 @@ fn wrapper_depth(paths: &[&[String]]) -> usize {
 }
 
 /// Where images' classes are read from their paths: below `depth` wrapping folders and, when the folders
-/// there have `train/` beside `test/` (or `val/`), below the split folder. Training and `--input` both place
+/// there have `train/` beside `test/` (or `val/`, …), below the split folder. Training and `--input` both place
 /// images with it, so a path names the same class wherever it is read.
 struct ClassRoot {
     depth: usize,
-    /// The test split's folder, in a split layout.
-    test: Option<&'static str>,
+    /// The training and test splits' folders as spelt on disk, in a split layout.
+    splits: Option<(String, String)>,
+    /// Other folders named as a test split, left out.
+    unused: Vec<String>,
 }
 
 impl ClassRoot {
@@ -293,22 +304,36 @@ impl ClassRoot {
             .filter(|p| p.len() > depth + 1)
             .map(|p| p[depth].as_str())
             .collect();
-        let test = TEST_SPLITS
-            .into_iter()
-            .find(|t| tops.contains("train") && tops.contains(t));
-        ClassRoot { depth, test }
+        let train = tops.iter().find(|t| named(t, &TRAIN_SPLITS));
+        let held_out: Vec<&str> = TEST_SPLITS
+            .iter()
+            .flat_map(|n| tops.iter().filter(|t| t.eq_ignore_ascii_case(n)))
+            .copied()
+            .collect();
+        match (train, held_out.split_first()) {
+            (Some(train), Some((test, rest))) => ClassRoot {
+                depth,
+                splits: Some((train.to_string(), test.to_string())),
+                unused: rest.iter().map(|s| s.to_string()).collect(),
+            },
+            _ => ClassRoot {
+                depth,
+                splits: None,
+                unused: Vec::new(),
+            },
+        }
     }
 
-    /// The split an image lies in ("" without splits) and its path below that split, or `None` for an image
-    /// outside `train/` and the test split of a split layout.
-    fn place<'a>(&self, path: &'a [String]) -> Option<(&'static str, &'a [String])> {
+    /// The split an image lies in (0 for training or without splits, 1 for the test split) and its path below
+    /// that split, or `None` for an image outside both splits of a split layout.
+    fn place<'a>(&self, path: &'a [String]) -> Option<(usize, &'a [String])> {
         let below = path.get(self.depth..).unwrap_or_default();
-        let Some(test) = self.test else {
-            return Some(("", below));
+        let Some((train, test)) = &self.splits else {
+            return Some((0, below));
         };
         match below {
-            [split, rest @ ..] if !rest.is_empty() && split == "train" => Some(("train", rest)),
-            [split, rest @ ..] if !rest.is_empty() && split == test => Some((test, rest)),
+            [split, rest @ ..] if !rest.is_empty() && split == train => Some((0, rest)),
+            [split, rest @ ..] if !rest.is_empty() && split == test => Some((1, rest)),
             _ => None,
         }
     }
@@ -351,6 +376,36 @@ pub fn classes_of(names: &[String], known: &[String]) -> Vec<Option<String>> {
         .unwrap_or_else(|| classes_at(deepest))
 }
 
+/// Says so when folders named as splits (`test/` and `val/` with no `train/` holding images beside them) are
+/// about to be read as classes: the user laid out splits, and the model would learn their names as labels.
+fn note_split_names_as_classes(
+    paths: &[&[String]],
+    depth: usize,
+    root: &Path,
+    notes: &mut Vec<String>,
+) {
+    let tops: BTreeSet<&str> = paths
+        .iter()
+        .filter(|p| p.len() > depth + 1)
+        .map(|p| p[depth].as_str())
+        .collect();
+    let splitlike: Vec<String> = tops
+        .iter()
+        .filter(|t| named(t, &TRAIN_SPLITS) || named(t, &TEST_SPLITS))
+        .map(|t| format!("{t}/"))
+        .collect();
+    if !splitlike.is_empty() {
+        note(
+            notes,
+            format!(
+                "{}: {} read as class folders: a split needs a train/ (or training/) folder of images beside a test/, val/, valid/ or validation/ one",
+                root.display(),
+                splitlike.join(", ")
+            ),
+        );
+    }
+}
+
 fn layout(mut entries: Vec<Entry>, root: &Path, flat: bool, notes: Vec<String>) -> Result<Layout> {
     if entries.is_empty() {
         return Err(Error::Config(format!(
@@ -376,7 +431,7 @@ fn layout(mut entries: Vec<Entry>, root: &Path, flat: bool, notes: Vec<String>) 
     // say so, since the user laid out splits and may have expected theirs.
     if let Some(w) = paths[0][..depth]
         .iter()
-        .find(|w| w.as_str() == "train" || TEST_SPLITS.contains(&w.as_str()))
+        .find(|w| named(w, &TRAIN_SPLITS) || named(w, &TEST_SPLITS))
     {
         note(
             &mut notes,
@@ -387,31 +442,46 @@ fn layout(mut entries: Vec<Entry>, root: &Path, flat: bool, notes: Vec<String>) 
         );
     }
     let class_root = ClassRoot::at(&paths, depth);
-    let split_names: Vec<&str> = match class_root.test {
-        Some(t) => vec!["train", t],
-        None => vec![""],
+    let split_names: Vec<String> = match &class_root.splits {
+        Some((train, test)) => vec![train.clone(), test.clone()],
+        None => vec![String::new()],
     };
+    if class_root.splits.is_none() {
+        note_split_names_as_classes(&paths, depth, root, &mut notes);
+    }
     let mut groups: Vec<(String, Vec<Entry>)> = split_names
         .iter()
-        .map(|s| (s.to_string(), Vec::new()))
+        .map(|s| (s.clone(), Vec::new()))
         .collect();
     let mut ignored = 0;
     for e in &entries {
-        let Some((split, below)) = class_root.place(&e.parts) else {
+        let Some((k, below)) = class_root.place(&e.parts) else {
             ignored += 1;
             continue;
         };
-        let k = split_names.iter().position(|s| *s == split).unwrap_or(0);
         groups[k].1.push(Entry {
             parts: below.to_vec(),
             origin: e.origin.clone(),
         });
     }
-    if let (true, Some(t)) = (ignored > 0, class_root.test) {
+    if let (true, Some((train, test))) = (ignored > 0, &class_root.splits) {
+        let unused = if class_root.unused.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({} held out too; {test}/ is the test split)",
+                class_root
+                    .unused
+                    .iter()
+                    .map(|u| format!("{u}/"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
         note(
             &mut notes,
             format!(
-                "{}: {ignored} images outside train/ and {t}/ are not used",
+                "{}: {ignored} images outside {train}/ and {test}/ are not used{unused}",
                 root.display()
             ),
         );
@@ -419,7 +489,8 @@ fn layout(mut entries: Vec<Entry>, root: &Path, flat: bool, notes: Vec<String>) 
     // Below the split, paths start at the class folders.
     let below = ClassRoot {
         depth: 0,
-        test: None,
+        splits: None,
+        unused: Vec::new(),
     };
     let classes: Vec<String> = groups[0]
         .1
@@ -1238,9 +1309,17 @@ mod tests {
 
     #[test]
     fn every_usual_name_of_a_held_out_folder_is_a_split() {
-        for held_out in ["val", "valid", "validation"] {
+        // In any case: GTSRB has Train/ and Test/, Kaggle's sets Training/ and Testing/.
+        for (train_dir, held_out) in [
+            ("train", "val"),
+            ("train", "valid"),
+            ("train", "validation"),
+            ("Train", "Test"),
+            ("Training", "Testing"),
+            ("train", "Validation"),
+        ] {
             let tmp = tempfile::tempdir().unwrap();
-            for (split, class) in [("train", "cat"), ("train", "dog"), (held_out, "dog")] {
+            for (split, class) in [(train_dir, "cat"), (train_dir, "dog"), (held_out, "dog")] {
                 let d = tmp.path().join(split).join(class);
                 std::fs::create_dir_all(&d).unwrap();
                 std::fs::write(d.join("0.png"), png(5, 4, false, 1)).unwrap();
@@ -1249,7 +1328,7 @@ mod tests {
             else {
                 panic!("{held_out}/: splits expected")
             };
-            assert_eq!(train.classes, ["cat", "dog"], "{held_out}/");
+            assert_eq!(train.classes, ["cat", "dog"], "{train_dir}/ {held_out}/");
             assert_eq!(test.labels.as_deref(), Some(&[1][..]), "{held_out}/");
         }
         // Beside test/, a validation/ folder is left out (and said), not read as a third split or a class.
@@ -1259,10 +1338,35 @@ mod tests {
             std::fs::create_dir_all(&d).unwrap();
             std::fs::write(d.join("0.png"), png(5, 4, false, 1)).unwrap();
         }
-        let Found::Split(train, test) = load(tmp.path(), &ImageOptions::default()).unwrap() else {
+        let (found, notes) = crate::capture_notes(|| load(tmp.path(), &ImageOptions::default()));
+        let Found::Split(train, test) = found.unwrap() else {
             panic!("splits expected")
         };
         assert_eq!((train.len(), test.len(), train.classes.len()), (1, 1, 1));
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("validation/ held out too; test/ is the test split")),
+            "{notes:?}"
+        );
+        // Folders named as splits with no train/ beside them are classes, and that is said.
+        let tmp = tempfile::tempdir().unwrap();
+        for split in ["test", "val"] {
+            let d = tmp.path().join(split).join("cat");
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("0.png"), png(5, 4, false, 1)).unwrap();
+        }
+        let (found, notes) = crate::capture_notes(|| load(tmp.path(), &ImageOptions::default()));
+        let Found::One(set) = found.unwrap() else {
+            panic!("one set expected")
+        };
+        assert_eq!(set.classes, ["test", "val"]);
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("test/, val/ read as class folders")),
+            "{notes:?}"
+        );
     }
 
     #[test]

@@ -430,6 +430,7 @@ impl Settings {
         if self.samples.is_some() || self.k_train.is_some() {
             (file.samples, file.k_train) = (None, None);
         }
+        self.drop_orphans(&mut file, name);
         let given = self.given();
         let keys = file
             .given()
@@ -442,6 +443,95 @@ impl Settings {
             spelt: Vec::new(),
         };
         (self.or(file), file_keys)
+    }
+
+    /// Leaves out the file's settings that belong to a choice these settings change: `--prior normal` over a
+    /// VampPrior preset drops its `prior-components`, `--lr-schedule cosine` a step schedule's `lr-step-every`,
+    /// `--likelihood bernoulli` a Gaussian's `sigma`, `--objective elbo` MIWAE's `groups`, `--dataset` the file's
+    /// image options. Each is said in one line; set on the command line itself, the same pair is still refused.
+    fn drop_orphans(&self, file: &mut Settings, name: &str) {
+        use ScheduleKind::{Cosine, Exponential, Iwae, Step};
+        let mut dropped: Vec<(&str, String)> = Vec::new();
+        let mut drop = |given: bool, key: &'static str, why: String| {
+            if given {
+                dropped.push((key, why));
+            }
+        };
+        macro_rules! orphan {
+            ($field:ident, $key:literal, $keep:expr, $why:expr) => {
+                if self.$field.is_none() && !$keep {
+                    drop(file.$field.take().is_some(), $key, $why);
+                }
+            };
+        }
+        if let Some(p) = self.prior {
+            let why = format!(
+                "it goes with prior mog or vamp, and prior is now {}",
+                p.name()
+            );
+            orphan!(
+                prior_components,
+                "prior-components",
+                p != PriorKind::Normal,
+                why
+            );
+            let why = format!("it goes with prior vamp, and prior is now {}", p.name());
+            orphan!(pseudo_init, "pseudo-init", p == PriorKind::Vamp, why);
+        }
+        if let Some(k) = self.lr_schedule {
+            let why = |with: &str| {
+                format!(
+                    "it goes with lr-schedule {with}, and lr-schedule is now {}",
+                    k.name()
+                )
+            };
+            orphan!(stages, "stages", k == Iwae, why("iwae"));
+            orphan!(stage_growth, "stage-growth", k == Iwae, why("iwae"));
+            orphan!(lr_min, "lr-min", k == Cosine, why("cosine"));
+            orphan!(lr_step_every, "lr-step-every", k == Step, why("step"));
+            orphan!(lr_step_gamma, "lr-step-gamma", k == Step, why("step"));
+            orphan!(lr_gamma, "lr-gamma", k == Exponential, why("exponential"));
+        }
+        if let Some(l) = self.likelihood {
+            let keep = l != LikelihoodKind::Bernoulli;
+            let why = format!(
+                "it goes with likelihood gaussian or logistic, and likelihood is now {}",
+                l.name()
+            );
+            orphan!(sigma, "sigma", keep, why.clone());
+            orphan!(learn_sigma, "learn-sigma", keep, why);
+        }
+        if let Some(o) = self.objective {
+            let why = |with: &str| {
+                format!(
+                    "it goes with objective {with}, and objective is now {}",
+                    o.name()
+                )
+            };
+            orphan!(
+                groups,
+                "groups",
+                matches!(o, Estimator::Miwae | Estimator::Piwae),
+                why("miwae or piwae")
+            );
+            orphan!(
+                ciwae_beta,
+                "ciwae-beta",
+                o == Estimator::Ciwae,
+                why("ciwae")
+            );
+        }
+        if let Some(d) = &self.dataset {
+            let why = format!("it applies to your own data, and the dataset is now {d}");
+            orphan!(image_size, "image-size", false, why.clone());
+            orphan!(crop, "crop", false, why.clone());
+            orphan!(channels, "channels", false, why.clone());
+            orphan!(layout, "layout", false, why.clone());
+            orphan!(label_column, "label-column", false, why);
+        }
+        for (key, why) in dropped {
+            crate::say!("elbo: {key} from {name} is left out: {why}");
+        }
     }
 
     /// These settings over those of the config file whose `text` was read from `name`: [`Self::over_file`] after
@@ -2101,6 +2191,55 @@ mod tests {
 
     /// A bad value under a table's header is pinned to the header's line; a seed no config file could hold is
     /// refused on the command line too.
+    /// A choice changed over a file drops the file's settings that belonged to the old choice, and says so; the
+    /// same pair given together is still refused.
+    #[test]
+    fn a_changed_choice_leaves_out_the_files_settings_for_the_old_one() {
+        let file = "prior = \"vamp\"\nprior-components = 500\nlr-schedule = \"exponential\"\nlr-gamma = 0.95\n\
+                    likelihood = \"gaussian\"\nsigma = 0.1\nobjective = \"miwae\"\ngroups = 2\nk-train = 4\n";
+        let flags = Settings {
+            prior: Some(PriorKind::Normal),
+            lr_schedule: Some(ScheduleKind::Cosine),
+            likelihood: Some(LikelihoodKind::Bernoulli),
+            objective: Some(Estimator::Iwae),
+            ..Default::default()
+        };
+        let ((s, keys), notes) =
+            crate::capture_notes(|| flags.over_config(file, "c.toml").unwrap());
+        let cfg = s.resolve().map_err(|e| keys.rename(e)).unwrap();
+        assert_eq!(cfg.model.prior, PriorSpec::Normal);
+        for key in ["prior-components", "lr-gamma", "sigma", "groups"] {
+            assert!(
+                notes.iter().any(|n| n.starts_with(&format!(
+                    "elbo: {key} from c.toml is left out: it goes with"
+                ))),
+                "{key}: {notes:?}"
+            );
+        }
+        assert_eq!(notes.len(), 4, "{notes:?}");
+        // Kept where the new choice takes them: a mixture prior has components too.
+        let flags = Settings {
+            prior: Some(PriorKind::Mog),
+            ..Default::default()
+        };
+        let (s, _) = flags
+            .over_config("prior = \"vamp\"\nprior-components = 7\n", "c.toml")
+            .unwrap();
+        assert_eq!(s.prior_components, Some(7));
+        // Both on the command line: refused, as before.
+        let both = Settings {
+            prior: Some(PriorKind::Normal),
+            prior_components: Some(5),
+            ..Default::default()
+        };
+        assert!(
+            both.resolve()
+                .unwrap_err()
+                .to_string()
+                .contains("--prior-components goes with")
+        );
+    }
+
     #[test]
     fn tables_have_lines_and_seeds_one_range() {
         let e = Settings::from_toml("lr = 1e-3\n\n[model]\nlatent = 3\n", "c.toml")
