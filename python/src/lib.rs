@@ -318,7 +318,11 @@ fn train<'py>(
         let (made, said) = elbo::capture_notes(|| -> elbo::Result<Trainer> {
             let mut trainer = match (&resume, arrays) {
                 (Some(dir), _) => Trainer::resume(dir, epochs, data_dir.as_deref())?,
-                (None, Some(arrays)) => Trainer::from_arrays(&s, arrays, force)?,
+                (None, Some(arrays)) => {
+                    let mut s = s.clone();
+                    file.leave_out_for_arrays(&mut s);
+                    Trainer::from_arrays(&s, arrays, force)?
+                }
                 (None, None) => Trainer::new(&s, force)?,
             };
             if let Some(file) = &keep {

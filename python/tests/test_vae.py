@@ -596,3 +596,18 @@ def test_values_are_checked_when_the_vae_is_made():
     elbo.VAE(conv=["16:4:2:1"] * 7, hidden=[])
     with pytest.raises(ValueError, match="lr=-1"):
         elbo.VAE.from_config(os.path.join(ROOT, "configs", "keras-conv.toml"), lr=-1)
+
+
+def test_a_preset_works_with_what_the_user_changes(small, tmp_path, capfd):
+    # A choice changed by a keyword drops the file's settings for the old choice, and says so.
+    vamp = os.path.join(ROOT, "configs", "vampprior.toml")
+    vae = elbo.VAE.from_config(vamp, prior="normal")
+    assert "prior-components from" in capfd.readouterr().err
+    # A recipe for photos (a crop, a size) has nothing to act on in arrays: left out, in one line.
+    cfg = tmp_path / "photos.toml"
+    cfg.write_text("image-size = 64\ncrop = 148\nhidden = [16]\nlatent = 2\n")
+    vae = elbo.VAE.from_config(cfg)
+    vae.fit(small[0][:300], epochs=1, out=tmp_path / "run", verbose=2)
+    err = capfd.readouterr().err
+    assert f"image-size, crop from {cfg} left out: arrays are trained on as they are" in err
+    assert vae.encode(small[0][:2])[0].shape == (2, 2)

@@ -1073,7 +1073,8 @@ fn load_tar(path: &Path, opts: &ImageOptions, flat: bool, sink: &mut Sink) -> Re
     )
 }
 
-fn check_options(opts: &ImageOptions) -> Result<()> {
+/// Refuses image options no image could take: a side, crop or channel count out of range.
+pub(crate) fn check_options(opts: &ImageOptions) -> Result<()> {
     if let Some((h, w)) = opts.size
         && (h == 0 || w == 0 || h > 4096 || w > 4096)
     {

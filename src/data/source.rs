@@ -134,7 +134,7 @@ pub fn load(spec: &DataSpec, seed: u64) -> Result<Loaded> {
 fn fraction_used(spec: &DataSpec, loaded: Loaded) -> Result<Loaded> {
     if spec.test_fraction_given && loaded.own_split {
         return Err(Error::Config(format!(
-            "--test-fraction {} does not apply to {}, which has a test split of its own (a test/ or val/ folder, x_test, or validation data): leave it out",
+            "--test-fraction {} does not apply to {}, which has a test split of its own (a test/, val/, valid/ or validation/ folder, x_test, or validation data): leave it out",
             spec.test_fraction,
             spec.path.display()
         )));

@@ -1169,6 +1169,43 @@ pub fn epoch_line(cfg: &RunConfig, row: &EpochMetrics, gathered: Option<f64>) ->
 mod tests {
     use super::*;
 
+    /// While training, the first weight and Adam's moments for it are stored input-major; a checkpoint written
+    /// then holds them in PyTorch's layout, exactly, and training's layout is back afterwards.
+    #[test]
+    fn checkpoints_keep_pytorchs_layout_while_training_keeps_its_own() {
+        let cfg = RunConfig {
+            model: crate::model::ModelConfig::pytorch_example(),
+            train: TrainConfig::default(),
+            data: Default::default(),
+        };
+        let mut vae = Vae::<f32>::new(cfg.model.clone(), &mut rand_pcg::Pcg64Mcg::seed_from_u64(1));
+        let mut adam = Adam::new(vae.params.len(), 1e-8);
+        for (i, (m, v)) in adam.m.iter_mut().zip(adam.v.iter_mut()).enumerate() {
+            (*m, *v) = (i as f32, 2.0 * i as f32);
+        }
+        let (weights, m, v) = (vae.params.data.clone(), adam.m.clone(), adam.v.clone());
+        sparse_layout(&mut vae, &mut adam, true);
+        assert_ne!(
+            vae.params.data, weights,
+            "the first weight is stored input-major"
+        );
+        let training = (vae.params.data.clone(), adam.m.clone());
+        let state = TrainState {
+            epoch: 1,
+            adam_t: 1,
+            data_rng: rand_pcg::Pcg64Mcg::seed_from_u64(2),
+            noise_rng: rand_pcg::Pcg64Mcg::seed_from_u64(3),
+            history: vec![],
+        };
+        let bytes = saved_layout(&mut vae, &mut adam, |vae, adam| {
+            checkpoint::to_bytes(&cfg, &vae.params, adam, &state).unwrap()
+        });
+        let ck = checkpoint::from_bytes(&bytes, Path::new("c")).unwrap();
+        assert_eq!(ck.vae.params.data, weights);
+        assert_eq!((ck.adam.m, ck.adam.v), (m, v));
+        assert_eq!((vae.params.data.clone(), adam.m.clone()), training);
+    }
+
     #[test]
     fn two_spellings_of_one_number_are_found() {
         let c = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();

@@ -387,6 +387,39 @@ pub struct FileKeys {
 }
 
 impl FileKeys {
+    /// Leaves out of `s` the settings for reading files of images or tables (`image-size`, `crop`, `channels`,
+    /// `skip-bad`, `label-column`) that only the file gave, saying so in one line: arrays in memory are trained
+    /// on as they are, so a preset's recipe for photos (CelebA's crop) has nothing to act on.
+    pub fn leave_out_for_arrays(&self, s: &mut Settings) {
+        let mut left = Vec::new();
+        let mut leave = |given: bool, key: &str| {
+            if given && self.keys.iter().any(|k| k.strip_prefix("--") == Some(key)) {
+                left.push(key.to_string());
+            }
+        };
+        leave(s.image_size.is_some(), "image-size");
+        leave(s.crop.is_some(), "crop");
+        leave(s.channels.is_some(), "channels");
+        leave(s.skip_bad.is_some(), "skip-bad");
+        leave(s.label_column.is_some(), "label-column");
+        for key in &left {
+            match key.as_str() {
+                "image-size" => s.image_size = None,
+                "crop" => s.crop = None,
+                "channels" => s.channels = None,
+                "skip-bad" => s.skip_bad = None,
+                _ => s.label_column = None,
+            }
+        }
+        if !left.is_empty() {
+            crate::say!(
+                "elbo: {} from {} left out: arrays are trained on as they are, not read from image files or tables",
+                left.join(", "),
+                self.file
+            );
+        }
+    }
+
     /// `e` with those settings named as the file's keys ([`as_file_keys`]): an error about settings, or a
     /// divergence's advice.
     pub fn rename(&self, e: Error) -> Error {
@@ -1129,8 +1162,11 @@ impl Settings {
                     at(&k)
                 )));
             }
-            // `conv = "32,64"`, as the flag and as `latent = "100,50"` take it.
+            // `conv = "32,64"`, as the flag and as `latent = "100,50"` take it, and `conv = 32` as `hidden = 16`.
             let v = match (key.as_str(), v) {
+                ("conv", toml::Value::Integer(n)) => {
+                    toml::Value::Array(vec![toml::Value::Integer(n)])
+                }
                 ("conv", toml::Value::String(list)) => toml::Value::Array(
                     list.split(',')
                         .map(|c| toml::Value::String(c.trim().to_string()))
@@ -1291,6 +1327,19 @@ impl Settings {
     /// are refused only when they would be whatever the data, so a value that suits the user's own images is never
     /// refused for not suiting MNIST's. The data's own settings (`--data`, `--crop`, ...) are checked with it.
     pub fn check_without_data(&self) -> Result<()> {
+        // Values no data could take are refused by the rule reading the data applies.
+        let size = self.image_size.as_ref().map(SizeArg::hw).transpose()?;
+        crate::data::images::check_options(&ImageOptions {
+            size,
+            crop: self.crop,
+            channels: self.channels,
+            skip_bad: false,
+        })?;
+        if let Some(f) = self.test_fraction.filter(|f| !(*f > 0.0 && *f < 1.0)) {
+            return Err(Error::Config(format!(
+                "--test-fraction {f} must be between 0 and 1 (exclusive)"
+            )));
+        }
         let s = Settings {
             data: None,
             dataset: None,
@@ -1316,8 +1365,14 @@ impl Settings {
         };
         // Sides of every remainder modulo 2 to 5, so a stack of strided (transposed) convolutions that needs one
         // finds it; grey and colour.
-        let sides = [28, 30, 32, 33, 40, 64, 96, 255, 256];
-        let kinds = std::iter::once(DataFacts::mnist())
+        // Up to 1024: nine halvings of a 512-pixel photo, or five 64-pixel kernels without padding, fit none
+        // smaller. The size the settings ask images to be read at comes first.
+        let sides = [28, 30, 32, 33, 40, 64, 96, 255, 256, 320, 512, 1024];
+        let asked = size.map(|(h, w)| [image(h, w, 1), image(h, w, 3)]);
+        let kinds = asked
+            .into_iter()
+            .flatten()
+            .chain(std::iter::once(DataFacts::mnist()))
             .chain(sides.iter().flat_map(|&s| [image(s, s, 1), image(s, s, 3)]))
             .chain([DataFacts {
                 shape: ItemShape {
@@ -2158,6 +2213,15 @@ mod tests {
             ("batch-size = 0", Some("--batch-size")),
             ("latent = 0", Some("--latent")),
             ("lr = 1e-4\nbeta = 2", None),
+            ("image-size = \"64x\"", Some("--image-size")),
+            ("image-size = 0", Some("--image-size")),
+            ("crop = 0", Some("--crop")),
+            ("channels = 2", Some("--channels")),
+            ("test-fraction = 1.5", Some("--test-fraction")),
+            (
+                "image-size = 512\nchannels = 3\ncrop = 400\ntest-fraction = 0.2",
+                None,
+            ),
         ] {
             let s = Settings::from_toml(text, "c.toml").unwrap();
             match (s.check_without_data(), wrong) {
@@ -2174,6 +2238,12 @@ mod tests {
         .unwrap();
         assert!(s.resolve().is_err());
         s.check_without_data().unwrap();
+        // Nine suit a 512-pixel photo; five 64-pixel kernels without padding a 320-pixel one.
+        for conv in ["\"8:4:2:1\", ".repeat(9), "\"8:64:1:0\", ".repeat(5)] {
+            let s = Settings::from_toml(&format!("conv = [{conv}]"), "c.toml").unwrap();
+            s.check_without_data()
+                .unwrap_or_else(|e| panic!("{conv}: {e}"));
+        }
         let mut presets = 0;
         for entry in std::fs::read_dir("configs").unwrap() {
             let path = entry.unwrap().path();
@@ -2189,8 +2259,6 @@ mod tests {
         assert!(presets > 10, "{presets} presets found");
     }
 
-    /// A bad value under a table's header is pinned to the header's line; a seed no config file could hold is
-    /// refused on the command line too.
     /// A choice changed over a file drops the file's settings that belonged to the old choice, and says so; the
     /// same pair given together is still refused.
     #[test]
@@ -2240,6 +2308,8 @@ mod tests {
         );
     }
 
+    /// A bad value under a table's header is pinned to the header's line; a seed no config file could hold is
+    /// refused on the command line too.
     #[test]
     fn tables_have_lines_and_seeds_one_range() {
         let e = Settings::from_toml("lr = 1e-3\n\n[model]\nlatent = 3\n", "c.toml")
@@ -2248,6 +2318,11 @@ mod tests {
         assert_eq!(
             e,
             "c.toml, line 3, key 'model': invalid type: a table, expected a string"
+        );
+        // One convolution as a number, as one hidden width is.
+        assert_eq!(
+            Settings::from_toml("conv = 32", "c.toml").unwrap().conv,
+            Settings::from_toml("conv = [32]", "c.toml").unwrap().conv
         );
         // A list of convolutions as one string, as on the command line.
         let s = Settings::from_toml("conv = \"32, 64:4:2:1\"", "c.toml").unwrap();
