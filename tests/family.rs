@@ -420,6 +420,76 @@ fn conditional_vae_generates_the_class_asked_for() {
         .args(["--class", "3", "--grid", "5", "--out"])
         .arg(tmp.path().join("m.png")));
     assert!(o.status.success(), "{}", stderr(&o));
+
+    // `encode`'s output decodes code by code as the class in its class column; --class still chooses one for all.
+    let codes = tmp.path().join("codes.csv");
+    let o = run(elbo().args(["encode"]).arg(&out).arg("--out").arg(&codes));
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The first four test images, of four classes.
+    let head: Vec<String> = std::fs::read_to_string(&codes)
+        .unwrap()
+        .lines()
+        .take(5)
+        .map(str::to_string)
+        .collect();
+    std::fs::write(&codes, head.join("\n")).unwrap();
+    let decoded = |extra: &[&str], name: &str| {
+        let path = tmp.path().join(name);
+        let o = run(elbo()
+            .args(["decode"])
+            .arg(&out)
+            .arg("--z-file")
+            .arg(&codes)
+            .args(extra)
+            .arg("--out")
+            .arg(&path));
+        assert!(o.status.success(), "{}", stderr(&o));
+        (std::fs::read_to_string(&path).unwrap(), stderr(&o))
+    };
+    let (by_column, said) = decoded(&[], "by_column.csv");
+    assert!(said.contains("class column"), "{said}");
+    let text = std::fs::read_to_string(&codes).unwrap();
+    let first_class = text
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .nth(2)
+        .unwrap()
+        .to_string();
+    let (as_one, _) = decoded(&["--class", &first_class], "one.csv");
+    let row = |t: &str, i: usize| t.lines().nth(i + 1).unwrap().to_string();
+    assert_eq!(
+        row(&by_column, 0),
+        row(&as_one, 0),
+        "the first code's own class"
+    );
+    let other = text
+        .lines()
+        .skip(1)
+        .position(|l| l.split(',').nth(2) != Some(first_class.as_str()));
+    if let Some(i) = other {
+        assert_ne!(
+            row(&by_column, i),
+            row(&as_one, i),
+            "code {i} decoded as its own class"
+        );
+    }
+    // An empty class cell is named, with what to do.
+    let blank = tmp.path().join("blank.csv");
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let mut cells: Vec<String> = lines[1].split(',').map(str::to_string).collect();
+    cells[2].clear();
+    lines[1] = cells.join(",");
+    std::fs::write(&blank, lines.join("\n")).unwrap();
+    let o = run(elbo()
+        .args(["decode"])
+        .arg(&out)
+        .arg("--z-file")
+        .arg(&blank)
+        .arg("--out")
+        .arg(tmp.path().join("blank_out.csv")));
+    assert_user_error(&o, "code 1 has no class in its class column");
 }
 
 #[test]

@@ -145,7 +145,10 @@ fn settings_from(kwargs: &Bound<'_, PyDict>) -> PyResult<Settings> {
     Settings::from_table(table, "elbo.VAE", None).map_err(|e| {
         let mut msg = e.to_string();
         for k in Settings::keys() {
-            msg = msg.replace(&format!("key '{k}'"), &format!("{}=", k.replace('-', "_")));
+            // Named as the keyword, whichever spelling reached the table (`batch_size` or `batch-size`).
+            let keyword = format!("{}=", k.replace('-', "_"));
+            msg = msg.replace(&format!("key '{k}'"), &keyword);
+            msg = msg.replace(&format!("key '{}'", k.replace('-', "_")), &keyword);
         }
         PyValueError::new_err(as_keywords(&msg))
     })

@@ -611,3 +611,7 @@ def test_a_preset_works_with_what_the_user_changes(small, tmp_path, capfd):
     err = capfd.readouterr().err
     assert f"image-size, crop from {cfg} left out: arrays are trained on as they are" in err
     assert vae.encode(small[0][:2])[0].shape == (2, 2)
+    # A keyword's type error names the keyword as Python spells it.
+    with pytest.raises(ValueError, match="batch_size=: ") as e:
+        elbo.VAE(batch_size="x")
+    assert "key '" not in str(e.value)

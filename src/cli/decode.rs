@@ -46,9 +46,13 @@ pub(crate) fn run(a: DecodeArgs) -> Result<()> {
     let model = Model::open(&a.run_dir)?;
     let cfg = model.config();
     let zd = model.latent();
+    let mut file_classes = None;
     let codes = match (&a.z, &a.z_file) {
         (Some(z), _) => parse_inline(z, zd),
-        (None, Some(f)) => read_codes(f, zd),
+        (None, Some(f)) => read_coded(f, zd).map(|(codes, classes)| {
+            file_classes = classes.map(|c| (f, c));
+            codes
+        }),
         (None, None) => unreachable!("clap requires one"),
     };
     // A stacked model's codes are its top layer's: say so where a code's width is wrong.
@@ -59,13 +63,37 @@ pub(crate) fn run(a: DecodeArgs) -> Result<()> {
         (e, _) => e,
     })?;
     let n = codes.len() / zd;
-    if model.is_conditional() && a.class.is_none() {
-        return Err(Error::Config(format!(
-            "this model is conditional: choose the class to decode with --class ({})",
-            cfg.data.classes.join(", ")
-        )));
-    }
-    let labels = class_labels(cfg, a.class.as_deref(), n)?;
+    let labels = match (&a.class, file_classes) {
+        // `elbo encode`'s class column, code by code, unless --class chooses one for all.
+        (None, Some((file, names))) if model.is_conditional() => {
+            let mut labels = Vec::with_capacity(n);
+            for (i, name) in names.iter().enumerate() {
+                if name.is_empty() {
+                    return Err(Error::Config(format!(
+                        "{}: code {} has no class in its class column: fill it in, or decode every code as one class with --class ({})",
+                        file.display(),
+                        i + 1,
+                        cfg.data.classes.join(", ")
+                    )));
+                }
+                labels.extend(class_labels(cfg, Some(name), 1).map_err(|e| {
+                    Error::Config(format!("{}: code {}: {e}", file.display(), i + 1))
+                })?);
+            }
+            crate::say!(
+                "elbo: each code decoded as the class in {}'s class column",
+                file.display()
+            );
+            labels
+        }
+        (None, _) if model.is_conditional() => {
+            return Err(Error::Config(format!(
+                "this model is conditional: choose the class to decode with --class ({})",
+                cfg.data.classes.join(", ")
+            )));
+        }
+        (class, _) => class_labels(cfg, class.as_deref(), n)?,
+    };
     let px = model.decode(&codes, &labels)?;
     let csv = out
         .extension()
@@ -211,7 +239,14 @@ fn code_columns(header: &csv::StringRecord, zd: usize, path: &Path) -> Result<Ve
 
 /// Codes from a CSV (tab-separated by a `.tsv`/`.tab` ending), one a row, in the file's order: its mu_J or
 /// z_J columns when a header names them, else every column.
+#[cfg(test)]
 fn read_codes(path: &Path, zd: usize) -> Result<Vec<f32>> {
+    Ok(read_coded(path, zd)?.0)
+}
+
+/// [`read_codes`], and each row's `class` cell when the header has that column (as `elbo encode` writes it for a
+/// labelled set).
+fn read_coded(path: &Path, zd: usize) -> Result<(Vec<f32>, Option<Vec<String>>)> {
     let file = crate::fsutil::open_regular(path, MAX_Z_FILE, "--z-file")?;
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -220,6 +255,7 @@ fn read_codes(path: &Path, zd: usize) -> Result<Vec<f32>> {
         .trim(csv::Trim::All)
         .from_reader(file);
     let mut codes = Vec::new();
+    let mut classes: Option<Vec<String>> = None;
     let mut header: Option<(csv::StringRecord, Vec<usize>)> = None;
     for (k, rec) in rdr.records().enumerate() {
         let rec = rec.map_err(|e| {
@@ -228,6 +264,9 @@ fn read_codes(path: &Path, zd: usize) -> Result<Vec<f32>> {
         })?;
         if k == 0 && is_header(&rec, path)? {
             let cols = code_columns(&rec, zd, path)?;
+            if rec.iter().any(|c| c == "class") {
+                classes = Some(Vec::new());
+            }
             header = Some((rec, cols));
             continue;
         }
@@ -259,6 +298,13 @@ fn read_codes(path: &Path, zd: usize) -> Result<Vec<f32>> {
             )?,
         };
         codes.extend(row);
+        if let (Some(list), Some((names, _))) = (classes.as_mut(), &header) {
+            let at = names
+                .iter()
+                .position(|c| c == "class")
+                .expect("the header has it");
+            list.push(rec[at].to_string());
+        }
         if codes.len() / zd > MAX_CODES {
             return Err(Error::Config(format!(
                 "{}: more than {MAX_CODES} codes",
@@ -272,7 +318,7 @@ fn read_codes(path: &Path, zd: usize) -> Result<Vec<f32>> {
             path.display()
         )));
     }
-    Ok(codes)
+    Ok((codes, classes))
 }
 
 #[cfg(test)]
