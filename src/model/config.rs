@@ -552,7 +552,7 @@ impl ModelConfig {
             let conv = Conv2d::new(reg, &format!("encoder.conv{i}"), shape, c.channels, c.geometry())
                 .ok_or_else(|| {
                     bad(format!(
-                        "convolution {} (kernel {}, stride {}, padding {}) does not fit a {}x{} input: use smaller or fewer convolutions",
+                        "--conv: convolution {} (kernel {}, stride {}, padding {}) does not fit a {}x{} input: use smaller or fewer convolutions",
                         i + 1,
                         c.kernel,
                         c.stride,
@@ -890,20 +890,23 @@ impl ModelConfig {
                 "--hidden width {h} must be between 1 and 65536"
             )));
         }
-        let convs = self
-            .conv
-            .iter()
-            .chain(dec.map_or(&[][..], |d| &d.deconv[..]));
-        for c in convs {
+        // The encoder's are the user's `--conv` (named so that a file's key or Python's keyword is named in turn);
+        // the decoder's mirror them or come from an architecture.
+        let convs = self.conv.iter().map(|c| ("--conv: ", c)).chain(
+            dec.map_or(&[][..], |d| &d.deconv[..])
+                .iter()
+                .map(|c| ("", c)),
+        );
+        for (flag, c) in convs {
             if c.channels == 0 || c.channels > 4096 {
                 return Err(Error::Config(format!(
-                    "convolution channels {} must be between 1 and 4096",
+                    "{flag}convolution channels {} must be between 1 and 4096",
                     c.channels
                 )));
             }
             if c.kernel == 0 || c.kernel > 64 || c.stride == 0 || c.stride > 64 || c.padding > 64 {
                 return Err(Error::Config(format!(
-                    "convolution kernel {}, stride {}, padding {}: kernel and stride must be 1 to 64, padding at most 64",
+                    "{flag}convolution kernel {}, stride {}, padding {}: kernel and stride must be 1 to 64, padding at most 64",
                     c.kernel, c.stride, c.padding
                 )));
             }

@@ -2114,6 +2114,18 @@ mod tests {
     /// Errors about a file's settings spell them as the file did, and name only the settings that were given.
     #[test]
     fn a_files_keys_are_named_as_the_file_spells_them() {
+        // A convolution the model cannot have names the file's key too.
+        for text in [
+            "conv = \"0\"\n",
+            "conv = [\"8:4:2:1\", \"8:4:2:1\", \"8:4:2:1\", \"8:4:2:1\", \"8:4:2:1\", \"8:4:2:1\"]\n",
+        ] {
+            let (s, keys) = Settings::default().over_config(text, "c.toml").unwrap();
+            let e = keys.rename(s.resolve().unwrap_err()).to_string();
+            assert!(
+                e.starts_with("conv: convolution ") && e.ends_with("(conv is set in c.toml)"),
+                "{e}"
+            );
+        }
         let flags = Settings {
             lr: Some(1e-3),
             ..Default::default()
