@@ -313,7 +313,16 @@ fn existing_outputs_need_force() {
     std::fs::create_dir(&web).unwrap();
     std::fs::write(web.join("config.json"), br#"{"port": 8080}"#).unwrap();
     std::fs::write(web.join("index.html"), b"<p>mine</p>").unwrap();
-    for force in [false, true] {
+    for (mine, force) in [
+        (&br#"{"port": 8080}"#[..], false),
+        (br#"{"port": 8080}"#, true),
+        // Laid out as many tools lay out theirs, and as elbo's own is: still not a run.
+        (
+            br#"{"model": {"name": "resnet50"}, "train": {"lr": 0.1}, "data": {}}"#,
+            true,
+        ),
+    ] {
+        std::fs::write(web.join("config.json"), mine).unwrap();
         let mut cmd = elbo();
         cmd.args(["train", "--limit", "200", "--epochs", "1", "--out"])
             .arg(&web)
@@ -323,10 +332,7 @@ fn existing_outputs_need_force() {
             cmd.arg("--force");
         }
         assert_user_error(&run(&mut cmd), "holds config.json but no elbo run");
-        assert_eq!(
-            std::fs::read(web.join("config.json")).unwrap(),
-            br#"{"port": 8080}"#
-        );
+        assert_eq!(std::fs::read(web.join("config.json")).unwrap(), mine);
     }
 }
 

@@ -187,7 +187,12 @@ def _holds_run(run_dir):
             cfg = json.loads(f.read())
     except (OSError, ValueError):
         return False
-    return isinstance(cfg, dict) and all(isinstance(cfg.get(k), dict) for k in ("model", "train"))
+    # elbo's own keys, not just two common names: {"model": {...}, "train": {...}} is how many tools lay out theirs.
+    # The library reads the file whole before anything is replaced; this only chooses the message.
+    model, train = (cfg.get("model"), cfg.get("train")) if isinstance(cfg, dict) else (None, None)
+    return (isinstance(model, dict) and isinstance(train, dict) and isinstance(cfg.get("data"), dict)
+            and {"kind", "rows", "cols", "latent"} <= model.keys()
+            and {"epochs", "batch_size", "lr", "seed"} <= train.keys())
 
 
 def _check_out(run_dir, force):

@@ -178,7 +178,9 @@ fn read_config(path: PathBuf) -> PyResult<String> {
 #[pyfunction]
 #[pyo3(signature = (settings, config=None))]
 fn check_settings(settings: &Bound<'_, PyDict>, config: Option<(String, String)>) -> PyResult<()> {
-    let (s, file) = settings_with_file(settings, config.as_ref())?;
+    // What merging says (a file's setting left out) is said once, by `fit`, which merges again.
+    let (merged, _) = elbo::capture_notes(|| settings_with_file(settings, config.as_ref()));
+    let (s, file) = merged?;
     // Without data yet (it comes with fit's x), settings of one's own data wait for it to be checked.
     if s.data.is_some() || s.dataset.is_some() {
         s.source().map_err(|e| py_err(file.rename(e)))?;

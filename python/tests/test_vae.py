@@ -518,11 +518,12 @@ def test_what_the_tryout_found(small, tmp_path):
     # Nor is one whose file only shares a run file's name (a web project's config.json).
     web = tmp_path / "webapp"
     web.mkdir()
-    (web / "config.json").write_text('{"port": 8080}')
-    for force in (False, True):
-        with pytest.raises(ValueError, match="holds other files"):
-            elbo.VAE(**SMALL).fit(x, epochs=1, out=web, force=force, verbose=0)
-    assert (web / "config.json").read_text() == '{"port": 8080}'
+    for mine in ('{"port": 8080}', '{"model": {"name": "resnet50"}, "train": {"lr": 0.1}, "data": {}}'):
+        (web / "config.json").write_text(mine)
+        for force in (False, True):
+            with pytest.raises(ValueError, match="holds other files"):
+                elbo.VAE(**SMALL).fit(x, epochs=1, out=web, force=force, verbose=0)
+        assert (web / "config.json").read_text() == mine
     # A failed fit into another run does not adopt that run.
     v = elbo.VAE(hidden=[16], latent=3)
     with pytest.raises(ValueError, match="already holds a run"):
@@ -601,8 +602,10 @@ def test_values_are_checked_when_the_vae_is_made():
 def test_a_preset_works_with_what_the_user_changes(small, tmp_path, capfd):
     # A choice changed by a keyword drops the file's settings for the old choice, and says so.
     vamp = os.path.join(ROOT, "configs", "vampprior.toml")
-    vae = elbo.VAE.from_config(vamp, prior="normal")
-    assert "prior-components from" in capfd.readouterr().err
+    vae = elbo.VAE.from_config(vamp, prior="normal", hidden=[16], latent=2)
+    assert capfd.readouterr().err == "", "said by fit, once"
+    vae.fit(small[0][:300], epochs=1, out=tmp_path / "vamp", verbose=2)
+    assert capfd.readouterr().err.count("prior-components from") == 1
     # A recipe for photos (a crop, a size) has nothing to act on in arrays: left out, in one line.
     cfg = tmp_path / "photos.toml"
     cfg.write_text("image-size = 64\ncrop = 148\nhidden = [16]\nlatent = 2\n")

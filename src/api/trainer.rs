@@ -356,7 +356,8 @@ fn prepare_run_dir(dir: &Path, force: bool) -> Result<RunLock> {
     Ok(lock)
 }
 
-/// Whether `dir` holds a run elbo wrote: a checkpoint, or the `config.json` a run writes before its first one.
+/// Whether `dir` holds a run elbo wrote: a checkpoint, or the `config.json` a run writes before its first one
+/// (which must read as elbo's whole configuration).
 fn holds_run(dir: &Path) -> bool {
     use train::checkpoint::{CHECKPOINT, PREVIOUS};
     if [CHECKPOINT, PREVIOUS]
@@ -369,11 +370,9 @@ fn holds_run(dir: &Path) -> bool {
     let Ok(text) = crate::fsutil::read_regular(&path, MAX_CONFIG, "a run's config.json") else {
         return false;
     };
-    serde_json::from_slice::<serde_json::Value>(&text).is_ok_and(|v| {
-        ["model", "train"]
-            .iter()
-            .all(|k| v.get(k).is_some_and(serde_json::Value::is_object))
-    })
+    // The whole of elbo's configuration, not two common key names: `{"model": {…}, "train": {…}}` is how many
+    // tools lay out theirs.
+    serde_json::from_slice::<RunConfig>(&text).is_ok()
 }
 
 /// The empty file written once to learn whether a run directory is writable.

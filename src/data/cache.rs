@@ -21,8 +21,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Bumped whenever decoding or naming changes, so old entries are not reused (5: names not UTF-8 are escaped,
-/// never merged; links inside archives are read).
-const VERSION: &str = "elbo-image-cache-6";
+/// never merged; links inside archives are read; 7: split folders are found in any case, `Train/` beside `Test/`
+/// no longer two classes).
+const VERSION: &str = "elbo-image-cache-7";
 
 /// The folder holding cache entries.
 pub fn dir() -> PathBuf {

@@ -264,7 +264,7 @@ fn note(notes: &mut Vec<String>, msg: String) {
 /// case (GTSRB has `Train/` and `Test/`, Kaggle's sets `Training/` and `Testing/`).
 const TEST_SPLITS: [&str; 5] = ["test", "testing", "val", "valid", "validation"];
 
-/// The names of the training split's folder.
+/// The names of the training split's folder, in order of preference.
 const TRAIN_SPLITS: [&str; 2] = ["train", "training"];
 
 /// Whether `folder` is named as one of `names`, in any case.
@@ -304,17 +304,23 @@ impl ClassRoot {
             .filter(|p| p.len() > depth + 1)
             .map(|p| p[depth].as_str())
             .collect();
-        let train = tops.iter().find(|t| named(t, &TRAIN_SPLITS));
-        let held_out: Vec<&str> = TEST_SPLITS
-            .iter()
-            .flat_map(|n| tops.iter().filter(|t| t.eq_ignore_ascii_case(n)))
-            .copied()
-            .collect();
-        match (train, held_out.split_first()) {
-            (Some(train), Some((test, rest))) => ClassRoot {
+        let in_order = |names: &[&str]| -> Vec<&str> {
+            names
+                .iter()
+                .flat_map(|n| tops.iter().filter(|t| t.eq_ignore_ascii_case(n)))
+                .copied()
+                .collect()
+        };
+        let (train, held_out) = (in_order(&TRAIN_SPLITS), in_order(&TEST_SPLITS));
+        match (train.split_first(), held_out.split_first()) {
+            (Some((train, other_train)), Some((test, rest))) => ClassRoot {
                 depth,
                 splits: Some((train.to_string(), test.to_string())),
-                unused: rest.iter().map(|s| s.to_string()).collect(),
+                unused: other_train
+                    .iter()
+                    .chain(rest)
+                    .map(|s| s.to_string())
+                    .collect(),
             },
             _ => ClassRoot {
                 depth,
@@ -398,7 +404,7 @@ fn note_split_names_as_classes(
         note(
             notes,
             format!(
-                "{}: {} read as class folders: a split needs a train/ (or training/) folder of images beside a test/, val/, valid/ or validation/ one",
+                "{}: {} read as class folders: a split needs a train/ (or training/) folder of images beside a test/, testing/, val/, valid/ or validation/ one",
                 root.display(),
                 splitlike.join(", ")
             ),
@@ -469,7 +475,7 @@ fn layout(mut entries: Vec<Entry>, root: &Path, flat: bool, notes: Vec<String>) 
             String::new()
         } else {
             format!(
-                " ({} held out too; {test}/ is the test split)",
+                " ({} too: {train}/ is the training split and {test}/ the test split)",
                 class_root
                     .unused
                     .iter()
@@ -1345,9 +1351,9 @@ mod tests {
         };
         assert_eq!((train.len(), test.len(), train.classes.len()), (1, 1, 1));
         assert!(
-            notes
-                .iter()
-                .any(|n| n.contains("validation/ held out too; test/ is the test split")),
+            notes.iter().any(|n| n.contains(
+                "(validation/ too: train/ is the training split and test/ the test split)"
+            )),
             "{notes:?}"
         );
         // Folders named as splits with no train/ beside them are classes, and that is said.
