@@ -614,6 +614,9 @@ def test_a_preset_works_with_what_the_user_changes(small, tmp_path, capfd):
     err = capfd.readouterr().err
     assert f"image-size, crop from {cfg} left out: arrays are trained on as they are" in err
     assert vae.encode(small[0][:2])[0].shape == (2, 2)
+    # The same settings given as keywords are refused, named for what was given: arrays.
+    with pytest.raises(ValueError, match="crop does not apply to arrays in memory"):
+        elbo.VAE(hidden=[16], latent=2, crop=148).fit(small[0][:300], epochs=1, out=tmp_path / "c", verbose=0)
     # A keyword's type error names the keyword as Python spells it.
     with pytest.raises(ValueError, match="batch_size=: ") as e:
         elbo.VAE(batch_size="x")

@@ -145,7 +145,18 @@ fn fraction_used(spec: &DataSpec, loaded: Loaded) -> Result<Loaded> {
 /// Loads arrays held in memory (Python's, say) as `spec` would load the `.npz` at its path holding the same
 /// arrays, with the same split: a caller's uint8 buffers are used in place, not copied.
 pub fn load_arrays(spec: &DataSpec, seed: u64, arrays: Vec<numpy::MemArray>) -> Result<Loaded> {
-    check_settings(spec)?;
+    check_settings(spec).map_err(|e| match e {
+        // Named as what the caller gave: arrays, not the file they are recorded in.
+        Error::Config(m) => Error::Config(
+            m.split(" not apply to ")
+                .next()
+                .map(|flags| {
+                    format!("{flags} not apply to arrays in memory, which are trained on as they are (no image files to resize, crop or convert, no table)")
+                })
+                .unwrap_or(m),
+        ),
+        e => e,
+    })?;
     if !spec
         .path
         .to_string_lossy()
