@@ -350,6 +350,16 @@ impl ClassRoot {
         let (_, below) = self.place(path)?;
         (below.len() > 1).then(|| below[0].as_str())
     }
+
+    /// [`ClassRoot::class_of`], and below the split folders training left out (`val/` beside `test/`) too: a
+    /// folder read whole (`encode --input` of the training folder) has every image in a class folder classed.
+    fn class_anywhere<'a>(&self, path: &'a [String]) -> Option<&'a str> {
+        self.class_of(path)
+            .or_else(|| match path.get(self.depth..)? {
+                [split, class, _, ..] if self.unused.contains(split) => Some(class.as_str()),
+                _ => None,
+            })
+    }
 }
 
 /// The class of each image named by `names` (paths below the folder or archive given, as [`load_flat`] names
@@ -368,7 +378,7 @@ pub fn classes_of(names: &[String], known: &[String]) -> Vec<Option<String>> {
         let root = ClassRoot::at(&paths, depth);
         paths
             .iter()
-            .map(|p| root.class_of(p).map(str::to_string))
+            .map(|p| root.class_anywhere(p).map(str::to_string))
             .collect()
     };
     let deepest = wrapper_depth(&paths);
@@ -1447,6 +1457,19 @@ mod tests {
             some(&["cat", "dog"])
         );
         assert_eq!(classes(&["x.png"], &["a"]), vec![None]);
+        // Split folders training left out still hold classes, for a folder read whole.
+        assert_eq!(
+            classes(
+                &[
+                    "train/a/x.png",
+                    "TEST/b/y.png",
+                    "val/a/z.png",
+                    "valid/b/w.png"
+                ],
+                &["a", "b"]
+            ),
+            some(&["a", "b", "a", "b"])
+        );
     }
 
     #[test]
