@@ -1366,13 +1366,16 @@ impl Settings {
         // Sides of every remainder modulo 2 to 5, so a stack of strided (transposed) convolutions that needs one
         // finds it; grey and colour.
         // Up to 1024: nine halvings of a 512-pixel photo, or five 64-pixel kernels without padding, fit none
-        // smaller. The size the settings ask images to be read at comes first.
+        // smaller. A size the settings ask images to be read at is the only one tried: it applies to image files
+        // alone, and they will have it.
         let sides = [28, 30, 32, 33, 40, 64, 96, 255, 256, 320, 512, 1024];
-        let asked = size.map(|(h, w)| [image(h, w, 1), image(h, w, 3)]);
-        let kinds = asked
-            .into_iter()
-            .flatten()
-            .chain(std::iter::once(DataFacts::mnist()))
+        if let Some((h, w)) = size {
+            return s
+                .resolve_for(&image(h, w, 1))
+                .or_else(|_| s.resolve_for(&image(h, w, 3)))
+                .map(|_| ());
+        }
+        let kinds = std::iter::once(DataFacts::mnist())
             .chain(sides.iter().flat_map(|&s| [image(s, s, 1), image(s, s, 3)]))
             .chain([DataFacts {
                 shape: ItemShape {
@@ -2233,6 +2236,11 @@ mod tests {
             (
                 "image-size = 512\nchannels = 3\ncrop = 400\ntest-fraction = 0.2",
                 None,
+            ),
+            // Six halvings leave nothing of the 16-pixel images asked for, whatever other data could take.
+            (
+                "image-size = 16\nconv = \"8:4:2:1,8:4:2:1,8:4:2:1,8:4:2:1,8:4:2:1,8:4:2:1\"",
+                Some("--conv"),
             ),
         ] {
             let s = Settings::from_toml(text, "c.toml").unwrap();
