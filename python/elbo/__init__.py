@@ -13,7 +13,6 @@ command line made.
 """
 
 import numbers
-import json
 import os
 import shutil
 import sys
@@ -172,36 +171,13 @@ def _free_dir(base):
             i += 1
 
 
-_CHECKPOINTS = ("checkpoint.safetensors", "checkpoint.prev.safetensors")
-
-
-def _holds_run(run_dir):
-    """Whether a folder holds a run elbo wrote: a checkpoint, or the config.json a run writes before its first."""
-    if any(os.path.lexists(os.path.join(run_dir, f)) for f in _CHECKPOINTS):
-        return True
-    path = os.path.join(run_dir, "config.json")
-    try:
-        if not os.path.isfile(path) or os.path.getsize(path) > 1 << 20:
-            return False
-        with open(path, "rb") as f:
-            cfg = json.loads(f.read())
-    except (OSError, ValueError):
-        return False
-    # elbo's own keys, not just two common names: {"model": {...}, "train": {...}} is how many tools lay out theirs.
-    # The library reads the file whole before anything is replaced; this only chooses the message.
-    model, train = (cfg.get("model"), cfg.get("train")) if isinstance(cfg, dict) else (None, None)
-    return (isinstance(model, dict) and isinstance(train, dict) and isinstance(cfg.get("data"), dict)
-            and {"kind", "rows", "cols", "latent"} <= model.keys()
-            and {"epochs", "batch_size", "lr", "seed"} <= train.keys())
-
-
 def _check_out(run_dir, force):
     """Refuses a folder that holds files but no run: elbo replaces only what it wrote (a config.json of the
     user's own is not a run's)."""
     if not os.path.isdir(run_dir):
         return
     entries = [e for e in os.listdir(run_dir) if not e.startswith(".elbo")]
-    if entries and not _holds_run(run_dir):
+    if entries and not _elbo.holds_run(run_dir):
         raise ValueError(
             f"out={run_dir} holds other files ({', '.join(sorted(entries)[:3])}{', ...' if len(entries) > 3 else ''}) "
             f"and no run: choose a new or empty folder"

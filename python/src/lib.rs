@@ -1061,11 +1061,18 @@ fn render_dsprites<'py>(
     images.into_pyarray(py).reshape(vec![n, SIDE, SIDE])
 }
 
+/// Whether a folder holds a run elbo wrote (a checkpoint, or elbo's own `config.json`): `fit` replaces only those.
+#[pyfunction]
+fn holds_run(dir: PathBuf) -> bool {
+    elbo::api::trainer::holds_run(&dir)
+}
+
 /// The native module.
 #[pymodule]
 fn _elbo(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(setting_names, m)?)?;
     m.add_function(wrap_pyfunction!(check_settings, m)?)?;
+    m.add_function(wrap_pyfunction!(holds_run, m)?)?;
     m.add_function(wrap_pyfunction!(read_config, m)?)?;
     m.add_function(wrap_pyfunction!(train, m)?)?;
     m.add_class::<PyModel>()?;

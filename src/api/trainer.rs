@@ -357,8 +357,8 @@ fn prepare_run_dir(dir: &Path, force: bool) -> Result<RunLock> {
 }
 
 /// Whether `dir` holds a run elbo wrote: a checkpoint, or the `config.json` a run writes before its first one
-/// (which must read as elbo's whole configuration).
-fn holds_run(dir: &Path) -> bool {
+/// (which must read as elbo's whole configuration). Python asks the same, to say so in its own terms.
+pub fn holds_run(dir: &Path) -> bool {
     use train::checkpoint::{CHECKPOINT, PREVIOUS};
     if [CHECKPOINT, PREVIOUS]
         .iter()

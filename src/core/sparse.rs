@@ -124,8 +124,17 @@ fn split_in(parts: usize, fan_out: usize) -> (usize, usize) {
     (fan_out.div_ceil(step), step)
 }
 
-/// Runs `f(c0, width)` over `o0..o1` in blocks of [`BLOCK`] outputs, then 16, then 1, so that every block but the
-/// last few outputs has a width known when compiling.
+/// Runs `f(o0, o1)` on the pool for each part's outputs `o0..o1`.
+fn for_output_parts(
+    (parts, step): (usize, usize),
+    fan_out: usize,
+    f: impl Fn(usize, usize) + Sync,
+) {
+    for_parts(parts, |p| f(p * step, ((p + 1) * step).min(fan_out)));
+}
+
+/// Runs `wide(c0)` over `o0..o1` in steps of [`BLOCK`] outputs, then `narrow` in steps of 16, then `one`, so that
+/// every block but the last few outputs has a width known when compiling.
 #[inline(always)]
 fn blocks(
     o0: usize,
@@ -191,8 +200,7 @@ fn forward_in<T: Real>(
     assert_eq!(w.len(), fan_in * fan_out, "an [in, out] weight");
     let rows = nz.rows();
     let y = Disjoint::new(&mut y[..rows * fan_out]);
-    for_parts(parts, |p| {
-        let (o0, o1) = (p * step, ((p + 1) * step).min(fan_out));
+    for_output_parts((parts, step), fan_out, |o0, o1| {
         super::simd::widest(
             #[inline(always)]
             || {
@@ -268,8 +276,7 @@ fn weight_grad_in<T: Real>(
 ) {
     assert_eq!(nz.col_start.len(), fan_in + 1, "by_columns first");
     let g = Disjoint::new(&mut g[..fan_in * fan_out]);
-    for_parts(parts, |p| {
-        let (o0, o1) = (p * step, ((p + 1) * step).min(fan_out));
+    for_output_parts((parts, step), fan_out, |o0, o1| {
         super::simd::widest(
             #[inline(always)]
             || {

@@ -391,26 +391,22 @@ impl FileKeys {
     /// `skip-bad`, `label-column`) that only the file gave, saying so in one line: arrays in memory are trained
     /// on as they are, so a preset's recipe for photos (CelebA's crop) has nothing to act on.
     pub fn leave_out_for_arrays(&self, s: &mut Settings) {
-        let mut left = Vec::new();
-        let mut leave = |given: bool, key: &str| {
-            if given && self.keys.iter().any(|k| k.strip_prefix("--") == Some(key)) {
-                left.push(key.to_string());
-            }
-        };
-        leave(s.image_size.is_some(), "image-size");
-        leave(s.crop.is_some(), "crop");
-        leave(s.channels.is_some(), "channels");
-        leave(s.skip_bad.is_some(), "skip-bad");
-        leave(s.label_column.is_some(), "label-column");
-        for key in &left {
-            match key.as_str() {
-                "image-size" => s.image_size = None,
-                "crop" => s.crop = None,
-                "channels" => s.channels = None,
-                "skip-bad" => s.skip_bad = None,
-                _ => s.label_column = None,
-            }
+        let mut left: Vec<&str> = Vec::new();
+        macro_rules! leave {
+            ($field:ident, $key:literal) => {
+                if s.$field.is_some()
+                    && self.keys.iter().any(|k| k.strip_prefix("--") == Some($key))
+                {
+                    s.$field = None;
+                    left.push($key);
+                }
+            };
         }
+        leave!(image_size, "image-size");
+        leave!(crop, "crop");
+        leave!(channels, "channels");
+        leave!(skip_bad, "skip-bad");
+        leave!(label_column, "label-column");
         if !left.is_empty() {
             crate::say!(
                 "elbo: {} from {} left out: arrays are trained on as they are, not read from image files or tables",
