@@ -408,3 +408,54 @@ fn a_class_the_run_lacks_gets_no_made_up_label() {
     let cells: Vec<(&str, &str)> = rows[1..].iter().map(|r| (r[1], r[2])).collect();
     assert_eq!(cells, [("", "7"), ("", "7"), ("", "3")], "{text}");
 }
+
+/// MVTec AD's layout (train/good, test/good, test/broken): an unconditional model trains on it, says that the
+/// training split never shows `broken`, and scores the test images under their own classes; a conditional model,
+/// which would have to learn a class from no items, is refused by name.
+#[test]
+fn a_class_only_the_test_split_has_is_said_and_refused_where_it_cannot_be_learnt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("bottle");
+    for (split, class, n) in [
+        ("train", "good", 8),
+        ("test", "good", 2),
+        ("test", "broken", 2),
+    ] {
+        let d = data.join(split).join(class);
+        std::fs::create_dir_all(&d).unwrap();
+        for i in 0..n {
+            let seed = if class == "broken" { 200 + i } else { i };
+            std::fs::write(d.join(format!("{i}.png")), png(seed, false)).unwrap();
+        }
+    }
+    let cache = tmp.path().join("cache");
+    let run_dir = tmp.path().join("run");
+    let said = ok(&train(&data, &run_dir, &cache, &[]));
+    assert!(
+        said.contains("class broken is only in test/, not in train/: training never sees it"),
+        "{said}"
+    );
+    let out = tmp.path().join("scores.csv");
+    ok(&run(elbo()
+        .env("ELBO_CACHE_DIR", &cache)
+        .arg("score")
+        .arg(&run_dir)
+        .arg("--input")
+        .arg(data.join("test"))
+        .arg("--out")
+        .arg(&out)));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let classes: std::collections::BTreeSet<&str> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(3))
+        .collect();
+    assert_eq!(
+        classes.into_iter().collect::<Vec<_>>(),
+        ["broken", "good"],
+        "{text}"
+    );
+    let o = train(&data, &tmp.path().join("cvae"), &cache, &["--conditional"]);
+    assert_user_error(&o, "no training item has class broken");
+    assert!(!tmp.path().join("cvae/config.json").exists());
+}

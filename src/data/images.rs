@@ -508,7 +508,7 @@ fn layout(mut entries: Vec<Entry>, root: &Path, flat: bool, notes: Vec<String>) 
         splits: None,
         unused: Vec::new(),
     };
-    let classes: Vec<String> = groups[0]
+    let mut classes: Vec<String> = groups[0]
         .1
         .iter()
         .filter_map(|e| below.class_of(&e.parts))
@@ -517,6 +517,33 @@ fn layout(mut entries: Vec<Entry>, root: &Path, flat: bool, notes: Vec<String>) 
         .into_iter()
         .collect();
     let labelled = !classes.is_empty();
+    if labelled {
+        // A class only the test split has (MVTec's test/broken beside train/good) follows the training classes,
+        // so their indices do not move; an unconditional model scores it like any other, a conditional one is
+        // refused by the trainer, which knows that no training item teaches it the class.
+        let extra: BTreeSet<String> = groups[1..]
+            .iter()
+            .flat_map(|(_, list)| list.iter().filter_map(|e| below.class_of(&e.parts)))
+            .filter(|c| !classes.iter().any(|k| k == c))
+            .map(str::to_string)
+            .collect();
+        if !extra.is_empty() {
+            let test = &groups[1].0;
+            note(
+                &mut notes,
+                format!(
+                    "{}: {} {} {} only in {test}/, not in {}/: training never sees {}, so only a model without --conditional can use this set",
+                    root.display(),
+                    if extra.len() == 1 { "class" } else { "classes" },
+                    extra.iter().cloned().collect::<Vec<_>>().join(", "),
+                    if extra.len() == 1 { "is" } else { "are" },
+                    groups[0].0,
+                    if extra.len() == 1 { "it" } else { "them" }
+                ),
+            );
+            classes.extend(extra);
+        }
+    }
     let index: BTreeMap<&str, u32> = classes
         .iter()
         .enumerate()
@@ -537,13 +564,7 @@ fn layout(mut entries: Vec<Entry>, root: &Path, flat: bool, notes: Vec<String>) 
                 loose += 1;
                 continue;
             };
-            let Some(&c) = index.get(class) else {
-                return Err(Error::Config(format!(
-                    "{}: class folder {name}/{class} has no counterpart in train/ (classes: {})",
-                    root.display(),
-                    classes.join(", ")
-                )));
-            };
+            let c = index[class];
             labels.push(Some(c));
             kept.push(e);
         }
@@ -1382,6 +1403,30 @@ mod tests {
             notes
                 .iter()
                 .any(|n| n.contains("test/, val/ read as class folders")),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn a_class_only_the_test_split_has_follows_the_training_classes() {
+        // MVTec AD's layout: normal images to train on, normal and defective ones to test on.
+        let tmp = tempfile::tempdir().unwrap();
+        for (split, class) in [("train", "good"), ("test", "good"), ("test", "broken")] {
+            let d = tmp.path().join(split).join(class);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("0.png"), png(5, 4, false, 1)).unwrap();
+        }
+        let (found, notes) = crate::capture_notes(|| load(tmp.path(), &ImageOptions::default()));
+        let Found::Split(train, test) = found.unwrap() else {
+            panic!("splits expected")
+        };
+        assert_eq!(train.classes, ["good", "broken"]);
+        assert_eq!(train.labels.as_deref(), Some(&[0][..]));
+        assert_eq!(test.labels.as_deref(), Some(&[1, 0][..]));
+        assert_eq!(test.names, ["broken/0.png", "good/0.png"]);
+        assert!(
+            notes.iter().any(|n| n
+                .contains("class broken is only in test/, not in train/: training never sees it")),
             "{notes:?}"
         );
     }

@@ -262,6 +262,20 @@ pub fn prepare(cfg: &mut RunConfig, loaded: Loaded) -> Result<Splits> {
                 k - 1
             )));
         }
+        let mut seen = vec![false; k];
+        for &l in train.labels.iter().flatten() {
+            seen[l as usize] = true;
+        }
+        let unseen: Vec<&str> = (0..k)
+            .filter(|&c| !seen[c])
+            .map(|c| train.classes.get(c).map_or("?", String::as_str))
+            .collect();
+        if !unseen.is_empty() {
+            return Err(Error::Config(format!(
+                "{name}: no training item has class {}: a conditional model cannot learn a class it never sees; train without --conditional, or give the class training items",
+                unseen.join(", ")
+            )));
+        }
     }
     if let Some(n) = t.limit {
         train = train.truncated(n);
