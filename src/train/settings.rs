@@ -549,6 +549,18 @@ impl Settings {
                 o == Estimator::Ciwae,
                 why("ciwae")
             );
+            // Kept, not dropped: the ELBO over several draws is a model of its own (the IWAE paper's "VAE,
+            // k = 50"), but one the user switching to the ELBO may not have meant, so it is said.
+            let kept = [("k-train", file.k_train), ("samples", file.samples)];
+            if let (Estimator::Elbo, true, Some((key, Some(k)))) = (
+                o,
+                self.samples.is_none() && self.k_train.is_none(),
+                kept.into_iter().find(|(_, k)| k.is_some_and(|k| k > 1)),
+            ) {
+                crate::say!(
+                    "elbo: {key} = {k} from {name} is kept: with objective elbo it averages the ELBO over {k} draws per image (give --{key} 1 for one)"
+                );
+            }
         }
         if let Some(d) = &self.dataset {
             let why = format!("it applies to your own data, and the dataset is now {d}");
@@ -2310,6 +2322,23 @@ mod tests {
             .over_config("prior = \"vamp\"\nprior-components = 7\n", "c.toml")
             .unwrap();
         assert_eq!(s.prior_components, Some(7));
+        // The ELBO over an IWAE preset keeps its draws per image, a model of its own, and says so.
+        let flags = Settings {
+            objective: Some(Estimator::Elbo),
+            ..Default::default()
+        };
+        let ((s, _), notes) = crate::capture_notes(|| {
+            flags
+                .over_config("objective = \"iwae\"\nk-train = 50\n", "c.toml")
+                .unwrap()
+        });
+        assert_eq!(s.k_train, Some(50));
+        assert_eq!(
+            notes,
+            [
+                "elbo: k-train = 50 from c.toml is kept: with objective elbo it averages the ELBO over 50 draws per image (give --k-train 1 for one)"
+            ]
+        );
         // Both on the command line: refused, as before.
         let both = Settings {
             prior: Some(PriorKind::Normal),
