@@ -422,6 +422,7 @@ fn note_split_names_as_classes(
     }
 }
 
+/// Where the images are: which split each belongs to (and which are left out), then [`label_splits`].
 fn layout(mut entries: Vec<Entry>, root: &Path, flat: bool, notes: Vec<String>) -> Result<Layout> {
     if entries.is_empty() {
         return Err(Error::Config(format!(
@@ -502,7 +503,16 @@ fn layout(mut entries: Vec<Entry>, root: &Path, flat: bool, notes: Vec<String>) 
             ),
         );
     }
-    // Below the split, paths start at the class folders.
+    label_splits(groups, root, notes)
+}
+
+/// Each split's entries (paths starting at the class folders) with their classes: the training split's class
+/// folders, then any only a held-out split has, said in a line.
+fn label_splits(
+    groups: Vec<(String, Vec<Entry>)>,
+    root: &Path,
+    mut notes: Vec<String>,
+) -> Result<Layout> {
     let below = ClassRoot {
         depth: 0,
         splits: None,
