@@ -354,6 +354,31 @@ fn hostile_arrays_are_refused_by_name() {
     write_npy(&p, &[2, 2, 2, 5], &[0.5f32; 40]);
     let e = numpy::load(&p, None).unwrap_err().to_string();
     assert!(e.contains("--layout"), "{e}");
+    // Integers float32 cannot all hold (timestamps, ids) are refused by position, from a file as from memory,
+    // where two neighbours would have become one value; up to 2^24 they are exact and read.
+    write_npy(&p, &[2, 2], &[1i64, 2, 3, (1 << 24) + 1]);
+    let e = numpy::load(&p, None).unwrap_err().to_string();
+    assert!(
+        e.contains("the integer 16777217 at flat position 3 is beyond ±16777216"),
+        "{e}"
+    );
+    write_npy(&p, &[2, 2], &[1u64, 2, 3, 1 << 24]);
+    assert!(numpy::load(&p, None).is_ok());
+    let labelled = |labels: Vec<i64>| elbo::data::numpy::MemArray {
+        labels: Some(elbo::data::numpy::MemLabels::Int(labels)),
+        ..elbo::data::numpy::MemArray::uint8(vec![2, 2], vec![0, 1, 2, 3])
+    };
+    let e = numpy::load_memory(
+        vec![labelled(vec![1 << 24, (1 << 24) + 1])],
+        None,
+        Path::new("x.npz"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("labels of x: label 1 is 16777217: labels must be integers"),
+        "{e}"
+    );
 }
 
 #[test]

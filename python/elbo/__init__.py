@@ -141,7 +141,11 @@ class _Progress:
                     raise TypeError(f"callback {cb!r} is neither callable nor has on_epoch_end(epoch, logs)")
             except StopTraining:
                 r = True
-            stop = stop or r is True
+            if r is not None and not isinstance(r, (bool, np.bool_)):
+                raise TypeError(
+                    f"callback {cb!r} returned {r!r}: return True (or raise elbo.StopTraining) to stop training, "
+                    f"None or False to go on")
+            stop = stop or bool(r)
         return stop
 
 
@@ -193,6 +197,12 @@ def _check_out(run_dir, force):
 def _path(p):
     """A path as text: ``str``, ``bytes`` (decoded as the file system does) or any ``os.PathLike``."""
     return os.fsdecode(os.fspath(p))
+
+
+def _open(run_dir):
+    """The native model of a run, opened by its absolute path: a VAE keeps its own run when the program changes
+    folder (``os.chdir``, as notebooks do), rather than continuing or reading a run of the same relative name."""
+    return _elbo.Model.open(os.path.abspath(_path(run_dir)))
 
 
 def _text_paths(settings):
@@ -319,11 +329,13 @@ class VAE:
                                      arrays=arrays)
             except KeyboardInterrupt:
                 self._open_if_saved(run_dir)
+                self.history = history
                 raise
             except Exception as e:
                 # A run this call started (and saved epochs of) is kept; another run already there is not ours.
                 if not had_run or force:
                     self._open_if_saved(run_dir)
+                    self.history = history
                 if keep is not None and isinstance(e, (ValueError, OSError)) and keep in str(e):
                     raise type(e)(_as_given(str(e), keep)) from None
                 raise
@@ -333,7 +345,7 @@ class VAE:
             # A default folder made for a run that never started goes again.
             if created and self._model is None and os.path.isdir(run_dir) and not os.listdir(run_dir):
                 os.rmdir(run_dir)
-        self._model = _elbo.Model.open(_path(run))
+        self._model = _open(run)
         self.history = history
         return history
 
@@ -349,8 +361,9 @@ class VAE:
                 epochs = self._settings.get("epochs") or 10
             _elbo.train({}, resume=run_dir, epochs=done + int(epochs), observer=progress)
         finally:
-            self._model = _elbo.Model.open(run_dir)
-        self.history = history
+            # Epochs trained before an interruption or a callback's exception are saved, and so is their history.
+            self._model = _open(run_dir)
+            self.history = history
         return history
 
     def _check_same_data(self, x):
@@ -371,7 +384,7 @@ class VAE:
 
     def _open_if_saved(self, run_dir):
         try:
-            self._model = _elbo.Model.open(run_dir)
+            self._model = _open(run_dir)
         except Exception:
             pass
 
@@ -606,6 +619,6 @@ def load(run_dir):
     vae = VAE.__new__(VAE)
     vae._settings = {}
     vae._config_file = None
-    vae._model = _elbo.Model.open(_path(run_dir))
+    vae._model = _open(run_dir)
     vae.history = None
     return vae

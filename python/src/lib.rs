@@ -317,7 +317,18 @@ fn train<'py>(
         last_step: None,
     };
     let outcome = py.detach(|| -> elbo::Result<(PathBuf, Vec<EpochMetrics>)> {
-        elbo::core::threads::init(elbo::core::threads::check(threads).map_err(|e| file.rename(e))?);
+        let asked = elbo::core::threads::check(threads).map_err(|e| file.rename(e))?;
+        let got = elbo::core::threads::init(asked);
+        let wanted = match asked {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        if s.threads.is_some() && got != wanted {
+            // The pool is built once per process (a second pool would compete with the first for the cores).
+            obs.note(&format!(
+                "elbo: threads={threads} does not apply: this process's pool was sized to {got} by its first use and keeps that size; start a new Python process for another count"
+            ));
+        }
         // What the library says while it reads the data ("read as 8-bit images") reaches Python's stderr, which
         // a notebook shows, through the observer.
         let (made, said) = elbo::capture_notes(|| -> elbo::Result<Trainer> {

@@ -621,3 +621,52 @@ def test_a_preset_works_with_what_the_user_changes(small, tmp_path, capfd):
     with pytest.raises(ValueError, match="batch_size=: ") as e:
         elbo.VAE(batch_size="x")
     assert "key '" not in str(e.value)
+
+
+def test_what_the_tenth_tryout_found(small, tmp_path, monkeypatch):
+    x = small[0][:400]
+    # A VAE keeps its own run when the program changes folder, as notebooks do.
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    other = elbo.VAE(hidden=[16], latent=2, seed=7)
+    other.fit(x, epochs=1, out="runs/same", verbose=0)
+    monkeypatch.chdir(tmp_path / "b")
+    mine = elbo.VAE(hidden=[16], latent=3)
+    mine.fit(x, epochs=1, out="runs/same", verbose=0)
+    monkeypatch.chdir(tmp_path / "a")
+    mine.fit(epochs=1, verbose=0)
+    assert (mine.latent, mine.model.epoch) == (3, 2)
+    assert mine.run_dir == str(tmp_path / "b" / "runs" / "same")
+    assert elbo.load(tmp_path / "a" / "runs" / "same").model.epoch == 1
+    # A callback's answer is a bool: NumPy's True stops, anything but a bool or None is refused.
+    v = elbo.VAE(hidden=[16], latent=2)
+    v.fit(x, epochs=3, out=tmp_path / "np", verbose=0, callbacks=[lambda e, logs: np.bool_(True)])
+    assert v.model.epoch == 1
+    with pytest.raises(TypeError, match="returned 1: return True"):
+        elbo.VAE(hidden=[16], latent=2).fit(x, epochs=2, out=tmp_path / "one", verbose=0,
+                                            callbacks=[lambda e, logs: 1])
+    # Epochs saved before a callback's exception keep their history.
+    def fail_second(epoch, logs):
+        if epoch == 2:
+            raise RuntimeError("mine")
+    h = elbo.VAE(hidden=[16], latent=2)
+    with pytest.raises(RuntimeError, match="mine"):
+        h.fit(x, epochs=3, out=tmp_path / "h", verbose=0, callbacks=[fail_second])
+    assert h.history.epoch == [1, 2] and h.model.epoch == 2
+    # Labels float32 would merge are refused, not merged.
+    with pytest.raises(ValueError, match="label 1 is 16777217"):
+        elbo.VAE(hidden=[16], latent=2, conditional=True).fit(
+            x[:4], np.array([2**24, 2**24 + 1, 2**24, 1]), epochs=1, out=tmp_path / "big", verbose=0)
+    # A thread count after the process's pool is sized is said not to apply (in a process of its own, whose pool
+    # no other test sized).
+    np.save(tmp_path / "x.npy", x)
+    script = textwrap.dedent(f"""
+        import numpy as np, elbo
+        x = np.load({str(tmp_path / "x.npy")!r})
+        for n in (1, 2):
+            elbo.VAE(hidden=[16], latent=2, threads=n).fit(x, epochs=1, out={str(tmp_path)!r} + f"/t{{n}}")
+    """)
+    err = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stderr
+    assert "threads=2 does not apply: this process's pool was sized to 1" in err, err
+    assert "threads=1" not in err, err

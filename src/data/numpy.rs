@@ -190,7 +190,7 @@ fn collect<T: Deserialize, U>(
     npy: NpyFile<impl Read>,
     count: usize,
     src: Src,
-    conv: impl Fn(T) -> U,
+    mut conv: impl FnMut(T) -> Result<U>,
 ) -> Result<Vec<U>> {
     let bytes = count as u64 * npy.dtype().num_bytes().unwrap_or(0) as u64;
     let mut out = reserve(count, src)?;
@@ -201,12 +201,32 @@ fn collect<T: Deserialize, U>(
     for v in values {
         out.push(conv(v.map_err(|e| {
             src.bad(format!("truncated or unreadable data ({e})"))
-        })?));
+        })?)?);
         if out.len().is_multiple_of(PROGRESS_STEP) {
             progress.at(out.len());
         }
     }
     Ok(out)
+}
+
+/// float32's exact integers: beyond ±2²⁴ not every integer has a float32 of its own.
+const F32_EXACT: i128 = 1 << 24;
+
+/// Integers as float32, refusing (by position) any beyond ±2²⁴: two neighbouring values there (two timestamps,
+/// two class ids) would silently become one.
+fn exact<T: Copy + Into<i128> + std::fmt::Display>(src: Src) -> impl FnMut(T) -> Result<f32> {
+    let mut at = 0usize;
+    move |v| {
+        at += 1;
+        let w: i128 = v.into();
+        if w.abs() > F32_EXACT {
+            return Err(src.bad(format!(
+                "the integer {v} at flat position {} is beyond ±{F32_EXACT}, where float32 (which elbo computes in) cannot hold every integer: rescale the values, or save them as floats if rounding them is fine",
+                at - 1
+            )));
+        }
+        Ok(w as f32)
+    }
 }
 
 /// Reads one `.npy` stream of at most `limit` bytes.
@@ -298,19 +318,22 @@ fn read_array(r: impl Read, limit: u64, src: Src) -> Result<Array> {
     let count = count as usize;
     let fortran = npy.order() == Order::Fortran;
     let raw = match (tc, size) {
-        (TypeChar::Uint, 1) => Raw::U8(collect(npy, count, src, |v: u8| v)?.into()),
-        (TypeChar::Bool, _) => Raw::U8(collect(npy, count, src, |v: bool| u8::from(v))?.into()),
-        (TypeChar::Int, 1) => Raw::F32(collect(npy, count, src, |v: i8| v as f32)?),
-        (TypeChar::Int, 2) => Raw::F32(collect(npy, count, src, |v: i16| v as f32)?),
-        (TypeChar::Int, 4) => Raw::F32(collect(npy, count, src, |v: i32| v as f32)?),
-        (TypeChar::Int, _) => Raw::F32(collect(npy, count, src, |v: i64| v as f32)?),
-        (TypeChar::Uint, 2) => Raw::F32(collect(npy, count, src, |v: u16| v as f32)?),
-        (TypeChar::Uint, 4) => Raw::F32(collect(npy, count, src, |v: u32| v as f32)?),
-        (TypeChar::Uint, _) => Raw::F32(collect(npy, count, src, |v: u64| v as f32)?),
-        (TypeChar::Float, 2) => Raw::F32(collect(npy, count, src, |v: half::f16| f32::from(v))?),
-        (TypeChar::Float, 4) => Raw::F32(collect(npy, count, src, |v: f32| v)?),
-        (TypeChar::Float, _) => Raw::F32(collect(npy, count, src, |v: f64| v as f32)?),
-        _ => Raw::Text(collect(npy, count, src, |v: String| v)?),
+        (TypeChar::Uint, 1) => Raw::U8(collect(npy, count, src, |v: u8| Ok(v))?.into()),
+        (TypeChar::Bool, _) => Raw::U8(collect(npy, count, src, |v: bool| Ok(u8::from(v)))?.into()),
+        (TypeChar::Int, 1) => Raw::F32(collect(npy, count, src, exact::<i8>(src))?),
+        (TypeChar::Int, 2) => Raw::F32(collect(npy, count, src, exact::<i16>(src))?),
+        (TypeChar::Int, 4) => Raw::F32(collect(npy, count, src, exact::<i32>(src))?),
+        (TypeChar::Int, _) => Raw::F32(collect(npy, count, src, exact::<i64>(src))?),
+        (TypeChar::Uint, 2) => Raw::F32(collect(npy, count, src, exact::<u16>(src))?),
+        (TypeChar::Uint, 4) => Raw::F32(collect(npy, count, src, exact::<u32>(src))?),
+        (TypeChar::Uint, _) => Raw::F32(collect(npy, count, src, exact::<u64>(src))?),
+        (TypeChar::Float, 2) => {
+            Raw::F32(collect(npy, count, src, |v: half::f16| Ok(f32::from(v)))?)
+        }
+        (TypeChar::Float, 4) => Raw::F32(collect(npy, count, src, |v: f32| Ok(v))?),
+        // Floats are measurements: rounding float64 to float32 is what every framework does to them.
+        (TypeChar::Float, _) => Raw::F32(collect(npy, count, src, |v: f64| Ok(v as f32))?),
+        _ => Raw::Text(collect(npy, count, src, |v: String| Ok(v))?),
     };
     let raw = if fortran {
         match raw {
@@ -907,7 +930,7 @@ const NPZ_NAMES: [&str; 6] = ["x_train", "y_train", "x_test", "y_test", "x", "y"
 pub fn load_memory(arrays: Vec<MemArray>, layout: Option<Layout>, origin: &Path) -> Result<Found> {
     let mut named = Vec::new();
     for a in arrays {
-        let (x, y, name) = a.into_part();
+        let (x, y, name) = a.into_part()?;
         let Some(k) = NPZ_NAMES
             .iter()
             .position(|n| *n == name)
@@ -1042,7 +1065,15 @@ impl MemArray {
         }
     }
 
-    fn into_part(self) -> (Array, Option<Array>, String) {
+    fn into_part(self) -> Result<(Array, Option<Array>, String)> {
+        if let Some(MemLabels::Int(v)) = &self.labels
+            && let Some(i) = v.iter().position(|&l| i128::from(l).abs() > F32_EXACT)
+        {
+            return Err(Error::Config(format!(
+                "labels of {}: label {i} is {}: labels must be integers (at most {F32_EXACT} in size) or strings",
+                self.name, v[i]
+            )));
+        }
         let (dtype, raw) = match self.values {
             MemValues::Uint8(v) => (Dtype::Uint8, Raw::U8(v)),
             MemValues::Bool(v) => (Dtype::Bool, Raw::U8(v)),
@@ -1060,7 +1091,7 @@ impl MemArray {
                 shape: vec![v.len()],
                 dtype: Dtype::Int,
                 type_name: "int64".into(),
-                // Labels beyond float32's exact integers are refused by `labels` with their index.
+                // Exact: `into_part` refused labels beyond float32's exact integers.
                 raw: Raw::F32(v.into_iter().map(|x| x as f32).collect()),
             },
             MemLabels::Text(v) => Array {
@@ -1070,7 +1101,7 @@ impl MemArray {
                 raw: Raw::Text(v),
             },
         });
-        (x, y, self.name)
+        Ok((x, y, self.name))
     }
 }
 
@@ -1086,8 +1117,10 @@ pub fn from_memory(
     if arrays.is_empty() {
         return Err(Error::Config(format!("{}: no arrays", origin.display())));
     }
-    let parts: Vec<(Array, Option<Array>, String)> =
-        arrays.into_iter().map(MemArray::into_part).collect();
+    let parts: Vec<(Array, Option<Array>, String)> = arrays
+        .into_iter()
+        .map(MemArray::into_part)
+        .collect::<Result<_>>()?;
     let names: Vec<(String, String)> = parts
         .iter()
         .map(|(_, _, n)| (n.clone(), format!("labels of {n}")))

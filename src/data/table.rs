@@ -143,7 +143,35 @@ fn check_header(header: &[String], path: &Path) -> Result<()> {
             header[0]
         )));
     }
+    // Numbers among names may be names (years) or a first row of data in a table without a header (UCI's iris:
+    // `6.8,6.1,3.4,2.1,Iris-setosa`); which one cannot be told, so the guess is said.
+    let numbers: Vec<&str> = header
+        .iter()
+        .filter(|h| reads_as_number(h))
+        .map(String::as_str)
+        .collect();
+    if !numbers.is_empty() {
+        crate::say!(
+            "elbo: {}: line 1 is read as the header row, though it names columns with numbers ('{}'); if it is a row of data, add a header row naming the columns",
+            path.display(),
+            numbers.join("', '")
+        );
+    }
     Ok(())
+}
+
+/// pandas' `to_csv` writes the row index as a first column with no name (`Unnamed: 0` once read back and
+/// written again): a row counter, 0, 1, 2, … (or from 1), not a measurement.
+fn is_row_index(name: &str, column: impl Iterator<Item = f32>) -> bool {
+    if !(name.is_empty() || name == "Unnamed: 0") {
+        return false;
+    }
+    let mut column = column.peekable();
+    let start = match column.peek() {
+        Some(&v) if v == 0.0 || v == 1.0 => v,
+        _ => return false,
+    };
+    column.enumerate().all(|(i, v)| v == start + i as f32)
 }
 
 /// The one error line for a row the CSV reader refuses.
@@ -267,11 +295,26 @@ pub fn load(path: &Path, label_column: Option<&str>, columns: Option<&[String]>)
             path.display()
         )));
     }
-    let keep = features(&tallies, path, |k, (line, bad, cell)| {
+    let mut keep = features(&tallies, path, |k, (line, bad, cell)| {
         at(*line, candidates[k], bad.describe(cell))
     })?;
+    let width = candidates.len();
+    if columns.is_none()
+        && keep.len() > 1
+        && keep[0] == 0
+        && candidates[0] == 0
+        && is_row_index(&header[0], values.iter().step_by(width).copied())
+    {
+        keep.remove(0);
+        crate::say!(
+            "elbo: {}: the first column has no name and counts the rows ({}, {}, …): it is read as a row index (pandas' to_csv writes one unless index=False) and not used as a feature",
+            path.display(),
+            values[0],
+            values[0] + 1.0
+        );
+    }
     let skipped: Vec<&str> = (0..candidates.len())
-        .filter(|k| !keep.contains(k))
+        .filter(|&k| !keep.contains(&k) && tallies[k].texts > 0)
         .map(|k| header[candidates[k]].as_str())
         .collect();
     match skipped[..] {
@@ -656,9 +699,50 @@ mod tests {
             e.contains("line 1") && e.contains("header row naming its columns"),
             "{e}"
         );
-        // Some numbers among names are names (years, say).
+        // Some numbers among names are names (years, say), or a first row of data (UCI's iris has no header):
+        // the guess is said.
         let (_t, p) = write("name,2019,2020\nx,1,2\n", "t.csv");
-        assert_eq!(load(&p, None, None).unwrap().columns, ["2019", "2020"]);
+        let (t, notes) = crate::capture_notes(|| load(&p, None, None));
+        assert_eq!(t.unwrap().columns, ["2019", "2020"]);
+        assert!(
+            notes.iter().any(|n| n.contains(
+                "line 1 is read as the header row, though it names columns with numbers ('2019', '2020')"
+            )),
+            "{notes:?}"
+        );
+        let (_t, p) = write("a,b\n1,2\n", "t.csv");
+        let (_, notes) = crate::capture_notes(|| load(&p, None, None));
+        assert!(notes.is_empty(), "{notes:?}");
+    }
+
+    #[test]
+    fn a_pandas_row_index_is_not_a_feature() {
+        for (name, first) in [("", 0), ("Unnamed: 0", 0), ("", 1)] {
+            let rows: String = (0..5)
+                .map(|i| format!("{},{},{}\n", first + i, i * i, 7 - i))
+                .collect();
+            let (_t, p) = write(&format!("{name},a,b\n{rows}"), "t.csv");
+            let (t, notes) = crate::capture_notes(|| load(&p, None, None));
+            let t = t.unwrap();
+            assert_eq!(t.columns, ["a", "b"], "{name:?} from {first}");
+            assert_eq!(
+                t.dataset.values,
+                Values::F32(vec![0., 7., 1., 6., 4., 5., 9., 4., 16., 3.])
+            );
+            assert!(
+                notes.iter().any(|n| n.contains("is read as a row index")),
+                "{notes:?}"
+            );
+        }
+        // A named counter, or an unnamed column that does not count the rows, is a feature.
+        for text in ["id,a\n0,5\n1,6\n", ",a\n0,5\n2,6\n"] {
+            let (_t, p) = write(text, "t.csv");
+            assert_eq!(
+                load(&p, None, None).unwrap().dataset.shape.len(),
+                2,
+                "{text}"
+            );
+        }
     }
 
     #[test]
