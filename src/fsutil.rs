@@ -19,20 +19,56 @@ pub fn write_atomic_with(
     rename_into_place(&tmp, path)
 }
 
+/// Outputs [`check_output`] found free without `--force`: they are created, never replaced, even when a file
+/// appears there while the command runs (a second command writing the same `--out`, a file saved there).
+static FRESH: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn is_fresh(path: &Path) -> bool {
+    FRESH
+        .lock()
+        .map(|fresh| fresh.iter().any(|p| p == path))
+        .unwrap_or(false)
+}
+
 fn rename_into_place(tmp: &Path, path: &Path) -> Result<()> {
     let dir = parent_dir(path)?;
+    let fresh = is_fresh(path);
     let result = (|| {
         crate::fault::point("rename the temporary file over the target")?;
-        std::fs::rename(tmp, path)?;
+        if fresh {
+            place_new(tmp, path)?;
+        } else {
+            std::fs::rename(tmp, path)?;
+        }
         sync_dir(&dir);
         Ok(())
     })();
-    result.map_err(|e| {
+    result.map_err(|e: std::io::Error| {
         if !crate::fault::killed() {
             let _ = std::fs::remove_file(tmp);
         }
-        Error::io(path, e)
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            Error::Config(format!(
+                "{} appeared while this command ran (another program or command wrote it) and is kept; pass --force to replace it, or choose another --out",
+                path.display()
+            ))
+        } else {
+            Error::io(path, e)
+        }
     })
+}
+
+/// Moves `tmp` to `path` only if nothing is there: a hard link fails on an existing name, atomically; where the
+/// file system has no hard links, a check just before the rename narrows the window instead.
+fn place_new(tmp: &Path, path: &Path) -> std::io::Result<()> {
+    match std::fs::hard_link(tmp, path) {
+        Ok(()) => std::fs::remove_file(tmp),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(e),
+        Err(_) if std::fs::symlink_metadata(path).is_ok() => {
+            Err(std::io::ErrorKind::AlreadyExists.into())
+        }
+        Err(_) => std::fs::rename(tmp, path),
+    }
 }
 
 /// Writes `bytes` to a fresh temporary file beside `path` (`.NAME.PID.tmp`) and syncs it to disk; the caller
@@ -116,11 +152,18 @@ pub fn check_output(path: &Path, force: bool) -> Result<()> {
             path.display()
         )));
     }
-    if path.exists() && !force {
+    let exists = std::fs::symlink_metadata(path).is_ok();
+    if exists && !force {
         return Err(Error::Config(format!(
             "{} already exists; pass --force to overwrite it",
             path.display()
         )));
+    }
+    if !exists
+        && !force
+        && let Ok(mut fresh) = FRESH.lock()
+    {
+        fresh.push(path.to_path_buf());
     }
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() && !p.is_dir() => Err(Error::Config(format!(
@@ -169,4 +212,33 @@ pub fn read_regular(path: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
         )));
     }
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file that appears at an output between the check and the write is kept, and said; with `--force` it is
+    /// replaced, and an output free at both moments is written.
+    #[test]
+    fn an_output_checked_free_is_never_replaced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("scores.csv");
+        check_output(&out, false).unwrap();
+        std::fs::write(&out, "precious").unwrap();
+        let e = write_atomic(&out, b"rows").unwrap_err().to_string();
+        assert!(e.contains("appeared while this command ran"), "{e}");
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "precious");
+        let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "no temporary file is left behind");
+        let forced = tmp.path().join("forced.csv");
+        check_output(&forced, true).unwrap();
+        std::fs::write(&forced, "old").unwrap();
+        write_atomic(&forced, b"new").unwrap();
+        assert_eq!(std::fs::read_to_string(&forced).unwrap(), "new");
+        let free = tmp.path().join("free.csv");
+        check_output(&free, false).unwrap();
+        write_atomic(&free, b"rows").unwrap();
+        assert_eq!(std::fs::read_to_string(&free).unwrap(), "rows");
+    }
 }

@@ -404,10 +404,23 @@ fn conditional_vae_generates_the_class_asked_for() {
         .arg(&out)
         .args(["--class", "10", "--out"])
         .arg(tmp.path().join("x.png")));
+    assert_user_error(&o, "--class '10' is not a class of this run (0, 1,");
+    // A path between a 7 and a 2 is decoded under one class, which the user chooses.
+    let o = run(elbo()
+        .args(["interpolate"])
+        .arg(&out)
+        .args(["--from", "0", "--to", "1", "--out"])
+        .arg(tmp.path().join("i.png")));
     assert_user_error(
         &o,
-        "--class 10 is out of range: this model knows classes 0 to 9",
+        "test images 0 (class 7) and 1 (class 2) differ in class",
     );
+    let o = run(elbo()
+        .args(["interpolate"])
+        .arg(&out)
+        .args(["--from", "0", "--to", "1", "--class", "2", "--out"])
+        .arg(tmp.path().join("i.png")));
+    assert!(o.status.success(), "{}", stderr(&o));
     let o = run(elbo()
         .args(["manifold"])
         .arg(&out)

@@ -370,8 +370,8 @@ impl Model {
     }
 }
 
-/// The labels `n` generated images are conditioned on: `class` (a name the run knows, or an index) for all, or
-/// (no class given) the classes in turn.
+/// The labels `n` generated images are conditioned on: `class` (a name the run knows, or an index unless some
+/// names are numbers) for all, or (no class given) the classes in turn.
 pub fn class_labels(cfg: &RunConfig, class: Option<&str>, n: usize) -> Result<Vec<u32>> {
     let k = cfg.model.classes as u32;
     let names = &cfg.data.classes;
@@ -383,6 +383,14 @@ pub fn class_labels(cfg: &RunConfig, class: Option<&str>, n: usize) -> Result<Ve
             names.iter().position(|n| *n == escaped)
         }) {
             Some(i) => Some(i as u32),
+            // Where some classes are named by numbers (folders 1/, 2/, 3/), a number is a name only: `1` as an
+            // index would be the class named 2.
+            None if names.iter().any(|n| n.parse::<i64>().is_ok()) => {
+                return Err(Error::Config(format!(
+                    "--class '{c}' is not a class of this run ({}); its classes are named by numbers, so --class takes their names, not indices",
+                    names.join(", ")
+                )));
+            }
             None => Some(c.parse::<u32>().map_err(|_| {
                 Error::Config(format!(
                     "--class '{c}' is neither a class of this run ({}) nor an index",
@@ -407,5 +415,41 @@ pub fn class_labels(cfg: &RunConfig, class: Option<&str>, n: usize) -> Result<Ve
         Some(c) => Ok(vec![c; n]),
         None if k > 0 => Ok((0..n).map(|i| (i * k as usize / n) as u32).collect()),
         None => Ok(Vec::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_with(classes: &[&str]) -> RunConfig {
+        let mut model = crate::model::ModelConfig::pytorch_example();
+        model.classes = classes.len();
+        RunConfig {
+            model,
+            train: Default::default(),
+            data: crate::train::config::DataInfo {
+                classes: classes.iter().map(|c| c.to_string()).collect(),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// A class is found by name, or by index where no name is a number; with classes named 1, 2, 3 a number
+    /// is a name only, since index 1 would be the class named 2.
+    #[test]
+    fn a_number_is_an_index_only_where_no_class_is_named_by_one() {
+        let pets = run_with(&["cat", "dog"]);
+        assert_eq!(class_labels(&pets, Some("dog"), 2).unwrap(), [1, 1]);
+        assert_eq!(class_labels(&pets, Some("1"), 1).unwrap(), [1]);
+        let digits = run_with(&["0", "1", "2"]);
+        assert_eq!(class_labels(&digits, Some("1"), 1).unwrap(), [1]);
+        let shifted = run_with(&["1", "2", "3"]);
+        assert_eq!(class_labels(&shifted, Some("1"), 1).unwrap(), [0]);
+        assert_eq!(class_labels(&shifted, Some("3"), 1).unwrap(), [2]);
+        let e = class_labels(&shifted, Some("0"), 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("takes their names, not indices"), "{e}");
     }
 }

@@ -218,6 +218,18 @@ fn code_columns(header: &csv::StringRecord, zd: usize, path: &Path) -> Result<Ve
         let cols: Vec<usize> = (0..zd)
             .filter_map(|j| header.iter().position(|c| c == format!("{prefix}{j}")))
             .collect();
+        if named == zd && cols.len() != zd {
+            let missing: Vec<String> = (0..zd)
+                .map(|j| format!("{prefix}{j}"))
+                .filter(|c| !header.iter().any(|h| h == c))
+                .collect();
+            return Err(Error::Config(format!(
+                "{}: the header lacks {} (this model's codes have {zd} dimensions, {prefix}0 to {prefix}{})",
+                path.display(),
+                missing.join(", "),
+                zd - 1
+            )));
+        }
         if cols.len() != zd || named != zd {
             return Err(Error::Config(format!(
                 "{}: the header has {named} {prefix}J columns, but this model's codes have {zd} dimensions ({prefix}0 to {prefix}{}): codes from another run?",
@@ -361,6 +373,11 @@ mod tests {
             let e = codes(text, "z.csv").unwrap_err().to_string();
             assert!(e.contains(want), "{text:?}: {e}");
         }
+        // A header of the right width that skips a dimension names the one it lacks.
+        let e = codes("mu_0,mu_2\n0.1,0.2\n", "z.csv")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("the header lacks mu_1"), "{e}");
         // Later rows name their line and column too.
         let e = codes("0.5,-1\n0.1,NA\n", "z.csv").unwrap_err().to_string();
         assert!(

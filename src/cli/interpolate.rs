@@ -26,6 +26,9 @@ pub(crate) struct InterpolateArgs {
     /// Follow the great circle between the codes (slerp) instead of the straight line.
     #[arg(long)]
     spherical: bool,
+    /// A conditional model's class for every step (name, or index); needed when the two images' classes differ.
+    #[arg(long, value_name = "C")]
+    class: Option<String>,
     #[command(flatten)]
     mosaic: MosaicArgs,
     #[command(flatten)]
@@ -57,8 +60,30 @@ pub(crate) fn run(a: InterpolateArgs) -> Result<()> {
     let zd = ck.vae.latent();
     let codes = lat::encode(&ck.vae, &test, &[a.from, a.to]);
     let path = lat::interpolate(&codes[..zd], &codes[zd..], a.steps, a.spherical);
-    // A conditional model keeps the class of the first image along the path.
-    let labels = vec![test.label(a.from); a.steps];
+    // A conditional model decodes the whole path under one class: the images' own when they share it.
+    let labels = match (&a.class, ck.config.model.classes) {
+        (Some(_), _) => super::common::class_labels(&ck, a.class.as_deref(), a.steps)?,
+        (None, 0) => vec![0; a.steps],
+        (None, _) if test.label(a.from) == test.label(a.to) => vec![test.label(a.from); a.steps],
+        (None, _) => {
+            let name = |i: usize| {
+                let l = test.label(i) as usize;
+                ck.config
+                    .data
+                    .classes
+                    .get(l)
+                    .cloned()
+                    .unwrap_or_else(|| l.to_string())
+            };
+            return Err(Error::Config(format!(
+                "test images {} (class {}) and {} (class {}) differ in class, and this conditional model decodes the whole path under one: give --class to choose it",
+                a.from,
+                name(a.from),
+                a.to,
+                name(a.to)
+            )));
+        }
+    };
     let px = lat::decode_means(&ck.vae, &path, a.steps, &labels);
     save_image(
         &mosaic(&px, a.steps, ck.config.model.item_shape(), a.steps, style)?,

@@ -54,7 +54,14 @@ pub(crate) fn run(a: ServeArgs) -> Result<()> {
     if a.points > available {
         crate::say!("elbo: the test split has {available} images; showing them all");
     }
-    if !host.is_loopback() {
+    // ::ffff:127.0.0.1 is IPv4's loopback written as IPv6: this machine only, too.
+    let loopback = match host {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+        IpAddr::V4(v4) => v4.is_loopback(),
+    };
+    if !loopback {
         crate::say!(
             "elbo: warning: listening on {host}: other machines can reach this page, which has no login; \
              leave out --host to serve this machine only"

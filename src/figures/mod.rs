@@ -135,6 +135,14 @@ pub fn image_format(path: &Path) -> Result<image::ImageFormat> {
         "jpg" | "jpeg" => Ok(image::ImageFormat::Jpeg),
         "bmp" => Ok(image::ImageFormat::Bmp),
         "tif" | "tiff" => Ok(image::ImageFormat::Tiff),
+        // `-` is standard output to many tools; elbo writes files only (atomically, never half an image).
+        _ if path == Path::new("-") => Err(Error::Config(
+            "--out -: elbo writes images to files, not to standard output; give a file name ending in .png, .jpg, .bmp or .tiff".into(),
+        )),
+        _ if ext.is_empty() => Err(Error::Config(format!(
+            "{}: the name has no ending to tell the image format by: use .png, .jpg, .bmp or .tiff",
+            path.display()
+        ))),
         _ => Err(Error::Config(format!(
             "{}: cannot tell the image format from the ending '{ext}': use .png, .jpg, .bmp or .tiff",
             path.display()

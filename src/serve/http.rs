@@ -54,16 +54,21 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Binds `host:port` (port 0: any free port), before any slow work, so a taken port is reported at once.
 pub fn bind(host: IpAddr, port: u16) -> Result<std::net::TcpListener> {
     let listener = std::net::TcpListener::bind((host, port)).map_err(|e| {
-        use std::io::ErrorKind::{AddrNotAvailable, PermissionDenied};
+        use std::io::ErrorKind::{AddrInUse, AddrNotAvailable, InvalidInput, PermissionDenied};
         // The advice follows the cause: the address is not this machine's, or the port is not ours to take.
         let fix = match e.kind() {
+            // A link-local IPv6 address (fe80::…) needs its interface, which an address alone does not name.
+            InvalidInput => format!(
+                "--host {host} cannot be listened on as given; give another address of this machine (127.0.0.1: this machine only, 0.0.0.0: every interface)"
+            ),
             AddrNotAvailable => format!(
                 "--host {host} is not an address of this machine; give one of its own (127.0.0.1: this machine only, 0.0.0.0: every interface)"
             ),
             PermissionDenied if port < 1024 => {
                 "ports below 1024 need administrator rights; pick another --port (or --port 0 for any free one)".into()
             }
-            _ => "pick another --port (or --port 0 for any free one)".into(),
+            AddrInUse => "pick another --port (or --port 0 for any free one)".into(),
+            _ => "pick another --port (or --port 0 for any free one), or another --host".into(),
         };
         Error::Config(format!(
             "cannot listen on {}: {e}; {fix}",

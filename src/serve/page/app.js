@@ -338,7 +338,9 @@ function showSaved(info) {
 // Shows the server's current weights: new points, codes, reconstructions and decodings.
 async function refresh(info) {
   const old = state.info;
-  if (['latent', 'height', 'width', 'channels', 'conditional', 'points'].some((k) => info[k] !== old[k])) {
+  // What the page was built around (its sliders, buttons and class list) changed: build it again.
+  const built = ['latent', 'height', 'width', 'channels', 'conditional', 'variational', 'labelled', 'points'];
+  if (built.some((k) => info[k] !== old[k]) || JSON.stringify(info.classes) !== JSON.stringify(old.classes)) {
     window.location.reload();
     return;
   }
