@@ -164,7 +164,10 @@ def _as_given(text, keep):
 def _free_dir(base):
     """``base``, or ``base-2``, ``base-3``, ... : the first that does not exist, created here at once so that two
     models fitted at the same time (threads, notebooks in one folder) never pick the same one."""
-    os.makedirs(os.path.dirname(base) or ".", exist_ok=True)
+    parent = os.path.dirname(base) or "."
+    if os.path.exists(parent) and not os.path.isdir(parent):
+        raise ValueError(f"{parent} is a file, so runs cannot go into it: pass out= another folder")
+    os.makedirs(parent, exist_ok=True)
     i = 1
     while True:
         name = base if i == 1 else f"{base}-{i}"

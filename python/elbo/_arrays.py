@@ -12,7 +12,16 @@ _F32_EXACT = 1 << 24
 
 def as_array(x, name):
     """``x`` as a NumPy array of numbers, or a ValueError that says what it holds instead."""
-    if isinstance(x, np.ndarray):
+    if isinstance(x, np.ma.MaskedArray):
+        # NumPy would hand over the values under the mask as if they were data.
+        hidden = int(np.ma.count_masked(x))
+        if hidden:
+            raise ValueError(
+                f"{name} is a masked array with {hidden} masked values, and elbo has no missing values: fill them "
+                f"({name}.filled(value)) or leave out their rows"
+            )
+        a = np.ma.getdata(x)
+    elif isinstance(x, np.ndarray):
         a = x
     else:
         if hasattr(x, "detach") and hasattr(x, "cpu"):

@@ -670,3 +670,14 @@ def test_what_the_tenth_tryout_found(small, tmp_path, monkeypatch):
     err = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stderr
     assert "threads=2 does not apply: this process's pool was sized to 1" in err, err
     assert "threads=1" not in err, err
+    # A masked array's hidden values are not data; a file named like the default runs folder is not a folder.
+    masked = np.ma.masked_array(x[:50], mask=np.zeros_like(x[:50], dtype=bool))
+    masked.mask[3, 0, 0] = True
+    with pytest.raises(ValueError, match="masked array with 1 masked values"):
+        elbo.VAE(hidden=[16], latent=2).fit(masked, epochs=1, out=tmp_path / "m", verbose=0)
+    (tmp_path / "c").mkdir()
+    monkeypatch.chdir(tmp_path / "c")
+    pathlib.Path("runs").write_text("mine")
+    with pytest.raises(ValueError, match="runs is a file"):
+        elbo.VAE(hidden=[16], latent=2).fit(x, epochs=1, verbose=0)
+    assert pathlib.Path("runs").read_text() == "mine"
