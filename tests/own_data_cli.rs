@@ -148,6 +148,8 @@ fn every_command_works_on_a_colour_image_folder() {
             "0",
             "--to",
             "9",
+            "--class",
+            "blues",
             "--steps",
             "4",
             "--out",

@@ -183,6 +183,36 @@ fn per_item_outputs_keep_labels_of_tables_and_arrays() {
         .unwrap_or_else(|| panic!("{:?}", table[0]));
     let labels: Vec<&str> = table[1..].iter().map(|r| r[label].as_str()).collect();
     assert_eq!(labels[..4], ["0", "1", "2", "0"]);
+    // An .npz with both splits is encoded whole, x_train then x_test, each row named by its array.
+    let split = tmp.path().join("split.npz");
+    common::npz(
+        &split,
+        &[
+            ("x_train", npy(&[3, 4, 4], (0..48).map(|i| (i % 256) as u8))),
+            ("x_test", npy(&[2, 4, 4], (0..32).map(|i| (i % 256) as u8))),
+        ],
+    );
+    ok(&run(elbo()
+        .arg("encode")
+        .arg(&npz_run)
+        .arg("--input")
+        .arg(&split)
+        .arg("--out")
+        .arg(&codes)
+        .arg("--force")));
+    let table = rows(&codes);
+    let item = table[0].iter().position(|c| c == "item").unwrap();
+    let items: Vec<&str> = table[1..].iter().map(|r| r[item].as_str()).collect();
+    assert_eq!(
+        items,
+        [
+            "x_train[0]",
+            "x_train[1]",
+            "x_train[2]",
+            "x_test[0]",
+            "x_test[1]"
+        ]
+    );
 }
 
 /// A `.npy` header for `shape` of little-endian float32, padded as NumPy pads it.

@@ -557,7 +557,7 @@ def _count(v, name, least=1):
         raise ValueError(f"{name}={v!r}: give a whole number")
     v = int(v)
     if not least <= v < 2**63:
-        raise ValueError(f"{name}={v}: give a whole number of at least {least}")
+        raise ValueError(f"{name}={v}: give a whole number from {least} to 2**63 - 1")
     return v
 
 

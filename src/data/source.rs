@@ -341,7 +341,12 @@ pub fn load_items(
     };
     Ok(match found {
         Found::One(ds) => ds,
-        Found::Split(mut a, b) => {
+        Found::Split(mut a, mut b) => {
+            // An `.npz`'s x_train and x_test, one after the other: each row's name says which array it is of.
+            if a.names.is_empty() && b.names.is_empty() {
+                a.names = (0..a.len()).map(|i| format!("x_train[{i}]")).collect();
+                b.names = (0..b.len()).map(|i| format!("x_test[{i}]")).collect();
+            }
             a.append(b)?;
             a
         }
