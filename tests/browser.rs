@@ -554,5 +554,47 @@ async fn the_page_refuses_a_rebound_name_and_reloads_a_newer_checkpoint() {
     assert_eq!(epoch, "epoch 2");
     assert!(banner.contains("still showing epoch 2"), "{banner}");
     assert_eq!(js(&c, "return elbo.reloads").await, json!(1));
+
+    // The run replaced by an autoencoder on the same data: the reload builds the page again, without the
+    // prior's button an autoencoder cannot answer.
+    assert_eq!(
+        js(&c, "return document.getElementById('random').hidden").await,
+        json!(false)
+    );
+    let o = run(elbo()
+        .args([
+            "train", "--model", "ae", "--epochs", "1", "--limit", "600", "--latent", "2",
+            "--force", "--out",
+        ])
+        .arg(&run_dir)
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    until(
+        &c,
+        "return !document.getElementById('reload').hidden && document.getElementById('banner').innerText.includes('epoch 1 is saved')",
+        "the banner for the autoencoder",
+    )
+    .await;
+    js(&c, "window.elbo.stale = true; return 0").await;
+    c.find(Locator::Id("reload"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &c,
+        "return window.elbo && !window.elbo.stale && document.body.dataset.ready === '1' && document.getElementById('random').hidden",
+        "the page built again for the autoencoder",
+    )
+    .await;
+    assert!(
+        js(&c, "return document.getElementById('run').textContent")
+            .await
+            .as_str()
+            .unwrap()
+            .contains("(autoencoder)")
+    );
     c.close().await.unwrap();
 }

@@ -681,3 +681,8 @@ def test_what_the_tenth_tryout_found(small, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="runs is a file"):
         elbo.VAE(hidden=[16], latent=2).fit(x, epochs=1, verbose=0)
     assert pathlib.Path("runs").read_text() == "mine"
+    # Labels of the wrong length are named once; one image without its item axis is said to be one.
+    with pytest.raises(ValueError, match=r"^labels of x: labels of shape \[2\] do not match 3 items"):
+        mine.score(x[:3], y=[1, 2])
+    with pytest.raises(ValueError, match=r"give an array of one \(x\[None\]\)"):
+        mine.encode(x[0])

@@ -59,8 +59,8 @@ impl Src<'_> {
     fn bad(&self, reason: impl std::fmt::Display) -> Error {
         let path = self.path.display().to_string();
         // An array held in memory is named once (`x: …`), not as the file and the array of an `.npz`.
-        if path == self.what {
-            return Error::Config(format!("{path}: {reason}"));
+        if path == self.what || self.what.strip_prefix("labels of ") == Some(path.as_str()) {
+            return Error::Config(format!("{}: {reason}", self.what));
         }
         Error::Config(format!("{path}: {}: {reason}", self.what))
     }

@@ -399,6 +399,10 @@ pub fn check_items(cfg: &RunConfig, mut ds: Dataset, path: &Path) -> Result<Data
                 ": the values are all there, reshape each item to {}",
                 m.item_shape()
             )
+        } else if ds.len() * ds.shape.len() == m.item_shape().len() {
+            // One image given without its item axis reads as rows of one-pixel-high items.
+            ": all together they are one item: for a single item, give an array of one (x[None])"
+                .to_string()
         } else {
             String::new()
         };
