@@ -213,6 +213,30 @@ fn per_item_outputs_keep_labels_of_tables_and_arrays() {
             "x_test[1]"
         ]
     );
+    // A conditional run reads such a file's classes from its y arrays, not from the rows' names.
+    let cond_run = tmp.path().join("cond");
+    ok(&train(&npz, &cond_run, &["--conditional"]));
+    common::npz(
+        &split,
+        &[
+            ("x_train", npy(&[3, 4, 4], (0..48).map(|i| (i % 256) as u8))),
+            ("y_train", npy(&[3], [2u8, 0, 1])),
+            ("x_test", npy(&[2, 4, 4], (0..32).map(|i| (i % 256) as u8))),
+            ("y_test", npy(&[2], [1u8, 1])),
+        ],
+    );
+    ok(&run(elbo()
+        .arg("encode")
+        .arg(&cond_run)
+        .arg("--input")
+        .arg(&split)
+        .arg("--out")
+        .arg(&codes)
+        .arg("--force")));
+    let table = rows(&codes);
+    let label = table[0].iter().position(|c| c == "label").unwrap();
+    let labels: Vec<&str> = table[1..].iter().map(|r| r[label].as_str()).collect();
+    assert_eq!(labels, ["2", "0", "1", "1", "1"]);
 }
 
 /// A `.npy` header for `shape` of little-endian float32, padded as NumPy pads it.

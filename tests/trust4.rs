@@ -459,3 +459,49 @@ fn a_class_only_the_test_split_has_is_said_and_refused_where_it_cannot_be_learnt
     assert_user_error(&o, "no training item has class broken");
     assert!(!tmp.path().join("cvae/config.json").exists());
 }
+
+/// A row far outside a table's training data (a stuck sensor's 65535) overflows the model's float32 passes: it is
+/// scored inf, above every finite score, with a line; never NaN, which sorts as the least unusual.
+#[test]
+fn an_item_beyond_float32s_reach_scores_inf_not_nan() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut text = String::from("a,b,c,d\n");
+    for i in 0..300 {
+        let v = |k: usize| ((i * 7 + k * 13) % 17) as f64 / 4.0 - 2.0;
+        text.push_str(&format!("{},{},{},{}\n", v(0), v(1), v(2), v(3)));
+    }
+    let data = tmp.path().join("sensors.csv");
+    std::fs::write(&data, text).unwrap();
+    let run_dir = tmp.path().join("run");
+    ok(&train(&data, &run_dir, &tmp.path().join("cache"), &[]));
+    let new = tmp.path().join("today.csv");
+    std::fs::write(
+        &new,
+        "a,b,c,d\n0.5,0,-1,1\n2000,0,0,0\n1e30,0,0,0\n65535,-65535,1e20,3e38\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("scores.csv");
+    let said = ok(&run(elbo()
+        .arg("score")
+        .arg(&run_dir)
+        .arg("--input")
+        .arg(&new)
+        .arg("--out")
+        .arg(&out)));
+    let scores: Vec<f64> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(scores.iter().all(|s| !s.is_nan()), "{scores:?}");
+    assert!(scores[0].is_finite(), "{scores:?}");
+    assert!(scores[1..].iter().all(|&s| s > scores[0]), "{scores:?}");
+    let inf = scores.iter().filter(|s| s.is_infinite()).count();
+    assert!(inf >= 1, "{scores:?}");
+    assert!(
+        said.contains(&format!("{inf} item"))
+            && said.contains("scored inf, above every finite score"),
+        "{said}"
+    );
+}

@@ -17,6 +17,7 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 
 import numpy as np
 
@@ -435,12 +436,17 @@ class VAE:
         values = labels_of(labels, "labels")
         classes = self.classes
         out = []
-        # A label means what it meant in fit's y: the class of that value (y=[1, 2] makes classes "1" and "2").
+        # A label means what it meant in fit's y: the class of that value (y=[1, 2] makes classes "1" and "2"). As
+        # on the command line, a whole number is an index only where no class is named by a number (cat, dog).
+        numbered = any(_is_int_text(c) for c in classes)
         for v in values:
             key = str(v)
-            if key not in classes:
+            if key in classes:
+                out.append(classes.index(key))
+            elif isinstance(v, int) and not numbered and 0 <= v < len(classes):
+                out.append(v)
+            else:
                 raise ValueError(f"labels: {v!r} is not one of the run's classes ({', '.join(classes) or 'none'})")
-            out.append(classes.index(key))
         return out
 
     def encode(self, x, y=None, *, layout=None):
@@ -487,6 +493,11 @@ class VAE:
         dict of arrays (the anomaly use: high means unusual), with ``label`` and ``name`` when the items have
         them."""
         neg_elbo, nll, labels, names = self.model.score(for_library(x, "x", y, layout), _count(k, "k"), _count(seed, "seed", 0))
+        beyond = np.flatnonzero(np.isinf(np.asarray(neg_elbo)))
+        if len(beyond):
+            warnings.warn(
+                f"{len(beyond)} items (the first: index {beyond[0]}) lie so far outside the training data that the "
+                f"model's float32 arithmetic overflows: scored inf, above every finite score", stacklevel=2)
         out = {"neg_elbo": neg_elbo, "nll": nll}
         if y is not None:
             # The labels as the caller gave them, not as the library numbered them.
@@ -549,6 +560,14 @@ class VAE:
             args = ", ".join(f"{k}={v!r}" for k, v in self._settings.items())
             return f"elbo.VAE({args})"
         return f"<elbo.VAE trained {self._model.epoch} epochs, latent {self._model.latent}, in {self.run_dir}>"
+
+
+def _is_int_text(text):
+    try:
+        int(text)
+        return True
+    except ValueError:
+        return False
 
 
 def _count(v, name, least=1):

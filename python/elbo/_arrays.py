@@ -51,6 +51,11 @@ def labels_of(y, name):
         return None
     if hasattr(y, "detach") and hasattr(y, "cpu"):
         y = y.detach().cpu()
+    if isinstance(y, np.ma.MaskedArray) and np.ma.count_masked(y):
+        raise ValueError(
+            f"{name} is a masked array with {int(np.ma.count_masked(y))} masked labels, and elbo has no missing "
+            f"labels: fill them or leave out their items"
+        )
     a = np.asarray(y)
     if a.ndim != 1:
         raise ValueError(f"{name} has shape {a.shape}: give one label per item, shape (n,)")

@@ -686,3 +686,19 @@ def test_what_the_tenth_tryout_found(small, tmp_path, monkeypatch):
         mine.score(x[:3], y=[1, 2])
     with pytest.raises(ValueError, match=r"give an array of one \(x\[None\]\)"):
         mine.encode(x[0])
+    # Masked labels are not labels; on classes named by words an index works, as on the command line.
+    y = small[1][:400]
+    with pytest.raises(ValueError, match="masked array with 400 masked labels"):
+        elbo.VAE(hidden=[16], latent=2, conditional=True).fit(
+            x, np.ma.masked_array(y, mask=np.ones_like(y, dtype=bool)), epochs=1, out=tmp_path / "ml", verbose=0)
+    words = elbo.VAE(hidden=[16], latent=2, conditional=True)
+    words.fit(x, np.where(y % 2 == 1, "odd", "even"), epochs=1, out=tmp_path / "words", verbose=0)
+    assert np.array_equal(words.sample(2, labels=0, seed=3), words.sample(2, labels="even", seed=3))
+    # A row far outside the training data scores inf, with a warning, never NaN.
+    table = np.random.default_rng(0).normal(size=(300, 4)).astype(np.float32)
+    t = elbo.VAE(hidden=[16], latent=2)
+    t.fit(table, epochs=1, out=tmp_path / "table", verbose=0)
+    far = np.array([[0.5, 0, -1, 1], [1e30, 0, 0, 0], [3e38, -3e38, 1e20, 1e30]], dtype=np.float32)
+    with pytest.warns(UserWarning, match="scored inf, above every finite score"):
+        s = t.score(far)
+    assert not np.isnan(s["neg_elbo"]).any() and np.isinf(s["neg_elbo"][1:]).all()

@@ -318,7 +318,7 @@ impl Model {
     }
 
     /// [`score`](Self::score), calling `progress` with the number of items done as it goes; when it returns
-    /// false the work stops early with [`Error::Stopped`].
+    /// false the work stops early with [`Error::Stopped`]. An item whose estimate leaves float32's range gets −∞.
     pub fn score_with(
         &self,
         items: &Dataset,
@@ -327,10 +327,21 @@ impl Model {
         progress: &(dyn Fn(usize) -> bool + Sync),
     ) -> Result<Vec<ItemEstimate>> {
         self.check_scoring(k)?;
-        eval::item_log_likelihoods(&self.vae, items, k, seed, progress).ok_or(Error::Stopped {
-            what: "scoring",
-            signal: crate::error::SIGINT,
-        })
+        let mut scores = eval::item_log_likelihoods(&self.vae, items, k, seed, progress).ok_or(
+            Error::Stopped {
+                what: "scoring",
+                signal: crate::error::SIGINT,
+            },
+        )?;
+        // An item far outside the training data (a stuck sensor's 65535 among standardised features) drives the
+        // float32 passes past their range, to ±inf or NaN. It is less likely than any finite estimate, so it gets
+        // −∞: sorted by score it comes first as an anomaly, never last as NaN would.
+        for s in &mut scores {
+            if !s.elbo.is_finite() || !s.log_px.is_finite() {
+                (s.elbo, s.log_px) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
+            }
+        }
+        Ok(scores)
     }
 
     /// The whole set's mean −ELBO, −log p(x) with `k` importance samples, and bits per dimension where defined.

@@ -67,12 +67,32 @@ pub(crate) fn run(a: ScoreArgs) -> Result<()> {
         csv.push('\n');
     }
     write_atomic(out, csv.as_bytes())?;
-    let mean = scores.iter().map(|s| -s.elbo).sum::<f64>() / scores.len().max(1) as f64;
+    let finite: Vec<f64> = scores
+        .iter()
+        .map(|s| -s.elbo)
+        .filter(|v| v.is_finite())
+        .collect();
+    let beyond: Vec<usize> = (0..scores.len())
+        .filter(|&i| !scores[i].elbo.is_finite())
+        .collect();
+    if let Some(first) = beyond.first() {
+        crate::say!(
+            "elbo: {} item{} (the first: index {first}) lie so far outside the training data that the model's float32 arithmetic overflows: scored inf, above every finite score",
+            beyond.len(),
+            if beyond.len() == 1 { "" } else { "s" },
+        );
+    }
+    let mean = finite.iter().sum::<f64>() / finite.len().max(1) as f64;
     crate::say!(
-        "elbo: wrote {} ({} item{}, mean -ELBO {mean:.3} nats)",
+        "elbo: wrote {} ({} item{}, mean -ELBO {mean:.3} nats{})",
         out.display(),
         scores.len(),
-        if scores.len() == 1 { "" } else { "s" }
+        if scores.len() == 1 { "" } else { "s" },
+        if beyond.is_empty() {
+            String::new()
+        } else {
+            format!(" over the {} finite", finite.len())
+        }
     );
     Ok(())
 }

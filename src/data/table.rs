@@ -161,17 +161,16 @@ fn check_header(header: &[String], path: &Path) -> Result<()> {
 }
 
 /// pandas' `to_csv` writes the row index as a first column with no name (`Unnamed: 0` once read back and
-/// written again): a row counter, 0, 1, 2, … (or from 1), not a measurement.
+/// written again): a distinct whole number per row (0, 1, 2, …, or any order and start after `df.sample` or a
+/// slice), not a measurement.
 fn is_row_index(name: &str, column: impl Iterator<Item = f32>) -> bool {
     if !(name.is_empty() || name == "Unnamed: 0") {
         return false;
     }
-    let mut column = column.peekable();
-    let start = match column.peek() {
-        Some(&v) if v == 0.0 || v == 1.0 => v,
-        _ => return false,
-    };
-    column.enumerate().all(|(i, v)| v == start + i as f32)
+    let mut seen = std::collections::HashSet::new();
+    column
+        .into_iter()
+        .all(|v| v.fract() == 0.0 && seen.insert(v.to_bits()))
 }
 
 /// The one error line for a row the CSV reader refuses.
@@ -307,10 +306,15 @@ pub fn load(path: &Path, label_column: Option<&str>, columns: Option<&[String]>)
     {
         keep.remove(0);
         crate::say!(
-            "elbo: {}: the first column has no name and counts the rows ({}, {}, …): it is read as a row index (pandas' to_csv writes one unless index=False) and not used as a feature",
+            "elbo: {}: the first column has no name and a distinct whole number in every row ({}, …): it is read as a row index (pandas' to_csv writes one unless index=False) and not used as a feature",
             path.display(),
-            values[0],
-            values[0] + 1.0
+            values
+                .iter()
+                .step_by(width)
+                .take(2)
+                .map(f32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     let skipped: Vec<&str> = (0..candidates.len())
@@ -717,6 +721,8 @@ mod tests {
 
     #[test]
     fn a_pandas_row_index_is_not_a_feature() {
+        let (_t, p) = write(",a,b\n4,1,2\n", "t.csv");
+        assert_eq!(load(&p, None, None).unwrap().columns, ["a", "b"], "one row");
         for (name, first) in [("", 0), ("Unnamed: 0", 0), ("", 1)] {
             let rows: String = (0..5)
                 .map(|i| format!("{},{},{}\n", first + i, i * i, 7 - i))
@@ -734,8 +740,11 @@ mod tests {
                 "{notes:?}"
             );
         }
-        // A named counter, or an unnamed column that does not count the rows, is a feature.
-        for text in ["id,a\n0,5\n1,6\n", ",a\n0,5\n2,6\n"] {
+        // Shuffled (`df.sample(frac=1)`) or sliced, it is still an index.
+        let (_t, p) = write(",a\n7,5\n3,6\n12,1\n", "t.csv");
+        assert_eq!(load(&p, None, None).unwrap().columns, ["a"]);
+        // A named counter, or an unnamed column of repeated or fractional values, is a feature.
+        for text in ["id,a\n0,5\n1,6\n", ",a\n0,5\n0,6\n", ",a\n0.5,5\n2,6\n"] {
             let (_t, p) = write(text, "t.csv");
             assert_eq!(
                 load(&p, None, None).unwrap().dataset.shape.len(),

@@ -459,8 +459,10 @@ fn say_outside_unit(ds: &Dataset, path: &Path) {
 /// model classes only label the output, and one the run does not know is numbered after the run's.
 fn label_items(cfg: &RunConfig, path: &Path, ds: &mut Dataset) -> Result<()> {
     let conditional = cfg.model.is_conditional();
-    // An image's class is read from its path as training read it ("" for one in no class folder).
-    let parents: Vec<String> = if ds.kind == Kind::Image && !ds.names.is_empty() {
+    // An image's class is read from its path as training read it ("" for one in no class folder); items with
+    // labels of their own (an `.npz`'s y arrays, whose rows are named `x_train[i]`) keep them.
+    let from_paths = ds.kind == Kind::Image && !ds.names.is_empty() && !ds.is_labelled();
+    let parents: Vec<String> = if from_paths {
         data::images::classes_of(&ds.names, &cfg.data.classes)
             .into_iter()
             .map(Option::unwrap_or_default)
@@ -468,8 +470,7 @@ fn label_items(cfg: &RunConfig, path: &Path, ds: &mut Dataset) -> Result<()> {
     } else {
         Vec::new()
     };
-    if ds.kind == Kind::Image
-        && !ds.names.is_empty()
+    if from_paths
         && (conditional || !cfg.data.classes.is_empty() && parents.iter().all(|p| !p.is_empty()))
     {
         let classes: Vec<String> = parents
