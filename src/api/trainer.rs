@@ -298,6 +298,18 @@ fn resume_point(dir: &Path) -> Result<Resume> {
 /// Refuses to overwrite another run without `--force` or one being trained, checks the folder is writable, and
 /// returns its lock, held for the whole training.
 fn prepare_run_dir(dir: &Path, force: bool) -> Result<RunLock> {
+    check_run_dir(dir, force)?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    // Before anything is removed: --force must not pull a run out from under the process training it.
+    let lock = RunLock::acquire(dir)?;
+    // Again, now that the folder is ours: files may have appeared in it since the first look (a folder made by
+    // another program between that look and the mkdir), and they are not replaced without --force either.
+    check_run_dir(dir, force)?;
+    prepare_locked(dir, lock)
+}
+
+/// Refuses an `--out` that is a file, holds files elbo did not write, or (without `force`) holds a run.
+fn check_run_dir(dir: &Path, force: bool) -> Result<()> {
     if let Ok(meta) = std::fs::metadata(dir)
         && !meta.is_dir()
     {
@@ -338,19 +350,20 @@ fn prepare_run_dir(dir: &Path, force: bool) -> Result<RunLock> {
             dir.display()
         )));
     }
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    // Before anything is removed: --force must not pull a run out from under the process training it.
-    let lock = RunLock::acquire(dir)?;
+    Ok(())
+}
+
+/// The rest of [`prepare_run_dir`], with the run's lock held.
+fn prepare_locked(dir: &Path, lock: RunLock) -> Result<RunLock> {
     // Probe writability now rather than after the first epoch.
     write_atomic(&dir.join(WRITE_PROBE), b"")?;
     let _ = std::fs::remove_file(dir.join(WRITE_PROBE));
     remove_stale_temp_files(dir);
-    if used {
-        for f in RUN_FILES {
-            let p = dir.join(f);
-            if std::fs::symlink_metadata(&p).is_ok() {
-                std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
-            }
+    // `check_run_dir` passed with the lock held: any run file here is a run's, and `--force` was given.
+    for f in RUN_FILES {
+        let p = dir.join(f);
+        if std::fs::symlink_metadata(&p).is_ok() {
+            std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
         }
     }
     Ok(lock)
