@@ -527,6 +527,25 @@ fn label_splits(
         .into_iter()
         .collect();
     let labelled = !classes.is_empty();
+    if !labelled && groups.len() > 1 {
+        // Class folders in the held-out split alone label nothing: the training split decides the classes.
+        let held_out: BTreeSet<&str> = groups[1..]
+            .iter()
+            .flat_map(|(_, list)| list.iter().filter_map(|e| below.class_of(&e.parts)))
+            .collect();
+        if !held_out.is_empty() {
+            note(
+                &mut notes,
+                format!(
+                    "{}: {}/ has class folders ({}) but {}/ has none, so the set is read without classes",
+                    root.display(),
+                    groups[1].0,
+                    held_out.into_iter().collect::<Vec<_>>().join(", "),
+                    groups[0].0
+                ),
+            );
+        }
+    }
     if labelled {
         // A class only the test split has (MVTec's test/broken beside train/good) follows the training classes,
         // so their indices do not move; an unconditional model scores it like any other, a conditional one is
@@ -1437,6 +1456,26 @@ mod tests {
         assert!(
             notes.iter().any(|n| n
                 .contains("class broken is only in test/, not in train/: training never sees it")),
+            "{notes:?}"
+        );
+        // Training images with no class folder: the test split's folders label nothing, and that is said.
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("train")).unwrap();
+        std::fs::write(tmp.path().join("train/0.png"), png(5, 4, false, 1)).unwrap();
+        for class in ["good", "broken"] {
+            let d = tmp.path().join("test").join(class);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("0.png"), png(5, 4, false, 2)).unwrap();
+        }
+        let (found, notes) = crate::capture_notes(|| load(tmp.path(), &ImageOptions::default()));
+        let Found::Split(train, test) = found.unwrap() else {
+            panic!("splits expected")
+        };
+        assert!(!train.is_labelled() && !test.is_labelled());
+        assert!(
+            notes.iter().any(|n| n.contains(
+                "test/ has class folders (broken, good) but train/ has none, so the set is read without classes"
+            )),
             "{notes:?}"
         );
     }
