@@ -552,14 +552,25 @@ impl Settings {
             // Kept, not dropped: the ELBO over several draws is a model of its own (the IWAE paper's "VAE,
             // k = 50"), but one the user switching to the ELBO may not have meant, so it is said.
             let kept = [("k-train", file.k_train), ("samples", file.samples)];
-            if let (Estimator::Elbo, true, Some((key, Some(k)))) = (
+            let own = self.samples.is_none() && self.k_train.is_none();
+            match (
                 o,
-                self.samples.is_none() && self.k_train.is_none(),
+                own,
                 kept.into_iter().find(|(_, k)| k.is_some_and(|k| k > 1)),
             ) {
-                crate::say!(
+                (Estimator::Elbo, true, Some((key, Some(k)))) => crate::say!(
                     "elbo: {key} = {k} from {name} is kept: with objective elbo it averages the ELBO over {k} draws per image (give --{key} 1 for one)"
-                );
+                ),
+                // MIWAE and PIWAE multiply it by the groups: 50 draws become 200 per image.
+                (Estimator::Miwae | Estimator::Piwae, true, Some((key, Some(k)))) => {
+                    let m = self.groups.or(file.groups).unwrap_or(DEFAULT_MIWAE_GROUPS);
+                    crate::say!(
+                        "elbo: {key} = {k} from {name} is kept: with objective {} it is the draws in each of {m} groups, {} per image",
+                        o.name(),
+                        k.saturating_mul(m)
+                    );
+                }
+                _ => {}
             }
         }
         if let Some(d) = &self.dataset {
@@ -2337,6 +2348,21 @@ mod tests {
             notes,
             [
                 "elbo: k-train = 50 from c.toml is kept: with objective elbo it averages the ELBO over 50 draws per image (give --k-train 1 for one)"
+            ]
+        );
+        let flags = Settings {
+            objective: Some(Estimator::Miwae),
+            ..Default::default()
+        };
+        let (_, notes) = crate::capture_notes(|| {
+            flags
+                .over_config("objective = \"iwae\"\nk-train = 50\n", "c.toml")
+                .unwrap()
+        });
+        assert_eq!(
+            notes,
+            [
+                "elbo: k-train = 50 from c.toml is kept: with objective miwae it is the draws in each of 4 groups, 200 per image"
             ]
         );
         // Both on the command line: refused, as before.
