@@ -418,6 +418,16 @@ async fn the_explorer_page_works_in_a_real_browser() {
     c.close().await.unwrap();
 }
 
+/// Clicks the element of id `id`.
+async fn click(c: &Client, id: &str) {
+    c.find(Locator::Id(id))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
 /// `elbo train --resume RUN --epochs E`.
 fn train_on(run_dir: &Path, epochs: &str) {
     let o = run(elbo()
@@ -503,12 +513,7 @@ async fn the_page_refuses_a_rebound_name_and_reloads_a_newer_checkpoint() {
     assert_eq!(epoch, "epoch 1");
     assert!(banner.contains("epoch 2 is saved"), "{banner}");
     let before = js(&c, "return elbo.decodes").await.as_u64().unwrap();
-    c.find(Locator::Id("reload"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "reload").await;
     until(&c, "return elbo.reloads === 1", "the reload").await;
     let (_, px2) = decoded(&c, before).await;
     assert_eq!(
@@ -538,12 +543,7 @@ async fn the_page_refuses_a_rebound_name_and_reloads_a_newer_checkpoint() {
         "the banner for epoch 3",
     )
     .await;
-    c.find(Locator::Id("reload"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "reload").await;
     until(
         &c,
         "return document.getElementById('banner-text').textContent.includes('checksum mismatch')",
@@ -577,12 +577,7 @@ async fn the_page_refuses_a_rebound_name_and_reloads_a_newer_checkpoint() {
     )
     .await;
     js(&c, "window.elbo.stale = true; return 0").await;
-    c.find(Locator::Id("reload"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "reload").await;
     until(
         &c,
         "return window.elbo && !window.elbo.stale && document.body.dataset.ready === '1' && document.getElementById('random').hidden",

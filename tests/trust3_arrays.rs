@@ -192,14 +192,17 @@ fn per_item_outputs_keep_labels_of_tables_and_arrays() {
             ("x_test", npy(&[2, 4, 4], (0..32).map(|i| (i % 256) as u8))),
         ],
     );
-    ok(&run(elbo()
-        .arg("encode")
-        .arg(&npz_run)
-        .arg("--input")
-        .arg(&split)
-        .arg("--out")
-        .arg(&codes)
-        .arg("--force")));
+    let encode = |run_dir: &Path| {
+        ok(&run(elbo()
+            .arg("encode")
+            .arg(run_dir)
+            .arg("--input")
+            .arg(&split)
+            .arg("--out")
+            .arg(&codes)
+            .arg("--force")))
+    };
+    encode(&npz_run);
     let table = rows(&codes);
     let item = table[0].iter().position(|c| c == "item").unwrap();
     let items: Vec<&str> = table[1..].iter().map(|r| r[item].as_str()).collect();
@@ -225,14 +228,7 @@ fn per_item_outputs_keep_labels_of_tables_and_arrays() {
             ("y_test", npy(&[2], [1u8, 1])),
         ],
     );
-    ok(&run(elbo()
-        .arg("encode")
-        .arg(&cond_run)
-        .arg("--input")
-        .arg(&split)
-        .arg("--out")
-        .arg(&codes)
-        .arg("--force")));
+    encode(&cond_run);
     let table = rows(&codes);
     let label = table[0].iter().position(|c| c == "label").unwrap();
     let labels: Vec<&str> = table[1..].iter().map(|r| r[label].as_str()).collect();
