@@ -428,6 +428,12 @@ fn a_class_only_the_test_split_has_is_said_and_refused_where_it_cannot_be_learnt
             std::fs::write(d.join(format!("{i}.png")), png(seed, false)).unwrap();
         }
     }
+    // The defects' masks, beside the splits.
+    let masks = data.join("ground_truth/broken");
+    std::fs::create_dir_all(&masks).unwrap();
+    for i in 0..2 {
+        std::fs::write(masks.join(format!("{i}_mask.png")), png(100 + i, false)).unwrap();
+    }
     let cache = tmp.path().join("cache");
     let run_dir = tmp.path().join("run");
     let said = ok(&train(&data, &run_dir, &cache, &[]));
@@ -453,6 +459,36 @@ fn a_class_only_the_test_split_has_is_said_and_refused_where_it_cannot_be_learnt
     assert_eq!(
         classes.into_iter().collect::<Vec<_>>(),
         ["broken", "good"],
+        "{text}"
+    );
+    // The whole folder: both splits' images under their classes, the masks left out and said to be.
+    let whole = tmp.path().join("whole.csv");
+    let said = ok(&run(elbo()
+        .env("ELBO_CACHE_DIR", &cache)
+        .arg("score")
+        .arg(&run_dir)
+        .arg("--input")
+        .arg(&data)
+        .arg("--out")
+        .arg(&whole)));
+    assert!(
+        said.contains("2 images outside train/ and test/ (ground_truth/) are not read"),
+        "{said}"
+    );
+    let text = std::fs::read_to_string(&whole).unwrap();
+    let rows: Vec<(&str, &str)> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let c: Vec<&str> = l.split(',').collect();
+            (c[1], c[3])
+        })
+        .collect();
+    assert_eq!(rows.len(), 12, "{text}");
+    assert!(!text.contains("mask"), "{text}");
+    assert!(
+        rows.contains(&("test/broken/0.png", "broken"))
+            && rows.contains(&("train/good/0.png", "good")),
         "{text}"
     );
     let o = train(&data, &tmp.path().join("cvae"), &cache, &["--conditional"]);
@@ -504,4 +540,50 @@ fn an_item_beyond_float32s_reach_scores_inf_not_nan() {
             && said.contains("scored inf, above every finite score"),
         "{said}"
     );
+}
+
+/// `--out -` writes a command's rows to standard output, as `-` means to most tools (`elbo encode RUN --out - |
+/// head`), with the closing line on stderr; an image run's `sample --out -` still says that images go to files.
+#[test]
+fn rows_go_to_standard_output_with_a_dash() {
+    let tmp = tempfile::tempdir().unwrap();
+    // pandas' `pd.DataFrame(array).to_csv(path)`: column numbers for a header, the row index first.
+    let mut text = String::from(",0,1,2\n");
+    for i in 0..200 {
+        let v = |k: usize| ((i * 7 + k * 13) % 17) as f64 / 4.0 - 2.0;
+        text.push_str(&format!("{i},{},{},{}\n", v(0), v(1), v(2)));
+    }
+    let data = tmp.path().join("frame.csv");
+    std::fs::write(&data, text).unwrap();
+    let run_dir = tmp.path().join("run");
+    let said = ok(&train(&data, &run_dir, &tmp.path().join("cache"), &[]));
+    assert!(said.contains("the header pandas writes"), "{said}");
+    assert!(said.contains("read as a row index"), "{said}");
+    let rd = run_dir.to_str().unwrap();
+    let input = data.to_str().unwrap();
+    for (args, header, rows) in [
+        (vec!["encode", rd, "--input", input], "index,mu_0", 200),
+        (vec!["score", rd, "--input", input], "index,neg_elbo", 200),
+        (vec!["sample", rd, "--n", "5"], "0,1,2", 5),
+        (vec!["decode", rd, "--z", "0,0"], "0,1,2", 1),
+    ] {
+        let o = run(elbo()
+            .current_dir(tmp.path())
+            .args(&args)
+            .args(["--out", "-"]));
+        let said = ok(&o);
+        let out = String::from_utf8(o.stdout.clone()).unwrap();
+        assert!(out.starts_with(header), "{args:?}: {out}");
+        assert_eq!(out.lines().count(), rows + 1, "{args:?}: {out}");
+        assert!(said.contains("to standard output"), "{args:?}: {said}");
+        assert!(!tmp.path().join("-").exists(), "{args:?}");
+    }
+    // Images are files only.
+    let o = run(elbo().current_dir(tmp.path()).args([
+        "sample",
+        &common::fixture_run().to_string_lossy(),
+        "--out",
+        "-",
+    ]));
+    assert_user_error(&o, "writes images to files, not to standard output");
 }

@@ -224,7 +224,9 @@ impl PyObserver {
 
 impl Observer for PyObserver {
     fn note(&mut self, line: &str) {
-        self.call("note", |py| PyTuple::new(py, [line]));
+        // Said as a Python user sets things: `k_train=1`, not `--k-train 1`.
+        let line = as_keywords(line);
+        self.call("note", |py| PyTuple::new(py, [line.as_str()]));
     }
 
     fn epoch_start(&mut self, epoch: usize, epochs: usize, items: usize) {
@@ -298,7 +300,10 @@ fn train<'py>(
     data_dir: Option<PathBuf>,
     arrays: Option<Vec<Bound<'py, PyAny>>>,
 ) -> PyResult<(PathBuf, Bound<'py, PyAny>)> {
-    let (s, file) = settings_with_file(settings, config.as_ref())?;
+    // What merging a config file says ("k-train = 5 from c.toml is kept") reaches the observer, as every note.
+    let (merged, merge_notes) =
+        elbo::capture_notes(|| settings_with_file(settings, config.as_ref()));
+    let (s, file) = merged?;
     let arrays = match arrays {
         None => None,
         Some(list) => Some(
@@ -316,6 +321,9 @@ fn train<'py>(
         error: None,
         last_step: None,
     };
+    for line in &merge_notes {
+        obs.note(line);
+    }
     let outcome = py.detach(|| -> elbo::Result<(PathBuf, Vec<EpochMetrics>)> {
         let asked = elbo::core::threads::check(threads).map_err(|e| file.rename(e))?;
         let got = elbo::core::threads::init(asked);
@@ -445,7 +453,7 @@ fn show_notes(py: Python<'_>, lines: &[String]) {
     }
     if let Ok(err) = py.import("sys").and_then(|sys| sys.getattr("stderr")) {
         for line in lines {
-            let _ = err.call_method1("write", (format!("{line}\n"),));
+            let _ = err.call_method1("write", (format!("{}\n", as_keywords(line)),));
         }
     }
 }

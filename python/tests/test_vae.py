@@ -702,3 +702,15 @@ def test_what_the_tenth_tryout_found(small, tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="scored inf, above every finite score"):
         s = t.score(far)
     assert not np.isnan(s["neg_elbo"]).any() and np.isinf(s["neg_elbo"][1:]).all()
+
+
+def test_notes_name_settings_as_keywords(tmp_path, capsys):
+    # A config file's k-train kept under objective="elbo" is said, naming the setting as Python spells it.
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('k-train = 5\nobjective = "iwae"\n')
+    x = (np.random.default_rng(0).random((200, 8)) > 0.5).astype(np.float32)
+    vae = elbo.VAE.from_config(cfg, objective="elbo", hidden=[8], latent=2, epochs=1)
+    vae.fit(x, out=tmp_path / "run", verbose=1)
+    err = capsys.readouterr().err
+    assert "k-train = 5 from" in err and "(give k_train=1 for one)" in err, err
+    assert "--k-train" not in err, err

@@ -85,7 +85,7 @@ impl DataArgs {
 /// An output file, replaced only with `--force`.
 #[derive(Debug, Args)]
 pub(crate) struct OutArgs {
-    /// Output file; its ending sets the format (.png, .jpg, .bmp, .tiff for images, .png or .svg for charts, .csv for rows).
+    /// Output file; its ending sets the format (.png, .jpg, .bmp, .tiff for images, .png or .svg for charts, .csv for rows; `-` writes rows to standard output).
     #[arg(long)]
     out: PathBuf,
     /// Overwrite an existing output file.
@@ -94,9 +94,12 @@ pub(crate) struct OutArgs {
 }
 
 impl OutArgs {
-    /// Refuses an existing file without `--force`, or a missing folder, before any work is done.
+    /// Refuses an existing file without `--force`, or a missing folder, before any work is done; `-` (standard
+    /// output, for rows) has nothing to check.
     pub(crate) fn check(&self) -> Result<&Path> {
-        check_output(&self.out, self.force)?;
+        if !is_stdout(&self.out) {
+            check_output(&self.out, self.force)?;
+        }
         Ok(&self.out)
     }
 
@@ -108,7 +111,9 @@ impl OutArgs {
             .extension()
             .map(|e| e.to_string_lossy().to_ascii_lowercase())
             .unwrap_or_default();
-        if !exts.contains(&ext.as_str()) {
+        // Rows piped on (`--out - | head`) are CSV, as `-` means to most tools.
+        let piped = is_stdout(&self.out) && exts == ["csv"];
+        if !exts.contains(&ext.as_str()) && !piped {
             return Err(Error::Config(format!(
                 "--out {}: this command writes {}; give the file that ending",
                 self.out.display(),
@@ -119,6 +124,29 @@ impl OutArgs {
             )));
         }
         self.check()
+    }
+}
+
+/// Whether `out` is `-`: standard output, which only rows (CSV) are written to.
+pub(crate) fn is_stdout(out: &Path) -> bool {
+    out == Path::new("-")
+}
+
+/// Writes CSV rows to `out`: atomically to a file, or to standard output for `-`.
+pub(crate) fn write_rows_to(out: &Path, text: &str) -> Result<()> {
+    if is_stdout(out) {
+        print_result(text)
+    } else {
+        crate::fsutil::write_atomic(out, text.as_bytes())
+    }
+}
+
+/// How a written output is named in the closing line: its path, or standard output.
+pub(crate) fn shown_out(out: &Path) -> String {
+    if is_stdout(out) {
+        "the rows to standard output".into()
+    } else {
+        out.display().to_string()
     }
 }
 

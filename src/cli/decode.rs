@@ -6,7 +6,6 @@ use crate::api::model::class_labels;
 use crate::data::{Kind, table};
 use crate::error::{Error, Result};
 use crate::figures::{mosaic, save_image};
-use crate::fsutil::write_atomic;
 use crate::train::RunConfig;
 use clap::Args;
 use std::fmt::Write;
@@ -95,9 +94,7 @@ pub(crate) fn run(a: DecodeArgs) -> Result<()> {
         (class, _) => class_labels(cfg, class.as_deref(), n)?,
     };
     let px = model.decode(&codes, &labels)?;
-    let csv = out
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let csv = writes_rows(cfg, out);
     if csv {
         write_rows(cfg, &px, n, out)?;
     } else {
@@ -113,7 +110,7 @@ pub(crate) fn run(a: DecodeArgs) -> Result<()> {
     }
     crate::say!(
         "elbo: wrote {} ({n} decoded code{})",
-        out.display(),
+        super::common::shown_out(out),
         if n == 1 { "" } else { "s" }
     );
     Ok(())
@@ -138,7 +135,15 @@ pub(crate) fn write_rows(cfg: &RunConfig, px: &[f32], n: usize, out: &Path) -> R
         }
         s.push('\n');
     }
-    write_atomic(out, s.as_bytes())
+    super::common::write_rows_to(out, &s)
+}
+
+/// Whether `--out` asks for rows: a `.csv` file, or `-` (standard output) for a run on feature rows; `-` for a
+/// run on images is left to the image writer, which says that images go to files.
+pub(crate) fn writes_rows(cfg: &RunConfig, out: &Path) -> bool {
+    out.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+        || (super::common::is_stdout(out) && cfg.data.kind != Kind::Image)
 }
 
 fn parse_inline(z: &str, zd: usize) -> Result<Vec<f32>> {

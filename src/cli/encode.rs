@@ -4,7 +4,6 @@ use super::common::{DataArgs, OutArgs};
 use crate::api::Model;
 use crate::data::Dataset;
 use crate::error::Result;
-use crate::fsutil::write_atomic;
 use clap::Args;
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -66,7 +65,7 @@ pub(crate) fn run(a: EncodeArgs) -> Result<()> {
         }
         csv.push('\n');
     }
-    write_atomic(out, csv.as_bytes())?;
+    super::common::write_rows_to(out, &csv)?;
     let which = match (model.depth(), model.config().model.flow) {
         (1, Some(flow)) => format!(
             "; with --flow={}, mu is the flow's image of the base Gaussian's mean and logvar the base Gaussian's, before the flow",
@@ -79,7 +78,7 @@ pub(crate) fn run(a: EncodeArgs) -> Result<()> {
     };
     crate::say!(
         "elbo: wrote {} ({} row{}, {zd} latent dimension{}{which})",
-        out.display(),
+        super::common::shown_out(out),
         ds.len(),
         if ds.len() == 1 { "" } else { "s" },
         if zd == 1 { "" } else { "s" }

@@ -58,10 +58,7 @@ pub(crate) fn run(a: SampleArgs) -> Result<()> {
         bernoulli: a.bernoulli,
         labels: class_labels(cfg, a.class.as_deref(), a.n)?,
     };
-    if out
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
-    {
+    if super::decode::writes_rows(cfg, out) {
         let rows = model.sample_with(&spec)?;
         super::decode::write_rows(cfg, &rows, a.n, out)?;
     } else {
@@ -70,6 +67,6 @@ pub(crate) fn run(a: SampleArgs) -> Result<()> {
         model.check_sample(&spec)?;
         write_samples(model.vae(), &spec, style, out)?;
     }
-    crate::say!("elbo: wrote {}", out.display());
+    crate::say!("elbo: wrote {}", super::common::shown_out(out));
     Ok(())
 }

@@ -6,7 +6,6 @@ use super::encode::{item_cells, item_columns};
 use crate::api::Model;
 use crate::core::threads;
 use crate::error::{Error, Result};
-use crate::fsutil::write_atomic;
 use clap::Args;
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -66,7 +65,7 @@ pub(crate) fn run(a: ScoreArgs) -> Result<()> {
         }
         csv.push('\n');
     }
-    write_atomic(out, csv.as_bytes())?;
+    super::common::write_rows_to(out, &csv)?;
     let finite: Vec<f64> = scores
         .iter()
         .map(|s| -s.elbo)
@@ -85,7 +84,7 @@ pub(crate) fn run(a: ScoreArgs) -> Result<()> {
     let mean = finite.iter().sum::<f64>() / finite.len().max(1) as f64;
     crate::say!(
         "elbo: wrote {} ({} item{}, mean -ELBO {mean:.3} nats{})",
-        out.display(),
+        super::common::shown_out(out),
         scores.len(),
         if scores.len() == 1 { "" } else { "s" },
         if beyond.is_empty() {

@@ -423,7 +423,12 @@ fn note_split_names_as_classes(
 }
 
 /// Where the images are: which split each belongs to (and which are left out), then [`label_splits`].
-fn layout(mut entries: Vec<Entry>, root: &Path, flat: bool, notes: Vec<String>) -> Result<Layout> {
+fn layout(
+    mut entries: Vec<Entry>,
+    root: &Path,
+    flat: bool,
+    mut notes: Vec<String>,
+) -> Result<Layout> {
     if entries.is_empty() {
         return Err(Error::Config(format!(
             "{}: no images found (looked for {} files, recursively)",
@@ -433,7 +438,9 @@ fn layout(mut entries: Vec<Entry>, root: &Path, flat: bool, notes: Vec<String>) 
     }
     entries.sort_by(|a, b| a.parts.cmp(&b.parts));
     if flat {
-        // Every image, named by its whole path below the root: no splits, no classes.
+        // Every image, named by its whole path below the root: no splits, no classes. In a split layout
+        // (MVTec AD's train/, test/ and ground_truth/ masks) only the splits' images are items, as in training.
+        let entries = within_splits(entries, root, &mut notes);
         let n = entries.len();
         return Ok(Layout {
             splits: vec![(String::new(), vec![None; n], entries)],
@@ -441,7 +448,6 @@ fn layout(mut entries: Vec<Entry>, root: &Path, flat: bool, notes: Vec<String>) 
             notes,
         });
     }
-    let mut notes = notes;
     let paths: Vec<&[String]> = entries.iter().map(|e| e.parts.as_slice()).collect();
     let depth = wrapper_depth(&paths);
     // A lone split folder (train/ beside a missing or empty test/) is used whole and split like any other set;
@@ -504,6 +510,44 @@ fn layout(mut entries: Vec<Entry>, root: &Path, flat: bool, notes: Vec<String>) 
         );
     }
     label_splits(groups, root, notes)
+}
+
+/// The entries of a folder read whole (`--input`) that lie in a split: in a split layout the images outside
+/// `train/`, `test/` and the other split folders (`ground_truth/` masks beside MVTec AD's splits) are not items
+/// of the set, so they are left out, said in a line naming their folders.
+fn within_splits(entries: Vec<Entry>, root: &Path, notes: &mut Vec<String>) -> Vec<Entry> {
+    let paths: Vec<&[String]> = entries.iter().map(|e| e.parts.as_slice()).collect();
+    let depth = wrapper_depth(&paths);
+    let class_root = ClassRoot::at(&paths, depth);
+    let Some((train, test)) = &class_root.splits else {
+        return entries;
+    };
+    let top = |e: &Entry| e.parts.get(depth).cloned().unwrap_or_default();
+    let (kept, out): (Vec<Entry>, Vec<Entry>) = entries.into_iter().partition(|e| {
+        class_root.place(&e.parts).is_some()
+            || (e.parts.len() > depth + 1 && class_root.unused.contains(&top(e)))
+    });
+    if !out.is_empty() {
+        let folders: BTreeSet<String> = out
+            .iter()
+            .map(|e| match e.parts.len() > depth + 1 {
+                true => format!("{}/", top(e)),
+                false => "beside them".into(),
+            })
+            .collect();
+        note(
+            notes,
+            format!(
+                "{}: {} image{} outside {train}/ and {test}/ ({}) {} not read, as training leaves them out; give that folder itself to read them",
+                root.display(),
+                out.len(),
+                if out.len() == 1 { "" } else { "s" },
+                folders.into_iter().collect::<Vec<_>>().join(", "),
+                if out.len() == 1 { "is" } else { "are" },
+            ),
+        );
+    }
+    kept
 }
 
 /// Each split's entries (paths starting at the class folders) with their classes: the training split's class

@@ -136,6 +136,14 @@ fn check_header(header: &[String], path: &Path) -> Result<()> {
             path.display()
         )));
     }
+    if is_pandas_default(header) {
+        crate::say!(
+            "elbo: {}: line 1 ({}) is read as the header pandas writes for a DataFrame without column names, not as a row of data",
+            path.display(),
+            shown_header(header)
+        );
+        return Ok(());
+    }
     if !header.is_empty() && header.iter().all(|h| reads_as_number(h)) {
         return Err(Error::Config(format!(
             "{}: line 1 holds only numbers ('{}', …), not column names: the table needs a header row naming its columns; add one",
@@ -158,6 +166,26 @@ fn check_header(header: &[String], path: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The header `pd.DataFrame(array).to_csv(path)` writes: the column numbers 0, 1, 2, … in order, after an empty
+/// cell (`Unnamed: 0` once read back and written again) for the row index unless `index=False`. A row of data that counts up from 0 in every column is not worth
+/// refusing a whole table for.
+fn is_pandas_default(header: &[String]) -> bool {
+    let numbers = match header.split_first() {
+        Some((first, rest)) if first.is_empty() || first == "Unnamed: 0" => rest,
+        _ => header,
+    };
+    !numbers.is_empty() && numbers.iter().enumerate().all(|(i, h)| *h == i.to_string())
+}
+
+/// A header as a short list for a message: its first cells, then how many more.
+fn shown_header(header: &[String]) -> String {
+    let shown: Vec<&str> = header.iter().take(4).map(String::as_str).collect();
+    match header.len() {
+        n if n > 4 => format!("{}, … {} columns", shown.join(","), n),
+        _ => shown.join(","),
+    }
 }
 
 /// pandas' `to_csv` writes the row index as a first column with no name (`Unnamed: 0` once read back and
@@ -403,6 +431,8 @@ fn keep_columns(values: &mut Vec<f32>, width: usize, keep: &[usize]) {
 #[derive(Debug, Default)]
 struct Labels {
     raw: Vec<String>,
+    /// The line of each label.
+    lines: Vec<u64>,
     /// The first label spelled as a missing value (`NA`, `?`, …): its line and cell.
     first_missing: Option<(u64, String)>,
 }
@@ -418,6 +448,7 @@ impl Labels {
                 .get_or_insert_with(|| (line, cell.to_string()));
         }
         self.raw.push(cell.to_string());
+        self.lines.push(line);
         Ok(())
     }
 
@@ -453,6 +484,16 @@ impl Labels {
                     format!("'{cell}' is a missing label (fill it in, or drop the row)"),
                 ));
             }
+            // Beyond 2^53 neighbouring whole numbers are one float64, and their classes would merge.
+            if let Some(k) = self.raw.iter().position(|s| beyond_exact(s)) {
+                return Err(at(
+                    self.lines[k],
+                    format!(
+                        "label '{}' is a whole number beyond 2^53, where numbers stop being exact and neighbouring labels would become one class; write the labels as text (a letter before each number)",
+                        self.raw[k]
+                    ),
+                ));
+            }
             let numbers: Vec<f64> = numbers.into_iter().flatten().collect();
             let mut set = numbers.clone();
             set.sort_by(f64::total_cmp);
@@ -484,9 +525,19 @@ impl Labels {
     }
 }
 
+/// Whether `cell` spells a whole number (digits, an optional sign) beyond 2^53 in magnitude.
+fn beyond_exact(cell: &str) -> bool {
+    let digits = cell.strip_prefix(['-', '+']).unwrap_or(cell);
+    !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && digits.trim_start_matches('0').len() >= 16
+        && digits.parse::<u128>().map_or(true, |v| v > 1u128 << 53)
+}
+
 /// The class name of a numeric label: an integer without a decimal point, else the shortest spelling.
 fn number_name(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
+    // Whole numbers up to 2^53 are exact, and so is their spelling without a decimal point.
+    if v.fract() == 0.0 && v.abs() <= (1u64 << 53) as f64 {
         format!("{}", v as i64)
     } else {
         format!("{v:?}")
@@ -720,6 +771,45 @@ mod tests {
     }
 
     #[test]
+    fn pandas_header_of_column_numbers_is_a_header() {
+        let rows = "0.5,1.5,2.5\n0.25,1.25,2.75\n";
+        for header in ["0,1,2", ",0,1,2", "Unnamed: 0,0,1,2"] {
+            let body = if header.starts_with('0') {
+                rows.to_string()
+            } else {
+                rows.lines()
+                    .enumerate()
+                    .map(|(i, r)| format!("{i},{r}\n"))
+                    .collect()
+            };
+            let (_t, p) = write(&format!("{header}\n{body}"), "t.csv");
+            let (t, notes) = crate::capture_notes(|| load(&p, None, None));
+            let t = t.unwrap_or_else(|e| panic!("{header}: {e}"));
+            // The row index, when written, is left out of the features.
+            assert_eq!(t.columns, ["0", "1", "2"], "{header}");
+            assert!(
+                notes.iter().any(|n| n.contains("the header pandas writes")),
+                "{header}: {notes:?}"
+            );
+            assert!(
+                !notes
+                    .iter()
+                    .any(|n| n.contains("names columns with numbers")),
+                "{notes:?}"
+            );
+        }
+        // Numbers that do not count up from 0 are still a row of data.
+        for header in ["1,2,3", "0,2,3", ",1,2"] {
+            let (_t, p) = write(&format!("{header}\n0.5,1.5,2.5\n"), "t.csv");
+            let (t, notes) = crate::capture_notes(|| load(&p, None, None));
+            assert!(
+                !notes.iter().any(|n| n.contains("the header pandas writes")),
+                "{header}: {notes:?} {t:?}"
+            );
+        }
+    }
+
+    #[test]
     fn a_pandas_row_index_is_not_a_feature() {
         let (_t, p) = write(",a,b\n4,1,2\n", "t.csv");
         assert_eq!(load(&p, None, None).unwrap().columns, ["a", "b"], "one row");
@@ -752,6 +842,24 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn labels_beyond_two_to_the_53_are_refused_not_merged() {
+        // 2^53 + 1 and 2^53 are one float64.
+        let (_t, p) = write("a,y\n1,9007199254740992\n2,9007199254740993\n", "t.csv");
+        let e = load(&p, Some("y"), None).unwrap_err().to_string();
+        assert!(
+            e.contains("line 3") && e.contains("'9007199254740993'") && e.contains("beyond 2^53"),
+            "{e}"
+        );
+        // 2^53 itself, and long spellings of small numbers, are exact.
+        let (_t, p) = write("a,y\n1,9007199254740992\n2,0000000000000000001\n", "t.csv");
+        let t = load(&p, Some("y"), None).unwrap();
+        assert_eq!(t.dataset.classes, ["1", "9007199254740992"]);
+        // As text they are names, each its own class.
+        let (_t, p) = write("a,y\n1,id9007199254740992\n2,id9007199254740993\n", "t.csv");
+        assert_eq!(load(&p, Some("y"), None).unwrap().dataset.classes.len(), 2);
     }
 
     #[test]
