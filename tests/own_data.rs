@@ -359,9 +359,24 @@ fn hostile_arrays_are_refused_by_name() {
     write_npy(&p, &[2, 2], &[1i64, 2, 3, (1 << 24) + 1]);
     let e = numpy::load(&p, None).unwrap_err().to_string();
     assert!(
-        e.contains("the integer 16777217 at flat position 3 is beyond ±16777216"),
+        e.contains("the integer 16777217 at [1, 1] is beyond ±16777216"),
         "{e}"
     );
+    // Named by its NumPy index whichever order the file holds: a[1, 0] is the second value of a column-major file.
+    let column_major: Vec<u8> = [1i64, (1 << 24) + 1, 3, 4]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    std::fs::write(
+        &p,
+        common::raw_npy(
+            "{'descr': '<i8', 'fortran_order': True, 'shape': (2, 2), }",
+            &column_major,
+        ),
+    )
+    .unwrap();
+    let e = numpy::load(&p, None).unwrap_err().to_string();
+    assert!(e.contains("the integer 16777217 at [1, 0]"), "{e}");
     write_npy(&p, &[2, 2], &[1u64, 2, 3, 1 << 24]);
     assert!(numpy::load(&p, None).is_ok());
     let labelled = |labels: Vec<i64>| elbo::data::numpy::MemArray {

@@ -95,9 +95,9 @@ def for_library(x, name, y=None, layout=None, yname="y"):
             with np.errstate(invalid="ignore"):
                 big = np.abs(a) > _F32_MAX
             if np.any(big):
-                i = int(np.flatnonzero(big.ravel())[0])
+                at = tuple(int(i) for i in np.argwhere(big)[0])
                 raise ValueError(
-                    f"{name} holds {a.ravel()[i]} at flat position {i}, beyond float32's range: elbo reads finite "
+                    f"{name} holds {a[at]} at [{', '.join(map(str, at))}], beyond float32's range: elbo reads finite "
                     f"numbers within float32's range"
                 )
         tag, b = "float", np.ascontiguousarray(a, dtype=np.float32)

@@ -332,6 +332,8 @@ def test_bad_input_is_a_clear_exception(small, tmp_path):
         (np.array([[1 + 2j]]), "dtype"),
         (np.full((10, 5), np.nan), "non-finite"),
         (np.array([1e300, 1.0]).reshape(2, 1), "float32"),
+        # Named by its index, the same in Fortran order as in C order.
+        (np.asfortranarray(np.array([[1.0, 2.0], [1e300, 1.0]])), r"holds 1e\+300 at \[1, 0\]"),
         (np.zeros((0, 28, 28), dtype=np.uint8), "no items"),
     ]:
         with pytest.raises(ValueError, match=what):

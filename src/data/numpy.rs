@@ -214,19 +214,44 @@ const F32_EXACT: i128 = 1 << 24;
 
 /// Integers as float32, refusing (by position) any beyond ±2²⁴: two neighbouring values there (two timestamps,
 /// two class ids) would silently become one.
-fn exact<T: Copy + Into<i128> + std::fmt::Display>(src: Src) -> impl FnMut(T) -> Result<f32> {
+fn exact<T: Copy + Into<i128> + std::fmt::Display>(
+    src: Src,
+    shape: &[usize],
+    fortran: bool,
+) -> impl FnMut(T) -> Result<f32> {
     let mut at = 0usize;
     move |v| {
         at += 1;
         let w: i128 = v.into();
         if w.abs() > F32_EXACT {
             return Err(src.bad(format!(
-                "the integer {v} at flat position {} is beyond ±{F32_EXACT}, where float32 (which elbo computes in) cannot hold every integer: rescale the values, or save them as floats if rounding them is fine",
-                at - 1
+                "the integer {v} at [{}] is beyond ±{F32_EXACT}, where float32 (which elbo computes in) cannot hold every integer: rescale the values, or save them as floats if rounding them is fine",
+                index_of(at - 1, shape, fortran)
+                    .iter()
+                    .map(usize::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         Ok(w as f32)
     }
+}
+
+/// The NumPy index (`a[i, j, k]`) of the value at position `flat` in a file's order: the last axis varies fastest
+/// in C order, the first in Fortran order, so a position is named the same whichever order the file was saved in.
+fn index_of(mut flat: usize, shape: &[usize], fortran: bool) -> Vec<usize> {
+    let mut index = vec![0; shape.len()];
+    let axes: Vec<usize> = if fortran {
+        (0..shape.len()).collect()
+    } else {
+        (0..shape.len()).rev().collect()
+    };
+    for k in axes {
+        let d = shape[k].max(1);
+        index[k] = flat % d;
+        flat /= d;
+    }
+    index
 }
 
 /// Reads one `.npy` stream of at most `limit` bytes.
@@ -320,13 +345,45 @@ fn read_array(r: impl Read, limit: u64, src: Src) -> Result<Array> {
     let raw = match (tc, size) {
         (TypeChar::Uint, 1) => Raw::U8(collect(npy, count, src, |v: u8| Ok(v))?.into()),
         (TypeChar::Bool, _) => Raw::U8(collect(npy, count, src, |v: bool| Ok(u8::from(v)))?.into()),
-        (TypeChar::Int, 1) => Raw::F32(collect(npy, count, src, exact::<i8>(src))?),
-        (TypeChar::Int, 2) => Raw::F32(collect(npy, count, src, exact::<i16>(src))?),
-        (TypeChar::Int, 4) => Raw::F32(collect(npy, count, src, exact::<i32>(src))?),
-        (TypeChar::Int, _) => Raw::F32(collect(npy, count, src, exact::<i64>(src))?),
-        (TypeChar::Uint, 2) => Raw::F32(collect(npy, count, src, exact::<u16>(src))?),
-        (TypeChar::Uint, 4) => Raw::F32(collect(npy, count, src, exact::<u32>(src))?),
-        (TypeChar::Uint, _) => Raw::F32(collect(npy, count, src, exact::<u64>(src))?),
+        (TypeChar::Int, 1) => {
+            Raw::F32(collect(npy, count, src, exact::<i8>(src, &shape, fortran))?)
+        }
+        (TypeChar::Int, 2) => Raw::F32(collect(
+            npy,
+            count,
+            src,
+            exact::<i16>(src, &shape, fortran),
+        )?),
+        (TypeChar::Int, 4) => Raw::F32(collect(
+            npy,
+            count,
+            src,
+            exact::<i32>(src, &shape, fortran),
+        )?),
+        (TypeChar::Int, _) => Raw::F32(collect(
+            npy,
+            count,
+            src,
+            exact::<i64>(src, &shape, fortran),
+        )?),
+        (TypeChar::Uint, 2) => Raw::F32(collect(
+            npy,
+            count,
+            src,
+            exact::<u16>(src, &shape, fortran),
+        )?),
+        (TypeChar::Uint, 4) => Raw::F32(collect(
+            npy,
+            count,
+            src,
+            exact::<u32>(src, &shape, fortran),
+        )?),
+        (TypeChar::Uint, _) => Raw::F32(collect(
+            npy,
+            count,
+            src,
+            exact::<u64>(src, &shape, fortran),
+        )?),
         (TypeChar::Float, 2) => {
             Raw::F32(collect(npy, count, src, |v: half::f16| Ok(f32::from(v)))?)
         }
