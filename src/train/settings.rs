@@ -1861,8 +1861,24 @@ fn plain_types(msg: &str) -> String {
 }
 
 /// The 1-based line on which `key` (spelt with '-' or '_', bare or quoted) is set in `text`, as `key = …` or as a
-/// table's header (`[key]`, `[[key]]`).
+/// table's header (`[key]`, `[[key]]`): where the TOML parser found it, so a multi-line string holding `key = …`
+/// does not count; a line that looks like it when the parser cannot tell.
 fn line_of(text: &str, key: &str) -> Option<usize> {
+    let (table, _) = toml::de::DeTable::parse_recoverable(text);
+    let wanted = key.replace('_', "-");
+    let found = table
+        .get_ref()
+        .keys()
+        .find(|k| k.get_ref().replace('_', "-") == wanted)
+        .map(|k| k.span().start);
+    match found {
+        Some(at) if at <= text.len() => Some(text[..at].matches('\n').count() + 1),
+        _ => line_looking_like(text, key),
+    }
+}
+
+/// [`line_of`] by looking at each line alone.
+fn line_looking_like(text: &str, key: &str) -> Option<usize> {
     let spellings = [key.replace('_', "-"), key.replace('-', "_")];
     text.lines()
         .position(|line| {
@@ -2421,6 +2437,11 @@ mod tests {
         }
         // A key that only starts like another (`lr-min` after `lr`) is not mistaken for it.
         assert_eq!(line_of("lr_min = 1\nlr = 2\n", "lr"), Some(2));
+        // A multi-line string that holds `lr = …` is not where lr is set.
+        let text = "notes = \"\"\"\nlr = 5 was too much\n\"\"\"\nlr = -1\n";
+        assert_eq!(line_of(text, "lr"), Some(4));
+        assert_eq!(line_of("[model]\nlatent = 2\n\"batch_size\" = 3\n", "batch-size"), Some(3));
+        assert_eq!(line_of("model.latent = 2\n", "model"), Some(1));
         let e = Settings::from_toml("seed = 18446744073709551615\n", "c.toml")
             .unwrap_err()
             .to_string();
