@@ -157,7 +157,8 @@ pub struct TrainConfig {
     pub shards: usize,
     /// Seed of every random draw in the run.
     pub seed: u64,
-    /// Latent samples L per image in the Monte-Carlo ELBO.
+    /// Latent draws per image in each step: L of the Monte-Carlo ELBO, K of the IWAE and CIWAE bounds, and M·K
+    /// of MIWAE's and PIWAE's M groups of K (`groups` holds M), so `config.json`'s 6 with 2 groups is K = 3.
     pub samples: usize,
     /// Weight of the KL term.
     pub beta: f64,
