@@ -329,18 +329,18 @@ fn hostile_arrays_are_refused_by_name() {
         assert!(e.contains(needle) && e.contains("bad.npy"), "{needle}: {e}");
     }
     // A Fortran-order array is read in NumPy's (C) order of its items.
-    let column_major: Vec<u8> = [0.0f32, 0.3, 0.1, 0.4, 0.2, 0.5]
-        .iter()
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
-    std::fs::write(
-        &p,
-        common::raw_npy(
-            "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }",
-            &column_major,
-        ),
-    )
-    .unwrap();
+    let column_major = |descr: &str, shape: &str, bytes: Vec<u8>| {
+        let dict = format!("{{'descr': '{descr}', 'fortran_order': True, 'shape': {shape}, }}");
+        std::fs::write(&p, common::raw_npy(&dict, &bytes)).unwrap();
+    };
+    column_major(
+        "<f4",
+        "(2, 3)",
+        [0.0f32, 0.3, 0.1, 0.4, 0.2, 0.5]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect(),
+    );
     let Found::One(ds) = numpy::load(&p, None).unwrap() else {
         panic!("one array, one set")
     };
@@ -363,18 +363,14 @@ fn hostile_arrays_are_refused_by_name() {
         "{e}"
     );
     // Named by its NumPy index whichever order the file holds: a[1, 0] is the second value of a column-major file.
-    let column_major: Vec<u8> = [1i64, (1 << 24) + 1, 3, 4]
-        .iter()
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
-    std::fs::write(
-        &p,
-        common::raw_npy(
-            "{'descr': '<i8', 'fortran_order': True, 'shape': (2, 2), }",
-            &column_major,
-        ),
-    )
-    .unwrap();
+    column_major(
+        "<i8",
+        "(2, 2)",
+        [1i64, (1 << 24) + 1, 3, 4]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect(),
+    );
     let e = numpy::load(&p, None).unwrap_err().to_string();
     assert!(e.contains("the integer 16777217 at [1, 0]"), "{e}");
     write_npy(&p, &[2, 2], &[1u64, 2, 3, 1 << 24]);

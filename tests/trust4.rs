@@ -54,6 +54,24 @@ fn train(data: &Path, out: &Path, cache: &Path, extra: &[&str]) -> std::process:
         .args(extra))
 }
 
+/// A table under `header` of `rows` rows of values spread over [-2, 2], one column per header cell (the first
+/// a row number when `index`, as pandas' `to_csv` writes it).
+fn table(header: &str, rows: usize, index: bool) -> String {
+    let columns = header.split(',').count() - usize::from(index);
+    let mut text = format!("{header}\n");
+    for i in 0..rows {
+        let mut cells: Vec<String> = (0..columns)
+            .map(|k| (((i * 7 + k * 13) % 17) as f64 / 4.0 - 2.0).to_string())
+            .collect();
+        if index {
+            cells.insert(0, i.to_string());
+        }
+        text.push_str(&cells.join(","));
+        text.push('\n');
+    }
+    text
+}
+
 fn ok(o: &std::process::Output) -> String {
     assert!(o.status.success(), "failed: {}", stderr(o));
     stderr(o)
@@ -501,13 +519,8 @@ fn a_class_only_the_test_split_has_is_said_and_refused_where_it_cannot_be_learnt
 #[test]
 fn an_item_beyond_float32s_reach_scores_inf_not_nan() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut text = String::from("a,b,c,d\n");
-    for i in 0..300 {
-        let v = |k: usize| ((i * 7 + k * 13) % 17) as f64 / 4.0 - 2.0;
-        text.push_str(&format!("{},{},{},{}\n", v(0), v(1), v(2), v(3)));
-    }
     let data = tmp.path().join("sensors.csv");
-    std::fs::write(&data, text).unwrap();
+    std::fs::write(&data, table("a,b,c,d", 300, false)).unwrap();
     let run_dir = tmp.path().join("run");
     ok(&train(&data, &run_dir, &tmp.path().join("cache"), &[]));
     let new = tmp.path().join("today.csv");
@@ -548,13 +561,8 @@ fn an_item_beyond_float32s_reach_scores_inf_not_nan() {
 fn rows_go_to_standard_output_with_a_dash() {
     let tmp = tempfile::tempdir().unwrap();
     // pandas' `pd.DataFrame(array).to_csv(path)`: column numbers for a header, the row index first.
-    let mut text = String::from(",0,1,2\n");
-    for i in 0..200 {
-        let v = |k: usize| ((i * 7 + k * 13) % 17) as f64 / 4.0 - 2.0;
-        text.push_str(&format!("{i},{},{},{}\n", v(0), v(1), v(2)));
-    }
     let data = tmp.path().join("frame.csv");
-    std::fs::write(&data, text).unwrap();
+    std::fs::write(&data, table(",0,1,2", 200, true)).unwrap();
     let run_dir = tmp.path().join("run");
     let said = ok(&train(&data, &run_dir, &tmp.path().join("cache"), &[]));
     assert!(said.contains("the header pandas writes"), "{said}");

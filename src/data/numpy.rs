@@ -342,48 +342,22 @@ fn read_array(r: impl Read, limit: u64, src: Src) -> Result<Array> {
     }
     let count = count as usize;
     let fortran = npy.order() == Order::Fortran;
+    // Integers wider than a byte become float32, each checked to be exact and named by its index if not.
+    macro_rules! ints {
+        ($t:ty) => {
+            Raw::F32(collect(npy, count, src, exact::<$t>(src, &shape, fortran))?)
+        };
+    }
     let raw = match (tc, size) {
         (TypeChar::Uint, 1) => Raw::U8(collect(npy, count, src, |v: u8| Ok(v))?.into()),
         (TypeChar::Bool, _) => Raw::U8(collect(npy, count, src, |v: bool| Ok(u8::from(v)))?.into()),
-        (TypeChar::Int, 1) => {
-            Raw::F32(collect(npy, count, src, exact::<i8>(src, &shape, fortran))?)
-        }
-        (TypeChar::Int, 2) => Raw::F32(collect(
-            npy,
-            count,
-            src,
-            exact::<i16>(src, &shape, fortran),
-        )?),
-        (TypeChar::Int, 4) => Raw::F32(collect(
-            npy,
-            count,
-            src,
-            exact::<i32>(src, &shape, fortran),
-        )?),
-        (TypeChar::Int, _) => Raw::F32(collect(
-            npy,
-            count,
-            src,
-            exact::<i64>(src, &shape, fortran),
-        )?),
-        (TypeChar::Uint, 2) => Raw::F32(collect(
-            npy,
-            count,
-            src,
-            exact::<u16>(src, &shape, fortran),
-        )?),
-        (TypeChar::Uint, 4) => Raw::F32(collect(
-            npy,
-            count,
-            src,
-            exact::<u32>(src, &shape, fortran),
-        )?),
-        (TypeChar::Uint, _) => Raw::F32(collect(
-            npy,
-            count,
-            src,
-            exact::<u64>(src, &shape, fortran),
-        )?),
+        (TypeChar::Int, 1) => ints!(i8),
+        (TypeChar::Int, 2) => ints!(i16),
+        (TypeChar::Int, 4) => ints!(i32),
+        (TypeChar::Int, _) => ints!(i64),
+        (TypeChar::Uint, 2) => ints!(u16),
+        (TypeChar::Uint, 4) => ints!(u32),
+        (TypeChar::Uint, _) => ints!(u64),
         (TypeChar::Float, 2) => {
             Raw::F32(collect(npy, count, src, |v: half::f16| Ok(f32::from(v)))?)
         }

@@ -2440,7 +2440,10 @@ mod tests {
         // A multi-line string that holds `lr = …` is not where lr is set.
         let text = "notes = \"\"\"\nlr = 5 was too much\n\"\"\"\nlr = -1\n";
         assert_eq!(line_of(text, "lr"), Some(4));
-        assert_eq!(line_of("[model]\nlatent = 2\n\"batch_size\" = 3\n", "batch-size"), Some(3));
+        assert_eq!(
+            line_of("[model]\nlatent = 2\n\"batch_size\" = 3\n", "batch-size"),
+            Some(3)
+        );
         assert_eq!(line_of("model.latent = 2\n", "model"), Some(1));
         let e = Settings::from_toml("seed = 18446744073709551615\n", "c.toml")
             .unwrap_err()
