@@ -54,6 +54,19 @@ fn train(data: &Path, out: &Path, cache: &Path, extra: &[&str]) -> std::process:
         .args(extra))
 }
 
+/// Copies the folder `from` (files and folders, recursively) to `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
 /// A table under `header` of `rows` rows of values spread over [-2, 2], one column per header cell (the first
 /// a row number when `index`, as pandas' `to_csv` writes it).
 fn table(header: &str, rows: usize, index: bool) -> String {
@@ -493,6 +506,32 @@ fn a_class_only_the_test_split_has_is_said_and_refused_where_it_cannot_be_learnt
         said.contains("2 images outside train/ and test/ (ground_truth/) are not read"),
         "{said}"
     );
+    // Without train/ (the category's test images and masks only), the same: the masks left out, and the class
+    // folders found below test/.
+    let no_train = tmp.path().join("bottle-test");
+    for sub in ["test", "ground_truth"] {
+        copy_tree(&data.join(sub), &no_train.join(sub));
+    }
+    let o = run(elbo()
+        .env("ELBO_CACHE_DIR", &cache)
+        .args(["score", run_dir.to_str().unwrap(), "--out", "-", "--input"])
+        .arg(&no_train));
+    let said = ok(&o);
+    assert!(
+        said.contains("2 images outside test/ (ground_truth/) are not read"),
+        "{said}"
+    );
+    let text = String::from_utf8(o.stdout).unwrap();
+    let classes: std::collections::BTreeSet<&str> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(3).unwrap())
+        .collect();
+    assert_eq!(
+        classes.into_iter().collect::<Vec<_>>(),
+        ["broken", "good"],
+        "{text}"
+    );
     let text = std::fs::read_to_string(&whole).unwrap();
     let rows: Vec<(&str, &str)> = text
         .lines()
@@ -594,4 +633,64 @@ fn rows_go_to_standard_output_with_a_dash() {
         "-",
     ]));
     assert_user_error(&o, "writes images to files, not to standard output");
+}
+
+/// An item's score does not depend on where it lies in the file or on what lies beside it: each item draws from
+/// its own generator, seeded by `--seed` and its values, so reordering a file or scoring one row alone gives it
+/// the same score (to float32's last bits), and two copies of a row score alike.
+#[test]
+fn an_items_score_does_not_depend_on_its_place() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("sensors.csv");
+    std::fs::write(&data, table("a,b,c,d", 300, false)).unwrap();
+    let run_dir = tmp.path().join("run");
+    ok(&train(&data, &run_dir, &tmp.path().join("cache"), &[]));
+    let rows = ["0.5,0,-1,1", "1.5,-0.25,0.75,2", "-1,1,1,-1"];
+    let score = |order: &[usize]| -> Vec<(f64, f64)> {
+        let file = tmp.path().join("new.csv");
+        let body: Vec<&str> = order.iter().map(|&i| rows[i]).collect();
+        std::fs::write(&file, format!("a,b,c,d\n{}\n", body.join("\n"))).unwrap();
+        let o = run(elbo()
+            .args([
+                "score",
+                run_dir.to_str().unwrap(),
+                "--k",
+                "8",
+                "--out",
+                "-",
+                "--input",
+            ])
+            .arg(&file));
+        ok(&o);
+        String::from_utf8(o.stdout)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let c: Vec<f64> = l.split(',').map(|v| v.parse().unwrap()).collect();
+                (c[1], c[2])
+            })
+            .collect()
+    };
+    let forward = score(&[0, 1, 2]);
+    let close = |a: (f64, f64), b: (f64, f64)| (a.0 - b.0).abs() < 1e-3 && (a.1 - b.1).abs() < 1e-3;
+    let backward = score(&[2, 1, 0]);
+    for i in 0..3 {
+        assert!(
+            close(forward[i], backward[2 - i]),
+            "{forward:?} {backward:?}"
+        );
+    }
+    let alone = score(&[2]);
+    assert!(close(forward[2], alone[0]), "{forward:?} {alone:?}");
+    let twice = score(&[1, 1]);
+    assert!(
+        close(twice[0], twice[1]) && close(twice[0], forward[1]),
+        "{twice:?}"
+    );
+    // Different items still get different draws: the three scores are not all one number.
+    assert!(
+        forward[0] != forward[1] && forward[1] != forward[2],
+        "{forward:?}"
+    );
 }

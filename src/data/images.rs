@@ -381,15 +381,33 @@ pub fn classes_of(names: &[String], known: &[String]) -> Vec<Option<String>> {
             .map(|p| root.class_anywhere(p).map(str::to_string))
             .collect()
     };
+    // A split folder without its partner (MVTec AD's test/ given without train/) holds the class folders one
+    // level down; looked at only where the folders themselves are not the run's classes.
+    let below_split = |depth: usize| -> Vec<Option<String>> {
+        paths
+            .iter()
+            .map(|p| match p.get(depth..)? {
+                [split, class, _, ..] if is_split_name(split) => Some(class.clone()),
+                _ => None,
+            })
+            .collect()
+    };
     let deepest = wrapper_depth(&paths);
+    let all_known = |cs: &Vec<Option<String>>| {
+        cs.iter()
+            .all(|c| c.as_deref().is_some_and(|c| known.contains(c)))
+    };
     (0..=deepest)
         .rev()
         .map(classes_at)
-        .find(|cs| {
-            cs.iter()
-                .all(|c| c.as_deref().is_some_and(|c| known.contains(c)))
-        })
+        .find(all_known)
+        .or_else(|| (0..=deepest).rev().map(below_split).find(all_known))
         .unwrap_or_else(|| classes_at(deepest))
+}
+
+/// Whether a folder is named as a training or test split (`train/`, `Test/`, `val/`, …).
+fn is_split_name(folder: &str) -> bool {
+    named(folder, &TRAIN_SPLITS) || named(folder, &TEST_SPLITS)
 }
 
 /// Says so when folders named as splits (`test/` and `val/` with no `train/` holding images beside them) are
@@ -519,13 +537,24 @@ fn within_splits(entries: Vec<Entry>, root: &Path, notes: &mut Vec<String>) -> V
     let paths: Vec<&[String]> = entries.iter().map(|e| e.parts.as_slice()).collect();
     let depth = wrapper_depth(&paths);
     let class_root = ClassRoot::at(&paths, depth);
-    let Some((train, test)) = &class_root.splits else {
-        return entries;
-    };
     let top = |e: &Entry| e.parts.get(depth).cloned().unwrap_or_default();
+    let in_folder = |e: &Entry| e.parts.len() > depth + 1;
+    // The split folders there are: train/ and test/, or a test/ (or val/, …) without its partner.
+    let splits: Vec<String> = match &class_root.splits {
+        Some((train, test)) => vec![train.clone(), test.clone()],
+        None => entries
+            .iter()
+            .filter(|e| in_folder(e) && is_split_name(&top(e)))
+            .map(top)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+    };
+    if splits.is_empty() {
+        return entries;
+    }
     let (kept, out): (Vec<Entry>, Vec<Entry>) = entries.into_iter().partition(|e| {
-        class_root.place(&e.parts).is_some()
-            || (e.parts.len() > depth + 1 && class_root.unused.contains(&top(e)))
+        in_folder(e) && (splits.contains(&top(e)) || class_root.unused.contains(&top(e)))
     });
     if !out.is_empty() {
         let folders: BTreeSet<String> = out
@@ -538,10 +567,15 @@ fn within_splits(entries: Vec<Entry>, root: &Path, notes: &mut Vec<String>) -> V
         note(
             notes,
             format!(
-                "{}: {} image{} outside {train}/ and {test}/ ({}) {} not read, as training leaves them out; give that folder itself to read them",
+                "{}: {} image{} outside {} ({}) {} not read: in a folder of splits only the splits hold items; give that folder itself to read them",
                 root.display(),
                 out.len(),
                 if out.len() == 1 { "" } else { "s" },
+                splits
+                    .iter()
+                    .map(|s| format!("{s}/"))
+                    .collect::<Vec<_>>()
+                    .join(" and "),
                 folders.into_iter().collect::<Vec<_>>().join(", "),
                 if out.len() == 1 { "is" } else { "are" },
             ),

@@ -124,8 +124,8 @@ fn header_of(rdr: &mut csv::Reader<std::fs::File>, path: &Path) -> Result<Vec<St
 }
 
 /// Refuses a header that names a column twice, or that is a row of numbers (a table without a header, whose
-/// first row would otherwise become the column names).
-fn check_header(header: &[String], path: &Path) -> Result<()> {
+/// first row would otherwise become the column names). True when it is the header pandas writes with a row index.
+fn check_header(header: &[String], path: &Path) -> Result<bool> {
     let dup = header
         .iter()
         .enumerate()
@@ -142,7 +142,7 @@ fn check_header(header: &[String], path: &Path) -> Result<()> {
             path.display(),
             shown_header(header)
         );
-        return Ok(());
+        return Ok(header[0].is_empty() || header[0] == "Unnamed: 0");
     }
     if !header.is_empty() && header.iter().all(|h| reads_as_number(h)) {
         return Err(Error::Config(format!(
@@ -165,7 +165,7 @@ fn check_header(header: &[String], path: &Path) -> Result<()> {
             numbers.join("', '")
         );
     }
-    Ok(())
+    Ok(false)
 }
 
 /// The header `pd.DataFrame(array).to_csv(path)` writes: the column numbers 0, 1, 2, … in order, after an empty
@@ -191,10 +191,7 @@ fn shown_header(header: &[String]) -> String {
 /// pandas' `to_csv` writes the row index as a first column with no name (`Unnamed: 0` once read back and
 /// written again): a distinct whole number per row (0, 1, 2, …, or any order and start after `df.sample` or a
 /// slice), not a measurement.
-fn is_row_index(name: &str, column: impl Iterator<Item = f32>) -> bool {
-    if !(name.is_empty() || name == "Unnamed: 0") {
-        return false;
-    }
+fn is_row_index(column: impl Iterator<Item = f32>) -> bool {
     let mut seen = std::collections::HashSet::new();
     column
         .into_iter()
@@ -242,7 +239,7 @@ impl Tally {
 pub fn load(path: &Path, label_column: Option<&str>, columns: Option<&[String]>) -> Result<Table> {
     let mut rdr = reader(path)?;
     let header = header_of(&mut rdr, path)?;
-    check_header(&header, path)?;
+    let pandas_index = check_header(&header, path)?;
     let at = |line: u64, i: usize, what: String| {
         Error::Config(format!(
             "{}: line {line}, column '{}': {what}",
@@ -326,24 +323,37 @@ pub fn load(path: &Path, label_column: Option<&str>, columns: Option<&[String]>)
         at(*line, candidates[k], bad.describe(cell))
     })?;
     let width = candidates.len();
-    if columns.is_none()
+    let unnamed_first = columns.is_none()
         && keep.len() > 1
         && keep[0] == 0
         && candidates[0] == 0
-        && is_row_index(&header[0], values.iter().step_by(width).copied())
-    {
-        keep.remove(0);
-        crate::say!(
-            "elbo: {}: the first column has no name and a distinct whole number in every row ({}, …): it is read as a row index (pandas' to_csv writes one unless index=False) and not used as a feature",
-            path.display(),
-            values
-                .iter()
-                .step_by(width)
-                .take(2)
-                .map(f32::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        && (header[0].is_empty() || header[0] == "Unnamed: 0");
+    if unnamed_first {
+        let first: Vec<String> = values
+            .iter()
+            .step_by(width)
+            .take(2)
+            .map(f32::to_string)
+            .collect();
+        let first = first.join(", ");
+        if pandas_index {
+            keep.remove(0);
+            crate::say!(
+                "elbo: {}: the first column ({first}, …) is pandas' row index, under the header pandas writes, and is not used as a feature",
+                path.display()
+            );
+        } else if is_row_index(values.iter().step_by(width).copied()) {
+            keep.remove(0);
+            crate::say!(
+                "elbo: {}: the first column has no name and a distinct whole number in every row ({first}, …): it is read as a row index (pandas' to_csv writes one unless index=False) and not used as a feature",
+                path.display()
+            );
+        } else {
+            crate::say!(
+                "elbo: {}: the first column has no name and is used as a feature ({first}, …); if it is pandas' row index (repeated after pd.concat), write the table with index=False",
+                path.display()
+            );
+        }
     }
     let skipped: Vec<&str> = (0..candidates.len())
         .filter(|&k| !keep.contains(&k) && tallies[k].texts > 0)
@@ -484,12 +494,16 @@ impl Labels {
                     format!("'{cell}' is a missing label (fill it in, or drop the row)"),
                 ));
             }
-            // Beyond 2^53 neighbouring whole numbers are one float64, and their classes would merge.
-            if let Some(k) = self.raw.iter().position(|s| beyond_exact(s)) {
+            // From 2^53 on, neighbouring whole numbers are one float64, and their classes would merge (however
+            // they are written: `9007199254740993.0` and `1.0000000000000001e16` too).
+            let beyond = |s: &String, n: &Option<f64>| {
+                beyond_exact(s) || n.is_some_and(|v| v.abs() >= EXACT_LIMIT)
+            };
+            if let Some(k) = (0..self.raw.len()).find(|&k| beyond(&self.raw[k], &numbers[k])) {
                 return Err(at(
                     self.lines[k],
                     format!(
-                        "label '{}' is a whole number beyond 2^53, where numbers stop being exact and neighbouring labels would become one class; write the labels as text (a letter before each number)",
+                        "label '{}' is 2^53 or more, where float64 stops telling neighbouring whole numbers apart and different labels would become one class; write the labels as text (a letter before each number)",
                         self.raw[k]
                     ),
                 ));
@@ -524,6 +538,9 @@ impl Labels {
         Ok((labels, set))
     }
 }
+
+/// 2^53: from here on float64 cannot tell neighbouring whole numbers apart.
+const EXACT_LIMIT: f64 = 9_007_199_254_740_992.0;
 
 /// Whether `cell` spells a whole number (digits, an optional sign) beyond 2^53 in magnitude.
 fn beyond_exact(cell: &str) -> bool {
@@ -798,6 +815,17 @@ mod tests {
                 "{notes:?}"
             );
         }
+        // Under pandas' header the first column is the index, whatever its values (repeated after `pd.concat`).
+        let (_t, p) = write(
+            ",0,1\n0,0.5,1.5\n1,0.25,2.5\n0,0.75,1.25\n1,1.5,2.5\n",
+            "t.csv",
+        );
+        let (t, notes) = crate::capture_notes(|| load(&p, None, None));
+        assert_eq!(t.unwrap().columns, ["0", "1"]);
+        assert!(
+            notes.iter().any(|n| n.contains("is pandas' row index")),
+            "{notes:?}"
+        );
         // Numbers that do not count up from 0 are still a row of data.
         for header in ["1,2,3", "0,2,3", ",1,2"] {
             let (_t, p) = write(&format!("{header}\n0.5,1.5,2.5\n"), "t.csv");
@@ -807,6 +835,18 @@ mod tests {
                 "{header}: {notes:?} {t:?}"
             );
         }
+    }
+
+    #[test]
+    fn an_unnamed_first_column_kept_as_a_feature_is_said() {
+        let (_t, p) = write(",a,b\n0.5,1,2\n0.5,3,4\n1.5,5,6\n", "t.csv");
+        let (t, notes) = crate::capture_notes(|| load(&p, None, None));
+        assert_eq!(t.unwrap().columns, ["", "a", "b"]);
+        assert!(
+            notes.iter().any(|n| n
+                .contains("the first column has no name and is used as a feature (0.5, 0.5, …)")),
+            "{notes:?}"
+        );
     }
 
     #[test]
@@ -850,13 +890,23 @@ mod tests {
         let (_t, p) = write("a,y\n1,9007199254740992\n2,9007199254740993\n", "t.csv");
         let e = load(&p, Some("y"), None).unwrap_err().to_string();
         assert!(
-            e.contains("line 3") && e.contains("'9007199254740993'") && e.contains("beyond 2^53"),
+            e.contains("line 2") && e.contains("'9007199254740992'") && e.contains("2^53 or more"),
             "{e}"
         );
-        // 2^53 itself, and long spellings of small numbers, are exact.
-        let (_t, p) = write("a,y\n1,9007199254740992\n2,0000000000000000001\n", "t.csv");
+        // However they are written.
+        for (a, b) in [
+            ("9007199254740993.0", "9007199254740992.0"),
+            ("1e16", "1.0000000000000001e16"),
+            ("-9007199254740993.0", "3"),
+        ] {
+            let (_t, p) = write(&format!("a,y\n1,{a}\n2,{b}\n"), "t.csv");
+            let e = load(&p, Some("y"), None).unwrap_err().to_string();
+            assert!(e.contains(&format!("'{a}'")) && e.contains("2^53"), "{e}");
+        }
+        // Just below, and long spellings of small numbers, are exact.
+        let (_t, p) = write("a,y\n1,9007199254740991\n2,0000000000000000001\n", "t.csv");
         let t = load(&p, Some("y"), None).unwrap();
-        assert_eq!(t.dataset.classes, ["1", "9007199254740992"]);
+        assert_eq!(t.dataset.classes, ["1", "9007199254740991"]);
         // As text they are names, each its own class.
         let (_t, p) = write("a,y\n1,id9007199254740992\n2,id9007199254740993\n", "t.csv");
         assert_eq!(load(&p, Some("y"), None).unwrap().dataset.classes.len(), 2);

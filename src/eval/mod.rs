@@ -167,7 +167,7 @@ pub fn estimate_log_likelihood(
 ) -> Option<LikelihoodEstimate> {
     let method = BitsMethod::for_data(&vae.config, ds);
     let dequantise = method == BitsMethod::Dequantised;
-    let items = estimate_items(vae, ds, k, seed, dequantise, on_progress)?;
+    let items = estimate_items(vae, ds, k, seed, dequantise, false, on_progress)?;
     let n = ds.len().max(1) as f64;
     let ll: f64 = items.iter().map(|r| r.log_px).sum::<f64>() / n;
     let elbo: f64 = items.iter().map(|r| r.elbo).sum::<f64>() / n;
@@ -199,15 +199,33 @@ pub fn item_log_likelihoods(
     seed: u64,
     on_progress: &(dyn Fn(usize) -> bool + Sync),
 ) -> Option<Vec<ItemEstimate>> {
-    estimate_items(vae, ds, k, seed, false, on_progress)
+    estimate_items(vae, ds, k, seed, false, true, on_progress)
 }
 
+/// A seed for an item's own draws: `seed` mixed with its values and class (FNV-1a over their bits), so the same
+/// item gets the same draws wherever it lies in a file, and two different items (almost surely) different ones.
+fn item_seed(seed: u64, values: &[f32], label: Option<u32>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let bytes = values
+        .iter()
+        .flat_map(|v| v.to_bits().to_le_bytes())
+        .chain(label.map_or(u32::MAX, |l| l).to_le_bytes());
+    for byte in bytes {
+        h = (h ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    seed ^ h
+}
+
+/// Per-item estimates of `k` importance-weighted draws each. With `per_item`, each item draws from its own
+/// generator ([`item_seed`]), so its score does not depend on the items beside it; otherwise a group of items
+/// shares one, the sequence `eval` has always drawn.
 fn estimate_items(
     vae: &Vae<f32>,
     ds: &Dataset,
     k: usize,
     seed: u64,
     dequantise: bool,
+    per_item: bool,
     on_progress: &(dyn Fn(usize) -> bool + Sync),
 ) -> Option<Vec<ItemEstimate>> {
     let d = ds.dim();
@@ -268,6 +286,21 @@ fn estimate_items(
                             }
                         }
                         set_labels(ws, ds, idx);
+                        let mut item_rngs: Vec<rand_pcg::Pcg64Mcg> = if per_item {
+                            idx.iter()
+                                .enumerate()
+                                .map(|(b, &i)| {
+                                    let label = ds.is_labelled().then(|| ds.label(i));
+                                    rand_pcg::Pcg64Mcg::seed_from_u64(item_seed(
+                                        seed,
+                                        &x[b * d..(b + 1) * d],
+                                        label,
+                                    ))
+                                })
+                                .collect()
+                        } else {
+                            Vec::new()
+                        };
                         // Running log-sum-exp per image: (max, Σ exp(w − max)), and Σ w for the ELBO.
                         let mut acc = vec![(f64::NEG_INFINITY, 0.0f64, 0.0f64); rows];
                         let mut done = 0;
@@ -276,7 +309,11 @@ fn estimate_items(
                         while done < k {
                             let s = per_chunk.min(k - done);
                             ws.set_samples(s);
-                            vae.draw_eps(rows, ws, &mut rng);
+                            if per_item {
+                                vae.draw_eps_per_image(rows, ws, &mut item_rngs);
+                            } else {
+                                vae.draw_eps(rows, ws, &mut rng);
+                            }
                             vae.log_weights_encoded(x, rows, ws, lw);
                             for (b, a) in acc.iter_mut().enumerate() {
                                 let w = &lw[b * s..(b + 1) * s];

@@ -633,6 +633,22 @@ where
         }
     }
 
+    /// [`Vae::draw_eps`] with one generator per image (`rngs[b]` draws image `b`'s noise), so an image's draws do
+    /// not depend on the images beside it: how `score` makes an item's score independent of its place in a file.
+    pub fn draw_eps_per_image<R: rand::Rng>(
+        &self,
+        rows: usize,
+        ws: &mut Workspace<T>,
+        rngs: &mut [R],
+    ) where
+        StandardNormal: Distribution<T>,
+    {
+        let (samples, per_image) = (ws.samples, ws.samples * self.noise_dim());
+        for (b, rng) in rngs.iter_mut().enumerate().take(rows) {
+            self.draw_eps_into(1, samples, &mut ws.eps[b * per_image..], rng);
+        }
+    }
+
     /// [`Vae::draw_eps`] into `eps` (`[rows·samples, latent]`, image-major), drawing the same numbers.
     pub fn draw_eps_into(
         &self,

@@ -1679,6 +1679,14 @@ impl Settings {
             }
             (_, None) => None,
         };
+        // IWAE with k = 1 is the ELBO: one asked for without a k is what was meant only if said (the IWAE
+        // paper's k = 1 rows are `--k-train 1`).
+        if objective == Estimator::Iwae && self.samples.is_none() && self.k_train.is_none() {
+            return Err(Error::Config(format!(
+                "--objective=iwae without --k-train would be IWAE with k = {samples}{}: give --k-train K (the IWAE paper trains with 5 or 50)",
+                if samples == 1 { ", the ELBO" } else { "" }
+            )));
+        }
         Ok((objective, samples, groups, ciwae_beta))
     }
 
@@ -2148,6 +2156,25 @@ mod tests {
             let e = settings.objective_draws(&d).unwrap_err().to_string();
             assert!(e.starts_with(name), "{e}");
         }
+    }
+
+    /// `--objective iwae` alone would be IWAE with k = 1, the ELBO: refused, as for MIWAE and CIWAE; k = 1 said
+    /// outright (the IWAE paper's k = 1 rows) is what was asked.
+    #[test]
+    fn iwae_without_a_k_is_refused() {
+        let d = TrainConfig::default();
+        let iwae = |k_train| Settings {
+            objective: Some(Estimator::Iwae),
+            k_train,
+            ..Default::default()
+        };
+        let e = iwae(None).objective_draws(&d).unwrap_err().to_string();
+        assert!(
+            e.contains("IWAE with k = 1, the ELBO: give --k-train K"),
+            "{e}"
+        );
+        assert_eq!(iwae(Some(1)).objective_draws(&d).unwrap().1, 1);
+        assert_eq!(iwae(Some(5)).objective_draws(&d).unwrap().1, 5);
     }
     /// Errors about a file's settings spell them as the file did, and name only the settings that were given.
     #[test]
