@@ -126,6 +126,12 @@ fn two_latent_layers_train_with_the_iwae_bound() {
         v["nll"].as_f64().unwrap() < v["neg_elbo"].as_f64().unwrap(),
         "{v}"
     );
+    // Active units are counted over the top layer's code, and say so.
+    assert_eq!(v["active_units_layer"], "z2", "{v}");
+    let o = run(elbo().args(["eval", dir.to_str().unwrap(), "--k", "2", "--limit", "20"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.contains("latent units of z2, the top of 2 latent layers"), "{text}");
 }
 
 #[test]

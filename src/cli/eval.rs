@@ -70,6 +70,8 @@ pub(crate) fn run(a: EvalArgs) -> Result<()> {
         v["epoch"] = serde_json::json!(ck.state.epoch);
         v["active_units"] = serde_json::json!(units);
         v["latent"] = serde_json::json!(latent);
+        // Counted over the top layer's code, the one `encode` reports: named, as a stack has others.
+        v["active_units_layer"] = serde_json::json!(format!("z{}", ck.vae.depth()));
         let method = eval::BitsMethod::for_data(&ck.config.model, &test);
         // The method when there is a value; otherwise null, and the reason in its own field.
         match method {
@@ -104,8 +106,12 @@ pub(crate) fn run(a: EvalArgs) -> Result<()> {
             Some(b) => lines.push(format!("bits/dim   {b:.4} ({})", method.describe())),
             None => lines.push(format!("bits/dim   none: {}", method.describe())),
         }
+        let layer = match ck.vae.depth() {
+            1 => String::new(),
+            depth => format!(" of z{depth}, the top of {depth} latent layers"),
+        };
         lines.push(format!(
-            "active     {units} of {latent} latent units (Burda et al.: Cov_x(E_q[u]) > 0.01 over these images)"
+            "active     {units} of {latent} latent units{layer} (Burda et al.: Cov_x(E_q[u]) > 0.01 over these images)"
         ));
         lines.push(format!("time       {secs:.1} s"));
     }
