@@ -131,7 +131,10 @@ fn two_latent_layers_train_with_the_iwae_bound() {
     let o = run(elbo().args(["eval", dir.to_str().unwrap(), "--k", "2", "--limit", "20"]));
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8(o.stdout).unwrap();
-    assert!(text.contains("latent units of z2, the top of 2 latent layers"), "{text}");
+    assert!(
+        text.contains("latent units of z2, the top of 2 latent layers"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -605,7 +605,7 @@ fn rows_go_to_standard_output_with_a_dash() {
     let run_dir = tmp.path().join("run");
     let said = ok(&train(&data, &run_dir, &tmp.path().join("cache"), &[]));
     assert!(said.contains("the header pandas writes"), "{said}");
-    assert!(said.contains("read as a row index"), "{said}");
+    assert!(said.contains("is pandas' row index"), "{said}");
     let rd = run_dir.to_str().unwrap();
     let input = data.to_str().unwrap();
     for (args, header, rows) in [
@@ -633,6 +633,39 @@ fn rows_go_to_standard_output_with_a_dash() {
         "-",
     ]));
     assert_user_error(&o, "writes images to files, not to standard output");
+    // Codes are read from files only; a class column an unconditional model cannot use is said to be unused.
+    let fixture = common::fixture_run();
+    let decode = |z_file: &str| {
+        run(elbo().current_dir(tmp.path()).args([
+            "decode",
+            fixture.to_str().unwrap(),
+            "--z-file",
+            z_file,
+            "--out",
+            "d.png",
+        ]))
+    };
+    assert_user_error(
+        &decode("-"),
+        "--z-file -: codes are read from a file, not from standard input",
+    );
+    let codes = tmp.path().join("codes.csv");
+    // The fixture's 20 dimensions, under a class column.
+    let header: Vec<String> = (0..20).map(|j| format!("mu_{j}")).collect();
+    std::fs::write(
+        &codes,
+        format!(
+            "class,{}\n7,{}\n",
+            header.join(","),
+            vec!["0.5"; 20].join(",")
+        ),
+    )
+    .unwrap();
+    let said = ok(&decode(codes.to_str().unwrap()));
+    assert!(
+        said.contains("class column is not used: this model is not conditional"),
+        "{said}"
+    );
 }
 
 /// An item's score does not depend on where it lies in the file or on what lies beside it: each item draws from

@@ -46,6 +46,12 @@ pub(crate) fn run(a: DecodeArgs) -> Result<()> {
     let cfg = model.config();
     let zd = model.latent();
     let mut file_classes = None;
+    if a.z_file.as_deref().is_some_and(super::common::is_stdout) {
+        return Err(Error::Config(
+            "--z-file -: codes are read from a file, not from standard input; save them to a .csv and give its name"
+                .into(),
+        ));
+    }
     let codes = match (&a.z, &a.z_file) {
         (Some(z), _) => parse_inline(z, zd),
         (None, Some(f)) => read_coded(f, zd).map(|(codes, classes)| {
@@ -84,6 +90,15 @@ pub(crate) fn run(a: DecodeArgs) -> Result<()> {
                 file.display()
             );
             labels
+        }
+        (_, Some((file, names)))
+            if !model.is_conditional() && names.iter().any(|c| !c.is_empty()) =>
+        {
+            crate::say!(
+                "elbo: {}'s class column is not used: this model is not conditional",
+                file.display()
+            );
+            class_labels(cfg, a.class.as_deref(), n)?
         }
         (None, _) if model.is_conditional() => {
             return Err(Error::Config(format!(

@@ -1856,9 +1856,15 @@ impl Settings {
 /// serde's names of Rust types in a message (`expected usize`) in words a user of a config file or of Python
 /// reads.
 fn plain_types(msg: &str) -> String {
-    // Not "0 or more": most whole-number settings start at 1, and their own check gives the range.
-    msg.replace("expected usize", "expected a whole number")
-        .replace("expected u64", "expected a whole number")
+    // Not "0 or more": most whole-number settings start at 1, and their own check gives the range; but a
+    // negative number is a whole number, so what is wrong with it is said.
+    let whole = if msg.contains("invalid value: integer `-") {
+        "expected a whole number that is not negative"
+    } else {
+        "expected a whole number"
+    };
+    msg.replace("expected usize", whole)
+        .replace("expected u64", whole)
         .replace("invalid type: map", "invalid type: a table")
         .replace(
             "data did not match any variant of untagged enum SizeArg",
@@ -2156,6 +2162,26 @@ mod tests {
             let e = settings.objective_draws(&d).unwrap_err().to_string();
             assert!(e.starts_with(name), "{e}");
         }
+    }
+
+    /// A negative whole number is told that it is negative, not that a whole number was expected.
+    #[test]
+    fn a_negative_count_is_named_negative() {
+        let e = Settings::default()
+            .over_config("epochs = -1\n", "c.toml")
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("expected a whole number that is not negative"),
+            "{e}"
+        );
+        let e = Settings::default()
+            .over_config("epochs = 1.5\n", "c.toml")
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("not negative"), "{e}");
     }
 
     /// `--objective iwae` alone would be IWAE with k = 1, the ELBO: refused, as for MIWAE and CIWAE; k = 1 said
