@@ -235,10 +235,13 @@ def test_tables_and_labels(tmp_path):
     for call in (plain.encode, plain.reconstruct, plain.evaluate):
         with pytest.raises(ValueError, match="y= needs a conditional model"):
             call(x[:5], [1] * 5)
-    with pytest.raises(ValueError, match="conditional"):
+    with pytest.raises(ValueError, match="conditional.*labels="):
         vae.decode(np.zeros((2, 2)))
     with pytest.raises(ValueError, match="not one of the run's classes"):
         vae.sample(2, labels="c")
+    # Rows of the wrong width are counted in features, not as images one pixel high.
+    with pytest.raises(ValueError, match="rows of 7 features, but this run's model reads 6"):
+        plain.score(np.zeros((2, 7)))
 
 
 def test_validation_data_and_history(small, tmp_path):

@@ -167,7 +167,7 @@ impl Model {
         let k = self.config.model.classes;
         if self.is_conditional() && labels.len() != n {
             return Err(Error::Config(format!(
-                "this model is conditional: give a class for each of the {n} codes ({} given)",
+                "this model is conditional: give a class for each of the {n} codes ({} given; --class, or labels= in Python)",
                 labels.len()
             )));
         }
@@ -284,7 +284,7 @@ impl Model {
         }
         if !self.is_variational() {
             return Err(Error::Config(
-                "this run is a deterministic autoencoder: it has no prior to sample from (use reconstruct, encode or interpolate)".into(),
+                "this run is a deterministic autoencoder: it has no prior to sample from (reconstruct, encode and decode work)".into(),
             ));
         }
         let likelihood = self.config.model.likelihood;

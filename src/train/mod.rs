@@ -392,6 +392,20 @@ pub fn check_items(cfg: &RunConfig, mut ds: Dataset, path: &Path) -> Result<Data
             cfg.data.kind.noun()
         )));
     }
+    if ds.shape != m.item_shape() && ds.kind != Kind::Image && ds.shape.height == 1 {
+        // Rows of features: counted as features, not as images one pixel high.
+        return Err(Error::Config(format!(
+            "{}: rows of {} features, but this run's model reads {}: give rows with the run's columns{}",
+            path.display(),
+            ds.shape.len(),
+            m.item_shape().len(),
+            match cfg.data.columns.len() {
+                0 => String::new(),
+                n if n > 8 => format!(" ({}, …)", cfg.data.columns[..8].join(", ")),
+                _ => format!(" ({})", cfg.data.columns.join(", ")),
+            }
+        )));
+    }
     if ds.shape != m.item_shape() {
         // Flattened images (784 values for 28x28) are the common case: say the values are all there.
         let hint = if ds.shape.len() == m.item_shape().len() {
