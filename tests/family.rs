@@ -256,7 +256,14 @@ fn bad_config_files_and_settings_are_refused_clearly() {
         ),
         (&["--model", "ae", "--beta", "4"], "autoencoder has no KL"),
         (
-            &["--objective", "iwae", "--free-bits", "0.5"],
+            &[
+                "--objective",
+                "iwae",
+                "--k-train",
+                "5",
+                "--free-bits",
+                "0.5",
+            ],
             "IWAE bound has none",
         ),
         (&["--samples", "5", "--k-train", "50"], "set the same thing"),
