@@ -726,4 +726,51 @@ fn an_items_score_does_not_depend_on_its_place() {
         forward[0] != forward[1] && forward[1] != forward[2],
         "{forward:?}"
     );
+    // A class that does not shape the model (labelled data, an unconditional run) does not shape the draws: a row
+    // scores the same with its label column as without it.
+    let labelled = tmp.path().join("kinds.csv");
+    let text: String = table("a,b,c,d", 300, false)
+        .lines()
+        .enumerate()
+        .map(|(i, l)| match i {
+            0 => format!("{l},kind\n"),
+            _ => format!("{l},{}\n", ["x", "y"][i % 2]),
+        })
+        .collect();
+    std::fs::write(&labelled, text).unwrap();
+    let run_dir = tmp.path().join("kinds");
+    ok(&train(
+        &labelled,
+        &run_dir,
+        &tmp.path().join("cache"),
+        &["--label-column", "kind"],
+    ));
+    let score_of = |body: &str| -> String {
+        let file = tmp.path().join("one.csv");
+        std::fs::write(&file, body).unwrap();
+        let o = run(elbo()
+            .args([
+                "score",
+                run_dir.to_str().unwrap(),
+                "--k",
+                "8",
+                "--out",
+                "-",
+                "--input",
+            ])
+            .arg(&file));
+        ok(&o);
+        let text = String::from_utf8(o.stdout).unwrap();
+        text.lines()
+            .nth(1)
+            .unwrap()
+            .rsplit(',')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        score_of("a,b,c,d,kind\n0.5,0,-1,1,x\n"),
+        score_of("a,b,c,d\n0.5,0,-1,1\n")
+    );
 }

@@ -300,6 +300,8 @@ fn train<'py>(
     data_dir: Option<PathBuf>,
     arrays: Option<Vec<Bound<'py, PyAny>>>,
 ) -> PyResult<(PathBuf, Bound<'py, PyAny>)> {
+    // elbo flushes denormals while it works; the caller's own arithmetic is left as it was.
+    let _float_mode = elbo::core::denormal::Scope::new();
     // What merging a config file says ("k-train = 5 from c.toml is kept") reaches the observer, as every note.
     let (merged, merge_notes) =
         elbo::capture_notes(|| settings_with_file(settings, config.as_ref()));
@@ -641,6 +643,8 @@ impl PyModel {
 
     /// Posterior means and log-variances of the items, each of shape (n, latent); plus the labels read.
     fn encode<'py>(&self, py: Python<'py>, source: &Bound<'py, PyAny>) -> PyResult<PerItem<'py>> {
+        // elbo flushes denormals while it works; the caller's own arithmetic is left as it was.
+        let _float_mode = elbo::core::denormal::Scope::new();
         let ds = items_of(&self.inner, source)?;
         let enc = py.detach(|| self.inner.encode(&ds)).map_err(py_err)?;
         let mu = enc
@@ -670,6 +674,8 @@ impl PyModel {
         codes: PyReadonlyArrayDyn<'py, f32>,
         labels: Option<Vec<u32>>,
     ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
+        // elbo flushes denormals while it works; the caller's own arithmetic is left as it was.
+        let _float_mode = elbo::core::denormal::Scope::new();
         let zd = self.inner.latent();
         if codes.ndim() != 2 || codes.shape()[1] != zd {
             return Err(PyValueError::new_err(format!(
@@ -699,6 +705,8 @@ impl PyModel {
         temperature: f64,
         labels: Option<Vec<u32>>,
     ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
+        // elbo flushes denormals while it works; the caller's own arithmetic is left as it was.
+        let _float_mode = elbo::core::denormal::Scope::new();
         let labels = self.labels_of(labels);
         let out = py
             .detach(|| self.inner.sample(n, seed, temperature, &labels))
@@ -712,6 +720,8 @@ impl PyModel {
         py: Python<'py>,
         source: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
+        // elbo flushes denormals while it works; the caller's own arithmetic is left as it was.
+        let _float_mode = elbo::core::denormal::Scope::new();
         let ds = items_of(&self.inner, source)?;
         let out = py.detach(|| self.inner.reconstruct(&ds)).map_err(py_err)?;
         self.shaped(py, out, ds.len())
@@ -726,6 +736,8 @@ impl PyModel {
         k: usize,
         seed: u64,
     ) -> PyResult<PerItem<'py>> {
+        // elbo flushes denormals while it works; the caller's own arithmetic is left as it was.
+        let _float_mode = elbo::core::denormal::Scope::new();
         let ds = items_of(&self.inner, source)?;
         let est = py
             .detach(|| {
@@ -753,6 +765,8 @@ impl PyModel {
         k: usize,
         seed: u64,
     ) -> PyResult<Bound<'py, PyAny>> {
+        // elbo flushes denormals while it works; the caller's own arithmetic is left as it was.
+        let _float_mode = elbo::core::denormal::Scope::new();
         let ds = items_of(&self.inner, source)?;
         let est = py
             .detach(|| {
@@ -779,6 +793,8 @@ impl PyModel {
         seed: u64,
         data_dir: Option<PathBuf>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        // elbo flushes denormals while it works; the caller's own arithmetic is left as it was.
+        let _float_mode = elbo::core::denormal::Scope::new();
         use elbo::api::disentangle::{MAX_POINTS, MIN_POINTS};
         if !(MIN_POINTS..=MAX_POINTS).contains(&points) {
             return Err(PyValueError::new_err(format!(
@@ -801,6 +817,8 @@ impl PyModel {
 
     /// The weights as (name, shape, values) in PyTorch's names and layout (`[out, in]` for dense weights).
     fn state_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        // elbo flushes denormals while it works; the caller's own arithmetic is left as it was.
+        let _float_mode = elbo::core::denormal::Scope::new();
         let d = PyDict::new(py);
         for (name, shape, values) in self.inner.weights() {
             d.set_item(
@@ -869,6 +887,8 @@ fn metric_mig(
     factors: PyReadonlyArrayDyn<'_, i64>,
     bins: usize,
 ) -> PyResult<f64> {
+    // elbo flushes denormals while it works; the caller's own arithmetic is left as it was.
+    let _float_mode = elbo::core::denormal::Scope::new();
     let (_, d, z, k, y) = codes_and_factors(&codes, &factors, "codes", "factors")?;
     if !(1..=65536).contains(&bins) {
         return Err(PyValueError::new_err(format!(
@@ -906,6 +926,8 @@ fn metric_sap(
     codes_test: PyReadonlyArrayDyn<'_, f64>,
     factors_test: PyReadonlyArrayDyn<'_, i64>,
 ) -> PyResult<f64> {
+    // elbo flushes denormals while it works; the caller's own arithmetic is left as it was.
+    let _float_mode = elbo::core::denormal::Scope::new();
     let (d, ztr, ytr, zte, yte, k) = split_of(codes, factors, codes_test, factors_test)?;
     Ok(elbo::eval::disentangle::sap(&ztr, &ytr, &zte, &yte, d, k))
 }
@@ -918,6 +940,8 @@ fn metric_dci(
     codes_test: PyReadonlyArrayDyn<'_, f64>,
     factors_test: PyReadonlyArrayDyn<'_, i64>,
 ) -> PyResult<(f64, f64, f64)> {
+    // elbo flushes denormals while it works; the caller's own arithmetic is left as it was.
+    let _float_mode = elbo::core::denormal::Scope::new();
     let (d, ztr, ytr, zte, yte, k) = split_of(codes, factors, codes_test, factors_test)?;
     Ok(elbo::eval::disentangle::dci(&ztr, &ytr, &zte, &yte, d, k))
 }
@@ -925,6 +949,8 @@ fn metric_dci(
 /// Burda et al.'s active units of posterior means (n, d).
 #[pyfunction]
 fn metric_active_units(mu: PyReadonlyArrayDyn<'_, f64>) -> PyResult<usize> {
+    // elbo flushes denormals while it works; the caller's own arithmetic is left as it was.
+    let _float_mode = elbo::core::denormal::Scope::new();
     let (_, d, z) = matrix(&mu, "mu")?;
     if let Some(i) = z.iter().position(|v| !v.is_finite()) {
         return Err(PyValueError::new_err(format!(
@@ -976,6 +1002,8 @@ fn metric_of_function<'py>(
     seed: u64,
     which: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
+    // elbo flushes denormals while it works; the caller's own arithmetic is left as it was.
+    let _float_mode = elbo::core::denormal::Scope::new();
     use elbo::api::disentangle::{MAX_POINTS, MIN_POINTS};
     use elbo::eval::disentangle::{self as dis, Sizes};
     let grid = grid_of(factor_sizes)?;
@@ -1041,6 +1069,8 @@ fn render_dsprites<'py>(
     py: Python<'py>,
     factors: PyReadonlyArrayDyn<'py, i64>,
 ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
+    // elbo flushes denormals while it works; the caller's own arithmetic is left as it was.
+    let _float_mode = elbo::core::denormal::Scope::new();
     use elbo::data::dsprites::{NAMES, SIDE, SIZES};
     const MAX: usize = 1 << 18;
     if factors.ndim() != 2 || factors.shape()[1] != SIZES.len() {

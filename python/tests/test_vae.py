@@ -719,3 +719,21 @@ def test_notes_name_settings_as_keywords(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "k-train = 5 from" in err and "(give k_train=1 for one)" in err, err
     assert "--k-train" not in err, err
+
+
+def test_the_callers_float_mode_is_left_as_it_was(tmp_path):
+    # elbo flushes denormals to zero while it works; NumPy's arithmetic afterwards keeps them.
+    tiny = np.array([1e-320])
+    assert (tiny * 1e10)[0] > 0
+    x = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
+    vae = elbo.VAE(latent=2, hidden=[4], threads=1)
+    vae.fit(x, epochs=1, out=tmp_path / "run", verbose=0)
+    assert (tiny * 1e10)[0] > 0, "fit left denormals flushed"
+    vae.score(x[:4], k=2)
+    vae.sample(2)
+    vae.encode(x[:4])
+    assert (tiny * 1e10)[0] > 0, "score, sample or encode left denormals flushed"
+    # So distinct float labels stay distinct, and are refused as floats, as in a fresh process.
+    with pytest.raises(ValueError, match="float64"):
+        elbo.VAE(latent=2, hidden=[4], conditional=True).fit(
+            x, np.array([0.0, 1e-320] * 20), epochs=1, out=tmp_path / "c", verbose=0)

@@ -2,14 +2,7 @@
 
 /// Sets flush-to-zero and denormals-are-zero on the calling thread (a no-op off x86-64).
 pub fn flush_to_zero() {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: reading and writing MXCSR only changes this thread's float rounding of tiny values.
-    unsafe {
-        let mut csr: u32 = 0;
-        std::arch::asm!("stmxcsr [{}]", in(reg) &mut csr, options(nostack));
-        csr |= (1 << 15) | (1 << 6); // FTZ | DAZ
-        std::arch::asm!("ldmxcsr [{}]", in(reg) &csr, options(nostack, readonly));
-    }
+    write_csr(read_csr() | (1 << 15) | (1 << 6)); // FTZ | DAZ
 }
 
 thread_local! {
@@ -25,8 +18,80 @@ pub fn ensure_flushed() {
     }
 }
 
+/// The calling thread's float mode (MXCSR) and whether elbo flushed it, as they were when made, put back when
+/// dropped: a library called from another program (Python, a Rust application) flushes denormals while it works
+/// and leaves the caller's own arithmetic as it found it.
+pub struct Scope {
+    csr: u32,
+    flushed: bool,
+}
+
+impl Scope {
+    /// Remembers the calling thread's float mode.
+    pub fn new() -> Scope {
+        Scope {
+            csr: read_csr(),
+            flushed: FLUSHED.with(|f| f.get()),
+        }
+    }
+}
+
+impl Default for Scope {
+    fn default() -> Self {
+        Scope::new()
+    }
+}
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        write_csr(self.csr);
+        FLUSHED.with(|f| f.set(self.flushed));
+    }
+}
+
+fn read_csr() -> u32 {
+    #[allow(unused_mut)]
+    let mut csr: u32 = 0;
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: stmxcsr only stores this thread's float control word.
+    unsafe {
+        std::arch::asm!("stmxcsr [{}]", in(reg) &mut csr, options(nostack));
+    }
+    csr
+}
+
+fn write_csr(csr: u32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: ldmxcsr loads a control word read earlier from this same thread.
+    unsafe {
+        std::arch::asm!("ldmxcsr [{}]", in(reg) &csr, options(nostack, readonly));
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = csr;
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_scope_puts_the_callers_mode_back() {
+        std::thread::spawn(|| {
+            let tiny = || std::hint::black_box(f32::MIN_POSITIVE) * std::hint::black_box(0.5f32);
+            assert!(tiny() > 0.0);
+            {
+                let _scope = super::Scope::new();
+                super::ensure_flushed();
+                assert_eq!(tiny(), 0.0);
+            }
+            assert!(tiny() > 0.0, "the caller's denormals are back");
+            // And elbo flushes again on its next use, inside a new scope.
+            let _scope = super::Scope::new();
+            super::ensure_flushed();
+            assert_eq!(tiny(), 0.0);
+        })
+        .join()
+        .unwrap();
+    }
+
     #[test]
     fn denormals_become_zero() {
         std::thread::spawn(|| {

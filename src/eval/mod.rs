@@ -202,7 +202,8 @@ pub fn item_log_likelihoods(
     estimate_items(vae, ds, k, seed, false, true, on_progress)
 }
 
-/// A seed for an item's own draws: `seed` mixed with its values and class (FNV-1a over their bits), so the same
+/// A seed for an item's own draws: `seed` mixed with its values and, for a conditional model, its class (FNV-1a
+/// over their bits), so the same
 /// item gets the same draws wherever it lies in a file, and two different items (almost surely) different ones.
 fn item_seed(seed: u64, values: &[f32], label: Option<u32>) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -232,6 +233,7 @@ fn estimate_items(
     // Set when `on_progress` asks to stop (Ctrl-C from Python): groups not yet begun are skipped.
     let stopped = std::sync::atomic::AtomicBool::new(false);
     let stopped = &stopped;
+    let conditional = vae.config.is_conditional();
     let frozen = vae.for_inference();
     let vae = &frozen;
     // Chunks shrink only for models whose workspace would not fit, so MNIST's draws are as they were.
@@ -290,7 +292,9 @@ fn estimate_items(
                             idx.iter()
                                 .enumerate()
                                 .map(|(b, &i)| {
-                                    let label = ds.is_labelled().then(|| ds.label(i));
+                                    // The class shapes the draws only where it shapes the model.
+                                    let label =
+                                        (conditional && ds.is_labelled()).then(|| ds.label(i));
                                     rand_pcg::Pcg64Mcg::seed_from_u64(item_seed(
                                         seed,
                                         &x[b * d..(b + 1) * d],
