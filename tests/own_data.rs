@@ -373,6 +373,20 @@ fn hostile_arrays_are_refused_by_name() {
     );
     let e = numpy::load(&p, None).unwrap_err().to_string();
     assert!(e.contains("the integer 16777217 at [1, 0]"), "{e}");
+    // A finite float64 beyond float32's range would become inf: named by its index, in either order.
+    write_npy(&p, &[2, 2], &[1.0f64, 2.0, 1e39, 3.0]);
+    let e = numpy::load(&p, None).unwrap_err().to_string();
+    assert!(e.contains("at [1, 0] is beyond float32's range"), "{e}");
+    column_major(
+        "<f8",
+        "(2, 2)",
+        [1.0f64, 1e39, 2.0, 3.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect(),
+    );
+    let e = numpy::load(&p, None).unwrap_err().to_string();
+    assert!(e.contains("at [1, 0] is beyond float32's range"), "{e}");
     write_npy(&p, &[2, 2], &[1u64, 2, 3, 1 << 24]);
     assert!(numpy::load(&p, None).is_ok());
     let labelled = |labels: Vec<i64>| elbo::data::numpy::MemArray {

@@ -237,6 +237,26 @@ fn exact<T: Copy + Into<i128> + std::fmt::Display>(
     }
 }
 
+/// float64 values as float32, refusing (by NumPy index) a finite one beyond float32's range, which would
+/// become infinite.
+fn narrow(src: Src, shape: &[usize], fortran: bool) -> impl FnMut(f64) -> Result<f32> {
+    let mut at = 0usize;
+    move |v| {
+        at += 1;
+        if v.is_finite() && v.abs() > f64::from(f32::MAX) {
+            return Err(src.bad(format!(
+                "{v} at [{}] is beyond float32's range (±3.4e38), which elbo computes in: rescale the values",
+                index_of(at - 1, shape, fortran)
+                    .iter()
+                    .map(usize::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        Ok(v as f32)
+    }
+}
+
 /// The NumPy index (`a[i, j, k]`) of the value at position `flat` in a file's order: the last axis varies fastest
 /// in C order, the first in Fortran order, so a position is named the same whichever order the file was saved in.
 fn index_of(mut flat: usize, shape: &[usize], fortran: bool) -> Vec<usize> {
@@ -363,7 +383,7 @@ fn read_array(r: impl Read, limit: u64, src: Src) -> Result<Array> {
         }
         (TypeChar::Float, 4) => Raw::F32(collect(npy, count, src, |v: f32| Ok(v))?),
         // Floats are measurements: rounding float64 to float32 is what every framework does to them.
-        (TypeChar::Float, _) => Raw::F32(collect(npy, count, src, |v: f64| Ok(v as f32))?),
+        (TypeChar::Float, _) => Raw::F32(collect(npy, count, src, narrow(src, &shape, fortran))?),
         _ => Raw::Text(collect(npy, count, src, |v: String| Ok(v))?),
     };
     let raw = if fortran {

@@ -124,8 +124,17 @@ fn header_of(rdr: &mut csv::Reader<std::fs::File>, path: &Path) -> Result<Vec<St
 }
 
 /// Refuses a header that names a column twice, or that is a row of numbers (a table without a header, whose
-/// first row would otherwise become the column names). True when it is the header pandas writes with a row index.
-fn check_header(header: &[String], path: &Path) -> Result<bool> {
+/// first row would otherwise become the column names). Returns how many leading columns are pandas' row index,
+/// under the header pandas writes for a DataFrame without column names (0 for any other header).
+fn check_header(header: &[String], path: &Path) -> Result<usize> {
+    if let Some(index) = pandas_index_columns(header) {
+        crate::say!(
+            "elbo: {}: line 1 ({}) is read as the header pandas writes for a DataFrame without column names, not as a row of data",
+            path.display(),
+            shown_header(header)
+        );
+        return Ok(index);
+    }
     let dup = header
         .iter()
         .enumerate()
@@ -135,14 +144,6 @@ fn check_header(header: &[String], path: &Path) -> Result<bool> {
             "{}: column '{h}' appears twice in the header",
             path.display()
         )));
-    }
-    if is_pandas_default(header) {
-        crate::say!(
-            "elbo: {}: line 1 ({}) is read as the header pandas writes for a DataFrame without column names, not as a row of data",
-            path.display(),
-            shown_header(header)
-        );
-        return Ok(header[0].is_empty() || header[0] == "Unnamed: 0");
     }
     if !header.is_empty() && header.iter().all(|h| reads_as_number(h)) {
         return Err(Error::Config(format!(
@@ -165,18 +166,19 @@ fn check_header(header: &[String], path: &Path) -> Result<bool> {
             numbers.join("', '")
         );
     }
-    Ok(false)
+    Ok(0)
 }
 
-/// The header `pd.DataFrame(array).to_csv(path)` writes: the column numbers 0, 1, 2, … in order, after an empty
-/// cell (`Unnamed: 0` once read back and written again) for the row index unless `index=False`. A row of data that counts up from 0 in every column is not worth
-/// refusing a whole table for.
-fn is_pandas_default(header: &[String]) -> bool {
-    let numbers = match header.split_first() {
-        Some((first, rest)) if first.is_empty() || first == "Unnamed: 0" => rest,
-        _ => header,
-    };
-    !numbers.is_empty() && numbers.iter().enumerate().all(|(i, h)| *h == i.to_string())
+/// The header `pd.DataFrame(array).to_csv(path)` writes: the column numbers 0, 1, 2, … in order, after a cell
+/// per level of the row index unless `index=False`: empty, `Unnamed: 0` once read back and written again (and
+/// `Unnamed: 0.1` the time after), or the level's name (`df.index.name = "id"`). Returns how many index cells
+/// lead. A row of data that counts up from 0 in every column is not worth refusing a whole table for.
+fn pandas_index_columns(header: &[String]) -> Option<usize> {
+    let start = header.iter().position(|h| h == "0")?;
+    let numbers = &header[start..];
+    let counts = numbers.iter().enumerate().all(|(i, h)| *h == i.to_string());
+    let names = header[..start].iter().all(|h| !reads_as_number(h));
+    (counts && names).then_some(start)
 }
 
 /// A header as a short list for a message: its first cells, then how many more.
@@ -240,6 +242,8 @@ pub fn load(path: &Path, label_column: Option<&str>, columns: Option<&[String]>)
     let mut rdr = reader(path)?;
     let header = header_of(&mut rdr, path)?;
     let pandas_index = check_header(&header, path)?;
+    // A named index level is not numeric and would be named as a skipped text column: it is the index.
+    let is_index = |column: usize| column < pandas_index;
     let at = |line: u64, i: usize, what: String| {
         Error::Config(format!(
             "{}: line {line}, column '{}': {what}",
@@ -323,7 +327,35 @@ pub fn load(path: &Path, label_column: Option<&str>, columns: Option<&[String]>)
         at(*line, candidates[k], bad.describe(cell))
     })?;
     let width = candidates.len();
+    if columns.is_none() && pandas_index > 0 {
+        keep.retain(|&k| !is_index(candidates[k]));
+        crate::say!(
+            "elbo: {}: the first {} ({}) {} pandas' row index, under the header pandas writes, and not used as {}",
+            path.display(),
+            if pandas_index == 1 {
+                "column".to_string()
+            } else {
+                format!("{pandas_index} columns")
+            },
+            header[..pandas_index]
+                .iter()
+                .map(|h| if h.is_empty() {
+                    "unnamed".to_string()
+                } else {
+                    format!("'{h}'")
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            if pandas_index == 1 { "is" } else { "are" },
+            if pandas_index == 1 {
+                "a feature"
+            } else {
+                "features"
+            },
+        );
+    }
     let unnamed_first = columns.is_none()
+        && pandas_index == 0
         && keep.len() > 1
         && keep[0] == 0
         && candidates[0] == 0
@@ -336,13 +368,7 @@ pub fn load(path: &Path, label_column: Option<&str>, columns: Option<&[String]>)
             .map(f32::to_string)
             .collect();
         let first = first.join(", ");
-        if pandas_index {
-            keep.remove(0);
-            crate::say!(
-                "elbo: {}: the first column ({first}, …) is pandas' row index, under the header pandas writes, and is not used as a feature",
-                path.display()
-            );
-        } else if is_row_index(values.iter().step_by(width).copied()) {
+        if is_row_index(values.iter().step_by(width).copied()) {
             keep.remove(0);
             crate::say!(
                 "elbo: {}: the first column has no name and a distinct whole number in every row ({first}, …): it is read as a row index (pandas' to_csv writes one unless index=False) and not used as a feature",
@@ -356,7 +382,7 @@ pub fn load(path: &Path, label_column: Option<&str>, columns: Option<&[String]>)
         }
     }
     let skipped: Vec<&str> = (0..candidates.len())
-        .filter(|&k| !keep.contains(&k) && tallies[k].texts > 0)
+        .filter(|&k| !keep.contains(&k) && tallies[k].texts > 0 && !is_index(candidates[k]))
         .map(|k| header[candidates[k]].as_str())
         .collect();
     match skipped[..] {
@@ -826,6 +852,29 @@ mod tests {
             notes.iter().any(|n| n.contains("is pandas' row index")),
             "{notes:?}"
         );
+        // Saved twice (`,Unnamed: 0,0,1`), a named index (`id,0,1`) and a MultiIndex (`,,0,1` or `g,i,0,1`): every
+        // leading index level is left out, named in one line.
+        for (header, index) in [
+            (",Unnamed: 0,0,1", 2),
+            ("id,0,1", 1),
+            (",,0,1", 2),
+            ("g,i,0,1", 2),
+        ] {
+            let rows: String = (0..4)
+                .map(|r| {
+                    let idx: Vec<String> = (0..index).map(|l| format!("{}", r * 10 + l)).collect();
+                    format!("{},{}.5,{}.25\n", idx.join(","), r, 3 - r)
+                })
+                .collect();
+            let (_t, p) = write(&format!("{header}\n{rows}"), "t.csv");
+            let (t, notes) = crate::capture_notes(|| load(&p, None, None));
+            let t = t.unwrap_or_else(|e| panic!("{header}: {e}"));
+            assert_eq!(t.columns, ["0", "1"], "{header}");
+            assert!(
+                notes.iter().any(|n| n.contains("pandas' row index")),
+                "{header}: {notes:?}"
+            );
+        }
         // Numbers that do not count up from 0 are still a row of data.
         for header in ["1,2,3", "0,2,3", ",1,2"] {
             let (_t, p) = write(&format!("{header}\n0.5,1.5,2.5\n"), "t.csv");
