@@ -633,6 +633,7 @@ fn rows_go_to_standard_output_with_a_dash() {
         "-",
     ]));
     assert_user_error(&o, "writes images to files, not to standard output");
+    assert_user_error(&o, "or .csv for the pixel values as rows");
     // Codes are read from files only; a class column an unconditional model cannot use is said to be unused.
     let fixture = common::fixture_run();
     let decode = |z_file: &str| {

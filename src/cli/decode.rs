@@ -119,7 +119,7 @@ pub(crate) fn run(a: DecodeArgs) -> Result<()> {
                 out.display()
             )));
         }
-        crate::figures::image_format(out)?;
+        image_out(out)?;
         let cols = (n as f64).sqrt().ceil() as usize;
         save_image(&mosaic(&px, n, cfg.model.item_shape(), cols, style)?, out)?;
     }
@@ -151,6 +151,17 @@ pub(crate) fn write_rows(cfg: &RunConfig, px: &[f32], n: usize, out: &Path) -> R
         s.push('\n');
     }
     super::common::write_rows_to(out, &s)
+}
+
+/// The image format of `--out` for `sample` and `decode` of an image run, whose values can also go to a `.csv`:
+/// `-` is refused naming both.
+pub(crate) fn image_out(out: &Path) -> Result<image::ImageFormat> {
+    if super::common::is_stdout(out) {
+        return Err(Error::Config(
+            "--out -: elbo writes images to files, not to standard output; give a file name ending in .png, .jpg, .bmp or .tiff, or .csv for the pixel values as rows".into(),
+        ));
+    }
+    crate::figures::image_format(out)
 }
 
 /// Whether `--out` asks for rows: a `.csv` file, or `-` (standard output) for a run on feature rows; `-` for a

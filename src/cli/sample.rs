@@ -63,7 +63,7 @@ pub(crate) fn run(a: SampleArgs) -> Result<()> {
         super::decode::write_rows(cfg, &rows, a.n, out)?;
     } else {
         require_images_of(cfg, "sample --out with an image file")?;
-        crate::figures::image_format(out)?;
+        super::decode::image_out(out)?;
         model.check_sample(&spec)?;
         write_samples(model.vae(), &spec, style, out)?;
     }

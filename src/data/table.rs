@@ -529,7 +529,7 @@ impl Labels {
                 return Err(at(
                     self.lines[k],
                     format!(
-                        "label '{}' is 2^53 or more, where float64 stops telling neighbouring whole numbers apart and different labels would become one class; write the labels as text (a letter before each number)",
+                        "label '{}' is 2^53 or more in size, where float64 stops telling neighbouring whole numbers apart and different labels would become one class; write the labels as text (a letter before each number)",
                         self.raw[k]
                     ),
                 ));
@@ -939,7 +939,9 @@ mod tests {
         let (_t, p) = write("a,y\n1,9007199254740992\n2,9007199254740993\n", "t.csv");
         let e = load(&p, Some("y"), None).unwrap_err().to_string();
         assert!(
-            e.contains("line 2") && e.contains("'9007199254740992'") && e.contains("2^53 or more"),
+            e.contains("line 2")
+                && e.contains("'9007199254740992'")
+                && e.contains("2^53 or more in size"),
             "{e}"
         );
         // However they are written.
