@@ -775,3 +775,27 @@ fn an_items_score_does_not_depend_on_its_place() {
         score_of("a,b,c,d\n0.5,0,-1,1\n")
     );
 }
+
+/// `--k-train K` with the ELBO (the default objective) averages the ELBO over K draws: the epoch line only names
+/// the ELBO, and the flag's name suggests IWAE, so what it trains is said; one draw says nothing.
+#[test]
+fn draws_of_the_elbo_are_said() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("t.csv");
+    std::fs::write(&data, table("a,b,c", 100, false)).unwrap();
+    let cache = tmp.path().join("cache");
+    let said = ok(&train(
+        &data,
+        &tmp.path().join("k3"),
+        &cache,
+        &["--k-train", "3"],
+    ));
+    assert!(
+        said.contains(
+            "the objective is the ELBO averaged over 3 draws per image; --objective iwae"
+        ),
+        "{said}"
+    );
+    let said = ok(&train(&data, &tmp.path().join("k1"), &cache, &[]));
+    assert!(!said.contains("draws per image"), "{said}");
+}

@@ -104,6 +104,13 @@ impl Trainer {
             None
         };
         let mut notes: Vec<String> = summary.lines().map(str::to_string).collect();
+        // Draws of the ELBO look like IWAE's K (`--k-train`), and the epoch line only names the ELBO: said.
+        if cfg.train.objective == crate::model::Estimator::Elbo && cfg.train.samples > 1 {
+            notes.push(format!(
+                "elbo: the objective is the ELBO averaged over {} draws per image; --objective iwae trains the importance-weighted bound over them",
+                cfg.train.samples
+            ));
+        }
         notes.push(format!(
             "elbo: training into {}{}",
             dir.display(),
