@@ -54,6 +54,25 @@ fn train(data: &Path, out: &Path, cache: &Path, extra: &[&str]) -> std::process:
         .args(extra))
 }
 
+/// Writes `text` to the table `data` and trains a tiny run on it in `run_dir` (its cache beside it), returning
+/// what training said.
+fn train_table(data: &Path, run_dir: &Path, text: String) -> String {
+    std::fs::write(data, text).unwrap();
+    let cache = run_dir.with_file_name("cache");
+    ok(&train(data, run_dir, &cache, &[]))
+}
+
+/// `elbo score RUN --k 8 --input FILE --out -`, which must succeed.
+fn score_rows(run_dir: &Path, file: &Path) -> std::process::Output {
+    let o = run(elbo()
+        .arg("score")
+        .arg(run_dir)
+        .args(["--k", "8", "--out", "-", "--input"])
+        .arg(file));
+    ok(&o);
+    o
+}
+
 /// Copies the folder `from` (files and folders, recursively) to `to`.
 fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -558,10 +577,8 @@ fn a_class_only_the_test_split_has_is_said_and_refused_where_it_cannot_be_learnt
 #[test]
 fn an_item_beyond_float32s_reach_scores_inf_not_nan() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("sensors.csv");
-    std::fs::write(&data, table("a,b,c,d", 300, false)).unwrap();
-    let run_dir = tmp.path().join("run");
-    ok(&train(&data, &run_dir, &tmp.path().join("cache"), &[]));
+    let (data, run_dir) = (tmp.path().join("sensors.csv"), tmp.path().join("run"));
+    train_table(&data, &run_dir, table("a,b,c,d", 300, false));
     let new = tmp.path().join("today.csv");
     std::fs::write(
         &new,
@@ -600,10 +617,8 @@ fn an_item_beyond_float32s_reach_scores_inf_not_nan() {
 fn rows_go_to_standard_output_with_a_dash() {
     let tmp = tempfile::tempdir().unwrap();
     // pandas' `pd.DataFrame(array).to_csv(path)`: column numbers for a header, the row index first.
-    let data = tmp.path().join("frame.csv");
-    std::fs::write(&data, table(",0,1,2", 200, true)).unwrap();
-    let run_dir = tmp.path().join("run");
-    let said = ok(&train(&data, &run_dir, &tmp.path().join("cache"), &[]));
+    let (data, run_dir) = (tmp.path().join("frame.csv"), tmp.path().join("run"));
+    let said = train_table(&data, &run_dir, table(",0,1,2", 200, true));
     assert!(said.contains("the header pandas writes"), "{said}");
     assert!(said.contains("is pandas' row index"), "{said}");
     let rd = run_dir.to_str().unwrap();
@@ -675,27 +690,14 @@ fn rows_go_to_standard_output_with_a_dash() {
 #[test]
 fn an_items_score_does_not_depend_on_its_place() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("sensors.csv");
-    std::fs::write(&data, table("a,b,c,d", 300, false)).unwrap();
-    let run_dir = tmp.path().join("run");
-    ok(&train(&data, &run_dir, &tmp.path().join("cache"), &[]));
+    let (data, run_dir) = (tmp.path().join("sensors.csv"), tmp.path().join("run"));
+    train_table(&data, &run_dir, table("a,b,c,d", 300, false));
     let rows = ["0.5,0,-1,1", "1.5,-0.25,0.75,2", "-1,1,1,-1"];
     let score = |order: &[usize]| -> Vec<(f64, f64)> {
         let file = tmp.path().join("new.csv");
         let body: Vec<&str> = order.iter().map(|&i| rows[i]).collect();
         std::fs::write(&file, format!("a,b,c,d\n{}\n", body.join("\n"))).unwrap();
-        let o = run(elbo()
-            .args([
-                "score",
-                run_dir.to_str().unwrap(),
-                "--k",
-                "8",
-                "--out",
-                "-",
-                "--input",
-            ])
-            .arg(&file));
-        ok(&o);
+        let o = score_rows(&run_dir, &file);
         String::from_utf8(o.stdout)
             .unwrap()
             .lines()
@@ -749,18 +751,7 @@ fn an_items_score_does_not_depend_on_its_place() {
     let score_of = |body: &str| -> String {
         let file = tmp.path().join("one.csv");
         std::fs::write(&file, body).unwrap();
-        let o = run(elbo()
-            .args([
-                "score",
-                run_dir.to_str().unwrap(),
-                "--k",
-                "8",
-                "--out",
-                "-",
-                "--input",
-            ])
-            .arg(&file));
-        ok(&o);
+        let o = score_rows(&run_dir, &file);
         let text = String::from_utf8(o.stdout).unwrap();
         text.lines()
             .nth(1)

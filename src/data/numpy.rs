@@ -226,11 +226,7 @@ fn exact<T: Copy + Into<i128> + std::fmt::Display>(
         if w.abs() > F32_EXACT {
             return Err(src.bad(format!(
                 "the integer {v} at [{}] is beyond ±{F32_EXACT}, where float32 (which elbo computes in) cannot hold every integer: rescale the values, or save them as floats if rounding them is fine",
-                index_of(at - 1, shape, fortran)
-                    .iter()
-                    .map(usize::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                shown_index(at - 1, shape, fortran)
             )));
         }
         Ok(w as f32)
@@ -246,15 +242,20 @@ fn narrow(src: Src, shape: &[usize], fortran: bool) -> impl FnMut(f64) -> Result
         if v.is_finite() && v.abs() > f64::from(f32::MAX) {
             return Err(src.bad(format!(
                 "{v} at [{}] is beyond float32's range (±3.4e38), which elbo computes in: rescale the values",
-                index_of(at - 1, shape, fortran)
-                    .iter()
-                    .map(usize::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                shown_index(at - 1, shape, fortran)
             )));
         }
         Ok(v as f32)
     }
+}
+
+/// [`index_of`] as a message writes it, `1, 0` for `a[1, 0]`.
+fn shown_index(flat: usize, shape: &[usize], fortran: bool) -> String {
+    index_of(flat, shape, fortran)
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The NumPy index (`a[i, j, k]`) of the value at position `flat` in a file's order: the last axis varies fastest
