@@ -49,6 +49,12 @@ fn py_err(e: Error) -> PyErr {
     }
 }
 
+/// The calling thread's float mode, put back when the returned guard drops: elbo flushes denormals to zero while
+/// it works, and every entry point takes this first so that the caller's own arithmetic (NumPy's) is left as it was.
+fn float_mode() -> elbo::core::denormal::Scope {
+    elbo::core::denormal::Scope::new()
+}
+
 /// The training settings' keyword names (snake_case), in the CLI's flag order.
 #[pyfunction]
 fn setting_names() -> Vec<String> {
@@ -300,8 +306,7 @@ fn train<'py>(
     data_dir: Option<PathBuf>,
     arrays: Option<Vec<Bound<'py, PyAny>>>,
 ) -> PyResult<(PathBuf, Bound<'py, PyAny>)> {
-    // elbo flushes denormals while it works; the caller's own arithmetic is left as it was.
-    let _float_mode = elbo::core::denormal::Scope::new();
+    let _float_mode = float_mode();
     // What merging a config file says ("k-train = 5 from c.toml is kept") reaches the observer, as every note.
     let (merged, merge_notes) =
         elbo::capture_notes(|| settings_with_file(settings, config.as_ref()));
@@ -643,8 +648,7 @@ impl PyModel {
 
     /// Posterior means and log-variances of the items, each of shape (n, latent); plus the labels read.
     fn encode<'py>(&self, py: Python<'py>, source: &Bound<'py, PyAny>) -> PyResult<PerItem<'py>> {
-        // elbo flushes denormals while it works; the caller's own arithmetic is left as it was.
-        let _float_mode = elbo::core::denormal::Scope::new();
+        let _float_mode = float_mode();
         let ds = items_of(&self.inner, source)?;
         let enc = py.detach(|| self.inner.encode(&ds)).map_err(py_err)?;
         let mu = enc
@@ -674,8 +678,7 @@ impl PyModel {
         codes: PyReadonlyArrayDyn<'py, f32>,
         labels: Option<Vec<u32>>,
     ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
-        // elbo flushes denormals while it works; the caller's own arithmetic is left as it was.
-        let _float_mode = elbo::core::denormal::Scope::new();
+        let _float_mode = float_mode();
         let zd = self.inner.latent();
         if codes.ndim() != 2 || codes.shape()[1] != zd {
             return Err(PyValueError::new_err(format!(
@@ -705,8 +708,7 @@ impl PyModel {
         temperature: f64,
         labels: Option<Vec<u32>>,
     ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
-        // elbo flushes denormals while it works; the caller's own arithmetic is left as it was.
-        let _float_mode = elbo::core::denormal::Scope::new();
+        let _float_mode = float_mode();
         let labels = self.labels_of(labels);
         let out = py
             .detach(|| self.inner.sample(n, seed, temperature, &labels))
@@ -720,8 +722,7 @@ impl PyModel {
         py: Python<'py>,
         source: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
-        // elbo flushes denormals while it works; the caller's own arithmetic is left as it was.
-        let _float_mode = elbo::core::denormal::Scope::new();
+        let _float_mode = float_mode();
         let ds = items_of(&self.inner, source)?;
         let out = py.detach(|| self.inner.reconstruct(&ds)).map_err(py_err)?;
         self.shaped(py, out, ds.len())
@@ -736,8 +737,7 @@ impl PyModel {
         k: usize,
         seed: u64,
     ) -> PyResult<PerItem<'py>> {
-        // elbo flushes denormals while it works; the caller's own arithmetic is left as it was.
-        let _float_mode = elbo::core::denormal::Scope::new();
+        let _float_mode = float_mode();
         let ds = items_of(&self.inner, source)?;
         let est = py
             .detach(|| {
@@ -765,8 +765,7 @@ impl PyModel {
         k: usize,
         seed: u64,
     ) -> PyResult<Bound<'py, PyAny>> {
-        // elbo flushes denormals while it works; the caller's own arithmetic is left as it was.
-        let _float_mode = elbo::core::denormal::Scope::new();
+        let _float_mode = float_mode();
         let ds = items_of(&self.inner, source)?;
         let est = py
             .detach(|| {
@@ -793,8 +792,7 @@ impl PyModel {
         seed: u64,
         data_dir: Option<PathBuf>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        // elbo flushes denormals while it works; the caller's own arithmetic is left as it was.
-        let _float_mode = elbo::core::denormal::Scope::new();
+        let _float_mode = float_mode();
         use elbo::api::disentangle::{MAX_POINTS, MIN_POINTS};
         if !(MIN_POINTS..=MAX_POINTS).contains(&points) {
             return Err(PyValueError::new_err(format!(
@@ -817,8 +815,7 @@ impl PyModel {
 
     /// The weights as (name, shape, values) in PyTorch's names and layout (`[out, in]` for dense weights).
     fn state_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        // elbo flushes denormals while it works; the caller's own arithmetic is left as it was.
-        let _float_mode = elbo::core::denormal::Scope::new();
+        let _float_mode = float_mode();
         let d = PyDict::new(py);
         for (name, shape, values) in self.inner.weights() {
             d.set_item(
@@ -887,8 +884,7 @@ fn metric_mig(
     factors: PyReadonlyArrayDyn<'_, i64>,
     bins: usize,
 ) -> PyResult<f64> {
-    // elbo flushes denormals while it works; the caller's own arithmetic is left as it was.
-    let _float_mode = elbo::core::denormal::Scope::new();
+    let _float_mode = float_mode();
     let (_, d, z, k, y) = codes_and_factors(&codes, &factors, "codes", "factors")?;
     if !(1..=65536).contains(&bins) {
         return Err(PyValueError::new_err(format!(
@@ -926,8 +922,7 @@ fn metric_sap(
     codes_test: PyReadonlyArrayDyn<'_, f64>,
     factors_test: PyReadonlyArrayDyn<'_, i64>,
 ) -> PyResult<f64> {
-    // elbo flushes denormals while it works; the caller's own arithmetic is left as it was.
-    let _float_mode = elbo::core::denormal::Scope::new();
+    let _float_mode = float_mode();
     let (d, ztr, ytr, zte, yte, k) = split_of(codes, factors, codes_test, factors_test)?;
     Ok(elbo::eval::disentangle::sap(&ztr, &ytr, &zte, &yte, d, k))
 }
@@ -940,8 +935,7 @@ fn metric_dci(
     codes_test: PyReadonlyArrayDyn<'_, f64>,
     factors_test: PyReadonlyArrayDyn<'_, i64>,
 ) -> PyResult<(f64, f64, f64)> {
-    // elbo flushes denormals while it works; the caller's own arithmetic is left as it was.
-    let _float_mode = elbo::core::denormal::Scope::new();
+    let _float_mode = float_mode();
     let (d, ztr, ytr, zte, yte, k) = split_of(codes, factors, codes_test, factors_test)?;
     Ok(elbo::eval::disentangle::dci(&ztr, &ytr, &zte, &yte, d, k))
 }
@@ -949,8 +943,7 @@ fn metric_dci(
 /// Burda et al.'s active units of posterior means (n, d).
 #[pyfunction]
 fn metric_active_units(mu: PyReadonlyArrayDyn<'_, f64>) -> PyResult<usize> {
-    // elbo flushes denormals while it works; the caller's own arithmetic is left as it was.
-    let _float_mode = elbo::core::denormal::Scope::new();
+    let _float_mode = float_mode();
     let (_, d, z) = matrix(&mu, "mu")?;
     if let Some(i) = z.iter().position(|v| !v.is_finite()) {
         return Err(PyValueError::new_err(format!(
@@ -1002,8 +995,7 @@ fn metric_of_function<'py>(
     seed: u64,
     which: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
-    // elbo flushes denormals while it works; the caller's own arithmetic is left as it was.
-    let _float_mode = elbo::core::denormal::Scope::new();
+    let _float_mode = float_mode();
     use elbo::api::disentangle::{MAX_POINTS, MIN_POINTS};
     use elbo::eval::disentangle::{self as dis, Sizes};
     let grid = grid_of(factor_sizes)?;
@@ -1069,8 +1061,7 @@ fn render_dsprites<'py>(
     py: Python<'py>,
     factors: PyReadonlyArrayDyn<'py, i64>,
 ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
-    // elbo flushes denormals while it works; the caller's own arithmetic is left as it was.
-    let _float_mode = elbo::core::denormal::Scope::new();
+    let _float_mode = float_mode();
     use elbo::data::dsprites::{NAMES, SIDE, SIZES};
     const MAX: usize = 1 << 18;
     if factors.ndim() != 2 || factors.shape()[1] != SIZES.len() {

@@ -68,6 +68,15 @@ pub(crate) fn run(a: DecodeArgs) -> Result<()> {
         (e, _) => e,
     })?;
     let n = codes.len() / zd;
+    if let Some((file, names)) = &file_classes
+        && !model.is_conditional()
+        && names.iter().any(|c| !c.is_empty())
+    {
+        crate::say!(
+            "elbo: {}'s class column is not used: this model is not conditional",
+            file.display()
+        );
+    }
     let labels = match (&a.class, file_classes) {
         // `elbo encode`'s class column, code by code, unless --class chooses one for all.
         (None, Some((file, names))) if model.is_conditional() => {
@@ -90,15 +99,6 @@ pub(crate) fn run(a: DecodeArgs) -> Result<()> {
                 file.display()
             );
             labels
-        }
-        (_, Some((file, names)))
-            if !model.is_conditional() && names.iter().any(|c| !c.is_empty()) =>
-        {
-            crate::say!(
-                "elbo: {}'s class column is not used: this model is not conditional",
-                file.display()
-            );
-            class_labels(cfg, a.class.as_deref(), n)?
         }
         (None, _) if model.is_conditional() => {
             return Err(Error::Config(format!(

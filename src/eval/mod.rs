@@ -203,14 +203,14 @@ pub fn item_log_likelihoods(
 }
 
 /// A seed for an item's own draws: `seed` mixed with its values and, for a conditional model, its class (FNV-1a
-/// over their bits), so the same
-/// item gets the same draws wherever it lies in a file, and two different items (almost surely) different ones.
+/// over their bits), so the same item gets the same draws wherever it lies in a file, and two different items
+/// (almost surely) different ones.
 fn item_seed(seed: u64, values: &[f32], label: Option<u32>) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let bytes = values
         .iter()
         .flat_map(|v| v.to_bits().to_le_bytes())
-        .chain(label.map_or(u32::MAX, |l| l).to_le_bytes());
+        .chain(label.unwrap_or(u32::MAX).to_le_bytes());
     for byte in bytes {
         h = (h ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
     }
