@@ -253,6 +253,22 @@ fn serve_shows_its_epoch_and_reloads_a_newer_checkpoint_only_when_it_loads() {
     assert_eq!(now["epoch"], 2);
     assert!(now["saved"].is_null(), "{now}");
     assert_ne!(now["weights"], first["weights"]);
+    // The shown checkpoint damaged on disk after its header: the header still matches, so only reading the
+    // file whole tells; the page says so and the weights stay.
+    let mut bad = good.clone();
+    let at = bad.len() - 5;
+    bad[at] ^= 0x10;
+    std::fs::write(&ck, &bad).unwrap();
+    let now = info(&srv.url);
+    assert!(now["saved"].is_null(), "{now}");
+    let problem = now["problem"].as_str().unwrap_or_default();
+    assert!(
+        problem.contains("checksum") && problem.contains("still showing epoch 2"),
+        "{now}"
+    );
+    assert_eq!(decode(&srv.url), new);
+    std::fs::write(&ck, &good).unwrap();
+    assert!(info(&srv.url)["problem"].is_null());
     // The images shown are the same; their positions come from the new encoder.
     let (_, _, pts) = ask(&srv.url, "GET", "/api/points", &own_host(&srv.url), "");
     let pts: Value = serde_json::from_slice(&pts).unwrap();

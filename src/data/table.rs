@@ -535,6 +535,18 @@ impl Labels {
                 ));
             }
             let numbers: Vec<f64> = numbers.into_iter().flatten().collect();
+            if let Some((k, other)) = merged_by_rounding(&self.raw, &numbers) {
+                return Err(at(
+                    self.lines[k],
+                    format!(
+                        "label '{}' and label '{}' (line {}) are different numbers that float64 holds as one ({}), so their classes would merge; write the labels as text (a letter before each number), or round them alike",
+                        self.raw[k],
+                        self.raw[other],
+                        self.lines[other],
+                        number_name(numbers[k])
+                    ),
+                ));
+            }
             let mut set = numbers.clone();
             set.sort_by(f64::total_cmp);
             set.dedup();
@@ -563,6 +575,49 @@ impl Labels {
             .collect();
         Ok((labels, set))
     }
+}
+
+/// The first label (and an earlier one it meets) that float64 rounds onto the same value as a different number:
+/// `0.1` and `0.10000000000000001`, or `0` and `1e-400`. Spellings of one number (`1`, `1.0`, `1e0`) are one class.
+fn merged_by_rounding(raw: &[String], numbers: &[f64]) -> Option<(usize, usize)> {
+    let mut first = std::collections::HashMap::new();
+    for (k, v) in numbers.iter().enumerate() {
+        let seen = *first.entry(v.to_bits()).or_insert(k);
+        if raw[seen] != raw[k] && exact_decimal(&raw[seen]) != exact_decimal(&raw[k]) {
+            return Some((k, seen));
+        }
+    }
+    None
+}
+
+/// A decimal number's exact value as sign, significant digits and power of ten (zero has no sign or digits), or
+/// `None` for what is not plain decimal notation.
+fn exact_decimal(cell: &str) -> Option<(bool, String, i64)> {
+    let (negative, rest) = match cell.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, cell.strip_prefix('+').unwrap_or(cell)),
+    };
+    let (mantissa, exp) = match rest.find(['e', 'E']) {
+        Some(i) => (&rest[..i], rest[i + 1..].parse::<i64>().ok()?),
+        None => (rest, 0),
+    };
+    let (whole, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if whole.is_empty() && frac.is_empty()
+        || !whole.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let digits = format!("{whole}{frac}");
+    let significant = digits.trim_start_matches('0');
+    let trimmed = significant.trim_end_matches('0');
+    if trimmed.is_empty() {
+        return Some((false, String::new(), 0));
+    }
+    let dropped = (significant.len() - trimmed.len()) as i64;
+    let power = exp
+        .checked_sub(frac.len() as i64)?
+        .checked_add(dropped)?;
+    Some((negative, trimmed.to_string(), power))
 }
 
 /// 2^53: from here on float64 cannot tell neighbouring whole numbers apart.
@@ -931,6 +986,36 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn labels_float64_rounds_together_are_refused_not_merged() {
+        for (a, b) in [
+            ("0.1", "0.10000000000000001"),
+            ("0", "1e-400"),
+            ("-0.0", "-1e-330"),
+            ("2.5", "2.50000000000000000001"),
+        ] {
+            let (_t, p) = write(&format!("a,y\n1,{a}\n2,{b}\n3,{a}\n"), "t.csv");
+            let e = load(&p, Some("y"), None).unwrap_err().to_string();
+            assert!(
+                e.contains("line 3")
+                    && e.contains(&format!("'{b}'"))
+                    && e.contains(&format!("'{a}' (line 2)"))
+                    && e.contains("float64 holds as one"),
+                "{e}"
+            );
+        }
+        // Spellings of one number are still one class.
+        let (_t, p) = write(
+            "a,y\n1,1\n2,1.0\n3,1e0\n4,+1.000\n5,0.1e1\n6,10e-1\n7,0\n8,-0.0\n9,0e5\n",
+            "t.csv",
+        );
+        let t = load(&p, Some("y"), None).unwrap();
+        assert_eq!(t.dataset.classes, ["0", "1"]);
+        assert_eq!(exact_decimal("12.50e-3"), Some((false, "125".into(), -4)));
+        assert_eq!(exact_decimal("-.5"), Some((true, "5".into(), -1)));
+        assert_eq!(exact_decimal("inf"), None);
     }
 
     #[test]

@@ -97,7 +97,9 @@ impl Live {
         if seen.stamp.is_none() || file != seen.file {
             seen.file = file;
             seen.stamp = Some(match file {
-                Some(_) => checkpoint::stamp(&path).map_err(|e| e.to_string()),
+                Some(_) => checkpoint::stamp(&path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|s| self.verified(&path, s, shown)),
                 None => Err(format!("{} is missing", path.display())),
             });
         }
@@ -110,6 +112,27 @@ impl Live {
             Ok(s) if s == shown => (None, None),
             Ok(s) => (Some(s.epoch), failed),
             Err(why) => (None, Some(why.clone())),
+        }
+    }
+
+    /// `stamp`, the header of a checkpoint file that has changed, unless it claims the shown weights and the
+    /// tensors after it do not match it: a header says nothing of the bytes that follow, so a file rewritten with
+    /// the same header is read whole once, and its damage said while the shown weights stay.
+    fn verified(
+        &self,
+        path: &Path,
+        stamp: Stamp,
+        shown: &Stamp,
+    ) -> std::result::Result<Stamp, String> {
+        if stamp != *shown {
+            return Ok(stamp);
+        }
+        match checkpoint::load_file(path) {
+            Ok(_) => Ok(stamp),
+            Err(e) => Err(format!(
+                "{e}; still showing epoch {}, loaded before the file changed",
+                shown.epoch
+            )),
         }
     }
 
