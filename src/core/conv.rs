@@ -96,10 +96,24 @@ impl Geometry {
         (lo, hi, (first + lo).saturating_sub(self.p))
     }
 
+    /// Window columns `first..last` whose kernel columns all fall inside the image.
+    fn inner_columns(&self) -> (usize, usize) {
+        let first = self.p.div_ceil(self.s).min(self.small_w);
+        let last = (self.big.w + self.p)
+            .checked_sub(self.k)
+            .map_or(0, |span| span / self.s + 1)
+            .clamp(first, self.small_w.max(first));
+        (first, last)
+    }
+
+    /// Whether every kernel row of window row `oi` falls inside the image.
+    fn inner_row(&self, oi: usize) -> bool {
+        oi * self.s >= self.p && oi * self.s + self.k <= self.big.h + self.p
+    }
+
     /// Gathers the windows of `rows` images into `col[rows·windows, patch]`, zero outside the image.
     pub fn im2col<T: Real>(&self, img: &[T], col: &mut [T], rows: usize) {
-        let (il, win, pl, c) = (self.big.len(), self.windows(), self.patch(), self.big.c);
-        let (k, w) = (self.k, self.big.w);
+        let (il, win, pl) = (self.big.len(), self.windows(), self.patch());
         let out = Disjoint::new(&mut col[..rows * win * pl]);
         threads::for_rows(rows, 1, |a, b| {
             simd::widest(
@@ -109,23 +123,13 @@ impl Geometry {
                     let col = unsafe { out.range(a * win * pl, b * win * pl) };
                     for (r, col) in (a..b).zip(col.chunks_exact_mut(win * pl)) {
                         let img = &img[r * il..(r + 1) * il];
-                        for oi in 0..self.small_h {
-                            for oj in 0..self.small_w {
-                                let (lo, hi, j) = self.columns(oj);
-                                let dst = &mut col[(oi * self.small_w + oj) * pl..][..pl];
-                                for (di, d) in dst.chunks_exact_mut(k * c).enumerate() {
-                                    let Some(i) = self.row(oi, di) else {
-                                        d.fill(T::zero());
-                                        continue;
-                                    };
-                                    d[..lo * c].fill(T::zero());
-                                    d[hi * c..].fill(T::zero());
-                                    if hi > lo {
-                                        let src = &img[(i * w + j) * c..][..(hi - lo) * c];
-                                        copy_run(&mut d[lo * c..hi * c], src);
-                                    }
-                                }
-                            }
+                        // A kernel row of one or three channels is a run of a few values, which a known length
+                        // copies in a few moves instead of a loop.
+                        match self.k * self.big.c {
+                            3 => self.gather::<T, 3>(img, col),
+                            4 => self.gather::<T, 4>(img, col),
+                            9 => self.gather::<T, 9>(img, col),
+                            _ => self.gather::<T, 0>(img, col),
                         }
                     }
                 },
@@ -133,10 +137,43 @@ impl Geometry {
         });
     }
 
+    /// [`Geometry::im2col`] of one image; `R` is the run `k·c` when known at compile time, else 0.
+    #[inline(always)]
+    fn gather<T: Real, const R: usize>(&self, img: &[T], col: &mut [T]) {
+        let (pl, c, k, w) = (self.patch(), self.big.c, self.k, self.big.w);
+        let run = if R == 0 { k * c } else { R };
+        let (first, last) = self.inner_columns();
+        for oi in 0..self.small_h {
+            let inner_row = self.inner_row(oi);
+            for oj in 0..self.small_w {
+                let dst = &mut col[(oi * self.small_w + oj) * pl..][..pl];
+                if inner_row && (first..last).contains(&oj) {
+                    let start = ((oi * self.s - self.p) * w + oj * self.s - self.p) * c;
+                    for (di, d) in dst.chunks_exact_mut(run).enumerate() {
+                        copy_run(d, &img[start + di * w * c..][..run]);
+                    }
+                    continue;
+                }
+                let (lo, hi, j) = self.columns(oj);
+                for (di, d) in dst.chunks_exact_mut(run).enumerate() {
+                    let Some(i) = self.row(oi, di) else {
+                        d.fill(T::zero());
+                        continue;
+                    };
+                    d[..lo * c].fill(T::zero());
+                    d[hi * c..].fill(T::zero());
+                    if hi > lo {
+                        let src = &img[(i * w + j) * c..][..(hi - lo) * c];
+                        copy_run(&mut d[lo * c..hi * c], src);
+                    }
+                }
+            }
+        }
+    }
+
     /// The adjoint of [`Geometry::im2col`]: sets `img` to the sum of each window's values at the pixels it covers.
     pub fn col2im<T: Real>(&self, col: &[T], img: &mut [T], rows: usize) {
-        let (il, win, pl, c) = (self.big.len(), self.windows(), self.patch(), self.big.c);
-        let (k, w) = (self.k, self.big.w);
+        let (il, win, pl) = (self.big.len(), self.windows(), self.patch());
         let out = Disjoint::new(&mut img[..rows * il]);
         threads::for_rows(rows, 1, |a, b| {
             simd::widest(
@@ -147,24 +184,47 @@ impl Geometry {
                     img.fill(T::zero());
                     for (r, img) in (a..b).zip(img.chunks_exact_mut(il)) {
                         let col = &col[r * win * pl..(r + 1) * win * pl];
-                        for oi in 0..self.small_h {
-                            for oj in 0..self.small_w {
-                                let (lo, hi, j) = self.columns(oj);
-                                let src = &col[(oi * self.small_w + oj) * pl..][..pl];
-                                for (di, s) in src.chunks_exact(k * c).enumerate() {
-                                    if let Some(i) = self.row(oi, di).filter(|_| hi > lo) {
-                                        let dst = &mut img[(i * w + j) * c..][..(hi - lo) * c];
-                                        for (o, &v) in dst.iter_mut().zip(&s[lo * c..hi * c]) {
-                                            *o += v;
-                                        }
-                                    }
-                                }
-                            }
+                        match self.k * self.big.c {
+                            3 => self.scatter::<T, 3>(col, img),
+                            4 => self.scatter::<T, 4>(col, img),
+                            9 => self.scatter::<T, 9>(col, img),
+                            _ => self.scatter::<T, 0>(col, img),
                         }
                     }
                 },
             )
         });
+    }
+
+    /// [`Geometry::col2im`] of one image, adding each window in order; `R` as in [`Geometry::gather`].
+    #[inline(always)]
+    fn scatter<T: Real, const R: usize>(&self, col: &[T], img: &mut [T]) {
+        let (pl, c, k, w) = (self.patch(), self.big.c, self.k, self.big.w);
+        let run = if R == 0 { k * c } else { R };
+        let (first, last) = self.inner_columns();
+        for oi in 0..self.small_h {
+            let inner_row = self.inner_row(oi);
+            for oj in 0..self.small_w {
+                let src = &col[(oi * self.small_w + oj) * pl..][..pl];
+                if inner_row && (first..last).contains(&oj) {
+                    let start = ((oi * self.s - self.p) * w + oj * self.s - self.p) * c;
+                    for (di, s) in src.chunks_exact(run).enumerate() {
+                        let dst = &mut img[start + di * w * c..][..run];
+                        dst.iter_mut().zip(s).for_each(|(o, &v)| *o += v);
+                    }
+                    continue;
+                }
+                let (lo, hi, j) = self.columns(oj);
+                for (di, s) in src.chunks_exact(run).enumerate() {
+                    if let Some(i) = self.row(oi, di).filter(|_| hi > lo) {
+                        let dst = &mut img[(i * w + j) * c..][..(hi - lo) * c];
+                        for (o, &v) in dst.iter_mut().zip(&s[lo * c..hi * c]) {
+                            *o += v;
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Values of the im2col buffer for `rows` images.
@@ -428,6 +488,14 @@ mod tests {
             (9, 6, 1, 1, 1, 0),
             (4, 4, 1, 2, 1, 3),
             (4, 5, 2, 3, 2, 4),
+            // Runs of 3, 4 and 9 values take the fixed-length copies: the Keras example's first and last layers,
+            // three-channel images.
+            (28, 28, 1, 3, 2, 1),
+            (28, 28, 1, 3, 1, 1),
+            (10, 7, 3, 3, 2, 1),
+            (6, 6, 3, 3, 1, 1),
+            (9, 8, 2, 2, 2, 0),
+            (2, 2, 3, 3, 1, 1),
         ] {
             let geo = Geometry {
                 big: Shape { h, w, c },

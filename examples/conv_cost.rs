@@ -1,0 +1,190 @@
+//! Microseconds per batch of each piece of the Keras example's convolutions (batch 128, MNIST 28×28): the
+//! im2col gathers, col2im scatters and products of every layer's forward and backward, so a change to one piece
+//! is timed alone at the exact shapes.
+//!
+//! Usage: `cargo run --release --example conv_cost -- [REPEATS] [THREADS]` (default 50, all cores).
+
+use elbo::core::conv::{Conv2d, ConvTranspose2d, Shape};
+use elbo::core::params::Params;
+use std::time::Instant;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn time(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    median(
+        (0..reps)
+            .map(|_| {
+                let start = Instant::now();
+                f();
+                start.elapsed().as_secs_f64() * 1e6
+            })
+            .collect(),
+    )
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let reps = args.first().map_or(50, |a| a.parse().expect("a number"));
+    let threads = args.get(1).map_or(0, |a| a.parse().expect("a number"));
+    elbo::core::threads::init(threads);
+    elbo::core::threads::run(move || {
+        layers(reps);
+        products(reps);
+        pieces(reps)
+    });
+}
+
+fn layers(reps: usize) {
+    let rows = 128;
+    let sh = |h, c| Shape { h, w: h, c };
+    let mut p = Params::<f32>::default();
+    let convs = [
+        (
+            "conv 1->32 28->14",
+            Conv2d::new(&mut p, "c1", sh(28, 1), 32, (3, 2, 1)).unwrap(),
+        ),
+        (
+            "conv 32->64 14->7",
+            Conv2d::new(&mut p, "c2", sh(14, 32), 64, (3, 2, 1)).unwrap(),
+        ),
+    ];
+    let deconvs = [
+        (
+            "convT 64->64 7->14",
+            ConvTranspose2d::new(&mut p, "d1", sh(7, 64), sh(14, 64), (3, 2, 1)).unwrap(),
+        ),
+        (
+            "convT 64->32 14->28",
+            ConvTranspose2d::new(&mut p, "d2", sh(14, 64), sh(28, 32), (3, 2, 1)).unwrap(),
+        ),
+        (
+            "convT 32->1 28->28",
+            ConvTranspose2d::new(&mut p, "d3", sh(28, 32), sh(28, 1), (3, 1, 1)).unwrap(),
+        ),
+    ];
+    for (i, v) in p.data.iter_mut().enumerate() {
+        *v = ((i * 7919 % 1000) as f32 - 500.0) * 1e-4;
+    }
+    let big = 128 * 28 * 28 * 64;
+    let x: Vec<f32> = (0..big).map(|i| ((i * 31 % 97) as f32) * 0.01).collect();
+    let mut y = vec![0f32; big];
+    let mut dx = vec![0f32; big];
+    let mut col = vec![0f32; 128 * 196 * 576];
+    let mut g = vec![0f32; p.data.len()];
+    println!(
+        "{:<22} {:>10} {:>10} {:>10} {:>10}",
+        "layer", "forward", "backward", "im2col", "col2im"
+    );
+    for (name, c) in &convs {
+        let fw = time(reps, || c.forward(&p.data, &x, &mut y, rows, &mut col));
+        let dxo = (c.geo.big.c > 1).then_some(());
+        let bw = time(reps, || {
+            c.backward(
+                &p.data,
+                &mut g,
+                &x,
+                &y,
+                dxo.map(|_| &mut dx[..]),
+                rows,
+                &mut col,
+                false,
+            )
+        });
+        let gather = time(reps, || c.geo.im2col(&x, &mut col, rows));
+        let scatter = time(reps, || c.geo.col2im(&col, &mut dx, rows));
+        println!("{name:<22} {fw:>10.0} {bw:>10.0} {gather:>10.0} {scatter:>10.0}");
+    }
+    for (name, c) in &deconvs {
+        let fw = time(reps, || c.forward(&p.data, &x, &mut y, rows, &mut col));
+        let bw = time(reps, || {
+            c.backward(
+                &p.data,
+                &mut g,
+                &x,
+                &y,
+                Some(&mut dx),
+                rows,
+                &mut col,
+                false,
+            )
+        });
+        let gather = time(reps, || c.geo.im2col(&x, &mut col, rows));
+        let scatter = time(reps, || c.geo.col2im(&col, &mut dx, rows));
+        println!("{name:<22} {fw:>10.0} {bw:>10.0} {gather:>10.0} {scatter:>10.0}");
+    }
+}
+
+/// The small-channel layers' products alone: as `matmul` splits them, and as one call on one thread.
+pub fn products(reps: usize) {
+    use elbo::core::gemm::{Op, matmul, n, t};
+    fn op(d: &[f32], transposed: bool) -> Op<'_, f32> {
+        if transposed { t(d) } else { n(d) }
+    }
+    let big = 100352 * 32;
+    let a: Vec<f32> = (0..big).map(|i| ((i * 31 % 97) as f32) * 0.01).collect();
+    let b: Vec<f32> = (0..big).map(|i| ((i * 17 % 89) as f32) * 0.01).collect();
+    let mut c = vec![0f32; big];
+    // (name, m, n, k, a transposed, b transposed)
+    let shapes = [
+        ("conv1 dW 32x9 k25088", 32, 9, 25088, true, false),
+        ("convT3 dW 32x9 k100352", 32, 9, 100352, true, false),
+        ("convT3 dx 100352x32 k9", 100352, 32, 9, false, true),
+        ("convT3 fw 100352x9 k32", 100352, 9, 32, false, false),
+        ("conv1 fw 25088x32 k9", 25088, 32, 9, false, true),
+    ];
+    for (name, m, nn, k, ta, tb) in shapes {
+        let split = time(reps, || {
+            matmul(&mut c, op(&a, ta), op(&b, tb), m, nn, k, false)
+        });
+        let one = time(reps, || {
+            elbo::core::threads::serial(|| matmul(&mut c, op(&a, ta), op(&b, tb), m, nn, k, false))
+        });
+        let gf = 2.0 * (m * nn * k) as f64 / split / 1e3;
+        println!("{name:<26} split {split:>8.0} us ({gf:.0} GFLOP/s)  one thread {one:>8.0} us");
+    }
+}
+
+/// The pieces of the last transposed convolution's backward, on the layer's own buffers.
+pub fn pieces(reps: usize) {
+    use elbo::core::gemm::{matmul, n, t};
+    let rows = 128;
+    let sh = |h, c| Shape { h, w: h, c };
+    let mut p = Params::<f32>::default();
+    let c = ConvTranspose2d::new(&mut p, "d3", sh(28, 32), sh(28, 1), (3, 1, 1)).unwrap();
+    let m = rows * 784;
+    let x: Vec<f32> = (0..m * 32).map(|i| ((i * 31 % 97) as f32) * 0.01).collect();
+    let dy: Vec<f32> = (0..m)
+        .map(|i| ((i * 17 % 89) as f32) * 0.01 - 0.4)
+        .collect();
+    let w = vec![0.01f32; 288];
+    let mut col = vec![0f32; m * 9];
+    let mut dx = vec![0f32; m * 32];
+    let mut g = vec![0f32; 288];
+    let mut gb = vec![0f32; 1];
+    let gather = time(reps, || c.geo.im2col(&dy, &mut col, rows));
+    let pdx = time(reps, || matmul(&mut dx, n(&col), t(&w), m, 32, 9, false));
+    let pdw = time(reps, || matmul(&mut g, t(&x), n(&col), 32, 9, m, false));
+    let bias = time(reps, || {
+        elbo::core::threads::serial(|| elbo::core::linear::bias_grad(&mut gb, &dy, false))
+    });
+    p.data.iter_mut().for_each(|v| *v = 0.01);
+    let whole = time(reps, || {
+        c.backward(
+            &p.data,
+            &mut p.grad,
+            &x,
+            &dy,
+            Some(&mut dx),
+            rows,
+            &mut col,
+            false,
+        )
+    });
+    println!(
+        "convT3 backward pieces: im2col {gather:.0}, dx {pdx:.0}, dW {pdw:.0}, bias {bias:.0}; whole {whole:.0} us"
+    );
+}
