@@ -201,6 +201,8 @@ fn check_settings(settings: &Bound<'_, PyDict>, config: Option<(String, String)>
 /// raised again by `train`.
 struct PyObserver {
     target: Option<Py<PyAny>>,
+    /// The caller's float mode, which the methods run in: training flushes denormals on its threads.
+    mode: elbo::core::denormal::Mode,
     error: Option<PyErr>,
     last_step: Option<Instant>,
 }
@@ -215,15 +217,18 @@ impl PyObserver {
         if self.error.is_some() {
             return None;
         }
-        Python::attach(|py| {
-            let result = args(py).and_then(|a| target.call_method1(py, method, a));
-            match result {
-                Ok(r) => r.bind(py).is_truthy().ok(),
-                Err(e) => {
-                    self.error = Some(e);
-                    None
+        let mode = self.mode;
+        mode.run(|| {
+            Python::attach(|py| {
+                let result = args(py).and_then(|a| target.call_method1(py, method, a));
+                match result {
+                    Ok(r) => r.bind(py).is_truthy().ok(),
+                    Err(e) => {
+                        self.error = Some(e);
+                        None
+                    }
                 }
-            }
+            })
         })
     }
 }
@@ -306,7 +311,7 @@ fn train<'py>(
     data_dir: Option<PathBuf>,
     arrays: Option<Vec<Bound<'py, PyAny>>>,
 ) -> PyResult<(PathBuf, Bound<'py, PyAny>)> {
-    let _float_mode = float_mode();
+    let float_mode = float_mode();
     // What merging a config file says ("k-train = 5 from c.toml is kept") reaches the observer, as every note.
     let (merged, merge_notes) =
         elbo::capture_notes(|| settings_with_file(settings, config.as_ref()));
@@ -325,6 +330,7 @@ fn train<'py>(
     let threads = s.threads.unwrap_or(0);
     let mut obs = PyObserver {
         target: observer,
+        mode: float_mode.mode(),
         error: None,
         last_step: None,
     };
@@ -995,7 +1001,8 @@ fn metric_of_function<'py>(
     seed: u64,
     which: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let _float_mode = float_mode();
+    let float_mode = float_mode();
+    let caller = float_mode.mode();
     use elbo::api::disentangle::{MAX_POINTS, MIN_POINTS};
     use elbo::eval::disentangle::{self as dis, Sizes};
     let grid = grid_of(factor_sizes)?;
@@ -1014,7 +1021,8 @@ fn metric_of_function<'py>(
             py.check_signals()?;
             let classes: Vec<i64> = rows.iter().map(|&c| i64::from(c)).collect();
             let arg = classes.into_pyarray(py).reshape([n, k])?;
-            let out = represent.call1((arg,))?;
+            // The user's encoder computes in the user's float mode, not the metrics' flushed one.
+            let out = caller.run(|| represent.call1((arg,)))?;
             let codes: PyReadonlyArrayDyn<'_, f64> = out.extract().map_err(|_| {
                 PyTypeError::new_err(format!(
                     "represent returned {}: return codes as a float64 array of shape (n, d)",

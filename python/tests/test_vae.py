@@ -733,6 +733,20 @@ def test_the_callers_float_mode_is_left_as_it_was(tmp_path):
     vae.sample(2)
     vae.encode(x[:4])
     assert (tiny * 1e10)[0] > 0, "score, sample or encode left denormals flushed"
+    # The user's own code that training or a metric calls back computes in the user's float mode too.
+    seen = []
+    elbo.VAE(latent=2, hidden=[4], threads=1).fit(
+        x, epochs=1, out=tmp_path / "cb", verbose=0,
+        callbacks=lambda epoch, logs: seen.append((tiny * 1e10)[0]))
+    assert seen and seen[0] > 0, f"a callback ran with denormals flushed: {seen}"
+
+    def represent(factors):
+        seen.append((tiny * 1e10)[0])
+        return factors.astype(np.float64)
+
+    elbo.metrics.factor_vae(represent, (3, 4), points=20)
+    assert seen[-1] > 0, "represent ran with denormals flushed"
+    assert (tiny * 1e10)[0] > 0
     # So distinct float labels stay distinct, and are refused as floats, as in a fresh process.
     with pytest.raises(ValueError, match="float64"):
         elbo.VAE(latent=2, hidden=[4], conditional=True).fit(

@@ -36,6 +36,33 @@ impl Scope {
     }
 }
 
+impl Scope {
+    /// The float mode this scope saved: the caller's, for running the caller's own code (a Python callback) in it.
+    pub fn mode(&self) -> Mode {
+        Mode(self.csr)
+    }
+}
+
+/// A thread's float mode (MXCSR), saved by a [`Scope`].
+#[derive(Debug, Clone, Copy)]
+pub struct Mode(u32);
+
+impl Mode {
+    /// Runs `f` in this mode on the calling thread and puts the thread's own mode back after it (also when `f`
+    /// unwinds): a user's callback, on whichever thread training calls it, computes as the user's code does.
+    pub fn run<R>(self, f: impl FnOnce() -> R) -> R {
+        struct Back(u32);
+        impl Drop for Back {
+            fn drop(&mut self) {
+                write_csr(self.0);
+            }
+        }
+        let _back = Back(read_csr());
+        write_csr(self.0);
+        f()
+    }
+}
+
 impl Default for Scope {
     fn default() -> Self {
         Scope::new()
@@ -72,6 +99,19 @@ fn write_csr(csr: u32) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_mode_runs_the_callers_code_unflushed_inside_flushed_work() {
+        let tiny = std::hint::black_box(1e-40f32);
+        let caller = super::Scope::new();
+        super::flush_to_zero();
+        assert_eq!(std::hint::black_box(tiny) * 1.0, 0.0, "flushed");
+        let inside = caller.mode().run(|| std::hint::black_box(tiny) * 1.0);
+        assert_eq!(inside, tiny, "the caller's mode inside");
+        assert_eq!(std::hint::black_box(tiny) * 1.0, 0.0, "flushed again after");
+        drop(caller);
+        assert_eq!(std::hint::black_box(tiny) * 1.0, tiny);
+    }
+
     #[test]
     fn a_scope_puts_the_callers_mode_back() {
         std::thread::spawn(|| {

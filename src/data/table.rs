@@ -603,7 +603,10 @@ fn exact_decimal(cell: &str) -> Option<(bool, String, i64)> {
     };
     let (whole, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     if whole.is_empty() && frac.is_empty()
-        || !whole.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+        || !whole
+            .bytes()
+            .chain(frac.bytes())
+            .all(|b| b.is_ascii_digit())
     {
         return None;
     }
@@ -614,9 +617,7 @@ fn exact_decimal(cell: &str) -> Option<(bool, String, i64)> {
         return Some((false, String::new(), 0));
     }
     let dropped = (significant.len() - trimmed.len()) as i64;
-    let power = exp
-        .checked_sub(frac.len() as i64)?
-        .checked_add(dropped)?;
+    let power = exp.checked_sub(frac.len() as i64)?.checked_add(dropped)?;
     Some((negative, trimmed.to_string(), power))
 }
 
