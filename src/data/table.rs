@@ -190,6 +190,14 @@ fn shown_header(header: &[String]) -> String {
     }
 }
 
+/// A cell for a message: whole up to 40 characters, else its first 40 and how long it is.
+fn shown_cell(cell: &str) -> String {
+    match cell.char_indices().nth(40) {
+        Some((at, _)) => format!("{}… ({} characters)", &cell[..at], cell.chars().count()),
+        None => cell.to_string(),
+    }
+}
+
 /// pandas' `to_csv` writes the row index as a first column with no name (`Unnamed: 0` once read back and
 /// written again): a distinct whole number per row (0, 1, 2, …, or any order and start after `df.sample` or a
 /// slice), not a measurement.
@@ -504,8 +512,10 @@ impl Labels {
                 s.parse::<f64>()
                     .ok()
                     .filter(|v| v.is_finite())
-                    // -0 and 0 are one class.
-                    .map(|v| v + 0.0)
+                    // -0 and 0 are one class. By their bits, as every comparison of labels here: elbo flushes
+                    // subnormal floats to zero while it works, where float arithmetic and comparisons (and what
+                    // LLVM makes of a test of the bits for zero) read 1e-310 as 0.
+                    .map(|v| f64::from_bits(plus_zero(std::hint::black_box(v.to_bits()))))
             })
             .collect();
         let numeric = numbers.iter().any(Option::is_some)
@@ -530,7 +540,7 @@ impl Labels {
                     self.lines[k],
                     format!(
                         "label '{}' is 2^53 or more in size, where float64 stops telling neighbouring whole numbers apart and different labels would become one class; write the labels as text (a letter before each number)",
-                        self.raw[k]
+                        shown_cell(&self.raw[k])
                     ),
                 ));
             }
@@ -540,8 +550,8 @@ impl Labels {
                     self.lines[k],
                     format!(
                         "label '{}' and label '{}' (line {}) are different numbers that float64 holds as one ({}), so their classes would merge; write the labels as text (a letter before each number), or round them alike",
-                        self.raw[k],
-                        self.raw[other],
+                        shown_cell(&self.raw[k]),
+                        shown_cell(&self.raw[other]),
                         self.lines[other],
                         number_name(numbers[k])
                     ),
@@ -549,7 +559,7 @@ impl Labels {
             }
             let mut set = numbers.clone();
             set.sort_by(f64::total_cmp);
-            set.dedup();
+            set.dedup_by(|a, b| a.to_bits() == b.to_bits());
             let labels = numbers
                 .iter()
                 .map(|v| {
@@ -583,8 +593,13 @@ fn merged_by_rounding(raw: &[String], numbers: &[f64]) -> Option<(usize, usize)>
     let mut first = std::collections::HashMap::new();
     for (k, v) in numbers.iter().enumerate() {
         let seen = *first.entry(v.to_bits()).or_insert(k);
-        if raw[seen] != raw[k] && exact_decimal(&raw[seen]) != exact_decimal(&raw[k]) {
-            return Some((k, seen));
+        // A spelling whose exact value cannot be worked out (an exponent of 40 digits) is taken as a number of
+        // its own: refused beside another spelling of its float64, never merged unseen.
+        if raw[seen] != raw[k] {
+            match (exact_decimal(&raw[seen]), exact_decimal(&raw[k])) {
+                (Some(a), Some(b)) if a == b => {}
+                _ => return Some((k, seen)),
+            }
         }
     }
     None
@@ -592,14 +607,14 @@ fn merged_by_rounding(raw: &[String], numbers: &[f64]) -> Option<(usize, usize)>
 
 /// A decimal number's exact value as sign, significant digits and power of ten (zero has no sign or digits), or
 /// `None` for what is not plain decimal notation.
-fn exact_decimal(cell: &str) -> Option<(bool, String, i64)> {
+fn exact_decimal(cell: &str) -> Option<(bool, String, i128)> {
     let (negative, rest) = match cell.strip_prefix('-') {
         Some(r) => (true, r),
         None => (false, cell.strip_prefix('+').unwrap_or(cell)),
     };
     let (mantissa, exp) = match rest.find(['e', 'E']) {
-        Some(i) => (&rest[..i], rest[i + 1..].parse::<i64>().ok()?),
-        None => (rest, 0),
+        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+        None => (rest, None),
     };
     let (whole, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     if whole.is_empty() && frac.is_empty()
@@ -613,11 +628,16 @@ fn exact_decimal(cell: &str) -> Option<(bool, String, i64)> {
     let digits = format!("{whole}{frac}");
     let significant = digits.trim_start_matches('0');
     let trimmed = significant.trim_end_matches('0');
+    // Zero, whatever its exponent: checked before the exponent is read, which may be too long to hold.
     if trimmed.is_empty() {
         return Some((false, String::new(), 0));
     }
-    let dropped = (significant.len() - trimmed.len()) as i64;
-    let power = exp.checked_sub(frac.len() as i64)?.checked_add(dropped)?;
+    let exp = match exp {
+        Some(e) => e.parse::<i128>().ok()?,
+        None => 0,
+    };
+    let dropped = (significant.len() - trimmed.len()) as i128;
+    let power = exp.checked_sub(frac.len() as i128)?.checked_add(dropped)?;
     Some((negative, trimmed.to_string(), power))
 }
 
@@ -633,8 +653,20 @@ fn beyond_exact(cell: &str) -> bool {
         && digits.parse::<u128>().map_or(true, |v| v > 1u128 << 53)
 }
 
+/// `bits` with negative zero made positive, in integers only.
+fn plus_zero(bits: u64) -> u64 {
+    if bits == 1 << 63 { 0 } else { bits }
+}
+
 /// The class name of a numeric label: an integer without a decimal point, else the shortest spelling.
 fn number_name(v: f64) -> String {
+    // Opaque to the optimiser, which would turn these tests of the bits back into float comparisons.
+    let bits = std::hint::black_box(v.to_bits());
+    // A subnormal (exponent field zero, not zero), named in exponent form, which is worked out from the bits:
+    // with subnormals flushed, float arithmetic reads it as 0 and `{:?}` spells it out digit by digit.
+    if bits << 1 != 0 && (bits >> 52) & 0x7ff == 0 {
+        return format!("{v:e}");
+    }
     // Whole numbers up to 2^53 are exact, and so is their spelling without a decimal point.
     if v.fract() == 0.0 && v.abs() <= (1u64 << 53) as f64 {
         format!("{}", v as i64)
@@ -1014,6 +1046,32 @@ mod tests {
         );
         let t = load(&p, Some("y"), None).unwrap();
         assert_eq!(t.dataset.classes, ["0", "1"]);
+        // Exponents too long for any integer: zero is zero, anything else a number of its own, never merged.
+        for (a, b) in [
+            ("1e-99999999999999999999", "2e-99999999999999999999"),
+            ("0e-99999999999999999999", "1e-99999999999999999999"),
+            ("0.1e-9223372036854775808", "0.2e-9223372036854775808"),
+            ("1e-1000000000000000000000000000000000000000000", "0"),
+        ] {
+            let (_t, p) = write(&format!("a,y\n1,{a}\n2,{b}\n"), "t.csv");
+            let e = load(&p, Some("y"), None).unwrap_err().to_string();
+            assert!(e.contains("float64 holds as one"), "{a} {b}: {e}");
+        }
+        let (_t, p) = write("a,y\n1,0e-99999999999999999999\n2,0\n3,-0e-5\n", "t.csv");
+        assert_eq!(load(&p, Some("y"), None).unwrap().dataset.classes, ["0"]);
+        // Subnormal labels are numbers of their own, also while elbo flushes subnormals to zero, as the command
+        // line does from its start.
+        let _mode = crate::core::denormal::Scope::new();
+        crate::core::denormal::flush_to_zero();
+        let (_t, p) = write("a,y\n1,1e-310\n2,2e-310\n3,1\n4,1e-310\n", "t.csv");
+        let t = load(&p, Some("y"), None).unwrap();
+        assert_eq!(t.dataset.classes, ["1e-310", "2e-310", "1"]);
+        assert_eq!(t.dataset.labels.as_deref(), Some(&[0, 1, 2, 0][..]));
+        // A long cell is cut short in the message.
+        let long = format!("0.{}1", "0".repeat(5000));
+        let (_t, p) = write(&format!("a,y\n1,0.0\n2,{long}\n"), "t.csv");
+        let e = load(&p, Some("y"), None).unwrap_err().to_string();
+        assert!(e.len() < 400 && e.contains("(5003 characters)"), "{e}");
         assert_eq!(exact_decimal("12.50e-3"), Some((false, "125".into(), -4)));
         assert_eq!(exact_decimal("-.5"), Some((true, "5".into(), -1)));
         assert_eq!(exact_decimal("inf"), None);

@@ -17,9 +17,10 @@ pub struct Shown {
     pub stamp: Stamp,
 }
 
-/// A file's size, modification time and inode: when all three are unchanged, so is the file (as far as a
-/// poll needs to know; checkpoints are replaced by a rename, which changes the inode).
-type FileId = (u64, std::time::SystemTime, u64);
+/// A file's size, modification and change times and inode: when all are unchanged, so is the file (as far as a
+/// poll needs to know; checkpoints are replaced by a rename, which changes the inode). The change time, which no
+/// user can set, catches a file edited in place and its modification time put back (`touch -r`, `cp -p`).
+type FileId = (u64, std::time::SystemTime, (i64, i64), u64);
 
 fn file_id(path: &Path) -> Option<FileId> {
     use std::os::unix::fs::MetadataExt;
@@ -27,8 +28,18 @@ fn file_id(path: &Path) -> Option<FileId> {
     Some((
         m.len(),
         m.modified().unwrap_or(std::time::UNIX_EPOCH),
+        (m.ctime(), m.ctime_nsec()),
         m.ino(),
     ))
+}
+
+/// The stamp of a checkpoint file that has changed, once the whole file matches its checksum: a header says
+/// nothing of the bytes after it, nor whether it was itself damaged (an epoch or checksum digit changed), so a
+/// changed file is read whole once, and its damage said before the page offers it.
+fn verified(path: &Path) -> std::result::Result<Stamp, String> {
+    checkpoint::load_file(path)
+        .map(|(_, stamp)| stamp)
+        .map_err(|e| e.to_string())
 }
 
 /// What the run's newest checkpoint file was when last looked at, so a poll that finds it unchanged reads
@@ -97,9 +108,7 @@ impl Live {
         if seen.stamp.is_none() || file != seen.file {
             seen.file = file;
             seen.stamp = Some(match file {
-                Some(_) => checkpoint::stamp(&path)
-                    .map_err(|e| e.to_string())
-                    .and_then(|s| self.verified(&path, s, shown)),
+                Some(_) => verified(&path),
                 None => Err(format!("{} is missing", path.display())),
             });
         }
@@ -111,28 +120,10 @@ impl Live {
         match seen.stamp.as_ref().expect("set above") {
             Ok(s) if s == shown => (None, None),
             Ok(s) => (Some(s.epoch), failed),
-            Err(why) => (None, Some(why.clone())),
-        }
-    }
-
-    /// `stamp`, the header of a checkpoint file that has changed, unless it claims the shown weights and the
-    /// tensors after it do not match it: a header says nothing of the bytes that follow, so a file rewritten with
-    /// the same header is read whole once, and its damage said while the shown weights stay.
-    fn verified(
-        &self,
-        path: &Path,
-        stamp: Stamp,
-        shown: &Stamp,
-    ) -> std::result::Result<Stamp, String> {
-        if stamp != *shown {
-            return Ok(stamp);
-        }
-        match checkpoint::load_file(path) {
-            Ok(_) => Ok(stamp),
-            Err(e) => Err(format!(
-                "{e}; still showing epoch {}, loaded before the file changed",
-                shown.epoch
-            )),
+            Err(why) => (
+                None,
+                Some(format!("{why}; still showing epoch {}", shown.epoch)),
+            ),
         }
     }
 
