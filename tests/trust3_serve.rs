@@ -314,6 +314,15 @@ fn serve_shows_its_epoch_and_reloads_a_newer_checkpoint_only_when_it_loads() {
         "{err}"
     );
 
+    // The previous epoch's checkpoint put back: offered as what the run's file now holds.
+    std::fs::copy(run_dir.join("checkpoint.prev.safetensors"), &ck)
+        .expect("the previous checkpoint");
+    let now = info(&srv.url);
+    assert_eq!(now["saved"]["epoch"], 1, "{now}");
+    assert!(now["problem"].is_null(), "{now}");
+    std::fs::write(&ck, &good).unwrap();
+    assert!(info(&srv.url)["saved"].is_null());
+
     // Another run's checkpoint put in its place, trained on other images of the same size: refused, the
     // weights kept.
     let images = tmp.path().join("images");

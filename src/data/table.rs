@@ -43,6 +43,7 @@ impl BadCell {
 
     /// What is wrong with `cell` and what to do, for an error line.
     pub fn describe(self, cell: &str) -> String {
+        let cell = &shown_cell(cell);
         match self {
             BadCell::Missing if cell.is_empty() => {
                 "an empty cell (a missing value): fill it in, or drop its row".into()
@@ -191,7 +192,7 @@ fn shown_header(header: &[String]) -> String {
 }
 
 /// A cell for a message: whole up to 40 characters, else its first 40 and how long it is.
-fn shown_cell(cell: &str) -> String {
+pub fn shown_cell(cell: &str) -> String {
     match cell.char_indices().nth(40) {
         Some((at, _)) => format!("{}… ({} characters)", &cell[..at], cell.chars().count()),
         None => cell.to_string(),
@@ -545,13 +546,32 @@ impl Labels {
                 ));
             }
             let numbers: Vec<f64> = numbers.into_iter().flatten().collect();
-            if let Some((k, other)) = merged_by_rounding(&self.raw, &numbers) {
+            // Too small for float64 (1e-400 reads as 0): a class named 0 would not be what the file says.
+            if let Some(k) = (0..numbers.len()).find(|&k| {
+                std::hint::black_box(numbers[k].to_bits()) == 0
+                    && exact_decimal(&self.raw[k]) != Some((false, String::new(), 0))
+            }) {
                 return Err(at(
                     self.lines[k],
                     format!(
-                        "label '{}' and label '{}' (line {}) are different numbers that float64 holds as one ({}), so their classes would merge; write the labels as text (a letter before each number), or round them alike",
-                        shown_cell(&self.raw[k]),
-                        shown_cell(&self.raw[other]),
+                        "label '{}' is too small for float64, which reads it as 0; write the labels as text (a letter before each number), or scale them",
+                        shown_cell(&self.raw[k])
+                    ),
+                ));
+            }
+            if let Some((k, other)) = merged_by_rounding(&self.raw, &numbers) {
+                let (a, b) = (shown_cell(&self.raw[k]), shown_cell(&self.raw[other]));
+                let known = exact_decimal(&self.raw[k]).is_some()
+                    && exact_decimal(&self.raw[other]).is_some();
+                let what = if known {
+                    "are different numbers that float64 holds as one"
+                } else {
+                    "are one float64, and whether they are one number cannot be worked out (an exponent too long to read)"
+                };
+                return Err(at(
+                    self.lines[k],
+                    format!(
+                        "label '{a}' and label '{b}' (line {}) {what} ({}), so their classes would merge; write the labels as text (a letter before each number), or round them alike",
                         self.lines[other],
                         number_name(numbers[k])
                     ),
@@ -1025,8 +1045,7 @@ mod tests {
     fn labels_float64_rounds_together_are_refused_not_merged() {
         for (a, b) in [
             ("0.1", "0.10000000000000001"),
-            ("0", "1e-400"),
-            ("-0.0", "-1e-330"),
+            ("1", "1.00000000000000000000000000000001"),
             ("2.5", "2.50000000000000000001"),
         ] {
             let (_t, p) = write(&format!("a,y\n1,{a}\n2,{b}\n3,{a}\n"), "t.csv");
@@ -1047,7 +1066,13 @@ mod tests {
         let t = load(&p, Some("y"), None).unwrap();
         assert_eq!(t.dataset.classes, ["0", "1"]);
         // Exponents too long for any integer: zero is zero, anything else a number of its own, never merged.
+        // Labels float64 reads as 0 that are not 0 are refused, alone or beside 0 (before: a class named 0), also
+        // with exponents too long for any integer.
         for (a, b) in [
+            ("1e-330", "1"),
+            ("-1e-400", "1"),
+            ("0", "1e-400"),
+            ("-0.0", "-1e-330"),
             ("1e-99999999999999999999", "2e-99999999999999999999"),
             ("0e-99999999999999999999", "1e-99999999999999999999"),
             ("0.1e-9223372036854775808", "0.2e-9223372036854775808"),
@@ -1055,7 +1080,10 @@ mod tests {
         ] {
             let (_t, p) = write(&format!("a,y\n1,{a}\n2,{b}\n"), "t.csv");
             let e = load(&p, Some("y"), None).unwrap_err().to_string();
-            assert!(e.contains("float64 holds as one"), "{a} {b}: {e}");
+            assert!(
+                e.contains("too small for float64, which reads it as 0"),
+                "{a} {b}: {e}"
+            );
         }
         let (_t, p) = write("a,y\n1,0e-99999999999999999999\n2,0\n3,-0e-5\n", "t.csv");
         assert_eq!(load(&p, Some("y"), None).unwrap().dataset.classes, ["0"]);
@@ -1067,7 +1095,10 @@ mod tests {
         let t = load(&p, Some("y"), None).unwrap();
         assert_eq!(t.dataset.classes, ["1e-310", "2e-310", "1"]);
         assert_eq!(t.dataset.labels.as_deref(), Some(&[0, 1, 2, 0][..]));
-        // A long cell is cut short in the message.
+        // A long cell is cut short in the message, a label's as a feature's.
+        let (_t, p) = write(&format!("a,y\n1,0\n{}x,1\n", "9".repeat(3000)), "t.csv");
+        let e = load(&p, Some("y"), None).unwrap_err().to_string();
+        assert!(e.len() < 400 && e.contains("(3001 characters)"), "{e}");
         let long = format!("0.{}1", "0".repeat(5000));
         let (_t, p) = write(&format!("a,y\n1,0.0\n2,{long}\n"), "t.csv");
         let e = load(&p, Some("y"), None).unwrap_err().to_string();
