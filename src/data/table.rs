@@ -547,8 +547,11 @@ impl Labels {
             }
             let numbers: Vec<f64> = numbers.into_iter().flatten().collect();
             // Too small for float64 (1e-400 reads as 0): a class named 0 would not be what the file says.
+            // Each spelling once: a column of a million zeros is one check.
+            let mut checked = std::collections::HashSet::new();
             if let Some(k) = (0..numbers.len()).find(|&k| {
                 std::hint::black_box(numbers[k].to_bits()) == 0
+                    && checked.insert(self.raw[k].as_str())
                     && exact_decimal(&self.raw[k]) != Some((false, String::new(), 0))
             }) {
                 return Err(at(
