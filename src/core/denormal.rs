@@ -34,9 +34,7 @@ impl Scope {
             flushed: FLUSHED.with(|f| f.get()),
         }
     }
-}
 
-impl Scope {
     /// The float mode this scope saved: the caller's, for running the caller's own code (a Python callback) in it.
     pub fn mode(&self) -> Mode {
         Mode(self.csr)
