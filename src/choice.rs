@@ -42,7 +42,7 @@ macro_rules! choice {
             fn from_str(s: &str) -> std::result::Result<Self, String> {
                 match s.to_ascii_lowercase().as_str() {
                     $( $text $(| $alias)* => Ok($name::$variant), )*
-                    _ => Err(format!("'{}' is not one of {}", $crate::printable(s), Self::names())),
+                    _ => Err(format!("'{}' is not one of {}", $crate::notes::printable(s), Self::names())),
                 }
             }
         }

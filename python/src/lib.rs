@@ -185,7 +185,7 @@ fn read_config(path: PathBuf) -> PyResult<String> {
 #[pyo3(signature = (settings, config=None))]
 fn check_settings(settings: &Bound<'_, PyDict>, config: Option<(String, String)>) -> PyResult<()> {
     // What merging says (a file's setting left out) is said once, by `fit`, which merges again.
-    let (merged, _) = elbo::capture_notes(|| settings_with_file(settings, config.as_ref()));
+    let (merged, _) = elbo::notes::capture(|| settings_with_file(settings, config.as_ref()));
     let (s, file) = merged?;
     // Without data yet (it comes with fit's x), settings of one's own data wait for it to be checked.
     if s.data.is_some() || s.dataset.is_some() {
@@ -314,7 +314,7 @@ fn train<'py>(
     let float_mode = float_mode();
     // What merging a config file says ("k-train = 5 from c.toml is kept") reaches the observer, as every note.
     let (merged, merge_notes) =
-        elbo::capture_notes(|| settings_with_file(settings, config.as_ref()));
+        elbo::notes::capture(|| settings_with_file(settings, config.as_ref()));
     let (s, file) = merged?;
     let arrays = match arrays {
         None => None,
@@ -352,7 +352,7 @@ fn train<'py>(
         }
         // What the library says while it reads the data ("read as 8-bit images") reaches Python's stderr, which
         // a notebook shows, through the observer.
-        let (made, said) = elbo::capture_notes(|| -> elbo::Result<Trainer> {
+        let (made, said) = elbo::notes::capture(|| -> elbo::Result<Trainer> {
             let mut trainer = match (&resume, arrays) {
                 (Some(dir), _) => Trainer::resume(dir, epochs, data_dir.as_deref())?,
                 (None, Some(arrays)) => {
@@ -444,7 +444,7 @@ fn class_names(ds: &Dataset) -> Option<Vec<String>> {
 /// converted it (`uint8`, `bool`, `int` or `float`, see `elbo/_arrays.py`), and optional labels.
 fn items_of(model: &Model, source: &Bound<'_, PyAny>) -> PyResult<Dataset> {
     if let Ok(path) = source.extract::<PathBuf>() {
-        let (items, said) = elbo::capture_notes(|| model.read(&path));
+        let (items, said) = elbo::notes::capture(|| model.read(&path));
         show_notes(source.py(), &said);
         return items.map_err(py_err);
     }
@@ -454,7 +454,7 @@ fn items_of(model: &Model, source: &Bound<'_, PyAny>) -> PyResult<Dataset> {
         .map(|l| l.parse())
         .transpose()
         .map_err(|e| PyValueError::new_err(format!("layout={e}")))?;
-    let (items, said) = elbo::capture_notes(|| model.items(mem, layout));
+    let (items, said) = elbo::notes::capture(|| model.items(mem, layout));
     show_notes(source.py(), &said);
     items.map_err(py_err)
 }

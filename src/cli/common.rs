@@ -202,7 +202,7 @@ fn quiet_every() -> std::time::Duration {
     let secs = match std::env::var("ELBO_PROGRESS_EVERY") {
         Err(_) => 60,
         Ok(v) => v.parse::<u64>().unwrap_or_else(|_| {
-            crate::say!(
+            crate::notes::say!(
                 "elbo: ELBO_PROGRESS_EVERY={v:?} is not a whole number of seconds; reporting once a minute"
             );
             60
@@ -279,7 +279,7 @@ impl Progress {
         q.last = now;
         let spent = now.duration_since(q.started).as_secs_f64();
         let left = spent / q.done.max(1) as f64 * (q.total - q.done) as f64;
-        crate::say!(
+        crate::notes::say!(
             "elbo: {}: {}/{} images in {}, about {} left",
             self.what,
             q.done,

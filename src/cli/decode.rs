@@ -72,7 +72,7 @@ pub(crate) fn run(a: DecodeArgs) -> Result<()> {
         && !model.is_conditional()
         && names.iter().any(|c| !c.is_empty())
     {
-        crate::say!(
+        crate::notes::say!(
             "elbo: {}'s class column is not used: this model is not conditional",
             file.display()
         );
@@ -94,7 +94,7 @@ pub(crate) fn run(a: DecodeArgs) -> Result<()> {
                     Error::Config(format!("{}: code {}: {e}", file.display(), i + 1))
                 })?);
             }
-            crate::say!(
+            crate::notes::say!(
                 "elbo: each code decoded as the class in {}'s class column",
                 file.display()
             );
@@ -123,7 +123,7 @@ pub(crate) fn run(a: DecodeArgs) -> Result<()> {
         let cols = (n as f64).sqrt().ceil() as usize;
         save_image(&mosaic(&px, n, cfg.model.item_shape(), cols, style)?, out)?;
     }
-    crate::say!(
+    crate::notes::say!(
         "elbo: wrote {} ({n} decoded code{})",
         super::common::shown_out(out),
         if n == 1 { "" } else { "s" }

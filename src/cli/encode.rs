@@ -76,7 +76,7 @@ pub(crate) fn run(a: EncodeArgs) -> Result<()> {
             " of z{n}, the top of {n} latent layers, each encoded from the means of the one below"
         ),
     };
-    crate::say!(
+    crate::notes::say!(
         "elbo: wrote {} ({} row{}, {zd} latent dimension{}{which})",
         super::common::shown_out(out),
         ds.len(),

@@ -89,6 +89,6 @@ pub(crate) fn run(a: InterpolateArgs) -> Result<()> {
         &mosaic(&px, a.steps, ck.config.model.item_shape(), a.steps, style)?,
         out,
     )?;
-    crate::say!("elbo: wrote {}", out.display());
+    crate::notes::say!("elbo: wrote {}", out.display());
     Ok(())
 }

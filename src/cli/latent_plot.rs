@@ -43,6 +43,6 @@ pub(crate) fn run(a: LatentPlotArgs) -> Result<()> {
     };
     debug_assert_eq!(a.method, "pca");
     write_latent_plot(&ck, &a.run_dir, &ds, &a.split, out)?;
-    crate::say!("elbo: wrote {}", out.display());
+    crate::notes::say!("elbo: wrote {}", out.display());
     Ok(())
 }

@@ -57,6 +57,6 @@ pub(crate) fn run(a: MakeDspritesArgs) -> Result<()> {
         });
     }
     written?;
-    crate::say!("elbo: wrote {} ({note})", a.out.display());
+    crate::notes::say!("elbo: wrote {} ({note})", a.out.display());
     Ok(())
 }

@@ -59,7 +59,7 @@ pub(crate) fn run(a: ManifoldArgs) -> Result<()> {
         Some(r) => r,
     };
     if matches!(range, GridRange::Quantile(..)) && ck.vae.prior().closed_form_kl().is_none() {
-        crate::say!(
+        crate::notes::say!(
             "elbo: the grid sits at N(0, 1)'s quantiles, not those of this model's learned prior (--range data:P,Q places it where the test codes lie)"
         );
     }
@@ -101,6 +101,6 @@ pub(crate) fn run(a: ManifoldArgs) -> Result<()> {
         &mosaic(&px, n, ck.config.model.item_shape(), a.grid, style)?,
         out,
     )?;
-    crate::say!("elbo: wrote {}", out.display());
+    crate::notes::say!("elbo: wrote {}", out.display());
     Ok(())
 }

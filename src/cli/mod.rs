@@ -77,7 +77,7 @@ pub fn main() -> i32 {
                 let _ = e.print();
             } else {
                 let args: Vec<String> = std::env::args().collect();
-                crate::say!("elbo: error: {}", usage_error(&e, &args));
+                crate::notes::say!("elbo: error: {}", usage_error(&e, &args));
             }
             return e.exit_code();
         }
@@ -101,9 +101,9 @@ pub fn main() -> i32 {
                 // An error every rank meets is rank 0's to report (its abort ends this rank first); one that
                 // only this rank meets is reported after that pause.
                 std::thread::sleep(std::time::Duration::from_secs(2));
-                crate::say!("elbo (rank {}): error: {e}", dist::rank());
+                crate::notes::say!("elbo (rank {}): error: {e}", dist::rank());
             } else {
-                crate::say!("elbo: error: {e}");
+                crate::notes::say!("elbo: error: {e}");
             }
             if dist::size() > 1 {
                 dist::abort(e.exit_code());

@@ -24,6 +24,6 @@ pub(crate) fn run(a: PlotMetricsArgs) -> Result<()> {
         &run_title("Training curves", &a.run_dir),
         out,
     )?;
-    crate::say!("elbo: wrote {}", out.display());
+    crate::notes::say!("elbo: wrote {}", out.display());
     Ok(())
 }

@@ -31,6 +31,6 @@ pub(crate) fn run(a: ReconstructArgs) -> Result<()> {
     super::common::require_images(&ck, "reconstruct")?;
     let splits = a.data.splits(&ck)?;
     write_reconstructions(&ck.vae, &splits.test, a.n, style, out)?;
-    crate::say!("elbo: wrote {}", out.display());
+    crate::notes::say!("elbo: wrote {}", out.display());
     Ok(())
 }

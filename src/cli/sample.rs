@@ -67,6 +67,6 @@ pub(crate) fn run(a: SampleArgs) -> Result<()> {
         model.check_sample(&spec)?;
         write_samples(model.vae(), &spec, style, out)?;
     }
-    crate::say!("elbo: wrote {}", super::common::shown_out(out));
+    crate::notes::say!("elbo: wrote {}", super::common::shown_out(out));
     Ok(())
 }

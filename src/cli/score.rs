@@ -75,14 +75,14 @@ pub(crate) fn run(a: ScoreArgs) -> Result<()> {
         .filter(|&i| !scores[i].elbo.is_finite())
         .collect();
     if let Some(first) = beyond.first() {
-        crate::say!(
+        crate::notes::say!(
             "elbo: {} item{} (the first: index {first}) lie so far outside the training data that the model's float32 arithmetic overflows: scored inf, above every finite score",
             beyond.len(),
             if beyond.len() == 1 { "" } else { "s" },
         );
     }
     let mean = finite.iter().sum::<f64>() / finite.len().max(1) as f64;
-    crate::say!(
+    crate::notes::say!(
         "elbo: wrote {} ({} item{}, mean -ELBO {mean:.3} nats{})",
         super::common::shown_out(out),
         scores.len(),

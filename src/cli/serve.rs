@@ -52,7 +52,7 @@ pub(crate) fn run(a: ServeArgs) -> Result<()> {
     let explorer = Explorer::new(ck, splits.test, a.points, name.clone())?;
     let epoch = explorer.epoch();
     if a.points > available {
-        crate::say!("elbo: the test split has {available} images; showing them all");
+        crate::notes::say!("elbo: the test split has {available} images; showing them all");
     }
     // ::ffff:127.0.0.1 is IPv4's loopback written as IPv6: this machine only, too.
     let loopback = match host {
@@ -62,7 +62,7 @@ pub(crate) fn run(a: ServeArgs) -> Result<()> {
         IpAddr::V4(v4) => v4.is_loopback(),
     };
     if !loopback {
-        crate::say!(
+        crate::notes::say!(
             "elbo: warning: listening on {host}: other machines can reach this page, which has no login; \
              leave out --host to serve this machine only"
         );
@@ -76,7 +76,7 @@ pub(crate) fn run(a: ServeArgs) -> Result<()> {
                 IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
             });
         }
-        crate::say!(
+        crate::notes::say!(
             "elbo: exploring {name} (epoch {epoch}) at http://{addr}/ (Ctrl-C stops; the page offers a newer \
              checkpoint when training saves one)"
         );

@@ -101,7 +101,7 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
     }
     // A signal while the figures are drawn waits for them (a second or two): the run is then complete.
     let written = figures::run_figures(&run_dir, &ck, &trainer.splits().test)?;
-    crate::say!(
+    crate::notes::say!(
         "elbo: wrote {} into {}",
         written.join(", "),
         run_dir.display()
@@ -175,6 +175,6 @@ impl Observer for Terminal {
 /// A line for the user, from rank 0 alone.
 fn writer_note(line: &str) {
     if dist::is_writer() {
-        crate::say!("{line}");
+        crate::notes::say!("{line}");
     }
 }

@@ -104,7 +104,7 @@ pub(crate) fn run(a: TraverseArgs) -> Result<()> {
     }
     if dims.len() > MAX_ROWS {
         if a.dims.is_empty() {
-            crate::say!(
+            crate::notes::say!(
                 "elbo: the latent has {zd} dimensions; showing the {MAX_ROWS} with the most KL (choose others with --dims)"
             );
         } else {
@@ -118,15 +118,17 @@ pub(crate) fn run(a: TraverseArgs) -> Result<()> {
     let kl = traverse::mean_kl_per_dim(&ck.vae, &test);
     let depth = ck.vae.depth();
     if depth > 1 {
-        crate::say!("elbo: rows are dimensions of z{depth}, the top of {depth} latent layers");
+        crate::notes::say!(
+            "elbo: rows are dimensions of z{depth}, the top of {depth} latent layers"
+        );
     }
     if let Some(flow) = ck.vae.config.flow {
-        crate::say!(
+        crate::notes::say!(
             "elbo: rows are ranked by the KL from N(0, 1) of a Gaussian at each code's mean with the base posterior's variance: with --flow={} the posterior has no KL per dimension",
             flow.name()
         );
     } else if ck.vae.prior().closed_form_kl().is_none() {
-        crate::say!(
+        crate::notes::say!(
             "elbo: rows are ranked by each dimension's KL from N(0, 1): this model's learned prior has no KL per dimension"
         );
     }
@@ -188,9 +190,9 @@ pub(crate) fn run(a: TraverseArgs) -> Result<()> {
         .collect();
     traverse::draw(&px, shape, a.steps, &names, style, out)?;
     for name in &names {
-        crate::say!("  {name}");
+        crate::notes::say!("  {name}");
     }
-    crate::say!(
+    crate::notes::say!(
         "elbo: wrote {} (rows by mean KL on the test set, nats)",
         out.display()
     );

@@ -156,7 +156,7 @@ fn remove_stale(key: &str) {
             } else {
                 format!("{} MB", size.div_ceil(1 << 20))
             };
-            crate::say!(
+            crate::notes::say!(
                 "elbo: removed the cached images of an earlier state of this set ({size}, {})",
                 e.path().display()
             );
@@ -188,14 +188,14 @@ fn hash_meta(meta: &HashMap<String, String>) -> Md5 {
 /// the memory it should use trains without being read whole.
 pub fn load(key: &str) -> Option<(Found, bool)> {
     let (found, notes, held_out) = map_noted(key)?;
-    crate::say!(
+    crate::notes::say!(
         "elbo: read the decoded images from the cache ({})",
         entry(key).display()
     );
     // What the run that decoded them said about the set still holds. Control characters are shown as `?`:
     // an entry is a file anyone with access to the cache could have written.
     for n in notes {
-        crate::say!("elbo: {}", printable(&n));
+        crate::notes::say!("elbo: {}", printable(&n));
     }
     Some((found, held_out))
 }
@@ -232,7 +232,7 @@ fn map_noted(key: &str) -> Option<(Found, Vec<String>, bool)> {
         Some(found) => Some(found),
         None => {
             // A file in an entry's place that is not a whole, unedited entry of this key.
-            crate::say!(
+            crate::notes::say!(
                 "elbo: the cached images in {} are damaged; decoding again",
                 path.display()
             );

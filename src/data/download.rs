@@ -79,7 +79,7 @@ pub fn fetch_all(files: &[RemoteFile], dir: &Path, mirrors: &[String]) -> Result
                     break;
                 }
                 Err(reason) => {
-                    crate::say!("elbo: {url}: {reason}");
+                    crate::notes::say!("elbo: {url}: {reason}");
                     failures.push(format!("{url} ({reason})"));
                 }
             }
@@ -105,7 +105,7 @@ fn fetch_one(agent: &ureq::Agent, url: &str, file: &RemoteFile, dir: &Path) -> R
     if !allowed(url) {
         return Err("refused: only https:// addresses are used for downloads".into());
     }
-    crate::say!("elbo: downloading {url}");
+    crate::notes::say!("elbo: downloading {url}");
     let mut response = agent.get(url).call().map_err(|e| e.to_string())?;
     let part = dir.join(format!("{}.part", file.name));
     let result = (|| {

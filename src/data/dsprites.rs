@@ -6,7 +6,7 @@
 use super::dataset::{Dataset, ItemShape, Kind, Values};
 use super::factors::{Factors, MAX_CLASS};
 use super::images::Found;
-use super::numpy::{Array, Dtype, Raw};
+use super::npy::{Array, Dtype, Raw};
 use crate::error::{Error, Result};
 use rayon::prelude::*;
 use std::io::Write;
@@ -395,7 +395,7 @@ pub(super) fn found_in(
         .map(|(n, s)| format!("{n} {s}"))
         .collect();
     ds.factors = Some(Box::new(factors));
-    crate::say!(
+    crate::notes::say!(
         "elbo: {}: arrays named as dSprites' (imgs, latents_classes): {n} binary {h}×{w} images (0 and 1, seen as black and white) with factors {}{}",
         path.display(),
         grid.join(", "),
@@ -406,7 +406,7 @@ pub(super) fn found_in(
         }
     );
     if let Some((i, f, v, want)) = odd {
-        crate::say!(
+        crate::notes::say!(
             "elbo: {}: latents_values disagrees with latents_classes at item {i}: {} is {v}, where dSprites' grid has {want}; elbo reads the classes (the values are kept as given)",
             path.display(),
             NAMES[f]
@@ -416,7 +416,7 @@ pub(super) fn found_in(
         && let Raw::Text(t) = note.raw
         && let Some(line) = t.first()
     {
-        crate::say!("elbo: {}: {line}", path.display());
+        crate::notes::say!("elbo: {}: {line}", path.display());
     }
     Ok(Some(Found::One(ds)))
 }

@@ -255,7 +255,7 @@ struct Layout {
 /// it again, so a set that was used with a caveat (images skipped, a test split held out of a lone `train/`)
 /// never looks clean on the second run.
 fn note(notes: &mut Vec<String>, msg: String) {
-    crate::say!("elbo: {msg}");
+    crate::notes::say!("elbo: {msg}");
     notes.push(msg);
 }
 
@@ -907,7 +907,7 @@ fn in_memory(path: &Path, opts: &ImageOptions, flat: bool) -> Result<Found> {
             changed.push(format!("read {} with colour as grey", images(a.colour.0)));
         }
         if !changed.is_empty() {
-            crate::say!("elbo: {}: {}", path.display(), changed.join(", and "));
+            crate::notes::say!("elbo: {}: {}", path.display(), changed.join(", and "));
         }
     }
     let Sink::Memory(buffers) = sink else {
@@ -1483,7 +1483,7 @@ mod tests {
             std::fs::create_dir_all(&d).unwrap();
             std::fs::write(d.join("0.png"), png(5, 4, false, 1)).unwrap();
         }
-        let (found, notes) = crate::capture_notes(|| load(tmp.path(), &ImageOptions::default()));
+        let (found, notes) = crate::notes::capture(|| load(tmp.path(), &ImageOptions::default()));
         let Found::Split(train, test) = found.unwrap() else {
             panic!("splits expected")
         };
@@ -1501,7 +1501,7 @@ mod tests {
             std::fs::create_dir_all(&d).unwrap();
             std::fs::write(d.join("0.png"), png(5, 4, false, 1)).unwrap();
         }
-        let (found, notes) = crate::capture_notes(|| load(tmp.path(), &ImageOptions::default()));
+        let (found, notes) = crate::notes::capture(|| load(tmp.path(), &ImageOptions::default()));
         let Found::One(set) = found.unwrap() else {
             panic!("one set expected")
         };
@@ -1523,7 +1523,7 @@ mod tests {
             std::fs::create_dir_all(&d).unwrap();
             std::fs::write(d.join("0.png"), png(5, 4, false, 1)).unwrap();
         }
-        let (found, notes) = crate::capture_notes(|| load(tmp.path(), &ImageOptions::default()));
+        let (found, notes) = crate::notes::capture(|| load(tmp.path(), &ImageOptions::default()));
         let Found::Split(train, test) = found.unwrap() else {
             panic!("splits expected")
         };
@@ -1545,7 +1545,7 @@ mod tests {
             std::fs::create_dir_all(&d).unwrap();
             std::fs::write(d.join("0.png"), png(5, 4, false, 2)).unwrap();
         }
-        let (found, notes) = crate::capture_notes(|| load(tmp.path(), &ImageOptions::default()));
+        let (found, notes) = crate::notes::capture(|| load(tmp.path(), &ImageOptions::default()));
         let Found::Split(train, test) = found.unwrap() else {
             panic!("splits expected")
         };

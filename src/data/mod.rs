@@ -4,7 +4,8 @@
 //! - [`named`]: MNIST, Fashion-MNIST, KMNIST (IDX files) and CIFAR-10 (binary), downloaded and verified;
 //! - [`images`]: folders of images and zip/tar archives of them, decoded, cropped and resized in parallel,
 //!   with [`cache`] keeping the result;
-//! - [`numpy`]: `.npy` and `.npz` arrays, and DeepMind's dSprites layout ([`dsprites`], with its [`factors`]);
+//! - [`numpy`]: `.npy` and `.npz` arrays as items and labels, and DeepMind's dSprites layout ([`dsprites`], with
+//!   its [`factors`]), both over the arrays [`npy`] reads;
 //! - [`table`]: CSV and TSV tables, standardised with the training split's statistics;
 //! - [`source`]: recognises which one a path is.
 //!
@@ -20,6 +21,7 @@ pub mod factors;
 pub mod idx;
 pub mod images;
 pub mod named;
+pub mod npy;
 pub mod numpy;
 pub mod source;
 pub mod table;

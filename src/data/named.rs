@@ -345,7 +345,7 @@ fn judge_mismatch(
     let plain = file.name.trim_end_matches(".gz");
     if content_md5(name, &file.name) == Some(content.as_str()) {
         if gz {
-            crate::say!(
+            crate::notes::say!(
                 "elbo: {}: recompressed (its gzip wrapper is not the published one, its content is {name}'s published {plain}); using it",
                 path.display()
             );

@@ -227,7 +227,9 @@ fn decode_to_cache(
 ) -> Result<Option<(Found, bool)>> {
     let dir = cache::dir();
     let declined = |e: &dyn std::fmt::Display| {
-        crate::say!("elbo: could not cache the decoded images ({e}); decoding them into memory");
+        crate::notes::say!(
+            "elbo: could not cache the decoded images ({e}); decoding them into memory"
+        );
         Ok(None)
     };
     if let Err(e) = cache::make_dir() {

@@ -129,7 +129,7 @@ fn header_of(rdr: &mut csv::Reader<std::fs::File>, path: &Path) -> Result<Vec<St
 /// under the header pandas writes for a DataFrame without column names (0 for any other header).
 fn check_header(header: &[String], path: &Path) -> Result<usize> {
     if let Some(index) = pandas_index_columns(header) {
-        crate::say!(
+        crate::notes::say!(
             "elbo: {}: line 1 ({}) is read as the header pandas writes for a DataFrame without column names, not as a row of data",
             path.display(),
             shown_header(header)
@@ -161,7 +161,7 @@ fn check_header(header: &[String], path: &Path) -> Result<usize> {
         .map(String::as_str)
         .collect();
     if !numbers.is_empty() {
-        crate::say!(
+        crate::notes::say!(
             "elbo: {}: line 1 is read as the header row, though it names columns with numbers ('{}'); if it is a row of data, add a header row naming the columns",
             path.display(),
             numbers.join("', '")
@@ -338,7 +338,7 @@ pub fn load(path: &Path, label_column: Option<&str>, columns: Option<&[String]>)
     let width = candidates.len();
     if columns.is_none() && pandas_index > 0 {
         keep.retain(|&k| !is_index(candidates[k]));
-        crate::say!(
+        crate::notes::say!(
             "elbo: {}: the first {} ({}) {} pandas' row index, under the header pandas writes, and not used as {}",
             path.display(),
             if pandas_index == 1 {
@@ -379,12 +379,12 @@ pub fn load(path: &Path, label_column: Option<&str>, columns: Option<&[String]>)
         let first = first.join(", ");
         if is_row_index(values.iter().step_by(width).copied()) {
             keep.remove(0);
-            crate::say!(
+            crate::notes::say!(
                 "elbo: {}: the first column has no name and a distinct whole number in every row ({first}, …): it is read as a row index (pandas' to_csv writes one unless index=False) and not used as a feature",
                 path.display()
             );
         } else {
-            crate::say!(
+            crate::notes::say!(
                 "elbo: {}: the first column has no name and is used as a feature ({first}, …); if it is pandas' row index (repeated after pd.concat), write the table with index=False",
                 path.display()
             );
@@ -396,11 +396,11 @@ pub fn load(path: &Path, label_column: Option<&str>, columns: Option<&[String]>)
         .collect();
     match skipped[..] {
         [] => {}
-        [one] => crate::say!(
+        [one] => crate::notes::say!(
             "elbo: {}: column '{one}' is not numeric and is not used as a feature",
             path.display()
         ),
-        _ => crate::say!(
+        _ => crate::notes::say!(
             "elbo: {}: columns '{}' are not numeric and are not used as features",
             path.display(),
             skipped.join("', '")
@@ -593,7 +593,7 @@ impl Labels {
             return Ok((labels, set.into_iter().map(number_name).collect()));
         }
         if let Some((line, cell)) = &self.first_missing {
-            crate::say!(
+            crate::notes::say!(
                 "elbo: {}: line {line}: label '{cell}' is taken as a class name; if it marks a missing label, fill it in or drop the row",
                 path.display()
             );
@@ -911,7 +911,7 @@ mod tests {
         // Some numbers among names are names (years, say), or a first row of data (UCI's iris has no header):
         // the guess is said.
         let (_t, p) = write("name,2019,2020\nx,1,2\n", "t.csv");
-        let (t, notes) = crate::capture_notes(|| load(&p, None, None));
+        let (t, notes) = crate::notes::capture(|| load(&p, None, None));
         assert_eq!(t.unwrap().columns, ["2019", "2020"]);
         assert!(
             notes.iter().any(|n| n.contains(
@@ -920,7 +920,7 @@ mod tests {
             "{notes:?}"
         );
         let (_t, p) = write("a,b\n1,2\n", "t.csv");
-        let (_, notes) = crate::capture_notes(|| load(&p, None, None));
+        let (_, notes) = crate::notes::capture(|| load(&p, None, None));
         assert!(notes.is_empty(), "{notes:?}");
     }
 
@@ -937,7 +937,7 @@ mod tests {
                     .collect()
             };
             let (_t, p) = write(&format!("{header}\n{body}"), "t.csv");
-            let (t, notes) = crate::capture_notes(|| load(&p, None, None));
+            let (t, notes) = crate::notes::capture(|| load(&p, None, None));
             let t = t.unwrap_or_else(|e| panic!("{header}: {e}"));
             // The row index, when written, is left out of the features.
             assert_eq!(t.columns, ["0", "1", "2"], "{header}");
@@ -957,7 +957,7 @@ mod tests {
             ",0,1\n0,0.5,1.5\n1,0.25,2.5\n0,0.75,1.25\n1,1.5,2.5\n",
             "t.csv",
         );
-        let (t, notes) = crate::capture_notes(|| load(&p, None, None));
+        let (t, notes) = crate::notes::capture(|| load(&p, None, None));
         assert_eq!(t.unwrap().columns, ["0", "1"]);
         assert!(
             notes.iter().any(|n| n.contains("is pandas' row index")),
@@ -978,7 +978,7 @@ mod tests {
                 })
                 .collect();
             let (_t, p) = write(&format!("{header}\n{rows}"), "t.csv");
-            let (t, notes) = crate::capture_notes(|| load(&p, None, None));
+            let (t, notes) = crate::notes::capture(|| load(&p, None, None));
             let t = t.unwrap_or_else(|e| panic!("{header}: {e}"));
             assert_eq!(t.columns, ["0", "1"], "{header}");
             assert!(
@@ -989,7 +989,7 @@ mod tests {
         // Numbers that do not count up from 0 are still a row of data.
         for header in ["1,2,3", "0,2,3", ",1,2"] {
             let (_t, p) = write(&format!("{header}\n0.5,1.5,2.5\n"), "t.csv");
-            let (t, notes) = crate::capture_notes(|| load(&p, None, None));
+            let (t, notes) = crate::notes::capture(|| load(&p, None, None));
             assert!(
                 !notes.iter().any(|n| n.contains("the header pandas writes")),
                 "{header}: {notes:?} {t:?}"
@@ -1000,7 +1000,7 @@ mod tests {
     #[test]
     fn an_unnamed_first_column_kept_as_a_feature_is_said() {
         let (_t, p) = write(",a,b\n0.5,1,2\n0.5,3,4\n1.5,5,6\n", "t.csv");
-        let (t, notes) = crate::capture_notes(|| load(&p, None, None));
+        let (t, notes) = crate::notes::capture(|| load(&p, None, None));
         assert_eq!(t.unwrap().columns, ["", "a", "b"]);
         assert!(
             notes.iter().any(|n| n
@@ -1018,7 +1018,7 @@ mod tests {
                 .map(|i| format!("{},{},{}\n", first + i, i * i, 7 - i))
                 .collect();
             let (_t, p) = write(&format!("{name},a,b\n{rows}"), "t.csv");
-            let (t, notes) = crate::capture_notes(|| load(&p, None, None));
+            let (t, notes) = crate::notes::capture(|| load(&p, None, None));
             let t = t.unwrap();
             assert_eq!(t.columns, ["a", "b"], "{name:?} from {first}");
             assert_eq!(

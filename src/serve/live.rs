@@ -155,7 +155,7 @@ impl Live {
         let (ck, stamp) = checkpoint::load_file(&path).map_err(&failed)?;
         if stamp != shown.stamp {
             self.swap(&shown, ck, stamp.clone()).map_err(&failed)?;
-            crate::say!(
+            crate::notes::say!(
                 "elbo: reloaded {} at epoch {}",
                 self.run_dir.display(),
                 stamp.epoch

@@ -129,11 +129,11 @@ pub fn to_bytes(
 mod erased {
     /// Serialises any config or state to a JSON string.
     pub trait Json {
-        fn to_json(&self) -> crate::Result<String>;
+        fn to_json(&self) -> crate::error::Result<String>;
     }
     impl<T: serde::Serialize> Json for T {
-        fn to_json(&self) -> crate::Result<String> {
-            serde_json::to_string(self).map_err(|e| crate::Error::Config(e.to_string()))
+        fn to_json(&self) -> crate::error::Result<String> {
+            serde_json::to_string(self).map_err(|e| crate::error::Error::Config(e.to_string()))
         }
     }
 }
@@ -359,13 +359,13 @@ pub fn load_run_stamped(dir: &Path) -> Result<(Checkpoint, Stamp)> {
                 .map_err(|p| Error::Config(format!("{e}; and the previous checkpoint: {p}")))?;
             own_data(&mut c.0.config, dir);
             if std::fs::symlink_metadata(&newest).is_err() {
-                crate::say!(
+                crate::notes::say!(
                     "elbo: warning: {} is missing; using the previous checkpoint {}",
                     newest.display(),
                     previous.display()
                 );
             } else {
-                crate::say!(
+                crate::notes::say!(
                     "elbo: warning: {e}; using the previous checkpoint {}",
                     previous.display()
                 );

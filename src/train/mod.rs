@@ -22,7 +22,7 @@ use crate::data::{
     self, Batcher, Binarize, Dataset, ItemShape, Kind, Loaded, load_dataset, resolve_data_dir,
 };
 use crate::error::{Error, Result};
-use crate::eval;
+use crate::eval::EvalBuffers;
 use crate::model::config::PriorSpec;
 use crate::model::vamp::PseudoInit;
 use crate::model::{BatchStats, Estimator, Objective, Vae};
@@ -298,7 +298,7 @@ pub fn prepare(cfg: &mut RunConfig, loaded: Loaded) -> Result<Splits> {
     let new_run = cfg.data == DataInfo::default();
     cfg.data.fingerprint = Some(fingerprint);
     if new_run && train.is_labelled() && train.classes.len() > 100 {
-        crate::say!(
+        crate::notes::say!(
             "elbo: note: {name} has {} classes; if its labels are not classes (a measured value?), train without them",
             train.classes.len()
         );
@@ -457,7 +457,7 @@ fn say_outside_unit(ds: &Dataset, path: &Path) {
         return;
     };
     let n = v[i..].iter().filter(outside).count();
-    crate::say!(
+    crate::notes::say!(
         "elbo: {}: {n} value{} outside [0, 1] (the first {} in item {}) {} used as {}, by a model of values in [0, 1]",
         path.display(),
         if n == 1 { "" } else { "s" },
@@ -675,7 +675,7 @@ pub fn train_on(
     let batch = t.batch_size.min(n);
     let mut ws = vae.workspace(batch, t.samples);
     let mut x = vec![0f32; batch * d];
-    let mut eval_ws = eval::EvalBuffers::new(&vae);
+    let mut eval_ws = EvalBuffers::new(&vae);
     let mut sharded = if t.shards > 1 || dist::size() > 1 {
         check_shards(t.shards)?;
         Some(Sharded::new(&vae, &t, batch))

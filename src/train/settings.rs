@@ -408,7 +408,7 @@ impl FileKeys {
         leave!(skip_bad, "skip-bad");
         leave!(label_column, "label-column");
         if !left.is_empty() {
-            crate::say!(
+            crate::notes::say!(
                 "elbo: {} from {} left out: arrays are trained on as they are, not read from image files or tables",
                 left.join(", "),
                 self.file
@@ -558,13 +558,13 @@ impl Settings {
                 own,
                 kept.into_iter().find(|(_, k)| k.is_some_and(|k| k > 1)),
             ) {
-                (Estimator::Elbo, true, Some((key, Some(k)))) => crate::say!(
+                (Estimator::Elbo, true, Some((key, Some(k)))) => crate::notes::say!(
                     "elbo: {key} = {k} from {name} is kept: with objective elbo it averages the ELBO over {k} draws per image (give --{key} 1 for one)"
                 ),
                 // MIWAE and PIWAE multiply it by the groups: 50 draws become 200 per image.
                 (Estimator::Miwae | Estimator::Piwae, true, Some((key, Some(k)))) => {
                     let m = self.groups.or(file.groups).unwrap_or(DEFAULT_MIWAE_GROUPS);
-                    crate::say!(
+                    crate::notes::say!(
                         "elbo: {key} = {k} from {name} is kept: with objective {} it is the draws in each of {m} groups, {} per image",
                         o.name(),
                         k.saturating_mul(m)
@@ -582,7 +582,7 @@ impl Settings {
             orphan!(label_column, "label-column", false, why);
         }
         for (key, why) in dropped {
-            crate::say!("elbo: {key} from {name} is left out: {why}");
+            crate::notes::say!("elbo: {key} from {name} is left out: {why}");
         }
     }
 
@@ -2381,7 +2381,7 @@ mod tests {
             ..Default::default()
         };
         let ((s, keys), notes) =
-            crate::capture_notes(|| flags.over_config(file, "c.toml").unwrap());
+            crate::notes::capture(|| flags.over_config(file, "c.toml").unwrap());
         let cfg = s.resolve().map_err(|e| keys.rename(e)).unwrap();
         assert_eq!(cfg.model.prior, PriorSpec::Normal);
         for key in ["prior-components", "lr-gamma", "sigma", "groups"] {
@@ -2407,7 +2407,7 @@ mod tests {
             objective: Some(Estimator::Elbo),
             ..Default::default()
         };
-        let ((s, _), notes) = crate::capture_notes(|| {
+        let ((s, _), notes) = crate::notes::capture(|| {
             flags
                 .over_config("objective = \"iwae\"\nk-train = 50\n", "c.toml")
                 .unwrap()
@@ -2423,7 +2423,7 @@ mod tests {
             objective: Some(Estimator::Miwae),
             ..Default::default()
         };
-        let (_, notes) = crate::capture_notes(|| {
+        let (_, notes) = crate::notes::capture(|| {
             flags
                 .over_config("objective = \"iwae\"\nk-train = 50\n", "c.toml")
                 .unwrap()
