@@ -215,7 +215,8 @@ fn what_stacked_layers_cannot_do_is_refused_by_name() {
     );
 }
 
-/// The stack's per-code loops are split between threads: the weights after an IWAE epoch must not depend on how.
+/// The stack's per-code loops, the reparameterisation and the noise draws are split between threads: the weights
+/// after an IWAE epoch must not depend on how. The sizes make each of them large enough to be split.
 #[test]
 fn two_layer_iwae_weights_do_not_depend_on_the_thread_count() {
     let tmp = tempfile::tempdir().unwrap();
@@ -224,10 +225,10 @@ fn two_layer_iwae_weights_do_not_depend_on_the_thread_count() {
         let dir = tmp.path().join(format!("t{threads}"));
         let o = run(elbo()
             .args([
-                "train", "--limit", "600", "--latent", "8,3", "--hidden", "64/16",
+                "train", "--limit", "600", "--latent", "40,20", "--hidden", "64/32",
             ])
             .args(["--activation", "tanh", "--seed", "5", "--threads", threads])
-            .args(["--epochs", "1", "--objective", "iwae", "--k-train", "5"])
+            .args(["--epochs", "1", "--objective", "iwae", "--k-train", "20"])
             .arg("--out")
             .arg(&dir)
             .arg("--data-dir")

@@ -2,6 +2,7 @@
 
 use super::Real;
 use super::activation::sigmoid;
+use super::threads::{self, Disjoint};
 
 /// ln √(2π).
 pub const HALF_LN_2PI: f64 = 0.918_938_533_204_672_7;
@@ -101,24 +102,50 @@ pub fn gaussian_nll<T: Real>(
     }
 }
 
+/// Latent dimensions handled together by the reparameterisation kernels: their σ (and, backward, their running
+/// sums) stay on the stack while every draw of the image passes, so each row of `z` is written in order.
+const LATENT_BLOCK: usize = 64;
+
+/// Values of `z` below which the reparameterisation stays on one thread: a hand-off costs more.
+const REPARAM_SPLIT: usize = 1 << 14;
+
 /// z = μ + σ·ε for each head `[μ | log σ²]` and its `samples` draws (`eps`, `z`: head-major rows of `latent`).
+/// Heads are split over the pool when there are enough values; each value is computed alike on any thread.
 pub fn reparameterize<T: Real>(head: &[T], eps: &[T], z: &mut [T], latent: usize, samples: usize) {
-    let half = T::c(0.5);
-    for (b, h) in head.chunks_exact(2 * latent).enumerate() {
-        let (mu, lv) = h.split_at(latent);
-        // σ once per image and dimension, not per draw: importance sampling draws thousands per image.
-        for j in 0..latent {
-            let sd = (half * lv[j]).exp();
-            for l in 0..samples {
-                let r = (b * samples + l) * latent + j;
-                z[r] = mu[j] + sd * eps[r];
+    let heads = head.len() / (2 * latent).max(1);
+    let per_head = samples * latent;
+    let z = Disjoint::new(&mut z[..heads * per_head]);
+    threads::for_rows(heads, REPARAM_SPLIT.div_ceil(per_head.max(1)), |a, b| {
+        // SAFETY: for_rows hands out disjoint ranges of heads.
+        let z = unsafe { z.range(a * per_head, b * per_head) };
+        for (h, z) in (a..b).zip(z.chunks_exact_mut(per_head)) {
+            let (mu, lv) = head[h * 2 * latent..(h + 1) * 2 * latent].split_at(latent);
+            reparameterize_head(mu, lv, &eps[h * per_head..(h + 1) * per_head], z);
+        }
+    });
+}
+
+/// One head's draws: σ once per dimension, not per draw (importance sampling draws thousands per image).
+#[inline]
+fn reparameterize_head<T: Real>(mu: &[T], lv: &[T], eps: &[T], z: &mut [T]) {
+    let (latent, half) = (mu.len(), T::c(0.5));
+    for j0 in (0..latent).step_by(LATENT_BLOCK) {
+        let j1 = (j0 + LATENT_BLOCK).min(latent);
+        let mut sd = [T::zero(); LATENT_BLOCK];
+        for j in j0..j1 {
+            sd[j - j0] = (half * lv[j]).exp();
+        }
+        for (zr, er) in z.chunks_exact_mut(latent).zip(eps.chunks_exact(latent)) {
+            for j in j0..j1 {
+                zr[j] = mu[j] + sd[j - j0] * er[j];
             }
         }
     }
 }
 
 /// Adds to `dhead` (holding the gradient of the terms that read the head directly: a KL, ln q) what reaches it
-/// through the reparameterisation from `dz`: ∂z/∂μ = 1, ∂z/∂log σ² = ½σε.
+/// through the reparameterisation from `dz`: ∂z/∂μ = 1, ∂z/∂log σ² = ½σε. A head's sums run over its draws in
+/// order, on whichever thread takes the head.
 pub fn reparameterize_backward<T: Real>(
     head: &[T],
     eps: &[T],
@@ -127,25 +154,41 @@ pub fn reparameterize_backward<T: Real>(
     latent: usize,
     samples: usize,
 ) {
-    let half = T::c(0.5);
-    for (b, (h, dh)) in head
-        .chunks_exact(2 * latent)
-        .zip(dhead.chunks_exact_mut(2 * latent))
-        .enumerate()
-    {
-        let lv = &h[latent..];
-        let (dmu, dlv) = dh.split_at_mut(latent);
-        for j in 0..latent {
-            let sd = (half * lv[j]).exp();
-            let (mut gm, mut gl) = (dmu[j], dlv[j]);
-            for l in 0..samples {
-                let i = (b * samples + l) * latent + j;
-                gm += dz[i];
-                gl += dz[i] * eps[i] * half * sd;
-            }
-            dmu[j] = gm;
-            dlv[j] = gl;
+    let heads = head.len() / (2 * latent).max(1);
+    let per_head = samples * latent;
+    let dhead = Disjoint::new(&mut dhead[..heads * 2 * latent]);
+    threads::for_rows(heads, REPARAM_SPLIT.div_ceil(per_head.max(1)), |a, b| {
+        // SAFETY: for_rows hands out disjoint ranges of heads.
+        let dhead = unsafe { dhead.range(a * 2 * latent, b * 2 * latent) };
+        for (h, dh) in (a..b).zip(dhead.chunks_exact_mut(2 * latent)) {
+            let lv = &head[h * 2 * latent + latent..(h + 1) * 2 * latent];
+            let draws = h * per_head..(h + 1) * per_head;
+            reparameterize_backward_head(lv, &eps[draws.clone()], &dz[draws], dh);
         }
+    });
+}
+
+/// One head's part of [`reparameterize_backward`].
+#[inline]
+fn reparameterize_backward_head<T: Real>(lv: &[T], eps: &[T], dz: &[T], dh: &mut [T]) {
+    let (latent, half) = (lv.len(), T::c(0.5));
+    let (dmu, dlv) = dh.split_at_mut(latent);
+    for j0 in (0..latent).step_by(LATENT_BLOCK) {
+        let (j1, zero) = ((j0 + LATENT_BLOCK).min(latent), [T::zero(); LATENT_BLOCK]);
+        let (mut sd, mut gm, mut gl) = (zero, zero, zero);
+        for j in j0..j1 {
+            sd[j - j0] = (half * lv[j]).exp();
+            gm[j - j0] = dmu[j];
+            gl[j - j0] = dlv[j];
+        }
+        for (dr, er) in dz.chunks_exact(latent).zip(eps.chunks_exact(latent)) {
+            for j in j0..j1 {
+                gm[j - j0] += dr[j];
+                gl[j - j0] += dr[j] * er[j] * half * sd[j - j0];
+            }
+        }
+        dmu[j0..j1].copy_from_slice(&gm[..j1 - j0]);
+        dlv[j0..j1].copy_from_slice(&gl[..j1 - j0]);
     }
 }
 
@@ -341,7 +384,13 @@ mod tests {
 
     #[test]
     fn reparameterisation_gradients() {
-        let (latent, samples) = (3, 2);
+        // 130 dimensions cross two blocks of LATENT_BLOCK, the last one short.
+        for latent in [3, 130] {
+            reparameterisation_gradients_at(latent, 2);
+        }
+    }
+
+    fn reparameterisation_gradients_at(latent: usize, samples: usize) {
         let head: Vec<f64> = (0..2 * 2 * latent)
             .map(|i| (i as f64 * 0.77).sin())
             .collect();
