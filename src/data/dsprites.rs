@@ -261,122 +261,25 @@ pub(super) fn found_in(
         }
         return Ok(None);
     };
-    let bad = |what: &str, why: String| Error::Config(format!("{}: {what}: {why}", path.display()));
     let Some(classes) = take("latents_classes") else {
         return Err(bad(
+            path,
             "imgs",
-            "an array named imgs without latents_classes: dSprites' layout has both (or name the images x)"
-                .into(),
+            "an array named imgs without latents_classes: dSprites' layout has both (or name the images x)",
         ));
     };
     if want.is_some_and(|k| k != Kind::Image) {
         return Err(bad(
+            path,
             "imgs",
-            "dSprites' images, but this run was trained on other items".into(),
+            "dSprites' images, but this run was trained on other items",
         ));
     }
-    let (n, h, w) = match imgs.shape[..] {
-        [n, h, w] if n > 0 && h > 0 && w > 0 => (n, h, w),
-        _ => {
-            return Err(bad("imgs", format!("shape {:?} is not N×H×W", imgs.shape)));
-        }
-    };
-    let Raw::U8(bytes) = imgs.raw else {
-        return Err(bad(
-            "imgs",
-            format!(
-                "{} values: dSprites' images are uint8 (or bool) 0 and 1",
-                imgs.type_name
-            ),
-        ));
-    };
-    if let Some(i) = bytes.iter().position(|&v| v > 1) {
-        return Err(bad(
-            "imgs",
-            format!(
-                "item {} holds {} at pixel {}: dSprites' images hold only 0 and 1",
-                i / (h * w),
-                bytes[i],
-                i % (h * w)
-            ),
-        ));
-    }
-    let mut levels = bytes.into_vec();
-    for v in levels.iter_mut() {
-        *v *= 255;
-    }
-    let f = match classes.shape[..] {
-        [m, f] if m == n && f > 0 => f,
-        _ => {
-            return Err(bad(
-                "latents_classes",
-                format!("shape {:?} is not {n}×F (one row per image)", classes.shape),
-            ));
-        }
-    };
-    let ints = |a: &Array, what: &str| -> Result<Vec<f32>> {
-        match &a.raw {
-            Raw::F32(v) => Ok(v.clone()),
-            Raw::U8(v) => Ok(v.iter().map(|&x| x as f32).collect()),
-            Raw::Text(_) => Err(bad(what, "strings, not numbers".into())),
-        }
-    };
-    if classes.dtype == Dtype::Float {
-        // Read as f32, a float64 class near a whole number would be rounded onto it without a word.
-        return Err(bad(
-            "latents_classes",
-            "holds floats; classes are indices into each factor's values: store them as integers (classes.astype(np.int64)), as DeepMind's file does".into(),
-        ));
-    }
-    let raw_classes = ints(&classes, "latents_classes")?;
-    if raw_classes
-        .iter()
-        .any(|&c| c < 0.0 || c.fract() != 0.0 || c > MAX_CLASS as f32)
-    {
-        return Err(bad(
-            "latents_classes",
-            format!(
-                "classes must be integers from 0 to {MAX_CLASS} (indices into each factor's values)"
-            ),
-        ));
-    }
-    let class: Vec<u32> = raw_classes.iter().map(|&c| c as u32).collect();
-    let mut sizes: Vec<usize> = (0..f)
-        .map(|j| {
-            class
-                .iter()
-                .skip(j)
-                .step_by(f)
-                .max()
-                .map_or(1, |&m| m as usize + 1)
-        })
-        .collect();
-    // A subsample of dSprites may miss a factor's last values; its grid is still dSprites'.
-    let names: Vec<String> = if f == NAMES.len() && sizes.iter().zip(SIZES).all(|(&s, g)| s <= g) {
-        sizes = SIZES.to_vec();
-        NAMES.iter().map(|s| s.to_string()).collect()
-    } else {
-        (0..f).map(|j| format!("factor{j}")).collect()
-    };
+    let (n, h, w, levels) = binary_images(imgs, path)?;
+    let (f, class) = factor_classes(&classes, n, path)?;
     let given = take("latents_values");
     let has_values = given.is_some();
-    let values = match given {
-        Some(v) if v.shape == classes.shape => ints(&v, "latents_values")?
-            .into_iter()
-            .map(f64::from)
-            .collect(),
-        Some(v) => {
-            return Err(bad(
-                "latents_values",
-                format!(
-                    "shape {:?} is not latents_classes' {:?}",
-                    v.shape, classes.shape
-                ),
-            ));
-        }
-        None => class.iter().map(|&c| c as f64).collect(),
-    };
-    let factors = Factors::new(names, sizes, class, values)?;
+    let factors = factors_of(class, f, given, &classes, path)?;
     let own_grid = factors.sizes == SIZES;
     // Without latents_values the values are the classes themselves: nothing to compare.
     let odd = (own_grid && has_values)
@@ -419,6 +322,143 @@ pub(super) fn found_in(
         crate::notes::say!("elbo: {}: {line}", path.display());
     }
     Ok(Some(Found::One(ds)))
+}
+
+/// The error `path: what: why` about one array of a dSprites file.
+fn bad(path: &Path, what: &str, why: impl std::fmt::Display) -> Error {
+    Error::Config(format!("{}: {what}: {why}", path.display()))
+}
+
+/// `imgs` as (items, height, width, 8-bit levels): its 0s and 1s become black and white.
+fn binary_images(imgs: Array, path: &Path) -> Result<(usize, usize, usize, Vec<u8>)> {
+    let (n, h, w) = match imgs.shape[..] {
+        [n, h, w] if n > 0 && h > 0 && w > 0 => (n, h, w),
+        _ => {
+            return Err(bad(
+                path,
+                "imgs",
+                format!("shape {:?} is not N×H×W", imgs.shape),
+            ));
+        }
+    };
+    let Raw::U8(bytes) = imgs.raw else {
+        return Err(bad(
+            path,
+            "imgs",
+            format!(
+                "{} values: dSprites' images are uint8 (or bool) 0 and 1",
+                imgs.type_name
+            ),
+        ));
+    };
+    if let Some(i) = bytes.iter().position(|&v| v > 1) {
+        return Err(bad(
+            path,
+            "imgs",
+            format!(
+                "item {} holds {} at pixel {}: dSprites' images hold only 0 and 1",
+                i / (h * w),
+                bytes[i],
+                i % (h * w)
+            ),
+        ));
+    }
+    let mut levels = bytes.into_vec();
+    for v in levels.iter_mut() {
+        *v *= 255;
+    }
+    Ok((n, h, w, levels))
+}
+
+/// An integer array's values as floats (uint8 and bool ones too); text is refused.
+fn numbers(a: &Array, what: &str, path: &Path) -> Result<Vec<f32>> {
+    match &a.raw {
+        Raw::F32(v) => Ok(v.clone()),
+        Raw::U8(v) => Ok(v.iter().map(|&x| x as f32).collect()),
+        Raw::Text(_) => Err(bad(path, what, "strings, not numbers")),
+    }
+}
+
+/// `latents_classes` of `n` images as (factors per image, the classes row by row).
+fn factor_classes(classes: &Array, n: usize, path: &Path) -> Result<(usize, Vec<u32>)> {
+    let f = match classes.shape[..] {
+        [m, f] if m == n && f > 0 => f,
+        _ => {
+            return Err(bad(
+                path,
+                "latents_classes",
+                format!("shape {:?} is not {n}×F (one row per image)", classes.shape),
+            ));
+        }
+    };
+    if classes.dtype == Dtype::Float {
+        // Read as f32, a float64 class near a whole number would be rounded onto it without a word.
+        return Err(bad(
+            path,
+            "latents_classes",
+            "holds floats; classes are indices into each factor's values: store them as integers (classes.astype(np.int64)), as DeepMind's file does",
+        ));
+    }
+    let raw = numbers(classes, "latents_classes", path)?;
+    if raw
+        .iter()
+        .any(|&c| c < 0.0 || c.fract() != 0.0 || c > MAX_CLASS as f32)
+    {
+        return Err(bad(
+            path,
+            "latents_classes",
+            format!(
+                "classes must be integers from 0 to {MAX_CLASS} (indices into each factor's values)"
+            ),
+        ));
+    }
+    Ok((f, raw.iter().map(|&c| c as u32).collect()))
+}
+
+/// The factors of `f` per image from their classes and, when `given`, `latents_values` (else the classes are the
+/// values). Six factors within dSprites' sizes are dSprites' grid, named as DeepMind names them, even when a
+/// subsample misses a factor's last values; any other count or size is a grid of its own (`factor0`, …).
+fn factors_of(
+    class: Vec<u32>,
+    f: usize,
+    given: Option<Array>,
+    classes: &Array,
+    path: &Path,
+) -> Result<Factors> {
+    let mut sizes: Vec<usize> = (0..f)
+        .map(|j| {
+            class
+                .iter()
+                .skip(j)
+                .step_by(f)
+                .max()
+                .map_or(1, |&m| m as usize + 1)
+        })
+        .collect();
+    let names: Vec<String> = if f == NAMES.len() && sizes.iter().zip(SIZES).all(|(&s, g)| s <= g) {
+        sizes = SIZES.to_vec();
+        NAMES.iter().map(|s| s.to_string()).collect()
+    } else {
+        (0..f).map(|j| format!("factor{j}")).collect()
+    };
+    let values = match given {
+        Some(v) if v.shape == classes.shape => numbers(&v, "latents_values", path)?
+            .into_iter()
+            .map(f64::from)
+            .collect(),
+        Some(v) => {
+            return Err(bad(
+                path,
+                "latents_values",
+                format!(
+                    "shape {:?} is not latents_classes' {:?}",
+                    v.shape, classes.shape
+                ),
+            ));
+        }
+        None => class.iter().map(|&c| c as f64).collect(),
+    };
+    Factors::new(names, sizes, class, values)
 }
 
 /// The first item whose value of a factor is not the grid's for its class (beyond float32's rounding):
