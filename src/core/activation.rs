@@ -113,7 +113,7 @@ impl Activation {
 
 /// An activation chosen by its input's sign (the identity and the ReLU family), so its derivative follows from the
 /// input as well as from the output: batch norm recomputes γ·x̂ + β in its backward instead of reading the layer's
-/// output, and applies the activation in its own passes (see [`piecewise!`]).
+/// output, and applies the activation in its own passes (see `piecewise!`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Piecewise {
     /// x.

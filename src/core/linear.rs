@@ -6,7 +6,7 @@ use super::params::Registry;
 use super::sparse::{self, Nonzeros};
 use super::threads;
 
-/// A dense layer's shape and where its weight (`[out, in]`) and bias (`[out]`) live in [`Params`].
+/// A dense layer's shape and where its weight (`[out, in]`) and bias (`[out]`) live in [`Params`](super::Params).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Linear {
     /// Inputs per row.

@@ -1,7 +1,7 @@
 //! A dense layer's two products with its input, `y = x·W` and `dW = xᵀ·dy`, over only the input's nonzero values,
 //! for a weight stored input-major (`[in, out]`, see [`super::Linear::input_major`]). MNIST's pixels are 81 %
 //! zeros, so the first layer of a model fed its images needs a fifth of a dense product's multiplications.
-//! [`worth_it`] decides from the batch itself; the dense products serve every other input.
+//! `worth_it` decides from the batch itself; the dense products serve every other input.
 //!
 //! With the weight input-major, both products read and write whole rows of `out` values: each nonzero `x[r, i]`
 //! adds `x[r, i]·W[i, ·]` to `y[r, ·]`, and `dW[i, ·]` is the sum of `x[r, i]·dy[r, ·]` over the rows where

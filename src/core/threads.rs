@@ -1,5 +1,5 @@
 //! The worker pools, sized once by `--threads`, with denormals flushed on every worker: a spinning pool for the
-//! products and element-wise kernels of a step ([`super::pool`]), and rayon's global pool for coarse work
+//! products and element-wise kernels of a step (`pool`), and rayon's global pool for coarse work
 //! (evaluation's items, image decoding).
 
 use std::sync::OnceLock;

@@ -363,7 +363,7 @@ impl ClassRoot {
 }
 
 /// The class of each image named by `names` (paths below the folder or archive given, as [`load_flat`] names
-/// them) by the rule training follows ([`ClassRoot`]), for a run that knows the classes `known`. A folder
+/// them) by the rule training follows (`ClassRoot`), for a run that knows the classes `known`. A folder
 /// wrapping every image is looked through as in training, unless only then would an image's class be one the
 /// run does not know: a folder of new images of one class (`cats/` holding `cat/`, or `cat/` itself) is read
 /// as that class, where training would have taken it for a wrapper.

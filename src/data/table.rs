@@ -243,7 +243,7 @@ impl Tally {
 }
 
 /// Loads a CSV (or, by its `.tsv`/`.tab` ending, tab-separated) file. With `label_column`, that column's values
-/// are the classes (see [`classes_of`]). Without `columns`, every column of numbers is a feature (a column
+/// are the classes (see [`classes_of`](super::images::classes_of)). Without `columns`, every column of numbers is a feature (a column
 /// mostly of text, such as names, is left out and named in a notice); with it (a run's saved columns), exactly
 /// those are read. A missing value (empty, `NA`, `NaN`, `?`, …) or a stray word in a feature is an error
 /// naming its line and column, wherever it lies.

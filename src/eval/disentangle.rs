@@ -270,7 +270,7 @@ fn all_unchecked(grid: &Grid, encode: &mut Encoder, sizes: Sizes, seed: u64) -> 
     })
 }
 
-/// Burda et al.'s active units: codes whose mean over items varies, Cov_x(E_q[u]) > 0.01.
+/// Burda et al.'s active units: codes whose mean over items varies, Cov_x(E_q\[u\]) > 0.01.
 pub fn active_units(mu: &[f64], d: usize) -> usize {
     variances(mu, d, 0).iter().filter(|&&v| v > 0.01).count()
 }

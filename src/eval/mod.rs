@@ -23,7 +23,7 @@ const DRAW_CHUNK_ROWS: usize = 504;
 /// CelebA's preset evaluates 64 images at a time where MNIST's MLP takes all 500.
 const WORKSPACE_BUDGET: u128 = 1 << 25;
 
-/// The most rows, up to `want`, whose workspace with `samples` draws each fits [`WORKSPACE_BUDGET`].
+/// The most rows, up to `want`, whose workspace with `samples` draws each fits `WORKSPACE_BUDGET`.
 pub fn rows_within(vae: &Vae<f32>, want: usize, samples: usize) -> usize {
     let mut rows = want.max(1);
     while rows > 1 && vae.workspace_len(rows, samples) > WORKSPACE_BUDGET {

@@ -1,6 +1,6 @@
 //! DIP-VAE (Kumar et al. 2018): a penalty that pushes a covariance of the batch's codes towards the identity,
 //! λ_od Σ_{i≠j} C_ij² + λ_d Σ_i (C_ii − 1)², where C is the covariance of the posterior means over the batch
-//! (DIP-VAE-I) or that plus the mean posterior variance, E[diag σ²] + Cov[μ] (DIP-VAE-II: the covariance of
+//! (DIP-VAE-I) or that plus the mean posterior variance, E\[diag σ²\] + Cov\[μ\] (DIP-VAE-II: the covariance of
 //! the aggregate posterior q(z)). As `disentanglement_lib` adds it, the penalty counts once per batch in the
 //! per-image mean loss, so the summed loss elbo differentiates carries it `rows` times. Forward and backward
 //! side by side, the gradient checked in f64 below and through the whole model in `vae.rs`.

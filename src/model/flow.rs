@@ -333,7 +333,7 @@ impl Flow {
     }
 
     /// Initialises the weights: planar u and w like a dense layer's weights (uniform within 1/√d), b zero; each
-    /// MADE as PyTorch initialises a dense layer, masked entries zero, and the gate's bias at [`GATE_BIAS`].
+    /// MADE as PyTorch initialises a dense layer, masked entries zero, and the gate's bias at `GATE_BIAS`.
     pub fn init<T: Real>(&self, p: &mut [T], rng: &mut impl rand::Rng) {
         let d = self.dim;
         match &self.maps {

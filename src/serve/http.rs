@@ -84,8 +84,8 @@ pub fn bind(host: IpAddr, port: u16) -> Result<std::net::TcpListener> {
 /// Serves `live` on `listener` until Ctrl-C or SIGTERM, answering to this machine's names and addresses and
 /// to `extra_hosts`; `ready` is told the address once it listens.
 ///
-/// Each connection carries one request (no keep-alive), must send its headers within [`HEADER_TIMEOUT`] and
-/// finish within [`CONNECTION_TIMEOUT`], and at most [`MAX_CONNECTIONS`] are served at once: clients that
+/// Each connection carries one request (no keep-alive), must send its headers within `HEADER_TIMEOUT` and
+/// finish within `CONNECTION_TIMEOUT`, and at most `MAX_CONNECTIONS` are served at once: clients that
 /// open connections and send nothing cannot lock others out or keep the server from stopping.
 pub fn serve(
     live: Live,
