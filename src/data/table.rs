@@ -260,67 +260,16 @@ pub fn load(path: &Path, label_column: Option<&str>, columns: Option<&[String]>)
             header[i]
         ))
     };
-    let label_idx = match label_column {
-        Some(name) => Some(header.iter().position(|h| h == name).ok_or_else(|| {
-            Error::Config(format!(
-                "{}: no column named '{name}' for --label-column (columns: {})",
-                path.display(),
-                header.join(", ")
-            ))
-        })?),
-        None => None,
-    };
-    let candidates: Vec<usize> = match columns {
-        Some(cols) => cols
-            .iter()
-            .map(|c| {
-                header.iter().position(|h| h == c).ok_or_else(|| {
-                    Error::Config(format!(
-                        "{}: the run was trained on a column '{c}' this table does not have",
-                        path.display()
-                    ))
-                })
-            })
-            .collect::<Result<_>>()?,
-        None => (0..header.len())
-            .filter(|&i| Some(i) != label_idx)
-            .collect(),
-    };
-    let mut tallies = vec![Tally::default(); candidates.len()];
-    let mut values: Vec<f32> = Vec::new();
-    let mut labels = Labels::default();
-    let mut rows = 0usize;
-    for rec in rdr.records() {
-        let rec = rec.map_err(|e| record_error(e, path))?;
-        let line = rec.position().map_or(0, |p| p.line());
-        for (t, &i) in tallies.iter_mut().zip(&candidates) {
-            let cell = &rec[i];
-            match number(cell) {
-                Ok(v) => {
-                    t.numbers += 1;
-                    values.push(v);
-                }
-                // A run's saved columns are features whatever they hold.
-                Err(bad) if columns.is_some() => return Err(at(line, i, bad.describe(cell))),
-                Err(bad) => {
-                    if bad == BadCell::Text {
-                        t.texts += 1;
-                    } else if bad.is_number() {
-                        t.numbers += 1;
-                    }
-                    t.first_bad
-                        .get_or_insert_with(|| (line, bad, cell.to_string()));
-                    values.push(f32::NAN);
-                }
-            }
-        }
-        if let Some(l) = label_idx {
-            labels
-                .push(&rec[l], line)
-                .map_err(|what| at(line, l, what))?;
-        }
-        rows += 1;
-    }
+    let (label_idx, candidates) = column_positions(&header, label_column, columns, path)?;
+    let read = read_cells(
+        &mut rdr,
+        &candidates,
+        label_idx,
+        columns.is_some(),
+        path,
+        &at,
+    )?;
+    let (tallies, mut values, labels, rows) = (read.tallies, read.values, read.labels, read.rows);
     if rows == 0 {
         let what = if header.is_empty() || header.iter().all(String::is_empty) {
             "is empty"
@@ -338,30 +287,7 @@ pub fn load(path: &Path, label_column: Option<&str>, columns: Option<&[String]>)
     let width = candidates.len();
     if columns.is_none() && pandas_index > 0 {
         keep.retain(|&k| !is_index(candidates[k]));
-        crate::notes::say!(
-            "elbo: {}: the first {} ({}) {} pandas' row index, under the header pandas writes, and not used as {}",
-            path.display(),
-            if pandas_index == 1 {
-                "column".to_string()
-            } else {
-                format!("{pandas_index} columns")
-            },
-            header[..pandas_index]
-                .iter()
-                .map(|h| if h.is_empty() {
-                    "unnamed".to_string()
-                } else {
-                    format!("'{h}'")
-                })
-                .collect::<Vec<_>>()
-                .join(", "),
-            if pandas_index == 1 { "is" } else { "are" },
-            if pandas_index == 1 {
-                "a feature"
-            } else {
-                "features"
-            },
-        );
+        say_pandas_index(&header[..pandas_index], path);
     }
     let unnamed_first = columns.is_none()
         && pandas_index == 0
@@ -428,6 +354,132 @@ pub fn load(path: &Path, label_column: Option<&str>, columns: Option<&[String]>)
             .map(|&k| header[candidates[k]].clone())
             .collect(),
     })
+}
+
+/// The label column's position, and the positions of the columns that may be features: the run's own `columns`
+/// (each of which the table must have), or every column but the label.
+fn column_positions(
+    header: &[String],
+    label_column: Option<&str>,
+    columns: Option<&[String]>,
+    path: &Path,
+) -> Result<(Option<usize>, Vec<usize>)> {
+    let label_idx = match label_column {
+        Some(name) => Some(header.iter().position(|h| h == name).ok_or_else(|| {
+            Error::Config(format!(
+                "{}: no column named '{name}' for --label-column (columns: {})",
+                path.display(),
+                header.join(", ")
+            ))
+        })?),
+        None => None,
+    };
+    let candidates = match columns {
+        Some(cols) => cols
+            .iter()
+            .map(|c| {
+                header.iter().position(|h| h == c).ok_or_else(|| {
+                    Error::Config(format!(
+                        "{}: the run was trained on a column '{c}' this table does not have",
+                        path.display()
+                    ))
+                })
+            })
+            .collect::<Result<_>>()?,
+        None => (0..header.len())
+            .filter(|&i| Some(i) != label_idx)
+            .collect(),
+    };
+    Ok((label_idx, candidates))
+}
+
+/// What [`read_cells`] found: per candidate column, how its cells read; the cells row by row (NaN where one is
+/// not a number); the labels; and the number of rows.
+struct Cells {
+    tallies: Vec<Tally>,
+    values: Vec<f32>,
+    labels: Labels,
+    rows: usize,
+}
+
+/// Reads every row's `candidates` cells and its label. With `saved` (a run's own columns) a cell that is not a
+/// number is the error `at` makes; otherwise it is tallied, so that [`features`] can decide what the column is.
+fn read_cells(
+    rdr: &mut csv::Reader<impl std::io::Read>,
+    candidates: &[usize],
+    label_idx: Option<usize>,
+    saved: bool,
+    path: &Path,
+    at: &impl Fn(u64, usize, String) -> Error,
+) -> Result<Cells> {
+    let mut tallies = vec![Tally::default(); candidates.len()];
+    let mut values: Vec<f32> = Vec::new();
+    let mut labels = Labels::default();
+    let mut rows = 0usize;
+    for rec in rdr.records() {
+        let rec = rec.map_err(|e| record_error(e, path))?;
+        let line = rec.position().map_or(0, |p| p.line());
+        for (t, &i) in tallies.iter_mut().zip(candidates) {
+            let cell = &rec[i];
+            match number(cell) {
+                Ok(v) => {
+                    t.numbers += 1;
+                    values.push(v);
+                }
+                // A run's saved columns are features whatever they hold.
+                Err(bad) if saved => return Err(at(line, i, bad.describe(cell))),
+                Err(bad) => {
+                    if bad == BadCell::Text {
+                        t.texts += 1;
+                    } else if bad.is_number() {
+                        t.numbers += 1;
+                    }
+                    t.first_bad
+                        .get_or_insert_with(|| (line, bad, cell.to_string()));
+                    values.push(f32::NAN);
+                }
+            }
+        }
+        if let Some(l) = label_idx {
+            labels
+                .push(&rec[l], line)
+                .map_err(|what| at(line, l, what))?;
+        }
+        rows += 1;
+    }
+    Ok(Cells {
+        tallies,
+        values,
+        labels,
+        rows,
+    })
+}
+
+/// Says that the columns `index` (named in the header's first cells) are pandas' row index, not features.
+fn say_pandas_index(index: &[String], path: &Path) {
+    let one = index.len() == 1;
+    let names: Vec<String> = index
+        .iter()
+        .map(|h| {
+            if h.is_empty() {
+                "unnamed".to_string()
+            } else {
+                format!("'{h}'")
+            }
+        })
+        .collect();
+    crate::notes::say!(
+        "elbo: {}: the first {} ({}) {} pandas' row index, under the header pandas writes, and not used as {}",
+        path.display(),
+        if one {
+            "column".to_string()
+        } else {
+            format!("{} columns", index.len())
+        },
+        names.join(", "),
+        if one { "is" } else { "are" },
+        if one { "a feature" } else { "features" },
+    );
 }
 
 /// The positions (among the candidate columns) of the features; the first bad cell of any feature, by line
