@@ -65,6 +65,19 @@ def run_cli(binary, *args, cwd=None):
     return r
 
 
+def _default_sigint():
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def interruptible(args):
+    """Starts `args` with stderr piped and Ctrl-C delivered as a terminal delivers it: a suite started as a background
+    job of a script inherits SIGINT ignored, and Python then installs no KeyboardInterrupt, so the interruption
+    tests would hang instead of testing."""
+    return subprocess.Popen(args, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
+
+
 def interrupted(script, wait=1.0):
     """Runs the Python `script` (which prints "start" to stderr when its long call begins, and exits 7 on
     KeyboardInterrupt), sends SIGINT `wait` seconds after "start", checks the interrupt was honoured within 20 s,
@@ -73,12 +86,16 @@ def interrupted(script, wait=1.0):
     import sys
     import time
 
-    p = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True)
+    p = interruptible([sys.executable, str(script)])
     assert p.stderr.readline().startswith("start")
     time.sleep(wait)
     sent = time.monotonic()
     p.send_signal(signal.SIGINT)
-    rest = p.stderr.read()
-    assert p.wait(timeout=60) == 7, rest
+    try:
+        _, rest = p.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        raise AssertionError("the interrupt was not honoured within 60 s")
+    assert p.returncode == 7, rest
     assert time.monotonic() - sent < 20, "the interrupt was not honoured promptly"
     return rest

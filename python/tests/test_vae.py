@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import elbo
-from conftest import ROOT, interrupted, run_cli
+from conftest import ROOT, interruptible, interrupted, run_cli
 
 SMALL = dict(hidden=[64], latent=4, seed=1, batch_size=100, threads=2)
 
@@ -416,7 +416,7 @@ def test_ctrl_c_stops_cleanly_and_resumes_bit_identically(mnist, tmp_path):
             print("KeyboardInterrupt:", e, file=sys.stderr, flush=True)
             sys.exit(7)
     """))
-    p = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True)
+    p = interruptible([sys.executable, str(script)])
     lines = []
     for line in p.stderr:
         lines.append(line)
@@ -424,8 +424,12 @@ def test_ctrl_c_stops_cleanly_and_resumes_bit_identically(mnist, tmp_path):
             time.sleep(0.05)
             p.send_signal(signal.SIGINT)
             break
-    rest = p.stderr.read()
-    assert p.wait(timeout=60) == 7, "".join(lines) + rest
+    try:
+        _, rest = p.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        raise AssertionError("the interrupt was not honoured within 60 s: " + "".join(lines))
+    assert p.returncode == 7, "".join(lines) + rest
     assert "KeyboardInterrupt" in rest
     # What to do next, said for Python: not the shell's `elbo train --resume`.
     assert "fit again" in rest and "elbo train" not in rest, rest

@@ -10,8 +10,22 @@ use std::sync::{Arc, OnceLock};
 
 /// The `elbo` binary, with no mirror override so real-data tests use the user's path.
 pub fn elbo() -> Command {
+    use std::os::unix::process::CommandExt;
     let mut c = Command::new(env!("CARGO_BIN_EXE_elbo"));
     c.env_remove("ELBO_MIRROR");
+    // Ctrl-C and SIGTERM as a terminal delivers them: a test suite started as a background job of a script inherits
+    // them ignored, and elbo keeps a signal it was told to ignore, so the interruption tests would test nothing.
+    // SAFETY: between fork and exec only the async-signal-safe `signal` runs.
+    unsafe {
+        c.pre_exec(|| {
+            for s in [libc::SIGINT, libc::SIGTERM] {
+                if libc::signal(s, libc::SIG_DFL) == libc::SIG_ERR {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
     c
 }
 
