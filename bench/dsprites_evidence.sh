@@ -26,8 +26,11 @@ EPOCHS=${EPOCHS:-1}
 POINTS=${POINTS:-10000}
 mkdir -p "$(dirname "$OUT")" "$RUNS"
 touch "$OUT"
-cargo build --release --quiet
-ELBO=target/release/elbo
+# ELBO: a binary to run (default: this checkout's, built here), so edits made while it runs do not change it.
+if [[ -z ${ELBO:-} ]]; then
+  cargo build --release --quiet
+  ELBO=target/release/elbo
+fi
 seeds=("${@:-1 2 3}")
 
 real=${ELBO_DATA_DIR:-}/dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz

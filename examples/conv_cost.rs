@@ -2,7 +2,10 @@
 //! im2col gathers, col2im scatters and products of every layer's forward and backward, so a change to one piece
 //! is timed alone at the exact shapes.
 //!
-//! Usage: `cargo run --release --example conv_cost -- [REPEATS] [THREADS]` (default 50, all cores).
+//! With `dsprites`, the same for the β-TC-VAE preset's net on dSprites instead (batch 64, 64×64 grey, 4×4 stride 2:
+//! 1→32→32→64→64 and back), with each layer's GFLOP/s and its largest products alone.
+//!
+//! Usage: `cargo run --release --example conv_cost -- [REPEATS] [THREADS] [dsprites]` (default 50, all cores).
 
 use elbo::core::conv::{Conv2d, ConvTranspose2d, Shape};
 use elbo::core::params::Params;
@@ -28,14 +31,134 @@ fn time(reps: usize, mut f: impl FnMut()) -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let reps = args.first().map_or(50, |a| a.parse().expect("a number"));
-    let threads = args.get(1).map_or(0, |a| a.parse().expect("a number"));
+    let dsprites = args.iter().any(|a| a == "dsprites");
+    let numbers: Vec<usize> = args
+        .iter()
+        .filter(|a| *a != "dsprites")
+        .map(|a| a.parse().expect("a number"))
+        .collect();
+    let reps = numbers.first().copied().unwrap_or(50);
+    let threads = numbers.get(1).copied().unwrap_or(0);
     elbo::core::threads::init(threads);
     elbo::core::threads::run(move || {
+        if dsprites {
+            return dsprites_layers(reps);
+        }
         layers(reps);
         products(reps);
         pieces(reps)
     });
+}
+
+/// Forward and backward of each layer of `configs/dsprites-beta-tcvae.toml`'s net at batch 64, with GFLOP/s
+/// (a forward is one product, a backward two; the first layer's backward has no `dx`, as in training).
+fn dsprites_layers(reps: usize) {
+    let rows = 64;
+    let sh = |h, c| Shape { h, w: h, c };
+    let mut p = Params::<f32>::default();
+    let g4 = (4, 2, 1);
+    let convs = [
+        Conv2d::new(&mut p, "c1", sh(64, 1), 32, g4).unwrap(),
+        Conv2d::new(&mut p, "c2", sh(32, 32), 32, g4).unwrap(),
+        Conv2d::new(&mut p, "c3", sh(16, 32), 64, g4).unwrap(),
+        Conv2d::new(&mut p, "c4", sh(8, 64), 64, g4).unwrap(),
+    ];
+    let deconvs = [
+        ConvTranspose2d::new(&mut p, "d1", sh(4, 64), sh(8, 64), g4).unwrap(),
+        ConvTranspose2d::new(&mut p, "d2", sh(8, 64), sh(16, 32), g4).unwrap(),
+        ConvTranspose2d::new(&mut p, "d3", sh(16, 32), sh(32, 32), g4).unwrap(),
+        ConvTranspose2d::new(&mut p, "d4", sh(32, 32), sh(64, 1), g4).unwrap(),
+    ];
+    for (i, v) in p.data.iter_mut().enumerate() {
+        *v = ((i * 7919 % 1000) as f32 - 500.0) * 1e-4;
+    }
+    let big = rows * 64 * 64 * 32;
+    let x: Vec<f32> = (0..big).map(|i| ((i * 31 % 97) as f32) * 0.01).collect();
+    let mut y = vec![0f32; big];
+    let mut dx = vec![0f32; big];
+    let mut col = vec![0f32; rows * 32 * 32 * 16 * 32];
+    let mut g = vec![0f32; p.data.len()];
+    println!(
+        "{:<26} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
+        "layer (batch 64)", "fw us", "bw us", "im2col", "col2im", "fw GF/s", "bw GF/s"
+    );
+    let (mut fw_all, mut bw_all) = (0.0, 0.0);
+    for (i, c) in convs.iter().enumerate() {
+        let flops = 2.0 * (rows * c.geo.col_len(1) * c.out.c) as f64;
+        let fw = time(reps, || c.forward(&p.data, &x, &mut y, rows, &mut col));
+        let first = i == 0;
+        let bw = time(reps, || {
+            let dxo = (!first).then_some(&mut dx[..]);
+            c.backward(&p.data, &mut g, &x, &y, dxo, rows, &mut col, false)
+        });
+        let gather = time(reps, || c.geo.im2col(&x, &mut col, rows));
+        let scatter = time(reps, || c.geo.col2im(&col, &mut dx, rows));
+        let name = format!(
+            "conv {}->{} {}->{}",
+            c.geo.big.c, c.out.c, c.geo.big.h, c.out.h
+        );
+        let bwf = if first { flops } else { 2.0 * flops };
+        println!(
+            "{name:<26} {fw:>9.0} {bw:>9.0} {gather:>9.0} {scatter:>9.0} {:>8.0} {:>8.0}",
+            flops / fw / 1e3,
+            bwf / bw / 1e3
+        );
+        (fw_all, bw_all) = (fw_all + fw, bw_all + bw);
+    }
+    for c in &deconvs {
+        let flops = 2.0 * (rows * c.geo.col_len(1) * c.input.c) as f64;
+        let fw = time(reps, || c.forward(&p.data, &x, &mut y, rows, &mut col));
+        let bw = time(reps, || {
+            c.backward(
+                &p.data,
+                &mut g,
+                &x,
+                &y,
+                Some(&mut dx),
+                rows,
+                &mut col,
+                false,
+            )
+        });
+        let gather = time(reps, || c.geo.im2col(&x, &mut col, rows));
+        let scatter = time(reps, || c.geo.col2im(&col, &mut dx, rows));
+        let name = format!(
+            "convT {}->{} {}->{}",
+            c.input.c, c.geo.big.c, c.input.h, c.geo.big.h
+        );
+        println!(
+            "{name:<26} {fw:>9.0} {bw:>9.0} {gather:>9.0} {scatter:>9.0} {:>8.0} {:>8.0}",
+            flops / fw / 1e3,
+            2.0 * flops / bw / 1e3
+        );
+        (fw_all, bw_all) = (fw_all + fw, bw_all + bw);
+    }
+    println!("all layers: forward {fw_all:.0} us, backward {bw_all:.0} us per batch");
+    // The second layer's and the third transposed layer's products alone (m, n, k, a transposed, b transposed),
+    // and two other ways to the weight gradient: its transpose (the columns as the left operand), and one eighth
+    // of the sum over the batch (the time of one of eight parts a split over images would run).
+    use elbo::core::gemm::{Op, matmul, n, t};
+    fn op(d: &[f32], transposed: bool) -> Op<'_, f32> {
+        if transposed { t(d) } else { n(d) }
+    }
+    let shapes = [
+        ("conv2 fw 16384x32 k512", 16384, 32, 512, false, true),
+        ("conv2 dx 16384x512 k32", 16384, 512, 32, false, false),
+        ("conv2 dW 32x512 k16384", 32, 512, 16384, true, false),
+        ("convT3 dx 16384x32 k512", 16384, 32, 512, false, true),
+        ("convT3 dW 32x512 k16384", 32, 512, 16384, true, false),
+        ("dW transposed 512x32 k16384", 512, 32, 16384, true, false),
+        ("dW, one of 8 parts, k2048", 32, 512, 2048, true, false),
+    ];
+    for (name, m, nn, k, ta, tb) in shapes {
+        let us = time(reps, || {
+            matmul(&mut y, op(&x, ta), op(&col, tb), m, nn, k, false)
+        });
+        println!(
+            "{name:<26} {us:>8.0} us ({:.0} GFLOP/s)",
+            2.0 * (m * nn * k) as f64 / us / 1e3
+        );
+    }
 }
 
 fn layers(reps: usize) {

@@ -289,10 +289,15 @@ pub fn exchange(url: &str, request: &[u8]) -> (u16, String) {
 
 /// [`exchange`], closing the sending half after the request when `hang_up` (bytes that may not end a request).
 pub fn exchange_then(url: &str, request: &[u8], hang_up: bool) -> (u16, String) {
+    exchange_within(url, request, hang_up, 10)
+}
+
+/// [`exchange_then`], waiting up to `secs` seconds for the answer.
+pub fn exchange_within(url: &str, request: &[u8], hang_up: bool, secs: u64) -> (u16, String) {
     use std::io::Read;
     let addr = url.trim_start_matches("http://").trim_end_matches('/');
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+    s.set_read_timeout(Some(std::time::Duration::from_secs(secs)))
         .unwrap();
     let _ = s.write_all(request);
     if hang_up {
