@@ -72,12 +72,7 @@ fn dsprites_layers(reps: usize) {
     for (i, v) in p.data.iter_mut().enumerate() {
         *v = ((i * 7919 % 1000) as f32 - 500.0) * 1e-4;
     }
-    let big = rows * 64 * 64 * 32;
-    let x: Vec<f32> = (0..big).map(|i| ((i * 31 % 97) as f32) * 0.01).collect();
-    let mut y = vec![0f32; big];
-    let mut dx = vec![0f32; big];
-    let mut col = vec![0f32; rows * 32 * 32 * 16 * 32];
-    let mut g = vec![0f32; p.data.len()];
+    let mut b = Bufs::new(rows * 64 * 64 * 32, rows * 32 * 32 * 16 * 32, p.data.len());
     println!(
         "{:<26} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
         "layer (batch 64)", "fw us", "bw us", "im2col", "col2im", "fw GF/s", "bw GF/s"
@@ -85,14 +80,8 @@ fn dsprites_layers(reps: usize) {
     let (mut fw_all, mut bw_all) = (0.0, 0.0);
     for (i, c) in convs.iter().enumerate() {
         let flops = 2.0 * (rows * c.geo.col_len(1) * c.out.c) as f64;
-        let fw = time(reps, || c.forward(&p.data, &x, &mut y, rows, &mut col));
         let first = i == 0;
-        let bw = time(reps, || {
-            let dxo = (!first).then_some(&mut dx[..]);
-            c.backward(&p.data, &mut g, &x, &y, dxo, rows, &mut col, false)
-        });
-        let gather = time(reps, || c.geo.im2col(&x, &mut col, rows));
-        let scatter = time(reps, || c.geo.col2im(&col, &mut dx, rows));
+        let [fw, bw, gather, scatter] = conv_times(c, &p.data, &mut b, rows, reps, !first);
         let name = format!(
             "conv {}->{} {}->{}",
             c.geo.big.c, c.out.c, c.geo.big.h, c.out.h
@@ -107,21 +96,7 @@ fn dsprites_layers(reps: usize) {
     }
     for c in &deconvs {
         let flops = 2.0 * (rows * c.geo.col_len(1) * c.input.c) as f64;
-        let fw = time(reps, || c.forward(&p.data, &x, &mut y, rows, &mut col));
-        let bw = time(reps, || {
-            c.backward(
-                &p.data,
-                &mut g,
-                &x,
-                &y,
-                Some(&mut dx),
-                rows,
-                &mut col,
-                false,
-            )
-        });
-        let gather = time(reps, || c.geo.im2col(&x, &mut col, rows));
-        let scatter = time(reps, || c.geo.col2im(&col, &mut dx, rows));
+        let [fw, bw, gather, scatter] = deconv_times(c, &p.data, &mut b, rows, reps);
         let name = format!(
             "convT {}->{} {}->{}",
             c.input.c, c.geo.big.c, c.input.h, c.geo.big.h
@@ -137,10 +112,6 @@ fn dsprites_layers(reps: usize) {
     // The second layer's and the third transposed layer's products alone (m, n, k, a transposed, b transposed),
     // and two other ways to the weight gradient: its transpose (the columns as the left operand), and one eighth
     // of the sum over the batch (the time of one of eight parts a split over images would run).
-    use elbo::core::gemm::{Op, matmul, n, t};
-    fn op(d: &[f32], transposed: bool) -> Op<'_, f32> {
-        if transposed { t(d) } else { n(d) }
-    }
     let shapes = [
         ("conv2 fw 16384x32 k512", 16384, 32, 512, false, true),
         ("conv2 dx 16384x512 k32", 16384, 512, 32, false, false),
@@ -151,9 +122,7 @@ fn dsprites_layers(reps: usize) {
         ("dW, one of 8 parts, k2048", 32, 512, 2048, true, false),
     ];
     for (name, m, nn, k, ta, tb) in shapes {
-        let us = time(reps, || {
-            matmul(&mut y, op(&x, ta), op(&col, tb), m, nn, k, false)
-        });
+        let us = time(reps, || product(&mut b.y, &b.x, &b.col, (m, nn, k, ta, tb)));
         println!(
             "{name:<26} {us:>8.0} us ({:.0} GFLOP/s)",
             2.0 * (m * nn * k) as f64 / us / 1e3
@@ -192,61 +161,95 @@ fn layers(reps: usize) {
     for (i, v) in p.data.iter_mut().enumerate() {
         *v = ((i * 7919 % 1000) as f32 - 500.0) * 1e-4;
     }
-    let big = 128 * 28 * 28 * 64;
-    let x: Vec<f32> = (0..big).map(|i| ((i * 31 % 97) as f32) * 0.01).collect();
-    let mut y = vec![0f32; big];
-    let mut dx = vec![0f32; big];
-    let mut col = vec![0f32; 128 * 196 * 576];
-    let mut g = vec![0f32; p.data.len()];
+    let mut b = Bufs::new(128 * 28 * 28 * 64, 128 * 196 * 576, p.data.len());
     println!(
         "{:<22} {:>10} {:>10} {:>10} {:>10}",
         "layer", "forward", "backward", "im2col", "col2im"
     );
     for (name, c) in &convs {
-        let fw = time(reps, || c.forward(&p.data, &x, &mut y, rows, &mut col));
-        let dxo = (c.geo.big.c > 1).then_some(());
-        let bw = time(reps, || {
-            c.backward(
-                &p.data,
-                &mut g,
-                &x,
-                &y,
-                dxo.map(|_| &mut dx[..]),
-                rows,
-                &mut col,
-                false,
-            )
-        });
-        let gather = time(reps, || c.geo.im2col(&x, &mut col, rows));
-        let scatter = time(reps, || c.geo.col2im(&col, &mut dx, rows));
+        let [fw, bw, gather, scatter] = conv_times(c, &p.data, &mut b, rows, reps, c.geo.big.c > 1);
         println!("{name:<22} {fw:>10.0} {bw:>10.0} {gather:>10.0} {scatter:>10.0}");
     }
     for (name, c) in &deconvs {
-        let fw = time(reps, || c.forward(&p.data, &x, &mut y, rows, &mut col));
-        let bw = time(reps, || {
-            c.backward(
-                &p.data,
-                &mut g,
-                &x,
-                &y,
-                Some(&mut dx),
-                rows,
-                &mut col,
-                false,
-            )
-        });
-        let gather = time(reps, || c.geo.im2col(&x, &mut col, rows));
-        let scatter = time(reps, || c.geo.col2im(&col, &mut dx, rows));
+        let [fw, bw, gather, scatter] = deconv_times(c, &p.data, &mut b, rows, reps);
         println!("{name:<22} {fw:>10.0} {bw:>10.0} {gather:>10.0} {scatter:>10.0}");
     }
 }
 
+/// The buffers layers are timed on, each large enough for every layer timed.
+struct Bufs {
+    x: Vec<f32>,
+    y: Vec<f32>,
+    dx: Vec<f32>,
+    col: Vec<f32>,
+    g: Vec<f32>,
+}
+
+impl Bufs {
+    fn new(values: usize, col: usize, params: usize) -> Bufs {
+        Bufs {
+            x: (0..values).map(|i| ((i * 31 % 97) as f32) * 0.01).collect(),
+            y: vec![0f32; values],
+            dx: vec![0f32; values],
+            col: vec![0f32; col],
+            g: vec![0f32; params],
+        }
+    }
+}
+
+/// Median µs of a convolution's forward, backward (the input's gradient only `with_dx`, as training skips it for
+/// the first layer), im2col and col2im.
+fn conv_times(
+    c: &Conv2d,
+    p: &[f32],
+    b: &mut Bufs,
+    rows: usize,
+    reps: usize,
+    with_dx: bool,
+) -> [f64; 4] {
+    let Bufs { x, y, dx, col, g } = b;
+    let fw = time(reps, || c.forward(p, x, y, rows, col));
+    let bw = time(reps, || {
+        let dxo = with_dx.then_some(&mut dx[..]);
+        c.backward(p, g, x, y, dxo, rows, col, false)
+    });
+    let gather = time(reps, || c.geo.im2col(x, col, rows));
+    let scatter = time(reps, || c.geo.col2im(col, dx, rows));
+    [fw, bw, gather, scatter]
+}
+
+/// [`conv_times`] of a transposed convolution, whose input's gradient training always takes.
+fn deconv_times(
+    c: &ConvTranspose2d,
+    p: &[f32],
+    b: &mut Bufs,
+    rows: usize,
+    reps: usize,
+) -> [f64; 4] {
+    let Bufs { x, y, dx, col, g } = b;
+    let fw = time(reps, || c.forward(p, x, y, rows, col));
+    let bw = time(reps, || {
+        c.backward(p, g, x, y, Some(&mut dx[..]), rows, col, false)
+    });
+    let gather = time(reps, || c.geo.im2col(x, col, rows));
+    let scatter = time(reps, || c.geo.col2im(col, dx, rows));
+    [fw, bw, gather, scatter]
+}
+
+/// `c = a·b` of shape (m, n, k, a transposed, b transposed), through `matmul` as the layers call it.
+fn product(
+    c: &mut [f32],
+    a: &[f32],
+    b: &[f32],
+    (m, nn, k, ta, tb): (usize, usize, usize, bool, bool),
+) {
+    use elbo::core::gemm::{matmul, n, t};
+    let op = |d, transposed| if transposed { t(d) } else { n(d) };
+    matmul(c, op(a, ta), op(b, tb), m, nn, k, false)
+}
+
 /// The small-channel layers' products alone: as `matmul` splits them, and as one call on one thread.
 pub fn products(reps: usize) {
-    use elbo::core::gemm::{Op, matmul, n, t};
-    fn op(d: &[f32], transposed: bool) -> Op<'_, f32> {
-        if transposed { t(d) } else { n(d) }
-    }
     let big = 100352 * 32;
     let a: Vec<f32> = (0..big).map(|i| ((i * 31 % 97) as f32) * 0.01).collect();
     let b: Vec<f32> = (0..big).map(|i| ((i * 17 % 89) as f32) * 0.01).collect();
@@ -260,11 +263,10 @@ pub fn products(reps: usize) {
         ("conv1 fw 25088x32 k9", 25088, 32, 9, false, true),
     ];
     for (name, m, nn, k, ta, tb) in shapes {
-        let split = time(reps, || {
-            matmul(&mut c, op(&a, ta), op(&b, tb), m, nn, k, false)
-        });
+        let shape = (m, nn, k, ta, tb);
+        let split = time(reps, || product(&mut c, &a, &b, shape));
         let one = time(reps, || {
-            elbo::core::threads::serial(|| matmul(&mut c, op(&a, ta), op(&b, tb), m, nn, k, false))
+            elbo::core::threads::serial(|| product(&mut c, &a, &b, shape))
         });
         let gf = 2.0 * (m * nn * k) as f64 / split / 1e3;
         println!("{name:<26} split {split:>8.0} us ({gf:.0} GFLOP/s)  one thread {one:>8.0} us");
