@@ -124,19 +124,24 @@ impl Geometry {
                     // SAFETY: image ranges a..b are disjoint between threads.
                     let col = unsafe { out.range(a * win * pl, b * win * pl) };
                     for (r, col) in (a..b).zip(col.chunks_exact_mut(win * pl)) {
-                        let img = &img[r * il..(r + 1) * il];
-                        // A kernel row of one or three channels is a run of a few values, which a known length
-                        // copies in a few moves instead of a loop.
-                        match self.k * self.big.c {
-                            3 => self.gather::<T, 3>(img, col),
-                            4 => self.gather::<T, 4>(img, col),
-                            9 => self.gather::<T, 9>(img, col),
-                            _ => self.gather::<T, 0>(img, col),
-                        }
+                        self.gather_image(&img[r * il..(r + 1) * il], col);
                     }
                 },
             )
         });
+    }
+
+    /// [`Geometry::im2col`] of one image, inside [`simd::widest`].
+    #[inline(always)]
+    fn gather_image<T: Real>(&self, img: &[T], col: &mut [T]) {
+        // A kernel row of one or three channels is a run of a few values, which a known length copies in a few
+        // moves instead of a loop.
+        match self.k * self.big.c {
+            3 => self.gather::<T, 3>(img, col),
+            4 => self.gather::<T, 4>(img, col),
+            9 => self.gather::<T, 9>(img, col),
+            _ => self.gather::<T, 0>(img, col),
+        }
     }
 
     /// [`Geometry::im2col`] of one image; `R` is the run `k·c` when known at compile time, else 0.
@@ -282,12 +287,7 @@ impl Geometry {
                     let img = &img[r * il..(r + 1) * il];
                     simd::widest(
                         #[inline(always)]
-                        || match self.k * self.big.c {
-                            3 => self.gather::<T, 3>(img, cols),
-                            4 => self.gather::<T, 4>(img, cols),
-                            9 => self.gather::<T, 9>(img, cols),
-                            _ => self.gather::<T, 0>(img, cols),
-                        },
+                        || self.gather_image(img, cols),
                     );
                     let a = &a[r * win * outer..(r + 1) * win * outer];
                     let sum = &mut sum[..outer * pl];
