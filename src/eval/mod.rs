@@ -229,11 +229,10 @@ fn estimate_items(
     per_item: bool,
     on_progress: &(dyn Fn(usize) -> bool + Sync),
 ) -> Option<Vec<ItemEstimate>> {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
     let d = ds.dim();
     // Set when `on_progress` asks to stop (Ctrl-C from Python): groups not yet begun are skipped.
-    let stopped = std::sync::atomic::AtomicBool::new(false);
-    let stopped = &stopped;
-    let conditional = vae.config.is_conditional();
+    let stopped = &AtomicBool::new(false);
     let frozen = vae.for_inference();
     let vae = &frozen;
     // Chunks shrink only for models whose workspace would not fit, so MNIST's draws are as they were.
@@ -252,6 +251,13 @@ fn estimate_items(
         .chunks(images)
         .map(|c| c.to_vec())
         .collect();
+    let draws = Draws {
+        k,
+        per_chunk,
+        seed,
+        dequantise,
+        per_item,
+    };
     // Over MPI each rank takes every N-th group; a group's draws depend only on its index, so the estimates
     // are those of one process.
     let (rank, ranks) = (dist::rank(), dist::size());
@@ -271,96 +277,152 @@ fn estimate_items(
                     )
                 },
                 |(ws, x, lw), (g, idx)| {
-                    if stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                    if stopped.load(Relaxed) {
                         return (g, Vec::new());
                     }
-                    crate::core::threads::serial(|| {
-                        let rows = idx.len();
-                        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(
-                            seed ^ (g as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
-                        );
-                        let x = &mut x[..rows * d];
-                        pixels(ds, idx, x);
-                        if dequantise {
-                            // One draw of u per value: an unbiased estimate of the dequantised bound.
-                            for v in x.iter_mut() {
-                                *v = ((*v * 255.0).round() + rng.random::<f32>()) / 256.0;
-                            }
-                        }
-                        set_labels(ws, ds, idx);
-                        let mut item_rngs: Vec<rand_pcg::Pcg64Mcg> = if per_item {
-                            idx.iter()
-                                .enumerate()
-                                .map(|(b, &i)| {
-                                    // The class shapes the draws only where it shapes the model.
-                                    let label =
-                                        (conditional && ds.is_labelled()).then(|| ds.label(i));
-                                    rand_pcg::Pcg64Mcg::seed_from_u64(item_seed(
-                                        seed,
-                                        &x[b * d..(b + 1) * d],
-                                        label,
-                                    ))
-                                })
-                                .collect()
-                        } else {
-                            Vec::new()
-                        };
-                        // Running log-sum-exp per image: (max, Σ exp(w − max)), and Σ w for the ELBO.
-                        let mut acc = vec![(f64::NEG_INFINITY, 0.0f64, 0.0f64); rows];
-                        let mut done = 0;
-                        // Encoded once: every chunk of draws shares q(z|x).
-                        vae.encode(x, rows, ws);
-                        while done < k {
-                            let s = per_chunk.min(k - done);
-                            ws.set_samples(s);
-                            if per_item {
-                                vae.draw_eps_per_image(rows, ws, &mut item_rngs);
-                            } else {
-                                vae.draw_eps(rows, ws, &mut rng);
-                            }
-                            vae.log_weights_encoded(x, rows, ws, lw);
-                            for (b, a) in acc.iter_mut().enumerate() {
-                                let w = &lw[b * s..(b + 1) * s];
-                                let m = w.iter().cloned().fold(a.0, f64::max);
-                                let rescale = if a.0.is_finite() {
-                                    (a.0 - m).exp()
-                                } else {
-                                    0.0
-                                };
-                                a.1 = a.1 * rescale + w.iter().map(|v| (v - m).exp()).sum::<f64>();
-                                a.0 = m;
-                                a.2 += w.iter().sum::<f64>();
-                            }
-                            done += s;
-                        }
-                        if !on_progress(rows) {
-                            stopped.store(true, std::sync::atomic::Ordering::Relaxed);
-                        }
-                        let items = acc
-                            .iter()
-                            .map(|a| ItemEstimate {
-                                log_px: a.0 + a.1.ln() - (k as f64).ln(),
-                                elbo: a.2 / k as f64,
-                            })
-                            .collect();
-                        (g, items)
-                    })
+                    let items = crate::core::threads::serial(|| {
+                        draws.group(vae, ds, g, idx, ws, &mut x[..idx.len() * d], lw)
+                    });
+                    if !on_progress(idx.len()) {
+                        stopped.store(true, Relaxed);
+                    }
+                    (g, items)
                 },
             )
             .collect()
     });
     ds.release();
     // Only a single process is stopped this way (over MPI every rank must reach the gather below).
-    if stopped.load(std::sync::atomic::Ordering::Relaxed) {
+    if stopped.load(Relaxed) {
         return None;
     }
     if ranks == 1 {
         return Some(results.into_iter().flat_map(|(_, items)| items).collect());
     }
-    // Every rank's items in place (zeros elsewhere), gathered; each item is then read from its group's rank.
-    let n = ds.len();
+    Some(gather_groups(&results, ds.len(), images))
+}
+
+/// How [`estimate_items`] draws: `k` draws an item, `per_chunk` at a time, from `seed`.
+struct Draws {
+    k: usize,
+    per_chunk: usize,
+    seed: u64,
+    dequantise: bool,
+    per_item: bool,
+}
+
+impl Draws {
+    /// The estimates of group `g`, the items `idx`, with `x` and `lw` as room for their values and log-weights.
+    #[allow(clippy::too_many_arguments)]
+    fn group(
+        &self,
+        vae: &Vae<f32>,
+        ds: &Dataset,
+        g: usize,
+        idx: &[usize],
+        ws: &mut Workspace<f32>,
+        x: &mut [f32],
+        lw: &mut [f64],
+    ) -> Vec<ItemEstimate> {
+        let (rows, d, k) = (idx.len(), ds.dim(), self.k);
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(
+            self.seed ^ (g as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        );
+        pixels(ds, idx, x);
+        if self.dequantise {
+            // One draw of u per value: an unbiased estimate of the dequantised bound.
+            for v in x.iter_mut() {
+                *v = ((*v * 255.0).round() + rng.random::<f32>()) / 256.0;
+            }
+        }
+        set_labels(ws, ds, idx);
+        let conditional = vae.config.is_conditional();
+        let mut item_rngs: Vec<rand_pcg::Pcg64Mcg> = if self.per_item {
+            idx.iter()
+                .enumerate()
+                .map(|(b, &i)| {
+                    // The class shapes the draws only where it shapes the model.
+                    let label = (conditional && ds.is_labelled()).then(|| ds.label(i));
+                    let values = &x[b * d..(b + 1) * d];
+                    rand_pcg::Pcg64Mcg::seed_from_u64(item_seed(self.seed, values, label))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut acc = vec![LogMeanExp::default(); rows];
+        let mut done = 0;
+        // Encoded once: every chunk of draws shares q(z|x).
+        vae.encode(x, rows, ws);
+        while done < k {
+            let s = self.per_chunk.min(k - done);
+            ws.set_samples(s);
+            if self.per_item {
+                vae.draw_eps_per_image(rows, ws, &mut item_rngs);
+            } else {
+                vae.draw_eps(rows, ws, &mut rng);
+            }
+            vae.log_weights_encoded(x, rows, ws, lw);
+            for (b, a) in acc.iter_mut().enumerate() {
+                a.add(&lw[b * s..(b + 1) * s]);
+            }
+            done += s;
+        }
+        acc.iter().map(|a| a.estimate(k)).collect()
+    }
+}
+
+/// A running log-sum-exp of one item's log-weights (their maximum and Σ exp(w − max)), and their plain sum for
+/// the ELBO.
+#[derive(Clone, Copy)]
+struct LogMeanExp {
+    max: f64,
+    scaled: f64,
+    sum: f64,
+}
+
+impl Default for LogMeanExp {
+    fn default() -> Self {
+        LogMeanExp {
+            max: f64::NEG_INFINITY,
+            scaled: 0.0,
+            sum: 0.0,
+        }
+    }
+}
+
+impl LogMeanExp {
+    fn add(&mut self, w: &[f64]) {
+        let m = w.iter().cloned().fold(self.max, f64::max);
+        let rescale = if self.max.is_finite() {
+            (self.max - m).exp()
+        } else {
+            0.0
+        };
+        self.scaled = self.scaled * rescale + w.iter().map(|v| (v - m).exp()).sum::<f64>();
+        self.max = m;
+        self.sum += w.iter().sum::<f64>();
+    }
+
+    /// The estimates from `k` log-weights: log of their mean weight, and their mean.
+    fn estimate(&self, k: usize) -> ItemEstimate {
+        ItemEstimate {
+            log_px: self.max + self.scaled.ln() - (k as f64).ln(),
+            elbo: self.sum / k as f64,
+        }
+    }
+}
+
+/// Every rank's groups of estimates, `images` items a group, gathered over MPI into the `n` items' order: each
+/// rank's items in place (zeros elsewhere), each item then read from its group's rank.
+fn gather_groups(
+    results: &[(usize, Vec<ItemEstimate>)],
+    n: usize,
+    images: usize,
+) -> Vec<ItemEstimate> {
+    let ranks = dist::size();
     let mut mine = vec![0.0f64; 2 * n];
-    for (g, items) in &results {
+    for (g, items) in results {
         for (j, it) in items.iter().enumerate() {
             let i = g * images + j;
             mine[2 * i] = it.log_px;
@@ -369,7 +431,7 @@ fn estimate_items(
     }
     let mut all = vec![0.0f64; 2 * n * ranks];
     dist::all_gather(&mine, &mut all);
-    let gathered = (0..n)
+    (0..n)
         .map(|i| {
             let at = 2 * n * ((i / images) % ranks) + 2 * i;
             ItemEstimate {
@@ -377,8 +439,7 @@ fn estimate_items(
                 elbo: all[at + 1],
             }
         })
-        .collect();
-    Some(gathered)
+        .collect()
 }
 
 #[cfg(test)]
