@@ -10,6 +10,9 @@ bench/pytorch_vae.py and bench/pytorch_family.py:
   conv     The Keras example's conv VAE (configs/keras-conv.toml): Conv 32, 64 (3x3, stride 2, padding 1),
            Dense 16, 2-D latent, Dense 7*7*64, ConvTranspose 64, 32 (stride 2), ConvTranspose 1; NHWC (XLA's CPU
            layout), ReLU, Bernoulli, Adam 1e-3, batch 128.
+  two-layer  Burda et al.'s two stochastic layers with the IWAE bound, k = 50 (configs/iwae-paper-iwae50-2layer.toml):
+           q x-200-200-z1(100)-100-100-z2(50), p mirrors it, tanh, diagonal Gaussians, dynamic binarisation,
+           batch 20, Adam (lr 1e-3, eps 1e-4), the bound summed over the batch (bench/pytorch_family.py's TwoLayer).
   eval     Importance-sampled log p(x) of the 784-400-20 model with K samples per test image, a chunk of samples
            of one image per call; every chunk size given is timed and reported.
 
@@ -38,7 +41,7 @@ def setup_threads(threads):
 
 def parse():
     ap = argparse.ArgumentParser()
-    ap.add_argument("workload", choices=["default", "iwae", "conv", "eval"])
+    ap.add_argument("workload", choices=["default", "iwae", "two-layer", "conv", "eval"])
     ap.add_argument("--data-dir", default=os.environ.get("ELBO_DATA_DIR", "../shared/data/mnist"))
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--limit", type=int, default=0, help="train on the first N images (0: all)")
@@ -129,6 +132,36 @@ def neg_iwae(params, x, key, k):
     x = (jax.random.uniform(kb, x.shape) < x).astype(jnp.float32)
     mu_shape = (k, x.shape[0], params["enc"][-1]["b"].shape[0] // 2)
     lw = log_weights(params, x, jax.random.normal(ke, mu_shape), jnp.tanh)
+    return -(jax.nn.logsumexp(lw, 0) - math.log(k)).sum()
+
+
+def two_layer(key):
+    """TwoLayer's four nets, each a list of dense layers whose last has no activation."""
+    keys = iter(jax.random.split(key, 12))
+
+    def net(dims, out):
+        return [linear(next(keys), a, b) for a, b in zip(dims, dims[1:])] + [linear(next(keys), dims[-1], out)]
+
+    return {"q1": net([784, 200, 200], 200), "q2": net([100, 100, 100], 100),
+            "p2": net([50, 100, 100], 200), "p1": net([100, 200, 200], 784)}
+
+
+def neg_iwae_two_layer(params, x, key, k):
+    """The IWAE bound of TwoLayer: log p(x|z1) + log p(z1|z2) + log p(z2) - log q(z1|x) - log q(z2|z1), k draws."""
+    kb, k1, k2 = jax.random.split(key, 3)
+    x = (jax.random.uniform(kb, x.shape) < x).astype(jnp.float32)
+    mu1, lv1 = jnp.split(run(params["q1"], x, jnp.tanh), 2, axis=-1)
+    e1 = jax.random.normal(k1, (k,) + mu1.shape)
+    z1 = mu1 + jnp.exp(0.5 * lv1) * e1
+    mu2, lv2 = jnp.split(run(params["q2"], z1, jnp.tanh), 2, axis=-1)
+    e2 = jax.random.normal(k2, mu2.shape)
+    z2 = mu2 + jnp.exp(0.5 * lv2) * e2
+    pm, plv = jnp.split(run(params["p2"], z2, jnp.tanh), 2, axis=-1)
+    log_px = bce_logits(run(params["p1"], z1, jnp.tanh), x).sum(-1)
+    log_pz1 = -0.5 * (((z1 - pm) ** 2) * jnp.exp(-plv) + plv).sum(-1)
+    log_pz2 = -0.5 * (z2 * z2).sum(-1)
+    log_q = -0.5 * (e1 * e1 + lv1).sum(-1) - 0.5 * (e2 * e2 + lv2).sum(-1)
+    lw = log_px + log_pz1 + log_pz2 - log_q
     return -(jax.nn.logsumexp(lw, 0) - math.log(k)).sum()
 
 
@@ -249,6 +282,9 @@ def main():
               optax.adam(1e-3), 128)
     elif args.workload == "iwae":
         train(args, "iwae", mlp([200, 200], 50, key), lambda p, x, k: neg_iwae(p, x, k, 50),
+              optax.adam(1e-3, eps=1e-4), 20)
+    elif args.workload == "two-layer":
+        train(args, "two-layer", two_layer(key), lambda p, x, k: neg_iwae_two_layer(p, x, k, 50),
               optax.adam(1e-3, eps=1e-4), 20)
     elif args.workload == "conv":
         train(args, "conv", keras_conv(key), conv_loss, optax.adam(1e-3), 128)

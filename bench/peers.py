@@ -9,11 +9,16 @@ per-round ratios (elbo's round r over the best peer's round r).
 Workloads (all training workloads time one epoch, training only; compile time is excluded for torch.compile and JAX):
   default  PyTorch's examples/vae 784-400-20, batch 128 (elbo's default run; bench/pytorch_vae.py)
   iwae     IWAE k = 50, 784-200-200-50 tanh, batch 20 (configs/iwae-paper-iwae50.toml)
+  two-layer  the IWAE paper's two stochastic layers, k = 50, batch 20 (configs/iwae-paper-iwae50-2layer.toml)
   conv     the Keras example's conv VAE, batch 128 (configs/keras-conv.toml)
   eval     importance-sampled log p(x) of 784-400-20, K samples per test image (µs per sample, each peer at its
            best chunk size)
   celeba   PyTorch-VAE's VanillaVAE on 64x64 colour photos, batch 64 (ms/image; needs bench/data/photos64 from
            bench/photos.py; no JAX reference)
+  btcvae   disentanglement_lib's conv β-TC-VAE on 64x64 dSprites, batch 64, on --dsprites-images training images
+           (s/epoch; needs --dsprites, which `elbo make-dsprites --subsample 20000 --seed 1 --out
+           bench/data/dsprites.npz` makes; no JAX reference: XLA's CPU convolutions ran the Keras conv VAE 6-10x
+           slower than PyTorch's, so JAX is not the peer to beat on a conv model)
 
 With the default and IWAE workloads on all 60 000 images, each round also times one epoch's matrix products alone
 in elbo (examples/gemm_floor.rs) and through PyTorch's SGEMM at the same shapes (bench/sgemm_floor.py).
@@ -21,7 +26,7 @@ in elbo (examples/gemm_floor.rs) and through PyTorch's SGEMM at the same shapes 
 The -ftz peers run PyTorch with torch.set_flush_denormal(True), as elbo (and XLA) run: on Intel CPUs, subnormal
 floats made eager PyTorch several times slower on the IWAE models, and a user who cares about speed sets it.
 
-Usage: bench/run.sh --peers [--workloads default iwae conv eval] [--peers torch torch-ftz compile compile-ftz jax]
+Usage: bench/run.sh --peers [--workloads default iwae two-layer conv eval celeba btcvae] [--peers torch torch-ftz compile compile-ftz jax]
        [--rounds 3]
        [--limit N] [--threads 2]
 """
@@ -41,11 +46,17 @@ from bench import peak_rss_mb
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ELBO = os.path.join(ROOT, "target", "release", "elbo")
 BENCH = os.path.join(ROOT, "bench")
-UNITS = {"default": "s/epoch", "iwae": "s/epoch", "conv": "s/epoch", "eval": "µs/sample", "celeba": "ms/image"}
+UNITS = {"default": "s/epoch", "iwae": "s/epoch", "two-layer": "s/epoch", "conv": "s/epoch", "eval": "µs/sample",
+         "celeba": "ms/image", "btcvae": "s/epoch"}
 LABELS = {"default": "PyTorch example 784-400-20, batch 128", "iwae": "IWAE k = 50, 784-200-200-50, batch 20",
           "conv": "Keras conv VAE, batch 128", "eval": "importance-sampled eval 784-400-20",
-          "celeba": "PyTorch-VAE VanillaVAE 64x64x3, batch 64"}
-CONFIGS = {"default": None, "iwae": "configs/iwae-paper-iwae50.toml", "conv": "configs/keras-conv.toml"}
+          "celeba": "PyTorch-VAE VanillaVAE 64x64x3, batch 64",
+          "two-layer": "IWAE k = 50, two stochastic layers (100, 50), batch 20",
+          "btcvae": "β-TC-VAE (β = 6, MWS), dSprites conv, batch 64"}
+CONFIGS = {"default": None, "iwae": "configs/iwae-paper-iwae50.toml", "conv": "configs/keras-conv.toml",
+           "two-layer": "configs/iwae-paper-iwae50-2layer.toml", "btcvae": "configs/dsprites-beta-tcvae.toml"}
+# Workloads on MNIST that --limit cuts short.
+MNIST_TRAINING = ("iwae", "two-layer", "conv")
 PEER_NAMES = {"torch": "PyTorch", "torch-ftz": "PyTorch, denormals flushed", "compile": "torch.compile",
               "compile-ftz": "torch.compile, denormals flushed", "jax": "JAX jit"}
 
@@ -95,6 +106,8 @@ def elbo_run(w, args, seed, env, eval_run):
         if w == "celeba":
             cmd += ["--config", "configs/pytorch-vae-celeba64.toml", "--data", args.photos, "--crop", "64"]
             env = dict(env, ELBO_CACHE_DIR=os.path.join(tmp, "cache"))
+        elif w == "btcvae":
+            cmd += ["--config", CONFIGS[w], "--data", args.dsprites, "--limit", str(args.dsprites_images)]
         else:
             if CONFIGS[w]:
                 cmd += ["--config", CONFIGS[w]]
@@ -116,11 +129,15 @@ def peer_run(peer, w, args, seed, env):
         cmd = [sys.executable, os.path.join(BENCH, "pytorch_family.py"), w, *common, "--data-dir", args.data_dir]
         if w == "celeba":
             cmd += ["--photos", args.photos, "--limit", str(photos_train(args.photos))]
+        elif w == "btcvae":
+            cmd += ["--npz", args.dsprites, "--limit", str(args.dsprites_images)]
+        elif w == "two-layer":
+            cmd += ["--k-train", "50", "--images", "0"]
     if w == "eval":
         cmd += ["--images", str(args.images), "--k", str(args.k)]
     else:
         cmd += ["--epochs", "1"]
-    if w in ("iwae", "conv") and args.limit:
+    if w in MNIST_TRAINING and args.limit:
         cmd += ["--limit", str(args.limit)]
     if peer.startswith("compile"):
         cmd.append("--compile")
@@ -145,13 +162,13 @@ def floors(w, args, env):
 
 
 def supported(peer, w):
-    return not (peer == "jax" and w == "celeba")
+    return not (peer == "jax" and w in ("celeba", "btcvae"))
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--workloads", nargs="+", default=["default", "iwae", "conv", "eval"],
-                    choices=["default", "iwae", "conv", "eval", "celeba"])
+                    choices=["default", "iwae", "two-layer", "conv", "eval", "celeba", "btcvae"])
     ap.add_argument("--peers", nargs="+", default=["torch", "torch-ftz", "compile", "compile-ftz", "jax"],
                     choices=list(PEER_NAMES))
     ap.add_argument("--rounds", type=int, default=3)
@@ -160,6 +177,9 @@ def main():
     ap.add_argument("--images", type=int, default=200, help="eval: test images")
     ap.add_argument("--k", type=int, default=5000, help="eval: importance samples per image")
     ap.add_argument("--photos", default=os.path.join(ROOT, "bench", "data", "photos64"))
+    ap.add_argument("--dsprites", default=os.path.join(ROOT, "bench", "data", "dsprites.npz"),
+                    help="btcvae: dSprites in DeepMind's layout")
+    ap.add_argument("--dsprites-images", type=int, default=16000, help="btcvae: training images per epoch")
     ap.add_argument("--data-dir", default=os.environ.get("ELBO_DATA_DIR", os.path.join(ROOT, "..", "shared", "data", "mnist")))
     args = ap.parse_args()
     args.data_dir = os.path.abspath(args.data_dir)

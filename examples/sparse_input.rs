@@ -2,7 +2,7 @@
 //! (batch 128, 784 → 400): dense with the weight `[out, in]` (as PyTorch stores it), dense with it `[in, out]`,
 //! and sparse over the input's nonzero values (`core::sparse`, counting the time to find them) with it
 //! `[in, out]`, for inputs of several densities. Prints one line per density: medians in µs, and sparse over the
-//! faster dense layout. This is where `core::sparse::MAX_DENSITY` comes from.
+//! faster dense layout. This is where `core::sparse::max_density` comes from.
 //!
 //! Usage: `cargo run --release --example sparse_input -- [THREADS] [REPEATS]`; `ELBO_DENSITIES=0.1,0.2` chooses.
 

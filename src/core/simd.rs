@@ -68,6 +68,19 @@ pub(crate) fn widest<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Whether the CPU has the AVX-512 subsets that [`widest`] and the named kernels run on.
+pub(crate) fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// The polynomial with coefficients `c` (highest degree first) at `x`, in fused multiply-adds: as fast as plain
 /// multiplies where the CPU has FMA, and correctly rounded everywhere, so every code path gives the same bits.
 #[inline(always)]

@@ -19,8 +19,12 @@ use super::threads::{Disjoint, count, for_parts};
 const BLOCK: usize = 64;
 
 /// Whether the sparse products beat the dense ones on `x`: when at most this fraction of its values is nonzero.
-/// Measured at the default model's first layer (batch 128, 784 → 400) with `examples/sparse_input.rs`.
-pub const MAX_DENSITY: f64 = 0.3;
+/// Measured at the default model's first layer (batch 128, 784 → 400) with `examples/sparse_input.rs`: on AVX2
+/// the sparse pair wins up to about 0.3; with AVX-512 the dense products run nearly twice as fast and the sparse
+/// ones, bound by reading the weight's rows, hardly faster, so they win only up to about 0.15 (BENCHMARKS.md).
+pub fn max_density() -> f64 {
+    if super::simd::has_avx512() { 0.15 } else { 0.3 }
+}
 
 /// The nonzero values of a batch, by row and by column, kept from the forward pass for the backward one.
 #[derive(Debug, Clone, Default)]
@@ -41,13 +45,18 @@ pub struct Nonzeros<T> {
 
 /// The most nonzero values of `len` for which [`forward`] and [`weight_grad`] beat the dense products.
 pub fn most_nonzeros(len: usize) -> usize {
-    (MAX_DENSITY * len as f64) as usize
+    (max_density() * len as f64) as usize
 }
 
 impl<T: Real> Nonzeros<T> {
     /// Keeps the nonzero values of `rows` rows of `x`, `cols` values each, by row; `false` (keeping nothing
     /// usable) as soon as more than `max` of them are nonzero, so a dense batch costs a fraction of a pass.
     pub fn of(&mut self, x: &[T], rows: usize, cols: usize, max: usize) -> bool {
+        // Counting first, vectorised, costs a tenth of listing: a batch just over `max` (MNIST's 19 % against
+        // AVX-512's 15 %) would otherwise be listed nearly whole on every step before the dense products ran.
+        if max < rows * cols && count_nonzero(&x[..rows * cols]) > max {
+            return false;
+        }
         self.row_start.clear();
         self.col.clear();
         self.row_val.clear();
@@ -111,6 +120,22 @@ impl<T: Real> Nonzeros<T> {
     pub fn rows(&self) -> usize {
         self.row_start.len().saturating_sub(1)
     }
+}
+
+/// How many of `x` are nonzero.
+fn count_nonzero<T: Real>(x: &[T]) -> usize {
+    super::simd::widest(
+        #[inline(always)]
+        || {
+            x.chunks(4096)
+                .map(|c| {
+                    c.iter()
+                        .map(|&v| usize::from(v != T::zero()))
+                        .sum::<usize>()
+                })
+                .sum()
+        },
+    )
 }
 
 /// Parts of the outputs, one per thread, each a whole number of vectors wide, and outputs per part.
@@ -412,6 +437,10 @@ mod tests {
         assert!(nz.of(&sparse, 8, 100, most_nonzeros(800)));
         let dense: Vec<f64> = (1..801).map(|k| k as f64).collect();
         assert!(!nz.of(&dense, 8, 100, most_nonzeros(800)));
+        // The count decides at the edge as the listing would: `max` nonzeros are kept, one more is not.
+        let ones = sparse.iter().filter(|&&v| v != 0.0).count();
+        assert!(nz.of(&sparse, 8, 100, ones) && nz.row_start[8] as usize == ones);
+        assert!(!nz.of(&sparse, 8, 100, ones - 1));
         // A second call forgets the first's entries.
         assert!(nz.of(&sparse, 8, 100, usize::MAX));
         nz.by_columns(100);
