@@ -30,15 +30,14 @@ use crate::model::{BatchStats, Estimator, Objective, Vae, Workspace};
 pub use crate::resources::{available_memory, check_memory};
 use rand::SeedableRng;
 use shard::{Sharded, check_shards, ranks_agree};
-use splits::enough_for_pseudo_inputs;
+use splits::{TEST_SALT, enough_for_pseudo_inputs};
 use std::path::Path;
 use std::time::Instant;
 
-/// Salts that derive independent RNG streams from the run's one seed.
+/// Salts that derive independent RNG streams from the run's one seed (the test split's and static binarisation's
+/// are in `splits`, which draws them).
 const DATA_SALT: u64 = 0x0da7_a000;
 const NOISE_SALT: u64 = 0x0015_e000;
-const STATIC_SALT: u64 = 0x57a7_1c00;
-const TEST_SALT: u64 = 0x7e57_0000;
 const PSEUDO_SALT: u64 = 0x05e0_d000;
 
 /// Whether weights and optimiser state can be saved and read back. A NaN gradient in the last step would only

@@ -16,7 +16,8 @@ use crate::model::tc::{Tc, TcSampling};
 use crate::model::vamp::PseudoInit;
 use crate::model::{ConvSpec, Estimator, Likelihood, ModelKind, SigmaMode};
 use crate::train::config::{Capacity, LrSchedule, Reduction};
-use crate::train::{DataFacts, RunConfig, TrainConfig};
+use crate::train::config::{RunConfig, TrainConfig};
+use crate::train::splits::DataFacts;
 use std::path::PathBuf;
 
 /// Declares [`Settings`] once, for clap and for serde, with the helpers that must list every field.

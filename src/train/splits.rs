@@ -2,7 +2,6 @@
 //! new items read as a trained run sees its training data.
 
 use super::config::{DataInfo, RunConfig, TrainConfig};
-use super::{STATIC_SALT, TEST_SALT};
 use crate::data::batch::binarize_static;
 use crate::data::{
     self, Binarize, Dataset, ItemShape, Kind, Loaded, load_dataset, resolve_data_dir,
@@ -12,6 +11,11 @@ use crate::model::config::PriorSpec;
 use crate::model::vamp::PseudoInit;
 use rand::SeedableRng;
 use std::path::Path;
+
+/// Salts of the run's seed for the test split's (and validation's) one binarisation, shared by training's
+/// per-epoch evaluation, and for a static binarisation of the training split.
+pub(super) const TEST_SALT: u64 = 0x7e57_0000;
+const STATIC_SALT: u64 = 0x57a7_1c00;
 
 /// The data a run sees, prepared as its config says.
 #[derive(Debug, Clone)]
