@@ -17,11 +17,7 @@ macro_rules! dispatch {
                 #[target_feature(enable = "avx2,fma")]
                 #[allow(clippy::too_many_arguments)]
                 unsafe fn v3($($arg: $ty),*) { $body($($arg),*) }
-                if std::arch::is_x86_feature_detected!("avx512f")
-                    && std::arch::is_x86_feature_detected!("avx512bw")
-                    && std::arch::is_x86_feature_detected!("avx512dq")
-                    && std::arch::is_x86_feature_detected!("avx512vl")
-                {
+                if has_avx512() {
                     // SAFETY: the CPU has every feature v4 was compiled for.
                     return unsafe { v4($($arg),*) };
                 }
@@ -51,11 +47,7 @@ pub(crate) fn widest<R>(f: impl FnOnce() -> R) -> R {
         unsafe fn v3<R>(f: impl FnOnce() -> R) -> R {
             f()
         }
-        if std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512bw")
-            && std::arch::is_x86_feature_detected!("avx512dq")
-            && std::arch::is_x86_feature_detected!("avx512vl")
-        {
+        if has_avx512() {
             // SAFETY: the CPU has every feature v4 was compiled for.
             return unsafe { v4(f) };
         }

@@ -15,8 +15,7 @@ use crate::model::dip::{Dip, DipKind};
 use crate::model::tc::{Tc, TcSampling};
 use crate::model::vamp::PseudoInit;
 use crate::model::{ConvSpec, Estimator, Likelihood, ModelKind, SigmaMode};
-use crate::train::config::{Capacity, LrSchedule, Reduction};
-use crate::train::config::{RunConfig, TrainConfig};
+use crate::train::config::{Capacity, LrSchedule, Reduction, RunConfig, TrainConfig};
 use crate::train::splits::DataFacts;
 use std::path::PathBuf;
 
