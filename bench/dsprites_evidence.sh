@@ -69,7 +69,9 @@ for seed in ${seeds[@]}; do
     fi
     done_epochs=$(tail -n +2 "$run/metrics.csv" | wc -l)
     [[ $done_epochs -eq $EPOCHS ]] || { echo "$model seed $seed: $done_epochs epochs, not $EPOCHS (see $run.log)" >&2; exit 1; }
-    eval_json=$("$ELBO" eval "$run" --k 100 --limit 2000 --seed "$seed" --json 2>/dev/null)
+    # The metrics come from `disentanglement` below; a binary whose `eval` would score them too is told not to.
+    no_metrics=$("$ELBO" eval --help | grep -q -- --no-disentanglement && echo --no-disentanglement || true)
+    eval_json=$("$ELBO" eval "$run" --k 100 --limit 2000 --seed "$seed" --json $no_metrics 2>/dev/null)
     scores=$("$ELBO" disentanglement "$run" --points "$POINTS" --seed "$seed" --json 2>/dev/null)
     python3 - "$model" "$seed" "$EPOCHS" "$source" "$run/metrics.csv" "$eval_json" "$scores" \
       "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" "$POINTS" >>"$OUT" <<'EOF'

@@ -100,13 +100,78 @@ fn generated_dsprites_train_and_score_and_say_they_are_generated() {
     assert_eq!(v["mig"], v2["mig"]);
     assert_eq!(v["beta_vae"], v2["beta_vae"]);
 
+    // `eval` scores the same metrics as `disentanglement`, with the same draws, and says so in one line.
     let o = run(elbo()
         .args(["eval", "--k", "5", "--limit", "50", "--json"])
+        .args(["--disentanglement-points", "30"])
         .arg(&dir));
     assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("scoring the disentanglement metrics too (30 points"),
+        "{}",
+        stderr(&o)
+    );
     let e: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let units = e["active_units"].as_u64().unwrap();
     assert!(units <= 4 && e["latent"] == 4, "{e}");
+    assert_eq!(e["n"], 50, "{e}");
+    for key in [
+        "beta_vae",
+        "factor_vae",
+        "mig",
+        "sap",
+        "dci_disentanglement",
+        "dci_completeness",
+        "dci_informativeness",
+        "factors",
+        "observations",
+    ] {
+        assert_eq!(
+            e[key], v[key],
+            "{key}: eval {e} against disentanglement {v}"
+        );
+    }
+    assert_eq!(e["disentanglement_images"], v["images"], "{e}");
+    assert_eq!(e["disentanglement_points"], 30, "{e}");
+    // Left out on request, and in text the metrics follow the likelihood.
+    let o = run(elbo()
+        .args([
+            "eval",
+            "--k",
+            "5",
+            "--limit",
+            "50",
+            "--json",
+            "--no-disentanglement",
+        ])
+        .arg(&dir));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(e.get("mig").is_none() && e["nll"].is_number(), "{e}");
+    assert!(!stderr(&o).contains("disentanglement"), "{}", stderr(&o));
+    let o = run(elbo()
+        .args([
+            "eval",
+            "--k",
+            "5",
+            "--limit",
+            "50",
+            "--disentanglement-points",
+            "30",
+        ])
+        .arg(&dir));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && out.contains("-log p(x)") && out.contains("MIG "),
+        "{out}{}",
+        stderr(&o)
+    );
+    assert_user_error(
+        &run(elbo()
+            .args(["eval", "--k", "5", "--disentanglement-points", "5"])
+            .arg(&dir)),
+        "--disentanglement-points 5 must be between",
+    );
 }
 
 /// A complete grid of two factors (3 × 4 values) drawn as one lit pixel per combination in 8×8 images.
@@ -423,7 +488,7 @@ fn a_data_dir_for_a_run_on_its_own_file_is_refused() {
     };
     for args in [
         &["disentanglement", "--points", "10"][..],
-        &["eval", "--k", "2"],
+        &["eval", "--k", "2", "--no-disentanglement"],
         &["train", "--epochs", "2", "--resume"],
     ] {
         let o = with_dir(args);
@@ -455,6 +520,23 @@ fn a_run_without_factors_is_not_scored() {
     assert_user_error(&o, "no known factors");
     assert!(!stderr(&o).contains("download"), "{}", stderr(&o));
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    // `eval` scores an MNIST run without the metrics, and refuses to be told their points.
+    let eval = |extra: &[&str]| {
+        run(elbo()
+            .args(["eval", "--k", "2", "--limit", "5", "--json"])
+            .args(extra)
+            .arg(common::fixture_run())
+            .arg("--data-dir")
+            .arg(common::mnist_dir()))
+    };
+    let o = eval(&[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(e.get("mig").is_none(), "{e}");
+    assert_user_error(
+        &eval(&["--disentanglement-points", "20"]),
+        "no known factors",
+    );
 }
 
 #[test]
@@ -725,7 +807,15 @@ fn factor_vae_trains_its_discriminator_resumes_and_is_refused_where_it_cannot_ap
     // The model's other commands ignore the discriminator.
     for cmd in [
         &["sample", "--n", "4", "--out", "s.png"][..],
-        &["eval", "--k", "5", "--limit", "20"][..],
+        &[
+            "eval",
+            "--k",
+            "5",
+            "--limit",
+            "20",
+            "--disentanglement-points",
+            "200",
+        ][..],
         &["disentanglement", "--points", "200"][..],
     ] {
         let o = run(elbo()

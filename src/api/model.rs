@@ -43,19 +43,23 @@ pub struct Encoded {
 impl Model {
     /// The model of the run in `dir`, from its newest checkpoint (the optimiser's state is not kept).
     pub fn open(dir: &Path) -> Result<Model> {
-        let ck = train::load_run(dir)?;
+        Ok(Model::from_checkpoint(train::load_run(dir)?))
+    }
+
+    /// The model of a checkpoint already loaded (its optimiser's state dropped).
+    pub(crate) fn from_checkpoint(ck: train::Checkpoint) -> Model {
         let p = &ck.vae.params;
         let weights = p
             .specs
             .iter()
             .map(|s| (s.name.clone(), s.shape.clone(), p.data[s.range()].to_vec()))
             .collect();
-        Ok(Model {
+        Model {
             config: ck.config,
             vae: ck.vae.for_inference(),
             history: ck.state.history,
             weights,
-        })
+        }
     }
 
     /// The run's configuration: model, training settings and data facts.

@@ -2,11 +2,11 @@
 
 use super::common::{DataArgs, Progress, print_result};
 use crate::api::Model;
-use crate::api::disentangle::images_needed;
+use crate::api::disentangle::{Disentanglement, MAX_POINTS, MIN_POINTS, images_needed};
 use crate::error::{Error, Result};
 use crate::eval::disentangle::Sizes;
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Args)]
 pub(crate) struct DisentanglementArgs {
@@ -31,13 +31,7 @@ pub(crate) struct DisentanglementArgs {
 /// Scores the run, with a progress bar only on a terminal.
 pub(crate) fn run(a: DisentanglementArgs) -> Result<()> {
     super::common::init_threads(a.threads)?;
-    use crate::api::disentangle::{MAX_POINTS, MIN_POINTS};
-    if !(MIN_POINTS..=MAX_POINTS).contains(&a.points) {
-        return Err(Error::Config(format!(
-            "--points {} must be between {MIN_POINTS} and {MAX_POINTS} (disentanglement_lib uses 10000)",
-            a.points
-        )));
-    }
+    check_points(a.points, "--points")?;
     let model = Model::open(&a.run_dir)?;
     let sizes = Sizes::with_points(a.points);
     let progress = Progress::new("disentanglement", images_needed(sizes));
@@ -47,32 +41,65 @@ pub(crate) fn run(a: DisentanglementArgs) -> Result<()> {
         true
     })?;
     progress.finish();
-    let secs = started.elapsed().as_secs_f64();
-    let s = &r.scores;
+    let s = Scored {
+        r,
+        sizes,
+        seed: a.seed,
+        secs: started.elapsed().as_secs_f64(),
+    };
     let text = if a.json {
-        let mut v = serde_json::to_value(&r).map_err(|e| Error::Config(e.to_string()))?;
+        let mut v = serde_json::to_value(&s.r).map_err(|e| Error::Config(e.to_string()))?;
         v["points"] = serde_json::json!(a.points);
         v["seed"] = serde_json::json!(a.seed);
-        v["seconds"] = serde_json::json!(secs);
+        v["seconds"] = serde_json::json!(s.secs);
         format!("{v}\n")
     } else {
-        format!(
-            "run              {}\nfactors          {}\nobservations     {}\nβ-VAE metric     {:.3}\nFactorVAE metric {:.3}\nMIG              {:.3}\nSAP              {:.3}\nDCI              disentanglement {:.3}, completeness {:.3}, informativeness {:.3}\npoints           {} ({} held out), seed {}, {} images in {secs:.1} s\n",
-            a.run_dir.display(),
-            r.factors.join(", "),
-            r.observations,
-            s.beta_vae,
-            s.factor_vae,
-            s.mig,
-            s.sap,
-            s.dci_disentanglement,
-            s.dci_completeness,
-            s.dci_informativeness,
-            a.points,
-            sizes.eval,
-            a.seed,
-            r.images
-        )
+        text(&a.run_dir, &s)
     };
     print_result(&text)
+}
+
+/// Refuses a number of points the metrics cannot use, naming the `flag` that gave it.
+pub(crate) fn check_points(points: usize, flag: &str) -> Result<()> {
+    if (MIN_POINTS..=MAX_POINTS).contains(&points) {
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "{flag} {points} must be between {MIN_POINTS} and {MAX_POINTS} (disentanglement_lib uses 10000)"
+    )))
+}
+
+/// Metrics scored, with how they were drawn.
+pub(crate) struct Scored {
+    /// The metrics and their observations.
+    pub(crate) r: Disentanglement,
+    /// Points drawn.
+    pub(crate) sizes: Sizes,
+    /// Seed of the draws.
+    pub(crate) seed: u64,
+    /// Wall time of the metrics, in seconds.
+    pub(crate) secs: f64,
+}
+
+/// The metrics as text, a line each, as `elbo disentanglement` prints them.
+pub(crate) fn text(run_dir: &Path, s: &Scored) -> String {
+    let (r, m) = (&s.r, &s.r.scores);
+    format!(
+        "run              {}\nfactors          {}\nobservations     {}\nβ-VAE metric     {:.3}\nFactorVAE metric {:.3}\nMIG              {:.3}\nSAP              {:.3}\nDCI              disentanglement {:.3}, completeness {:.3}, informativeness {:.3}\npoints           {} ({} held out), seed {}, {} images in {:.1} s\n",
+        run_dir.display(),
+        r.factors.join(", "),
+        r.observations,
+        m.beta_vae,
+        m.factor_vae,
+        m.mig,
+        m.sap,
+        m.dci_disentanglement,
+        m.dci_completeness,
+        m.dci_informativeness,
+        s.sizes.train,
+        s.sizes.eval,
+        s.seed,
+        r.images,
+        s.secs
+    )
 }
