@@ -979,3 +979,179 @@ fn make_dsprites_says_how_far_it_is_and_ctrl_c_leaves_no_file() {
     let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// Two factors' classes in `rows` order with the images of `grid_of_rows`, under `path`.
+fn grid_with_classes(path: &Path, combinations: &[(u8, u8)], classes: &[(i64, i64)]) {
+    let mut imgs = Vec::new();
+    for &(a, b) in combinations {
+        let mut img = [0u8; 64];
+        img[(2 * a as usize) * 8 + 2 * b as usize] = 1;
+        img[(2 * a as usize + 1) * 8 + 2 * b as usize + 1] = 1;
+        imgs.extend(img);
+    }
+    let n = combinations.len() as u64;
+    npz(
+        path,
+        &[
+            ("imgs", npy(&[n, 8, 8], imgs)),
+            (
+                "latents_classes",
+                npy(&[n, 2], classes.iter().flat_map(|&(a, b)| [a, b])),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn factors_edited_after_training_are_refused_and_items_held_back_are_still_looked_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("grid.npz");
+    let combos: Vec<(u8, u8)> = (0..3u8)
+        .flat_map(|a| (0..4u8).map(move |b| (a, b)))
+        .collect();
+    let classes: Vec<(i64, i64)> = combos.iter().map(|&(a, b)| (a as i64, b as i64)).collect();
+    grid_with_classes(&file, &combos, &classes);
+    // --validation and --limit hold items back from training; the metrics still look every one up, and --limit
+    // says which factors' values its first items lack (the file is sorted by its factors).
+    for (name, extra, said) in [
+        ("validation", &["--validation", "2"][..], None),
+        (
+            "limit",
+            &["--limit", "3"][..],
+            Some("--limit 3 keeps the training split's first 3 items"),
+        ),
+    ] {
+        let dir = tmp.path().join(name);
+        let o = train(
+            &file,
+            &dir,
+            &[&["--test-fraction", "0.25"][..], extra].concat(),
+        );
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        if let Some(said) = said {
+            assert!(stderr(&o).contains(said), "{name}: {}", stderr(&o));
+            assert!(
+                stderr(&o).contains("factor0 1 of 3") || stderr(&o).contains("factor0 2 of 3"),
+                "{}",
+                stderr(&o)
+            );
+        }
+        for cmd in [
+            &["disentanglement", "--points", "20", "--json"][..],
+            &[
+                "eval",
+                "--k",
+                "2",
+                "--disentanglement-points",
+                "20",
+                "--json",
+            ],
+        ] {
+            let o = run(elbo().args(cmd).arg(&dir));
+            assert!(o.status.success(), "{name} {}: {}", cmd[0], stderr(&o));
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            assert!(
+                v["observations"]
+                    .as_str()
+                    .unwrap()
+                    .contains("holds all 12 combinations"),
+                "{name} {}: {v}",
+                cmd[0]
+            );
+        }
+    }
+    let dir = tmp.path().join("validation");
+    // The checkpoint scored is named.
+    let o = run(elbo()
+        .args(["disentanglement", "--points", "20", "--json"])
+        .arg(&dir));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["epoch"], 1, "{v}");
+    let o = run(elbo().args(["disentanglement", "--points", "20"]).arg(&dir));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("(epoch 1)"),
+        "{}",
+        stderr(&o)
+    );
+    // `encode` writes each item's factor classes beside its code.
+    let o = run(elbo().args(["encode", "--out", "-"]).arg(&dir));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.starts_with("index,factor0,factor1,mu_0"), "{out}");
+    // The same images with their classes shuffled, or the two factors' columns swapped: refused by every command
+    // that reads the run's data, as edited images are.
+    let mut shuffled = classes.clone();
+    shuffled.rotate_left(5);
+    let swapped: Vec<(i64, i64)> = combos
+        .iter()
+        .map(|&(a, b)| (b as i64 % 3, a as i64))
+        .collect();
+    for edited in [shuffled, swapped] {
+        grid_with_classes(&file, &combos, &edited);
+        for cmd in [
+            &["disentanglement", "--points", "20"][..],
+            &["eval", "--k", "2"],
+            &["encode", "--out", "-"],
+        ] {
+            let o = run(elbo().args(cmd).arg(&dir));
+            assert_user_error(
+                &o,
+                "its factors (latents_classes, latents_values) have changed",
+            );
+        }
+    }
+    // Classes far beyond any grid, and no images at all: one line each, saying what would be right.
+    let huge = tmp.path().join("huge.npz");
+    grid_with_classes(&huge, &combos[..2], &[(0, 0), (1_000_000_000_000, 1)]);
+    assert_user_error(
+        &train(&huge, &tmp.path().join("h"), &[]),
+        "integers from 0 to 1000000",
+    );
+    assert!(!stderr(&train(&huge, &tmp.path().join("h"), &[])).contains("floats"));
+    let empty = tmp.path().join("empty.npz");
+    npz(
+        &empty,
+        &[
+            ("imgs", npy(&[0, 8, 8], Vec::<u8>::new())),
+            ("latents_classes", npy(&[0, 2], Vec::<i64>::new())),
+        ],
+    );
+    assert_user_error(
+        &train(&empty, &tmp.path().join("e"), &[]),
+        "imgs: holds no images",
+    );
+}
+
+#[test]
+fn ctrl_c_stops_disentanglement_with_a_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("grid.npz");
+    small_grid(&file);
+    let dir = tmp.path().join("run");
+    assert!(
+        train(&file, &dir, &["--test-fraction", "0.25"])
+            .status
+            .success()
+    );
+    // A million points: minutes of encoding, long enough to be interrupted in.
+    let child = elbo()
+        .args(["disentanglement", "--points", "1000000"])
+        .arg(&dir)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // SAFETY: signalling our own child by its PID.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("measuring disentanglement stopped"), "{err}");
+    assert!(
+        o.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}

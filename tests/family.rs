@@ -98,6 +98,15 @@ fn every_example_config_trains_briefly() {
         }
         let o = train(&args, &out);
         assert!(o.status.success(), "{name}: {}", stderr(&o));
+        if name.starts_with("dsprites") {
+            // The preset's dataset, replaced by the file given: said in one line.
+            assert!(
+                stderr(&o).contains("dataset = \"dsprites\" from ")
+                    && stderr(&o).contains("is replaced by --data "),
+                "{name}: {}",
+                stderr(&o)
+            );
+        }
         let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
         let row: Vec<&str> = metrics.lines().nth(1).unwrap().split(',').collect();
         let test_loss: f64 = row[4].parse().unwrap();

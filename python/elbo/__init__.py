@@ -517,10 +517,13 @@ class VAE:
         """The five disentanglement metrics of this model against the factors of its run's data (dSprites'), as
         ``elbo disentanglement --json`` gives them: a dict with ``beta_vae``, ``factor_vae``, ``mig``, ``sap``,
         ``dci_*``, the ``factors`` scored and where the ``observations`` came from."""
-        if isinstance(points, bool) or not isinstance(points, numbers.Integral) or not 0 <= points < 2**63:
-            raise ValueError(f"points={points!r}: give a whole number of points (disentanglement_lib uses 10000)")
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**64:
-            raise ValueError(f"seed={seed!r}: give a whole number from 0 to 2**64 - 1")
+        lo, hi = int(_elbo.MIN_POINTS), int(_elbo.MAX_POINTS)
+        if isinstance(points, bool) or not isinstance(points, numbers.Integral) or not lo <= points <= hi:
+            raise ValueError(f"points={points!r}: give a whole number from {lo} to {hi} (disentanglement_lib uses "
+                             "10000)")
+        # The command line's range, so that every seed Python takes gives the scores `elbo disentanglement` does.
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**63:
+            raise ValueError(f"seed={seed!r}: give a whole number from 0 to 2**63 - 1")
         if data_dir is not None and not _path(data_dir):
             raise ValueError("data_dir='': give the folder of dSprites' file, or leave data_dir out")
         return self.model.disentanglement(int(points), int(seed), None if data_dir is None else _path(data_dir))

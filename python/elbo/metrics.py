@@ -125,9 +125,10 @@ def _function_metric(represent, factor_sizes, points, seed, which):
     if isinstance(factor_sizes, (str, bytes, dict)) or not hasattr(factor_sizes, "__iter__"):
         raise TypeError(f"factor_sizes={factor_sizes!r}: give how many values each factor takes, as a sequence "
                         "such as metrics.DSPRITES_SIZES or (3, 6, 40)")
-    sizes = [_whole(s, "factor_sizes", 1, 2**32 - 1) for s in factor_sizes]
-    points = _whole(points, "points", 1, 2**63 - 1)
-    seed = _whole(seed, "seed", 0, 2**64 - 1)
+    # Classes go from 0 to MAX_CLASS here as in data files; seeds and points as `elbo disentanglement` takes them.
+    sizes = [_whole(s, "factor_sizes", 1, MAX_CLASS + 1) for s in factor_sizes]
+    points = _whole(points, "points", int(_elbo.MIN_POINTS), int(_elbo.MAX_POINTS))
+    seed = _whole(seed, "seed", 0, 2**63 - 1)
 
     def codes(factors):
         z = represent(factors)

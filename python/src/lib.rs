@@ -1133,5 +1133,7 @@ fn _elbo(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DSPRITES_SIZES", elbo::data::dsprites::SIZES.to_vec())?;
     m.add("DSPRITES_NAMES", elbo::data::dsprites::NAMES.to_vec())?;
     m.add("MAX_CLASS", elbo::data::factors::MAX_CLASS)?;
+    m.add("MIN_POINTS", elbo::api::disentangle::MIN_POINTS)?;
+    m.add("MAX_POINTS", elbo::api::disentangle::MAX_POINTS)?;
     Ok(())
 }

@@ -23,6 +23,20 @@ pub struct Disentanglement {
     pub images: usize,
 }
 
+/// The run's configuration with none of its data held back: the metrics look observations up among every item
+/// of the file, also those `--limit` left out of training, so a file that holds every combination is used whole.
+fn whole_data(cfg: &crate::train::RunConfig) -> crate::train::RunConfig {
+    let mut whole = cfg.clone();
+    whole.train.limit = None;
+    whole.train.validation = 0;
+    whole
+}
+
+/// Whether the splits of the run configured by `cfg` hold every item of its data (no `--limit`).
+pub(crate) fn holds_whole_data(cfg: &crate::train::RunConfig) -> bool {
+    cfg.train.limit.is_none()
+}
+
 /// Where images of chosen factor values come from.
 enum Source<'a> {
     /// The data holds every combination: (set, item) by grid index.
@@ -72,8 +86,24 @@ impl Model {
         let dir = data_dir
             .map(Path::to_path_buf)
             .or_else(|| super::trainer::recorded_dir(cfg));
-        let splits = crate::train::load_splits(cfg, dir.as_deref())?;
-        self.disentanglement(&[&splits.train, &splits.test], sizes, seed, progress)
+        let splits = crate::train::load_splits(&whole_data(cfg), dir.as_deref())?;
+        self.disentanglement_of_splits(&splits, sizes, seed, progress)
+    }
+
+    /// Scores this model against the factors of `splits` (every split it has), as
+    /// [`Model::disentanglement_of_run`] does when they hold the whole of the run's data ([`holds_whole_data`]).
+    pub(crate) fn disentanglement_of_splits(
+        &self,
+        splits: &crate::train::Splits,
+        sizes: Sizes,
+        seed: u64,
+        progress: &(dyn Fn(usize) -> bool + Sync),
+    ) -> Result<Disentanglement> {
+        let sets: Vec<&Dataset> = std::iter::once(&splits.train)
+            .chain(&splits.validation)
+            .chain([&splits.test])
+            .collect();
+        self.disentanglement(&sets, sizes, seed, progress)
     }
 
     /// Scores this model's posterior means against the factors of `sets` (a run's training and test splits),
@@ -130,7 +160,7 @@ impl Model {
             && self.item_shape() != crate::data::ItemShape::grey(dsprites::SIDE, dsprites::SIDE)
         {
             return Err(Error::Config(format!(
-                "the generator draws dSprites' 64×64 images, but this model takes {}: the metrics need images of chosen factor values, and the run's data does not hold every combination",
+                "the generator draws dSprites' 64×64 images, but this model takes {}: the metrics need images of chosen factor values, and the run's data does not hold every combination: train on dSprites' 64×64 images, or on a file that holds every combination of its factors",
                 self.item_shape()
             )));
         }
@@ -249,6 +279,6 @@ fn source<'a>(
         ));
     }
     Err(Error::Config(format!(
-        "the run's data holds {held} of its factors' {shown} combinations, and elbo can draw only dSprites' grid: the β-VAE and FactorVAE metrics need an image of any combination"
+        "the run's data holds {held} of its factors' {shown} combinations, and elbo can draw only dSprites' grid: the β-VAE and FactorVAE metrics need an image of any combination; score a file that holds them all, or score the codes alone with Python's elbo.metrics.mig, sap and dci, which need none chosen"
     )))
 }

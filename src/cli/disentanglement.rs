@@ -36,10 +36,13 @@ pub(crate) fn run(a: DisentanglementArgs) -> Result<()> {
     let sizes = Sizes::with_points(a.points);
     let progress = Progress::new("disentanglement", images_needed(sizes));
     let started = std::time::Instant::now();
+    // Ctrl-C stops between blocks of images, with the line every stopped command prints.
+    let _signals = crate::train::interrupt::Catch::install();
     let r = model.disentanglement_of_run(a.data.dir(), sizes, a.seed, &|n| {
         progress.inc(n);
-        true
-    })?;
+        crate::train::interrupt::received().is_none()
+    });
+    let r = with_signal(r)?;
     progress.finish();
     let s = Scored {
         r,
@@ -52,11 +55,22 @@ pub(crate) fn run(a: DisentanglementArgs) -> Result<()> {
         v["points"] = serde_json::json!(a.points);
         v["seed"] = serde_json::json!(a.seed);
         v["seconds"] = serde_json::json!(s.secs);
+        // Which checkpoint was scored: a damaged newest one falls back to the one before.
+        v["epoch"] = serde_json::json!(model.epoch());
         format!("{v}\n")
     } else {
-        text(&a.run_dir, &s)
+        text(&a.run_dir, model.epoch(), &s)
     };
     print_result(&text)
+}
+
+/// The metrics, or the signal that stopped them (SIGTERM as well as Ctrl-C) in place of the Ctrl-C that
+/// [`Model::disentanglement`] assumes when its progress says stop.
+pub(crate) fn with_signal(r: Result<Disentanglement>) -> Result<Disentanglement> {
+    match (r, crate::train::interrupt::received()) {
+        (Err(Error::Stopped { what, .. }), Some(signal)) => Err(Error::Stopped { what, signal }),
+        (r, _) => r,
+    }
 }
 
 /// Refuses a number of points the metrics cannot use, naming the `flag` that gave it.
@@ -82,10 +96,10 @@ pub(crate) struct Scored {
 }
 
 /// The metrics as text, a line each, as `elbo disentanglement` prints them.
-pub(crate) fn text(run_dir: &Path, s: &Scored) -> String {
+pub(crate) fn text(run_dir: &Path, epoch: usize, s: &Scored) -> String {
     let (r, m) = (&s.r, &s.r.scores);
     format!(
-        "run              {}\nfactors          {}\nobservations     {}\nβ-VAE metric     {:.3}\nFactorVAE metric {:.3}\nMIG              {:.3}\nSAP              {:.3}\nDCI              disentanglement {:.3}, completeness {:.3}, informativeness {:.3}\npoints           {} ({} held out), seed {}, {} images in {:.1} s\n",
+        "run              {} (epoch {epoch})\nfactors          {}\nobservations     {}\nβ-VAE metric     {:.3}\nFactorVAE metric {:.3}\nMIG              {:.3}\nSAP              {:.3}\nDCI              disentanglement {:.3}, completeness {:.3}, informativeness {:.3}\npoints           {} ({} held out), seed {}, {} images in {:.1} s\n",
         run_dir.display(),
         r.factors.join(", "),
         r.observations,

@@ -86,7 +86,9 @@ pub(crate) fn run(a: EncodeArgs) -> Result<()> {
     Ok(())
 }
 
-/// The leading CSV columns that identify an item: its index, its file name when it has one, its class.
+/// The leading CSV columns that identify an item: its index, its file name when it has one, its class, and its
+/// factors' classes when the data has factors (dSprites' `shape`, `scale`, …, as `latents_classes` holds them), so
+/// codes can be read beside what made the image.
 pub(crate) fn item_columns(ds: &Dataset) -> String {
     let mut s = String::from("index");
     if !ds.names.is_empty() {
@@ -94,6 +96,12 @@ pub(crate) fn item_columns(ds: &Dataset) -> String {
     }
     if ds.is_labelled() {
         s.push_str(",label,class");
+    }
+    if let Some(f) = ds.factors.as_deref() {
+        for name in &f.names {
+            s.push(',');
+            s.push_str(&csv_cell(name));
+        }
     }
     s
 }
@@ -115,6 +123,11 @@ pub(crate) fn item_cells(ds: &Dataset, i: usize, known: usize) -> String {
             String::new()
         };
         let _ = write!(s, ",{label},{}", csv_cell(name));
+    }
+    if let Some(f) = ds.factors.as_deref() {
+        for c in f.row(i) {
+            let _ = write!(s, ",{c}");
+        }
     }
     s
 }

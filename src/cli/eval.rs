@@ -84,7 +84,7 @@ pub(crate) fn run(a: EvalArgs) -> Result<()> {
     let method = eval::BitsMethod::for_data(&ck.config.model, test);
     let (epoch, depth) = (ck.state.epoch, ck.vae.depth());
     let scored = match metrics {
-        Some(sizes) => Some(score(&a, Model::from_checkpoint(ck), &splits, sizes)?),
+        Some(sizes) => Some(score(&a, Model::from_checkpoint(ck), splits, sizes)?),
         None => None,
     };
     let mut lines = Vec::new();
@@ -143,7 +143,7 @@ pub(crate) fn run(a: EvalArgs) -> Result<()> {
         if let Some(s) = &scored {
             lines.push(String::new());
             // Its first line names the run, as the lines above already do.
-            let text = super::disentanglement::text(&a.run_dir, s);
+            let text = super::disentanglement::text(&a.run_dir, epoch, s);
             lines.extend(text.lines().skip(1).map(str::to_string));
         }
     }
@@ -193,12 +193,7 @@ fn disentanglement_sizes(a: &EvalArgs, splits: &crate::train::Splits) -> Result<
 const DEFAULT_POINTS: usize = 10_000;
 
 /// The five metrics of `model` on `splits`, as `elbo disentanglement` scores them with the same seed and points.
-fn score(
-    a: &EvalArgs,
-    model: Model,
-    splits: &crate::train::Splits,
-    sizes: Sizes,
-) -> Result<Scored> {
+fn score(a: &EvalArgs, model: Model, splits: crate::train::Splits, sizes: Sizes) -> Result<Scored> {
     crate::notes::say!(
         "elbo: this run's data has known factors: scoring the disentanglement metrics too ({} points, {} images to encode; --no-disentanglement leaves them out)",
         sizes.train,
@@ -206,10 +201,19 @@ fn score(
     );
     let progress = Progress::new("disentanglement", images_needed(sizes));
     let started = std::time::Instant::now();
-    let r = model.disentanglement(&[&splits.train, &splits.test], sizes, a.seed, &|n| {
+    let _signals = crate::train::interrupt::Catch::install();
+    let go_on = |n| {
         progress.inc(n);
-        true
-    })?;
+        crate::train::interrupt::received().is_none()
+    };
+    let r = if crate::api::disentangle::holds_whole_data(model.config()) {
+        model.disentanglement_of_splits(&splits, sizes, a.seed, &go_on)
+    } else {
+        // The items --limit left out of training are read again, in place of the splits evaluated.
+        drop(splits);
+        model.disentanglement_of_run(a.data.dir(), sizes, a.seed, &go_on)
+    };
+    let r = super::disentanglement::with_signal(r)?;
     progress.finish();
     Ok(Scored {
         r,

@@ -332,6 +332,7 @@ fn bad(path: &Path, what: &str, why: impl std::fmt::Display) -> Error {
 /// `imgs` as (items, height, width, 8-bit levels): its 0s and 1s become black and white.
 fn binary_images(imgs: Array, path: &Path) -> Result<(usize, usize, usize, Vec<u8>)> {
     let (n, h, w) = match imgs.shape[..] {
+        [0, _, _] => return Err(bad(path, "imgs", "holds no images")),
         [n, h, w] if n > 0 && h > 0 && w > 0 => (n, h, w),
         _ => {
             return Err(bad(

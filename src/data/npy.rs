@@ -203,6 +203,15 @@ fn exact<T: Copy + Into<i128> + std::fmt::Display>(
         at += 1;
         let w: i128 = v.into();
         if w.abs() > F32_EXACT {
+            // dSprites' classes are indices, which floats would not be: say their range instead.
+            if src.what.trim_end_matches(".npy") == "latents_classes" {
+                return Err(src.bad(format!(
+                    "the class {v} at [{}] is beyond {}: classes are indices into each factor's values, integers from 0 to {}",
+                    shown_index(at - 1, shape, fortran),
+                    super::factors::MAX_CLASS,
+                    super::factors::MAX_CLASS
+                )));
+            }
             return Err(src.bad(format!(
                 "the integer {v} at [{}] is beyond ±{F32_EXACT}, where float32 (which elbo computes in) cannot hold every integer: rescale the values, or save them as floats if rounding them is fine",
                 shown_index(at - 1, shape, fortran)

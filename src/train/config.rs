@@ -297,6 +297,10 @@ pub struct DataInfo {
     /// changed under the run.
     #[serde(default)]
     pub fingerprint: Option<String>,
+    /// md5 of the data's factors (dSprites' latents), so a later command notices factors that changed under the
+    /// run while the images stayed (none: data without factors, or a run saved before they were fingerprinted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub factors: Option<String>,
 }
 
 /// A run's full description.

@@ -454,6 +454,24 @@ impl Settings {
         // `--dataset mnist` over a file's `data` would train on the file's data, and `--samples 5` over a file's
         // `k-train` would be refused as the same thing set twice.
         if self.data.is_some() || self.dataset.is_some() {
+            // A preset's dataset replaced by the user's own data (or the reverse) is the point of the flag, but a
+            // line says so: the file's other settings were chosen for its data.
+            let was = match (&file.dataset, &file.data) {
+                (Some(d), _) if self.dataset.as_ref() != Some(d) => {
+                    Some(format!("dataset = {d:?}"))
+                }
+                (_, Some(p)) if self.data.as_ref() != Some(p) => {
+                    Some(format!("data = {:?}", p.display().to_string()))
+                }
+                _ => None,
+            };
+            if let Some(was) = was {
+                let now = match (&self.data, &self.dataset) {
+                    (Some(p), _) => format!("--data {}", p.display()),
+                    (_, d) => format!("--dataset {}", d.as_deref().unwrap_or_default()),
+                };
+                crate::notes::say!("elbo: {was} from {name} is replaced by {now}");
+            }
             (file.data, file.dataset) = (None, None);
         }
         if self.samples.is_some() || self.k_train.is_some() {

@@ -176,9 +176,14 @@ pub fn prepare(cfg: &mut RunConfig, loaded: Loaded) -> Result<Splits> {
         )));
     }
     let fingerprint = same_data_as_trained(cfg, &name, &mut train, &mut test)?;
+    let factors = same_factors_as_trained(cfg, &name, &train, &test)?;
     fits_model(cfg, &name, &train, &test)?;
     if let Some(n) = t.limit {
+        let whole = train.factors.as_deref().map(distinct_values);
         train = train.truncated(n);
+        if let (Some(whole), Some(kept)) = (whole, train.factors.as_deref()) {
+            say_factors_left_out(n, &whole, kept);
+        }
     }
     let mut validation = if t.validation > 0 {
         if t.validation >= train.len() {
@@ -196,6 +201,9 @@ pub fn prepare(cfg: &mut RunConfig, loaded: Loaded) -> Result<Splits> {
         enough_for_pseudo_inputs(components, train.len())?;
     }
     record_facts(cfg, &name, fingerprint, &train, columns);
+    if cfg.data.factors.is_none() {
+        cfg.data.factors = factors;
+    }
     if train.kind == Kind::Table {
         let st = cfg
             .data
@@ -249,6 +257,78 @@ fn same_data_as_trained(
         )));
     }
     Ok(fingerprint)
+}
+
+/// md5 of the factors of both splits (names, sizes, classes, values), or nothing for data without factors.
+fn factors_fingerprint(train: &Dataset, test: &Dataset) -> Option<String> {
+    use md5::Digest;
+    let mut h = md5::Md5::new();
+    for ds in [train, test] {
+        let f = ds.factors.as_deref()?;
+        h.update(f.names.join("\n"));
+        h.update(
+            f.sizes
+                .iter()
+                .flat_map(|s| (*s as u64).to_le_bytes())
+                .collect::<Vec<u8>>(),
+        );
+        f.classes
+            .chunks(1 << 14)
+            .for_each(|c| h.update(c.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()));
+        f.values
+            .chunks(1 << 14)
+            .for_each(|c| h.update(c.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()));
+    }
+    Some(format!("{:x}", h.finalize()))
+}
+
+/// The factors' fingerprint, refused when a saved run recorded other factors: the images can stay while a factor
+/// column is shuffled or two are swapped, and every metric would then score against factors the run never saw.
+/// Runs saved before factors were fingerprinted have none to compare.
+fn same_factors_as_trained(
+    cfg: &RunConfig,
+    name: &str,
+    train: &Dataset,
+    test: &Dataset,
+) -> Result<Option<String>> {
+    let now = factors_fingerprint(train, test);
+    match &cfg.data.factors {
+        Some(saved) if now.as_ref() != Some(saved) => Err(Error::Config(format!(
+            "{name}: its factors (latents_classes, latents_values) have changed since this run was trained: scores against them would not describe this run; train a new run on the data as it is now"
+        ))),
+        _ => Ok(now),
+    }
+}
+
+/// How many distinct values each factor takes over the items of `f`.
+fn distinct_values(f: &data::factors::Factors) -> Vec<usize> {
+    (0..f.count())
+        .map(|j| {
+            (0..f.len())
+                .map(|i| f.row(i)[j])
+                .collect::<std::collections::HashSet<u32>>()
+                .len()
+        })
+        .collect()
+}
+
+/// Says which factors `--limit n` cut down: it keeps the first items in the file's order, and data sorted by its
+/// factors (dSprites' file, `make-dsprites`' output) then trains on one shape, or one scale, only.
+fn say_factors_left_out(n: usize, whole: &[usize], kept: &data::factors::Factors) {
+    let now = distinct_values(kept);
+    let cut: Vec<String> = kept
+        .names
+        .iter()
+        .zip(whole.iter().zip(&now))
+        .filter(|(_, (w, k))| k < w)
+        .map(|(name, (w, k))| format!("{name} {k} of {w}"))
+        .collect();
+    if !cut.is_empty() {
+        crate::notes::say!(
+            "elbo: --limit {n} keeps the training split's first {n} items in the file's order, and they hold fewer values of some factors than the whole split ({}); dSprites' file and make-dsprites' output are sorted by their factors, so a limit keeps their first values only: train without --limit, or draw fewer items with elbo make-dsprites --subsample N",
+            cut.join(", ")
+        );
+    }
 }
 
 /// Refuses items of another shape than the model's, and data a conditional model cannot learn from: no labels,
