@@ -4,7 +4,7 @@
 # Adam as published), trained on the same budget on dSprites and scored: the test split's reconstruction and KL
 # (the last epoch of metrics.csv), active units and −log p(x) (`eval`, K = 100 on 2 000 test images), and the five
 # metrics of `elbo disentanglement --json` (disentanglement_lib's sample sizes unless POINTS says otherwise, seeded;
-# on 2 cores they take about 20 minutes per conv model, most of it encoding the β-VAE metric's 1.28 M images).
+# on 2 cores they take about 20 minutes per conv model, most of it encoding the β-VAE metric's 1.9 M images).
 #
 # The data: DATA (default: DeepMind's file if ELBO_DATA_DIR holds it, else the whole grid drawn by
 # `elbo make-dsprites` into RUNS; every read of that one says it is generated). The budget: EPOCHS (default 1) over
