@@ -1119,6 +1119,10 @@ fn factors_edited_after_training_are_refused_and_items_held_back_are_still_looke
         &train(&empty, &tmp.path().join("e"), &[]),
         "imgs: holds no images",
     );
+    // A flag for images refused on a NumPy file, without a remark about labels no one asked about.
+    let o = train(&file, &tmp.path().join("s"), &["--image-size", "4"]);
+    assert_user_error(&o, "--image-size does not apply to");
+    assert!(!stderr(&o).contains("labels come from"), "{}", stderr(&o));
 }
 
 #[test]

@@ -307,10 +307,14 @@ fn check_settings(spec: &DataSpec) -> Result<()> {
     if wrong.is_empty() {
         return Ok(());
     }
-    let what = match format {
-        Format::Images => "images (labels come from class folders)",
-        Format::Numpy => "a NumPy file (labels come from an .npz's y arrays)",
-        Format::Table => "a table",
+    // Where labels come from instead, said only to a user who gave a label column.
+    let labels = wrong.contains(&"--label-column");
+    let what = match (format, labels) {
+        (Format::Images, true) => "images (labels come from class folders)",
+        (Format::Numpy, true) => "a NumPy file (labels come from an .npz's y arrays)",
+        (Format::Images, false) => "images",
+        (Format::Numpy, false) => "a NumPy file",
+        (Format::Table, _) => "a table",
     };
     let verb = if wrong.len() == 1 { "does" } else { "do" };
     Err(Error::Config(format!(
