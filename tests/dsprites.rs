@@ -211,6 +211,21 @@ fn a_grid_missing_a_combination_counts_distinct_ones_not_rows() {
     assert!(o.status.success(), "{}", stderr(&o));
     let o = run(elbo().args(["disentanglement", "--points", "20"]).arg(&dir));
     assert_user_error(&o, "holds 11 of its factors' 12 combinations");
+    // `eval` still reports the likelihood, and says why the metrics it was not asked for are left out; asked
+    // for them, it refuses.
+    let o = run(elbo().args(["eval", "--k", "2", "--json"]).arg(&dir));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("the disentanglement metrics are left out: the run's data holds 11 of"),
+        "{}",
+        stderr(&o)
+    );
+    let e: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(e["nll"].is_number() && e.get("mig").is_none(), "{e}");
+    let o = run(elbo()
+        .args(["eval", "--k", "2", "--disentanglement-points", "20"])
+        .arg(&dir));
+    assert_user_error(&o, "holds 11 of its factors' 12 combinations");
 }
 
 #[test]
@@ -1044,6 +1059,12 @@ fn factors_edited_after_training_are_refused_and_items_held_back_are_still_looke
         ] {
             let o = run(elbo().args(cmd).arg(&dir));
             assert!(o.status.success(), "{name} {}: {}", cmd[0], stderr(&o));
+            // The --limit line is said when the run is made, not by the commands that read it.
+            assert!(
+                !stderr(&o).contains("keeps the training split's first"),
+                "{}",
+                stderr(&o)
+            );
             let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
             assert!(
                 v["observations"]

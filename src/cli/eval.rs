@@ -84,7 +84,15 @@ pub(crate) fn run(a: EvalArgs) -> Result<()> {
     let method = eval::BitsMethod::for_data(&ck.config.model, test);
     let (epoch, depth) = (ck.state.epoch, ck.vae.depth());
     let scored = match metrics {
-        Some(sizes) => Some(score(&a, Model::from_checkpoint(ck), splits, sizes)?),
+        Some(sizes) => match score(&a, Model::from_checkpoint(ck), splits, sizes) {
+            Ok(s) => Some(s),
+            // Metrics the user did not ask for, which this data cannot give, do not cost the likelihood.
+            Err(Error::Config(why)) if a.disentanglement_points.is_none() => {
+                crate::notes::say!("elbo: the disentanglement metrics are left out: {why}");
+                None
+            }
+            Err(e) => return Err(e),
+        },
         None => None,
     };
     let mut lines = Vec::new();

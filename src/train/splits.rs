@@ -179,7 +179,13 @@ pub fn prepare(cfg: &mut RunConfig, loaded: Loaded) -> Result<Splits> {
     let factors = same_factors_as_trained(cfg, &name, &train, &test)?;
     fits_model(cfg, &name, &train, &test)?;
     if let Some(n) = t.limit {
-        let whole = train.factors.as_deref().map(distinct_values);
+        // Said when the run is made, not again by every command that reads it.
+        let new_run = cfg.data.fingerprint.is_none();
+        let whole = train
+            .factors
+            .as_deref()
+            .filter(|_| new_run)
+            .map(distinct_values);
         train = train.truncated(n);
         if let (Some(whole), Some(kept)) = (whole, train.factors.as_deref()) {
             say_factors_left_out(n, &whole, kept);
@@ -325,7 +331,7 @@ fn say_factors_left_out(n: usize, whole: &[usize], kept: &data::factors::Factors
         .collect();
     if !cut.is_empty() {
         crate::notes::say!(
-            "elbo: --limit {n} keeps the training split's first {n} items in the file's order, and they hold fewer values of some factors than the whole split ({}); dSprites' file and make-dsprites' output are sorted by their factors, so a limit keeps their first values only: train without --limit, or draw fewer items with elbo make-dsprites --subsample N",
+            "elbo: --limit {n} keeps the training split's first {n} items in the file's order, and they hold fewer values of some factors than the whole split ({}), so the model will not see the others; a file sorted by its factors (dSprites' file, make-dsprites' output) keeps only its first values under a limit, and make-dsprites --subsample N draws fewer items from the whole grid instead",
             cut.join(", ")
         );
     }
