@@ -868,3 +868,56 @@ fn conv_iwae_runs_repeat_bit_for_bit_at_any_thread_count() {
         assert_eq!(metrics, &runs[0].1, "metrics.csv");
     }
 }
+
+#[test]
+fn ctrl_c_stops_eval_and_score_with_a_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let items = tmp.path().join("items.npy");
+    let values = (0..200 * 784).map(|i| ((i * 7) % 256) as u8);
+    std::fs::write(&items, npy(&[200, 28, 28], values)).unwrap();
+    let out = tmp.path().join("scores.csv");
+    let eval_args: Vec<std::ffi::OsString> = vec![
+        "eval".into(),
+        fixture_run().into(),
+        "--k".into(),
+        "100000".into(),
+        "--json".into(),
+    ];
+    let score_args: Vec<std::ffi::OsString> = vec![
+        "score".into(),
+        fixture_run().into(),
+        "--k".into(),
+        "100000".into(),
+        "--input".into(),
+        items.clone().into(),
+        "--out".into(),
+        out.clone().into(),
+    ];
+    for (args, what) in [(eval_args, "evaluating"), (score_args, "scoring")] {
+        // Minutes of importance sampling, long enough to be interrupted in.
+        let child = elbo()
+            .args(&args)
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        // SAFETY: signalling our own child by its PID.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGINT);
+        }
+        let o = child.wait_with_output().unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(130), "{what}: {err}");
+        assert!(
+            err.contains(&format!("{what} stopped before it finished (Ctrl-C)")),
+            "{err}"
+        );
+        assert!(
+            o.stdout.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+    }
+    assert!(!out.exists(), "a stopped score wrote its table");
+}

@@ -293,6 +293,30 @@ impl Progress {
     pub(crate) fn finish(&self) {
         self.bar.finish_and_clear();
     }
+
+    /// Runs `work` with Ctrl-C and SIGTERM caught: its progress callback counts images and says stop once a
+    /// signal arrives, so a stopped command ends with the line every stopped command prints (naming the signal
+    /// that came) instead of dying without a word.
+    pub(crate) fn until_signal<T>(
+        &self,
+        work: impl FnOnce(&(dyn Fn(usize) -> bool + Sync)) -> Result<T>,
+    ) -> Result<T> {
+        // Over MPI every rank must reach the estimate's gather, so a signal there ends the ranks as it always did.
+        let _signals = (crate::core::dist::size() == 1).then(train::interrupt::Catch::install);
+        let r = work(&|n| {
+            self.inc(n);
+            train::interrupt::received().is_none()
+        });
+        match (r, train::interrupt::received()) {
+            (Err(Error::Stopped { what, .. }), Some(signal)) => {
+                Err(Error::Stopped { what, signal })
+            }
+            (r, _) => {
+                self.finish();
+                r
+            }
+        }
+    }
 }
 
 /// `secs` as "42s", "17m" or "3h05m".

@@ -37,13 +37,8 @@ pub(crate) fn run(a: DisentanglementArgs) -> Result<()> {
     let progress = Progress::new("disentanglement", images_needed(sizes));
     let started = std::time::Instant::now();
     // Ctrl-C stops between blocks of images, with the line every stopped command prints.
-    let _signals = crate::train::interrupt::Catch::install();
-    let r = model.disentanglement_of_run(a.data.dir(), sizes, a.seed, &|n| {
-        progress.inc(n);
-        crate::train::interrupt::received().is_none()
-    });
-    let r = with_signal(r)?;
-    progress.finish();
+    let r = progress
+        .until_signal(|go_on| model.disentanglement_of_run(a.data.dir(), sizes, a.seed, go_on))?;
     let s = Scored {
         r,
         sizes,
@@ -62,15 +57,6 @@ pub(crate) fn run(a: DisentanglementArgs) -> Result<()> {
         text(&a.run_dir, model.epoch(), &s)
     };
     print_result(&text)
-}
-
-/// The metrics, or the signal that stopped them (SIGTERM as well as Ctrl-C) in place of the Ctrl-C that
-/// [`Model::disentanglement`] assumes when its progress says stop.
-pub(crate) fn with_signal(r: Result<Disentanglement>) -> Result<Disentanglement> {
-    match (r, crate::train::interrupt::received()) {
-        (Err(Error::Stopped { what, .. }), Some(signal)) => Err(Error::Stopped { what, signal }),
-        (r, _) => r,
-    }
 }
 
 /// Refuses a number of points the metrics cannot use, naming the `flag` that gave it.

@@ -69,12 +69,12 @@ pub(crate) fn run(a: EvalArgs) -> Result<()> {
     };
     let progress = Progress::new(&format!("log p(x), K={}", a.k), test.len());
     let started = std::time::Instant::now();
-    let est = eval::estimate_log_likelihood(&ck.vae, test, a.k, a.seed, &|n| {
-        progress.inc(n);
-        true
-    })
-    .expect("progress never stops the estimate");
-    progress.finish();
+    let est = progress.until_signal(|go_on| {
+        eval::estimate_log_likelihood(&ck.vae, test, a.k, a.seed, go_on).ok_or(Error::Stopped {
+            what: "evaluating",
+            signal: crate::error::SIGINT,
+        })
+    })?;
     let secs = started.elapsed().as_secs_f64();
     let (units, latent) = active_units(&ck.vae, test);
     // Over MPI every rank has the estimates; rank 0 reports them.
@@ -101,6 +101,7 @@ pub(crate) fn run(a: EvalArgs) -> Result<()> {
         v["log_likelihood"] = serde_json::json!(-est.nll);
         v["seconds"] = serde_json::json!(secs);
         v["epoch"] = serde_json::json!(epoch);
+        v["seed"] = serde_json::json!(a.seed);
         v["active_units"] = serde_json::json!(units);
         v["latent"] = serde_json::json!(latent);
         // Counted over the top layer's code, the one `encode` reports: named, as a stack has others.
@@ -209,20 +210,15 @@ fn score(a: &EvalArgs, model: Model, splits: crate::train::Splits, sizes: Sizes)
     );
     let progress = Progress::new("disentanglement", images_needed(sizes));
     let started = std::time::Instant::now();
-    let _signals = crate::train::interrupt::Catch::install();
-    let go_on = |n| {
-        progress.inc(n);
-        crate::train::interrupt::received().is_none()
-    };
-    let r = if crate::api::disentangle::holds_whole_data(model.config()) {
-        model.disentanglement_of_splits(&splits, sizes, a.seed, &go_on)
-    } else {
-        // The items --limit left out of training are read again, in place of the splits evaluated.
-        drop(splits);
-        model.disentanglement_of_run(a.data.dir(), sizes, a.seed, &go_on)
-    };
-    let r = super::disentanglement::with_signal(r)?;
-    progress.finish();
+    let r = progress.until_signal(|go_on| {
+        if crate::api::disentangle::holds_whole_data(model.config()) {
+            model.disentanglement_of_splits(&splits, sizes, a.seed, go_on)
+        } else {
+            // The items --limit left out of training are read again, in place of the splits evaluated.
+            drop(splits);
+            model.disentanglement_of_run(a.data.dir(), sizes, a.seed, go_on)
+        }
+    })?;
     Ok(Scored {
         r,
         sizes,

@@ -46,11 +46,7 @@ pub(crate) fn run(a: ScoreArgs) -> Result<()> {
     model.check_scoring(k)?;
     let ds = model.read(&a.input)?;
     let progress = Progress::new(&format!("scores, K={k}"), ds.len());
-    let scores = model.score_with(&ds, k, a.seed, &|n| {
-        progress.inc(n);
-        true
-    })?;
-    progress.finish();
+    let scores = progress.until_signal(|go_on| model.score_with(&ds, k, a.seed, go_on))?;
     let mut csv = item_columns(&ds);
     csv.push_str(",neg_elbo");
     if a.k.is_some() {
