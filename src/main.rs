@@ -1,6 +1,10 @@
 //! The `elbo` binary: everything lives in the library; this only sets how signals end it and hands over the
 //! exit code.
 
+/// 2 MB pages under the large buffers (see [`elbo::core::alloc`]).
+#[global_allocator]
+static ALLOCATOR: elbo::core::alloc::HugePages = elbo::core::alloc::HugePages;
+
 fn main() {
     // SAFETY: setting dispositions before any thread starts, with the C library's own constants.
     unsafe {

@@ -870,7 +870,7 @@ fn conv_iwae_runs_repeat_bit_for_bit_at_any_thread_count() {
 }
 
 #[test]
-fn ctrl_c_stops_eval_and_score_with_a_line() {
+fn eval_and_score_use_huge_pages_and_ctrl_c_stops_them_with_a_line() {
     let tmp = tempfile::tempdir().unwrap();
     let items = tmp.path().join("items.npy");
     let values = (0..200 * 784).map(|i| ((i * 7) % 256) as u8);
@@ -902,6 +902,17 @@ fn ctrl_c_stops_eval_and_score_with_a_line() {
             .spawn()
             .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(1500));
+        // Its large buffers are advised 2 MB pages (`hg`), as the README says, where the kernel has them.
+        if std::path::Path::new("/sys/kernel/mm/transparent_hugepage").exists() {
+            let smaps = std::fs::read_to_string(format!("/proc/{}/smaps", child.id())).unwrap();
+            assert!(
+                smaps
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("VmFlags:"))
+                    .any(|f| f.split_whitespace().any(|f| f == "hg")),
+                "{what}: no mapping advised huge pages"
+            );
+        }
         // SAFETY: signalling our own child by its PID.
         unsafe {
             libc::kill(child.id() as i32, libc::SIGINT);

@@ -18,6 +18,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// 2 MB pages under the large buffers, as the `elbo` binary has them (see [`elbo::core::alloc`]).
+#[global_allocator]
+static ALLOCATOR: elbo::core::alloc::HugePages = elbo::core::alloc::HugePages;
+
 /// An elbo error as the Python exception a Python user expects, its message naming keyword arguments.
 fn py_err(e: Error) -> PyErr {
     let msg = as_keywords(&e.to_string());

@@ -3,6 +3,7 @@
 //! Everything is generic over [`Real`] so that training runs in f32 while gradient checks run in f64.
 
 pub mod activation;
+pub mod alloc;
 pub mod batchnorm;
 pub mod conv;
 pub mod denormal;

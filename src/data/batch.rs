@@ -45,6 +45,9 @@ pub struct Batcher {
     pub flip: bool,
 }
 
+/// Items of a batch whose loading is started before the item being converted.
+const PREFETCH_AHEAD: usize = 4;
+
 impl Batcher {
     /// A shuffled order of `0..n` for one epoch.
     pub fn epoch_order(&self, n: usize, rng: &mut impl rand::Rng) -> Vec<usize> {
@@ -56,7 +59,13 @@ impl Batcher {
     /// Writes the images `idx` of `ds` into `out` (`idx.len() * dim` values).
     pub fn fill(&self, ds: &Dataset, idx: &[usize], rng: &mut impl rand::Rng, out: &mut [f32]) {
         let d = ds.dim();
-        for (row, &i) in out.chunks_exact_mut(d).zip(idx) {
+        for &i in idx.iter().take(PREFETCH_AHEAD) {
+            ds.prefetch(i);
+        }
+        for (j, (row, &i)) in out.chunks_exact_mut(d).zip(idx).enumerate() {
+            if let Some(&next) = idx.get(j + PREFETCH_AHEAD) {
+                ds.prefetch(next);
+            }
             match (self.binarize, &ds.values) {
                 (Binarize::Dynamic, Values::U8(v)) => {
                     for (o, &p) in row.iter_mut().zip(&v[i * d..(i + 1) * d]) {

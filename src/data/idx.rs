@@ -136,12 +136,22 @@ pub fn parse_idx(mut r: impl Read, path: &Path) -> Result<IdxArray> {
             )));
         }
     };
-    // Grow with the bytes that actually arrive: a 20-byte file claiming 2 GiB must not reserve 2 GiB.
-    let mut data = Vec::with_capacity(total.min(1 << 24));
-    let got = (&mut r)
-        .take(total as u64)
+    // Grow with the bytes that actually arrive: a 20-byte file claiming 2 GiB must not reserve 2 GiB. Once the
+    // first 16 MB have come, the rest is reserved in one piece: growing by doubling would leave the data in
+    // memory moved page by page, which the allocator can no longer give 2 MB pages (see `core::alloc`).
+    const FIRST: usize = 1 << 24;
+    let mut data = Vec::with_capacity(total.min(FIRST));
+    let mut got = (&mut r)
+        .take(total.min(FIRST) as u64)
         .read_to_end(&mut data)
         .map_err(|e| bad(io_reason(e)))?;
+    if got == FIRST && total > FIRST {
+        data.reserve_exact(total - FIRST);
+        got += (&mut r)
+            .take((total - FIRST) as u64)
+            .read_to_end(&mut data)
+            .map_err(|e| bad(io_reason(e)))?;
+    }
     if got < total {
         return Err(bad(format!(
             "truncated: header promises {total} data bytes, file has {got}"
