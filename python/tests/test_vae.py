@@ -755,3 +755,34 @@ def test_the_callers_float_mode_is_left_as_it_was(tmp_path):
     with pytest.raises(ValueError, match="float64"):
         elbo.VAE(latent=2, hidden=[4], conditional=True).fit(
             x, np.array([0.0, 1e-320] * 20), epochs=1, out=tmp_path / "c", verbose=0)
+
+
+def vm_flags(address):
+    """The kernel's flags for this process's mapping that holds `address` (from /proc/self/smaps)."""
+    inside = False
+    for line in open("/proc/self/smaps"):
+        head = line.split(" ", 1)[0]
+        if re.fullmatch(r"[0-9a-f]+-[0-9a-f]+", head):
+            lo, hi = (int(v, 16) for v in head.split("-"))
+            inside = lo <= address < hi
+        elif inside and line.startswith("VmFlags:"):
+            return line.split()[1:]
+    raise AssertionError(f"no mapping holds {address:#x}")
+
+
+@pytest.mark.skipif(not os.path.exists("/sys/kernel/mm/transparent_hugepage"),
+                    reason="this kernel has no transparent huge pages")
+def test_the_module_advises_huge_pages_for_large_buffers(small, tmp_path):
+    # NumPy advises its own large arrays; turned off here, so that only elbo's allocator can have advised this one.
+    from numpy._core import multiarray
+    was = multiarray._set_madvise_hugepage(False)
+    try:
+        vae = elbo.VAE(**SMALL)
+        vae.fit(small[0][:500], epochs=1, out=tmp_path / "run", verbose=0)
+        big = vae.decode(np.zeros((4000, SMALL["latent"]), np.float32))
+    finally:
+        multiarray._set_madvise_hugepage(was)
+    start = big.ctypes.data
+    page = (start + (2 << 20) - 1) // (2 << 20) * (2 << 20)
+    assert page + (2 << 20) <= start + big.nbytes
+    assert "hg" in vm_flags(page), vm_flags(page)
