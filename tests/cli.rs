@@ -47,12 +47,23 @@ fn eval_reports_json_with_a_tighter_bound() {
     let o = run(elbo()
         .arg("eval")
         .arg(fixture_run())
-        .args(["--k", "64", "--limit", "200", "--json", "--data-dir"])
+        .args([
+            "--k",
+            "64",
+            "--limit",
+            "200",
+            "--seed",
+            "7",
+            "--json",
+            "--data-dir",
+        ])
         .arg(mnist_dir()));
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let (elbo, nll) = (v["elbo"].as_f64().unwrap(), v["nll"].as_f64().unwrap());
     assert_eq!((v["k"].as_u64(), v["n"].as_u64()), (Some(64), Some(200)));
+    // The seed of the draws, so that the figures can be reproduced from the JSON alone.
+    assert_eq!(v["seed"].as_u64(), Some(7), "{v}");
     assert!(
         nll > 50.0 && nll < -elbo,
         "importance sampling must tighten the bound: nll {nll}, elbo {elbo}"
