@@ -887,48 +887,33 @@ fn eval_and_score_use_huge_pages_and_ctrl_c_stops_them_with_a_line() {
     let values = (0..200 * 784).map(|i| ((i * 7) % 256) as u8);
     std::fs::write(&items, npy(&[200, 28, 28], values)).unwrap();
     let out = tmp.path().join("scores.csv");
-    let eval_args: Vec<std::ffi::OsString> = vec![
-        "eval".into(),
-        fixture_run().into(),
-        "--k".into(),
-        "100000".into(),
-        "--json".into(),
-    ];
-    let score_args: Vec<std::ffi::OsString> = vec![
-        "score".into(),
-        fixture_run().into(),
-        "--k".into(),
-        "100000".into(),
-        "--input".into(),
-        items.clone().into(),
-        "--out".into(),
-        out.clone().into(),
-    ];
-    for (args, what) in [(eval_args, "evaluating"), (score_args, "scoring")] {
-        // Minutes of importance sampling, long enough to be interrupted in.
-        let child = elbo()
-            .args(&args)
-            .stderr(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(1500));
-        // Its large buffers are advised 2 MB pages (`hg`), as the README says, where the kernel has them.
-        if std::path::Path::new("/sys/kernel/mm/transparent_hugepage").exists() {
-            let smaps = std::fs::read_to_string(format!("/proc/{}/smaps", child.id())).unwrap();
-            assert!(
-                smaps
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("VmFlags:"))
-                    .any(|f| f.split_whitespace().any(|f| f == "hg")),
-                "{what}: no mapping advised huge pages"
-            );
-        }
-        // SAFETY: signalling our own child by its PID.
-        unsafe {
-            libc::kill(child.id() as i32, libc::SIGINT);
-        }
-        let o = child.wait_with_output().unwrap();
+    let mut eval = elbo();
+    eval.arg("eval")
+        .arg(fixture_run())
+        .args(["--k", "100000", "--json"]);
+    let mut score = elbo();
+    score
+        .arg("score")
+        .arg(fixture_run())
+        .args(["--k", "100000", "--input"])
+        .arg(&items)
+        .arg("--out")
+        .arg(&out);
+    for (cmd, what) in [(&mut eval, "evaluating"), (&mut score, "scoring")] {
+        // Minutes of importance sampling, long enough to be interrupted in; meanwhile, its large buffers are
+        // advised 2 MB pages (`hg`), as the README says, where the kernel has them.
+        let o = interrupted_after(cmd, 1500, |pid| {
+            if std::path::Path::new("/sys/kernel/mm/transparent_hugepage").exists() {
+                let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap();
+                assert!(
+                    smaps
+                        .lines()
+                        .filter_map(|l| l.strip_prefix("VmFlags:"))
+                        .any(|f| f.split_whitespace().any(|f| f == "hg")),
+                    "{what}: no mapping advised huge pages"
+                );
+            }
+        });
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(130), "{what}: {err}");
         assert!(

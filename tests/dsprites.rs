@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_user_error, elbo, npy, npz, raw_npy, run, stderr, zip_of};
+use common::{assert_user_error, elbo, interrupted_after, npy, npz, raw_npy, run, stderr, zip_of};
 use std::path::Path;
 
 /// The metrics' JSON keys, DCI's informativeness last.
@@ -1153,19 +1153,13 @@ fn ctrl_c_stops_disentanglement_with_a_line() {
             .success()
     );
     // A million points: minutes of encoding, long enough to be interrupted in.
-    let child = elbo()
-        .args(["disentanglement", "--points", "1000000"])
-        .arg(&dir)
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    // SAFETY: signalling our own child by its PID.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
-    }
-    let o = child.wait_with_output().unwrap();
+    let o = interrupted_after(
+        elbo()
+            .args(["disentanglement", "--points", "1000000"])
+            .arg(&dir),
+        1500,
+        |_| {},
+    );
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(130), "{err}");
     assert!(err.contains("measuring disentanglement stopped"), "{err}");

@@ -421,3 +421,20 @@ pub fn raw_npy(dict: &str, payload: &[u8]) -> Vec<u8> {
     b.extend_from_slice(payload);
     b
 }
+
+/// Runs `cmd` with its output captured, calls `meanwhile` with its PID after `ms` milliseconds, then sends it
+/// Ctrl-C (SIGINT) and returns what it printed.
+pub fn interrupted_after(cmd: &mut Command, ms: u64, meanwhile: impl FnOnce(u32)) -> Output {
+    let child = cmd
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    meanwhile(child.id());
+    // SAFETY: signalling our own child by its PID.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    child.wait_with_output().unwrap()
+}
