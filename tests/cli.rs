@@ -724,9 +724,11 @@ fn a_config_files_paths_are_read_from_the_working_folder() {
 #[test]
 fn results_do_not_depend_on_the_thread_count() {
     let tmp = tempfile::tempdir().unwrap();
-    // The default model, and IWAE-50, whose products' sums are grouped differently when a product is split into
-    // fewer parts (the default model's are not).
-    let models: [&[&str]; 2] = [
+    // The default model; IWAE-50, whose products' sums are grouped differently when a product is split into
+    // fewer parts (the default model's are not); and a conv VAE whose stride-1 layers have 784 windows, so its
+    // products go image by image and its weight gradients by groups of images (`core::conv`): batches of 16 images
+    // (two groups of 8) and a last one of 9 (one group).
+    let models: [&[&str]; 3] = [
         &["--limit", "3000", "--epochs", "2"],
         &[
             "--config",
@@ -735,6 +737,20 @@ fn results_do_not_depend_on_the_thread_count() {
             "constant",
             "--limit",
             "600",
+            "--epochs",
+            "1",
+        ],
+        &[
+            "--conv",
+            "4:3:1:1,8",
+            "--hidden",
+            "32",
+            "--latent",
+            "4",
+            "--batch-size",
+            "16",
+            "--limit",
+            "249",
             "--epochs",
             "1",
         ],

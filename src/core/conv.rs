@@ -1,13 +1,13 @@
 //! 2-D convolution and transposed convolution on NHWC images, forward and backward side by side.
 //!
-//! Both are one GEMM over the whole batch plus an im2col gather or col2im scatter: with channels last, the
-//! GEMM's output rows are already the output pixels, so no transposition is needed. A transposed convolution is
-//! the adjoint of a convolution with the same geometry, so the two share [`Geometry`]. The weight gradient of large
-//! images is the exception: it is summed by groups of images while each image's columns are in cache
-//! ([`Geometry::weight_grad`]).
+//! Each product is a GEMM plus an im2col gather or col2im scatter: with channels last, the GEMM's output rows are
+//! already the output pixels, so no transposition is needed. A transposed convolution is the adjoint of a
+//! convolution with the same geometry, so the two share [`Geometry`]. Small images go as one GEMM over the whole
+//! batch; large ones image by image while each image's columns are in cache ([`Geometry::gather_product`],
+//! [`Geometry::product_scatter`]), their weight gradients summed by groups of images ([`Geometry::weight_grad`]).
 
 use super::Real;
-use super::gemm::{matmul, n, t};
+use super::gemm::{Op, matmul, n, t};
 use super::linear::bias_grad;
 use super::params::Registry;
 use super::simd;
@@ -190,16 +190,120 @@ impl Geometry {
                     let img = unsafe { out.range(a * il, b * il) };
                     img.fill(T::zero());
                     for (r, img) in (a..b).zip(img.chunks_exact_mut(il)) {
-                        let col = &col[r * win * pl..(r + 1) * win * pl];
-                        match self.k * self.big.c {
-                            3 => self.scatter::<T, 3>(col, img),
-                            4 => self.scatter::<T, 4>(col, img),
-                            9 => self.scatter::<T, 9>(col, img),
-                            _ => self.scatter::<T, 0>(col, img),
-                        }
+                        self.scatter_image(&col[r * win * pl..(r + 1) * win * pl], img);
                     }
                 },
             )
+        });
+    }
+
+    /// [`Geometry::col2im`] of one image into a zeroed `img`, inside [`simd::widest`].
+    #[inline(always)]
+    fn scatter_image<T: Real>(&self, col: &[T], img: &mut [T]) {
+        match self.k * self.big.c {
+            3 => self.scatter::<T, 3>(col, img),
+            4 => self.scatter::<T, 4>(col, img),
+            9 => self.scatter::<T, 9>(col, img),
+            _ => self.scatter::<T, 0>(col, img),
+        }
+    }
+
+    /// Whether images have windows enough for the products to go image by image, in cache.
+    fn fused(&self) -> bool {
+        self.windows() >= FUSED_WINDOWS
+    }
+
+    /// `out = im2col(img)·w` for `rows` images: `w` is `patch × outer` (as used) and `out` `rows·windows × outer`;
+    /// `col` is scratch of [`Geometry::col_len`]`(rows)`, whose contents are lost.
+    ///
+    /// Where images have many windows, each thread gathers one image's columns at a time into the same scratch
+    /// and multiplies them while they are in cache (an implicit GEMM): the batch's columns, 33 MB at dSprites'
+    /// second layer, are never written to memory and read back. Each image's rows are one product of a fixed
+    /// shape, whichever thread runs it, so results never depend on the threads.
+    pub fn gather_product<T: Real>(
+        &self,
+        img: &[T],
+        w: Op<'_, T>,
+        outer: usize,
+        out: &mut [T],
+        rows: usize,
+        col: &mut [T],
+    ) {
+        let (il, win, pl) = (self.big.len(), self.windows(), self.patch());
+        let out = &mut out[..rows * win * outer];
+        if !self.fused() {
+            self.im2col(img, col, rows);
+            let m = rows * win;
+            matmul(out, n(&col[..m * pl]), w, m, outer, pl, false);
+            return;
+        }
+        let (out, scratch) = (
+            Disjoint::new(out),
+            Disjoint::new(&mut col[..rows * win * pl]),
+        );
+        threads::for_rows(rows, 1, |a, b| {
+            // SAFETY: image ranges a..b are disjoint between threads; a thread's scratch is its first image's.
+            let cols = unsafe { scratch.range(a * win * pl, (a + 1) * win * pl) };
+            for r in a..b {
+                let img = &img[r * il..(r + 1) * il];
+                simd::widest(
+                    #[inline(always)]
+                    || self.gather_image(img, cols),
+                );
+                // SAFETY: image r's output rows belong to this thread's range.
+                let out = unsafe { out.range(r * win * outer, (r + 1) * win * outer) };
+                threads::serial(|| matmul(out, n(cols), w, win, outer, pl, false));
+            }
+        });
+    }
+
+    /// `img = col2im(a·w)` for `rows` images: `a` is `rows·windows × inner` and `w` `inner × patch` (as used);
+    /// `col` as in [`Geometry::gather_product`], which this mirrors: where images have many windows, each image's
+    /// columns are multiplied into cache and scattered from there.
+    pub fn product_scatter<T: Real>(
+        &self,
+        a: &[T],
+        w: Op<'_, T>,
+        inner: usize,
+        img: &mut [T],
+        rows: usize,
+        col: &mut [T],
+    ) {
+        let (il, win, pl) = (self.big.len(), self.windows(), self.patch());
+        if !self.fused() {
+            let m = rows * win;
+            matmul(
+                &mut col[..m * pl],
+                n(&a[..m * inner]),
+                w,
+                m,
+                pl,
+                inner,
+                false,
+            );
+            self.col2im(col, img, rows);
+            return;
+        }
+        let (imgs, scratch) = (
+            Disjoint::new(&mut img[..rows * il]),
+            Disjoint::new(&mut col[..rows * win * pl]),
+        );
+        threads::for_rows(rows, 1, |r0, r1| {
+            // SAFETY: as in `gather_product`.
+            let cols = unsafe { scratch.range(r0 * win * pl, (r0 + 1) * win * pl) };
+            for r in r0..r1 {
+                let a = &a[r * win * inner..(r + 1) * win * inner];
+                threads::serial(|| matmul(cols, n(a), w, win, pl, inner, false));
+                // SAFETY: image r belongs to this thread's range.
+                let img = unsafe { imgs.range(r * il, (r + 1) * il) };
+                simd::widest(
+                    #[inline(always)]
+                    || {
+                        img.fill(T::zero());
+                        self.scatter_image(cols, img)
+                    },
+                );
+            }
         });
     }
 
@@ -237,7 +341,9 @@ impl Geometry {
     /// Writes `g = Σ aᵀ·im2col(img)` over `rows` images (adds it when `accumulate`): the weight gradient of a
     /// convolution (`a` its output gradient) or of a transposed one (`a` its input, `img` its output gradient).
     /// `a` holds `outer` values per window and `g` is `outer × patch`; `col` is scratch of
-    /// [`Geometry::col_len`]`(rows)`, whose contents are lost, and already holds `im2col(img)` when `gathered`.
+    /// [`Geometry::col_len`]`(rows)`, whose contents are lost. With `dx = Some((dx, w, inner))` it also writes
+    /// `dx = im2col(img)·w` (`w` is `patch × inner` as used), the input gradient of a transposed convolution,
+    /// from the same columns.
     ///
     /// Where images have many windows, the batch's columns (33 MB at dSprites' second layer) would be read from
     /// memory by a product that runs at half the speed of the others; instead each of a fixed number of groups of
@@ -253,13 +359,18 @@ impl Geometry {
         accumulate: bool,
         rows: usize,
         col: &mut [T],
-        gathered: bool,
+        dx: Option<(&mut [T], Op<'_, T>, usize)>,
     ) {
         let (il, win, pl) = (self.big.len(), self.windows(), self.patch());
         let groups = (rows / WEIGHT_GRAD_GROUP).max(1);
         // The fewest images of a group; each group keeps one image's columns and its sum in its images' scratch.
         let fewest = rows / groups;
-        if win < FUSED_WINDOWS || fewest < 2 || outer > (fewest - 1) * win {
+        if !self.fused() || fewest < 2 || outer > (fewest - 1) * win {
+            // Unless images go one by one, the input's gradient leaves the batch's columns in `col`.
+            let gathered = dx.is_some_and(|(dx, w, inner)| {
+                self.gather_product(img, w, inner, dx, rows, col);
+                !self.fused()
+            });
             if !gathered {
                 self.im2col(img, col, rows);
             }
@@ -277,6 +388,7 @@ impl Geometry {
         }
         let bounds = |gi: usize| (gi * rows / groups, (gi + 1) * rows / groups);
         let scratch = Disjoint::new(&mut col[..rows * win * pl]);
+        let dx = dx.map(|(dx, w, inner)| (Disjoint::new(&mut dx[..rows * win * inner]), w, inner));
         threads::for_rows(groups, 1, |ga, gb| {
             for gi in ga..gb {
                 let (r0, r1) = bounds(gi);
@@ -289,6 +401,11 @@ impl Geometry {
                         #[inline(always)]
                         || self.gather_image(img, cols),
                     );
+                    if let Some((dx, w, inner)) = &dx {
+                        // SAFETY: image r's rows of dx belong to this group, which no other thread runs.
+                        let dx = unsafe { dx.range(r * win * inner, (r + 1) * win * inner) };
+                        threads::serial(|| matmul(dx, n(cols), *w, win, *inner, pl, false));
+                    }
                     let a = &a[r * win * outer..(r + 1) * win * outer];
                     let sum = &mut sum[..outer * pl];
                     threads::serial(|| matmul(sum, t(a), n(cols), outer, pl, win, r > r0));
@@ -314,8 +431,9 @@ impl Geometry {
 
 /// Images per group of [`Geometry::weight_grad`] (batch 64: 8 groups, 4 per thread on 2 cores).
 const WEIGHT_GRAD_GROUP: usize = 8;
-/// Windows an image needs for [`Geometry::weight_grad`] to go image by image: one image's product at dSprites'
-/// 16 windows (the fourth layer) ran 2–3 times slower than the batch's, at 256 windows faster.
+/// Windows an image needs for its products to go image by image: one image's weight gradient at dSprites' 16
+/// windows (the fourth layer) ran 2–3 times slower than the batch's, at 256 windows faster; so did the forward and
+/// input-gradient products at 256 and 1 024 windows (`examples/conv_cost.rs`).
 const FUSED_WINDOWS: usize = 256;
 
 /// Copies a short run element by element: most runs are one kernel row of a few channels (4 values for the
@@ -389,10 +507,8 @@ impl Conv2d {
 
     /// `y = conv(x)` without the bias (added with the activation) for `rows` images; `col` is scratch.
     pub fn forward<T: Real>(&self, p: &[T], x: &[T], y: &mut [T], rows: usize, col: &mut [T]) {
-        let (m, kk, co) = (rows * self.geo.windows(), self.geo.patch(), self.out.c);
-        self.geo.im2col(x, col, rows);
         let wt = &p[self.w..self.w + self.weight_len()];
-        matmul(&mut y[..m * co], n(&col[..m * kk]), t(wt), m, co, kk, false);
+        self.geo.gather_product(x, t(wt), self.out.c, y, rows, col);
     }
 
     /// Writes the weight and bias gradients (adds them when `accumulate`) and, when asked, `dx`.
@@ -408,24 +524,16 @@ impl Conv2d {
         col: &mut [T],
         accumulate: bool,
     ) {
-        let (m, kk, co) = (rows * self.geo.windows(), self.geo.patch(), self.out.c);
+        let (m, co) = (rows * self.geo.windows(), self.out.c);
         let wl = self.weight_len();
         let dy = &dy[..m * co];
         if let Some(dx) = dx {
-            matmul(
-                &mut col[..m * kk],
-                n(dy),
-                n(&p[self.w..self.w + wl]),
-                m,
-                kk,
-                co,
-                false,
-            );
-            self.geo.col2im(col, dx, rows);
+            let wt = n(&p[self.w..self.w + wl]);
+            self.geo.product_scatter(dy, wt, co, dx, rows, col);
         }
         let gw = &mut g[self.w..self.w + wl];
         self.geo
-            .weight_grad(x, dy, co, gw, accumulate, rows, col, false);
+            .weight_grad(x, dy, co, gw, accumulate, rows, col, None);
         // On this thread, as before batch norm's sums were split: a part of 16 or 32 of a convolution's channels
         // reads half of each pair of cache lines the CPU fetches together, and the conv VAE looked slower so.
         threads::serial(|| bias_grad(&mut g[self.b..self.b + co], dy, accumulate));
@@ -489,10 +597,9 @@ impl ConvTranspose2d {
 
     /// `y = convᵀ(x)` without the bias for `rows` images; `col` is scratch.
     pub fn forward<T: Real>(&self, p: &[T], x: &[T], y: &mut [T], rows: usize, col: &mut [T]) {
-        let (m, kk, ci) = (rows * self.geo.windows(), self.geo.patch(), self.input.c);
         let wt = &p[self.w..self.w + self.weight_len()];
-        matmul(&mut col[..m * kk], n(&x[..m * ci]), n(wt), m, kk, ci, false);
-        self.geo.col2im(col, y, rows);
+        self.geo
+            .product_scatter(x, n(wt), self.input.c, y, rows, col);
     }
 
     /// Writes the weight and bias gradients (adds them when `accumulate`) and, when asked, `dx`.
@@ -508,26 +615,13 @@ impl ConvTranspose2d {
         col: &mut [T],
         accumulate: bool,
     ) {
-        let (m, kk, ci) = (rows * self.geo.windows(), self.geo.patch(), self.input.c);
+        let ci = self.input.c;
         let wl = self.weight_len();
-        let gathered = dx.is_some();
-        if let Some(dx) = dx {
-            self.geo.im2col(dy, col, rows);
-            matmul(
-                &mut dx[..m * ci],
-                n(&col[..m * kk]),
-                t(&p[self.w..self.w + wl]),
-                m,
-                ci,
-                kk,
-                false,
-            );
-        }
-        // The input's gradient read the batch's columns; the weight's reads them too, or gathers them again image
-        // by image where that is faster.
+        // Both gradients read the columns of `dy`: they are gathered once for the two.
+        let dx = dx.map(|dx| (dx, t(&p[self.w..self.w + wl]), ci));
         let gw = &mut g[self.w..self.w + wl];
         self.geo
-            .weight_grad(dy, x, ci, gw, accumulate, rows, col, gathered);
+            .weight_grad(dy, x, ci, gw, accumulate, rows, col, dx);
         let co = self.geo.big.c;
         let dy = &dy[..rows * self.geo.big.len()];
         // On this thread, as in `Conv2d::backward`.
@@ -707,8 +801,10 @@ mod tests {
     }
 
     /// Images of 256 windows take [`Geometry::weight_grad`]'s way by groups: 17 images make two groups (8 and 9),
-    /// 2 images one, and 1 image the whole batch's product; the weight gradients of both layer kinds check in f64,
-    /// and adding to a gradient adds exactly the gradient.
+    /// 2 images one, and 1 image the whole batch's product; the forward and input-gradient products go image by
+    /// image ([`Geometry::gather_product`], [`Geometry::product_scatter`]). The convolution equals its direct
+    /// definition, the weight and input gradients of both layer kinds check in f64, and adding to a gradient adds
+    /// exactly the gradient.
     #[test]
     fn weight_gradients_by_groups_of_images_check() {
         let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(6);
@@ -730,13 +826,19 @@ mod tests {
             let mut q = vec![0.0; rows * big.len()];
             fill(&mut q, &mut rng);
             let mut col = vec![0.0; conv.geo.col_len(rows)];
+            let mut y = vec![0.0; rows * small.len()];
+            conv.forward(&params.data, &x, &mut y, rows, &mut col);
+            let want = direct(&x, &params.data[conv.w..], &conv, rows);
+            for (a, b) in y.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-12, "{rows} images: {a} vs {b}");
+            }
             // Σ r·(conv(x) + b) + Σ q·(convᵀ(z) + b′).
-            let loss = |p: &[f64]| {
+            let loss = |p: &[f64], x: &[f64], z: &[f64]| {
                 let mut col = vec![0.0; conv.geo.col_len(rows)];
                 let mut y = vec![0.0; rows * small.len()];
-                conv.forward(p, &x, &mut y, rows, &mut col);
+                conv.forward(p, x, &mut y, rows, &mut col);
                 let mut u = vec![0.0; rows * big.len()];
-                deconv.forward(p, &z, &mut u, rows, &mut col);
+                deconv.forward(p, z, &mut u, rows, &mut col);
                 let (b, b2) = (conv.bias(p), deconv.bias(p));
                 let a: f64 = y
                     .iter()
@@ -750,12 +852,24 @@ mod tests {
                     .sum::<f64>()
             };
             let p = params.data.clone();
-            conv.backward(&p, &mut params.grad, &x, &r, None, rows, &mut col, false);
-            deconv.backward(&p, &mut params.grad, &z, &q, None, rows, &mut col, false);
-            check_gradients(&p, &params.grad, loss, &format!("{rows} images"));
+            let (mut dx, mut dz) = (vec![0.0; x.len()], vec![0.0; z.len()]);
+            let (g, c) = (&mut params.grad, &mut col);
+            conv.backward(&p, g, &x, &r, Some(&mut dx), rows, c, false);
+            deconv.backward(&p, g, &z, &q, Some(&mut dz), rows, c, false);
+            let what = format!("{rows} images");
+            check_gradients(&p, &params.grad, |p| loss(p, &x, &z), &what);
+            // Each image's input gradient is its own product: two images (one group) show its place, and the
+            // check's cost grows with the images squared.
+            if rows <= 2 {
+                let (wx, wz) = (
+                    format!("{what}, conv input"),
+                    format!("{what}, convT input"),
+                );
+                check_gradients(&x, &dx, |x| loss(&p, x, &z), &wx);
+                check_gradients(&z, &dz, |z| loss(&p, &x, z), &wz);
+            }
             let once = params.grad.clone();
             conv.backward(&p, &mut params.grad, &x, &r, None, rows, &mut col, true);
-            let mut dz = vec![0.0; z.len()];
             deconv.backward(
                 &p,
                 &mut params.grad,
