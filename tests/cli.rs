@@ -42,6 +42,20 @@ fn training_learns_far_beyond_an_untrained_model() {
     }
 }
 
+/// `eval --k` takes 1 to a million draws an item, as `score` and Python do: beyond, one item would hold a Ctrl-C
+/// for minutes.
+#[test]
+fn eval_refuses_k_beyond_a_million() {
+    for k in ["0", "1000001", "10000000000"] {
+        let o = run(elbo()
+            .arg("eval")
+            .arg(fixture_run())
+            .args(["--k", k, "--limit", "1", "--data-dir"])
+            .arg(mnist_dir()));
+        assert_user_error(&o, "--k must be between 1 and 1000000");
+    }
+}
+
 #[test]
 fn eval_reports_json_with_a_tighter_bound() {
     let o = run(elbo()

@@ -1169,3 +1169,39 @@ fn ctrl_c_stops_disentanglement_with_a_line() {
         String::from_utf8_lossy(&o.stdout)
     );
 }
+
+/// A write that fails part way (here at a 64 KB file-size limit, as a full disk would) ends in elbo's one line,
+/// with nothing from the zip writer beside it and no temporary file left.
+#[test]
+fn make_dsprites_that_cannot_write_says_so_in_one_line() {
+    use std::os::unix::process::CommandExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("grid.npz");
+    let mut cmd = elbo();
+    // SAFETY: between fork and exec only the async-signal-safe setrlimit runs.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 64 << 10,
+                rlim_max: 64 << 10,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let o = cmd
+        .args(["make-dsprites", "--subsample", "3000", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert!(!o.status.success(), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].starts_with("elbo: error: "), "{err}");
+    assert!(!err.contains("ZipWriter"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}

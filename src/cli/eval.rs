@@ -46,8 +46,9 @@ pub(crate) struct EvalArgs {
 /// Evaluates, with a progress bar only on a terminal so piped output stays clean.
 pub(crate) fn run(a: EvalArgs) -> Result<()> {
     super::common::init_threads(a.threads)?;
-    if a.k == 0 {
-        return Err(Error::Config("--k must be at least 1".into()));
+    // As `score`'s: beyond a million draws an item, a Ctrl-C would wait minutes for the item to end.
+    if a.k == 0 || a.k > 1_000_000 {
+        return Err(Error::Config("--k must be between 1 and 1000000".into()));
     }
     let ck = load_run(&a.run_dir)?;
     if !ck.config.model.is_variational() {

@@ -50,7 +50,8 @@ pub(crate) fn run(a: MakeDspritesArgs) -> Result<()> {
     });
     progress.finish();
     drop(signals);
-    if let Some(signal) = crate::train::interrupt::received() {
+    // A signal after the last block does not stop the write: the file is whole and in place, so say so.
+    if let (Err(_), Some(signal)) = (&written, crate::train::interrupt::received()) {
         return Err(crate::Error::Stopped {
             what: "make-dsprites",
             signal,

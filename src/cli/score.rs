@@ -46,22 +46,27 @@ pub(crate) fn run(a: ScoreArgs) -> Result<()> {
     model.check_scoring(k)?;
     let ds = model.read(&a.input)?;
     let progress = Progress::new(&format!("scores, K={k}"), ds.len());
-    let scores = progress.until_signal(|go_on| model.score_with(&ds, k, a.seed, go_on))?;
-    let mut csv = item_columns(&ds);
-    csv.push_str(",neg_elbo");
-    if a.k.is_some() {
-        csv.push_str(",neg_log_px");
-    }
-    csv.push('\n');
-    for (i, s) in scores.iter().enumerate() {
-        csv.push_str(&item_cells(&ds, i, model.classes().len()));
-        let _ = write!(csv, ",{}", -s.elbo);
+    // The file is written while signals are still caught: one that comes after the last item lets the write
+    // finish (no temporary file is left), and the scores are reported as written.
+    let scores = progress.until_signal(|go_on| {
+        let scores = model.score_with(&ds, k, a.seed, go_on)?;
+        let mut csv = item_columns(&ds);
+        csv.push_str(",neg_elbo");
         if a.k.is_some() {
-            let _ = write!(csv, ",{}", -s.log_px);
+            csv.push_str(",neg_log_px");
         }
         csv.push('\n');
-    }
-    super::common::write_rows_to(out, &csv)?;
+        for (i, s) in scores.iter().enumerate() {
+            csv.push_str(&item_cells(&ds, i, model.classes().len()));
+            let _ = write!(csv, ",{}", -s.elbo);
+            if a.k.is_some() {
+                let _ = write!(csv, ",{}", -s.log_px);
+            }
+            csv.push('\n');
+        }
+        super::common::write_rows_to(out, &csv)?;
+        Ok(scores)
+    })?;
     let finite: Vec<f64> = scores
         .iter()
         .map(|s| -s.elbo)

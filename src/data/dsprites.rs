@@ -156,64 +156,70 @@ pub fn write_npz(
     let classes: Vec<[u32; 6]> = items.iter().map(|&i| classes_of(i)).collect();
     crate::fsutil::write_atomic_with(path, &mut |file| {
         use npyz::WriterBuilder;
-        let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(&mut *file));
+        // Never dropped after a failed write: the zip crate's drop would try to end the archive again and print
+        // the error to stderr itself, beside elbo's one line (the temporary file is removed by the caller).
+        let mut zip =
+            std::mem::ManuallyDrop::new(zip::ZipWriter::new(std::io::BufWriter::new(&mut *file)));
         let opts = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Deflated)
             // A fixed time, so the same grid and seed write the same bytes.
             .last_modified_time(zip::DateTime::default())
             .large_file(n * (SIDE * SIDE) as u64 > u32::MAX as u64 / 2);
         let io = |e: zip::result::ZipError| std::io::Error::other(e);
-        zip.start_file("imgs.npy", opts).map_err(io)?;
-        {
-            // npyz writes an element at a time, and the compressor is slow at one byte per call.
-            let mut buffered = std::io::BufWriter::with_capacity(1 << 20, &mut zip);
-            let mut w = npyz::WriteOptions::<u8>::new()
-                .default_dtype()
-                .shape(&[n, SIDE as u64, SIDE as u64])
-                .writer(&mut buffered)
-                .begin_nd()?;
-            let mut pixels = vec![0u8; BLOCK * SIDE * SIDE];
-            for block in classes.chunks(BLOCK) {
-                let pixels = &mut pixels[..block.len() * SIDE * SIDE];
-                pixels
-                    .par_chunks_mut(SIDE * SIDE)
-                    .zip(block)
-                    .for_each(|(img, c)| render(c, img));
-                w.extend(pixels.iter().copied())?;
-                if !go_on(block.len()) {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::Interrupted,
-                        "stopped before the end",
-                    ));
+        let mut members = || -> std::io::Result<()> {
+            let zip = &mut *zip;
+            zip.start_file("imgs.npy", opts).map_err(io)?;
+            {
+                // npyz writes an element at a time, and the compressor is slow at one byte per call.
+                let mut buffered = std::io::BufWriter::with_capacity(1 << 20, &mut *zip);
+                let mut w = npyz::WriteOptions::<u8>::new()
+                    .default_dtype()
+                    .shape(&[n, SIDE as u64, SIDE as u64])
+                    .writer(&mut buffered)
+                    .begin_nd()?;
+                let mut pixels = vec![0u8; BLOCK * SIDE * SIDE];
+                for block in classes.chunks(BLOCK) {
+                    let pixels = &mut pixels[..block.len() * SIDE * SIDE];
+                    pixels
+                        .par_chunks_mut(SIDE * SIDE)
+                        .zip(block)
+                        .for_each(|(img, c)| render(c, img));
+                    w.extend(pixels.iter().copied())?;
+                    if !go_on(block.len()) {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::Interrupted,
+                            "stopped before the end",
+                        ));
+                    }
                 }
+                w.finish()?;
+                buffered.flush()?;
             }
-            w.finish()?;
-            buffered.flush()?;
-        }
-        zip.start_file("latents_classes.npy", opts).map_err(io)?;
-        write_npy(
-            &mut zip,
-            &[n, 6],
-            classes.iter().flatten().map(|&c| c as i64),
-        )?;
-        zip.start_file("latents_values.npy", opts).map_err(io)?;
-        write_npy(&mut zip, &[n, 6], classes.iter().flat_map(|c| values_of(c)))?;
-        zip.start_file(format!("{NOTE_ARRAY}.npy"), opts)
-            .map_err(io)?;
-        let width = note.chars().count().max(1);
-        let dtype = npyz::DType::Plain(
-            format!("<U{width}")
-                .parse()
-                .map_err(std::io::Error::other)?,
-        );
-        let mut w = npyz::WriteOptions::<String>::new()
-            .dtype(dtype)
-            .shape(&[])
-            .writer(&mut zip)
-            .begin_nd()?;
-        w.push(&note.to_string())?;
-        w.finish()?;
-        zip.finish().map_err(io)?.flush()
+            zip.start_file("latents_classes.npy", opts).map_err(io)?;
+            write_npy(zip, &[n, 6], classes.iter().flatten().map(|&c| c as i64))?;
+            zip.start_file("latents_values.npy", opts).map_err(io)?;
+            write_npy(zip, &[n, 6], classes.iter().flat_map(|c| values_of(c)))?;
+            zip.start_file(format!("{NOTE_ARRAY}.npy"), opts)
+                .map_err(io)?;
+            let width = note.chars().count().max(1);
+            let dtype = npyz::DType::Plain(
+                format!("<U{width}")
+                    .parse()
+                    .map_err(std::io::Error::other)?,
+            );
+            let mut w = npyz::WriteOptions::<String>::new()
+                .dtype(dtype)
+                .shape(&[])
+                .writer(&mut *zip)
+                .begin_nd()?;
+            w.push(&note.to_string())?;
+            w.finish()
+        };
+        members()?;
+        std::mem::ManuallyDrop::into_inner(zip)
+            .finish()
+            .map_err(io)?
+            .flush()
     })
 }
 
