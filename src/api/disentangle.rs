@@ -33,6 +33,7 @@ fn whole_data(cfg: &crate::train::RunConfig) -> crate::train::RunConfig {
 }
 
 /// Whether the splits of the run configured by `cfg` hold every item of its data (no `--limit`).
+#[cfg(feature = "cli")]
 pub(crate) fn holds_whole_data(cfg: &crate::train::RunConfig) -> bool {
     cfg.train.limit.is_none()
 }
