@@ -237,23 +237,16 @@ impl Geometry {
             matmul(out, n(&col[..m * pl]), w, m, outer, pl, false);
             return;
         }
-        let (out, scratch) = (
-            Disjoint::new(out),
-            Disjoint::new(&mut col[..rows * win * pl]),
-        );
-        threads::for_rows(rows, 1, |a, b| {
-            // SAFETY: image ranges a..b are disjoint between threads; a thread's scratch is its first image's.
-            let cols = unsafe { scratch.range(a * win * pl, (a + 1) * win * pl) };
-            for r in a..b {
-                let img = &img[r * il..(r + 1) * il];
-                simd::widest(
-                    #[inline(always)]
-                    || self.gather_image(img, cols),
-                );
-                // SAFETY: image r's output rows belong to this thread's range.
-                let out = unsafe { out.range(r * win * outer, (r + 1) * win * outer) };
-                threads::serial(|| matmul(out, n(cols), w, win, outer, pl, false));
-            }
+        let out = Disjoint::new(out);
+        self.each_image(rows, col, |r, cols| {
+            let img = &img[r * il..(r + 1) * il];
+            simd::widest(
+                #[inline(always)]
+                || self.gather_image(img, cols),
+            );
+            // SAFETY: `each_image` hands image r to one thread only.
+            let out = unsafe { out.range(r * win * outer, (r + 1) * win * outer) };
+            threads::serial(|| matmul(out, n(cols), w, win, outer, pl, false));
         });
     }
 
@@ -284,25 +277,32 @@ impl Geometry {
             self.col2im(col, img, rows);
             return;
         }
-        let (imgs, scratch) = (
-            Disjoint::new(&mut img[..rows * il]),
-            Disjoint::new(&mut col[..rows * win * pl]),
-        );
-        threads::for_rows(rows, 1, |r0, r1| {
-            // SAFETY: as in `gather_product`.
-            let cols = unsafe { scratch.range(r0 * win * pl, (r0 + 1) * win * pl) };
-            for r in r0..r1 {
-                let a = &a[r * win * inner..(r + 1) * win * inner];
-                threads::serial(|| matmul(cols, n(a), w, win, pl, inner, false));
-                // SAFETY: image r belongs to this thread's range.
-                let img = unsafe { imgs.range(r * il, (r + 1) * il) };
-                simd::widest(
-                    #[inline(always)]
-                    || {
-                        img.fill(T::zero());
-                        self.scatter_image(cols, img)
-                    },
-                );
+        let imgs = Disjoint::new(&mut img[..rows * il]);
+        self.each_image(rows, col, |r, cols| {
+            let a = &a[r * win * inner..(r + 1) * win * inner];
+            threads::serial(|| matmul(cols, n(a), w, win, pl, inner, false));
+            // SAFETY: `each_image` hands image r to one thread only.
+            let img = unsafe { imgs.range(r * il, (r + 1) * il) };
+            simd::widest(
+                #[inline(always)]
+                || {
+                    img.fill(T::zero());
+                    self.scatter_image(cols, img)
+                },
+            );
+        });
+    }
+
+    /// Runs `f(r, cols)` for each of `rows` images, in contiguous ranges over the pool; `cols` is one image's
+    /// columns of `col`, reused by every image of a thread's range so that they stay in cache.
+    fn each_image<T: Real>(&self, rows: usize, col: &mut [T], f: impl Fn(usize, &mut [T]) + Sync) {
+        let one = self.windows() * self.patch();
+        let scratch = Disjoint::new(&mut col[..rows * one]);
+        threads::for_rows(rows, 1, |a, b| {
+            // SAFETY: image ranges a..b are disjoint between threads; a thread's scratch is its first image's.
+            let cols = unsafe { scratch.range(a * one, (a + 1) * one) };
+            for r in a..b {
+                f(r, &mut *cols);
             }
         });
     }
@@ -367,10 +367,13 @@ impl Geometry {
         let fewest = rows / groups;
         if !self.fused() || fewest < 2 || outer > (fewest - 1) * win {
             // Unless images go one by one, the input's gradient leaves the batch's columns in `col`.
-            let gathered = dx.is_some_and(|(dx, w, inner)| {
-                self.gather_product(img, w, inner, dx, rows, col);
-                !self.fused()
-            });
+            let gathered = match dx {
+                Some((dx, w, inner)) => {
+                    self.gather_product(img, w, inner, dx, rows, col);
+                    !self.fused()
+                }
+                None => false,
+            };
             if !gathered {
                 self.im2col(img, col, rows);
             }
