@@ -838,7 +838,9 @@ fn threads_flag_sets_the_worker_count() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(1500));
+        // Its pool is up once it samples, which is when it catches Ctrl-C.
+        common::wait_until_catching(child.id(), libc::SIGINT);
+        std::thread::sleep(std::time::Duration::from_millis(300));
         let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
         child.kill().unwrap();
         child.wait().unwrap();
@@ -930,6 +932,8 @@ fn eval_and_score_use_huge_pages_and_ctrl_c_stops_them_with_a_line() {
         .arg("--out")
         .arg(&out);
     for (cmd, what) in [(&mut eval, "evaluating"), (&mut score, "scoring")] {
+        // Minutes of importance sampling, long enough to be interrupted in; meanwhile, its large buffers are
+        // advised 2 MB pages (`hg`), as the README says, where the kernel has them.
         // Minutes of importance sampling, long enough to be interrupted in; meanwhile, its large buffers are
         // advised 2 MB pages (`hg`), as the README says, where the kernel has them.
         let o = interrupted_after(cmd, 1500, |pid| {

@@ -967,6 +967,7 @@ fn make_dsprites_says_how_far_it_is_and_ctrl_c_leaves_no_file() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    common::wait_until_catching(child.id(), libc::SIGINT);
     std::thread::sleep(std::time::Duration::from_millis(1500));
     // SAFETY: signalling our own child by its PID.
     unsafe {

@@ -424,12 +424,44 @@ pub fn raw_npy(dict: &str, payload: &[u8]) -> Vec<u8> {
 
 /// Runs `cmd` with its output captured, calls `meanwhile` with its PID after `ms` milliseconds, then sends it
 /// Ctrl-C (SIGINT) and returns what it printed.
+/// Waits (up to a minute) until process `pid` has a handler for `signal`, as /proc's `SigCgt` mask shows.
+pub fn wait_until_catching(pid: u32, signal: i32) {
+    let start = std::time::Instant::now();
+    loop {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let caught = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok());
+        if status
+            .lines()
+            .any(|l| l.starts_with("State:") && l.contains('Z'))
+        {
+            return;
+        }
+        match caught {
+            Some(mask) if mask & (1 << (signal - 1)) != 0 => return,
+            // Gone, or a zombie: whatever it printed is the test's to read.
+            None => return,
+            _ => {}
+        }
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "process {pid} never caught signal {signal}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 pub fn interrupted_after(cmd: &mut Command, ms: u64, meanwhile: impl FnOnce(u32)) -> Output {
     let child = cmd
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // Counted from when the command catches SIGINT: on a loaded machine loading alone can take seconds, and a
+    // signal before the handler is installed is a different case (the process dies as any would).
+    wait_until_catching(child.id(), libc::SIGINT);
     std::thread::sleep(std::time::Duration::from_millis(ms));
     meanwhile(child.id());
     // SAFETY: signalling our own child by its PID.
