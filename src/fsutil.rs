@@ -4,10 +4,14 @@ use crate::error::{Error, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Writes `bytes` to `path` atomically: readers see the old file or the new one, never a mix.
+/// Writes `bytes` to `path` atomically: readers see the old file or the new one, never a mix. Ctrl-C or SIGTERM
+/// during the write acts once the file is in place (see [`crate::signals::held_during`]), so no temporary file
+/// is left behind.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = write_temp(path, bytes)?;
-    rename_into_place(&tmp, path)
+    crate::signals::held_during(|| {
+        let tmp = write_temp(path, bytes)?;
+        rename_into_place(&tmp, path)
+    })
 }
 
 /// [`write_atomic`] of what `write` puts into the file, so a large file can be streamed.
@@ -15,8 +19,10 @@ pub fn write_atomic_with(
     path: &Path,
     write: &mut dyn FnMut(&mut std::fs::File) -> std::io::Result<()>,
 ) -> Result<()> {
-    let tmp = write_temp_with(path, write)?;
-    rename_into_place(&tmp, path)
+    crate::signals::held_during(|| {
+        let tmp = write_temp_with(path, write)?;
+        rename_into_place(&tmp, path)
+    })
 }
 
 /// Outputs [`check_output`] found free without `--force`: they are created, never replaced, even when a file

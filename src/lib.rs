@@ -52,6 +52,7 @@ pub mod notes;
 pub mod resources;
 #[cfg(feature = "serve")]
 pub mod serve;
+pub mod signals;
 pub mod train;
 
 pub use api::{Model, Observer, Quiet, Settings, Trainer};

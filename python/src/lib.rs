@@ -380,9 +380,9 @@ fn train<'py>(
         }
         // Ctrl-C (and a notebook's interrupt) stops training between two steps; Python's own handler is back
         // when `_signals` drops.
-        let _signals = elbo::train::interrupt::Catch::install();
+        let _signals = elbo::signals::Catch::install();
         let history = trainer.fit(&mut obs)?;
-        if let Some(signal) = elbo::train::interrupt::received() {
+        if let Some(signal) = elbo::signals::received() {
             return Err(Error::Interrupted {
                 signal,
                 kept: history.len(),
@@ -402,7 +402,7 @@ fn train<'py>(
 /// Whether a long computation goes on: not once Ctrl-C (or a notebook's interrupt) has arrived, which
 /// `Catch` holds back from Python while the GIL is released.
 fn go_on(_done: usize) -> bool {
-    elbo::train::interrupt::received().is_none()
+    elbo::signals::received().is_none()
 }
 
 /// A trained model, opened from its run directory.
@@ -751,7 +751,7 @@ impl PyModel {
         let ds = items_of(&self.inner, source)?;
         let est = py
             .detach(|| {
-                let _signals = elbo::train::interrupt::Catch::install();
+                let _signals = elbo::signals::Catch::install();
                 self.inner.score_with(&ds, k, seed, &go_on)
             })
             .map_err(py_err)?;
@@ -779,7 +779,7 @@ impl PyModel {
         let ds = items_of(&self.inner, source)?;
         let est = py
             .detach(|| {
-                let _signals = elbo::train::interrupt::Catch::install();
+                let _signals = elbo::signals::Catch::install();
                 self.inner.evaluate_with(&ds, k, seed, &go_on)
             })
             .map_err(py_err)?;
@@ -812,7 +812,7 @@ impl PyModel {
         let sizes = elbo::eval::disentangle::Sizes::with_points(points);
         let r = py
             .detach(|| {
-                let _signals = elbo::train::interrupt::Catch::install();
+                let _signals = elbo::signals::Catch::install();
                 self.inner
                     .disentanglement_of_run(data_dir.as_deref(), sizes, seed, &go_on)
             })

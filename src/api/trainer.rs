@@ -207,8 +207,15 @@ impl Trainer {
             let tmp = self
                 .run_dir
                 .join(format!(".{KEPT_DATA}.{}.tmp", std::process::id()));
-            std::fs::copy(file, &tmp).map_err(|e| Error::io(&tmp, e))?;
-            std::fs::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e))?;
+            crate::signals::held_during(|| {
+                let placed = std::fs::copy(file, &tmp)
+                    .map_err(|e| Error::io(&tmp, e))
+                    .and_then(|_| std::fs::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e)));
+                if placed.is_err() {
+                    let _ = std::fs::remove_file(&tmp);
+                }
+                placed
+            })?;
             let _ = std::fs::remove_file(file);
         }
         let abs = std::path::absolute(&dest).map_err(|e| Error::io(&dest, e))?;

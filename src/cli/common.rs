@@ -302,12 +302,12 @@ impl Progress {
         work: impl FnOnce(&(dyn Fn(usize) -> bool + Sync)) -> Result<T>,
     ) -> Result<T> {
         // Over MPI every rank must reach the estimate's gather, so a signal there ends the ranks as it always did.
-        let _signals = (crate::core::dist::size() == 1).then(train::interrupt::Catch::install);
+        let _signals = (crate::core::dist::size() == 1).then(crate::signals::Catch::install);
         let r = work(&|n| {
             self.inc(n);
-            train::interrupt::received().is_none()
+            crate::signals::received().is_none()
         });
-        match (r, train::interrupt::received()) {
+        match (r, crate::signals::received()) {
             (Err(Error::Stopped { what, .. }), Some(signal)) => {
                 Err(Error::Stopped { what, signal })
             }

@@ -43,15 +43,15 @@ pub(crate) fn run(a: MakeDspritesArgs) -> Result<()> {
     let note = dsprites::generated_note(a.subsample.map(|_| a.seed), items.len());
     let progress = super::common::Progress::new("make-dsprites", items.len());
     // Ctrl-C stops between blocks, and the half-written temporary file goes with it.
-    let signals = crate::train::interrupt::Catch::install();
+    let signals = crate::signals::Catch::install();
     let written = dsprites::write_npz(&a.out, &items, &note, &|n| {
         progress.inc(n);
-        crate::train::interrupt::received().is_none()
+        crate::signals::received().is_none()
     });
     progress.finish();
     drop(signals);
     // A signal after the last block does not stop the write: the file is whole and in place, so say so.
-    if let (Err(_), Some(signal)) = (&written, crate::train::interrupt::received()) {
+    if let (Err(_), Some(signal)) = (&written, crate::signals::received()) {
         return Err(crate::Error::Stopped {
             what: "make-dsprites",
             signal,

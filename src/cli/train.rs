@@ -7,7 +7,7 @@ use crate::core::threads;
 use crate::error::{Error, Result};
 use crate::figures;
 use crate::train::settings::FileKeys;
-use crate::train::{self, EpochMetrics, Flow, Observer, Settings, load_run};
+use crate::train::{EpochMetrics, Flow, Observer, Settings, load_run};
 use clap::Args;
 use std::io::{IsTerminal, Write as _};
 use std::path::PathBuf;
@@ -83,7 +83,7 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
         writer_note(line);
     }
     // From here on Ctrl-C and SIGTERM stop training between steps, and never cut a figure short.
-    let _signals = train::interrupt::Catch::install();
+    let _signals = crate::signals::Catch::install();
     // A divergence's advice names the file's `lr` too, when the file set it.
     trainer.fit(&mut observer).map_err(|e| file.rename(e))?;
     if !dist::is_writer() {
@@ -91,7 +91,7 @@ pub(crate) fn run(a: TrainArgs) -> Result<()> {
     }
     let run_dir = trainer.run_dir().to_path_buf();
     let ck = load_run(&run_dir)?;
-    if let Some(signal) = train::interrupt::received() {
+    if let Some(signal) = crate::signals::received() {
         return Err(Error::Interrupted {
             signal,
             kept: ck.state.epoch,

@@ -147,7 +147,8 @@ pub fn save(
     state: &TrainState,
 ) -> Result<()> {
     let bytes = to_bytes(config, params, adam, state)?;
-    publish(dir, &bytes)
+    // A signal mid-save acts once the checkpoint is in place, leaving no temporary files.
+    crate::signals::held_during(|| publish(dir, &bytes))
 }
 
 /// Puts new checkpoint bytes in place in an order where a failure or a kill at any step leaves [`CHECKPOINT`]

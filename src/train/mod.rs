@@ -3,7 +3,6 @@
 pub mod checkpoint;
 pub mod config;
 
-pub mod interrupt;
 pub mod lock;
 pub mod metrics;
 pub mod observe;
@@ -237,9 +236,9 @@ impl<'a> Training<'a> {
     ) -> Result<(BatchStats, f64)> {
         let (t, splits) = (&self.cfg.train, self.splits);
         let (n, rows, d) = (splits.train.len(), idx.len(), self.cfg.model.input_dim());
-        // A program that installed an [`interrupt::Catch`] stops between two steps on its signal (ranks of a
+        // A program that installed an [`crate::signals::Catch`] stops between two steps on its signal (ranks of a
         // sharded step agree on it inside the step, so none waits for one that left).
-        if let Some(signal) = interrupt::received().filter(|_| self.sharded.is_none()) {
+        if let Some(signal) = crate::signals::received().filter(|_| self.sharded.is_none()) {
             observer.abandon();
             return Err(self.stopped(signal, epoch));
         }

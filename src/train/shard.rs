@@ -3,7 +3,7 @@
 
 use super::checkpoint::TrainState;
 use super::config::{RunConfig, TrainConfig};
-use super::interrupt;
+
 use super::splits::Splits;
 use crate::core::{Adam, dist};
 use crate::error::{Error, Result};
@@ -108,7 +108,7 @@ impl Sharded {
         let p = vae.params.len();
         let per = self.shards / dist::size();
         let bound = |s: usize| s * rows / self.shards;
-        let caught = interrupt::received();
+        let caught = crate::signals::received();
         for k in 0..per {
             let s = dist::rank() * per + k;
             let (a, b) = (bound(s), bound(s + 1));
