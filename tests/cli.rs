@@ -916,8 +916,10 @@ fn conv_iwae_runs_repeat_bit_for_bit_at_any_thread_count() {
 fn eval_and_score_use_huge_pages_and_ctrl_c_stops_them_with_a_line() {
     let tmp = tempfile::tempdir().unwrap();
     let items = tmp.path().join("items.npy");
-    let values = (0..200 * 784).map(|i| ((i * 7) % 256) as u8);
-    std::fs::write(&items, npy(&[200, 28, 28], values)).unwrap();
+    // 6000 images, 4.7 MB as bytes: a block of more than 4 MB always holds a whole 2 MB page to advise, wherever
+    // it lands (200 images' smaller buffers held one only by the luck of their addresses).
+    let values = (0..6000 * 784).map(|i| ((i * 7) % 256) as u8);
+    std::fs::write(&items, npy(&[6000, 28, 28], values)).unwrap();
     let out = tmp.path().join("scores.csv");
     let mut eval = elbo();
     eval.arg("eval")

@@ -116,6 +116,12 @@ fn generated_dsprites_train_and_score_and_say_they_are_generated() {
         "{}",
         stderr(&o)
     );
+    // --limit 50 did not shorten them, and the line says which flag does.
+    assert!(
+        stderr(&o).contains("--limit shortens log p(x) only, --disentanglement-points these"),
+        "{}",
+        stderr(&o)
+    );
     let e: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let units = e["active_units"].as_u64().unwrap();
     assert!(units <= 4 && e["latent"] == 4, "{e}");

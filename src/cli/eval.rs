@@ -21,7 +21,8 @@ pub(crate) struct EvalArgs {
     /// Importance samples per test image.
     #[arg(long, default_value_t = 5000)]
     k: usize,
-    /// Evaluate the first N test images only.
+    /// Estimate log p(x) on the first N test images only (the disentanglement metrics keep their own
+    /// --disentanglement-points).
     #[arg(long)]
     limit: Option<usize>,
     /// Seed of the importance draws, and of the disentanglement metrics' draws.
@@ -204,8 +205,14 @@ const DEFAULT_POINTS: usize = 10_000;
 
 /// The five metrics of `model` on `splits`, as `elbo disentanglement` scores them with the same seed and points.
 fn score(a: &EvalArgs, model: Model, splits: crate::train::Splits, sizes: Sizes) -> Result<Scored> {
+    // --limit is read as "make it quick", which the metrics' sizes are not: say which flag governs them.
+    let limit = if a.limit.is_some() {
+        " --limit shortens log p(x) only, --disentanglement-points these;"
+    } else {
+        ""
+    };
     crate::notes::say!(
-        "elbo: this run's data has known factors: scoring the disentanglement metrics too ({} points, {} images to encode; --no-disentanglement leaves them out)",
+        "elbo: this run's data has known factors: scoring the disentanglement metrics too ({} points, {} images to encode;{limit} --no-disentanglement leaves them out)",
         sizes.train,
         images_needed(sizes)
     );
