@@ -160,6 +160,24 @@ fn encode_writes_means_and_log_variances_with_labels() {
         "first MNIST test image is a 7: {}",
         &rows[0][..10]
     );
+    // Like eval and score, encode takes --threads (all cores by default), checked against the machine, and the
+    // codes are the same bits at any count.
+    let one = tmp.path().join("z1.csv");
+    let o = run(elbo()
+        .arg("encode")
+        .arg(fixture_run())
+        .args(["--threads", "1", "--out"])
+        .arg(&one)
+        .arg("--data-dir")
+        .arg(mnist_dir()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(std::fs::read(&one).unwrap() == csv.as_bytes());
+    let o = run(elbo()
+        .arg("reconstruct")
+        .arg(fixture_run())
+        .args(["--threads", "100000", "--out"])
+        .arg(tmp.path().join("r.png")));
+    assert_user_error(&o, "--threads 100000 is more than");
 }
 
 #[test]

@@ -329,6 +329,21 @@ fn human_duration(secs: f64) -> String {
     }
 }
 
+/// `--threads`, shared by every command that computes with a model or data.
+#[derive(Debug, Args)]
+pub(crate) struct ThreadsArg {
+    /// Worker threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+impl ThreadsArg {
+    /// Sizes the worker pool from the flag, after checking it against the machine.
+    pub(crate) fn init(&self) -> Result<()> {
+        init_threads(self.threads)
+    }
+}
+
 /// Sizes the worker pool from a command's `--threads` (0: the default for this process, all cores or this MPI
 /// rank's share), after checking it against the machine.
 pub(crate) fn init_threads(threads: usize) -> Result<()> {

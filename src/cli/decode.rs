@@ -36,10 +36,13 @@ pub(crate) struct DecodeArgs {
     /// Output: an image (.png, .jpg, .bmp, .tiff) of the decoded means, or .csv rows of them.
     #[command(flatten)]
     output: OutArgs,
+    #[command(flatten)]
+    threads: super::common::ThreadsArg,
 }
 
 /// Decodes; tables come back un-standardised, with their column names.
 pub(crate) fn run(a: DecodeArgs) -> Result<()> {
+    a.threads.init()?;
     let out = a.output.check()?;
     let style = a.mosaic.style()?;
     let model = Model::open(&a.run_dir)?;

@@ -23,14 +23,13 @@ pub(crate) struct DisentanglementArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
-    /// Worker threads (0: all cores).
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
+    #[command(flatten)]
+    threads: super::common::ThreadsArg,
 }
 
 /// Scores the run, with a progress bar only on a terminal.
 pub(crate) fn run(a: DisentanglementArgs) -> Result<()> {
-    super::common::init_threads(a.threads)?;
+    a.threads.init()?;
     check_points(a.points, "--points")?;
     let model = Model::open(&a.run_dir)?;
     let sizes = Sizes::with_points(a.points);

@@ -22,10 +22,13 @@ pub(crate) struct EncodeArgs {
     input: Option<PathBuf>,
     #[command(flatten)]
     output: OutArgs,
+    #[command(flatten)]
+    threads: super::common::ThreadsArg,
 }
 
 /// Encodes; the columns name μ and log σ² for a VAE but only z for an autoencoder, which has no variance.
 pub(crate) fn run(a: EncodeArgs) -> Result<()> {
+    a.threads.init()?;
     let out = a.output.check_ext(&["csv"])?;
     let model = Model::open(&a.run_dir)?;
     let ds = match &a.input {

@@ -31,9 +31,8 @@ pub(crate) struct EvalArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
-    /// Worker threads (0: all cores).
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
+    #[command(flatten)]
+    threads: super::common::ThreadsArg,
     /// Training points of the disentanglement metrics, scored when the data has known factors [default: 10000,
     /// as disentanglement_lib].
     #[arg(long, value_name = "N")]
@@ -46,7 +45,7 @@ pub(crate) struct EvalArgs {
 
 /// Evaluates, with a progress bar only on a terminal so piped output stays clean.
 pub(crate) fn run(a: EvalArgs) -> Result<()> {
-    super::common::init_threads(a.threads)?;
+    a.threads.init()?;
     // As `score`'s: beyond a million draws an item, a Ctrl-C would wait minutes for the item to end.
     if a.k == 0 || a.k > 1_000_000 {
         return Err(Error::Config("--k must be between 1 and 1000000".into()));

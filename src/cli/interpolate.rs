@@ -33,10 +33,13 @@ pub(crate) struct InterpolateArgs {
     mosaic: MosaicArgs,
     #[command(flatten)]
     output: OutArgs,
+    #[command(flatten)]
+    threads: super::common::ThreadsArg,
 }
 
 /// Interpolates, naming the valid index range when `--from` or `--to` falls outside the test set.
 pub(crate) fn run(a: InterpolateArgs) -> Result<()> {
+    a.threads.init()?;
     let out = a.output.check()?;
     let style = a.mosaic.style()?;
     if a.steps < 2 || a.steps > 1000 {

@@ -24,10 +24,13 @@ pub(crate) struct LatentPlotArgs {
     limit: Option<usize>,
     #[command(flatten)]
     output: OutArgs,
+    #[command(flatten)]
+    threads: super::common::ThreadsArg,
 }
 
 /// Plots; `--method` accepts only `pca` for now, so clap has already checked it.
 pub(crate) fn run(a: LatentPlotArgs) -> Result<()> {
+    a.threads.init()?;
     let out = a.output.check_ext(&["png", "svg"])?;
     let ck = load_run(&a.run_dir)?;
     let splits = a.data.splits(&ck)?;

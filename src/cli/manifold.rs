@@ -32,10 +32,13 @@ pub(crate) struct ManifoldArgs {
     mosaic: MosaicArgs,
     #[command(flatten)]
     output: OutArgs,
+    #[command(flatten)]
+    threads: super::common::ThreadsArg,
 }
 
 /// Draws the manifold; a conditional model needs `--class`, since one grid cannot mix classes meaningfully.
 pub(crate) fn run(a: ManifoldArgs) -> Result<()> {
+    a.threads.init()?;
     let out = a.output.check()?;
     let style = a.mosaic.style()?;
     let range: Option<GridRange> = a.range.as_deref().map(str::parse).transpose()?;

@@ -20,10 +20,13 @@ pub(crate) struct ReconstructArgs {
     mosaic: MosaicArgs,
     #[command(flatten)]
     output: OutArgs,
+    #[command(flatten)]
+    threads: super::common::ThreadsArg,
 }
 
 /// Reconstructs, checking the arguments and the output file before the run and its data are loaded.
 pub(crate) fn run(a: ReconstructArgs) -> Result<()> {
+    a.threads.init()?;
     check_count(a.n, "reconstruct")?;
     let out = a.output.check()?;
     let style = a.mosaic.style()?;

@@ -35,10 +35,13 @@ pub(crate) struct SampleArgs {
     mosaic: MosaicArgs,
     #[command(flatten)]
     output: OutArgs,
+    #[command(flatten)]
+    threads: super::common::ThreadsArg,
 }
 
 /// Samples, refusing models without a prior or without Bernoulli pixels before anything is drawn.
 pub(crate) fn run(a: SampleArgs) -> Result<()> {
+    a.threads.init()?;
     check_count(a.n, "sample")?;
     let out = a.output.check()?;
     let style = a.mosaic.style()?;

@@ -4,7 +4,6 @@
 use super::common::{OutArgs, Progress};
 use super::encode::{item_cells, item_columns};
 use crate::api::Model;
-use crate::core::threads;
 use crate::error::{Error, Result};
 use clap::Args;
 use std::fmt::Write;
@@ -26,16 +25,15 @@ pub(crate) struct ScoreArgs {
     /// Seed of the draws.
     #[arg(long, default_value_t = 1, value_parser = crate::train::settings::seed)]
     seed: u64,
-    /// Worker threads (0: all cores).
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
+    #[command(flatten)]
+    threads: super::common::ThreadsArg,
     #[command(flatten)]
     output: OutArgs,
 }
 
 /// Scores in input order; values are nats per item (for a table, of its standardised features).
 pub(crate) fn run(a: ScoreArgs) -> Result<()> {
-    threads::init(threads::check(a.threads)?);
+    a.threads.init()?;
     let out = a.output.check_ext(&["csv"])?;
     if a.k == Some(0) || a.k.is_some_and(|k| k > 1_000_000) {
         return Err(Error::Config("--k must be between 1 and 1000000".into()));

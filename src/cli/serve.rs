@@ -30,10 +30,13 @@ pub(crate) struct ServeArgs {
     allow_host: Vec<String>,
     #[command(flatten)]
     data: DataArgs,
+    #[command(flatten)]
+    threads: super::common::ThreadsArg,
 }
 
 /// Encodes the test images, then serves the page until Ctrl-C.
 pub(crate) fn run(a: ServeArgs) -> Result<()> {
+    a.threads.init()?;
     let host = a.host.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
     // Every argument is checked, and the port bound, before the run is opened and its test set loaded and
     // encoded: a mistake costs nothing.

@@ -34,6 +34,8 @@ pub(crate) struct TraverseArgs {
     mosaic: MosaicArgs,
     #[command(flatten)]
     output: OutArgs,
+    #[command(flatten)]
+    threads: super::common::ThreadsArg,
 }
 
 /// Most rows a figure holds.
@@ -65,6 +67,7 @@ fn parse_range(s: &str) -> Result<(f32, f32)> {
 
 /// Draws the traversal, rows sorted by each dimension's mean KL on the test set (printed beside the row).
 pub(crate) fn run(a: TraverseArgs) -> Result<()> {
+    a.threads.init()?;
     let out = a
         .output
         .check_ext(&["png", "jpg", "jpeg", "bmp", "tif", "tiff"])?;
