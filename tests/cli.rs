@@ -942,12 +942,12 @@ fn eval_and_score_use_huge_pages_and_ctrl_c_stops_them_with_a_line() {
     let mut eval = elbo();
     eval.arg("eval")
         .arg(fixture_run())
-        .args(["--k", "100000", "--json"]);
+        .args(["--k", "1000000", "--json"]);
     let mut score = elbo();
     score
         .arg("score")
         .arg(fixture_run())
-        .args(["--k", "100000", "--input"])
+        .args(["--k", "1000000", "--input"])
         .arg(&items)
         .arg("--out")
         .arg(&out);

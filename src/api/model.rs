@@ -321,8 +321,9 @@ impl Model {
         self.score_with(items, k, seed, &|_| true)
     }
 
-    /// [`score`](Self::score), calling `progress` with the number of items done as it goes; when it returns
-    /// false the work stops early with [`Error::Stopped`]. An item whose estimate leaves float32's range gets −∞.
+    /// [`score`](Self::score), calling `progress` with the number of items done as it goes (and with 0 between
+    /// chunks of an item's draws, so a stop need not wait for a whole item); when it returns false the work stops
+    /// early with [`Error::Stopped`]. An item whose estimate leaves float32's range gets −∞.
     pub fn score_with(
         &self,
         items: &Dataset,

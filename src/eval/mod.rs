@@ -280,13 +280,18 @@ fn estimate_items(
                     if stopped.load(Relaxed) {
                         return (g, Vec::new());
                     }
+                    // Asked between chunks of draws too: at K = 1e6 one group is many seconds of work.
+                    let go_on = || !stopped.load(Relaxed) && on_progress(0);
                     let items = crate::core::threads::serial(|| {
-                        draws.group(vae, ds, g, idx, ws, &mut x[..idx.len() * d], lw)
+                        draws.group(vae, ds, g, idx, ws, &mut x[..idx.len() * d], lw, &go_on)
                     });
-                    if !on_progress(idx.len()) {
-                        stopped.store(true, Relaxed);
+                    match items {
+                        Some(items) if on_progress(idx.len()) => (g, items),
+                        _ => {
+                            stopped.store(true, Relaxed);
+                            (g, Vec::new())
+                        }
                     }
-                    (g, items)
                 },
             )
             .collect()
@@ -312,7 +317,8 @@ struct Draws {
 }
 
 impl Draws {
-    /// The estimates of group `g`, the items `idx`, with `x` and `lw` as room for their values and log-weights.
+    /// The estimates of group `g`, the items `idx`, with `x` and `lw` as room for their values and log-weights;
+    /// none once `go_on`, asked between chunks of draws, says stop.
     #[allow(clippy::too_many_arguments)]
     fn group(
         &self,
@@ -323,7 +329,8 @@ impl Draws {
         ws: &mut Workspace<f32>,
         x: &mut [f32],
         lw: &mut [f64],
-    ) -> Vec<ItemEstimate> {
+        go_on: &dyn Fn() -> bool,
+    ) -> Option<Vec<ItemEstimate>> {
         let (rows, d, k) = (idx.len(), ds.dim(), self.k);
         let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(
             self.seed ^ (g as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
@@ -355,6 +362,9 @@ impl Draws {
         // Encoded once: every chunk of draws shares q(z|x).
         vae.encode(x, rows, ws);
         while done < k {
+            if done > 0 && !go_on() {
+                return None;
+            }
             let s = self.per_chunk.min(k - done);
             ws.set_samples(s);
             if self.per_item {
@@ -368,7 +378,7 @@ impl Draws {
             }
             done += s;
         }
-        acc.iter().map(|a| a.estimate(k)).collect()
+        Some(acc.iter().map(|a| a.estimate(k)).collect())
     }
 }
 

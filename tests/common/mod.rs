@@ -468,5 +468,13 @@ pub fn interrupted_after(cmd: &mut Command, ms: u64, meanwhile: impl FnOnce(u32)
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);
     }
-    child.wait_with_output().unwrap()
+    let signalled = std::time::Instant::now();
+    let o = child.wait_with_output().unwrap();
+    // A stop comes between chunks of work, not after whatever long unit is under way (an item at K = 1e6).
+    assert!(
+        signalled.elapsed().as_secs() < 10,
+        "stopped {:?} after the signal",
+        signalled.elapsed()
+    );
+    o
 }
