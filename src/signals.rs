@@ -41,7 +41,15 @@ impl Catch {
     }
 }
 
+/// How many [`held_during`]s run, and the actions the outermost replaced.
+static HELD: Mutex<(usize, Vec<(libc::c_int, libc::sigaction)>)> = Mutex::new((0, Vec::new()));
+
 fn install_handlers() -> Vec<(libc::c_int, libc::sigaction)> {
+    // Back to the default after one delivery, so a second Ctrl-C kills as users expect.
+    install_with(libc::SA_RESETHAND | libc::SA_RESTART)
+}
+
+fn install_with(flags: libc::c_int) -> Vec<(libc::c_int, libc::sigaction)> {
     let mut previous = Vec::new();
     for signal in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: sigaction with zeroed, then filled, C structs; the handler only stores to an atomic.
@@ -54,8 +62,7 @@ fn install_handlers() -> Vec<(libc::c_int, libc::sigaction)> {
             }
             let mut new: libc::sigaction = std::mem::zeroed();
             new.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-            // Back to the default after one delivery, so a second Ctrl-C kills as users expect.
-            new.sa_flags = libc::SA_RESETHAND | libc::SA_RESTART;
+            new.sa_flags = flags;
             libc::sigemptyset(&mut new.sa_mask);
             if libc::sigaction(signal, &new, std::ptr::null_mut()) == 0 {
                 previous.push((signal, old));
@@ -80,11 +87,15 @@ impl Drop for Catch {
         if installed.0 > 0 {
             return;
         }
-        for (signal, old) in installed.1.drain(..) {
-            // SAFETY: restoring exactly the action read before.
-            unsafe {
-                libc::sigaction(signal, &old, std::ptr::null_mut());
-            }
+        restore(installed.1.drain(..));
+    }
+}
+
+fn restore(actions: impl Iterator<Item = (libc::c_int, libc::sigaction)>) {
+    for (signal, old) in actions {
+        // SAFETY: restoring exactly the action read before.
+        unsafe {
+            libc::sigaction(signal, &old, std::ptr::null_mut());
         }
     }
 }
@@ -94,10 +105,31 @@ impl Drop for Catch {
 /// act on; otherwise it is delivered again once `work` is done, to whatever handled it before (the default ends
 /// the process, as it would have a moment earlier; Python's raises KeyboardInterrupt).
 pub fn held_during<T>(work: impl FnOnce() -> T) -> T {
-    let (catch, outermost) = Catch::enter();
+    let nested = INSTALLED.lock().map(|i| i.0 > 0).unwrap_or(true);
+    {
+        let mut held = HELD.lock().unwrap_or_else(|p| p.into_inner());
+        if held.0 == 0 {
+            if !nested {
+                RECEIVED.store(0, Ordering::SeqCst);
+            }
+            // Every signal is held, not only the first: a second Ctrl-C mid-write would leave the temporary file.
+            held.1 = install_with(libc::SA_RESTART);
+        }
+        held.0 += 1;
+    }
     let r = work();
-    drop(catch);
-    if outermost && let Some(signal) = received() {
+    let last = {
+        let mut held = HELD.lock().unwrap_or_else(|p| p.into_inner());
+        held.0 -= 1;
+        if held.0 == 0 {
+            restore(held.1.drain(..));
+        }
+        held.0 == 0
+    };
+    if last
+        && !nested
+        && let Some(signal) = received()
+    {
         // SAFETY: raising a signal in this process; its handler is the one the caller had.
         unsafe {
             libc::raise(signal);

@@ -38,8 +38,12 @@ fn a_signal_during_a_write_acts_once_the_file_is_in_place() {
     let mut seen_inside = None;
     elbo::fsutil::write_atomic_with(&path, &mut |f| {
         f.write_all(b"first half, ")?;
+        // Twice, as an impatient user presses Ctrl-C: the second must not end the write either.
         // SAFETY: raising a signal in this process.
-        unsafe { libc::raise(libc::SIGINT) };
+        unsafe {
+            libc::raise(libc::SIGINT);
+            libc::raise(libc::SIGINT);
+        }
         seen_inside = Some(DELIVERED.load(Ordering::SeqCst));
         f.write_all(b"second half")
     })
@@ -63,7 +67,10 @@ fn a_signal_during_a_write_acts_once_the_file_is_in_place() {
         let _catch = elbo::signals::Catch::install();
         elbo::fsutil::write_atomic_with(&tmp.path().join("scores.csv"), &mut |f| {
             // SAFETY: as above.
-            unsafe { libc::raise(libc::SIGINT) };
+            unsafe {
+                libc::raise(libc::SIGINT);
+                libc::raise(libc::SIGINT);
+            }
             f.write_all(b"x")
         })
         .unwrap();
