@@ -268,6 +268,10 @@ impl Progress {
 
     /// Counts `n` more images done.
     pub(crate) fn inc(&self, n: usize) {
+        // Asked between chunks of draws with nothing new done: no line to say.
+        if n == 0 {
+            return;
+        }
         self.bar.inc(n as u64);
         let Some(q) = &self.quiet else { return };
         let Ok(mut q) = q.lock() else { return };
