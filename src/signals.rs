@@ -25,19 +25,13 @@ pub struct Catch {
 impl Catch {
     /// Starts catching. Signals the process was told to ignore (`nohup`, a background job) stay ignored.
     pub fn install() -> Catch {
-        Catch::enter().0
-    }
-
-    /// [`Catch::install`], and whether this one is the outermost.
-    fn enter() -> (Catch, bool) {
         let mut installed = INSTALLED.lock().unwrap_or_else(|p| p.into_inner());
-        let outermost = installed.0 == 0;
-        if outermost {
+        if installed.0 == 0 {
             RECEIVED.store(0, Ordering::SeqCst);
             installed.1 = install_handlers();
         }
         installed.0 += 1;
-        (Catch { _private: () }, outermost)
+        Catch { _private: () }
     }
 }
 
